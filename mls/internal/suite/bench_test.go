@@ -1,0 +1,118 @@
+package suite
+
+import (
+	"fmt"
+	"testing"
+)
+
+// benchSuites are suite 1 plus suites 2 and 5 for comparison.
+var benchSuites = []ID{
+	MLS128DHKEMX25519AES128GCMSHA256Ed25519,
+	MLS128DHKEMP256AES128GCMSHA256P256,
+	MLS256DHKEMP521AES256GCMSHA512P521,
+}
+
+func forBenchSuites(b *testing.B, f func(b *testing.B, s *Suite)) {
+	for _, id := range benchSuites {
+		s := mustSuite(b, id)
+		b.Run(fmt.Sprintf("suite-%d", id), func(b *testing.B) { f(b, s) })
+	}
+}
+
+var benchPlaintext = make([]byte, 64) // about a path secret plus framing
+
+func BenchmarkEncryptWithLabel(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		_, pub, err := s.GenerateHPKEKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := make([]byte, 100)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := s.EncryptWithLabel(pub, "UpdatePathNode", ctx, benchPlaintext); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkDecryptWithLabel(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		priv, pub, err := s.GenerateHPKEKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := make([]byte, 100)
+		kem, ct, err := s.EncryptWithLabel(pub, "UpdatePathNode", ctx, benchPlaintext)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.DecryptWithLabel(priv, "UpdatePathNode", ctx, kem, ct); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkDeriveKeyPair(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		ikm := make([]byte, s.HashSize())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := s.DeriveKeyPair(ikm); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkSignWithLabel(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		priv, _, err := s.GenerateSignatureKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		content := make([]byte, 256)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.SignWithLabel(priv, "FramedContentTBS", content); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkVerifyWithLabel(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		priv, pub, err := s.GenerateSignatureKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		content := make([]byte, 256)
+		sig, err := s.SignWithLabel(priv, "FramedContentTBS", content)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.VerifyWithLabel(pub, "FramedContentTBS", content, sig); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkExpandWithLabel(b *testing.B) {
+	forBenchSuites(b, func(b *testing.B, s *Suite) {
+		secret := make([]byte, s.HashSize())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.DeriveTreeSecret(secret, "key", 42, s.AEADKeySize()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
