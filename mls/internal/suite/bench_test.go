@@ -5,17 +5,31 @@ import (
 	"testing"
 )
 
-// benchSuites are suite 1 plus suites 2 and 5 for comparison.
+// benchSuites are suite 1 plus suites 2 and 5 for comparison, and the
+// post-quantum TBD1 (X-Wing, suite 1's counterpart), TBD5 (MLKEM1024-P384)
+// and TBD8 (ML-KEM-1024).
 var benchSuites = []ID{
 	MLS128DHKEMX25519AES128GCMSHA256Ed25519,
 	MLS128DHKEMP256AES128GCMSHA256P256,
 	MLS256DHKEMP521AES256GCMSHA512P521,
+	MLS128MLKEM768X25519AES128GCMSHA256Ed25519,
+	MLS192MLKEM1024P384AES256GCMSHA384P384,
+	MLS192MLKEM1024AES256GCMSHA384P384,
+}
+
+// benchName names RFC 9420 suites by decimal id (suite-1, as in earlier
+// recorded runs) and private-use ones in hex (suite-0xf001).
+func benchName(id ID) string {
+	if id >= 0xF000 {
+		return fmt.Sprintf("suite-%#04x", uint16(id))
+	}
+	return fmt.Sprintf("suite-%d", id)
 }
 
 func forBenchSuites(b *testing.B, f func(b *testing.B, s *Suite)) {
 	for _, id := range benchSuites {
 		s := mustSuite(b, id)
-		b.Run(fmt.Sprintf("suite-%d", id), func(b *testing.B) { f(b, s) })
+		b.Run(benchName(id), func(b *testing.B) { f(b, s) })
 	}
 }
 

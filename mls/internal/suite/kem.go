@@ -24,8 +24,9 @@ type kem interface {
 	open(priv, info, enc, ct []byte) ([]byte, error)
 }
 
-// stdKEM is a KEM from crypto/hpke: DHKEM over X25519 and the NIST curves
-// today; the hybrid post-quantum KEMs of crypto/hpke fit the same shape.
+// stdKEM is a KEM from crypto/hpke: DHKEM over X25519 and the NIST curves,
+// and the ML-KEM and hybrid ML-KEM KEMs of draft-ietf-hpke-pq (pq.go), whose
+// serialized private keys are seeds that round-trip through NewPrivateKey.
 type stdKEM struct {
 	name       string
 	kem        hpke.KEM

@@ -62,6 +62,9 @@ func (s *Suite) RefHash(label string, value []byte) []byte {
 // returns the serialized private and public keys. It is deterministic. For
 // X25519 and X448 the private key is the derived sk as RFC 9180's own test
 // vectors show it (not clamped); both forms deserialize to the same key.
+// For the post-quantum suites it is draft-ietf-hpke-pq's DeriveKeyPair and
+// the private key is the KEM's seed (32 bytes for the hybrids, 64 for
+// ML-KEM; see pq.go).
 func (s *Suite) DeriveKeyPair(ikm []byte) (priv, pub []byte, err error) {
 	priv, pub, err = s.kem.deriveKeyPair(ikm)
 	if err != nil {

@@ -17,15 +17,16 @@
 //   - aead.go: the AEAD (AES-GCM, ChaCha20-Poly1305);
 //   - kem.go: HPKE base mode (RFC 9180) with its KEM, including the
 //     deterministic DeriveKeyPair of RFC 9180 §7.1.3 that TreeKEM
-//     (RFC 9420 §7.4) needs; crypto/hpke for X25519 and the NIST curves,
-//     circl for X448;
+//     (RFC 9420 §7.4) needs; crypto/hpke for X25519, the NIST curves and
+//     ML-KEM (alone or hybrid), circl for X448;
 //   - sign.go: the signature scheme (Ed25519, ECDSA over P-256/P-384/P-521
 //     with DER signatures, Ed448 via circl).
 //
 // labels.go encodes the labelled structs (KDFLabel, SignContent,
 // EncryptContext, RefHashInput); ops.go implements the RFC 9420 operations
-// over them. New suites (for example post-quantum KEMs from crypto/hpke)
-// are new table entries.
+// over them. New suites are new table entries; pq.go adds the post-quantum
+// suites of draft-ietf-mls-pq-ciphersuites (ML-KEM and hybrid KEMs from
+// crypto/hpke) at private-use codepoints.
 //
 // Private keys given to this package are normalised only in one way: ECDSA
 // and NIST-curve HPKE scalars shorter than the field size (encoders that drop
@@ -71,6 +72,7 @@ type Suite struct {
 	aead *aead
 	kem  kem
 	sig  signer
+	pq   bool // the KEM is ML-KEM or an ML-KEM hybrid (pq.go)
 }
 
 // table lists every supported suite. Entries are read-only descriptors and
@@ -118,6 +120,59 @@ var table = []Suite{
 		kem: &stdKEM{kem: hpke.DHKEM(ecdh.P384()), kdf: hpke.HKDFSHA384(), aead: hpke.AES256GCM(), name: "DHKEM(P-384, HKDF-SHA384)", scalarSize: 48},
 		sig: &ecdsaSigner{name: "ecdsa_secp384r1_sha384", curve: elliptic.P384(), size: 48, hash: kdfSHA384},
 	},
+
+	// Post-quantum suites of draft-ietf-mls-pq-ciphersuites-06 at
+	// private-use codepoints; see pq.go for the codepoints, the KEMs and
+	// their key formats.
+	{
+		id: MLS128MLKEM768X25519AES128GCMSHA256Ed25519, name: "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519",
+		kdf: kdfSHA256, aead: aeadAES128GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768X25519(), hpke.HKDFSHA256(), hpke.AES128GCM(), "MLKEM768-X25519"),
+		sig: ed25519Signer{},
+	},
+	{
+		id: MLS128MLKEM768X25519AES256GCMSHA384Ed25519, name: "MLS_128_MLKEM768X25519_AES256GCM_SHA384_Ed25519",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768X25519(), hpke.HKDFSHA384(), hpke.AES256GCM(), "MLKEM768-X25519"),
+		sig: ed25519Signer{},
+	},
+	{
+		id: MLS128MLKEM768P256AES128GCMSHA256P256, name: "MLS_128_MLKEM768P256_AES128GCM_SHA256_P256",
+		kdf: kdfSHA256, aead: aeadAES128GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768P256(), hpke.HKDFSHA256(), hpke.AES128GCM(), "MLKEM768-P256"),
+		sig: &ecdsaSigner{name: "ecdsa_secp256r1_sha256", curve: elliptic.P256(), size: 32, hash: kdfSHA256},
+	},
+	{
+		id: MLS128MLKEM768P256AES256GCMSHA384P256, name: "MLS_128_MLKEM768P256_AES256GCM_SHA384_P256",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768P256(), hpke.HKDFSHA384(), hpke.AES256GCM(), "MLKEM768-P256"),
+		// ecdsa_secp256r1_sha256 hashes with SHA-256 whatever the suite's hash.
+		sig: &ecdsaSigner{name: "ecdsa_secp256r1_sha256", curve: elliptic.P256(), size: 32, hash: kdfSHA256},
+	},
+	{
+		id: MLS192MLKEM1024P384AES256GCMSHA384P384, name: "MLS_192_MLKEM1024P384_AES256GCM_SHA384_P384",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM1024P384(), hpke.HKDFSHA384(), hpke.AES256GCM(), "MLKEM1024-P384"),
+		sig: &ecdsaSigner{name: "ecdsa_secp384r1_sha384", curve: elliptic.P384(), size: 48, hash: kdfSHA384},
+	},
+	{
+		id: MLS128MLKEM768AES256GCMSHA384Ed25519, name: "MLS_128_MLKEM768_AES256GCM_SHA384_Ed25519",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-768"),
+		sig: ed25519Signer{},
+	},
+	{
+		id: MLS128MLKEM768AES256GCMSHA384P256, name: "MLS_128_MLKEM768_AES256GCM_SHA384_P256",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-768"),
+		sig: &ecdsaSigner{name: "ecdsa_secp256r1_sha256", curve: elliptic.P256(), size: 32, hash: kdfSHA256},
+	},
+	{
+		id: MLS192MLKEM1024AES256GCMSHA384P384, name: "MLS_192_MLKEM1024_AES256GCM_SHA384_P384",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM1024(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-1024"),
+		sig: &ecdsaSigner{name: "ecdsa_secp384r1_sha384", curve: elliptic.P384(), size: 48, hash: kdfSHA384},
+	},
 }
 
 // New returns the Suite for id, or an error wrapping ErrUnsupported naming
@@ -132,7 +187,9 @@ func New(id ID) (*Suite, error) {
 	return nil, fmt.Errorf("suite: %w %#04x", ErrUnsupported, uint16(id))
 }
 
-// IDs returns the supported suite ids in ascending order.
+// IDs returns every supported suite id in ascending order: the RFC 9420
+// suites, then the post-quantum ones (PostQuantumIDs) at their private-use
+// codepoints.
 func IDs() []ID {
 	ids := make([]ID, len(table))
 	for i := range table {
@@ -144,7 +201,8 @@ func IDs() []ID {
 // ID returns the suite's identifier.
 func (s *Suite) ID() ID { return s.id }
 
-// String returns the suite's RFC name.
+// String returns the suite's name as registered by RFC 9420 or, for the
+// post-quantum suites, as requested by draft-ietf-mls-pq-ciphersuites.
 func (s *Suite) String() string { return s.name }
 
 // errorf formats an error naming the package, operation and suite.

@@ -51,6 +51,13 @@ func nist(s *Suite) bool {
 	return ok && k.scalarSize > 0
 }
 
+// ecdsaSig reports whether the suite signs with ECDSA, whose short private
+// keys are left-padded rather than rejected.
+func ecdsaSig(s *Suite) bool {
+	_, ok := s.sig.(*ecdsaSigner)
+	return ok
+}
+
 func flip(b []byte, i int) []byte {
 	c := bytes.Clone(b)
 	c[i%len(c)] ^= 0x01
@@ -84,6 +91,15 @@ func TestSuiteParameters(t *testing.T) {
 		5: {"MLS_256_DHKEMP521_AES256GCM_SHA512_P521", 64, 32, 12},
 		6: {"MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448", 64, 32, 12},
 		7: {"MLS_256_DHKEMP384_AES256GCM_SHA384_P384", 48, 32, 12},
+
+		0xF001: {"MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519", 32, 16, 12},
+		0xF002: {"MLS_128_MLKEM768X25519_AES256GCM_SHA384_Ed25519", 48, 32, 12},
+		0xF003: {"MLS_128_MLKEM768P256_AES128GCM_SHA256_P256", 32, 16, 12},
+		0xF004: {"MLS_128_MLKEM768P256_AES256GCM_SHA384_P256", 48, 32, 12},
+		0xF005: {"MLS_192_MLKEM1024P384_AES256GCM_SHA384_P384", 48, 32, 12},
+		0xF006: {"MLS_128_MLKEM768_AES256GCM_SHA384_Ed25519", 48, 32, 12},
+		0xF007: {"MLS_128_MLKEM768_AES256GCM_SHA384_P256", 48, 32, 12},
+		0xF008: {"MLS_192_MLKEM1024_AES256GCM_SHA384_P384", 48, 32, 12},
 	}
 	if len(IDs()) != len(want) {
 		t.Fatalf("IDs() = %v", IDs())
@@ -328,9 +344,12 @@ func TestEncryptWithLabelRejects(t *testing.T) {
 				}
 			}
 			malformedPubs := [][]byte{nil, pub[:1], pub[:len(pub)-1], append(bytes.Clone(pub), 0)}
-			if nist(s) { // NIST: off-curve point, compressed form, infinity
+			switch {
+			case nist(s): // NIST: off-curve point, compressed form, infinity
 				malformedPubs = append(malformedPubs, flip(pub, len(pub)-1), append([]byte{0x02}, pub[1:1+(len(pub)-1)/2]...), []byte{0})
-			} else { // X25519/X448: the all-zero (low-order) point makes DH fail
+			case s.PostQuantum(): // ML-KEM: coefficients 0xfff >= q (more in TestPQMalformedPublicKeys)
+				malformedPubs = append(malformedPubs, bytes.Repeat([]byte{0xff}, len(pub)))
+			default: // X25519/X448: the all-zero (low-order) point makes DH fail
 				malformedPubs = append(malformedPubs, make([]byte, len(pub)))
 			}
 			for i, p := range malformedPubs {
@@ -383,7 +402,7 @@ func TestSignWithLabelRejects(t *testing.T) {
 				}
 			}
 			badPrivs := [][]byte{nil, append(bytes.Clone(priv), 0)}
-			if !nist(s) { // short ECDSA scalars are left-padded (TestP521ShortPrivateKey)
+			if !ecdsaSig(s) { // short ECDSA scalars are left-padded (TestP521ShortPrivateKey)
 				badPrivs = append(badPrivs, priv[:len(priv)-1])
 			}
 			for _, p := range badPrivs {
