@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/schedule"
+	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/vectors"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -462,4 +463,109 @@ func TestNewContextChecks(t *testing.T) {
 	if _, err := NewContext(nil, nil); err == nil {
 		t.Error("nil accepted")
 	}
+}
+
+// TestPrivateTamperedCiphertextKeepsGeneration checks that a ciphertext
+// altered past the sender-data sample (the first Nh bytes) fails without
+// using up its generation: the genuine message decrypts afterwards, once.
+func TestPrivateTamperedCiphertextKeepsGeneration(t *testing.T) {
+	fx := loadFixture(t, 1)
+	nh := fx.s.HashSize()
+	for _, fc := range []*wire.FramedContent{fx.application(t), fx.proposal(t)} {
+		name := contentName(fc.ContentType)
+		sender, receiver := fx.tree(t), fx.tree(t)
+		pm := fx.protectPrivate(t, fc, sender)
+		if len(pm.Ciphertext) <= nh {
+			t.Fatalf("%s: ciphertext of %d bytes has nothing past the sample", name, len(pm.Ciphertext))
+		}
+		for _, i := range []int{nh, len(pm.Ciphertext) - 1} {
+			m := *pm
+			m.Ciphertext = bytes.Clone(pm.Ciphertext)
+			m.Ciphertext[i] ^= 0x80
+			_, err := UnprotectPrivate(fx.c, &m, fx.senderData(), receiver, fx.signers)
+			wantErr(t, err, "content of leaf 1 generation 0")
+			wantErr(t, err, "does not decrypt")
+		}
+		if _, err := UnprotectPrivate(fx.c, pm, fx.senderData(), receiver, fx.signers); err != nil {
+			t.Fatalf("%s: genuine message after tampered copies: %v", name, err)
+		}
+		_, err := UnprotectPrivate(fx.c, pm, fx.senderData(), receiver, fx.signers)
+		wantErr(t, err, "generation 0")
+		errorsIs(t, err, schedule.ErrGenerationUsed)
+	}
+
+	// A tampered message for a future generation does not move the
+	// ratchet either: with no window for late keys, the earlier
+	// generations would otherwise be lost.
+	strict, err := schedule.NewSecretTree(fx.s, schedule.EncryptionSecret(fx.v.EncryptionSecret), 2, schedule.Config{MaxForward: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := fx.tree(t)
+	pms := make([]*wire.PrivateMessage, 3)
+	for i := range pms {
+		pms[i] = fx.protectPrivate(t, fx.application(t), sender)
+	}
+	m := *pms[2]
+	m.Ciphertext = bytes.Clone(pms[2].Ciphertext)
+	m.Ciphertext[nh] ^= 1
+	_, err = UnprotectPrivate(fx.c, &m, fx.senderData(), strict, fx.signers)
+	wantErr(t, err, "generation 2")
+	for i, pm := range pms {
+		if _, err := UnprotectPrivate(fx.c, pm, fx.senderData(), strict, fx.signers); err != nil {
+			t.Fatalf("message %d after a tampered generation 2: %v", i, err)
+		}
+	}
+}
+
+// TestPrivateBadSignatureConsumes pins down the documented choice: content
+// that decrypts but whose signature fails was made with the epoch's
+// ratchet key, and its generation is used up.
+func TestPrivateBadSignatureConsumes(t *testing.T) {
+	fx := loadFixture(t, 1)
+	fc := fx.application(t)
+	ac, err := SignContent(fx.c, wire.WireFormatPrivateMessage, fc, fx.v.SignaturePriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pmc := wire.PrivateMessageContent{ApplicationData: []byte("not what was signed"), Auth: ac.Auth}
+	plain, err := pmc.Marshal(wire.ContentTypeApplication, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, kn, err := fx.tree(t).Next(senderLeaf, schedule.Application)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm := fx.sealRaw(t, wire.ContentTypeApplication, plain, senderLeaf, gen, kn)
+	receiver := fx.tree(t)
+	_, err = UnprotectPrivate(fx.c, pm, fx.senderData(), receiver, fx.signers)
+	wantErr(t, err, "signature of member leaf 1 invalid")
+	if _, err := receiver.Peek(senderLeaf, schedule.Application, gen); !errors.Is(err, schedule.ErrGenerationUsed) {
+		t.Errorf("generation %d after a bad signature: err = %v, want ErrGenerationUsed", gen, err)
+	}
+}
+
+// racyTree consumes each generation behind the caller's back between
+// Peek and Consume, as a concurrent UnprotectPrivate of the same message
+// would.
+type racyTree struct{ *schedule.SecretTree }
+
+func (r racyTree) Peek(leaf treemath.LeafIndex, kind schedule.ContentKind, gen uint32) (schedule.KeyNonce, error) {
+	kn, err := r.SecretTree.Peek(leaf, kind, gen)
+	if err == nil {
+		err = r.SecretTree.Consume(leaf, kind, gen)
+	}
+	return kn, err
+}
+
+// TestPrivateConcurrentConsume checks that when another call consumes the
+// generation between Peek and Consume, the message is refused as a
+// replay.
+func TestPrivateConcurrentConsume(t *testing.T) {
+	fx := loadFixture(t, 1)
+	pm := fx.protectPrivate(t, fx.application(t), fx.tree(t))
+	_, err := UnprotectPrivate(fx.c, pm, fx.senderData(), racyTree{fx.tree(t)}, fx.signers)
+	wantErr(t, err, "generation 0")
+	errorsIs(t, err, schedule.ErrGenerationUsed)
 }

@@ -15,18 +15,23 @@ import (
 const reuseGuardSize = 4
 
 // SecretTree is the secret tree of one epoch (RFC 9420 §9) as message
-// protection uses it; *schedule.SecretTree implements it. Next and Key
-// consume the key they return (§9.2): a second Key call for the same
-// generation fails, with an error wrapping schedule.ErrGenerationUsed.
+// protection uses it; *schedule.SecretTree implements it. Next consumes
+// the key it returns. Peek returns a key without consuming it and Consume
+// marks its generation used (§9.2), so that a receiver deletes a key only
+// once a message decrypted under it: after Consume, Peek and Consume for
+// that generation fail with an error wrapping schedule.ErrGenerationUsed.
 type SecretTree interface {
 	// LeafCount returns the number of leaves of the tree.
 	LeafCount() treemath.LeafCount
 	// Next returns the next unused generation of leaf's kind ratchet
-	// with its key and nonce, for sending.
+	// with its key and nonce, for sending, and consumes them.
 	Next(leaf treemath.LeafIndex, kind schedule.ContentKind) (uint32, schedule.KeyNonce, error)
-	// Key returns the key and nonce of generation gen of leaf's kind
-	// ratchet, for receiving.
-	Key(leaf treemath.LeafIndex, kind schedule.ContentKind, gen uint32) (schedule.KeyNonce, error)
+	// Peek returns the key and nonce of generation gen of leaf's kind
+	// ratchet, for receiving, without changing the tree.
+	Peek(leaf treemath.LeafIndex, kind schedule.ContentKind, gen uint32) (schedule.KeyNonce, error)
+	// Consume marks generation gen of leaf's kind ratchet used and
+	// deletes its key.
+	Consume(leaf treemath.LeafIndex, kind schedule.ContentKind, gen uint32) error
 }
 
 // PrivateOptions are a sender's choices for one PrivateMessage. The zero
@@ -226,18 +231,32 @@ func sealPrivate(op string, c *Context, ac *wire.AuthenticatedContent, senderDat
 //     in the tree and have a signature key in signers (a blank leaf is
 //     the lookup's error), both checked before any ratchet key is taken;
 //  3. the key and nonce of the sender's ratchet (handshake or application
-//     by content type) at the SenderData generation are taken from tree,
-//     which consumes them: a replay fails with an error wrapping
-//     schedule.ErrGenerationUsed, and the tree's window and forward limits
-//     apply (schedule.ErrGenerationExpired, ErrGenerationTooFar);
-//  4. the content is decrypted with the reuse guard XORed into the nonce,
-//     decoded, and its padding must be all zero (§6.3.1);
-//  5. the signature over FramedContentTBS must verify.
+//     by content type) at the SenderData generation are looked up in tree
+//     without consuming them (SecretTree.Peek): a generation already used
+//     fails with an error wrapping schedule.ErrGenerationUsed (a replay),
+//     and the tree's window and forward limits apply
+//     (schedule.ErrGenerationExpired, ErrGenerationTooFar);
+//  4. the content is decrypted with the reuse guard XORed into the nonce;
+//     only once it decrypts is the generation consumed
+//     (SecretTree.Consume, which fails if a concurrent call consumed it
+//     first);
+//  5. the content is decoded, and its padding must be all zero (§6.3.1);
+//  6. the signature over FramedContentTBS must verify.
+//
+// The sender data authenticates only the first Nh bytes of the
+// ciphertext, so a message altered further on reaches step 4 with a valid
+// generation: it fails there and leaves the tree unchanged, and the
+// genuine message still decrypts afterwards. A message that decrypts but
+// fails steps 5 or 6 has used up its generation: AEAD success shows it was
+// made with the epoch's ratchet key, so by a holder of the epoch's
+// secrets, who could use up the generation anyway by re-encrypting any
+// signed content of the sender under it (the signature covers neither
+// generation nor reuse guard); consuming at once deletes the key as early
+// as possible and makes a repeated bad message fail as a replay instead of
+// costing a signature verification each time.
 //
 // The confirmation tag of a commit is returned unchecked (see
-// VerifyConfirmationTag). Note that the ratchet key is consumed before
-// content decryption: a message whose sender data is intact but whose
-// content was altered in transit still uses up its generation.
+// VerifyConfirmationTag).
 func UnprotectPrivate(c *Context, pm *wire.PrivateMessage, senderData schedule.SenderDataSecret, tree SecretTree, signers SignerLookup) (*wire.AuthenticatedContent, error) {
 	const op = "framing: unprotect PrivateMessage"
 	if c == nil || pm == nil {
@@ -289,7 +308,7 @@ func UnprotectPrivate(c *Context, pm *wire.PrivateMessage, senderData schedule.S
 	if aad == nil {
 		return nil, fmt.Errorf("%s: content AAD cannot be encoded", op)
 	}
-	kn, err := tree.Key(leaf, kind, sd.Generation)
+	kn, err := tree.Peek(leaf, kind, sd.Generation)
 	if err != nil {
 		// The tree's error names leaf, ratchet and generation.
 		return nil, fmt.Errorf("%s: ratchet key: %w", op, err)
@@ -300,6 +319,9 @@ func UnprotectPrivate(c *Context, pm *wire.PrivateMessage, senderData schedule.S
 		return nil, fmt.Errorf("%s: content of leaf %d generation %d: %d-byte ciphertext does not decrypt: %w", op, leaf, sd.Generation, len(pm.Ciphertext), err)
 	}
 	defer clear(plaintext)
+	if err := tree.Consume(leaf, kind, sd.Generation); err != nil {
+		return nil, fmt.Errorf("%s: ratchet key: %w", op, err)
+	}
 	var pmc wire.PrivateMessageContent
 	if _, err := pmc.Unmarshal(plaintext, pm.ContentType); err != nil {
 		return nil, fmt.Errorf("%s: content of leaf %d generation %d: %w", op, leaf, sd.Generation, err)

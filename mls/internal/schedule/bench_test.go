@@ -27,6 +27,32 @@ func BenchmarkSecretTreeKey(b *testing.B) {
 	}
 }
 
+// BenchmarkSecretTreePeekConsume is BenchmarkSecretTreeKey through the
+// receive path: Peek the key on copies, then Consume the generation.
+func BenchmarkSecretTreePeekConsume(b *testing.B) {
+	s := newSuite(b, 1)
+	enc := EncryptionSecret(testSecret(s, 0x42))
+	for _, gen := range []uint32{1, 1000} {
+		b.Run(fmt.Sprintf("generation=%d", gen), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tree, err := NewSecretTree(s, enc, 16, DefaultConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				kn, err := tree.Peek(0, Application, gen)
+				if err != nil {
+					b.Fatal(err)
+				}
+				kn.Zero()
+				if err := tree.Consume(0, Application, gen); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkSecretTreeNext measures the steady-state cost of one in-order
 // message key.
 func BenchmarkSecretTreeNext(b *testing.B) {

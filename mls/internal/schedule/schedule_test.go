@@ -3,7 +3,11 @@ package schedule
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -457,5 +461,277 @@ func TestPSKSecretInputs(t *testing.T) {
 	z, err := PSKSecret(s, nil)
 	if err != nil || !bytes.Equal(z, make([]byte, s.HashSize())) {
 		t.Errorf("no PSKs = %x, %v; want Nh zero bytes", z, err)
+	}
+}
+
+// snapshot renders every secret and counter the tree holds, so that tests
+// can check that an operation changed nothing.
+func snapshot(t *SecretTree) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "n=%d\n", t.n)
+	for _, x := range slices.Sorted(maps.Keys(t.nodes)) {
+		fmt.Fprintf(&b, "node %d %x\n", x, t.nodes[x])
+	}
+	for _, l := range slices.Sorted(maps.Keys(t.leaves)) {
+		lr := t.leaves[l]
+		for _, r := range []*ratchet{&lr.handshake, &lr.application} {
+			fmt.Fprintf(&b, "leaf %d secret %x next %d oldest %d\n", l, r.secret, r.next, r.oldest)
+			for _, g := range slices.Sorted(maps.Keys(r.skipped)) {
+				fmt.Fprintf(&b, "  kept %d %x %x\n", g, r.skipped[g].Key, r.skipped[g].Nonce)
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestSecretTreePeekConsume(t *testing.T) {
+	s := newSuite(t, 1)
+	tree, enc := newTree(t, s, 4, Config{Window: 10, MaxForward: 50})
+	before := snapshot(tree)
+
+	// Peek on an unused leaf derives on copies: the leaf is not started
+	// and no tree secret is consumed.
+	kn, err := tree.Peek(2, Application, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceKey(t, s, enc, 4, 2, Application, 5); !bytes.Equal(kn.Key, want.Key) || !bytes.Equal(kn.Nonce, want.Nonce) {
+		t.Fatal("peeked key differs from the reference derivation")
+	}
+	kn.Zero()
+	if got := snapshot(tree); got != before {
+		t.Fatalf("Peek changed the tree:\nbefore\n%s\nafter\n%s", before, got)
+	}
+	// Consume without a key in hand, then the generation is used.
+	if err := tree.Consume(2, Application, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.Peek(2, Application, 5); !errors.Is(err, ErrGenerationUsed) {
+		t.Fatalf("Peek after Consume: err = %v, want ErrGenerationUsed", err)
+	}
+	if err := tree.Consume(2, Application, 5); !errors.Is(err, ErrGenerationUsed) {
+		t.Fatalf("second Consume: err = %v, want ErrGenerationUsed", err)
+	}
+	if _, err := tree.Key(2, Application, 5); !errors.Is(err, ErrGenerationUsed) {
+		t.Fatalf("Key after Consume: err = %v, want ErrGenerationUsed", err)
+	}
+	// Consume kept the skipped keys 0..4, and their Peek is a copy.
+	r := &tree.leaves[2].application
+	if len(r.skipped) != 5 || r.next != 6 {
+		t.Fatalf("after Consume: %d kept keys, next %d; want 5 and 6", len(r.skipped), r.next)
+	}
+	kept := r.skipped[3]
+	kn, err = tree.Peek(2, Application, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &kn.Key[0] == &kept.Key[0] || &kn.Nonce[0] == &kept.Nonce[0] {
+		t.Fatal("Peek returned the kept key itself, not a copy")
+	}
+	kn.Zero()
+	kn, err = tree.Key(2, Application, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceKey(t, s, enc, 4, 2, Application, 3); !bytes.Equal(kn.Key, want.Key) {
+		t.Fatal("kept key damaged by zeroing a peeked copy")
+	}
+	// A kept key consumed with Consume is zeroed and deleted.
+	kept = r.skipped[4]
+	if err := tree.Consume(2, Application, 4); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.skipped[4]; ok || !bytes.Equal(kept.Key, make([]byte, len(kept.Key))) {
+		t.Error("consumed kept key not deleted and zeroed")
+	}
+	// Peek and Consume report the errors of Key; a failing Consume
+	// changes nothing.
+	before = snapshot(tree)
+	for _, tc := range []struct {
+		gen  uint32
+		want error
+	}{{57, ErrGenerationTooFar}, {4, ErrGenerationUsed}} {
+		if _, err := tree.Peek(2, Application, tc.gen); !errors.Is(err, tc.want) {
+			t.Errorf("Peek generation %d: err = %v, want %v", tc.gen, err, tc.want)
+		}
+		if err := tree.Consume(2, Application, tc.gen); !errors.Is(err, tc.want) {
+			t.Errorf("Consume generation %d: err = %v, want %v", tc.gen, err, tc.want)
+		}
+	}
+	if got := snapshot(tree); got != before {
+		t.Fatalf("failed calls changed the tree:\nbefore\n%s\nafter\n%s", before, got)
+	}
+	if err := tree.Consume(2, Application, 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.Peek(2, Application, 2); !errors.Is(err, ErrGenerationExpired) {
+		t.Errorf("Peek outside the window: err = %v, want ErrGenerationExpired", err)
+	}
+	if err := tree.Consume(2, Application, 2); !errors.Is(err, ErrGenerationExpired) {
+		t.Errorf("Consume outside the window: err = %v, want ErrGenerationExpired", err)
+	}
+	// Between Peek and Consume another caller may take the key.
+	if _, err := tree.Peek(1, Handshake, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tree.Next(1, Handshake); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Consume(1, Handshake, 0); !errors.Is(err, ErrGenerationUsed) {
+		t.Errorf("Consume after a concurrent Next: err = %v, want ErrGenerationUsed", err)
+	}
+	// Invalid inputs.
+	if _, err := tree.Peek(4, Application, 0); err == nil {
+		t.Error("Peek leaf 4 of 4: no error")
+	}
+	if err := tree.Consume(4, Application, 0); err == nil {
+		t.Error("Consume leaf 4 of 4: no error")
+	}
+	if _, err := tree.Peek(0, ContentKind(3), 0); err == nil {
+		t.Error("Peek content kind 3: no error")
+	}
+	if err := tree.Consume(0, ContentKind(3), 0); err == nil {
+		t.Error("Consume content kind 3: no error")
+	}
+	var nilTree *SecretTree
+	if _, err := nilTree.Peek(0, Handshake, 0); err == nil {
+		t.Error("Peek on a nil tree: no error")
+	}
+	if err := nilTree.Consume(0, Handshake, 0); err == nil {
+		t.Error("Consume on a nil tree: no error")
+	}
+	tree.Zero()
+	if _, err := tree.Peek(0, Handshake, 0); err == nil {
+		t.Error("Peek on a zeroed tree: no error")
+	}
+	if err := tree.Consume(0, Handshake, 0); err == nil {
+		t.Error("Consume on a zeroed tree: no error")
+	}
+}
+
+// TestSecretTreePeekExhaustion checks Peek and Consume at the last
+// generation of a ratchet.
+func TestSecretTreePeekExhaustion(t *testing.T) {
+	s := newSuite(t, 1)
+	tree, _ := newTree(t, s, 2, DefaultConfig())
+	if _, _, err := tree.Next(0, Application); err != nil {
+		t.Fatal(err)
+	}
+	r := &tree.leaves[0].application
+	r.next = 1<<32 - 3 // white box, as in TestSecretTreeNextAndExhaustion
+	if _, err := tree.Peek(0, Application, 1<<32-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tree.Consume(0, Application, 1<<32-1); err != nil {
+		t.Fatal(err)
+	}
+	if r.secret != nil || r.next != 1<<32 {
+		t.Errorf("after the last generation: secret %x, next %d", r.secret, r.next)
+	}
+	if _, err := tree.Peek(0, Application, 1<<32-2); err != nil {
+		t.Errorf("kept generation 2^32-2: %v", err)
+	}
+	if _, err := tree.Peek(0, Application, 1<<32-1); !errors.Is(err, ErrGenerationUsed) {
+		t.Errorf("last generation again: err = %v, want ErrGenerationUsed", err)
+	}
+}
+
+// TestSecretTreePeekRandom drives a tree with random Peek, Consume, Key
+// and Next calls and checks that Peek never changes the tree, that every
+// answer agrees with a simple model, and that every key agrees with the
+// stateless reference derivation.
+func TestSecretTreePeekRandom(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	s := newSuite(t, 1)
+	cfg := Config{Window: 8, MaxForward: 16}
+	const n = 8
+	tree, enc := newTree(t, s, n, cfg)
+	type key struct {
+		leaf treemath.LeafIndex
+		kind ContentKind
+	}
+	next := map[key]uint64{}
+	used := map[key]map[uint32]bool{}
+	expect := func(k key, g uint32) error {
+		switch {
+		case uint64(g) >= next[k] && uint64(g)-next[k] > uint64(cfg.MaxForward):
+			return ErrGenerationTooFar
+		case uint64(g) < next[k] && next[k]-uint64(g) > uint64(cfg.Window):
+			return ErrGenerationExpired
+		case used[k][g]:
+			return ErrGenerationUsed
+		}
+		return nil
+	}
+	checkKey := func(op string, k key, g uint32, kn KeyNonce) {
+		t.Helper()
+		if ref := referenceKey(t, s, enc, n, k.leaf, k.kind, g); !bytes.Equal(kn.Key, ref.Key) || !bytes.Equal(kn.Nonce, ref.Nonce) {
+			t.Fatalf("seed %d: %s(%d, %s, %d) differs from the reference", seed, op, k.leaf, k.kind, g)
+		}
+	}
+	for i := range 1000 {
+		k := key{treemath.LeafIndex(rng.IntN(n)), ContentKind(1 + rng.IntN(2))}
+		if used[k] == nil {
+			used[k] = map[uint32]bool{}
+		}
+		g := uint32(max(0, int(next[k])-12+rng.IntN(32)))
+		want := expect(k, g)
+		check := func(op string, err error) {
+			t.Helper()
+			if !errors.Is(err, want) || (want == nil) != (err == nil) {
+				t.Fatalf("seed %d step %d: %s(%d, %s, %d) with next %d: err = %v, want %v", seed, i, op, k.leaf, k.kind, g, next[k], err, want)
+			}
+		}
+		switch op := rng.IntN(10); {
+		case op < 6:
+			before := snapshot(tree)
+			kn, err := tree.Peek(k.leaf, k.kind, g)
+			check("Peek", err)
+			if err == nil {
+				checkKey("Peek", k, g, kn)
+				kn.Zero() // the caller's copy: zeroing it must not reach the tree
+			}
+			if after := snapshot(tree); after != before {
+				t.Fatalf("seed %d step %d: Peek(%d, %s, %d) changed the tree:\nbefore\n%s\nafter\n%s", seed, i, k.leaf, k.kind, g, before, after)
+			}
+			continue
+		case op < 8:
+			before := snapshot(tree)
+			err := tree.Consume(k.leaf, k.kind, g)
+			check("Consume", err)
+			if err != nil {
+				if after := snapshot(tree); after != before {
+					t.Fatalf("seed %d step %d: failed Consume changed the tree", seed, i)
+				}
+				continue
+			}
+		case op < 9:
+			kn, err := tree.Key(k.leaf, k.kind, g)
+			check("Key", err)
+			if err != nil {
+				continue
+			}
+			checkKey("Key", k, g, kn)
+		default:
+			got, kn, err := tree.Next(k.leaf, k.kind)
+			if err != nil || uint64(got) != next[k] {
+				t.Fatalf("seed %d step %d: Next(%d, %s) = %d, %v; want generation %d", seed, i, k.leaf, k.kind, got, err, next[k])
+			}
+			checkKey("Next", k, got, kn)
+			g = got
+		}
+		used[k][g] = true
+		next[k] = max(next[k], uint64(g)+1)
+	}
+	for l, lr := range tree.leaves {
+		for _, r := range []*ratchet{&lr.handshake, &lr.application} {
+			if len(r.skipped) > int(cfg.Window) {
+				t.Fatalf("seed %d: leaf %d keeps %d skipped keys, window %d", seed, l, len(r.skipped), cfg.Window)
+			}
+		}
 	}
 }

@@ -66,8 +66,9 @@ type Config struct {
 	// ratchet still have their unused keys kept (at most MaxWindow).
 	// Older unused keys are deleted.
 	Window uint32
-	// MaxForward is the largest distance, in generations, that one Key
-	// call may advance a ratchet beyond its next unused generation.
+	// MaxForward is the largest distance, in generations, that one Key,
+	// Peek or Consume call may reach beyond a ratchet's next unused
+	// generation.
 	MaxForward uint32
 }
 
@@ -85,7 +86,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Errors of SecretTree.Key that callers may branch on; the returned errors
+// Errors of SecretTree.Peek, Consume and Key that callers may branch on; the returned errors
 // wrap them with the leaf, ratchet and generation.
 var (
 	// ErrGenerationUsed reports a generation whose key was already
@@ -104,8 +105,10 @@ var (
 // encryption_secret, only along the paths to leaves that are used, and
 // deletes every secret once consumed (§9.2): a parent once both children
 // are derived, a leaf once its ratchets start, a ratchet secret once the
-// next is derived, a key once returned. A SecretTree is safe for
-// concurrent use.
+// next is derived, a key once consumed. Receivers take a key with Peek,
+// which changes nothing, and Consume it once the message authenticated
+// under it; Key and Next take and consume in one step. A SecretTree is
+// safe for concurrent use.
 type SecretTree struct {
 	mu    sync.Mutex
 	suite *suite.Suite
@@ -168,14 +171,90 @@ func (t *SecretTree) LeafCount() treemath.LeafCount {
 	return t.n
 }
 
+// Peek returns the key and nonce of generation gen of the kind ratchet of
+// leaf, for trying to decrypt a message from that leaf (RFC 9420 §9.1),
+// without consuming them or changing the tree in any way: a generation
+// ahead of the ratchet is derived on copies of the ratchet secret (of the
+// tree secrets, if the leaf has not been used yet), a generation kept in
+// the window is returned as a copy. The caller owns the result and should
+// Zero it; once the message has been authenticated with it, the caller
+// calls Consume for the same generation. Peek fails like Key: with
+// ErrGenerationUsed for a consumed generation, ErrGenerationExpired
+// beyond the window, ErrGenerationTooFar beyond Config.MaxForward.
+//
+// Peek and Consume are two calls: another caller may consume the
+// generation in between, and Consume then fails with ErrGenerationUsed.
+func (t *SecretTree) Peek(leaf treemath.LeafIndex, kind ContentKind, gen uint32) (KeyNonce, error) {
+	if t == nil {
+		return KeyNonce{}, errors.New("schedule: secret tree peek: nil tree")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.check("peek", leaf, kind); err != nil {
+		return KeyNonce{}, err
+	}
+	r := t.started(leaf, kind)
+	if r == nil {
+		// An unused leaf: its ratchet would start at generation 0 with
+		// this secret.
+		secret, err := t.peekRatchetSecret(leaf, kind)
+		if err != nil {
+			return KeyNonce{}, fmt.Errorf("schedule: secret tree peek: leaf %d: %w", leaf, err)
+		}
+		defer clear(secret)
+		r = &ratchet{secret: secret}
+	}
+	kn, err := t.peek(r, gen)
+	if err != nil {
+		return KeyNonce{}, fmt.Errorf("schedule: secret tree peek: leaf %d %s generation %d: %w", leaf, kind, gen, err)
+	}
+	return kn, nil
+}
+
+// Consume marks generation gen of the kind ratchet of leaf as used (RFC
+// 9420 §9.2), after its key, taken with Peek, decrypted a message: the
+// key is deleted, a generation ahead moves the ratchet past it (keeping
+// the unused keys passed over, within the window, as Key does) and a
+// second Peek, Consume or Key for it fails with ErrGenerationUsed.
+// Consume fails with the errors of Peek, and changes nothing then.
+func (t *SecretTree) Consume(leaf treemath.LeafIndex, kind ContentKind, gen uint32) error {
+	if t == nil {
+		return errors.New("schedule: secret tree consume: nil tree")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	const op = "consume"
+	if err := t.check(op, leaf, kind); err != nil {
+		return err
+	}
+	if t.started(leaf, kind) == nil {
+		// Refuse before starting the leaf, so that a failing call leaves
+		// the tree secrets alone: a fresh ratchet is at generation 0 with
+		// nothing kept.
+		if _, err := t.checkGen(&ratchet{secret: []byte{}}, gen); err != nil {
+			return fmt.Errorf("schedule: secret tree %s: leaf %d %s generation %d: %w", op, leaf, kind, gen, err)
+		}
+	}
+	r, err := t.ratchet(op, leaf, kind)
+	if err != nil {
+		return err
+	}
+	if _, err := t.advance(r, gen, false); err != nil {
+		return fmt.Errorf("schedule: secret tree %s: leaf %d %s generation %d: %w", op, leaf, kind, gen, err)
+	}
+	return nil
+}
+
 // Key returns the key and nonce of generation gen of the kind ratchet of
-// leaf, for decrypting a message from that leaf (RFC 9420 §9.1), and
-// consumes them: a second call for the same generation fails with
-// ErrGenerationUsed. Generations below the ratchet's newest are served
+// leaf and consumes them in one step, as Peek followed by Consume would
+// but atomically. Receivers should prefer Peek and Consume, so that a
+// message altered in transit cannot use up its generation before
+// decryption fails. Generations below the ratchet's newest are served
 // from the window of kept keys (ErrGenerationExpired beyond it);
 // generations ahead are reached by advancing the ratchet, keeping the keys
 // passed over, but by no more than Config.MaxForward
-// (ErrGenerationTooFar). An out-of-range leaf or unknown kind is an error.
+// (ErrGenerationTooFar); a consumed generation fails with
+// ErrGenerationUsed. An out-of-range leaf or unknown kind is an error.
 func (t *SecretTree) Key(leaf treemath.LeafIndex, kind ContentKind, gen uint32) (KeyNonce, error) {
 	if t == nil {
 		return KeyNonce{}, errors.New("schedule: secret tree key: nil tree")
@@ -186,7 +265,7 @@ func (t *SecretTree) Key(leaf treemath.LeafIndex, kind ContentKind, gen uint32) 
 	if err != nil {
 		return KeyNonce{}, err
 	}
-	kn, err := t.get(r, gen)
+	kn, err := t.advance(r, gen, true)
 	if err != nil {
 		return KeyNonce{}, fmt.Errorf("schedule: secret tree key: leaf %d %s generation %d: %w", leaf, kind, gen, err)
 	}
@@ -210,7 +289,7 @@ func (t *SecretTree) Next(leaf treemath.LeafIndex, kind ContentKind) (uint32, Ke
 		return 0, KeyNonce{}, fmt.Errorf("schedule: secret tree next key: leaf %d %s ratchet exhausted", leaf, kind)
 	}
 	gen := uint32(r.next)
-	kn, err := t.get(r, gen)
+	kn, err := t.advance(r, gen, true)
 	if err != nil {
 		return 0, KeyNonce{}, fmt.Errorf("schedule: secret tree next key: leaf %d %s generation %d: %w", leaf, kind, gen, err)
 	}
@@ -237,26 +316,94 @@ func (t *SecretTree) Zero() {
 	t.n = 0
 }
 
-// ratchet returns the ratchet of kind for leaf, starting it on first use.
-func (t *SecretTree) ratchet(op string, leaf treemath.LeafIndex, kind ContentKind) (*ratchet, error) {
+// check validates leaf and kind for operation op.
+func (t *SecretTree) check(op string, leaf treemath.LeafIndex, kind ContentKind) error {
 	if !t.n.HasLeaf(leaf) {
-		return nil, fmt.Errorf("schedule: secret tree %s: leaf %d out of range for %d leaves", op, leaf, t.n)
+		return fmt.Errorf("schedule: secret tree %s: leaf %d out of range for %d leaves", op, leaf, t.n)
 	}
 	if kind != Handshake && kind != Application {
-		return nil, fmt.Errorf("schedule: secret tree %s: leaf %d: unknown content kind %d", op, leaf, uint8(kind))
+		return fmt.Errorf("schedule: secret tree %s: leaf %d: unknown content kind %d", op, leaf, uint8(kind))
 	}
+	return nil
+}
+
+// started returns the ratchet of kind for leaf, or nil if the leaf has
+// not been used yet.
+func (t *SecretTree) started(leaf treemath.LeafIndex, kind ContentKind) *ratchet {
 	lr := t.leaves[leaf]
-	if lr == nil {
-		var err error
-		if lr, err = t.startLeaf(leaf); err != nil {
-			return nil, fmt.Errorf("schedule: secret tree %s: leaf %d: %w", op, leaf, err)
+	switch {
+	case lr == nil:
+		return nil
+	case kind == Handshake:
+		return &lr.handshake
+	default:
+		return &lr.application
+	}
+}
+
+// ratchet returns the ratchet of kind for leaf, starting it on first use.
+func (t *SecretTree) ratchet(op string, leaf treemath.LeafIndex, kind ContentKind) (*ratchet, error) {
+	if err := t.check(op, leaf, kind); err != nil {
+		return nil, err
+	}
+	if r := t.started(leaf, kind); r != nil {
+		return r, nil
+	}
+	lr, err := t.startLeaf(leaf)
+	if err != nil {
+		return nil, fmt.Errorf("schedule: secret tree %s: leaf %d: %w", op, leaf, err)
+	}
+	t.leaves[leaf] = lr
+	return t.started(leaf, kind), nil
+}
+
+// heldAncestor returns the lowest ancestor of node x (or x itself) whose
+// tree secret the tree still holds.
+func (t *SecretTree) heldAncestor(x treemath.NodeIndex) (treemath.NodeIndex, error) {
+	a := x
+	for t.nodes[a] == nil {
+		p, ok := treemath.Parent(a, t.n)
+		if !ok {
+			return 0, errors.New("tree secrets deleted")
 		}
-		t.leaves[leaf] = lr
+		a = p
 	}
-	if kind == Handshake {
-		return &lr.handshake, nil
+	return a, nil
+}
+
+// peekRatchetSecret returns ratchet_secret_[0] of kind for an unused leaf,
+// derived on copies from the lowest tree secret held: only the secrets on
+// the path down are computed, and the tree is left unchanged. The caller
+// zeroes the result.
+func (t *SecretTree) peekRatchetSecret(leaf treemath.LeafIndex, kind ContentKind) ([]byte, error) {
+	s, nh := t.suite, t.suite.HashSize()
+	x := leaf.Node()
+	a, err := t.heldAncestor(x)
+	if err != nil {
+		return nil, err
 	}
-	return &lr.application, nil
+	secret := append([]byte(nil), t.nodes[a]...)
+	for a != x {
+		l, _ := treemath.Left(a)
+		r, _ := treemath.Right(a)
+		side := []byte("right")
+		a = r
+		if treemath.InSubtree(x, l) {
+			side, a = []byte("left"), l
+		}
+		child, err := s.ExpandWithLabel(secret, "tree", side, nh)
+		clear(secret)
+		if err != nil {
+			return nil, fmt.Errorf("derive node %d: %w", a, err)
+		}
+		secret = child
+	}
+	rs, err := s.ExpandWithLabel(secret, kind.String(), nil, nh)
+	clear(secret)
+	if err != nil {
+		return nil, fmt.Errorf("derive %s ratchet: %w", kind, err)
+	}
+	return rs, nil
 }
 
 // startLeaf derives the leaf's tree secret down from its lowest ancestor
@@ -265,13 +412,9 @@ func (t *SecretTree) ratchet(op string, leaf treemath.LeafIndex, kind ContentKin
 func (t *SecretTree) startLeaf(leaf treemath.LeafIndex) (*leafRatchets, error) {
 	s, nh := t.suite, t.suite.HashSize()
 	x := leaf.Node()
-	a := x
-	for t.nodes[a] == nil {
-		p, ok := treemath.Parent(a, t.n)
-		if !ok {
-			return nil, errors.New("tree secrets deleted")
-		}
-		a = p
+	a, err := t.heldAncestor(x)
+	if err != nil {
+		return nil, err
 	}
 	for a != x {
 		secret := t.nodes[a]
@@ -310,78 +453,133 @@ func (t *SecretTree) startLeaf(leaf treemath.LeafIndex) (*leafRatchets, error) {
 	return &leafRatchets{handshake: ratchet{secret: hs}, application: ratchet{secret: app}}, nil
 }
 
-// get returns and consumes the key of generation gen of r.
-func (t *SecretTree) get(r *ratchet, gen uint32) (KeyNonce, error) {
+// checkGen reports whether generation gen of r can still be used: it is
+// kept in the window (kept true) or at most MaxForward ahead.
+func (t *SecretTree) checkGen(r *ratchet, gen uint32) (kept bool, err error) {
 	g := uint64(gen)
 	if g < r.next {
-		if kn, ok := r.skipped[gen]; ok {
-			delete(r.skipped, gen)
-			return kn, nil
+		if _, ok := r.skipped[gen]; ok {
+			return true, nil
 		}
 		if r.next-g > uint64(t.cfg.Window) {
-			return KeyNonce{}, ErrGenerationExpired
+			return false, ErrGenerationExpired
 		}
-		return KeyNonce{}, ErrGenerationUsed
+		return false, ErrGenerationUsed
 	}
 	if d := g - r.next; d > uint64(t.cfg.MaxForward) {
-		return KeyNonce{}, fmt.Errorf("%w: %d generations past the next (%d), limit %d", ErrGenerationTooFar, d, r.next, t.cfg.MaxForward)
+		return false, fmt.Errorf("%w: %d generations past the next (%d), limit %d", ErrGenerationTooFar, d, r.next, t.cfg.MaxForward)
 	}
-	var out KeyNonce
-	for r.next <= g {
-		cur := uint32(r.next)
-		kn, nextSecret, err := t.step(r.secret, cur)
+	if r.secret == nil {
+		return false, errors.New("ratchet exhausted")
+	}
+	return false, nil
+}
+
+// peek returns a copy of the key of generation gen of r, leaving r
+// unchanged.
+func (t *SecretTree) peek(r *ratchet, gen uint32) (KeyNonce, error) {
+	kept, err := t.checkGen(r, gen)
+	if err != nil {
+		return KeyNonce{}, err
+	}
+	if kept {
+		kn := r.skipped[gen]
+		return KeyNonce{Key: append([]byte(nil), kn.Key...), Nonce: append([]byte(nil), kn.Nonce...)}, nil
+	}
+	secret := append([]byte(nil), r.secret...)
+	defer func() { clear(secret) }()
+	for cur := r.next; cur < uint64(gen); cur++ {
+		next, err := t.nextSecret(secret, uint32(cur))
 		if err != nil {
 			return KeyNonce{}, err
 		}
-		clear(r.secret)
-		r.secret, r.next = nextSecret, r.next+1
-		switch {
-		case cur == gen:
-			out = kn
-		case g+1-uint64(cur) <= uint64(t.cfg.Window):
-			if r.skipped == nil {
-				r.skipped = make(map[uint32]KeyNonce)
-			}
-			if len(r.skipped) == 0 || cur < r.oldest {
-				r.oldest = cur
-			}
-			r.skipped[cur] = kn
-		default:
-			kn.Zero()
-		}
+		clear(secret)
+		secret = next
 	}
-	if r.next > 1<<32-1 {
-		// Generation 2^32-1 was the last one: nothing further to derive.
+	return t.keyNonce(secret, gen)
+}
+
+// advance consumes generation gen of r: a kept key is deleted, a
+// generation ahead moves the ratchet past it, keeping the keys passed
+// over that stay within the window. If want is set it returns gen's key,
+// which the caller then owns; otherwise the key is not kept anywhere.
+func (t *SecretTree) advance(r *ratchet, gen uint32, want bool) (KeyNonce, error) {
+	kept, err := t.checkGen(r, gen)
+	if err != nil {
+		return KeyNonce{}, err
+	}
+	if kept {
+		kn := r.skipped[gen]
+		delete(r.skipped, gen)
+		if !want {
+			kn.Zero()
+			kn = KeyNonce{}
+		}
+		return kn, nil
+	}
+	g := uint64(gen)
+	var out KeyNonce
+	for r.next <= g {
+		cur := uint32(r.next)
+		keep := cur != gen && g+1-uint64(cur) <= uint64(t.cfg.Window)
+		if keep || (cur == gen && want) {
+			kn, err := t.keyNonce(r.secret, cur)
+			if err != nil {
+				out.Zero()
+				return KeyNonce{}, err
+			}
+			if keep {
+				if r.skipped == nil {
+					r.skipped = make(map[uint32]KeyNonce)
+				}
+				if len(r.skipped) == 0 || cur < r.oldest {
+					r.oldest = cur
+				}
+				r.skipped[cur] = kn
+			} else {
+				out = kn
+			}
+		}
+		if cur == 1<<32-1 {
+			// Generation 2^32-1 was the last one: nothing further to
+			// derive.
+			clear(r.secret)
+			r.secret, r.next = nil, r.next+1
+			break
+		}
+		next, err := t.nextSecret(r.secret, cur)
+		if err != nil {
+			out.Zero()
+			return KeyNonce{}, err
+		}
 		clear(r.secret)
-		r.secret = nil
+		r.secret, r.next = next, r.next+1
 	}
 	r.prune(t.cfg.Window)
 	return out, nil
 }
 
-// step derives key, nonce and the next ratchet secret from
+// keyNonce derives the key and nonce of generation gen from
 // ratchet_secret_[gen] (§9.1).
-func (t *SecretTree) step(secret []byte, gen uint32) (KeyNonce, []byte, error) {
+func (t *SecretTree) keyNonce(secret []byte, gen uint32) (KeyNonce, error) {
 	s := t.suite
-	if secret == nil {
-		return KeyNonce{}, nil, errors.New("ratchet exhausted")
-	}
 	key, err := s.DeriveTreeSecret(secret, "key", gen, s.AEADKeySize())
 	if err != nil {
-		return KeyNonce{}, nil, err
+		return KeyNonce{}, err
 	}
 	nonce, err := s.DeriveTreeSecret(secret, "nonce", gen, s.AEADNonceSize())
 	if err != nil {
 		clear(key)
-		return KeyNonce{}, nil, err
+		return KeyNonce{}, err
 	}
-	next, err := s.DeriveTreeSecret(secret, "secret", gen, s.HashSize())
-	if err != nil {
-		clear(key)
-		clear(nonce)
-		return KeyNonce{}, nil, err
-	}
-	return KeyNonce{Key: key, Nonce: nonce}, next, nil
+	return KeyNonce{Key: key, Nonce: nonce}, nil
+}
+
+// nextSecret derives ratchet_secret_[gen+1] from ratchet_secret_[gen]
+// (§9.1).
+func (t *SecretTree) nextSecret(secret []byte, gen uint32) ([]byte, error) {
+	s := t.suite
+	return s.DeriveTreeSecret(secret, "secret", gen, s.HashSize())
 }
 
 // prune deletes the skipped keys that fell out of the window.
