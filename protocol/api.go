@@ -1,0 +1,493 @@
+package protocol
+
+import "time"
+
+// DeviceID names a device. The device chooses it (conventionally 16 random
+// bytes in lowercase hex) before it is certified, because the device
+// certificate binds it; it is unique across the server. See [ValidDeviceID].
+type DeviceID string
+
+// ConversationID is the server-assigned number of a conversation. The
+// conversation's MLS group id is carried separately in [ConversationInfo].
+type ConversationID int64
+
+// EntryKind says what a conversation log entry holds.
+type EntryKind string
+
+// The kinds of log entries.
+const (
+	// KindApplication is an MLS PrivateMessage carrying application data.
+	KindApplication EntryKind = "application"
+	// KindHandshake is an accepted MLS PublicMessage: a commit or a proposal.
+	KindHandshake EntryKind = "handshake"
+)
+
+// Limits are the sizes and counts a server accepts. Zero means the server
+// states no limit.
+type Limits struct {
+	// MaxRequestBytes bounds every JSON request body.
+	MaxRequestBytes int64 `json:"max_request_bytes"`
+	// MaxFrameBytes bounds every WebSocket message a client sends.
+	MaxFrameBytes int64 `json:"max_frame_bytes"`
+	// MaxMessageBytes bounds the MLS message of one log entry.
+	MaxMessageBytes int64 `json:"max_message_bytes"`
+	// MaxAttachmentBytes bounds one attachment.
+	MaxAttachmentBytes int64 `json:"max_attachment_bytes"`
+	// AttachmentQuotaBytes bounds the attachments one user stores.
+	AttachmentQuotaBytes int64 `json:"attachment_quota_bytes"`
+	// MaxKeyPackagesPerUpload bounds one KeyPackage upload.
+	MaxKeyPackagesPerUpload int `json:"max_key_packages_per_upload"`
+	// MaxPageEntries bounds the entries of one page (entries, inbox).
+	MaxPageEntries int `json:"max_page_entries"`
+	// RetentionSeconds is how long log entries, inbox entries and
+	// attachments are kept at most.
+	RetentionSeconds int64 `json:"retention_seconds"`
+}
+
+// ServerInfo is the answer of GET /v1/info.
+type ServerInfo struct {
+	// Name is the server's domain: accounts are name@Name.
+	Name string `json:"name"`
+	// Version is the server software version (informational).
+	Version string `json:"version"`
+	// Protocols lists the protocol versions served, such as [1].
+	Protocols []int `json:"protocols"`
+	// CipherSuites lists the MLS cipher suite ids accepted for new
+	// conversations and KeyPackages, preferred first.
+	CipherSuites []uint16 `json:"cipher_suites"`
+	// OpenRegistration is true when registration needs no invite.
+	OpenRegistration bool `json:"open_registration"`
+	// Limits are the server's limits.
+	Limits Limits `json:"limits"`
+}
+
+// RegisterRequest creates an account with its first device
+// (POST /v1/register). The certificate must be signed by IdentityKey and
+// name Name, Device and DeviceKey.
+type RegisterRequest struct {
+	// Name is the account name (see [ValidUserName]).
+	Name string `json:"name"`
+	// Invite is the invite code; empty when registration is open.
+	Invite string `json:"invite,omitempty"`
+	// IdentityKey is the user's Ed25519 identity public key (32 bytes).
+	IdentityKey []byte `json:"identity_key"`
+	// Device is the first device.
+	Device NewDevice `json:"device"`
+}
+
+// NewDevice describes a device being registered.
+type NewDevice struct {
+	// ID is the device id (see [ValidDeviceID]).
+	ID DeviceID `json:"id"`
+	// Scheme is the signature scheme of SignatureKey; the certificate
+	// binds it too.
+	Scheme SignatureScheme `json:"scheme"`
+	// SignatureKey is the device's MLS signature public key, in the
+	// encoding of the scheme.
+	SignatureKey []byte `json:"signature_key"`
+	// Certificate is the encoded [DeviceCertificate].
+	Certificate []byte `json:"certificate"`
+}
+
+// RegisterResponse answers a successful registration. The device then
+// authenticates with the challenge flow to get a session.
+type RegisterResponse struct {
+	// User is the new account.
+	User UserInfo `json:"user"`
+}
+
+// ChallengeRequest asks for an authentication challenge for a device
+// (POST /v1/auth/challenge).
+type ChallengeRequest struct {
+	// User is the account name.
+	User string `json:"user"`
+	// Device is the device that will sign the challenge.
+	Device DeviceID `json:"device"`
+}
+
+// ChallengeResponse carries a single-use challenge. The server answers
+// with a challenge even for unknown users and devices, so the endpoint does
+// not reveal which exist.
+type ChallengeResponse struct {
+	// Challenge is the random nonce to sign (see [SessionSignedData]).
+	Challenge []byte `json:"challenge"`
+	// Expires is when the challenge stops being accepted.
+	Expires time.Time `json:"expires"`
+}
+
+// SessionRequest proves possession of the device key
+// (POST /v1/auth/session).
+type SessionRequest struct {
+	// User is the account name.
+	User string `json:"user"`
+	// Device is the signing device.
+	Device DeviceID `json:"device"`
+	// Challenge is the challenge received.
+	Challenge []byte `json:"challenge"`
+	// Signature signs [SessionSignedData] with the device signature key.
+	Signature []byte `json:"signature"`
+}
+
+// SessionResponse carries a bearer token. The server stores only its hash.
+type SessionResponse struct {
+	// Token is the bearer token for the Authorization header. Secret.
+	Token string `json:"token"`
+	// Expires is when the token stops being accepted.
+	Expires time.Time `json:"expires"`
+}
+
+// DeviceInfo is the public record of a device.
+type DeviceInfo struct {
+	// ID is the device id.
+	ID DeviceID `json:"id"`
+	// SignatureKey is the device's MLS signature public key.
+	SignatureKey []byte `json:"signature_key"`
+	// Certificate is the encoded [DeviceCertificate].
+	Certificate []byte `json:"certificate"`
+	// Created is when the server registered the device.
+	Created time.Time `json:"created"`
+	// Revoked is set when the device was revoked by its user.
+	Revoked *time.Time `json:"revoked,omitempty"`
+	// Disabled is true when an admin disabled the device.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// UserInfo is the public record of a user (GET /v1/users/{name}). Clients
+// must verify every device certificate against IdentityKey themselves.
+type UserInfo struct {
+	// Name is the account name.
+	Name string `json:"name"`
+	// IdentityKey is the Ed25519 identity public key.
+	IdentityKey []byte `json:"identity_key"`
+	// Devices lists the user's devices, revoked ones included.
+	Devices []DeviceInfo `json:"devices"`
+	// Admin is true for administrators (shown to admins only).
+	Admin bool `json:"admin,omitempty"`
+	// Disabled is true for a disabled account.
+	Disabled bool `json:"disabled,omitempty"`
+	// Created is when the account was registered.
+	Created time.Time `json:"created"`
+}
+
+// AddDeviceRequest registers another device of the caller's user
+// (POST /v1/devices). The certificate is produced by an existing device
+// holding the identity key (device linking).
+type AddDeviceRequest struct {
+	// Device is the new device.
+	Device NewDevice `json:"device"`
+}
+
+// KeyPackageUpload is one KeyPackage in an upload.
+type KeyPackageUpload struct {
+	// Data is the MLSMessage-framed KeyPackage.
+	Data []byte `json:"data"`
+	// LastResort marks the package returned when the pool is empty; it is
+	// kept after a claim. A new last-resort package replaces the old one
+	// of the same cipher suite.
+	LastResort bool `json:"last_resort,omitempty"`
+}
+
+// UploadKeyPackagesRequest uploads a batch of the caller device's
+// KeyPackages (POST /v1/keypackages). The batch is accepted or refused as
+// a whole; a refusal names the index of the first bad package.
+type UploadKeyPackagesRequest struct {
+	// KeyPackages are the packages.
+	KeyPackages []KeyPackageUpload `json:"key_packages"`
+}
+
+// UploadKeyPackagesResponse answers an upload with the new pool size.
+type UploadKeyPackagesResponse struct {
+	// Count is the pool after the upload.
+	Count KeyPackageCount `json:"count"`
+}
+
+// KeyPackageCount is the size of a device's KeyPackage pool
+// (GET /v1/keypackages/count).
+type KeyPackageCount struct {
+	// Available counts unexpired one-time packages.
+	Available int `json:"available"`
+	// LastResort is true when an unexpired last-resort package exists.
+	LastResort bool `json:"last_resort"`
+}
+
+// ClaimKeyPackagesRequest claims one KeyPackage for every active device of
+// a user (POST /v1/keypackages/claim). Claims are rate-limited.
+type ClaimKeyPackagesRequest struct {
+	// User is the account name.
+	User string `json:"user"`
+	// CipherSuite is the suite of the group the devices will join.
+	CipherSuite uint16 `json:"cipher_suite"`
+}
+
+// ClaimedKeyPackage is a KeyPackage handed out by a claim.
+type ClaimedKeyPackage struct {
+	// Device is the device the package belongs to.
+	Device DeviceID `json:"device"`
+	// Data is the MLSMessage-framed KeyPackage.
+	Data []byte `json:"data"`
+	// LastResort is true when the device's pool was empty.
+	LastResort bool `json:"last_resort,omitempty"`
+}
+
+// ClaimKeyPackagesResponse lists the claimed packages. Devices without any
+// package of the suite are listed in Missing; the claim fails with
+// [CodeNoKeyPackage] when no device has one.
+type ClaimKeyPackagesResponse struct {
+	// KeyPackages are the claimed packages, one per device.
+	KeyPackages []ClaimedKeyPackage `json:"key_packages"`
+	// Missing lists the active devices that had no package.
+	Missing []DeviceID `json:"missing,omitempty"`
+}
+
+// CreateConversationRequest creates a conversation whose only member is the
+// caller's device (POST /v1/conversations). Members are added by commits.
+type CreateConversationRequest struct {
+	// GroupID is the MLS group id; unique on the server.
+	GroupID []byte `json:"group_id"`
+	// CipherSuite is the group's MLS cipher suite.
+	CipherSuite uint16 `json:"cipher_suite"`
+	// GroupInfo is the MLSMessage-framed GroupInfo of epoch 0, with the
+	// external_pub extension if external joins are wanted.
+	GroupInfo []byte `json:"group_info"`
+	// RatchetTree is the encoded ratchet tree (the ratchet_tree extension
+	// data) of epoch 0.
+	RatchetTree []byte `json:"ratchet_tree"`
+}
+
+// ConversationInfo describes a conversation to one of its member devices.
+type ConversationInfo struct {
+	// ID is the server-assigned conversation id.
+	ID ConversationID `json:"id"`
+	// GroupID is the MLS group id.
+	GroupID []byte `json:"group_id"`
+	// CipherSuite is the group's cipher suite.
+	CipherSuite uint16 `json:"cipher_suite"`
+	// Epoch is the current epoch accepted by the server.
+	Epoch uint64 `json:"epoch"`
+	// Head is the seq of the newest log entry (0 when empty).
+	Head uint64 `json:"head"`
+	// Cursor is the caller device's acknowledged seq.
+	Cursor uint64 `json:"cursor"`
+	// Members lists the member devices (only in GET /v1/conversations/{id}).
+	Members []DeviceID `json:"members,omitempty"`
+	// Created is when the conversation was created.
+	Created time.Time `json:"created"`
+}
+
+// ConversationList lists the caller device's conversations.
+type ConversationList struct {
+	// Conversations are the conversations, by id.
+	Conversations []ConversationInfo `json:"conversations"`
+	// InboxHead is the seq of the newest inbox entry of the device.
+	InboxHead uint64 `json:"inbox_head"`
+}
+
+// GroupInfoResponse carries the public group state for joiners and
+// external commits (GET /v1/conversations/{id}/groupinfo). Members and
+// devices of member users may read it.
+type GroupInfoResponse struct {
+	// Epoch is the epoch the GroupInfo belongs to.
+	Epoch uint64 `json:"epoch"`
+	// GroupInfo is the MLSMessage-framed GroupInfo.
+	GroupInfo []byte `json:"group_info"`
+	// RatchetTree is the encoded ratchet tree of the epoch.
+	RatchetTree []byte `json:"ratchet_tree"`
+}
+
+// Welcome is a Welcome message for one added device.
+type Welcome struct {
+	// Device is the device the Welcome is for.
+	Device DeviceID `json:"device"`
+	// Data is the MLSMessage-framed Welcome.
+	Data []byte `json:"data"`
+}
+
+// HandshakeRequest posts a handshake message for the conversation's current
+// epoch (POST /v1/conversations/{id}/handshake). A commit must come with the
+// GroupInfo and ratchet tree of the new epoch and, when it adds devices, a
+// Welcome for each; a proposal comes alone. The server validates it with
+// the public group state and accepts at most one commit per epoch; a commit
+// for another epoch is refused with [CodeStaleEpoch] and the current epoch.
+type HandshakeRequest struct {
+	// Epoch is the epoch the message was created in.
+	Epoch uint64 `json:"epoch"`
+	// Message is the MLSMessage-framed PublicMessage (commit or proposal).
+	Message []byte `json:"message"`
+	// GroupInfo is the MLSMessage-framed GroupInfo of the new epoch
+	// (commits only).
+	GroupInfo []byte `json:"group_info,omitempty"`
+	// RatchetTree is the ratchet tree of the new epoch (commits only).
+	RatchetTree []byte `json:"ratchet_tree,omitempty"`
+	// Welcomes are the Welcomes, one per added device (commits only).
+	Welcomes []Welcome `json:"welcomes,omitempty"`
+}
+
+// HandshakeResponse answers an accepted handshake message once durable.
+type HandshakeResponse struct {
+	// Seq is the log seq of the handshake entry.
+	Seq uint64 `json:"seq"`
+	// Epoch is the conversation's epoch after the message.
+	Epoch uint64 `json:"epoch"`
+}
+
+// SendRequest posts an application message over HTTP
+// (POST /v1/conversations/{id}/messages); the WebSocket "send" frame does
+// the same.
+type SendRequest struct {
+	// ClientID is an opaque id chosen by the client (at most 64 bytes),
+	// echoed in the answer.
+	ClientID string `json:"client_id,omitempty"`
+	// Message is the MLSMessage-framed PrivateMessage.
+	Message []byte `json:"message"`
+}
+
+// SendResponse answers a stored application message once durable.
+type SendResponse struct {
+	// ClientID echoes the request's client id.
+	ClientID string `json:"client_id,omitempty"`
+	// Seq is the log seq of the entry.
+	Seq uint64 `json:"seq"`
+	// Time is when the server stored it.
+	Time time.Time `json:"time"`
+}
+
+// Entry is one entry of a conversation log.
+type Entry struct {
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Seq numbers the entry in its conversation, from 1, without gaps.
+	Seq uint64 `json:"seq"`
+	// Kind is application or handshake.
+	Kind EntryKind `json:"kind"`
+	// Sender is the device that posted it.
+	Sender DeviceID `json:"sender"`
+	// Data is the MLSMessage-framed message.
+	Data []byte `json:"data"`
+	// Time is when the server stored it.
+	Time time.Time `json:"time"`
+}
+
+// EntriesResponse is a page of a conversation log
+// (GET /v1/conversations/{id}/entries). More is true when entries after
+// the last one exist.
+type EntriesResponse struct {
+	// Entries are in seq order.
+	Entries []Entry `json:"entries"`
+	// More is true when the page was cut by the limit.
+	More bool `json:"more"`
+}
+
+// InboxEntry is a Welcome in a device's inbox.
+type InboxEntry struct {
+	// Seq numbers the entry in the device's inbox, from 1.
+	Seq uint64 `json:"seq"`
+	// Conversation is the conversation the Welcome joins.
+	Conversation ConversationID `json:"conversation"`
+	// Data is the MLSMessage-framed Welcome.
+	Data []byte `json:"data"`
+	// Time is when the server stored it.
+	Time time.Time `json:"time"`
+}
+
+// InboxResponse is a page of the caller device's inbox (GET /v1/inbox).
+type InboxResponse struct {
+	// Entries are in seq order.
+	Entries []InboxEntry `json:"entries"`
+	// More is true when the page was cut by the limit.
+	More bool `json:"more"`
+}
+
+// Cursor is a position in a conversation log.
+type Cursor struct {
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Seq is the last seq processed.
+	Seq uint64 `json:"seq"`
+}
+
+// AckRequest acknowledges entries up to and including the given seqs
+// (POST /v1/ack). Cursors only move forward: an older seq is ignored.
+// Inbox entries up to Inbox are deleted.
+type AckRequest struct {
+	// Cursors are the acknowledged positions.
+	Cursors []Cursor `json:"cursors,omitempty"`
+	// Inbox is the acknowledged inbox seq; 0 acknowledges nothing.
+	Inbox uint64 `json:"inbox,omitempty"`
+}
+
+// AttachmentInfo answers an attachment upload (POST /v1/attachments). The
+// body is the already encrypted blob; the id is the lowercase hex SHA-256
+// of it, so uploads are content-addressed and the client can check a
+// download.
+type AttachmentInfo struct {
+	// ID is the attachment id: hex SHA-256 of the content.
+	ID string `json:"id"`
+	// Size is the size in bytes.
+	Size int64 `json:"size"`
+	// Created is when the server stored it.
+	Created time.Time `json:"created"`
+}
+
+// CreateInviteRequest creates an invite (POST /v1/admin/invites).
+type CreateInviteRequest struct {
+	// Uses is how many registrations the invite allows (at least 1).
+	Uses int `json:"uses"`
+	// TTLSeconds is the invite's lifetime.
+	TTLSeconds int64 `json:"ttl_seconds"`
+}
+
+// InviteInfo describes an invite. The server stores only a hash of the
+// code, so Code is set only in the answer to its creation.
+type InviteInfo struct {
+	// ID identifies the invite for listing and deletion.
+	ID int64 `json:"id"`
+	// Code is the secret code to hand to the invitee (creation only).
+	Code string `json:"code,omitempty"`
+	// UsesLeft is how many registrations remain.
+	UsesLeft int `json:"uses_left"`
+	// Expires is when the invite stops being accepted.
+	Expires time.Time `json:"expires"`
+	// Created is when the invite was created.
+	Created time.Time `json:"created"`
+}
+
+// InviteList lists invites (GET /v1/admin/invites).
+type InviteList struct {
+	// Invites are the invites.
+	Invites []InviteInfo `json:"invites"`
+}
+
+// UserList lists users (GET /v1/admin/users).
+type UserList struct {
+	// Users are the users, by name.
+	Users []UserInfo `json:"users"`
+}
+
+// AdminUserUpdate changes a user (POST /v1/admin/users/{name}). Nil fields
+// are left unchanged. Disabling a user ends its sessions.
+type AdminUserUpdate struct {
+	// Disabled disables or enables the account.
+	Disabled *bool `json:"disabled,omitempty"`
+	// Admin grants or removes administration.
+	Admin *bool `json:"admin,omitempty"`
+}
+
+// AdminDeviceUpdate changes a device (POST /v1/admin/devices/{device}).
+type AdminDeviceUpdate struct {
+	// Disabled disables or enables the device.
+	Disabled *bool `json:"disabled,omitempty"`
+}
+
+// Stats are server-wide counts (GET /v1/admin/stats). They contain no
+// content.
+type Stats struct {
+	Users           int64 `json:"users"`            // Users counts accounts.
+	Devices         int64 `json:"devices"`          // Devices counts active devices.
+	Conversations   int64 `json:"conversations"`    // Conversations counts conversations.
+	Entries         int64 `json:"entries"`          // Entries counts stored log entries.
+	InboxEntries    int64 `json:"inbox_entries"`    // InboxEntries counts stored Welcomes.
+	KeyPackages     int64 `json:"key_packages"`     // KeyPackages counts stored KeyPackages.
+	Attachments     int64 `json:"attachments"`      // Attachments counts stored blobs.
+	AttachmentBytes int64 `json:"attachment_bytes"` // AttachmentBytes sums blob sizes.
+	Connections     int64 `json:"connections"`      // Connections counts open WebSockets.
+}

@@ -1,0 +1,218 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// FrameType names a WebSocket frame: the "type" member of its JSON object.
+type FrameType string
+
+// The WebSocket frame types.
+const (
+	FrameSubscribe FrameType = "subscribe" // FrameSubscribe: client → server, SubscribeFrame.
+	FrameAck       FrameType = "ack"       // FrameAck: client → server, AckFrame.
+	FrameSend      FrameType = "send"      // FrameSend: client → server, SendFrame.
+	FrameSent      FrameType = "sent"      // FrameSent: server → client, SentFrame.
+	FrameTyping    FrameType = "typing"    // FrameTyping: both directions, TypingFrame.
+	FrameEntry     FrameType = "entry"     // FrameEntry: server → client, EntryFrame.
+	FrameInbox     FrameType = "inbox"     // FrameInbox: server → client, InboxFrame.
+	FrameError     FrameType = "error"     // FrameError: server → client, ErrorFrame.
+	FramePing      FrameType = "ping"      // FramePing: client → server, PingFrame.
+	FramePong      FrameType = "pong"      // FramePong: server → client, PongFrame.
+)
+
+// Frame is one WebSocket message. Every frame is one of the *Frame types of
+// this package; [MarshalFrame] adds the "type" member and [UnmarshalFrame]
+// dispatches on it.
+type Frame interface {
+	// FrameType returns the frame's type.
+	FrameType() FrameType
+}
+
+// SubscribeFrame starts (or restarts) delivery on a connection. For every
+// listed conversation the server sends the entries after Seq; for the
+// device's other conversations it starts after the device's acknowledged
+// cursor. Inbox entries after Inbox are sent. Then new entries follow as
+// they are appended, in seq order per conversation.
+type SubscribeFrame struct {
+	// Cursors are the last seqs the client has processed.
+	Cursors []Cursor `json:"cursors,omitempty"`
+	// Inbox is the last inbox seq the client has processed.
+	Inbox uint64 `json:"inbox,omitempty"`
+}
+
+// AckFrame acknowledges entries, like POST /v1/ack. It has no answer.
+type AckFrame struct {
+	// Cursors are the acknowledged positions; cursors only move forward.
+	Cursors []Cursor `json:"cursors,omitempty"`
+	// Inbox acknowledges (and deletes) inbox entries up to this seq.
+	Inbox uint64 `json:"inbox,omitempty"`
+}
+
+// SendFrame posts an application message (PrivateMessage). The server
+// answers with a SentFrame once the entry is durable, or an ErrorFrame,
+// both carrying ClientID.
+type SendFrame struct {
+	// ClientID is chosen by the client to match the answer (≤ 64 bytes).
+	ClientID string `json:"client_id"`
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Message is the MLSMessage-framed PrivateMessage.
+	Message []byte `json:"message"`
+}
+
+// SentFrame confirms a SendFrame: the entry is durable at Seq.
+type SentFrame struct {
+	// ClientID echoes the SendFrame's id.
+	ClientID string `json:"client_id"`
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Seq is the entry's seq.
+	Seq uint64 `json:"seq"`
+	// Time is when the server stored it.
+	Time time.Time `json:"time"`
+}
+
+// TypingFrame is an ephemeral signal, relayed only to connected member
+// devices and never stored. The server fills Device when relaying.
+type TypingFrame struct {
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Device is the typing device (set by the server).
+	Device DeviceID `json:"device,omitempty"`
+	// Typing is true while typing, false when stopped.
+	Typing bool `json:"typing"`
+}
+
+// EntryFrame delivers one conversation log entry.
+type EntryFrame struct {
+	Entry
+}
+
+// InboxFrame delivers one Welcome from the device's inbox.
+type InboxFrame struct {
+	InboxEntry
+}
+
+// ErrorFrame reports an error. With ClientID it answers that SendFrame;
+// without it the server closes the connection after sending it.
+type ErrorFrame struct {
+	// ClientID is the id of the failed SendFrame, if any.
+	ClientID string `json:"client_id,omitempty"`
+	Error
+}
+
+// PingFrame asks for a PongFrame with the same nonce.
+type PingFrame struct {
+	// Nonce is echoed.
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// PongFrame answers a PingFrame.
+type PongFrame struct {
+	// Nonce echoes the ping's nonce.
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// FrameType returns FrameSubscribe.
+func (*SubscribeFrame) FrameType() FrameType { return FrameSubscribe }
+
+// FrameType returns FrameAck.
+func (*AckFrame) FrameType() FrameType { return FrameAck }
+
+// FrameType returns FrameSend.
+func (*SendFrame) FrameType() FrameType { return FrameSend }
+
+// FrameType returns FrameSent.
+func (*SentFrame) FrameType() FrameType { return FrameSent }
+
+// FrameType returns FrameTyping.
+func (*TypingFrame) FrameType() FrameType { return FrameTyping }
+
+// FrameType returns FrameEntry.
+func (*EntryFrame) FrameType() FrameType { return FrameEntry }
+
+// FrameType returns FrameInbox.
+func (*InboxFrame) FrameType() FrameType { return FrameInbox }
+
+// FrameType returns FrameError.
+func (*ErrorFrame) FrameType() FrameType { return FrameError }
+
+// FrameType returns FramePing.
+func (*PingFrame) FrameType() FrameType { return FramePing }
+
+// FrameType returns FramePong.
+func (*PongFrame) FrameType() FrameType { return FramePong }
+
+// newFrame returns a zero frame of the type, or nil for an unknown type.
+func newFrame(t FrameType) Frame {
+	switch t {
+	case FrameSubscribe:
+		return new(SubscribeFrame)
+	case FrameAck:
+		return new(AckFrame)
+	case FrameSend:
+		return new(SendFrame)
+	case FrameSent:
+		return new(SentFrame)
+	case FrameTyping:
+		return new(TypingFrame)
+	case FrameEntry:
+		return new(EntryFrame)
+	case FrameInbox:
+		return new(InboxFrame)
+	case FrameError:
+		return new(ErrorFrame)
+	case FramePing:
+		return new(PingFrame)
+	case FramePong:
+		return new(PongFrame)
+	}
+	return nil
+}
+
+// MarshalFrame encodes f as a JSON object with its "type" member first.
+func MarshalFrame(f Frame) ([]byte, error) {
+	body, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: marshal %s frame: %v", f.FrameType(), err)
+	}
+	typ, _ := json.Marshal(f.FrameType())
+	out := make([]byte, 0, len(body)+len(typ)+9)
+	out = append(out, `{"type":`...)
+	out = append(out, typ...)
+	if len(body) > 2 { // not "{}"
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
+}
+
+// UnmarshalFrame decodes one WebSocket message into the frame its "type"
+// names. It rejects anything but a single JSON object, unknown types and
+// malformed fields; unknown members are ignored.
+func UnmarshalFrame(data []byte) (Frame, error) {
+	var head struct {
+		Type *FrameType `json:"type"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&head); err != nil {
+		return nil, fmt.Errorf("protocol: decode frame: %v", err)
+	}
+	if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(data, " \t\r\n"))) {
+		return nil, fmt.Errorf("protocol: decode frame: trailing data after the JSON object")
+	}
+	if head.Type == nil {
+		return nil, fmt.Errorf("protocol: decode frame: missing type")
+	}
+	f := newFrame(*head.Type)
+	if f == nil {
+		return nil, fmt.Errorf("protocol: decode frame: unknown type %.32q", string(*head.Type))
+	}
+	if err := json.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("protocol: decode %s frame: %v", *head.Type, err)
+	}
+	return f, nil
+}

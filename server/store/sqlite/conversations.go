@@ -1,0 +1,373 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, head, created`
+
+func scanConv(r scanner) (store.Conversation, error) {
+	var c store.Conversation
+	var created int64
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Head, &created)
+	c.Created = fromMicros(created)
+	return c, err
+}
+
+// nonNil returns b, or an empty slice for nil (columns are NOT NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// CreateConversation implements store.Store.
+func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation) (store.Conversation, error) {
+	c := store.Conversation{GroupID: nc.GroupID, Suite: nc.Suite, Epoch: nc.Epoch, GroupInfo: nc.GroupInfo, Tree: nc.Tree, FollowerState: nc.FollowerState, Created: nc.Created}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if len(nc.GroupID) == 0 {
+			return store.ErrInvalid
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = $1`, nc.Creator).Scan(&one); err != nil {
+			return notFound(err)
+		}
+		err := tx.QueryRowContext(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, head, created) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id`,
+			nc.GroupID, nc.Suite, nc.Epoch, nonNil(nc.GroupInfo), nonNil(nc.Tree), nonNil(nc.FollowerState), micros(nc.Created)).Scan(&c.ID)
+		if isUnique(err) {
+			return store.ErrConflict
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, 0)`, c.ID, nc.Creator)
+		return err
+	})
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("sqlite: create conversation by device %q: %w", nc.Creator, err)
+	}
+	return c, nil
+}
+
+// Conversation implements store.Store.
+func (s *Store) Conversation(ctx context.Context, id store.ConversationID) (store.Conversation, error) {
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE id = $1`, id))
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("sqlite: conversation %d: %w", id, notFound(err))
+	}
+	return c, nil
+}
+
+// ConversationByGroupID implements store.Store.
+func (s *Store) ConversationByGroupID(ctx context.Context, groupID []byte) (store.Conversation, error) {
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE group_id = $1`, groupID))
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("sqlite: conversation by group id: %w", notFound(err))
+	}
+	return c, nil
+}
+
+// Members implements store.Store.
+func (s *Store) Members(ctx context.Context, id store.ConversationID) ([]store.DeviceID, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id FROM members WHERE conversation_id = $1 ORDER BY device_id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: members of conversation %d: %v", id, err)
+	}
+	defer rows.Close()
+	var out []store.DeviceID
+	for rows.Next() {
+		var d store.DeviceID
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("sqlite: members of conversation %d: %v", id, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: members of conversation %d: %v", id, err)
+	}
+	return out, nil
+}
+
+// IsMember implements store.Store.
+func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device store.DeviceID) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device).Scan(&one)
+	if err == sql.ErrNoRows {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("sqlite: is device %q member of conversation %d: %v", device, id, err)
+	}
+	return true, nil
+}
+
+// Conversations implements store.Store.
+func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
+	}
+	defer rows.Close()
+	var out []store.Membership
+	for rows.Next() {
+		var m store.Membership
+		if err := rows.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch); err != nil {
+			return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
+	}
+	return out, nil
+}
+
+// staleOrMissing explains a failed compare-and-set on the epoch.
+func staleOrMissing(ctx context.Context, tx *sql.Tx, id store.ConversationID, expected uint64) error {
+	var cur uint64
+	if err := tx.QueryRowContext(ctx, `SELECT epoch FROM conversations WHERE id = $1`, id).Scan(&cur); err != nil {
+		return notFound(err)
+	}
+	return &store.StaleEpochError{Conversation: id, Expected: expected, Current: cur}
+}
+
+// Commit implements store.Store.
+func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error) {
+	e := store.Entry{Conversation: c.Conversation, Kind: store.KindHandshake, Sender: c.Sender, Data: c.Data, Created: c.Created}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		adding := make(map[store.DeviceID]bool, len(c.Add))
+		for _, d := range c.Add {
+			adding[d] = true
+		}
+		for _, w := range c.Welcomes {
+			if !adding[w.Device] {
+				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
+			}
+		}
+		err := tx.QueryRowContext(ctx, `UPDATE conversations SET epoch = epoch + 1, head = head + 1, group_info = $1, tree = $2, follower_state = $3
+			WHERE id = $4 AND epoch = $5 RETURNING head`,
+			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch).Scan(&e.Seq)
+		if err == sql.ErrNoRows {
+			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch)
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
+			c.Conversation, e.Seq, store.KindHandshake, c.Sender, nonNil(c.Data), micros(c.Created)); err != nil {
+			return err
+		}
+		for _, d := range c.Remove {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, c.Conversation, d); err != nil {
+				return err
+			}
+		}
+		for _, d := range c.Add {
+			var one int
+			if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = $1`, d).Scan(&one); err != nil {
+				if err == sql.ErrNoRows {
+					return fmt.Errorf("added device %q: %w", d, store.ErrNotFound)
+				}
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, c.Conversation, d, e.Seq); err != nil {
+				return err
+			}
+		}
+		for _, w := range c.Welcomes {
+			var seq uint64
+			if err := tx.QueryRowContext(ctx, `UPDATE devices SET inbox_head = inbox_head + 1 WHERE id = $1 RETURNING inbox_head`, w.Device).Scan(&seq); err != nil {
+				return notFound(err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO inbox (device_id, seq, conversation_id, data, created) VALUES ($1, $2, $3, $4, $5)`,
+				w.Device, seq, c.Conversation, nonNil(w.Data), micros(c.Created)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Entry{}, fmt.Errorf("sqlite: commit to conversation %d at epoch %d by device %q: %w", c.Conversation, c.Epoch, c.Sender, err)
+	}
+	return e, nil
+}
+
+// Propose implements store.Store.
+func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
+	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE conversations SET head = head + 1 WHERE id = $1 AND epoch = $2 RETURNING head`, p.Conversation, p.Epoch).Scan(&e.Seq)
+		if err == sql.ErrNoRows {
+			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch)
+		} else if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
+			p.Conversation, e.Seq, store.KindHandshake, p.Sender, nonNil(p.Data), micros(p.Created))
+		return err
+	})
+	if err != nil {
+		return store.Entry{}, fmt.Errorf("sqlite: proposal to conversation %d at epoch %d by device %q: %w", p.Conversation, p.Epoch, p.Sender, err)
+	}
+	return e, nil
+}
+
+// memberKey identifies a (conversation, device) pair within a batch.
+type memberKey struct {
+	c store.ConversationID
+	d store.DeviceID
+}
+
+// AppendEntries implements store.Store.
+func (s *Store) AppendEntries(ctx context.Context, entries []store.NewEntry) ([]store.AppendResult, error) {
+	res := make([]store.AppendResult, len(entries))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		ins, member, head, setHead := tx.StmtContext(ctx, s.insEntry), tx.StmtContext(ctx, s.memberOf), tx.StmtContext(ctx, s.convHead), tx.StmtContext(ctx, s.setHead)
+		heads := make(map[store.ConversationID]uint64)
+		missing := make(map[store.ConversationID]bool)
+		members := make(map[memberKey]bool)
+		var order []store.ConversationID
+		for i, ne := range entries {
+			res[i] = store.AppendResult{}
+			if missing[ne.Conversation] {
+				res[i].Err = fmt.Errorf("sqlite: append to conversation %d: %w", ne.Conversation, store.ErrNotFound)
+				continue
+			}
+			h, ok := heads[ne.Conversation]
+			if !ok {
+				err := head.QueryRowContext(ctx, ne.Conversation).Scan(&h)
+				if err == sql.ErrNoRows {
+					missing[ne.Conversation] = true
+					res[i].Err = fmt.Errorf("sqlite: append to conversation %d: %w", ne.Conversation, store.ErrNotFound)
+					continue
+				} else if err != nil {
+					return err
+				}
+				order = append(order, ne.Conversation)
+			}
+			k := memberKey{ne.Conversation, ne.Sender}
+			isMember, ok := members[k]
+			if !ok {
+				var one int
+				err := member.QueryRowContext(ctx, ne.Conversation, ne.Sender).Scan(&one)
+				if err != nil && err != sql.ErrNoRows {
+					return err
+				}
+				isMember = err == nil
+				members[k] = isMember
+			}
+			if !isMember {
+				heads[ne.Conversation] = h
+				res[i].Err = fmt.Errorf("sqlite: append to conversation %d by device %q: %w", ne.Conversation, ne.Sender, store.ErrNotMember)
+				continue
+			}
+			h++
+			heads[ne.Conversation] = h
+			if _, err := ins.ExecContext(ctx, ne.Conversation, h, store.KindApplication, ne.Sender, nonNil(ne.Data), micros(ne.Created)); err != nil {
+				return err
+			}
+			res[i].Entry = store.Entry{Conversation: ne.Conversation, Seq: h, Kind: store.KindApplication, Sender: ne.Sender, Data: ne.Data, Created: ne.Created}
+		}
+		for _, c := range order {
+			if _, err := setHead.ExecContext(ctx, heads[c], c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: append %d entries: %w", len(entries), err)
+	}
+	return res, nil
+}
+
+// Entries implements store.Store.
+func (s *Store) Entries(ctx context.Context, id store.ConversationID, after uint64, limit int) ([]store.Entry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, kind, sender, data, created FROM entries WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, id, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: entries of conversation %d after %d: %v", id, after, err)
+	}
+	defer rows.Close()
+	var out []store.Entry
+	for rows.Next() {
+		e := store.Entry{Conversation: id}
+		var created int64
+		if err := rows.Scan(&e.Seq, &e.Kind, &e.Sender, &e.Data, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: entries of conversation %d after %d: %v", id, after, err)
+		}
+		e.Created = fromMicros(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: entries of conversation %d after %d: %v", id, after, err)
+	}
+	return out, nil
+}
+
+// Ack implements store.Store.
+func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.ConversationID, seq uint64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1
+			AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var cursor, head uint64
+		err = tx.QueryRowContext(ctx, `SELECT m.cursor, c.head FROM members m JOIN conversations c ON c.id = m.conversation_id
+			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head)
+		if err == sql.ErrNoRows {
+			return store.ErrNotMember
+		} else if err != nil {
+			return err
+		}
+		if seq > head {
+			return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
+		}
+		return nil // not forward: ignored
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: ack conversation %d to %d by device %q: %w", id, seq, device, err)
+	}
+	return nil
+}
+
+// Inbox implements store.Store.
+func (s *Store) Inbox(ctx context.Context, device store.DeviceID, after uint64, limit int) ([]store.InboxEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, conversation_id, data, created FROM inbox WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, device, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: inbox of device %q after %d: %v", device, after, err)
+	}
+	defer rows.Close()
+	var out []store.InboxEntry
+	for rows.Next() {
+		e := store.InboxEntry{Device: device}
+		var created int64
+		if err := rows.Scan(&e.Seq, &e.Conversation, &e.Data, &created); err != nil {
+			return nil, fmt.Errorf("sqlite: inbox of device %q after %d: %v", device, after, err)
+		}
+		e.Created = fromMicros(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: inbox of device %q after %d: %v", device, after, err)
+	}
+	return out, nil
+}
+
+// AckInbox implements store.Store.
+func (s *Store) AckInbox(ctx context.Context, device store.DeviceID, seq uint64) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE device_id = $1 AND seq <= $2`, device, seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: ack inbox of device %q to %d: %w", device, seq, err)
+	}
+	return nil
+}

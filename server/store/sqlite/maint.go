@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// CreateBlob implements store.Store.
+func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, sha256, created) VALUES ($1, $2, $3, $4, $5)`, b.ID, b.Owner, b.Size, nonNil(b.SHA256), micros(b.Created))
+		switch {
+		case isUnique(err):
+			return store.ErrConflict
+		case isForeignKey(err):
+			return store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create blob %q: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Blob implements store.Store.
+func (s *Store) Blob(ctx context.Context, id string) (store.Blob, error) {
+	b := store.Blob{ID: id}
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT owner, size, sha256, created FROM blobs WHERE id = $1`, id).Scan(&b.Owner, &b.Size, &b.SHA256, &created)
+	if err != nil {
+		return store.Blob{}, fmt.Errorf("sqlite: blob %q: %w", id, notFound(err))
+	}
+	b.Created = fromMicros(created)
+	return b, nil
+}
+
+// DeleteBlob implements store.Store.
+func (s *Store) DeleteBlob(ctx context.Context, id string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return mustAffect(tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = $1`, id))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete blob %q: %w", id, err)
+	}
+	return nil
+}
+
+// BlobUsage implements store.Store.
+func (s *Store) BlobUsage(ctx context.Context, owner store.UserID) (count, bytes int64, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = $1`, owner).Scan(&count, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlite: blob usage of user %d: %v", owner, err)
+	}
+	return count, bytes, nil
+}
+
+// cut is a conversation and the seq up to which its log is deleted.
+type cut struct {
+	conv store.ConversationID
+	seq  uint64
+}
+
+// deleteLogPrefixes deletes, per conversation, the entries up to the seq
+// the query yields; it returns the number deleted.
+func (s *Store) deleteLogPrefixes(ctx context.Context, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		var cuts []cut
+		for rows.Next() {
+			var c cut
+			var seq sql.NullInt64
+			if err := rows.Scan(&c.conv, &seq); err != nil {
+				rows.Close()
+				return err
+			}
+			if seq.Valid && seq.Int64 > 0 {
+				c.seq = uint64(seq.Int64)
+				cuts = append(cuts, c)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range cuts {
+			res, err := tx.ExecContext(ctx, `DELETE FROM entries WHERE conversation_id = $1 AND seq <= $2`, c.conv, c.seq)
+			if err != nil {
+				return err
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Prune implements store.Store. Each rule runs in its own transaction, so
+// writers wait for one rule at a time.
+func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error) {
+	var r store.PruneResult
+	now := micros(o.Now)
+	var errs []error
+	// Entries acknowledged by every member device; a conversation with no
+	// members keeps no log.
+	n, err := s.deleteLogPrefixes(ctx, `SELECT c.id, CASE WHEN MIN(m.cursor) IS NULL THEN c.head ELSE MIN(m.cursor) END
+		FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id GROUP BY c.id, c.head`)
+	r.Entries += n
+	errs = append(errs, err)
+	if o.Retention > 0 {
+		cutoff := micros(o.Now.Add(-o.Retention))
+		n, err := s.deleteLogPrefixes(ctx, `SELECT conversation_id, MAX(seq) FROM entries WHERE created < $1 GROUP BY conversation_id`, cutoff)
+		r.Entries += n
+		errs = append(errs, err)
+		errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE created < $1`, cutoff)
+			if err != nil {
+				return err
+			}
+			r.Inbox, _ = res.RowsAffected()
+			rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				r.Blobs = append(r.Blobs, id)
+			}
+			return rows.Err()
+		}))
+	}
+	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
+		for _, q := range []struct {
+			n   *int64
+			sql string
+		}{
+			{&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`},
+			{&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`},
+			{&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`},
+			{&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`},
+		} {
+			res, err := tx.ExecContext(ctx, q.sql, now)
+			if err != nil {
+				return err
+			}
+			*q.n, _ = res.RowsAffected()
+		}
+		return nil
+	}))
+	if err := errors.Join(errs...); err != nil {
+		return r, fmt.Errorf("sqlite: prune: %w", err)
+	}
+	return r, nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	var st store.Stats
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM users),
+		(SELECT COUNT(*) FROM devices WHERE revoked = 0 AND disabled = 0),
+		(SELECT COUNT(*) FROM conversations),
+		(SELECT COUNT(*) FROM entries),
+		(SELECT COUNT(*) FROM inbox),
+		(SELECT COUNT(*) FROM key_packages),
+		(SELECT COUNT(*) FROM blobs),
+		(SELECT COALESCE(SUM(size), 0) FROM blobs)`).Scan(&st.Users, &st.Devices, &st.Conversations, &st.Entries, &st.InboxEntries, &st.KeyPackages, &st.Blobs, &st.BlobBytes)
+	if err != nil {
+		return st, fmt.Errorf("sqlite: stats: %v", err)
+	}
+	return st, nil
+}
+
+// invariants are queries that must return no rows, with what a row means.
+var invariants = []struct{ what, sql string }{
+	{"log seqs not contiguous up to the head", `SELECT conversation_id FROM entries GROUP BY conversation_id
+		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversations c WHERE c.id = entries.conversation_id)`},
+	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
+	{"log entry with seq < 1 or unknown kind", `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
+	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
+	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
+	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
+	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},
+	{"more than one last-resort key package per device and suite", `SELECT device_id FROM key_packages WHERE last_resort = 1 GROUP BY device_id, suite HAVING COUNT(*) > 1`},
+	{"device of a missing user", `SELECT d.id FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE u.id IS NULL`},
+	{"inbox entry beyond the device's inbox head", `SELECT i.device_id FROM inbox i LEFT JOIN devices d ON d.id = i.device_id WHERE d.id IS NULL OR i.seq > d.inbox_head OR i.seq < 1`},
+	{"inbox entry of a missing conversation", `SELECT i.device_id FROM inbox i LEFT JOIN conversations c ON c.id = i.conversation_id WHERE c.id IS NULL`},
+	{"session of a missing device or another user's device", `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
+	{"negative invite uses", `SELECT id FROM invites WHERE uses_left < 0`},
+	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
+}
+
+// CheckInvariants checks the database's internal consistency, as bbolt's
+// Tx.Check does: contiguous logs up to each head, cursors within the log,
+// no rows referring to missing users, devices or conversations, and
+// SQLite's own integrity and foreign key checks. It returns every
+// violation found.
+func (s *Store) CheckInvariants(ctx context.Context) error {
+	var errs []error
+	for _, inv := range invariants {
+		rows, err := s.r.QueryContext(ctx, inv.sql)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", inv.what, err))
+			continue
+		}
+		var bad []any
+		for rows.Next() {
+			var v any
+			if err := rows.Scan(&v); err != nil {
+				errs = append(errs, err)
+			}
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			bad = append(bad, v)
+		}
+		rows.Close()
+		if len(bad) > 0 {
+			errs = append(errs, fmt.Errorf("%s: %v", inv.what, bad))
+		}
+	}
+	var ok string
+	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		errs = append(errs, fmt.Errorf("integrity_check: %q %v", ok, err))
+	}
+	rows, err := s.r.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		if rows.Next() {
+			errs = append(errs, errors.New("foreign_key_check reports violations"))
+		}
+		rows.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: check invariants: %w", err)
+	}
+	return nil
+}

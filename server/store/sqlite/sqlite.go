@@ -1,0 +1,271 @@
+// Package sqlite is the embedded SQLite backend of the server store, on the
+// pure-Go driver modernc.org/sqlite.
+//
+// The database runs in WAL mode with synchronous=FULL, so a transaction is
+// durable when it commits. All writes go through one connection (SQLite
+// has one writer; serializing in the process avoids busy retries), while
+// reads use a pool of connections that see the last committed state.
+// Migrations are embedded and versioned in the schema_migrations table.
+// Queries use numbered placeholders ($1) and portable SQL so that the
+// PostgreSQL backend can share their shape.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config configures a Store. Start from NewConfig.
+type Config struct {
+	// Path is the database file.
+	Path string
+	// BusyTimeout is how long a connection waits for a lock.
+	BusyTimeout time.Duration
+	// Readers is the size of the reader pool.
+	Readers int
+}
+
+// NewConfig returns the default configuration for the database file.
+func NewConfig(path string) Config {
+	return Config{Path: path, BusyTimeout: 10 * time.Second, Readers: 4}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Path == "":
+		return errors.New("sqlite: config: empty path")
+	case c.BusyTimeout < 0:
+		return fmt.Errorf("sqlite: config: negative busy timeout %v", c.BusyTimeout)
+	case c.Readers < 1:
+		return fmt.Errorf("sqlite: config: readers %d, want at least 1", c.Readers)
+	}
+	return nil
+}
+
+// Store is the SQLite store. It is safe for concurrent use.
+type Store struct {
+	w    *sql.DB // w is the single writer connection.
+	r    *sql.DB // r is the reader pool.
+	path string
+
+	insEntry, memberOf, convHead, setHead *sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// dsn builds the driver's connection string.
+func dsn(c Config, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(c.BusyTimeout.Milliseconds(), 10)+")")
+	if writer {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + c.Path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database and applies pending
+// migrations.
+func Open(ctx context.Context, c Config) (*Store, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	w, err := sql.Open("sqlite", dsn(c, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %v", c.Path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, path: c.Path}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(c, false))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %v", c.Path, err)
+	}
+	r.SetMaxOpenConns(c.Readers)
+	r.SetMaxIdleConns(c.Readers)
+	s.r = r
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&s.insEntry, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`},
+		{&s.memberOf, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2`},
+		{&s.convHead, `SELECT head FROM conversations WHERE id = $1`},
+		{&s.setHead, `UPDATE conversations SET head = $1 WHERE id = $2`},
+	} {
+		if *p.st, err = w.PrepareContext(ctx, p.sql); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite: prepare: %v", err)
+		}
+	}
+	return s, nil
+}
+
+// migrate applies the embedded migrations not yet recorded.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %v", s.path, err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %v", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: bad migration name %q", base)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: %v", err)
+		}
+		err = s.write(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)`, version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate %s to version %d: %v", s.path, version, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the newest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %v", err)
+	}
+	return int(v.Int64), nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.insEntry, s.memberOf, s.convHead, s.setHead} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close %s: %v", s.path, err)
+	}
+	return nil
+}
+
+// write runs fn in a write transaction and commits it; any error (or
+// panic) rolls it back.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// micros converts a time to stored Unix microseconds; zero stays 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts stored Unix microseconds to a UTC time; 0 is zero.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// isConstraint reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY violation.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// notFound maps sql.ErrNoRows to store.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// b2i converts a bool to a stored integer.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Backup writes a consistent copy of the database to path with VACUUM
+// INTO, without blocking writers.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if _, err := s.r.ExecContext(ctx, `VACUUM INTO $1`, path); err != nil {
+		return fmt.Errorf("sqlite: backup to %s: %v", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,472 @@
+// Package store defines the persistence the Parley server core needs: the
+// [Store] interface, its plain domain types and the sentinel errors callers
+// branch on. Backends live in subpackages named after their dependency
+// (sqlite, later postgres); every backend passes the conformance suite in
+// storetest.
+//
+// The store holds only routing metadata and opaque MLS bytes. It assigns
+// user, conversation and invite ids and the sequence numbers of log and
+// inbox entries. Every write is durable when its method returns without
+// error, and every method documented as atomic is one transaction: it
+// happens completely or not at all. The store takes no time from a clock:
+// callers pass creation times and "now".
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with the operation and the input
+// (never secrets or message content); test with errors.Is.
+var (
+	// ErrNotFound: the user, device, conversation, session, challenge,
+	// blob or invite does not exist (or has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique value already exists: user name, device id,
+	// device signature key, group id, KeyPackage ref, blob id.
+	ErrConflict = errors.New("already exists")
+	// ErrStaleEpoch: a handshake names an epoch other than the
+	// conversation's current one. The error is a *StaleEpochError.
+	ErrStaleEpoch = errors.New("stale epoch")
+	// ErrNoKeyPackage: no active device of the user has a usable
+	// KeyPackage of the cipher suite.
+	ErrNoKeyPackage = errors.New("no key package")
+	// ErrInviteInvalid: the invite is unknown, used up or expired.
+	ErrInviteInvalid = errors.New("invite invalid")
+	// ErrNotMember: the device is not a member of the conversation.
+	ErrNotMember = errors.New("not a member")
+	// ErrInvalid: an argument is out of range (such as an ack beyond the
+	// log head, or an empty required field).
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// StaleEpochError is returned when a compare-and-set on a conversation's
+// epoch fails. errors.Is(err, ErrStaleEpoch) holds for it.
+type StaleEpochError struct {
+	// Conversation is the conversation.
+	Conversation ConversationID
+	// Expected is the epoch the caller named.
+	Expected uint64
+	// Current is the conversation's epoch.
+	Current uint64
+}
+
+// Error describes the mismatch.
+func (e *StaleEpochError) Error() string {
+	return fmt.Sprintf("stale epoch: conversation %d is at epoch %d, not %d", e.Conversation, e.Current, e.Expected)
+}
+
+// Is reports whether target is ErrStaleEpoch.
+func (e *StaleEpochError) Is(target error) bool { return target == ErrStaleEpoch }
+
+// CurrentEpoch returns the current epoch carried by a stale-epoch error in
+// err's chain, and whether there is one.
+func CurrentEpoch(err error) (uint64, bool) {
+	var se *StaleEpochError
+	if errors.As(err, &se) {
+		return se.Current, true
+	}
+	return 0, false
+}
+
+// UserID is the store-assigned id of a user (positive).
+type UserID int64
+
+// DeviceID is a device id, chosen by the device and unique on the server
+// (the protocol's DeviceID).
+type DeviceID string
+
+// ConversationID is the store-assigned id of a conversation (positive).
+type ConversationID int64
+
+// EntryKind is the kind of a log entry.
+type EntryKind uint8
+
+// The kinds of log entries.
+const (
+	// KindApplication is an MLS PrivateMessage.
+	KindApplication EntryKind = 1
+	// KindHandshake is an accepted MLS PublicMessage (commit or proposal).
+	KindHandshake EntryKind = 2
+)
+
+// String returns "application" or "handshake".
+func (k EntryKind) String() string {
+	switch k {
+	case KindApplication:
+		return "application"
+	case KindHandshake:
+		return "handshake"
+	}
+	return fmt.Sprintf("EntryKind(%d)", uint8(k))
+}
+
+// User is an account.
+type User struct {
+	ID          UserID    // ID is assigned by the store.
+	Name        string    // Name is unique.
+	IdentityKey []byte    // IdentityKey is the Ed25519 identity public key.
+	Admin       bool      // Admin marks administrators.
+	Disabled    bool      // Disabled accounts cannot authenticate.
+	Created     time.Time // Created is the registration time.
+}
+
+// Device is a device of a user.
+type Device struct {
+	ID           DeviceID  // ID is unique on the server.
+	User         UserID    // User owns the device.
+	Scheme       uint16    // Scheme is the signature scheme of SignatureKey.
+	SignatureKey []byte    // SignatureKey is unique on the server.
+	Certificate  []byte    // Certificate is the encoded device certificate.
+	Created      time.Time // Created is the registration time.
+	Revoked      time.Time // Revoked is when the user revoked it; zero if not.
+	Disabled     bool      // Disabled is set by an admin.
+	InboxHead    uint64    // InboxHead is the seq of the newest inbox entry ever assigned.
+}
+
+// Active reports whether the device may authenticate and receive
+// KeyPackage claims.
+func (d Device) Active() bool { return d.Revoked.IsZero() && !d.Disabled }
+
+// NewUser is the input of CreateUser.
+type NewUser struct {
+	Name        string
+	IdentityKey []byte
+	Admin       bool
+	Created     time.Time
+	// InviteHash is the hash of the invite code to consume; nil when
+	// registration is open.
+	InviteHash []byte
+	// Device is the first device; its User field is ignored.
+	Device Device
+}
+
+// Invite allows a number of registrations until it expires. Only a hash
+// of the code is stored.
+type Invite struct {
+	ID       int64     // ID is assigned by the store.
+	CodeHash []byte    // CodeHash is the hash of the secret code; unique.
+	UsesLeft int       // UsesLeft counts remaining registrations.
+	Expires  time.Time // Expires ends the invite.
+	Created  time.Time // Created is the creation time.
+}
+
+// Session is an authenticated session of a device. Only a hash of the
+// bearer token is stored.
+type Session struct {
+	TokenHash []byte    // TokenHash is the hash of the token; unique.
+	Device    DeviceID  // Device is the authenticated device.
+	User      UserID    // User owns Device.
+	Created   time.Time // Created is the creation time.
+	Expires   time.Time // Expires ends the session.
+}
+
+// Challenge is a single-use authentication challenge for a device.
+type Challenge struct {
+	Nonce   []byte    // Nonce is the random challenge; unique.
+	Device  DeviceID  // Device must sign it.
+	Expires time.Time // Expires ends it.
+}
+
+// KeyPackage is a one-time (or last-resort) MLS KeyPackage of a device.
+type KeyPackage struct {
+	Ref        []byte    // Ref is the KeyPackageRef; unique on the server.
+	Device     DeviceID  // Device uploaded it.
+	Suite      uint16    // Suite is its MLS cipher suite.
+	Data       []byte    // Data is the MLSMessage-framed KeyPackage.
+	LastResort bool      // LastResort packages are returned when the pool is empty and kept.
+	Expires    time.Time // Expires is the end of its lifetime (not_after).
+	Created    time.Time // Created is the upload time.
+}
+
+// KeyPackageCount is the pool of a device.
+type KeyPackageCount struct {
+	Available  int  // Available counts unexpired one-time packages.
+	LastResort bool // LastResort is true when an unexpired last-resort package exists.
+}
+
+// Conversation is an MLS group as the server follows it.
+type Conversation struct {
+	ID            ConversationID // ID is assigned by the store.
+	GroupID       []byte         // GroupID is the MLS group id; unique.
+	Suite         uint16         // Suite is the group's cipher suite.
+	Epoch         uint64         // Epoch is the current accepted epoch.
+	GroupInfo     []byte         // GroupInfo of the current epoch.
+	Tree          []byte         // Tree is the ratchet tree of the current epoch.
+	FollowerState []byte         // FollowerState is the public-group follower's opaque state.
+	Head          uint64         // Head is the seq of the newest entry ever appended (0 if none).
+	Created       time.Time      // Created is the creation time.
+}
+
+// NewConversation is the input of CreateConversation; the creator device
+// becomes the only member.
+type NewConversation struct {
+	GroupID       []byte
+	Suite         uint16
+	Epoch         uint64
+	GroupInfo     []byte
+	Tree          []byte
+	FollowerState []byte
+	Creator       DeviceID
+	Created       time.Time
+}
+
+// Membership is a device's view of one of its conversations.
+type Membership struct {
+	Conversation ConversationID // Conversation is the conversation.
+	Cursor       uint64         // Cursor is the device's acknowledged seq.
+	Head         uint64         // Head is the conversation's newest seq.
+	Epoch        uint64         // Epoch is the conversation's epoch.
+}
+
+// Entry is one entry of a conversation log.
+type Entry struct {
+	Conversation ConversationID // Conversation is the log.
+	Seq          uint64         // Seq is assigned by the store: 1, 2, … without gaps.
+	Kind         EntryKind      // Kind is application or handshake.
+	Sender       DeviceID       // Sender posted it.
+	Data         []byte         // Data is the opaque MLS message.
+	Created      time.Time      // Created is when it was accepted.
+}
+
+// NewEntry is an application message to append.
+type NewEntry struct {
+	Conversation ConversationID
+	Sender       DeviceID
+	Data         []byte
+	Created      time.Time
+}
+
+// AppendResult is the outcome of one NewEntry in AppendEntries: the stored
+// entry, or the reason it was refused (ErrNotFound for an unknown
+// conversation, ErrNotMember when the sender is not a member).
+type AppendResult struct {
+	Entry Entry
+	Err   error
+}
+
+// InboxEntry is a Welcome waiting in a device's inbox.
+type InboxEntry struct {
+	Device       DeviceID       // Device is the recipient.
+	Seq          uint64         // Seq is assigned by the store per device.
+	Conversation ConversationID // Conversation is the conversation joined.
+	Data         []byte         // Data is the opaque Welcome.
+	Created      time.Time      // Created is when it was stored.
+}
+
+// Welcome is a Welcome for an added device, part of a Commit.
+type Welcome struct {
+	Device DeviceID
+	Data   []byte
+}
+
+// Commit is an accepted commit: the input of the compare-and-set in
+// Store.Commit.
+type Commit struct {
+	Conversation  ConversationID
+	Epoch         uint64 // Epoch is the expected current epoch; the new one is Epoch+1.
+	Sender        DeviceID
+	Data          []byte // Data is the PublicMessage, appended as a handshake entry.
+	GroupInfo     []byte // GroupInfo of the new epoch.
+	Tree          []byte // Tree of the new epoch.
+	FollowerState []byte // FollowerState of the new epoch.
+	Add           []DeviceID
+	Remove        []DeviceID
+	Welcomes      []Welcome // Welcomes go to the inboxes of added devices.
+	Created       time.Time
+}
+
+// Proposal is a handshake message that does not change the epoch.
+type Proposal struct {
+	Conversation ConversationID
+	Epoch        uint64 // Epoch must be the current epoch.
+	Sender       DeviceID
+	Data         []byte
+	Created      time.Time
+}
+
+// Blob is the metadata of an attachment; its bytes live outside the store.
+type Blob struct {
+	ID      string    // ID is the hex SHA-256 of the content; unique.
+	Owner   UserID    // Owner uploaded it.
+	Size    int64     // Size in bytes.
+	SHA256  []byte    // SHA256 of the content.
+	Created time.Time // Created is the upload time.
+}
+
+// PruneOptions say what Prune removes.
+type PruneOptions struct {
+	// Now is the current time.
+	Now time.Time
+	// Retention is the longest time log entries, inbox entries and blobs
+	// are kept; zero keeps them regardless of age.
+	Retention time.Duration
+}
+
+// PruneResult counts what Prune removed.
+type PruneResult struct {
+	Entries     int64
+	Inbox       int64
+	Sessions    int64
+	Challenges  int64
+	Invites     int64
+	KeyPackages int64
+	// Blobs are the ids of removed blob records; the caller deletes their
+	// content.
+	Blobs []string
+}
+
+// Stats are counts for administrators.
+type Stats struct {
+	Users, Devices, Conversations, Entries, InboxEntries, KeyPackages, Blobs, BlobBytes int64
+}
+
+// Store is the server's persistence. Implementations are safe for
+// concurrent use. Every method takes a context first; cancelling it ends
+// the work, and a cancelled write leaves nothing behind.
+type Store interface {
+	// CreateUser atomically creates the user, its first device and, when
+	// u.InviteHash is set, consumes one use of that invite. It fails with
+	// ErrInviteInvalid for an unknown, used-up or expired invite (relative
+	// to u.Created) and ErrConflict for a taken name, device id or key.
+	CreateUser(ctx context.Context, u NewUser) (User, Device, error)
+	// User returns a user by id.
+	User(ctx context.Context, id UserID) (User, error)
+	// UserByName returns a user by name.
+	UserByName(ctx context.Context, name string) (User, error)
+	// Users lists all users by name.
+	Users(ctx context.Context) ([]User, error)
+	// SetUserDisabled disables or enables a user; disabling deletes its
+	// sessions.
+	SetUserDisabled(ctx context.Context, id UserID, disabled bool) error
+	// SetUserAdmin grants or removes administration.
+	SetUserAdmin(ctx context.Context, id UserID, admin bool) error
+
+	// AddDevice adds a device to an existing user (ErrNotFound otherwise);
+	// ErrConflict for a taken id or signature key.
+	AddDevice(ctx context.Context, d Device) (Device, error)
+	// Device returns a device by id.
+	Device(ctx context.Context, id DeviceID) (Device, error)
+	// DeviceByKey returns the device with the signature key.
+	DeviceByKey(ctx context.Context, key []byte) (Device, error)
+	// Devices lists a user's devices, revoked ones included, by creation.
+	Devices(ctx context.Context, user UserID) ([]Device, error)
+	// RevokeDevice marks a device revoked at the time and deletes its
+	// sessions, challenges and KeyPackages. Its memberships stay until
+	// commits remove it. Revoking again keeps the first time.
+	RevokeDevice(ctx context.Context, id DeviceID, at time.Time) error
+	// SetDeviceDisabled disables or enables a device; disabling deletes
+	// its sessions.
+	SetDeviceDisabled(ctx context.Context, id DeviceID, disabled bool) error
+
+	// CreateInvite stores an invite and returns it with its id.
+	CreateInvite(ctx context.Context, inv Invite) (Invite, error)
+	// Invites lists invites by id.
+	Invites(ctx context.Context) ([]Invite, error)
+	// DeleteInvite deletes an invite by id.
+	DeleteInvite(ctx context.Context, id int64) error
+
+	// CreateChallenge stores a challenge.
+	CreateChallenge(ctx context.Context, c Challenge) error
+	// ConsumeChallenge atomically deletes and returns the challenge with
+	// the nonce for the device. ErrNotFound when there is none, it is for
+	// another device, or it expired before now; a challenge is returned at
+	// most once.
+	ConsumeChallenge(ctx context.Context, nonce []byte, device DeviceID, now time.Time) (Challenge, error)
+	// CreateSession stores a session.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns the session with the token hash. ErrNotFound when
+	// there is none, it expired before now, or its device is revoked or
+	// disabled, or its user disabled.
+	Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error)
+	// DeleteSession deletes a session (logout).
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+
+	// AddKeyPackages atomically stores a batch of KeyPackages. Every
+	// package's device must exist and be active (ErrNotFound); refs are
+	// unique (ErrConflict). A last-resort package replaces the device's
+	// previous last-resort package of the same suite.
+	AddKeyPackages(ctx context.Context, kps []KeyPackage) error
+	// CountKeyPackages returns the device's pool of the suite at now.
+	CountKeyPackages(ctx context.Context, device DeviceID, suite uint16, now time.Time) (KeyPackageCount, error)
+	// ClaimKeyPackages atomically claims one unexpired KeyPackage of the
+	// suite for every active device of the user: the oldest one-time
+	// package, deleted on claim; else the newest last-resort package, kept.
+	// No one-time package is ever returned twice, even under concurrent
+	// claims. Devices without a package are skipped; ErrNoKeyPackage when
+	// no device has one. The result is ordered by device id.
+	ClaimKeyPackages(ctx context.Context, user UserID, suite uint16, now time.Time) ([]KeyPackage, error)
+
+	// CreateConversation creates a conversation whose only member is the
+	// creator (ErrNotFound for an unknown device, ErrConflict for a taken
+	// group id).
+	CreateConversation(ctx context.Context, c NewConversation) (Conversation, error)
+	// Conversation returns a conversation by id.
+	Conversation(ctx context.Context, id ConversationID) (Conversation, error)
+	// ConversationByGroupID returns a conversation by MLS group id.
+	ConversationByGroupID(ctx context.Context, groupID []byte) (Conversation, error)
+	// Members lists a conversation's member devices by id.
+	Members(ctx context.Context, id ConversationID) ([]DeviceID, error)
+	// IsMember reports whether the device is a member of the conversation.
+	IsMember(ctx context.Context, id ConversationID, device DeviceID) (bool, error)
+	// Conversations lists the device's conversations by id with its
+	// cursors.
+	Conversations(ctx context.Context, device DeviceID) ([]Membership, error)
+	// Commit atomically accepts a commit with a compare-and-set on
+	// (conversation, epoch): the epoch becomes c.Epoch+1; the handshake
+	// entry is appended; GroupInfo, tree and follower state are replaced;
+	// c.Remove then c.Add change the membership (added devices' cursors
+	// start at the commit's seq, so they never receive it); and each
+	// Welcome goes to its device's inbox. A stale epoch returns a
+	// *StaleEpochError with the current epoch; ErrNotFound for an unknown
+	// conversation or added device; ErrInvalid for a Welcome to a device not
+	// being added. On any error nothing changes.
+	Commit(ctx context.Context, c Commit) (Entry, error)
+	// Propose atomically appends a handshake entry that does not change the
+	// epoch, if p.Epoch is current (*StaleEpochError otherwise).
+	Propose(ctx context.Context, p Proposal) (Entry, error)
+	// AppendEntries appends a batch of application entries, of any
+	// conversations, in one transaction (group commit). Entries of one
+	// conversation get consecutive seqs in batch order. An entry whose
+	// conversation does not exist or whose sender is not a member is
+	// refused alone, in its AppendResult; the error return means the whole
+	// batch failed and nothing was stored.
+	AppendEntries(ctx context.Context, entries []NewEntry) ([]AppendResult, error)
+	// Entries returns up to limit entries of the conversation with seq
+	// greater than after, in seq order.
+	Entries(ctx context.Context, id ConversationID, after uint64, limit int) ([]Entry, error)
+	// Ack moves the device's cursor in the conversation to seq if seq is
+	// greater; it never moves backwards. ErrNotMember for a non-member,
+	// ErrInvalid beyond the head.
+	Ack(ctx context.Context, device DeviceID, id ConversationID, seq uint64) error
+	// Inbox returns up to limit inbox entries of the device with seq
+	// greater than after, in seq order.
+	Inbox(ctx context.Context, device DeviceID, after uint64, limit int) ([]InboxEntry, error)
+	// AckInbox deletes the device's inbox entries up to seq.
+	AckInbox(ctx context.Context, device DeviceID, seq uint64) error
+
+	// CreateBlob stores blob metadata (ErrConflict for a taken id).
+	CreateBlob(ctx context.Context, b Blob) error
+	// Blob returns blob metadata by id.
+	Blob(ctx context.Context, id string) (Blob, error)
+	// DeleteBlob deletes blob metadata.
+	DeleteBlob(ctx context.Context, id string) error
+	// BlobUsage returns the number and total size of a user's blobs.
+	BlobUsage(ctx context.Context, owner UserID) (count, bytes int64, err error)
+
+	// Prune removes log entries acknowledged by every member device (a
+	// prefix of each log), log and inbox entries and blob records older
+	// than the retention, and expired sessions, challenges, KeyPackages and
+	// invites (expired or used up).
+	Prune(ctx context.Context, o PruneOptions) (PruneResult, error)
+	// Stats returns counts.
+	Stats(ctx context.Context) (Stats, error)
+	// Backup writes an online, consistent copy of the store to path, which
+	// must not exist.
+	Backup(ctx context.Context, path string) error
+	// Close releases the store.
+	Close() error
+}

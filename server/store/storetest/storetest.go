@@ -1,0 +1,991 @@
+// Package storetest is the conformance suite every server store backend
+// runs: Run exercises each operation of store.Store and each atomicity and
+// uniqueness rule, then checks the backend's invariants after every
+// subtest, as bbolt checks its database after every test.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// Checker is implemented by backends that can check their own internal
+// consistency (contiguous logs, cursors within logs, no dangling rows).
+// Run requires it.
+type Checker interface {
+	// CheckInvariants returns every violation found.
+	CheckInvariants(ctx context.Context) error
+}
+
+// t0 is the base time of the suite.
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const suite = 1
+
+// Run runs the conformance suite. open returns a fresh, empty store for
+// each subtest; Run closes it.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Users", testUsers},
+		{"InviteUses", testInviteUses},
+		{"InviteExpiry", testInviteExpiry},
+		{"DeviceUniqueness", testDeviceUniqueness},
+		{"RevokeAndDisable", testRevokeAndDisable},
+		{"Challenges", testChallenges},
+		{"Sessions", testSessions},
+		{"KeyPackageClaim", testKeyPackageClaim},
+		{"KeyPackageConcurrentClaims", testConcurrentClaims},
+		{"Conversations", testConversations},
+		{"CommitStaleEpoch", testCommitStale},
+		{"CommitConcurrent", testCommitConcurrent},
+		{"CommitFailureLeavesNothing", testCommitFailure},
+		{"Proposal", testProposal},
+		{"AppendEntries", testAppend},
+		{"AppendConcurrent", testAppendConcurrent},
+		{"Ack", testAck},
+		{"Inbox", testInbox},
+		{"PruneAcked", testPruneAcked},
+		{"PruneRetention", testPruneRetention},
+		{"Blobs", testBlobs},
+		{"Stats", testStats},
+		{"Backup", testBackup},
+		{"Cancelled", testCancelled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			c, ok := s.(Checker)
+			if !ok {
+				t.Fatalf("storetest: %T does not implement storetest.Checker", s)
+			}
+			t.Cleanup(func() {
+				if err := c.CheckInvariants(context.Background()); err != nil {
+					t.Errorf("invariants after %s: %v", tc.name, err)
+				}
+				if err := s.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			tc.fn(t, s)
+		})
+	}
+}
+
+// ctx is the context of every call.
+var ctx = context.Background()
+
+// key returns a distinct test key.
+func key(s string) []byte { return []byte("key:" + s) }
+
+// mkUser creates a user with one device named name+"-1".
+func mkUser(t *testing.T, s store.Store, name string) (store.User, store.Device) {
+	t.Helper()
+	u, d, err := s.CreateUser(ctx, store.NewUser{Name: name, IdentityKey: key("id-" + name), Created: t0,
+		Device: store.Device{ID: store.DeviceID(name + "-1"), SignatureKey: key(name + "-1"), Certificate: []byte("cert"), Created: t0}})
+	if err != nil {
+		t.Fatalf("create user %s: %v", name, err)
+	}
+	return u, d
+}
+
+// mkDevice adds a device to a user.
+func mkDevice(t *testing.T, s store.Store, u store.User, id string) store.Device {
+	t.Helper()
+	d, err := s.AddDevice(ctx, store.Device{ID: store.DeviceID(id), User: u.ID, SignatureKey: key(id), Certificate: []byte("cert"), Created: t0})
+	if err != nil {
+		t.Fatalf("add device %s: %v", id, err)
+	}
+	return d
+}
+
+// mkConv creates a conversation created by device d.
+func mkConv(t *testing.T, s store.Store, d store.DeviceID, gid string) store.Conversation {
+	t.Helper()
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(gid), Suite: suite, GroupInfo: []byte("gi0"), Tree: []byte("tree0"), FollowerState: []byte("fs0"), Creator: d, Created: t0})
+	if err != nil {
+		t.Fatalf("create conversation %s: %v", gid, err)
+	}
+	return c
+}
+
+// add commits the addition of devices to a conversation at its epoch.
+func add(t *testing.T, s store.Store, c store.ConversationID, by store.DeviceID, devs ...store.DeviceID) store.Entry {
+	t.Helper()
+	conv, err := s.Conversation(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []store.Welcome
+	for _, d := range devs {
+		ws = append(ws, store.Welcome{Device: d, Data: []byte("welcome-" + string(d))})
+	}
+	e, err := s.Commit(ctx, store.Commit{Conversation: c, Epoch: conv.Epoch, Sender: by, Data: []byte("commit"), GroupInfo: []byte("gi"), Tree: []byte("tree"), FollowerState: []byte("fs"), Add: devs, Welcomes: ws, Created: t0})
+	if err != nil {
+		t.Fatalf("commit adding %v: %v", devs, err)
+	}
+	return e
+}
+
+// send appends application entries from one sender and fails on any error.
+func send(t *testing.T, s store.Store, c store.ConversationID, from store.DeviceID, n int, at time.Time) []store.Entry {
+	t.Helper()
+	var batch []store.NewEntry
+	for i := range n {
+		batch = append(batch, store.NewEntry{Conversation: c, Sender: from, Data: []byte(fmt.Sprintf("m%d", i)), Created: at})
+	}
+	res, err := s.AppendEntries(ctx, batch)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	var out []store.Entry
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("append: %v", r.Err)
+		}
+		out = append(out, r.Entry)
+	}
+	return out
+}
+
+// wantErr fails unless errors.Is(err, target).
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+// must fails on err.
+func must(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	if u.ID <= 0 || d.User != u.ID || !d.Active() {
+		t.Fatalf("created %+v %+v", u, d)
+	}
+	got, err := s.UserByName(ctx, "alice")
+	must(t, "user by name", err)
+	if got.ID != u.ID || !bytes.Equal(got.IdentityKey, key("id-alice")) || !got.Created.Equal(t0) || got.Admin || got.Disabled {
+		t.Errorf("user by name: %+v", got)
+	}
+	if got, err := s.User(ctx, u.ID); err != nil || got.Name != "alice" {
+		t.Errorf("user by id: %+v %v", got, err)
+	}
+	_, err = s.UserByName(ctx, "nobody")
+	wantErr(t, "unknown user", err, store.ErrNotFound)
+	_, err = s.User(ctx, 9999)
+	wantErr(t, "unknown user id", err, store.ErrNotFound)
+	_, _, err = s.CreateUser(ctx, store.NewUser{Name: "alice", IdentityKey: key("x"), Created: t0, Device: store.Device{ID: "other", SignatureKey: key("other"), Created: t0}})
+	wantErr(t, "duplicate name", err, store.ErrConflict)
+	if _, err := s.Device(ctx, "other"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("failed registration left device behind: %v", err)
+	}
+	mkUser(t, s, "bob")
+	must(t, "set admin", s.SetUserAdmin(ctx, u.ID, true))
+	users, err := s.Users(ctx)
+	must(t, "users", err)
+	if len(users) != 2 || users[0].Name != "alice" || !users[0].Admin || users[1].Name != "bob" {
+		t.Errorf("users: %+v", users)
+	}
+	wantErr(t, "admin of unknown user", s.SetUserAdmin(ctx, 9999, true), store.ErrNotFound)
+	d2 := mkDevice(t, s, u, "alice-2")
+	devs, err := s.Devices(ctx, u.ID)
+	must(t, "devices", err)
+	if len(devs) != 2 || devs[0].ID != d.ID || devs[1].ID != d2.ID {
+		t.Errorf("devices: %+v", devs)
+	}
+	if got, err := s.DeviceByKey(ctx, key("alice-2")); err != nil || got.ID != "alice-2" {
+		t.Errorf("device by key: %+v %v", got, err)
+	}
+	_, err = s.AddDevice(ctx, store.Device{ID: "x", User: 9999, SignatureKey: key("x"), Created: t0})
+	wantErr(t, "device of unknown user", err, store.ErrNotFound)
+}
+
+// invite creates an invite with the code hash.
+func invite(t *testing.T, s store.Store, hash string, uses int, expires time.Time) store.Invite {
+	t.Helper()
+	inv, err := s.CreateInvite(ctx, store.Invite{CodeHash: []byte(hash), UsesLeft: uses, Expires: expires, Created: t0})
+	must(t, "create invite", err)
+	return inv
+}
+
+// register registers name with an invite hash at a time.
+func register(s store.Store, name, hash string, at time.Time) error {
+	var h []byte
+	if hash != "" {
+		h = []byte(hash)
+	}
+	_, _, err := s.CreateUser(ctx, store.NewUser{Name: name, IdentityKey: key("id-" + name), Created: at, InviteHash: h,
+		Device: store.Device{ID: store.DeviceID(name + "-1"), SignatureKey: key(name + "-1"), Created: at}})
+	return err
+}
+
+func testInviteUses(t *testing.T, s store.Store) {
+	inv := invite(t, s, "h2", 2, t0.Add(time.Hour))
+	if inv.ID <= 0 {
+		t.Errorf("invite id %d", inv.ID)
+	}
+	_, err := s.CreateInvite(ctx, store.Invite{CodeHash: []byte("h2"), UsesLeft: 1, Expires: t0.Add(time.Hour)})
+	wantErr(t, "duplicate invite", err, store.ErrConflict)
+	wantErr(t, "unknown invite", register(s, "x", "nope", t0), store.ErrInviteInvalid)
+	must(t, "first use", register(s, "a", "h2", t0))
+	// A failing registration must not consume a use.
+	wantErr(t, "taken name", register(s, "a", "h2", t0), store.ErrConflict)
+	must(t, "second use", register(s, "b", "h2", t0))
+	wantErr(t, "third use", register(s, "c", "h2", t0), store.ErrInviteInvalid)
+	if _, err := s.UserByName(ctx, "c"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("refused registration created the user: %v", err)
+	}
+	invs, err := s.Invites(ctx)
+	must(t, "invites", err)
+	if len(invs) != 1 || invs[0].UsesLeft != 0 {
+		t.Errorf("invites: %+v", invs)
+	}
+	// Concurrent registrations on a 3-use invite: exactly 3 succeed.
+	invite(t, s, "h3", 3, t0.Add(time.Hour))
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = register(s, fmt.Sprintf("u%d", i), "h3", t0) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, store.ErrInviteInvalid) {
+			t.Errorf("concurrent registration: %v", err)
+		}
+	}
+	if ok != 3 {
+		t.Errorf("%d registrations on a 3-use invite", ok)
+	}
+	must(t, "delete invite", s.DeleteInvite(ctx, inv.ID))
+	wantErr(t, "delete again", s.DeleteInvite(ctx, inv.ID), store.ErrNotFound)
+}
+
+func testInviteExpiry(t *testing.T, s store.Store) {
+	invite(t, s, "h", 5, t0.Add(time.Hour))
+	wantErr(t, "expired invite", register(s, "late", "h", t0.Add(time.Hour)), store.ErrInviteInvalid)
+	must(t, "valid invite", register(s, "early", "h", t0.Add(time.Hour-time.Second)))
+	invite(t, s, "used", 1, t0.Add(48*time.Hour))
+	must(t, "use", register(s, "u", "used", t0))
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(2 * time.Hour)})
+	must(t, "prune", err)
+	if r.Invites != 2 {
+		t.Errorf("pruned %d invites, want 2 (one expired, one used up)", r.Invites)
+	}
+	// Open registration needs no invite.
+	must(t, "open registration", register(s, "open", "", t0))
+}
+
+func testDeviceUniqueness(t *testing.T, s store.Store) {
+	u, _ := mkUser(t, s, "alice")
+	v, _ := mkUser(t, s, "bob")
+	_, err := s.AddDevice(ctx, store.Device{ID: "new", User: v.ID, SignatureKey: key("alice-1"), Created: t0})
+	wantErr(t, "signature key of another user's device", err, store.ErrConflict)
+	_, err = s.AddDevice(ctx, store.Device{ID: "alice-1", User: v.ID, SignatureKey: key("fresh"), Created: t0})
+	wantErr(t, "taken device id", err, store.ErrConflict)
+	_, _, err = s.CreateUser(ctx, store.NewUser{Name: "carol", IdentityKey: key("c"), Created: t0, Device: store.Device{ID: "c1", SignatureKey: key("bob-1"), Created: t0}})
+	wantErr(t, "registration with a taken key", err, store.ErrConflict)
+	if _, err := s.UserByName(ctx, "carol"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("failed registration left the user behind: %v", err)
+	}
+	mkDevice(t, s, u, "alice-2")
+	// Revoked devices keep their key: it stays taken.
+	must(t, "revoke", s.RevokeDevice(ctx, "alice-2", t0))
+	_, err = s.AddDevice(ctx, store.Device{ID: "alice-3", User: u.ID, SignatureKey: key("alice-2"), Created: t0})
+	wantErr(t, "key of a revoked device", err, store.ErrConflict)
+}
+
+func testRevokeAndDisable(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	must(t, "session", s.CreateSession(ctx, store.Session{TokenHash: []byte("t2"), Device: d2.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}))
+	must(t, "session", s.CreateSession(ctx, store.Session{TokenHash: []byte("t1"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}))
+	must(t, "kp", s.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("r1"), Device: d2.ID, Suite: suite, Data: []byte("kp"), Created: t0}}))
+	must(t, "revoke", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Minute)))
+	must(t, "revoke again", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Hour)))
+	got, err := s.Device(ctx, d2.ID)
+	must(t, "device", err)
+	if got.Active() || !got.Revoked.Equal(t0.Add(time.Minute)) {
+		t.Errorf("revoked device: %+v", got)
+	}
+	_, err = s.Session(ctx, []byte("t2"), t0)
+	wantErr(t, "session of revoked device", err, store.ErrNotFound)
+	if c, _ := s.CountKeyPackages(ctx, d2.ID, suite, t0); c.Available != 0 {
+		t.Errorf("revoked device kept %d key packages", c.Available)
+	}
+	err = s.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("r2"), Device: d2.ID, Suite: suite, Data: []byte("kp"), Created: t0}})
+	wantErr(t, "key package of revoked device", err, store.ErrNotFound)
+	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nope", t0), store.ErrNotFound)
+
+	if _, err := s.Session(ctx, []byte("t1"), t0); err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	must(t, "disable device", s.SetDeviceDisabled(ctx, d.ID, true))
+	_, err = s.Session(ctx, []byte("t1"), t0)
+	wantErr(t, "session of disabled device", err, store.ErrNotFound)
+	must(t, "enable device", s.SetDeviceDisabled(ctx, d.ID, false))
+	must(t, "session", s.CreateSession(ctx, store.Session{TokenHash: []byte("t3"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}))
+	must(t, "disable user", s.SetUserDisabled(ctx, u.ID, true))
+	_, err = s.Session(ctx, []byte("t3"), t0)
+	wantErr(t, "session of disabled user", err, store.ErrNotFound)
+	if got, _ := s.User(ctx, u.ID); !got.Disabled {
+		t.Error("user not disabled")
+	}
+	wantErr(t, "disable unknown device", s.SetDeviceDisabled(ctx, "nope", true), store.ErrNotFound)
+	wantErr(t, "disable unknown user", s.SetUserDisabled(ctx, 9999, true), store.ErrNotFound)
+}
+
+func testChallenges(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	must(t, "create", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n1"), Device: d.ID, Expires: t0.Add(time.Minute)}))
+	wantErr(t, "duplicate nonce", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n1"), Device: d.ID, Expires: t0.Add(time.Minute)}), store.ErrConflict)
+	c, err := s.ConsumeChallenge(ctx, []byte("n1"), d.ID, t0)
+	if err != nil || c.Device != d.ID || !c.Expires.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("consume: %+v %v", c, err)
+	}
+	_, err = s.ConsumeChallenge(ctx, []byte("n1"), d.ID, t0)
+	wantErr(t, "second use", err, store.ErrNotFound)
+	must(t, "create", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n2"), Device: d.ID, Expires: t0.Add(time.Minute)}))
+	_, err = s.ConsumeChallenge(ctx, []byte("n2"), d.ID, t0.Add(time.Minute))
+	wantErr(t, "expired", err, store.ErrNotFound)
+	must(t, "create", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n3"), Device: d.ID, Expires: t0.Add(time.Minute)}))
+	_, err = s.ConsumeChallenge(ctx, []byte("n3"), "other", t0)
+	wantErr(t, "other device", err, store.ErrNotFound)
+	_, err = s.ConsumeChallenge(ctx, []byte("n3"), d.ID, t0)
+	wantErr(t, "after a wrong-device attempt", err, store.ErrNotFound)
+	// Concurrent consumers: exactly one wins.
+	must(t, "create", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n4"), Device: d.ID, Expires: t0.Add(time.Minute)}))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 6 {
+		wg.Go(func() {
+			if _, err := s.ConsumeChallenge(ctx, []byte("n4"), d.ID, t0); err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Errorf("challenge consumed %d times", wins)
+	}
+	must(t, "create", s.CreateChallenge(ctx, store.Challenge{Nonce: []byte("n5"), Device: d.ID, Expires: t0.Add(time.Minute)}))
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(time.Minute)})
+	if err != nil || r.Challenges != 1 {
+		t.Errorf("prune challenges: %+v %v", r, err)
+	}
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	ss := store.Session{TokenHash: []byte("tok"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}
+	must(t, "create", s.CreateSession(ctx, ss))
+	wantErr(t, "duplicate", s.CreateSession(ctx, ss), store.ErrConflict)
+	got, err := s.Session(ctx, []byte("tok"), t0.Add(time.Minute))
+	if err != nil || got.Device != d.ID || got.User != u.ID || !got.Expires.Equal(ss.Expires) || !got.Created.Equal(t0) {
+		t.Errorf("session: %+v %v", got, err)
+	}
+	_, err = s.Session(ctx, []byte("tok"), t0.Add(time.Hour))
+	wantErr(t, "expired", err, store.ErrNotFound)
+	_, err = s.Session(ctx, []byte("nope"), t0)
+	wantErr(t, "unknown", err, store.ErrNotFound)
+	must(t, "create", s.CreateSession(ctx, store.Session{TokenHash: []byte("tok2"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(2 * time.Hour)}))
+	must(t, "delete", s.DeleteSession(ctx, []byte("tok2")))
+	_, err = s.Session(ctx, []byte("tok2"), t0)
+	wantErr(t, "deleted", err, store.ErrNotFound)
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(time.Hour)})
+	if err != nil || r.Sessions != 1 {
+		t.Errorf("prune sessions: %+v %v", r, err)
+	}
+}
+
+// kp is a test KeyPackage.
+func kp(ref string, d store.DeviceID, lastResort bool, created time.Time) store.KeyPackage {
+	return store.KeyPackage{Ref: []byte(ref), Device: d, Suite: suite, Data: []byte("data-" + ref), LastResort: lastResort, Expires: t0.Add(24 * time.Hour), Created: created}
+}
+
+func testKeyPackageClaim(t *testing.T, s store.Store) {
+	u, d1 := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	d3 := mkDevice(t, s, u, "alice-3")
+	must(t, "upload", s.AddKeyPackages(ctx, []store.KeyPackage{
+		kp("a1", d1.ID, false, t0), kp("a2", d1.ID, false, t0.Add(time.Second)), kp("alr", d1.ID, true, t0),
+		kp("b1", d2.ID, false, t0), kp("blr", d2.ID, true, t0),
+		{Ref: []byte("other-suite"), Device: d3.ID, Suite: 2, Data: []byte("x"), Expires: t0.Add(time.Hour), Created: t0},
+	}))
+	err := s.AddKeyPackages(ctx, []store.KeyPackage{kp("new", d1.ID, false, t0), kp("a1", d1.ID, false, t0)})
+	wantErr(t, "duplicate ref", err, store.ErrConflict)
+	if c, _ := s.CountKeyPackages(ctx, d1.ID, suite, t0); c.Available != 2 || !c.LastResort {
+		t.Errorf("failed batch changed the pool: %+v", c)
+	}
+	err = s.AddKeyPackages(ctx, []store.KeyPackage{kp("zz", "nodevice", false, t0)})
+	wantErr(t, "unknown device", err, store.ErrNotFound)
+
+	claim := func(want ...string) {
+		t.Helper()
+		got, err := s.ClaimKeyPackages(ctx, u.ID, suite, t0)
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		var refs []string
+		for _, k := range got {
+			refs = append(refs, string(k.Ref))
+			if !bytes.Equal(k.Data, []byte("data-"+string(k.Ref))) || k.Suite != suite {
+				t.Errorf("claimed %+v", k)
+			}
+		}
+		if fmt.Sprint(refs) != fmt.Sprint(want) {
+			t.Errorf("claimed %v, want %v", refs, want)
+		}
+	}
+	claim("a1", "b1") // oldest one-time first; d3 has none of the suite
+	claim("a2", "blr")
+	claim("alr", "blr") // last resort kept
+	if c, _ := s.CountKeyPackages(ctx, d1.ID, suite, t0); c.Available != 0 || !c.LastResort {
+		t.Errorf("pool after claims: %+v", c)
+	}
+	// A new last-resort package replaces the old one.
+	must(t, "replace last resort", s.AddKeyPackages(ctx, []store.KeyPackage{kp("alr2", d1.ID, true, t0)}))
+	claim("alr2", "blr")
+	// Expired packages are never handed out.
+	must(t, "upload", s.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("old"), Device: d3.ID, Suite: suite, Data: []byte("data-old"), Expires: t0.Add(time.Minute), Created: t0}}))
+	got, err := s.ClaimKeyPackages(ctx, u.ID, suite, t0.Add(time.Hour))
+	must(t, "claim later", err)
+	for _, k := range got {
+		if string(k.Ref) == "old" {
+			t.Error("claimed an expired package")
+		}
+	}
+	// A disabled device is skipped.
+	must(t, "disable", s.SetDeviceDisabled(ctx, d2.ID, true))
+	claim("alr2", "old")
+	v, _ := mkUser(t, s, "bob")
+	_, err = s.ClaimKeyPackages(ctx, v.ID, suite, t0)
+	wantErr(t, "empty pool", err, store.ErrNoKeyPackage)
+	_, err = s.ClaimKeyPackages(ctx, 9999, suite, t0)
+	wantErr(t, "unknown user", err, store.ErrNotFound)
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(25 * time.Hour)})
+	if err != nil || r.KeyPackages != 3 { // both last-resort packages and the other suite's
+		t.Errorf("prune expired key packages: %+v %v", r, err)
+	}
+}
+
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	u, d1 := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	const n = 40
+	var kps []store.KeyPackage
+	for i := range n {
+		kps = append(kps, kp(fmt.Sprintf("a%03d", i), d1.ID, false, t0), kp(fmt.Sprintf("b%03d", i), d2.ID, false, t0))
+	}
+	kps = append(kps, kp("alr", d1.ID, true, t0))
+	must(t, "upload", s.AddKeyPackages(ctx, kps))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for range 8 {
+		wg.Go(func() {
+			for range 7 {
+				got, err := s.ClaimKeyPackages(ctx, u.ID, suite, t0)
+				if err != nil {
+					t.Errorf("claim: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, k := range got {
+					seen[string(k.Ref)]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	onetime := 0
+	for ref, c := range seen {
+		if ref != "alr" {
+			onetime++
+			if c > 1 {
+				t.Errorf("package %s handed out %d times", ref, c)
+			}
+		}
+	}
+	// 56 claims: d1 gets 40 one-time then the last resort 16 times; d2 gets 40.
+	if onetime != 2*n || seen["alr"] != 56-n {
+		t.Errorf("%d one-time packages claimed, last resort %d times", onetime, seen["alr"])
+	}
+}
+
+func testConversations(t *testing.T, s store.Store) {
+	u, d1 := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, d1.ID, "g1")
+	if c.ID <= 0 || c.Epoch != 0 || c.Head != 0 {
+		t.Fatalf("created %+v", c)
+	}
+	_, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g1"), Creator: d1.ID, Created: t0})
+	wantErr(t, "duplicate group id", err, store.ErrConflict)
+	_, err = s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g2"), Creator: "nope", Created: t0})
+	wantErr(t, "unknown creator", err, store.ErrNotFound)
+	got, err := s.ConversationByGroupID(ctx, []byte("g1"))
+	if err != nil || got.ID != c.ID || string(got.GroupInfo) != "gi0" || string(got.Tree) != "tree0" || string(got.FollowerState) != "fs0" || got.Suite != suite {
+		t.Errorf("by group id: %+v %v", got, err)
+	}
+	_, err = s.Conversation(ctx, 9999)
+	wantErr(t, "unknown", err, store.ErrNotFound)
+	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1]" {
+		t.Errorf("members %v", m)
+	}
+	d2 := mkDevice(t, s, u, "alice-2")
+	e := add(t, s, c.ID, d1.ID, b.ID, d2.ID)
+	if e.Seq != 1 || e.Kind != store.KindHandshake {
+		t.Errorf("commit entry %+v", e)
+	}
+	got, _ = s.Conversation(ctx, c.ID)
+	if got.Epoch != 1 || got.Head != 1 || string(got.GroupInfo) != "gi" || string(got.Tree) != "tree" || string(got.FollowerState) != "fs" {
+		t.Errorf("after commit %+v", got)
+	}
+	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1 alice-2 bob-1]" {
+		t.Errorf("members %v", m)
+	}
+	if ok, _ := s.IsMember(ctx, c.ID, b.ID); !ok {
+		t.Error("bob not member")
+	}
+	ms, err := s.Conversations(ctx, b.ID)
+	// The added device starts after the commit that added it.
+	if err != nil || len(ms) != 1 || ms[0].Conversation != c.ID || ms[0].Cursor != 1 || ms[0].Head != 1 || ms[0].Epoch != 1 {
+		t.Errorf("conversations of bob: %+v %v", ms, err)
+	}
+	if ms, _ := s.Conversations(ctx, d1.ID); len(ms) != 1 || ms[0].Cursor != 0 {
+		t.Errorf("conversations of alice: %+v", ms)
+	}
+	// Remove bob.
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: d1.ID, Data: []byte("rm"), GroupInfo: []byte("gi2"), Tree: []byte("t2"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err)
+	if ok, _ := s.IsMember(ctx, c.ID, b.ID); ok {
+		t.Error("bob still member")
+	}
+	if ms, _ := s.Conversations(ctx, b.ID); len(ms) != 0 {
+		t.Errorf("bob's conversations %+v", ms)
+	}
+	es, err := s.Entries(ctx, c.ID, 0, 10)
+	if err != nil || len(es) != 2 || es[1].Seq != 2 || string(es[1].Data) != "rm" || es[1].Sender != d1.ID || !es[1].Created.Equal(t0) {
+		t.Errorf("entries %+v %v", es, err)
+	}
+}
+
+func testCommitStale(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	add(t, s, c.ID, d.ID)
+	_, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("late"), Created: t0})
+	wantErr(t, "stale", err, store.ErrStaleEpoch)
+	if cur, ok := store.CurrentEpoch(err); !ok || cur != 1 {
+		t.Errorf("stale error carries epoch %d, %t; want 1", cur, ok)
+	}
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 5, Sender: d.ID, Data: []byte("future"), Created: t0})
+	if cur, ok := store.CurrentEpoch(err); !ok || cur != 1 {
+		t.Errorf("future epoch: %v", err)
+	}
+	_, err = s.Commit(ctx, store.Commit{Conversation: 9999, Epoch: 0, Sender: d.ID, Created: t0})
+	wantErr(t, "unknown conversation", err, store.ErrNotFound)
+	if got, _ := s.Conversation(ctx, c.ID); got.Head != 1 || got.Epoch != 1 {
+		t.Errorf("refused commits changed the conversation: %+v", got)
+	}
+}
+
+func testCommitConcurrent(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	const n = 8
+	var devs []store.DeviceID
+	for i := range n {
+		devs = append(devs, mkDevice(t, s, u, fmt.Sprintf("new-%d", i)).ID)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("c"), GroupInfo: []byte(fmt.Sprint(i)),
+				Add: []store.DeviceID{devs[i]}, Welcomes: []store.Welcome{{Device: devs[i], Data: []byte("w")}}, Created: t0})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Errorf("commits %d and %d both accepted for epoch 0", winner, i)
+			}
+			winner = i
+		} else if cur, ok := store.CurrentEpoch(err); !ok || cur != 1 {
+			t.Errorf("loser %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no commit accepted")
+	}
+	got, _ := s.Conversation(ctx, c.ID)
+	if got.Epoch != 1 || got.Head != 1 || string(got.GroupInfo) != fmt.Sprint(winner) {
+		t.Errorf("conversation %+v, winner %d", got, winner)
+	}
+	m, _ := s.Members(ctx, c.ID)
+	if len(m) != 2 {
+		t.Errorf("members %v", m)
+	}
+	for i, dv := range devs {
+		in, _ := s.Inbox(ctx, dv, 0, 10)
+		if (i == winner) != (len(in) == 1) {
+			t.Errorf("device %s inbox %d entries (winner %d)", dv, len(in), winner)
+		}
+	}
+}
+
+func testCommitFailure(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	c := mkConv(t, s, d.ID, "g")
+	// An unknown added device fails the whole commit.
+	_, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("c"), GroupInfo: []byte("bad"),
+		Add: []store.DeviceID{d2.ID, "ghost"}, Welcomes: []store.Welcome{{Device: d2.ID, Data: []byte("w")}}, Remove: []store.DeviceID{d.ID}, Created: t0})
+	wantErr(t, "unknown added device", err, store.ErrNotFound)
+	// A Welcome for a device not being added is refused.
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("c"),
+		Welcomes: []store.Welcome{{Device: d2.ID, Data: []byte("w")}}, Created: t0})
+	wantErr(t, "welcome without add", err, store.ErrInvalid)
+	got, _ := s.Conversation(ctx, c.ID)
+	if got.Epoch != 0 || got.Head != 0 || string(got.GroupInfo) != "gi0" {
+		t.Errorf("failed commit changed the conversation: %+v", got)
+	}
+	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1]" {
+		t.Errorf("failed commit changed members: %v", m)
+	}
+	if in, _ := s.Inbox(ctx, d2.ID, 0, 10); len(in) != 0 {
+		t.Errorf("failed commit left a welcome: %+v", in)
+	}
+	if es, _ := s.Entries(ctx, c.ID, 0, 10); len(es) != 0 {
+		t.Errorf("failed commit left entries: %+v", es)
+	}
+	if dv, _ := s.Device(ctx, d2.ID); dv.InboxHead != 0 {
+		t.Errorf("failed commit moved the inbox head: %d", dv.InboxHead)
+	}
+	// Cancelled context: nothing stored.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.Commit(cctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("c"), Created: t0})
+	if err == nil {
+		t.Error("commit with a cancelled context succeeded")
+	}
+	if got, _ := s.Conversation(ctx, c.ID); got.Epoch != 0 {
+		t.Errorf("cancelled commit changed the epoch: %+v", got)
+	}
+}
+
+func testProposal(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	e, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("p"), Created: t0})
+	if err != nil || e.Seq != 1 || e.Kind != store.KindHandshake {
+		t.Fatalf("propose: %+v %v", e, err)
+	}
+	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 1, Sender: d.ID, Data: []byte("p"), Created: t0})
+	if cur, ok := store.CurrentEpoch(err); !ok || cur != 0 {
+		t.Errorf("stale proposal: %v", err)
+	}
+	if got, _ := s.Conversation(ctx, c.ID); got.Epoch != 0 || got.Head != 1 {
+		t.Errorf("after proposal %+v", got)
+	}
+}
+
+func testAppend(t *testing.T, s store.Store) {
+	u, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c1 := mkConv(t, s, a.ID, "g1")
+	c2 := mkConv(t, s, a.ID, "g2")
+	add(t, s, c1.ID, a.ID, b.ID)
+	a2 := mkDevice(t, s, u, "alice-2")
+	batch := []store.NewEntry{
+		{Conversation: c1.ID, Sender: a.ID, Data: []byte("1"), Created: t0},
+		{Conversation: c2.ID, Sender: a.ID, Data: []byte("2"), Created: t0},
+		{Conversation: c1.ID, Sender: b.ID, Data: []byte("3"), Created: t0},
+		{Conversation: c2.ID, Sender: b.ID, Data: []byte("not member"), Created: t0},
+		{Conversation: 9999, Sender: a.ID, Data: []byte("no conv"), Created: t0},
+		{Conversation: c1.ID, Sender: a2.ID, Data: []byte("not member"), Created: t0},
+		{Conversation: c1.ID, Sender: a.ID, Data: []byte("4"), Created: t0},
+	}
+	res, err := s.AppendEntries(ctx, batch)
+	must(t, "append", err)
+	want := []struct {
+		seq uint64
+		err error
+	}{{2, nil}, {1, nil}, {3, nil}, {0, store.ErrNotMember}, {0, store.ErrNotFound}, {0, store.ErrNotMember}, {4, nil}}
+	for i, w := range want {
+		if res[i].Entry.Seq != w.seq || (w.err == nil) != (res[i].Err == nil) || (w.err != nil && !errors.Is(res[i].Err, w.err)) {
+			t.Errorf("result %d: %+v, want seq %d err %v", i, res[i], w.seq, w.err)
+		}
+	}
+	es, _ := s.Entries(ctx, c1.ID, 1, 100)
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d:%s:%s", e.Seq, e.Sender, e.Data))
+		if e.Kind != store.KindApplication && e.Seq > 1 {
+			t.Errorf("kind %v", e.Kind)
+		}
+	}
+	if fmt.Sprint(got) != "[2:alice-1:1 3:bob-1:3 4:alice-1:4]" {
+		t.Errorf("log %v", got)
+	}
+	if es, _ := s.Entries(ctx, c1.ID, 2, 1); len(es) != 1 || es[0].Seq != 3 {
+		t.Errorf("page: %+v", es)
+	}
+	if res, err := s.AppendEntries(ctx, nil); err != nil || len(res) != 0 {
+		t.Errorf("empty batch: %v %v", res, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.AppendEntries(cctx, batch[:1]); err == nil {
+		t.Error("append with a cancelled context succeeded")
+	}
+	if got, _ := s.Conversation(ctx, c1.ID); got.Head != 4 {
+		t.Errorf("head %d after cancelled append", got.Head)
+	}
+}
+
+func testAppendConcurrent(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	var convs []store.ConversationID
+	for i := range 3 {
+		convs = append(convs, mkConv(t, s, a.ID, fmt.Sprint("g", i)).ID)
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 10 {
+				var batch []store.NewEntry
+				for j := range 5 {
+					batch = append(batch, store.NewEntry{Conversation: convs[(w+i+j)%3], Sender: a.ID, Data: []byte("x"), Created: t0})
+				}
+				if _, err := s.AppendEntries(ctx, batch); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := uint64(0)
+	for _, c := range convs {
+		got, _ := s.Conversation(ctx, c)
+		es, _ := s.Entries(ctx, c, 0, 1000)
+		if uint64(len(es)) != got.Head {
+			t.Errorf("conversation %d: %d entries, head %d", c, len(es), got.Head)
+		}
+		total += got.Head
+	}
+	if total != 300 {
+		t.Errorf("%d entries, want 300", total)
+	}
+}
+
+func testAck(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	send(t, s, c.ID, a.ID, 5, t0)
+	cursor := func() uint64 {
+		ms, _ := s.Conversations(ctx, a.ID)
+		return ms[0].Cursor
+	}
+	must(t, "ack 3", s.Ack(ctx, a.ID, c.ID, 3))
+	must(t, "ack 2", s.Ack(ctx, a.ID, c.ID, 2))
+	if cursor() != 3 {
+		t.Errorf("cursor moved backwards to %d", cursor())
+	}
+	must(t, "ack 3 again", s.Ack(ctx, a.ID, c.ID, 3))
+	wantErr(t, "ack beyond head", s.Ack(ctx, a.ID, c.ID, 6), store.ErrInvalid)
+	wantErr(t, "ack by non-member", s.Ack(ctx, b.ID, c.ID, 1), store.ErrNotMember)
+	wantErr(t, "ack unknown conversation", s.Ack(ctx, a.ID, 9999, 1), store.ErrNotMember)
+	must(t, "ack 5", s.Ack(ctx, a.ID, c.ID, 5))
+	if cursor() != 5 {
+		t.Errorf("cursor %d", cursor())
+	}
+}
+
+func testInbox(t *testing.T, s store.Store) {
+	u, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c1 := mkConv(t, s, a.ID, "g1")
+	c2 := mkConv(t, s, a.ID, "g2")
+	add(t, s, c1.ID, a.ID, b.ID)
+	add(t, s, c2.ID, a.ID, b.ID)
+	in, err := s.Inbox(ctx, b.ID, 0, 10)
+	if err != nil || len(in) != 2 || in[0].Seq != 1 || in[1].Seq != 2 || in[0].Conversation != c1.ID || in[1].Conversation != c2.ID || string(in[0].Data) != "welcome-bob-1" || in[0].Device != b.ID {
+		t.Fatalf("inbox %+v %v", in, err)
+	}
+	if in, _ := s.Inbox(ctx, b.ID, 1, 10); len(in) != 1 || in[0].Seq != 2 {
+		t.Errorf("inbox after 1: %+v", in)
+	}
+	must(t, "ack inbox", s.AckInbox(ctx, b.ID, 1))
+	if in, _ := s.Inbox(ctx, b.ID, 0, 10); len(in) != 1 || in[0].Seq != 2 {
+		t.Errorf("inbox after ack: %+v", in)
+	}
+	must(t, "ack inbox", s.AckInbox(ctx, b.ID, 2))
+	// Seqs keep increasing after the inbox is emptied.
+	a2 := mkDevice(t, s, u, "alice-2")
+	_ = a2
+	c3 := mkConv(t, s, a.ID, "g3")
+	add(t, s, c3.ID, a.ID, b.ID)
+	if in, _ := s.Inbox(ctx, b.ID, 0, 10); len(in) != 1 || in[0].Seq != 3 {
+		t.Errorf("inbox seq after emptying: %+v", in)
+	}
+	if in, _ := s.Inbox(ctx, a.ID, 0, 10); len(in) != 0 {
+		t.Errorf("alice inbox %+v", in)
+	}
+}
+
+func testPruneAcked(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID) // seq 1; bob's cursor starts at 1
+	send(t, s, c.ID, a.ID, 9, t0)
+	must(t, "ack", s.Ack(ctx, a.ID, c.ID, 6))
+	must(t, "ack", s.Ack(ctx, b.ID, c.ID, 4))
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0})
+	must(t, "prune", err)
+	if r.Entries != 4 {
+		t.Errorf("pruned %d entries, want 4", r.Entries)
+	}
+	es, _ := s.Entries(ctx, c.ID, 0, 100)
+	if len(es) != 6 || es[0].Seq != 5 {
+		t.Errorf("remaining %d entries from %d", len(es), es[0].Seq)
+	}
+	// New entries continue the sequence.
+	if e := send(t, s, c.ID, a.ID, 1, t0); e[0].Seq != 11 {
+		t.Errorf("seq after prune %d", e[0].Seq)
+	}
+	// Nothing acknowledged by all: nothing pruned.
+	r, _ = s.Prune(ctx, store.PruneOptions{Now: t0})
+	if r.Entries != 0 {
+		t.Errorf("second prune removed %d", r.Entries)
+	}
+}
+
+func testPruneRetention(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID)
+	send(t, s, c.ID, a.ID, 3, t0.Add(time.Hour))    // seq 2-4
+	send(t, s, c.ID, a.ID, 2, t0.Add(3*time.Hour))  // seq 5-6
+	send(t, s, c.ID, a.ID, 1, t0.Add(time.Minute))  // seq 7: clock went back
+	send(t, s, c.ID, a.ID, 2, t0.Add(10*time.Hour)) // seq 8-9
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "old", Owner: 1, Size: 1, Created: t0}))
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "new", Owner: 1, Size: 1, Created: t0.Add(10 * time.Hour)}))
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(12 * time.Hour), Retention: 10 * time.Hour})
+	must(t, "prune", err)
+	// Entries created before t0+2h are removed as a prefix up to seq 7.
+	es, _ := s.Entries(ctx, c.ID, 0, 100)
+	if r.Entries != 7 || len(es) != 2 || es[0].Seq != 8 {
+		t.Errorf("pruned %d, remaining %+v", r.Entries, es)
+	}
+	if r.Inbox != 1 {
+		t.Errorf("pruned %d inbox entries, want 1", r.Inbox)
+	}
+	if fmt.Sprint(r.Blobs) != "[old]" {
+		t.Errorf("pruned blobs %v", r.Blobs)
+	}
+	if _, err := s.Blob(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("old blob: %v", err)
+	}
+}
+
+func testBlobs(t *testing.T, s store.Store) {
+	u, _ := mkUser(t, s, "alice")
+	bl := store.Blob{ID: "abc", Owner: u.ID, Size: 100, SHA256: []byte("h"), Created: t0}
+	must(t, "create", s.CreateBlob(ctx, bl))
+	wantErr(t, "duplicate", s.CreateBlob(ctx, bl), store.ErrConflict)
+	wantErr(t, "unknown owner", s.CreateBlob(ctx, store.Blob{ID: "x", Owner: 9999, Size: 1, Created: t0}), store.ErrNotFound)
+	must(t, "create", s.CreateBlob(ctx, store.Blob{ID: "def", Owner: u.ID, Size: 50, SHA256: []byte("h2"), Created: t0}))
+	got, err := s.Blob(ctx, "abc")
+	if err != nil || got.Owner != u.ID || got.Size != 100 || string(got.SHA256) != "h" || !got.Created.Equal(t0) {
+		t.Errorf("blob %+v %v", got, err)
+	}
+	n, sz, err := s.BlobUsage(ctx, u.ID)
+	if err != nil || n != 2 || sz != 150 {
+		t.Errorf("usage %d %d %v", n, sz, err)
+	}
+	must(t, "delete", s.DeleteBlob(ctx, "abc"))
+	wantErr(t, "delete again", s.DeleteBlob(ctx, "abc"), store.ErrNotFound)
+	_, err = s.Blob(ctx, "abc")
+	wantErr(t, "deleted", err, store.ErrNotFound)
+}
+
+func testStats(t *testing.T, s store.Store) {
+	u, a := mkUser(t, s, "alice")
+	mkDevice(t, s, u, "alice-2")
+	c := mkConv(t, s, a.ID, "g")
+	send(t, s, c.ID, a.ID, 3, t0)
+	must(t, "kp", s.AddKeyPackages(ctx, []store.KeyPackage{kp("r", a.ID, false, t0)}))
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "b", Owner: u.ID, Size: 7, Created: t0}))
+	st, err := s.Stats(ctx)
+	must(t, "stats", err)
+	want := store.Stats{Users: 1, Devices: 2, Conversations: 1, Entries: 3, KeyPackages: 1, Blobs: 1, BlobBytes: 7}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+}
+
+func testBackup(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	c := mkConv(t, s, a.ID, "g")
+	send(t, s, c.ID, a.ID, 3, t0)
+	path := t.TempDir() + "/backup.db"
+	// Writers keep going during the backup.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if _, err := s.AppendEntries(ctx, []store.NewEntry{{Conversation: c.ID, Sender: a.ID, Data: []byte("x"), Created: t0}}); err != nil {
+				t.Errorf("append during backup: %v", err)
+				return
+			}
+		}
+	}()
+	must(t, "backup", s.Backup(ctx, path))
+	<-done
+	if err := s.Backup(ctx, path); err == nil {
+		t.Error("backup over an existing file succeeded")
+	}
+}
+
+func testCancelled(t *testing.T, s store.Store) {
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _, err := s.CreateUser(cctx, store.NewUser{Name: "x", IdentityKey: key("x"), Created: t0, Device: store.Device{ID: "x1", SignatureKey: key("x1"), Created: t0}})
+	if err == nil {
+		t.Error("create user with a cancelled context succeeded")
+	}
+	if _, err := s.UserByName(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("cancelled registration stored the user: %v", err)
+	}
+}
