@@ -21,6 +21,32 @@
 //   - internal/framing: protection of PublicMessage and PrivateMessage (§6)
 //     and Welcome processing (§12.4.3).
 //
-// This package is the public face of the library; the group state machine
-// (§12–§14) is built on the layers above.
+// This package is the public face of the library: the group state machine
+// of §10–§15, built on the layers above. Its files map to the RFC:
+//
+//   - config.go, signer.go, errors.go: Config (clock, credential hook,
+//     message windows), Signer and Credential (§5.3), sentinel errors.
+//   - keypackage.go: §10 KeyPackages, §10.1 validation (ValidateKeyPackage).
+//   - create.go: §11 group creation.
+//   - core.go: the public core that Group and PublicGroup share: §12.1
+//     proposal validity, §12.2 proposal-list validation, §12.3 application,
+//     §7.3 leaf node validation, §12.4 path-required rules, §12.4.2 the
+//     provisional GroupContext and the next epoch's context.
+//   - proposal.go, commit.go: creating proposals and commits (§12.1,
+//     §12.4.1), PendingCommit, Welcome creation (§12.4.3.1), PSKs (§8.4).
+//   - process.go: §12.4.2 processing commits (StagedCommit), caching
+//     proposals by reference, §15 application messages.
+//   - welcome.go: §12.4.3.1 joining from a Welcome.
+//   - external.go: §12.4.3.2 external commits (JoinExternal).
+//   - reinit.go: §11.2 ReInit and §11.3 branching via resumption PSKs.
+//   - message.go: §15 application messages.
+//   - public.go: PublicGroup, the Delivery Service's secret-less follower.
+//
+// Lifecycle: a Commit is created as a PendingCommit and applied with
+// Group.MergePendingCommit only once the Delivery Service accepted it; a
+// received Commit is staged by Group.Process and applied with
+// Group.MergeStagedCommit. A failed step never changes the group.
+//
+// Every new or replaced credential passes through Config.ValidateCredential
+// before it is accepted. Leaf lifetimes are checked against Config.Now.
 package mls

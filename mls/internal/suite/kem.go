@@ -22,6 +22,12 @@ type kem interface {
 	seal(pub, info, plaintext []byte) (enc, ct []byte, err error)
 	// open is OpenBase(enc, priv, info, aad="", ct).
 	open(priv, info, enc, ct []byte) ([]byte, error)
+	// exportSender is SetupBaseS(pub, info) followed by
+	// context.Export(exporterContext, length).
+	exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error)
+	// exportRecipient is SetupBaseR(enc, priv, info) followed by
+	// context.Export(exporterContext, length).
+	exportRecipient(priv, info, enc, exporterContext []byte, length int) ([]byte, error)
 }
 
 // stdKEM is a KEM from crypto/hpke: DHKEM over X25519 and the NIST curves,
@@ -116,6 +122,38 @@ func (k *stdKEM) open(priv, info, enc, ct []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d-byte ciphertext: authentication failed", k.name, len(ct))
 	}
 	return pt, nil
+}
+
+func (k *stdKEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
+	pk, err := k.kem.NewPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: invalid %d-byte public key", k.name, len(pub))
+	}
+	enc, sender, err := hpke.NewSender(pk, k.kdf, k.aead, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: encapsulation failed: %v", k.name, err)
+	}
+	secret, err = sender.Export(string(exporterContext), length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: export: %v", k.name, err)
+	}
+	return enc, secret, nil
+}
+
+func (k *stdKEM) exportRecipient(priv, info, enc, exporterContext []byte, length int) ([]byte, error) {
+	sk, err := k.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	r, err := hpke.NewRecipient(enc, sk, k.kdf, k.aead, info)
+	if err != nil {
+		return nil, fmt.Errorf("%s: decapsulation of %d-byte kem_output failed", k.name, len(enc))
+	}
+	secret, err := r.Export(string(exporterContext), length)
+	if err != nil {
+		return nil, fmt.Errorf("%s: export: %v", k.name, err)
+	}
+	return secret, nil
 }
 
 // x448KEM is DHKEM(X448, HKDF-SHA512) from circl, whose HPKE implements the
@@ -216,6 +254,44 @@ func (k *x448KEM) open(priv, info, enc, ct []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %d-byte ciphertext: authentication failed", x448Name, len(ct))
 	}
 	return pt, nil
+}
+
+func (k *x448KEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
+	if len(pub) != x448KeySize || length < 0 || length > 0xFFFF {
+		return nil, nil, fmt.Errorf("%s: invalid public key or export length", x448Name)
+	}
+	pk, err := k.scheme.UnmarshalBinaryPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: invalid public key: %v", x448Name, err)
+	}
+	sender, err := k.suite.NewSender(pk, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", x448Name, err)
+	}
+	enc, sealer, err := sender.Setup(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: encapsulation failed: %v", x448Name, err)
+	}
+	return enc, sealer.Export(exporterContext, uint(length)), nil
+}
+
+func (k *x448KEM) exportRecipient(priv, info, enc, exporterContext []byte, length int) ([]byte, error) {
+	sk, err := k.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	if len(enc) != x448KeySize || length < 0 || length > 0xFFFF {
+		return nil, fmt.Errorf("%s: invalid kem_output or export length", x448Name)
+	}
+	recv, err := k.suite.NewReceiver(sk, info)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", x448Name, err)
+	}
+	opener, err := recv.Setup(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: decapsulation failed: %v", x448Name, err)
+	}
+	return opener.Export(exporterContext, uint(length)), nil
 }
 
 var errScalarLength = errors.New("scalar length")

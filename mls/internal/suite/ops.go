@@ -123,6 +123,30 @@ func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, 
 	return pt, nil
 }
 
+// ExportSender is HPKE base-mode SetupBaseS(pub, info) followed by
+// context.Export(exporterContext, length) (RFC 9180 §5.3), as an external
+// joiner derives init_secret (RFC 9420 §8.3: info "", exporter context
+// "MLS 1.0 external init secret", length Nh). It returns the KEM output and
+// the exported secret, which is secret and owned by the caller.
+func (s *Suite) ExportSender(pub, info, exporterContext []byte, length int) (kemOutput, secret []byte, err error) {
+	kemOutput, secret, err = s.kem.exportSender(pub, info, exporterContext, length)
+	if err != nil {
+		return nil, nil, s.errorf("ExportSender", "%v", err)
+	}
+	return kemOutput, secret, nil
+}
+
+// ExportRecipient is HPKE base-mode SetupBaseR(kemOutput, priv, info)
+// followed by context.Export(exporterContext, length) (RFC 9180 §5.3), the
+// receiving side of ExportSender. It fails for a malformed key or KEM output.
+func (s *Suite) ExportRecipient(priv, info, kemOutput, exporterContext []byte, length int) ([]byte, error) {
+	secret, err := s.kem.exportRecipient(priv, info, kemOutput, exporterContext, length)
+	if err != nil {
+		return nil, s.errorf("ExportRecipient", "%v", err)
+	}
+	return secret, nil
+}
+
 // GenerateSignatureKey returns a fresh signature key pair from crypto/rand.
 func (s *Suite) GenerateSignatureKey() (priv, pub []byte, err error) {
 	priv, pub, err = s.sig.generate()

@@ -1,0 +1,469 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/parley-chat/parley/mls/internal/codec"
+	"github.com/parley-chat/parley/mls/internal/framing"
+	"github.com/parley-chat/parley/mls/internal/schedule"
+	"github.com/parley-chat/parley/mls/internal/suite"
+	"github.com/parley-chat/parley/mls/internal/tree"
+	"github.com/parley-chat/parley/mls/internal/treekem"
+	"github.com/parley-chat/parley/mls/internal/wire"
+)
+
+// CommitOptions say what a Commit contains (RFC 9420 §12.4). Proposals given
+// here are included by value; cached proposals by reference.
+type CommitOptions struct {
+	// Add lists KeyPackages (MLSMessage or bare encodings) to add.
+	Add [][]byte
+	// Remove lists leaves to remove.
+	Remove []LeafIndex
+	// ExternalPSKs lists ids of external PSKs (in Config.PSKs) to inject.
+	ExternalPSKs [][]byte
+	// ResumptionPSKs lists earlier epochs of this group whose resumption
+	// PSK to inject.
+	ResumptionPSKs []uint64
+	// GroupContextExtensions, with SetExtensions, replaces the group's
+	// extensions.
+	GroupContextExtensions []Extension
+	SetExtensions          bool
+	// ReInit, if non-nil, commits a ReInit proposal (alone).
+	ReInit *ReInitParams
+	// IncludePending includes every valid cached proposal by reference
+	// (this member's own Updates and removal excepted, RFC 9420 §12.2).
+	IncludePending bool
+	// ForcePath includes an UpdatePath even when none is required.
+	ForcePath bool
+	// InlineRatchetTree puts the ratchet_tree extension in the Welcome's
+	// GroupInfo; otherwise joiners need RatchetTree() out of band.
+	InlineRatchetTree bool
+	// ExternalPub puts the external_pub extension in PendingCommit.GroupInfo.
+	ExternalPub bool
+	// AuthenticatedData is sent in the clear with the Commit.
+	AuthenticatedData []byte
+}
+
+// PendingCommit is a Commit this member created, not yet applied. The
+// application sends Message (and Welcome, GroupInfo) and calls
+// MergePendingCommit once the Delivery Service accepted it, or
+// DiscardPendingCommit if it was rejected. Creating it consumed one
+// handshake key of the sender's ratchet (when EncryptHandshake is set), never
+// to be reused; nothing else changed.
+type PendingCommit struct {
+	// Message is the encoded MLSMessage carrying the Commit.
+	Message []byte
+	// Welcome is the encoded MLSMessage(Welcome) for the added members,
+	// or nil if none were added.
+	Welcome []byte
+	// GroupInfo is a signed GroupInfo of the new epoch (MLSMessage).
+	GroupInfo []byte
+	// Epoch is the epoch the Commit starts.
+	Epoch uint64
+	// Added, Removed and Updated describe the membership change.
+	Added, Removed, Updated []Member
+
+	g       *Group
+	version uint64
+	next    *core
+	sched   *schedule.Epoch
+	priv    *treekem.Private
+	reinit  *wire.ReInit
+	used    bool
+}
+
+// Commit creates a Commit (RFC 9420 §12.4.1) without changing the group.
+func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
+	const op = "commit"
+	if err := g.checkActive(op); err != nil {
+		return nil, err
+	}
+	es, refs, err := g.commitEntries(opts, op)
+	if err != nil {
+		return nil, err
+	}
+	a, err := g.c.applyProposals(es, g.ownSender(), true, applyOpts{self: int64(g.OwnLeaf())}, op)
+	if err != nil {
+		return nil, err
+	}
+	return g.finishCommit(a, es, refs, opts, a.pathRequired || opts.ForcePath, op)
+}
+
+// commitEntries gathers the proposals of a Commit: cached ones first (by
+// reference), then those of opts (by value).
+func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []bool, error) {
+	var es []entry
+	var byRef []bool
+	self := uint32(g.OwnLeaf())
+	touched := map[uint32]bool{}
+	for _, r := range opts.Remove {
+		touched[uint32(r)] = true
+	}
+	if opts.IncludePending && opts.ReInit == nil {
+		// Removes first so that they win over Updates of the same leaf.
+		for pass := 0; pass < 2; pass++ {
+			for _, cp := range g.c.cache {
+				isRemove := cp.p.Type == wire.ProposalTypeRemove
+				if (pass == 0) != isRemove {
+					continue
+				}
+				switch cp.p.Type {
+				case wire.ProposalTypeRemove:
+					if cp.p.Remove.Removed == self || touched[cp.p.Remove.Removed] {
+						continue
+					}
+					touched[cp.p.Remove.Removed] = true
+				case wire.ProposalTypeUpdate:
+					if cp.sender.LeafIndex == self || touched[cp.sender.LeafIndex] {
+						continue
+					}
+					touched[cp.sender.LeafIndex] = true
+				case wire.ProposalTypeReInit:
+					continue // ReInit must stand alone (§12.2)
+				}
+				es = append(es, entry{p: cp.p, sender: cp.sender, ref: cp.ref, cached: cp})
+				byRef = append(byRef, true)
+			}
+		}
+	}
+	add := func(p *wire.Proposal) {
+		es = append(es, entry{p: p, sender: g.ownSender()})
+		byRef = append(byRef, false)
+	}
+	if opts.SetExtensions {
+		add(&wire.Proposal{Type: wire.ProposalTypeGroupContextExtensions, GroupContextExtensions: &wire.GroupContextExtensions{Extensions: extsToWire(opts.GroupContextExtensions)}})
+	}
+	for _, r := range opts.Remove {
+		add(&wire.Proposal{Type: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: uint32(r)}})
+	}
+	for _, kpb := range opts.Add {
+		kp, err := decodeKeyPackage(kpb)
+		if err != nil {
+			return nil, nil, causeError(op, "", ErrInvalidKeyPackage, err, "decode")
+		}
+		add(&wire.Proposal{Type: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp}})
+	}
+	for _, id := range opts.ExternalPSKs {
+		pid, err := g.newPSKID(wire.PSKTypeExternal, slices.Clone(id), 0)
+		if err != nil {
+			return nil, nil, opError(op, err)
+		}
+		add(&wire.Proposal{Type: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}})
+	}
+	for _, ep := range opts.ResumptionPSKs {
+		pid, err := g.newPSKID(wire.PSKTypeResumption, nil, ep)
+		if err != nil {
+			return nil, nil, opError(op, err)
+		}
+		add(&wire.Proposal{Type: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}})
+	}
+	if opts.ReInit != nil {
+		add(&wire.Proposal{Type: wire.ProposalTypeReInit, ReInit: opts.ReInit.wire(g)})
+	}
+	return es, byRef, nil
+}
+
+// finishCommit creates the path, signs, runs the key schedule and builds the
+// Welcome for a validated and applied proposal list.
+func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOptions, withPath bool, op string) (*PendingCommit, error) {
+	s := g.c.cs
+	cm := &wire.Commit{Proposals: make([]wire.ProposalOrRef, 0, len(es))}
+	for i, e := range es {
+		if byRef[i] {
+			cm.Proposals = append(cm.Proposals, wire.ProposalOrRef{Type: wire.ProposalOrRefReference, Reference: e.ref})
+		} else {
+			cm.Proposals = append(cm.Proposals, wire.ProposalOrRef{Type: wire.ProposalOrRefProposal, Proposal: e.p})
+		}
+	}
+	var (
+		newTree      = a.tree
+		newPriv      *treekem.Private
+		commitSecret = schedule.CommitSecret(make([]byte, s.HashSize()))
+		up           *treekem.Update
+		exclude      = addedLeaves(a)
+	)
+	if withPath {
+		prov := g.c.provisional(a)
+		tmpl := *g.c.tree.Leaf(g.OwnLeaf())
+		var err error
+		up, err = treekem.CreateUpdatePath(a.tree, g.OwnLeaf(), treekem.CreateParams{
+			Leaf: &tmpl, SignaturePrivateKey: g.signer.priv, GroupID: g.c.gc.GroupID,
+			Exclude: exclude, Context: treekem.GroupContext(&prov), Workers: g.cfg.Workers,
+		})
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		defer up.Zero()
+		cm.Path = up.Path
+		newTree, newPriv, commitSecret = up.Tree, up.Private, up.CommitSecret
+	} else {
+		newPriv = g.priv.Clone()
+	}
+	content := &wire.FramedContent{
+		GroupID:           g.c.gc.GroupID,
+		Epoch:             g.c.gc.Epoch,
+		Sender:            g.ownSender(),
+		AuthenticatedData: orEmpty(opts.AuthenticatedData),
+		ContentType:       wire.ContentTypeCommit,
+		Commit:            cm,
+	}
+	var (
+		next  *core
+		sched *nextEpoch
+	)
+	msg, _, err := g.protect(content, func(ac *wire.AuthenticatedContent) error {
+		var err error
+		next, sched, err = g.c.deriveNext(a, newTree, ac, g.keys.sched.InitSecret, commitSecret, g.pskSecret, nil)
+		if err != nil {
+			return err
+		}
+		ac.Auth.ConfirmationTag = sched.confirmationTag
+		return nil
+	})
+	if err != nil {
+		newPriv.Zero()
+		return nil, opError(op, err)
+	}
+	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}
+	pc.Added, pc.Removed, pc.Updated = changes(a, newTree)
+	gi, err := buildGroupInfo(0, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
+	if err != nil {
+		return nil, err
+	}
+	if pc.GroupInfo, err = encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi}); err != nil {
+		return nil, err
+	}
+	if len(a.added) > 0 {
+		if !opts.ExternalPub {
+			// The Welcome's GroupInfo never carries external_pub.
+			gi, err = buildGroupInfo(0, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree})
+			if err != nil {
+				return nil, err
+			}
+		}
+		w, err := makeWelcome(s, gi, sched.Epoch, a, up)
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		pc.Welcome = w
+	}
+	return pc, nil
+}
+
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func addedLeaves(a *applied) []LeafIndex {
+	out := make([]LeafIndex, len(a.added))
+	for i, m := range a.added {
+		out[i] = m.leaf
+	}
+	return out
+}
+
+// changes describes the membership change of a commit.
+func changes(a *applied, t *tree.Tree) (added, removed, updated []Member) {
+	for _, m := range a.added {
+		ln := &m.kp.LeafNode
+		added = append(added, Member{Leaf: m.leaf, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
+	}
+	for _, m := range a.removed {
+		removed = append(removed, Member{Leaf: m.leaf, Credential: credentialFromWire(&m.node.Credential), SignatureKey: m.node.SignatureKey, EncryptionKey: m.node.EncryptionKey})
+	}
+	for _, m := range a.updated {
+		if ln := t.Leaf(m.leaf); ln != nil {
+			updated = append(updated, Member{Leaf: m.leaf, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
+		}
+	}
+	return
+}
+
+// nextEpoch is the outcome of the key schedule for a commit.
+type nextEpoch struct {
+	*schedule.Epoch
+	confirmationTag []byte
+}
+
+// deriveNext computes the GroupContext, key schedule, confirmation tag and
+// interim transcript hash of the epoch after the commit ac (RFC 9420
+// §12.4.2). If wantTag is non-nil it must equal the computed tag.
+func (c *core) deriveNext(a *applied, t *tree.Tree, ac *wire.AuthenticatedContent, init schedule.InitSecret, commitSecret schedule.CommitSecret, psks func([]wire.PreSharedKeyID) (schedule.CombinedPSK, error), wantTag []byte) (*core, *nextEpoch, error) {
+	gc, err := c.nextContext(a, t, ac)
+	if err != nil {
+		return nil, nil, err
+	}
+	var psk schedule.CombinedPSK
+	if len(a.psks) > 0 {
+		if psk, err = psks(a.psks); err != nil {
+			return nil, nil, err
+		}
+		defer clear(psk)
+	}
+	gcb, err := codec.Marshal(&gc)
+	if err != nil {
+		return nil, nil, err
+	}
+	sched, err := schedule.DeriveEpoch(c.cs, init, commitSecret, psk, gcb)
+	if err != nil {
+		return nil, nil, err
+	}
+	tag, err := framing.ConfirmationTag(c.cs, sched.ConfirmationKey, gc.ConfirmedTranscriptHash)
+	if err != nil {
+		sched.Zero()
+		return nil, nil, err
+	}
+	if wantTag != nil {
+		if err := framing.VerifyConfirmationTag(c.cs, sched.ConfirmationKey, gc.ConfirmedTranscriptHash, wantTag); err != nil {
+			sched.Zero()
+			return nil, nil, fmt.Errorf("§6.1: confirmation tag: %w: %w", err, ErrInvalidCommit)
+		}
+	}
+	interim, err := framing.InterimTranscriptHash(c.cs, gc.ConfirmedTranscriptHash, tag)
+	if err != nil {
+		sched.Zero()
+		return nil, nil, err
+	}
+	next, err := newCore(c.cfg, c.cs, gc, t, interim)
+	if err != nil {
+		sched.Zero()
+		return nil, nil, err
+	}
+	return next, &nextEpoch{Epoch: sched, confirmationTag: tag}, nil
+}
+
+// pskSecret resolves PSK ids (RFC 9420 §8.4) from this group's resumption
+// PSKs and Config.PSKs.
+func (g *Group) pskSecret(ids []wire.PreSharedKeyID) (schedule.CombinedPSK, error) {
+	return resolvePSKs(g.c.cs, ids, g.cfg.PSKs, g)
+}
+
+func resolvePSKs(s *suite.Suite, ids []wire.PreSharedKeyID, store PSKStore, g *Group) (schedule.CombinedPSK, error) {
+	psks := make([]schedule.PSK, 0, len(ids))
+	defer func() {
+		for _, p := range psks {
+			clear(p.Secret)
+		}
+	}()
+	for i := range ids {
+		id := &ids[i]
+		var secret []byte
+		var ok bool
+		switch id.Type {
+		case wire.PSKTypeExternal:
+			if store != nil {
+				secret, ok = store.ExternalPSK(id.ID)
+				secret = slices.Clone(secret)
+			}
+		case wire.PSKTypeResumption:
+			if g != nil {
+				secret, ok = g.ResumptionPSK(id.GroupID, id.Epoch)
+			}
+			if !ok && store != nil {
+				secret, ok = store.ResumptionPSK(id.GroupID, id.Epoch)
+				secret = slices.Clone(secret)
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("§8.4: PSK %d (type %d, id %x, group %x, epoch %d): %w", i, id.Type, id.ID, id.GroupID, id.Epoch, ErrMissingPSK)
+		}
+		idb, err := codec.Marshal(id)
+		if err != nil {
+			return nil, err
+		}
+		psks = append(psks, schedule.PSK{ID: idb, Secret: secret})
+	}
+	return schedule.PSKSecret(s, psks)
+}
+
+// makeWelcome encrypts gi for the members added by a commit (RFC 9420
+// §12.4.3.1).
+func makeWelcome(s *suite.Suite, gi *wire.GroupInfo, sched *schedule.Epoch, a *applied, up *treekem.Update) ([]byte, error) {
+	gib, err := codec.Marshal(gi)
+	if err != nil {
+		return nil, err
+	}
+	kn, err := schedule.WelcomeKeyNonce(s, sched.WelcomeSecret)
+	if err != nil {
+		return nil, err
+	}
+	defer kn.Zero()
+	egi, err := s.Seal(kn.Key, kn.Nonce, nil, gib)
+	if err != nil {
+		return nil, err
+	}
+	w := &wire.Welcome{CipherSuite: s.ID(), EncryptedGroupInfo: egi}
+	for _, m := range a.added {
+		gs := wire.GroupSecrets{JoinerSecret: sched.JoinerSecret, PSKs: a.psks}
+		if gs.PSKs == nil {
+			gs.PSKs = []wire.PreSharedKeyID{}
+		}
+		if up != nil {
+			_, ps, err := up.PathSecretFor(m.leaf)
+			if err != nil {
+				return nil, err
+			}
+			gs.PathSecret = ps
+		}
+		gsb, err := codec.Marshal(&gs)
+		clear(gs.PathSecret)
+		if err != nil {
+			return nil, err
+		}
+		kemOut, ct, err := s.EncryptWithLabel(m.kp.InitKey, "Welcome", egi, gsb)
+		clear(gsb)
+		if err != nil {
+			return nil, err
+		}
+		ref, err := m.kp.Ref(s)
+		if err != nil {
+			return nil, err
+		}
+		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: wire.HPKECiphertext{KEMOutput: kemOut, Ciphertext: ct}})
+	}
+	return encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatWelcome, Welcome: w})
+}
+
+// MergePendingCommit applies a Commit this member created, once the Delivery
+// Service accepted it. It fails with ErrStale if the group changed since.
+func (g *Group) MergePendingCommit(pc *PendingCommit) error {
+	const op = "merge pending commit"
+	if pc == nil || pc.g != g || pc.used || pc.version != g.version {
+		return fmt.Errorf("mls: %s: %w", op, ErrStale)
+	}
+	pc.used = true
+	if err := g.install(pc.next, pc.sched, pc.priv); err != nil {
+		return opError(op, err)
+	}
+	if g.state == statePendingJoin {
+		g.state = stateActive
+	}
+	if pc.reinit != nil {
+		g.state = stateReInit
+		g.reinit = reinitInfo(pc.reinit, g)
+	}
+	return nil
+}
+
+// DiscardPendingCommit drops a Commit the Delivery Service rejected; its
+// secrets are wiped and the group is unchanged.
+func (g *Group) DiscardPendingCommit(pc *PendingCommit) {
+	if pc == nil || pc.used {
+		return
+	}
+	pc.used = true
+	if pc.sched != nil {
+		pc.sched.Zero()
+	}
+	if pc.priv != nil {
+		pc.priv.Zero()
+	}
+}
+
+// equalBytes is bytes.Equal, for readability at call sites on public data.
+func equalBytes(a, b []byte) bool { return bytes.Equal(a, b) }

@@ -1,0 +1,917 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/parley-chat/parley/mls/internal/codec"
+	"github.com/parley-chat/parley/mls/internal/framing"
+	"github.com/parley-chat/parley/mls/internal/suite"
+	"github.com/parley-chat/parley/mls/internal/tree"
+	"github.com/parley-chat/parley/mls/internal/treemath"
+	"github.com/parley-chat/parley/mls/internal/wire"
+)
+
+// core is the public state of one epoch of a group: everything a member and
+// the Delivery Service's follower share. Group embeds one, PublicGroup is
+// one, so both run the same proposal validation and application and the
+// same public path processing (RFC 9420 §12.1-§12.4). A core is never
+// modified once built, except for its proposal cache; the next epoch is a
+// new core.
+type core struct {
+	cfg        *Config
+	cs         *suite.Suite
+	gc         wire.GroupContext
+	ctx        *framing.Context
+	tree       *tree.Tree
+	interim    []byte
+	req        *wire.RequiredCapabilities
+	extSenders wire.ExternalSenders
+
+	// cache holds the proposals received (or sent) in this epoch, by
+	// reference (RFC 9420 §12.4).
+	cache []*cachedProposal
+}
+
+// cachedProposal is one proposal of the current epoch.
+type cachedProposal struct {
+	ref    []byte
+	p      *wire.Proposal
+	sender wire.Sender
+	// leafPriv is, for our own Update, the private key of its leaf's
+	// encryption_key (secret).
+	leafPriv []byte
+}
+
+func newCore(cfg *Config, cs *suite.Suite, gc wire.GroupContext, t *tree.Tree, interim []byte) (*core, error) {
+	if gc.Version != wire.ProtocolVersionMLS10 {
+		return nil, fmt.Errorf("§8.1: group context version %d is not mls10", gc.Version)
+	}
+	if gc.CipherSuite != cs.ID() {
+		return nil, fmt.Errorf("§8.1: group context cipher suite %#04x is not %#04x", uint16(gc.CipherSuite), uint16(cs.ID()))
+	}
+	ctx, err := framing.NewContext(cs, &gc)
+	if err != nil {
+		return nil, err
+	}
+	req, senders, err := parseGroupExtensions(gc.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	return &core{cfg: cfg, cs: cs, gc: gc, ctx: ctx, tree: t, interim: interim, req: req, extSenders: senders}, nil
+}
+
+// parseGroupExtensions checks a GroupContext extension list (RFC 9420 §13:
+// no type twice) and decodes required_capabilities and external_senders.
+func parseGroupExtensions(es wire.Extensions) (*wire.RequiredCapabilities, wire.ExternalSenders, error) {
+	if err := checkUniqueExtensions(es); err != nil {
+		return nil, nil, err
+	}
+	var req *wire.RequiredCapabilities
+	var senders wire.ExternalSenders
+	if e := es.Find(wire.ExtensionRequiredCapabilities); e != nil {
+		req = new(wire.RequiredCapabilities)
+		if err := wire.Unmarshal(e.Data, req); err != nil {
+			return nil, nil, fmt.Errorf("§11.1: required_capabilities: %w", err)
+		}
+	}
+	if e := es.Find(wire.ExtensionExternalSenders); e != nil {
+		if err := wire.Unmarshal(e.Data, &senders); err != nil {
+			return nil, nil, fmt.Errorf("§12.1.8.1: external_senders: %w", err)
+		}
+	}
+	return req, senders, nil
+}
+
+func checkUniqueExtensions(es wire.Extensions) error {
+	for i := range es {
+		for j := range i {
+			if es[i].Type == es[j].Type {
+				return fmt.Errorf("§13: extension type %#04x appears twice", uint16(es[i].Type))
+			}
+		}
+	}
+	return nil
+}
+
+// encodedContext returns the encoded GroupContext of the epoch.
+func (c *core) encodedContext() []byte { return c.ctx.Encoded() }
+
+// signerLookup returns the framing.SignerLookup for this epoch's members
+// and external senders. New-member senders are resolved by the caller.
+func (c *core) signerLookup(t *tree.Tree) framing.SignerLookup {
+	return func(s wire.Sender) ([]byte, error) {
+		switch s.Type {
+		case wire.SenderTypeMember:
+			ln := t.Leaf(LeafIndex(s.LeafIndex))
+			if ln == nil {
+				return nil, fmt.Errorf("sender leaf %d is blank or outside the tree: %w", s.LeafIndex, ErrNotMember)
+			}
+			return ln.SignatureKey, nil
+		case wire.SenderTypeExternal:
+			if uint64(s.SenderIndex) >= uint64(len(c.extSenders)) {
+				return nil, fmt.Errorf("§12.1.8.1: external sender %d not in external_senders (%d entries): %w", s.SenderIndex, len(c.extSenders), ErrNotMember)
+			}
+			return c.extSenders[s.SenderIndex].SignatureKey, nil
+		}
+		return nil, fmt.Errorf("sender type %d has no key here", s.Type)
+	}
+}
+
+// newMemberLookup extends signerLookup with the keys that new-member senders
+// carry in the content itself (RFC 9420 §12.1.8, §12.4.3.2).
+func (c *core) newMemberLookup(pm *wire.PublicMessage) framing.SignerLookup {
+	base := c.signerLookup(c.tree)
+	return func(s wire.Sender) ([]byte, error) {
+		switch s.Type {
+		case wire.SenderTypeNewMemberProposal:
+			p := pm.Content.Proposal
+			if p == nil || p.Type != wire.ProposalTypeAdd || p.Add == nil {
+				return nil, fmt.Errorf("§12.1.8: new_member_proposal sender with a content other than an Add proposal")
+			}
+			return p.Add.KeyPackage.LeafNode.SignatureKey, nil
+		case wire.SenderTypeNewMemberCommit:
+			cm := pm.Content.Commit
+			if cm == nil || cm.Path == nil {
+				return nil, fmt.Errorf("§12.4.3.2: new_member_commit sender with a content other than a Commit with a path")
+			}
+			return cm.Path.LeafNode.SignatureKey, nil
+		}
+		return base(s)
+	}
+}
+
+// unprotectPublic checks a PublicMessage of this epoch. membershipKey is nil
+// for the follower, which cannot check the membership tag.
+func (c *core) unprotectPublic(pm *wire.PublicMessage, membershipKey []byte, op string) (*wire.AuthenticatedContent, error) {
+	if !bytes.Equal(pm.Content.GroupID, c.gc.GroupID) {
+		return nil, ruleError(op, "§6", ErrWrongGroup, "group_id %x", pm.Content.GroupID)
+	}
+	if pm.Content.Epoch != c.gc.Epoch {
+		return nil, &EpochError{Op: op, MessageEpoch: pm.Content.Epoch, GroupEpoch: c.gc.Epoch}
+	}
+	if membershipKey == nil {
+		// The follower: verify everything but the membership tag.
+		if pm.Content.ContentType == wire.ContentTypeApplication {
+			return nil, ruleError(op, "§6.2", ErrMalformed, "application data in a PublicMessage")
+		}
+		if (pm.Content.Sender.Type == wire.SenderTypeMember) != (pm.MembershipTag != nil) {
+			return nil, ruleError(op, "§6.2", ErrMalformed, "membership_tag presence does not match sender type %d", pm.Content.Sender.Type)
+		}
+		ac := &wire.AuthenticatedContent{WireFormat: wire.WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}
+		if err := checkSenderContent(&pm.Content); err != nil {
+			return nil, causeError(op, "§6.1", ErrMalformed, err, "sender")
+		}
+		pub, err := c.newMemberLookup(pm)(pm.Content.Sender)
+		if err != nil {
+			return nil, causeError(op, "§6.1", ErrNotMember, err, "sender")
+		}
+		if err := framing.VerifyContent(c.ctx, ac, pub); err != nil {
+			return nil, causeError(op, "§6.1", ErrMalformed, err, "signature")
+		}
+		return ac, nil
+	}
+	ac, err := framing.UnprotectPublic(c.ctx, pm, membershipKey, c.newMemberLookup(pm))
+	if err != nil {
+		return nil, causeError(op, "§6.2", ErrMalformed, err, "unprotect")
+	}
+	return ac, nil
+}
+
+// checkSenderContent applies the §6.1 sender/content type rules.
+func checkSenderContent(fc *wire.FramedContent) error {
+	switch fc.Sender.Type {
+	case wire.SenderTypeMember:
+		return nil
+	case wire.SenderTypeExternal, wire.SenderTypeNewMemberProposal:
+		if fc.ContentType != wire.ContentTypeProposal {
+			return fmt.Errorf("sender type %d may only send proposals", fc.Sender.Type)
+		}
+	case wire.SenderTypeNewMemberCommit:
+		if fc.ContentType != wire.ContentTypeCommit {
+			return fmt.Errorf("new_member_commit sender with content type %d", fc.ContentType)
+		}
+	default:
+		return fmt.Errorf("unknown sender type %d", fc.Sender.Type)
+	}
+	return nil
+}
+
+// proposalRef returns the ProposalRef of an AuthenticatedContent.
+func (c *core) proposalRef(ac *wire.AuthenticatedContent) ([]byte, error) {
+	b, err := codec.Marshal(ac)
+	if err != nil {
+		return nil, err
+	}
+	return wire.ProposalRef(c.cs, b), nil
+}
+
+// receiveProposal validates a proposal message's content in this epoch
+// (RFC 9420 §12.1, sender rules of §12.1.8) and caches it.
+func (c *core) receiveProposal(ac *wire.AuthenticatedContent, op string) (*cachedProposal, error) {
+	p := ac.Content.Proposal
+	sender := ac.Content.Sender
+	switch sender.Type {
+	case wire.SenderTypeMember:
+		if p.Type == wire.ProposalTypeExternalInit {
+			return nil, ruleError(op, "§12.1.6", ErrInvalidProposal, "ExternalInit sent as a standalone proposal")
+		}
+	case wire.SenderTypeExternal:
+		switch p.Type {
+		case wire.ProposalTypeAdd, wire.ProposalTypeRemove, wire.ProposalTypePSK, wire.ProposalTypeReInit, wire.ProposalTypeGroupContextExtensions:
+		default:
+			return nil, ruleError(op, "§12.1.8", ErrInvalidProposal, "proposal type %d may not be sent by an external sender", p.Type)
+		}
+	case wire.SenderTypeNewMemberProposal:
+		if p.Type != wire.ProposalTypeAdd {
+			return nil, ruleError(op, "§12.1.8", ErrInvalidProposal, "new_member_proposal sender with proposal type %d", p.Type)
+		}
+	default:
+		return nil, ruleError(op, "§6", ErrInvalidProposal, "sender type %d cannot send proposals", sender.Type)
+	}
+	if err := c.checkProposal(p, sender, op); err != nil {
+		return nil, err
+	}
+	ref, err := c.proposalRef(ac)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	for _, cp := range c.cache {
+		if bytes.Equal(cp.ref, ref) {
+			return cp, nil
+		}
+	}
+	cp := &cachedProposal{ref: ref, p: p, sender: sender}
+	c.cache = append(c.cache, cp)
+	return cp, nil
+}
+
+// checkProposal checks one proposal on its own against the current epoch
+// (RFC 9420 §12.1).
+func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) error {
+	switch p.Type {
+	case wire.ProposalTypeAdd:
+		if p.Add == nil {
+			return ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
+		}
+		if err := checkKeyPackage(c.cfg, c.cs, &p.Add.KeyPackage, op); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrInvalidProposal)
+		}
+		if p.Add.KeyPackage.Version < c.gc.Version {
+			return ruleError(op, "§10.1", ErrInvalidProposal, "KeyPackage version below the group's")
+		}
+	case wire.ProposalTypeUpdate:
+		if p.Update == nil || sender.Type != wire.SenderTypeMember {
+			return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update not sent by a member")
+		}
+		old := c.tree.Leaf(LeafIndex(sender.LeafIndex))
+		if old == nil {
+			return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from blank leaf %d", sender.LeafIndex)
+		}
+		ln := &p.Update.LeafNode
+		if ln.Source != wire.LeafNodeSourceUpdate || ln.Lifetime != nil {
+			return ruleError(op, "§7.3", ErrInvalidProposal, "Update leaf_node_source %d, want update", ln.Source)
+		}
+		if bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
+			return ruleError(op, "§7.3", ErrInvalidProposal, "Update does not change the encryption_key of leaf %d", sender.LeafIndex)
+		}
+		if err := ln.Verify(c.cs, c.gc.GroupID, sender.LeafIndex); err != nil {
+			return causeError(op, "§7.3", ErrInvalidProposal, err, "Update leaf signature")
+		}
+	case wire.ProposalTypeRemove:
+		if p.Remove == nil || c.tree.Leaf(LeafIndex(p.Remove.Removed)) == nil {
+			r := uint32(0)
+			if p.Remove != nil {
+				r = p.Remove.Removed
+			}
+			return ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)
+		}
+	case wire.ProposalTypePSK:
+		if p.PreSharedKey == nil {
+			return ruleError(op, "§12.1.4", ErrInvalidProposal, "PreSharedKey without body")
+		}
+		id := &p.PreSharedKey.PSK
+		if len(id.Nonce) != c.cs.HashSize() {
+			return ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes, want %d", len(id.Nonce), c.cs.HashSize())
+		}
+		if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
+			return ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d in a proposal", id.Usage)
+		}
+	case wire.ProposalTypeReInit:
+		if p.ReInit == nil || p.ReInit.Version < c.gc.Version {
+			return ruleError(op, "§12.1.5", ErrInvalidProposal, "ReInit version below the group's")
+		}
+		if _, err := suite.New(p.ReInit.CipherSuite); err != nil {
+			return causeError(op, "§12.1.5", ErrInvalidProposal, err, "ReInit cipher suite")
+		}
+	case wire.ProposalTypeExternalInit:
+		if p.ExternalInit == nil {
+			return ruleError(op, "§12.1.6", ErrInvalidProposal, "ExternalInit without body")
+		}
+	case wire.ProposalTypeGroupContextExtensions:
+		if p.GroupContextExtensions == nil {
+			return ruleError(op, "§12.1.7", ErrInvalidProposal, "GroupContextExtensions without body")
+		}
+		if _, _, err := parseGroupExtensions(p.GroupContextExtensions.Extensions); err != nil {
+			return causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
+		}
+	default:
+		// A non-default type: every member must support it (§12.2).
+		for i, ln := range c.tree.Members() {
+			if !slices.Contains(ln.Capabilities.Proposals, p.Type) {
+				return ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(p.Type), i)
+			}
+		}
+	}
+	return nil
+}
+
+// entry is one proposal of a commit, resolved.
+type entry struct {
+	p      *wire.Proposal
+	sender wire.Sender
+	ref    []byte // nil for by-value proposals
+	cached *cachedProposal
+}
+
+// resolve turns a Commit's ProposalOrRef list into proposals (RFC 9420
+// §12.4: references name proposals of this epoch's cache).
+func (c *core) resolve(cm *wire.Commit, committer wire.Sender, op string) ([]entry, error) {
+	out := make([]entry, 0, len(cm.Proposals))
+	for i := range cm.Proposals {
+		por := &cm.Proposals[i]
+		switch por.Type {
+		case wire.ProposalOrRefProposal:
+			if por.Proposal == nil {
+				return nil, ruleError(op, "§12.4", ErrInvalidCommit, "empty inline proposal %d", i)
+			}
+			out = append(out, entry{p: por.Proposal, sender: committer})
+		case wire.ProposalOrRefReference:
+			if committer.Type == wire.SenderTypeNewMemberCommit {
+				return nil, ruleError(op, "§12.4.3.2", ErrInvalidCommit, "external commit includes a proposal by reference")
+			}
+			var found *cachedProposal
+			for _, cp := range c.cache {
+				if bytes.Equal(cp.ref, por.Reference) {
+					found = cp
+					break
+				}
+			}
+			if found == nil {
+				return nil, ruleError(op, "§12.4", ErrInvalidCommit, "unknown proposal reference %x", por.Reference)
+			}
+			for _, e := range out {
+				if e.cached == found {
+					return nil, ruleError(op, "§12.4", ErrInvalidCommit, "proposal reference %x included twice", por.Reference)
+				}
+			}
+			out = append(out, entry{p: found.p, sender: found.sender, ref: found.ref, cached: found})
+		default:
+			return nil, ruleError(op, "§12.4", ErrInvalidCommit, "unknown ProposalOrRef type %d", por.Type)
+		}
+	}
+	return out, nil
+}
+
+// applied is the result of applying a proposal list to a clone of the tree
+// (RFC 9420 §12.3), before any UpdatePath.
+type applied struct {
+	tree     *tree.Tree
+	exts     wire.Extensions
+	req      *wire.RequiredCapabilities
+	senders  wire.ExternalSenders
+	gce      bool
+	added    []addedMember
+	removed  []removedMember
+	updated  []updatedMember
+	psks     []wire.PreSharedKeyID
+	reinit   *wire.ReInit
+	extInit  *wire.ExternalInit
+	external bool
+	// pathRequired says the Commit must carry a path (§12.4).
+	pathRequired bool
+	// committer is the committer's leaf in the new tree: for an external
+	// commit, the blank leaf reserved for the joiner.
+	committer LeafIndex
+	// resync is the leaf an external joiner removed (its old self), or nil.
+	resync *removedMember
+	// ownUpdate is set when the committed proposals replace the leaf of
+	// the member applying them with its own Update.
+	ownUpdate *cachedProposal
+	entries   []entry
+}
+
+type addedMember struct {
+	leaf LeafIndex
+	kp   *wire.KeyPackage
+}
+
+type removedMember struct {
+	leaf LeafIndex
+	node *wire.LeafNode
+}
+
+type updatedMember struct {
+	leaf     LeafIndex
+	old, new *wire.LeafNode
+}
+
+// applyOpts carries the context of a proposal list application.
+type applyOpts struct {
+	// allowResumption permits resumption PSKs with reinit or branch usage,
+	// as the first commit of a re-initialized or branched group has.
+	allowResumption bool
+	// self is the leaf of the member applying the list, or -1.
+	self int64
+}
+
+// applyProposals validates the proposal list of a Commit from committer
+// (RFC 9420 §12.2, and §12.4.3.2 for external commits) and applies it to a
+// clone of the tree in the order of §12.3. The core is not modified.
+func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, ao applyOpts, op string) (*applied, error) {
+	a := &applied{exts: c.gc.Extensions, req: c.req, senders: c.extSenders, entries: es}
+	external := committer.Type == wire.SenderTypeNewMemberCommit
+	a.external = external
+	if !external && committer.Type != wire.SenderTypeMember {
+		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "commit from sender type %d", committer.Type)
+	}
+	if !external && c.tree.Leaf(LeafIndex(committer.LeafIndex)) == nil {
+		return nil, ruleError(op, "§12.4", ErrNotMember, "committer leaf %d is blank", committer.LeafIndex)
+	}
+	var (
+		gce               *wire.GroupContextExtensions
+		nUpdate, nRemove  int
+		nExtInit, nReInit int
+		touched           = map[uint32]wire.ProposalType{}
+		adds              []*wire.KeyPackage
+		updates           []entry
+		removes           []uint32
+		pskIDs            [][]byte
+	)
+	for i, e := range es {
+		p := e.p
+		if e.ref == nil {
+			// By value: not yet checked individually.
+			if p.Type == wire.ProposalTypePSK && ao.allowResumption && p.PreSharedKey != nil {
+				// The first commit of a re-initialized or branched group
+				// carries its resumption PSK (§11.2, §11.3).
+				if len(p.PreSharedKey.PSK.Nonce) != c.cs.HashSize() {
+					return nil, ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes", len(p.PreSharedKey.PSK.Nonce))
+				}
+			} else if err := c.checkProposal(p, e.sender, op); err != nil && p.Type != wire.ProposalTypeUpdate {
+				return nil, err
+			}
+		}
+		switch p.Type {
+		case wire.ProposalTypeAdd:
+			if p.Add == nil {
+				return nil, ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
+			}
+			adds = append(adds, &p.Add.KeyPackage)
+		case wire.ProposalTypeUpdate:
+			nUpdate++
+			if e.ref == nil {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (proposal %d)", i)
+			}
+			if e.sender.Type != wire.SenderTypeMember {
+				return nil, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from a non-member")
+			}
+			if !external && e.sender.LeafIndex == committer.LeafIndex {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (leaf %d)", committer.LeafIndex)
+			}
+			if prev, dup := touched[e.sender.LeafIndex]; dup {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update and proposal type %d for the same leaf %d", prev, e.sender.LeafIndex)
+			}
+			touched[e.sender.LeafIndex] = wire.ProposalTypeUpdate
+			updates = append(updates, e)
+		case wire.ProposalTypeRemove:
+			nRemove++
+			r := p.Remove.Removed
+			if !external && r == committer.LeafIndex {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Remove of the committer (leaf %d)", r)
+			}
+			if prev, dup := touched[r]; dup {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Remove and proposal type %d for the same leaf %d", prev, r)
+			}
+			touched[r] = wire.ProposalTypeRemove
+			removes = append(removes, r)
+		case wire.ProposalTypePSK:
+			id := &p.PreSharedKey.PSK
+			if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication && !ao.allowResumption {
+				return nil, ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d", id.Usage)
+			}
+			idb, err := pskIDKey(id)
+			if err != nil {
+				return nil, opError(op, err)
+			}
+			for _, prev := range pskIDs {
+				if bytes.Equal(prev, idb) {
+					return nil, ruleError(op, "§12.2", ErrInvalidProposal, "PreSharedKeyID %x included twice", id.ID)
+				}
+			}
+			pskIDs = append(pskIDs, idb)
+			a.psks = append(a.psks, *id)
+		case wire.ProposalTypeReInit:
+			nReInit++
+			a.reinit = p.ReInit
+		case wire.ProposalTypeExternalInit:
+			nExtInit++
+			if !external {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ExternalInit in a regular commit")
+			}
+			a.extInit = p.ExternalInit
+		case wire.ProposalTypeGroupContextExtensions:
+			if gce != nil {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "more than one GroupContextExtensions")
+			}
+			gce = p.GroupContextExtensions
+		default:
+			// checked individually (support by all members); re-checked
+			// against the final tree below.
+		}
+		if !defaultProposal(p.Type) || p.Type == wire.ProposalTypeUpdate || p.Type == wire.ProposalTypeRemove ||
+			p.Type == wire.ProposalTypeExternalInit || p.Type == wire.ProposalTypeGroupContextExtensions {
+			a.pathRequired = true
+		}
+	}
+	if len(es) == 0 {
+		a.pathRequired = true
+	}
+	if nReInit > 0 && len(es) > 1 {
+		return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ReInit together with %d other proposals", len(es)-1)
+	}
+	if external {
+		if nExtInit != 1 {
+			return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d ExternalInit proposals, want exactly one", nExtInit)
+		}
+		if nRemove > 1 {
+			return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d Remove proposals, want at most one", nRemove)
+		}
+		for _, e := range es {
+			switch e.p.Type {
+			case wire.ProposalTypeExternalInit, wire.ProposalTypeRemove, wire.ProposalTypePSK:
+			default:
+				return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with a proposal of type %d", e.p.Type)
+			}
+		}
+	}
+	if hasPath == false && a.pathRequired {
+		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "path required but absent")
+	}
+
+	t := c.tree.Clone()
+	a.tree = t
+	// 1. GroupContextExtensions.
+	if gce != nil {
+		req, senders, err := parseGroupExtensions(gce.Extensions)
+		if err != nil {
+			return nil, causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
+		}
+		a.exts, a.req, a.senders, a.gce = gce.Extensions, req, senders, true
+		for _, s := range senders {
+			if err := c.cfg.checkCredential(CredentialInfo{Credential: credentialFromWire(&s.Credential), SignatureKey: s.SignatureKey, Reason: ReasonExternalSender}); err != nil {
+				return nil, causeError(op, "§12.1.8.1", ErrInvalidProposal, err, "external sender")
+			}
+		}
+	}
+	// Key sets for uniqueness checks, built once when leaves are added or
+	// replaced (§7.3).
+	var keys *keySet
+	if len(adds) > 0 || len(updates) > 0 {
+		keys = newKeySet(c.tree)
+	}
+	// 2. Updates.
+	for _, e := range updates {
+		li := LeafIndex(e.sender.LeafIndex)
+		old := t.Leaf(li)
+		if old == nil {
+			return nil, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)
+		}
+		ln := e.p.Update.LeafNode
+		if err := c.checkNewLeaf(a, &ln, li, old, keys, ReasonUpdate, op); err != nil {
+			return nil, err
+		}
+		keys.replace(old, &ln)
+		if err := t.UpdateLeaf(li, &ln); err != nil {
+			return nil, opError(op, err)
+		}
+		a.updated = append(a.updated, updatedMember{leaf: li, old: old, new: t.Leaf(li)})
+		if ao.self >= 0 && int64(li) == ao.self {
+			a.ownUpdate = e.cached
+		}
+	}
+	// 3. Removes.
+	for _, r := range removes {
+		li := LeafIndex(r)
+		old := t.Leaf(li)
+		if old == nil {
+			return nil, ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)
+		}
+		if err := t.RemoveLeaf(li); err != nil {
+			return nil, opError(op, err)
+		}
+		keys.remove(old)
+		a.removed = append(a.removed, removedMember{leaf: li, node: old})
+	}
+	// 4. Adds, in order.
+	for i, kp := range adds {
+		ref, err := kp.Ref(c.cs)
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		for _, prev := range adds[:i] {
+			if pr, _ := prev.Ref(c.cs); bytes.Equal(pr, ref) {
+				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)
+			}
+		}
+		ln := kp.LeafNode
+		if err := c.checkNewLeaf(a, &ln, nextFreeLeaf(t), nil, keys, ReasonKeyPackage, op); err != nil {
+			return nil, err
+		}
+		li, err := t.AddLeaf(&ln)
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		keys.add(&ln)
+		a.added = append(a.added, addedMember{leaf: li, kp: kp})
+	}
+	// Capabilities of the remaining members against the new group
+	// extensions (§12.1.7, §11.1) and non-default proposal types (§12.2).
+	if a.gce {
+		for i, ln := range t.Members() {
+			if err := supportsGroup(ln, a.exts, a.req); err != nil {
+				return nil, causeError(op, "§12.1.7", ErrInvalidProposal, err, "leaf %d", i)
+			}
+		}
+	}
+	for _, e := range es {
+		if !defaultProposal(e.p.Type) {
+			for i, ln := range t.Members() {
+				if !slices.Contains(ln.Capabilities.Proposals, e.p.Type) {
+					return nil, ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(e.p.Type), i)
+				}
+			}
+		}
+	}
+	// External commits: the joiner's leaf (§12.4.2) and its old self.
+	if external {
+		if len(a.removed) == 1 {
+			a.resync = &a.removed[0]
+		}
+		li, err := reserveBlankLeaf(t)
+		if err != nil {
+			return nil, opError(op, err)
+		}
+		a.committer = li
+	} else {
+		a.committer = LeafIndex(committer.LeafIndex)
+	}
+	return a, nil
+}
+
+// pskIDKey is the encoding of a PreSharedKeyID, for comparisons.
+func pskIDKey(id *wire.PreSharedKeyID) ([]byte, error) {
+	return codec.Marshal(id)
+}
+
+// nextFreeLeaf returns the leaf an Add would take: the leftmost blank leaf
+// or the first leaf beyond the tree.
+func nextFreeLeaf(t *tree.Tree) LeafIndex {
+	n := uint32(t.LeafCount())
+	for i := range n {
+		if t.Leaf(LeafIndex(i)) == nil {
+			return LeafIndex(i)
+		}
+	}
+	return LeafIndex(n)
+}
+
+// reserveBlankLeaf returns the leftmost blank leaf of t, extending t by
+// one blank leaf if there is none (RFC 9420 §12.4.2 for external commits).
+func reserveBlankLeaf(t *tree.Tree) (LeafIndex, error) {
+	n := t.LeafCount()
+	for i := range uint32(n) {
+		if t.Leaf(LeafIndex(i)) == nil {
+			return LeafIndex(i), nil
+		}
+	}
+	// Extend: add a placeholder and blank it; the new leaf's direct path
+	// is blank after extension, so no unmerged_leaves entry is left.
+	li, err := t.AddLeaf(&wire.LeafNode{Source: wire.LeafNodeSourceCommit})
+	if err != nil {
+		return 0, err
+	}
+	if err := t.SetLeaf(li, nil); err != nil {
+		return 0, err
+	}
+	return li, nil
+}
+
+// supportsGroup checks that a leaf supports the group's extensions and
+// required capabilities (§7.3, §11.1, §12.1.7).
+func supportsGroup(ln *wire.LeafNode, exts wire.Extensions, req *wire.RequiredCapabilities) error {
+	caps := &ln.Capabilities
+	for _, e := range exts {
+		if !defaultExtension(e.Type) && !slices.Contains(caps.Extensions, e.Type) {
+			return fmt.Errorf("group context extension type %#04x not in capabilities", uint16(e.Type))
+		}
+	}
+	if req == nil {
+		return nil
+	}
+	for _, e := range req.Extensions {
+		if !defaultExtension(e) && !slices.Contains(caps.Extensions, e) {
+			return fmt.Errorf("required extension type %#04x not in capabilities", uint16(e))
+		}
+	}
+	for _, p := range req.Proposals {
+		if !defaultProposal(p) && !slices.Contains(caps.Proposals, p) {
+			return fmt.Errorf("required proposal type %#04x not in capabilities", uint16(p))
+		}
+	}
+	for _, ct := range req.Credentials {
+		if !slices.Contains(caps.Credentials, ct) {
+			return fmt.Errorf("required credential type %v not in capabilities", ct)
+		}
+	}
+	return nil
+}
+
+// checkNewLeaf runs the leaf node validation of §7.3 for a leaf that enters
+// the tree at li (an Add, an Update, an UpdatePath's leaf), replacing old (nil
+// for an Add or an external join). Signatures of Update leaves and
+// KeyPackages are checked by checkProposal; commit leaves by the path merge.
+func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wire.LeafNode, keys *keySet, reason CredentialReason, op string) error {
+	if err := checkLeafSelf(ln); err != nil {
+		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
+	}
+	if err := supportsGroup(ln, a.exts, a.req); err != nil {
+		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
+	}
+	if err := c.checkCredentialTypes(a.tree, ln, old); err != nil {
+		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
+	}
+	if keys != nil {
+		if err := keys.check(ln, old); err != nil {
+			return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
+		}
+	} else if old == nil || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
+		for i, m := range a.tree.Members() {
+			if m != old && bytes.Equal(m.SignatureKey, ln.SignatureKey) {
+				return ruleError(op, "§7.3", ErrInvalidLeafNode, "signature_key of leaf %d already used by leaf %d", li, i)
+			}
+		}
+	}
+	info := CredentialInfo{Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, Leaf: li, Reason: reason}
+	if old != nil {
+		prev := credentialFromWire(&old.Credential)
+		info.Previous = &prev
+	}
+	if err := c.cfg.checkCredential(info); err != nil {
+		return opError(op, err)
+	}
+	return nil
+}
+
+// checkCredentialTypes checks that ln's credential type is supported by
+// every member and that ln supports every credential type in use (§7.3).
+// A leaf replacing old with the same credential type and at least old's
+// supported credential types changes nothing, and costs nothing.
+func (c *core) checkCredentialTypes(t *tree.Tree, ln, old *wire.LeafNode) error {
+	if old != nil && old.Credential.Type == ln.Credential.Type {
+		superset := true
+		for _, ct := range old.Capabilities.Credentials {
+			if !slices.Contains(ln.Capabilities.Credentials, ct) {
+				superset = false
+				break
+			}
+		}
+		if superset {
+			return nil
+		}
+	}
+	for i, m := range t.Members() {
+		if m == old {
+			continue
+		}
+		if !slices.Contains(m.Capabilities.Credentials, ln.Credential.Type) {
+			return fmt.Errorf("credential type %v not supported by leaf %d", ln.Credential.Type, i)
+		}
+		if !slices.Contains(ln.Capabilities.Credentials, m.Credential.Type) {
+			return fmt.Errorf("credential type %v of leaf %d not in capabilities", m.Credential.Type, i)
+		}
+	}
+	return nil
+}
+
+// keySet tracks the encryption and signature keys of a tree for the
+// uniqueness rules of §7.3.
+type keySet struct {
+	enc map[string]struct{}
+	sig map[string]struct{}
+}
+
+func newKeySet(t *tree.Tree) *keySet {
+	k := &keySet{enc: make(map[string]struct{}, t.NodeCount()), sig: make(map[string]struct{}, t.MemberCount())}
+	for x := range t.NodeCount() {
+		nd := t.Node(treemath.NodeIndex(x))
+		switch {
+		case nd == nil:
+		case nd.Leaf != nil:
+			k.enc[string(nd.Leaf.EncryptionKey)] = struct{}{}
+			k.sig[string(nd.Leaf.SignatureKey)] = struct{}{}
+		case nd.Parent != nil:
+			k.enc[string(nd.Parent.EncryptionKey)] = struct{}{}
+		}
+	}
+	return k
+}
+
+func (k *keySet) check(ln, old *wire.LeafNode) error {
+	if _, dup := k.enc[string(ln.EncryptionKey)]; dup {
+		return fmt.Errorf("encryption_key already used in the tree")
+	}
+	if old == nil || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
+		if _, dup := k.sig[string(ln.SignatureKey)]; dup {
+			return fmt.Errorf("signature_key already used by a member")
+		}
+	}
+	return nil
+}
+
+func (k *keySet) replace(old, ln *wire.LeafNode) {
+	k.remove(old)
+	k.add(ln)
+}
+
+func (k *keySet) add(ln *wire.LeafNode) {
+	if k == nil {
+		return
+	}
+	k.enc[string(ln.EncryptionKey)] = struct{}{}
+	k.sig[string(ln.SignatureKey)] = struct{}{}
+}
+
+func (k *keySet) remove(ln *wire.LeafNode) {
+	if k == nil || ln == nil {
+		return
+	}
+	delete(k.sig, string(ln.SignatureKey))
+	// Encryption keys of removed leaves stay reserved: a key seen in the
+	// group is never accepted again in the same commit.
+}
+
+// checkPathLeaf runs the §7.3 rules for the leaf node of a commit's
+// UpdatePath beyond what the path merge checks (source, signature,
+// encryption keys): capabilities, credential types, signature key
+// uniqueness and the credential hook with continuity.
+func (c *core) checkPathLeaf(a *applied, up *wire.UpdatePath, op string) error {
+	ln := &up.LeafNode
+	if ln.Source != wire.LeafNodeSourceCommit || ln.Lifetime != nil {
+		return ruleError(op, "§7.3", ErrInvalidLeafNode, "path leaf_node_source %d, want commit", ln.Source)
+	}
+	old := a.tree.Leaf(a.committer)
+	reason := ReasonCommit
+	if a.external {
+		reason = ReasonExternalJoin
+	}
+	if err := c.checkNewLeaf(a, ln, a.committer, old, nil, reason, op); err != nil {
+		return err
+	}
+	if a.resync != nil {
+		prev := credentialFromWire(&a.resync.node.Credential)
+		if err := c.cfg.checkCredential(CredentialInfo{Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, Leaf: a.committer, Reason: ReasonExternalJoin, Previous: &prev}); err != nil {
+			return causeError(op, "§12.4.3.2", ErrInvalidCommit, err, "resync of leaf %d", a.resync.leaf)
+		}
+	}
+	return nil
+}
+
+// provisional returns the provisional GroupContext of §12.4.2 for the
+// epoch after a: the new epoch and extensions, the old transcript hash.
+func (c *core) provisional(a *applied) wire.GroupContext {
+	gc := c.gc
+	gc.Epoch++
+	gc.Extensions = a.exts
+	gc.TreeHash = nil
+	return gc
+}
+
+// nextContext returns the GroupContext of the new epoch after a commit whose
+// final tree is t and whose AuthenticatedContent is ac (without or with the
+// confirmation tag), with the new interim transcript hash if the tag is set.
+func (c *core) nextContext(a *applied, t *tree.Tree, ac *wire.AuthenticatedContent) (gc wire.GroupContext, err error) {
+	gc = c.provisional(a)
+	th, err := t.TreeHash()
+	if err != nil {
+		return gc, err
+	}
+	gc.TreeHash = slices.Clone(th)
+	confirmed, err := framing.ConfirmedTranscriptHash(c.cs, c.interim, ac)
+	if err != nil {
+		return gc, err
+	}
+	gc.ConfirmedTranscriptHash = confirmed
+	return gc, nil
+}

@@ -1,0 +1,208 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/parley-chat/parley/mls/internal/codec"
+	"github.com/parley-chat/parley/mls/internal/framing"
+	"github.com/parley-chat/parley/mls/internal/schedule"
+	"github.com/parley-chat/parley/mls/internal/suite"
+	"github.com/parley-chat/parley/mls/internal/tree"
+	"github.com/parley-chat/parley/mls/internal/treekem"
+	"github.com/parley-chat/parley/mls/internal/treemath"
+	"github.com/parley-chat/parley/mls/internal/wire"
+)
+
+// JoinOptions are the inputs of JoinFromWelcome besides the Welcome.
+type JoinOptions struct {
+	// RatchetTree is the encoded ratchet tree (RFC 9420 §12.4.3.3) when
+	// the Welcome's GroupInfo does not carry the ratchet_tree extension.
+	// Its integrity is checked against the signed tree hash.
+	RatchetTree []byte
+	// PSKs resolves the PSKs the Welcome names (external PSKs, and for a
+	// ReInit or branch the old group's resumption PSK); nil means
+	// Config.PSKs.
+	PSKs PSKStore
+}
+
+// JoinFromWelcome joins a group from a Welcome addressed to bundle's
+// KeyPackage (RFC 9420 §12.4.3.1), with the full validation of that
+// section: the GroupInfo's version, suite and signature; the ratchet tree
+// (Validate: shape, unmerged leaves, leaf rules with lifetimes against
+// cfg.Now, key uniqueness, tree hash, parent hashes, every leaf signature);
+// the credential hook for every leaf; our own leaf; the path secret
+// against the tree; the confirmation tag; and the PSK rules for ReInit and
+// branch resumption PSKs.
+func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts JoinOptions) (*Group, error) {
+	const op = "join from welcome"
+	c, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	if bundle == nil || bundle.kp == nil {
+		return nil, fmt.Errorf("mls: %s: no KeyPackage bundle", op)
+	}
+	var m wire.MLSMessage
+	if err := wire.Unmarshal(welcome, &m); err != nil {
+		return nil, causeError(op, "", ErrMalformed, err, "decode")
+	}
+	if m.Version != wire.ProtocolVersionMLS10 || m.WireFormat != wire.WireFormatWelcome {
+		return nil, ruleError(op, "§6", ErrMalformed, "not an mls10 Welcome (version %d, wire format %d)", m.Version, m.WireFormat)
+	}
+	s := bundle.suite
+	w := m.Welcome
+	if w.CipherSuite != s.ID() {
+		return nil, ruleError(op, "§12.4.3.1", ErrInvalidWelcome, "cipher suite %#04x does not match the KeyPackage's %#04x", uint16(w.CipherSuite), uint16(s.ID()))
+	}
+	store := opts.PSKs
+	if store == nil {
+		store = c.PSKs
+	}
+	var resumptionUsage wire.ResumptionPSKUsage
+	var resumptionID *wire.PreSharedKeyID
+	psks := func(ids []wire.PreSharedKeyID) (schedule.CombinedPSK, error) {
+		for i := range ids {
+			id := &ids[i]
+			if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
+				if resumptionID != nil {
+					return nil, fmt.Errorf("§12.4.3.1: more than one resumption PSK of usage reinit or branch")
+				}
+				resumptionUsage, resumptionID = id.Usage, id
+			}
+		}
+		return resolvePSKs(s, ids, store, nil)
+	}
+	var t *tree.Tree
+	signer := func(gi *wire.GroupInfo) ([]byte, error) {
+		var err error
+		t, err = joinTree(s, gi, opts.RatchetTree)
+		if err != nil {
+			return nil, err
+		}
+		ln := t.Leaf(LeafIndex(gi.Signer))
+		if ln == nil {
+			return nil, fmt.Errorf("§12.4.3: GroupInfo signer %d is a blank leaf", gi.Signer)
+		}
+		return ln.SignatureKey, nil
+	}
+	j, err := framing.OpenWelcome(s, w, bundle.kp, bundle.InitPrivateKey, psks, signer)
+	if err != nil {
+		return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "open")
+	}
+	defer clear(j.GroupSecrets.JoinerSecret)
+	defer clear(j.GroupSecrets.PathSecret)
+	ok := false
+	defer func() {
+		if !ok {
+			j.Epoch.Zero()
+		}
+	}()
+	gi := j.GroupInfo
+	gc := gi.GroupContext
+	if resumptionID != nil {
+		if gc.Epoch != 1 {
+			return nil, ruleError(op, "§12.4.3.1", ErrInvalidWelcome, "resumption PSK of usage %d in a Welcome for epoch %d, want 1", resumptionUsage, gc.Epoch)
+		}
+		if err := checkResumptionJoin(store, resumptionUsage, resumptionID, &gc); err != nil {
+			return nil, causeError(op, "§11.2", ErrInvalidWelcome, err, "resumption")
+		}
+	}
+	own, err := validateJoinTree(c, t, &gc, op)
+	if err != nil {
+		return nil, err
+	}
+	if own, err = findOwnLeaf(t, &bundle.kp.LeafNode); err != nil {
+		return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "own leaf")
+	}
+	priv, err := treekem.NewPrivate(s, own, bundle.EncryptionPrivateKey)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	if ps := j.GroupSecrets.PathSecret; ps != nil {
+		x := treemath.CommonAncestor(own.Node(), LeafIndex(gi.Signer).Node())
+		if err := priv.ImplantPathSecret(t, x, treekem.PathSecret(ps)); err != nil {
+			priv.Zero()
+			return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "path secret")
+		}
+	}
+	if err := priv.Check(t); err != nil {
+		priv.Zero()
+		return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "private state")
+	}
+	co, err := newCore(c, s, gc, t, j.InterimTranscriptHash)
+	if err != nil {
+		priv.Zero()
+		return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "group context")
+	}
+	g := &Group{cfg: c, signer: bundle.Signer}
+	if err := g.install(co, j.Epoch, priv); err != nil {
+		priv.Zero()
+		return nil, opError(op, err)
+	}
+	ok = true
+	return g, nil
+}
+
+// joinTree returns the tree of a GroupInfo: from its ratchet_tree extension,
+// or the out-of-band encoding.
+func joinTree(s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*tree.Tree, error) {
+	if err := checkUniqueExtensions(gi.Extensions); err != nil {
+		return nil, err
+	}
+	if e := gi.Extensions.Find(wire.ExtensionRatchetTree); e != nil {
+		return tree.Decode(s, e.Data)
+	}
+	if outOfBand == nil {
+		return nil, fmt.Errorf("§12.4.3.3: no ratchet tree in the GroupInfo and none given")
+	}
+	return tree.Decode(s, outOfBand)
+}
+
+// validateJoinTree validates a joiner's tree (RFC 9420 §12.4.3.1) and runs
+// the credential hook for every leaf and external sender.
+func validateJoinTree(c *Config, t *tree.Tree, gc *wire.GroupContext, op string) (LeafIndex, error) {
+	req, senders, err := parseGroupExtensions(gc.Extensions)
+	if err != nil {
+		return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "group context extensions")
+	}
+	vo := tree.ValidateOptions{GroupID: gc.GroupID, TreeHash: gc.TreeHash, Now: c.Now, Workers: c.Workers}
+	if req != nil {
+		vo.RequiredExtensions, vo.RequiredProposals, vo.RequiredCredentials = req.Extensions, req.Proposals, req.Credentials
+	}
+	if err := t.Validate(vo); err != nil {
+		return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "ratchet tree")
+	}
+	for i, ln := range t.Members() {
+		if err := supportsGroup(ln, gc.Extensions, req); err != nil {
+			return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "leaf %d", i)
+		}
+		if err := c.checkCredential(CredentialInfo{Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, Leaf: i, Reason: ReasonWelcomeTree}); err != nil {
+			return 0, opError(op, err)
+		}
+	}
+	for _, es := range senders {
+		if err := c.checkCredential(CredentialInfo{Credential: credentialFromWire(&es.Credential), SignatureKey: es.SignatureKey, Reason: ReasonExternalSender}); err != nil {
+			return 0, opError(op, err)
+		}
+	}
+	return 0, nil
+}
+
+// findOwnLeaf finds the leaf equal to the KeyPackage's leaf node.
+func findOwnLeaf(t *tree.Tree, kpLeaf *wire.LeafNode) (LeafIndex, error) {
+	want, err := codec.Marshal(kpLeaf)
+	if err != nil {
+		return 0, err
+	}
+	for i, ln := range t.Members() {
+		if !bytes.Equal(ln.EncryptionKey, kpLeaf.EncryptionKey) {
+			continue
+		}
+		got, err := codec.Marshal(ln)
+		if err == nil && bytes.Equal(got, want) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("the KeyPackage's leaf node is not in the tree")
+}
