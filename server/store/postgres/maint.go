@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// CreateBlob implements store.Store.
+func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, sha256, created) VALUES ($1, $2, $3, $4, $5)`, b.ID, b.Owner, b.Size, nonNil(b.SHA256), micros(b.Created))
+		return mapConstraint(err)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create blob %q: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Blob implements store.Store.
+func (s *Store) Blob(ctx context.Context, id string) (store.Blob, error) {
+	b := store.Blob{ID: id}
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT owner, size, sha256, created FROM blobs WHERE id = $1`, id).Scan(&b.Owner, &b.Size, &b.SHA256, &created)
+	if err != nil {
+		return store.Blob{}, fmt.Errorf("postgres: blob %q: %w", id, notFound(err))
+	}
+	b.Created = fromMicros(created)
+	return b, nil
+}
+
+// DeleteBlob implements store.Store.
+func (s *Store) DeleteBlob(ctx context.Context, id string) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		return mustAffect(tx.Exec(ctx, `DELETE FROM blobs WHERE id = $1`, id))
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: delete blob %q: %w", id, err)
+	}
+	return nil
+}
+
+// BlobUsage implements store.Store.
+func (s *Store) BlobUsage(ctx context.Context, owner store.UserID) (count, bytes int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = $1`, owner).Scan(&count, &bytes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("postgres: blob usage of user %d: %v", owner, err)
+	}
+	return count, bytes, nil
+}
+
+// Prune implements store.Store. Each rule is one statement in its own
+// transaction, so writers wait for one rule at a time.
+func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error) {
+	var r store.PruneResult
+	now := micros(o.Now)
+	var errs []error
+	exec := func(n *int64, q string, args ...any) {
+		var k int64
+		err := s.write(ctx, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, q, args...)
+			k = tag.RowsAffected()
+			return err
+		})
+		if err == nil {
+			*n += k
+		}
+		errs = append(errs, err)
+	}
+	// Entries acknowledged by every member device; a conversation with no
+	// members keeps no log.
+	exec(&r.Entries, `DELETE FROM entries e USING (
+			SELECT c.id, COALESCE(MIN(m.cursor), c.head) AS upto
+			FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id
+			GROUP BY c.id, c.head) cut
+		WHERE e.conversation_id = cut.id AND e.seq <= cut.upto`)
+	if o.Retention > 0 {
+		cutoff := micros(o.Now.Add(-o.Retention))
+		// Up to the newest old entry, so the log stays a contiguous
+		// suffix even when clocks went back.
+		exec(&r.Entries, `DELETE FROM entries e USING (
+				SELECT conversation_id, MAX(seq) AS upto FROM entries WHERE created < $1 GROUP BY conversation_id) cut
+			WHERE e.conversation_id = cut.conversation_id AND e.seq <= cut.upto`, cutoff)
+		exec(&r.Inbox, `DELETE FROM inbox WHERE created < $1`, cutoff)
+		errs = append(errs, s.write(ctx, func(tx pgx.Tx) error {
+			rows, _ := tx.Query(ctx, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			r.Blobs = ids
+			return err
+		}))
+	}
+	exec(&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`, now)
+	exec(&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`, now)
+	exec(&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`, now)
+	exec(&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`, now)
+	if err := errors.Join(errs...); err != nil {
+		return r, fmt.Errorf("postgres: prune: %w", err)
+	}
+	return r, nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	var st store.Stats
+	err := s.pool.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM users),
+		(SELECT COUNT(*) FROM devices WHERE revoked = 0 AND NOT disabled),
+		(SELECT COUNT(*) FROM conversations),
+		(SELECT COUNT(*) FROM entries),
+		(SELECT COUNT(*) FROM inbox),
+		(SELECT COUNT(*) FROM key_packages),
+		(SELECT COUNT(*) FROM blobs),
+		(SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)`).Scan(&st.Users, &st.Devices, &st.Conversations, &st.Entries, &st.InboxEntries, &st.KeyPackages, &st.Blobs, &st.BlobBytes)
+	if err != nil {
+		return st, fmt.Errorf("postgres: stats: %v", err)
+	}
+	return st, nil
+}
+
+// invariants are queries that must return no rows, with what a row means.
+var invariants = []struct{ what, sql string }{
+	{"log seqs not contiguous up to the head", `SELECT conversation_id FROM entries GROUP BY conversation_id
+		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversations c WHERE c.id = entries.conversation_id)`},
+	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
+	{"log entry with seq < 1 or unknown kind", `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
+	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
+	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
+	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
+	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},
+	{"more than one last-resort key package per device and suite", `SELECT device_id FROM key_packages WHERE last_resort GROUP BY device_id, suite HAVING COUNT(*) > 1`},
+	{"device of a missing user", `SELECT d.id FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE u.id IS NULL`},
+	{"inbox entry beyond the device's inbox head", `SELECT i.device_id FROM inbox i LEFT JOIN devices d ON d.id = i.device_id WHERE d.id IS NULL OR i.seq > d.inbox_head OR i.seq < 1`},
+	{"inbox entry of a missing conversation", `SELECT i.device_id FROM inbox i LEFT JOIN conversations c ON c.id = i.conversation_id WHERE c.id IS NULL`},
+	{"session of a missing device or another user's device", `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
+	{"negative invite uses", `SELECT id FROM invites WHERE uses_left < 0`},
+	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
+	{"constraint not validated", `SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace AND NOT convalidated`},
+	{"invalid index", `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace AND NOT (i.indisvalid AND i.indisready)`},
+}
+
+// CheckInvariants checks the store's consistency, as bbolt's Tx.Check
+// does: contiguous logs up to each head, cursors within the log, no rows
+// referring to missing users, devices or conversations, and no invalid
+// constraint or index in the schema. It runs in one REPEATABLE READ
+// transaction, so it checks one snapshot even while nodes write, and
+// returns every violation found.
+func (s *Store) CheckInvariants(ctx context.Context) error {
+	var errs []error
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		for _, inv := range invariants {
+			rows, _ := tx.Query(ctx, `SELECT v::text FROM (`+inv.sql+`) AS bad(v)`)
+			bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("%s: %v", inv.what, err)
+			}
+			if len(bad) > 0 {
+				errs = append(errs, fmt.Errorf("%s: %v", inv.what, bad))
+			}
+		}
+		return nil
+	})
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return fmt.Errorf("postgres: check invariants: %w", err)
+	}
+	return nil
+}
