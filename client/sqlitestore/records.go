@@ -1,0 +1,637 @@
+package sqlitestore
+
+import (
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/parley-chat/parley/protocol"
+)
+
+// Identity is the account of this store: the user's long-term identity
+// key and this device's keys and certificate. Private keys are secret.
+type Identity struct {
+	// Server is the server's base URL.
+	Server string `json:"server"`
+	// User is the account name.
+	User string `json:"user"`
+	// Device is this device's id.
+	Device protocol.DeviceID `json:"device"`
+	// IdentityKey is the Ed25519 identity private key (64 bytes).
+	IdentityKey []byte `json:"identity_key"`
+	// DeviceScheme is the signature scheme of DeviceKey.
+	DeviceScheme protocol.SignatureScheme `json:"device_scheme"`
+	// DeviceKey is this device's signature private key.
+	DeviceKey []byte `json:"device_key"`
+	// Certificate is this device's encoded certificate.
+	Certificate []byte `json:"certificate"`
+	// Created is when the identity was created.
+	Created time.Time `json:"created"`
+}
+
+// Device is a device of a user known to this client (this user's own
+// other devices and contacts' devices).
+type Device struct {
+	// ID is the device id.
+	ID protocol.DeviceID `json:"id"`
+	// User is the user the device belongs to.
+	User string `json:"user"`
+	// Certificate is the device's encoded certificate.
+	Certificate []byte `json:"certificate"`
+	// Revoked is set once the device is known to be removed.
+	Revoked bool `json:"revoked,omitempty"`
+	// Seen is when this client first saw the device.
+	Seen time.Time `json:"seen"`
+}
+
+// Contact is another user with the identity key this client pinned on
+// first use.
+type Contact struct {
+	// User is the account name.
+	User string `json:"user"`
+	// IdentityKey is the pinned Ed25519 identity public key.
+	IdentityKey []byte `json:"identity_key"`
+	// Verified is set when the user compared safety numbers for IdentityKey.
+	Verified bool `json:"verified,omitempty"`
+	// ChangedKey, when not empty, is a new identity key the server
+	// presented that differs from the pinned one: sending to the user is
+	// blocked until the UI shows the change and the user accepts it.
+	ChangedKey []byte `json:"changed_key,omitempty"`
+	// Pinned is when IdentityKey was pinned.
+	Pinned time.Time `json:"pinned"`
+}
+
+// Conversation is the local view of a conversation.
+type Conversation struct {
+	// ID is the server's conversation number.
+	ID protocol.ConversationID `json:"id"`
+	// GroupID is the MLS group id.
+	GroupID []byte `json:"group_id"`
+	// Direct is set for a 1:1 conversation.
+	Direct bool `json:"direct,omitempty"`
+	// Name is the conversation name (from encrypted metadata).
+	Name string `json:"name,omitempty"`
+	// Topic is the conversation topic (from encrypted metadata).
+	Topic string `json:"topic,omitempty"`
+	// Members are the member user names as last seen in the group.
+	Members []string `json:"members,omitempty"`
+	// Left is set once this device left or was removed.
+	Left bool `json:"left,omitempty"`
+	// Created is when this client joined or created it.
+	Created time.Time `json:"created"`
+}
+
+// DeliveryState is the state of an outgoing message.
+type DeliveryState uint8
+
+// The delivery states, in order.
+const (
+	// Received marks a message from another user.
+	Received DeliveryState = iota
+	// Pending is an outgoing message not yet accepted by the server.
+	Pending
+	// Sent is an outgoing message the server has stored.
+	Sent
+	// Read is an outgoing message some member has read.
+	Read
+)
+
+// Reaction is one user's reaction to a message.
+type Reaction struct {
+	// User is who reacted.
+	User string `json:"user"`
+	// Emoji is the reaction.
+	Emoji string `json:"emoji"`
+}
+
+// Message is a message in a conversation's history.
+type Message struct {
+	// Conversation is the conversation.
+	Conversation protocol.ConversationID `json:"conversation"`
+	// Seq is the message's position in the local history, assigned by
+	// [Tx.AddMessage]: 1, 2, 3… per conversation.
+	Seq int64 `json:"seq"`
+	// ID is the message id from its content.
+	ID [16]byte `json:"id"`
+	// Sender and SenderDevice name the author.
+	Sender       string            `json:"sender"`
+	SenderDevice protocol.DeviceID `json:"sender_device"`
+	// Sent is the sender's claimed time; Received is this client's.
+	Sent     time.Time `json:"sent"`
+	Received time.Time `json:"received"`
+	// ServerSeq is the entry's seq in the server log, 0 while pending.
+	ServerSeq uint64 `json:"server_seq,omitempty"`
+	// Content is the encoded content as received (see client/content).
+	Content []byte `json:"content"`
+	// Text is the current text, after edits.
+	Text string `json:"text,omitempty"`
+	// Edited is when the text was last edited; zero if never.
+	Edited time.Time `json:"edited,omitzero"`
+	// Deleted is set when the sender deleted the message; Content and
+	// Text are then cleared.
+	Deleted bool `json:"deleted,omitempty"`
+	// Reactions are the current reactions.
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// ReadBy are the users who sent a read receipt covering the message.
+	ReadBy []string `json:"read_by,omitempty"`
+	// State is the delivery state.
+	State DeliveryState `json:"state"`
+}
+
+// Outgoing is a queued outgoing message. The SDK enqueues it, with the
+// MLS ciphertext once encrypted, in the same transaction as the MLS state
+// that encrypted it, and removes it once the server acknowledged it; after
+// a crash it sends the same ciphertext again.
+type Outgoing struct {
+	// ID is the queue position, assigned by [Tx.Enqueue].
+	ID int64 `json:"id"`
+	// Conversation is the destination.
+	Conversation protocol.ConversationID `json:"conversation"`
+	// MessageID is the id in Content.
+	MessageID [16]byte `json:"message_id"`
+	// Content is the encoded content.
+	Content []byte `json:"content"`
+	// Ciphertext is the MLS message, empty until encrypted.
+	Ciphertext []byte `json:"ciphertext,omitempty"`
+	// Created is when it was queued.
+	Created time.Time `json:"created"`
+	// Attempts counts send attempts.
+	Attempts int `json:"attempts,omitempty"`
+}
+
+// InboxCursor is the conversation number under which [Tx.Cursor] and
+// [Tx.SetCursor] keep the cursor of the device's Welcome inbox.
+const InboxCursor protocol.ConversationID = 0
+
+// putJSON seals v as JSON and upserts it.
+func (t *Tx) putJSON(op, table, key, query string, v any, args ...any) error {
+	p, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	return t.put(op, table, key, query, p, args...)
+}
+
+// put seals p and runs query with args followed by the sealed value (so
+// the sealed value is the last parameter: ?N in an UPDATE).
+func (t *Tx) put(op, table, key, query string, p []byte, args ...any) error {
+	sealed := t.s.sealValue(table, key, p)
+	clear(p)
+	_, err := t.exec(op, query, append(args, sealed)...)
+	return err
+}
+
+// getJSON reads, opens and decodes one row into v.
+func (t *Tx) getJSON(op, table, key string, v any, query string, args ...any) error {
+	p, err := t.getSealed(op, table, key, query, args...)
+	if err != nil {
+		return err
+	}
+	defer clear(p)
+	if err := json.Unmarshal(p, v); err != nil {
+		return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+	}
+	return nil
+}
+
+// listJSON opens every row of query (columns: key parts, sealed value)
+// and calls each with the plaintext.
+func (t *Tx) list(op, table string, keyOf func(scan []any) string, nkeys int, each func([]byte) error, query string, args ...any) error {
+	rows, err := t.tx.QueryContext(t.ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		dst := make([]any, nkeys+1)
+		keys := make([]any, nkeys)
+		for i := range nkeys {
+			dst[i] = &keys[i]
+		}
+		var sealed []byte
+		dst[nkeys] = &sealed
+		if err := rows.Scan(dst...); err != nil {
+			return fmt.Errorf("sqlitestore: %s: %v", op, err)
+		}
+		p, err := t.s.open(table, keyOf(keys), sealed)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: %s: %w", op, err)
+		}
+		err = each(p)
+		clear(p)
+		if err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	return nil
+}
+
+func listJSON[T any](t *Tx, op, table string, keyOf func([]any) string, nkeys int, query string, args ...any) ([]T, error) {
+	var out []T
+	err := t.list(op, table, keyOf, nkeys, func(p []byte) error {
+		var v T
+		if err := json.Unmarshal(p, &v); err != nil {
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+		}
+		out = append(out, v)
+		return nil
+	}, query, args...)
+	return out, err
+}
+
+func int64Key(k []any) string { return strconv.FormatInt(asInt64(k[0]), 10) }
+func textKey(k []any) string  { return asString(k[0]) }
+func hexKey(k []any) string   { return hex.EncodeToString(asBytes(k[0])) }
+
+func asInt64(v any) int64 {
+	n, _ := v.(int64)
+	return n
+}
+
+func asString(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case []byte:
+		return string(s)
+	}
+	return ""
+}
+
+func asBytes(v any) []byte {
+	switch b := v.(type) {
+	case []byte:
+		return b
+	case string:
+		return []byte(b)
+	}
+	return nil
+}
+
+func convKey(c protocol.ConversationID) string { return strconv.FormatInt(int64(c), 10) }
+
+// Identity returns the account's identity, or ErrNotFound before
+// [Tx.PutIdentity].
+func (t *Tx) Identity() (*Identity, error) {
+	var id Identity
+	if err := t.getJSON("get identity", "identity", "self", &id, `SELECT v FROM identity WHERE k = 'self'`); err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// PutIdentity stores the account's identity, replacing any.
+func (t *Tx) PutIdentity(id *Identity) error {
+	return t.putJSON("put identity", "identity", "self",
+		`INSERT INTO identity (k, v) VALUES ('self', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, id)
+}
+
+// PutDevice stores a device, replacing the one with the same id.
+func (t *Tx) PutDevice(d *Device) error {
+	if d.ID == "" {
+		return errors.New("sqlitestore: put device: empty device id")
+	}
+	return t.putJSON(fmt.Sprintf("put device %q", d.ID), "devices", string(d.ID),
+		`INSERT INTO devices (id, v) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v`, d, string(d.ID))
+}
+
+// Device returns the device with the given id, or ErrNotFound.
+func (t *Tx) Device(id protocol.DeviceID) (*Device, error) {
+	var d Device
+	if err := t.getJSON(fmt.Sprintf("get device %q", id), "devices", string(id), &d, `SELECT v FROM devices WHERE id = ?`, string(id)); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Devices returns the known devices of user ("" for all), by id.
+func (t *Tx) Devices(user string) ([]Device, error) {
+	all, err := listJSON[Device](t, "list devices", "devices", textKey, 1, `SELECT id, v FROM devices ORDER BY id`)
+	if err != nil || user == "" {
+		return all, err
+	}
+	var out []Device
+	for _, d := range all {
+		if d.User == user {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// DeleteDevice removes a device; removing an unknown one is not an error.
+func (t *Tx) DeleteDevice(id protocol.DeviceID) error {
+	_, err := t.exec(fmt.Sprintf("delete device %q", id), `DELETE FROM devices WHERE id = ?`, string(id))
+	return err
+}
+
+func (t *Tx) contactKey(user string) ([]byte, string) {
+	h := t.s.blind("contact", []byte(user))
+	return h, hex.EncodeToString(h)
+}
+
+// PutContact stores a contact, replacing the one with the same user name.
+func (t *Tx) PutContact(c *Contact) error {
+	if c.User == "" {
+		return errors.New("sqlitestore: put contact: empty user name")
+	}
+	h, key := t.contactKey(c.User)
+	return t.putJSON(fmt.Sprintf("put contact %q", c.User), "contacts", key,
+		`INSERT INTO contacts (h, v) VALUES (?, ?) ON CONFLICT (h) DO UPDATE SET v = excluded.v`, c, h)
+}
+
+// Contact returns the contact with the given user name, or ErrNotFound.
+func (t *Tx) Contact(user string) (*Contact, error) {
+	h, key := t.contactKey(user)
+	var c Contact
+	if err := t.getJSON(fmt.Sprintf("get contact %q", user), "contacts", key, &c, `SELECT v FROM contacts WHERE h = ?`, h); err != nil {
+		return nil, err
+	}
+	if c.User != user {
+		return nil, fmt.Errorf("sqlitestore: get contact %q: %w: row holds another user", user, ErrCorrupt)
+	}
+	return &c, nil
+}
+
+// Contacts returns every contact, in no particular order.
+func (t *Tx) Contacts() ([]Contact, error) {
+	return listJSON[Contact](t, "list contacts", "contacts", hexKey, 1, `SELECT h, v FROM contacts`)
+}
+
+// PutConversation stores a conversation, replacing the one with its id.
+func (t *Tx) PutConversation(c *Conversation) error {
+	return t.putJSON(fmt.Sprintf("put conversation %d", c.ID), "conversations", convKey(c.ID),
+		`INSERT INTO conversations (id, v) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v`, c, int64(c.ID))
+}
+
+// Conversation returns a conversation, or ErrNotFound.
+func (t *Tx) Conversation(id protocol.ConversationID) (*Conversation, error) {
+	var c Conversation
+	if err := t.getJSON(fmt.Sprintf("get conversation %d", id), "conversations", convKey(id), &c, `SELECT v FROM conversations WHERE id = ?`, int64(id)); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Conversations returns every conversation, by id.
+func (t *Tx) Conversations() ([]Conversation, error) {
+	return listJSON[Conversation](t, "list conversations", "conversations", int64Key, 1, `SELECT id, v FROM conversations ORDER BY id`)
+}
+
+// DeleteConversation removes a conversation with its group state,
+// history, cursor and queued messages.
+func (t *Tx) DeleteConversation(id protocol.ConversationID) error {
+	op := fmt.Sprintf("delete conversation %d", id)
+	for _, q := range []string{
+		`DELETE FROM conversations WHERE id = ?`, `DELETE FROM groups WHERE conv = ?`,
+		`DELETE FROM messages WHERE conv = ?`, `DELETE FROM cursors WHERE conv = ?`, `DELETE FROM outbox WHERE conv = ?`,
+	} {
+		if _, err := t.exec(op, q, int64(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutGroupState stores the opaque MLS group state of a conversation,
+// replacing the previous one.
+func (t *Tx) PutGroupState(conv protocol.ConversationID, state []byte) error {
+	return t.put(fmt.Sprintf("put group state of conversation %d", conv), "groups", convKey(conv),
+		`INSERT INTO groups (conv, v) VALUES (?, ?) ON CONFLICT (conv) DO UPDATE SET v = excluded.v`, append([]byte(nil), state...), int64(conv))
+}
+
+// GroupState returns the MLS group state of a conversation, or ErrNotFound.
+func (t *Tx) GroupState(conv protocol.ConversationID) ([]byte, error) {
+	return t.getSealed(fmt.Sprintf("get group state of conversation %d", conv), "groups", convKey(conv),
+		`SELECT v FROM groups WHERE conv = ?`, int64(conv))
+}
+
+func msgKey(conv protocol.ConversationID, seq int64) string {
+	return strconv.FormatInt(int64(conv), 10) + "/" + strconv.FormatInt(seq, 10)
+}
+
+func (t *Tx) messageHash(conv protocol.ConversationID, id [16]byte) []byte {
+	b := binary.BigEndian.AppendUint64(nil, uint64(conv))
+	return t.s.blind("message", append(b, id[:]...))
+}
+
+// AddMessage appends a message to its conversation's history and sets
+// m.Seq. If the conversation already holds a message with the same id,
+// it changes nothing and returns false: replaying an entry after a crash
+// never shows a message twice.
+func (t *Tx) AddMessage(m *Message) (added bool, err error) {
+	op := fmt.Sprintf("add message %x to conversation %d", m.ID, m.Conversation)
+	h := t.messageHash(m.Conversation, m.ID)
+	var n int
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM messages WHERE conv = ? AND h = ?`, int64(m.Conversation), h).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	var last int64
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT coalesce(max(seq), 0) FROM messages WHERE conv = ?`, int64(m.Conversation)).Scan(&last); err != nil {
+		return false, fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	m.Seq = last + 1
+	if err := t.putJSON(op, "messages", msgKey(m.Conversation, m.Seq),
+		`INSERT INTO messages (conv, seq, h, v) VALUES (?, ?, ?, ?)`, m, int64(m.Conversation), m.Seq, h); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// UpdateMessage replaces the stored message m.Conversation/m.Seq with m
+// (for edits, deletions, reactions, receipts and delivery state). The id
+// must not change.
+func (t *Tx) UpdateMessage(m *Message) error {
+	op := fmt.Sprintf("update message %d/%d", m.Conversation, m.Seq)
+	old, err := t.messageBySeq(m.Conversation, m.Seq)
+	if err != nil {
+		return err
+	}
+	if old.ID != m.ID {
+		return fmt.Errorf("sqlitestore: %s: message id changed", op)
+	}
+	return t.putJSON(op, "messages", msgKey(m.Conversation, m.Seq),
+		`UPDATE messages SET v = ?3 WHERE conv = ?1 AND seq = ?2`, m, int64(m.Conversation), m.Seq)
+}
+
+func (t *Tx) messageBySeq(conv protocol.ConversationID, seq int64) (*Message, error) {
+	var m Message
+	if err := t.getJSON(fmt.Sprintf("get message %d/%d", conv, seq), "messages", msgKey(conv, seq), &m,
+		`SELECT v FROM messages WHERE conv = ? AND seq = ?`, int64(conv), seq); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// MessageByID returns the message with the given id in a conversation,
+// or ErrNotFound.
+func (t *Tx) MessageByID(conv protocol.ConversationID, id [16]byte) (*Message, error) {
+	var seq int64
+	err := t.tx.QueryRowContext(t.ctx, `SELECT seq FROM messages WHERE conv = ? AND h = ?`, int64(conv), t.messageHash(conv, id)).Scan(&seq)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w", id, conv, ErrNotFound)
+		}
+		return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %v", id, conv, err)
+	}
+	m, err := t.messageBySeq(conv, seq)
+	if err != nil {
+		return nil, err
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w: row holds another message", id, conv, ErrCorrupt)
+	}
+	return m, nil
+}
+
+// Messages returns up to limit messages of a conversation with Seq above
+// after, in order. A limit of 0 or less means no limit.
+func (t *Tx) Messages(conv protocol.ConversationID, after int64, limit int) ([]Message, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	keyOf := func(k []any) string { return msgKey(conv, asInt64(k[0])) }
+	return listJSON[Message](t, fmt.Sprintf("list messages of conversation %d", conv), "messages", keyOf, 1,
+		`SELECT seq, v FROM messages WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?`, int64(conv), after, limit)
+}
+
+// LastMessages returns the last n messages of a conversation, in order.
+func (t *Tx) LastMessages(conv protocol.ConversationID, n int) ([]Message, error) {
+	var last int64
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT coalesce(max(seq), 0) FROM messages WHERE conv = ?`, int64(conv)).Scan(&last); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list messages of conversation %d: %v", conv, err)
+	}
+	return t.Messages(conv, max(0, last-int64(n)), n)
+}
+
+// Cursor returns the last server seq processed in a conversation (or
+// [InboxCursor]); 0 if none was set.
+func (t *Tx) Cursor(conv protocol.ConversationID) (uint64, error) {
+	p, err := t.getSealed(fmt.Sprintf("get cursor of conversation %d", conv), "cursors", convKey(conv), `SELECT v FROM cursors WHERE conv = ?`, int64(conv))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(p) != 8 {
+		return 0, fmt.Errorf("sqlitestore: get cursor of conversation %d: %w: %d bytes", conv, ErrCorrupt, len(p))
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
+
+// SetCursor sets the cursor of a conversation (or [InboxCursor]).
+func (t *Tx) SetCursor(conv protocol.ConversationID, seq uint64) error {
+	return t.put(fmt.Sprintf("set cursor of conversation %d", conv), "cursors", convKey(conv),
+		`INSERT INTO cursors (conv, v) VALUES (?, ?) ON CONFLICT (conv) DO UPDATE SET v = excluded.v`,
+		binary.BigEndian.AppendUint64(nil, seq), int64(conv))
+}
+
+// Cursors returns every conversation cursor (not the inbox), by
+// conversation.
+func (t *Tx) Cursors() ([]protocol.Cursor, error) {
+	var out []protocol.Cursor
+	var conv int64
+	keyOf := func(k []any) string { conv = asInt64(k[0]); return convKey(protocol.ConversationID(conv)) }
+	err := t.list("list cursors", "cursors", keyOf, 1, func(p []byte) error {
+		if len(p) != 8 {
+			return fmt.Errorf("sqlitestore: list cursors: %w: cursor of conversation %d is %d bytes", ErrCorrupt, conv, len(p))
+		}
+		out = append(out, protocol.Cursor{Conversation: protocol.ConversationID(conv), Seq: binary.BigEndian.Uint64(p)})
+		return nil
+	}, `SELECT conv, v FROM cursors WHERE conv != 0 ORDER BY conv`)
+	return out, err
+}
+
+func outboxKey(id int64) string { return strconv.FormatInt(id, 10) }
+
+// Enqueue adds a message to the outgoing queue and sets o.ID.
+func (t *Tx) Enqueue(o *Outgoing) error {
+	op := fmt.Sprintf("enqueue message %x to conversation %d", o.MessageID, o.Conversation)
+	r, err := t.exec(op, `INSERT INTO outbox (conv, v) VALUES (?, x'')`, int64(o.Conversation))
+	if err != nil {
+		return err
+	}
+	if o.ID, err = r.LastInsertId(); err != nil {
+		return fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	return t.putJSON(op, "outbox", outboxKey(o.ID), `UPDATE outbox SET v = ?2 WHERE id = ?1`, o, o.ID)
+}
+
+// UpdateOutgoing replaces the queued message o.ID (for example to add the
+// ciphertext or count an attempt).
+func (t *Tx) UpdateOutgoing(o *Outgoing) error {
+	op := fmt.Sprintf("update outgoing %d", o.ID)
+	r, err := t.exec(op, `UPDATE outbox SET conv = ? WHERE id = ?`, int64(o.Conversation), o.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("sqlitestore: %s: %w", op, ErrNotFound)
+	}
+	return t.putJSON(op, "outbox", outboxKey(o.ID), `UPDATE outbox SET v = ?2 WHERE id = ?1`, o, o.ID)
+}
+
+// Outbox returns the queued messages of a conversation (0 for all), in
+// queue order.
+func (t *Tx) Outbox(conv protocol.ConversationID) ([]Outgoing, error) {
+	return listJSON[Outgoing](t, "list outbox", "outbox", int64Key, 1,
+		`SELECT id, v FROM outbox WHERE ? = 0 OR conv = ? ORDER BY id`, int64(conv), int64(conv))
+}
+
+// Dequeue removes a message from the outgoing queue; removing an unknown
+// one is not an error.
+func (t *Tx) Dequeue(id int64) error {
+	_, err := t.exec(fmt.Sprintf("dequeue outgoing %d", id), `DELETE FROM outbox WHERE id = ?`, id)
+	return err
+}
+
+// PutKeyPackage stores the private keys of a published KeyPackage under
+// its reference.
+func (t *Tx) PutKeyPackage(ref, private []byte) error {
+	return t.put(fmt.Sprintf("put key package %x", ref), "keypackages", hex.EncodeToString(ref),
+		`INSERT INTO keypackages (ref, v) VALUES (?, ?) ON CONFLICT (ref) DO UPDATE SET v = excluded.v`, append([]byte(nil), private...), ref)
+}
+
+// KeyPackage returns the private keys stored under ref, or ErrNotFound.
+func (t *Tx) KeyPackage(ref []byte) ([]byte, error) {
+	return t.getSealed(fmt.Sprintf("get key package %x", ref), "keypackages", hex.EncodeToString(ref), `SELECT v FROM keypackages WHERE ref = ?`, ref)
+}
+
+// DeleteKeyPackage removes the private keys under ref (once used, for
+// forward secrecy); removing an unknown one is not an error.
+func (t *Tx) DeleteKeyPackage(ref []byte) error {
+	_, err := t.exec(fmt.Sprintf("delete key package %x", ref), `DELETE FROM keypackages WHERE ref = ?`, ref)
+	return err
+}
+
+// KeyPackageCount returns the number of stored KeyPackage private keys.
+func (t *Tx) KeyPackageCount() (int, error) {
+	var n int
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM keypackages`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count key packages: %v", err)
+	}
+	return n, nil
+}
+
+// Setting returns the value of a setting, or ErrNotFound.
+func (t *Tx) Setting(name string) ([]byte, error) {
+	return t.getSealed(fmt.Sprintf("get setting %q", name), "settings", name, `SELECT v FROM settings WHERE k = ?`, name)
+}
+
+// SetSetting sets a setting.
+func (t *Tx) SetSetting(name string, value []byte) error {
+	return t.put(fmt.Sprintf("set setting %q", name), "settings", name,
+		`INSERT INTO settings (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, append([]byte(nil), value...), name)
+}

@@ -1,0 +1,657 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/protocol"
+)
+
+// cheap are Argon2id parameters that keep tests fast.
+var cheap = KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+
+func passOpts(p string) Options { return Options{Passphrase: []byte(p), KDF: cheap} }
+
+func openStore(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func update(t *testing.T, s *Store, fn func(*Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+}
+
+func view(t *testing.T, s *Store, fn func(*Tx) error) {
+	t.Helper()
+	if err := s.View(context.Background(), fn); err != nil {
+		t.Fatalf("View: %v", err)
+	}
+}
+
+func mid(b byte) [16]byte {
+	var id [16]byte
+	id[0], id[15] = b, 0x5a
+	return id
+}
+
+var now = time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
+
+// fill writes one row of every kind.
+func fill(t *testing.T, s *Store) {
+	update(t, s, func(tx *Tx) error {
+		steps := []error{
+			tx.PutIdentity(&Identity{Server: "https://chat.example", User: "alice", Device: "dev1", IdentityKey: bytes.Repeat([]byte{7}, 64),
+				DeviceScheme: protocol.SchemeEd25519, DeviceKey: []byte("device-private"), Certificate: []byte("cert"), Created: now}),
+			tx.PutDevice(&Device{ID: "dev2", User: "bob", Certificate: []byte("bob-cert"), Seen: now}),
+			tx.PutDevice(&Device{ID: "dev3", User: "carol", Seen: now}),
+			tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Pinned: now}),
+			tx.PutContact(&Contact{User: "carol", IdentityKey: bytes.Repeat([]byte{3}, 32), Verified: true, Pinned: now}),
+			tx.PutConversation(&Conversation{ID: 1, GroupID: []byte("g1"), Name: "Desk", Members: []string{"alice", "bob"}, Created: now}),
+			tx.PutConversation(&Conversation{ID: 2, GroupID: []byte("g2"), Direct: true, Created: now}),
+			tx.PutGroupState(1, []byte("mls state 1")),
+			tx.PutGroupState(2, []byte("mls state 2")),
+			tx.SetCursor(1, 10),
+			tx.SetCursor(InboxCursor, 3),
+			tx.PutKeyPackage([]byte("ref1"), []byte("kp private 1")),
+			tx.PutKeyPackage([]byte("ref2"), []byte("kp private 2")),
+			tx.SetSetting("theme", []byte("dark")),
+		}
+		for _, text := range []string{"first", "second", "third"} {
+			m := &Message{Conversation: 1, ID: mid(text[0]), Sender: "bob", SenderDevice: "dev2", Sent: now, Received: now, Content: []byte("c-" + text), Text: text}
+			added, err := tx.AddMessage(m)
+			if err == nil && !added {
+				err = errors.New("not added")
+			}
+			steps = append(steps, err)
+		}
+		steps = append(steps, tx.Enqueue(&Outgoing{Conversation: 1, MessageID: mid(9), Content: []byte("out"), Created: now}))
+		return errors.Join(steps...)
+	})
+}
+
+// check verifies what fill wrote.
+func check(t *testing.T, s *Store) {
+	t.Helper()
+	view(t, s, func(tx *Tx) error {
+		id, err := tx.Identity()
+		if err != nil || id.User != "alice" || string(id.DeviceKey) != "device-private" || !id.Created.Equal(now) {
+			t.Errorf("Identity = %+v, %v", id, err)
+		}
+		if d, err := tx.Device("dev2"); err != nil || d.User != "bob" || string(d.Certificate) != "bob-cert" {
+			t.Errorf("Device = %+v, %v", d, err)
+		}
+		if ds, err := tx.Devices("carol"); err != nil || len(ds) != 1 || ds[0].ID != "dev3" {
+			t.Errorf("Devices(carol) = %+v, %v", ds, err)
+		}
+		if c, err := tx.Contact("carol"); err != nil || !c.Verified || c.IdentityKey[0] != 3 {
+			t.Errorf("Contact = %+v, %v", c, err)
+		}
+		if cs, err := tx.Contacts(); err != nil || len(cs) != 2 {
+			t.Errorf("Contacts = %+v, %v", cs, err)
+		}
+		if _, err := tx.Contact("mallory"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Contact(mallory) = %v, want ErrNotFound", err)
+		}
+		if cs, err := tx.Conversations(); err != nil || len(cs) != 2 || cs[0].Name != "Desk" || !cs[1].Direct {
+			t.Errorf("Conversations = %+v, %v", cs, err)
+		}
+		if g, err := tx.GroupState(2); err != nil || string(g) != "mls state 2" {
+			t.Errorf("GroupState = %q, %v", g, err)
+		}
+		if c, err := tx.Cursor(1); err != nil || c != 10 {
+			t.Errorf("Cursor(1) = %d, %v", c, err)
+		}
+		if c, err := tx.Cursor(InboxCursor); err != nil || c != 3 {
+			t.Errorf("Cursor(inbox) = %d, %v", c, err)
+		}
+		if c, err := tx.Cursor(99); err != nil || c != 0 {
+			t.Errorf("Cursor(99) = %d, %v", c, err)
+		}
+		if cs, err := tx.Cursors(); err != nil || len(cs) != 1 || cs[0] != (protocol.Cursor{Conversation: 1, Seq: 10}) {
+			t.Errorf("Cursors = %+v, %v", cs, err)
+		}
+		if kp, err := tx.KeyPackage([]byte("ref1")); err != nil || string(kp) != "kp private 1" {
+			t.Errorf("KeyPackage = %q, %v", kp, err)
+		}
+		if n, err := tx.KeyPackageCount(); err != nil || n != 2 {
+			t.Errorf("KeyPackageCount = %d, %v", n, err)
+		}
+		if v, err := tx.Setting("theme"); err != nil || string(v) != "dark" {
+			t.Errorf("Setting = %q, %v", v, err)
+		}
+		ms, err := tx.Messages(1, 0, 0)
+		if err != nil || len(ms) != 3 || ms[0].Text != "first" || ms[2].Seq != 3 {
+			t.Errorf("Messages = %+v, %v", ms, err)
+		}
+		if ms, err := tx.LastMessages(1, 2); err != nil || len(ms) != 2 || ms[0].Text != "second" {
+			t.Errorf("LastMessages = %+v, %v", ms, err)
+		}
+		if m, err := tx.MessageByID(1, mid('s')); err != nil || m.Text != "second" || m.Seq != 2 {
+			t.Errorf("MessageByID = %+v, %v", m, err)
+		}
+		if _, err := tx.MessageByID(2, mid('s')); !errors.Is(err, ErrNotFound) {
+			t.Errorf("MessageByID in other conversation = %v, want ErrNotFound", err)
+		}
+		if out, err := tx.Outbox(0); err != nil || len(out) != 1 || string(out[0].Content) != "out" {
+			t.Errorf("Outbox = %+v, %v", out, err)
+		}
+		return nil
+	})
+}
+
+func TestRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("correct horse"))
+	fill(t, s)
+	check(t, s)
+	s.Close()
+	check(t, openStore(t, path, passOpts("correct horse")))
+}
+
+func TestMessageUpdatesAndDuplicates(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
+	fill(t, s)
+	update(t, s, func(tx *Tx) error {
+		added, err := tx.AddMessage(&Message{Conversation: 1, ID: mid('f'), Text: "replayed"})
+		if err != nil || added {
+			t.Errorf("AddMessage of a duplicate id = %v, %v; want false, nil", added, err)
+		}
+		m, err := tx.MessageByID(1, mid('f'))
+		if err != nil {
+			return err
+		}
+		m.Text, m.Edited = "first, edited", now.Add(time.Minute)
+		m.Reactions = append(m.Reactions, Reaction{User: "carol", Emoji: "👍"})
+		if err := tx.UpdateMessage(m); err != nil {
+			return err
+		}
+		m.ID = mid('x')
+		if err := tx.UpdateMessage(m); err == nil {
+			t.Error("UpdateMessage accepted a changed id")
+		}
+		out, err := tx.Outbox(1)
+		if err != nil {
+			return err
+		}
+		out[0].Ciphertext, out[0].Attempts = []byte("mls ciphertext"), 1
+		if err := tx.UpdateOutgoing(&out[0]); err != nil {
+			return err
+		}
+		return tx.DeleteKeyPackage([]byte("ref1"))
+	})
+	view(t, s, func(tx *Tx) error {
+		ms, err := tx.Messages(1, 0, 0)
+		if err != nil || len(ms) != 3 || ms[0].Text != "first, edited" || len(ms[0].Reactions) != 1 {
+			t.Errorf("after edit: %+v, %v", ms, err)
+		}
+		out, err := tx.Outbox(1)
+		if err != nil || string(out[0].Ciphertext) != "mls ciphertext" {
+			t.Errorf("Outbox after update: %+v, %v", out, err)
+		}
+		if _, err := tx.KeyPackage([]byte("ref1")); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleted key package: %v", err)
+		}
+		if err := tx.SetSetting("x", nil); err == nil {
+			t.Error("View allowed a write")
+		}
+		return nil
+	})
+	update(t, s, func(tx *Tx) error {
+		out, _ := tx.Outbox(0)
+		if err := tx.Dequeue(out[0].ID); err != nil {
+			return err
+		}
+		return tx.DeleteConversation(1)
+	})
+	view(t, s, func(tx *Tx) error {
+		if ms, _ := tx.Messages(1, 0, 0); len(ms) != 0 {
+			t.Errorf("messages left after DeleteConversation: %d", len(ms))
+		}
+		if _, err := tx.GroupState(1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("group state after DeleteConversation: %v", err)
+		}
+		if out, _ := tx.Outbox(0); len(out) != 0 {
+			t.Errorf("outbox after Dequeue: %+v", out)
+		}
+		return nil
+	})
+}
+
+func TestWrongPassphrase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("right"))
+	fill(t, s)
+	s.Close()
+	_, err := Open(context.Background(), path, passOpts("wrong"))
+	if !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("Open with a wrong passphrase: %v, want ErrWrongKey", err)
+	}
+	if bytes.Contains([]byte(err.Error()), []byte("wrong")) && bytes.Contains([]byte(err.Error()), []byte("right")) {
+		t.Fatalf("error reveals a passphrase: %v", err)
+	}
+	t.Logf("wrong passphrase: %v", err)
+	if _, err := Open(context.Background(), path, Options{KeyFile: filepath.Join(t.TempDir(), "k")}); err == nil {
+		t.Fatal("a passphrase store opened with a key file")
+	}
+	if _, err := Open(context.Background(), path, Options{}); err == nil {
+		t.Fatal("Open without a key")
+	}
+}
+
+func TestDefaultKDFInHeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB Argon2id in -short mode")
+	}
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, Options{Passphrase: []byte("pw")})
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, want := range map[string]string{"kdf": "argon2id", "argon2id.time": "3", "argon2id.memory_kib": "65536", "argon2id.threads": "2"} {
+		var got string
+		if err := db.QueryRow(`SELECT CAST(value AS TEXT) FROM header WHERE name = ?`, name).Scan(&got); err != nil || got != want {
+			t.Errorf("header %s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	start := time.Now()
+	openStore(t, path, Options{Passphrase: []byte("pw")})
+	t.Logf("opening with the default Argon2id parameters took %v", time.Since(start))
+}
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path, keyPath := filepath.Join(dir, "store.db"), filepath.Join(dir, "store.key")
+	s := openStore(t, path, Options{KeyFile: keyPath})
+	fill(t, s)
+	s.Close()
+	fi, err := os.Stat(keyPath)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != KeySize {
+		t.Fatalf("key file: %v, %v", fi, err)
+	}
+	check(t, openStore(t, path, Options{KeyFile: keyPath}))
+
+	if err := os.Chmod(keyPath, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), path, Options{KeyFile: keyPath}); err == nil {
+		t.Fatal("opened with a key file readable by group")
+	} else {
+		t.Logf("group-readable key file: %v", err)
+	}
+	os.Chmod(keyPath, 0o604)
+	if _, err := Open(context.Background(), path, Options{KeyFile: keyPath}); err == nil {
+		t.Fatal("opened with a key file readable by others")
+	}
+	os.Chmod(keyPath, 0o600)
+
+	other := filepath.Join(dir, "other.key")
+	if err := CreateKeyFile(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateKeyFile(other); err == nil {
+		t.Fatal("CreateKeyFile overwrote a file")
+	}
+	if _, err := Open(context.Background(), path, Options{KeyFile: other}); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("other key file: %v, want ErrWrongKey", err)
+	}
+	short := filepath.Join(dir, "short.key")
+	os.WriteFile(short, []byte("short"), 0o600)
+	if _, err := Open(context.Background(), path, Options{KeyFile: short}); err == nil {
+		t.Fatal("opened with a short key file")
+	}
+	if _, err := Open(context.Background(), path, Options{KeyFile: filepath.Join(dir, "missing.key")}); err == nil {
+		t.Fatal("opened an existing store with a missing key file")
+	}
+	if _, err := Open(context.Background(), path, passOpts("pw")); err == nil {
+		t.Fatal("a key file store opened with a passphrase")
+	}
+}
+
+// rawDB opens the store file without the store, as an attacker would.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestRowsNotSwappable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	fill(t, s)
+	s.Close()
+	db := rawDB(t, path)
+	swaps := []struct{ table, key, a, b string }{
+		{"messages", "seq", "1", "2"},
+		{"groups", "conv", "1", "2"},
+		{"conversations", "id", "1", "2"},
+		{"keypackages", "hex(ref)", fmt.Sprintf("'%X'", "ref1"), fmt.Sprintf("'%X'", "ref2")},
+		{"cursors", "conv", "0", "1"},
+	}
+	swap := func(table, key, a, b string) {
+		t.Helper()
+		var va, vb []byte
+		q := fmt.Sprintf(`SELECT v FROM %s WHERE %s = `, table, key)
+		if err := errors.Join(db.QueryRow(q+a).Scan(&va), db.QueryRow(q+b).Scan(&vb)); err != nil {
+			t.Fatalf("swap %s: %v", table, err)
+		}
+		u := fmt.Sprintf(`UPDATE %s SET v = ? WHERE %s = `, table, key)
+		if _, err := db.Exec(u+a, vb); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(u+b, va); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sw := range swaps {
+		swap(sw.table, sw.key, sw.a, sw.b)
+	}
+	var hs []string
+	rows, err := db.Query(`SELECT hex(h) FROM contacts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var h string
+		rows.Scan(&h)
+		hs = append(hs, "'"+h+"'")
+	}
+	rows.Close()
+	swap("contacts", "hex(h)", hs[0], hs[1])
+	db.Close()
+	s = openStore(t, path, passOpts("pw"))
+	view(t, s, func(tx *Tx) error {
+		_, e1 := tx.Messages(1, 0, 0)
+		_, e2 := tx.GroupState(1)
+		_, e3 := tx.Conversation(2)
+		_, e4 := tx.KeyPackage([]byte("ref1"))
+		_, e5 := tx.Cursor(1)
+		_, e6 := tx.Contact("bob")
+		_, e7 := tx.Contacts()
+		for i, err := range []error{e1, e2, e3, e4, e5, e6, e7} {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("read %d after swap: %v, want ErrCorrupt", i+1, err)
+			} else if i == 0 {
+				t.Logf("swapped messages: %v", err)
+			}
+		}
+		// Rows that were not touched still open.
+		if _, err := tx.Identity(); err != nil {
+			t.Errorf("Identity: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestNoPlaintextOnDisk checks that secrets and names do not appear in the
+// database or its WAL.
+func TestNoPlaintextOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	secrets := []string{"SECRET-MESSAGE-TEXT", "zelda-the-contact", "MLS-STATE-SECRET", "PRIVATE-KEY-BYTES", "Secret Desk Name"}
+	update(t, s, func(tx *Tx) error {
+		_, err := tx.AddMessage(&Message{Conversation: 1, ID: mid(1), Sender: "zelda-the-contact", Text: secrets[0], Content: []byte(secrets[0])})
+		return errors.Join(err,
+			tx.PutContact(&Contact{User: secrets[1], IdentityKey: []byte(secrets[3])}),
+			tx.PutGroupState(1, []byte(secrets[2])),
+			tx.PutIdentity(&Identity{User: "me", IdentityKey: []byte(secrets[3])}),
+			tx.PutConversation(&Conversation{ID: 1, Name: secrets[4]}))
+	})
+	var all []byte
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	if len(all) == 0 {
+		t.Fatal("nothing on disk")
+	}
+	for _, sec := range secrets {
+		if bytes.Contains(all, []byte(sec)) {
+			t.Errorf("%q is on disk in clear", sec)
+		}
+	}
+}
+
+func TestRollback(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
+	fill(t, s)
+	boom := errors.New("boom")
+	err := s.Update(context.Background(), func(tx *Tx) error {
+		tx.PutGroupState(1, []byte("new state"))
+		tx.AddMessage(&Message{Conversation: 1, ID: mid(77), Text: "lost"})
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want the function's error", err)
+	}
+	func() {
+		defer func() { recover() }()
+		s.Update(context.Background(), func(tx *Tx) error {
+			tx.PutGroupState(1, []byte("panic state"))
+			panic("inside transaction")
+		})
+	}()
+	check(t, s)
+	view(t, s, func(tx *Tx) error {
+		if g, _ := tx.GroupState(1); string(g) != "mls state 1" {
+			t.Errorf("group state after rollback: %q", g)
+		}
+		return nil
+	})
+}
+
+// The crash tests run the helper below in a child process that kills
+// itself with SIGKILL at a chosen point, then reopen the store.
+const crashEnv = "SQLITESTORE_CRASH_HELPER"
+
+// TestCrashHelper is the child process; it is skipped in a normal run.
+func TestCrashHelper(t *testing.T) {
+	mode, path := os.Getenv(crashEnv), os.Getenv(crashEnv+"_PATH")
+	if mode == "" {
+		t.Skip("only run as the child of the crash tests")
+	}
+	s, err := Open(context.Background(), path, passOpts("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL); select {} }
+	switch mode {
+	case "before-commit", "after-commit":
+		err = s.Update(context.Background(), func(tx *Tx) error {
+			tx.PutGroupState(1, []byte("epoch 2"))
+			tx.AddMessage(&Message{Conversation: 1, ID: mid(200), Text: "in epoch 2"})
+			tx.SetCursor(1, 11)
+			if mode == "before-commit" {
+				kill()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kill()
+	case "burst":
+		// Commit transactions without end; the parent kills the process
+		// at a random moment.
+		var start uint64
+		if err := s.View(context.Background(), func(tx *Tx) error { start, err = tx.Cursor(1); return err }); err != nil {
+			t.Fatal(err)
+		}
+		for i := start + 1; ; i++ {
+			err := s.Update(context.Background(), func(tx *Tx) error {
+				tx.PutGroupState(1, []byte("epoch "+strconv.FormatUint(i, 10)))
+				var id [16]byte
+				binary.BigEndian.PutUint64(id[:], i)
+				if added, err := tx.AddMessage(&Message{Conversation: 1, ID: id, ServerSeq: i, Text: strconv.FormatUint(i, 10)}); err != nil || !added {
+					return fmt.Errorf("add message %d: %v, added %v", i, err, added)
+				}
+				return tx.SetCursor(1, i)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == start+1 {
+				os.WriteFile(path+".started", nil, 0o600)
+			}
+		}
+	}
+}
+
+func runChild(t *testing.T, mode, path string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+mode, crashEnv+"_PATH="+path)
+	return cmd
+}
+
+func crashBase(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	fill(t, s)
+	s.Close()
+	return path
+}
+
+func TestCrashBeforeCommit(t *testing.T) {
+	path := crashBase(t)
+	err := runChild(t, "before-commit", path).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v", err)
+	}
+	s := openStore(t, path, passOpts("pw"))
+	check(t, s)
+	view(t, s, func(tx *Tx) error {
+		g, _ := tx.GroupState(1)
+		c, _ := tx.Cursor(1)
+		ms, _ := tx.Messages(1, 0, 0)
+		if string(g) != "mls state 1" || c != 10 || len(ms) != 3 {
+			t.Errorf("after a crash before commit: state %q, cursor %d, %d messages", g, c, len(ms))
+		}
+		return nil
+	})
+}
+
+func TestCrashAfterCommit(t *testing.T) {
+	path := crashBase(t)
+	runChild(t, "after-commit", path).Run()
+	s := openStore(t, path, passOpts("pw"))
+	view(t, s, func(tx *Tx) error {
+		g, _ := tx.GroupState(1)
+		c, _ := tx.Cursor(1)
+		ms, _ := tx.Messages(1, 0, 0)
+		if string(g) != "epoch 2" || c != 11 || len(ms) != 4 || ms[3].Text != "in epoch 2" {
+			t.Errorf("after a crash after commit: state %q, cursor %d, %d messages", g, c, len(ms))
+		}
+		return nil
+	})
+}
+
+// TestCrashDuringBurst kills a child that commits state, message and
+// cursor together in a loop, at random moments, and checks after each
+// kill that the three agree: no transaction is ever half applied.
+func TestCrashDuringBurst(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 0))
+	path := crashBase(t)
+	for round := range 5 {
+		os.Remove(path + ".started")
+		cmd := runChild(t, "burst", path)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(path + ".started"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("child never started")
+			}
+		}
+		time.Sleep(time.Duration(r.IntN(300)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		s := openStore(t, path, passOpts("pw"))
+		view(t, s, func(tx *Tx) error {
+			g, err := tx.GroupState(1)
+			if err != nil {
+				return err
+			}
+			c, err := tx.Cursor(1)
+			if err != nil {
+				return err
+			}
+			ms, err := tx.LastMessages(1, 1)
+			if err != nil || len(ms) != 1 {
+				return fmt.Errorf("last message: %v", err)
+			}
+			last := ms[0]
+			if string(g) != "epoch "+strconv.FormatUint(c, 10) || last.ServerSeq != c {
+				t.Errorf("round %d: state %q, cursor %d, last message server seq %d: a transaction was half applied", round, g, c, last.ServerSeq)
+			}
+			t.Logf("round %d: killed after cursor %d", round, c)
+			return nil
+		})
+		s.Close()
+	}
+}
+
+func BenchmarkReceive(b *testing.B) {
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "store.db"), passOpts("pw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	state := make([]byte, 4096)
+	b.ReportAllocs()
+	var i uint64
+	for b.Loop() {
+		i++
+		err := s.Update(context.Background(), func(tx *Tx) error {
+			var id [16]byte
+			copy(id[:], strconv.FormatUint(i, 10))
+			if _, err := tx.AddMessage(&Message{Conversation: 1, ID: id, Text: "hello there", Content: make([]byte, 200)}); err != nil {
+				return err
+			}
+			if err := tx.PutGroupState(1, state); err != nil {
+				return err
+			}
+			return tx.SetCursor(1, i)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
