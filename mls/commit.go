@@ -228,7 +228,7 @@ func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOp
 	}
 	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}
 	pc.Added, pc.Removed, pc.Updated = changes(a, newTree)
-	gi, err := buildGroupInfo(0, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
+	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +238,7 @@ func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOp
 	if len(a.added) > 0 {
 		if !opts.ExternalPub {
 			// The Welcome's GroupInfo never carries external_pub.
-			gi, err = buildGroupInfo(0, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree})
+			gi, err = buildGroupInfo(!g.cfg.DisableGREASE, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree})
 			if err != nil {
 				return nil, err
 			}

@@ -128,6 +128,12 @@ type Config struct {
 	// §8.4); nil means none.
 	PSKs PSKStore
 
+	// DisableGREASE leaves out the random GREASE values (RFC 9420 §13.5)
+	// that the capabilities, leaf nodes, KeyPackages and GroupInfos this
+	// client creates otherwise carry to keep peers tolerant of unknown
+	// values. GREASE values from others are ignored either way.
+	DisableGREASE bool
+
 	// Workers bounds the goroutines used for path encryption and tree
 	// validation; zero means GOMAXPROCS.
 	Workers int

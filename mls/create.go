@@ -60,6 +60,9 @@ func CreateGroup(cfg *Config, cs CipherSuite, groupID []byte, signer *Signer, cr
 		Lifetime:      &wire.Lifetime{NotBefore: uint64(nb), NotAfter: uint64(now.Add(lifetime).Unix())},
 		Extensions:    extsToWire(opts.LeafExtensions),
 	}
+	if !c.DisableGREASE {
+		leaf.Extensions = append(leaf.Extensions, greaseExtension(addGREASE(&leaf.Capabilities)))
+	}
 	if err := leaf.Sign(s, signer.priv, nil, 0); err != nil {
 		return nil, opError(op, err)
 	}

@@ -41,6 +41,13 @@
 //   - reinit.go: §11.2 ReInit and §11.3 branching via resumption PSKs.
 //   - message.go: §15 application messages.
 //   - public.go: PublicGroup, the Delivery Service's secret-less follower.
+//   - external_sender.go: §12.1.8 proposals from outside the group
+//     (NewExternalProposal, NewMemberAddProposal).
+//   - state.go: persistence of Group and PublicGroup (MarshalBinary,
+//     LoadGroup, LoadPublicGroup) and of the per-message ratchet state
+//     (RatchetState, ApplyRatchetState), with the rule for when to write
+//     which.
+//   - grease.go: §13.5 GREASE values in what this client creates.
 //
 // Lifecycle: a Commit is created as a PendingCommit and applied with
 // Group.MergePendingCommit only once the Delivery Service accepted it; a

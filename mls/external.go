@@ -98,6 +98,9 @@ func JoinExternal(cfg *Config, groupInfo []byte, signer *Signer, credential Cred
 		Capabilities: buildCapabilities(s.ID(), credential.Type, kpo),
 		Extensions:   extsToWire(opts.LeafExtensions),
 	}
+	if !c.DisableGREASE {
+		tmpl.Extensions = append(tmpl.Extensions, greaseExtension(addGREASE(&tmpl.Capabilities)))
+	}
 	prov := co.provisional(a)
 	up, err := treekem.CreateUpdatePath(a.tree, a.committer, treekem.CreateParams{
 		Leaf: tmpl, SignaturePrivateKey: signer.priv, GroupID: gi.GroupContext.GroupID,
@@ -142,7 +145,7 @@ func JoinExternal(cfg *Config, groupInfo []byte, signer *Signer, credential Cred
 	}
 	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: up.Private}
 	pc.Added, pc.Removed, pc.Updated = changes(a, up.Tree)
-	gib, err := buildGroupInfo(0, &next.gc, sched.Epoch, a.committer, signer, up.Tree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
+	gib, err := buildGroupInfo(!c.DisableGREASE, &next.gc, sched.Epoch, a.committer, signer, up.Tree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,12 +55,41 @@ type epochKeys struct {
 }
 
 // pastKeys are what is kept of a past epoch for late application messages:
-// its context, its members' signature keys (the tree) and its message keys.
+// its context, its members' signature keys (the tree, or for a state
+// restored by LoadGroup just the keys by leaf) and its message keys.
 type pastKeys struct {
 	ctx        *framing.Context
 	tree       *tree.Tree
+	sigKeys    [][]byte
 	senderData schedule.SenderDataSecret
 	secrets    *schedule.SecretTree
+}
+
+// signatureKey returns the signature key of the member at leaf i in the
+// past epoch, or nil.
+func (p *pastKeys) signatureKey(i LeafIndex) []byte {
+	if p.tree != nil {
+		if ln := p.tree.Leaf(i); ln != nil {
+			return ln.SignatureKey
+		}
+		return nil
+	}
+	if uint64(i) < uint64(len(p.sigKeys)) {
+		return p.sigKeys[i]
+	}
+	return nil
+}
+
+// signatureKeys returns the signature keys by leaf (nil for blank leaves).
+func (p *pastKeys) signatureKeys() [][]byte {
+	if p.tree == nil {
+		return p.sigKeys
+	}
+	out := make([][]byte, p.tree.LeafCount())
+	for i := range out {
+		out[i] = p.signatureKey(LeafIndex(i))
+	}
+	return out
 }
 
 type resumption struct {
@@ -193,14 +222,14 @@ func (g *Group) GroupInfo(opts GroupInfoOptions) ([]byte, error) {
 }
 
 func makeGroupInfo(c *core, ep *schedule.Epoch, signer LeafIndex, s *Signer, t *tree.Tree, opts GroupInfoOptions) ([]byte, error) {
-	gi, err := buildGroupInfo(c.cs.HashSize(), &c.gc, ep, signer, s, t, opts)
+	gi, err := buildGroupInfo(!c.cfg.DisableGREASE, &c.gc, ep, signer, s, t, opts)
 	if err != nil {
 		return nil, err
 	}
 	return encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
 }
 
-func buildGroupInfo(_ int, gc *wire.GroupContext, ep *schedule.Epoch, signer LeafIndex, s *Signer, t *tree.Tree, opts GroupInfoOptions) (*wire.GroupInfo, error) {
+func buildGroupInfo(grease bool, gc *wire.GroupContext, ep *schedule.Epoch, signer LeafIndex, s *Signer, t *tree.Tree, opts GroupInfoOptions) (*wire.GroupInfo, error) {
 	const op = "group info"
 	cs := ep.Suite()
 	tag, err := framing.ConfirmationTag(cs, ep.ConfirmationKey, gc.ConfirmedTranscriptHash)
@@ -208,6 +237,9 @@ func buildGroupInfo(_ int, gc *wire.GroupContext, ep *schedule.Epoch, signer Lea
 		return nil, opError(op, err)
 	}
 	gi := &wire.GroupInfo{GroupContext: *gc, Extensions: wire.Extensions{}, ConfirmationTag: tag, Signer: uint32(signer)}
+	if grease {
+		gi.Extensions = append(gi.Extensions, greaseExtension(greaseValue()))
+	}
 	if opts.InlineRatchetTree {
 		rt, err := t.Encode()
 		if err != nil {
@@ -258,6 +290,11 @@ func (g *Group) install(c *core, sched *schedule.Epoch, priv *treekem.Private) e
 			}
 		} else {
 			old.secrets.Zero()
+		}
+		for len(g.past) > g.cfg.MaxPastEpochs {
+			// A restored state may hold more than a lowered limit.
+			g.past[0].zero()
+			g.past = g.past[1:]
 		}
 		old.sched.Zero()
 	}

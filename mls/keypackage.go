@@ -103,10 +103,18 @@ func NewKeyPackage(cfg *Config, cs CipherSuite, signer *Signer, credential Crede
 		Lifetime:      &wire.Lifetime{NotBefore: uint64(nb), NotAfter: uint64(now.Add(lifetime).Unix())},
 		Extensions:    extsToWire(opts.LeafExtensions),
 	}
+	var grease uint16
+	if !c.DisableGREASE {
+		grease = addGREASE(&leaf.Capabilities)
+		leaf.Extensions = append(leaf.Extensions, greaseExtension(grease))
+	}
 	if err := leaf.Sign(s, signer.priv, nil, 0); err != nil {
 		return nil, opError(op, err)
 	}
 	kpExts := extsToWire(opts.Extensions)
+	if !c.DisableGREASE {
+		kpExts = append(kpExts, greaseExtension(grease))
+	}
 	if opts.LastResort && kpExts.Find(wire.ExtensionType(ExtensionLastResort)) == nil {
 		kpExts = append(kpExts, wire.Extension{Type: wire.ExtensionType(ExtensionLastResort), Data: []byte{}})
 	}

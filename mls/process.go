@@ -164,11 +164,11 @@ func (g *Group) processPast(pm *wire.PrivateMessage, op string) (*Processed, err
 			return nil, &EpochError{Op: op + " handshake message", MessageEpoch: pm.Epoch, GroupEpoch: g.c.gc.Epoch}
 		}
 		lookup := func(s wire.Sender) ([]byte, error) {
-			ln := p.tree.Leaf(LeafIndex(s.LeafIndex))
-			if ln == nil {
+			k := p.signatureKey(LeafIndex(s.LeafIndex))
+			if k == nil {
 				return nil, ErrNotMember
 			}
-			return ln.SignatureKey, nil
+			return k, nil
 		}
 		ac, err := framing.UnprotectPrivate(p.ctx, pm, p.senderData, p.secrets, lookup)
 		if err != nil {
