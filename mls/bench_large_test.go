@@ -325,3 +325,34 @@ func benchLarge(b *testing.B, lg *largeGroup, cs CipherSuite, n int) {
 		b.ReportMetric(float64(len(rt)), "tree-B")
 	})
 }
+
+// BenchmarkCommitAddBatch creates a commit adding k members at once to a
+// one-member group. Its cost per added member should be flat; it grows with
+// k because applyProposals recomputes the KeyPackageRef of every earlier Add
+// for each Add (the duplicate-Add check of RFC 9420 §12.2 is quadratic).
+func BenchmarkCommitAddBatch(b *testing.B) {
+	cs := MLS128DHKEMX25519AES128GCMSHA256Ed25519
+	cfg := &Config{}
+	for _, k := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("adds=%d", k), func(b *testing.B) {
+			signer, _ := GenerateSigner(cs)
+			g, err := CreateGroup(cfg, cs, []byte("batch"), signer, BasicCredential([]byte("m0")), CreateOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var add [][]byte
+			for i := range k {
+				add = append(add, largeKP(b, cfg, cs, fmt.Sprintf("m%d", i+1)).KeyPackage)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				pc, err := g.Commit(CommitOptions{Add: add})
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.DiscardPendingCommit(pc)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(k), "ns/add")
+		})
+	}
+}
