@@ -8,8 +8,11 @@
 // inside it as opaque bytes; every []byte field is encoded as standard
 // base64 (with padding) in JSON. Times are RFC 3339 strings in UTC.
 // Sequence numbers, epochs and conversation ids are JSON numbers.
-// Unknown JSON fields are ignored by both sides so that fields can be added
-// within a version; removing or changing a field needs a new version.
+// The server decodes request bodies strictly and rejects unknown fields
+// (so a client learns at once that the server is older); clients ignore
+// unknown fields in responses and frames, and the server ignores them in
+// frames, so that fields can be added within a version; removing or
+// changing a field needs a new version.
 // The package depends only on the standard library.
 //
 // # Transport

@@ -1,0 +1,392 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// connPage is how many entries a connection reads from the store at once.
+const connPage = 64
+
+// Conn is the transport-agnostic state of one connected device (DERP's
+// sclient): the adapter runs one reader loop that calls Subscribe, Ack,
+// Send, Typing and Ping, and one writer loop that calls Next and writes
+// what it returns. Entries are not queued: Next reads them from the store
+// after the connection's cursors when a notification marks a conversation
+// dirty, so a slow reader only lags and nothing is lost or duplicated. The
+// bounded queue holds only answers (sent, error, pong) and typing signals;
+// when it overflows the connection is closed (a slow consumer resumes from
+// its cursors later).
+type Conn struct {
+	s     *Service
+	sess  Session
+	queue int
+	wake  chan struct{}
+
+	applyMu sync.Mutex // applyMu serializes membership reads and their application
+	subMu   sync.Mutex // subMu guards unsubs; never held with mu while calling the notifier
+	unsubs  map[store.ConversationID]func()
+	unsubD  func()
+
+	mu          sync.Mutex
+	subscribed  bool
+	gen         uint64
+	sent        map[store.ConversationID]uint64 // sent is the highest seq handed out per member conversation
+	dirty       map[store.ConversationID]struct{}
+	inboxSent   uint64
+	inboxDirty  bool
+	memberDirty bool
+	control     []protocol.Frame
+	pending     []protocol.Frame
+	closed      *protocol.Error
+}
+
+// Attach returns the connection state of an authenticated device. queue
+// bounds the answers and signals waiting to be written. Close it when the
+// transport ends.
+func (s *Service) Attach(sess *Session, queue int) *Conn {
+	if queue < 1 {
+		queue = 1
+	}
+	c := &Conn{s: s, sess: *sess, queue: queue, wake: make(chan struct{}, 1), unsubs: map[store.ConversationID]func(){}, sent: map[store.ConversationID]uint64{}}
+	c.unsubD = s.notify.Subscribe(Topic{Device: sess.Device}, c)
+	s.conns.Add(1)
+	return c
+}
+
+// Session returns the connection's session.
+func (c *Conn) Session() *Session { return &c.sess }
+
+// Notify implements Subscriber: it marks a topic dirty or queues a typing
+// signal, and wakes the writer. It never blocks.
+func (c *Conn) Notify(e Event) {
+	c.mu.Lock()
+	switch {
+	case e.Typing != nil:
+		if e.Typing.Device == c.sess.Device || !c.subscribed || len(c.control) >= c.queue {
+			c.mu.Unlock()
+			return // ephemeral: dropped rather than queued without bound
+		}
+		c.control = append(c.control, &protocol.TypingFrame{Conversation: protocol.ConversationID(e.Topic.Conversation), Device: protocol.DeviceID(e.Typing.Device), Typing: e.Typing.Typing})
+	case e.Topic.Device != "":
+		c.inboxDirty, c.memberDirty = true, true
+	default:
+		if c.dirty == nil {
+			c.dirty = make(map[store.ConversationID]struct{})
+		}
+		c.dirty[e.Topic.Conversation] = struct{}{}
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *Conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue queues an answer; a full queue closes the connection.
+func (c *Conn) enqueue(f protocol.Frame) {
+	c.mu.Lock()
+	if len(c.control) >= c.queue {
+		if c.closed == nil {
+			c.closed = protocol.NewError(protocol.CodeUnavailable, "connection closed: the client reads too slowly")
+		}
+	} else {
+		c.control = append(c.control, f)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// Fail closes the connection with the error: Next returns it.
+func (c *Conn) Fail(e *protocol.Error) {
+	c.mu.Lock()
+	if c.closed == nil {
+		c.closed = e
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// ErrConnClosed wraps the reason Next ends.
+var ErrConnClosed = errors.New("delivery: connection closed")
+
+// Next blocks until there is a frame to write and returns it: an answer or
+// typing signal, else the next entry or inbox entry in order. It returns
+// an error wrapping a *protocol.Error when the connection must close, or
+// ctx's error. It must be called from one goroutine.
+func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
+	for {
+		c.mu.Lock()
+		if c.closed != nil {
+			e := c.closed
+			c.mu.Unlock()
+			return nil, errors.Join(ErrConnClosed, e)
+		}
+		if len(c.control) > 0 {
+			f := c.control[0]
+			c.control[0] = nil
+			c.control = c.control[1:]
+			if len(c.control) == 0 {
+				c.control = nil
+			}
+			c.mu.Unlock()
+			return f, nil
+		}
+		if len(c.pending) > 0 {
+			f := c.pending[0]
+			c.pending[0] = nil
+			c.pending = c.pending[1:]
+			if len(c.pending) == 0 {
+				c.pending = nil
+			}
+			c.mu.Unlock()
+			return f, nil
+		}
+		if !c.subscribed {
+			c.mu.Unlock()
+		} else if c.memberDirty {
+			c.memberDirty = false
+			c.mu.Unlock()
+			if err := c.reload(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		} else if c.inboxDirty {
+			c.inboxDirty = false
+			gen, after := c.gen, c.inboxSent
+			c.mu.Unlock()
+			es, err := c.s.st.Inbox(ctx, c.sess.Device, after, connPage)
+			if err != nil {
+				return nil, internal("connection inbox", err)
+			}
+			c.mu.Lock()
+			if gen == c.gen {
+				for _, e := range es {
+					if e.Seq > c.inboxSent {
+						c.inboxSent = e.Seq
+						c.pending = append(c.pending, &protocol.InboxFrame{InboxEntry: inboxEntry(e)})
+					}
+				}
+				if len(es) == connPage {
+					c.inboxDirty = true
+				}
+			}
+			c.mu.Unlock()
+			continue
+		} else if len(c.dirty) > 0 {
+			var id store.ConversationID
+			for id = range c.dirty {
+				break
+			}
+			delete(c.dirty, id)
+			after, member := c.sent[id]
+			gen := c.gen
+			c.mu.Unlock()
+			if !member {
+				continue
+			}
+			es, err := c.s.st.Entries(ctx, id, after, connPage)
+			if err != nil {
+				return nil, internal("connection entries", err)
+			}
+			c.mu.Lock()
+			if cur, ok := c.sent[id]; ok && gen == c.gen {
+				for _, e := range es {
+					if e.Seq > cur {
+						cur = e.Seq
+						c.pending = append(c.pending, &protocol.EntryFrame{Entry: entry(e)})
+					}
+				}
+				c.sent[id] = cur
+				if len(es) == connPage {
+					c.dirty[id] = struct{}{}
+				}
+			}
+			c.mu.Unlock()
+			continue
+		} else {
+			c.mu.Unlock()
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// reload re-reads the device's memberships after a device event: new
+// conversations start at the stored cursor, left ones stop. A revoked or
+// disabled device is closed.
+func (c *Conn) reload(ctx context.Context) error {
+	if _, err := c.s.st.Session(ctx, c.sess.tokenHash, c.s.now()); errors.Is(err, store.ErrNotFound) {
+		c.Fail(protocol.NewError(protocol.CodeUnauthorized, "session ended: device revoked or disabled, or logged out"))
+		return nil
+	} else if err != nil {
+		return internal("connection session", err)
+	}
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	ms, err := c.s.st.Conversations(ctx, c.sess.Device)
+	if err != nil {
+		return internal("connection memberships", err)
+	}
+	c.apply(ms, nil)
+	return nil
+}
+
+// apply makes the connection follow exactly the memberships ms: new ones
+// start at from[conversation] if present, else at the stored cursor.
+func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64) {
+	want := make(map[store.ConversationID]uint64, len(ms))
+	for _, m := range ms {
+		start := m.Cursor
+		if v, ok := from[m.Conversation]; ok {
+			start = v
+		}
+		want[m.Conversation] = start
+	}
+	c.subMu.Lock()
+	for id, un := range c.unsubs {
+		if _, ok := want[id]; !ok {
+			un()
+			delete(c.unsubs, id)
+		}
+	}
+	for id := range want {
+		if c.unsubs[id] == nil {
+			c.unsubs[id] = c.s.notify.Subscribe(Topic{Conversation: id}, c)
+		}
+	}
+	c.subMu.Unlock()
+	c.mu.Lock()
+	for id := range c.sent {
+		if _, ok := want[id]; !ok {
+			delete(c.sent, id)
+			delete(c.dirty, id)
+		}
+	}
+	if c.dirty == nil {
+		c.dirty = make(map[store.ConversationID]struct{}, len(want))
+	}
+	for id, start := range want {
+		if _, ok := c.sent[id]; !ok || from != nil {
+			c.sent[id] = start
+		}
+		c.dirty[id] = struct{}{}
+	}
+	c.mu.Unlock()
+}
+
+// Subscribe (re)starts delivery: every member conversation from the
+// client's cursor (or the stored cursor when the client names none), the
+// inbox after inbox, then new entries as they come.
+func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error {
+	if len(f.Cursors) > 100000 {
+		return perr(protocol.CodeTooLarge, "subscribe: %d cursors", len(f.Cursors))
+	}
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	ms, err := c.s.st.Conversations(ctx, c.sess.Device)
+	if err != nil {
+		return internal("subscribe: memberships", err)
+	}
+	from := make(map[store.ConversationID]uint64, len(f.Cursors))
+	for _, cur := range f.Cursors {
+		from[store.ConversationID(cur.Conversation)] = cur.Seq
+	}
+	c.mu.Lock()
+	c.gen++
+	c.pending = nil
+	c.subscribed = true
+	c.inboxSent = f.Inbox
+	c.inboxDirty = true
+	c.mu.Unlock()
+	c.apply(ms, from)
+	c.signal()
+	return nil
+}
+
+// Member reports whether the connection follows the conversation (the
+// device was a member when the connection last looked).
+func (c *Conn) Member(id protocol.ConversationID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.sent[store.ConversationID(id)]
+	return ok
+}
+
+// Ack acknowledges entries like Service.Ack.
+func (c *Conn) Ack(ctx context.Context, f *protocol.AckFrame) error {
+	return c.s.Ack(ctx, &c.sess, f.Cursors, f.Inbox)
+}
+
+// Send queues an application message; the answer (sent or error with the
+// client id) is written by the writer loop once the entry is durable.
+// A returned error means the message was refused at once.
+func (c *Conn) Send(ctx context.Context, f *protocol.SendFrame) error {
+	if len(f.ClientID) > 64 {
+		return perr(protocol.CodeBadRequest, "client id is %d bytes, at most 64", len(f.ClientID))
+	}
+	if !c.Member(f.Conversation) {
+		if err := c.s.requireMember(ctx, &c.sess, store.ConversationID(f.Conversation)); err != nil {
+			return err
+		}
+	}
+	clientID, conv := f.ClientID, f.Conversation
+	return c.s.submitApp(ctx, c.sess.Device, store.ConversationID(conv), f.Message, func(e store.Entry, err error) {
+		if err != nil {
+			pe, _ := AsProtocolError(err)
+			c.enqueue(&protocol.ErrorFrame{ClientID: clientID, Error: *pe})
+			return
+		}
+		c.enqueue(&protocol.SentFrame{ClientID: clientID, Conversation: conv, Seq: e.Seq, Time: e.Created.UTC()})
+	})
+}
+
+// SendError queues an error answer to a send frame.
+func (c *Conn) SendError(clientID string, e *protocol.Error) {
+	c.enqueue(&protocol.ErrorFrame{ClientID: clientID, Error: *e})
+}
+
+// Typing relays a typing signal to the conversation's connected member
+// devices; it is never stored.
+func (c *Conn) Typing(ctx context.Context, f *protocol.TypingFrame) error {
+	if !c.Member(f.Conversation) {
+		return perr(protocol.CodeNotMember, "typing: device %q is not a member of conversation %d", c.sess.Device, f.Conversation)
+	}
+	c.s.notify.Publish(Event{Topic: Topic{Conversation: store.ConversationID(f.Conversation)}, Typing: &Typing{Device: c.sess.Device, Typing: f.Typing}})
+	return nil
+}
+
+// Ping queues a pong with the nonce.
+func (c *Conn) Ping(f *protocol.PingFrame) {
+	if len(f.Nonce) > 64 {
+		f.Nonce = f.Nonce[:64]
+	}
+	c.enqueue(&protocol.PongFrame{Nonce: f.Nonce})
+}
+
+// Close detaches the connection from the notifier.
+func (c *Conn) Close() {
+	c.subMu.Lock()
+	for id, un := range c.unsubs {
+		un()
+		delete(c.unsubs, id)
+	}
+	if c.unsubD != nil {
+		c.unsubD()
+		c.unsubD = nil
+		c.s.conns.Add(-1)
+	}
+	c.subMu.Unlock()
+	c.Fail(protocol.NewError(protocol.CodeUnavailable, "connection closed"))
+}

@@ -1,0 +1,430 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// maxGroupID bounds an MLS group id.
+const maxGroupID = 255
+
+// maxWelcomes bounds the Welcomes of one commit.
+const maxWelcomes = 10000
+
+// CreateConversation creates a conversation from the caller's epoch-0
+// GroupInfo and ratchet tree, which the follower validates. The caller's
+// device must be the group's only member.
+func (s *Service) CreateConversation(ctx context.Context, sess *Session, req protocol.CreateConversationRequest) (protocol.ConversationInfo, error) {
+	if len(req.GroupID) == 0 || len(req.GroupID) > maxGroupID {
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadRequest, "group id is %d bytes, want 1 to %d", len(req.GroupID), maxGroupID)
+	}
+	if !slices.Contains(s.cfg.CipherSuites, req.CipherSuite) {
+		return protocol.ConversationInfo{}, perr(protocol.CodeUnsupported, "cipher suite %#04x is not accepted here", req.CipherSuite)
+	}
+	if int64(len(req.GroupInfo))+int64(len(req.RatchetTree)) > s.cfg.MaxGroupStateBytes {
+		return protocol.ConversationInfo{}, perr(protocol.CodeTooLarge, "GroupInfo and ratchet tree are %d bytes, at most %d", len(req.GroupInfo)+len(req.RatchetTree), s.cfg.MaxGroupStateBytes)
+	}
+	gs, err := s.fol.Start(req.GroupInfo, req.RatchetTree)
+	if err != nil {
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: %v", err)
+	}
+	switch {
+	case !bytes.Equal(gs.GroupID, req.GroupID):
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: GroupInfo is for another group id")
+	case gs.Suite != req.CipherSuite:
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: GroupInfo suite %#04x, request %#04x", gs.Suite, req.CipherSuite)
+	case gs.Epoch != 0:
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: GroupInfo is for epoch %d, want 0", gs.Epoch)
+	case len(gs.Members) != 1:
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: group has %d members, want only the creator", len(gs.Members))
+	}
+	d, err := s.st.Device(ctx, sess.Device)
+	if err != nil {
+		return protocol.ConversationInfo{}, internal("create conversation: device", err)
+	}
+	if !bytes.Equal(gs.Members[0].SignatureKey, d.SignatureKey) {
+		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: the member's signature key is not the caller device's key")
+	}
+	tree := req.RatchetTree
+	c, err := s.st.CreateConversation(ctx, store.NewConversation{GroupID: req.GroupID, Suite: req.CipherSuite, Epoch: 0,
+		GroupInfo: req.GroupInfo, Tree: tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return protocol.ConversationInfo{}, perr(protocol.CodeConflict, "group id already used")
+	} else if err != nil {
+		return protocol.ConversationInfo{}, internal("create conversation", err)
+	}
+	s.log.Info("conversation created", "conversation", c.ID, "device", d.ID)
+	s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
+	return protocol.ConversationInfo{ID: protocol.ConversationID(c.ID), GroupID: c.GroupID, CipherSuite: c.Suite, Epoch: c.Epoch,
+		Head: c.Head, Members: []protocol.DeviceID{protocol.DeviceID(d.ID)}, Created: c.Created.UTC()}, nil
+}
+
+// conversation returns a conversation or not_found.
+func (s *Service) conversation(ctx context.Context, id store.ConversationID) (store.Conversation, error) {
+	c, err := s.st.Conversation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, perr(protocol.CodeNotFound, "no conversation %d", id)
+	} else if err != nil {
+		return c, internal(fmt.Sprintf("conversation %d", id), err)
+	}
+	return c, nil
+}
+
+// requireMember returns not_found for an unknown conversation and
+// not_member when the caller's device is not a member.
+func (s *Service) requireMember(ctx context.Context, sess *Session, id store.ConversationID) error {
+	ok, err := s.st.IsMember(ctx, id, sess.Device)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal("membership", err)
+	}
+	if !ok {
+		if _, err := s.conversation(ctx, id); err != nil {
+			return err
+		}
+		return perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, id)
+	}
+	return nil
+}
+
+// Conversations lists the caller device's conversations.
+func (s *Service) Conversations(ctx context.Context, sess *Session) (protocol.ConversationList, error) {
+	ms, err := s.st.Conversations(ctx, sess.Device)
+	if err != nil {
+		return protocol.ConversationList{}, internal("list conversations", err)
+	}
+	out := protocol.ConversationList{Conversations: []protocol.ConversationInfo{}}
+	for _, m := range ms {
+		c, err := s.st.Conversation(ctx, m.Conversation)
+		if err != nil {
+			continue
+		}
+		out.Conversations = append(out.Conversations, protocol.ConversationInfo{ID: protocol.ConversationID(c.ID), GroupID: c.GroupID,
+			CipherSuite: c.Suite, Epoch: c.Epoch, Head: c.Head, Cursor: m.Cursor, Created: c.Created.UTC()})
+	}
+	d, err := s.st.Device(ctx, sess.Device)
+	if err != nil {
+		return protocol.ConversationList{}, internal("list conversations: device", err)
+	}
+	out.InboxHead = d.InboxHead
+	return out, nil
+}
+
+// Conversation describes one of the caller device's conversations with its
+// members.
+func (s *Service) Conversation(ctx context.Context, sess *Session, id protocol.ConversationID) (protocol.ConversationInfo, error) {
+	cid := store.ConversationID(id)
+	if err := s.requireMember(ctx, sess, cid); err != nil {
+		return protocol.ConversationInfo{}, err
+	}
+	c, err := s.conversation(ctx, cid)
+	if err != nil {
+		return protocol.ConversationInfo{}, err
+	}
+	members, err := s.st.Members(ctx, cid)
+	if err != nil {
+		return protocol.ConversationInfo{}, internal("members", err)
+	}
+	info := protocol.ConversationInfo{ID: id, GroupID: c.GroupID, CipherSuite: c.Suite, Epoch: c.Epoch, Head: c.Head, Created: c.Created.UTC()}
+	for _, m := range members {
+		info.Members = append(info.Members, protocol.DeviceID(m))
+	}
+	if ms, err := s.st.Conversations(ctx, sess.Device); err == nil {
+		for _, m := range ms {
+			if m.Conversation == cid {
+				info.Cursor = m.Cursor
+			}
+		}
+	}
+	return info, nil
+}
+
+// userIsMember reports whether any device of the user is a member.
+func (s *Service) userIsMember(ctx context.Context, id store.ConversationID, user store.UserID) (bool, error) {
+	members, err := s.st.Members(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		d, err := s.st.Device(ctx, m)
+		if err == nil && d.User == user {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// GroupInfo returns the current GroupInfo and ratchet tree to member
+// devices and to the other devices of member users (for external joins).
+func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.ConversationID) (protocol.GroupInfoResponse, error) {
+	cid := store.ConversationID(id)
+	c, err := s.conversation(ctx, cid)
+	if err != nil {
+		return protocol.GroupInfoResponse{}, err
+	}
+	ok, err := s.userIsMember(ctx, cid, sess.User)
+	if err != nil {
+		return protocol.GroupInfoResponse{}, internal("group info: members", err)
+	}
+	if !ok {
+		return protocol.GroupInfoResponse{}, perr(protocol.CodeNotMember, "no device of user %q is a member of conversation %d", sess.UserName, id)
+	}
+	return protocol.GroupInfoResponse{Epoch: c.Epoch, GroupInfo: c.GroupInfo, RatchetTree: c.Tree}, nil
+}
+
+// Handshake validates and accepts a proposal or commit of the current
+// epoch. Authorization: the message's sender leaf must carry the caller
+// device's signature key, and the caller must be a member device, or, for
+// an external commit (new_member_commit), a device of a user with a member
+// device. Proposals from external senders and new members are refused.
+// A commit's added leaves must be registered active devices; its Welcomes
+// go to the added devices' inboxes in the same transaction.
+func (s *Service) Handshake(ctx context.Context, sess *Session, id protocol.ConversationID, req protocol.HandshakeRequest) (protocol.HandshakeResponse, error) {
+	res, err := s.handshake(ctx, sess, store.ConversationID(id), req)
+	result := "accepted"
+	if err != nil {
+		result = "refused"
+		if pe, ok := AsProtocolError(err); ok {
+			result = string(pe.Code)
+		}
+	}
+	s.metrics.handshakes.WithLabelValues(result).Inc()
+	return res, err
+}
+
+func (s *Service) handshake(ctx context.Context, sess *Session, cid store.ConversationID, req protocol.HandshakeRequest) (protocol.HandshakeResponse, error) {
+	var zero protocol.HandshakeResponse
+	if len(req.Message) == 0 {
+		return zero, perr(protocol.CodeBadRequest, "handshake: empty message")
+	}
+	if int64(len(req.Message)) > s.cfg.MaxMessageBytes {
+		return zero, perr(protocol.CodeTooLarge, "handshake: message is %d bytes, at most %d", len(req.Message), s.cfg.MaxMessageBytes)
+	}
+	if int64(len(req.GroupInfo))+int64(len(req.RatchetTree)) > s.cfg.MaxGroupStateBytes {
+		return zero, perr(protocol.CodeTooLarge, "handshake: GroupInfo and ratchet tree are %d bytes, at most %d", len(req.GroupInfo)+len(req.RatchetTree), s.cfg.MaxGroupStateBytes)
+	}
+	if len(req.Welcomes) > maxWelcomes {
+		return zero, perr(protocol.CodeTooLarge, "handshake: %d Welcomes, at most %d", len(req.Welcomes), maxWelcomes)
+	}
+	mu := s.convLock(cid)
+	mu.Lock()
+	defer mu.Unlock()
+	c, err := s.conversation(ctx, cid)
+	if err != nil {
+		return zero, err
+	}
+	member, err := s.st.IsMember(ctx, cid, sess.Device)
+	if err != nil {
+		return zero, internal("handshake: membership", err)
+	}
+	if !member {
+		ok, err := s.userIsMember(ctx, cid, sess.User)
+		if err != nil {
+			return zero, internal("handshake: members", err)
+		}
+		if !ok {
+			return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
+		}
+	}
+	if req.Epoch != c.Epoch {
+		return zero, protocol.StaleEpoch(c.Epoch)
+	}
+	ch, err := s.fol.Process(FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, Tree: c.Tree, State: c.FollowerState},
+		req.Message, NextState{GroupInfo: req.GroupInfo, Tree: req.RatchetTree})
+	if err != nil {
+		return zero, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", cid, err)
+	}
+	accepted := false
+	if !ch.Commit {
+		defer func() {
+			if !accepted {
+				s.fol.Forget(c.FollowerState)
+			}
+		}()
+	}
+	caller, err := s.st.Device(ctx, sess.Device)
+	if err != nil {
+		return zero, internal("handshake: device", err)
+	}
+	if !bytes.Equal(ch.SenderKey, caller.SignatureKey) {
+		return zero, perr(protocol.CodeForbidden, "handshake: the sender's leaf is not the calling device")
+	}
+	switch {
+	case ch.Sender == SenderMember && !member:
+		return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
+	case ch.Sender == SenderMember:
+	case ch.Sender == SenderNewMember && ch.Commit && !member:
+	case ch.Sender == SenderNewMember && ch.Commit:
+		return zero, perr(protocol.CodeBadMessage, "handshake: device %q is already a member and cannot join externally", sess.Device)
+	default:
+		return zero, perr(protocol.CodeForbidden, "handshake: proposals from external senders or new members are not accepted")
+	}
+	now := s.now().UTC()
+	if !ch.Commit {
+		if len(req.GroupInfo) != 0 || len(req.RatchetTree) != 0 || len(req.Welcomes) != 0 {
+			return zero, perr(protocol.CodeBadRequest, "handshake: a proposal comes without GroupInfo, ratchet tree or Welcomes")
+		}
+		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Sender: sess.Device, Data: req.Message, Created: now})
+		if cur, ok := store.CurrentEpoch(err); ok {
+			return zero, protocol.StaleEpoch(cur)
+		} else if err != nil {
+			return zero, internal(fmt.Sprintf("proposal to conversation %d", cid), err)
+		}
+		accepted = true
+		s.notify.Publish(Event{Topic: Topic{Conversation: cid}})
+		return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch}, nil
+	}
+	if ch.KeyChanged {
+		return zero, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
+	}
+	cm := store.Commit{Conversation: cid, Epoch: c.Epoch, Sender: sess.Device, Data: req.Message, GroupInfo: req.GroupInfo,
+		Tree: ch.Tree, FollowerState: ch.State, Created: now}
+	if cm.Tree == nil {
+		cm.Tree = req.RatchetTree
+	}
+	adding := map[store.DeviceID]bool{}
+	for _, l := range ch.Added {
+		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
+		if errors.Is(err, store.ErrNotFound) {
+			return zero, perr(protocol.CodeBadMessage, "handshake: added leaf %d is not a registered device", l.Index)
+		} else if err != nil {
+			return zero, internal("handshake: added device", err)
+		}
+		if !d.Active() {
+			return zero, perr(protocol.CodeBadMessage, "handshake: added leaf %d is device %q, which is revoked or disabled", l.Index, d.ID)
+		}
+		if !adding[d.ID] {
+			adding[d.ID] = true
+			cm.Add = append(cm.Add, d.ID)
+		}
+	}
+	if ch.Sender == SenderNewMember && !adding[sess.Device] {
+		adding[sess.Device] = true
+		cm.Add = append(cm.Add, sess.Device)
+	}
+	for _, l := range ch.Removed {
+		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
+		if err != nil {
+			continue // a leaf of no registered device was never a member
+		}
+		if !adding[d.ID] {
+			cm.Remove = append(cm.Remove, d.ID)
+		}
+	}
+	for i, w := range req.Welcomes {
+		if !adding[store.DeviceID(w.Device)] {
+			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d is for device %.70q, which the commit does not add", i, string(w.Device))
+		}
+		if int64(len(w.Data)) > s.cfg.MaxGroupStateBytes {
+			return zero, perr(protocol.CodeTooLarge, "handshake: Welcome %d is %d bytes, at most %d", i, len(w.Data), s.cfg.MaxGroupStateBytes)
+		}
+		if err := s.fol.CheckWelcome(w.Data, c.Suite); err != nil {
+			return zero, perr(protocol.CodeBadMessage, "handshake: Welcome %d: %v", i, err)
+		}
+		cm.Welcomes = append(cm.Welcomes, store.Welcome{Device: store.DeviceID(w.Device), Data: w.Data})
+	}
+	e, err := s.st.Commit(ctx, cm)
+	if cur, ok := store.CurrentEpoch(err); ok {
+		return zero, protocol.StaleEpoch(cur)
+	} else if errors.Is(err, store.ErrInvalid) {
+		return zero, perr(protocol.CodeBadRequest, "handshake: %v", err)
+	} else if err != nil {
+		return zero, internal(fmt.Sprintf("commit to conversation %d", cid), err)
+	}
+	s.log.Info("commit accepted", "conversation", cid, "epoch", c.Epoch+1, "device", sess.Device, "added", len(cm.Add), "removed", len(cm.Remove))
+	s.setEpoch(cid, c.GroupID, c.Epoch+1)
+	s.notify.Publish(Event{Topic: Topic{Conversation: cid}})
+	for _, d := range cm.Add {
+		s.notify.Publish(Event{Topic: Topic{Device: d}})
+	}
+	for _, d := range cm.Remove {
+		s.notify.Publish(Event{Topic: Topic{Device: d}})
+	}
+	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch + 1}, nil
+}
+
+// page clamps a requested page size.
+func (s *Service) page(limit int) int {
+	if limit <= 0 || limit > s.cfg.MaxPageEntries {
+		return s.cfg.MaxPageEntries
+	}
+	return limit
+}
+
+// Entries returns a page of a conversation's log after a seq, to member
+// devices.
+func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.ConversationID, after uint64, limit int) (protocol.EntriesResponse, error) {
+	cid := store.ConversationID(id)
+	if err := s.requireMember(ctx, sess, cid); err != nil {
+		return protocol.EntriesResponse{}, err
+	}
+	n := s.page(limit)
+	es, err := s.st.Entries(ctx, cid, after, n+1)
+	if err != nil {
+		return protocol.EntriesResponse{}, internal(fmt.Sprintf("entries of conversation %d", cid), err)
+	}
+	out := protocol.EntriesResponse{Entries: make([]protocol.Entry, 0, min(len(es), n))}
+	if len(es) > n {
+		es, out.More = es[:n], true
+	}
+	for _, e := range es {
+		out.Entries = append(out.Entries, entry(e))
+	}
+	return out, nil
+}
+
+func entry(e store.Entry) protocol.Entry {
+	return protocol.Entry{Conversation: protocol.ConversationID(e.Conversation), Seq: e.Seq, Kind: protocol.EntryKind(e.Kind.String()),
+		Sender: protocol.DeviceID(e.Sender), Data: e.Data, Time: e.Created.UTC()}
+}
+
+func inboxEntry(e store.InboxEntry) protocol.InboxEntry {
+	return protocol.InboxEntry{Seq: e.Seq, Conversation: protocol.ConversationID(e.Conversation), Data: e.Data, Time: e.Created.UTC()}
+}
+
+// Inbox returns a page of the caller device's inbox after a seq.
+func (s *Service) Inbox(ctx context.Context, sess *Session, after uint64, limit int) (protocol.InboxResponse, error) {
+	n := s.page(limit)
+	es, err := s.st.Inbox(ctx, sess.Device, after, n+1)
+	if err != nil {
+		return protocol.InboxResponse{}, internal("inbox", err)
+	}
+	out := protocol.InboxResponse{Entries: make([]protocol.InboxEntry, 0, min(len(es), n))}
+	if len(es) > n {
+		es, out.More = es[:n], true
+	}
+	for _, e := range es {
+		out.Entries = append(out.Entries, inboxEntry(e))
+	}
+	return out, nil
+}
+
+// Ack advances the caller device's cursors and deletes its inbox entries
+// up to inbox. Older seqs are ignored.
+func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cursor, inbox uint64) error {
+	if len(cursors) > 10000 {
+		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))
+	}
+	for _, c := range cursors {
+		err := s.st.Ack(ctx, sess.Device, store.ConversationID(c.Conversation), c.Seq)
+		switch {
+		case errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrNotFound):
+			return perr(protocol.CodeNotMember, "ack: device %q is not a member of conversation %d", sess.Device, c.Conversation)
+		case errors.Is(err, store.ErrInvalid):
+			return perr(protocol.CodeBadRequest, "ack: seq %d is beyond the head of conversation %d", c.Seq, c.Conversation)
+		case err != nil:
+			return internal(fmt.Sprintf("ack conversation %d", c.Conversation), err)
+		}
+	}
+	if inbox > 0 {
+		if err := s.st.AckInbox(ctx, sess.Device, inbox); err != nil {
+			return internal("ack inbox", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package delivery
+
+import "time"
+
+// Follower validates MLS handshake messages against a conversation's
+// public group state (RFC 9750 §5: the Delivery Service may check commits
+// before it orders them). It is implemented by server/follower on
+// mls.PublicGroup; the core only sees signature keys, epochs and opaque
+// state bytes. Implementations are safe for concurrent use; the service
+// never processes two messages of one conversation at once.
+type Follower interface {
+	// Start validates the GroupInfo (MLSMessage) and ratchet tree of a new
+	// conversation and returns its public state.
+	Start(groupInfo, tree []byte) (*GroupState, error)
+	// Process validates a handshake message (an MLSMessage-framed
+	// PublicMessage carrying a proposal or a commit) of the group's current
+	// epoch. For a commit, next carries the GroupInfo and ratchet tree the
+	// committer claims for the new epoch; they must match the state the
+	// commit produces. Process changes nothing the caller can observe: the
+	// returned Change describes the outcome and the new state. A proposal
+	// is remembered for later commits of the epoch (see Forget).
+	Process(g FollowedGroup, msg []byte, next NextState) (*Change, error)
+	// Forget drops what the follower remembers beyond the stored state
+	// (proposals cached in memory) after the service refused a message
+	// that Process accepted.
+	Forget(state []byte)
+	// PeekPrivate decodes the unencrypted header of an MLSMessage-framed
+	// PrivateMessage.
+	PeekPrivate(msg []byte) (PrivateHeader, error)
+	// CheckWelcome checks that data is an MLSMessage-framed Welcome of
+	// the cipher suite.
+	CheckWelcome(data []byte, suite uint16) error
+	// ValidateKeyPackage checks an MLSMessage-framed KeyPackage as RFC
+	// 9420 §10.1 requires (signatures, lifetime at now, suite, leaf rules)
+	// and describes it.
+	ValidateKeyPackage(data []byte, now time.Time) (*KeyPackageInfo, error)
+}
+
+// KeyPackageInfo describes a valid KeyPackage.
+type KeyPackageInfo struct {
+	Suite        uint16    // Suite is its cipher suite.
+	Ref          []byte    // Ref is its KeyPackageRef.
+	SignatureKey []byte    // SignatureKey is its leaf's signature key.
+	NotAfter     time.Time // NotAfter ends its lifetime.
+	LastResort   bool      // LastResort is true with the last_resort extension.
+}
+
+// FollowedGroup is the stored public state of a conversation.
+type FollowedGroup struct {
+	GroupID   []byte // GroupID is the MLS group id.
+	Suite     uint16 // Suite is the cipher suite.
+	Epoch     uint64 // Epoch is the current epoch.
+	GroupInfo []byte // GroupInfo of the current epoch.
+	Tree      []byte // Tree is the ratchet tree of the current epoch.
+	State     []byte // State is the follower's opaque state.
+}
+
+// NextState is what a committer claims for the epoch its commit starts.
+type NextState struct {
+	GroupInfo []byte
+	Tree      []byte
+}
+
+// Leaf is a member of a group as the server sees it: a leaf index and the
+// signature key that identifies the device.
+type Leaf struct {
+	Index        uint32
+	SignatureKey []byte
+}
+
+// GroupState is a validated public group state.
+type GroupState struct {
+	GroupID []byte // GroupID is the MLS group id.
+	Suite   uint16 // Suite is the cipher suite.
+	Epoch   uint64 // Epoch is the epoch.
+	Members []Leaf // Members are the leaves in index order.
+	State   []byte // State is the follower's opaque state to store.
+}
+
+// SenderKind says who sent a handshake message.
+type SenderKind uint8
+
+// The kinds of senders of RFC 9420 §6.
+const (
+	SenderMember    SenderKind = 1 // SenderMember: a member, by leaf.
+	SenderExternal  SenderKind = 2 // SenderExternal: an external sender.
+	SenderNewMember SenderKind = 3 // SenderNewMember: a new member (external join or its proposal).
+)
+
+// Change is a validated handshake message.
+type Change struct {
+	// Commit is true for a commit, false for a proposal.
+	Commit bool
+	// Sender is the kind of sender.
+	Sender SenderKind
+	// SenderKey is the signature key of the sender's leaf: the member's
+	// current leaf, or for an external commit the joiner's new leaf.
+	SenderKey []byte
+	// Epoch is the epoch a commit starts.
+	Epoch uint64
+	// Added and Removed describe a commit's membership change; Removed
+	// carries the keys the leaves had.
+	Added, Removed []Leaf
+	// KeyChanged is true when an update replaced a leaf's signature key.
+	KeyChanged bool
+	// ReInit is true when the commit ends the group.
+	ReInit bool
+	// Tree is the new epoch's ratchet tree (commits).
+	Tree []byte
+	// State is the follower's state for the new epoch (commits).
+	State []byte
+}
+
+// PrivateHeader is the unencrypted header of a PrivateMessage.
+type PrivateHeader struct {
+	GroupID     []byte
+	Epoch       uint64
+	ContentType uint8 // ContentType is 1 for application data.
+}

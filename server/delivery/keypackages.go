@@ -1,0 +1,145 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// UploadKeyPackages validates and stores a batch of the caller device's
+// KeyPackages, all or none. Each must be valid now, of an accepted cipher
+// suite, and carry the device's registered signature key.
+func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req protocol.UploadKeyPackagesRequest) (protocol.UploadKeyPackagesResponse, error) {
+	n := len(req.KeyPackages)
+	if n == 0 {
+		return protocol.UploadKeyPackagesResponse{}, perr(protocol.CodeBadRequest, "no KeyPackages in the upload")
+	}
+	if n > s.cfg.MaxKeyPackagesPerUpload {
+		return protocol.UploadKeyPackagesResponse{}, perr(protocol.CodeTooLarge, "%d KeyPackages in one upload, at most %d", n, s.cfg.MaxKeyPackagesPerUpload)
+	}
+	d, err := s.st.Device(ctx, sess.Device)
+	if err != nil {
+		return protocol.UploadKeyPackagesResponse{}, internal("upload KeyPackages: device", err)
+	}
+	now := s.now()
+	kps := make([]store.KeyPackage, 0, n)
+	var suite uint16
+	for i, up := range req.KeyPackages {
+		bad := func(format string, args ...any) error {
+			e := protocol.NewError(protocol.CodeBadKeyPackage, "KeyPackage %d: "+format, append([]any{i}, args...)...)
+			e.Index = &i
+			return e
+		}
+		if int64(len(up.Data)) > s.cfg.MaxMessageBytes {
+			return protocol.UploadKeyPackagesResponse{}, bad("%d bytes, at most %d", len(up.Data), s.cfg.MaxMessageBytes)
+		}
+		info, err := s.fol.ValidateKeyPackage(up.Data, now)
+		if err != nil {
+			return protocol.UploadKeyPackagesResponse{}, bad("%v", err)
+		}
+		if !slices.Contains(s.cfg.CipherSuites, info.Suite) {
+			return protocol.UploadKeyPackagesResponse{}, bad("cipher suite %#04x is not accepted here", info.Suite)
+		}
+		if !bytes.Equal(info.SignatureKey, d.SignatureKey) {
+			return protocol.UploadKeyPackagesResponse{}, bad("leaf signature key is not the uploading device's registered key")
+		}
+		if suite == 0 {
+			suite = info.Suite
+		}
+		for _, k := range kps {
+			if bytes.Equal(k.Ref, info.Ref) {
+				return protocol.UploadKeyPackagesResponse{}, bad("duplicate of an earlier KeyPackage in the upload")
+			}
+		}
+		kps = append(kps, store.KeyPackage{Ref: info.Ref, Device: d.ID, Suite: info.Suite, Data: up.Data,
+			LastResort: up.LastResort || info.LastResort, Expires: info.NotAfter, Created: now})
+	}
+	if err := s.st.AddKeyPackages(ctx, kps); err != nil {
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			return protocol.UploadKeyPackagesResponse{}, perr(protocol.CodeConflict, "a KeyPackage of the upload was uploaded before")
+		case errors.Is(err, store.ErrNotFound):
+			return protocol.UploadKeyPackagesResponse{}, perr(protocol.CodeUnauthorized, "device %q is not active", d.ID)
+		}
+		return protocol.UploadKeyPackagesResponse{}, internal(fmt.Sprintf("store %d KeyPackages of device %q", n, d.ID), err)
+	}
+	c, err := s.st.CountKeyPackages(ctx, d.ID, suite, now)
+	if err != nil {
+		return protocol.UploadKeyPackagesResponse{}, internal("count KeyPackages", err)
+	}
+	s.log.Debug("KeyPackages uploaded", "device", d.ID, "count", n)
+	return protocol.UploadKeyPackagesResponse{Count: protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort}}, nil
+}
+
+// CountKeyPackages returns the caller device's pool of the suite (the
+// first accepted suite when suite is zero).
+func (s *Service) CountKeyPackages(ctx context.Context, sess *Session, suite uint16) (protocol.KeyPackageCount, error) {
+	if suite == 0 {
+		suite = s.cfg.CipherSuites[0]
+	}
+	c, err := s.st.CountKeyPackages(ctx, sess.Device, suite, s.now())
+	if err != nil {
+		return protocol.KeyPackageCount{}, internal("count KeyPackages", err)
+	}
+	return protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort}, nil
+}
+
+// ClaimKeyPackages claims one KeyPackage per active device of a user,
+// rate-limited per (claiming user, target user).
+func (s *Service) ClaimKeyPackages(ctx context.Context, sess *Session, req protocol.ClaimKeyPackagesRequest) (protocol.ClaimKeyPackagesResponse, error) {
+	if !protocol.ValidUserName(req.User) {
+		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeBadRequest, "invalid user name %.70q", req.User)
+	}
+	if !slices.Contains(s.cfg.CipherSuites, req.CipherSuite) {
+		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeUnsupported, "cipher suite %#04x is not accepted here", req.CipherSuite)
+	}
+	u, err := s.st.UserByName(ctx, req.User)
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeUnknownUser, "no user %q", req.User)
+	} else if err != nil {
+		return protocol.ClaimKeyPackagesResponse{}, internal("claim: user", err)
+	}
+	if ok, wait := s.claims.Allow(fmt.Sprintf("%d>%d", sess.User, u.ID)); !ok {
+		return protocol.ClaimKeyPackagesResponse{}, &RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many KeyPackage claims for %q; retry later", req.User)}
+	}
+	kps, err := s.st.ClaimKeyPackages(ctx, u.ID, req.CipherSuite, s.now())
+	if errors.Is(err, store.ErrNoKeyPackage) {
+		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeNoKeyPackage, "no device of %q has a KeyPackage of suite %#04x", req.User, req.CipherSuite)
+	} else if err != nil {
+		return protocol.ClaimKeyPackagesResponse{}, internal("claim KeyPackages of "+req.User, err)
+	}
+	s.metrics.claims.Inc()
+	out := protocol.ClaimKeyPackagesResponse{KeyPackages: []protocol.ClaimedKeyPackage{}}
+	got := map[store.DeviceID]bool{}
+	for _, kp := range kps {
+		got[kp.Device] = true
+		out.KeyPackages = append(out.KeyPackages, protocol.ClaimedKeyPackage{Device: protocol.DeviceID(kp.Device), Data: kp.Data, LastResort: kp.LastResort})
+	}
+	ds, err := s.st.Devices(ctx, u.ID)
+	if err == nil {
+		for _, d := range ds {
+			if d.Active() && !got[d.ID] {
+				out.Missing = append(out.Missing, protocol.DeviceID(d.ID))
+			}
+		}
+	}
+	return out, nil
+}
+
+// RateLimitError is a rate_limited error with the time to wait.
+type RateLimitError struct {
+	Wait time.Duration
+	Err  *protocol.Error
+}
+
+// Error returns the protocol error's text.
+func (e *RateLimitError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the protocol error.
+func (e *RateLimitError) Unwrap() error { return e.Err }

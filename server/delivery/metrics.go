@@ -1,0 +1,42 @@
+package delivery
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the service's Prometheus collectors.
+type metrics struct {
+	appended   prometheus.Counter
+	refused    *prometheus.CounterVec
+	batchSize  prometheus.Histogram
+	batchTime  prometheus.Histogram
+	handshakes *prometheus.CounterVec
+	claims     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
+	m := &metrics{
+		appended: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_entries_appended_total", Help: "Application entries appended durably."}),
+		refused:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_entries_refused_total", Help: "Application submissions refused, by code."}, []string{"code"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_append_batch_entries", Help: "Entries per group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_append_batch_seconds", Help: "Duration of a group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_handshakes_total", Help: "Handshake messages, by result."}, []string{"result"}),
+		claims:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.handshakes, m.claims,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_connections", Help: "Attached device connections."}, func() float64 { return float64(s.conns.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_queue", Help: "Submissions waiting for the writer."}, func() float64 { return float64(len(s.submit)) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("delivery: register metrics: %v", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,236 @@
+// Package follower adapts mls.PublicGroup to the delivery core's Follower
+// interface: it validates the public group state of new conversations and
+// the handshake messages of their epochs, peeks at the clear header of
+// PrivateMessages and Welcomes, and validates KeyPackages.
+//
+// The follower state stored with a conversation is
+// mls.PublicGroup.MarshalBinary of the current epoch, written by each
+// accepted commit. An in-memory cache keeps the PublicGroups of recently
+// used conversations, including the proposals they cached, so a commit
+// may include proposals by reference. Proposals are cached only in memory
+// (the store does not rewrite the follower state on a proposal): after a
+// restart, or on another node, a commit referencing a proposal of the
+// current epoch is refused, and the client must commit it by value.
+package follower
+
+import (
+	"bytes"
+	"container/list"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/server/delivery"
+)
+
+// DefaultCacheSize is the number of PublicGroups kept in memory.
+const DefaultCacheSize = 256
+
+// Follower implements delivery.Follower on mls.PublicGroup. It is safe for
+// concurrent use.
+type Follower struct {
+	cfg  mls.Config
+	size int
+
+	mu    sync.Mutex
+	lru   *list.List // of *cached, most recent first
+	index map[string]*list.Element
+}
+
+type cached struct {
+	key string
+	pg  *mls.PublicGroup
+}
+
+var _ delivery.Follower = (*Follower)(nil)
+
+// New returns a Follower using cfg for MLS validation (nil: the defaults;
+// cfg.Now is replaced per call for KeyPackage lifetimes).
+func New(cfg *mls.Config) delivery.Follower {
+	f := &Follower{size: DefaultCacheSize, lru: list.New(), index: map[string]*list.Element{}}
+	if cfg != nil {
+		f.cfg = *cfg
+	}
+	return f
+}
+
+// keyOf returns the cache key of a stored state.
+func keyOf(state []byte) string {
+	h := sha256.Sum256(state)
+	return string(h[:])
+}
+
+// take removes and returns the cached group of a state.
+func (f *Follower) take(state []byte) *mls.PublicGroup {
+	k := keyOf(state)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.index[k]
+	if e == nil {
+		return nil
+	}
+	f.lru.Remove(e)
+	delete(f.index, k)
+	return e.Value.(*cached).pg
+}
+
+// Forget implements delivery.Follower: it drops the cached group of a
+// state, whose in-memory proposals may not match the log.
+func (f *Follower) Forget(state []byte) { f.take(state) }
+
+// put caches a group under a state.
+func (f *Follower) put(state []byte, pg *mls.PublicGroup) {
+	k := keyOf(state)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.index[k]; e != nil {
+		f.lru.Remove(e)
+	}
+	f.index[k] = f.lru.PushFront(&cached{key: k, pg: pg})
+	for f.lru.Len() > f.size {
+		e := f.lru.Back()
+		f.lru.Remove(e)
+		delete(f.index, e.Value.(*cached).key)
+	}
+}
+
+func leaves(ms []mls.Member) []delivery.Leaf {
+	out := make([]delivery.Leaf, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, delivery.Leaf{Index: uint32(m.Leaf), SignatureKey: bytes.Clone(m.SignatureKey)})
+	}
+	return out
+}
+
+// Start implements delivery.Follower.
+func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
+	suite, err := groupInfoSuite(groupInfo)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := mls.NewPublicGroup(&f.cfg, groupInfo, tree)
+	if err != nil {
+		return nil, err
+	}
+	st, err := pg.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("follower: %v", err)
+	}
+	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: suite, Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
+	f.put(st, pg)
+	return gs, nil
+}
+
+// open returns the PublicGroup of a stored epoch, from the cache or
+// rebuilt; the caller owns it until it puts it back.
+func (f *Follower) open(g delivery.FollowedGroup) (*mls.PublicGroup, error) {
+	if pg := f.take(g.State); pg != nil {
+		return pg, nil
+	}
+	pg, err := mls.LoadPublicGroup(&f.cfg, g.State)
+	if err != nil {
+		return nil, fmt.Errorf("follower: stored group state: %v", err)
+	}
+	if pg.Epoch() != g.Epoch || !bytes.Equal(pg.GroupID(), g.GroupID) {
+		return nil, fmt.Errorf("follower: stored state is for epoch %d, conversation at %d", pg.Epoch(), g.Epoch)
+	}
+	return pg, nil
+}
+
+// Process implements delivery.Follower.
+func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.NextState) (*delivery.Change, error) {
+	pg, err := f.open(g)
+	if err != nil {
+		return nil, err
+	}
+	old := map[uint32][]byte{}
+	for _, m := range pg.Members() {
+		old[uint32(m.Leaf)] = m.SignatureKey
+	}
+	ch, err := pg.Process(msg)
+	if err != nil {
+		f.put(g.State, pg)
+		return nil, err
+	}
+	out := &delivery.Change{}
+	switch ch.Sender.Type {
+	case mls.SenderMember:
+		out.Sender = delivery.SenderMember
+		out.SenderKey = bytes.Clone(old[uint32(ch.Sender.Leaf)])
+	case mls.SenderNewMemberCommit, mls.SenderNewMemberProposal:
+		out.Sender = delivery.SenderNewMember
+	default:
+		out.Sender = delivery.SenderExternal
+	}
+	if ch.Kind != mls.KindCommit {
+		f.put(g.State, pg) // keeps the cached proposal
+		return out, nil
+	}
+	out.Commit, out.Epoch, out.ReInit = true, ch.Epoch, ch.ReInit
+	if len(next.GroupInfo) == 0 {
+		f.put(g.State, pg)
+		return nil, errors.New("follower: a commit needs the GroupInfo of the new epoch")
+	}
+	if err := pg.Merge(ch); err != nil {
+		return nil, fmt.Errorf("follower: merge: %v", err)
+	}
+	tree, err := pg.RatchetTree()
+	if err != nil {
+		return nil, fmt.Errorf("follower: encode tree: %v", err)
+	}
+	nt := next.Tree
+	if len(nt) == 0 {
+		nt = tree
+	}
+	np, err := mls.NewPublicGroup(&f.cfg, next.GroupInfo, nt)
+	if err != nil {
+		return nil, fmt.Errorf("follower: GroupInfo of the new epoch: %v", err)
+	}
+	switch {
+	case np.Epoch() != pg.Epoch():
+		return nil, fmt.Errorf("follower: GroupInfo is for epoch %d, the commit starts %d", np.Epoch(), pg.Epoch())
+	case !bytes.Equal(np.GroupID(), pg.GroupID()):
+		return nil, errors.New("follower: GroupInfo is for another group")
+	case !bytes.Equal(np.TreeHash(), pg.TreeHash()):
+		return nil, errors.New("follower: GroupInfo and ratchet tree do not match the tree the commit produces")
+	}
+	if out.Sender == delivery.SenderNewMember {
+		for _, m := range pg.Members() {
+			if m.Leaf == ch.Sender.Leaf {
+				out.SenderKey = bytes.Clone(m.SignatureKey)
+			}
+		}
+	}
+	out.Added, out.Removed = leaves(ch.Added), leaves(ch.Removed)
+	for _, u := range ch.Updated {
+		if k, ok := old[uint32(u.Leaf)]; ok && !bytes.Equal(k, u.SignatureKey) {
+			if out.Sender == delivery.SenderNewMember && u.Leaf == ch.Sender.Leaf {
+				continue // an external join may take a removed leaf's place
+			}
+			out.KeyChanged = true
+		}
+	}
+	out.Tree = tree
+	if out.State, err = pg.MarshalBinary(); err != nil {
+		return nil, fmt.Errorf("follower: %v", err)
+	}
+	f.put(out.State, pg)
+	return out, nil
+}
+
+// ValidateKeyPackage implements delivery.Follower.
+func (f *Follower) ValidateKeyPackage(data []byte, now time.Time) (*delivery.KeyPackageInfo, error) {
+	if err := checkHeader(data, wireFormatKeyPackage); err != nil {
+		return nil, err
+	}
+	cfg := f.cfg
+	cfg.Now = func() time.Time { return now }
+	info, err := mls.ValidateKeyPackage(&cfg, 0, data)
+	if err != nil {
+		return nil, err
+	}
+	return &delivery.KeyPackageInfo{Suite: uint16(info.CipherSuite), Ref: info.Ref, SignatureKey: info.SignatureKey, NotAfter: info.NotAfter, LastResort: info.LastResort}, nil
+}

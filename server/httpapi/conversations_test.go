@@ -1,0 +1,380 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/httpapi"
+)
+
+func TestKeyPackages(t *testing.T) {
+	e := newEnv(t, func(d *delivery.Config, h *httpapi.Config) { d.ClaimBurst = 5; d.ClaimRate = 0.001 })
+	alice := e.register("alice")
+	bob := e.register("bob")
+
+	c := bob.upload(2, true)
+	if c.Available != 2 || !c.LastResort {
+		t.Fatalf("count after upload %+v", c)
+	}
+	var cnt protocol.KeyPackageCount
+	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	if cnt != c {
+		t.Fatalf("count %+v, upload said %+v", cnt, c)
+	}
+
+	// Bad packages are refused with the index and the reason; nothing is stored.
+	carol := e.register("carol")
+	good := bob.keyPackage(false)
+	foreign := carol.keyPackage(false) // signed with carol's key
+	pe := e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: good}, {Data: foreign}}})
+	if pe.Index == nil || *pe.Index != 1 {
+		t.Errorf("bad package error %v: index %v, want 1", pe, pe.Index)
+	}
+	t.Logf("foreign key: %s", pe.Message)
+	pe = e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: good[:len(good)-3]}}})
+	t.Logf("truncated: %s", pe.Message)
+	tampered := append([]byte(nil), good...)
+	tampered[len(tampered)-10] ^= 1
+	pe = e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: tampered}}})
+	t.Logf("tampered: %s", pe.Message)
+	old, err := mls.NewKeyPackage(&mls.Config{Now: func() time.Time { return time.Now().Add(-48 * time.Hour) }}, cs, bob.signer, mls.BasicCredential([]byte(bob.id)), mls.KeyPackageOptions{Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe = e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: old.KeyPackage}}})
+	t.Logf("expired: %s", pe.Message)
+	e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: good}, {Data: good}}})
+	e.wantErr(protocol.CodeBadRequest, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{})
+	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	if cnt.Available != 2 {
+		t.Fatalf("pool %d after refused uploads, want 2", cnt.Available)
+	}
+
+	// Claims: two one-time packages, then the last resort, which stays.
+	seen := map[string]bool{}
+	for i := range 4 {
+		r := alice.claim("bob")
+		if len(r.KeyPackages) != 1 || r.KeyPackages[0].Device != bob.id {
+			t.Fatalf("claim %d: %+v", i, r)
+		}
+		kp := r.KeyPackages[0]
+		if wantLR := i >= 2; kp.LastResort != wantLR {
+			t.Errorf("claim %d: last resort %v, want %v", i, kp.LastResort, wantLR)
+		}
+		if !kp.LastResort && seen[string(kp.Data)] {
+			t.Errorf("claim %d returned a one-time package twice", i)
+		}
+		seen[string(kp.Data)] = true
+	}
+	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	if cnt.Available != 0 || !cnt.LastResort {
+		t.Errorf("pool after claims %+v", cnt)
+	}
+	// Exhaustion: carol has nothing.
+	e.wantErr(protocol.CodeNoKeyPackage, alice.token, "POST", "/v1/keypackages/claim", protocol.ClaimKeyPackagesRequest{User: "carol", CipherSuite: uint16(cs)})
+	e.wantErr(protocol.CodeUnknownUser, alice.token, "POST", "/v1/keypackages/claim", protocol.ClaimKeyPackagesRequest{User: "nobody", CipherSuite: uint16(cs)})
+	e.wantErr(protocol.CodeUnsupported, alice.token, "POST", "/v1/keypackages/claim", protocol.ClaimKeyPackagesRequest{User: "bob", CipherSuite: 0x7777})
+	// Rate limit per (claimer, target): alice used 4 of 5 on bob.
+	alice.claim("bob")
+	e.wantErr(protocol.CodeRateLimited, alice.token, "POST", "/v1/keypackages/claim", protocol.ClaimKeyPackagesRequest{User: "bob", CipherSuite: uint16(cs)})
+	carol.claim("bob") // another claimer is not limited by alice's claims
+}
+
+// setup2 makes alice's conversation with bob as a member.
+func setup2(t *testing.T, e *env) (alice, bob *member) {
+	a := e.register("alice")
+	b := e.register("bob")
+	b.upload(1, false)
+	alice = a.createConversation()
+	alice.add(t, "bob")
+	bob = b.join(t, alice.conv)
+	return alice, bob
+}
+
+func TestWelcomeAfterCommit(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.register("alice")
+	b := e.register("bob")
+	b.upload(1, false)
+	alice := a.createConversation()
+
+	claimed := a.claim("bob")
+	pc, err := alice.g.Commit(mls.CommitOptions{Add: [][]byte{claimed.KeyPackages[0].Data}, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A commit for the wrong epoch is refused and its Welcome goes nowhere.
+	bad := commitReq(5, pc, []protocol.DeviceID{b.id})
+	pe := e.wantErr(protocol.CodeStaleEpoch, a.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv), bad)
+	if pe.CurrentEpoch == nil || *pe.CurrentEpoch != 0 {
+		t.Fatalf("stale epoch error %v without current epoch 0", pe)
+	}
+	// A Welcome for a device the commit does not add is refused.
+	carol := e.register("carol")
+	e.wantErr(protocol.CodeBadRequest, a.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv), commitReq(0, pc, []protocol.DeviceID{carol.id}))
+	var in protocol.InboxResponse
+	e.must(b.token, "GET", "/v1/inbox", nil, &in)
+	if len(in.Entries) != 0 {
+		t.Fatalf("Welcome released before its commit was accepted: %+v", in.Entries)
+	}
+	ws := b.dial(t)
+	ws.send(&protocol.SubscribeFrame{})
+	ws.silent(100 * time.Millisecond)
+
+	e.must(a.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv), commitReq(0, pc, []protocol.DeviceID{b.id}), nil)
+	alice.g.MergePendingCommit(pc)
+	f := ws.must(5 * time.Second)
+	ib, ok := f.(*protocol.InboxFrame)
+	if !ok || ib.Conversation != alice.conv || ib.Seq != 1 {
+		t.Fatalf("after the commit got %T %+v, want the Welcome", f, f)
+	}
+	bob := b.join(t, alice.conv)
+	if bob.g.Epoch() != 1 {
+		t.Fatalf("bob joined at epoch %d", bob.g.Epoch())
+	}
+	// Bob's cursor starts at the commit: he receives messages after it only.
+	alice.send(t, "hello bob")
+	es := ws.entries(1, 5*time.Second)
+	p, err := bob.g.Process(es[0].Data)
+	if err != nil || string(p.ApplicationData) != "hello bob" || es[0].Sender != a.id || es[0].Seq != 2 {
+		t.Fatalf("bob got %+v: %v", es[0], err)
+	}
+	var info protocol.ConversationInfo
+	e.must(b.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+	if info.Epoch != 1 || len(info.Members) != 2 || info.Head != 2 {
+		t.Errorf("conversation %+v", info)
+	}
+	var gi protocol.GroupInfoResponse
+	e.must(b.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil, &gi)
+	if gi.Epoch != 1 || len(gi.GroupInfo) == 0 || len(gi.RatchetTree) == 0 {
+		t.Errorf("group info %+v", gi.Epoch)
+	}
+}
+
+func TestConcurrentCommits(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	epoch := alice.g.Epoch()
+	pcs := []*mls.PendingCommit{}
+	for _, m := range []*member{alice, bob} {
+		pc, err := m.g.Commit(mls.CommitOptions{ForcePath: true, InlineRatchetTree: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcs = append(pcs, pc)
+	}
+	type result struct {
+		status int
+		pe     *protocol.Error
+	}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, m := range []*member{alice, bob} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			st, pe := e.call(m.d.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", m.conv), commitReq(epoch, pcs[i], nil), nil)
+			results[i] = result{st, pe}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won := -1
+	for i, r := range results {
+		if r.pe == nil {
+			if won >= 0 {
+				t.Fatalf("both commits for epoch %d accepted", epoch)
+			}
+			won = i
+			continue
+		}
+		if r.pe.Code != protocol.CodeStaleEpoch || r.pe.CurrentEpoch == nil || *r.pe.CurrentEpoch != epoch+1 {
+			t.Fatalf("losing commit: %d %v, want stale_epoch with current epoch %d", r.status, r.pe, epoch+1)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no commit accepted")
+	}
+	winner, loser := []*member{alice, bob}[won], []*member{alice, bob}[1-won]
+	winner.g.MergePendingCommit(pcs[won])
+	loser.g.DiscardPendingCommit(pcs[1-won])
+	// The loser catches up from the log and the group goes on.
+	var es protocol.EntriesResponse
+	e.must(loser.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=0", loser.conv), nil, &es)
+	last := es.Entries[len(es.Entries)-1]
+	if last.Kind != protocol.KindHandshake || last.Sender != winner.d.id {
+		t.Fatalf("last entry %+v", last)
+	}
+	p, err := loser.g.Process(last.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loser.g.MergeStagedCommit(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	loser.send(t, "after the race")
+	t.Logf("winner %s, epoch now %d", winner.d.user.name, loser.g.Epoch())
+}
+
+func TestMalformedCommit(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	path := fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv)
+	var before protocol.ConversationInfo
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &before)
+
+	pc, err := alice.g.Commit(mls.CommitOptions{ForcePath: true, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := alice.g.Epoch()
+	truncated := commitReq(ep, pc, nil)
+	truncated.Message = pc.Message[:len(pc.Message)/2]
+	pe := e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, truncated)
+	t.Logf("truncated: %s", pe.Message)
+	flipped := commitReq(ep, pc, nil)
+	flipped.Message = append([]byte(nil), pc.Message...)
+	flipped.Message[len(flipped.Message)/2] ^= 0x55 // covered by the signature (the membership tag at the end is not checkable without secrets)
+	pe = e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, flipped)
+	t.Logf("corrupted: %s", pe.Message)
+	noGI := commitReq(ep, pc, nil)
+	noGI.GroupInfo = nil
+	e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, noGI)
+	// A GroupInfo of the old epoch does not match the commit.
+	wrongGI := commitReq(ep, pc, nil)
+	wrongGI.GroupInfo, _ = alice.g.GroupInfo(mls.GroupInfoOptions{InlineRatchetTree: true})
+	pe = e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, wrongGI)
+	t.Logf("old GroupInfo: %s", pe.Message)
+	// A commit from another group.
+	other := alice.d.createConversation()
+	opc, err := other.g.Commit(mls.CommitOptions{ForcePath: true, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe = e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, commitReq(ep, opc, nil))
+	t.Logf("foreign group: %s", pe.Message)
+	// An application message is not a handshake.
+	app, _ := alice.g.Encrypt([]byte("x"), nil)
+	e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, protocol.HandshakeRequest{Epoch: ep, Message: app})
+	// Bob cannot submit alice's commit (the sender is not the caller).
+	e.wantErr(protocol.CodeForbidden, bob.d.token, "POST", path, commitReq(ep, pc, nil))
+
+	var after protocol.ConversationInfo
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &after)
+	if after.Epoch != before.Epoch || after.Head != before.Head || len(after.Members) != len(before.Members) {
+		t.Fatalf("conversation changed by refused commits: %+v → %+v", before, after)
+	}
+	// The genuine commit still goes through.
+	e.must(alice.d.token, "POST", path, commitReq(ep, pc, nil), nil)
+	alice.g.MergePendingCommit(pc)
+}
+
+func TestNonMember(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, _ := setup2(t, e)
+	carol := e.register("carol")
+	msg, _ := alice.g.Encrypt([]byte("not carol's"), nil)
+	base := fmt.Sprintf("/v1/conversations/%d", alice.conv)
+	e.wantErr(protocol.CodeNotMember, carol.token, "POST", base+"/messages", protocol.SendRequest{Message: msg})
+	e.wantErr(protocol.CodeNotMember, carol.token, "GET", base+"/entries", nil)
+	e.wantErr(protocol.CodeNotMember, carol.token, "GET", base, nil)
+	e.wantErr(protocol.CodeNotMember, carol.token, "GET", base+"/groupinfo", nil)
+	e.wantErr(protocol.CodeNotMember, carol.token, "POST", "/v1/ack", protocol.AckRequest{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: 1}}})
+	e.wantErr(protocol.CodeNotFound, carol.token, "GET", "/v1/conversations/999/entries", nil)
+	e.wantErr(protocol.CodeNotFound, alice.d.token, "POST", "/v1/conversations/999/messages", protocol.SendRequest{Message: msg})
+	ws := carol.dial(t)
+	ws.send(&protocol.SubscribeFrame{})
+	ws.send(&protocol.SendFrame{ClientID: "c1", Conversation: alice.conv, Message: msg})
+	f := ws.must(5 * time.Second)
+	ef, ok := f.(*protocol.ErrorFrame)
+	if !ok || ef.ClientID != "c1" || ef.Code != protocol.CodeNotMember {
+		t.Fatalf("carol's send answered %T %+v", f, f)
+	}
+	var list protocol.ConversationList
+	e.must(carol.token, "GET", "/v1/conversations", nil, &list)
+	if len(list.Conversations) != 0 {
+		t.Errorf("carol lists %d conversations", len(list.Conversations))
+	}
+	st, _ := e.svc.Stats(t.Context())
+	if st.Entries != 1 { // alice's commit adding bob
+		t.Errorf("%d entries stored, want 1", st.Entries)
+	}
+}
+
+// A device of a member user joins by external commit; a stranger cannot.
+func TestExternalJoin(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, _ := setup2(t, e)
+	phone := alice.d.addDevice()
+	var gi protocol.GroupInfoResponse
+	e.must(phone.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil, &gi)
+	g, pc, err := mls.JoinExternal(nil, gi.GroupInfo, phone.signer, mls.BasicCredential([]byte(phone.id)), mls.ExternalJoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(phone.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv), protocol.HandshakeRequest{Epoch: gi.Epoch, Message: pc.Message, GroupInfo: pc.GroupInfo}, nil)
+	g.MergePendingCommit(pc)
+	var info protocol.ConversationInfo
+	e.must(phone.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+	if len(info.Members) != 3 || info.Epoch != gi.Epoch+1 {
+		t.Fatalf("after external join: %+v", info)
+	}
+	carol := e.register("carol")
+	e.wantErr(protocol.CodeNotMember, carol.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil)
+}
+
+// A proposal is logged without changing the epoch, and a commit may
+// include it by reference; a proposal with a commit's extras is refused.
+func TestProposalByReference(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	path := fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv)
+	prop, err := bob.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantErr(protocol.CodeBadRequest, bob.d.token, "POST", path, protocol.HandshakeRequest{Epoch: bob.g.Epoch(), Message: prop, GroupInfo: []byte{1}})
+	var res protocol.HandshakeResponse
+	e.must(bob.d.token, "POST", path, protocol.HandshakeRequest{Epoch: bob.g.Epoch(), Message: prop}, &res)
+	if res.Epoch != 1 {
+		t.Fatalf("proposal changed the epoch to %d", res.Epoch)
+	}
+	if _, err := alice.g.Process(prop); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(mls.CommitOptions{IncludePending: true, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(alice.d.token, "POST", path, commitReq(alice.g.Epoch(), pc, nil), &res)
+	alice.g.MergePendingCommit(pc)
+	if res.Epoch != 2 {
+		t.Fatalf("epoch %d after the commit", res.Epoch)
+	}
+	var es protocol.EntriesResponse
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries", alice.conv), nil, &es)
+	for _, en := range es.Entries[len(es.Entries)-2:] {
+		p, err := bob.g.Process(en.Data)
+		if err != nil && en.Sender == bob.d.id {
+			continue // bob's own proposal
+		}
+		if err != nil {
+			t.Fatalf("bob processes seq %d: %v", en.Seq, err)
+		}
+		if p.Commit != nil {
+			if err := bob.g.MergeStagedCommit(p.Commit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if bob.g.Epoch() != 2 {
+		t.Fatalf("bob at epoch %d", bob.g.Epoch())
+	}
+}

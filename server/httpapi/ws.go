@@ -1,0 +1,319 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/delivery"
+)
+
+// wsConn is one WebSocket connection.
+type wsConn struct {
+	c      *websocket.Conn
+	dc     *delivery.Conn
+	cancel context.CancelFunc
+}
+
+// pingWorkers bounds the goroutines pinging connections at once.
+const pingWorkers = 32
+
+// serveWS upgrades an authenticated request to a WebSocket and starts the
+// connection's reader and writer goroutines.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		s.writeError(w, r, protocol.NewError(protocol.CodeUnavailable, "server is shutting down"))
+		return
+	}
+	ss, err := s.authenticate(r, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.AllowedOrigins,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.count(r, http.StatusForbidden)
+		s.log.Info("websocket refused", "device", ss.Device, "err", err)
+		return
+	}
+	s.count(r, http.StatusSwitchingProtocols)
+	c.SetReadLimit(s.cfg.MaxFrameBytes)
+	ctx, cancel := context.WithCancel(context.Background())
+	wc := &wsConn{c: c, dc: s.svc.Attach(ss, s.cfg.SendQueue), cancel: cancel}
+	if !s.addConn(wc) {
+		cancel()
+		wc.dc.Close()
+		c.Close(websocket.StatusGoingAway, "server is shutting down")
+		return
+	}
+	// The handler returns now: the hijacked connection lives on in two
+	// goroutines with shallow stacks (the net/http goroutine's deep stack,
+	// the request and the response are freed), which keeps idle
+	// connections small.
+	go s.runConn(ctx, wc)
+}
+
+// runConn is the reader loop of a connection; it starts the writer and
+// cleans up when both ended.
+func (s *Server) runConn(ctx context.Context, wc *wsConn) {
+	defer s.removeConn(wc)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		s.writeLoop(ctx, wc)
+	}()
+	if failed := s.readLoop(ctx, wc); failed {
+		// Let the writer send the error frame and close.
+		t := time.NewTimer(s.cfg.WriteTimeout + 5*time.Second)
+		select {
+		case <-written:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	wc.cancel()
+	wc.dc.Close()
+	<-written
+	wc.c.CloseNow()
+}
+
+func (s *Server) addConn(wc *wsConn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.conns[wc] = struct{}{}
+	s.connWG.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(wc *wsConn) {
+	s.connMu.Lock()
+	delete(s.conns, wc)
+	s.connMu.Unlock()
+	s.connWG.Done()
+}
+
+func (s *Server) connCount() int64 {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return int64(len(s.conns))
+}
+
+// readLoop reads frames until the connection ends. Protocol violations
+// make the writer send an error frame and close; readLoop then reports
+// failed.
+func (s *Server) readLoop(ctx context.Context, wc *wsConn) (failed bool) {
+	dev := wc.dc.Session().Device
+	for {
+		typ, data, err := wc.c.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig {
+				return false
+			}
+			if websocket.CloseStatus(err) == -1 && ctx.Err() == nil {
+				s.log.Debug("websocket read ended", "device", dev, "err", err)
+			}
+			return false
+		}
+		if typ != websocket.MessageText {
+			wc.dc.Fail(protocol.NewError(protocol.CodeBadRequest, "frames are JSON text messages"))
+			return true
+		}
+		f, err := protocol.UnmarshalFrame(data)
+		if err != nil {
+			s.wsFrames.WithLabelValues("invalid").Inc()
+			wc.dc.Fail(protocol.NewError(protocol.CodeBadRequest, "%v", err))
+			return true
+		}
+		s.wsFrames.WithLabelValues(string(f.FrameType())).Inc()
+		if err := s.handleFrame(ctx, wc, f); err != nil {
+			pe, ok := delivery.AsProtocolError(err)
+			if !ok {
+				s.log.Error("websocket frame failed", "device", dev, "type", f.FrameType(), "err", err)
+			}
+			wc.dc.Fail(pe)
+			return true
+		}
+	}
+}
+
+// handleFrame dispatches one client frame. A returned error closes the
+// connection; errors of a send frame are answered with its client id.
+func (s *Server) handleFrame(ctx context.Context, wc *wsConn, f protocol.Frame) error {
+	switch f := f.(type) {
+	case *protocol.SubscribeFrame:
+		return wc.dc.Subscribe(ctx, f)
+	case *protocol.AckFrame:
+		return wc.dc.Ack(ctx, f)
+	case *protocol.SendFrame:
+		if ok, _ := s.posts.Allow("d" + string(wc.dc.Session().Device)); !ok {
+			wc.dc.SendError(f.ClientID, protocol.NewError(protocol.CodeRateLimited, "too many messages; retry later"))
+			return nil
+		}
+		if err := wc.dc.Send(ctx, f); err != nil {
+			pe, ok := delivery.AsProtocolError(err)
+			if !ok {
+				s.log.Error("websocket send failed", "device", wc.dc.Session().Device, "err", err)
+			}
+			wc.dc.SendError(f.ClientID, pe)
+		}
+		return nil
+	case *protocol.TypingFrame:
+		_ = wc.dc.Typing(ctx, f) // ephemeral: a typing signal for a foreign conversation is dropped
+		return nil
+	case *protocol.PingFrame:
+		wc.dc.Ping(f)
+		return nil
+	}
+	return protocol.NewError(protocol.CodeBadRequest, "frame type %q is not sent by clients", f.FrameType())
+}
+
+// writeLoop writes what the delivery connection produces until it ends;
+// a connection-level error is written as an error frame before closing.
+func (s *Server) writeLoop(ctx context.Context, wc *wsConn) {
+	defer wc.cancel()
+	for {
+		f, err := wc.dc.Next(ctx)
+		if err != nil {
+			var pe *protocol.Error
+			if !errors.As(err, &pe) {
+				if ctx.Err() == nil {
+					s.log.Error("websocket delivery failed", "device", wc.dc.Session().Device, "err", err)
+				}
+				wc.c.Close(websocket.StatusInternalError, "internal error")
+				return
+			}
+			status := websocket.StatusPolicyViolation
+			switch pe.Code {
+			case protocol.CodeUnavailable:
+				status = websocket.StatusGoingAway
+				if pe.Message == goingAway {
+					break
+				}
+				status = websocket.StatusTryAgainLater
+			default:
+				s.write(ctx, wc, &protocol.ErrorFrame{Error: *pe})
+			}
+			if ctx.Err() == nil {
+				wc.c.Close(status, truncate(pe.Message, 120))
+			}
+			return
+		}
+		if err := s.write(ctx, wc, f); err != nil {
+			return
+		}
+	}
+}
+
+const goingAway = "server is shutting down"
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// write writes one frame within the write timeout.
+func (s *Server) write(ctx context.Context, wc *wsConn, f protocol.Frame) error {
+	b, err := protocol.MarshalFrame(f)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	err = wc.c.Write(wctx, websocket.MessageText, b)
+	cancel()
+	return err
+}
+
+// pinger pings every connection each PingInterval with a few workers; a
+// connection whose pong does not come within ReadTimeout is closed.
+func (s *Server) pinger(ctx context.Context) {
+	defer close(s.pingDone)
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	work := make(chan *wsConn)
+	var wg sync.WaitGroup
+	for range pingWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for wc := range work {
+				pctx, cancel := context.WithTimeout(ctx, s.cfg.ReadTimeout)
+				err := wc.c.Ping(pctx)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					wc.c.CloseNow()
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(work)
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.connMu.Lock()
+		list := make([]*wsConn, 0, len(s.conns))
+		for wc := range s.conns {
+			list = append(list, wc)
+		}
+		s.connMu.Unlock()
+		for _, wc := range list {
+			select {
+			case work <- wc:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting WebSockets, closes the open ones with status
+// going-away and waits until they ended or ctx ends (then closes the
+// rest at once). Run it before http.Server.Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.connMu.Lock()
+	s.closing.Store(true)
+	list := make([]*wsConn, 0, len(s.conns))
+	for wc := range s.conns {
+		list = append(list, wc)
+	}
+	s.connMu.Unlock()
+	s.stopPing()
+	for _, wc := range list {
+		wc.dc.Fail(protocol.NewError(protocol.CodeUnavailable, goingAway))
+	}
+	done := make(chan struct{})
+	go func() {
+		s.connWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		<-s.pingDone
+		return nil
+	case <-ctx.Done():
+		for _, wc := range list {
+			wc.c.CloseNow()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
