@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-chat/parley/server/blob"
+	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/follower"
+	"github.com/parley-chat/parley/server/httpapi"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// bootstrapInviteTTL is the lifetime of the first-start admin invite.
+const bootstrapInviteTTL = 7 * 24 * time.Hour
+
+// bootstrapFile records the id of the current first-start invite in the
+// data directory, so that a restart replaces it instead of leaving
+// several valid ones.
+const bootstrapFile = "bootstrap-invite"
+
+// newLogger returns the slog logger of the configuration on w.
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// cmdServe runs the server until ctx ends.
+func cmdServe(ctx context.Context, args []string, e *env) error {
+	var cf configFlags
+	fs := newFlagSet("serve", e)
+	cf.bind(fs, nil)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: parleyd [serve] [flags]\n\nEvery flag is also a config file key and a PARLEY_* environment variable\n(see docs/operations.md). Flags:\n")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve: unexpected argument %q", pos[0])
+	}
+	c, err := loadConfig(&cf, e.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	return serve(ctx, c, e)
+}
+
+// serve runs the server with the validated configuration until ctx ends,
+// then shuts it down gracefully.
+func serve(ctx context.Context, c Config, e *env) (err error) {
+	log := newLogger(c.Log, e.stderr)
+
+	if err := ensureDataDir(c.DataDir, log); err != nil {
+		return err
+	}
+	tlsS, err := setupTLS(c, e, log)
+	if err != nil {
+		return err
+	}
+
+	st, where, err := openStore(ctx, c, false)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The store is closed last, after every user of it stopped.
+		if cerr := st.Close(); cerr != nil {
+			log.Error("close store", "err", cerr)
+			if err == nil {
+				err = cerr
+			}
+		}
+	}()
+	bs := &bootstrapStore{Store: st, log: log}
+	invite, err := bootstrap(ctx, c, bs, e)
+	if err != nil {
+		return err
+	}
+
+	blobs, err := blob.NewDisk(filepath.Join(c.DataDir, "blobs"))
+	if err != nil {
+		return fmt.Errorf("attachments directory: %v", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	var metricsReg prometheus.Registerer
+	if c.Metrics {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metricsReg = reg
+	}
+	dcfg := deliveryConfig(c)
+	svc, err := delivery.New(dcfg, bs, blobs, follower.New(nil), delivery.Options{
+		Now:     e.now,
+		Logger:  log,
+		Rand:    e.rand,
+		Metrics: metricsReg,
+	})
+	if err != nil {
+		return usageError{fmt.Errorf("delivery configuration: %v", err)}
+	}
+	api, err := httpapi.New(httpapiConfig(c), svc, log, metricsReg)
+	if err != nil {
+		return usageError{fmt.Errorf("HTTP configuration: %v", err)}
+	}
+	var handler http.Handler = api
+	if !c.Metrics {
+		handler = withoutMetrics(api)
+	}
+
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %v", c.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsS.config,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+
+	// The service's background work runs until everything that submits
+	// to it has stopped.
+	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSvc()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := svc.Run(svcCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("delivery service stopped", "err", err)
+		}
+	}()
+	tlsS.serveACMEHTTP(ctx, log)
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if tlsS.config != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+
+	printStart(e.stdout, c, ln.Addr(), tlsS, where, invite)
+	log.Info("parleyd started", "version", version(), "listen", ln.Addr().String(), "server_name", c.ServerName,
+		"store", where, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", c.Metrics)
+	if e.ready != nil {
+		e.ready(ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve on %s: %v", c.Listen, err)
+		log.Error("server failed; shutting down", "err", err)
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	// Stop accepting and drain HTTP requests while the API closes its
+	// WebSockets; both need the service still running.
+	var swg sync.WaitGroup
+	swg.Add(2)
+	go func() {
+		defer swg.Done()
+		if err := api.Shutdown(sctx); err != nil {
+			log.Warn("WebSocket drain incomplete", "err", err)
+		}
+	}()
+	go func() {
+		defer swg.Done()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("HTTP shutdown incomplete; closing remaining connections", "err", err)
+			srv.Close()
+		}
+	}()
+	swg.Wait()
+	stopSvc()
+	wg.Wait()
+	log.Info("parleyd stopped")
+	return runErr
+}
+
+// withoutMetrics answers 404 at /metrics (metrics = false).
+func withoutMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ensureDataDir creates the data directory (0700) or checks it.
+func ensureDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %v", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory: %v", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("data directory is accessible to other users; chmod 700 it", "path", dir, "mode", fi.Mode().Perm().String())
+	}
+	return nil
+}
+
+// deliveryConfig maps the configuration onto the delivery service's.
+func deliveryConfig(c Config) delivery.Config {
+	d := delivery.DefaultConfig()
+	d.ServerName = c.ServerName
+	d.OpenRegistration = c.OpenRegistration
+	d.SessionTTL = c.SessionTTL
+	d.Retention = c.Retention
+	d.MaxMessageBytes = c.Limits.MaxMessageBytes
+	d.ClaimRate, d.ClaimBurst = c.RateLimits.ClaimsPerTarget.PerSecond, c.RateLimits.ClaimsPerTarget.Burst
+	d.Version = version()
+	return d
+}
+
+// httpapiConfig maps the configuration onto the HTTP adapter's.
+func httpapiConfig(c Config) httpapi.Config {
+	h := httpapi.DefaultConfig()
+	h.MaxBodyBytes = c.Limits.MaxBodyBytes
+	h.MaxFrameBytes = c.Limits.MaxFrameBytes
+	h.MaxBlobBytes = c.Limits.MaxBlobBytes
+	h.BlobQuotaBytes = c.Limits.BlobQuotaBytes
+	h.AllowedOrigins = c.AllowedOrigins
+	h.PingInterval = c.WebSocket.PingInterval
+	h.ReadTimeout = c.WebSocket.PongTimeout
+	h.WriteTimeout = c.WebSocket.WriteTimeout
+	rate := func(r Rate) httpapi.Rate { return httpapi.Rate{PerSecond: r.PerSecond, Burst: r.Burst} }
+	h.RateLimits = httpapi.RateLimits{
+		RegisterPerIP:   rate(c.RateLimits.RegisterPerIP),
+		AuthPerIP:       rate(c.RateLimits.AuthPerIP),
+		RequestsPerIP:   rate(c.RateLimits.RequestsPerIP),
+		RequestsPerUser: rate(c.RateLimits.RequestsPerUser),
+		ClaimsPerUser:   rate(c.RateLimits.ClaimsPerUser),
+		PostsPerDevice:  rate(c.RateLimits.PostsPerDevice),
+	}
+	return h
+}
+
+// printStart writes the start message on stdout: the URL, the data
+// directory, TLS, and the first-start invite if one was created.
+func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, where string, invite *bootstrapInvite) {
+	scheme := "https"
+	if t.config == nil {
+		scheme = "http"
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host, _, _ = strings.Cut(c.ServerName, ":")
+	}
+	fmt.Fprintf(w, "parleyd %s: server %q listening on %s://%s\n", version(), c.ServerName, scheme, net.JoinHostPort(host, port))
+	fmt.Fprintf(w, "data directory: %s\n", c.DataDir)
+	fmt.Fprintf(w, "store: %s\n", where)
+	fmt.Fprintf(w, "TLS: %s\n", t.description)
+	if t.fingerprint != "" {
+		fmt.Fprintf(w, "TLS certificate SHA-256 fingerprint: %s\n", t.fingerprint)
+	}
+	if invite != nil {
+		fmt.Fprintf(w, "no users yet: admin invite code (one use, expires %s; the first user who registers with it becomes an administrator):\n", invite.expires.Format(time.RFC3339))
+		fmt.Fprintf(w, "admin invite: %s\n", invite.code)
+	}
+}
+
+// bootstrapInvite is the first-start invite.
+type bootstrapInvite struct {
+	code    string
+	expires time.Time
+}
+
+// bootstrap creates the first-start admin invite when the store has no
+// users and registration is invite-only. It replaces the invite of a
+// previous start that nobody used. The registration that consumes it
+// creates an administrator (see bootstrapStore).
+func bootstrap(ctx context.Context, c Config, bs *bootstrapStore, e *env) (*bootstrapInvite, error) {
+	if c.OpenRegistration {
+		return nil, nil
+	}
+	users, err := bs.Users(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("first start: list users: %v", err)
+	}
+	if len(users) > 0 {
+		return nil, nil
+	}
+	path := filepath.Join(c.DataDir, bootstrapFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			if err := bs.DeleteInvite(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Errorf("first start: delete previous admin invite %d: %v", id, err)
+			}
+		}
+	}
+	code, hash, err := newInviteCode(e.rand)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now().UTC().Truncate(time.Microsecond)
+	inv, err := bs.CreateInvite(ctx, store.Invite{CodeHash: hash, UsesLeft: 1, Expires: now.Add(bootstrapInviteTTL), Created: now})
+	if err != nil {
+		return nil, fmt.Errorf("first start: create admin invite: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.FormatInt(inv.ID, 10)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("first start: %v", err)
+	}
+	bs.setAdminInvite(hash)
+	return &bootstrapInvite{code: code, expires: inv.Expires}, nil
+}
+
+// bootstrapStore is the store as the delivery service sees it, with one
+// addition: the registration that consumes the first-start invite
+// creates an administrator. Everything else passes through.
+type bootstrapStore struct {
+	store.Store
+	log *slog.Logger
+
+	mu   sync.Mutex
+	hash []byte // hash is the first-start invite's code hash; nil once used.
+}
+
+// setAdminInvite arms the store with the first-start invite's hash.
+func (b *bootstrapStore) setAdminInvite(hash []byte) {
+	b.mu.Lock()
+	b.hash = hash
+	b.mu.Unlock()
+}
+
+// CreateUser implements store.Store; a user registered with the
+// first-start invite becomes an administrator.
+func (b *bootstrapStore) CreateUser(ctx context.Context, u store.NewUser) (store.User, store.Device, error) {
+	b.mu.Lock()
+	admin := b.hash != nil && u.InviteHash != nil && subtle.ConstantTimeCompare(b.hash, u.InviteHash) == 1
+	b.mu.Unlock()
+	if admin {
+		u.Admin = true
+	}
+	nu, d, err := b.Store.CreateUser(ctx, u)
+	if err == nil && admin {
+		b.mu.Lock()
+		b.hash = nil
+		b.mu.Unlock()
+		b.log.Info("first administrator registered with the first-start invite", "user", nu.Name)
+	}
+	return nu, d, err
+}
