@@ -21,6 +21,12 @@ const connPage = 64
 // bounded queue holds only answers (sent, error, pong) and typing signals;
 // when it overflows the connection is closed (a slow consumer resumes from
 // its cursors later).
+//
+// Membership changes only with handshake entries, so each handshake entry
+// handed out is a barrier: the connection re-reads its membership of that
+// conversation before it reads further. A device removed by a commit thus
+// receives that commit (its departed membership allows reading up to it)
+// and nothing after it, whatever the order of notifications.
 type Conn struct {
 	s     *Service
 	sess  Session
@@ -35,7 +41,9 @@ type Conn struct {
 	mu          sync.Mutex
 	subscribed  bool
 	gen         uint64
-	sent        map[store.ConversationID]uint64 // sent is the highest seq handed out per member conversation
+	sent        map[store.ConversationID]uint64   // sent is the highest seq handed out per followed conversation
+	until       map[store.ConversationID]uint64   // until is the last readable seq of departed conversations
+	recheck     map[store.ConversationID]struct{} // recheck holds conversations whose membership is read again before more entries
 	dirty       map[store.ConversationID]struct{}
 	inboxSent   uint64
 	inboxDirty  bool
@@ -52,7 +60,8 @@ func (s *Service) Attach(sess *Session, queue int) *Conn {
 	if queue < 1 {
 		queue = 1
 	}
-	c := &Conn{s: s, sess: *sess, queue: queue, wake: make(chan struct{}, 1), unsubs: map[store.ConversationID]func(){}, sent: map[store.ConversationID]uint64{}}
+	c := &Conn{s: s, sess: *sess, queue: queue, wake: make(chan struct{}, 1), unsubs: map[store.ConversationID]func(){}, sent: map[store.ConversationID]uint64{},
+		until: map[store.ConversationID]uint64{}, recheck: map[store.ConversationID]struct{}{}}
 	c.unsubD = s.notify.Subscribe(Topic{Device: sess.Device}, c)
 	s.conns.Add(1)
 	return c
@@ -159,6 +168,18 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 				return nil, err
 			}
 			continue
+		} else if len(c.recheck) > 0 {
+			var id store.ConversationID
+			for id = range c.recheck {
+				break
+			}
+			delete(c.recheck, id)
+			gen := c.gen
+			c.mu.Unlock()
+			if err := c.recheckMembership(ctx, id, gen); err != nil {
+				return nil, err
+			}
+			continue
 		} else if c.inboxDirty {
 			c.inboxDirty = false
 			gen, after := c.gen, c.inboxSent
@@ -188,9 +209,10 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 			}
 			delete(c.dirty, id)
 			after, member := c.sent[id]
+			until, departed := c.until[id]
 			gen := c.gen
 			c.mu.Unlock()
-			if !member {
+			if !member || departed && after >= until {
 				continue
 			}
 			es, err := c.s.st.Entries(ctx, id, after, connPage)
@@ -199,14 +221,28 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 			}
 			c.mu.Lock()
 			if cur, ok := c.sent[id]; ok && gen == c.gen {
+				more := len(es) == connPage
+				lim, departed := c.until[id]
 				for _, e := range es {
-					if e.Seq > cur {
-						cur = e.Seq
-						c.pending = append(c.pending, &protocol.EntryFrame{Entry: entry(e)})
+					if e.Seq <= cur {
+						continue
+					}
+					if departed && e.Seq > lim {
+						more = false
+						break
+					}
+					cur = e.Seq
+					c.pending = append(c.pending, &protocol.EntryFrame{Entry: entry(e)})
+					if e.Kind == store.KindHandshake && !departed {
+						// A membership barrier: read on only after
+						// the membership is read again.
+						c.recheck[id] = struct{}{}
+						more = true
+						break
 					}
 				}
 				c.sent[id] = cur
-				if len(es) == connPage {
+				if more {
 					c.dirty[id] = struct{}{}
 				}
 			}
@@ -220,6 +256,57 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// recheckMembership re-reads the device's membership of one conversation
+// after a handshake entry: a departed device reads on only up to the
+// commit that removed it, and a device no longer a member stops.
+func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, gen uint64) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	m, err := c.s.st.Membership(ctx, id, c.sess.Device)
+	gone := errors.Is(err, store.ErrNotMember)
+	if err != nil && !gone {
+		return internal("connection membership", err)
+	}
+	c.mu.Lock()
+	if _, ok := c.sent[id]; !ok || gen != c.gen {
+		c.mu.Unlock()
+		return nil
+	}
+	if gone {
+		delete(c.sent, id)
+		delete(c.until, id)
+		delete(c.dirty, id)
+		c.mu.Unlock()
+		c.subMu.Lock()
+		if un := c.unsubs[id]; un != nil {
+			un()
+			delete(c.unsubs, id)
+		}
+		c.subMu.Unlock()
+		return nil
+	}
+	c.follow(id, m)
+	c.dirty[id] = struct{}{}
+	c.mu.Unlock()
+	return nil
+}
+
+// follow records the membership state m of a followed conversation:
+// departed (read up to m.Left) or a member again (after being departed,
+// reading restarts at the cursor of the commit that added it). c.mu must
+// be held.
+func (c *Conn) follow(id store.ConversationID, m store.Membership) {
+	prev, wasDeparted := c.until[id]
+	if m.Left != 0 {
+		c.until[id] = m.Left
+	} else {
+		delete(c.until, id)
+	}
+	if (wasDeparted && m.Left != prev) && c.sent[id] < m.Cursor {
+		c.sent[id] = m.Cursor
 	}
 }
 
@@ -243,11 +330,14 @@ func (c *Conn) reload(ctx context.Context) error {
 	return nil
 }
 
-// apply makes the connection follow exactly the memberships ms: new ones
-// start at from[conversation] if present, else at the stored cursor.
+// apply makes the connection follow exactly the memberships ms, departed
+// ones up to their last readable seq: new ones start at
+// from[conversation] if present, else at the stored cursor.
 func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64) {
 	want := make(map[store.ConversationID]uint64, len(ms))
+	byID := make(map[store.ConversationID]store.Membership, len(ms))
 	for _, m := range ms {
+		byID[m.Conversation] = m
 		start := m.Cursor
 		if v, ok := from[m.Conversation]; ok {
 			start = v
@@ -271,7 +361,9 @@ func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64
 	for id := range c.sent {
 		if _, ok := want[id]; !ok {
 			delete(c.sent, id)
+			delete(c.until, id)
 			delete(c.dirty, id)
+			delete(c.recheck, id)
 		}
 	}
 	if c.dirty == nil {
@@ -280,7 +372,10 @@ func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64
 	for id, start := range want {
 		if _, ok := c.sent[id]; !ok || from != nil {
 			c.sent[id] = start
+			delete(c.until, id)
+			delete(c.recheck, id)
 		}
+		c.follow(id, byID[id])
 		c.dirty[id] = struct{}{}
 	}
 	c.mu.Unlock()
@@ -315,13 +410,14 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 	return nil
 }
 
-// Member reports whether the connection follows the conversation (the
-// device was a member when the connection last looked).
+// Member reports whether the device was a member of the conversation (not
+// departed) when the connection last looked.
 func (c *Conn) Member(id protocol.ConversationID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.sent[store.ConversationID(id)]
-	return ok
+	_, departed := c.until[store.ConversationID(id)]
+	return ok && !departed
 }
 
 // Ack acknowledges entries like Service.Ack.

@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,6 +101,9 @@ func (s *Service) Conversations(ctx context.Context, sess *Session) (protocol.Co
 	}
 	out := protocol.ConversationList{Conversations: []protocol.ConversationInfo{}}
 	for _, m := range ms {
+		if m.Left != 0 {
+			continue // departed: readable up to the removing commit, but not a member
+		}
 		c, err := s.st.Conversation(ctx, m.Conversation)
 		if err != nil {
 			continue
@@ -183,7 +187,12 @@ func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.Conv
 // an external commit (new_member_commit), a device of a user with a member
 // device. Proposals from external senders and new members are refused.
 // A commit's added leaves must be registered active devices; its Welcomes
-// go to the added devices' inboxes in the same transaction.
+// go to the added devices' inboxes in the same transaction. The follower
+// state is read from the store for every handshake, and a proposal stores
+// the state that caches it, so commits may include proposals by reference
+// across restarts and nodes. A message the caller device already got
+// accepted (same bytes, by SHA-256) is answered with the original seq and
+// epoch and changes nothing.
 func (s *Service) Handshake(ctx context.Context, sess *Session, id protocol.ConversationID, req protocol.HandshakeRequest) (protocol.HandshakeResponse, error) {
 	res, err := s.handshake(ctx, sess, store.ConversationID(id), req)
 	result := "accepted"
@@ -196,6 +205,15 @@ func (s *Service) Handshake(ctx context.Context, sess *Session, id protocol.Conv
 	s.metrics.handshakes.WithLabelValues(result).Inc()
 	return res, err
 }
+
+// maxHandshakeAttempts bounds how often a handshake is revalidated when
+// the conversation's follower state changes under it (another proposal
+// accepted concurrently, on this or another node).
+const maxHandshakeAttempts = 4
+
+// errRaced marks a handshake that lost a race on the follower state
+// version; it is revalidated against the new state.
+var errRaced = errors.New("delivery: follower state changed concurrently")
 
 func (s *Service) handshake(ctx context.Context, sess *Session, cid store.ConversationID, req protocol.HandshakeRequest) (protocol.HandshakeResponse, error) {
 	var zero protocol.HandshakeResponse
@@ -211,9 +229,28 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 	if len(req.Welcomes) > maxWelcomes {
 		return zero, perr(protocol.CodeTooLarge, "handshake: %d Welcomes, at most %d", len(req.Welcomes), maxWelcomes)
 	}
+	hash := sha256.Sum256(req.Message)
 	mu := s.convLock(cid)
 	mu.Lock()
 	defer mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		res, err := s.handshakeOnce(ctx, sess, cid, req, hash[:])
+		if !errors.Is(err, errRaced) {
+			return res, err
+		}
+		if attempt == maxHandshakeAttempts {
+			return zero, perr(protocol.CodeUnavailable, "handshake: conversation %d changed concurrently %d times; retry", cid, attempt)
+		}
+	}
+}
+
+// handshakeOnce validates and stores a handshake against the stored state
+// of the conversation, read afresh: the follower state is always the
+// store's, so proposals accepted before a restart or on another node are
+// known. It returns errRaced when the store's compare-and-set finds the
+// follower state changed since it was read.
+func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.ConversationID, req protocol.HandshakeRequest, hash []byte) (protocol.HandshakeResponse, error) {
+	var zero protocol.HandshakeResponse
 	c, err := s.conversation(ctx, cid)
 	if err != nil {
 		return zero, err
@@ -231,6 +268,16 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 			return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
 		}
 	}
+	// A retry of a handshake this device already got accepted (the answer
+	// was lost) gets the original answer.
+	prev, err := s.st.HandshakeByHash(ctx, cid, hash)
+	switch {
+	case err == nil && prev.Sender == sess.Device:
+		s.log.Debug("handshake retried", "conversation", cid, "device", sess.Device, "seq", prev.Seq)
+		return protocol.HandshakeResponse{Seq: prev.Seq, Epoch: prev.Epoch}, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return zero, internal("handshake: earlier acceptance", err)
+	}
 	if req.Epoch != c.Epoch {
 		return zero, protocol.StaleEpoch(c.Epoch)
 	}
@@ -240,13 +287,11 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 		return zero, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", cid, err)
 	}
 	accepted := false
-	if !ch.Commit {
-		defer func() {
-			if !accepted {
-				s.fol.Forget(c.FollowerState)
-			}
-		}()
-	}
+	defer func() {
+		if !accepted {
+			s.fol.Forget(ch.State)
+		}
+	}()
 	caller, err := s.st.Device(ctx, sess.Device)
 	if err != nil {
 		return zero, internal("handshake: device", err)
@@ -269,9 +314,12 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 		if len(req.GroupInfo) != 0 || len(req.RatchetTree) != 0 || len(req.Welcomes) != 0 {
 			return zero, perr(protocol.CodeBadRequest, "handshake: a proposal comes without GroupInfo, ratchet tree or Welcomes")
 		}
-		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Sender: sess.Device, Data: req.Message, Created: now})
+		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, FollowerState: ch.State,
+			Sender: sess.Device, Data: req.Message, Hash: hash, Created: now})
 		if cur, ok := store.CurrentEpoch(err); ok {
 			return zero, protocol.StaleEpoch(cur)
+		} else if errors.Is(err, store.ErrStaleState) || errors.Is(err, store.ErrConflict) {
+			return zero, fmt.Errorf("%w: %v", errRaced, err)
 		} else if err != nil {
 			return zero, internal(fmt.Sprintf("proposal to conversation %d", cid), err)
 		}
@@ -282,8 +330,8 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 	if ch.KeyChanged {
 		return zero, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
 	}
-	cm := store.Commit{Conversation: cid, Epoch: c.Epoch, Sender: sess.Device, Data: req.Message, GroupInfo: req.GroupInfo,
-		Tree: ch.Tree, FollowerState: ch.State, Created: now}
+	cm := store.Commit{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, Sender: sess.Device, Data: req.Message, GroupInfo: req.GroupInfo,
+		Tree: ch.Tree, FollowerState: ch.State, Hash: hash, Created: now}
 	if cm.Tree == nil {
 		cm.Tree = req.RatchetTree
 	}
@@ -331,11 +379,14 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 	e, err := s.st.Commit(ctx, cm)
 	if cur, ok := store.CurrentEpoch(err); ok {
 		return zero, protocol.StaleEpoch(cur)
+	} else if errors.Is(err, store.ErrStaleState) || errors.Is(err, store.ErrConflict) {
+		return zero, fmt.Errorf("%w: %v", errRaced, err)
 	} else if errors.Is(err, store.ErrInvalid) {
 		return zero, perr(protocol.CodeBadRequest, "handshake: %v", err)
 	} else if err != nil {
 		return zero, internal(fmt.Sprintf("commit to conversation %d", cid), err)
 	}
+	accepted = true
 	s.log.Info("commit accepted", "conversation", cid, "epoch", c.Epoch+1, "device", sess.Device, "added", len(cm.Add), "removed", len(cm.Remove))
 	s.setEpoch(cid, c.GroupID, c.Epoch+1)
 	s.notify.Publish(Event{Topic: Topic{Conversation: cid}})
@@ -357,11 +408,17 @@ func (s *Service) page(limit int) int {
 }
 
 // Entries returns a page of a conversation's log after a seq, to member
-// devices.
+// devices, and to departed devices up to the commit that removed them.
 func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.ConversationID, after uint64, limit int) (protocol.EntriesResponse, error) {
 	cid := store.ConversationID(id)
-	if err := s.requireMember(ctx, sess, cid); err != nil {
-		return protocol.EntriesResponse{}, err
+	m, err := s.st.Membership(ctx, cid, sess.Device)
+	if errors.Is(err, store.ErrNotMember) {
+		if _, err := s.conversation(ctx, cid); err != nil {
+			return protocol.EntriesResponse{}, err
+		}
+		return protocol.EntriesResponse{}, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
+	} else if err != nil {
+		return protocol.EntriesResponse{}, internal(fmt.Sprintf("entries of conversation %d: membership", cid), err)
 	}
 	n := s.page(limit)
 	es, err := s.st.Entries(ctx, cid, after, n+1)
@@ -371,6 +428,14 @@ func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.Conver
 	out := protocol.EntriesResponse{Entries: make([]protocol.Entry, 0, min(len(es), n))}
 	if len(es) > n {
 		es, out.More = es[:n], true
+	}
+	if m.Left != 0 {
+		for i, e := range es {
+			if e.Seq > m.Left {
+				es, out.More = es[:i], false
+				break
+			}
+		}
 	}
 	for _, e := range es {
 		out.Entries = append(out.Entries, entry(e))
@@ -416,7 +481,7 @@ func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cur
 		case errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrNotFound):
 			return perr(protocol.CodeNotMember, "ack: device %q is not a member of conversation %d", sess.Device, c.Conversation)
 		case errors.Is(err, store.ErrInvalid):
-			return perr(protocol.CodeBadRequest, "ack: seq %d is beyond the head of conversation %d", c.Seq, c.Conversation)
+			return perr(protocol.CodeBadRequest, "ack: seq %d is beyond what device %q may read of conversation %d", c.Seq, sess.Device, c.Conversation)
 		case err != nil:
 			return internal(fmt.Sprintf("ack conversation %d", c.Conversation), err)
 		}

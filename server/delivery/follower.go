@@ -16,13 +16,15 @@ type Follower interface {
 	// PublicMessage carrying a proposal or a commit) of the group's current
 	// epoch. For a commit, next carries the GroupInfo and ratchet tree the
 	// committer claims for the new epoch; they must match the state the
-	// commit produces. Process changes nothing the caller can observe: the
-	// returned Change describes the outcome and the new state. A proposal
-	// is remembered for later commits of the epoch (see Forget).
+	// commit produces. Process depends only on g (the stored state, which
+	// includes the proposals of the epoch accepted so far) and changes
+	// nothing the caller can observe: the returned Change describes the
+	// outcome and the state to store with the message — for a proposal,
+	// g.State with the proposal cached, so that a later commit may include
+	// it by reference; for a commit, the new epoch's state.
 	Process(g FollowedGroup, msg []byte, next NextState) (*Change, error)
-	// Forget drops what the follower remembers beyond the stored state
-	// (proposals cached in memory) after the service refused a message
-	// that Process accepted.
+	// Forget drops anything kept in memory for a state Process returned
+	// that the service did not store (an optimisation only).
 	Forget(state []byte)
 	// PeekPrivate decodes the unencrypted header of an MLSMessage-framed
 	// PrivateMessage.
@@ -107,7 +109,8 @@ type Change struct {
 	ReInit bool
 	// Tree is the new epoch's ratchet tree (commits).
 	Tree []byte
-	// State is the follower's state for the new epoch (commits).
+	// State is the follower's state to store: the new epoch's (commits),
+	// or the current epoch's with the proposal cached (proposals).
 	State []byte
 }
 

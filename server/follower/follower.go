@@ -4,13 +4,17 @@
 // PrivateMessages and Welcomes, and validates KeyPackages.
 //
 // The follower state stored with a conversation is
-// mls.PublicGroup.MarshalBinary of the current epoch, written by each
-// accepted commit. An in-memory cache keeps the PublicGroups of recently
-// used conversations, including the proposals they cached, so a commit
-// may include proposals by reference. Proposals are cached only in memory
-// (the store does not rewrite the follower state on a proposal): after a
-// restart, or on another node, a commit referencing a proposal of the
-// current epoch is refused, and the client must commit it by value.
+// mls.PublicGroup.MarshalBinary of the current epoch with the proposals
+// cached in it, written by each accepted commit and each accepted
+// proposal. A commit may therefore include by reference any proposal of
+// its epoch accepted before, on this node or another, before or after a
+// restart.
+//
+// An in-memory cache keeps the PublicGroups of recently used
+// conversations, keyed by the SHA-256 of the state they are equal to: the
+// caller always passes the stored state, and a cached group is used only
+// when it was built from, or marshals to, exactly those bytes. The cache
+// saves decoding; it never decides what the state is.
 package follower
 
 import (
@@ -78,7 +82,7 @@ func (f *Follower) take(state []byte) *mls.PublicGroup {
 }
 
 // Forget implements delivery.Follower: it drops the cached group of a
-// state, whose in-memory proposals may not match the log.
+// state that was not stored.
 func (f *Follower) Forget(state []byte) { f.take(state) }
 
 // put caches a group under a state.
@@ -166,7 +170,12 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		out.Sender = delivery.SenderExternal
 	}
 	if ch.Kind != mls.KindCommit {
-		f.put(g.State, pg) // keeps the cached proposal
+		// pg now caches the proposal: its state is the one to store with
+		// the proposal.
+		if out.State, err = pg.MarshalBinary(); err != nil {
+			return nil, fmt.Errorf("follower: %v", err)
+		}
+		f.put(out.State, pg)
 		return out, nil
 	}
 	out.Commit, out.Epoch, out.ReInit = true, ch.Epoch, ch.ReInit

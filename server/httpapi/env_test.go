@@ -27,6 +27,7 @@ import (
 	"github.com/parley-chat/parley/server/delivery"
 	"github.com/parley-chat/parley/server/follower"
 	"github.com/parley-chat/parley/server/httpapi"
+	"github.com/parley-chat/parley/server/store"
 	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
@@ -50,27 +51,45 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// env is a parleyd core on a real SQLite file behind a loopback HTTP
-// server.
+// checkedStore is a store backend with its invariant check.
+type checkedStore interface {
+	store.Store
+	CheckInvariants(ctx context.Context) error
+}
+
+// env is a parleyd core on a real SQLite file (or a PostgreSQL schema)
+// behind a loopback HTTP server.
 type env struct {
 	t     testing.TB
 	srv   *httptest.Server
 	svc   *delivery.Service
 	api   *httpapi.Server
-	st    *sqlite.Store
+	st    checkedStore
 	clock *clock
 	dcfg  delivery.Config
 	hcfg  httpapi.Config
+
+	dir   string
+	open  func() checkedStore // open opens the node's store
+	blobs delivery.BlobStore
+	stop  func() // stop shuts the node down and closes its store
 }
 
 func newEnv(t testing.TB, mod func(*delivery.Config, *httpapi.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	return newEnvOn(t, dir, func() checkedStore {
+		st, err := sqlite.Open(context.Background(), sqlite.NewConfig(filepath.Join(dir, "parley.db")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}, mod)
+}
+
+// newEnvOn starts a node on the store open returns, with blobs in dir.
+func newEnvOn(t testing.TB, dir string, open func() checkedStore, mod func(*delivery.Config, *httpapi.Config)) *env {
+	t.Helper()
 	blobs, err := blob.NewDisk(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,9 +106,21 @@ func newEnv(t testing.TB, mod func(*delivery.Config, *httpapi.Config)) *env {
 	if mod != nil {
 		mod(&dcfg, &hcfg)
 	}
-	clk := &clock{t: time.Now().UTC()}
+	e := &env{t: t, clock: &clock{t: time.Now().UTC()}, dcfg: dcfg, hcfg: hcfg, dir: dir, open: open, blobs: blobs}
+	e.start()
+	t.Cleanup(func() { e.stop() })
+	return e
+}
+
+// start opens the store and starts a new delivery service and HTTP server
+// on it, with a fresh follower (nothing in memory survives a restart).
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
+	st := e.open()
 	reg := prometheus.NewRegistry()
-	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Now: clk.Now, Metrics: reg})
+	svc, err := delivery.New(e.dcfg, st, e.blobs, follower.New(nil), delivery.Options{Now: e.clock.Now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +130,18 @@ func newEnv(t testing.TB, mod func(*delivery.Config, *httpapi.Config)) *env {
 		svc.Run(runCtx)
 		close(ran)
 	}()
-	api, err := httpapi.New(hcfg, svc, nil, reg)
+	api, err := httpapi.New(e.hcfg, svc, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api)
-	e := &env{t: t, srv: srv, svc: svc, api: api, st: st, clock: clk, dcfg: dcfg, hcfg: hcfg}
-	t.Cleanup(func() {
+	e.srv, e.svc, e.api, e.st = srv, svc, api, st
+	stopped := false
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		api.Shutdown(sctx)
 		cancel()
@@ -116,8 +152,15 @@ func newEnv(t testing.TB, mod func(*delivery.Config, *httpapi.Config)) *env {
 			t.Errorf("store invariants: %v", err)
 		}
 		st.Close()
-	})
-	return e
+	}
+}
+
+// restart stops the node and starts a new one on the same database: a
+// process restart. Sessions live in the store, so tokens stay valid.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stop()
+	e.start()
 }
 
 // call does a JSON request and decodes the answer into out (on 2xx) or a

@@ -31,6 +31,11 @@ var (
 	// ErrStaleEpoch: a handshake names an epoch other than the
 	// conversation's current one. The error is a *StaleEpochError.
 	ErrStaleEpoch = errors.New("stale epoch")
+	// ErrStaleState: a handshake names the current epoch but the
+	// follower state changed since the caller read it (another proposal
+	// of the epoch was accepted, possibly on another node). The caller
+	// reads the conversation again and revalidates.
+	ErrStaleState = errors.New("stale follower state")
 	// ErrNoKeyPackage: no active device of the user has a usable
 	// KeyPackage of the cipher suite.
 	ErrNoKeyPackage = errors.New("no key package")
@@ -196,9 +201,14 @@ type Conversation struct {
 	Epoch         uint64         // Epoch is the current accepted epoch.
 	GroupInfo     []byte         // GroupInfo of the current epoch.
 	Tree          []byte         // Tree is the ratchet tree of the current epoch.
-	FollowerState []byte         // FollowerState is the public-group follower's opaque state.
-	Head          uint64         // Head is the seq of the newest entry ever appended (0 if none).
-	Created       time.Time      // Created is the creation time.
+	FollowerState []byte         // FollowerState is the public-group follower's opaque state, including the proposals of the epoch.
+	// Proposals counts the proposals accepted in the current epoch. The
+	// pair (Epoch, Proposals) is the version of FollowerState: every
+	// accepted proposal increments Proposals, every accepted commit
+	// increments Epoch and resets Proposals to 0.
+	Proposals uint64
+	Head      uint64    // Head is the seq of the newest entry ever appended (0 if none).
+	Created   time.Time // Created is the creation time.
 }
 
 // NewConversation is the input of CreateConversation; the creator device
@@ -215,11 +225,29 @@ type NewConversation struct {
 }
 
 // Membership is a device's view of one of its conversations.
+//
+// A device removed by a commit keeps a departed membership (Left is the
+// commit's seq): it may read and acknowledge the log up to and including
+// that commit, so that it learns it was removed, and nothing after it. The
+// departed membership ends when the device acknowledges Left, or when a
+// later commit adds the device again (its cursor then restarts at that
+// commit). A departed device is not a member: it is not listed by Members,
+// IsMember is false for it, and it cannot append.
 type Membership struct {
 	Conversation ConversationID // Conversation is the conversation.
 	Cursor       uint64         // Cursor is the device's acknowledged seq.
 	Head         uint64         // Head is the conversation's newest seq.
 	Epoch        uint64         // Epoch is the conversation's epoch.
+	Left         uint64         // Left is 0 for a member, else the seq of the commit that removed the device: the last seq it may read.
+}
+
+// Readable returns the newest seq the device may read: Left for a
+// departed device, else the head.
+func (m Membership) Readable() uint64 {
+	if m.Left != 0 {
+		return m.Left
+	}
+	return m.Head
 }
 
 // Entry is one entry of a conversation log.
@@ -230,6 +258,14 @@ type Entry struct {
 	Sender       DeviceID       // Sender posted it.
 	Data         []byte         // Data is the opaque MLS message.
 	Created      time.Time      // Created is when it was accepted.
+}
+
+// HandshakeEntry is an accepted handshake as Store.HandshakeByHash finds
+// it: the log entry and the conversation's epoch after it (the epoch a
+// commit started, or the epoch of a proposal).
+type HandshakeEntry struct {
+	Entry
+	Epoch uint64
 }
 
 // NewEntry is an application message to append.
@@ -276,16 +312,35 @@ type Commit struct {
 	Add           []DeviceID
 	Remove        []DeviceID
 	Welcomes      []Welcome // Welcomes go to the inboxes of added devices.
-	Created       time.Time
+	// Proposals is the expected number of proposals of the epoch: with
+	// Epoch, the version of the follower state the commit was validated
+	// against.
+	Proposals uint64
+	// Hash identifies Data for idempotent retries (HandshakeByHash); nil
+	// stores none.
+	Hash    []byte
+	Created time.Time
 }
 
-// Proposal is a handshake message that does not change the epoch.
+// Proposal is a handshake message that does not change the epoch but
+// changes the follower state (the follower caches the proposal so that a
+// commit of the epoch may include it by reference).
 type Proposal struct {
 	Conversation ConversationID
 	Epoch        uint64 // Epoch must be the current epoch.
-	Sender       DeviceID
-	Data         []byte
-	Created      time.Time
+	// Proposals is the expected number of proposals of the epoch; with
+	// Epoch, the version of the follower state the proposal was
+	// validated against.
+	Proposals uint64
+	// FollowerState replaces the conversation's follower state: the
+	// state read with the proposal cached.
+	FollowerState []byte
+	Sender        DeviceID
+	Data          []byte
+	// Hash identifies Data for idempotent retries (HandshakeByHash); nil
+	// stores none.
+	Hash    []byte
+	Created time.Time
 }
 
 // Blob is the metadata of an attachment; its bytes live outside the store.
@@ -408,26 +463,42 @@ type Store interface {
 	Conversation(ctx context.Context, id ConversationID) (Conversation, error)
 	// ConversationByGroupID returns a conversation by MLS group id.
 	ConversationByGroupID(ctx context.Context, groupID []byte) (Conversation, error)
-	// Members lists a conversation's member devices by id.
+	// Members lists a conversation's member devices by id (departed
+	// devices are not members).
 	Members(ctx context.Context, id ConversationID) ([]DeviceID, error)
-	// IsMember reports whether the device is a member of the conversation.
+	// IsMember reports whether the device is a member of the conversation
+	// (false for a departed device).
 	IsMember(ctx context.Context, id ConversationID, device DeviceID) (bool, error)
-	// Conversations lists the device's conversations by id with its
-	// cursors.
+	// Membership returns the device's membership of the conversation,
+	// departed or not; ErrNotMember when there is none (or no such
+	// conversation).
+	Membership(ctx context.Context, id ConversationID, device DeviceID) (Membership, error)
+	// Conversations lists the device's memberships by conversation id with
+	// its cursors, departed ones included (Left > 0).
 	Conversations(ctx context.Context, device DeviceID) ([]Membership, error)
 	// Commit atomically accepts a commit with a compare-and-set on
-	// (conversation, epoch): the epoch becomes c.Epoch+1; the handshake
-	// entry is appended; GroupInfo, tree and follower state are replaced;
-	// c.Remove then c.Add change the membership (added devices' cursors
-	// start at the commit's seq, so they never receive it); and each
-	// Welcome goes to its device's inbox. A stale epoch returns a
-	// *StaleEpochError with the current epoch; ErrNotFound for an unknown
-	// conversation or added device; ErrInvalid for a Welcome to a device not
-	// being added. On any error nothing changes.
+	// (conversation, epoch, proposals): the epoch becomes c.Epoch+1 and the
+	// proposal count 0; the handshake entry is appended (with c.Hash);
+	// GroupInfo, tree and follower state are replaced; c.Remove then c.Add
+	// change the membership (removed members become departed with Left at
+	// the commit's seq, so they receive the commit and nothing after it;
+	// added devices' cursors start at the commit's seq, so they never
+	// receive it); and each Welcome goes to its device's inbox. A stale
+	// epoch returns a *StaleEpochError with the current epoch; a stale
+	// proposal count ErrStaleState; ErrNotFound for an unknown
+	// conversation or added device; ErrInvalid for a Welcome to a device
+	// not being added. On any error nothing changes.
 	Commit(ctx context.Context, c Commit) (Entry, error)
 	// Propose atomically appends a handshake entry that does not change the
-	// epoch, if p.Epoch is current (*StaleEpochError otherwise).
+	// epoch and replaces the follower state with p.FollowerState, with a
+	// compare-and-set on (conversation, epoch, proposals): the proposal
+	// count is incremented. A stale epoch returns a *StaleEpochError, a
+	// stale proposal count ErrStaleState; on any error nothing changes.
 	Propose(ctx context.Context, p Proposal) (Entry, error)
+	// HandshakeByHash returns the handshake entry of the conversation
+	// stored with the hash (Commit.Hash, Proposal.Hash), with the epoch
+	// after it; ErrNotFound when there is none (never stored, or pruned).
+	HandshakeByHash(ctx context.Context, id ConversationID, hash []byte) (HandshakeEntry, error)
 	// AppendEntries appends a batch of application entries, of any
 	// conversations, in one transaction (group commit). Entries of one
 	// conversation get consecutive seqs in batch order. An entry whose
@@ -440,7 +511,8 @@ type Store interface {
 	Entries(ctx context.Context, id ConversationID, after uint64, limit int) ([]Entry, error)
 	// Ack moves the device's cursor in the conversation to seq if seq is
 	// greater; it never moves backwards. ErrNotMember for a non-member,
-	// ErrInvalid beyond the head.
+	// ErrInvalid beyond the head (for a departed device: beyond Left).
+	// A departed device's acknowledgement of Left ends its membership.
 	Ack(ctx context.Context, device DeviceID, id ConversationID, seq uint64) error
 	// Inbox returns up to limit inbox entries of the device with seq
 	// greater than after, in seq order.
@@ -457,8 +529,8 @@ type Store interface {
 	// BlobUsage returns the number and total size of a user's blobs.
 	BlobUsage(ctx context.Context, owner UserID) (count, bytes int64, err error)
 
-	// Prune removes log entries acknowledged by every member device (a
-	// prefix of each log), log and inbox entries and blob records older
+	// Prune removes log entries acknowledged by every member device and
+	// every departed device (a prefix of each log), log and inbox entries and blob records older
 	// than the retention, and expired sessions, challenges, KeyPackages and
 	// invites (expired or used up).
 	Prune(ctx context.Context, o PruneOptions) (PruneResult, error)

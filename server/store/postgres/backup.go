@@ -20,9 +20,9 @@ var backupTables = []struct{ name, cols string }{
 	{"sessions", "token_hash, device_id, user_id, created, expires"},
 	{"challenges", "nonce, device_id, expires"},
 	{"key_packages", "id, ref, device_id, suite, data, last_resort, expires, created"},
-	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, head, created"},
-	{"members", "conversation_id, device_id, cursor"},
-	{"entries", "conversation_id, seq, kind, sender, data, created"},
+	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created"},
+	{"members", "conversation_id, device_id, cursor, left_seq"},
+	{"entries", "conversation_id, seq, kind, sender, data, created, hash, epoch"},
 	{"inbox", "device_id, seq, conversation_id, data, created"},
 	{"blobs", "id, owner, size, sha256, created"},
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/parley-chat/parley/server/store"
 )
 
-const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, head, created`
+const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created`
 
 func scanConv(r scanner) (store.Conversation, error) {
 	var c store.Conversation
 	var created int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Head, &created)
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.Head, &created)
 	c.Created = fromMicros(created)
 	return c, err
 }
@@ -65,7 +65,7 @@ func (s *Store) ConversationByGroupID(ctx context.Context, groupID []byte) (stor
 
 // Members implements store.Store.
 func (s *Store) Members(ctx context.Context, id store.ConversationID) ([]store.DeviceID, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT device_id FROM members WHERE conversation_id = $1 ORDER BY device_id`, id)
+	rows, _ := s.pool.Query(ctx, `SELECT device_id FROM members WHERE conversation_id = $1 AND left_seq = 0 ORDER BY device_id`, id)
 	out, err := pgx.CollectRows(rows, pgx.RowTo[store.DeviceID])
 	if err != nil {
 		return nil, fmt.Errorf("postgres: members of conversation %d: %v", id, err)
@@ -76,7 +76,7 @@ func (s *Store) Members(ctx context.Context, id store.ConversationID) ([]store.D
 // IsMember implements store.Store.
 func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device store.DeviceID) (bool, error) {
 	var one int
-	err := s.pool.QueryRow(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device).Scan(&one)
+	err := s.pool.QueryRow(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2 AND left_seq = 0`, id, device).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	} else if err != nil {
@@ -87,11 +87,11 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 
 // Conversations implements store.Store.
 func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch FROM members m JOIN conversations c ON c.id = m.conversation_id
+	rows, _ := s.pool.Query(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Membership, error) {
 		var m store.Membership
-		err := r.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch)
+		err := r.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left)
 		return m, err
 	})
 	if err != nil {
@@ -100,13 +100,62 @@ func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]sto
 	return out, nil
 }
 
-// staleOrMissing explains a failed compare-and-set on the epoch.
-func staleOrMissing(ctx context.Context, tx pgx.Tx, id store.ConversationID, expected uint64) error {
-	var cur uint64
-	if err := tx.QueryRow(ctx, `SELECT epoch FROM conversations WHERE id = $1`, id).Scan(&cur); err != nil {
+// staleOrMissing explains a failed compare-and-set on (epoch, proposals).
+func staleOrMissing(ctx context.Context, tx pgx.Tx, id store.ConversationID, epoch, proposals uint64) error {
+	var cur, props uint64
+	if err := tx.QueryRow(ctx, `SELECT epoch, proposals FROM conversations WHERE id = $1`, id).Scan(&cur, &props); err != nil {
 		return notFound(err)
 	}
-	return &store.StaleEpochError{Conversation: id, Expected: expected, Current: cur}
+	if cur != epoch {
+		return &store.StaleEpochError{Conversation: id, Expected: epoch, Current: cur}
+	}
+	return fmt.Errorf("%d proposals accepted in epoch %d, not %d: %w", props, cur, proposals, store.ErrStaleState)
+}
+
+// nullBytes returns b, or NULL for an empty b.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// insertHandshake appends a handshake entry with its hash and the epoch
+// after it.
+func insertHandshake(ctx context.Context, tx pgx.Tx, e store.Entry, hash []byte, epoch uint64) error {
+	_, err := tx.Exec(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created, hash, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		e.Conversation, e.Seq, store.KindHandshake, e.Sender, nonNil(e.Data), micros(e.Created), nullBytes(hash), epoch)
+	return mapConstraint(err)
+}
+
+// Membership implements store.Store.
+func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
+	m := store.Membership{Conversation: id}
+	err := s.pool.QueryRow(ctx, `SELECT m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Membership{}, fmt.Errorf("postgres: membership of device %q in conversation %d: %w", device, id, store.ErrNotMember)
+	} else if err != nil {
+		return store.Membership{}, fmt.Errorf("postgres: membership of device %q in conversation %d: %v", device, id, err)
+	}
+	return m, nil
+}
+
+// HandshakeByHash implements store.Store.
+func (s *Store) HandshakeByHash(ctx context.Context, id store.ConversationID, hash []byte) (store.HandshakeEntry, error) {
+	h := store.HandshakeEntry{Entry: store.Entry{Conversation: id}}
+	if len(hash) == 0 {
+		return store.HandshakeEntry{}, fmt.Errorf("postgres: handshake by hash in conversation %d: empty hash: %w", id, store.ErrNotFound)
+	}
+	var created int64
+	var kind int16
+	err := s.pool.QueryRow(ctx, `SELECT seq, kind, sender, data, created, epoch FROM entries WHERE conversation_id = $1 AND hash = $2`, id, hash).
+		Scan(&h.Seq, &kind, &h.Sender, &h.Data, &created, &h.Epoch)
+	if err != nil {
+		return store.HandshakeEntry{}, fmt.Errorf("postgres: handshake by hash in conversation %d: %w", id, notFound(err))
+	}
+	h.Kind, h.Created = store.EntryKind(kind), fromMicros(created)
+	return h, nil
 }
 
 // Commit implements store.Store. The compare-and-set is a conditional
@@ -124,20 +173,21 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
 			}
 		}
-		err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, head = head + 1, group_info = $1, tree = $2, follower_state = $3
-			WHERE id = $4 AND epoch = $5 RETURNING head`,
-			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch).Scan(&e.Seq)
+		err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, head = head + 1, group_info = $1, tree = $2, follower_state = $3
+			WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
+			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals).Scan(&e.Seq)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch)
+			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-			c.Conversation, e.Seq, store.KindHandshake, c.Sender, nonNil(c.Data), micros(c.Created)); err != nil {
+		if err := insertHandshake(ctx, tx, e, c.Hash, c.Epoch+1); err != nil {
 			return err
 		}
-		for _, d := range c.Remove {
-			if _, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, c.Conversation, d); err != nil {
+		if len(c.Remove) > 0 {
+			// Removed devices depart: they may still read up to this
+			// commit, which tells them they were removed.
+			if _, err := tx.Exec(ctx, `UPDATE members SET left_seq = $1 WHERE conversation_id = $2 AND device_id = ANY($3) AND left_seq = 0`, e.Seq, c.Conversation, strs(c.Remove)); err != nil {
 				return err
 			}
 		}
@@ -159,7 +209,10 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 					return fmt.Errorf("added device %q: %w", d, store.ErrNotFound)
 				}
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, device_id, cursor) SELECT $1, d, $2 FROM unnest($3::text[]) AS d ON CONFLICT DO NOTHING`, c.Conversation, e.Seq, strs(c.Add)); err != nil {
+			// A departed device added again restarts at this commit; a
+			// member stays as it is.
+			if _, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, device_id, cursor) SELECT $1, d, $2 FROM unnest($3::text[]) AS d
+				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0 WHERE members.left_seq <> 0`, c.Conversation, e.Seq, strs(c.Add)); err != nil {
 				return err
 			}
 		}
@@ -185,15 +238,14 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
 	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE conversations SET head = head + 1 WHERE id = $1 AND epoch = $2 RETURNING head`, p.Conversation, p.Epoch).Scan(&e.Seq)
+		err := tx.QueryRow(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, follower_state = $1
+			WHERE id = $2 AND epoch = $3 AND proposals = $4 RETURNING head`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals).Scan(&e.Seq)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch)
+			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch, p.Proposals)
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.Conversation, e.Seq, store.KindHandshake, p.Sender, nonNil(p.Data), micros(p.Created))
-		return err
+		return insertHandshake(ctx, tx, e, p.Hash, p.Epoch)
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("postgres: proposal to conversation %d at epoch %d by device %q: %w", p.Conversation, p.Epoch, p.Sender, err)
@@ -246,7 +298,8 @@ func (s *Store) AppendEntries(ctx context.Context, entries []store.NewEntry) ([]
 			return err
 		})
 		b.Queue(`SELECT m.conversation_id, m.device_id FROM members m
-			JOIN unnest($1::bigint[], $2::text[]) AS k(c, d) ON m.conversation_id = k.c AND m.device_id = k.d`, pairConv, pairDev).Query(func(rows pgx.Rows) error {
+			JOIN unnest($1::bigint[], $2::text[]) AS k(c, d) ON m.conversation_id = k.c AND m.device_id = k.d
+			WHERE m.left_seq = 0`, pairConv, pairDev).Query(func(rows pgx.Rows) error {
 			var k memberKey
 			_, err := pgx.ForEachRow(rows, []any{&k.c, &k.d}, func() error {
 				members[k] = true
@@ -336,21 +389,31 @@ func (s *Store) Entries(ctx context.Context, id store.ConversationID, after uint
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.ConversationID, seq uint64) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1
+		tag, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
 			AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
 		if err != nil || tag.RowsAffected() == 1 {
 			return err
 		}
-		var cursor, head uint64
-		err = tx.QueryRow(ctx, `SELECT m.cursor, c.head FROM members m JOIN conversations c ON c.id = m.conversation_id
-			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head)
+		var cursor, head, left uint64
+		err = tx.QueryRow(ctx, `SELECT m.cursor, c.head, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotMember
 		} else if err != nil {
 			return err
 		}
-		if seq > head {
+		switch {
+		case left != 0 && seq > left:
+			return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
+		case seq > head:
 			return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
+		case left != 0 && seq == left:
+			// The departed device has read the commit that removed it.
+			_, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
+			return err
+		case left != 0 && seq > cursor:
+			_, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
+			return err
 		}
 		return nil // not forward: ignored
 	})

@@ -8,12 +8,12 @@ import (
 	"github.com/parley-chat/parley/server/store"
 )
 
-const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, head, created`
+const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created`
 
 func scanConv(r scanner) (store.Conversation, error) {
 	var c store.Conversation
 	var created int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Head, &created)
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.Head, &created)
 	c.Created = fromMicros(created)
 	return c, err
 }
@@ -73,7 +73,7 @@ func (s *Store) ConversationByGroupID(ctx context.Context, groupID []byte) (stor
 
 // Members implements store.Store.
 func (s *Store) Members(ctx context.Context, id store.ConversationID) ([]store.DeviceID, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT device_id FROM members WHERE conversation_id = $1 ORDER BY device_id`, id)
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id FROM members WHERE conversation_id = $1 AND left_seq = 0 ORDER BY device_id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: members of conversation %d: %v", id, err)
 	}
@@ -95,7 +95,7 @@ func (s *Store) Members(ctx context.Context, id store.ConversationID) ([]store.D
 // IsMember implements store.Store.
 func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device store.DeviceID) (bool, error) {
 	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device).Scan(&one)
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2 AND left_seq = 0`, id, device).Scan(&one)
 	if err == sql.ErrNoRows {
 		return false, nil
 	} else if err != nil {
@@ -106,7 +106,7 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 
 // Conversations implements store.Store.
 func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch FROM members m JOIN conversations c ON c.id = m.conversation_id
+	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
@@ -115,7 +115,7 @@ func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]sto
 	var out []store.Membership
 	for rows.Next() {
 		var m store.Membership
-		if err := rows.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch); err != nil {
+		if err := rows.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left); err != nil {
 			return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
 		}
 		out = append(out, m)
@@ -126,13 +126,48 @@ func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]sto
 	return out, nil
 }
 
-// staleOrMissing explains a failed compare-and-set on the epoch.
-func staleOrMissing(ctx context.Context, tx *sql.Tx, id store.ConversationID, expected uint64) error {
-	var cur uint64
-	if err := tx.QueryRowContext(ctx, `SELECT epoch FROM conversations WHERE id = $1`, id).Scan(&cur); err != nil {
+// staleOrMissing explains a failed compare-and-set on (epoch, proposals).
+func staleOrMissing(ctx context.Context, tx *sql.Tx, id store.ConversationID, epoch, proposals uint64) error {
+	var cur, props uint64
+	if err := tx.QueryRowContext(ctx, `SELECT epoch, proposals FROM conversations WHERE id = $1`, id).Scan(&cur, &props); err != nil {
 		return notFound(err)
 	}
-	return &store.StaleEpochError{Conversation: id, Expected: expected, Current: cur}
+	if cur != epoch {
+		return &store.StaleEpochError{Conversation: id, Expected: epoch, Current: cur}
+	}
+	return fmt.Errorf("%d proposals accepted in epoch %d, not %d: %w", props, cur, proposals, store.ErrStaleState)
+}
+
+// nullBytes returns b, or NULL for an empty b.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// insertHandshake appends a handshake entry with its hash and the epoch
+// after it.
+func insertHandshake(ctx context.Context, tx *sql.Tx, e store.Entry, hash []byte, epoch uint64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created, hash, epoch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		e.Conversation, e.Seq, store.KindHandshake, e.Sender, nonNil(e.Data), micros(e.Created), nullBytes(hash), epoch)
+	if isUnique(err) {
+		return fmt.Errorf("handshake with this hash already stored: %w", store.ErrConflict)
+	}
+	return err
+}
+
+// Membership implements store.Store.
+func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
+	m := store.Membership{Conversation: id}
+	err := s.r.QueryRowContext(ctx, `SELECT m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left)
+	if err == sql.ErrNoRows {
+		return store.Membership{}, fmt.Errorf("sqlite: membership of device %q in conversation %d: %w", device, id, store.ErrNotMember)
+	} else if err != nil {
+		return store.Membership{}, fmt.Errorf("sqlite: membership of device %q in conversation %d: %v", device, id, err)
+	}
+	return m, nil
 }
 
 // Commit implements store.Store.
@@ -148,20 +183,21 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
 			}
 		}
-		err := tx.QueryRowContext(ctx, `UPDATE conversations SET epoch = epoch + 1, head = head + 1, group_info = $1, tree = $2, follower_state = $3
-			WHERE id = $4 AND epoch = $5 RETURNING head`,
-			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch).Scan(&e.Seq)
+		err := tx.QueryRowContext(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, head = head + 1, group_info = $1, tree = $2, follower_state = $3
+			WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
+			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals).Scan(&e.Seq)
 		if err == sql.ErrNoRows {
-			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch)
+			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-			c.Conversation, e.Seq, store.KindHandshake, c.Sender, nonNil(c.Data), micros(c.Created)); err != nil {
+		if err := insertHandshake(ctx, tx, e, c.Hash, c.Epoch+1); err != nil {
 			return err
 		}
 		for _, d := range c.Remove {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, c.Conversation, d); err != nil {
+			// The removed device departs: it may still read up to this
+			// commit, which tells it that it was removed.
+			if _, err := tx.ExecContext(ctx, `UPDATE members SET left_seq = $1 WHERE conversation_id = $2 AND device_id = $3 AND left_seq = 0`, e.Seq, c.Conversation, d); err != nil {
 				return err
 			}
 		}
@@ -173,7 +209,10 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				}
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, c.Conversation, d, e.Seq); err != nil {
+			// A departed device added again restarts at this commit; a
+			// member stays as it is.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, $3)
+				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0 WHERE members.left_seq <> 0`, c.Conversation, d, e.Seq); err != nil {
 				return err
 			}
 		}
@@ -199,20 +238,35 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
 	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE conversations SET head = head + 1 WHERE id = $1 AND epoch = $2 RETURNING head`, p.Conversation, p.Epoch).Scan(&e.Seq)
+		err := tx.QueryRowContext(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, follower_state = $1
+			WHERE id = $2 AND epoch = $3 AND proposals = $4 RETURNING head`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals).Scan(&e.Seq)
 		if err == sql.ErrNoRows {
-			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch)
+			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch, p.Proposals)
 		} else if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-			p.Conversation, e.Seq, store.KindHandshake, p.Sender, nonNil(p.Data), micros(p.Created))
-		return err
+		return insertHandshake(ctx, tx, e, p.Hash, p.Epoch)
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("sqlite: proposal to conversation %d at epoch %d by device %q: %w", p.Conversation, p.Epoch, p.Sender, err)
 	}
 	return e, nil
+}
+
+// HandshakeByHash implements store.Store.
+func (s *Store) HandshakeByHash(ctx context.Context, id store.ConversationID, hash []byte) (store.HandshakeEntry, error) {
+	h := store.HandshakeEntry{Entry: store.Entry{Conversation: id}}
+	if len(hash) == 0 {
+		return store.HandshakeEntry{}, fmt.Errorf("sqlite: handshake by hash in conversation %d: empty hash: %w", id, store.ErrNotFound)
+	}
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT seq, kind, sender, data, created, epoch FROM entries WHERE conversation_id = $1 AND hash = $2`, id, hash).
+		Scan(&h.Seq, &h.Kind, &h.Sender, &h.Data, &created, &h.Epoch)
+	if err != nil {
+		return store.HandshakeEntry{}, fmt.Errorf("sqlite: handshake by hash in conversation %d: %w", id, notFound(err))
+	}
+	h.Created = fromMicros(created)
+	return h, nil
 }
 
 // memberKey identifies a (conversation, device) pair within a batch.
@@ -310,7 +364,7 @@ func (s *Store) Entries(ctx context.Context, id store.ConversationID, after uint
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.ConversationID, seq uint64) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1
+		res, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
 			AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
 		if err != nil {
 			return err
@@ -318,16 +372,26 @@ func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.Convers
 		if n, err := res.RowsAffected(); err != nil || n == 1 {
 			return err
 		}
-		var cursor, head uint64
-		err = tx.QueryRowContext(ctx, `SELECT m.cursor, c.head FROM members m JOIN conversations c ON c.id = m.conversation_id
-			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head)
+		var cursor, head, left uint64
+		err = tx.QueryRowContext(ctx, `SELECT m.cursor, c.head, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
 		if err == sql.ErrNoRows {
 			return store.ErrNotMember
 		} else if err != nil {
 			return err
 		}
-		if seq > head {
+		switch {
+		case left != 0 && seq > left:
+			return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
+		case seq > head:
 			return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
+		case left != 0 && seq == left:
+			// The departed device has read the commit that removed it.
+			_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
+			return err
+		case left != 0 && seq > cursor:
+			_, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
+			return err
 		}
 		return nil // not forward: ignored
 	})

@@ -191,6 +191,11 @@ var invariants = []struct{ what, sql string }{
 	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
 	{"log entry with seq < 1 or unknown kind", `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
 	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
+	{"departed member beyond the log head, or with its cursor at or beyond its last readable seq", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.left_seq > c.head OR m.left_seq < 0 OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
+	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
+		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
+	{"negative proposal count", `SELECT id FROM conversations WHERE proposals < 0`},
 	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
 	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
 	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},

@@ -116,7 +116,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		sql string
 	}{
 		{&s.insEntry, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`},
-		{&s.memberOf, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2`},
+		{&s.memberOf, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2 AND left_seq = 0`},
 		{&s.convHead, `SELECT head FROM conversations WHERE id = $1`},
 		{&s.setHead, `UPDATE conversations SET head = $1 WHERE id = $2`},
 	} {

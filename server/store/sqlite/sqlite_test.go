@@ -28,7 +28,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 1 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 2 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string

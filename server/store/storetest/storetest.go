@@ -50,6 +50,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitConcurrent", testCommitConcurrent},
 		{"CommitFailureLeavesNothing", testCommitFailure},
 		{"Proposal", testProposal},
+		{"ProposalFollowerState", testProposalFollowerState},
+		{"ProposalConcurrent", testProposalConcurrent},
+		{"HandshakeByHash", testHandshakeByHash},
+		{"Departed", testDeparted},
+		{"DepartedReadded", testDepartedReadded},
 		{"AppendEntries", testAppend},
 		{"AppendConcurrent", testAppendConcurrent},
 		{"Ack", testAck},
@@ -584,8 +589,12 @@ func testConversations(t *testing.T, s store.Store) {
 	if ok, _ := s.IsMember(ctx, c.ID, b.ID); ok {
 		t.Error("bob still member")
 	}
-	if ms, _ := s.Conversations(ctx, b.ID); len(ms) != 0 {
+	// Bob departs: he may read up to the commit that removed him.
+	if ms, _ := s.Conversations(ctx, b.ID); len(ms) != 1 || ms[0].Left != 2 || ms[0].Cursor != 1 || ms[0].Readable() != 2 {
 		t.Errorf("bob's conversations %+v", ms)
+	}
+	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1 alice-2]" {
+		t.Errorf("members after removal %v", m)
 	}
 	es, err := s.Entries(ctx, c.ID, 0, 10)
 	if err != nil || len(es) != 2 || es[1].Seq != 2 || string(es[1].Data) != "rm" || es[1].Sender != d1.ID || !es[1].Created.Equal(t0) {
@@ -987,5 +996,205 @@ func testCancelled(t *testing.T, s store.Store) {
 	}
 	if _, err := s.UserByName(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("cancelled registration stored the user: %v", err)
+	}
+}
+
+func testProposalFollowerState(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	if c.Proposals != 0 {
+		t.Fatalf("new conversation has %d proposals", c.Proposals)
+	}
+	e, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte("fs0+p1"), Sender: d.ID, Data: []byte("p1"), Created: t0})
+	must(t, "propose", err)
+	got, _ := s.Conversation(ctx, c.ID)
+	if got.Proposals != 1 || string(got.FollowerState) != "fs0+p1" || got.Epoch != 0 || got.Head != e.Seq {
+		t.Fatalf("after proposal %+v", got)
+	}
+	// A proposal or commit validated against the state before p1 is refused.
+	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte("fs0+p2"), Sender: d.ID, Data: []byte("p2"), Created: t0})
+	wantErr(t, "proposal on a stale state", err, store.ErrStaleState)
+	if _, ok := store.CurrentEpoch(err); ok {
+		t.Errorf("stale state reported as a stale epoch: %v", err)
+	}
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 0, Sender: d.ID, Data: []byte("c"), FollowerState: []byte("fs1"), Created: t0})
+	wantErr(t, "commit on a stale state", err, store.ErrStaleState)
+	got, _ = s.Conversation(ctx, c.ID)
+	if got.Proposals != 1 || string(got.FollowerState) != "fs0+p1" || got.Head != 1 {
+		t.Fatalf("refused handshakes changed the conversation: %+v", got)
+	}
+	// A stale epoch stays a stale epoch.
+	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 3, Proposals: 1, Sender: d.ID, Data: []byte("p"), Created: t0})
+	if cur, ok := store.CurrentEpoch(err); !ok || cur != 0 {
+		t.Errorf("proposal for epoch 3: %v", err)
+	}
+	must(t, "propose p2", func() error {
+		_, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 1, FollowerState: []byte("fs0+p1+p2"), Sender: d.ID, Data: []byte("p2"), Created: t0})
+		return err
+	}())
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 2, Sender: d.ID, Data: []byte("c"), FollowerState: []byte("fs1"), Created: t0})
+	must(t, "commit", err)
+	got, _ = s.Conversation(ctx, c.ID)
+	if got.Proposals != 0 || got.Epoch != 1 || string(got.FollowerState) != "fs1" || got.Head != 3 {
+		t.Fatalf("after commit %+v", got)
+	}
+	if _, err := s.Propose(ctx, store.Proposal{Conversation: 9999, Epoch: 0, Sender: d.ID, Data: []byte("p"), Created: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("proposal to an unknown conversation: %v", err)
+	}
+}
+
+// testProposalConcurrent: proposals validated against one follower state
+// (as on two nodes) cannot both be accepted, so neither is lost from the
+// stored state.
+func testProposalConcurrent(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte(fmt.Sprint("fs-", i)),
+				Sender: d.ID, Data: []byte(fmt.Sprint("p", i)), Created: t0})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("proposals %d and %d both accepted on the same state", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrStaleState):
+			t.Errorf("loser %d: %v, want ErrStaleState", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no proposal accepted")
+	}
+	got, _ := s.Conversation(ctx, c.ID)
+	if got.Proposals != 1 || got.Head != 1 || string(got.FollowerState) != fmt.Sprint("fs-", winner) {
+		t.Errorf("conversation %+v, winner %d", got, winner)
+	}
+}
+
+func testHandshakeByHash(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c := mkConv(t, s, d.ID, "g")
+	p, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, FollowerState: []byte("fs"), Sender: d.ID, Data: []byte("p"), Hash: []byte("hash-p"), Created: t0})
+	must(t, "propose", err)
+	cm, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 1, Sender: d.ID, Data: []byte("c"), Hash: []byte("hash-c"), Created: t0})
+	must(t, "commit", err)
+	send(t, s, c.ID, d.ID, 2, t0)
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: d.ID, Data: []byte("no hash"), Created: t0})
+	must(t, "commit without hash", err)
+	h, err := s.HandshakeByHash(ctx, c.ID, []byte("hash-c"))
+	if err != nil || h.Seq != cm.Seq || h.Epoch != 1 || h.Kind != store.KindHandshake || h.Sender != d.ID || string(h.Data) != "c" || !h.Created.Equal(t0) || h.Conversation != c.ID {
+		t.Errorf("commit by hash: %+v %v", h, err)
+	}
+	if h, err := s.HandshakeByHash(ctx, c.ID, []byte("hash-p")); err != nil || h.Seq != p.Seq || h.Epoch != 0 {
+		t.Errorf("proposal by hash: %+v %v", h, err)
+	}
+	_, err = s.HandshakeByHash(ctx, c.ID, []byte("other"))
+	wantErr(t, "unknown hash", err, store.ErrNotFound)
+	_, err = s.HandshakeByHash(ctx, c.ID, nil)
+	wantErr(t, "empty hash", err, store.ErrNotFound)
+	c2 := mkConv(t, s, d.ID, "g2")
+	_, err = s.HandshakeByHash(ctx, c2.ID, []byte("hash-c"))
+	wantErr(t, "hash of another conversation", err, store.ErrNotFound)
+	// The same hash cannot be stored twice in a conversation.
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 2, Sender: d.ID, Data: []byte("c"), Hash: []byte("hash-c"), Created: t0})
+	wantErr(t, "duplicate hash", err, store.ErrConflict)
+	if got, _ := s.Conversation(ctx, c.ID); got.Epoch != 2 || got.Head != 5 {
+		t.Errorf("refused duplicate changed the conversation: %+v", got)
+	}
+	// Pruned entries take their hashes with them.
+	must(t, "ack", s.Ack(ctx, d.ID, c.ID, 5))
+	if _, err := s.Prune(ctx, store.PruneOptions{Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.HandshakeByHash(ctx, c.ID, []byte("hash-c"))
+	wantErr(t, "pruned hash", err, store.ErrNotFound)
+}
+
+// testDeparted: a removed device may read and acknowledge the log up to
+// the commit that removed it, and nothing after it.
+func testDeparted(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID)   // seq 1
+	send(t, s, c.ID, b.ID, 2, t0) // seq 2-3
+	rm, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err)        // seq 4
+	send(t, s, c.ID, a.ID, 2, t0) // seq 5-6
+	if ok, _ := s.IsMember(ctx, c.ID, b.ID); ok {
+		t.Error("departed bob is a member")
+	}
+	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1]" {
+		t.Errorf("members %v", m)
+	}
+	m, err := s.Membership(ctx, c.ID, b.ID)
+	if err != nil || m.Left != rm.Seq || m.Cursor != 1 || m.Head != 6 || m.Epoch != 2 || m.Readable() != rm.Seq || m.Conversation != c.ID {
+		t.Errorf("bob's membership %+v %v", m, err)
+	}
+	if m, err := s.Membership(ctx, c.ID, a.ID); err != nil || m.Left != 0 || m.Readable() != 6 {
+		t.Errorf("alice's membership %+v %v", m, err)
+	}
+	_, err = s.Membership(ctx, 9999, b.ID)
+	wantErr(t, "membership of an unknown conversation", err, store.ErrNotMember)
+	res, err := s.AppendEntries(ctx, []store.NewEntry{{Conversation: c.ID, Sender: b.ID, Data: []byte("x"), Created: t0}})
+	must(t, "append", err)
+	wantErr(t, "departed append", res[0].Err, store.ErrNotMember)
+	wantErr(t, "departed ack beyond the removing commit", s.Ack(ctx, b.ID, c.ID, 5), store.ErrInvalid)
+	must(t, "departed ack", s.Ack(ctx, b.ID, c.ID, 3))
+	must(t, "alice ack", s.Ack(ctx, a.ID, c.ID, 6))
+	// Bob's cursor holds the log.
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0})
+	must(t, "prune", err)
+	if r.Entries != 3 {
+		t.Errorf("pruned %d entries with departed bob at 3, want 3", r.Entries)
+	}
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Cursor != 3 || m.Left != rm.Seq {
+		t.Errorf("bob after ack %+v", m)
+	}
+	// Acknowledging the removing commit ends the membership.
+	must(t, "departed ack of the commit", s.Ack(ctx, b.ID, c.ID, rm.Seq))
+	_, err = s.Membership(ctx, c.ID, b.ID)
+	wantErr(t, "membership after the final ack", err, store.ErrNotMember)
+	if ms, _ := s.Conversations(ctx, b.ID); len(ms) != 0 {
+		t.Errorf("bob's conversations after the final ack %+v", ms)
+	}
+	wantErr(t, "ack after the final ack", s.Ack(ctx, b.ID, c.ID, rm.Seq), store.ErrNotMember)
+	r, _ = s.Prune(ctx, store.PruneOptions{Now: t0})
+	if r.Entries != 3 {
+		t.Errorf("pruned %d entries after bob left, want 3", r.Entries)
+	}
+}
+
+// testDepartedReadded: a departed device added again restarts at the
+// commit that adds it.
+func testDepartedReadded(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID) // seq 1
+	_, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err)           // seq 2
+	send(t, s, c.ID, a.ID, 2, t0)    // seq 3-4
+	e := add(t, s, c.ID, a.ID, b.ID) // seq 5
+	m, err := s.Membership(ctx, c.ID, b.ID)
+	if err != nil || m.Left != 0 || m.Cursor != e.Seq {
+		t.Errorf("re-added bob %+v %v", m, err)
+	}
+	if ok, _ := s.IsMember(ctx, c.ID, b.ID); !ok {
+		t.Error("re-added bob is not a member")
+	}
+	// Adding a current member changes nothing.
+	must(t, "ack", s.Ack(ctx, b.ID, c.ID, 5))
+	add(t, s, c.ID, a.ID, b.ID) // seq 6
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Cursor != 5 || m.Left != 0 {
+		t.Errorf("bob after a second add %+v", m)
 	}
 }
