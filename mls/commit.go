@@ -33,8 +33,19 @@ type CommitOptions struct {
 	// ReInit, if non-nil, commits a ReInit proposal (alone).
 	ReInit *ReInitParams
 	// IncludePending includes every valid cached proposal by reference
-	// (this member's own Updates and removal excepted, RFC 9420 §12.2).
+	// (this member's own Updates and removal excepted, RFC 9420 §12.2),
+	// except ReInit proposals, which must stand alone: name those in
+	// References.
 	IncludePending bool
+	// References lists ProposalRefs (ProposalInfo.Ref) of proposals cached
+	// in the current epoch, received or sent by this member, to include
+	// by reference, in this order: exactly these, any proposal type,
+	// including a ReInit proposed by another member or an external sender.
+	// The proposal-list rules of RFC 9420 §12.2 apply to the whole list as
+	// usual (a ReInit stands alone; no Update or Remove of the committer).
+	// A reference that is not cached, or given twice, fails with
+	// ErrInvalidProposal. It cannot be combined with IncludePending.
+	References [][]byte
 	// ForcePath includes an UpdatePath even when none is required.
 	ForcePath bool
 	// InlineRatchetTree puts the ratchet_tree extension in the Welcome's
@@ -74,6 +85,21 @@ type PendingCommit struct {
 	used    bool
 }
 
+// RatchetTree returns the encoded ratchet tree of the epoch the Commit
+// starts (the ratchet_tree extension body, RFC 9420 §12.4.3.3), before the
+// commit is merged: for out-of-band delivery to the members its Welcome
+// adds when CommitOptions.InlineRatchetTree is not set.
+func (pc *PendingCommit) RatchetTree() ([]byte, error) {
+	if pc == nil || pc.next == nil {
+		return nil, fmt.Errorf("mls: pending commit ratchet tree: %w", ErrStale)
+	}
+	b, err := pc.next.tree.Encode()
+	if err != nil {
+		return nil, opError("pending commit ratchet tree", err)
+	}
+	return b, nil
+}
+
 // Commit creates a Commit (RFC 9420 §12.4.1) without changing the group.
 func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	const op = "commit"
@@ -100,6 +126,22 @@ func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []bool, e
 	touched := map[uint32]bool{}
 	for _, r := range opts.Remove {
 		touched[uint32(r)] = true
+	}
+	if opts.IncludePending && len(opts.References) > 0 {
+		return nil, nil, fmt.Errorf("mls: %s: IncludePending and References are exclusive", op)
+	}
+	for i, ref := range opts.References {
+		cp := g.c.cached(ref)
+		if cp == nil {
+			return nil, nil, ruleError(op, "§12.4", ErrInvalidProposal, "reference %d (%x) names no proposal cached in epoch %d", i, ref, g.c.gc.Epoch)
+		}
+		for _, e := range es {
+			if e.cached == cp {
+				return nil, nil, ruleError(op, "§12.4", ErrInvalidProposal, "reference %d (%x) given twice", i, ref)
+			}
+		}
+		es = append(es, entry{p: cp.p, sender: cp.sender, ref: cp.ref, cached: cp})
+		byRef = append(byRef, true)
 	}
 	if opts.IncludePending && opts.ReInit == nil {
 		// Removes first so that they win over Updates of the same leaf.

@@ -95,6 +95,20 @@ func checkUniqueExtensions(es wire.Extensions) error {
 	return nil
 }
 
+// externalSenders returns the epoch's external_senders entries, aliasing
+// the core, or nil.
+func (c *core) externalSenders() []ExternalSender {
+	if len(c.extSenders) == 0 {
+		return nil
+	}
+	out := make([]ExternalSender, len(c.extSenders))
+	for i := range c.extSenders {
+		es := &c.extSenders[i]
+		out[i] = ExternalSender{SignatureKey: es.SignatureKey, Credential: credentialFromWire(&es.Credential)}
+	}
+	return out
+}
+
 // encodedContext returns the encoded GroupContext of the epoch.
 func (c *core) encodedContext() []byte { return c.ctx.Encoded() }
 
@@ -151,6 +165,12 @@ func (c *core) unprotectPublic(pm *wire.PublicMessage, membershipKey []byte, op 
 	if pm.Content.Epoch != c.gc.Epoch {
 		return nil, &EpochError{Op: op, MessageEpoch: pm.Content.Epoch, GroupEpoch: c.gc.Epoch}
 	}
+	// The sender and content rules of §6.1 first, so that members and the
+	// follower reject a message whose sender cannot have sent its content
+	// the same way, before looking for a signature key.
+	if err := checkSenderContent(&pm.Content); err != nil {
+		return nil, causeError(op, "§6.1", ErrMalformed, err, "sender")
+	}
 	if membershipKey == nil {
 		// The follower: verify everything but the membership tag.
 		if pm.Content.ContentType == wire.ContentTypeApplication {
@@ -160,9 +180,6 @@ func (c *core) unprotectPublic(pm *wire.PublicMessage, membershipKey []byte, op 
 			return nil, ruleError(op, "§6.2", ErrMalformed, "membership_tag presence does not match sender type %d", pm.Content.Sender.Type)
 		}
 		ac := &wire.AuthenticatedContent{WireFormat: wire.WireFormatPublicMessage, Content: pm.Content, Auth: pm.Auth}
-		if err := checkSenderContent(&pm.Content); err != nil {
-			return nil, causeError(op, "§6.1", ErrMalformed, err, "sender")
-		}
 		pub, err := c.newMemberLookup(pm)(pm.Content.Sender)
 		if err != nil {
 			return nil, causeError(op, "§6.1", ErrNotMember, err, "sender")
@@ -179,7 +196,10 @@ func (c *core) unprotectPublic(pm *wire.PublicMessage, membershipKey []byte, op 
 	return ac, nil
 }
 
-// checkSenderContent applies the §6.1 sender/content type rules.
+// checkSenderContent applies the §6.1 sender/content type rules: external
+// and new_member_proposal senders send only proposals, the latter only Add
+// (§12.1.8); new_member_commit senders only commits, which carry the path
+// whose leaf holds their signature key (§12.4.3.2).
 func checkSenderContent(fc *wire.FramedContent) error {
 	switch fc.Sender.Type {
 	case wire.SenderTypeMember:
@@ -188,9 +208,15 @@ func checkSenderContent(fc *wire.FramedContent) error {
 		if fc.ContentType != wire.ContentTypeProposal {
 			return fmt.Errorf("sender type %d may only send proposals", fc.Sender.Type)
 		}
+		if fc.Sender.Type == wire.SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.Type != wire.ProposalTypeAdd || fc.Proposal.Add == nil) {
+			return fmt.Errorf("new_member_proposal sender with a proposal other than Add")
+		}
 	case wire.SenderTypeNewMemberCommit:
 		if fc.ContentType != wire.ContentTypeCommit {
 			return fmt.Errorf("new_member_commit sender with content type %d", fc.ContentType)
+		}
+		if fc.Commit == nil || fc.Commit.Path == nil {
+			return fmt.Errorf("new_member_commit sender with a Commit without path")
 		}
 	default:
 		return fmt.Errorf("unknown sender type %d", fc.Sender.Type)
@@ -327,6 +353,17 @@ func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) er
 	return nil
 }
 
+// cached returns the proposal of this epoch's cache with ProposalRef ref,
+// or nil.
+func (c *core) cached(ref []byte) *cachedProposal {
+	for _, cp := range c.cache {
+		if bytes.Equal(cp.ref, ref) {
+			return cp
+		}
+	}
+	return nil
+}
+
 // entry is one proposal of a commit, resolved.
 type entry struct {
 	p      *wire.Proposal
@@ -351,13 +388,7 @@ func (c *core) resolve(cm *wire.Commit, committer wire.Sender, op string) ([]ent
 			if committer.Type == wire.SenderTypeNewMemberCommit {
 				return nil, ruleError(op, "§12.4.3.2", ErrInvalidCommit, "external commit includes a proposal by reference")
 			}
-			var found *cachedProposal
-			for _, cp := range c.cache {
-				if bytes.Equal(cp.ref, por.Reference) {
-					found = cp
-					break
-				}
-			}
+			found := c.cached(por.Reference)
 			if found == nil {
 				return nil, ruleError(op, "§12.4", ErrInvalidCommit, "unknown proposal reference %x", por.Reference)
 			}

@@ -12,8 +12,8 @@ import (
 
 // ExternalProposal is a proposal sent from outside the group by an
 // external sender (RFC 9420 §12.1.8.1). Exactly one kind must be set: the
-// kinds an external sender may send (Add, Remove, PreSharedKey, ReInit,
-// GroupContextExtensions).
+// kinds an external sender may send (Add, Remove, PreSharedKey with an
+// external or a resumption PSK, ReInit, GroupContextExtensions).
 type ExternalProposal struct {
 	// Add is a KeyPackage (MLSMessage or bare encoding) to add.
 	Add []byte
@@ -21,12 +21,24 @@ type ExternalProposal struct {
 	Remove *LeafIndex
 	// ExternalPSK is the id of an external PSK to inject.
 	ExternalPSK []byte
+	// ResumptionPSK, if non-nil, names a resumption PSK to inject (RFC
+	// 9420 §8.6, §12.1.4), with usage application; a nil GroupID means
+	// the group's own. Members resolve it from the group's earlier epochs
+	// or Config.PSKs when the proposal is committed.
+	ResumptionPSK *ResumptionPSKID
 	// ReInit, if non-nil, proposes re-initializing the group.
 	ReInit *ReInitParams
 	// GroupContextExtensions, with SetExtensions, replaces the group's
 	// extensions.
 	GroupContextExtensions []Extension
 	SetExtensions          bool
+}
+
+// ResumptionPSKID names the resumption PSK (RFC 9420 §8.6) of epoch Epoch
+// of the group GroupID, for a PreSharedKey proposal of usage application.
+type ResumptionPSKID struct {
+	GroupID []byte
+	Epoch   uint64
 }
 
 // wire builds the proposal, checking that exactly one kind is set.
@@ -53,6 +65,14 @@ func (p *ExternalProposal) wire(cfg *Config, s *suite.Suite, op string) (*wire.P
 		pid := wire.PreSharedKeyID{Type: wire.PSKTypeExternal, ID: slices.Clone(p.ExternalPSK), Nonce: nonce}
 		out = append(out, &wire.Proposal{Type: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}})
 	}
+	if p.ResumptionPSK != nil {
+		nonce := make([]byte, s.HashSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, opError(op, err)
+		}
+		pid := wire.PreSharedKeyID{Type: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageApplication, GroupID: slices.Clone(p.ResumptionPSK.GroupID), Epoch: p.ResumptionPSK.Epoch, Nonce: nonce}
+		out = append(out, &wire.Proposal{Type: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: pid}})
+	}
 	if p.ReInit != nil {
 		out = append(out, &wire.Proposal{Type: wire.ProposalTypeReInit, ReInit: p.ReInit.wire(nil)})
 	}
@@ -71,7 +91,7 @@ func (p *ExternalProposal) wire(cfg *Config, s *suite.Suite, op string) (*wire.P
 // by signer (the key listed at senderIndex). It returns the PublicMessage
 // (an encoded MLSMessage) to send to the group; members and followers
 // validate and cache it, and a member commits it by reference
-// (CommitOptions.IncludePending). An Add's KeyPackage is validated first,
+// (CommitOptions.References or, except a ReInit, IncludePending). An Add's KeyPackage is validated first,
 // with cfg's clock. The sender needs none of the group's secrets, nor its
 // GroupContext: an external sender's signature does not cover it (§6.1).
 func NewExternalProposal(cfg *Config, cs CipherSuite, groupID []byte, epoch uint64, signer *Signer, senderIndex uint32, proposal ExternalProposal) ([]byte, error) {
@@ -82,6 +102,11 @@ func NewExternalProposal(cfg *Config, cs CipherSuite, groupID []byte, epoch uint
 	}
 	if signer == nil || signer.suite.ID() != cs {
 		return nil, fmt.Errorf("mls: %s: signer is not for cipher suite %#04x", op, uint16(cs))
+	}
+	if proposal.ResumptionPSK != nil && proposal.ResumptionPSK.GroupID == nil {
+		r := *proposal.ResumptionPSK
+		r.GroupID = groupID
+		proposal.ResumptionPSK = &r
 	}
 	p, err := proposal.wire(c, signer.suite, op)
 	if err != nil {

@@ -198,7 +198,18 @@ func TestExternalSenderRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rejectEverywhere(t, w, msg, ErrMalformed, ErrNotMember)
+	// Members and the follower report the same class: the §6.1 sender
+	// and content rule (RFC 9420 treats such messages as malformed), not
+	// a missing member.
+	rejectEverywhere(t, w, msg, ErrMalformed)
+	if _, err := w.pg.Process(msg); errors.Is(err, ErrNotMember) {
+		t.Errorf("follower: err = %v, must not be ErrNotMember", err)
+	}
+	for name, g := range w.members {
+		if _, err := g.Process(msg); errors.Is(err, ErrNotMember) {
+			t.Errorf("%s: err = %v, must not be ErrNotMember", name, err)
+		}
+	}
 
 	// The API refuses zero or two kinds.
 	if _, err := NewExternalProposal(w.cfg, cs, gid, epoch, ds, 0, ExternalProposal{}); err == nil {

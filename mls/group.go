@@ -171,6 +171,25 @@ func (g *Group) Export(label string, context []byte, length int) ([]byte, error)
 // modified.
 func (g *Group) Extensions() []Extension { return extsFromWire(g.c.gc.Extensions) }
 
+// ExternalSenders returns the entries of the group's external_senders
+// extension (RFC 9420 §12.1.8.1) in order: Sender.ExternalIndex indexes
+// this list. It is nil when the extension is absent. The slices must not be
+// modified.
+func (g *Group) ExternalSenders() []ExternalSender { return g.c.externalSenders() }
+
+// CachedProposals describes the proposals cached in the current epoch, sent
+// or received by this member, in the order they were cached: what
+// CommitOptions.IncludePending would consider and what
+// CommitOptions.References can name by ProposalInfo.Ref. The slices are
+// owned by the caller.
+func (g *Group) CachedProposals() []ProposalInfo {
+	out := make([]ProposalInfo, 0, len(g.c.cache))
+	for _, cp := range g.c.cache {
+		out = append(out, *proposalInfo(g.c, cp))
+	}
+	return out
+}
+
 // GroupContext returns the encoded GroupContext of the current epoch (RFC
 // 9420 §8.1). The slice must not be modified.
 func (g *Group) GroupContext() []byte { return g.c.encodedContext() }
@@ -280,6 +299,10 @@ func (g *Group) install(c *core, sched *schedule.Epoch, priv *treekem.Private) e
 	if err != nil {
 		return err
 	}
+	// The secret tree now holds the epoch's encryption_secret (its root);
+	// delete the copy in the key schedule (RFC 9420 §9.2).
+	clear(sched.EncryptionSecret)
+	sched.EncryptionSecret = nil
 	if g.keys != nil && g.keys.secrets != nil {
 		old := g.keys
 		if g.cfg.MaxPastEpochs > 0 {

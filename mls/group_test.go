@@ -294,7 +294,7 @@ func TestReInitAndBranch(t *testing.T) {
 	// Branch: alice creates a subgroup with a fresh KeyPackage of bob.
 	bobKP2 := w.kp("bob")
 	bobKP2.Signer = bob.signer
-	sub, pc, err := alice.Branch(w.cfg, []byte("sub"), [][]byte{bobKP2.KeyPackage}, CommitOptions{InlineRatchetTree: true})
+	sub, pc, err := alice.Branch(w.cfg, []byte("sub"), [][]byte{bobKP2.KeyPackage}, BranchOptions{Commit: CommitOptions{InlineRatchetTree: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,8 @@ type Processed struct {
 type ProposalInfo struct {
 	// Type is the proposal type (RFC 9420 §12.1).
 	Type uint16
+	// Sender is the proposal's sender.
+	Sender Sender
 	// Ref is its ProposalRef.
 	Ref []byte
 	// Leaf is the leaf a Remove or Update concerns.
@@ -231,7 +233,7 @@ func (g *Group) processContent(ac *wire.AuthenticatedContent, op string) (*Proce
 }
 
 func proposalInfo(c *core, cp *cachedProposal) *ProposalInfo {
-	pi := &ProposalInfo{Type: uint16(cp.p.Type), Ref: slices.Clone(cp.ref)}
+	pi := &ProposalInfo{Type: uint16(cp.p.Type), Sender: senderFromWire(cp.sender), Ref: slices.Clone(cp.ref)}
 	switch cp.p.Type {
 	case wire.ProposalTypeRemove:
 		pi.Leaf = LeafIndex(cp.p.Remove.Removed)

@@ -50,6 +50,15 @@ func NewPublicGroup(cfg *Config, groupInfo, ratchetTree []byte) (*PublicGroup, e
 // Epoch returns the current epoch.
 func (pg *PublicGroup) Epoch() uint64 { return pg.c.gc.Epoch }
 
+// CipherSuite returns the group's cipher suite.
+func (pg *PublicGroup) CipherSuite() CipherSuite { return pg.c.cs.ID() }
+
+// ExternalSenders returns the entries of the group's external_senders
+// extension (RFC 9420 §12.1.8.1) in order: Sender.ExternalIndex and
+// NewExternalProposal's senderIndex index this list. It is nil when the
+// extension is absent. The slices must not be modified.
+func (pg *PublicGroup) ExternalSenders() []ExternalSender { return pg.c.externalSenders() }
+
 // GroupID returns the group id; it must not be modified.
 func (pg *PublicGroup) GroupID() []byte { return pg.c.gc.GroupID }
 

@@ -55,12 +55,26 @@ func (g *Group) ReInitGroup(cfg *Config, signer *Signer, credential Credential, 
 	return ng.resumeCommit(g, wire.ResumptionPSKUsageReInit, ri.OldEpoch, keyPackages, opts, op)
 }
 
+// BranchOptions shape a subgroup created by Group.Branch.
+type BranchOptions struct {
+	// Extensions, with SetExtensions, are the subgroup's GroupContext
+	// extensions from its creation on; otherwise it takes the parent
+	// group's. This member's leaf must support them (RFC 9420 §11.1).
+	Extensions    []Extension
+	SetExtensions bool
+	// Commit shapes the subgroup's first commit (ForcePath,
+	// InlineRatchetTree, ExternalPub, AuthenticatedData, and proposals by
+	// value). Its Add, ReInit, IncludePending and References are ignored:
+	// the commit adds Branch's KeyPackages and the branch resumption PSK.
+	Commit CommitOptions
+}
+
 // Branch creates a subgroup of g (RFC 9420 §11.3) with the given new group
-// id, the same suite and extensions, this member's signer and credential,
-// and a Commit adding the given KeyPackages with a resumption PSK of usage
-// branch from g's current epoch. The new group is at epoch 0 until pc is
-// merged.
-func (g *Group) Branch(cfg *Config, groupID []byte, keyPackages [][]byte, opts CommitOptions) (*Group, *PendingCommit, error) {
+// id, the same suite, the extensions of opts (by default g's), this
+// member's signer, credential and capabilities, and a Commit adding the
+// given KeyPackages with a resumption PSK of usage branch from g's current
+// epoch. The new group is at epoch 0 until pc is merged; g is unchanged.
+func (g *Group) Branch(cfg *Config, groupID []byte, keyPackages [][]byte, opts BranchOptions) (*Group, *PendingCommit, error) {
 	const op = "branch"
 	if err := g.checkActive(op); err != nil {
 		return nil, nil, err
@@ -73,11 +87,15 @@ func (g *Group) Branch(cfg *Config, groupID []byte, keyPackages [][]byte, opts C
 	for _, p := range own.Capabilities.Proposals {
 		caps.Proposals = append(caps.Proposals, uint16(p))
 	}
-	ng, err := CreateGroup(cfg, g.CipherSuite(), groupID, g.signer, credentialFromWire(&own.Credential), CreateOptions{Extensions: g.Extensions(), Capabilities: caps})
+	exts := g.Extensions()
+	if opts.SetExtensions {
+		exts = opts.Extensions
+	}
+	ng, err := CreateGroup(cfg, g.CipherSuite(), groupID, g.signer, credentialFromWire(&own.Credential), CreateOptions{Extensions: exts, Capabilities: caps})
 	if err != nil {
 		return nil, nil, opError(op, err)
 	}
-	return ng.resumeCommit(g, wire.ResumptionPSKUsageBranch, g.Epoch(), keyPackages, opts, op)
+	return ng.resumeCommit(g, wire.ResumptionPSKUsageBranch, g.Epoch(), keyPackages, opts.Commit, op)
 }
 
 // resumeCommit builds the first commit of a re-initialized or branched group
@@ -90,6 +108,7 @@ func (ng *Group) resumeCommit(old *Group, usage wire.ResumptionPSKUsage, epoch u
 	opts.Add = keyPackages
 	opts.ReInit = nil
 	opts.IncludePending = false
+	opts.References = nil
 	es, byRef, err := ng.commitEntries(opts, op)
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package mls
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/suite"
@@ -117,6 +118,56 @@ func RequiredCapabilitiesExtension(extensions, proposals, credentials []uint16) 
 type ExternalSender struct {
 	SignatureKey []byte
 	Credential   Credential
+}
+
+// MarshalBinary encodes the ExternalSender as in the external_senders
+// extension (RFC 9420 §12.1.8.1).
+func (e ExternalSender) MarshalBinary() ([]byte, error) {
+	w := wire.ExternalSender{SignatureKey: e.SignatureKey, Credential: e.Credential.wire()}
+	b, err := codec.Marshal(&w)
+	if err != nil {
+		return nil, opError("encode external sender", err)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes one ExternalSender (RFC 9420 §12.1.8.1) from b,
+// which it must consume exactly. The result does not alias b.
+func (e *ExternalSender) UnmarshalBinary(b []byte) error {
+	var w wire.ExternalSender
+	if err := wire.Unmarshal(b, &w); err != nil {
+		return causeError("decode external sender", "§12.1.8.1", ErrMalformed, err, "ExternalSender")
+	}
+	*e = externalSenderFromWire(&w)
+	return nil
+}
+
+// ParseExternalSenders decodes the data of an external_senders extension
+// (RFC 9420 §12.1.8.1; Extension.Data of type ExtensionExternalSenders): the
+// external senders in order, whose index is an external sender's
+// sender_index. The whole input must decode. The result does not alias
+// data.
+func ParseExternalSenders(data []byte) ([]ExternalSender, error) {
+	var ws wire.ExternalSenders
+	if err := wire.Unmarshal(data, &ws); err != nil {
+		return nil, causeError("parse external senders", "§12.1.8.1", ErrMalformed, err, "external_senders")
+	}
+	out := make([]ExternalSender, len(ws))
+	for i := range ws {
+		out[i] = externalSenderFromWire(&ws[i])
+	}
+	return out, nil
+}
+
+func externalSenderFromWire(w *wire.ExternalSender) ExternalSender {
+	c := credentialFromWire(&w.Credential)
+	c.Identity = slices.Clone(c.Identity)
+	c.Opaque = slices.Clone(c.Opaque)
+	c.Certificates = slices.Clone(c.Certificates)
+	for i := range c.Certificates {
+		c.Certificates[i] = slices.Clone(c.Certificates[i])
+	}
+	return ExternalSender{SignatureKey: slices.Clone(w.SignatureKey), Credential: c}
 }
 
 // ExternalSendersExtension returns an external_senders extension.

@@ -89,19 +89,16 @@ type state struct {
 	// pending is the Commit created by Commit or ReInitCommit, waiting for
 	// HandlePending(ReInit)Commit.
 	pending *mls.PendingCommit
-	// own holds the proposal messages this member sent in the current
-	// epoch: they are cached already and, as PrivateMessages, could not
-	// be decrypted by their sender.
-	own      map[string]bool
+	// own maps the proposal messages this member sent in the current
+	// epoch to their ProposalRefs: they are cached already and, as
+	// PrivateMessages, could not be decrypted by their sender.
+	own      map[string][]byte
 	ownEpoch uint64
-	// ownReInit maps this member's ReInit proposal messages of the
-	// current epoch to their parameters.
-	ownReInit map[string]*mls.ReInitParams
 }
 
 // resetOwn forgets the own proposals of past epochs.
 func (st *state) resetOwn() {
-	st.own, st.ownReInit, st.ownEpoch = map[string]bool{}, map[string]*mls.ReInitParams{}, st.g.Epoch()
+	st.own, st.ownEpoch = map[string][]byte{}, st.g.Epoch()
 }
 
 // transaction is a KeyPackage waiting for its Welcome.
@@ -361,11 +358,7 @@ func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*
 		}
 		opts.ResyncLeaf = &leaf
 	}
-	cs, err := groupInfoSuite(req.GetGroupInfo())
-	if err != nil {
-		return nil, err
-	}
-	signer, err := mls.GenerateSigner(cs)
+	signer, err := mls.GenerateSigner(pg.CipherSuite())
 	if err != nil {
 		return nil, errorf(op, err)
 	}
@@ -378,17 +371,6 @@ func (s *Server) ExternalJoin(_ context.Context, req *pb.ExternalJoinRequest) (*
 	}
 	id := s.addState(&state{g: g, cfg: cfg, psks: psks, signer: signer, identity: bytes.Clone(req.GetIdentity())})
 	return &pb.ExternalJoinResponse{StateId: id, Commit: pc.Message, EpochAuthenticator: g.EpochAuthenticator()}, nil
-}
-
-// groupInfoSuite reads the cipher suite of an MLSMessage(GroupInfo): the
-// version (2 bytes), the wire format (2 bytes), then the GroupContext's
-// version (2 bytes) and cipher_suite (2 bytes). The GroupInfo itself is
-// validated by the mls package.
-func groupInfoSuite(gi []byte) (mls.CipherSuite, error) {
-	if len(gi) < 8 || gi[2] != 0 || gi[3] != 4 {
-		return 0, status.Error(codes.InvalidArgument, "group_info is not an MLSMessage carrying a GroupInfo")
-	}
-	return suite(uint32(gi[6])<<8 | uint32(gi[7]))
 }
 
 // GroupInfo implements the GroupInfo RPC: a signed GroupInfo with

@@ -24,7 +24,9 @@ func (s *Server) propose(id uint32, op string, f func(st *state) ([]byte, error)
 	if err != nil {
 		return nil, errorf(op, err)
 	}
-	st.own[string(msg)] = true
+	// The proposal just sent is the last one cached.
+	cached := st.g.CachedProposals()
+	st.own[string(msg)] = cached[len(cached)-1].Ref
 	return &pb.ProposalResponse{Proposal: msg}, nil
 }
 
@@ -83,8 +85,7 @@ func (s *Server) GroupContextExtensionsProposal(_ context.Context, req *pb.Group
 
 // ReInitProposal implements the ReInitProposal RPC.
 func (s *Server) ReInitProposal(_ context.Context, req *pb.ReInitProposalRequest) (*pb.ProposalResponse, error) {
-	var params *mls.ReInitParams
-	resp, err := s.propose(req.GetStateId(), "reinit proposal", func(st *state) ([]byte, error) {
+	return s.propose(req.GetStateId(), "reinit proposal", func(st *state) ([]byte, error) {
 		cs, err := suite(req.GetCipherSuite())
 		if err != nil {
 			return nil, err
@@ -93,32 +94,30 @@ func (s *Server) ReInitProposal(_ context.Context, req *pb.ReInitProposalRequest
 		if err != nil {
 			return nil, err
 		}
-		params = &mls.ReInitParams{GroupID: bytes.Clone(req.GetGroupId()), CipherSuite: cs, Extensions: exts}
-		msg, err := st.g.ProposeReInit(*params)
-		if err == nil {
-			st.ownReInit[string(msg)] = params
-		}
-		return msg, err
+		return st.g.ProposeReInit(mls.ReInitParams{GroupID: bytes.Clone(req.GetGroupId()), CipherSuite: cs, Extensions: exts})
 	})
-	return resp, err
 }
 
-// receiveProposals processes proposal messages of the current epoch, skipping
-// this member's own (already cached). Each must be a proposal.
-func receiveProposals(st *state, msgs [][]byte, op string) error {
+// receiveProposals processes proposal messages of the current epoch and
+// returns their ProposalRefs, in order. This member's own are cached
+// already and not processed again. Each must be a proposal.
+func receiveProposals(st *state, msgs [][]byte, op string) ([][]byte, error) {
+	refs := make([][]byte, 0, len(msgs))
 	for i, m := range msgs {
-		if st.own[string(m)] {
+		if ref, ok := st.own[string(m)]; ok {
+			refs = append(refs, ref)
 			continue
 		}
 		p, err := st.g.Process(m)
 		if err != nil {
-			return errorf(op, err)
+			return nil, errorf(op, err)
 		}
 		if p.Kind != mls.KindProposal {
-			return status.Errorf(codes.InvalidArgument, "%s: by-reference message %d is not a proposal (kind %d)", op, i, p.Kind)
+			return nil, status.Errorf(codes.InvalidArgument, "%s: by-reference message %d is not a proposal (kind %d)", op, i, p.Kind)
 		}
+		refs = append(refs, p.Proposal.Ref)
 	}
-	return nil
+	return refs, nil
 }
 
 // commitOptions turns the harness's by-value proposal descriptions into
@@ -174,18 +173,17 @@ func (s *Server) commit(req *pb.CommitRequest, op string) (*pb.CommitResponse, e
 	if err != nil {
 		return nil, err
 	}
-	if err := receiveProposals(st, req.GetByReference(), op); err != nil {
+	refs, err := receiveProposals(st, req.GetByReference(), op)
+	if err != nil {
 		return nil, err
 	}
 	opts, err := commitOptions(st, req.GetByValue())
 	if err != nil {
 		return nil, err
 	}
-	// The mls package commits the whole proposal cache of the epoch by
-	// reference; in the harness that is the by_reference list.
-	opts.IncludePending = len(req.GetByReference()) > 0
+	opts.References = refs
 	opts.ForcePath = req.GetForcePath()
-	opts.InlineRatchetTree = true
+	opts.InlineRatchetTree = !req.GetExternalTree()
 	if st.pending != nil {
 		st.g.DiscardPendingCommit(st.pending)
 		st.pending = nil
@@ -196,17 +194,18 @@ func (s *Server) commit(req *pb.CommitRequest, op string) (*pb.CommitResponse, e
 	}
 	resp := &pb.CommitResponse{Commit: pc.Message, Welcome: pc.Welcome}
 	if req.GetExternalTree() {
-		if resp.RatchetTree, err = ratchetTreeOf(pc.GroupInfo); err != nil {
+		if resp.RatchetTree, err = pc.RatchetTree(); err != nil {
 			st.g.DiscardPendingCommit(pc)
-			return nil, err
+			return nil, errorf(op, err)
 		}
 	}
 	st.pending = pc
 	return resp, nil
 }
 
-// Commit implements the Commit RPC. by_reference proposals from other
-// members are processed first; this member's own are cached already.
+// Commit implements the Commit RPC: a Commit of exactly the by_reference
+// proposals (by reference) and the by_value ones. by_reference proposals
+// from others are processed first; this member's own are cached already.
 func (s *Server) Commit(_ context.Context, req *pb.CommitRequest) (*pb.CommitResponse, error) {
 	return s.commit(req, "commit")
 }
@@ -245,7 +244,7 @@ func (s *Server) handleCommit(req *pb.HandleCommitRequest, op string) (*state, *
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := receiveProposals(st, req.GetProposal(), op); err != nil {
+	if _, err := receiveProposals(st, req.GetProposal(), op); err != nil {
 		return nil, nil, err
 	}
 	p, err := st.g.Process(req.GetCommit())

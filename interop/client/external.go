@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -10,6 +11,21 @@ import (
 	pb "github.com/parley-chat/parley/interop/proto"
 	"github.com/parley-chat/parley/mls"
 )
+
+// senderIndex finds the external sender whose encoding is sender in the
+// group's external_senders.
+func senderIndex(senders []mls.ExternalSender, sender []byte) (uint32, error) {
+	for i, es := range senders {
+		b, err := es.MarshalBinary()
+		if err != nil {
+			return 0, errorf("external senders", err)
+		}
+		if bytes.Equal(b, sender) {
+			return uint32(i), nil
+		}
+	}
+	return 0, errf("the signer is not in the group's external_senders")
+}
 
 // CreateExternalSigner implements the CreateExternalSigner RPC: a signature
 // key pair and basic credential for a party outside the group, returned as
@@ -27,9 +43,9 @@ func (s *Server) CreateExternalSigner(_ context.Context, req *pb.CreateExternalS
 		return nil, errorf(op, err)
 	}
 	id := bytes.Clone(req.GetIdentity())
-	es, err := externalSenderBytes(mls.ExternalSender{SignatureKey: signer.PublicKey(), Credential: mls.BasicCredential(id)})
+	es, err := mls.ExternalSender{SignatureKey: signer.PublicKey(), Credential: mls.BasicCredential(id)}.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return nil, errorf(op, err)
 	}
 	sid := s.newID()
 	s.signers[sid] = &externalSigner{signer: signer, identity: id, sender: es}
@@ -41,9 +57,17 @@ func (s *Server) CreateExternalSigner(_ context.Context, req *pb.CreateExternalS
 // appends external_sender to external_senders.
 func (s *Server) AddExternalSigner(_ context.Context, req *pb.AddExternalSignerRequest) (*pb.ProposalResponse, error) {
 	return s.propose(req.GetStateId(), "add external signer", func(st *state) ([]byte, error) {
-		exts, err := appendExternalSender(st.g.Extensions(), req.GetExternalSender())
-		if err != nil {
+		var es mls.ExternalSender
+		if err := es.UnmarshalBinary(req.GetExternalSender()); err != nil {
 			return nil, err
+		}
+		senders := append(slices.Clone(st.g.ExternalSenders()), es)
+		exts := slices.Clone(st.g.Extensions())
+		i := slices.IndexFunc(exts, func(e mls.Extension) bool { return e.Type == mls.ExtensionExternalSenders })
+		if i < 0 {
+			exts = append(exts, mls.ExternalSendersExtension(senders))
+		} else {
+			exts[i] = mls.ExternalSendersExtension(senders)
 		}
 		return st.g.ProposeGroupContextExtensions(exts)
 	})
@@ -54,10 +78,7 @@ func (s *Server) AddExternalSigner(_ context.Context, req *pb.AddExternalSignerR
 // GroupInfo (and ratchet tree), which is validated first. The signer's index
 // in external_senders is looked up by its encoding (the harness leaves
 // signer_index unset). A ReInit is for the request's group id, suite and
-// extensions.
-//
-// mls.ExternalProposal has no resumption PSK; "resumptionPSK" answers
-// Unimplemented.
+// extensions; a resumption PSK is of the group's own epoch epoch_id.
 func (s *Server) ExternalSignerProposal(_ context.Context, req *pb.ExternalSignerProposalRequest) (*pb.ProposalResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,18 +87,15 @@ func (s *Server) ExternalSignerProposal(_ context.Context, req *pb.ExternalSigne
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no external signer %d", req.GetSignerId())
 	}
-	cs, err := groupInfoSuite(req.GetGroupInfo())
-	if err != nil {
-		return nil, err
-	}
-	if cs != es.signer.CipherSuite() {
-		return nil, errf("%s: signer is for suite %#04x, the group uses %#04x", op, uint16(es.signer.CipherSuite()), uint16(cs))
-	}
 	pg, err := mls.NewPublicGroup(nil, req.GetGroupInfo(), orNil(req.GetRatchetTree()))
 	if err != nil {
 		return nil, errorf(op, err)
 	}
-	index, err := senderIndex(pg.Extensions(), es.sender)
+	cs := pg.CipherSuite()
+	if cs != es.signer.CipherSuite() {
+		return nil, errf("%s: signer is for suite %#04x, the group uses %#04x", op, uint16(es.signer.CipherSuite()), uint16(cs))
+	}
+	index, err := senderIndex(pg.ExternalSenders(), es.sender)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +113,7 @@ func (s *Server) ExternalSignerProposal(_ context.Context, req *pb.ExternalSigne
 	case "externalPSK":
 		p.ExternalPSK = d.GetPskId()
 	case "resumptionPSK":
-		return nil, status.Errorf(codes.Unimplemented, "%s: mls.ExternalProposal cannot carry a resumption PSK", op)
+		p.ResumptionPSK = &mls.ResumptionPSKID{GroupID: pg.GroupID(), Epoch: d.GetEpochId()}
 	case "groupContextExtensions":
 		exts, err := extensions(d.GetExtensions())
 		if err != nil {
@@ -130,11 +148,13 @@ func (s *Server) NewMemberAddProposal(_ context.Context, req *pb.NewMemberAddPro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	const op = "new member add proposal"
-	cs, err := groupInfoSuite(req.GetGroupInfo())
+	// The GroupInfo, validated, gives the suite of the KeyPackage; it
+	// carries the ratchet tree (the request has no other).
+	pg, err := mls.NewPublicGroup(nil, req.GetGroupInfo(), nil)
 	if err != nil {
-		return nil, err
+		return nil, errorf(op, err)
 	}
-	b, signer, err := newKeyPackage(cs, req.GetIdentity())
+	b, signer, err := newKeyPackage(pg.CipherSuite(), req.GetIdentity())
 	if err != nil {
 		return nil, errorf(op, err)
 	}

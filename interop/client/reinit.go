@@ -1,9 +1,7 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,45 +10,12 @@ import (
 	"github.com/parley-chat/parley/mls"
 )
 
-// ReInitCommit implements the ReInitCommit RPC: a Commit of the one ReInit
-// proposal in by_reference.
-//
-// The public mls API cannot commit a cached ReInit proposal by reference
-// (CommitOptions.IncludePending leaves ReInit out). Until it can, a ReInit
-// this member proposed itself is committed by value with the same
-// parameters, and a ReInit proposed by another member or an external sender
-// is refused with Unimplemented.
+// ReInitCommit implements the ReInitCommit RPC: a Commit of the ReInit
+// proposal in by_reference, whoever proposed it (this member, another
+// member or an external sender). The proposal-list rules of RFC 9420 §12.2
+// refuse anything beside it.
 func (s *Server) ReInitCommit(_ context.Context, req *pb.CommitRequest) (*pb.CommitResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	const op = "reinit commit"
-	st, err := s.state(req.GetStateId())
-	if err != nil {
-		return nil, err
-	}
-	if len(req.GetByReference()) != 1 || len(req.GetByValue()) != 0 {
-		return nil, errf("%s: want exactly one ReInit proposal by reference (RFC 9420 §12.2: ReInit stands alone)", op)
-	}
-	params, ok := st.ownReInit[string(req.GetByReference()[0])]
-	if !ok {
-		return nil, status.Errorf(codes.Unimplemented, "%s: committing another sender's ReInit proposal by reference needs an mls API that the library lacks (CommitOptions cannot name a cached ReInit)", op)
-	}
-	if st.pending != nil {
-		st.g.DiscardPendingCommit(st.pending)
-		st.pending = nil
-	}
-	pc, err := st.g.Commit(mls.CommitOptions{ReInit: params, ForcePath: req.GetForcePath(), InlineRatchetTree: true})
-	if err != nil {
-		return nil, errorf(op, err)
-	}
-	st.pending = pc
-	resp := &pb.CommitResponse{Commit: pc.Message, Welcome: pc.Welcome}
-	if req.GetExternalTree() {
-		if resp.RatchetTree, err = ratchetTreeOf(pc.GroupInfo); err != nil {
-			return nil, err
-		}
-	}
-	return resp, nil
+	return s.commit(req, "reinit commit")
 }
 
 // startReInit records a group ended by a ReInit and creates this member's
@@ -161,14 +126,9 @@ func (s *Server) HandleReInitWelcome(_ context.Context, req *pb.HandleReInitWelc
 }
 
 // CreateBranch implements the CreateBranch RPC: a subgroup (RFC 9420 §11.3)
-// with the given id, adding the KeyPackages, linked by a branch resumption
-// PSK. This member is in the subgroup's first epoch on return; the old
-// state stays usable.
-//
-// mls.Group.Branch gives the subgroup the old group's extensions. When the
-// request names other extensions, the first commit carries a
-// GroupContextExtensions proposal setting them, so that the subgroup's
-// extensions are the requested ones from its first epoch on.
+// with the given id and extensions, adding the KeyPackages, linked by a
+// branch resumption PSK. This member is in the subgroup's first epoch on
+// return; the old state stays usable.
 func (s *Server) CreateBranch(_ context.Context, req *pb.CreateBranchRequest) (*pb.CreateSubgroupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,9 +141,9 @@ func (s *Server) CreateBranch(_ context.Context, req *pb.CreateBranchRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	opts := mls.CommitOptions{ForcePath: req.GetForcePath(), InlineRatchetTree: !req.GetExternalTree()}
-	if !slices.EqualFunc(exts, st.g.Extensions(), func(a, b mls.Extension) bool { return a.Type == b.Type && bytes.Equal(a.Data, b.Data) }) {
-		opts.GroupContextExtensions, opts.SetExtensions = exts, true
+	opts := mls.BranchOptions{
+		Extensions: exts, SetExtensions: true,
+		Commit: mls.CommitOptions{ForcePath: req.GetForcePath(), InlineRatchetTree: !req.GetExternalTree()},
 	}
 	psks := clonePSKs(st.psks)
 	cfg := newConfig(st.cfg.EncryptHandshake, psks)
