@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/server/follower"
+)
+
+// parleydBin is the parleyd built once for the tests.
+var parleydBin string
+
+// TestMain makes the test binary serve as a bench worker when the
+// coordinator under test starts it, and builds parleyd once.
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		if err := runWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			os.Stderr.WriteString("worker: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "parley-bench-test-")
+	if err != nil {
+		panic(err)
+	}
+	// PARLEY_BENCH_PARLEYD names a prebuilt parleyd (while cmd/parleyd
+	// does not build, or to test another version).
+	parleydBin = os.Getenv("PARLEY_BENCH_PARLEYD")
+	if parleydBin == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		parleydBin, err = buildParleyd(ctx, dir)
+		cancel()
+	}
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runJSON runs the bench with args against a spawned parleyd and decodes
+// the JSON report.
+func runJSON(t *testing.T, args ...string) *report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	args = append(args, "--spawn", "--parleyd", parleydBin, "--json")
+	if err := run(ctx, args, &out, &errb); err != nil {
+		t.Fatalf("parley-bench %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out.String())
+	}
+	return &rep
+}
+
+// value returns a metric of a result.
+func value(t *testing.T, r result, name string) float64 {
+	t.Helper()
+	for _, m := range r.Metrics {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	t.Fatalf("%s: no metric %q", r.Scenario, name)
+	return 0
+}
+
+func TestThroughput(t *testing.T) {
+	t.Parallel()
+	rep := runJSON(t, "throughput", "--senders", "10", "--conversations", "5", "--duration", "2s", "--warmup", "500ms", "--drain", "500ms")
+	r := rep.Results[0]
+	if v := value(t, r, "accepted durably (sent acks)"); v < 100 {
+		t.Errorf("accepted %v msg/s", v)
+	}
+	if v := value(t, r, "delivered to online recipients"); v < 100 {
+		t.Errorf("delivered %v msg/s", v)
+	}
+	if v := value(t, r, "connections lost"); v != 0 {
+		t.Errorf("%v connections lost", v)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	t.Parallel()
+	rep := runJSON(t, "latency", "--senders", "10", "--conversations", "10", "--rate", "500", "--duration", "2s", "--warmup", "500ms", "--drain", "500ms")
+	r := rep.Results[0]
+	if n := value(t, r, "latency samples"); n < 500 {
+		t.Errorf("%v latency samples, want about 1,000", n)
+	}
+	if p := value(t, r, "delivery latency p99"); p <= 0 || p > 5000 {
+		t.Errorf("p99 %v ms", p)
+	}
+}
+
+func TestFanoutAndIdle(t *testing.T) {
+	t.Parallel()
+	rep := runJSON(t, "fanout", "--sizes", "8,20", "--batch", "7", "--rounds", "2", "--interval", "300ms", "--per-worker", "12")
+	var fan []result
+	for _, r := range rep.Results {
+		if r.Scenario == "fanout" {
+			fan = append(fan, r)
+		}
+	}
+	if len(fan) != 2 {
+		t.Fatalf("%d fan-out results, want 2", len(fan))
+	}
+	for _, r := range fan {
+		if n := value(t, r, "rounds delivered to every member"); n != 2 {
+			t.Errorf("%v: %v complete rounds, want 2", r.Params["members"], n)
+		}
+	}
+	if c := fan[1].Params["commits"].(float64); c != 3 {
+		t.Errorf("20 members in batches of 7: %v commits, want 3", c)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	t.Parallel()
+	rep := runJSON(t, "idle", "--connections", "20")
+	r := rep.Results[0]
+	if n := value(t, r, "connections counted by the server"); n != 20 {
+		t.Errorf("server counts %v connections, want 20", n)
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.1:8443", "https://example.org", "ftp://127.0.0.1"} {
+		if _, err := checkLoopback(u); err == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:8443", "https://localhost:8443", "http://[::1]:1", "http://127.3.2.1:9"} {
+		if _, err := checkLoopback(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestMessageShape(t *testing.T) {
+	gid := bytes.Repeat([]byte{7}, 16)
+	msg := appMessage(gid, 3, 256, stamp{at: 42, id: 1<<32 | 5, sender: 1})
+	if len(msg) > 256 || len(msg) < 240 {
+		t.Errorf("message is %d bytes, want about 256", len(msg))
+	}
+	s, ok := readStamp(msg)
+	if !ok || s.at != 42 || s.id != 1<<32|5 || s.sender != 1 {
+		t.Errorf("stamp %+v %v", s, ok)
+	}
+	h, err := follower.New(nil).PeekPrivate(msg)
+	if err != nil || h.Epoch != 3 || h.ContentType != 1 || !bytes.Equal(h.GroupID, gid) {
+		t.Errorf("the server's header parser reads %+v, %v", h, err)
+	}
+}
