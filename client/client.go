@@ -1,0 +1,340 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/internal/tlsutil"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// StoreFile is the name of the encrypted store inside the profile
+// directory.
+const StoreFile = "parley.db"
+
+// DefaultCipherSuites are the MLS cipher suites this client supports, in
+// order of preference: X-Wing (TBD1, post-quantum hybrid) first, then suite
+// 1. New conversations use the first one the server accepts.
+var DefaultCipherSuites = []mls.CipherSuite{
+	mls.MLS128MLKEM768X25519AES128GCMSHA256Ed25519,
+	mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519,
+}
+
+// Config holds the choices of a Client. Zero fields take their defaults.
+type Config struct {
+	// ProfileDir is the directory of the profile (created with mode 0700).
+	ProfileDir string
+	// Passphrase derives the store key with Argon2id; or set KeyFile.
+	Passphrase []byte
+	// KeyFile is the path of the 32-byte store key file (created with
+	// mode 0600 for a new profile when missing).
+	KeyFile string
+	// KDF are the Argon2id parameters of a new store; zero means
+	// sqlitestore.DefaultKDFParams (tests lower them).
+	KDF sqlitestore.KDFParams
+
+	// ServerURL overrides the server URL stored in the profile.
+	ServerURL string
+	// TLSFingerprint pins the server's certificate by the hex SHA-256 of
+	// its DER encoding (as parleyd prints it), for self-signed servers.
+	// When set, the usual chain verification is replaced by the pin.
+	TLSFingerprint string
+	// TLSConfig is the base TLS configuration (root CAs for a private CA).
+	TLSConfig *tls.Config
+	// HTTPClient, if set, is used as is (TLSFingerprint and TLSConfig are
+	// then ignored).
+	HTTPClient *http.Client
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives diagnostics; it never receives content or secrets.
+	// Nil discards them.
+	Logger *slog.Logger
+
+	// CipherSuites are the supported suites in order of preference;
+	// nil means DefaultCipherSuites.
+	CipherSuites []mls.CipherSuite
+	// KeyPackageBatch is how many one-time KeyPackages are uploaded at a
+	// time (default 20); KeyPackageLowWater is the pool size below which
+	// the pool is replenished (default 5).
+	KeyPackageBatch    int
+	KeyPackageLowWater int
+	// SelfUpdateMessages and SelfUpdateInterval trigger a self-update
+	// commit in a conversation (post-compromise security) after this
+	// device sent that many messages in it, or that long after its last
+	// update (defaults 100 messages, 7 days; negative disables).
+	SelfUpdateMessages int
+	SelfUpdateInterval time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults
+	// 500 ms and 30 s); the delay doubles after each failure, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// CommitRetries bounds the automatic retries of a refused commit
+	// (default 10).
+	CommitRetries int
+}
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.CipherSuites) == 0 {
+		cfg.CipherSuites = DefaultCipherSuites
+	}
+	if cfg.KeyPackageBatch <= 0 {
+		cfg.KeyPackageBatch = 20
+	}
+	if cfg.KeyPackageLowWater <= 0 {
+		cfg.KeyPackageLowWater = 5
+	}
+	if cfg.SelfUpdateMessages == 0 {
+		cfg.SelfUpdateMessages = 100
+	}
+	if cfg.SelfUpdateInterval == 0 {
+		cfg.SelfUpdateInterval = 7 * 24 * time.Hour
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.CommitRetries <= 0 {
+		cfg.CommitRetries = 10
+	}
+	return cfg
+}
+
+// Client is one device's view of a Parley account. It is safe for
+// concurrent use.
+type Client struct {
+	cfg  Config
+	st   *sqlitestore.Store
+	log  *slog.Logger
+	http *http.Client
+
+	// life is cancelled by Close; background work derives from it.
+	life   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu serializes every operation on MLS state, cursors and history.
+	mu         sync.Mutex
+	id         *sqlitestore.Identity
+	serverURL  string
+	serverName string
+	suites     []mls.CipherSuite // accepted by the server, our preference order
+	groups     map[protocol.ConversationID]*mls.Group
+	blocked    map[protocol.ConversationID]string // conversation → user whose identity changed
+	mlsCfg     *mls.Config
+
+	tokMu    sync.Mutex
+	token    string
+	tokenExp time.Time
+
+	ev *eventQueue
+
+	wsMu sync.Mutex
+	ws   *wsConn // the live connection of Run, for acks
+}
+
+// Open opens the profile in cfg.ProfileDir, creating the directory and an
+// empty store if needed. A profile without an account must be registered
+// with Register before anything else.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	if cfg.ProfileDir == "" {
+		return nil, errors.New("client: open: no profile directory")
+	}
+	if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
+		return nil, fmt.Errorf("client: open profile %s: %v", cfg.ProfileDir, err)
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.ProfileDir, StoreFile), sqlitestore.Options{
+		Passphrase: cfg.Passphrase, KeyFile: cfg.KeyFile, KDF: cfg.KDF,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: open profile %s: %w", cfg.ProfileDir, err)
+	}
+	life, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg: cfg, st: st, log: cfg.Logger,
+		life: life, cancel: cancel,
+		groups:  map[protocol.ConversationID]*mls.Group{},
+		blocked: map[protocol.ConversationID]string{},
+		ev:      newEventQueue(),
+	}
+	c.mlsCfg = &mls.Config{Now: cfg.Now, ValidateCredential: c.validateCredential}
+	if c.http, err = cfg.httpClient(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := c.load(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// httpClient builds the HTTP client from the TLS settings.
+func (cfg Config) httpClient() (*http.Client, error) {
+	if cfg.HTTPClient != nil {
+		return cfg.HTTPClient, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSConfig != nil {
+		tc = cfg.TLSConfig.Clone()
+	}
+	if cfg.TLSFingerprint != "" {
+		fp, err := tlsutil.ParseFingerprint(cfg.TLSFingerprint)
+		if err != nil {
+			return nil, fmt.Errorf("client: open: TLS fingerprint %q: %v", cfg.TLSFingerprint, err)
+		}
+		tc.InsecureSkipVerify = true // replaced by the pin below
+		tc.VerifyPeerCertificate = tlsutil.VerifyFingerprint(fp)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
+}
+
+// Settings keys of the store.
+const (
+	settingServerName = "server_name"
+	settingSuites     = "cipher_suites"
+)
+
+// load reads the identity and the groups of a registered profile.
+func (c *Client) load(ctx context.Context) error {
+	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		id, err := tx.Identity()
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("client: open: read identity: %w", err)
+		}
+		c.id = id
+		c.serverURL = strings.TrimRight(id.Server, "/")
+		if c.cfg.ServerURL != "" {
+			c.serverURL = strings.TrimRight(c.cfg.ServerURL, "/")
+		}
+		name, err := tx.Setting(settingServerName)
+		if err != nil {
+			return fmt.Errorf("client: open: read server name: %w", err)
+		}
+		c.serverName = string(name)
+		if b, err := tx.Setting(settingSuites); err == nil {
+			c.suites = decodeSuites(b)
+		}
+		convs, err := tx.Conversations()
+		if err != nil {
+			return fmt.Errorf("client: open: list conversations: %w", err)
+		}
+		for _, cv := range convs {
+			state, err := tx.GroupState(cv.ID)
+			if errors.Is(err, sqlitestore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("client: open: read group of conversation %d: %w", cv.ID, err)
+			}
+			g, err := c.loadGroup(state)
+			if err != nil {
+				return fmt.Errorf("client: open: load group of conversation %d: %v", cv.ID, err)
+			}
+			c.groups[cv.ID] = g
+		}
+		return nil
+	})
+}
+
+// loadGroup restores a group from its stored state.
+func (c *Client) loadGroup(state []byte) (*mls.Group, error) {
+	if len(state) < 4 {
+		return nil, errors.New("state too short")
+	}
+	// The suite is bytes 2-3 of the state (version, kind, cipher_suite).
+	cs := mls.CipherSuite(uint16(state[2])<<8 | uint16(state[3]))
+	s, err := c.signer(cs)
+	if err != nil {
+		return nil, err
+	}
+	return mls.LoadGroup(c.mlsCfg, state, s)
+}
+
+// signer returns this device's signer for a suite: the device key is one
+// Ed25519 key, usable in every suite with Ed25519 signatures.
+func (c *Client) signer(cs mls.CipherSuite) (*mls.Signer, error) {
+	if c.id == nil {
+		return nil, ErrNotRegistered
+	}
+	return mls.NewSigner(cs, c.id.DeviceKey)
+}
+
+// Close stops background work and closes the store. Events is closed.
+func (c *Client) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	c.ev.close()
+	return c.st.Close()
+}
+
+// Account describes the profile's account.
+type Account struct {
+	// User is the account name; Address is "name@server".
+	User    string `json:"user"`
+	Address string `json:"address"`
+	// Device is this device's id.
+	Device protocol.DeviceID `json:"device"`
+	// Server is the server's URL; ServerName its domain.
+	Server     string `json:"server"`
+	ServerName string `json:"server_name"`
+	// IdentityKey is the Ed25519 identity public key.
+	IdentityKey []byte `json:"identity_key"`
+}
+
+// Whoami returns the profile's account, or ErrNotRegistered.
+func (c *Client) Whoami() (*Account, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.id == nil {
+		return nil, fmt.Errorf("client: whoami: %w", ErrNotRegistered)
+	}
+	return &Account{
+		User: c.id.User, Address: c.id.User + "@" + c.serverName, Device: c.id.Device,
+		Server: c.serverURL, ServerName: c.serverName,
+		IdentityKey: ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey),
+	}, nil
+}
+
+// encodeSuites and decodeSuites store the suite list as a setting.
+func encodeSuites(s []mls.CipherSuite) []byte {
+	var b []byte
+	for _, cs := range s {
+		b = append(b, byte(cs>>8), byte(cs))
+	}
+	return b
+}
+
+func decodeSuites(b []byte) []mls.CipherSuite {
+	var s []mls.CipherSuite
+	for i := 0; i+1 < len(b); i += 2 {
+		s = append(s, mls.CipherSuite(uint16(b[i])<<8|uint16(b[i+1])))
+	}
+	return s
+}

@@ -1,0 +1,742 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// Conversation is the local view of a conversation.
+type Conversation struct {
+	// ID is the server's conversation number.
+	ID protocol.ConversationID `json:"id"`
+	// Name and Topic come from encrypted metadata messages.
+	Name  string `json:"name,omitempty"`
+	Topic string `json:"topic,omitempty"`
+	// Direct is set for a 1:1 conversation.
+	Direct bool `json:"direct,omitempty"`
+	// Members are the member users, sorted.
+	Members []string `json:"members"`
+	// Left is set once this device left or was removed.
+	Left bool `json:"left,omitempty"`
+	// Epoch is the MLS epoch this device is in.
+	Epoch uint64 `json:"epoch"`
+	// CipherSuite is the group's MLS cipher suite.
+	CipherSuite uint16 `json:"cipher_suite"`
+	// Created is when this device created or joined it.
+	Created time.Time `json:"created"`
+}
+
+// Member is one device of a conversation.
+type Member struct {
+	// User and Device name the leaf.
+	User   string            `json:"user"`
+	Device protocol.DeviceID `json:"device"`
+	// Self marks this device.
+	Self bool `json:"self,omitempty"`
+	// Verified is set when the safety number with User was compared
+	// (always for this account's own devices).
+	Verified bool `json:"verified"`
+	// IdentityChanged is set while User's new identity key is not
+	// acknowledged.
+	IdentityChanged bool `json:"identity_changed,omitempty"`
+}
+
+// Conversations lists the profile's conversations, by id.
+func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Conversation
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		cvs, err := tx.Conversations()
+		if err != nil {
+			return err
+		}
+		for _, cv := range cvs {
+			out = append(out, c.viewConversation(&cv))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: list conversations: %w", err)
+	}
+	return out, nil
+}
+
+// Conversation returns one conversation.
+func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID) (*Conversation, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out Conversation
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		cv, err := tx.Conversation(conv)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return ErrUnknownConversation
+		}
+		if err != nil {
+			return err
+		}
+		out = c.viewConversation(cv)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: conversation %d: %w", conv, err)
+	}
+	return &out, nil
+}
+
+func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
+	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct, Members: cv.Members, Left: cv.Left, Created: cv.Created}
+	if g := c.groups[cv.ID]; g != nil {
+		v.Epoch, v.CipherSuite = g.Epoch(), uint16(g.CipherSuite())
+		if !g.Active() {
+			v.Left = true
+		}
+	}
+	if !v.Direct && v.Name == "" && len(v.Members) == 2 {
+		v.Direct = true
+	}
+	return v
+}
+
+// Members lists the devices of a conversation with the verification state
+// of their users.
+func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]Member, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[conv]
+	if g == nil {
+		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, ErrUnknownConversation)
+	}
+	var out []Member
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		for _, m := range g.Members() {
+			cr, err := credentialOf(m.Credential)
+			if err != nil {
+				continue
+			}
+			mb := Member{User: cr.User(), Device: cr.Device(), Self: m.Leaf == g.OwnLeaf()}
+			if cr.User() == c.id.User {
+				mb.Verified = true
+			} else if ct, err := tx.Contact(cr.User()); err == nil {
+				mb.Verified = ct.Verified
+				mb.IdentityChanged = len(ct.ChangedKey) != 0
+			}
+			out = append(out, mb)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, err)
+	}
+	return out, nil
+}
+
+// NewGroup creates a conversation named title with the given members (all
+// their devices, and this user's other devices). The name travels to the
+// members inside MLS only.
+func (c *Client) NewGroup(ctx context.Context, title string, members ...string) (protocol.ConversationID, error) {
+	conv, err := c.create(ctx, false, title, members)
+	if err != nil {
+		return 0, fmt.Errorf("client: new group %q: %w", title, err)
+	}
+	return conv, nil
+}
+
+// NewDirect returns the 1:1 conversation with user, creating it (a group
+// of both users' devices) if none is active.
+func (c *Client) NewDirect(ctx context.Context, user string) (protocol.ConversationID, error) {
+	if c.id == nil {
+		return 0, ErrNotRegistered
+	}
+	if user == c.id.User {
+		return 0, fmt.Errorf("client: new direct conversation with %s: that is this account", user)
+	}
+	c.mu.Lock()
+	var found protocol.ConversationID
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		cvs, _ := tx.Conversations()
+		for _, cv := range cvs {
+			if g := c.groups[cv.ID]; cv.Direct && g != nil && g.Active() && slices.Equal(memberUsers(g), sortedPair(c.id.User, user)) {
+				found = cv.ID
+			}
+		}
+		return nil
+	})
+	c.mu.Unlock()
+	if found != 0 {
+		return found, nil
+	}
+	conv, err := c.create(ctx, true, "", []string{user})
+	if err != nil {
+		return 0, fmt.Errorf("client: new direct conversation with %s: %w", user, err)
+	}
+	return conv, nil
+}
+
+func sortedPair(a, b string) []string {
+	s := []string{a, b}
+	slices.Sort(s)
+	return s
+}
+
+// create makes a group with this device, registers it and adds members.
+func (c *Client) create(ctx context.Context, direct bool, title string, members []string) (protocol.ConversationID, error) {
+	if c.id == nil {
+		return 0, ErrNotRegistered
+	}
+	for _, u := range members {
+		if !protocol.ValidUserName(u) {
+			return 0, fmt.Errorf("user %q: %w", u, ErrUnknownUser)
+		}
+	}
+	// Check every member before anything is created.
+	for _, u := range members {
+		if _, _, err := c.lookupUser(ctx, u); err != nil {
+			return 0, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs := c.suites[0]
+	signer, err := c.signer(cs)
+	if err != nil {
+		return 0, err
+	}
+	cred, err := c.ownCredential()
+	if err != nil {
+		return 0, err
+	}
+	gid := make([]byte, 32)
+	rand.Read(gid)
+	g, err := mls.CreateGroup(c.mlsCfg, cs, gid, signer, cred, mls.CreateOptions{})
+	if err != nil {
+		return 0, err
+	}
+	gi, err := g.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
+	if err != nil {
+		return 0, err
+	}
+	tree, err := g.RatchetTree()
+	if err != nil {
+		return 0, err
+	}
+	var info protocol.ConversationInfo
+	if err := c.call(ctx, "POST", "/v1/conversations", true, protocol.CreateConversationRequest{GroupID: gid, CipherSuite: uint16(cs), GroupInfo: gi, RatchetTree: tree}, &info); err != nil {
+		return 0, err
+	}
+	state, err := g.MarshalBinary()
+	if err != nil {
+		return 0, err
+	}
+	conv := info.ID
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.PutGroupState(conv, state); err != nil {
+			return err
+		}
+		return tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: gid, Direct: direct, Name: title, Members: []string{c.id.User}, Created: c.cfg.Now()})
+	})
+	if err != nil {
+		return 0, err
+	}
+	c.groups[conv] = g
+	if err := c.addUsersLocked(ctx, conv, append([]string{c.id.User}, members...)); err != nil && !errors.Is(err, errNothingToCommit) {
+		return conv, err
+	}
+	if title != "" {
+		m := content.New(content.KindGroupMetadata, c.cfg.Now())
+		m.Name = &title
+		if _, err := c.sendLocked(ctx, conv, m); err != nil {
+			return conv, err
+		}
+	}
+	return conv, nil
+}
+
+// errNothingToCommit means a commit's purpose was met meanwhile (for
+// example by a concurrent commit).
+var errNothingToCommit = errors.New("nothing to commit")
+
+// commitPlan is what one commit attempt sends.
+type commitPlan struct {
+	opts     mls.CommitOptions
+	welcomes []protocol.DeviceID // the devices opts.Add adds
+}
+
+// commitLocked creates a commit with build, posts it and merges it once
+// the server accepted it. When the server refuses it for a stale epoch,
+// the commit is discarded, the missed entries are applied and the commit
+// is built again for the new epoch, up to Config.CommitRetries times.
+// c.mu is held.
+func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID, build func(g *mls.Group) (*commitPlan, error)) error {
+	for attempt := 0; ; attempt++ {
+		g := c.groups[conv]
+		if g == nil {
+			return ErrUnknownConversation
+		}
+		if !g.Active() {
+			return ErrNotMember
+		}
+		plan, err := build(g)
+		if err != nil {
+			return err
+		}
+		pc, err := g.Commit(plan.opts)
+		if err != nil {
+			return err
+		}
+		req := protocol.HandshakeRequest{Epoch: g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
+		for _, d := range plan.welcomes {
+			req.Welcomes = append(req.Welcomes, protocol.Welcome{Device: d, Data: pc.Welcome})
+		}
+		var res protocol.HandshakeResponse
+		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true, req, &res)
+		if err != nil {
+			g.DiscardPendingCommit(pc)
+			if _, stale := isCode(err, protocol.CodeStaleEpoch); stale && attempt < c.cfg.CommitRetries {
+				c.log.Debug("commit refused for a stale epoch; catching up", "conversation", conv, "epoch", req.Epoch)
+				if err := c.catchUpLocked(ctx, conv); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		if failpoint != nil && failpoint("commit-accepted") {
+			// Tests: the device stops before merging its accepted commit.
+			g.DiscardPendingCommit(pc)
+			return errFailpoint
+		}
+		if err := g.MergePendingCommit(pc); err != nil {
+			return fmt.Errorf("merge accepted commit: %v", err)
+		}
+		state, err := g.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+			if err := tx.PutGroupState(conv, state); err != nil {
+				return err
+			}
+			return c.putConversationMembers(tx, conv, g, false)
+		})
+		if err != nil {
+			c.reloadGroupLocked(ctx, conv)
+			return err
+		}
+		for _, ev := range c.membershipEvents(conv, pc.Added, pc.Removed) {
+			c.ev.push(ev)
+		}
+		return nil
+	}
+}
+
+// candidate is a validated KeyPackage of a device to add.
+type candidate struct {
+	device protocol.DeviceID
+	user   string
+	kp     []byte
+	sigKey []byte
+}
+
+// claimUsers claims and validates a KeyPackage for every device of the
+// users (except this device and devices already in g). A KeyPackage whose
+// credential does not verify under the user's pinned identity key is
+// refused (and reported as EventDeviceRejected).
+func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) ([]candidate, error) {
+	var out []candidate
+	present := map[protocol.DeviceID]bool{}
+	for _, m := range g.Members() {
+		if cr, err := credentialOf(m.Credential); err == nil {
+			present[cr.Device()] = true
+		}
+	}
+	for _, user := range users {
+		_, devs, err := c.lookupUser(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		need := 0
+		for _, d := range devs {
+			if !present[d.ID] {
+				need++
+			}
+		}
+		if need == 0 {
+			if user != c.id.User && len(devs) == 0 {
+				return nil, fmt.Errorf("user %s has no device: %w", user, ErrNoKeyPackage)
+			}
+			continue
+		}
+		var claim protocol.ClaimKeyPackagesResponse
+		err = c.call(ctx, "POST", "/v1/keypackages/claim", true, protocol.ClaimKeyPackagesRequest{User: user, CipherSuite: uint16(g.CipherSuite())}, &claim)
+		if err != nil {
+			if user == c.id.User {
+				continue // our other devices join later by themselves
+			}
+			return nil, fmt.Errorf("claim KeyPackages of %s: %w", user, err)
+		}
+		got := 0
+		for _, kp := range claim.KeyPackages {
+			if present[kp.Device] || kp.Device == c.id.Device {
+				continue
+			}
+			info, err := mls.ValidateKeyPackage(c.mlsCfg, g.CipherSuite(), kp.Data)
+			if err != nil {
+				c.log.Warn("KeyPackage refused", "user", user, "device", kp.Device, "err", err)
+				if !errors.Is(err, ErrForgedDevice) {
+					c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s: %w", user, kp.Device, err)})
+				}
+				continue
+			}
+			cr, err := credentialOf(info.Credential)
+			if err != nil || cr.User() != user || cr.Device() != kp.Device {
+				c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s names another device: %w", user, kp.Device, ErrForgedDevice)})
+				continue
+			}
+			present[kp.Device] = true
+			out = append(out, candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey})
+			got++
+		}
+		if got == 0 && user != c.id.User {
+			return nil, fmt.Errorf("no usable KeyPackage of %s: %w", user, ErrNoKeyPackage)
+		}
+	}
+	return out, nil
+}
+
+// addUsersLocked adds every device of the users to a conversation.
+func (c *Client) addUsersLocked(ctx context.Context, conv protocol.ConversationID, users []string) error {
+	g := c.groups[conv]
+	if g == nil {
+		return ErrUnknownConversation
+	}
+	cands, err := c.claimUsers(ctx, g, users)
+	if err != nil {
+		return err
+	}
+	if len(cands) == 0 {
+		return errNothingToCommit
+	}
+	return c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+		present := map[string]bool{}
+		for _, m := range g.Members() {
+			present[string(m.SignatureKey)] = true
+		}
+		plan := &commitPlan{opts: mls.CommitOptions{InlineRatchetTree: true, ExternalPub: true, IncludePending: true}}
+		for _, cd := range cands {
+			if present[string(cd.sigKey)] {
+				continue
+			}
+			plan.opts.Add = append(plan.opts.Add, cd.kp)
+			plan.welcomes = append(plan.welcomes, cd.device)
+		}
+		if len(plan.opts.Add) == 0 {
+			return nil, errNothingToCommit
+		}
+		return plan, nil
+	})
+}
+
+// Add adds every device of user to a conversation, and shares the
+// conversation's name and topic with them.
+func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkSendable(ctx, conv); err != nil {
+		return fmt.Errorf("client: add %s to conversation %d: %w", user, conv, err)
+	}
+	if err := c.addUsersLocked(ctx, conv, []string{user}); err != nil {
+		if errors.Is(err, errNothingToCommit) {
+			return nil
+		}
+		return fmt.Errorf("client: add %s to conversation %d: %w", user, conv, err)
+	}
+	var cv *sqlitestore.Conversation
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		cv, _ = tx.Conversation(conv)
+		return nil
+	})
+	if cv != nil && (cv.Name != "" || cv.Topic != "") {
+		m := content.New(content.KindGroupMetadata, c.cfg.Now())
+		m.Name, m.Topic = &cv.Name, &cv.Topic
+		if _, err := c.sendLocked(ctx, conv, m); err != nil {
+			return fmt.Errorf("client: add %s to conversation %d: share name: %w", user, conv, err)
+		}
+	}
+	return nil
+}
+
+// leavesOf returns the leaves of user's devices in g.
+func leavesOf(g *mls.Group, user string) []mls.LeafIndex {
+	var out []mls.LeafIndex
+	for _, m := range g.Members() {
+		if cr, err := credentialOf(m.Credential); err == nil && cr.User() == user {
+			out = append(out, m.Leaf)
+		}
+	}
+	return out
+}
+
+// Remove removes every device of user from a conversation. The removed
+// devices can read nothing sent after the commit.
+func (c *Client) Remove(ctx context.Context, conv protocol.ConversationID, user string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[conv]
+	if g == nil {
+		return fmt.Errorf("client: remove %s from conversation %d: %w", user, conv, ErrUnknownConversation)
+	}
+	if user == c.id.User {
+		return fmt.Errorf("client: remove %s from conversation %d: use Leave to leave", user, conv)
+	}
+	if len(leavesOf(g, user)) == 0 {
+		return fmt.Errorf("client: remove %s from conversation %d: %s is %w", user, conv, user, ErrNotMember)
+	}
+	err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+		leaves := leavesOf(g, user)
+		if len(leaves) == 0 {
+			return nil, errNothingToCommit
+		}
+		return &commitPlan{opts: mls.CommitOptions{Remove: leaves, IncludePending: true, ExternalPub: true}}, nil
+	})
+	if err != nil && !errors.Is(err, errNothingToCommit) {
+		return fmt.Errorf("client: remove %s from conversation %d: %w", user, conv, err)
+	}
+	return nil
+}
+
+// SelfUpdate commits a fresh leaf key for this device in a conversation
+// (post-compromise security). It is also done automatically, see
+// Config.SelfUpdateMessages and SelfUpdateInterval.
+func (c *Client) SelfUpdate(ctx context.Context, conv protocol.ConversationID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.selfUpdateLocked(ctx, conv); err != nil {
+		return fmt.Errorf("client: self-update in conversation %d: %w", conv, err)
+	}
+	return nil
+}
+
+func (c *Client) selfUpdateLocked(ctx context.Context, conv protocol.ConversationID) error {
+	start := uint64(0)
+	if g := c.groups[conv]; g != nil {
+		start = g.Epoch()
+	}
+	err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+		return &commitPlan{opts: mls.CommitOptions{ForcePath: true, IncludePending: true, ExternalPub: true}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	c.log.Debug("self-update", "conversation", conv, "from_epoch", start)
+	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		b, _ := json.Marshal(updateState{Last: c.cfg.Now()})
+		return tx.SetSetting(updateSetting(conv), b)
+	})
+}
+
+// updateState counts this device's messages since its last self-update.
+type updateState struct {
+	Sent int       `json:"sent"`
+	Last time.Time `json:"last"`
+}
+
+func updateSetting(conv protocol.ConversationID) string { return fmt.Sprintf("self_update/%d", conv) }
+
+// noteSentLocked counts a sent message and reports whether a self-update
+// is due.
+func (c *Client) noteSentLocked(tx *sqlitestore.Tx, conv protocol.ConversationID) (bool, error) {
+	var us updateState
+	if b, err := tx.Setting(updateSetting(conv)); err == nil {
+		json.Unmarshal(b, &us)
+	}
+	if us.Last.IsZero() {
+		us.Last = c.cfg.Now()
+	}
+	us.Sent++
+	b, _ := json.Marshal(us)
+	if err := tx.SetSetting(updateSetting(conv), b); err != nil {
+		return false, err
+	}
+	due := (c.cfg.SelfUpdateMessages > 0 && us.Sent >= c.cfg.SelfUpdateMessages) ||
+		(c.cfg.SelfUpdateInterval > 0 && c.cfg.Now().Sub(us.Last) >= c.cfg.SelfUpdateInterval)
+	return due, nil
+}
+
+// shouldCommitPending reports whether this member should commit the
+// proposals cached in g: the member with the lowest leaf that no cached
+// proposal removes does it, so that one commit sweeps them.
+func (c *Client) shouldCommitPending(g *mls.Group) bool {
+	props := g.CachedProposals()
+	if len(props) == 0 || !g.Active() {
+		return false
+	}
+	removed := map[mls.LeafIndex]bool{}
+	for _, p := range props {
+		if p.Type == 3 { // remove
+			removed[p.Leaf] = true
+		}
+	}
+	for _, m := range g.Members() {
+		if !removed[m.Leaf] {
+			return m.Leaf == g.OwnLeaf()
+		}
+	}
+	return false
+}
+
+// goCommitPending commits the cached proposals of a conversation in the
+// background.
+func (c *Client) goCommitPending(conv protocol.ConversationID) {
+	c.background(func(ctx context.Context) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+			if len(g.CachedProposals()) == 0 {
+				return nil, errNothingToCommit
+			}
+			return &commitPlan{opts: mls.CommitOptions{IncludePending: true, ExternalPub: true}}, nil
+		})
+		if err != nil && !errors.Is(err, errNothingToCommit) {
+			c.log.Warn("commit pending proposals", "conversation", conv, "err", err)
+		}
+	})
+}
+
+func leavingSetting(conv protocol.ConversationID) string { return fmt.Sprintf("leaving/%d", conv) }
+
+// leaving reports whether this user asked to leave the conversation.
+func (c *Client) leaving(ctx context.Context, conv protocol.ConversationID) bool {
+	var ok bool
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		_, err := tx.Setting(leavingSetting(conv))
+		ok = err == nil
+		return nil
+	})
+	return ok
+}
+
+// Leave makes this user leave a conversation: this device proposes the
+// removal of every device of the user, which another member commits
+// (a member cannot commit its own removal). Nothing more can be sent; the
+// conversation is marked left when the removal is committed.
+func (c *Client) Leave(ctx context.Context, conv protocol.ConversationID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[conv]
+	if g == nil {
+		return fmt.Errorf("client: leave conversation %d: %w", conv, ErrUnknownConversation)
+	}
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.SetSetting(leavingSetting(conv), []byte{1}); err != nil {
+			return err
+		}
+		cv, err := tx.Conversation(conv)
+		if err != nil {
+			return err
+		}
+		cv.Left = true
+		return tx.PutConversation(cv)
+	})
+	if err != nil {
+		return fmt.Errorf("client: leave conversation %d: %w", conv, err)
+	}
+	if err := c.proposeLeaveLocked(ctx, conv); err != nil {
+		return fmt.Errorf("client: leave conversation %d: %w", conv, err)
+	}
+	c.ev.push(Event{Kind: EventConversationLeft, Conversation: conv})
+	return nil
+}
+
+// proposeLeaveLocked posts Remove proposals for this user's leaves,
+// retrying on a stale epoch after catching up.
+func (c *Client) proposeLeaveLocked(ctx context.Context, conv protocol.ConversationID) error {
+	for attempt := 0; ; attempt++ {
+		g := c.groups[conv]
+		if g == nil || !g.Active() {
+			return nil // already removed
+		}
+		var stale bool
+		for _, leaf := range leavesOf(g, c.id.User) {
+			msg, err := g.ProposeRemove(leaf)
+			if err != nil {
+				return err
+			}
+			err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true, protocol.HandshakeRequest{Epoch: g.Epoch(), Message: msg}, nil)
+			if _, ok := isCode(err, protocol.CodeStaleEpoch); ok {
+				stale = true
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !stale {
+			// Cached proposals are part of the state.
+			state, err := g.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.PutGroupState(conv, state) })
+		}
+		if attempt >= c.cfg.CommitRetries {
+			return fmt.Errorf("proposal refused %d times for a stale epoch", attempt+1)
+		}
+		c.reloadGroupLocked(ctx, conv)
+		if err := c.catchUpLocked(ctx, conv); err != nil {
+			return err
+		}
+	}
+}
+
+// goLeave proposes the removal again after a commit that did not include
+// it.
+func (c *Client) goLeave(conv protocol.ConversationID) {
+	c.background(func(ctx context.Context) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.proposeLeaveLocked(ctx, conv); err != nil {
+			c.log.Warn("propose leave again", "conversation", conv, "err", err)
+		}
+	})
+}
+
+// checkSendable checks that this device may send to a conversation: it is
+// an active member, has not left, and no member's identity change awaits
+// acknowledgement.
+func (c *Client) checkSendable(ctx context.Context, conv protocol.ConversationID) error {
+	g := c.groups[conv]
+	if g == nil {
+		return ErrUnknownConversation
+	}
+	if !g.Active() || c.leaving(ctx, conv) {
+		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)
+	}
+	if u, ok := c.blocked[conv]; ok {
+		return fmt.Errorf("identity of %s changed: %w", u, ErrIdentityChanged)
+	}
+	changed, err := c.changedUsers(ctx, memberUsers(g))
+	if err != nil {
+		return err
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("identity of %s changed: %w", changed[0], ErrIdentityChanged)
+	}
+	return nil
+}
+
+// failpoint, set by tests, makes the named step fail when it returns true.
+var failpoint func(name string) bool
+
+// errFailpoint is returned by a step a failpoint stopped.
+var errFailpoint = errors.New("failpoint")

@@ -1,0 +1,391 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-chat/parley/client/safety"
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// CredentialVersion is the first byte of a Parley credential.
+const CredentialVersion = 1
+
+// Credential is what a Parley MLS leaf claims: the account user@server and
+// the device, with the device certificate that binds the device's signature
+// key to the user's identity key.
+//
+// It travels as the identity of an MLS basic credential (RFC 9420 §5.3),
+// encoded as
+//
+//	uint8  version (1)
+//	uint16 len, bytes  server name (ServerInfo.name)
+//	uint16 len, bytes  device certificate (protocol.DeviceCertificate)
+//
+// with big-endian lengths and nothing after. The user name and device id
+// are those of the certificate. See docs/protocol.md, "Credentials".
+type Credential struct {
+	// Server is the server's name: the account is User@Server.
+	Server string
+	// Certificate is the decoded device certificate.
+	Certificate *protocol.DeviceCertificate
+	// Raw is the encoded certificate.
+	Raw []byte
+}
+
+// User returns the account name.
+func (c *Credential) User() string { return c.Certificate.User }
+
+// Device returns the device id.
+func (c *Credential) Device() protocol.DeviceID { return c.Certificate.Device }
+
+// EncodeCredential returns the basic-credential identity of a device of
+// the server with the given encoded certificate.
+func EncodeCredential(server string, certificate []byte) ([]byte, error) {
+	if len(server) > 0xffff || len(certificate) > 0xffff {
+		return nil, errors.New("client: encode credential: field too long")
+	}
+	b := []byte{CredentialVersion}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(server)))
+	b = append(b, server...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(certificate)))
+	return append(b, certificate...), nil
+}
+
+// DecodeCredential decodes a basic-credential identity written by
+// EncodeCredential. It rejects other versions, truncation and trailing
+// bytes. It does not verify the certificate's signature.
+func DecodeCredential(identity []byte) (*Credential, error) {
+	const op = "client: decode credential"
+	if len(identity) < 1 || identity[0] != CredentialVersion {
+		return nil, fmt.Errorf("%s: unknown version", op)
+	}
+	r := identity[1:]
+	field := func(what string) ([]byte, error) {
+		if len(r) < 2 {
+			return nil, fmt.Errorf("%s: %s length truncated", op, what)
+		}
+		n := int(binary.BigEndian.Uint16(r))
+		if len(r) < 2+n {
+			return nil, fmt.Errorf("%s: %s truncated", op, what)
+		}
+		v := r[2 : 2+n]
+		r = r[2+n:]
+		return v, nil
+	}
+	server, err := field("server name")
+	if err != nil {
+		return nil, err
+	}
+	cert, err := field("certificate")
+	if err != nil {
+		return nil, err
+	}
+	if len(r) != 0 {
+		return nil, fmt.Errorf("%s: %d trailing bytes", op, len(r))
+	}
+	dc, err := protocol.ParseDeviceCertificate(cert)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	return &Credential{Server: string(server), Certificate: dc, Raw: bytes.Clone(cert)}, nil
+}
+
+// credentialOf decodes the credential of an MLS member.
+func credentialOf(cr mls.Credential) (*Credential, error) {
+	if cr.Type != mls.CredentialBasic {
+		return nil, fmt.Errorf("client: decode credential: type %d is not basic", cr.Type)
+	}
+	return DecodeCredential(cr.Identity)
+}
+
+// ownCredential returns this device's MLS credential.
+func (c *Client) ownCredential() (mls.Credential, error) {
+	id, err := EncodeCredential(c.serverName, c.id.Certificate)
+	if err != nil {
+		return mls.Credential{}, err
+	}
+	return mls.BasicCredential(id), nil
+}
+
+// validateCredential is the mls.Config.ValidateCredential hook: a leaf is
+// accepted only if its device certificate names a user of our server and
+// verifies, for the leaf's signature key, under the identity key pinned for
+// the user (fetched and pinned on first use). A replaced credential must
+// keep its user and device.
+func (c *Client) validateCredential(info mls.CredentialInfo) error {
+	cred, err := credentialOf(info.Credential)
+	if err != nil {
+		return err
+	}
+	if cred.Server != c.serverName {
+		return fmt.Errorf("client: credential of %s@%s: accounts of other servers are not supported", cred.User(), cred.Server)
+	}
+	if cred.Certificate.Scheme != protocol.SchemeEd25519 {
+		return fmt.Errorf("client: credential of %s device %s: signature scheme %#04x not supported", cred.User(), cred.Device(), cred.Certificate.Scheme)
+	}
+	if info.Previous != nil {
+		prev, err := credentialOf(*info.Previous)
+		if err != nil {
+			return err
+		}
+		if prev.User() != cred.User() || prev.Device() != cred.Device() || prev.Server != cred.Server {
+			return fmt.Errorf("client: credential of %s device %s replaces that of %s device %s", cred.User(), cred.Device(), prev.User(), prev.Device())
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.life, 30*time.Second)
+	defer cancel()
+	key, err := c.identityKey(ctx, cred.User())
+	if err != nil {
+		return err
+	}
+	if _, err := protocol.VerifyDeviceCertificate(cred.Raw, key, cred.User(), cred.Device(), info.SignatureKey); err == nil {
+		return nil
+	}
+	// The certificate does not verify under the pinned key: either the
+	// user's identity key changed, or the device is forged.
+	if cred.User() != c.id.User {
+		if u, ferr := c.fetchUser(ctx, cred.User()); ferr == nil && !bytes.Equal(u.IdentityKey, key) {
+			if _, err := protocol.VerifyDeviceCertificate(cred.Raw, u.IdentityKey, cred.User(), cred.Device(), info.SignatureKey); err == nil {
+				c.identityChanged(ctx, cred.User(), u.IdentityKey)
+				return fmt.Errorf("client: credential of %s device %s: identity of %s changed: %w", cred.User(), cred.Device(), cred.User(), ErrIdentityChanged)
+			}
+		}
+	}
+	c.ev.push(Event{Kind: EventDeviceRejected, User: cred.User(), Device: cred.Device(),
+		Err: fmt.Errorf("device %s of %s: %w", cred.Device(), cred.User(), ErrForgedDevice)})
+	return fmt.Errorf("client: credential of %s device %s: %w", cred.User(), cred.Device(), ErrForgedDevice)
+}
+
+// identityKey returns the identity key pinned for user, pinning the
+// server's answer on first use. Our own user's key is our own.
+func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKey, error) {
+	if user == c.id.User {
+		return ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey), nil
+	}
+	var ct *sqlitestore.Contact
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		ct, err = tx.Contact(user)
+		return err
+	})
+	if err == nil {
+		return ct.IdentityKey, nil
+	}
+	if !errors.Is(err, sqlitestore.ErrNotFound) {
+		return nil, fmt.Errorf("client: read contact %s: %w", user, err)
+	}
+	u, err := c.fetchUser(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("client: look up %s: %w", user, err)
+	}
+	return c.pin(ctx, u)
+}
+
+// pin records the identity key of a user seen for the first time, or
+// compares it with the pinned one (raising EventIdentityChanged on a
+// difference). It returns the key pinned.
+func (c *Client) pin(ctx context.Context, u *protocol.UserInfo) (ed25519.PublicKey, error) {
+	if len(u.IdentityKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("client: look up %s: identity key of %d bytes", u.Name, len(u.IdentityKey))
+	}
+	var pinned []byte
+	var changed bool
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		ct, err := tx.Contact(u.Name)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			pinned = u.IdentityKey
+			return tx.PutContact(&sqlitestore.Contact{User: u.Name, IdentityKey: u.IdentityKey, Pinned: c.cfg.Now()})
+		}
+		if err != nil {
+			return err
+		}
+		pinned = ct.IdentityKey
+		if !bytes.Equal(ct.IdentityKey, u.IdentityKey) && !bytes.Equal(ct.ChangedKey, u.IdentityKey) {
+			ct.ChangedKey = u.IdentityKey
+			changed = true
+			return tx.PutContact(ct)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: pin identity of %s: %w", u.Name, err)
+	}
+	if changed {
+		c.ev.push(Event{Kind: EventIdentityChanged, User: u.Name, Err: fmt.Errorf("identity of %s: %w", u.Name, ErrIdentityChanged)})
+	}
+	return pinned, nil
+}
+
+// identityChanged records a new identity key of user and reports it.
+func (c *Client) identityChanged(ctx context.Context, user string, key []byte) {
+	c.pin(ctx, &protocol.UserInfo{Name: user, IdentityKey: key})
+}
+
+// lookupUser fetches a user, pins or checks its identity key, and returns
+// the user's active devices whose certificates verify under the pinned
+// key. It fails with ErrIdentityChanged if the key differs from the pinned
+// one (and was not acknowledged).
+func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInfo, []protocol.DeviceInfo, error) {
+	u, err := c.fetchUser(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: look up %s: %w", name, err)
+	}
+	var key []byte
+	if name == c.id.User {
+		key = ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey)
+	} else if key, err = c.pin(ctx, u); err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(key, u.IdentityKey) {
+		return nil, nil, fmt.Errorf("client: look up %s: identity key differs from the pinned one: %w", name, ErrIdentityChanged)
+	}
+	var devs []protocol.DeviceInfo
+	for _, d := range u.Devices {
+		if d.Revoked != nil || d.Disabled {
+			continue
+		}
+		if _, err := protocol.VerifyDeviceCertificate(d.Certificate, key, name, d.ID, d.SignatureKey); err != nil {
+			c.ev.push(Event{Kind: EventDeviceRejected, User: name, Device: d.ID, Err: fmt.Errorf("device %s of %s: %w", d.ID, name, ErrForgedDevice)})
+			continue
+		}
+		devs = append(devs, d)
+	}
+	return u, devs, nil
+}
+
+// AcknowledgeIdentity accepts the new identity key of user after an
+// EventIdentityChanged: it is pinned (unverified) and sending to the user
+// is unblocked. Conversations held back by the change are processed again.
+func (c *Client) AcknowledgeIdentity(ctx context.Context, user string) error {
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		ct, err := tx.Contact(user)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return fmt.Errorf("%w", ErrUnknownUser)
+		}
+		if err != nil {
+			return err
+		}
+		if len(ct.ChangedKey) == 0 {
+			return nil
+		}
+		ct.IdentityKey, ct.ChangedKey, ct.Verified, ct.Pinned = ct.ChangedKey, nil, false, c.cfg.Now()
+		return tx.PutContact(ct)
+	})
+	if err != nil {
+		return fmt.Errorf("client: acknowledge identity of %s: %w", user, err)
+	}
+	c.mu.Lock()
+	var resume []protocol.ConversationID
+	for conv, u := range c.blocked {
+		if u == user {
+			delete(c.blocked, conv)
+			resume = append(resume, conv)
+		}
+	}
+	for _, conv := range resume {
+		if err := c.catchUpLocked(ctx, conv); err != nil {
+			c.log.Warn("catch up after identity acknowledgement", "conversation", conv, "err", err)
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// SafetyNumber is the safety number of this account and another user.
+type SafetyNumber struct {
+	// User is the other user.
+	User string `json:"user"`
+	// Digits are the 60 digits; Groups the 12 groups of 5 shown to users.
+	Digits string   `json:"digits"`
+	Groups []string `json:"groups"`
+	// QR is the code rendered for a terminal; QRPayload its bytes.
+	QR        string `json:"-"`
+	QRPayload []byte `json:"qr_payload"`
+	// Verified says the user was marked verified for the pinned key.
+	Verified bool `json:"verified"`
+	// Number compares a scanned code (Number.CompareScanned).
+	Number *safety.Number `json:"-"`
+}
+
+// SafetyNumber computes the safety number of this account and user from
+// the identity key pinned for user (pinning it on first use).
+func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, error) {
+	if c.id == nil {
+		return nil, ErrNotRegistered
+	}
+	key, err := c.identityKey(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("client: safety number with %s: %w", user, err)
+	}
+	own := ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey)
+	n, err := safety.New(safety.Identity{Name: c.id.User + "@" + c.serverName, Key: own},
+		safety.Identity{Name: user + "@" + c.serverName, Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("client: safety number with %s: %v", user, err)
+	}
+	qr, err := n.QR(false)
+	if err != nil {
+		return nil, fmt.Errorf("client: safety number with %s: %v", user, err)
+	}
+	sn := &SafetyNumber{User: user, Digits: n.Digits(), Groups: n.Groups(), QR: qr, QRPayload: n.QRPayload(), Number: n}
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		if ct, err := tx.Contact(user); err == nil {
+			sn.Verified = ct.Verified
+		}
+		return nil
+	})
+	return sn, nil
+}
+
+// MarkVerified records that the safety number with user was compared for
+// the identity key pinned now.
+func (c *Client) MarkVerified(ctx context.Context, user string) error {
+	if _, err := c.identityKey(ctx, user); err != nil {
+		return fmt.Errorf("client: mark %s verified: %w", user, err)
+	}
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		ct, err := tx.Contact(user)
+		if err != nil {
+			return err
+		}
+		if len(ct.ChangedKey) != 0 {
+			return ErrIdentityChanged
+		}
+		ct.Verified = true
+		return tx.PutContact(ct)
+	})
+	if err != nil {
+		return fmt.Errorf("client: mark %s verified: %w", user, err)
+	}
+	return nil
+}
+
+// changedUsers returns which of users have an unacknowledged identity
+// change.
+func (c *Client) changedUsers(ctx context.Context, users []string) ([]string, error) {
+	var out []string
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		for _, u := range users {
+			ct, err := tx.Contact(u)
+			if errors.Is(err, sqlitestore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(ct.ChangedKey) != 0 {
+				out = append(out, u)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

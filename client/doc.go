@@ -1,0 +1,41 @@
+// Package client is Parley's client SDK: the account and device keys, the
+// encrypted local store, the sync loop with parleyd, conversations (MLS
+// groups), message content and attachments. Every UI (the parley CLI, the
+// TUI, the web client) is a thin layer on a [Client].
+//
+// # Lifecycle
+//
+// [Open] opens (or creates) the encrypted profile in Config.ProfileDir.
+// A new profile is bound to an account with [Client.Register]; an existing
+// one is ready at once. [Client.Run] keeps one WebSocket to the server open
+// (reconnecting with exponential backoff and jitter) and processes
+// everything the server pushes; [Client.Sync] does the same once over
+// HTTP, for command-line tools that do not stay connected. What happens is
+// reported on [Client.Events].
+//
+// # Trust
+//
+// Every MLS leaf carries a credential (see [EncodeCredential]) holding the
+// device certificate by which the user's identity key certifies the
+// device's signature key. A leaf is accepted only if that certificate
+// verifies under the identity key this client pinned for the user: on
+// first use it is fetched from the server (GET /v1/users/{name}) and
+// pinned; a different key later raises an [EventIdentityChanged] event and
+// blocks sending to conversations with that user until
+// [Client.AcknowledgeIdentity]. Users compare [Client.SafetyNumber]s to
+// detect a server that substituted a key on first use.
+//
+// # Ordering and crash safety
+//
+// Entries of a conversation are applied in server sequence order. For
+// every entry the new MLS group state, the decrypted message (or the
+// effect of an edit, reaction, receipt…) and the advanced cursor are
+// written in one store transaction before the entry is acknowledged to the
+// server, so a crash at any point neither loses nor duplicates a message.
+// An outgoing message is encrypted and written to the outbox together with
+// the MLS state that encrypted it before the ciphertext leaves the device,
+// so no key and nonce is ever used twice.
+//
+// A Client is safe for concurrent use. Operations on MLS state are
+// serialized.
+package client

@@ -1,0 +1,280 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/internal/tlsutil"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/blob"
+	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/follower"
+	"github.com/parley-chat/parley/server/httpapi"
+	"github.com/parley-chat/parley/server/store/sqlite"
+)
+
+// server is a parleyd core on a real SQLite file behind a loopback TLS
+// server with a self-signed certificate.
+type server struct {
+	srv         *httptest.Server
+	url         string
+	fingerprint string
+	name        string
+}
+
+func newServer(t testing.TB) *server {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDisk(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := delivery.DefaultConfig()
+	dcfg.ServerName = "test.example"
+	dcfg.OpenRegistration = true
+	dcfg.CipherSuites = []uint16{uint16(mls.MLS128MLKEM768X25519AES128GCMSHA256Ed25519), 1}
+	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
+	hcfg := httpapi.DefaultConfig()
+	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
+	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast}
+	reg := prometheus.NewRegistry()
+	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		svc.Run(runCtx)
+		close(ran)
+	}()
+	api, err := httpapi.New(hcfg, svc, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(api)
+	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		api.Shutdown(sctx)
+		cancel()
+		srv.Close()
+		stop()
+		<-ran
+		if err := st.CheckInvariants(ctx); err != nil {
+			t.Errorf("server store invariants: %v", err)
+		}
+		st.Close()
+	})
+	return s
+}
+
+// device is one client profile in a test.
+type device struct {
+	t    testing.TB
+	name string
+	dir  string
+	url  string
+	fp   string
+	c    *client.Client
+	logs *logBuffer
+
+	mu     sync.Mutex
+	events []client.Event
+	cond   *sync.Cond
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// fastKDF keeps Argon2id cheap in tests.
+var fastKDF = sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+
+// openDevice opens (or reopens) a profile.
+func openDevice(t testing.TB, s *server, dir, name string) *device {
+	t.Helper()
+	return openDeviceURL(t, s.url, s.fingerprint, dir, name)
+}
+
+func openDeviceURL(t testing.TB, url, fp, dir, name string) *device {
+	t.Helper()
+	logs := &logBuffer{}
+	c, err := client.Open(context.Background(), client.Config{
+		ProfileDir: dir, Passphrase: []byte("correct horse " + name), KDF: fastKDF,
+		ServerURL: url, TLSFingerprint: fp,
+		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		SelfUpdateMessages: -1, SelfUpdateInterval: -1,
+	})
+	if err != nil {
+		t.Fatalf("open %s: %v", name, err)
+	}
+	d := &device{t: t, name: name, dir: dir, url: url, fp: fp, c: c, logs: logs}
+	d.cond = sync.NewCond(&d.mu)
+	go func() {
+		for ev := range c.Events() {
+			d.mu.Lock()
+			d.events = append(d.events, ev)
+			d.cond.Broadcast()
+			d.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { d.close() })
+	return d
+}
+
+// register creates a user on the server with a fresh profile.
+func register(t testing.TB, s *server, name string) *device {
+	t.Helper()
+	d := openDevice(t, s, t.TempDir(), name)
+	if _, err := d.c.Register(context.Background(), s.url, "", name); err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return d
+}
+
+// start runs the sync loop in the background.
+func (d *device) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.done = make(chan struct{})
+	go func() {
+		defer close(d.done)
+		d.c.Run(ctx)
+	}()
+}
+
+// stop ends the sync loop.
+func (d *device) stop() {
+	if d.cancel != nil {
+		d.cancel()
+		<-d.done
+		d.cancel = nil
+	}
+}
+
+func (d *device) close() {
+	if d.c == nil {
+		return
+	}
+	d.stop()
+	d.c.Close()
+	d.c = nil
+}
+
+// waitEvent waits for an event matching f (seen at any time).
+func (d *device) waitEvent(what string, f func(client.Event) bool) client.Event {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	timer := time.AfterFunc(20*time.Second, func() {
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer timer.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		for _, ev := range d.events {
+			if f(ev) {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			var kinds []string
+			for _, ev := range d.events {
+				kinds = append(kinds, fmt.Sprintf("%s(%d %s %s)", ev.Kind, ev.Conversation, ev.User, ev.Error))
+			}
+			d.t.Fatalf("%s: no event %s; events: %s", d.name, what, strings.Join(kinds, ", "))
+		}
+		d.cond.Wait()
+	}
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// texts returns the texts of a conversation's history.
+func (d *device) texts(conv protocol.ConversationID) []string {
+	d.t.Helper()
+	ms, err := d.c.Messages(context.Background(), conv, 0, 0)
+	if err != nil && !errors.Is(err, client.ErrUnknownConversation) {
+		d.t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+// waitTexts waits until the history of conv has exactly want.
+func (d *device) waitTexts(conv protocol.ConversationID, want ...string) {
+	d.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := d.texts(conv)
+		if strings.Join(got, "\x00") == strings.Join(want, "\x00") {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("%s: history of %d is %q, want %q", d.name, conv, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// epoch returns the device's epoch in conv.
+func (d *device) epoch(conv protocol.ConversationID) uint64 {
+	d.t.Helper()
+	cv, err := d.c.Conversation(context.Background(), conv)
+	if err != nil {
+		return 0
+	}
+	return cv.Epoch
+}
+
+// logBuffer collects a client's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,84 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/parley-chat/parley/protocol"
+)
+
+// Sentinel errors that callers (the CLI) branch on with errors.Is. Returned
+// errors wrap them after the operation and its input:
+// "client: send to conversation 4: identity of bob changed: identity changed".
+var (
+	// ErrNotRegistered means the profile has no account yet.
+	ErrNotRegistered = errors.New("profile not registered")
+	// ErrAlreadyRegistered means Register was called on a registered profile.
+	ErrAlreadyRegistered = errors.New("profile already registered")
+	// ErrUnknownUser means the server has no such user.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrUnknownConversation means the profile has no such conversation.
+	ErrUnknownConversation = errors.New("unknown conversation")
+	// ErrNotMember means this device, or the named user, is not a member of
+	// the conversation (or the device left or was removed).
+	ErrNotMember = errors.New("not a member")
+	// ErrServerUnreachable means the server could not be reached, or
+	// answered with a server fault.
+	ErrServerUnreachable = errors.New("server unreachable")
+	// ErrIdentityChanged means a user's identity key differs from the one
+	// pinned: sending to conversations with that user is blocked until
+	// Client.AcknowledgeIdentity.
+	ErrIdentityChanged = errors.New("identity changed")
+	// ErrForgedDevice means a device certificate does not verify under the
+	// user's identity key: the server (or someone) tried to add a device
+	// the user did not certify.
+	ErrForgedDevice = errors.New("device not certified by the user's identity key")
+	// ErrNoKeyPackage means a user has no device that can be added now.
+	ErrNoKeyPackage = errors.New("no KeyPackage available")
+	// ErrUnknownMessage means the conversation has no message with the id.
+	ErrUnknownMessage = errors.New("unknown message")
+	// ErrUnknownAttachment means no message in the local history carries
+	// the attachment.
+	ErrUnknownAttachment = errors.New("unknown attachment")
+	// ErrClosed means the Client was closed.
+	ErrClosed = errors.New("client closed")
+)
+
+// ServerError is a refusal by the server, with its stable code. It wraps
+// the sentinel that matches the code when there is one (ErrUnknownUser,
+// ErrNotMember, ErrNoKeyPackage, ErrServerUnreachable).
+type ServerError struct {
+	// Status is the HTTP status.
+	Status int
+	// Err is the server's error body.
+	Err protocol.Error
+}
+
+// Error formats the error as the server's code and message.
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("server refused (%d %s): %s", e.Status, e.Err.Code, e.Err.Message)
+}
+
+// Unwrap returns the sentinel matching the code, if any.
+func (e *ServerError) Unwrap() error {
+	switch e.Err.Code {
+	case protocol.CodeUnknownUser:
+		return ErrUnknownUser
+	case protocol.CodeNotMember:
+		return ErrNotMember
+	case protocol.CodeNoKeyPackage:
+		return ErrNoKeyPackage
+	case protocol.CodeInternal, protocol.CodeUnavailable:
+		return ErrServerUnreachable
+	}
+	return nil
+}
+
+// isCode reports whether err is a ServerError with the code.
+func isCode(err error, code protocol.ErrorCode) (*ServerError, bool) {
+	var se *ServerError
+	if errors.As(err, &se) && se.Err.Code == code {
+		return se, true
+	}
+	return nil, false
+}

@@ -1,0 +1,662 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/parley-chat/parley/client/attach"
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// DeliveryState is the state of a message: Received for other users'
+// messages; Pending, Sent, Read for this user's.
+type DeliveryState = sqlitestore.DeliveryState
+
+// The delivery states.
+const (
+	Received = sqlitestore.Received
+	Pending  = sqlitestore.Pending
+	Sent     = sqlitestore.Sent
+	Read     = sqlitestore.Read
+)
+
+// Reaction is one user's reaction to a message.
+type Reaction = sqlitestore.Reaction
+
+// Attachment describes the file of an attachment message (its key stays
+// in the store; download it with Client.Download).
+type Attachment struct {
+	// ID is the server's attachment id (hex SHA-256 of the ciphertext).
+	ID        string `json:"id"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"media_type,omitempty"`
+	FileName  string `json:"file_name,omitempty"`
+}
+
+// Message is a message of a conversation's history, with edits,
+// deletions, reactions and read receipts applied.
+type Message struct {
+	Conversation protocol.ConversationID `json:"conversation"`
+	// Seq is the position in the local history: 1, 2, 3… in the order
+	// the server log gave the messages (this device's own in sending
+	// order).
+	Seq int64 `json:"seq"`
+	// ID is the message id that replies, reactions, edits refer to.
+	ID           content.MessageID `json:"id"`
+	Sender       string            `json:"sender"`
+	SenderDevice protocol.DeviceID `json:"sender_device"`
+	// Sent is the sender's claimed time; Received this device's.
+	Sent     time.Time `json:"sent"`
+	Received time.Time `json:"received"`
+	// ServerSeq is the entry's seq in the server log (0 while pending).
+	ServerSeq  uint64            `json:"server_seq,omitempty"`
+	Kind       content.Kind      `json:"kind"`
+	Text       string            `json:"text,omitempty"`
+	ReplyTo    content.MessageID `json:"reply_to,omitzero"`
+	Attachment *Attachment       `json:"attachment,omitempty"`
+	Edited     time.Time         `json:"edited,omitzero"`
+	Deleted    bool              `json:"deleted,omitempty"`
+	Reactions  []Reaction        `json:"reactions,omitempty"`
+	ReadBy     []string          `json:"read_by,omitempty"`
+	State      DeliveryState     `json:"state"`
+}
+
+// viewMessage converts a stored message.
+func viewMessage(sm *sqlitestore.Message) *Message {
+	m := &Message{
+		Conversation: sm.Conversation, Seq: sm.Seq, ID: content.MessageID(sm.ID),
+		Sender: sm.Sender, SenderDevice: sm.SenderDevice, Sent: sm.Sent, Received: sm.Received,
+		ServerSeq: sm.ServerSeq, Text: sm.Text, Edited: sm.Edited, Deleted: sm.Deleted,
+		Reactions: sm.Reactions, ReadBy: sm.ReadBy, State: sm.State,
+	}
+	if cm, err := content.Decode(sm.Content); err == nil {
+		m.Kind, m.ReplyTo = cm.Kind, cm.ReplyTo
+		if a := cm.Attachment; a != nil {
+			m.Attachment = &Attachment{ID: a.BlobID, Size: a.Size, MediaType: a.MediaType, FileName: a.FileName}
+		}
+	}
+	return m
+}
+
+// applyContent applies a decrypted (or own, just encrypted) content
+// message to the history of conv, inside tx, and returns the events to
+// report once tx committed.
+func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, user string, device protocol.DeviceID, serverSeq uint64, serverTime time.Time) ([]Event, error) {
+	own := user == c.id.User
+	self := own && device == c.id.Device
+	target := func(id content.MessageID) (*sqlitestore.Message, error) {
+		t, err := tx.MessageByID(conv, id)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return nil, nil
+		}
+		return t, err
+	}
+	switch m.Kind {
+	case content.KindText, content.KindAttachment:
+		data, err := content.Encode(m)
+		if err != nil {
+			return nil, err
+		}
+		sm := &sqlitestore.Message{
+			Conversation: conv, ID: m.ID, Sender: user, SenderDevice: device,
+			Sent: m.Sent, Received: c.cfg.Now(), ServerSeq: serverSeq, Content: data, Text: m.Text,
+		}
+		switch {
+		case self:
+			sm.State = Pending
+		case own:
+			sm.State = Sent
+		}
+		added, err := tx.AddMessage(sm)
+		if err != nil || !added {
+			return nil, err
+		}
+		if self {
+			return nil, nil
+		}
+		return []Event{{Kind: EventMessage, Conversation: conv, Message: viewMessage(sm), User: user, Device: device}}, nil
+	case content.KindReaction:
+		t, err := target(m.Target)
+		if err != nil || t == nil {
+			return nil, err
+		}
+		t.Reactions = slices.DeleteFunc(t.Reactions, func(r Reaction) bool { return r.User == user && r.Emoji == m.Emoji })
+		if !m.Remove {
+			t.Reactions = append(t.Reactions, Reaction{User: user, Emoji: m.Emoji})
+		}
+		if err := tx.UpdateMessage(t); err != nil {
+			return nil, err
+		}
+		return []Event{{Kind: EventReaction, Conversation: conv, Message: viewMessage(t), User: user, Device: device}}, nil
+	case content.KindEdit, content.KindDelete:
+		t, err := target(m.Target)
+		if err != nil || t == nil {
+			return nil, err
+		}
+		if t.Sender != user || t.Deleted {
+			return nil, nil // only the author edits or deletes
+		}
+		kind := EventEdited
+		if m.Kind == content.KindEdit {
+			t.Text, t.Edited = m.Text, m.Sent
+		} else {
+			t.Deleted, t.Text, t.Content, t.Reactions = true, "", nil, nil
+			kind = EventDeleted
+		}
+		if err := tx.UpdateMessage(t); err != nil {
+			return nil, err
+		}
+		return []Event{{Kind: kind, Conversation: conv, Message: viewMessage(t), User: user, Device: device}}, nil
+	case content.KindReadReceipt:
+		if own {
+			return nil, nil
+		}
+		var evs []Event
+		mark := func(t *sqlitestore.Message) error {
+			if t.Sender != c.id.User || slices.Contains(t.ReadBy, user) {
+				return nil
+			}
+			t.ReadBy = append(t.ReadBy, user)
+			t.State = Read
+			if err := tx.UpdateMessage(t); err != nil {
+				return err
+			}
+			evs = append(evs, Event{Kind: EventRead, Conversation: conv, Message: viewMessage(t), User: user, Device: device})
+			return nil
+		}
+		if !m.ReadUpTo.IsZero() {
+			t, err := target(m.ReadUpTo)
+			if err != nil {
+				return nil, err
+			}
+			if t != nil {
+				all, err := tx.Messages(conv, 0, 0)
+				if err != nil {
+					return nil, err
+				}
+				for i := range all {
+					if all[i].Seq <= t.Seq {
+						if err := mark(&all[i]); err != nil {
+							return nil, err
+						}
+					}
+				}
+			}
+		}
+		for _, id := range m.ReadIDs {
+			t, err := target(id)
+			if err != nil {
+				return nil, err
+			}
+			if t != nil {
+				if err := mark(t); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return evs, nil
+	case content.KindGroupMetadata:
+		cv, err := tx.Conversation(conv)
+		if err != nil {
+			return nil, err
+		}
+		if m.Name != nil {
+			cv.Name = *m.Name
+		}
+		if m.Topic != nil {
+			cv.Topic = *m.Topic
+		}
+		if err := tx.PutConversation(cv); err != nil {
+			return nil, err
+		}
+		return []Event{{Kind: EventConversationChanged, Conversation: conv, User: user, Device: device}}, nil
+	}
+	return nil, nil // a kind this version does not know
+}
+
+// SendOptions are the options of Send and SendFile.
+type SendOptions struct {
+	// ReplyTo is the message answered, or zero.
+	ReplyTo content.MessageID
+	// Caption is the text of an attachment (SendFile only).
+	Caption string
+	// MediaType overrides the media type guessed from the file name.
+	MediaType string
+}
+
+// Send sends a text message. The returned message is in the history; if
+// the server could not be reached it stays Pending in the outbox (the
+// error wraps ErrServerUnreachable) and is sent by the next Run or Sync.
+func (c *Client) Send(ctx context.Context, conv protocol.ConversationID, text string, opts SendOptions) (*Message, error) {
+	m := content.New(content.KindText, c.cfg.Now())
+	m.Text, m.ReplyTo = text, opts.ReplyTo
+	return c.sendContent(ctx, conv, m, "send")
+}
+
+// React adds (or with remove, removes) this user's reaction to a message.
+func (c *Client) React(ctx context.Context, conv protocol.ConversationID, target content.MessageID, emoji string, remove bool) error {
+	m := content.New(content.KindReaction, c.cfg.Now())
+	m.Target, m.Emoji, m.Remove = target, emoji, remove
+	_, err := c.sendContent(ctx, conv, m, "react")
+	return err
+}
+
+// Edit replaces the text of one of this user's messages.
+func (c *Client) Edit(ctx context.Context, conv protocol.ConversationID, target content.MessageID, text string) error {
+	if err := c.checkOwnMessage(ctx, conv, target); err != nil {
+		return fmt.Errorf("client: edit message %s: %w", target, err)
+	}
+	m := content.New(content.KindEdit, c.cfg.Now())
+	m.Target, m.Text = target, text
+	_, err := c.sendContent(ctx, conv, m, "edit")
+	return err
+}
+
+// Delete deletes one of this user's messages for everyone.
+func (c *Client) Delete(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error {
+	if err := c.checkOwnMessage(ctx, conv, target); err != nil {
+		return fmt.Errorf("client: delete message %s: %w", target, err)
+	}
+	m := content.New(content.KindDelete, c.cfg.Now())
+	m.Target = target
+	_, err := c.sendContent(ctx, conv, m, "delete")
+	return err
+}
+
+// checkOwnMessage checks that target is a message of this user.
+func (c *Client) checkOwnMessage(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error {
+	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		t, err := tx.MessageByID(conv, target)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return ErrUnknownMessage
+		}
+		if err != nil {
+			return err
+		}
+		if t.Sender != c.id.User {
+			return fmt.Errorf("message of %s, not of this user", t.Sender)
+		}
+		return nil
+	})
+}
+
+// SetName and SetTopic change the conversation's name or topic, for every
+// member, inside MLS.
+func (c *Client) SetName(ctx context.Context, conv protocol.ConversationID, name string) error {
+	m := content.New(content.KindGroupMetadata, c.cfg.Now())
+	m.Name = &name
+	_, err := c.sendContent(ctx, conv, m, "set name")
+	return err
+}
+
+// SetTopic changes the conversation's topic (see SetName).
+func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, topic string) error {
+	m := content.New(content.KindGroupMetadata, c.cfg.Now())
+	m.Topic = &topic
+	_, err := c.sendContent(ctx, conv, m, "set topic")
+	return err
+}
+
+// MarkRead sends a read receipt for every message of the conversation up
+// to the newest one from another user.
+func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) error {
+	var last *sqlitestore.Message
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		all, err := tx.LastMessages(conv, 200)
+		if err != nil {
+			return err
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			if all[i].Sender != c.id.User {
+				last = &all[i]
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("client: mark conversation %d read: %w", conv, err)
+	}
+	if last == nil {
+		return nil
+	}
+	m := content.New(content.KindReadReceipt, c.cfg.Now())
+	m.ReadUpTo = content.MessageID(last.ID)
+	_, err = c.sendContent(ctx, conv, m, "mark read")
+	return err
+}
+
+// sendContent sends one content message and names the operation in errors.
+func (c *Client) sendContent(ctx context.Context, conv protocol.ConversationID, m *content.Message, op string) (*Message, error) {
+	if c.id == nil {
+		return nil, ErrNotRegistered
+	}
+	c.mu.Lock()
+	msg, err := c.sendLocked(ctx, conv, m)
+	c.mu.Unlock()
+	if err != nil {
+		return msg, fmt.Errorf("client: %s in conversation %d: %w", op, conv, err)
+	}
+	return msg, nil
+}
+
+// sendLocked encrypts m, writes the new ratchet state, the message's
+// effect on the history and the outgoing ciphertext in one transaction,
+// then posts the ciphertext. c.mu is held.
+func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m *content.Message) (*Message, error) {
+	if err := c.checkSendable(ctx, conv); err != nil {
+		return nil, err
+	}
+	g := c.groups[conv]
+	data, err := content.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := g.Encrypt(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	state, err := g.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Ciphertext: ct, Created: c.cfg.Now()}
+	var events []Event
+	var due bool
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.PutGroupState(conv, state); err != nil {
+			return err
+		}
+		evs, err := c.applyContent(tx, conv, m, c.id.User, c.id.Device, 0, time.Time{})
+		if err != nil {
+			return err
+		}
+		events = evs
+		if err := tx.Enqueue(out); err != nil {
+			return err
+		}
+		due, err = c.noteSentLocked(tx, conv)
+		return err
+	})
+	if err != nil {
+		c.reloadGroupLocked(ctx, conv)
+		return nil, err
+	}
+	for _, ev := range events {
+		c.ev.push(ev)
+	}
+	msg, err := c.postLocked(ctx, out)
+	if due && err == nil {
+		if err := c.selfUpdateLocked(ctx, conv); err != nil {
+			c.log.Warn("self-update", "conversation", conv, "err", err)
+		}
+	}
+	return msg, err
+}
+
+// postLocked posts a queued message; once the server stored it, it leaves
+// the outbox and its history entry becomes Sent. A ciphertext of an epoch
+// the server no longer accepts is encrypted again in the current epoch.
+func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Message, error) {
+	conv := out.Conversation
+	var res protocol.SendResponse
+	err := c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", conv), true, protocol.SendRequest{ClientID: fmt.Sprint(out.ID), Message: out.Ciphertext}, &res)
+	if _, bad := isCode(err, protocol.CodeBadMessage); bad && out.Attempts == 0 {
+		if g := c.groups[conv]; g != nil && g.Active() {
+			ct, eerr := g.Encrypt(out.Content, nil)
+			if eerr != nil {
+				return nil, eerr
+			}
+			state, eerr := g.MarshalBinary()
+			if eerr != nil {
+				return nil, eerr
+			}
+			out.Ciphertext, out.Attempts = ct, out.Attempts+1
+			if eerr := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+				if err := tx.PutGroupState(conv, state); err != nil {
+					return err
+				}
+				return tx.UpdateOutgoing(out)
+			}); eerr != nil {
+				c.reloadGroupLocked(ctx, conv)
+				return nil, eerr
+			}
+			return c.postLocked(ctx, out)
+		}
+	}
+	if _, gone := isCode(err, protocol.CodeNotMember); gone {
+		c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.Dequeue(out.ID) })
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	var msg *Message
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.Dequeue(out.ID); err != nil {
+			return err
+		}
+		sm, err := tx.MessageByID(conv, out.MessageID)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if sm.State == Pending {
+			sm.State = Sent
+		}
+		sm.ServerSeq = res.Seq
+		msg = viewMessage(sm)
+		return tx.UpdateMessage(sm)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if msg != nil {
+		c.ev.push(Event{Kind: EventDelivered, Conversation: conv, Message: msg})
+	}
+	return msg, nil
+}
+
+// flushOutbox posts every queued message (after a crash or an outage).
+func (c *Client) flushOutbox(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var queue []sqlitestore.Outgoing
+	if err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		queue, err = tx.Outbox(0)
+		return err
+	}); err != nil {
+		return err
+	}
+	for i := range queue {
+		if len(queue[i].Ciphertext) == 0 {
+			continue
+		}
+		if _, err := c.postLocked(ctx, &queue[i]); err != nil {
+			if errors.Is(err, ErrServerUnreachable) {
+				return err
+			}
+			c.log.Warn("queued message not sent", "conversation", queue[i].Conversation, "err", err)
+		}
+	}
+	return nil
+}
+
+// Messages returns the history of a conversation: with last > 0 the last
+// messages, otherwise every message after local position after (Message.Seq,
+// the order in which this device stored them). They are returned in the
+// order of the server's log, which every member device shares; this
+// device's messages that the server has not stored yet come last.
+func (c *Client) Messages(ctx context.Context, conv protocol.ConversationID, after int64, last int) ([]*Message, error) {
+	var out []*Message
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		if _, err := tx.Conversation(conv); errors.Is(err, sqlitestore.ErrNotFound) {
+			return ErrUnknownConversation
+		}
+		var ms []sqlitestore.Message
+		var err error
+		if last > 0 {
+			ms, err = tx.LastMessages(conv, last)
+		} else {
+			ms, err = tx.Messages(conv, after, 0)
+		}
+		for i := range ms {
+			out = append(out, viewMessage(&ms[i]))
+		}
+		return err
+	})
+	// Server log order, the same on every device; own messages the server
+	// has not stored yet come last.
+	order := func(m *Message) uint64 {
+		if m.ServerSeq == 0 {
+			return math.MaxUint64
+		}
+		return m.ServerSeq
+	}
+	slices.SortStableFunc(out, func(a, b *Message) int { return cmp.Compare(order(a), order(b)) })
+	if err != nil {
+		return nil, fmt.Errorf("client: messages of conversation %d: %w", conv, err)
+	}
+	return out, nil
+}
+
+// SendFile encrypts the file at path with a fresh key, uploads the
+// ciphertext as an opaque blob and sends the key and hash in an attachment
+// message.
+func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts SendOptions) (*Message, error) {
+	op := fmt.Sprintf("client: send file %s to conversation %d", path, conv)
+	if c.id == nil {
+		return nil, ErrNotRegistered
+	}
+	c.mu.Lock()
+	err := c.checkSendable(ctx, conv)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	tmp, err := os.CreateTemp(c.cfg.ProfileDir, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	key, hash, size, err := attach.Encrypt(tmp, src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encrypt: %v", op, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	resp, err := c.request(ctx, "POST", "/v1/attachments", true, io.NopCloser(tmp), "application/octet-stream")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var info protocol.AttachmentInfo
+	if err := decodeResponse(resp, &info); err != nil {
+		return nil, fmt.Errorf("%s: upload: %w", op, err)
+	}
+	if info.ID != hash.String() || info.Size != size {
+		return nil, fmt.Errorf("%s: server stored %s (%d bytes), expected %s (%d bytes)", op, info.ID, info.Size, hash, size)
+	}
+	mt := opts.MediaType
+	if mt == "" {
+		mt = mime.TypeByExtension(filepath.Ext(path))
+	}
+	m := content.New(content.KindAttachment, c.cfg.Now())
+	m.Text, m.ReplyTo = opts.Caption, opts.ReplyTo
+	m.Attachment = &content.Attachment{BlobID: info.ID, Size: fi.Size(), MediaType: mt, FileName: filepath.Base(path), Key: key, Hash: hash}
+	return c.sendContent(ctx, conv, m, "send file "+path)
+}
+
+// findAttachment looks up an attachment's key and hash in the history.
+func (c *Client) findAttachment(ctx context.Context, id string) (*content.Attachment, error) {
+	var found *content.Attachment
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		convs, err := tx.Conversations()
+		if err != nil {
+			return err
+		}
+		for _, cv := range convs {
+			ms, err := tx.Messages(cv.ID, 0, 0)
+			if err != nil {
+				return err
+			}
+			for _, sm := range ms {
+				if cm, err := content.Decode(sm.Content); err == nil && cm.Attachment != nil && cm.Attachment.BlobID == id {
+					found = cm.Attachment
+					return nil
+				}
+			}
+		}
+		return ErrUnknownAttachment
+	})
+	return found, err
+}
+
+// Download fetches the attachment with the given id (from a message of
+// the history), checks the hash of the ciphertext, decrypts it and writes
+// the file to dst (into dst under the sender's file name if dst is a
+// directory). Nothing is left at dst if any check fails. It returns the
+// path written.
+func (c *Client) Download(ctx context.Context, attachmentID, dst string) (string, error) {
+	op := fmt.Sprintf("client: download attachment %s", attachmentID)
+	a, err := c.findAttachment(ctx, attachmentID)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
+		name := filepath.Base(a.FileName)
+		if name == "." || name == "/" || name == "" {
+			name = attachmentID
+		}
+		dst = filepath.Join(dst, name)
+	}
+	resp, err := c.request(ctx, "GET", "/v1/attachments/"+attachmentID, true, nil, "")
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %w", op, decodeResponse(resp, nil))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", op, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := attach.Decrypt(tmp, resp.Body, a.Key, a.Hash); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("%s: %v", op, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", fmt.Errorf("%s: %v", op, err)
+	}
+	return dst, nil
+}

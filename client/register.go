@@ -1,0 +1,263 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// Register creates the account name on the server at serverURL (with an
+// invite code unless registration is open) and binds the profile to it:
+// it creates the Ed25519 identity key, this device's signature key and
+// the device certificate, registers, authenticates and uploads a batch of
+// KeyPackages plus a last-resort one for every supported suite.
+func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (*Account, error) {
+	op := fmt.Sprintf("client: register %s at %s", name, serverURL)
+	if !protocol.ValidUserName(name) {
+		return nil, fmt.Errorf("%s: invalid user name", op)
+	}
+	if u, err := url.Parse(serverURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%s: invalid server URL", op)
+	}
+	c.mu.Lock()
+	if c.id != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w (as %s)", op, ErrAlreadyRegistered, c.id.User)
+	}
+	c.serverURL = strings.TrimRight(serverURL, "/")
+	c.mu.Unlock()
+
+	var info protocol.ServerInfo
+	if err := c.call(ctx, "GET", "/v1/info", false, nil, &info); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	suites := c.acceptedSuites(info.CipherSuites)
+	if len(suites) == 0 {
+		return nil, fmt.Errorf("%s: the server accepts none of this client's cipher suites (it offers %v)", op, info.CipherSuites)
+	}
+	_, idKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	signer, err := mls.GenerateSigner(suites[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	devRaw := make([]byte, 16)
+	rand.Read(devRaw)
+	dev := protocol.DeviceID(hex.EncodeToString(devRaw))
+	now := c.cfg.Now()
+	cert, err := protocol.NewDeviceCertificate(idKey, name, dev, protocol.SchemeEd25519, signer.PublicKey(), now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", op, err)
+	}
+	req := protocol.RegisterRequest{
+		Name: name, Invite: invite, IdentityKey: idKey.Public().(ed25519.PublicKey),
+		Device: protocol.NewDevice{ID: dev, Scheme: protocol.SchemeEd25519, SignatureKey: signer.PublicKey(), Certificate: cert},
+	}
+	if err := c.call(ctx, "POST", "/v1/register", false, req, nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	id := &sqlitestore.Identity{
+		Server: c.serverURL, User: name, Device: dev, IdentityKey: idKey,
+		DeviceScheme: protocol.SchemeEd25519, DeviceKey: signer.PrivateKey(), Certificate: cert, Created: now,
+	}
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.PutIdentity(id); err != nil {
+			return err
+		}
+		if err := tx.SetSetting(settingServerName, []byte(info.Name)); err != nil {
+			return err
+		}
+		return tx.SetSetting(settingSuites, encodeSuites(suites))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: store identity: %w", op, err)
+	}
+	c.mu.Lock()
+	c.id, c.serverName, c.suites = id, info.Name, suites
+	c.mu.Unlock()
+	if _, err := c.sessionToken(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := c.replenishKeyPackages(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.Whoami()
+}
+
+// acceptedSuites returns our suites that the server accepts, in our order.
+func (c *Client) acceptedSuites(server []uint16) []mls.CipherSuite {
+	var out []mls.CipherSuite
+	for _, cs := range c.cfg.CipherSuites {
+		if slices.Contains(server, uint16(cs)) {
+			out = append(out, cs)
+		}
+	}
+	return out
+}
+
+// keyPackageSecret is what the store keeps under a KeyPackage's ref.
+type keyPackageSecret struct {
+	KeyPackage []byte `json:"kp"`
+	Init       []byte `json:"init"`
+	Enc        []byte `json:"enc"`
+	LastResort bool   `json:"last_resort,omitempty"`
+}
+
+// replenishKeyPackages tops up this device's KeyPackage pool of every
+// suite when it is below the low-water mark, and uploads a last-resort
+// package when none exists.
+func (c *Client) replenishKeyPackages(ctx context.Context) error {
+	for _, cs := range c.suites {
+		var count protocol.KeyPackageCount
+		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/keypackages/count?cipher_suite=%d", cs), true, nil, &count); err != nil {
+			return fmt.Errorf("count KeyPackages: %w", err)
+		}
+		n := 0
+		if count.Available < c.cfg.KeyPackageLowWater {
+			n = c.cfg.KeyPackageBatch - count.Available
+		}
+		if n <= 0 && count.LastResort {
+			continue
+		}
+		if err := c.uploadKeyPackages(ctx, cs, n, !count.LastResort); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uploadKeyPackages creates n one-time KeyPackages (and a last-resort one)
+// of suite cs, stores their private keys, then uploads them.
+func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n int, lastResort bool) error {
+	signer, err := c.signer(cs)
+	if err != nil {
+		return err
+	}
+	cred, err := c.ownCredential()
+	if err != nil {
+		return err
+	}
+	var req protocol.UploadKeyPackagesRequest
+	secrets := map[string][]byte{}
+	for i := 0; i < n+1; i++ {
+		last := i == n
+		if last && !lastResort {
+			break
+		}
+		b, err := mls.NewKeyPackage(c.mlsCfg, cs, signer, cred, mls.KeyPackageOptions{LastResort: last})
+		if err != nil {
+			return fmt.Errorf("create KeyPackage: %v", err)
+		}
+		sec, _ := json.Marshal(keyPackageSecret{KeyPackage: b.KeyPackage, Init: b.InitPrivateKey, Enc: b.EncryptionPrivateKey, LastResort: last})
+		secrets[string(b.Ref)] = sec
+		req.KeyPackages = append(req.KeyPackages, protocol.KeyPackageUpload{Data: b.KeyPackage, LastResort: last})
+	}
+	if len(req.KeyPackages) == 0 {
+		return nil
+	}
+	// Private keys first: a package the server hands out must be usable.
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		for ref, sec := range secrets {
+			if err := tx.PutKeyPackage([]byte(ref), sec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store KeyPackages: %w", err)
+	}
+	if err := c.call(ctx, "POST", "/v1/keypackages", true, req, nil); err != nil {
+		return fmt.Errorf("upload %d KeyPackages: %w", len(req.KeyPackages), err)
+	}
+	c.log.Debug("uploaded KeyPackages", "suite", cs, "count", len(req.KeyPackages))
+	return nil
+}
+
+// welcomeRefs returns the KeyPackageRefs a Welcome (an MLSMessage) is
+// encrypted to (RFC 9420 §12.4.3.1), without decrypting anything.
+func welcomeRefs(msg []byte) ([][]byte, mls.CipherSuite, error) {
+	r := msg
+	u16 := func() (uint16, bool) {
+		if len(r) < 2 {
+			return 0, false
+		}
+		v := binary.BigEndian.Uint16(r)
+		r = r[2:]
+		return v, true
+	}
+	// varint-prefixed opaque (RFC 9420 §2.1.2).
+	opaque := func() ([]byte, bool) {
+		if len(r) < 1 {
+			return nil, false
+		}
+		var n, l int
+		switch r[0] >> 6 {
+		case 0:
+			n, l = int(r[0]&0x3f), 1
+		case 1:
+			if len(r) < 2 {
+				return nil, false
+			}
+			n, l = int(binary.BigEndian.Uint16(r)&0x3fff), 2
+		case 2:
+			if len(r) < 4 {
+				return nil, false
+			}
+			n, l = int(binary.BigEndian.Uint32(r)&0x3fffffff), 4
+		default:
+			return nil, false
+		}
+		if len(r) < l+n {
+			return nil, false
+		}
+		v := r[l : l+n]
+		r = r[l+n:]
+		return v, true
+	}
+	bad := errors.New("client: decode Welcome: malformed")
+	if v, ok := u16(); !ok || v != 1 {
+		return nil, 0, bad
+	}
+	if wf, ok := u16(); !ok || wf != 3 {
+		return nil, 0, bad
+	}
+	cs, ok := u16()
+	if !ok {
+		return nil, 0, bad
+	}
+	secrets, ok := opaque()
+	if !ok {
+		return nil, 0, bad
+	}
+	var refs [][]byte
+	r = secrets
+	for len(r) > 0 {
+		ref, ok := opaque()
+		if !ok {
+			return nil, 0, bad
+		}
+		if _, ok := opaque(); !ok { // kem_output
+			return nil, 0, bad
+		}
+		if _, ok := opaque(); !ok { // ciphertext
+			return nil, 0, bad
+		}
+		refs = append(refs, ref)
+	}
+	return refs, mls.CipherSuite(cs), nil
+}

@@ -1,0 +1,719 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// Internal outcomes of applying an entry.
+var (
+	// errUnjoined: an entry of a conversation whose Welcome was not
+	// processed yet.
+	errUnjoined = errors.New("conversation not joined yet")
+	// errBlocked: the conversation waits for an identity acknowledgement.
+	errBlocked = errors.New("conversation held back by an identity change")
+)
+
+// cursor returns the stored cursor of a conversation (or the inbox).
+func (c *Client) cursor(ctx context.Context, conv protocol.ConversationID) (uint64, error) {
+	var cur uint64
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		cur, err = tx.Cursor(conv)
+		return err
+	})
+	return cur, err
+}
+
+// applyEntryLocked applies one log entry in seq order: it processes the
+// MLS message and writes the group state, the message's effect on the
+// history and the cursor in one transaction. Entries at or below the
+// cursor are skipped. c.mu is held. It returns errUnjoined or errBlocked
+// when the entry must be applied later; other errors are store failures
+// (the entry is not applied and the group is reloaded).
+func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
+	conv := e.Conversation
+	if _, ok := c.blocked[conv]; ok {
+		return errBlocked
+	}
+	g := c.groups[conv]
+	if g == nil {
+		return errUnjoined
+	}
+	cur, err := c.cursor(ctx, conv)
+	if err != nil {
+		return err
+	}
+	if e.Seq <= cur {
+		return nil
+	}
+	var (
+		events  []Event
+		changed bool // the group state changed and must be written
+		apply   func(tx *sqlitestore.Tx) error
+		after   func()
+	)
+	fail := func(err error) {
+		c.log.Warn("entry not applied", "conversation", conv, "seq", e.Seq, "kind", e.Kind, "err", err)
+		events = append(events, Event{Kind: EventError, Conversation: conv,
+			Err: fmt.Errorf("conversation %d entry %d: %w", conv, e.Seq, err)})
+	}
+	switch e.Kind {
+	case protocol.KindApplication:
+		if e.Sender == c.id.Device {
+			break // our own message, in the history since it was sent
+		}
+		p, err := g.Process(e.Data)
+		if errors.Is(err, mls.ErrReplay) {
+			// The same ciphertext posted twice (a sender that crashed
+			// before learning its post succeeded): shown once.
+			c.log.Debug("replayed message ignored", "conversation", conv, "seq", e.Seq)
+			break
+		}
+		if err != nil {
+			fail(err)
+			break
+		}
+		if p.Kind != mls.KindApplication {
+			fail(errors.New("application entry holds a handshake message"))
+			changed = true
+			break
+		}
+		changed = true
+		m, err := content.Decode(p.ApplicationData)
+		if err != nil {
+			fail(err)
+			break
+		}
+		cred, err := c.memberCredential(g, p.Sender.Leaf)
+		if err != nil {
+			fail(err)
+			break
+		}
+		apply = func(tx *sqlitestore.Tx) error {
+			evs, err := c.applyContent(tx, conv, m, cred.User(), cred.Device(), e.Seq, e.Time)
+			events = append(events, evs...)
+			return err
+		}
+	case protocol.KindHandshake:
+		p, err := g.Process(e.Data)
+		var ee *mls.EpochError
+		switch {
+		case errors.As(err, &ee) && ee.MessageEpoch < ee.GroupEpoch:
+			// A commit or proposal of an epoch this member left already:
+			// its own commit coming back, or a proposal no one committed.
+		case errors.Is(err, mls.ErrOwnCommit):
+			// This device's commit was accepted, but the device stopped
+			// before merging it: rejoin by external commit.
+			if rerr := c.resyncLocked(ctx, conv); rerr != nil {
+				fail(fmt.Errorf("resynchronize after an own commit that was not merged: %w", rerr))
+				break
+			}
+			return nil
+		case errors.Is(err, ErrIdentityChanged):
+			c.blocked[conv] = identityChangedUser(err)
+			return errBlocked
+		case err != nil:
+			fail(err)
+		case p.Kind == mls.KindProposal:
+			changed = true
+			if c.shouldCommitPending(g) {
+				after = func() { c.goCommitPending(conv) }
+			}
+		case p.Kind == mls.KindCommit:
+			sc := p.Commit
+			evs := c.membershipEvents(conv, sc.Added, sc.Removed)
+			if err := g.MergeStagedCommit(sc); err != nil {
+				fail(err)
+				break
+			}
+			changed = true
+			events = append(events, evs...)
+			if sc.SelfRemoved {
+				events = append(events, Event{Kind: EventConversationLeft, Conversation: conv})
+			} else if c.leaving(ctx, conv) {
+				after = func() { c.goLeave(conv) }
+			}
+			apply = func(tx *sqlitestore.Tx) error { return c.putConversationMembers(tx, conv, g, sc.SelfRemoved) }
+		}
+	default:
+		fail(fmt.Errorf("unknown entry kind %q", e.Kind))
+	}
+	var state []byte
+	if changed {
+		if state, err = g.MarshalBinary(); err != nil {
+			return fmt.Errorf("marshal group of conversation %d: %v", conv, err)
+		}
+	}
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if state != nil {
+			if err := tx.PutGroupState(conv, state); err != nil {
+				return err
+			}
+		}
+		if apply != nil {
+			if err := apply(tx); err != nil {
+				return err
+			}
+		}
+		return tx.SetCursor(conv, e.Seq)
+	})
+	if err != nil {
+		c.reloadGroupLocked(ctx, conv)
+		return fmt.Errorf("client: store entry %d of conversation %d: %w", e.Seq, conv, err)
+	}
+	for _, ev := range events {
+		c.ev.push(ev)
+	}
+	if after != nil {
+		after()
+	}
+	return nil
+}
+
+// identityChangedUser extracts the user from a credential error
+// ("… identity of NAME changed …").
+func identityChangedUser(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "identity of "); i >= 0 {
+		s = s[i+len("identity of "):]
+		if j := strings.IndexByte(s, ' '); j >= 0 {
+			return s[:j]
+		}
+	}
+	return ""
+}
+
+// reloadGroupLocked restores a conversation's group from the store after
+// a failed write, so memory never runs ahead of the store.
+func (c *Client) reloadGroupLocked(ctx context.Context, conv protocol.ConversationID) {
+	var state []byte
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		state, _ = tx.GroupState(conv)
+		return nil
+	})
+	if state == nil {
+		delete(c.groups, conv)
+		return
+	}
+	if g, err := c.loadGroup(state); err == nil {
+		c.groups[conv] = g
+	}
+}
+
+// memberCredential decodes the credential of a member of g.
+func (c *Client) memberCredential(g *mls.Group, leaf mls.LeafIndex) (*Credential, error) {
+	m, ok := g.Member(leaf)
+	if !ok {
+		return nil, fmt.Errorf("sender leaf %d is not a member", leaf)
+	}
+	return credentialOf(m.Credential)
+}
+
+// membershipEvents describes added and removed leaves.
+func (c *Client) membershipEvents(conv protocol.ConversationID, added, removed []mls.Member) []Event {
+	var evs []Event
+	for _, m := range added {
+		if cr, err := credentialOf(m.Credential); err == nil {
+			evs = append(evs, Event{Kind: EventMemberJoined, Conversation: conv, User: cr.User(), Device: cr.Device()})
+		}
+	}
+	for _, m := range removed {
+		if cr, err := credentialOf(m.Credential); err == nil {
+			evs = append(evs, Event{Kind: EventMemberLeft, Conversation: conv, User: cr.User(), Device: cr.Device()})
+		}
+	}
+	return evs
+}
+
+// memberUsers returns the users with a leaf in g, sorted.
+func memberUsers(g *mls.Group) []string {
+	var users []string
+	for _, m := range g.Members() {
+		if cr, err := credentialOf(m.Credential); err == nil && !slices.Contains(users, cr.User()) {
+			users = append(users, cr.User())
+		}
+	}
+	slices.Sort(users)
+	return users
+}
+
+// putConversationMembers records the member users of a conversation.
+func (c *Client) putConversationMembers(tx *sqlitestore.Tx, conv protocol.ConversationID, g *mls.Group, left bool) error {
+	cv, err := tx.Conversation(conv)
+	if err != nil {
+		return err
+	}
+	cv.Members = memberUsers(g)
+	if left {
+		cv.Left = true
+	}
+	return tx.PutConversation(cv)
+}
+
+// applyInboxLocked joins the conversation of a Welcome from the inbox.
+// c.mu is held.
+func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) error {
+	cur, err := c.cursor(ctx, sqlitestore.InboxCursor)
+	if err != nil {
+		return err
+	}
+	if ie.Seq <= cur {
+		return nil
+	}
+	conv := ie.Conversation
+	skip := func(why error) error {
+		if why != nil {
+			c.log.Warn("Welcome not used", "conversation", conv, "seq", ie.Seq, "err", why)
+			c.ev.push(Event{Kind: EventError, Conversation: conv, Err: fmt.Errorf("join conversation %d: %w", conv, why)})
+		}
+		return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.SetCursor(sqlitestore.InboxCursor, ie.Seq) })
+	}
+	if g := c.groups[conv]; g != nil && g.Active() {
+		return skip(nil)
+	}
+	refs, cs, err := welcomeRefs(ie.Data)
+	if err != nil {
+		return skip(err)
+	}
+	var ref []byte
+	var sec keyPackageSecret
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		for _, r := range refs {
+			if b, err := tx.KeyPackage(r); err == nil && json.Unmarshal(b, &sec) == nil {
+				ref = r
+				return nil
+			}
+		}
+		return nil
+	})
+	if ref == nil {
+		return skip(errors.New("the Welcome is for none of this device's KeyPackages"))
+	}
+	signer, err := c.signer(cs)
+	if err != nil {
+		return skip(err)
+	}
+	bundle, err := mls.NewKeyPackageBundle(sec.KeyPackage, signer, sec.Init, sec.Enc)
+	if err != nil {
+		return skip(err)
+	}
+	g, err := mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{})
+	if err != nil && !errors.Is(err, mls.ErrCredentialRejected) {
+		// The tree may travel out of band: fetch it and retry.
+		var gi protocol.GroupInfoResponse
+		if ferr := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", conv), true, nil, &gi); ferr == nil {
+			g, err = mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{RatchetTree: gi.RatchetTree})
+		}
+	}
+	if errors.Is(err, ErrIdentityChanged) {
+		return errBlocked // kept in the inbox until acknowledged
+	}
+	if err != nil {
+		return skip(err)
+	}
+	var info protocol.ConversationInfo
+	if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d", conv), true, nil, &info); err != nil {
+		return err
+	}
+	if string(info.GroupID) != string(g.GroupID()) {
+		return skip(fmt.Errorf("server's group id for conversation %d differs from the Welcome's", conv))
+	}
+	state, err := g.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	users := memberUsers(g)
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.PutGroupState(conv, state); err != nil {
+			return err
+		}
+		cv := &sqlitestore.Conversation{ID: conv, GroupID: g.GroupID(), Members: users, Created: c.cfg.Now()}
+		if old, err := tx.Conversation(conv); err == nil {
+			cv.Name, cv.Topic, cv.Direct = old.Name, old.Topic, old.Direct
+		}
+		if err := tx.PutConversation(cv); err != nil {
+			return err
+		}
+		if err := tx.SetCursor(conv, info.Cursor); err != nil {
+			return err
+		}
+		if !sec.LastResort {
+			if err := tx.DeleteKeyPackage(ref); err != nil {
+				return err
+			}
+		}
+		return tx.SetCursor(sqlitestore.InboxCursor, ie.Seq)
+	})
+	if err != nil {
+		return fmt.Errorf("client: store joined conversation %d: %w", conv, err)
+	}
+	c.groups[conv] = g
+	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
+	c.background(func(ctx context.Context) {
+		if err := c.replenishKeyPackages(ctx); err != nil {
+			c.log.Warn("replenish KeyPackages", "err", err)
+		}
+	})
+	return nil
+}
+
+// background runs f in a goroutine bound to the Client's life.
+func (c *Client) background(f func(ctx context.Context)) {
+	if c.life.Err() != nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f(c.life)
+	}()
+}
+
+// pullInboxLocked fetches and applies the inbox over HTTP, then
+// acknowledges it.
+func (c *Client) pullInboxLocked(ctx context.Context) error {
+	for {
+		cur, err := c.cursor(ctx, sqlitestore.InboxCursor)
+		if err != nil {
+			return err
+		}
+		var in protocol.InboxResponse
+		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/inbox?after=%d", cur), true, nil, &in); err != nil {
+			return fmt.Errorf("client: fetch inbox: %w", err)
+		}
+		for _, ie := range in.Entries {
+			if err := c.applyInboxLocked(ctx, ie); err != nil && !errors.Is(err, errBlocked) {
+				return err
+			}
+		}
+		if n, err := c.cursor(ctx, sqlitestore.InboxCursor); err == nil && n > 0 {
+			c.ackHTTP(ctx, nil, n)
+		}
+		if !in.More {
+			return nil
+		}
+	}
+}
+
+// catchUpLocked fetches the entries of a conversation after its cursor
+// over HTTP and applies them in order, then acknowledges them.
+func (c *Client) catchUpLocked(ctx context.Context, conv protocol.ConversationID) error {
+	for {
+		cur, err := c.cursor(ctx, conv)
+		if err != nil {
+			return err
+		}
+		var page protocol.EntriesResponse
+		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=%d", conv, cur), true, nil, &page); err != nil {
+			return fmt.Errorf("client: fetch entries of conversation %d: %w", conv, err)
+		}
+		for _, e := range page.Entries {
+			if err := c.applyEntryLocked(ctx, e); err != nil {
+				if errors.Is(err, errBlocked) {
+					return fmt.Errorf("client: catch up conversation %d: %w", conv, ErrIdentityChanged)
+				}
+				return err
+			}
+		}
+		if n, err := c.cursor(ctx, conv); err == nil && n > cur {
+			c.ackHTTP(ctx, []protocol.Cursor{{Conversation: conv, Seq: n}}, 0)
+		}
+		if !page.More || len(page.Entries) == 0 {
+			return nil
+		}
+	}
+}
+
+// ackHTTP acknowledges cursors over HTTP; failures only delay pruning.
+func (c *Client) ackHTTP(ctx context.Context, cursors []protocol.Cursor, inbox uint64) {
+	if err := c.call(ctx, "POST", "/v1/ack", true, protocol.AckRequest{Cursors: cursors, Inbox: inbox}, nil); err != nil {
+		c.log.Debug("ack", "err", err)
+	}
+}
+
+// Sync fetches and applies everything pending over HTTP, once: Welcomes,
+// then the entries of every conversation; then it sends queued outgoing
+// messages and tops up KeyPackages. Tools that do not stay connected call
+// it before reading history.
+func (c *Client) Sync(ctx context.Context) error {
+	if c.id == nil {
+		return fmt.Errorf("client: sync: %w", ErrNotRegistered)
+	}
+	c.mu.Lock()
+	err := c.pullInboxLocked(ctx)
+	if err == nil {
+		for _, conv := range c.activeConversations() {
+			if err = c.catchUpLocked(ctx, conv); err != nil && !errors.Is(err, ErrIdentityChanged) {
+				break
+			}
+			err = nil
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("client: sync: %w", err)
+	}
+	if err := c.flushOutbox(ctx); err != nil {
+		return fmt.Errorf("client: sync: %w", err)
+	}
+	if err := c.replenishKeyPackages(ctx); err != nil {
+		return fmt.Errorf("client: sync: %w", err)
+	}
+	return nil
+}
+
+// activeConversations lists conversations whose group is active, by id.
+func (c *Client) activeConversations() []protocol.ConversationID {
+	var ids []protocol.ConversationID
+	for id, g := range c.groups {
+		if g.Active() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// wsConn is the live WebSocket of Run.
+type wsConn struct {
+	c  *websocket.Conn
+	mu sync.Mutex // serializes writes
+}
+
+func (w *wsConn) write(ctx context.Context, f protocol.Frame) error {
+	b, err := protocol.MarshalFrame(f)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return w.c.Write(ctx, websocket.MessageText, b)
+}
+
+// Run keeps one WebSocket to the server and applies what it pushes until
+// ctx is cancelled (then it returns ctx's error) or the Client is closed.
+// After any disconnect it reconnects with exponential backoff and jitter
+// and resumes from the stored cursors. Connection changes are reported as
+// EventConnection.
+func (c *Client) Run(ctx context.Context) error {
+	if c.id == nil {
+		return fmt.Errorf("client: run: %w", ErrNotRegistered)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.life, cancel)
+	defer stop()
+	delay := c.cfg.MinBackoff
+	for {
+		start := time.Now()
+		err := c.runOnce(ctx)
+		c.ev.push(Event{Kind: EventConnection, Connection: Disconnected, Err: err})
+		if ctx.Err() != nil {
+			if c.life.Err() != nil {
+				return ErrClosed
+			}
+			return ctx.Err()
+		}
+		c.log.Info("disconnected", "err", err)
+		if time.Since(start) > 4*c.cfg.MaxBackoff {
+			delay = c.cfg.MinBackoff
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-ctx.Done():
+			continue
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, c.cfg.MaxBackoff)
+	}
+}
+
+// runOnce runs one connection until it fails.
+func (c *Client) runOnce(ctx context.Context) error {
+	c.ev.push(Event{Kind: EventConnection, Connection: Connecting})
+	tok, err := c.sessionToken(ctx)
+	if err != nil {
+		return err
+	}
+	u := "ws" + strings.TrimPrefix(c.serverURL, "http") + "/v1/ws"
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: c.http,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			c.dropToken()
+		}
+		return fmt.Errorf("%w: dial %s: %v", ErrServerUnreachable, u, err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(64 << 20)
+	w := &wsConn{c: conn}
+
+	// Catch up on Welcomes first, so that entries of new conversations
+	// find their group.
+	c.mu.Lock()
+	err = c.pullInboxLocked(ctx)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var sub protocol.SubscribeFrame
+	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		if sub.Cursors, err = tx.Cursors(); err != nil {
+			return err
+		}
+		sub.Inbox, err = tx.Cursor(sqlitestore.InboxCursor)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.write(ctx, &sub); err != nil {
+		return fmt.Errorf("%w: subscribe: %v", ErrServerUnreachable, err)
+	}
+	c.wsMu.Lock()
+	c.ws = w
+	c.wsMu.Unlock()
+	defer func() {
+		c.wsMu.Lock()
+		c.ws = nil
+		c.wsMu.Unlock()
+	}()
+	c.ev.push(Event{Kind: EventConnection, Connection: Connected})
+	c.background(func(bctx context.Context) {
+		if err := c.flushOutbox(ctx); err != nil {
+			c.log.Warn("flush outbox", "err", err)
+		}
+		if err := c.replenishKeyPackages(ctx); err != nil {
+			c.log.Warn("replenish KeyPackages", "err", err)
+		}
+	})
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: read: %v", ErrServerUnreachable, err)
+		}
+		f, err := protocol.UnmarshalFrame(data)
+		if err != nil {
+			return err
+		}
+		switch f := f.(type) {
+		case *protocol.EntryFrame:
+			c.mu.Lock()
+			err := c.applyEntryLocked(ctx, f.Entry)
+			if errors.Is(err, errUnjoined) {
+				if err = c.pullInboxLocked(ctx); err == nil {
+					err = c.applyEntryLocked(ctx, f.Entry)
+				}
+			}
+			c.mu.Unlock()
+			switch {
+			case err == nil:
+				w.write(ctx, &protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: f.Conversation, Seq: f.Seq}}})
+			case errors.Is(err, errUnjoined), errors.Is(err, errBlocked):
+				// Applied later (next subscription or acknowledgement).
+			default:
+				return err
+			}
+		case *protocol.InboxFrame:
+			c.mu.Lock()
+			err := c.applyInboxLocked(ctx, f.InboxEntry)
+			c.mu.Unlock()
+			if err != nil && !errors.Is(err, errBlocked) {
+				return err
+			}
+			if err == nil {
+				w.write(ctx, &protocol.AckFrame{Inbox: f.Seq})
+			}
+		case *protocol.ErrorFrame:
+			if f.ClientID == "" {
+				return &ServerError{Err: f.Error}
+			}
+		}
+	}
+}
+
+// resyncLocked rejoins a conversation this device is a member of by an
+// external commit that replaces its own leaf (RFC 9420 §12.4.3.2), from
+// the server's current GroupInfo. It is the way out when the device
+// cannot follow the group any more (its own accepted commit was lost in a
+// crash). Entries before the rejoin are skipped: messages sent in the
+// epochs in between cannot be read. c.mu is held.
+func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID) error {
+	old := c.groups[conv]
+	if old == nil {
+		return ErrUnknownConversation
+	}
+	own := old.OwnLeaf()
+	for attempt := 0; ; attempt++ {
+		var gi protocol.GroupInfoResponse
+		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", conv), true, nil, &gi); err != nil {
+			return err
+		}
+		signer, err := c.signer(old.CipherSuite())
+		if err != nil {
+			return err
+		}
+		cred, err := c.ownCredential()
+		if err != nil {
+			return err
+		}
+		g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{
+			RatchetTree: gi.RatchetTree, ResyncLeaf: &own, ExternalPub: true,
+		})
+		if err != nil {
+			return err
+		}
+		var res protocol.HandshakeResponse
+		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true,
+			protocol.HandshakeRequest{Epoch: gi.Epoch, Message: pc.Message, GroupInfo: pc.GroupInfo}, &res)
+		if _, stale := isCode(err, protocol.CodeStaleEpoch); stale && attempt < c.cfg.CommitRetries {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := g.MergePendingCommit(pc); err != nil {
+			return err
+		}
+		state, err := g.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+			if err := tx.PutGroupState(conv, state); err != nil {
+				return err
+			}
+			if err := c.putConversationMembers(tx, conv, g, false); err != nil {
+				return err
+			}
+			return tx.SetCursor(conv, res.Seq)
+		})
+		if err != nil {
+			return err
+		}
+		c.groups[conv] = g
+		c.log.Warn("rejoined conversation by external commit", "conversation", conv, "epoch", g.Epoch())
+		return nil
+	}
+}
