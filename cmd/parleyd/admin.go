@@ -10,38 +10,112 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/postgres"
 	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
-// openStore opens the configured store. With mustExist, a missing SQLite
-// file is an error instead of a new empty database (admin commands and
-// backups must not create one by mistake in the wrong directory).
-func openStore(ctx context.Context, c Config, mustExist bool) (store.Store, string, error) {
-	backend, loc, err := parseStore(c.Store, c.DataDir)
+// openStore opens the configured store and returns it with a
+// description for people. With mustExist, a missing SQLite file or
+// PostgreSQL schema is an error instead of a new empty database (admin
+// commands and backups must not create one by mistake in the wrong
+// place). nodeID, when set, names the connections in PostgreSQL's
+// pg_stat_activity.
+func openStore(ctx context.Context, c Config, mustExist bool, nodeID string) (store.Store, string, error) {
+	spec, err := parseStore(c.Store, c.StoreSchema, c.DataDir)
 	if err != nil {
 		return nil, "", usageError{fmt.Errorf("store: %v", err)}
 	}
-	switch backend {
+	switch spec.backend {
 	case "sqlite":
 		if mustExist {
-			if _, err := os.Stat(loc); errors.Is(err, fs.ErrNotExist) {
-				return nil, "", fmt.Errorf("no database at %s: start parleyd once, or pass --data-dir or --store", loc)
+			if _, err := os.Stat(spec.path); errors.Is(err, fs.ErrNotExist) {
+				return nil, "", fmt.Errorf("no database at %s: start parleyd once, or pass --data-dir or --store", spec.path)
 			}
 		}
-		st, err := sqlite.Open(ctx, sqlite.NewConfig(loc))
+		st, err := sqlite.Open(ctx, sqlite.NewConfig(spec.path))
 		if err != nil {
 			return nil, "", err
 		}
-		return st, "sqlite:" + loc, nil
+		return st, spec.describe(), nil
+	case "postgres":
+		if mustExist {
+			if err := postgresSchemaExists(ctx, spec); err != nil {
+				return nil, "", err
+			}
+		}
+		pc := postgres.NewConfig(withApplicationName(spec.dsn, nodeID))
+		pc.Schema, pc.MaxConns = spec.schema, c.StoreMaxConns
+		if mustExist {
+			pc.MaxConns = min(pc.MaxConns, 4)
+		}
+		st, err := postgres.Open(ctx, pc)
+		if err != nil {
+			return nil, "", err
+		}
+		return st, spec.describe(), nil
 	}
-	return nil, "", fmt.Errorf("store: backend %q not supported", backend)
+	return nil, "", fmt.Errorf("store: backend %q not supported", spec.backend)
+}
+
+// postgresSchemaExists checks that the store's schema exists and has been
+// migrated by parleyd.
+func postgresSchemaExists(ctx context.Context, spec storeSpec) error {
+	conn, err := pgx.Connect(ctx, spec.dsn)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %v", spec.describe(), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var ok bool
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'schema_migrations')`, spec.schema).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("check schema of %s: %v", spec.describe(), err)
+	}
+	if !ok {
+		return fmt.Errorf("no parleyd schema %q in %s: start parleyd once, or pass --store-schema", spec.schema, spec.describe())
+	}
+	return nil
+}
+
+// postgresSize returns the bytes the schema's tables and indexes take.
+func postgresSize(ctx context.Context, spec storeSpec) (int64, error) {
+	conn, err := pgx.Connect(ctx, spec.dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int64
+	err = conn.QueryRow(ctx, `SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')`, spec.schema).Scan(&n)
+	return n, err
+}
+
+// withApplicationName adds application_name=parleyd NODE to a PostgreSQL
+// URL that sets none, so that pg_stat_activity shows which node holds a
+// connection.
+func withApplicationName(dsn, nodeID string) string {
+	if nodeID == "" {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	if q.Has("application_name") {
+		return dsn
+	}
+	q.Set("application_name", "parleyd "+nodeID)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // storeCommand parses the flags of a command that works on the store:
@@ -67,7 +141,7 @@ func storeCommand(name string, args []string, e *env, jsonFlag bool) (c Config, 
 
 // withStore opens the store, runs fn and closes the store.
 func withStore(ctx context.Context, c Config, fn func(st store.Store) error) error {
-	st, _, err := openStore(ctx, c, true)
+	st, _, err := openStore(ctx, c, true, "")
 	if err != nil {
 		return err
 	}
@@ -78,7 +152,9 @@ func withStore(ctx context.Context, c Config, fn func(st store.Store) error) err
 	return err
 }
 
-// cmdBackup writes an online, consistent copy of the database.
+// cmdBackup writes an online, consistent copy of the database: a SQLite
+// file, or for PostgreSQL the store's logical copy (a psql script of
+// parleyd's tables, see postgres.Store.Backup).
 func cmdBackup(ctx context.Context, args []string, e *env) error {
 	c, pos, _, err := storeCommand("backup", args, e, false)
 	if err != nil {
@@ -101,6 +177,10 @@ func cmdBackup(ctx context.Context, args []string, e *env) error {
 			return fmt.Errorf("backup to %s: %v", path, err)
 		}
 		fmt.Fprintf(e.stdout, "backup written to %s (%d bytes in %v)\n", path, fi.Size(), e.now().Sub(start).Round(time.Millisecond))
+		if _, ok := st.(*postgres.Store); ok {
+			fmt.Fprintf(e.stderr, "note: this is a psql script of parleyd's tables without attachment content; "+
+				"back up a PostgreSQL deployment with pg_dump --schema (see docs/deployment.md)\n")
+		}
 		return nil
 	})
 }
@@ -529,7 +609,7 @@ func adminStats(ctx context.Context, name string, args []string, e *env) error {
 	if len(pos) > 0 {
 		return usagef("%s: unexpected argument %q", name, pos[0])
 	}
-	st, where, err := openStore(ctx, c, true)
+	st, where, err := openStore(ctx, c, true, "")
 	if err != nil {
 		return err
 	}
@@ -541,12 +621,18 @@ func adminStats(ctx context.Context, name string, args []string, e *env) error {
 	out := statsJSON{Store: where, Users: s.Users, Devices: s.Devices, Conversations: s.Conversations,
 		Entries: s.Entries, InboxEntries: s.InboxEntries, KeyPackages: s.KeyPackages,
 		Attachments: s.Blobs, AttachmentBytes: s.BlobBytes}
-	if _, loc, err := parseStore(c.Store, c.DataDir); err == nil {
+	if spec, err := parseStore(c.Store, c.StoreSchema, c.DataDir); err == nil && spec.backend == "sqlite" {
 		for _, suffix := range []string{"", "-wal"} {
-			if fi, err := os.Stat(loc + suffix); err == nil {
+			if fi, err := os.Stat(spec.path + suffix); err == nil {
 				out.DatabaseBytes += fi.Size()
 			}
 		}
+	} else if err == nil && spec.backend == "postgres" {
+		n, err := postgresSize(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("stats: schema size: %v", err)
+		}
+		out.DatabaseBytes = n
 	}
 	if asJSON {
 		return writeJSON(e.stdout, out)

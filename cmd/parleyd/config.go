@@ -21,6 +21,7 @@ import (
 
 	"github.com/parley-chat/parley/server/delivery"
 	"github.com/parley-chat/parley/server/httpapi"
+	"github.com/parley-chat/parley/server/store/postgres"
 )
 
 // TLS modes.
@@ -47,9 +48,41 @@ type Config struct {
 	// invalidates nothing stored but breaks clients configured for the
 	// old name.
 	ServerName string
-	// Store names the database: "sqlite:PATH"; empty means
-	// sqlite:DataDir/parley.db.
+	// Store names the database: "sqlite:PATH" or a PostgreSQL URL
+	// "postgres://user@host:5432/db?sslmode=verify-full"; empty means
+	// sqlite:DataDir/parley.db. A PostgreSQL URL may carry the schema as
+	// the parameter "schema", which is not passed to the server.
 	Store string
+	// StoreSchema is the PostgreSQL schema holding parleyd's tables;
+	// empty means the URL's schema parameter, else "parley". Every node
+	// of a cluster must use the same schema.
+	StoreSchema string
+	// StoreMaxConns is the size of this node's PostgreSQL connection
+	// pool.
+	StoreMaxConns int
+	// Blobs names the attachment store: "disk:PATH" (relative paths are
+	// in the data directory) or "postgres" (chunked in the PostgreSQL
+	// store's database and schema). Empty means disk:blobs with SQLite
+	// and postgres with a PostgreSQL store, so that every node of a
+	// cluster reaches every attachment.
+	Blobs string
+	// Fanout names the signal between nodes: empty or "local" for the
+	// in-process hub (one node), or NATS URLs "nats://host:4222" (or
+	// tls://…; several separated by commas) shared by every node.
+	Fanout string
+	// FanoutPrefix is the NATS subject prefix; nodes share events only
+	// with nodes of the same prefix.
+	FanoutPrefix string
+	// FanoutCredsFile is a NATS credentials file (JWT and NKey seed);
+	// user and password or a token can also be given in the URL.
+	FanoutCredsFile string
+	// FanoutCAFile is a PEM file of CAs that verify the NATS server's
+	// certificate (tls:// URLs); empty means the system roots.
+	FanoutCAFile string
+	// NodeID names this node in logs, in NATS and in PostgreSQL's
+	// application_name; empty means the host name and a random suffix,
+	// new at every start.
+	NodeID string
 	// OpenRegistration lets anyone register without an invite.
 	OpenRegistration bool
 	// Retention is how long log entries, Welcomes and attachments are
@@ -162,6 +195,8 @@ func NewConfig() Config {
 	return Config{
 		Listen:          "127.0.0.1:8443",
 		ServerName:      "localhost",
+		StoreMaxConns:   postgres.NewConfig("").MaxConns,
+		FanoutPrefix:    "parley",
 		Retention:       d.Retention,
 		SessionTTL:      d.SessionTTL,
 		ShutdownTimeout: 30 * time.Second,
@@ -208,8 +243,32 @@ func (c Config) Validate() error {
 	if !validServerName(c.ServerName) {
 		bad("server_name", "%q is not a domain name (letters, digits, '-', '.'; optional :port)", c.ServerName)
 	}
-	if _, _, err := parseStore(c.Store, c.DataDir); err != nil {
+	spec, err := parseStore(c.Store, c.StoreSchema, c.DataDir)
+	if err != nil {
 		bad("store", "%v", err)
+	} else if spec.backend == "postgres" {
+		pc := postgres.NewConfig(spec.dsn)
+		pc.Schema, pc.MaxConns = spec.schema, c.StoreMaxConns
+		if err := pc.Validate(); err != nil {
+			bad("store", "%v", err)
+		}
+	}
+	if c.StoreMaxConns < 1 {
+		bad("store_max_conns", "%d is less than 1", c.StoreMaxConns)
+	}
+	if spec.backend != "" {
+		if _, err := parseBlobs(c.Blobs, spec.backend, c.DataDir); err != nil {
+			bad("blobs", "%v", err)
+		}
+	}
+	if _, err := parseFanout(c.Fanout); err != nil {
+		bad("fanout", "%v", err)
+	}
+	if !validPrefix(c.FanoutPrefix) {
+		bad("fanout_prefix", "%q is not dot-separated tokens of letters, digits, '_' and '-'", c.FanoutPrefix)
+	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		bad("node_id", "%q is not 1 to 64 printable ASCII characters without spaces", c.NodeID)
 	}
 	if c.Retention < 0 {
 		bad("retention", "negative (%v); 0 keeps entries until acknowledged", c.Retention)
@@ -359,35 +418,181 @@ func validServerName(s string) bool {
 	return true
 }
 
-// parseStore parses the store setting: "" (SQLite in the data directory)
-// or "sqlite:PATH". It returns the backend name and its location.
-func parseStore(s, dataDir string) (backend, location string, err error) {
+// storeSpec is a parsed store setting.
+type storeSpec struct {
+	backend string // backend is "sqlite" or "postgres".
+	path    string // path is the SQLite database file.
+	dsn     string // dsn is the PostgreSQL URL without the schema parameter.
+	schema  string // schema is the PostgreSQL schema.
+}
+
+// describe names the store for people without secrets:
+// sqlite:PATH or postgres://user@host:port/db (schema S).
+func (s storeSpec) describe() string {
+	if s.backend == "sqlite" {
+		return "sqlite:" + s.path
+	}
+	u, err := url.Parse(s.dsn)
+	if err != nil {
+		return "postgres (schema " + s.schema + ")"
+	}
+	return fmt.Sprintf("%s://%s/%s (schema %s)", u.Scheme, hostWithUser(u), strings.TrimPrefix(u.Path, "/"), s.schema)
+}
+
+// hostWithUser returns user@host of a URL, never its password.
+func hostWithUser(u *url.URL) string {
+	if u.User != nil && u.User.Username() != "" {
+		return u.User.Username() + "@" + u.Host
+	}
+	return u.Host
+}
+
+// parseStore parses the store setting: "" (SQLite in the data
+// directory), "sqlite:PATH" or a postgres:// or postgresql:// URL, whose
+// optional parameter "schema" names the schema. schema is the
+// store_schema setting; it and the URL's parameter must agree when both
+// are set.
+func parseStore(s, schema, dataDir string) (storeSpec, error) {
 	switch {
 	case s == "":
 		if dataDir == "" {
-			return "", "", errors.New("no data directory for the default SQLite database")
+			return storeSpec{}, errors.New("no data directory for the default SQLite database")
 		}
-		return "sqlite", filepath.Join(dataDir, "parley.db"), nil
+		return storeSpec{backend: "sqlite", path: filepath.Join(dataDir, "parley.db")}, nil
 	case strings.HasPrefix(s, "sqlite:"):
 		p := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "//")
 		if p == "" {
-			return "", "", fmt.Errorf("%q names no database file", s)
+			return storeSpec{}, fmt.Errorf("%q names no database file", s)
 		}
 		if !filepath.IsAbs(p) {
 			if dataDir == "" {
-				return "", "", fmt.Errorf("%q is relative and there is no data directory", s)
+				return storeSpec{}, fmt.Errorf("%q is relative and there is no data directory", s)
 			}
 			p = filepath.Join(dataDir, p)
 		}
-		return "sqlite", p, nil
+		return storeSpec{backend: "sqlite", path: p}, nil
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
-		return "", "", errors.New("the PostgreSQL store is not available in this version of parleyd; use sqlite:PATH")
+		u, err := url.Parse(s)
+		if err != nil {
+			// url.Parse quotes the input, password included.
+			return storeSpec{}, errors.New("the PostgreSQL URL does not parse; want postgres://user@host:5432/db?sslmode=verify-full")
+		}
+		if u.Host == "" && !strings.Contains(u.RawQuery, "host=") {
+			return storeSpec{}, fmt.Errorf("PostgreSQL URL %s://%s names no host", u.Scheme, hostWithUser(u))
+		}
+		q := u.Query()
+		fromURL := q.Get("schema")
+		q.Del("schema")
+		u.RawQuery = q.Encode()
+		switch {
+		case schema != "" && fromURL != "" && schema != fromURL:
+			return storeSpec{}, fmt.Errorf("the URL's schema %q differs from store_schema %q", fromURL, schema)
+		case schema == "":
+			schema = fromURL
+		}
+		if schema == "" {
+			schema = postgres.NewConfig("").Schema
+		}
+		if q.Has("search_path") {
+			return storeSpec{}, errors.New("the URL sets search_path; name the schema with store_schema or ?schema= instead")
+		}
+		return storeSpec{backend: "postgres", dsn: u.String(), schema: schema}, nil
 	}
 	scheme, _, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", "", fmt.Errorf("%q has no scheme; want sqlite:PATH", s)
+		return storeSpec{}, fmt.Errorf("%q has no scheme; want sqlite:PATH or postgres://…", s)
 	}
-	return "", "", fmt.Errorf("unknown store scheme %q in %q; want sqlite:PATH", scheme, s)
+	return storeSpec{}, fmt.Errorf("unknown store scheme %q; want sqlite:PATH or postgres://…", scheme)
+}
+
+// blobSpec is a parsed blobs setting.
+type blobSpec struct {
+	backend string // backend is "disk" or "postgres".
+	path    string // path is the directory of a disk store.
+}
+
+// parseBlobs parses the blobs setting for the store backend: "" (the
+// default of the backend), "disk:PATH" or "postgres".
+func parseBlobs(s, storeBackend, dataDir string) (blobSpec, error) {
+	switch {
+	case s == "" && storeBackend == "postgres", s == "postgres":
+		if storeBackend != "postgres" {
+			return blobSpec{}, errors.New(`"postgres" needs a PostgreSQL store`)
+		}
+		return blobSpec{backend: "postgres"}, nil
+	case s == "":
+		return blobSpec{backend: "disk", path: filepath.Join(dataDir, "blobs")}, nil
+	case strings.HasPrefix(s, "disk:"):
+		p := strings.TrimPrefix(s, "disk:")
+		if p == "" {
+			return blobSpec{}, fmt.Errorf("%q names no directory", s)
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dataDir, p)
+		}
+		return blobSpec{backend: "disk", path: p}, nil
+	}
+	return blobSpec{}, fmt.Errorf("%q is not disk:PATH or postgres", s)
+}
+
+// parseFanout parses the fanout setting: "" or "local" (nil: the
+// in-process hub), or NATS server URLs separated by commas, each
+// nats://, tls://, ws:// or wss://. It returns the URLs.
+func parseFanout(s string) ([]string, error) {
+	if s == "" || s == "local" {
+		return nil, nil
+	}
+	var urls []string
+	for _, raw := range strings.Split(s, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, errors.New("a NATS URL does not parse; want nats://host:4222")
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("%s://%s is not a NATS URL (nats://, tls://, ws:// or wss://) or local", u.Scheme, hostWithUser(u))
+		}
+		if u.Host == "" {
+			return nil, fmt.Errorf("NATS URL %s://… names no host", u.Scheme)
+		}
+		urls = append(urls, raw)
+	}
+	return urls, nil
+}
+
+// validPrefix reports whether p is dot-separated NATS subject tokens of
+// letters, digits, '_' and '-'.
+func validPrefix(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" || len(tok) > 255 {
+			return false
+		}
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validNodeID reports whether id is 1 to 64 printable ASCII bytes without
+// spaces.
+func validNodeID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseLevel parses a log level name.
@@ -417,6 +622,8 @@ type setting struct {
 	usage string
 	// isBool makes the flag take no value (--open-registration).
 	isBool bool
+	// number makes `parleyd config` print the value unquoted.
+	number bool
 	// set parses and stores a value given as text.
 	set func(c *Config, v string) error
 	// get formats the current value.
@@ -476,6 +683,18 @@ func settings() []setting {
 			},
 			get: func(c *Config) string { return strconv.FormatInt(*f(c), 10) }}
 	}
+	integer := func(key, usage string, f func(*Config) *int) setting {
+		return setting{key: key, usage: usage, number: true,
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not an integer", v)
+				}
+				*f(c) = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(*f(c)) }}
+	}
 	list := func(key, usage string, f func(*Config) *[]string) setting {
 		return setting{key: key, usage: usage + " (comma-separated)",
 			set: func(c *Config, v string) error { *f(c) = splitList(v); return nil },
@@ -485,7 +704,15 @@ func settings() []setting {
 		str("listen", "listen address host:port", func(c *Config) *string { return &c.Listen }),
 		str("data_dir", "data directory (default $XDG_DATA_HOME/parley or ~/.local/share/parley)", func(c *Config) *string { return &c.DataDir }),
 		str("server_name", "server domain; accounts are name@server_name", func(c *Config) *string { return &c.ServerName }),
-		str("store", "database: sqlite:PATH (default sqlite:DATA_DIR/parley.db)", func(c *Config) *string { return &c.Store }),
+		str("store", "database: sqlite:PATH or postgres://user@host/db (default sqlite:DATA_DIR/parley.db)", func(c *Config) *string { return &c.Store }),
+		str("store_schema", "PostgreSQL schema of the tables (default: the URL's ?schema=, else parley)", func(c *Config) *string { return &c.StoreSchema }),
+		integer("store_max_conns", "PostgreSQL connections of this node at most", func(c *Config) *int { return &c.StoreMaxConns }),
+		str("blobs", "attachment store: disk:PATH or postgres (default disk:blobs with SQLite, postgres with PostgreSQL)", func(c *Config) *string { return &c.Blobs }),
+		str("fanout", "signal between nodes: local, or NATS URLs nats://host:4222, several separated by commas", func(c *Config) *string { return &c.Fanout }),
+		str("fanout_prefix", "NATS subject prefix shared by the nodes of one deployment", func(c *Config) *string { return &c.FanoutPrefix }),
+		str("fanout_creds_file", "NATS credentials file (JWT and NKey seed)", func(c *Config) *string { return &c.FanoutCredsFile }),
+		str("fanout_ca_file", "PEM CAs verifying the NATS server (tls:// URLs; default system roots)", func(c *Config) *string { return &c.FanoutCAFile }),
+		str("node_id", "name of this node in logs, NATS and PostgreSQL (default HOSTNAME-RANDOM)", func(c *Config) *string { return &c.NodeID }),
 		boolean("open_registration", "allow registration without an invite", func(c *Config) *bool { return &c.OpenRegistration }),
 		dur("retention", "longest time messages, Welcomes and attachments are kept (such as 720h or 30d)", func(c *Config) *time.Duration { return &c.Retention }),
 		dur("session_ttl", "lifetime of a session token", func(c *Config) *time.Duration { return &c.SessionTTL }),
@@ -667,7 +894,7 @@ func (cf *configFlags) bind(fs *flag.FlagSet, keys []string) {
 
 // storeKeys returns the settings the commands that only open the store
 // accept as flags.
-func storeKeys() []string { return []string{"data_dir", "store"} }
+func storeKeys() []string { return []string{"data_dir", "store", "store_schema"} }
 
 // loadConfig builds the configuration: defaults, then the config file
 // (--config, else $PARLEY_CONFIG, else none), then PARLEY_* environment
@@ -828,7 +1055,7 @@ func formatConfig(c *Config) string {
 	for _, s := range settings() {
 		v := s.get(c)
 		switch {
-		case s.isBool || strings.HasPrefix(s.key, "rate_limits.") || strings.HasPrefix(s.key, "limits."):
+		case s.isBool || s.number || strings.HasPrefix(s.key, "rate_limits.") || strings.HasPrefix(s.key, "limits."):
 			fmt.Fprintf(&b, "%s = %s\n", s.key, v)
 		case strings.HasSuffix(s.usage, "(comma-separated)"):
 			items := splitList(v)

@@ -197,7 +197,14 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad tls mode", args: []string{"--tls-mode", "maybe"}, want: []string{"tls.mode", "maybe"}},
 		{name: "files without cert", args: []string{"--tls-mode", "files"}, want: []string{"tls.cert_file", "tls.key_file"}},
 		{name: "acme without domains", args: []string{"--tls-mode", "acme"}, want: []string{"tls.acme_domains"}},
-		{name: "postgres", args: []string{"--store", "postgres://db/parley"}, want: []string{"store", "PostgreSQL"}},
+		{name: "postgres schemas differ", args: []string{"--store", "postgres://db/parley?schema=a", "--store-schema", "b"}, want: []string{"store", `"a"`, `"b"`}},
+		{name: "postgres search_path", args: []string{"--store", "postgres://db/parley?search_path=x"}, want: []string{"store", "search_path"}},
+		{name: "postgres blobs on sqlite", args: []string{"--blobs", "postgres"}, want: []string{"blobs", "PostgreSQL"}},
+		{name: "bad blobs", args: []string{"--blobs", "s3://bucket"}, want: []string{"blobs", "s3://bucket"}},
+		{name: "bad fanout", args: []string{"--fanout", "redis://x"}, want: []string{"fanout", "redis"}},
+		{name: "bad fanout prefix", args: []string{"--fanout-prefix", "a.*"}, want: []string{"fanout_prefix"}},
+		{name: "bad node id", args: []string{"--node-id", "node one"}, want: []string{"node_id"}},
+		{name: "zero conns", args: []string{"--store-max-conns", "0"}, want: []string{"store_max_conns"}},
 		{name: "unknown store", args: []string{"--store", "mysql://db"}, want: []string{"store", "mysql"}},
 		{name: "bad origin", args: []string{"--allowed-origins", "https://a.example"}, want: []string{"allowed_origins", "https://a.example"}},
 		{name: "bad origin pattern", args: []string{"--allowed-origins", "[a"}, want: []string{"allowed_origins", "[a"}},
@@ -337,5 +344,74 @@ func TestOperationsDocExample(t *testing.T) {
 	}
 	if c.TLS.Mode != tlsACME || c.RateLimits.RegisterPerIP.PerSecond != 0.1 || c.Limits.MaxBodyBytes != 8<<20 || c.ServerName != "chat.example.org" {
 		t.Errorf("example loaded as %+v", c)
+	}
+}
+
+// TestClusterConfig checks the scale-out settings: the PostgreSQL store
+// with its schema from the URL or store_schema, the attachment store
+// following the store, and NATS fan-out; and that the single-node default
+// stays SQLite, disk attachments and the in-process hub.
+func TestClusterConfig(t *testing.T) {
+	dir := t.TempDir()
+	c, err := parseConfig(t, nil, map[string]string{"PARLEY_DATA_DIR": dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := parseStore(c.Store, c.StoreSchema, c.DataDir)
+	bspec, _ := parseBlobs(c.Blobs, spec.backend, c.DataDir)
+	urls, _ := parseFanout(c.Fanout)
+	if spec.backend != "sqlite" || bspec.backend != "disk" || bspec.path != filepath.Join(dir, "blobs") || urls != nil {
+		t.Errorf("single-node defaults: store %+v, blobs %+v, fanout %v", spec, bspec, urls)
+	}
+
+	file := filepath.Join(dir, "cluster.toml")
+	writeFile(t, file, `store = "postgres://parley:pw@db.internal:5432/chat?sslmode=verify-full&schema=org1"
+fanout = "nats://n1:4222,nats://n2:4222"
+fanout_prefix = "parley.org1"
+node_id = "node-a"
+store_max_conns = 32
+`)
+	c, err = parseConfig(t, []string{"--config", file}, map[string]string{"PARLEY_DATA_DIR": dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err = parseStore(c.Store, c.StoreSchema, c.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.backend != "postgres" || spec.schema != "org1" || strings.Contains(spec.dsn, "schema=") || !strings.Contains(spec.dsn, "sslmode=verify-full") {
+		t.Errorf("store %+v", spec)
+	}
+	if d := spec.describe(); strings.Contains(d, "pw") || !strings.Contains(d, "parley@db.internal:5432/chat") {
+		t.Errorf("describe %q", d)
+	}
+	if bspec, _ := parseBlobs(c.Blobs, spec.backend, c.DataDir); bspec.backend != "postgres" {
+		t.Errorf("attachments with PostgreSQL: %+v", bspec)
+	}
+	if urls, _ := parseFanout(c.Fanout); len(urls) != 2 || c.FanoutPrefix != "parley.org1" || c.NodeID != "node-a" || c.StoreMaxConns != 32 {
+		t.Errorf("fanout %v prefix %q node %q conns %d", urls, c.FanoutPrefix, c.NodeID, c.StoreMaxConns)
+	}
+	// The environment and flags override the file.
+	c, err = parseConfig(t, []string{"--config", file, "--blobs", "disk:/srv/shared/blobs"},
+		map[string]string{"PARLEY_DATA_DIR": dir, "PARLEY_STORE_SCHEMA": "org1", "PARLEY_FANOUT": "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bspec, _ = parseBlobs(c.Blobs, "postgres", c.DataDir)
+	if urls, _ := parseFanout(c.Fanout); urls != nil || bspec.path != "/srv/shared/blobs" {
+		t.Errorf("overrides: fanout %v blobs %+v", urls, bspec)
+	}
+	spec, _ = parseStore("postgres://h/db", "", dir)
+	if spec.schema != "parley" {
+		t.Errorf("default schema %q", spec.schema)
+	}
+	if got := withApplicationName("postgres://h/db?sslmode=disable", "n1"); !strings.Contains(got, "application_name=parleyd+n1") {
+		t.Errorf("application name: %s", got)
+	}
+	if got := redactURLs([]string{"nats://u:secret@h:4222", "nats://tok@h2:4222"}); strings.Contains(got, "secret") || strings.Contains(got, "tok") {
+		t.Errorf("redacted %q", got)
+	}
+	if id := defaultNodeID(strings.NewReader("\x01\x02")); !validNodeID(id) || !strings.HasSuffix(id, "-0102") {
+		t.Errorf("default node id %q", id)
 	}
 }

@@ -21,8 +21,10 @@
 //	parleyd version                     print the version
 //	parleyd help                        print this help
 //
-// Admin and backup commands open the database directly; they work while
-// the server runs. Exit codes: 0 success, 1 runtime failure, 2 usage or
+// With --store postgres://… and --fanout nats://… several nodes serve one
+// organisation behind a load balancer (docs/deployment.md). Admin and
+// backup commands open the database directly; they work while the server
+// runs. Exit codes: 0 success, 1 runtime failure, 2 usage or
 // configuration error. See docs/operations.md.
 package main
 
@@ -140,7 +142,8 @@ Usage:
   parleyd version                      print the version
   parleyd help                         print this help
 
-Every command accepts --config PATH, --data-dir DIR and --store sqlite:PATH;
+Every command accepts --config PATH, --data-dir DIR, --store sqlite:PATH or
+--store postgres://… and --store-schema NAME;
 'parleyd serve -h' lists all server flags. Settings come from defaults, the
 config file, PARLEY_* environment variables and flags, in increasing
 precedence. Admin and backup commands work while the server runs.

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,11 +18,15 @@ import (
 	"sync"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/blob"
+	"github.com/parley-chat/parley/server/blob/pgblob"
 	"github.com/parley-chat/parley/server/delivery"
+	natsfanout "github.com/parley-chat/parley/server/fanout/nats"
 	"github.com/parley-chat/parley/server/follower"
 	"github.com/parley-chat/parley/server/httpapi"
 	"github.com/parley-chat/parley/server/store"
@@ -80,7 +86,14 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		return err
 	}
 
-	st, where, err := openStore(ctx, c, false)
+	nodeID := c.NodeID
+	if nodeID == "" {
+		nodeID = defaultNodeID(e.rand)
+	}
+	baseLog := log
+	log = log.With("node", nodeID)
+
+	st, where, err := openStore(ctx, c, false, nodeID)
 	if err != nil {
 		return err
 	}
@@ -99,9 +112,14 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		return err
 	}
 
-	blobs, err := blob.NewDisk(filepath.Join(c.DataDir, "blobs"))
+	blobs, blobsWhere, err := openBlobs(ctx, c, nodeID)
 	if err != nil {
-		return fmt.Errorf("attachments directory: %v", err)
+		return err
+	}
+	var checks []readyCheck
+	if pb, ok := blobs.(*pgblob.Store); ok {
+		defer pb.Close()
+		checks = append(checks, readyCheck{"attachment store", pb.Ping})
 	}
 
 	reg := prometheus.NewRegistry()
@@ -110,13 +128,27 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		metricsReg = reg
 	}
-	dcfg := deliveryConfig(c)
-	svc, err := delivery.New(dcfg, bs, blobs, follower.New(nil), delivery.Options{
+	opts := delivery.Options{
 		Now:     e.now,
 		Logger:  log,
 		Rand:    e.rand,
 		Metrics: metricsReg,
-	})
+	}
+	fanoutWhere := "local (in-process, single node)"
+	if urls, _ := parseFanout(c.Fanout); urls != nil {
+		n, err := openNATS(ctx, c, urls, nodeID, baseLog, metricsReg)
+		if err != nil {
+			return err
+		}
+		// Closed after the service and the API stopped publishing
+		// (deferred calls run in reverse order).
+		defer n.Close()
+		opts.Notifier = n
+		checks = append(checks, readyCheck{"NATS", func(context.Context) error { return n.Healthy() }})
+		fanoutWhere = fmt.Sprintf("NATS %s (prefix %s)", redactURLs(urls), c.FanoutPrefix)
+	}
+	dcfg := deliveryConfig(c)
+	svc, err := delivery.New(dcfg, bs, blobs, follower.New(nil), opts)
 	if err != nil {
 		return usageError{fmt.Errorf("delivery configuration: %v", err)}
 	}
@@ -128,6 +160,7 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	if !c.Metrics {
 		handler = withoutMetrics(api)
 	}
+	handler = withReadiness(handler, checks, log)
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -165,9 +198,9 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		}
 	}()
 
-	printStart(e.stdout, c, ln.Addr(), tlsS, where, invite)
+	printStart(e.stdout, c, ln.Addr(), tlsS, startInfo{node: nodeID, store: where, blobs: blobsWhere, fanout: fanoutWhere}, invite)
 	log.Info("parleyd started", "version", version(), "listen", ln.Addr().String(), "server_name", c.ServerName,
-		"store", where, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", c.Metrics)
+		"store", where, "attachments", blobsWhere, "fanout", fanoutWhere, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", c.Metrics)
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
@@ -205,6 +238,130 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	wg.Wait()
 	log.Info("parleyd stopped")
 	return runErr
+}
+
+// readyCheck is a dependency /readyz checks besides the store.
+type readyCheck struct {
+	name  string
+	check func(context.Context) error
+}
+
+// withReadiness answers GET /readyz with 503 unavailable while one of the
+// checks fails, naming the dependency; otherwise the request goes on to h,
+// whose own /readyz checks the store and shutdown.
+func withReadiness(h http.Handler, checks []readyCheck, log *slog.Logger) http.Handler {
+	if len(checks) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" || r.Method != http.MethodGet {
+			h.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		for _, c := range checks {
+			if err := c.check(ctx); err != nil {
+				log.Warn("not ready", "dependency", c.name, "err", err)
+				b, _ := json.Marshal(protocol.NewError(protocol.CodeUnavailable, "%s unreachable", c.name))
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Cache-Control", "no-store")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write(append(b, '\n'))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// defaultNodeID returns the host name and four random hex digits.
+func defaultNodeID(rand io.Reader) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "parleyd"
+	}
+	host, _, _ = strings.Cut(host, ".")
+	var b [2]byte
+	io.ReadFull(rand, b[:])
+	id := fmt.Sprintf("%s-%x", host, b)
+	if !validNodeID(id) || len(id) > 64 {
+		id = fmt.Sprintf("parleyd-%x", b)
+	}
+	return id
+}
+
+// openBlobs opens the configured attachment store and describes it.
+func openBlobs(ctx context.Context, c Config, nodeID string) (delivery.BlobStore, string, error) {
+	spec, err := parseStore(c.Store, c.StoreSchema, c.DataDir)
+	if err != nil {
+		return nil, "", usageError{fmt.Errorf("store: %v", err)}
+	}
+	bspec, err := parseBlobs(c.Blobs, spec.backend, c.DataDir)
+	if err != nil {
+		return nil, "", usageError{fmt.Errorf("blobs: %v", err)}
+	}
+	if bspec.backend == "postgres" {
+		pc := pgblob.NewConfig(withApplicationName(spec.dsn, nodeID))
+		pc.Schema = spec.schema
+		b, err := pgblob.Open(ctx, pc)
+		if err != nil {
+			return nil, "", fmt.Errorf("attachment store: %v", err)
+		}
+		return b, "postgres, chunked in " + spec.describe(), nil
+	}
+	b, err := blob.NewDisk(bspec.path)
+	if err != nil {
+		return nil, "", fmt.Errorf("attachments directory: %v", err)
+	}
+	return b, "disk:" + bspec.path, nil
+}
+
+// natsConnectTimeout bounds the first connection to NATS at start.
+const natsConnectTimeout = 30 * time.Second
+
+// openNATS connects the NATS notifier.
+func openNATS(ctx context.Context, c Config, urls []string, nodeID string, log *slog.Logger, reg prometheus.Registerer) (*natsfanout.Notifier, error) {
+	nc := natsfanout.NewConfig()
+	nc.URL = strings.Join(urls, ",")
+	nc.Prefix = c.FanoutPrefix
+	nc.NodeID = nodeID
+	nc.Logger = log
+	nc.Registerer = reg
+	if c.FanoutCredsFile != "" {
+		nc.Options = append(nc.Options, natsgo.UserCredentials(c.FanoutCredsFile))
+	}
+	if c.FanoutCAFile != "" {
+		nc.Options = append(nc.Options, natsgo.RootCAs(c.FanoutCAFile))
+	}
+	cctx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
+	defer cancel()
+	n, err := natsfanout.New(cctx, nc)
+	if err != nil {
+		return nil, fmt.Errorf("fanout: %s: %v", redactURLs(urls), err)
+	}
+	return n, nil
+}
+
+// redactURLs joins URLs with their passwords and tokens removed.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			out[i] = "?"
+			continue
+		}
+		out[i] = u.Scheme + "://" + u.Host
+		if u.User != nil {
+			if _, hasPass := u.User.Password(); hasPass {
+				out[i] = u.Scheme + "://" + u.User.Username() + ":…@" + u.Host
+			} else {
+				out[i] = u.Scheme + "://…@" + u.Host // a token
+			}
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // withoutMetrics answers 404 at /metrics (metrics = false).
@@ -272,9 +429,15 @@ func httpapiConfig(c Config) httpapi.Config {
 	return h
 }
 
+// startInfo describes the node's backends for the start message.
+type startInfo struct {
+	node, store, blobs, fanout string
+}
+
 // printStart writes the start message on stdout: the URL, the data
-// directory, TLS, and the first-start invite if one was created.
-func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, where string, invite *bootstrapInvite) {
+// directory, the node and its backends, TLS, and the first-start invite
+// if one was created.
+func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, si startInfo, invite *bootstrapInvite) {
 	scheme := "https"
 	if t.config == nil {
 		scheme = "http"
@@ -285,7 +448,10 @@ func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, where string,
 	}
 	fmt.Fprintf(w, "parleyd %s: server %q listening on %s://%s\n", version(), c.ServerName, scheme, net.JoinHostPort(host, port))
 	fmt.Fprintf(w, "data directory: %s\n", c.DataDir)
-	fmt.Fprintf(w, "store: %s\n", where)
+	fmt.Fprintf(w, "node: %s\n", si.node)
+	fmt.Fprintf(w, "store: %s\n", si.store)
+	fmt.Fprintf(w, "attachments: %s\n", si.blobs)
+	fmt.Fprintf(w, "fanout: %s\n", si.fanout)
 	fmt.Fprintf(w, "TLS: %s\n", t.description)
 	if t.fingerprint != "" {
 		fmt.Fprintf(w, "TLS certificate SHA-256 fingerprint: %s\n", t.fingerprint)
