@@ -42,6 +42,11 @@ func startPool(ctx context.Context, n int, cfg workerConfig, stderr io.Writer) (
 		return nil, err
 	}
 	p := &pool{}
+	// Every worker's stderr is copied by its own goroutine; a shared
+	// writer that is not a file (a buffer in tests) needs a lock.
+	if _, isFile := stderr.(*os.File); !isFile {
+		stderr = &lockedWriter{w: stderr}
+	}
 	for range n {
 		cmd := exec.Command(exe, "worker")
 		cmd.Env = append(os.Environ(), workerEnv+"=1")
@@ -231,4 +236,16 @@ func buildConv(ctx context.Context, a *api, serverName, run, token string, membe
 		c.TreeBytes = len(t)
 	}
 	return c, nil
+}
+
+// lockedWriter serialises writes to w from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
