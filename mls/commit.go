@@ -73,7 +73,12 @@ type PendingCommit struct {
 	GroupInfo []byte
 	// Epoch is the epoch the Commit starts.
 	Epoch uint64
-	// Added, Removed and Updated describe the membership change.
+	// Added, Removed and Updated describe the membership change: Added
+	// lists the members added by Add proposals and, for an external join
+	// (JoinExternal), the joiner itself at the leaf it takes; Removed the
+	// removed members, including the old leaf of a resync; Updated the
+	// members whose leaves committed Update proposals replaced (not the
+	// committer's own path leaf).
 	Added, Removed, Updated []Member
 
 	g       *Group
@@ -93,11 +98,11 @@ func (pc *PendingCommit) RatchetTree() ([]byte, error) {
 	if pc == nil || pc.next == nil {
 		return nil, fmt.Errorf("mls: pending commit ratchet tree: %w", ErrStale)
 	}
-	b, err := pc.next.tree.Encode()
+	b, err := pc.next.encodedTree()
 	if err != nil {
 		return nil, opError("pending commit ratchet tree", err)
 	}
-	return b, nil
+	return slices.Clone(b), nil
 }
 
 // Commit creates a Commit (RFC 9420 §12.4.1) without changing the group.
@@ -270,7 +275,7 @@ func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOp
 	}
 	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}
 	pc.Added, pc.Removed, pc.Updated = changes(a, newTree)
-	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
+	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, next, sched.Epoch, g.OwnLeaf(), g.signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +285,7 @@ func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOp
 	if len(a.added) > 0 {
 		if !opts.ExternalPub {
 			// The Welcome's GroupInfo never carries external_pub.
-			gi, err = buildGroupInfo(!g.cfg.DisableGREASE, &next.gc, sched.Epoch, g.OwnLeaf(), g.signer, newTree, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree})
+			gi, err = buildGroupInfo(!g.cfg.DisableGREASE, next, sched.Epoch, g.OwnLeaf(), g.signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree})
 			if err != nil {
 				return nil, err
 			}
@@ -309,11 +314,21 @@ func addedLeaves(a *applied) []LeafIndex {
 	return out
 }
 
-// changes describes the membership change of a commit.
+// changes describes the membership change of a commit whose final tree
+// (its path merged) is t: the added members, then for an external commit
+// the joiner at its new leaf (RFC 9420 §12.4.3.2); the removed members,
+// among them the old leaf a resyncing joiner replaces; the members whose
+// leaves Update proposals replaced. A member committer's own path leaf is
+// the caller's to report.
 func changes(a *applied, t *tree.Tree) (added, removed, updated []Member) {
 	for _, m := range a.added {
 		ln := &m.kp.LeafNode
 		added = append(added, Member{Leaf: m.leaf, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
+	}
+	if a.external {
+		if ln := t.Leaf(a.committer); ln != nil {
+			added = append(added, Member{Leaf: a.committer, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
+		}
 	}
 	for _, m := range a.removed {
 		removed = append(removed, Member{Leaf: m.leaf, Credential: credentialFromWire(&m.node.Credential), SignatureKey: m.node.SignatureKey, EncryptionKey: m.node.EncryptionKey})
@@ -462,11 +477,7 @@ func makeWelcome(s *suite.Suite, gi *wire.GroupInfo, sched *schedule.Epoch, a *a
 		if err != nil {
 			return nil, err
 		}
-		ref, err := m.kp.Ref(s)
-		if err != nil {
-			return nil, err
-		}
-		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: ref, EncryptedGroupSecrets: wire.HPKECiphertext{KEMOutput: kemOut, Ciphertext: ct}})
+		w.Secrets = append(w.Secrets, wire.EncryptedGroupSecrets{NewMember: m.ref, EncryptedGroupSecrets: wire.HPKECiphertext{KEMOutput: kemOut, Ciphertext: ct}})
 	}
 	return encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatWelcome, Welcome: w})
 }

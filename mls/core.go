@@ -9,7 +9,6 @@ import (
 	"github.com/parley-chat/parley/mls/internal/framing"
 	"github.com/parley-chat/parley/mls/internal/suite"
 	"github.com/parley-chat/parley/mls/internal/tree"
-	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
 
@@ -17,8 +16,8 @@ import (
 // the Delivery Service's follower share. Group embeds one, PublicGroup is
 // one, so both run the same proposal validation and application and the
 // same public path processing (RFC 9420 §12.1-§12.4). A core is never
-// modified once built, except for its proposal cache; the next epoch is a
-// new core.
+// modified once built, except for its proposal cache and the cached
+// encoding of its tree; the next epoch is a new core.
 type core struct {
 	cfg        *Config
 	cs         *suite.Suite
@@ -32,6 +31,21 @@ type core struct {
 	// cache holds the proposals received (or sent) in this epoch, by
 	// reference (RFC 9420 §12.4).
 	cache []*cachedProposal
+	// treeEnc caches the encoded tree (encodedTree).
+	treeEnc []byte
+}
+
+// encodedTree returns the encoded ratchet tree of the epoch (RFC 9420
+// §12.4.3.3), computed once; the caller must not modify it.
+func (c *core) encodedTree() ([]byte, error) {
+	if c.treeEnc == nil {
+		b, err := c.tree.Encode()
+		if err != nil {
+			return nil, err
+		}
+		c.treeEnc = b
+	}
+	return c.treeEnc, nil
 }
 
 // cachedProposal is one proposal of the current epoch.
@@ -436,6 +450,7 @@ type applied struct {
 type addedMember struct {
 	leaf LeafIndex
 	kp   *wire.KeyPackage
+	ref  []byte // the KeyPackageRef of kp
 }
 
 type removedMember struct {
@@ -606,12 +621,6 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 			}
 		}
 	}
-	// Key sets for uniqueness checks, built once when leaves are added or
-	// replaced (§7.3).
-	var keys *keySet
-	if len(adds) > 0 || len(updates) > 0 {
-		keys = newKeySet(c.tree)
-	}
 	// 2. Updates.
 	for _, e := range updates {
 		li := LeafIndex(e.sender.LeafIndex)
@@ -620,10 +629,9 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 			return nil, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)
 		}
 		ln := e.p.Update.LeafNode
-		if err := c.checkNewLeaf(a, &ln, li, old, keys, ReasonUpdate, op); err != nil {
+		if err := c.checkNewLeaf(a, &ln, li, old, ReasonUpdate, op); err != nil {
 			return nil, err
 		}
-		keys.replace(old, &ln)
 		if err := t.UpdateLeaf(li, &ln); err != nil {
 			return nil, opError(op, err)
 		}
@@ -642,30 +650,34 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 		if err := t.RemoveLeaf(li); err != nil {
 			return nil, opError(op, err)
 		}
-		keys.remove(old)
 		a.removed = append(a.removed, removedMember{leaf: li, node: old})
 	}
-	// 4. Adds, in order.
-	for i, kp := range adds {
+	// 4. Adds, in order. Each KeyPackageRef is computed once; a set finds
+	// duplicates (§12.2).
+	var seenRefs map[string]struct{}
+	if len(adds) > 1 {
+		seenRefs = make(map[string]struct{}, len(adds))
+	}
+	for _, kp := range adds {
 		ref, err := kp.Ref(c.cs)
 		if err != nil {
 			return nil, opError(op, err)
 		}
-		for _, prev := range adds[:i] {
-			if pr, _ := prev.Ref(c.cs); bytes.Equal(pr, ref) {
+		if seenRefs != nil {
+			if _, dup := seenRefs[string(ref)]; dup {
 				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)
 			}
+			seenRefs[string(ref)] = struct{}{}
 		}
 		ln := kp.LeafNode
-		if err := c.checkNewLeaf(a, &ln, nextFreeLeaf(t), nil, keys, ReasonKeyPackage, op); err != nil {
+		if err := c.checkNewLeaf(a, &ln, nextFreeLeaf(t), nil, ReasonKeyPackage, op); err != nil {
 			return nil, err
 		}
 		li, err := t.AddLeaf(&ln)
 		if err != nil {
 			return nil, opError(op, err)
 		}
-		keys.add(&ln)
-		a.added = append(a.added, addedMember{leaf: li, kp: kp})
+		a.added = append(a.added, addedMember{leaf: li, kp: kp, ref: ref})
 	}
 	// Capabilities of the remaining members against the new group
 	// extensions (§12.1.7, §11.1) and non-default proposal types (§12.2).
@@ -709,23 +721,17 @@ func pskIDKey(id *wire.PreSharedKeyID) ([]byte, error) {
 // nextFreeLeaf returns the leaf an Add would take: the leftmost blank leaf
 // or the first leaf beyond the tree.
 func nextFreeLeaf(t *tree.Tree) LeafIndex {
-	n := uint32(t.LeafCount())
-	for i := range n {
-		if t.Leaf(LeafIndex(i)) == nil {
-			return LeafIndex(i)
-		}
+	if li, ok := t.FirstBlankLeaf(); ok {
+		return li
 	}
-	return LeafIndex(n)
+	return LeafIndex(t.LeafCount())
 }
 
 // reserveBlankLeaf returns the leftmost blank leaf of t, extending t by
 // one blank leaf if there is none (RFC 9420 §12.4.2 for external commits).
 func reserveBlankLeaf(t *tree.Tree) (LeafIndex, error) {
-	n := t.LeafCount()
-	for i := range uint32(n) {
-		if t.Leaf(LeafIndex(i)) == nil {
-			return LeafIndex(i), nil
-		}
+	if li, ok := t.FirstBlankLeaf(); ok {
+		return li, nil
 	}
 	// Extend: add a placeholder and blank it; the new leaf's direct path
 	// is blank after extension, so no unmerged_leaves entry is left.
@@ -772,8 +778,9 @@ func supportsGroup(ln *wire.LeafNode, exts wire.Extensions, req *wire.RequiredCa
 // checkNewLeaf runs the leaf node validation of §7.3 for a leaf that enters
 // the tree at li (an Add, an Update, an UpdatePath's leaf), replacing old (nil
 // for an Add or an external join). Signatures of Update leaves and
-// KeyPackages are checked by checkProposal; commit leaves by the path merge.
-func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wire.LeafNode, keys *keySet, reason CredentialReason, op string) error {
+// KeyPackages are checked by checkProposal; commit leaves by the path merge,
+// which also checks the encryption keys of the path (its leaf's included).
+func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wire.LeafNode, reason CredentialReason, op string) error {
 	if err := checkLeafSelf(ln); err != nil {
 		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
 	}
@@ -783,15 +790,14 @@ func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wi
 	if err := c.checkCredentialTypes(a.tree, ln, old); err != nil {
 		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
 	}
-	if keys != nil {
-		if err := keys.check(ln, old); err != nil {
+	if reason != ReasonCommit && reason != ReasonExternalJoin {
+		if err := c.checkEncryptionKey(a, ln); err != nil {
 			return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
 		}
-	} else if old == nil || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
-		for i, m := range a.tree.Members() {
-			if m != old && bytes.Equal(m.SignatureKey, ln.SignatureKey) {
-				return ruleError(op, "§7.3", ErrInvalidLeafNode, "signature_key of leaf %d already used by leaf %d", li, i)
-			}
+	}
+	if old == nil || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
+		if j, dup := a.tree.SignatureKeyLeaf(ln.SignatureKey); dup {
+			return ruleError(op, "§7.3", ErrInvalidLeafNode, "signature_key of leaf %d already used by leaf %d", li, j)
 		}
 	}
 	info := CredentialInfo{Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, Leaf: li, Reason: reason}
@@ -801,6 +807,21 @@ func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wi
 	}
 	if err := c.cfg.checkCredential(info); err != nil {
 		return opError(op, err)
+	}
+	return nil
+}
+
+// checkEncryptionKey checks that the encryption_key of a leaf an Add or
+// Update brings is new (§7.3): used by no node of the epoch's tree (so
+// the keys of leaves and nodes the commit removes or blanks stay reserved
+// for the whole commit) nor of the tree being built (the leaves added or
+// updated before it). Both lookups go through the trees' key indexes.
+func (c *core) checkEncryptionKey(a *applied, ln *wire.LeafNode) error {
+	if x, dup := c.tree.EncryptionKeyNode(ln.EncryptionKey); dup {
+		return fmt.Errorf("encryption_key already used in the tree (node %d)", x)
+	}
+	if x, dup := a.tree.EncryptionKeyNode(ln.EncryptionKey); dup {
+		return fmt.Errorf("encryption_key already used in the tree (node %d, set by this commit)", x)
 	}
 	return nil
 }
@@ -836,63 +857,6 @@ func (c *core) checkCredentialTypes(t *tree.Tree, ln, old *wire.LeafNode) error 
 	return nil
 }
 
-// keySet tracks the encryption and signature keys of a tree for the
-// uniqueness rules of §7.3.
-type keySet struct {
-	enc map[string]struct{}
-	sig map[string]struct{}
-}
-
-func newKeySet(t *tree.Tree) *keySet {
-	k := &keySet{enc: make(map[string]struct{}, t.NodeCount()), sig: make(map[string]struct{}, t.MemberCount())}
-	for x := range t.NodeCount() {
-		nd := t.Node(treemath.NodeIndex(x))
-		switch {
-		case nd == nil:
-		case nd.Leaf != nil:
-			k.enc[string(nd.Leaf.EncryptionKey)] = struct{}{}
-			k.sig[string(nd.Leaf.SignatureKey)] = struct{}{}
-		case nd.Parent != nil:
-			k.enc[string(nd.Parent.EncryptionKey)] = struct{}{}
-		}
-	}
-	return k
-}
-
-func (k *keySet) check(ln, old *wire.LeafNode) error {
-	if _, dup := k.enc[string(ln.EncryptionKey)]; dup {
-		return fmt.Errorf("encryption_key already used in the tree")
-	}
-	if old == nil || !bytes.Equal(old.SignatureKey, ln.SignatureKey) {
-		if _, dup := k.sig[string(ln.SignatureKey)]; dup {
-			return fmt.Errorf("signature_key already used by a member")
-		}
-	}
-	return nil
-}
-
-func (k *keySet) replace(old, ln *wire.LeafNode) {
-	k.remove(old)
-	k.add(ln)
-}
-
-func (k *keySet) add(ln *wire.LeafNode) {
-	if k == nil {
-		return
-	}
-	k.enc[string(ln.EncryptionKey)] = struct{}{}
-	k.sig[string(ln.SignatureKey)] = struct{}{}
-}
-
-func (k *keySet) remove(ln *wire.LeafNode) {
-	if k == nil || ln == nil {
-		return
-	}
-	delete(k.sig, string(ln.SignatureKey))
-	// Encryption keys of removed leaves stay reserved: a key seen in the
-	// group is never accepted again in the same commit.
-}
-
 // checkPathLeaf runs the §7.3 rules for the leaf node of a commit's
 // UpdatePath beyond what the path merge checks (source, signature,
 // encryption keys): capabilities, credential types, signature key
@@ -907,7 +871,7 @@ func (c *core) checkPathLeaf(a *applied, up *wire.UpdatePath, op string) error {
 	if a.external {
 		reason = ReasonExternalJoin
 	}
-	if err := c.checkNewLeaf(a, ln, a.committer, old, nil, reason, op); err != nil {
+	if err := c.checkNewLeaf(a, ln, a.committer, old, reason, op); err != nil {
 		return err
 	}
 	if a.resync != nil {

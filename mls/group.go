@@ -200,11 +200,11 @@ func (g *Group) TreeHash() []byte { return slices.Clone(g.c.gc.TreeHash) }
 // RatchetTree returns the encoded ratchet tree (the ratchet_tree extension
 // body, RFC 9420 §12.4.3.3), for out-of-band delivery to joiners.
 func (g *Group) RatchetTree() ([]byte, error) {
-	b, err := g.c.tree.Encode()
+	b, err := g.c.encodedTree()
 	if err != nil {
 		return nil, opError("ratchet tree", err)
 	}
-	return b, nil
+	return slices.Clone(b), nil
 }
 
 // ResumptionPSK returns the resumption_psk of epoch of this group (RFC 9420
@@ -237,19 +237,20 @@ func (g *Group) GroupInfo(opts GroupInfoOptions) ([]byte, error) {
 	if g.state == stateRemoved {
 		return nil, fmt.Errorf("mls: group info: %w", ErrRemoved)
 	}
-	return makeGroupInfo(g.c, g.keys.sched, g.priv.Leaf(), g.signer, g.c.tree, opts)
+	return makeGroupInfo(g.c, g.keys.sched, g.priv.Leaf(), g.signer, opts)
 }
 
-func makeGroupInfo(c *core, ep *schedule.Epoch, signer LeafIndex, s *Signer, t *tree.Tree, opts GroupInfoOptions) ([]byte, error) {
-	gi, err := buildGroupInfo(!c.cfg.DisableGREASE, &c.gc, ep, signer, s, t, opts)
+func makeGroupInfo(c *core, ep *schedule.Epoch, signer LeafIndex, s *Signer, opts GroupInfoOptions) ([]byte, error) {
+	gi, err := buildGroupInfo(!c.cfg.DisableGREASE, c, ep, signer, s, opts)
 	if err != nil {
 		return nil, err
 	}
 	return encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatGroupInfo, GroupInfo: gi})
 }
 
-func buildGroupInfo(grease bool, gc *wire.GroupContext, ep *schedule.Epoch, signer LeafIndex, s *Signer, t *tree.Tree, opts GroupInfoOptions) (*wire.GroupInfo, error) {
+func buildGroupInfo(grease bool, c *core, ep *schedule.Epoch, signer LeafIndex, s *Signer, opts GroupInfoOptions) (*wire.GroupInfo, error) {
 	const op = "group info"
+	gc := &c.gc
 	cs := ep.Suite()
 	tag, err := framing.ConfirmationTag(cs, ep.ConfirmationKey, gc.ConfirmedTranscriptHash)
 	if err != nil {
@@ -260,7 +261,7 @@ func buildGroupInfo(grease bool, gc *wire.GroupContext, ep *schedule.Epoch, sign
 		gi.Extensions = append(gi.Extensions, greaseExtension(greaseValue()))
 	}
 	if opts.InlineRatchetTree {
-		rt, err := t.Encode()
+		rt, err := c.encodedTree()
 		if err != nil {
 			return nil, opError(op, err)
 		}

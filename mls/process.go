@@ -86,8 +86,13 @@ type StagedCommit struct {
 	Epoch uint64
 	// Committer is the commit's sender.
 	Committer Sender
-	// Added, Removed and Updated describe the membership change (Updated
-	// includes the committer's path leaf).
+	// Added, Removed and Updated describe the membership change. Added
+	// lists the members added by Add proposals and, for an external commit
+	// (Committer.Type SenderNewMemberCommit), the joiner at the leaf it
+	// takes; Removed the removed members, including the old leaf of a
+	// resyncing joiner (RFC 9420 §12.4.3.2); Updated the members whose
+	// leaves Update proposals replaced and, for a member's commit with a
+	// path, the committer's new leaf.
 	Added, Removed, Updated []Member
 	// Extensions are the new GroupContext extensions; ExtensionsChanged
 	// says whether a GroupContextExtensions proposal replaced them.
@@ -310,7 +315,7 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent, op string) (*StagedCo
 		priv = g.priv.Clone()
 	}
 	sc.Added, sc.Removed, sc.Updated = changes(a, newTree)
-	if cm.Path != nil {
+	if cm.Path != nil && !a.external {
 		ln := newTree.Leaf(a.committer)
 		sc.Updated = append(sc.Updated, Member{Leaf: a.committer, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
 	}

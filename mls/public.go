@@ -70,7 +70,10 @@ func (pg *PublicGroup) Members() []Member { return members(pg.c.tree) }
 func (pg *PublicGroup) TreeHash() []byte { return slices.Clone(pg.c.gc.TreeHash) }
 
 // RatchetTree returns the encoded ratchet tree, for joiners.
-func (pg *PublicGroup) RatchetTree() ([]byte, error) { return pg.c.tree.Encode() }
+func (pg *PublicGroup) RatchetTree() ([]byte, error) {
+	b, err := pg.c.encodedTree()
+	return slices.Clone(b), err
+}
 
 // Extensions returns the GroupContext extensions.
 func (pg *PublicGroup) Extensions() []Extension { return extsFromWire(pg.c.gc.Extensions) }
@@ -85,7 +88,9 @@ type PublicChange struct {
 	// Epoch is the epoch a commit starts.
 	Epoch uint64
 	// Added, Removed and Updated describe a commit's membership change,
-	// with leaf indices and signature keys.
+	// with leaf indices and signature keys, as StagedCommit does: an
+	// external joiner is in Added (at the leaf it takes), the old leaf it
+	// resyncs in Removed; a member committer's path leaf is in Updated.
 	Added, Removed, Updated []Member
 	// ReInit is set when the commit ends the group.
 	ReInit bool
@@ -173,7 +178,7 @@ func (pg *PublicGroup) Process(msg []byte) (*PublicChange, error) {
 	out.Kind, out.Epoch, out.next, out.ReInit = KindCommit, gc.Epoch, next, a.reinit != nil
 	out.Sender.Leaf = a.committer
 	out.Added, out.Removed, out.Updated = changes(a, newTree)
-	if cm.Path != nil {
+	if cm.Path != nil && !a.external {
 		ln := newTree.Leaf(a.committer)
 		out.Updated = append(out.Updated, Member{Leaf: a.committer, Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, EncryptionKey: ln.EncryptionKey})
 	}

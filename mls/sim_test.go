@@ -454,13 +454,24 @@ func (s *sim) applyCommit(committer *simMember, cg *Group, pc *PendingCommit, ms
 	if err != nil || ch.Kind != KindCommit {
 		s.fatalf("follower: commit: %v", err)
 	}
-	// An external joiner is not an Add: the follower, like StagedCommit,
-	// reports it as the committer's (updated) path leaf.
+	// An external joiner is reported in Added, at its new leaf, by the
+	// follower, the staged commits and the pending commit alike; a resynced
+	// old leaf in Removed (wantRemoved).
 	nAdds := len(wantAdded)
+	joined := func(who string, sender Sender, added, updated []Member) {
+		if committer != nil {
+			return
+		}
+		i := slices.IndexFunc(added, func(m Member) bool { return string(m.Credential.Identity) == wantAdded[0] })
+		if sender.Type != SenderNewMemberCommit || i < 0 || added[i].Leaf != sender.Leaf || slices.ContainsFunc(updated, func(m Member) bool { return m.Leaf == sender.Leaf }) {
+			s.fatalf("%s: external commit by %s not reported in Added: sender %v, added %v, updated %d", who, wantAdded[0], sender, added, len(updated))
+		}
+	}
+	joined("follower", ch.Sender, ch.Added, ch.Updated)
 	if committer == nil {
-		nAdds = 0
-		if ch.Sender.Type != SenderNewMemberCommit || !slices.ContainsFunc(ch.Updated, func(m Member) bool { return string(m.Credential.Identity) == wantAdded[0] }) {
-			s.fatalf("follower: external commit by %s not reported: sender %v, updated %d", wantAdded[0], ch.Sender, len(ch.Updated))
+		joined("pending commit", ch.Sender, pc.Added, pc.Updated)
+		if len(pc.Removed) != len(wantRemoved) {
+			s.fatalf("pending external commit: %d removed, want %d", len(pc.Removed), len(wantRemoved))
 		}
 	}
 	if ch.Epoch != oldEpoch+1 || len(ch.Added) != nAdds || len(ch.Removed) != len(wantRemoved) {
@@ -483,6 +494,7 @@ func (s *sim) applyCommit(committer *simMember, cg *Group, pc *PendingCommit, ms
 			s.fatalf("%s: commit: %v", m.name, err)
 		}
 		sc := p.Commit
+		joined(m.name, sc.Committer, sc.Added, sc.Updated)
 		if sc.SelfRemoved != removed[m.name] || sc.Epoch != oldEpoch+1 || len(sc.Added) != nAdds || len(sc.Removed) != len(wantRemoved) {
 			s.fatalf("%s: staged commit: self-removed %v, epoch %d, %d added, %d removed", m.name, sc.SelfRemoved, sc.Epoch, len(sc.Added), len(sc.Removed))
 		}

@@ -128,7 +128,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // suite, the GroupContext, the ratchet tree, the interim transcript hash
 // and the proposal cache (with our own Updates' private keys if secrets).
 func encodeCore(b *codec.Builder, c *core, secrets bool) error {
-	rt, err := c.tree.Encode()
+	rt, err := c.encodedTree()
 	if err != nil {
 		return err
 	}

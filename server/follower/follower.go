@@ -1,7 +1,16 @@
 // Package follower adapts mls.PublicGroup to the delivery core's Follower
 // interface: it validates the public group state of new conversations and
-// the handshake messages of their epochs, peeks at the clear header of
-// PrivateMessages and Welcomes, and validates KeyPackages.
+// the handshake messages of their epochs, checks the GroupInfo each commit
+// comes with against the state the commit produces, peeks at the clear
+// header of PrivateMessages and Welcomes, and validates KeyPackages. Every
+// MLS decoding is the mls package's (mls.PeekPrivateMessage,
+// mls.PeekWelcome, mls.PeekWireFormat); this package parses nothing itself.
+//
+// A conversation's whole ratchet tree is validated once, when it starts
+// (mls.NewPublicGroup). A commit is validated incrementally by
+// mls.PublicGroup.Process, and the new epoch's GroupInfo by
+// mls.PublicChange.VerifyGroupInfo: no per-commit work proportional to the
+// group beyond encoding the new tree for storage.
 //
 // The follower state stored with a conversation is
 // mls.PublicGroup.MarshalBinary of the current epoch with the proposals
@@ -111,9 +120,10 @@ func leaves(ms []mls.Member) []delivery.Leaf {
 
 // Start implements delivery.Follower.
 func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
-	suite, err := groupInfoSuite(groupInfo)
-	if err != nil {
+	if wf, err := mls.PeekWireFormat(groupInfo); err != nil {
 		return nil, err
+	} else if wf != mls.WireFormatGroupInfo {
+		return nil, fmt.Errorf("follower: wire format %d, want a GroupInfo", wf)
 	}
 	pg, err := mls.NewPublicGroup(&f.cfg, groupInfo, tree)
 	if err != nil {
@@ -123,7 +133,7 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
-	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: suite, Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
+	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: uint16(pg.CipherSuite()), Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
 	f.put(st, pg)
 	return gs, nil
 }
@@ -144,16 +154,23 @@ func (f *Follower) open(g delivery.FollowedGroup) (*mls.PublicGroup, error) {
 	return pg, nil
 }
 
-// Process implements delivery.Follower.
+// Process implements delivery.Follower. A commit is accepted only with a
+// GroupInfo of the epoch it starts that VerifyGroupInfo accepts (signed by
+// the committer, its GroupContext the one the commit produces, any
+// external_pub well-formed, any inline tree the commit's tree), and an
+// out-of-band tree, if given, equal to the commit's tree.
 func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.NextState) (*delivery.Change, error) {
 	pg, err := f.open(g)
 	if err != nil {
 		return nil, err
 	}
-	old := map[uint32][]byte{}
-	for _, m := range pg.Members() {
-		old[uint32(m.Leaf)] = m.SignatureKey
+	// The keys of the leaves a message concerns, before it: the sender's
+	// and those of updated leaves (looked up per leaf, not per member).
+	oldKey := func(l mls.LeafIndex) ([]byte, bool) {
+		m, ok := pg.Member(l)
+		return m.SignatureKey, ok
 	}
+	var senderKey []byte
 	ch, err := pg.Process(msg)
 	if err != nil {
 		f.put(g.State, pg)
@@ -163,7 +180,8 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 	switch ch.Sender.Type {
 	case mls.SenderMember:
 		out.Sender = delivery.SenderMember
-		out.SenderKey = bytes.Clone(old[uint32(ch.Sender.Leaf)])
+		senderKey, _ = oldKey(ch.Sender.Leaf)
+		out.SenderKey = bytes.Clone(senderKey)
 	case mls.SenderNewMemberCommit, mls.SenderNewMemberProposal:
 		out.Sender = delivery.SenderNewMember
 	default:
@@ -183,6 +201,24 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		f.put(g.State, pg)
 		return nil, errors.New("follower: a commit needs the GroupInfo of the new epoch")
 	}
+	if err := ch.VerifyGroupInfo(next.GroupInfo); err != nil {
+		f.put(g.State, pg)
+		return nil, fmt.Errorf("follower: GroupInfo of the new epoch: %v", err)
+	}
+	out.Added, out.Removed = leaves(ch.Added), leaves(ch.Removed)
+	if out.Sender == delivery.SenderNewMember {
+		// The external joiner is reported in Added at its leaf.
+		for _, m := range ch.Added {
+			if m.Leaf == ch.Sender.Leaf {
+				out.SenderKey = bytes.Clone(m.SignatureKey)
+			}
+		}
+	}
+	for _, u := range ch.Updated {
+		if k, ok := oldKey(u.Leaf); ok && !bytes.Equal(k, u.SignatureKey) {
+			out.KeyChanged = true
+		}
+	}
 	if err := pg.Merge(ch); err != nil {
 		return nil, fmt.Errorf("follower: merge: %v", err)
 	}
@@ -190,37 +226,9 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 	if err != nil {
 		return nil, fmt.Errorf("follower: encode tree: %v", err)
 	}
-	nt := next.Tree
-	if len(nt) == 0 {
-		nt = tree
-	}
-	np, err := mls.NewPublicGroup(&f.cfg, next.GroupInfo, nt)
-	if err != nil {
-		return nil, fmt.Errorf("follower: GroupInfo of the new epoch: %v", err)
-	}
-	switch {
-	case np.Epoch() != pg.Epoch():
-		return nil, fmt.Errorf("follower: GroupInfo is for epoch %d, the commit starts %d", np.Epoch(), pg.Epoch())
-	case !bytes.Equal(np.GroupID(), pg.GroupID()):
-		return nil, errors.New("follower: GroupInfo is for another group")
-	case !bytes.Equal(np.TreeHash(), pg.TreeHash()):
-		return nil, errors.New("follower: GroupInfo and ratchet tree do not match the tree the commit produces")
-	}
-	if out.Sender == delivery.SenderNewMember {
-		for _, m := range pg.Members() {
-			if m.Leaf == ch.Sender.Leaf {
-				out.SenderKey = bytes.Clone(m.SignatureKey)
-			}
-		}
-	}
-	out.Added, out.Removed = leaves(ch.Added), leaves(ch.Removed)
-	for _, u := range ch.Updated {
-		if k, ok := old[uint32(u.Leaf)]; ok && !bytes.Equal(k, u.SignatureKey) {
-			if out.Sender == delivery.SenderNewMember && u.Leaf == ch.Sender.Leaf {
-				continue // an external join may take a removed leaf's place
-			}
-			out.KeyChanged = true
-		}
+	if len(next.Tree) > 0 && !bytes.Equal(next.Tree, tree) {
+		// pg is dropped, not cached: the stored state is rebuilt next time.
+		return nil, errors.New("follower: the ratchet tree does not match the tree the commit produces")
 	}
 	out.Tree = tree
 	if out.State, err = pg.MarshalBinary(); err != nil {
@@ -232,8 +240,10 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 
 // ValidateKeyPackage implements delivery.Follower.
 func (f *Follower) ValidateKeyPackage(data []byte, now time.Time) (*delivery.KeyPackageInfo, error) {
-	if err := checkHeader(data, wireFormatKeyPackage); err != nil {
+	if wf, err := mls.PeekWireFormat(data); err != nil {
 		return nil, err
+	} else if wf != mls.WireFormatKeyPackage {
+		return nil, fmt.Errorf("follower: wire format %d, want a KeyPackage", wf)
 	}
 	cfg := f.cfg
 	cfg.Now = func() time.Time { return now }
@@ -242,4 +252,34 @@ func (f *Follower) ValidateKeyPackage(data []byte, now time.Time) (*delivery.Key
 		return nil, err
 	}
 	return &delivery.KeyPackageInfo{Suite: uint16(info.CipherSuite), Ref: info.Ref, SignatureKey: info.SignatureKey, NotAfter: info.NotAfter, LastResort: info.LastResort}, nil
+}
+
+// PeekPrivate implements delivery.Follower with mls.PeekPrivateMessage.
+func (f *Follower) PeekPrivate(msg []byte) (delivery.PrivateHeader, error) {
+	return peekPrivate(msg)
+}
+
+func peekPrivate(msg []byte) (delivery.PrivateHeader, error) {
+	groupID, epoch, ct, err := mls.PeekPrivateMessage(msg)
+	if err != nil {
+		return delivery.PrivateHeader{}, err
+	}
+	return delivery.PrivateHeader{GroupID: groupID, Epoch: epoch, ContentType: uint8(ct)}, nil
+}
+
+// CheckWelcome implements delivery.Follower with mls.PeekWelcome: data must
+// be an MLSMessage carrying a Welcome (RFC 9420 §12.4.3.1) of the suite,
+// with secrets for at least one new member.
+func (f *Follower) CheckWelcome(data []byte, suite uint16) error {
+	cs, refs, err := mls.PeekWelcome(data)
+	if err != nil {
+		return err
+	}
+	if uint16(cs) != suite {
+		return fmt.Errorf("follower: Welcome of cipher suite %#04x, the group's is %#04x", uint16(cs), suite)
+	}
+	if len(refs) == 0 {
+		return errors.New("follower: Welcome without secrets")
+	}
+	return nil
 }

@@ -101,7 +101,7 @@ func FuzzCheckWelcome(f *testing.F) {
 	fo := New(nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fo.CheckWelcome(data, 1)
-		groupInfoSuite(data)
+		fo.Start(data, nil)
 	})
 }
 

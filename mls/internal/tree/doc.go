@@ -19,15 +19,21 @@
 //	               §7.9.2 verifying that every parent is parent-hash valid
 //	validate.go    §12.4.3.1 "verify the integrity of the ratchet tree" and
 //	               §7.3 leaf node validation for leaves of a tree
+//	store.go       copy-on-write node storage and the key index behind the
+//	               §7.3 uniqueness rules (EncryptionKeyNode, SignatureKeyLeaf)
 //
 // Nodes are shared and immutable. A Tree takes ownership of every
 // *wire.Node, *wire.LeafNode and *wire.ParentNode handed to it, and the
 // values it returns must not be modified by callers: operations that change
 // a node (adding an unmerged leaf, setting a parent hash) store a new node
-// instead of mutating the old one. This is what makes Clone cheap: it copies
-// two slices of pointers.
+// instead of mutating the old one. Storage is copy-on-write in chunks of 32
+// nodes (with their cached hashes) and buckets of key-index entries, shared
+// between clones: Clone copies O(n/32) pointers, and a change along one
+// direct path then copies O(log n) chunks and buckets, so staging a commit
+// on a clone costs kilobytes, not the whole tree.
 //
 // A Tree is not safe for concurrent use; tree hashes are cached lazily, so
-// even reading methods such as TreeHash write to the Tree. Clones are
+// even reading methods such as TreeHash write to the Tree, and Clone
+// writes to its source (both get new write tokens). Clones are
 // independent and may be used from different goroutines.
 package tree

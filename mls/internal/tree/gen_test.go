@@ -78,7 +78,7 @@ func (g *generator) build(tb testing.TB, x treemath.NodeIndex, ph []byte) {
 			tb.Fatal(err)
 		}
 		g.sigPriv[li] = priv
-		g.t.nodes[x] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: ln}
+		g.t.poke(x, &wire.Node{Type: wire.NodeTypeLeaf, Leaf: ln})
 		return
 	}
 	l, _ := treemath.Left(x)
@@ -91,7 +91,7 @@ func (g *generator) build(tb testing.TB, x treemath.NodeIndex, ph []byte) {
 		ph = []byte{}
 	}
 	p := &wire.ParentNode{EncryptionKey: g.hpkeKey(tb), ParentHash: ph, UnmergedLeaves: []uint32{}}
-	g.t.nodes[x] = &wire.Node{Type: wire.NodeTypeParent, Parent: p}
+	g.t.poke(x, &wire.Node{Type: wire.NodeTypeParent, Parent: p})
 	g.build(tb, r, nil)
 	osth, err := g.t.hash(r)
 	if err != nil {
@@ -115,7 +115,7 @@ func generateTree(tb testing.TB, s *suite.Suite, members int) (*Tree, [][]byte) 
 	w := treemath.NodeWidth(lc)
 	g := &generator{
 		s:       s,
-		t:       &Tree{suite: s, nodes: make([]*wire.Node, w), hashes: make([][]byte, w)},
+		t:       blankTree(s, int(w)),
 		members: uint32(members),
 		sigPriv: make([][]byte, members),
 	}
@@ -186,4 +186,22 @@ func TestGeneratedTreeValid(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blankTree returns a tree of n blank nodes, for generators that fill it
+// with poke.
+func blankTree(s *suite.Suite, n int) *Tree {
+	t := &Tree{suite: s, own: new(owner)}
+	t.resize(n)
+	t.keys = newKeyIndex(t)
+	return t
+}
+
+// poke stores nd at x without invalidating cached hashes (tests build or
+// tamper with trees through it); the key index follows.
+func (t *Tree) poke(x treemath.NodeIndex, nd *wire.Node) {
+	c := t.writable(x)
+	old := c.nodes[x&chunkMask]
+	c.nodes[x&chunkMask] = nd
+	t.keys.update(t, x, old, nd)
 }

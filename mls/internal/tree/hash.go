@@ -24,8 +24,8 @@ func (t *Tree) NodeHash(x treemath.NodeIndex) ([]byte, error) {
 	if err := t.ready(); err != nil {
 		return nil, fmt.Errorf("tree: tree hash: %w", err)
 	}
-	if uint64(x) >= uint64(len(t.nodes)) {
-		return nil, fmt.Errorf("tree: tree hash: node %d outside the tree (%d nodes)", x, len(t.nodes))
+	if uint64(x) >= uint64(t.n) {
+		return nil, fmt.Errorf("tree: tree hash: node %d outside the tree (%d nodes)", x, t.n)
 	}
 	h, err := t.hash(x)
 	if err != nil {
@@ -36,13 +36,13 @@ func (t *Tree) NodeHash(x treemath.NodeIndex) ([]byte, error) {
 
 // hash returns the tree hash of x, computing and caching what is stale.
 func (t *Tree) hash(x treemath.NodeIndex) ([]byte, error) {
-	if h := t.hashes[x]; h != nil {
+	if h := t.hashAt(x); h != nil {
 		return h, nil
 	}
 	var h []byte
 	var err error
 	if li, ok := x.Leaf(); ok {
-		h, err = t.leafHash(li, t.nodes[x])
+		h, err = t.leafHash(li, t.at(x))
 	} else {
 		l, _ := treemath.Left(x)
 		r, _ := treemath.Right(x)
@@ -54,7 +54,7 @@ func (t *Tree) hash(x treemath.NodeIndex) ([]byte, error) {
 			return nil, err
 		}
 		var p *wire.ParentNode
-		if nd := t.nodes[x]; nd != nil {
+		if nd := t.at(x); nd != nil {
 			p = nd.Parent
 		}
 		h, err = t.parentHashInputHash(x, p, hl, hr)
@@ -62,7 +62,7 @@ func (t *Tree) hash(x treemath.NodeIndex) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.hashes[x] = h
+	t.setHash(x, h)
 	return h, nil
 }
 
@@ -131,7 +131,7 @@ func (t *Tree) hashExcluding(x treemath.NodeIndex, excl []uint32) ([]byte, error
 		return nil, err
 	}
 	var p *wire.ParentNode
-	if nd := t.nodes[x]; nd != nil {
+	if nd := t.at(x); nd != nil {
 		p = nd.Parent
 		if p != nil && len(p.UnmergedLeaves) > 0 {
 			kept := make([]uint32, 0, len(p.UnmergedLeaves))

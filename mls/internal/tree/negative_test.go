@@ -63,7 +63,7 @@ func TestValidateReportsLowestBadSignature(t *testing.T) {
 	for _, li := range bad {
 		// Flip a signature bit; the tree structure is unchanged.
 		ln := *tr.Leaf(li)
-		tr.nodes[li.Node()] = &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &ln}
+		tr.poke(li.Node(), &wire.Node{Type: wire.NodeTypeLeaf, Leaf: &ln})
 		ln.Signature = append([]byte{}, ln.Signature...)
 		ln.Signature[len(ln.Signature)-1] ^= 0x80
 	}
@@ -244,7 +244,7 @@ func TestFromWireStructure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.nodes[2] = nil
+		tr.poke(2, nil)
 		wantErr(t, tr.CheckUnmergedLeaves(), "node 1: unmerged leaf 1 is blank")
 	})
 }

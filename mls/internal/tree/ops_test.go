@@ -222,7 +222,7 @@ func TestFilteredDirectPathRFCExample(t *testing.T) {
 	src, _ := cachedTree(t, 8)
 	rt := make(wire.RatchetTree, 15)
 	for _, li := range []int{0, 1, 4, 5, 6} {
-		rt[2*li] = src.nodes[2*li]
+		rt[2*li] = src.Node(treemath.NodeIndex(2 * li))
 	}
 	for _, x := range []int{1, 9} {
 		rt[x] = &wire.Node{Type: wire.NodeTypeParent, Parent: &wire.ParentNode{EncryptionKey: []byte{byte(x)}, ParentHash: []byte{}, UnmergedLeaves: []uint32{}}}

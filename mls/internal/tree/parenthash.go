@@ -131,13 +131,13 @@ func (t *Tree) VerifyParentHashes() error {
 	if _, err := t.hash(t.Root()); err != nil {
 		return fmt.Errorf("tree: verify parent hashes: %w", err)
 	}
-	n := len(t.nodes)
+	n := t.n
 	// resSize[x] is the length of the resolution of x.
 	resSize := make([]uint32, n)
 	for lvl := uint32(0); (uint64(1) << lvl) <= uint64(n); lvl++ {
 		step := uint64(1) << (lvl + 1)
 		for x := uint64(1)<<lvl - 1; x < uint64(n); x += step {
-			nd := t.nodes[x]
+			nd := t.at(treemath.NodeIndex(x))
 			switch {
 			case nd != nil && nd.Parent != nil:
 				resSize[x] = 1 + uint32(len(nd.Parent.UnmergedLeaves))
@@ -155,7 +155,7 @@ func (t *Tree) VerifyParentHashes() error {
 		return err
 	}
 	for x := 1; x < n; x += 2 {
-		if t.nodes[x] == nil {
+		if t.at(treemath.NodeIndex(x)) == nil {
 			continue
 		}
 		switch v.covered[x] {
@@ -183,7 +183,7 @@ type phVerifier struct {
 // walk visits the subtree under x top down; anc is x's nearest non-blank
 // proper ancestor, or -1.
 func (v *phVerifier) walk(x treemath.NodeIndex, anc int64) error {
-	nd := v.t.nodes[x]
+	nd := v.t.at(x)
 	if nd != nil {
 		if anc >= 0 {
 			if err := v.link(x, nd, treemath.NodeIndex(anc)); err != nil {
@@ -215,7 +215,7 @@ func (v *phVerifier) link(d treemath.NodeIndex, nd *wire.Node, p treemath.NodeIn
 	default:
 		return nil // key_package and update leaves carry no parent hash
 	}
-	pn := v.t.nodes[p].Parent
+	pn := v.t.at(p).Parent
 	l, _ := treemath.Left(p)
 	r, _ := treemath.Right(p)
 	c, s := l, r
@@ -254,12 +254,12 @@ func (v *phVerifier) link(d treemath.NodeIndex, nd *wire.Node, p treemath.NodeIn
 // and every non-blank node between L and P also lists L.
 func (t *Tree) CheckUnmergedLeaves() error {
 	lc := t.LeafCount()
-	for x := 1; x < len(t.nodes); x += 2 {
+	for x := 1; x < t.n; x += 2 {
 		p := t.ParentNode(treemath.NodeIndex(x))
 		if p == nil {
 			continue
 		}
-		if err := t.checkNode(treemath.NodeIndex(x), t.nodes[x]); err != nil {
+		if err := t.checkNode(treemath.NodeIndex(x), t.at(treemath.NodeIndex(x))); err != nil {
 			return fmt.Errorf("tree: check unmerged leaves: %w", err)
 		}
 		for _, u := range p.UnmergedLeaves {

@@ -18,10 +18,10 @@ func (t *Tree) Resolution(x treemath.NodeIndex) []treemath.NodeIndex {
 // AppendResolution appends the resolution of node x to dst and returns the
 // extended slice; see Resolution.
 func (t *Tree) AppendResolution(dst []treemath.NodeIndex, x treemath.NodeIndex) []treemath.NodeIndex {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.n) {
 		return dst
 	}
-	nd := t.nodes[x]
+	nd := t.at(x)
 	if nd != nil {
 		dst = append(dst, x)
 		if nd.Parent != nil {
@@ -48,8 +48,8 @@ func (t *Tree) subtreeBlank(x treemath.NodeIndex) bool {
 	k := treemath.Level(x)
 	lo := uint64(x) - (uint64(1)<<k - 1)
 	hi := uint64(x) + (uint64(1)<<k - 1)
-	for i := lo; i <= hi && i < uint64(len(t.nodes)); i++ {
-		if t.nodes[i] != nil {
+	for i := lo; i <= hi && i < uint64(t.n); i++ {
+		if t.at(treemath.NodeIndex(i)) != nil {
 			return false
 		}
 	}

@@ -18,11 +18,15 @@ import (
 // the ownership rules of nodes.
 type Tree struct {
 	suite *suite.Suite
-	nodes []*wire.Node
-	// hashes[i] is the cached tree hash of node i, or nil if it must be
-	// recomputed. Invariant: if hashes[i] is nil so is the entry of every
-	// ancestor of i, so invalidation can stop at the first nil entry.
-	hashes  [][]byte
+	// n is the number of nodes; chunks hold them (see store.go), with
+	// their cached tree hashes: nil if it must be recomputed. Invariant:
+	// if the hash of node i is nil so is that of every ancestor of i, so
+	// invalidation can stop at the first nil entry.
+	n      int
+	chunks []*chunk
+	own    *owner
+	keys   keyIndex
+	// scratch is an encoding buffer for hash inputs.
 	scratch []byte
 }
 
@@ -35,11 +39,11 @@ func New(s *suite.Suite, leaf *wire.LeafNode) (*Tree, error) {
 	if leaf == nil {
 		return nil, errors.New("tree: new: nil leaf node")
 	}
-	return &Tree{
-		suite:  s,
-		nodes:  []*wire.Node{{Type: wire.NodeTypeLeaf, Leaf: leaf}},
-		hashes: make([][]byte, 1),
-	}, nil
+	t := &Tree{suite: s, own: new(owner)}
+	t.resize(1)
+	t.keys = newKeyIndex(t)
+	t.set(0, &wire.Node{Type: wire.NodeTypeLeaf, Leaf: leaf})
+	return t, nil
 }
 
 // Decode decodes a ratchet_tree extension body (RFC 9420 §12.4.3.3,
@@ -82,17 +86,15 @@ func FromWire(s *suite.Suite, rt wire.RatchetTree) (*Tree, error) {
 	for treemath.NodeWidth(lc) < uint32(n) {
 		lc *= 2
 	}
-	t := &Tree{
-		suite:  s,
-		nodes:  make([]*wire.Node, treemath.NodeWidth(lc)),
-		hashes: make([][]byte, treemath.NodeWidth(lc)),
-	}
-	copy(t.nodes, rt)
+	t := &Tree{suite: s, own: new(owner)}
+	t.resize(int(treemath.NodeWidth(lc)))
 	for i, nd := range rt {
 		if err := t.checkNode(treemath.NodeIndex(i), nd); err != nil {
 			return nil, fmt.Errorf("tree: from wire: %w", err)
 		}
+		t.chunks[i>>chunkShift].nodes[i&chunkMask] = nd
 	}
+	t.keys = newKeyIndex(t)
 	return t, nil
 }
 
@@ -101,7 +103,7 @@ var errEmpty = errors.New("tree has no nodes or no suite (not built by New, Deco
 
 // ready returns errEmpty for a zero Tree.
 func (t *Tree) ready() error {
-	if t == nil || t.suite == nil || len(t.nodes) == 0 {
+	if t == nil || t.suite == nil || t.n == 0 {
 		return errEmpty
 	}
 	return nil
@@ -142,11 +144,15 @@ func (t *Tree) checkNode(x treemath.NodeIndex, nd *wire.Node) error {
 // §12.4.3.3): all nodes up to the last non-blank one, blank nodes as nil.
 // The slice is fresh; the nodes are shared and must not be modified.
 func (t *Tree) Wire() wire.RatchetTree {
-	end := len(t.nodes)
-	for end > 0 && t.nodes[end-1] == nil {
+	end := t.n
+	for end > 0 && t.at(treemath.NodeIndex(end-1)) == nil {
 		end--
 	}
-	return slices.Clone(wire.RatchetTree(t.nodes[:end]))
+	rt := make(wire.RatchetTree, end)
+	for i := 0; i < end; i += chunkSize {
+		copy(rt[i:], t.chunks[i>>chunkShift].nodes[:min(chunkSize, end-i)])
+	}
+	return rt
 }
 
 // Encode returns the encoded ratchet_tree extension body of the tree.
@@ -163,21 +169,21 @@ func (t *Tree) Suite() *suite.Suite { return t.suite }
 
 // LeafCount returns the number of leaves, blank or not: a power of two.
 func (t *Tree) LeafCount() treemath.LeafCount {
-	return treemath.LeafCount((len(t.nodes) + 1) / 2)
+	return treemath.LeafCount((t.n + 1) / 2)
 }
 
 // NodeCount returns the number of nodes, 2*LeafCount()-1.
-func (t *Tree) NodeCount() int { return len(t.nodes) }
+func (t *Tree) NodeCount() int { return t.n }
 
 // Root returns the index of the root node.
-func (t *Tree) Root() treemath.NodeIndex { return treemath.NodeIndex(len(t.nodes) / 2) }
+func (t *Tree) Root() treemath.NodeIndex { return treemath.NodeIndex(t.n / 2) }
 
 // Node returns node x, or nil if it is blank or outside the tree.
 func (t *Tree) Node(x treemath.NodeIndex) *wire.Node {
-	if uint64(x) >= uint64(len(t.nodes)) {
+	if uint64(x) >= uint64(t.n) {
 		return nil
 	}
-	return t.nodes[x]
+	return t.at(x)
 }
 
 // Blank reports whether node x is blank (or outside the tree).
@@ -189,7 +195,7 @@ func (t *Tree) Leaf(i treemath.LeafIndex) *wire.LeafNode {
 	if !t.LeafCount().HasLeaf(i) {
 		return nil
 	}
-	if nd := t.nodes[i.Node()]; nd != nil {
+	if nd := t.at(i.Node()); nd != nil {
 		return nd.Leaf
 	}
 	return nil
@@ -210,8 +216,8 @@ func (t *Tree) ParentNode(x treemath.NodeIndex) *wire.ParentNode {
 // Members yields the non-blank leaves in increasing leaf index order.
 func (t *Tree) Members() iter.Seq2[treemath.LeafIndex, *wire.LeafNode] {
 	return func(yield func(treemath.LeafIndex, *wire.LeafNode) bool) {
-		for x := 0; x < len(t.nodes); x += 2 {
-			if nd := t.nodes[x]; nd != nil {
+		for x := 0; x < t.n; x += 2 {
+			if nd := t.at(treemath.NodeIndex(x)); nd != nil {
 				if !yield(treemath.LeafIndex(x/2), nd.Leaf) {
 					return
 				}
@@ -223,32 +229,40 @@ func (t *Tree) Members() iter.Seq2[treemath.LeafIndex, *wire.LeafNode] {
 // MemberCount returns the number of non-blank leaves.
 func (t *Tree) MemberCount() int {
 	c := 0
-	for x := 0; x < len(t.nodes); x += 2 {
-		if t.nodes[x] != nil {
+	for x := 0; x < t.n; x += 2 {
+		if t.at(treemath.NodeIndex(x)) != nil {
 			c++
 		}
 	}
 	return c
 }
 
-// Clone returns an independent copy of the tree. Nodes and cached hashes
-// are immutable and shared; only the two index slices are copied.
+// Clone returns an independent copy of the tree: changes to either do not
+// show in the other. Nodes are immutable and shared; node storage, cached
+// hashes and the key index are shared copy-on-write (see store.go), so
+// Clone costs O(n/32) pointer copies and a later change to one direct path
+// copies O(log n) small blocks. Clone gives t a new write token, so it
+// counts as a write to t (see the package doc on concurrency).
 func (t *Tree) Clone() *Tree {
-	return &Tree{
+	t.own = new(owner)
+	c := &Tree{
 		suite:  t.suite,
-		nodes:  slices.Clone(t.nodes),
-		hashes: slices.Clone(t.hashes),
+		n:      t.n,
+		chunks: slices.Clone(t.chunks),
+		own:    new(owner),
+		keys:   t.keys.clone(),
 	}
+	return c
 }
 
 // invalidate drops the cached tree hashes of x and its ancestors.
 func (t *Tree) invalidate(x treemath.NodeIndex) {
 	lc := t.LeafCount()
 	for {
-		if t.hashes[x] == nil {
+		if t.hashAt(x) == nil {
 			return // every ancestor is already stale
 		}
-		t.hashes[x] = nil
+		t.setHash(x, nil)
 		p, ok := treemath.Parent(x, lc)
 		if !ok {
 			return
@@ -258,8 +272,14 @@ func (t *Tree) invalidate(x treemath.NodeIndex) {
 }
 
 // set stores nd at x and invalidates the cached hashes above it.
+// The key index follows.
 func (t *Tree) set(x treemath.NodeIndex, nd *wire.Node) {
-	t.nodes[x] = nd
+	c := t.writable(x)
+	old := c.nodes[x&chunkMask]
+	c.nodes[x&chunkMask] = nd
+	if old != nil || nd != nil {
+		t.keys.update(t, x, old, nd)
+	}
 	t.invalidate(x)
 }
 
@@ -282,8 +302,8 @@ func (t *Tree) SetLeaf(i treemath.LeafIndex, leaf *wire.LeafNode) error {
 // parent position of the tree; p's unmerged leaves must satisfy the rules
 // FromWire checks. The Tree takes ownership of p.
 func (t *Tree) SetParent(x treemath.NodeIndex, p *wire.ParentNode) error {
-	if x.IsLeaf() || uint64(x) >= uint64(len(t.nodes)) {
-		return fmt.Errorf("tree: set parent: node %d is not a parent node of the tree (%d nodes)", x, len(t.nodes))
+	if x.IsLeaf() || uint64(x) >= uint64(t.n) {
+		return fmt.Errorf("tree: set parent: node %d is not a parent node of the tree (%d nodes)", x, t.n)
 	}
 	if p == nil {
 		t.set(x, nil)
@@ -305,7 +325,7 @@ func (t *Tree) BlankPath(i treemath.LeafIndex) error {
 	}
 	path, _ := treemath.DirectPath(i.Node(), t.LeafCount())
 	for _, x := range path {
-		if t.nodes[x] != nil {
+		if t.at(x) != nil {
 			t.set(x, nil)
 		}
 	}
@@ -325,22 +345,18 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (treemath.LeafIndex, error) {
 		return 0, fmt.Errorf("tree: add leaf: %w", err)
 	}
 	x := -1
-	for i := 0; i < len(t.nodes); i += 2 {
-		if t.nodes[i] == nil {
-			x = i
-			break
-		}
-	}
-	if x < 0 {
+	if li, ok := t.FirstBlankLeaf(); ok {
+		x = int(li.Node())
+	} else {
 		if err := t.extend(); err != nil {
 			return 0, fmt.Errorf("tree: add leaf: %w", err)
 		}
-		x = len(t.nodes)/2 + 1
+		x = t.n/2 + 1
 	}
 	li := treemath.LeafIndex(x / 2)
 	path, _ := treemath.DirectPath(treemath.NodeIndex(x), t.LeafCount())
 	for _, p := range path {
-		nd := t.nodes[p]
+		nd := t.at(p)
 		if nd == nil {
 			continue
 		}
@@ -359,6 +375,20 @@ func (t *Tree) AddLeaf(leaf *wire.LeafNode) (treemath.LeafIndex, error) {
 	return li, nil
 }
 
+// FirstBlankLeaf returns the leftmost blank leaf, and false if every leaf
+// is non-blank. Whole chunks without a blank leaf are skipped cheaply.
+func (t *Tree) FirstBlankLeaf() (treemath.LeafIndex, bool) {
+	for ci, c := range t.chunks {
+		base := ci << chunkShift
+		for j := 0; j < chunkSize && base+j < t.n; j += 2 {
+			if c.nodes[j] == nil {
+				return treemath.LeafIndex((base + j) / 2), true
+			}
+		}
+	}
+	return 0, false
+}
+
 // extend doubles the tree (RFC 9420 §7.7): the old tree becomes the left
 // subtree of a new blank root, with an all-blank right subtree.
 func (t *Tree) extend() error {
@@ -366,9 +396,7 @@ func (t *Tree) extend() error {
 	if lc >= treemath.MaxLeaves {
 		return fmt.Errorf("tree is full (%d leaves)", lc)
 	}
-	w := int(treemath.NodeWidth(2 * lc))
-	t.nodes = append(t.nodes, make([]*wire.Node, w-len(t.nodes))...)
-	t.hashes = append(t.hashes, make([][]byte, w-len(t.hashes))...)
+	t.resize(int(treemath.NodeWidth(2 * lc)))
 	return nil
 }
 
@@ -405,8 +433,8 @@ func (t *Tree) RemoveLeaf(i treemath.LeafIndex) error {
 // holds every non-blank leaf (at least one leaf).
 func (t *Tree) truncate() {
 	last := -1
-	for x := len(t.nodes) - 1; x >= 0; x -= 2 {
-		if t.nodes[x] != nil {
+	for x := t.n - 1; x >= 0; x -= 2 {
+		if t.at(treemath.NodeIndex(x)) != nil {
 			last = x / 2
 			break
 		}
@@ -416,13 +444,10 @@ func (t *Tree) truncate() {
 		lc *= 2
 	}
 	w := int(treemath.NodeWidth(lc))
-	if w == len(t.nodes) {
+	if w == t.n {
 		return
 	}
-	clear(t.nodes[w:])
-	t.nodes = t.nodes[:w]
-	clear(t.hashes[w:])
-	t.hashes = t.hashes[:w]
+	t.resize(w) // every dropped node is blank
 	// Hashes of the remaining nodes describe unchanged subtrees and stay.
 }
 

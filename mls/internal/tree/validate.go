@@ -173,29 +173,19 @@ func (t *Tree) checkLeaves(opts ValidateOptions) error {
 }
 
 // checkUniqueKeys checks that no encryption key appears in two nodes and
-// no signature key in two leaves (RFC 9420 §7.3, §12.4.3.1).
+// no signature key in two leaves (RFC 9420 §7.3, §12.4.3.1), through the
+// key index; it reports the duplicate whose second node is lowest,
+// signature keys first.
 func (t *Tree) checkUniqueKeys() error {
-	enc := make(map[string]treemath.NodeIndex, len(t.nodes))
-	sig := make(map[string]treemath.LeafIndex, len(t.nodes)/2+1)
-	for x, nd := range t.nodes {
-		if nd == nil {
-			continue
-		}
-		var key []byte
-		if nd.Leaf != nil {
-			key = nd.Leaf.EncryptionKey
-			li := treemath.LeafIndex(x / 2)
-			if prev, dup := sig[string(nd.Leaf.SignatureKey)]; dup {
-				return fmt.Errorf("tree: validate: leaf %d: signature key duplicates that of leaf %d", li, prev)
-			}
-			sig[string(nd.Leaf.SignatureKey)] = li
-		} else if nd.Parent != nil {
-			key = nd.Parent.EncryptionKey
-		}
-		if prev, dup := enc[string(key)]; dup {
-			return fmt.Errorf("tree: validate: node %d: encryption key duplicates that of node %d", x, prev)
-		}
-		enc[string(key)] = treemath.NodeIndex(x)
+	sa, sb, sdup := t.duplicateSignatureKey()
+	ea, eb, edup := t.duplicateEncryptionKey()
+	if sdup && (!edup || sb <= eb) {
+		la, _ := sa.Leaf()
+		lb, _ := sb.Leaf()
+		return fmt.Errorf("tree: validate: leaf %d: signature key duplicates that of leaf %d", lb, la)
+	}
+	if edup {
+		return fmt.Errorf("tree: validate: node %d: encryption key duplicates that of node %d", eb, ea)
 	}
 	return nil
 }
@@ -231,7 +221,7 @@ func (t *Tree) verifySignatures(groupID []byte, workers int) error {
 					return
 				}
 				for li := start; li < min(start+batch, lc); li++ {
-					nd := t.nodes[2*li]
+					nd := t.at(treemath.NodeIndex(2 * li))
 					if nd == nil {
 						continue
 					}

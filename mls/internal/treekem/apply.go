@@ -81,12 +81,16 @@ func mergeUpdatePath(t *tree.Tree, sender treemath.LeafIndex, up *wire.UpdatePat
 		}
 		fresh[string(pubs[j])] = j
 	}
-	for x := range t.NodeCount() {
-		if pub := nodeEncryptionKey(t, treemath.NodeIndex(x)); pub != nil {
-			if _, dup := fresh[string(pub)]; dup {
-				return nil, fdp, fmt.Errorf("an encryption_key of the UpdatePath is already used by node %d", x)
-			}
+	// Through the tree's key index: O(log n) lookups, not a scan. The
+	// lowest node using any of the path's keys is reported.
+	used := -1
+	for k := range fresh {
+		if x, dup := t.EncryptionKeyNode([]byte(k)); dup && (used < 0 || int(x) < used) {
+			used = int(x)
 		}
+	}
+	if used >= 0 {
+		return nil, fdp, fmt.Errorf("an encryption_key of the UpdatePath is already used by node %d", used)
 	}
 	nt := t.Clone()
 	if err := mergePath(nt, sender, path, pubs, &leaf, func(ph []byte) error {
