@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -115,6 +116,22 @@ func (c *Client) sessionToken(ctx context.Context) (string, error) {
 	if id == nil {
 		return "", ErrNotRegistered
 	}
+	// A session of an earlier run of this profile is used until it
+	// expires or the server refuses it, so that short-lived processes
+	// (one per CLI command) do not authenticate every time.
+	if c.token == "" {
+		var ss storedSession
+		c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+			if b, err := tx.Setting(settingSession); err == nil && len(b) > 0 {
+				json.Unmarshal(b, &ss)
+			}
+			return nil
+		})
+		if ss.Token != "" && ss.Server == c.serverURL && c.cfg.Now().Add(time.Minute).Before(ss.Expires) {
+			c.token, c.tokenExp = ss.Token, ss.Expires
+			return c.token, nil
+		}
+	}
 	var ch protocol.ChallengeResponse
 	if err := c.call(ctx, "POST", "/v1/auth/challenge", false, protocol.ChallengeRequest{User: id.User, Device: id.Device}, &ch); err != nil {
 		return "", fmt.Errorf("authenticate %s: %w", id.User, err)
@@ -126,14 +143,33 @@ func (c *Client) sessionToken(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("authenticate %s: %w", id.User, err)
 	}
 	c.token, c.tokenExp = s.Token, s.Expires
+	b, _ := json.Marshal(storedSession{Server: c.serverURL, Token: s.Token, Expires: s.Expires})
+	if err := c.st.Update(context.WithoutCancel(ctx), func(tx *sqlitestore.Tx) error { return tx.SetSetting(settingSession, b) }); err != nil {
+		c.log.Warn("session not stored", "err", err)
+	}
 	return c.token, nil
 }
 
-// dropToken forgets the session token (the server refused it).
+// settingSession is the setting holding the session (a storedSession).
+// Settings are encrypted at rest like the rest of the store.
+const settingSession = "session"
+
+// storedSession is the session token kept in the store for later runs.
+type storedSession struct {
+	Server  string    `json:"server"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// dropToken forgets the session token, in memory and in the store (the
+// server refused it): the next request authenticates again.
 func (c *Client) dropToken() {
 	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
 	c.token = ""
-	c.tokMu.Unlock()
+	if err := c.st.Update(context.WithoutCancel(c.life), func(tx *sqlitestore.Tx) error { return tx.SetSetting(settingSession, nil) }); err != nil {
+		c.log.Warn("stored session not dropped", "err", err)
+	}
 }
 
 // fetchUser reads a user's public record.

@@ -49,7 +49,9 @@ type Config struct {
 	ServerURL string
 	// TLSFingerprint pins the server's certificate by the hex SHA-256 of
 	// its DER encoding (as parleyd prints it), for self-signed servers.
-	// When set, the usual chain verification is replaced by the pin.
+	// When set, the usual chain verification is replaced by the pin. It
+	// is stored in the profile (by Register, or by Open for a registered
+	// profile): a later Open without it uses the stored pin.
 	TLSFingerprint string
 	// TLSConfig is the base TLS configuration (root CAs for a private CA).
 	TLSConfig *tls.Config
@@ -83,6 +85,10 @@ type Config struct {
 	// CommitRetries bounds the automatic retries of a refused commit
 	// (default 10).
 	CommitRetries int
+	// EventBuffer bounds the events waiting to be read from Events
+	// (default DefaultEventBuffer); beyond it they are replaced by one
+	// EventOverflow (see Client.Events).
+	EventBuffer int
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -117,6 +123,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.CommitRetries <= 0 {
 		cfg.CommitRetries = 10
 	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
 	return cfg
 }
 
@@ -125,6 +134,7 @@ func (cfg Config) withDefaults() Config {
 type Client struct {
 	cfg  Config
 	st   *sqlitestore.Store
+	lock *os.File // the profile's lock (see LockFile)
 	log  *slog.Logger
 	http *http.Client
 
@@ -140,7 +150,8 @@ type Client struct {
 	serverName string
 	suites     []mls.CipherSuite // accepted by the server, our preference order
 	groups     map[protocol.ConversationID]*mls.Group
-	blocked    map[protocol.ConversationID]string // conversation → user whose identity changed
+	started    map[protocol.ConversationID]*startedRatchets // see messageWrite
+	blocked    map[protocol.ConversationID]string           // conversation → user whose identity changed
 	mlsCfg     *mls.Config
 
 	tokMu    sync.Mutex
@@ -154,8 +165,10 @@ type Client struct {
 }
 
 // Open opens the profile in cfg.ProfileDir, creating the directory and an
-// empty store if needed. A profile without an account must be registered
-// with Register before anything else.
+// empty store (mode 0600) if needed. A profile without an account must be
+// registered with Register before anything else. The profile stays locked
+// until Close: while it is open, another Open of it fails with an error
+// matching ErrProfileBusy (a *ProfileBusyError).
 func Open(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if cfg.ProfileDir == "" {
@@ -164,22 +177,43 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
 		return nil, fmt.Errorf("client: open profile %s: %v", cfg.ProfileDir, err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.ProfileDir, StoreFile), sqlitestore.Options{
+	lock, err := lockProfile(cfg.ProfileDir)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.ProfileDir, StoreFile)
+	if err := createPrivate(path); err != nil {
+		unlockProfile(lock)
+		return nil, fmt.Errorf("client: open profile %s: %v", cfg.ProfileDir, err)
+	}
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{
 		Passphrase: cfg.Passphrase, KeyFile: cfg.KeyFile, KDF: cfg.KDF,
 	})
 	if err != nil {
+		unlockProfile(lock)
 		return nil, fmt.Errorf("client: open profile %s: %w", cfg.ProfileDir, err)
 	}
+	opened := false
+	defer func() {
+		if !opened {
+			unlockProfile(lock)
+		}
+	}()
 	life, cancel := context.WithCancel(context.Background())
 	c := &Client{
-		cfg: cfg, st: st, log: cfg.Logger,
+		cfg: cfg, st: st, log: cfg.Logger, lock: lock,
 		life: life, cancel: cancel,
 		groups:  map[protocol.ConversationID]*mls.Group{},
+		started: map[protocol.ConversationID]*startedRatchets{},
 		blocked: map[protocol.ConversationID]string{},
-		ev:      newEventQueue(),
+		ev:      newEventQueue(cfg.EventBuffer),
 	}
 	c.mlsCfg = &mls.Config{Now: cfg.Now, ValidateCredential: c.validateCredential}
-	if c.http, err = cfg.httpClient(); err != nil {
+	if err := c.pinnedFingerprint(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if c.http, err = c.cfg.httpClient(); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -187,7 +221,36 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		st.Close()
 		return nil, err
 	}
+	opened = true
 	return c, nil
+}
+
+// settingFingerprint is the setting holding the server certificate's
+// pinned fingerprint (Config.TLSFingerprint).
+const settingFingerprint = "tls_fingerprint"
+
+// pinnedFingerprint makes Config.TLSFingerprint persistent: one given to
+// Open is stored in a registered profile (replacing the one stored); when
+// none is given, the stored one is used.
+func (c *Client) pinnedFingerprint(ctx context.Context) error {
+	if c.cfg.TLSFingerprint != "" {
+		fp := strings.ToLower(c.cfg.TLSFingerprint)
+		return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+			if _, err := tx.Identity(); err != nil {
+				return nil // stored by Register
+			}
+			if old, err := tx.Setting(settingFingerprint); err == nil && string(old) == fp {
+				return nil
+			}
+			return tx.SetSetting(settingFingerprint, []byte(fp))
+		})
+	}
+	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		if b, err := tx.Setting(settingFingerprint); err == nil {
+			c.cfg.TLSFingerprint = string(b)
+		}
+		return nil
+	})
 }
 
 // httpClient builds the HTTP client from the TLS settings.
@@ -246,21 +309,48 @@ func (c *Client) load(ctx context.Context) error {
 			return fmt.Errorf("client: open: list conversations: %w", err)
 		}
 		for _, cv := range convs {
-			state, err := tx.GroupState(cv.ID)
+			g, err := c.readGroup(tx, cv.ID)
 			if errors.Is(err, sqlitestore.ErrNotFound) {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("client: open: read group of conversation %d: %w", cv.ID, err)
-			}
-			g, err := c.loadGroup(state)
-			if err != nil {
-				return fmt.Errorf("client: open: load group of conversation %d: %v", cv.ID, err)
+				return fmt.Errorf("client: open: load group of conversation %d: %w", cv.ID, err)
 			}
 			c.groups[cv.ID] = g
 		}
 		return nil
 	})
+}
+
+// readGroup restores the group of a conversation from the store: the
+// full state with the ratchet state written after it applied (the rule
+// of mls.Group.RatchetState). A ratchet state of an older epoch, or one
+// behind the full state, is ignored: the full state is then the newer
+// one. It returns an error wrapping sqlitestore.ErrNotFound if the
+// conversation has no group state.
+func (c *Client) readGroup(tx *sqlitestore.Tx, conv protocol.ConversationID) (*mls.Group, error) {
+	state, err := tx.GroupState(conv)
+	if err != nil {
+		return nil, err
+	}
+	g, err := c.loadGroup(state)
+	if err != nil {
+		return nil, fmt.Errorf("load group state: %v", err)
+	}
+	r, err := tx.RatchetState(conv)
+	if errors.Is(err, sqlitestore.ErrNotFound) {
+		return g, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := g.ApplyRatchetState(r); err != nil {
+		if !errors.Is(err, mls.ErrStale) {
+			return nil, fmt.Errorf("apply ratchet state: %v", err)
+		}
+		c.log.Debug("ratchet state older than the group state", "conversation", conv, "err", err)
+	}
+	return g, nil
 }
 
 // loadGroup restores a group from its stored state.
@@ -291,7 +381,10 @@ func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	c.ev.close()
-	return c.st.Close()
+	err := c.st.Close()
+	unlockProfile(c.lock)
+	c.lock = nil
+	return err
 }
 
 // Account describes the profile's account.
@@ -306,6 +399,9 @@ type Account struct {
 	ServerName string `json:"server_name"`
 	// IdentityKey is the Ed25519 identity public key.
 	IdentityKey []byte `json:"identity_key"`
+	// TLSFingerprint is the server certificate's pinned fingerprint
+	// (Config.TLSFingerprint, as stored in the profile), if any.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
 }
 
 // Whoami returns the profile's account, or ErrNotRegistered.
@@ -318,7 +414,8 @@ func (c *Client) Whoami() (*Account, error) {
 	return &Account{
 		User: c.id.User, Address: c.id.User + "@" + c.serverName, Device: c.id.Device,
 		Server: c.serverURL, ServerName: c.serverName,
-		IdentityKey: ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey),
+		IdentityKey:    ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey),
+		TLSFingerprint: strings.ToLower(c.cfg.TLSFingerprint),
 	}, nil
 }
 

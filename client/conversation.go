@@ -34,6 +34,9 @@ type Conversation struct {
 	CipherSuite uint16 `json:"cipher_suite"`
 	// Created is when this device created or joined it.
 	Created time.Time `json:"created"`
+	// Unread counts the messages of other users (not deleted) after the
+	// read position, which MarkRead and MarkReadUpTo advance.
+	Unread int `json:"unread"`
 }
 
 // Member is one device of a conversation.
@@ -62,7 +65,11 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 			return err
 		}
 		for _, cv := range cvs {
-			out = append(out, c.viewConversation(&cv))
+			v := c.viewConversation(&cv)
+			if v.Unread, err = c.unread(tx, cv.ID); err != nil {
+				return err
+			}
+			out = append(out, v)
 		}
 		return nil
 	})
@@ -86,7 +93,8 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 			return err
 		}
 		out = c.viewConversation(cv)
-		return nil
+		out.Unread, err = c.unread(tx, conv)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: conversation %d: %w", conv, err)
@@ -252,9 +260,14 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 	if err := c.addUsersLocked(ctx, conv, append([]string{c.id.User}, members...)); err != nil && !errors.Is(err, errNothingToCommit) {
 		return conv, err
 	}
-	if title != "" {
+	// The nature (1:1 or group) and the title travel inside MLS, in the
+	// first message after the commit that added the members.
+	if title != "" || direct {
 		m := content.New(content.KindGroupMetadata, c.cfg.Now())
-		m.Name = &title
+		if title != "" {
+			m.Name = &title
+		}
+		m.Direct = direct
 		if _, err := c.sendLocked(ctx, conv, m); err != nil {
 			return conv, err
 		}
@@ -466,9 +479,9 @@ func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user str
 		cv, _ = tx.Conversation(conv)
 		return nil
 	})
-	if cv != nil && (cv.Name != "" || cv.Topic != "") {
+	if cv != nil && (cv.Name != "" || cv.Topic != "" || cv.Direct) {
 		m := content.New(content.KindGroupMetadata, c.cfg.Now())
-		m.Name, m.Topic = &cv.Name, &cv.Topic
+		m.Name, m.Topic, m.Direct = &cv.Name, &cv.Topic, cv.Direct
 		if _, err := c.sendLocked(ctx, conv, m); err != nil {
 			return fmt.Errorf("client: add %s to conversation %d: share name: %w", user, conv, err)
 		}
@@ -723,14 +736,14 @@ func (c *Client) checkSendable(ctx context.Context, conv protocol.ConversationID
 		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)
 	}
 	if u, ok := c.blocked[conv]; ok {
-		return fmt.Errorf("identity of %s changed: %w", u, ErrIdentityChanged)
+		return &IdentityChangedError{User: u}
 	}
 	changed, err := c.changedUsers(ctx, memberUsers(g))
 	if err != nil {
 		return err
 	}
 	if len(changed) > 0 {
-		return fmt.Errorf("identity of %s changed: %w", changed[0], ErrIdentityChanged)
+		return &IdentityChangedError{User: changed[0]}
 	}
 	return nil
 }

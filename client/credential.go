@@ -155,7 +155,7 @@ func (c *Client) validateCredential(info mls.CredentialInfo) error {
 		if u, ferr := c.fetchUser(ctx, cred.User()); ferr == nil && !bytes.Equal(u.IdentityKey, key) {
 			if _, err := protocol.VerifyDeviceCertificate(cred.Raw, u.IdentityKey, cred.User(), cred.Device(), info.SignatureKey); err == nil {
 				c.identityChanged(ctx, cred.User(), u.IdentityKey)
-				return fmt.Errorf("client: credential of %s device %s: identity of %s changed: %w", cred.User(), cred.Device(), cred.User(), ErrIdentityChanged)
+				return fmt.Errorf("client: credential of %s device %s: %w", cred.User(), cred.Device(), &IdentityChangedError{User: cred.User()})
 			}
 		}
 	}
@@ -219,7 +219,7 @@ func (c *Client) pin(ctx context.Context, u *protocol.UserInfo) (ed25519.PublicK
 		return nil, fmt.Errorf("client: pin identity of %s: %w", u.Name, err)
 	}
 	if changed {
-		c.ev.push(Event{Kind: EventIdentityChanged, User: u.Name, Err: fmt.Errorf("identity of %s: %w", u.Name, ErrIdentityChanged)})
+		c.ev.push(Event{Kind: EventIdentityChanged, User: u.Name, Err: &IdentityChangedError{User: u.Name}})
 	}
 	return pinned, nil
 }
@@ -245,7 +245,7 @@ func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInf
 		return nil, nil, err
 	}
 	if !bytes.Equal(key, u.IdentityKey) {
-		return nil, nil, fmt.Errorf("client: look up %s: identity key differs from the pinned one: %w", name, ErrIdentityChanged)
+		return nil, nil, fmt.Errorf("client: look up %s: identity key differs from the pinned one: %w", name, &IdentityChangedError{User: name})
 	}
 	var devs []protocol.DeviceInfo
 	for _, d := range u.Devices {
@@ -325,17 +325,10 @@ func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, 
 	if err != nil {
 		return nil, fmt.Errorf("client: safety number with %s: %w", user, err)
 	}
-	own := ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey)
-	n, err := safety.New(safety.Identity{Name: c.id.User + "@" + c.serverName, Key: own},
-		safety.Identity{Name: user + "@" + c.serverName, Key: key})
+	sn, err := c.safetyNumber(user, key, false)
 	if err != nil {
-		return nil, fmt.Errorf("client: safety number with %s: %v", user, err)
+		return nil, err
 	}
-	qr, err := n.QR(false)
-	if err != nil {
-		return nil, fmt.Errorf("client: safety number with %s: %v", user, err)
-	}
-	sn := &SafetyNumber{User: user, Digits: n.Digits(), Groups: n.Groups(), QR: qr, QRPayload: n.QRPayload(), Number: n}
 	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		if ct, err := tx.Contact(user); err == nil {
 			sn.Verified = ct.Verified
@@ -357,7 +350,7 @@ func (c *Client) MarkVerified(ctx context.Context, user string) error {
 			return err
 		}
 		if len(ct.ChangedKey) != 0 {
-			return ErrIdentityChanged
+			return &IdentityChangedError{User: user}
 		}
 		ct.Verified = true
 		return tx.PutContact(ct)

@@ -101,6 +101,9 @@ type device struct {
 	mu     sync.Mutex
 	events []client.Event
 	cond   *sync.Cond
+	// tap, if set, sees every event with the time it was read from
+	// Events (benchmarks); keep reports whether to keep it in events.
+	tap    func(at time.Time, ev client.Event) (keep bool)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -131,8 +134,11 @@ func openDeviceURL(t testing.TB, url, fp, dir, name string) *device {
 	d.cond = sync.NewCond(&d.mu)
 	go func() {
 		for ev := range c.Events() {
+			at := time.Now()
 			d.mu.Lock()
-			d.events = append(d.events, ev)
+			if d.tap == nil || d.tap(at, ev) {
+				d.events = append(d.events, ev)
+			}
 			d.cond.Broadcast()
 			d.mu.Unlock()
 		}

@@ -48,6 +48,12 @@ const (
 	// EventError: processing failed (Err), for example an entry that
 	// could not be decrypted.
 	EventError
+	// EventOverflow: the reader of Events fell Config.EventBuffer events
+	// behind, and Dropped events were dropped. Everything they reported
+	// is in the store: reload Conversations, Messages and Members (errors
+	// and rejected devices among them were logged). Connection is the
+	// connection state at the last dropped event. See Client.Events.
+	EventOverflow
 )
 
 var eventNames = map[EventKind]string{
@@ -57,6 +63,7 @@ var eventNames = map[EventKind]string{
 	EventConversationJoined: "conversation_joined", EventConversationLeft: "conversation_left",
 	EventConversationChanged: "conversation_changed", EventIdentityChanged: "identity_changed",
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
+	EventOverflow: "overflow",
 }
 
 // String names the kind ("message", "identity_changed", …).
@@ -107,25 +114,35 @@ type Event struct {
 	Err          error                   `json:"-"`
 	// Error is Err's text, for JSON.
 	Error string `json:"error,omitempty"`
+	// Dropped is the number of events an EventOverflow stands for.
+	Dropped int `json:"dropped,omitempty"`
 }
 
-// eventQueue is an unbounded queue feeding a channel, so that processing
-// never blocks on a slow UI.
+// DefaultEventBuffer is the default of Config.EventBuffer.
+const DefaultEventBuffer = 1024
+
+// eventQueue is a bounded queue feeding a channel, so that processing
+// never blocks on a slow UI (see Client.Events for the overflow policy).
 type eventQueue struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	q      []Event
+	limit  int
+	conn   ConnState // the last connection state pushed
 	closed bool
 	ch     chan Event
 }
 
-func newEventQueue() *eventQueue {
-	e := &eventQueue{ch: make(chan Event)}
+func newEventQueue(limit int) *eventQueue {
+	e := &eventQueue{ch: make(chan Event), limit: limit}
 	e.cond = sync.NewCond(&e.mu)
 	go e.pump()
 	return e
 }
 
+// push queues ev. When limit events wait already, they and ev are
+// replaced by one EventOverflow; while that waits for the reader, further
+// events are counted into it.
 func (e *eventQueue) push(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -134,11 +151,27 @@ func (e *eventQueue) push(ev Event) {
 		ev.Error = ev.Err.Error()
 	}
 	e.mu.Lock()
-	if !e.closed {
-		e.q = append(e.q, ev)
-		e.cond.Signal()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
 	}
-	e.mu.Unlock()
+	if ev.Kind == EventConnection {
+		e.conn = ev.Connection
+	}
+	switch {
+	case len(e.q) > 0 && e.q[0].Kind == EventOverflow:
+		o := &e.q[0]
+		o.Dropped++
+		o.Time, o.Connection = ev.Time, e.conn
+		return
+	case len(e.q) >= e.limit:
+		n := len(e.q) + 1
+		clear(e.q) // let the dropped messages be collected
+		e.q = append(e.q[:0], Event{Kind: EventOverflow, Time: ev.Time, Connection: e.conn, Dropped: n})
+		return
+	}
+	e.q = append(e.q, ev)
+	e.cond.Signal()
 }
 
 func (e *eventQueue) pump() {
@@ -153,7 +186,11 @@ func (e *eventQueue) pump() {
 			return
 		}
 		ev := e.q[0]
+		e.q[0] = Event{}
 		e.q = e.q[1:]
+		if len(e.q) == 0 {
+			e.q = nil // do not keep a large backing array
+		}
 		e.mu.Unlock()
 		e.ch <- ev
 	}
@@ -162,6 +199,7 @@ func (e *eventQueue) pump() {
 func (e *eventQueue) close() {
 	e.mu.Lock()
 	e.closed = true
+	e.q = nil
 	e.cond.Signal()
 	e.mu.Unlock()
 	// Unblock a pump waiting on a reader that is gone.
@@ -172,6 +210,16 @@ func (e *eventQueue) close() {
 }
 
 // Events returns the stream of events, in the order they happened. It is
-// closed by Close. Events are queued without bound until read: a UI should
-// read them continuously (or never call Events).
+// closed by Close.
+//
+// Events wait in a queue of Config.EventBuffer events (DefaultEventBuffer
+// by default) until read, so that processing never waits for the UI. The
+// store, not the stream, is the record: every event reports a change
+// already committed to the store. If the reader falls behind by a full
+// queue, the queued events are dropped and one EventOverflow (with the
+// number dropped) takes their place; events that happen before the reader
+// receives it are counted into it too. On EventOverflow a UI reloads what
+// it shows from Conversations, Messages and Members; events after it may
+// repeat changes the reload already showed, so apply them by message id.
+// A program that never calls Events holds at most one queue of events.
 func (c *Client) Events() <-chan Event { return c.ev.ch }

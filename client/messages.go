@@ -218,6 +218,9 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if m.Topic != nil {
 			cv.Topic = *m.Topic
 		}
+		if m.Direct {
+			cv.Direct = true
+		}
 		if err := tx.PutConversation(cv); err != nil {
 			return nil, err
 		}
@@ -309,14 +312,21 @@ func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, top
 	return err
 }
 
-// MarkRead sends a read receipt for every message of the conversation up
-// to the newest one from another user.
+// MarkRead records that the user read the conversation (Conversation.Unread
+// drops to zero) and sends a read receipt for every message up to the
+// newest one from another user.
 func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) error {
 	var last *sqlitestore.Message
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		all, err := tx.LastMessages(conv, 200)
 		if err != nil {
 			return err
+		}
+		if len(all) > 0 {
+			newest := slices.MaxFunc(all, func(a, b sqlitestore.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+			if err := advanceMarker(tx, readSetting(conv), newest.Seq); err != nil {
+				return err
+			}
 		}
 		for i := len(all) - 1; i >= 0; i-- {
 			if all[i].Sender != c.id.User {
@@ -352,9 +362,10 @@ func (c *Client) sendContent(ctx context.Context, conv protocol.ConversationID, 
 	return msg, nil
 }
 
-// sendLocked encrypts m, writes the new ratchet state, the message's
-// effect on the history and the outgoing ciphertext in one transaction,
-// then posts the ciphertext. c.mu is held.
+// sendLocked encrypts m, writes the new ratchet state (not the full group
+// state, see groupWriter), the message's effect on the history and the
+// outgoing ciphertext in one transaction, then posts the ciphertext.
+// c.mu is held.
 func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m *content.Message) (*Message, error) {
 	if err := c.checkSendable(ctx, conv); err != nil {
 		return nil, err
@@ -364,19 +375,21 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	if err != nil {
 		return nil, err
 	}
+	epoch, leaf := g.Epoch(), g.OwnLeaf()
 	ct, err := g.Encrypt(data, nil)
 	if err != nil {
 		return nil, err
 	}
-	state, err := g.MarshalBinary()
+	put, err := groupWriter(g, conv, c.messageWrite(conv, g, epoch, leaf))
 	if err != nil {
+		c.reloadGroupLocked(ctx, conv)
 		return nil, err
 	}
 	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Ciphertext: ct, Created: c.cfg.Now()}
 	var events []Event
 	var due bool
 	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-		if err := tx.PutGroupState(conv, state); err != nil {
+		if err := put(tx); err != nil {
 			return err
 		}
 		evs, err := c.applyContent(tx, conv, m, c.id.User, c.id.Device, 0, time.Time{})
@@ -394,6 +407,7 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 		c.reloadGroupLocked(ctx, conv)
 		return nil, err
 	}
+	c.noteWritten(conv, g, epoch, leaf)
 	for _, ev := range events {
 		c.ev.push(ev)
 	}
@@ -415,17 +429,19 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 	err := c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", conv), true, protocol.SendRequest{ClientID: fmt.Sprint(out.ID), Message: out.Ciphertext}, &res)
 	if _, bad := isCode(err, protocol.CodeBadMessage); bad && out.Attempts == 0 {
 		if g := c.groups[conv]; g != nil && g.Active() {
+			epoch, leaf := g.Epoch(), g.OwnLeaf()
 			ct, eerr := g.Encrypt(out.Content, nil)
 			if eerr != nil {
 				return nil, eerr
 			}
-			state, eerr := g.MarshalBinary()
+			put, eerr := groupWriter(g, conv, c.messageWrite(conv, g, epoch, leaf))
 			if eerr != nil {
+				c.reloadGroupLocked(ctx, conv)
 				return nil, eerr
 			}
 			out.Ciphertext, out.Attempts = ct, out.Attempts+1
 			if eerr := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-				if err := tx.PutGroupState(conv, state); err != nil {
+				if err := put(tx); err != nil {
 					return err
 				}
 				return tx.UpdateOutgoing(out)
@@ -433,6 +449,7 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 				c.reloadGroupLocked(ctx, conv)
 				return nil, eerr
 			}
+			c.noteWritten(conv, g, epoch, leaf)
 			return c.postLocked(ctx, out)
 		}
 	}

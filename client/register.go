@@ -81,6 +81,11 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 		if err := tx.SetSetting(settingServerName, []byte(info.Name)); err != nil {
 			return err
 		}
+		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.HTTPClient == nil {
+			if err := tx.SetSetting(settingFingerprint, []byte(strings.ToLower(fp))); err != nil {
+				return err
+			}
+		}
 		return tx.SetSetting(settingSuites, encodeSuites(suites))
 	})
 	if err != nil {

@@ -64,8 +64,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	}
 	var (
 		events  []Event
-		changed bool // the group state changed and must be written
+		write   stateWrite // what of the group state changed and must be written
 		apply   func(tx *sqlitestore.Tx) error
+		written func() // called once the write is committed
 		after   func()
 	)
 	fail := func(err error) {
@@ -91,10 +92,11 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		}
 		if p.Kind != mls.KindApplication {
 			fail(errors.New("application entry holds a handshake message"))
-			changed = true
+			write = writeFull
 			break
 		}
-		changed = true
+		write = c.messageWrite(conv, g, p.Epoch, p.Sender.Leaf)
+		written = func() { c.noteWritten(conv, g, p.Epoch, p.Sender.Leaf) }
 		m, err := content.Decode(p.ApplicationData)
 		if err != nil {
 			fail(err)
@@ -131,7 +133,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		case err != nil:
 			fail(err)
 		case p.Kind == mls.KindProposal:
-			changed = true
+			write = writeFull
 			if c.shouldCommitPending(g) {
 				after = func() { c.goCommitPending(conv) }
 			}
@@ -142,7 +144,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 				fail(err)
 				break
 			}
-			changed = true
+			write = writeFull
 			events = append(events, evs...)
 			if sc.SelfRemoved {
 				events = append(events, Event{Kind: EventConversationLeft, Conversation: conv})
@@ -154,17 +156,13 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	default:
 		fail(fmt.Errorf("unknown entry kind %q", e.Kind))
 	}
-	var state []byte
-	if changed {
-		if state, err = g.MarshalBinary(); err != nil {
-			return fmt.Errorf("marshal group of conversation %d: %v", conv, err)
-		}
+	put, err := groupWriter(g, conv, write)
+	if err != nil {
+		return err
 	}
 	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-		if state != nil {
-			if err := tx.PutGroupState(conv, state); err != nil {
-				return err
-			}
+		if err := put(tx); err != nil {
+			return err
 		}
 		if apply != nil {
 			if err := apply(tx); err != nil {
@@ -177,6 +175,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		c.reloadGroupLocked(ctx, conv)
 		return fmt.Errorf("client: store entry %d of conversation %d: %w", e.Seq, conv, err)
 	}
+	if written != nil {
+		written()
+	}
 	for _, ev := range events {
 		c.ev.push(ev)
 	}
@@ -186,9 +187,12 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	return nil
 }
 
-// identityChangedUser extracts the user from a credential error
-// ("… identity of NAME changed …").
+// identityChangedUser extracts the user from a credential error: its
+// *IdentityChangedError, or the text "… identity of NAME changed …".
 func identityChangedUser(err error) string {
+	if u := changedUserOf(err); u != "" {
+		return u
+	}
 	s := err.Error()
 	if i := strings.Index(s, "identity of "); i >= 0 {
 		s = s[i+len("identity of "):]
@@ -199,21 +203,109 @@ func identityChangedUser(err error) string {
 	return ""
 }
 
+// stateWrite says which part of a group's state an operation changed.
+type stateWrite int
+
+const (
+	// writeNone: nothing changed.
+	writeNone stateWrite = iota
+	// writeRatchet: only the secret trees changed (an application message
+	// was encrypted or decrypted; see messageWrite).
+	writeRatchet
+	// writeFull: the group changed otherwise (a merge, a proposal).
+	writeFull
+)
+
+// groupWriter encodes the part of g's state that w names and returns the
+// function that stores it in a transaction, following the rule of the
+// mls package: the small ratchet state after application messages, the
+// full state (which drops the ratchet state) after merges and proposals.
+func groupWriter(g *mls.Group, conv protocol.ConversationID, w stateWrite) (func(*sqlitestore.Tx) error, error) {
+	switch w {
+	case writeRatchet:
+		state, err := g.RatchetState()
+		if err != nil {
+			return nil, fmt.Errorf("marshal ratchet state of conversation %d: %v", conv, err)
+		}
+		return func(tx *sqlitestore.Tx) error { return tx.PutRatchetState(conv, state) }, nil
+	case writeFull:
+		state, err := g.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("marshal group of conversation %d: %v", conv, err)
+		}
+		return func(tx *sqlitestore.Tx) error { return tx.PutGroupState(conv, state) }, nil
+	}
+	return func(*sqlitestore.Tx) error { return nil }, nil
+}
+
+// startedRatchets records the senders (leaves) of each epoch whose
+// message this device encrypted or decrypted in a group and stored since
+// the group was loaded or created.
+type startedRatchets struct {
+	g      *mls.Group // the group object it describes
+	epoch  uint64     // the group's epoch when last noted
+	leaves map[ratchetKey]struct{}
+}
+
+// ratchetKey names one sender's ratchet.
+type ratchetKey struct {
+	epoch uint64
+	leaf  mls.LeafIndex
+}
+
+// messageWrite says what to store after a message of leaf in epoch was
+// encrypted or decrypted: the ratchet state, or the full state if it is
+// the first message of that sender in that epoch that this device
+// handles since it loaded the group. The first message of a sender
+// splits node secrets of the epoch's secret tree down to its leaf, and
+// mls.Group.ApplyRatchetState refuses a ratchet state holding a node
+// secret that the full state it is applied to does not hold, even one
+// split from a secret the full state holds. Writing the full state then
+// keeps every later ratchet state applicable. It costs one full write per
+// sender and epoch. c.mu is held.
+func (c *Client) messageWrite(conv protocol.ConversationID, g *mls.Group, epoch uint64, leaf mls.LeafIndex) stateWrite {
+	if s := c.started[conv]; s != nil && s.g == g {
+		if _, ok := s.leaves[ratchetKey{epoch, leaf}]; ok {
+			return writeRatchet
+		}
+	}
+	return writeFull
+}
+
+// noteWritten records that the state after a message of leaf in epoch
+// was stored (see messageWrite). c.mu is held.
+func (c *Client) noteWritten(conv protocol.ConversationID, g *mls.Group, epoch uint64, leaf mls.LeafIndex) {
+	s := c.started[conv]
+	if s == nil || s.g != g || s.epoch != g.Epoch() {
+		// A new group object or a new epoch: older entries go (at worst
+		// a sender of a past epoch causes one more full write).
+		s = &startedRatchets{g: g, epoch: g.Epoch(), leaves: map[ratchetKey]struct{}{}}
+		c.started[conv] = s
+	}
+	s.leaves[ratchetKey{epoch, leaf}] = struct{}{}
+}
+
 // reloadGroupLocked restores a conversation's group from the store after
-// a failed write, so memory never runs ahead of the store.
+// a failed write, so memory never runs ahead of the store. The failed
+// write is often a cancelled ctx, so the reload does not depend on it. If
+// the group cannot be read, it is dropped from memory (the conversation
+// is unknown until the store is opened again) rather than used ahead of
+// the store. c.mu is held.
 func (c *Client) reloadGroupLocked(ctx context.Context, conv protocol.ConversationID) {
-	var state []byte
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
-		state, _ = tx.GroupState(conv)
-		return nil
+	var g *mls.Group
+	err := c.st.View(context.WithoutCancel(ctx), func(tx *sqlitestore.Tx) error {
+		var err error
+		g, err = c.readGroup(tx, conv)
+		return err
 	})
-	if state == nil {
+	if err != nil {
+		if !errors.Is(err, sqlitestore.ErrNotFound) {
+			c.log.Warn("group dropped from memory: reload failed", "conversation", conv, "err", err)
+		}
 		delete(c.groups, conv)
 		return
 	}
-	if g, err := c.loadGroup(state); err == nil {
-		c.groups[conv] = g
-	}
+	c.groups[conv] = g
 }
 
 // memberCredential decodes the credential of a member of g.
@@ -284,9 +376,11 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		}
 		return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.SetCursor(sqlitestore.InboxCursor, ie.Seq) })
 	}
-	if g := c.groups[conv]; g != nil && g.Active() {
-		return skip(nil)
-	}
+	// A Welcome for a conversation whose group is still active is either
+	// one already used, or a re-add: this device was removed and added
+	// again while it was not following (see rejoinLocked).
+	old := c.groups[conv]
+	active := old != nil && old.Active()
 	refs, cs, err := welcomeRefs(ie.Data)
 	if err != nil {
 		return skip(err)
@@ -303,6 +397,9 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		return nil
 	})
 	if ref == nil {
+		if active {
+			return skip(nil) // used already
+		}
 		return skip(errors.New("the Welcome is for none of this device's KeyPackages"))
 	}
 	signer, err := c.signer(cs)
@@ -333,6 +430,14 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	if string(info.GroupID) != string(g.GroupID()) {
 		return skip(fmt.Errorf("server's group id for conversation %d differs from the Welcome's", conv))
+	}
+	if active {
+		if g.Epoch() <= old.Epoch() || string(g.GroupID()) != string(old.GroupID()) {
+			return skip(nil) // used already
+		}
+		if err := c.rejoinLocked(ctx, conv, info.Cursor); err != nil {
+			return err
+		}
 	}
 	state, err := g.MarshalBinary()
 	if err != nil {

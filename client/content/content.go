@@ -97,6 +97,19 @@ func (id MessageID) IsZero() bool { return id == MessageID{} }
 // String returns the lowercase hex of the id.
 func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
 
+// MarshalText encodes the id as its 32 hex digits (so JSON carries them).
+func (id MessageID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText decodes the 32 hex digits written by MarshalText.
+func (id *MessageID) UnmarshalText(b []byte) error {
+	v, err := ParseMessageID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // ParseMessageID decodes the 32-digit hex form of a message id.
 func ParseMessageID(s string) (MessageID, error) {
 	var id MessageID
@@ -131,7 +144,8 @@ const (
 	// KindAttachment shares a file: Attachment, optionally a caption in
 	// Text and ReplyTo.
 	KindAttachment Kind = 6
-	// KindGroupMetadata changes the conversation's Name and/or Topic.
+	// KindGroupMetadata changes the conversation's Name and/or Topic,
+	// or marks it Direct (a 1:1 conversation).
 	KindGroupMetadata Kind = 7
 )
 
@@ -156,6 +170,26 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint16(k))
 }
 
+// MarshalText encodes the kind by name (see String), so JSON carries it.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText decodes a name written by MarshalText, including
+// "kind(N)" for kinds this version does not know.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for kind, name := range kindNames {
+		if name == string(b) {
+			*k = kind
+			return nil
+		}
+	}
+	var n uint16
+	if _, err := fmt.Sscanf(string(b), "kind(%d)", &n); err != nil || fmt.Sprintf("kind(%d)", n) != string(b) {
+		return fmt.Errorf("content: unmarshal kind %q: unknown name", b)
+	}
+	*k = Kind(n)
+	return nil
+}
+
 // Field tags. docs/content.md lists them with their encodings.
 const (
 	tagText      = 1
@@ -173,7 +207,8 @@ const (
 	tagHash      = 13
 	tagName      = 14
 	tagTopic     = 15
-	maxKnownTag  = 15
+	tagDirect    = 16
+	maxKnownTag  = 16
 )
 
 // Field is a field whose tag this version does not know, kept verbatim.
@@ -236,6 +271,11 @@ type Message struct {
 	// Topic is the conversation's new topic; nil leaves it unchanged and
 	// an empty string clears it.
 	Topic *string
+	// Direct marks the conversation as a 1:1 conversation between the
+	// two member users (group metadata). It is sent by the creator
+	// before any other message so that the invited user records the
+	// conversation as the 1:1 with the creator. It cannot be unset.
+	Direct bool
 
 	// Unknown holds the fields with tags this version does not know, in
 	// increasing tag order, to be re-encoded unchanged.
@@ -343,6 +383,9 @@ func (m *Message) fields() ([]field, error) {
 	if err := addString(tagTopic, deref(m.Topic), MaxTopicSize, "conversation topic", true, m.Topic != nil); err != nil {
 		return nil, err
 	}
+	if m.Direct {
+		fs = append(fs, field{tagDirect, []byte{1}})
+	}
 	if err := m.checkRequired(); err != nil {
 		return nil, err
 	}
@@ -413,8 +456,8 @@ func (m *Message) checkRequired() error {
 			return missing("attachment hash")
 		}
 	case KindGroupMetadata:
-		if m.Name == nil && m.Topic == nil {
-			return missing("name or topic")
+		if m.Name == nil && m.Topic == nil && !m.Direct {
+			return missing("name, topic or direct")
 		}
 	}
 	return nil
@@ -638,6 +681,11 @@ func (m *Message) setField(tag uint16, v []byte) error {
 		var s string
 		s, err = str(MaxTopicSize, true)
 		m.Topic = &s
+	case tagDirect:
+		if len(v) != 1 || v[0] != 1 {
+			return errors.New("direct flag is not the single byte 1")
+		}
+		m.Direct = true
 	default:
 		m.Unknown = append(m.Unknown, Field{Tag: tag, Value: bytes.Clone(v)})
 	}

@@ -3,6 +3,7 @@ package content
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"strings"
@@ -46,7 +47,8 @@ func examples() map[string]*Message {
 		"rename":       {ID: id(11), Sent: sent, Kind: KindGroupMetadata, Name: ptr("Newsroom")},
 		"clear topic":  {ID: id(12), Sent: sent, Kind: KindGroupMetadata, Name: ptr("Desk"), Topic: ptr("")},
 		"future kind":  {ID: id(13), Sent: sent, Kind: 999, Text: "fallback", Unknown: []Field{{Tag: 100, Value: []byte{1, 2}}, {Tag: 200, Value: []byte{}}}},
-		"future field": {ID: id(14), Sent: sent, Kind: KindText, Text: "hi", Unknown: []Field{{Tag: 16, Value: []byte("poll")}}},
+		"direct":       {ID: id(15), Sent: sent, Kind: KindGroupMetadata, Direct: true},
+		"future field": {ID: id(14), Sent: sent, Kind: KindText, Text: "hi", Unknown: []Field{{Tag: 17, Value: []byte("poll")}}},
 		"before 1970":  {ID: id(15), Sent: time.UnixMilli(-1).UTC(), Kind: KindDelete, Target: id(2)},
 	}
 }
@@ -266,6 +268,32 @@ func BenchmarkDecodeText(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode(data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestTextForms: ids and kinds travel in JSON as text and back.
+func TestTextForms(t *testing.T) {
+	v := struct {
+		ID   MessageID `json:"id"`
+		Kind Kind      `json:"kind"`
+		Odd  Kind      `json:"odd"`
+	}{id(7), KindReadReceipt, 999}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"` + id(7).String() + `","kind":"read-receipt","odd":"kind(999)"}`; string(b) != want {
+		t.Fatalf("marshal = %s, want %s", b, want)
+	}
+	w := v
+	w.ID, w.Kind, w.Odd = MessageID{}, 0, 0
+	if err := json.Unmarshal(b, &w); err != nil || w != v {
+		t.Fatalf("unmarshal = %+v, %v; want %+v", w, err, v)
+	}
+	for _, bad := range []string{`{"kind":"poll"}`, `{"kind":"kind(x)"}`, `{"id":"12"}`} {
+		if err := json.Unmarshal([]byte(bad), &w); err == nil {
+			t.Errorf("unmarshal %s: no error", bad)
 		}
 	}
 }

@@ -386,12 +386,12 @@ func (t *Tx) Conversations() ([]Conversation, error) {
 	return listJSON[Conversation](t, "list conversations", "conversations", int64Key, 1, `SELECT id, v FROM conversations ORDER BY id`)
 }
 
-// DeleteConversation removes a conversation with its group state,
-// history, cursor and queued messages.
+// DeleteConversation removes a conversation with its group and ratchet
+// state, history, cursor and queued messages.
 func (t *Tx) DeleteConversation(id protocol.ConversationID) error {
 	op := fmt.Sprintf("delete conversation %d", id)
 	for _, q := range []string{
-		`DELETE FROM conversations WHERE id = ?`, `DELETE FROM groups WHERE conv = ?`,
+		`DELETE FROM conversations WHERE id = ?`, `DELETE FROM groups WHERE conv = ?`, `DELETE FROM ratchets WHERE conv = ?`,
 		`DELETE FROM messages WHERE conv = ?`, `DELETE FROM cursors WHERE conv = ?`, `DELETE FROM outbox WHERE conv = ?`,
 	} {
 		if _, err := t.exec(op, q, int64(id)); err != nil {
@@ -401,11 +401,33 @@ func (t *Tx) DeleteConversation(id protocol.ConversationID) error {
 	return nil
 }
 
-// PutGroupState stores the opaque MLS group state of a conversation,
-// replacing the previous one.
+// PutGroupState stores the opaque full MLS group state of a conversation
+// (mls.Group.MarshalBinary), replacing the previous one, and deletes the
+// conversation's ratchet state: a full state is complete by itself.
 func (t *Tx) PutGroupState(conv protocol.ConversationID, state []byte) error {
-	return t.put(fmt.Sprintf("put group state of conversation %d", conv), "groups", convKey(conv),
+	op := fmt.Sprintf("put group state of conversation %d", conv)
+	if _, err := t.exec(op, `DELETE FROM ratchets WHERE conv = ?`, int64(conv)); err != nil {
+		return err
+	}
+	return t.put(op, "groups", convKey(conv),
 		`INSERT INTO groups (conv, v) VALUES (?, ?) ON CONFLICT (conv) DO UPDATE SET v = excluded.v`, append([]byte(nil), state...), int64(conv))
+}
+
+// PutRatchetState stores the opaque MLS ratchet state of a conversation
+// (mls.Group.RatchetState), replacing the previous one. It is written
+// after application messages instead of the full state, and applies on
+// top of the full state from [Tx.GroupState] (mls.Group.ApplyRatchetState)
+// until the next [Tx.PutGroupState] deletes it.
+func (t *Tx) PutRatchetState(conv protocol.ConversationID, state []byte) error {
+	return t.put(fmt.Sprintf("put ratchet state of conversation %d", conv), "ratchets", convKey(conv),
+		`INSERT INTO ratchets (conv, v) VALUES (?, ?) ON CONFLICT (conv) DO UPDATE SET v = excluded.v`, append([]byte(nil), state...), int64(conv))
+}
+
+// RatchetState returns the MLS ratchet state of a conversation written
+// since its last full group state, or ErrNotFound if there is none.
+func (t *Tx) RatchetState(conv protocol.ConversationID) ([]byte, error) {
+	return t.getSealed(fmt.Sprintf("get ratchet state of conversation %d", conv), "ratchets", convKey(conv),
+		`SELECT v FROM ratchets WHERE conv = ?`, int64(conv))
 }
 
 // GroupState returns the MLS group state of a conversation, or ErrNotFound.

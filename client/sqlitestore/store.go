@@ -30,10 +30,17 @@
 // reads and writes happen in a transaction: [Store.Update] commits every
 // change made by its function at once, or none of them, also if the
 // process dies at any point. The SDK must therefore write the new MLS
-// group state together with the messages it decrypted and the advanced
-// cursor in one Update, and write the encrypted outgoing message into the
+// group state (or ratchet state) together with the messages it decrypted
+// and the advanced cursor in one Update, and write the encrypted outgoing message into the
 // outbox in the same Update as the MLS state that encrypted it, so that a
 // crash neither loses a message nor makes MLS reuse a key and nonce.
+//
+// MLS group state is kept in two parts, following the rule of the mls
+// package: the full state ([Tx.PutGroupState]), written after every
+// merge and proposal, and the ratchet state ([Tx.PutRatchetState]), small,
+// written after every application message in the same Update as the
+// message and the cursor. The current state is the full state with the
+// ratchet state applied; writing a full state deletes the ratchet state.
 //
 // A Store is safe for concurrent use; transactions are serialized. The
 // function given to Update or View must use only its [Tx], never the
@@ -60,8 +67,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// formatVersion is the value of the header's "format" row.
-const formatVersion = "1"
+// formatVersion is the value of the header's "format" row. Version 2
+// added the ratchets table; a version 1 store is upgraded when opened
+// (the table is created empty), and binaries that know only version 1
+// refuse a version 2 store, since they would ignore its ratchet states
+// and reuse message keys.
+const formatVersion = "2"
 
 // KeySize is the size of the store key and of a key file.
 const KeySize = 32
@@ -199,6 +210,7 @@ CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (h BLOB PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (id INTEGER PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (conv INTEGER PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ratchets (conv INTEGER PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
 	conv INTEGER NOT NULL, seq INTEGER NOT NULL, h BLOB NOT NULL, v BLOB NOT NULL,
 	PRIMARY KEY (conv, seq), UNIQUE (conv, h));
@@ -268,7 +280,8 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 		}
 		return tx.Commit()
 	}
-	if v := string(header["format"]); v != formatVersion {
+	v := string(header["format"])
+	if v != formatVersion && v != "1" {
 		return fmt.Errorf("unknown store format %q", v)
 	}
 	var master []byte
@@ -295,6 +308,11 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 	s.setKeys(master)
 	if got, err := s.open("header", "check", header["check"]); err != nil || string(got) != checkPlaintext {
 		return ErrWrongKey
+	}
+	if v != formatVersion {
+		if _, err := tx.ExecContext(ctx, `UPDATE header SET value = ? WHERE name = 'format'`, []byte(formatVersion)); err != nil {
+			return fmt.Errorf("upgrade store format %s to %s: %v", v, formatVersion, err)
+		}
 	}
 	return tx.Commit()
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -653,5 +654,113 @@ func BenchmarkReceive(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRatchetState: a ratchet state is kept beside the full group state
+// until the next full state, is bound to its table and row, and goes with
+// its conversation.
+func TestRatchetState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	update(t, s, func(tx *Tx) error {
+		if err := tx.PutGroupState(7, []byte("full 1")); err != nil {
+			return err
+		}
+		if err := tx.PutRatchetState(7, []byte("ratchet a")); err != nil {
+			return err
+		}
+		if err := tx.PutGroupState(8, []byte("full 8")); err != nil {
+			return err
+		}
+		return tx.PutRatchetState(8, []byte("ratchet 8"))
+	})
+	update(t, s, func(tx *Tx) error { return tx.PutRatchetState(7, []byte("ratchet b")) })
+	view(t, s, func(tx *Tx) error {
+		if g, err := tx.GroupState(7); err != nil || string(g) != "full 1" {
+			t.Errorf("GroupState = %q, %v", g, err)
+		}
+		if r, err := tx.RatchetState(7); err != nil || string(r) != "ratchet b" {
+			t.Errorf("RatchetState = %q, %v", r, err)
+		}
+		return nil
+	})
+	// A moved ratchet state does not open as a group state.
+	s.Close()
+	db := rawDB(t, path)
+	if _, err := db.Exec(`UPDATE groups SET v = (SELECT v FROM ratchets WHERE conv = 8) WHERE conv = 8`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s = openStore(t, path, passOpts("pw"))
+	view(t, s, func(tx *Tx) error {
+		if _, err := tx.GroupState(8); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("GroupState with a moved ratchet state: %v, want ErrCorrupt", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx *Tx) error {
+		if err := tx.PutGroupState(7, []byte("full 2")); err != nil {
+			return err
+		}
+		return tx.DeleteConversation(8)
+	})
+	view(t, s, func(tx *Tx) error {
+		if r, err := tx.RatchetState(7); !errors.Is(err, ErrNotFound) {
+			t.Errorf("RatchetState after a full state = %q, %v; want ErrNotFound", r, err)
+		}
+		if r, err := tx.RatchetState(8); !errors.Is(err, ErrNotFound) {
+			t.Errorf("RatchetState of a deleted conversation = %q, %v; want ErrNotFound", r, err)
+		}
+		return nil
+	})
+}
+
+// TestFormatUpgrade: a version 1 store (no ratchets table) is upgraded
+// when opened with the right key, left alone with a wrong one; an unknown
+// version is refused.
+func TestFormatUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	fill(t, s)
+	s.Close()
+	format := func() string {
+		t.Helper()
+		db := rawDB(t, path)
+		defer db.Close()
+		var v []byte
+		if err := db.QueryRow(`SELECT value FROM header WHERE name = 'format'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	if v := format(); v != formatVersion {
+		t.Fatalf("new store has format %q, want %q", v, formatVersion)
+	}
+	db := rawDB(t, path)
+	if _, err := db.Exec(`DROP TABLE ratchets; UPDATE header SET value = X'31' WHERE name = 'format'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(context.Background(), path, passOpts("wrong")); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("open with a wrong passphrase: %v", err)
+	}
+	if v := format(); v != "1" {
+		t.Fatalf("format after a failed open is %q, want 1", v)
+	}
+	s = openStore(t, path, passOpts("pw"))
+	check(t, s)
+	update(t, s, func(tx *Tx) error { return tx.PutRatchetState(1, []byte("r")) })
+	s.Close()
+	if v := format(); v != formatVersion {
+		t.Fatalf("format after the upgrade is %q, want %q", v, formatVersion)
+	}
+	db = rawDB(t, path)
+	if _, err := db.Exec(`UPDATE header SET value = X'39' WHERE name = 'format'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(context.Background(), path, passOpts("pw")); err == nil || !strings.Contains(err.Error(), `unknown store format "9"`) {
+		t.Fatalf("open of format 9: %v", err)
 	}
 }
