@@ -222,4 +222,6 @@ func (e *eventQueue) close() {
 // it shows from Conversations, Messages and Members; events after it may
 // repeat changes the reload already showed, so apply them by message id.
 // A program that never calls Events holds at most one queue of events.
+// Events still queued at Close, or at a crash, are lost; Client.Unseen
+// returns the messages among them on the next start (see MarkShown).
 func (c *Client) Events() <-chan Event { return c.ev.ch }

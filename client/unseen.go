@@ -46,10 +46,12 @@ func advanceMarker(tx *sqlitestore.Tx, name string, upTo int64) error {
 //
 // Events are a live stream: those queued when the process stops (Close,
 // a crash) are lost, while the messages they report are in the store. An
-// application that must show every message exactly once calls MarkShown
-// for each message it shows (before showing it: a crash in between then
-// loses the display of one message, never repeats it) and Unseen when it
-// starts.
+// application that must show every message once calls MarkShown for each
+// message right after showing it, and Unseen when it starts. A crash
+// between the two shows that message again; the position is durable as
+// soon as SQLite wrote it to its log (before the sync to disk), so the
+// window is short. Marking before showing would instead lose the display
+// of a message when the process is killed during the sync.
 func (c *Client) MarkShown(ctx context.Context, conv protocol.ConversationID, upTo int64) error {
 	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return advanceMarker(tx, shownSetting(conv), upTo) })
 	if err != nil {

@@ -1,0 +1,731 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/protocol"
+)
+
+func cmdRegister(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME")
+	server := fs.String("server", "", "server `URL`, such as https://chat.example.org")
+	invite := fs.String("invite", "", "invite `CODE` (parleyd admin invite create)")
+	fingerprint := fs.String("fingerprint", "", "pin the server's self-signed certificate by its `SHA256` fingerprint, as parleyd prints it")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *server == "" {
+		return usagef("register: --server URL is required")
+	}
+	dir, err := e.profileDir()
+	if err != nil {
+		return err
+	}
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
+	s, err := e.open(ctx, openOptions{create: true, fingerprint: strings.ToLower(*fingerprint)})
+	if err != nil {
+		if created {
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	acct, err := s.c.Register(ctx, *server, *invite, strings.TrimPrefix(pos[0], "@"))
+	s.close()
+	if err != nil {
+		if created && !errors.Is(err, client.ErrAlreadyRegistered) {
+			// Nothing of this profile is worth keeping: a new attempt
+			// starts clean.
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	if e.json {
+		return writeJSON(e.stdout, toAccountJSON(acct, dir))
+	}
+	fmt.Fprintf(e.stdout, "registered %s (device %s) on %s\nprofile: %s\n", acct.Address, acct.Device, acct.Server, dir)
+	if s.keyFile {
+		fmt.Fprintf(e.stdout, "the profile's store key is in %s (mode 0600)\n", filepath.Join(dir, keyFileName))
+	}
+	return nil
+}
+
+func cmdWhoami(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("whoami", "")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	s, err := e.open(ctx, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	acct, err := s.c.Whoami()
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return writeJSON(e.stdout, toAccountJSON(acct, s.dir))
+	}
+	fmt.Fprintf(e.stdout, "%s\ndevice:  %s\nserver:  %s\nprofile: %s\n", acct.Address, acct.Device, acct.Server, s.dir)
+	return nil
+}
+
+// openSynced opens the profile and syncs with the server.
+func (e *env) openSynced(ctx context.Context) (*session, error) {
+	s, err := e.open(ctx, openOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// printConversation prints a conversation after a change.
+func (s *session) printConversation(ctx context.Context, conv protocol.ConversationID, verb string) error {
+	cv, err := s.c.Conversation(ctx, conv)
+	if err != nil {
+		return err
+	}
+	self := s.self()
+	if s.e.json {
+		return writeJSON(s.e.stdout, toConversationJSON(cv, self, cv.Unread))
+	}
+	fmt.Fprintf(s.e.stdout, "%s conversation %d: %s (members: %s)\n", verb, cv.ID, title(cv, self), strings.Join(cv.Members, ", "))
+	return nil
+}
+
+// self returns this profile's user name.
+func (s *session) self() string {
+	if a, err := s.c.Whoami(); err == nil {
+		return a.User
+	}
+	return ""
+}
+
+func cmdChat(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("chat", "new USER...")
+	pos, err := parse(fs, args, 2, -1)
+	if err != nil {
+		return err
+	}
+	if pos[0] != "new" {
+		return usagef("chat: unknown subcommand %q (want: parley chat new USER...)", pos[0])
+	}
+	users := splitList(strings.Join(pos[1:], ","))
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var conv protocol.ConversationID
+	if len(users) == 1 {
+		conv, err = s.c.NewDirect(ctx, users[0])
+	} else {
+		conv, err = s.c.NewGroup(ctx, "", users...)
+	}
+	if err != nil {
+		return s.explain(ctx, 0, err)
+	}
+	return s.printConversation(ctx, conv, "opened")
+}
+
+func cmdGroup(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("group", "create TITLE --members a,b")
+	members := fs.String("members", "", "comma-separated `USERS` to add")
+	pos, err := parse(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if pos[0] != "create" {
+		return usagef("group: unknown subcommand %q (want: parley group create TITLE --members a,b)", pos[0])
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	conv, err := s.c.NewGroup(ctx, pos[1], splitList(*members)...)
+	if err != nil {
+		return s.explain(ctx, 0, err)
+	}
+	return s.printConversation(ctx, conv, "created")
+}
+
+// resolveConv finds the conversation named by arg: its id, its title, or
+// for a 1:1 conversation the other user's name (with or without "@").
+// Active conversations are preferred over ones this device left.
+func (s *session) resolveConv(ctx context.Context, arg string) (*client.Conversation, error) {
+	convs, err := s.c.Conversations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		for i := range convs {
+			if int64(convs[i].ID) == id {
+				return &convs[i], nil
+			}
+		}
+	}
+	self := s.self()
+	match := func(f func(cv *client.Conversation) bool) ([]*client.Conversation, error) {
+		var active, left []*client.Conversation
+		for i := range convs {
+			if f(&convs[i]) {
+				if convs[i].Left {
+					left = append(left, &convs[i])
+				} else {
+					active = append(active, &convs[i])
+				}
+			}
+		}
+		if len(active) == 0 {
+			active = left
+		}
+		if len(active) > 1 {
+			var ids []string
+			for _, cv := range active {
+				ids = append(ids, strconv.FormatInt(int64(cv.ID), 10))
+			}
+			return nil, usagef("conversation %q is ambiguous: it names conversations %s; use the id", arg, strings.Join(ids, ", "))
+		}
+		return active, nil
+	}
+	found, err := match(func(cv *client.Conversation) bool { return cv.Name != "" && cv.Name == arg })
+	if err != nil || len(found) == 1 {
+		if err != nil {
+			return nil, err
+		}
+		return found[0], nil
+	}
+	user := strings.TrimPrefix(arg, "@")
+	found, err = match(func(cv *client.Conversation) bool {
+		return cv.Direct && slices.Contains(cv.Members, user) && (user != self || len(cv.Members) == 1)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	found, err = match(func(cv *client.Conversation) bool { return strings.EqualFold(title(cv, self), arg) })
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("conversation %q: %w", arg, client.ErrUnknownConversation)
+}
+
+// resolveMessage finds the message named by arg in a conversation: its
+// full id or a unique prefix of at least 4 hex digits.
+func (s *session) resolveMessage(ctx context.Context, conv protocol.ConversationID, arg string) (content.MessageID, error) {
+	if id, err := content.ParseMessageID(arg); err == nil {
+		return id, nil
+	}
+	arg = strings.ToLower(arg)
+	if len(arg) < 4 {
+		return content.MessageID{}, usagef("message id %q: give at least 4 hex digits", arg)
+	}
+	ms, err := s.c.Messages(ctx, conv, 0, 0)
+	if err != nil {
+		return content.MessageID{}, err
+	}
+	var found []content.MessageID
+	for _, m := range ms {
+		if strings.HasPrefix(m.ID.String(), arg) {
+			found = append(found, m.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return content.MessageID{}, fmt.Errorf("message %q in conversation %d: %w", arg, conv, client.ErrUnknownMessage)
+	case 1:
+		return found[0], nil
+	}
+	return content.MessageID{}, usagef("message id %q is ambiguous in conversation %d", arg, conv)
+}
+
+// explain adds advice to an error of an operation on a conversation (0
+// for none): for an identity change, which users changed and what to do.
+func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err error) error {
+	if !errors.Is(err, client.ErrIdentityChanged) {
+		if errors.Is(err, client.ErrServerUnreachable) && errors.Is(err, errQueued) {
+			return withHint(err, "the message is queued in this profile and will be sent by the next parley command that reaches the server")
+		}
+		return err
+	}
+	var users []string
+	convs := []protocol.ConversationID{conv}
+	if conv == 0 {
+		all, _ := s.c.Conversations(ctx)
+		convs = nil
+		for _, cv := range all {
+			convs = append(convs, cv.ID)
+		}
+	}
+	for _, id := range convs {
+		ms, _ := s.c.Members(ctx, id)
+		for _, m := range ms {
+			if m.IdentityChanged && !slices.Contains(users, m.User) {
+				users = append(users, m.User)
+			}
+		}
+	}
+	if len(users) == 0 {
+		return withHint(err, "compare safety numbers with 'parley verify USER', then accept the new key with 'parley verify --accept USER'")
+	}
+	u := users[0]
+	return withHint(err, "the identity key of %s changed (%s): compare safety numbers with 'parley verify %s' (in person or over a trusted call), then accept the new key with 'parley verify --accept %s'",
+		strings.Join(users, ", "), "a new installation, or someone impersonating them", u, u)
+}
+
+// errQueued marks a message kept in the outbox.
+var errQueued = errors.New("message queued")
+
+func cmdSend(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("send", "CONV TEXT | CONV --file PATH [CAPTION] [--reply ID]")
+	file := fs.String("file", "", "send the file at `PATH` (encrypted, uploaded as an attachment); TEXT becomes its caption")
+	reply := fs.String("reply", "", "answer the message with this `ID` (or unique prefix)")
+	pos, err := parse(fs, args, 1, 2)
+	if err != nil {
+		return err
+	}
+	if *file == "" && len(pos) != 2 {
+		return usagef("send: want CONV TEXT (or CONV --file PATH)")
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	var opts client.SendOptions
+	if *reply != "" {
+		if opts.ReplyTo, err = s.resolveMessage(ctx, cv.ID, *reply); err != nil {
+			return err
+		}
+	}
+	text := ""
+	if len(pos) == 2 {
+		text = pos[1]
+	}
+	var msg *client.Message
+	if *file != "" {
+		opts.Caption = text
+		msg, err = s.c.SendFile(ctx, cv.ID, *file, opts)
+	} else {
+		msg, err = s.c.Send(ctx, cv.ID, text, opts)
+	}
+	if err != nil {
+		if msg != nil && errors.Is(err, client.ErrServerUnreachable) {
+			err = fmt.Errorf("%w (%w)", err, errQueued)
+		}
+		return s.explain(ctx, cv.ID, err)
+	}
+	if e.json {
+		return writeJSON(e.stdout, toMessageJSON(msg))
+	}
+	fmt.Fprintf(e.stdout, "sent %s to %s (conversation %d)\n", shortID(msg.ID.String()), title(cv, s.self()), cv.ID)
+	return nil
+}
+
+func cmdRead(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("read", "[CONV] [--last N] [--offline] [--no-receipt]")
+	last := fs.Int("last", 0, "show only the last `N` messages")
+	offline := fs.Bool("offline", false, "do not contact the server; show what this profile has")
+	noReceipt := fs.Bool("no-receipt", false, "do not send a read receipt")
+	pos, err := parse(fs, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	var s *session
+	if *offline {
+		s, err = e.open(ctx, openOptions{})
+	} else {
+		s, err = e.openSynced(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	self := s.self()
+	if len(pos) == 0 {
+		return s.listConversations(ctx, self)
+	}
+	cv, err := s.resolveConv(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	ms, err := s.c.Messages(ctx, cv.ID, 0, *last)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		out := struct {
+			Conversation *conversationJSON `json:"conversation"`
+			Messages     []*messageJSON    `json:"messages"`
+		}{toConversationJSON(cv, self, cv.Unread), []*messageJSON{}}
+		for _, m := range ms {
+			out.Messages = append(out.Messages, toMessageJSON(m))
+		}
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stdout, "# %s (conversation %d; members: %s)\n", title(cv, self), cv.ID, strings.Join(cv.Members, ", "))
+		if cv.Left {
+			fmt.Fprintf(e.stdout, "# you are no longer a member\n")
+		}
+		for _, m := range ms {
+			fmt.Fprintln(e.stdout, messageLine(m))
+		}
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	// What was printed is shown (parley listen does not print it again)
+	// and read; the read receipt tells the other members.
+	newest := slices.MaxFunc(ms, func(a, b *client.Message) int { return cmp.Compare(a.Seq, b.Seq) }).Seq
+	if err := s.c.MarkShown(ctx, cv.ID, newest); err != nil {
+		return err
+	}
+	if cv.Unread > 0 && !*noReceipt && !*offline && !cv.Left {
+		if err := s.c.MarkRead(ctx, cv.ID); err != nil {
+			fmt.Fprintf(e.stderr, "parley: read receipt not sent: %v\n", err)
+		}
+		return nil
+	}
+	return s.c.MarkReadUpTo(ctx, cv.ID, newest)
+}
+
+// listConversations prints the conversations with their unread counts.
+func (s *session) listConversations(ctx context.Context, self string) error {
+	convs, err := s.c.Conversations(ctx)
+	if err != nil {
+		return err
+	}
+	out := []*conversationJSON{}
+	for i := range convs {
+		out = append(out, toConversationJSON(&convs[i], self, convs[i].Unread))
+	}
+	if s.e.json {
+		return writeJSON(s.e.stdout, struct {
+			Conversations []*conversationJSON `json:"conversations"`
+		}{out})
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(s.e.stdout, "no conversations yet: parley chat new USER")
+		return nil
+	}
+	tw := tabwriter.NewWriter(s.e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTITLE\tUNREAD\tMEMBERS")
+	for _, cv := range out {
+		t := cv.Title
+		if cv.Left {
+			t += " (left)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", cv.ID, t, cv.Unread, strings.Join(cv.Members, ", "))
+	}
+	return tw.Flush()
+}
+
+func cmdMembers(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("members", "CONV")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	ms, err := s.c.Members(ctx, cv.ID)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		out := []memberJSON{}
+		for _, m := range ms {
+			out = append(out, memberJSON{User: m.User, Device: string(m.Device), Self: m.Self, Verified: m.Verified, IdentityChanged: m.IdentityChanged})
+		}
+		return writeJSON(e.stdout, struct {
+			Conversation int64        `json:"conversation"`
+			Members      []memberJSON `json:"members"`
+		}{int64(cv.ID), out})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tDEVICE\tSTATE")
+	for _, m := range ms {
+		state := "not verified (parley verify " + m.User + ")"
+		switch {
+		case m.IdentityChanged:
+			state = "IDENTITY CHANGED (parley verify " + m.User + ")"
+		case m.Self:
+			state = "this device"
+		case m.Verified:
+			state = "verified"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.User, m.Device, state)
+	}
+	return tw.Flush()
+}
+
+// membership runs add, remove and leave.
+func membership(ctx context.Context, e *env, args []string, name string) error {
+	synopsis := "CONV USER"
+	n := 2
+	if name == "leave" {
+		synopsis, n = "CONV", 1
+	}
+	fs := e.flags(name, synopsis)
+	pos, err := parse(fs, args, n, n)
+	if err != nil {
+		return err
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	var verb string
+	switch name {
+	case "add":
+		err, verb = s.c.Add(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "added "+pos[1]+" to"
+	case "remove":
+		err, verb = s.c.Remove(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "removed "+pos[1]+" from"
+	case "leave":
+		err, verb = s.c.Leave(ctx, cv.ID), "left"
+	}
+	if err != nil {
+		return s.explain(ctx, cv.ID, err)
+	}
+	return s.printConversation(ctx, cv.ID, verb)
+}
+
+func cmdAdd(ctx context.Context, e *env, args []string) error {
+	return membership(ctx, e, args, "add")
+}
+
+func cmdRemove(ctx context.Context, e *env, args []string) error {
+	return membership(ctx, e, args, "remove")
+}
+
+func cmdLeave(ctx context.Context, e *env, args []string) error {
+	return membership(ctx, e, args, "leave")
+}
+
+// targeted runs react, edit and delete: commands on one message.
+func targeted(ctx context.Context, e *env, args []string, name, synopsis string, n int, do func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error) error {
+	fs := e.flags(name, synopsis)
+	remove := false
+	if name == "react" {
+		fs.BoolVar(&remove, "remove", false, "remove the reaction instead")
+	}
+	pos, err := parse(fs, args, n, n)
+	if err != nil {
+		return err
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	id, err := s.resolveMessage(ctx, cv.ID, pos[1])
+	if err != nil {
+		return err
+	}
+	if remove {
+		pos = append(pos, "--remove")
+	}
+	if err := do(s, cv.ID, id, pos[2:]); err != nil {
+		return s.explain(ctx, cv.ID, err)
+	}
+	if e.json {
+		return writeJSON(e.stdout, struct {
+			Conversation int64  `json:"conversation"`
+			Message      string `json:"message"`
+		}{int64(cv.ID), id.String()})
+	}
+	fmt.Fprintf(e.stdout, "%s %s in %s (conversation %d)\n", name, shortID(id.String()), title(cv, s.self()), cv.ID)
+	return nil
+}
+
+func cmdReact(ctx context.Context, e *env, args []string) error {
+	return targeted(ctx, e, args, "react", "CONV ID EMOJI [--remove]", 3, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
+		return s.c.React(ctx, conv, id, rest[0], len(rest) > 1)
+	})
+}
+
+func cmdEdit(ctx context.Context, e *env, args []string) error {
+	return targeted(ctx, e, args, "edit", "CONV ID TEXT", 3, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
+		return s.c.Edit(ctx, conv, id, rest[0])
+	})
+}
+
+func cmdDelete(ctx context.Context, e *env, args []string) error {
+	return targeted(ctx, e, args, "delete", "CONV ID", 2, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
+		return s.c.Delete(ctx, conv, id)
+	})
+}
+
+func cmdVerify(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("verify", "USER [--mark] [--accept] [--no-qr]")
+	mark := fs.Bool("mark", false, "record that you compared the safety number and it matched")
+	accept := fs.Bool("accept", false, "accept the user's new identity key after an identity change (unverified until --mark)")
+	noQR := fs.Bool("no-qr", false, "do not print the QR code")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	user := strings.TrimPrefix(pos[0], "@")
+	s, err := e.open(ctx, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	acct, err := s.c.Whoami()
+	if err != nil {
+		return err
+	}
+	if user == acct.User {
+		return usagef("verify: %s is this profile's own account", user)
+	}
+	// A sync surfaces identity changes; the safety number itself needs the
+	// server only for a user never seen before.
+	if err := s.sync(ctx); err != nil && !errors.Is(err, client.ErrServerUnreachable) {
+		return err
+	}
+	if *accept {
+		if err := s.c.AcknowledgeIdentity(ctx, user); err != nil {
+			return err
+		}
+	}
+	changed, err := s.c.IdentityChanged(ctx, user)
+	if err != nil {
+		return err
+	}
+	sn, err := s.c.SafetyNumber(ctx, user)
+	if err != nil {
+		return err
+	}
+	var pending *client.SafetyNumber
+	if changed {
+		if pending, err = s.c.SafetyNumberPending(ctx, user); err != nil {
+			return err
+		}
+	}
+	if *mark {
+		if changed {
+			return withHint(fmt.Errorf("verify %s: %w", user, client.ErrIdentityChanged),
+				"the identity key of %[1]s changed since it was pinned: compare the new safety number ('parley verify --accept %[1]s' shows it), then mark it", user)
+		}
+		if err := s.c.MarkVerified(ctx, user); err != nil {
+			return err
+		}
+		sn.Verified = true
+	}
+	if e.json {
+		out := safetyJSON{User: user, Digits: sn.Digits, Groups: sn.Groups,
+			QRPayload: fmt.Sprintf("%x", sn.QRPayload), Verified: sn.Verified, IdentityChanged: changed}
+		if pending != nil {
+			out.PendingDigits = pending.Digits
+		}
+		return writeJSON(e.stdout, out)
+	}
+	w := e.stdout
+	if changed {
+		fmt.Fprintf(w, "WARNING: %s now presents a NEW identity key. The number below is for the key pinned before.\nThe new key's safety number is:\n\n", user)
+		for i := 0; i < len(pending.Groups); i += 4 {
+			fmt.Fprintf(w, "    %s\n", strings.Join(pending.Groups[i:min(i+4, len(pending.Groups))], " "))
+		}
+		fmt.Fprintf(w, "\nCompare it with %s in person or over a call you trust; if it matches, 'parley verify --accept %s' accepts the new key.\n\n", user, user)
+	}
+	fmt.Fprintf(w, "Safety number of %s and %s@%s:\n\n", acct.Address, user, acct.ServerName)
+	for i := 0; i < len(sn.Groups); i += 4 {
+		fmt.Fprintf(w, "    %s\n", strings.Join(sn.Groups[i:min(i+4, len(sn.Groups))], " "))
+	}
+	fmt.Fprintln(w)
+	if !*noQR {
+		fmt.Fprintln(w, sn.QR)
+	}
+	switch {
+	case *mark:
+		fmt.Fprintf(w, "%s is now marked verified.\n", user)
+	case sn.Verified:
+		fmt.Fprintf(w, "%s is verified.\n", user)
+	default:
+		fmt.Fprintf(w, "%s is not verified. Compare these digits with %s in person or over a call you trust;\nif they match on both sides, run: parley verify --mark %s\n", user, user, user)
+	}
+	return nil
+}
+
+func cmdGet(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("get", "ATTACHMENT-ID -o PATH")
+	out := fs.String("o", ".", "write the file to `PATH` (a directory: under the sender's file name)")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	dst, err := filepath.Abs(*out)
+	if err != nil {
+		return err
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	path, err := s.c.Download(ctx, pos[0], dst)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("get %s: %s was not written", pos[0], path)
+	}
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return writeJSON(e.stdout, struct {
+			Attachment string `json:"attachment"`
+			Path       string `json:"path"`
+			Size       int64  `json:"size"`
+		}{pos[0], path, fi.Size()})
+	}
+	fmt.Fprintf(e.stdout, "saved %s (%s)\n", path, size(fi.Size()))
+	return nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/sqlitestore"
+)
+
+// Exit codes. They are part of the CLI's contract (docs/cli.md).
+const (
+	exitOK              = 0
+	exitFailure         = 1
+	exitUsage           = 2
+	exitUnreachable     = 3
+	exitUnknownUser     = 4
+	exitNotMember       = 5
+	exitIdentityChanged = 6
+	exitNotFound        = 7
+	exitProfile         = 8
+	exitForgedDevice    = 9
+)
+
+// usageError is a mistake in the command line; it exits with 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errUsagePrinted is a usage error whose message the flag package already
+// printed.
+var errUsagePrinted = &usageError{}
+
+// hintError adds advice to an error: what the user should do next.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, format string, args ...any) error {
+	return &hintError{err: err, hint: fmt.Sprintf(format, args...)}
+}
+
+// Profile errors that are the CLI's own.
+var (
+	errNoPassphrase = errors.New("passphrase required")
+)
+
+// classify returns the exit code and the stable error code of err.
+func classify(err error) (int, string) {
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage, "usage"
+	case errors.Is(err, client.ErrIdentityChanged):
+		return exitIdentityChanged, "identity_changed"
+	case errors.Is(err, client.ErrForgedDevice):
+		return exitForgedDevice, "forged_device"
+	case errors.Is(err, client.ErrUnknownUser):
+		return exitUnknownUser, "unknown_user"
+	case errors.Is(err, client.ErrNotMember):
+		return exitNotMember, "not_member"
+	case errors.Is(err, client.ErrUnknownConversation):
+		return exitNotFound, "unknown_conversation"
+	case errors.Is(err, client.ErrUnknownMessage):
+		return exitNotFound, "unknown_message"
+	case errors.Is(err, client.ErrUnknownAttachment):
+		return exitNotFound, "unknown_attachment"
+	case errors.Is(err, client.ErrServerUnreachable):
+		return exitUnreachable, "server_unreachable"
+	case errors.Is(err, client.ErrNotRegistered):
+		return exitProfile, "not_registered"
+	case errors.Is(err, client.ErrAlreadyRegistered):
+		return exitProfile, "already_registered"
+	case errors.Is(err, sqlitestore.ErrWrongKey):
+		return exitProfile, "wrong_key"
+	case errors.Is(err, client.ErrProfileBusy):
+		return exitProfile, "profile_busy"
+	case errors.Is(err, errNoPassphrase):
+		return exitProfile, "passphrase_required"
+	}
+	return exitFailure, "failure"
+}
+
+// defaultHint is the advice for an error that carries none.
+func defaultHint(err error) string {
+	switch {
+	case errors.Is(err, client.ErrServerUnreachable) && strings.Contains(err.Error(), "certificate"):
+		return "the server's TLS certificate is not trusted: pass the fingerprint parleyd prints at start (parley register --fingerprint SHA256)"
+	case errors.Is(err, client.ErrServerUnreachable):
+		return "check that parleyd runs and that the server URL is right (parley whoami shows it)"
+	case errors.Is(err, client.ErrNotRegistered):
+		return "register first: parley register --server URL --invite CODE NAME (or choose another --profile)"
+	case errors.Is(err, client.ErrUnknownUser):
+		return "unknown user: the server has no account of that name"
+	case errors.Is(err, client.ErrNotMember):
+		return "not a member: this account is not (or no longer) in that conversation"
+	case errors.Is(err, client.ErrUnknownUser):
+		return "unknown user: the server has no account of that name"
+	case errors.Is(err, client.ErrNotMember):
+		return "not a member: this account is not (or no longer) in that conversation"
+	case errors.Is(err, client.ErrUnknownConversation):
+		return "parley read lists your conversations"
+	case errors.Is(err, sqlitestore.ErrWrongKey):
+		return "the passphrase (PARLEY_PASSPHRASE) or key file does not open this profile"
+	}
+	return ""
+}
+
+// exitCode prints err to stderr (as JSON with --json) and returns the exit
+// code for it.
+func exitCode(err error, e *env) int {
+	if err == nil || errors.Is(err, errHelpShown) {
+		return exitOK
+	}
+	code, name := classify(err)
+	if err == errUsagePrinted {
+		return code
+	}
+	hint := defaultHint(err)
+	var he *hintError
+	if errors.As(err, &he) {
+		hint = he.hint
+	}
+	if e.json {
+		out := struct {
+			Error    string `json:"error"`
+			Code     string `json:"code"`
+			ExitCode int    `json:"exit_code"`
+			Hint     string `json:"hint,omitempty"`
+		}{err.Error(), name, code, hint}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(e.stderr, "%s\n", b)
+		return code
+	}
+	fmt.Fprintf(e.stderr, "parley: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(e.stderr, "parley: %s\n", hint)
+	}
+	if code == exitUsage {
+		fmt.Fprintln(e.stderr, "parley: run 'parley help' for usage")
+	}
+	return code
+}

@@ -1,0 +1,52 @@
+// Command parley is Parley's command-line client: it registers an account
+// on a parleyd server, opens 1:1 and group conversations, sends and reads
+// end-to-end encrypted messages and files, and compares safety numbers.
+// It is a thin layer on the client SDK (package
+// github.com/parley-chat/parley/client).
+//
+// Usage:
+//
+//	parley [--profile NAME] [--dir PATH] [--json] [-v] COMMAND [flags] [args]
+//
+//	register --server URL [--invite CODE] [--fingerprint SHA256] NAME
+//	whoami
+//	chat new USER...                 1:1 (one user) or small group (several)
+//	group create TITLE --members a,b
+//	send CONV TEXT | send CONV --file PATH [--reply ID]
+//	read [CONV] [--last N]           history, or the conversations with unread counts
+//	listen                           stream events until interrupted
+//	members CONV
+//	add CONV USER | remove CONV USER | leave CONV
+//	react CONV ID EMOJI [--remove] | edit CONV ID TEXT | delete CONV ID
+//	verify USER [--mark] [--accept] [--no-qr]
+//	get ATTACHMENT-ID -o PATH
+//
+// A profile is a directory (default os.UserConfigDir()/parley/default)
+// holding the encrypted store (which also keeps the pinned server
+// certificate fingerprint) and its key file. Conversations are named by their id, their
+// title, or (1:1) the other user's name. Every command prints stable JSON
+// with --json. Exit codes: 0 success, 1 failure, 2 usage, 3 server
+// unreachable, 4 unknown user, 5 not a member, 6 identity changed,
+// 7 unknown conversation, message or attachment, 8 profile problem
+// (not registered, busy, wrong passphrase), 9 forged device. See
+// docs/cli.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one kills the process.
+		<-ctx.Done()
+		stop()
+	}()
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	err := run(ctx, os.Args[1:], e)
+	os.Exit(exitCode(err, e))
+}

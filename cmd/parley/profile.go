@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley-chat/parley/client"
+)
+
+// keyFileName is the file of the store key in a profile directory (mode
+// 0600), unless the store is encrypted with a passphrase. Everything else
+// of a profile is the SDK's: its store (client.StoreFile), which also
+// keeps the pinned server fingerprint, the session and the read and shown
+// positions, and its lock (client.LockFile).
+const keyFileName = "key"
+
+// lockWait is how long a command waits for another parley process to
+// release the profile.
+const lockWait = 10 * time.Second
+
+// profileDir returns the profile directory chosen by --dir, $PARLEY_DIR,
+// --profile, $PARLEY_PROFILE, in that order.
+func (e *env) profileDir() (string, error) {
+	if e.dir != "" {
+		return filepath.Abs(e.dir)
+	}
+	if d := e.getenv("PARLEY_DIR"); d != "" {
+		return filepath.Abs(d)
+	}
+	name := e.profile
+	if name == "" {
+		name = e.getenv("PARLEY_PROFILE")
+	}
+	if name == "" {
+		name = "default"
+	}
+	if strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", usagef("invalid profile name %q (use --dir for a path)", name)
+	}
+	base := e.getenv("XDG_CONFIG_HOME")
+	if base == "" {
+		var err error
+		if base, err = os.UserConfigDir(); err != nil {
+			return "", fmt.Errorf("no configuration directory (%v): pass --dir or set PARLEY_DIR", err)
+		}
+	}
+	return filepath.Join(base, "parley", name), nil
+}
+
+// session is one command's use of a profile: the SDK client, which holds
+// the profile's lock.
+type session struct {
+	e   *env
+	dir string
+	// keyFile says the store key is in the key file (not a passphrase).
+	keyFile bool
+	c       *client.Client
+
+	mu      sync.Mutex
+	notices []client.Event
+	done    chan struct{}
+}
+
+// openOptions say how a command opens its profile.
+type openOptions struct {
+	// create allows a new profile (register).
+	create bool
+	// fingerprint pins the server's certificate (register); the SDK
+	// stores it in the profile.
+	fingerprint string
+	// ownEvents means the command reads the client's events itself
+	// (listen): the session does not collect notices, since two readers
+	// of Events would each get only some of them.
+	ownEvents bool
+}
+
+// open locks and opens the profile. A profile that does not exist is an
+// error wrapping client.ErrNotRegistered unless o.create.
+func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
+	dir, err := e.profileDir()
+	if err != nil {
+		return nil, err
+	}
+	if !o.create {
+		if _, err := os.Stat(filepath.Join(dir, client.StoreFile)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("profile %s: %w", dir, client.ErrNotRegistered)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("profile %s: %v", dir, err)
+	}
+	s := &session{e: e, dir: dir, done: make(chan struct{})}
+	cfg := client.Config{ProfileDir: dir, TLSFingerprint: o.fingerprint}
+	keyPath := filepath.Join(dir, keyFileName)
+	_, keyErr := os.Stat(keyPath)
+	_, storeErr := os.Stat(filepath.Join(dir, client.StoreFile))
+	pass := e.getenv("PARLEY_PASSPHRASE")
+	switch {
+	case keyErr == nil || (pass == "" && errors.Is(storeErr, fs.ErrNotExist)):
+		// A key file profile, or a new one without a passphrase.
+		cfg.KeyFile, s.keyFile = keyPath, true
+	case pass != "":
+		cfg.Passphrase = []byte(pass)
+	default:
+		return nil, withHint(fmt.Errorf("profile %s: %w", dir, errNoPassphrase),
+			"this profile's store is encrypted with a passphrase: set PARLEY_PASSPHRASE")
+	}
+	if e.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if s.c, err = openClient(ctx, cfg, e); err != nil {
+		return nil, err
+	}
+	if o.ownEvents {
+		close(s.done)
+	} else {
+		go s.collect()
+	}
+	return s, nil
+}
+
+// collect keeps the events that a one-shot command should show: identity
+// changes, refused devices, errors, joins and removals.
+func (s *session) collect() {
+	defer close(s.done)
+	for ev := range s.c.Events() {
+		switch ev.Kind {
+		case client.EventIdentityChanged, client.EventDeviceRejected, client.EventError,
+			client.EventConversationJoined, client.EventConversationLeft:
+			s.mu.Lock()
+			s.notices = append(s.notices, ev)
+			s.mu.Unlock()
+		}
+	}
+}
+
+// close closes the client, prints the notices collected and releases the
+// profile.
+func (s *session) close() {
+	s.c.Close()
+	<-s.done
+	for _, ev := range s.notices {
+		line := noticeLine(ev)
+		if line == "" {
+			continue
+		}
+		if s.e.json {
+			b, _ := json.Marshal(struct {
+				Notice       string `json:"notice"`
+				Conversation int64  `json:"conversation,omitempty"`
+				User         string `json:"user,omitempty"`
+				Message      string `json:"message"`
+			}{ev.Kind.String(), int64(ev.Conversation), ev.User, line})
+			fmt.Fprintf(s.e.stderr, "%s\n", b)
+			continue
+		}
+		fmt.Fprintf(s.e.stderr, "parley: %s\n", line)
+	}
+}
+
+// noticeLine describes an event for stderr.
+func noticeLine(ev client.Event) string {
+	switch ev.Kind {
+	case client.EventIdentityChanged:
+		return fmt.Sprintf("WARNING: the identity key of %[1]s changed. Sending to conversations with %[1]s is blocked until you accept it: compare safety numbers with 'parley verify %[1]s', then 'parley verify --accept %[1]s'.", ev.User)
+	case client.EventDeviceRejected:
+		return fmt.Sprintf("WARNING: refused device %s of %s: %s", ev.Device, ev.User, ev.Error)
+	case client.EventError:
+		return "warning: " + ev.Error
+	case client.EventConversationJoined:
+		return fmt.Sprintf("joined conversation %d", ev.Conversation)
+	case client.EventConversationLeft:
+		return fmt.Sprintf("no longer a member of conversation %d", ev.Conversation)
+	}
+	return ""
+}
+
+// sync fetches and applies what the server has for this device.
+func (s *session) sync(ctx context.Context) error {
+	return s.c.Sync(ctx)
+}
+
+// openClient opens the profile with the SDK, waiting up to lockWait for
+// another parley process to release it. One process at a time may use a
+// profile: the SDK keeps the MLS state of open conversations in memory
+// and locks the profile (client.ErrProfileBusy).
+func openClient(ctx context.Context, cfg client.Config, e *env) (*client.Client, error) {
+	deadline := time.Now().Add(lockWait)
+	warned := false
+	for {
+		c, err := client.Open(ctx, cfg)
+		var busy *client.ProfileBusyError
+		if !errors.As(err, &busy) {
+			return c, err
+		}
+		if !warned {
+			fmt.Fprintf(e.stderr, "parley: waiting for the profile, in use by parley process %d\n", busy.PID)
+			warned = true
+		}
+		if time.Now().After(deadline) {
+			return nil, withHint(fmt.Errorf("profile %s: %w", cfg.ProfileDir, err),
+				"another parley process (such as 'parley listen') uses this profile; stop it first: one process at a time may use a profile")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
