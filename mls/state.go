@@ -43,7 +43,10 @@ import (
 //
 // Followed, no key and nonce is ever used twice for encryption and no
 // consumed key comes back (RFC 9420 §9.2): a ratchet state that is behind
-// the loaded state is refused.
+// the loaded state is refused. Any ratchet state written after the full
+// state applies, whatever the messages in between did to the secret trees
+// (the first message of a sender in an epoch splits node secrets down to
+// its leaf), so the full state need not be written on such messages.
 //
 // Both encodings start with a version byte (stateVersion) and a kind byte;
 // unknown versions, unknown kinds and trailing bytes are rejected. They are
@@ -571,12 +574,19 @@ func (g *Group) RatchetState() ([]byte, error) {
 
 // ApplyRatchetState replaces the group's secret trees with those of a
 // ratchet state from RatchetState, after a restart: load the last full
-// state with LoadGroup, then apply the last ratchet state. It fails,
-// changing nothing, if the ratchet state is for another group or epoch
-// (the full state is then the newer one and complete as it is: ErrStale),
-// does not decode, or is behind the group's own secret trees in any way
-// that could bring back a consumed key. Epochs the group no longer
-// retains are ignored; retained epochs missing from it keep their trees.
+// state with LoadGroup, then apply the last ratchet state. A ratchet state
+// written after the full state is accepted however far its trees moved on
+// since, including node secrets split by the first message of a sender in
+// the epoch. It fails, changing nothing, with ErrStale if the ratchet
+// state is for another epoch (the full state is then the newer one and
+// complete as it is) or is behind the group's own secret trees in any way
+// that could bring back a consumed key: a node secret, ratchet generation
+// or kept key the group has consumed. It fails with ErrWrongGroup for
+// another group, and with ErrMalformed if the ratchet state does not
+// decode or its trees are not states of the group's trees (another leaf
+// count, secrets the group can still derive missing). Epochs the group no
+// longer retains are ignored; retained epochs missing from it keep their
+// trees.
 func (g *Group) ApplyRatchetState(data []byte) error {
 	const op = "apply ratchet state"
 	r := codec.NewReader(data)
@@ -635,7 +645,10 @@ func (g *Group) ApplyRatchetState(data []byte) error {
 			continue
 		}
 		if err := x.st.CheckNotBehind(*cur); err != nil {
-			return fmt.Errorf("mls: %s: epoch %d: %w: %w", op, x.epoch, err, ErrStale)
+			if errors.Is(err, schedule.ErrBehind) {
+				return fmt.Errorf("mls: %s: epoch %d: %w: %w", op, x.epoch, err, ErrStale)
+			}
+			return fmt.Errorf("mls: %s: epoch %d: %w: %w", op, x.epoch, err, ErrMalformed)
 		}
 		targets[i] = cur
 	}

@@ -235,11 +235,27 @@ func (rt *ratchet) decode(s *suite.Suite, r *codec.Reader) {
 // replace: restoring it could bring back a consumed key.
 var ErrBehind = errors.New("schedule: secret tree state is behind")
 
-// CheckNotBehind reports, wrapping ErrBehind, whether t is behind cur (the
-// same epoch's tree in another state): whether t holds a node secret cur
-// no longer holds, misses a leaf cur has started, has a ratchet behind
-// cur's, or keeps a key below cur's position that cur has consumed. A tree
-// that is not behind never yields a key cur could not.
+// CheckNotBehind reports whether t may replace cur, the same epoch's tree
+// in another state (as restored from a full state saved earlier). A tree
+// only moves forward: a held node secret is split into its children's
+// (§9.2, lazily, along the paths to the leaves used), a leaf's secret into
+// its two ratchets, a ratchet advances and its kept keys are consumed.
+// So t is not behind cur when
+//
+//   - every node secret t holds is held by cur or lies below one cur holds
+//     (t has split further), never one cur has consumed;
+//   - every leaf t has started is started in cur or lies below a node
+//     secret cur holds;
+//   - every leaf cur has started is started in t, each ratchet of t at a
+//     generation at least cur's, keeping no key below cur's generation
+//     that cur no longer keeps.
+//
+// A tree that passes never yields a key cur could not. Failing these, the
+// error wraps ErrBehind. CheckNotBehind also checks that t is a state of
+// the same tree that has lost nothing cur can still derive: the same suite
+// and leaf count, and every node secret cur holds is held in t or split
+// into secrets t holds and leaves t has started. Failing that, t is
+// inconsistent with cur, not older, and the error does not wrap ErrBehind.
 func (t *SecretTree) CheckNotBehind(cur *SecretTree) error {
 	if t == cur {
 		return nil
@@ -249,14 +265,20 @@ func (t *SecretTree) CheckNotBehind(cur *SecretTree) error {
 	cur.mu.Lock()
 	defer cur.mu.Unlock()
 	if t.suite.ID() != cur.suite.ID() || t.n != cur.n {
-		return fmt.Errorf("secret tree of %d leaves (suite %v) for one of %d leaves (suite %v): %w", t.n, t.suite, cur.n, cur.suite, ErrBehind)
+		return fmt.Errorf("secret tree of %d leaves (suite %v) for one of %d leaves (suite %v)", t.n, t.suite, cur.n, cur.suite)
 	}
-	for x := range t.nodes {
-		if _, ok := cur.nodes[x]; !ok {
+	for _, x := range slices.Sorted(maps.Keys(t.nodes)) {
+		if !cur.holdsAtOrAbove(x) {
 			return fmt.Errorf("node %d secret already used: %w", x, ErrBehind)
 		}
 	}
-	for l, clr := range cur.leaves {
+	for _, l := range slices.Sorted(maps.Keys(t.leaves)) {
+		if cur.leaves[l] == nil && !cur.holdsAtOrAbove(l.Node()) {
+			return fmt.Errorf("leaf %d tree secret already used: %w", l, ErrBehind)
+		}
+	}
+	for _, l := range slices.Sorted(maps.Keys(cur.leaves)) {
+		clr := cur.leaves[l]
 		tlr := t.leaves[l]
 		if tlr == nil {
 			return fmt.Errorf("leaf %d not started: %w", l, ErrBehind)
@@ -268,7 +290,7 @@ func (t *SecretTree) CheckNotBehind(cur *SecretTree) error {
 			if p.tr.next < p.cr.next {
 				return fmt.Errorf("leaf %d %s ratchet at generation %d, want at least %d: %w", l, p.kind, p.tr.next, p.cr.next, ErrBehind)
 			}
-			for g := range p.tr.skipped {
+			for _, g := range slices.Sorted(maps.Keys(p.tr.skipped)) {
 				if uint64(g) < p.cr.next {
 					if _, ok := p.cr.skipped[g]; !ok {
 						return fmt.Errorf("leaf %d %s generation %d already used: %w", l, p.kind, g, ErrBehind)
@@ -277,5 +299,41 @@ func (t *SecretTree) CheckNotBehind(cur *SecretTree) error {
 			}
 		}
 	}
+	for _, x := range slices.Sorted(maps.Keys(cur.nodes)) {
+		if y, ok := t.uncovered(x); ok {
+			return fmt.Errorf("node %d secret lost: neither held nor split down to node %d", x, y)
+		}
+	}
 	return nil
+}
+
+// holdsAtOrAbove reports whether the tree holds the secret of node x or
+// of one of its ancestors: whether it can still derive x's secret.
+func (t *SecretTree) holdsAtOrAbove(x treemath.NodeIndex) bool {
+	if _, held := t.nodes[x]; held {
+		return true
+	}
+	_, ok := t.heldStrictAncestor(x)
+	return ok
+}
+
+// uncovered returns a node in the subtree of x that the tree neither holds
+// nor has split into held secrets and started leaves, if there is one:
+// the tree lost the secrets of that node. It visits only the nodes on the
+// paths from x down to what the tree holds, and one path down to the node
+// it returns.
+func (t *SecretTree) uncovered(x treemath.NodeIndex) (treemath.NodeIndex, bool) {
+	if _, held := t.nodes[x]; held {
+		return 0, false
+	}
+	if l, isLeaf := x.Leaf(); isLeaf {
+		return x, t.leaves[l] == nil
+	}
+	for _, child := range []func(treemath.NodeIndex) (treemath.NodeIndex, bool){treemath.Left, treemath.Right} {
+		c, _ := child(x)
+		if y, ok := t.uncovered(c); ok {
+			return y, true
+		}
+	}
+	return 0, false
 }
