@@ -150,8 +150,8 @@ type Client struct {
 	serverName string
 	suites     []mls.CipherSuite // accepted by the server, our preference order
 	groups     map[protocol.ConversationID]*mls.Group
-	started    map[protocol.ConversationID]*startedRatchets // see messageWrite
-	blocked    map[protocol.ConversationID]string           // conversation → user whose identity changed
+	blocked    map[protocol.ConversationID]string // conversation → user whose identity changed
+	unusable   map[protocol.ConversationID]error  // conversations refused: see markUnusable
 	mlsCfg     *mls.Config
 
 	tokMu    sync.Mutex
@@ -203,10 +203,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, st: st, log: cfg.Logger, lock: lock,
 		life: life, cancel: cancel,
-		groups:  map[protocol.ConversationID]*mls.Group{},
-		started: map[protocol.ConversationID]*startedRatchets{},
-		blocked: map[protocol.ConversationID]string{},
-		ev:      newEventQueue(cfg.EventBuffer),
+		groups:   map[protocol.ConversationID]*mls.Group{},
+		blocked:  map[protocol.ConversationID]string{},
+		unusable: map[protocol.ConversationID]error{},
+		ev:       newEventQueue(cfg.EventBuffer),
 	}
 	c.mlsCfg = &mls.Config{Now: cfg.Now, ValidateCredential: c.validateCredential}
 	if err := c.pinnedFingerprint(ctx); err != nil {
@@ -310,10 +310,13 @@ func (c *Client) load(ctx context.Context) error {
 		}
 		for _, cv := range convs {
 			g, err := c.readGroup(tx, cv.ID)
-			if errors.Is(err, sqlitestore.ErrNotFound) {
+			switch {
+			case errors.Is(err, sqlitestore.ErrNotFound):
 				continue
-			}
-			if err != nil {
+			case errors.Is(err, ErrStateUnusable):
+				c.markUnusable(cv.ID, err)
+				continue
+			case err != nil:
 				return fmt.Errorf("client: open: load group of conversation %d: %w", cv.ID, err)
 			}
 			c.groups[cv.ID] = g
@@ -324,10 +327,13 @@ func (c *Client) load(ctx context.Context) error {
 
 // readGroup restores the group of a conversation from the store: the
 // full state with the ratchet state written after it applied (the rule
-// of mls.Group.RatchetState). A ratchet state of an older epoch, or one
-// behind the full state, is ignored: the full state is then the newer
-// one. It returns an error wrapping sqlitestore.ErrNotFound if the
-// conversation has no group state.
+// of mls.Group.RatchetState). A stored ratchet state is always newer than
+// the full state (writing a full state deletes it), so one that does not
+// apply — mls.ErrStale, mls.ErrMalformed or any other refusal — means the
+// store is damaged: the full state alone could encrypt again with keys
+// already used, so readGroup fails with an error wrapping
+// ErrStateUnusable rather than fall back to it. It returns an error
+// wrapping sqlitestore.ErrNotFound if the conversation has no group state.
 func (c *Client) readGroup(tx *sqlitestore.Tx, conv protocol.ConversationID) (*mls.Group, error) {
 	state, err := tx.GroupState(conv)
 	if err != nil {
@@ -345,12 +351,34 @@ func (c *Client) readGroup(tx *sqlitestore.Tx, conv protocol.ConversationID) (*m
 		return nil, err
 	}
 	if err := g.ApplyRatchetState(r); err != nil {
-		if !errors.Is(err, mls.ErrStale) {
-			return nil, fmt.Errorf("apply ratchet state: %v", err)
-		}
-		c.log.Debug("ratchet state older than the group state", "conversation", conv, "err", err)
+		return nil, fmt.Errorf("the stored ratchet state does not apply to the stored group state (%v), "+
+			"so the message keys already used are unknown: %w", err, ErrStateUnusable)
 	}
 	return g, nil
+}
+
+// markUnusable refuses a conversation whose stored state cannot be
+// restored safely (err wraps ErrStateUnusable): its group stays out of
+// memory, so that nothing is encrypted or decrypted in it, its entries
+// wait on the server, and operations on it fail with err. A UI learns it
+// from an EventError. Only a Welcome that adds this device again clears
+// it. c.mu is held (or the Client is being opened).
+func (c *Client) markUnusable(conv protocol.ConversationID, err error) {
+	err = fmt.Errorf("conversation %d: %w", conv, err)
+	c.unusable[conv] = err
+	delete(c.groups, conv)
+	c.log.Error("conversation refused: stored state unusable", "conversation", conv, "err", err)
+	c.ev.push(Event{Kind: EventError, Conversation: conv, Err: err})
+}
+
+// missingGroup is the error of an operation on a conversation without a
+// group in memory: the reason it was refused, or ErrUnknownConversation.
+// c.mu is held.
+func (c *Client) missingGroup(conv protocol.ConversationID) error {
+	if err := c.unusable[conv]; err != nil {
+		return err
+	}
+	return ErrUnknownConversation
 }
 
 // loadGroup restores a group from its stored state.

@@ -123,7 +123,7 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 	defer c.mu.Unlock()
 	g := c.groups[conv]
 	if g == nil {
-		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, ErrUnknownConversation)
+		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, c.missingGroup(conv))
 	}
 	var out []Member
 	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
@@ -294,7 +294,7 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 	for attempt := 0; ; attempt++ {
 		g := c.groups[conv]
 		if g == nil {
-			return ErrUnknownConversation
+			return c.missingGroup(conv)
 		}
 		if !g.Active() {
 			return ErrNotMember
@@ -431,7 +431,7 @@ func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) (
 func (c *Client) addUsersLocked(ctx context.Context, conv protocol.ConversationID, users []string) error {
 	g := c.groups[conv]
 	if g == nil {
-		return ErrUnknownConversation
+		return c.missingGroup(conv)
 	}
 	cands, err := c.claimUsers(ctx, g, users)
 	if err != nil {
@@ -507,7 +507,7 @@ func (c *Client) Remove(ctx context.Context, conv protocol.ConversationID, user 
 	defer c.mu.Unlock()
 	g := c.groups[conv]
 	if g == nil {
-		return fmt.Errorf("client: remove %s from conversation %d: %w", user, conv, ErrUnknownConversation)
+		return fmt.Errorf("client: remove %s from conversation %d: %w", user, conv, c.missingGroup(conv))
 	}
 	if user == c.id.User {
 		return fmt.Errorf("client: remove %s from conversation %d: use Leave to leave", user, conv)
@@ -648,7 +648,7 @@ func (c *Client) Leave(ctx context.Context, conv protocol.ConversationID) error 
 	defer c.mu.Unlock()
 	g := c.groups[conv]
 	if g == nil {
-		return fmt.Errorf("client: leave conversation %d: %w", conv, ErrUnknownConversation)
+		return fmt.Errorf("client: leave conversation %d: %w", conv, c.missingGroup(conv))
 	}
 	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		if err := tx.SetSetting(leavingSetting(conv), []byte{1}); err != nil {
@@ -724,13 +724,13 @@ func (c *Client) goLeave(conv protocol.ConversationID) {
 	})
 }
 
-// checkSendable checks that this device may send to a conversation: it is
-// an active member, has not left, and no member's identity change awaits
-// acknowledgement.
+// checkSendable checks that this device may send to a conversation: its
+// state was restored whole (see markUnusable), it is an active member,
+// has not left, and no member's identity change awaits acknowledgement.
 func (c *Client) checkSendable(ctx context.Context, conv protocol.ConversationID) error {
 	g := c.groups[conv]
 	if g == nil {
-		return ErrUnknownConversation
+		return c.missingGroup(conv)
 	}
 	if !g.Active() || c.leaving(ctx, conv) {
 		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)

@@ -40,6 +40,17 @@ var (
 	// ErrUnknownAttachment means no message in the local history carries
 	// the attachment.
 	ErrUnknownAttachment = errors.New("unknown attachment")
+	// ErrStateUnusable means the stored MLS state of a conversation cannot
+	// be restored without risking the reuse of message keys (its ratchet
+	// state does not apply to its group state): the conversation is
+	// refused — nothing is sent or received in it — until this device is
+	// added to it again.
+	ErrStateUnusable = errors.New("stored conversation state unusable")
+	// ErrKeyReused means a received message used the key of a message
+	// already received with another ciphertext: the sender reused a
+	// message key (RFC 9420 §9.2 forbids it), or someone forged the
+	// entry. It is reported in an EventError; UIs must show it loudly.
+	ErrKeyReused = errors.New("message key used twice")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("client closed")
 )

@@ -375,12 +375,11 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	if err != nil {
 		return nil, err
 	}
-	epoch, leaf := g.Epoch(), g.OwnLeaf()
 	ct, err := g.Encrypt(data, nil)
 	if err != nil {
 		return nil, err
 	}
-	put, err := groupWriter(g, conv, c.messageWrite(conv, g, epoch, leaf))
+	put, err := groupWriter(g, conv, messageWrite())
 	if err != nil {
 		c.reloadGroupLocked(ctx, conv)
 		return nil, err
@@ -407,7 +406,6 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 		c.reloadGroupLocked(ctx, conv)
 		return nil, err
 	}
-	c.noteWritten(conv, g, epoch, leaf)
 	for _, ev := range events {
 		c.ev.push(ev)
 	}
@@ -429,12 +427,11 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 	err := c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", conv), true, protocol.SendRequest{ClientID: fmt.Sprint(out.ID), Message: out.Ciphertext}, &res)
 	if _, bad := isCode(err, protocol.CodeBadMessage); bad && out.Attempts == 0 {
 		if g := c.groups[conv]; g != nil && g.Active() {
-			epoch, leaf := g.Epoch(), g.OwnLeaf()
 			ct, eerr := g.Encrypt(out.Content, nil)
 			if eerr != nil {
 				return nil, eerr
 			}
-			put, eerr := groupWriter(g, conv, c.messageWrite(conv, g, epoch, leaf))
+			put, eerr := groupWriter(g, conv, messageWrite())
 			if eerr != nil {
 				c.reloadGroupLocked(ctx, conv)
 				return nil, eerr
@@ -449,7 +446,6 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 				c.reloadGroupLocked(ctx, conv)
 				return nil, eerr
 			}
-			c.noteWritten(conv, g, epoch, leaf)
 			return c.postLocked(ctx, out)
 		}
 	}

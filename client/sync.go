@@ -1,7 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,8 +28,9 @@ var (
 	// errUnjoined: an entry of a conversation whose Welcome was not
 	// processed yet.
 	errUnjoined = errors.New("conversation not joined yet")
-	// errBlocked: the conversation waits for an identity acknowledgement.
-	errBlocked = errors.New("conversation held back by an identity change")
+	// errBlocked: the conversation waits for an identity acknowledgement,
+	// or is refused for an unusable state (Client.unusable).
+	errBlocked = errors.New("conversation held back")
 )
 
 // cursor returns the stored cursor of a conversation (or the inbox).
@@ -51,6 +55,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	if _, ok := c.blocked[conv]; ok {
 		return errBlocked
 	}
+	if _, ok := c.unusable[conv]; ok {
+		return errBlocked
+	}
 	g := c.groups[conv]
 	if g == nil {
 		return errUnjoined
@@ -65,8 +72,8 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	var (
 		events  []Event
 		write   stateWrite // what of the group state changed and must be written
+		applied bool       // an application message was decrypted: remember its ciphertext
 		apply   func(tx *sqlitestore.Tx) error
-		written func() // called once the write is committed
 		after   func()
 	)
 	fail := func(err error) {
@@ -81,9 +88,22 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		}
 		p, err := g.Process(e.Data)
 		if errors.Is(err, mls.ErrReplay) {
-			// The same ciphertext posted twice (a sender that crashed
-			// before learning its post succeeded): shown once.
-			c.log.Debug("replayed message ignored", "conversation", conv, "seq", e.Seq)
+			first, same, lerr := c.appliedBefore(ctx, conv, e.Data)
+			if lerr != nil {
+				return fmt.Errorf("client: entry %d of conversation %d: %w", e.Seq, conv, lerr)
+			}
+			if same {
+				// The same ciphertext posted twice (a sender that
+				// crashed before learning its post succeeded): shown
+				// once.
+				c.log.Debug("replayed message ignored", "conversation", conv, "seq", e.Seq, "first_seq", first)
+				break
+			}
+			// Another ciphertext under a key already used: the sender
+			// reused a message key, or the entry is forged.
+			c.log.Warn("message key used twice", "conversation", conv, "seq", e.Seq, "sender_device", e.Sender)
+			events = append(events, Event{Kind: EventError, Conversation: conv,
+				Err: fmt.Errorf("conversation %d entry %d from device %s: its key decrypted another message already: %w", conv, e.Seq, e.Sender, ErrKeyReused)})
 			break
 		}
 		if err != nil {
@@ -95,8 +115,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			write = writeFull
 			break
 		}
-		write = c.messageWrite(conv, g, p.Epoch, p.Sender.Leaf)
-		written = func() { c.noteWritten(conv, g, p.Epoch, p.Sender.Leaf) }
+		write, applied = messageWrite(), true
 		m, err := content.Decode(p.ApplicationData)
 		if err != nil {
 			fail(err)
@@ -164,6 +183,11 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		if err := put(tx); err != nil {
 			return err
 		}
+		if applied {
+			if err := recordApplied(tx, conv, e.Seq, e.Data); err != nil {
+				return err
+			}
+		}
 		if apply != nil {
 			if err := apply(tx); err != nil {
 				return err
@@ -174,9 +198,6 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	if err != nil {
 		c.reloadGroupLocked(ctx, conv)
 		return fmt.Errorf("client: store entry %d of conversation %d: %w", e.Seq, conv, err)
-	}
-	if written != nil {
-		written()
 	}
 	for _, ev := range events {
 		c.ev.push(ev)
@@ -238,51 +259,59 @@ func groupWriter(g *mls.Group, conv protocol.ConversationID, w stateWrite) (func
 	return func(*sqlitestore.Tx) error { return nil }, nil
 }
 
-// startedRatchets records the senders (leaves) of each epoch whose
-// message this device encrypted or decrypted in a group and stored since
-// the group was loaded or created.
-type startedRatchets struct {
-	g      *mls.Group // the group object it describes
-	epoch  uint64     // the group's epoch when last noted
-	leaves map[ratchetKey]struct{}
+// messageWrite says what to store after an application message was
+// encrypted or decrypted: the ratchet state. It is enough whatever the
+// message did to the secret tree, the first message of a sender in an
+// epoch included (it splits node secrets down to the sender's leaf):
+// mls.Group.ApplyRatchetState accepts any ratchet state written after the
+// full state it is applied to.
+func messageWrite() stateWrite { return writeRatchet }
+
+// appliedSlots is how many entries of a conversation, by seq, are
+// remembered with the digest of the application message they held, to
+// tell a ciphertext posted twice from a message key used twice (see
+// appliedBefore): far more entries than arrive while a crashed sender
+// restarts and posts its queued message again. A duplicate of an older
+// entry is reported as a key reuse.
+const appliedSlots = 1024
+
+// appliedSetting names the setting that remembers the application
+// message of entry seq (slot seq mod appliedSlots).
+func appliedSetting(conv protocol.ConversationID, seq uint64) string {
+	return fmt.Sprintf("applied/%d/%d", conv, seq%appliedSlots)
 }
 
-// ratchetKey names one sender's ratchet.
-type ratchetKey struct {
-	epoch uint64
-	leaf  mls.LeafIndex
+// recordApplied remembers, in the transaction that applies it, that
+// entry seq of conv held the application message data: the entry's seq
+// (8 bytes, big endian) and the SHA-256 of data.
+func recordApplied(tx *sqlitestore.Tx, conv protocol.ConversationID, seq uint64, data []byte) error {
+	d := sha256.Sum256(data)
+	return tx.SetSetting(appliedSetting(conv, seq), append(binary.BigEndian.AppendUint64(nil, seq), d[:]...))
 }
 
-// messageWrite says what to store after a message of leaf in epoch was
-// encrypted or decrypted: the ratchet state, or the full state if it is
-// the first message of that sender in that epoch that this device
-// handles since it loaded the group. The first message of a sender
-// splits node secrets of the epoch's secret tree down to its leaf, and
-// mls.Group.ApplyRatchetState refuses a ratchet state holding a node
-// secret that the full state it is applied to does not hold, even one
-// split from a secret the full state holds. Writing the full state then
-// keeps every later ratchet state applicable. It costs one full write per
-// sender and epoch. c.mu is held.
-func (c *Client) messageWrite(conv protocol.ConversationID, g *mls.Group, epoch uint64, leaf mls.LeafIndex) stateWrite {
-	if s := c.started[conv]; s != nil && s.g == g {
-		if _, ok := s.leaves[ratchetKey{epoch, leaf}]; ok {
-			return writeRatchet
+// appliedBefore reports whether the application message data was applied
+// already in one of the last appliedSlots entries of conv, and at which
+// seq. It reads every slot: it runs only for a message refused as a
+// replay.
+func (c *Client) appliedBefore(ctx context.Context, conv protocol.ConversationID, data []byte) (seq uint64, ok bool, err error) {
+	d := sha256.Sum256(data)
+	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		for i := range uint64(appliedSlots) {
+			v, err := tx.Setting(appliedSetting(conv, i))
+			if errors.Is(err, sqlitestore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if len(v) == 8+sha256.Size && bytes.Equal(v[8:], d[:]) {
+				seq, ok = binary.BigEndian.Uint64(v), true
+				return nil
+			}
 		}
-	}
-	return writeFull
-}
-
-// noteWritten records that the state after a message of leaf in epoch
-// was stored (see messageWrite). c.mu is held.
-func (c *Client) noteWritten(conv protocol.ConversationID, g *mls.Group, epoch uint64, leaf mls.LeafIndex) {
-	s := c.started[conv]
-	if s == nil || s.g != g || s.epoch != g.Epoch() {
-		// A new group object or a new epoch: older entries go (at worst
-		// a sender of a past epoch causes one more full write).
-		s = &startedRatchets{g: g, epoch: g.Epoch(), leaves: map[ratchetKey]struct{}{}}
-		c.started[conv] = s
-	}
-	s.leaves[ratchetKey{epoch, leaf}] = struct{}{}
+		return nil
+	})
+	return seq, ok, err
 }
 
 // reloadGroupLocked restores a conversation's group from the store after
@@ -298,7 +327,11 @@ func (c *Client) reloadGroupLocked(ctx context.Context, conv protocol.Conversati
 		g, err = c.readGroup(tx, conv)
 		return err
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrStateUnusable):
+		c.markUnusable(conv, err)
+		return
+	case err != nil:
 		if !errors.Is(err, sqlitestore.ErrNotFound) {
 			c.log.Warn("group dropped from memory: reload failed", "conversation", conv, "err", err)
 		}
@@ -469,6 +502,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		return fmt.Errorf("client: store joined conversation %d: %w", conv, err)
 	}
 	c.groups[conv] = g
+	delete(c.unusable, conv) // added again: the Welcome's group is whole
 	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
 	c.background(func(ctx context.Context) {
 		if err := c.replenishKeyPackages(ctx); err != nil {
@@ -531,6 +565,9 @@ func (c *Client) catchUpLocked(ctx context.Context, conv protocol.ConversationID
 		for _, e := range page.Entries {
 			if err := c.applyEntryLocked(ctx, e); err != nil {
 				if errors.Is(err, errBlocked) {
+					if uerr := c.unusable[conv]; uerr != nil {
+						return fmt.Errorf("client: catch up: %w", uerr)
+					}
 					return fmt.Errorf("client: catch up conversation %d: %w", conv, ErrIdentityChanged)
 				}
 				return err
