@@ -176,3 +176,40 @@ func TestValidNames(t *testing.T) {
 		t.Error("device ids")
 	}
 }
+
+// The fast path for the usual shape decodes like the general one.
+func TestUnmarshalFrameShapes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want FrameType // "" for an error
+	}{
+		{`{"type":"send","client_id":"a","conversation":1,"message":"AAE="}`, FrameSend},
+		{`{"type":"ping"}`, FramePing},
+		{` {"type":"ping"}`, FramePing},
+		{`{"nonce":"x","type":"ping"}`, FramePing},
+		{`{"type":"ping","type":"ack"}`, FrameAck}, // the last duplicate wins, as in encoding/json
+		{`{"type":"ping"} {}`, ""},
+		{`{"type":"ping"}x`, ""},
+		{`{"type":"nope"}`, ""},
+		{`{"type":"ping","nonce":1}`, ""},
+		{`{"type":"ping",}`, ""},
+	} {
+		f, err := UnmarshalFrame([]byte(tc.in))
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%s: accepted as %s", tc.in, f.FrameType())
+		case tc.want != "" && (err != nil || f.FrameType() != tc.want):
+			t.Errorf("%s: %v %v, want %s", tc.in, f, err, tc.want)
+		}
+	}
+}
+
+func BenchmarkUnmarshalFrame(b *testing.B) {
+	msg, _ := MarshalFrame(&SendFrame{ClientID: "c-123456", Conversation: 42, Message: make([]byte, 256)})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalFrame(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -194,6 +194,11 @@ func MarshalFrame(f Frame) ([]byte, error) {
 // names. It rejects anything but a single JSON object, unknown types and
 // malformed fields; unknown members are ignored.
 func UnmarshalFrame(data []byte) (Frame, error) {
+	if typ, ok := leadingType(data); ok {
+		// The common shape, as MarshalFrame writes it: one pass fewer.
+		// json.Unmarshal still checks the whole message.
+		return unmarshalAs(typ, data)
+	}
 	var head struct {
 		Type *FrameType `json:"type"`
 	}
@@ -207,12 +212,40 @@ func UnmarshalFrame(data []byte) (Frame, error) {
 	if head.Type == nil {
 		return nil, fmt.Errorf("protocol: decode frame: missing type")
 	}
-	f := newFrame(*head.Type)
+	return unmarshalAs(*head.Type, data)
+}
+
+// leadingType returns the type of a message that starts with a "type"
+// member holding a plain lowercase string and names no other "type"
+// member; ok is false for any other message, which then takes the general
+// path.
+func leadingType(data []byte) (FrameType, bool) {
+	const prefix = `{"type":"`
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return "", false
+	}
+	rest := data[len(prefix):]
+	i := 0
+	for i < len(rest) && i <= 16 && rest[i] >= 'a' && rest[i] <= 'z' {
+		i++
+	}
+	if i == 0 || i+1 >= len(rest) || rest[i] != '"' || rest[i+1] != ',' && rest[i+1] != '}' {
+		return "", false
+	}
+	if bytes.Contains(rest[i+1:], []byte(`"type"`)) { // a later duplicate wins in encoding/json
+		return "", false
+	}
+	return FrameType(rest[:i]), true
+}
+
+// unmarshalAs decodes data as a frame of the type.
+func unmarshalAs(typ FrameType, data []byte) (Frame, error) {
+	f := newFrame(typ)
 	if f == nil {
-		return nil, fmt.Errorf("protocol: decode frame: unknown type %.32q", string(*head.Type))
+		return nil, fmt.Errorf("protocol: decode frame: unknown type %.32q", string(typ))
 	}
 	if err := json.Unmarshal(data, f); err != nil {
-		return nil, fmt.Errorf("protocol: decode %s frame: %v", *head.Type, err)
+		return nil, fmt.Errorf("protocol: decode %s frame: %v", typ, err)
 	}
 	return f, nil
 }

@@ -67,7 +67,7 @@ func DefaultConfig() Config {
 		ChallengeTTL:            2 * time.Minute,
 		Retention:               30 * 24 * time.Hour,
 		PruneInterval:           10 * time.Minute,
-		MaxBatch:                256,
+		MaxBatch:                1024,
 		MaxBatchDelay:           0,
 		SubmitQueue:             4096,
 		ClaimRate:               1,

@@ -15,9 +15,11 @@ const connPage = 64
 // Conn is the transport-agnostic state of one connected device (DERP's
 // sclient): the adapter runs one reader loop that calls Subscribe, Ack,
 // Send, Typing and Ping, and one writer loop that calls Next and writes
-// what it returns. Entries are not queued: Next reads them from the store
-// after the connection's cursors when a notification marks a conversation
-// dirty, so a slow reader only lags and nothing is lost or duplicated. The
+// what it returns (or, attached with AttachWake, a writer that polls only
+// after a wake-up). Entries are not queued: Next reads them after the
+// connection's cursors — from the service's tail cache of recent entries,
+// else from the store — when a notification marks a conversation dirty,
+// so a slow reader only lags and nothing is lost or duplicated. The
 // bounded queue holds only answers (sent, error, pong) and typing signals;
 // when it overflows the connection is closed (a slow consumer resumes from
 // its cursors later).
@@ -28,10 +30,11 @@ const connPage = 64
 // receives that commit (its departed membership allows reading up to it)
 // and nothing after it, whatever the order of notifications.
 type Conn struct {
-	s     *Service
-	sess  Session
-	queue int
-	wake  chan struct{}
+	s      *Service
+	sess   Session
+	queue  int
+	wake   chan struct{} // wake wakes a blocked Next; nil with a wake function
+	onWake func()
 
 	applyMu sync.Mutex // applyMu serializes membership reads and their application
 	subMu   sync.Mutex // subMu guards unsubs; never held with mu while calling the notifier
@@ -44,7 +47,7 @@ type Conn struct {
 	sent        map[store.ConversationID]uint64   // sent is the highest seq handed out per followed conversation
 	until       map[store.ConversationID]uint64   // until is the last readable seq of departed conversations
 	recheck     map[store.ConversationID]struct{} // recheck holds conversations whose membership is read again before more entries
-	dirty       map[store.ConversationID]struct{}
+	dirty       map[store.ConversationID]uint64   // dirty holds the conversations to read, with the head to read up to (or unknownHead)
 	inboxSent   uint64
 	inboxDirty  bool
 	memberDirty bool
@@ -57,11 +60,28 @@ type Conn struct {
 // bounds the answers and signals waiting to be written. Close it when the
 // transport ends.
 func (s *Service) Attach(sess *Session, queue int) *Conn {
+	return s.attach(sess, queue, nil)
+}
+
+// AttachWake is Attach for an adapter without a dedicated writer
+// goroutine: instead of blocking in Next, it calls Poll until Poll has
+// nothing, and again after wake is called. wake is called from any
+// goroutine whenever Poll may have something new; it must not block (it
+// typically starts a writer goroutine if none runs). Once Poll returned
+// an error, wake may still be called and should be ignored.
+func (s *Service) AttachWake(sess *Session, queue int, wake func()) *Conn {
+	return s.attach(sess, queue, wake)
+}
+
+func (s *Service) attach(sess *Session, queue int, wake func()) *Conn {
 	if queue < 1 {
 		queue = 1
 	}
-	c := &Conn{s: s, sess: *sess, queue: queue, wake: make(chan struct{}, 1), unsubs: map[store.ConversationID]func(){}, sent: map[store.ConversationID]uint64{},
+	c := &Conn{s: s, sess: *sess, queue: queue, onWake: wake, unsubs: make(map[store.ConversationID]func(), 1), sent: make(map[store.ConversationID]uint64, 1),
 		until: map[store.ConversationID]uint64{}, recheck: map[store.ConversationID]struct{}{}}
+	if wake == nil {
+		c.wake = make(chan struct{}, 1)
+	}
 	c.unsubD = s.notify.Subscribe(Topic{Device: sess.Device}, c)
 	s.conns.Add(1)
 	return c
@@ -84,16 +104,32 @@ func (c *Conn) Notify(e Event) {
 	case e.Topic.Device != "":
 		c.inboxDirty, c.memberDirty = true, true
 	default:
-		if c.dirty == nil {
-			c.dirty = make(map[store.ConversationID]struct{})
+		head := e.Head
+		if head == 0 {
+			head = unknownHead
 		}
-		c.dirty[e.Topic.Conversation] = struct{}{}
+		c.markDirty(e.Topic.Conversation, head)
 	}
 	c.mu.Unlock()
 	c.signal()
 }
 
+// markDirty records that a conversation has new entries up to head
+// (unknownHead: up to what the store has). c.mu must be held.
+func (c *Conn) markDirty(id store.ConversationID, head uint64) {
+	if c.dirty == nil {
+		c.dirty = make(map[store.ConversationID]uint64)
+	}
+	if head > c.dirty[id] {
+		c.dirty[id] = head
+	}
+}
+
 func (c *Conn) signal() {
+	if c.onWake != nil {
+		c.onWake()
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -130,8 +166,23 @@ var ErrConnClosed = errors.New("delivery: connection closed")
 // Next blocks until there is a frame to write and returns it: an answer or
 // typing signal, else the next entry or inbox entry in order. It returns
 // an error wrapping a *protocol.Error when the connection must close, or
-// ctx's error. It must be called from one goroutine.
+// ctx's error. It must be called from one goroutine at a time, and only on
+// a connection made by Attach.
+//
+// A returned frame may implement EncodedFrame: its encoding is shared
+// with other connections.
 func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
+	return c.next(ctx, true)
+}
+
+// Poll is Next without waiting: it returns a nil frame and error when
+// there is nothing to write now. It must be called from one goroutine at
+// a time.
+func (c *Conn) Poll(ctx context.Context) (protocol.Frame, error) {
+	return c.next(ctx, false)
+}
+
+func (c *Conn) next(ctx context.Context, wait bool) (protocol.Frame, error) {
 	for {
 		c.mu.Lock()
 		if c.closed != nil {
@@ -204,35 +255,47 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 			continue
 		} else if len(c.dirty) > 0 {
 			var id store.ConversationID
-			for id = range c.dirty {
+			var head uint64
+			for id, head = range c.dirty {
 				break
 			}
 			delete(c.dirty, id)
 			after, member := c.sent[id]
 			until, departed := c.until[id]
 			gen := c.gen
-			c.mu.Unlock()
-			if !member || departed && after >= until {
+			if !member || departed && after >= until || head != unknownHead && after >= head {
+				c.mu.Unlock()
 				continue
 			}
-			es, err := c.s.st.Entries(ctx, id, after, connPage)
-			if err != nil {
-				return nil, internal("connection entries", err)
+			// The tail first (shared, encoded once), else the store.
+			c.mu.Unlock()
+			fs, cached := c.s.tails.read(id, after, connPage)
+			more := len(fs) == connPage
+			if !cached {
+				es, err := c.s.st.Entries(ctx, id, after, connPage)
+				if err != nil {
+					return nil, internal("connection entries", err)
+				}
+				fs = make([]*entryFrame, len(es))
+				for i, e := range es {
+					fs[i] = newEntryFrame(e)
+				}
+				more = len(es) == connPage
 			}
 			c.mu.Lock()
 			if cur, ok := c.sent[id]; ok && gen == c.gen {
-				more := len(es) == connPage
 				lim, departed := c.until[id]
-				for _, e := range es {
+				for _, f := range fs {
+					e := &f.e
 					if e.Seq <= cur {
 						continue
 					}
 					if departed && e.Seq > lim {
-						more = false
+						more, head = false, 0
 						break
 					}
 					cur = e.Seq
-					c.pending = append(c.pending, &protocol.EntryFrame{Entry: entry(e)})
+					c.pending = append(c.pending, f)
 					if e.Kind == store.KindHandshake && !departed {
 						// A membership barrier: read on only after
 						// the membership is read again.
@@ -242,14 +305,25 @@ func (c *Conn) Next(ctx context.Context) (protocol.Frame, error) {
 					}
 				}
 				c.sent[id] = cur
+				if cached && head > cur {
+					// The tail ended before the known head (or the head is
+					// unknown): read on, from the store if need be.
+					more = true
+				}
 				if more {
-					c.dirty[id] = struct{}{}
+					if head == 0 {
+						head = unknownHead
+					}
+					c.markDirty(id, head)
 				}
 			}
 			c.mu.Unlock()
 			continue
 		} else {
 			c.mu.Unlock()
+		}
+		if !wait || c.wake == nil {
+			return nil, ctx.Err()
 		}
 		select {
 		case <-c.wake:
@@ -289,7 +363,7 @@ func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, g
 		return nil
 	}
 	c.follow(id, m)
-	c.dirty[id] = struct{}{}
+	c.markDirty(id, unknownHead)
 	c.mu.Unlock()
 	return nil
 }
@@ -366,9 +440,6 @@ func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64
 			delete(c.recheck, id)
 		}
 	}
-	if c.dirty == nil {
-		c.dirty = make(map[store.ConversationID]struct{}, len(want))
-	}
 	for id, start := range want {
 		if _, ok := c.sent[id]; !ok || from != nil {
 			c.sent[id] = start
@@ -376,7 +447,7 @@ func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64
 			delete(c.recheck, id)
 		}
 		c.follow(id, byID[id])
-		c.dirty[id] = struct{}{}
+		c.markDirty(id, unknownHead)
 	}
 	c.mu.Unlock()
 }
@@ -388,6 +459,9 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 	if len(f.Cursors) > 100000 {
 		return perr(protocol.CodeTooLarge, "subscribe: %d cursors", len(f.Cursors))
 	}
+	// Conversations the frame does not name resume from the stored
+	// cursors, which must include the acknowledgements sent so far.
+	c.s.ackBarrier(ctx)
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	ms, err := c.s.st.Conversations(ctx, c.sess.Device)
@@ -420,9 +494,20 @@ func (c *Conn) Member(id protocol.ConversationID) bool {
 	return ok && !departed
 }
 
-// Ack acknowledges entries like Service.Ack.
+// Ack acknowledges entries like Service.Ack but does not wait for the
+// cursors to be written: a refused cursor closes the connection later
+// (Next returns the reason). The inbox acknowledgement is written before
+// Ack returns.
 func (c *Conn) Ack(ctx context.Context, f *protocol.AckFrame) error {
-	return c.s.Ack(ctx, &c.sess, f.Cursors, f.Inbox)
+	if err := c.ackAsync(f.Cursors); err != nil {
+		return err
+	}
+	if f.Inbox > 0 {
+		if err := c.s.st.AckInbox(ctx, c.sess.Device, f.Inbox); err != nil {
+			return internal("ack inbox", err)
+		}
+	}
+	return nil
 }
 
 // Send queues an application message; the answer (sent or error with the

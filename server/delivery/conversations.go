@@ -95,6 +95,7 @@ func (s *Service) requireMember(ctx context.Context, sess *Session, id store.Con
 
 // Conversations lists the caller device's conversations.
 func (s *Service) Conversations(ctx context.Context, sess *Session) (protocol.ConversationList, error) {
+	s.ackBarrier(ctx) // cursors include the caller's acknowledgements so far
 	ms, err := s.st.Conversations(ctx, sess.Device)
 	if err != nil {
 		return protocol.ConversationList{}, internal("list conversations", err)
@@ -126,6 +127,7 @@ func (s *Service) Conversation(ctx context.Context, sess *Session, id protocol.C
 	if err := s.requireMember(ctx, sess, cid); err != nil {
 		return protocol.ConversationInfo{}, err
 	}
+	s.ackBarrier(ctx) // the cursor includes the caller's acknowledgements so far
 	c, err := s.conversation(ctx, cid)
 	if err != nil {
 		return protocol.ConversationInfo{}, err
@@ -467,29 +469,4 @@ func (s *Service) Inbox(ctx context.Context, sess *Session, after uint64, limit 
 		out.Entries = append(out.Entries, inboxEntry(e))
 	}
 	return out, nil
-}
-
-// Ack advances the caller device's cursors and deletes its inbox entries
-// up to inbox. Older seqs are ignored.
-func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cursor, inbox uint64) error {
-	if len(cursors) > 10000 {
-		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))
-	}
-	for _, c := range cursors {
-		err := s.st.Ack(ctx, sess.Device, store.ConversationID(c.Conversation), c.Seq)
-		switch {
-		case errors.Is(err, store.ErrNotMember), errors.Is(err, store.ErrNotFound):
-			return perr(protocol.CodeNotMember, "ack: device %q is not a member of conversation %d", sess.Device, c.Conversation)
-		case errors.Is(err, store.ErrInvalid):
-			return perr(protocol.CodeBadRequest, "ack: seq %d is beyond what device %q may read of conversation %d", c.Seq, sess.Device, c.Conversation)
-		case err != nil:
-			return internal(fmt.Sprintf("ack conversation %d", c.Conversation), err)
-		}
-	}
-	if inbox > 0 {
-		if err := s.st.AckInbox(ctx, sess.Device, inbox); err != nil {
-			return internal("ack inbox", err)
-		}
-	}
-	return nil
 }

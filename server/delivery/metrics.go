@@ -8,12 +8,14 @@ import (
 
 // metrics are the service's Prometheus collectors.
 type metrics struct {
-	appended   prometheus.Counter
-	refused    *prometheus.CounterVec
-	batchSize  prometheus.Histogram
-	batchTime  prometheus.Histogram
-	handshakes *prometheus.CounterVec
-	claims     prometheus.Counter
+	appended     prometheus.Counter
+	refused      *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	batchTime    prometheus.Histogram
+	ackBatchSize prometheus.Histogram
+	ackBatchTime prometheus.Histogram
+	handshakes   *prometheus.CounterVec
+	claims       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
@@ -24,13 +26,17 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_append_batch_seconds", Help: "Duration of a group-commit transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
+		ackBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_ack_batch_cursors", Help: "Cursors per acknowledgement transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
+		ackBatchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_ack_batch_seconds", Help: "Duration of an acknowledgement transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_handshakes_total", Help: "Handshake messages, by result."}, []string{"result"}),
 		claims:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.handshakes, m.claims,
+	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.ackBatchSize, m.ackBatchTime, m.handshakes, m.claims,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_connections", Help: "Attached device connections."}, func() float64 { return float64(s.conns.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_queue", Help: "Submissions waiting for the writer."}, func() float64 { return float64(len(s.submit)) }),
 	} {

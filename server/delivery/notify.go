@@ -26,6 +26,10 @@ type Typing struct {
 type Event struct {
 	Topic  Topic
 	Typing *Typing
+	// Head, when not zero, is a conversation's last seq that the
+	// publisher committed: a receiver has everything new once it read up
+	// to Head. Zero means unknown (read until the store has no more).
+	Head uint64
 }
 
 // Subscriber receives events. Notify must not block: it is called from

@@ -38,6 +38,8 @@ type Service struct {
 	claims *Limiter
 
 	submit chan *submission
+	acks   *acker
+	tails  tails
 	done   chan struct{} // closed when Run returns
 
 	convLocks [64]sync.Mutex
@@ -59,6 +61,7 @@ func New(cfg Config, st store.Store, blobs BlobStore, f Follower, opts Options) 
 		cfg: cfg, st: st, blobs: blobs, fol: f,
 		now: opts.Now, log: opts.Logger, rand: opts.Rand, notify: opts.Notifier,
 		submit: make(chan *submission, cfg.SubmitQueue),
+		acks:   newAcker(),
 		done:   make(chan struct{}),
 		seed:   maphash.MakeSeed(),
 	}
@@ -92,15 +95,19 @@ func (s *Service) Logger() *slog.Logger { return s.log }
 // Now returns the service clock's time.
 func (s *Service) Now() time.Time { return s.now() }
 
-// Run does the background work until ctx ends: the group-commit writer
-// and periodic pruning. Submissions made while Run is not running wait.
+// Run does the background work until ctx ends: the group-commit writers
+// of entries and of acknowledgements, and periodic pruning. Submissions made while Run is not running wait.
 // It returns ctx's error.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		s.pruneLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.ackLoop(ctx)
 	}()
 	s.writeLoop(ctx)
 	wg.Wait()
@@ -138,6 +145,7 @@ func (s *Service) pruneLoop(ctx context.Context) {
 // retention, with their content.
 func (s *Service) Prune(ctx context.Context) (store.PruneResult, error) {
 	r, err := s.st.Prune(ctx, store.PruneOptions{Now: s.now(), Retention: s.cfg.Retention})
+	s.tails.reset()
 	for _, id := range r.Blobs {
 		if derr := s.blobs.Delete(ctx, id); derr != nil {
 			s.log.Warn("delete pruned attachment", "attachment", id, "err", derr)

@@ -221,14 +221,20 @@ func (s *Service) flush(ctx context.Context, batch []*submission) {
 		return
 	}
 	var touched []store.ConversationID
+	var frames map[store.ConversationID][]*entryFrame
 	for i, sub := range batch {
 		r := res[i]
 		switch {
 		case r.Err == nil:
 			s.metrics.appended.Inc()
-			if len(touched) == 0 || touched[len(touched)-1] != r.Entry.Conversation {
-				touched = append(touched, r.Entry.Conversation)
+			if frames == nil {
+				frames = make(map[store.ConversationID][]*entryFrame)
 			}
+			c := r.Entry.Conversation
+			if _, ok := frames[c]; !ok {
+				touched = append(touched, c)
+			}
+			frames[c] = append(frames[c], newEntryFrame(r.Entry))
 			sub.done(r.Entry, nil)
 		case errors.Is(r.Err, store.ErrNotMember):
 			s.metrics.refused.WithLabelValues(string(protocol.CodeNotMember)).Inc()
@@ -241,11 +247,11 @@ func (s *Service) flush(ctx context.Context, batch []*submission) {
 			sub.done(store.Entry{}, internal("append", r.Err))
 		}
 	}
-	seen := make(map[store.ConversationID]bool, len(touched))
+	// The tails first, then the wake-ups: a woken connection finds the new
+	// entries in the tail.
 	for _, c := range touched {
-		if !seen[c] {
-			seen[c] = true
-			s.notify.Publish(Event{Topic: Topic{Conversation: c}})
-		}
+		fs := frames[c]
+		s.tails.add(c, fs)
+		s.notify.Publish(Event{Topic: Topic{Conversation: c}, Head: fs[len(fs)-1].e.Seq})
 	}
 }

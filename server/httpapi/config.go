@@ -2,10 +2,11 @@
 // route of package protocol under /v1, plus /healthz, /readyz and
 // /metrics. Request bodies are JSON decoded strictly (one value, no
 // unknown fields, size-limited); failures answer a protocol.Error with its
-// HTTP status. The WebSocket at /v1/ws runs one reader loop (the handler
-// goroutine) and one writer goroutine per connection around a
-// delivery.Conn, with a bounded answer queue, WebSocket pings from a
-// shared pinger and write deadlines.
+// HTTP status. The WebSocket at /v1/ws runs one reader goroutine per
+// connection around a delivery.Conn, and a writer goroutine only while
+// there is something to write (started on a wake-up; it writes everything
+// pending with one write(2) and exits), with a bounded answer queue,
+// WebSocket pings from a shared pinger and write deadlines.
 package httpapi
 
 import (

@@ -441,3 +441,37 @@ func TestRevokeClosesConnection(t *testing.T) {
 		t.Fatalf("revoked device got %T %+v %v", f, f, err)
 	}
 }
+
+// WebSocket acknowledgements are written asynchronously and coalesced:
+// the stored cursor reaches the highest one, and a refused one closes the
+// connection with the reason.
+func TestWebSocketAckAsync(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	var last protocol.SendResponse
+	for i := range 5 {
+		last = alice.send(t, fmt.Sprint("m", i))
+	}
+	w := bob.d.dial(t)
+	w.send(&protocol.SubscribeFrame{})
+	es := w.entries(5, 5*time.Second)
+	for _, en := range es {
+		w.send(&protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: en.Seq}}})
+	}
+	// The frames travel on another connection than the GET: poll.
+	var info protocol.ConversationInfo
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+		if info.Cursor == last.Seq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored cursor %d, want %d", info.Cursor, last.Seq)
+		}
+	}
+	w.send(&protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: last.Seq + 10}}})
+	f, err := w.next(5 * time.Second)
+	if ef, ok := f.(*protocol.ErrorFrame); !ok || ef.Code != protocol.CodeBadRequest {
+		t.Fatalf("ack beyond the head: got %T %+v %v", f, f, err)
+	}
+}

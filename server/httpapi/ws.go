@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -13,18 +14,34 @@ import (
 	"github.com/parley-chat/parley/server/delivery"
 )
 
-// wsConn is one WebSocket connection.
+// wsConn is one WebSocket connection. It has one reader goroutine; a
+// writer goroutine runs only while there is something to write (started
+// by the delivery connection's wake-ups), so an idle connection costs one
+// goroutine.
 type wsConn struct {
 	c      *websocket.Conn
+	nc     *corkConn
 	dc     *delivery.Conn
+	ctx    context.Context
 	cancel context.CancelFunc
+
+	running atomic.Bool   // running: a writer goroutine runs, or the writer ended for good
+	again   atomic.Bool   // again: woken since the writer last polled
+	ended   chan struct{} // ended is closed when the writer ended for good
 }
 
 // pingWorkers bounds the goroutines pinging connections at once.
 const pingWorkers = 32
 
+// WebSocket buffer sizes: frames larger than a buffer are read and
+// written past it, so small buffers cost only idle memory, not copies.
+const (
+	wsReadBuffer  = 1 << 10
+	wsWriteBuffer = 512
+)
+
 // serveWS upgrades an authenticated request to a WebSocket and starts the
-// connection's reader and writer goroutines.
+// connection's reader goroutine.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		s.writeError(w, r, protocol.NewError(protocol.CodeUnavailable, "server is shutting down"))
@@ -35,7 +52,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -47,42 +65,48 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.count(r, http.StatusSwitchingProtocols)
 	c.SetReadLimit(s.cfg.MaxFrameBytes)
 	ctx, cancel := context.WithCancel(context.Background())
-	wc := &wsConn{c: c, dc: s.svc.Attach(ss, s.cfg.SendQueue), cancel: cancel}
+	wc := &wsConn{c: c, nc: hw.nc, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
+	wc.dc = s.svc.AttachWake(ss, s.cfg.SendQueue, func() { s.wake(wc) })
 	if !s.addConn(wc) {
 		cancel()
 		wc.dc.Close()
 		c.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
 	}
-	// The handler returns now: the hijacked connection lives on in two
-	// goroutines with shallow stacks (the net/http goroutine's deep stack,
+	// The handler returns now: the hijacked connection lives on in a
+	// goroutine with a shallow stack (the net/http goroutine's deep stack,
 	// the request and the response are freed), which keeps idle
 	// connections small.
 	go s.runConn(ctx, wc)
 }
 
-// runConn is the reader loop of a connection; it starts the writer and
-// cleans up when both ended.
+// runConn is the reader loop of a connection; it cleans up when the
+// reader and the writer ended.
 func (s *Server) runConn(ctx context.Context, wc *wsConn) {
 	defer s.removeConn(wc)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		s.writeLoop(ctx, wc)
-	}()
 	if failed := s.readLoop(ctx, wc); failed {
 		// Let the writer send the error frame and close.
 		t := time.NewTimer(s.cfg.WriteTimeout + 5*time.Second)
 		select {
-		case <-written:
+		case <-wc.ended:
 		case <-t.C:
 		}
 		t.Stop()
 	}
 	wc.cancel()
-	wc.dc.Close()
-	<-written
+	wc.nc.abort() // a write in progress ends at once
+	wc.dc.Close() // the writer sees the closed connection and ends
+	<-wc.ended
 	wc.c.CloseNow()
+}
+
+// wake makes sure a writer goroutine runs to write what the delivery
+// connection has. It never blocks.
+func (s *Server) wake(wc *wsConn) {
+	wc.again.Store(true)
+	if wc.running.CompareAndSwap(false, true) {
+		go s.writeLoop(wc)
+	}
 }
 
 func (s *Server) addConn(wc *wsConn) bool {
@@ -179,40 +203,76 @@ func (s *Server) handleFrame(ctx context.Context, wc *wsConn, f protocol.Frame) 
 	return protocol.NewError(protocol.CodeBadRequest, "frame type %q is not sent by clients", f.FrameType())
 }
 
-// writeLoop writes what the delivery connection produces until it ends;
-// a connection-level error is written as an error frame before closing.
-func (s *Server) writeLoop(ctx context.Context, wc *wsConn) {
-	defer wc.cancel()
+// writeLoop writes what the delivery connection has, with one flush (one
+// write(2)) per round, and returns when there is nothing more; the next
+// wake-up starts a new one. A connection-level error is written as an
+// error frame before closing, and ends the writer for good.
+func (s *Server) writeLoop(wc *wsConn) {
+	ctx := wc.ctx
 	for {
-		f, err := wc.dc.Next(ctx)
-		if err != nil {
-			var pe *protocol.Error
-			if !errors.As(err, &pe) {
-				if ctx.Err() == nil {
-					s.log.Error("websocket delivery failed", "device", wc.dc.Session().Device, "err", err)
+		wc.again.Store(false)
+		wc.nc.cork()
+		for {
+			f, err := wc.dc.Poll(ctx)
+			if err != nil {
+				if wc.nc.uncork(s.cfg.WriteTimeout) == nil {
+					s.closeWith(ctx, wc, err)
 				}
-				wc.c.Close(websocket.StatusInternalError, "internal error")
+				s.endWriter(wc)
 				return
 			}
-			status := websocket.StatusPolicyViolation
-			switch pe.Code {
-			case protocol.CodeUnavailable:
-				status = websocket.StatusGoingAway
-				if pe.Message == goingAway {
-					break
-				}
-				status = websocket.StatusTryAgainLater
-			default:
-				s.write(ctx, wc, &protocol.ErrorFrame{Error: *pe})
+			if f == nil {
+				break
 			}
-			if ctx.Err() == nil {
-				wc.c.Close(status, truncate(pe.Message, 120))
+			if err := s.write(ctx, wc, f); err != nil {
+				wc.nc.uncork(0)
+				s.endWriter(wc)
+				return
 			}
+		}
+		if err := wc.nc.uncork(s.cfg.WriteTimeout); err != nil {
+			s.endWriter(wc)
 			return
 		}
-		if err := s.write(ctx, wc, f); err != nil {
+		wc.running.Store(false)
+		if !wc.again.Load() || !wc.running.CompareAndSwap(false, true) {
 			return
 		}
+	}
+}
+
+// endWriter ends the writer for good (running stays set) and the
+// connection with it.
+func (s *Server) endWriter(wc *wsConn) {
+	wc.cancel()
+	close(wc.ended)
+}
+
+// closeWith closes the connection after the delivery connection ended
+// with err, writing the reason as an error frame where it is the client's
+// to know.
+func (s *Server) closeWith(ctx context.Context, wc *wsConn, err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		if ctx.Err() == nil {
+			s.log.Error("websocket delivery failed", "device", wc.dc.Session().Device, "err", err)
+			wc.c.Close(websocket.StatusInternalError, "internal error")
+		}
+		return
+	}
+	status := websocket.StatusPolicyViolation
+	switch pe.Code {
+	case protocol.CodeUnavailable:
+		status = websocket.StatusGoingAway
+		if pe.Message == goingAway {
+			break
+		}
+		status = websocket.StatusTryAgainLater
+	default:
+		s.write(ctx, wc, &protocol.ErrorFrame{Error: *pe})
+	}
+	if ctx.Err() == nil {
+		wc.c.Close(status, truncate(pe.Message, 120))
 	}
 }
 
@@ -227,7 +287,13 @@ func truncate(s string, n int) string {
 
 // write writes one frame within the write timeout.
 func (s *Server) write(ctx context.Context, wc *wsConn, f protocol.Frame) error {
-	b, err := protocol.MarshalFrame(f)
+	var b []byte
+	var err error
+	if ef, ok := f.(delivery.EncodedFrame); ok {
+		b, err = ef.EncodeFrame() // shared by the connections that write it
+	} else {
+		b, err = protocol.MarshalFrame(f)
+	}
 	if err != nil {
 		return err
 	}

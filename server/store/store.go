@@ -284,6 +284,14 @@ type AppendResult struct {
 	Err   error
 }
 
+// Ack is one acknowledgement of AckBatch: Device has read Conversation up
+// to Seq.
+type Ack struct {
+	Device       DeviceID
+	Conversation ConversationID
+	Seq          uint64
+}
+
 // InboxEntry is a Welcome waiting in a device's inbox.
 type InboxEntry struct {
 	Device       DeviceID       // Device is the recipient.
@@ -514,6 +522,12 @@ type Store interface {
 	// ErrInvalid beyond the head (for a departed device: beyond Left).
 	// A departed device's acknowledgement of Left ends its membership.
 	Ack(ctx context.Context, device DeviceID, id ConversationID, seq uint64) error
+	// AckBatch applies acknowledgements in one transaction (group commit),
+	// each exactly like Ack, in order. errs[i] is the outcome of acks[i]:
+	// nil, or ErrNotMember or ErrInvalid (wrapped) when that one alone was
+	// refused. The error return means the whole batch failed and nothing
+	// changed.
+	AckBatch(ctx context.Context, acks []Ack) (errs []error, err error)
 	// Inbox returns up to limit inbox entries of the device with seq
 	// greater than after, in seq order.
 	Inbox(ctx context.Context, device DeviceID, after uint64, limit int) ([]InboxEntry, error)

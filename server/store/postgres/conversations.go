@@ -388,39 +388,65 @@ func (s *Store) Entries(ctx context.Context, id store.ConversationID, after uint
 
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.ConversationID, seq uint64) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
-			AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
-		if err != nil || tag.RowsAffected() == 1 {
-			return err
-		}
-		var cursor, head, left uint64
-		err = tx.QueryRow(ctx, `SELECT m.cursor, c.head, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotMember
-		} else if err != nil {
-			return err
-		}
-		switch {
-		case left != 0 && seq > left:
-			return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
-		case seq > head:
-			return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
-		case left != 0 && seq == left:
-			// The departed device has read the commit that removed it.
-			_, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
-			return err
-		case left != 0 && seq > cursor:
-			_, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
-			return err
-		}
-		return nil // not forward: ignored
-	})
+	err := s.write(ctx, func(tx pgx.Tx) error { return ackTx(ctx, tx, device, id, seq) })
 	if err != nil {
 		return fmt.Errorf("postgres: ack conversation %d to %d by device %q: %w", id, seq, device, err)
 	}
 	return nil
+}
+
+// AckBatch implements store.Store.
+func (s *Store) AckBatch(ctx context.Context, acks []store.Ack) ([]error, error) {
+	errs := make([]error, len(acks))
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		for i, a := range acks {
+			err := ackTx(ctx, tx, a.Device, a.Conversation, a.Seq)
+			if err != nil && !errors.Is(err, store.ErrNotMember) && !errors.Is(err, store.ErrInvalid) {
+				return err
+			}
+			if err != nil {
+				err = fmt.Errorf("postgres: ack conversation %d to %d by device %q: %w", a.Conversation, a.Seq, a.Device, err)
+			}
+			errs[i] = err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: ack batch of %d: %w", len(acks), err)
+	}
+	return errs, nil
+}
+
+// ackTx applies one acknowledgement in tx. ErrNotMember and ErrInvalid
+// leave tx unchanged (and usable).
+func ackTx(ctx context.Context, tx pgx.Tx, device store.DeviceID, id store.ConversationID, seq uint64) error {
+	tag, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
+		AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	var cursor, head, left uint64
+	err = tx.QueryRow(ctx, `SELECT m.cursor, c.head, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotMember
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case left != 0 && seq > left:
+		return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
+	case seq > head:
+		return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
+	case left != 0 && seq == left:
+		// The departed device has read the commit that removed it.
+		_, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
+		return err
+	case left != 0 && seq > cursor:
+		_, err := tx.Exec(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
+		return err
+	}
+	return nil // not forward: ignored
 }
 
 // Inbox implements store.Store.

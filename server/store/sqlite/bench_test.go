@@ -9,20 +9,29 @@ import (
 	"github.com/parley-chat/parley/server/store"
 )
 
-// BenchmarkAppendBatch measures group commit: 100 application entries of
-// 256 bytes over 10 conversations per durable (synchronous=FULL)
-// transaction. It reports entries/s.
+// BenchmarkAppendBatch measures group commit: batches of 256-byte
+// application entries per durable (synchronous=FULL) transaction, over
+// several conversations, each with its own sender device (as under load,
+// where every conversation's head and every sender's membership is looked
+// up once per batch). It reports entries/s.
 func BenchmarkAppendBatch(b *testing.B) {
-	const perTx, convs = 100, 10
+	for _, bc := range []struct{ perTx, convs int }{{100, 10}, {100, 100}, {256, 100}, {1024, 100}} {
+		b.Run(fmt.Sprintf("entries=%d/convs=%d", bc.perTx, bc.convs), func(b *testing.B) {
+			benchAppend(b, bc.perTx, bc.convs)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, perTx, convs int) {
 	s := open(b)
 	defer s.Close()
 	ctx := context.Background()
-	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "bench", IdentityKey: []byte("k"), Device: store.Device{ID: "bench-1", SignatureKey: []byte("s")}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	batch := make([]store.NewEntry, perTx)
 	for i := range convs {
+		_, d, err := s.CreateUser(ctx, store.NewUser{Name: fmt.Sprint("bench", i), IdentityKey: []byte(fmt.Sprint("k", i)), Device: store.Device{ID: store.DeviceID(fmt.Sprint("bench-", i)), SignatureKey: []byte(fmt.Sprint("s", i))}})
+		if err != nil {
+			b.Fatal(err)
+		}
 		c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(fmt.Sprint("g", i)), Creator: d.ID})
 		if err != nil {
 			b.Fatal(err)

@@ -3,12 +3,18 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/parley-chat/parley/server/store"
 )
 
-const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created`
+// convCols are the columns scanConv reads, from convFrom.
+const (
+	convCols = `c.id, c.group_id, c.suite, c.epoch, c.group_info, c.tree, c.follower_state, c.proposals, h.head, c.created`
+	convFrom = `conversations c JOIN conversation_heads h ON h.conversation_id = c.id`
+)
 
 func scanConv(r scanner) (store.Conversation, error) {
 	var c store.Conversation
@@ -37,11 +43,14 @@ func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM devices WHERE id = $1`, nc.Creator).Scan(&one); err != nil {
 			return notFound(err)
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, head, created) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id`,
+		err := tx.QueryRowContext(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, created) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 			nc.GroupID, nc.Suite, nc.Epoch, nonNil(nc.GroupInfo), nonNil(nc.Tree), nonNil(nc.FollowerState), micros(nc.Created)).Scan(&c.ID)
 		if isUnique(err) {
 			return store.ErrConflict
 		} else if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversation_heads (conversation_id, head) VALUES ($1, 0)`, c.ID); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor) VALUES ($1, $2, 0)`, c.ID, nc.Creator)
@@ -55,7 +64,7 @@ func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation
 
 // Conversation implements store.Store.
 func (s *Store) Conversation(ctx context.Context, id store.ConversationID) (store.Conversation, error) {
-	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE id = $1`, id))
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM `+convFrom+` WHERE c.id = $1`, id))
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("sqlite: conversation %d: %w", id, notFound(err))
 	}
@@ -64,7 +73,7 @@ func (s *Store) Conversation(ctx context.Context, id store.ConversationID) (stor
 
 // ConversationByGroupID implements store.Store.
 func (s *Store) ConversationByGroupID(ctx context.Context, groupID []byte) (store.Conversation, error) {
-	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE group_id = $1`, groupID))
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM `+convFrom+` WHERE c.group_id = $1`, groupID))
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("sqlite: conversation by group id: %w", notFound(err))
 	}
@@ -106,8 +115,8 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 
 // Conversations implements store.Store.
 func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
+	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, h.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
 	}
@@ -138,6 +147,13 @@ func staleOrMissing(ctx context.Context, tx *sql.Tx, id store.ConversationID, ep
 	return fmt.Errorf("%d proposals accepted in epoch %d, not %d: %w", props, cur, proposals, store.ErrStaleState)
 }
 
+// nextSeq advances a conversation's head by one and returns it.
+func nextSeq(ctx context.Context, tx *sql.Tx, id store.ConversationID) (uint64, error) {
+	var seq uint64
+	err := tx.QueryRowContext(ctx, `UPDATE conversation_heads SET head = head + 1 WHERE conversation_id = $1 RETURNING head`, id).Scan(&seq)
+	return seq, notFound(err)
+}
+
 // nullBytes returns b, or NULL for an empty b.
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
@@ -160,8 +176,8 @@ func insertHandshake(ctx context.Context, tx *sql.Tx, e store.Entry, hash []byte
 // Membership implements store.Store.
 func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
 	m := store.Membership{Conversation: id}
-	err := s.r.QueryRowContext(ctx, `SELECT m.cursor, c.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left)
+	err := s.r.QueryRowContext(ctx, `SELECT m.cursor, h.head, c.epoch, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+		JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left)
 	if err == sql.ErrNoRows {
 		return store.Membership{}, fmt.Errorf("sqlite: membership of device %q in conversation %d: %w", device, id, store.ErrNotMember)
 	} else if err != nil {
@@ -183,12 +199,18 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
 			}
 		}
-		err := tx.QueryRowContext(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, head = head + 1, group_info = $1, tree = $2, follower_state = $3
-			WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
-			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals).Scan(&e.Seq)
-		if err == sql.ErrNoRows {
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, group_info = $1, tree = $2, follower_state = $3
+			WHERE id = $4 AND epoch = $5 AND proposals = $6`,
+			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
-		} else if err != nil {
+		}
+		if e.Seq, err = nextSeq(ctx, tx, c.Conversation); err != nil {
 			return err
 		}
 		if err := insertHandshake(ctx, tx, e, c.Hash, c.Epoch+1); err != nil {
@@ -238,11 +260,17 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
 	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, follower_state = $1
-			WHERE id = $2 AND epoch = $3 AND proposals = $4 RETURNING head`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals).Scan(&e.Seq)
-		if err == sql.ErrNoRows {
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET proposals = proposals + 1, follower_state = $1
+			WHERE id = $2 AND epoch = $3 AND proposals = $4`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
 			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch, p.Proposals)
-		} else if err != nil {
+		}
+		if e.Seq, err = nextSeq(ctx, tx, p.Conversation); err != nil {
 			return err
 		}
 		return insertHandshake(ctx, tx, e, p.Hash, p.Epoch)
@@ -275,33 +303,38 @@ type memberKey struct {
 	d store.DeviceID
 }
 
-// AppendEntries implements store.Store.
+// insertChunks are the row counts of the prepared multi-row entry
+// inserts, largest first; the last is 1.
+var insertChunks = []int{64, 16, 4, 1}
+
+// insertEntriesSQL returns an INSERT of n entries. It uses anonymous
+// placeholders: with numbered ones ($1) the driver looks up each
+// parameter's name by a linear scan, quadratic in the row count.
+func insertEntriesSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
+}
+
+// AppendEntries implements store.Store. Per batch it runs one membership
+// lookup per distinct (conversation, sender), one head update per
+// conversation and multi-row inserts.
 func (s *Store) AppendEntries(ctx context.Context, entries []store.NewEntry) ([]store.AppendResult, error) {
 	res := make([]store.AppendResult, len(entries))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		ins, member, head, setHead := tx.StmtContext(ctx, s.insEntry), tx.StmtContext(ctx, s.memberOf), tx.StmtContext(ctx, s.convHead), tx.StmtContext(ctx, s.setHead)
-		heads := make(map[store.ConversationID]uint64)
-		missing := make(map[store.ConversationID]bool)
+		member, exists, bump := tx.StmtContext(ctx, s.memberOf), tx.StmtContext(ctx, s.convHead), tx.StmtContext(ctx, s.bumpHead)
+		// Membership of each distinct sender, and the accepted entries
+		// per conversation.
 		members := make(map[memberKey]bool)
+		count := make(map[store.ConversationID]uint64)
 		var order []store.ConversationID
-		for i, ne := range entries {
-			res[i] = store.AppendResult{}
-			if missing[ne.Conversation] {
-				res[i].Err = fmt.Errorf("sqlite: append to conversation %d: %w", ne.Conversation, store.ErrNotFound)
-				continue
-			}
-			h, ok := heads[ne.Conversation]
-			if !ok {
-				err := head.QueryRowContext(ctx, ne.Conversation).Scan(&h)
-				if err == sql.ErrNoRows {
-					missing[ne.Conversation] = true
-					res[i].Err = fmt.Errorf("sqlite: append to conversation %d: %w", ne.Conversation, store.ErrNotFound)
-					continue
-				} else if err != nil {
-					return err
-				}
-				order = append(order, ne.Conversation)
-			}
+		for _, ne := range entries {
 			k := memberKey{ne.Conversation, ne.Sender}
 			isMember, ok := members[k]
 			if !ok {
@@ -314,23 +347,66 @@ func (s *Store) AppendEntries(ctx context.Context, entries []store.NewEntry) ([]
 				members[k] = isMember
 			}
 			if !isMember {
-				heads[ne.Conversation] = h
-				res[i].Err = fmt.Errorf("sqlite: append to conversation %d by device %q: %w", ne.Conversation, ne.Sender, store.ErrNotMember)
 				continue
 			}
-			h++
-			heads[ne.Conversation] = h
-			if _, err := ins.ExecContext(ctx, ne.Conversation, h, store.KindApplication, ne.Sender, nonNil(ne.Data), micros(ne.Created)); err != nil {
-				return err
+			if _, ok := count[ne.Conversation]; !ok {
+				order = append(order, ne.Conversation)
 			}
-			res[i].Entry = store.Entry{Conversation: ne.Conversation, Seq: h, Kind: store.KindApplication, Sender: ne.Sender, Data: ne.Data, Created: ne.Created}
+			count[ne.Conversation]++
 		}
+		// One head update per conversation reserves its seqs.
+		next := make(map[store.ConversationID]uint64, len(order))
 		for _, c := range order {
-			if _, err := setHead.ExecContext(ctx, heads[c], c); err != nil {
-				return err
+			var head uint64
+			if err := bump.QueryRowContext(ctx, count[c], c).Scan(&head); err != nil {
+				return err // a member's conversation exists
 			}
+			next[c] = head - count[c] + 1
 		}
-		return nil
+		args := make([]any, 0, 6*insertChunks[0])
+		pending := 0
+		flushRows := func() error {
+			for pending > 0 {
+				for ci, n := range insertChunks {
+					if n > pending {
+						continue
+					}
+					if _, err := tx.StmtContext(ctx, s.insEntries[ci]).ExecContext(ctx, args[:6*n]...); err != nil {
+						return err
+					}
+					args = append(args[:0], args[6*n:]...)
+					pending -= n
+					break
+				}
+			}
+			args = args[:0]
+			return nil
+		}
+		for i, ne := range entries {
+			if !members[memberKey{ne.Conversation, ne.Sender}] {
+				var one int
+				err := exists.QueryRowContext(ctx, ne.Conversation).Scan(&one)
+				switch {
+				case err == sql.ErrNoRows:
+					res[i].Err = fmt.Errorf("sqlite: append to conversation %d: %w", ne.Conversation, store.ErrNotFound)
+				case err != nil:
+					return err
+				default:
+					res[i].Err = fmt.Errorf("sqlite: append to conversation %d by device %q: %w", ne.Conversation, ne.Sender, store.ErrNotMember)
+				}
+				continue
+			}
+			seq := next[ne.Conversation]
+			next[ne.Conversation] = seq + 1
+			args = append(args, ne.Conversation, seq, store.KindApplication, ne.Sender, nonNil(ne.Data), micros(ne.Created))
+			if pending++; pending == insertChunks[0] {
+				if err := flushRows(); err != nil {
+					return err
+				}
+			}
+			res[i] = store.AppendResult{Entry: store.Entry{Conversation: ne.Conversation, Seq: seq, Kind: store.KindApplication, Sender: ne.Sender, Data: ne.Data, Created: ne.Created}}
+		}
+		return flushRows()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: append %d entries: %w", len(entries), err)
@@ -363,42 +439,68 @@ func (s *Store) Entries(ctx context.Context, id store.ConversationID, after uint
 
 // Ack implements store.Store.
 func (s *Store) Ack(ctx context.Context, device store.DeviceID, id store.ConversationID, seq uint64) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
-			AND $1 <= (SELECT head FROM conversations WHERE id = $2)`, seq, id, device)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		var cursor, head, left uint64
-		err = tx.QueryRowContext(ctx, `SELECT m.cursor, c.head, m.left_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-			WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
-		if err == sql.ErrNoRows {
-			return store.ErrNotMember
-		} else if err != nil {
-			return err
-		}
-		switch {
-		case left != 0 && seq > left:
-			return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
-		case seq > head:
-			return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
-		case left != 0 && seq == left:
-			// The departed device has read the commit that removed it.
-			_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
-			return err
-		case left != 0 && seq > cursor:
-			_, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
-			return err
-		}
-		return nil // not forward: ignored
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return ackTx(ctx, tx, device, id, seq) })
 	if err != nil {
 		return fmt.Errorf("sqlite: ack conversation %d to %d by device %q: %w", id, seq, device, err)
 	}
 	return nil
+}
+
+// AckBatch implements store.Store.
+func (s *Store) AckBatch(ctx context.Context, acks []store.Ack) ([]error, error) {
+	errs := make([]error, len(acks))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i, a := range acks {
+			err := ackTx(ctx, tx, a.Device, a.Conversation, a.Seq)
+			if err != nil && !errors.Is(err, store.ErrNotMember) && !errors.Is(err, store.ErrInvalid) {
+				return err
+			}
+			if err != nil {
+				err = fmt.Errorf("sqlite: ack conversation %d to %d by device %q: %w", a.Conversation, a.Seq, a.Device, err)
+			}
+			errs[i] = err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ack batch of %d: %w", len(acks), err)
+	}
+	return errs, nil
+}
+
+// ackTx applies one acknowledgement in tx. ErrNotMember and ErrInvalid
+// leave tx unchanged.
+func ackTx(ctx context.Context, tx *sql.Tx, device store.DeviceID, id store.ConversationID, seq uint64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3 AND cursor < $1 AND left_seq = 0
+		AND $1 <= (SELECT head FROM conversation_heads WHERE conversation_id = $2)`, seq, id, device)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var cursor, head, left uint64
+	err = tx.QueryRowContext(ctx, `SELECT m.cursor, h.head, m.left_seq FROM members m JOIN conversation_heads h ON h.conversation_id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&cursor, &head, &left)
+	if err == sql.ErrNoRows {
+		return store.ErrNotMember
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case left != 0 && seq > left:
+		return fmt.Errorf("beyond seq %d, the commit that removed the device: %w", left, store.ErrInvalid)
+	case seq > head:
+		return fmt.Errorf("beyond head %d: %w", head, store.ErrInvalid)
+	case left != 0 && seq == left:
+		// The departed device has read the commit that removed it.
+		_, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = $1 AND device_id = $2`, id, device)
+		return err
+	case left != 0 && seq > cursor:
+		_, err := tx.ExecContext(ctx, `UPDATE members SET cursor = $1 WHERE conversation_id = $2 AND device_id = $3`, seq, id, device)
+		return err
+	}
+	return nil // not forward: ignored
 }
 
 // Inbox implements store.Store.

@@ -112,8 +112,8 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 	var errs []error
 	// Entries acknowledged by every member device; a conversation with no
 	// members keeps no log.
-	n, err := s.deleteLogPrefixes(ctx, `SELECT c.id, CASE WHEN MIN(m.cursor) IS NULL THEN c.head ELSE MIN(m.cursor) END
-		FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id GROUP BY c.id, c.head`)
+	n, err := s.deleteLogPrefixes(ctx, `SELECT h.conversation_id, CASE WHEN MIN(m.cursor) IS NULL THEN h.head ELSE MIN(m.cursor) END
+		FROM conversation_heads h LEFT JOIN members m ON m.conversation_id = h.conversation_id GROUP BY h.conversation_id, h.head`)
 	r.Entries += n
 	errs = append(errs, err)
 	if o.Retention > 0 {
@@ -187,12 +187,14 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 // invariants are queries that must return no rows, with what a row means.
 var invariants = []struct{ what, sql string }{
 	{"log seqs not contiguous up to the head", `SELECT conversation_id FROM entries GROUP BY conversation_id
-		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversations c WHERE c.id = entries.conversation_id)`},
+		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversation_heads h WHERE h.conversation_id = entries.conversation_id)`},
+	{"conversation without exactly one head", `SELECT c.id FROM conversations c LEFT JOIN conversation_heads h ON h.conversation_id = c.id WHERE h.conversation_id IS NULL
+		UNION ALL SELECT h.conversation_id FROM conversation_heads h LEFT JOIN conversations c ON c.id = h.conversation_id WHERE c.id IS NULL`},
 	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
 	{"log entry with seq < 1 or unknown kind", `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
-	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
-	{"departed member beyond the log head, or with its cursor at or beyond its last readable seq", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.left_seq > c.head OR m.left_seq < 0 OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
+	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.cursor > h.head OR m.cursor < 0`},
+	{"departed member beyond the log head, or with its cursor at or beyond its last readable seq", `SELECT m.conversation_id FROM members m JOIN conversation_heads h ON h.conversation_id = m.conversation_id
+		WHERE m.left_seq > h.head OR m.left_seq < 0 OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
 	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
 	{"negative proposal count", `SELECT id FROM conversations WHERE proposals < 0`},

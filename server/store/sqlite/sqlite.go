@@ -66,7 +66,8 @@ type Store struct {
 	r    *sql.DB // r is the reader pool.
 	path string
 
-	insEntry, memberOf, convHead, setHead *sql.Stmt
+	memberOf, convHead, bumpHead *sql.Stmt
+	insEntries                   []*sql.Stmt // insEntries[i] inserts insertChunks[i] entries
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,6 +78,9 @@ func dsn(c Config, writer bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Statement journals (kept while a statement in a transaction runs,
+	// to undo just it) in memory rather than in a temporary file.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(c.BusyTimeout.Milliseconds(), 10)+")")
 	if writer {
 		q.Set("_txlock", "immediate")
@@ -111,15 +115,22 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	r.SetMaxOpenConns(c.Readers)
 	r.SetMaxIdleConns(c.Readers)
 	s.r = r
-	for _, p := range []struct {
+	s.insEntries = make([]*sql.Stmt, len(insertChunks))
+	stmts := []struct {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&s.insEntry, `INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES ($1, $2, $3, $4, $5, $6)`},
 		{&s.memberOf, `SELECT 1 FROM members WHERE conversation_id = $1 AND device_id = $2 AND left_seq = 0`},
-		{&s.convHead, `SELECT head FROM conversations WHERE id = $1`},
-		{&s.setHead, `UPDATE conversations SET head = $1 WHERE id = $2`},
-	} {
+		{&s.convHead, `SELECT 1 FROM conversations WHERE id = $1`},
+		{&s.bumpHead, `UPDATE conversation_heads SET head = head + $1 WHERE conversation_id = $2 RETURNING head`},
+	}
+	for i, n := range insertChunks {
+		stmts = append(stmts, struct {
+			st  **sql.Stmt
+			sql string
+		}{&s.insEntries[i], insertEntriesSQL(n)})
+	}
+	for _, p := range stmts {
 		if *p.st, err = w.PrepareContext(ctx, p.sql); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sqlite: prepare: %v", err)
@@ -178,7 +189,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insEntry, s.memberOf, s.convHead, s.setHead} {
+	for _, st := range append([]*sql.Stmt{s.memberOf, s.convHead, s.bumpHead}, s.insEntries...) {
 		if st != nil {
 			st.Close()
 		}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -28,7 +29,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 2 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 3 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -51,7 +52,7 @@ func TestCheckInvariantsDetects(t *testing.T) {
 	for _, corrupt := range []string{
 		`UPDATE members SET cursor = 99`,
 		`INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES (1, 5, 1, 'a-1', x'00', 0)`,
-		`UPDATE conversations SET head = 0`,
+		`UPDATE conversation_heads SET head = 0`,
 	} {
 		s := open(t)
 		ctx := context.Background()
@@ -75,5 +76,59 @@ func TestCheckInvariantsDetects(t *testing.T) {
 			t.Errorf("corruption %q not detected", corrupt)
 		}
 		s.Close()
+	}
+}
+
+// Migration 3 moves each conversation's head to conversation_heads.
+func TestMigrateHeads(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := s.AppendEntries(ctx, []store.NewEntry{{Conversation: c.ID, Sender: d.ID, Data: []byte("x")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// Back to schema version 2.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER TABLE conversations ADD COLUMN head INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE conversations SET head = (SELECT head FROM conversation_heads WHERE conversation_id = conversations.id)`,
+		`DROP TABLE conversation_heads`,
+		`DELETE FROM schema_migrations WHERE version = 3`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err = Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Conversation(ctx, c.ID); err != nil || got.Head != 5 {
+		t.Fatalf("head after migration %d, %v", got.Head, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.AppendEntries(ctx, []store.NewEntry{{Conversation: c.ID, Sender: d.ID, Data: []byte("x")}}); err != nil || res[0].Entry.Seq != 6 {
+		t.Fatalf("append after migration: %+v %v", res, err)
 	}
 }

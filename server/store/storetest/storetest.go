@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppendEntries", testAppend},
 		{"AppendConcurrent", testAppendConcurrent},
 		{"Ack", testAck},
+		{"AckBatch", testAckBatch},
 		{"Inbox", testInbox},
 		{"PruneAcked", testPruneAcked},
 		{"PruneRetention", testPruneRetention},
@@ -836,6 +837,42 @@ func testAck(t *testing.T, s store.Store) {
 	must(t, "ack 5", s.Ack(ctx, a.ID, c.ID, 5))
 	if cursor() != 5 {
 		t.Errorf("cursor %d", cursor())
+	}
+}
+
+func testAckBatch(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID) // seq 1
+	send(t, s, c.ID, a.ID, 5, t0)
+	cursor := func(d store.DeviceID) uint64 {
+		ms, _ := s.Conversations(ctx, d)
+		return ms[0].Cursor
+	}
+	errs, err := s.AckBatch(ctx, []store.Ack{
+		{Device: a.ID, Conversation: c.ID, Seq: 4},
+		{Device: b.ID, Conversation: c.ID, Seq: 99}, // beyond head: refused alone
+		{Device: b.ID, Conversation: 9999, Seq: 1},  // not a member
+		{Device: b.ID, Conversation: c.ID, Seq: 3},
+		{Device: a.ID, Conversation: c.ID, Seq: 2}, // backwards: ignored
+	})
+	if err != nil || len(errs) != 5 {
+		t.Fatalf("ack batch: %v %v", errs, err)
+	}
+	for i, want := range []error{nil, store.ErrInvalid, store.ErrNotMember, nil, nil} {
+		if want == nil && errs[i] != nil || want != nil && !errors.Is(errs[i], want) {
+			t.Errorf("ack %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	if got := cursor(a.ID); got != 4 {
+		t.Errorf("alice cursor %d, want 4", got)
+	}
+	if got := cursor(b.ID); got != 3 {
+		t.Errorf("bob cursor %d, want 3", got)
+	}
+	if errs, err := s.AckBatch(ctx, nil); err != nil || len(errs) != 0 {
+		t.Errorf("empty ack batch: %v %v", errs, err)
 	}
 }
 

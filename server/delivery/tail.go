@@ -1,0 +1,137 @@
+package delivery
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// The tail cache keeps, per recently written conversation, the latest
+// committed application entries of the group-commit writer as frames
+// encoded once. Connections woken by the writer read new entries from it
+// instead of the store, so one message to N connections is one encoding
+// and no store reads; a connection whose cursor is outside the tail (a
+// slow reader, a resume, entries appended by commits or other nodes)
+// reads the store.
+const (
+	tailEntries  = 64         // tailEntries bounds one conversation's tail.
+	tailBytes    = 128 << 10  // tailBytes bounds the data of one tail.
+	tailMaxEntry = 16 << 10   // tailMaxEntry: larger entries are not cached.
+	tailConvs    = 256        // tailConvs bounds the conversations with a tail.
+	unknownHead  = ^uint64(0) // unknownHead: read the store until a short page.
+)
+
+// entryFrame is an entry frame whose encoding is computed once and shared
+// by every connection that writes it. It must not be modified.
+type entryFrame struct {
+	e    store.Entry
+	once sync.Once
+	enc  []byte
+	err  error
+}
+
+func newEntryFrame(e store.Entry) *entryFrame { return &entryFrame{e: e} }
+
+// FrameType returns protocol.FrameEntry.
+func (f *entryFrame) FrameType() protocol.FrameType { return protocol.FrameEntry }
+
+// MarshalJSON encodes the frame like a protocol.EntryFrame.
+func (f *entryFrame) MarshalJSON() ([]byte, error) {
+	return json.Marshal(&protocol.EntryFrame{Entry: entry(f.e)})
+}
+
+// EncodeFrame returns protocol.MarshalFrame of the frame, computed once
+// and shared: the caller must not modify it.
+func (f *entryFrame) EncodeFrame() ([]byte, error) {
+	f.once.Do(func() { f.enc, f.err = protocol.MarshalFrame(&protocol.EntryFrame{Entry: entry(f.e)}) })
+	return f.enc, f.err
+}
+
+// EncodedFrame is implemented by frames that Conn.Next returns with a
+// precomputed encoding, equal to protocol.MarshalFrame's; the bytes are
+// shared and must not be modified.
+type EncodedFrame interface {
+	protocol.Frame
+	EncodeFrame() ([]byte, error)
+}
+
+// tail is one conversation's latest entries: seqs lo .. lo+len(ents)-1,
+// contiguous.
+type tail struct {
+	lo    uint64
+	ents  []*entryFrame
+	bytes int
+}
+
+// tails is the tail cache.
+type tails struct {
+	mu sync.RWMutex
+	m  map[store.ConversationID]*tail
+}
+
+// add appends the entries of one batch (of one conversation, in seq
+// order) to its tail; a gap starts the tail again.
+func (ts *tails) add(id store.ConversationID, fs []*entryFrame) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.m == nil {
+		ts.m = make(map[store.ConversationID]*tail)
+	}
+	t := ts.m[id]
+	if t == nil {
+		if len(ts.m) >= tailConvs {
+			for k := range ts.m { // evict one at random
+				delete(ts.m, k)
+				break
+			}
+		}
+		t = &tail{}
+		ts.m[id] = t
+	}
+	for _, f := range fs {
+		if len(f.e.Data) > tailMaxEntry || len(t.ents) > 0 && f.e.Seq != t.lo+uint64(len(t.ents)) {
+			t.ents, t.bytes = t.ents[:0], 0
+		}
+		if len(f.e.Data) > tailMaxEntry {
+			continue
+		}
+		if len(t.ents) == 0 {
+			t.lo = f.e.Seq
+		}
+		t.ents = append(t.ents, f)
+		t.bytes += len(f.e.Data)
+		for len(t.ents) > tailEntries || t.bytes > tailBytes {
+			t.bytes -= len(t.ents[0].e.Data)
+			t.ents[0] = nil
+			t.ents = t.ents[1:]
+			t.lo++
+		}
+	}
+	if cap(t.ents) > 4*tailEntries { // re-slicing from the front only grows
+		t.ents = append(make([]*entryFrame, 0, tailEntries+1), t.ents...)
+	}
+}
+
+// read returns up to limit entries after seq after, if the tail holds the
+// one right after it; ok is false when the store must be read instead.
+func (ts *tails) read(id store.ConversationID, after uint64, limit int) (fs []*entryFrame, ok bool) {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	t := ts.m[id]
+	if t == nil || len(t.ents) == 0 || after+1 < t.lo || after+1 >= t.lo+uint64(len(t.ents)) {
+		return nil, false
+	}
+	i := int(after + 1 - t.lo)
+	n := min(len(t.ents)-i, limit)
+	return append([]*entryFrame(nil), t.ents[i:i+n]...), true
+}
+
+// reset empties the cache, after pruning: a connection resuming from an
+// old cursor then reads what is left in the store.
+func (ts *tails) reset() {
+	ts.mu.Lock()
+	ts.m = nil
+	ts.mu.Unlock()
+}
