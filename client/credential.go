@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -16,86 +15,27 @@ import (
 )
 
 // CredentialVersion is the first byte of a Parley credential.
-const CredentialVersion = 1
+const CredentialVersion = protocol.CredentialVersion
 
 // Credential is what a Parley MLS leaf claims: the account user@server and
 // the device, with the device certificate that binds the device's signature
-// key to the user's identity key.
-//
-// It travels as the identity of an MLS basic credential (RFC 9420 §5.3),
-// encoded as
-//
-//	uint8  version (1)
-//	uint16 len, bytes  server name (ServerInfo.name)
-//	uint16 len, bytes  device certificate (protocol.DeviceCertificate)
-//
-// with big-endian lengths and nothing after. The user name and device id
-// are those of the certificate. See docs/protocol.md, "Credentials".
-type Credential struct {
-	// Server is the server's name: the account is User@Server.
-	Server string
-	// Certificate is the decoded device certificate.
-	Certificate *protocol.DeviceCertificate
-	// Raw is the encoded certificate.
-	Raw []byte
-}
-
-// User returns the account name.
-func (c *Credential) User() string { return c.Certificate.User }
-
-// Device returns the device id.
-func (c *Credential) Device() protocol.DeviceID { return c.Certificate.Device }
+// key to the user's identity key. It is protocol.Credential; see there for
+// the encoding and docs/protocol.md, "Credentials".
+type Credential = protocol.Credential
 
 // EncodeCredential returns the basic-credential identity of a device of
-// the server with the given encoded certificate.
+// the server with the given encoded certificate
+// (protocol.EncodeCredential).
 func EncodeCredential(server string, certificate []byte) ([]byte, error) {
-	if len(server) > 0xffff || len(certificate) > 0xffff {
-		return nil, errors.New("client: encode credential: field too long")
-	}
-	b := []byte{CredentialVersion}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(server)))
-	b = append(b, server...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(certificate)))
-	return append(b, certificate...), nil
+	return protocol.EncodeCredential(server, certificate)
 }
 
 // DecodeCredential decodes a basic-credential identity written by
-// EncodeCredential. It rejects other versions, truncation and trailing
-// bytes. It does not verify the certificate's signature.
+// EncodeCredential (protocol.DecodeCredential). It rejects other versions,
+// truncation and trailing bytes. It does not verify the certificate's
+// signature.
 func DecodeCredential(identity []byte) (*Credential, error) {
-	const op = "client: decode credential"
-	if len(identity) < 1 || identity[0] != CredentialVersion {
-		return nil, fmt.Errorf("%s: unknown version", op)
-	}
-	r := identity[1:]
-	field := func(what string) ([]byte, error) {
-		if len(r) < 2 {
-			return nil, fmt.Errorf("%s: %s length truncated", op, what)
-		}
-		n := int(binary.BigEndian.Uint16(r))
-		if len(r) < 2+n {
-			return nil, fmt.Errorf("%s: %s truncated", op, what)
-		}
-		v := r[2 : 2+n]
-		r = r[2+n:]
-		return v, nil
-	}
-	server, err := field("server name")
-	if err != nil {
-		return nil, err
-	}
-	cert, err := field("certificate")
-	if err != nil {
-		return nil, err
-	}
-	if len(r) != 0 {
-		return nil, fmt.Errorf("%s: %d trailing bytes", op, len(r))
-	}
-	dc, err := protocol.ParseDeviceCertificate(cert)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", op, err)
-	}
-	return &Credential{Server: string(server), Certificate: dc, Raw: bytes.Clone(cert)}, nil
+	return protocol.DecodeCredential(identity)
 }
 
 // credentialOf decodes the credential of an MLS member.

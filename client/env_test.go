@@ -18,7 +18,6 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/internal/tlsutil"
-	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/blob"
 	"github.com/parley-chat/parley/server/delivery"
@@ -51,7 +50,6 @@ func newServer(t testing.TB) *server {
 	dcfg := delivery.DefaultConfig()
 	dcfg.ServerName = "test.example"
 	dcfg.OpenRegistration = true
-	dcfg.CipherSuites = []uint16{uint16(mls.MLS128MLKEM768X25519AES128GCMSHA256Ed25519), 1}
 	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
 	hcfg := httpapi.DefaultConfig()
 	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}

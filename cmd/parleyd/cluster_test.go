@@ -566,7 +566,7 @@ func TestCluster(t *testing.T) {
 	alice, bob, carol := members[0], members[1], members[2]
 	kps := map[string]*mls.KeyPackageBundle{}
 	for i, m := range []*clusterMember{bob, carol} {
-		kp, err := mls.NewKeyPackage(nil, testSuite, m.signer, mls.BasicCredential(m.cert), mls.KeyPackageOptions{})
+		kp, err := mls.NewKeyPackage(nil, testSuite, m.signer, m.credential(t, "localhost"), mls.KeyPackageOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -577,7 +577,7 @@ func TestCluster(t *testing.T) {
 
 	// alice creates the conversation on node-0 and adds bob and carol,
 	// whose KeyPackages she claims there.
-	group, err := mls.CreateGroup(nil, testSuite, []byte("cluster-test-group"), alice.signer, mls.BasicCredential(alice.cert), mls.CreateOptions{})
+	group, err := mls.CreateGroup(nil, testSuite, []byte("cluster-test-group"), alice.signer, alice.credential(t, "localhost"), mls.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,17 @@ func newTestUser(t *testing.T, name string) *testUser {
 	return u
 }
 
+// credential returns the device's Parley MLS credential on the server
+// named server (protocol.EncodeCredential).
+func (u *testUser) credential(t *testing.T, server string) mls.Credential {
+	t.Helper()
+	id, err := protocol.EncodeCredential(server, u.cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mls.BasicCredential(id)
+}
+
 // register registers the user with the invite.
 func (u *testUser) register(t *testing.T, hc *http.Client, base, invite string) {
 	t.Helper()
@@ -133,7 +144,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	token := alice.login(t, hc, c.url, "localhost")
-	group, err := mls.CreateGroup(nil, testSuite, []byte("crash-test-group"), alice.signer, mls.BasicCredential(alice.cert), mls.CreateOptions{})
+	group, err := mls.CreateGroup(nil, testSuite, []byte("crash-test-group"), alice.signer, alice.credential(t, "localhost"), mls.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +163,7 @@ func TestCrashSafety(t *testing.T) {
 	// bob uploads a KeyPackage; alice claims it and adds bob by a commit
 	// with a Welcome; bob joins from his inbox.
 	bobToken := bob.login(t, hc, c.url, "localhost")
-	bobKP, err := mls.NewKeyPackage(nil, testSuite, bob.signer, mls.BasicCredential(bob.cert), mls.KeyPackageOptions{})
+	bobKP, err := mls.NewKeyPackage(nil, testSuite, bob.signer, bob.credential(t, "localhost"), mls.KeyPackageOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

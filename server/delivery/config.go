@@ -42,8 +42,16 @@ type Config struct {
 	// ClaimBurst is the burst of claims per (claimer, target).
 	ClaimBurst int
 	// CipherSuites are the MLS cipher suites accepted for conversations
-	// and KeyPackages, preferred first.
+	// and KeyPackages, preferred first (ServerInfo lists them in this
+	// order). The default prefers X-Wing (0xF001, post-quantum hybrid
+	// KEM), then suite 1, and accepts suites 3, 2, 5 and 7.
 	CipherSuites []uint16
+	// AllowForeignCredentials accepts KeyPackages whose credential is not
+	// a Parley credential (protocol.DecodeCredential fails, or not a basic
+	// credential). A Parley credential is always checked: this server's
+	// name, the uploading user and device, the device's registered key,
+	// and a certificate that verifies under the user's identity key.
+	AllowForeignCredentials bool
 	// MaxMessageBytes bounds one MLS message (application or handshake).
 	MaxMessageBytes int64
 	// MaxGroupStateBytes bounds a GroupInfo plus ratchet tree.
@@ -59,6 +67,11 @@ type Config struct {
 	Version string
 }
 
+// suiteXWing is MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 (TBD1 of
+// draft-ietf-mls-pq-ciphersuites) at Parley's private-use codepoint,
+// mls.MLS128MLKEM768X25519AES128GCMSHA256Ed25519.
+const suiteXWing = 0xF001
+
 // DefaultConfig returns the default configuration for server "localhost".
 func DefaultConfig() Config {
 	return Config{
@@ -72,7 +85,7 @@ func DefaultConfig() Config {
 		SubmitQueue:             4096,
 		ClaimRate:               1,
 		ClaimBurst:              10,
-		CipherSuites:            []uint16{1, 3, 2, 5, 7},
+		CipherSuites:            []uint16{suiteXWing, 1, 3, 2, 5, 7},
 		MaxMessageBytes:         1 << 20,
 		MaxGroupStateBytes:      6 << 20,
 		MaxKeyPackagesPerUpload: 100,

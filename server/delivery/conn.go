@@ -370,8 +370,8 @@ func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, g
 
 // follow records the membership state m of a followed conversation:
 // departed (read up to m.Left) or a member again (after being departed,
-// reading restarts at the cursor of the commit that added it). c.mu must
-// be held.
+// reading restarts at the cursor of the commit that added it), never
+// reading before m.Joined. c.mu must be held.
 func (c *Conn) follow(id store.ConversationID, m store.Membership) {
 	prev, wasDeparted := c.until[id]
 	if m.Left != 0 {
@@ -381,6 +381,11 @@ func (c *Conn) follow(id store.ConversationID, m store.Membership) {
 	}
 	if (wasDeparted && m.Left != prev) && c.sent[id] < m.Cursor {
 		c.sent[id] = m.Cursor
+	}
+	if c.sent[id] < m.Joined {
+		// Nothing from before the commit that added the device, whatever
+		// cursor the client names.
+		c.sent[id] = m.Joined
 	}
 }
 

@@ -194,7 +194,10 @@ func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.Conv
 // the state that caches it, so commits may include proposals by reference
 // across restarts and nodes. A message the caller device already got
 // accepted (same bytes, by SHA-256) is answered with the original seq and
-// epoch and changes nothing.
+// epoch and changes nothing. A member device may join externally only to
+// resynchronize (RFC 9420 §12.4.3.2): the commit must remove its old leaf,
+// which carries the same registered signature key as the new one; the
+// device stays a member with its cursor.
 func (s *Service) Handshake(ctx context.Context, sess *Session, id protocol.ConversationID, req protocol.HandshakeRequest) (protocol.HandshakeResponse, error) {
 	res, err := s.handshake(ctx, sess, store.ConversationID(id), req)
 	result := "accepted"
@@ -305,9 +308,21 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 	case ch.Sender == SenderMember && !member:
 		return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
 	case ch.Sender == SenderMember:
-	case ch.Sender == SenderNewMember && ch.Commit && !member:
 	case ch.Sender == SenderNewMember && ch.Commit:
-		return zero, perr(protocol.CodeBadMessage, "handshake: device %q is already a member and cannot join externally", sess.Device)
+		// An external commit may remove only the joiner's own old leaf: a
+		// resync (RFC 9420 §12.4.3.2) by a member device that lost its
+		// state. A member device must resync, so that it stays in the
+		// group once; the new leaf has its key (checked above).
+		resync := false
+		for _, l := range ch.Removed {
+			if !bytes.Equal(l.SignatureKey, caller.SignatureKey) {
+				return zero, perr(protocol.CodeBadMessage, "handshake: an external commit by device %q removes leaf %d, which is not its own", sess.Device, l.Index)
+			}
+			resync = true
+		}
+		if member && !resync {
+			return zero, perr(protocol.CodeBadMessage, "handshake: device %q is already a member; its external commit must remove its old leaf (resync)", sess.Device)
+		}
 	default:
 		return zero, perr(protocol.CodeForbidden, "handshake: proposals from external senders or new members are not accepted")
 	}
@@ -410,7 +425,9 @@ func (s *Service) page(limit int) int {
 }
 
 // Entries returns a page of a conversation's log after a seq, to member
-// devices, and to departed devices up to the commit that removed them.
+// devices, and to departed devices up to the commit that removed them;
+// never entries up to the commit that added the device (store.Membership
+// Joined), whatever seq the caller names.
 func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.ConversationID, after uint64, limit int) (protocol.EntriesResponse, error) {
 	cid := store.ConversationID(id)
 	m, err := s.st.Membership(ctx, cid, sess.Device)
@@ -422,6 +439,8 @@ func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.Conver
 	} else if err != nil {
 		return protocol.EntriesResponse{}, internal(fmt.Sprintf("entries of conversation %d: membership", cid), err)
 	}
+	// History from before the device joined is not its to read.
+	after = max(after, m.Joined)
 	n := s.page(limit)
 	es, err := s.st.Entries(ctx, cid, after, n+1)
 	if err != nil {

@@ -203,3 +203,79 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("refused after refill")
 	}
 }
+
+// changeFollower answers every handshake with a copy of its Change.
+type changeFollower struct {
+	fakeFollower
+	ch delivery.Change
+}
+
+func (f *changeFollower) Process(delivery.FollowedGroup, []byte, delivery.NextState) (*delivery.Change, error) {
+	ch := f.ch
+	ch.State = []byte{2}
+	return &ch, nil
+}
+
+// An external commit by a member device is a resync that must remove the
+// device's own old leaf; an external commit may remove no other leaf.
+func TestExternalCommitRules(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(t.TempDir(), "d.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := &changeFollower{}
+	svc, err := delivery.New(delivery.DefaultConfig(), st, nopBlobs{}, f, delivery.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2 := []byte("k1"), []byte("k2")
+	_, d1, err := st.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: make([]byte, 32), Created: time.Now(), Device: store.Device{ID: "d1", Scheme: 0x0807, SignatureKey: k1, Created: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := st.AddDevice(ctx, store.Device{ID: "d2", User: d1.User, Scheme: 0x0807, SignatureKey: k2, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := &delivery.Session{Device: d1.ID, User: d1.User, UserName: "a"}
+	s2 := &delivery.Session{Device: d2.ID, User: d2.User, UserName: "a"}
+	conv, err := svc.CreateConversation(ctx, s1, protocol.CreateConversationRequest{GroupID: []byte("G"), CipherSuite: 1, GroupInfo: []byte("G"), RatchetTree: k1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := func(sess *delivery.Session, key []byte, removed ...[]byte) error {
+		f.ch = delivery.Change{Commit: true, Sender: delivery.SenderNewMember, SenderKey: key, Epoch: 1, Added: []delivery.Leaf{{Index: 0, SignatureKey: key}}}
+		for i, k := range removed {
+			f.ch.Removed = append(f.ch.Removed, delivery.Leaf{Index: uint32(i), SignatureKey: k})
+		}
+		info, err := svc.Conversation(ctx, s1, conv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = svc.Handshake(ctx, sess, conv.ID, protocol.HandshakeRequest{Epoch: info.Epoch, Message: []byte(fmt.Sprint("commit", key, removed)), GroupInfo: []byte("gi")})
+		return err
+	}
+	wantCode := func(what string, err error, code protocol.ErrorCode) {
+		t.Helper()
+		if pe, ok := delivery.AsProtocolError(err); !ok || pe.Code != code {
+			t.Errorf("%s: %v, want %s", what, err, code)
+		} else {
+			t.Logf("%s: %s", what, pe.Message)
+		}
+	}
+	wantCode("member joining again", external(s1, k1), protocol.CodeBadMessage)
+	wantCode("joiner removing another device", external(s2, k2, k1), protocol.CodeBadMessage)
+	wantCode("resync removing another leaf too", external(s1, k1, k1, []byte("k3")), protocol.CodeBadMessage)
+	if err := external(s1, k1, k1); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	info, err := svc.Conversation(ctx, s1, conv.ID)
+	if err != nil || info.Epoch != 1 || len(info.Members) != 1 || info.Members[0] != "d1" {
+		t.Fatalf("after resync %+v %v", info, err)
+	}
+	if err := external(s2, k2); err != nil {
+		t.Fatalf("external join of another device: %v", err)
+	}
+}

@@ -45,6 +45,9 @@ type KeyPackageInfo struct {
 	SignatureKey []byte    // SignatureKey is its leaf's signature key.
 	NotAfter     time.Time // NotAfter ends its lifetime.
 	LastResort   bool      // LastResort is true with the last_resort extension.
+	// Identity is the identity of the leaf's basic credential; nil for
+	// other credential types.
+	Identity []byte
 }
 
 // FollowedGroup is the stored public state of a conversation.

@@ -14,7 +14,8 @@ import (
 
 // UploadKeyPackages validates and stores a batch of the caller device's
 // KeyPackages, all or none. Each must be valid now, of an accepted cipher
-// suite, and carry the device's registered signature key.
+// suite, carry the device's registered signature key, and a credential
+// checkCredential accepts.
 func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req protocol.UploadKeyPackagesRequest) (protocol.UploadKeyPackagesResponse, error) {
 	n := len(req.KeyPackages)
 	if n == 0 {
@@ -26,6 +27,10 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 	d, err := s.st.Device(ctx, sess.Device)
 	if err != nil {
 		return protocol.UploadKeyPackagesResponse{}, internal("upload KeyPackages: device", err)
+	}
+	u, err := s.st.User(ctx, sess.User)
+	if err != nil {
+		return protocol.UploadKeyPackagesResponse{}, internal("upload KeyPackages: user", err)
 	}
 	now := s.now()
 	kps := make([]store.KeyPackage, 0, n)
@@ -48,6 +53,9 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 		}
 		if !bytes.Equal(info.SignatureKey, d.SignatureKey) {
 			return protocol.UploadKeyPackagesResponse{}, bad("leaf signature key is not the uploading device's registered key")
+		}
+		if err := s.checkCredential(info.Identity, u, d); err != nil {
+			return protocol.UploadKeyPackagesResponse{}, bad("%v", err)
 		}
 		if suite == 0 {
 			suite = info.Suite
@@ -75,6 +83,35 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 	}
 	s.log.Debug("KeyPackages uploaded", "device", d.ID, "count", n)
 	return protocol.UploadKeyPackagesResponse{Count: protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort}}, nil
+}
+
+// checkCredential checks the basic-credential identity of a KeyPackage
+// uploaded by device d of user u (nil: not a basic credential). A Parley
+// credential (protocol.DecodeCredential) must name this server, the user
+// and the device, certify the device's registered scheme and key, and
+// verify under the user's identity key. Anything else is refused unless
+// AllowForeignCredentials is set.
+func (s *Service) checkCredential(identity []byte, u store.User, d store.Device) error {
+	if identity == nil {
+		if s.cfg.AllowForeignCredentials {
+			return nil
+		}
+		return errors.New("credential is not a basic credential; this server accepts only Parley credentials")
+	}
+	cred, err := protocol.DecodeCredential(identity)
+	if err != nil {
+		if s.cfg.AllowForeignCredentials {
+			return nil
+		}
+		return fmt.Errorf("credential is not a Parley credential: %v", err)
+	}
+	if cred.Certificate.Scheme != protocol.SignatureScheme(d.Scheme) {
+		return fmt.Errorf("credential certifies signature scheme %#04x, device %q registered %#04x", uint16(cred.Certificate.Scheme), d.ID, d.Scheme)
+	}
+	if err := cred.Verify(s.cfg.ServerName, u.IdentityKey, u.Name, protocol.DeviceID(d.ID), d.SignatureKey); err != nil {
+		return fmt.Errorf("credential: %v", err)
+	}
+	return nil
 }
 
 // CountKeyPackages returns the caller device's pool of the suite (the

@@ -251,7 +251,14 @@ func (f *Follower) ValidateKeyPackage(data []byte, now time.Time) (*delivery.Key
 	if err != nil {
 		return nil, err
 	}
-	return &delivery.KeyPackageInfo{Suite: uint16(info.CipherSuite), Ref: info.Ref, SignatureKey: info.SignatureKey, NotAfter: info.NotAfter, LastResort: info.LastResort}, nil
+	out := &delivery.KeyPackageInfo{Suite: uint16(info.CipherSuite), Ref: info.Ref, SignatureKey: info.SignatureKey, NotAfter: info.NotAfter, LastResort: info.LastResort}
+	if info.Credential.Type == mls.CredentialBasic {
+		out.Identity = bytes.Clone(info.Credential.Identity)
+		if out.Identity == nil {
+			out.Identity = []byte{}
+		}
+	}
+	return out, nil
 }
 
 // PeekPrivate implements delivery.Follower with mls.PeekPrivateMessage.

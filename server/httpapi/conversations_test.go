@@ -1,7 +1,11 @@
 package httpapi_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,12 +21,13 @@ func TestKeyPackages(t *testing.T) {
 	alice := e.register("alice")
 	bob := e.register("bob")
 
+	countPath := fmt.Sprintf("/v1/keypackages/count?cipher_suite=%d", cs)
 	c := bob.upload(2, true)
 	if c.Available != 2 || !c.LastResort {
 		t.Fatalf("count after upload %+v", c)
 	}
 	var cnt protocol.KeyPackageCount
-	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	e.must(bob.token, "GET", countPath, nil, &cnt)
 	if cnt != c {
 		t.Fatalf("count %+v, upload said %+v", cnt, c)
 	}
@@ -42,7 +47,7 @@ func TestKeyPackages(t *testing.T) {
 	tampered[len(tampered)-10] ^= 1
 	pe = e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: tampered}}})
 	t.Logf("tampered: %s", pe.Message)
-	old, err := mls.NewKeyPackage(&mls.Config{Now: func() time.Time { return time.Now().Add(-48 * time.Hour) }}, cs, bob.signer, mls.BasicCredential([]byte(bob.id)), mls.KeyPackageOptions{Lifetime: time.Hour})
+	old, err := mls.NewKeyPackage(&mls.Config{Now: func() time.Time { return time.Now().Add(-48 * time.Hour) }}, cs, bob.signer, bob.credential(), mls.KeyPackageOptions{Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,7 @@ func TestKeyPackages(t *testing.T) {
 	t.Logf("expired: %s", pe.Message)
 	e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: good}, {Data: good}}})
 	e.wantErr(protocol.CodeBadRequest, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{})
-	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	e.must(bob.token, "GET", countPath, nil, &cnt)
 	if cnt.Available != 2 {
 		t.Fatalf("pool %d after refused uploads, want 2", cnt.Available)
 	}
@@ -71,7 +76,7 @@ func TestKeyPackages(t *testing.T) {
 		}
 		seen[string(kp.Data)] = true
 	}
-	e.must(bob.token, "GET", "/v1/keypackages/count", nil, &cnt)
+	e.must(bob.token, "GET", countPath, nil, &cnt)
 	if cnt.Available != 0 || !cnt.LastResort {
 		t.Errorf("pool after claims %+v", cnt)
 	}
@@ -83,6 +88,74 @@ func TestKeyPackages(t *testing.T) {
 	alice.claim("bob")
 	e.wantErr(protocol.CodeRateLimited, alice.token, "POST", "/v1/keypackages/claim", protocol.ClaimKeyPackagesRequest{User: "bob", CipherSuite: uint16(cs)})
 	carol.claim("bob") // another claimer is not limited by alice's claims
+}
+
+// KeyPackages must carry the uploading device's Parley credential;
+// foreign credentials only with AllowForeignCredentials.
+func TestKeyPackageCredentials(t *testing.T) {
+	e := newEnv(t, nil)
+	bob := e.register("bob")
+	phone := bob.addDevice()
+	carol := e.register("carol")
+	kp := func(cred mls.Credential) []byte {
+		b, err := mls.NewKeyPackage(nil, cs, bob.signer, cred, mls.KeyPackageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.KeyPackage
+	}
+	parley := func(server string, cert []byte) mls.Credential {
+		id, err := protocol.EncodeCredential(server, cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mls.BasicCredential(id)
+	}
+	cert := func(identity ed25519.PrivateKey, user string, dev protocol.DeviceID) []byte {
+		c, err := protocol.NewDeviceCertificate(identity, user, dev, protocol.SchemeEd25519, bob.signer.PublicKey(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	otherKey, err := protocol.NewDeviceCertificate(bob.user.identity, "bob", bob.id, protocol.SchemeEd25519, phone.signer.PublicKey(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cred mls.Credential
+		want string
+	}{
+		{"other server", parley("other.example", bob.cert), "server"},
+		{"other user", parley(e.dcfg.ServerName, cert(carol.user.identity, "carol", bob.id)), "names user"},
+		{"other device", parley(e.dcfg.ServerName, cert(bob.user.identity, "bob", phone.id)), "names device"},
+		{"other key", parley(e.dcfg.ServerName, otherKey), "device key differs"},
+		{"forged", parley(e.dcfg.ServerName, cert(stranger, "bob", bob.id)), "signature invalid"},
+		{"foreign", mls.BasicCredential([]byte(bob.id)), "not a Parley credential"},
+	} {
+		pe := e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: kp(tc.cred)}}})
+		t.Logf("%s: %s", tc.name, pe.Message)
+		if !strings.Contains(pe.Message, tc.want) {
+			t.Errorf("%s: refused with %q, want %q in it", tc.name, pe.Message, tc.want)
+		}
+	}
+	e.must(bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: kp(bob.credential())}}}, nil)
+
+	open := newEnv(t, func(d *delivery.Config, _ *httpapi.Config) { d.AllowForeignCredentials = true })
+	dave := open.register("dave")
+	foreign, err := mls.NewKeyPackage(nil, cs, dave.signer, mls.BasicCredential([]byte(dave.id)), mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open.must(dave.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: foreign.KeyPackage}}}, nil)
+	// A Parley credential is checked even then.
+	forged, err := mls.NewKeyPackage(nil, cs, dave.signer, parley(open.dcfg.ServerName, cert(stranger, "dave", dave.id)), mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open.wantErr(protocol.CodeBadKeyPackage, dave.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: forged.KeyPackage}}})
 }
 
 // setup2 makes alice's conversation with bob as a member.
@@ -315,7 +388,7 @@ func TestExternalJoin(t *testing.T) {
 	phone := alice.d.addDevice()
 	var gi protocol.GroupInfoResponse
 	e.must(phone.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil, &gi)
-	g, pc, err := mls.JoinExternal(nil, gi.GroupInfo, phone.signer, mls.BasicCredential([]byte(phone.id)), mls.ExternalJoinOptions{})
+	g, pc, err := mls.JoinExternal(nil, gi.GroupInfo, phone.signer, phone.credential(), mls.ExternalJoinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,5 +449,138 @@ func TestProposalByReference(t *testing.T) {
 	}
 	if bob.g.Epoch() != 2 {
 		t.Fatalf("bob at epoch %d", bob.g.Epoch())
+	}
+}
+
+// A member device that lost its state rejoins by an external commit that
+// removes its own old leaf (resync, RFC 9420 §12.4.3.2) and stays a member
+// once; an external commit that would leave it in the group twice, or that
+// removes another device's leaf, is refused.
+func TestResync(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	path := fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv)
+	groupInfo := func(d *device) protocol.GroupInfoResponse {
+		var gi protocol.GroupInfoResponse
+		e.must(d.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil, &gi)
+		return gi
+	}
+	join := func(d *device, resync *mls.LeafIndex) (*mls.Group, protocol.HandshakeRequest, error) {
+		gi := groupInfo(d)
+		g, pc, err := mls.JoinExternal(nil, gi.GroupInfo, d.signer, d.credential(), mls.ExternalJoinOptions{RatchetTree: gi.RatchetTree, ResyncLeaf: resync, ExternalPub: true})
+		if err != nil {
+			return nil, protocol.HandshakeRequest{}, err
+		}
+		if err := g.MergePendingCommit(pc); err != nil {
+			t.Fatal(err)
+		}
+		return g, protocol.HandshakeRequest{Epoch: gi.Epoch, Message: pc.Message, GroupInfo: pc.GroupInfo}, nil
+	}
+
+	// Without removing its old leaf: refused (the MLS library does not
+	// even build it; delivery's TestExternalCommitRules checks the server).
+	if _, req, err := join(alice.d, nil); err == nil {
+		pe := e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", path, req)
+		t.Logf("external commit without resync: %s", pe.Message)
+	} else {
+		t.Logf("external commit without resync not built: %v", err)
+	}
+	// Another device of alice's may not remove bob's leaf.
+	phone := alice.d.addDevice()
+	bobLeaf := bob.g.OwnLeaf()
+	if _, req, err := join(phone, &bobLeaf); err == nil {
+		pe := e.wantErr(protocol.CodeBadMessage, phone.token, "POST", path, req)
+		t.Logf("external commit removing another device: %s", pe.Message)
+	} else {
+		t.Logf("external commit removing another device not built: %v", err)
+	}
+	// Nor alice's own leaf.
+	aliceLeaf := alice.g.OwnLeaf()
+	if _, req, err := join(phone, &aliceLeaf); err == nil {
+		pe := e.wantErr(protocol.CodeBadMessage, phone.token, "POST", path, req)
+		t.Logf("external commit removing another device of the user: %s", pe.Message)
+	}
+
+	// The resync is accepted; alice is a member once, with bob.
+	g, req, err := join(alice.d, &aliceLeaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res protocol.HandshakeResponse
+	e.must(alice.d.token, "POST", path, req, &res)
+	if res.Epoch != g.Epoch() {
+		t.Fatalf("epoch %d after resync, group at %d", res.Epoch, g.Epoch())
+	}
+	var info protocol.ConversationInfo
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+	if len(info.Members) != 2 || !slices.Contains(info.Members, alice.d.id) || !slices.Contains(info.Members, bob.d.id) {
+		t.Fatalf("members after resync %v", info.Members)
+	}
+	// Bob processes the resync, and the two talk in the new epoch.
+	var page protocol.EntriesResponse
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=0", alice.conv), nil, &page)
+	last := page.Entries[len(page.Entries)-1]
+	if last.Seq != res.Seq || last.Kind != protocol.KindHandshake {
+		t.Fatalf("bob's last entry %+v, want the resync at %d", last, res.Seq)
+	}
+	p, err := bob.g.Process(last.Data)
+	if err != nil || p.Commit == nil {
+		t.Fatalf("bob processes the resync: %v", err)
+	}
+	if err := bob.g.MergeStagedCommit(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	sent := alice.send(t, "back")
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=%d", alice.conv, res.Seq), nil, &page)
+	if len(page.Entries) != 1 || page.Entries[0].Seq != sent.Seq {
+		t.Fatalf("bob's entries after the resync %+v", page.Entries)
+	}
+	if m, err := bob.g.Process(page.Entries[0].Data); err != nil || string(m.ApplicationData) != "back" {
+		t.Fatalf("bob decrypts %v %v", m, err)
+	}
+}
+
+// A device reads nothing from before the commit that added it: not over
+// HTTP with after=0, not over the WebSocket with an old cursor (from the
+// store or from the shared tail).
+func TestHistoryBeforeJoin(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.register("alice")
+	b := e.register("bob")
+	b.upload(1, false)
+	alice := a.createConversation()
+	for i := range 3 {
+		alice.send(t, fmt.Sprintf("before %d", i)) // seq 1-3
+	}
+	alice.add(t, "bob") // seq 4
+	bob := b.join(t, alice.conv)
+	after := alice.send(t, "after") // seq 5
+	var page protocol.EntriesResponse
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=0", alice.conv), nil, &page)
+	if len(page.Entries) != 1 || page.Entries[0].Seq != after.Seq {
+		t.Fatalf("bob reads %+v over HTTP, want only seq %d", page.Entries, after.Seq)
+	}
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=2", alice.conv), nil, &page)
+	if len(page.Entries) != 1 || page.Entries[0].Seq != after.Seq {
+		t.Fatalf("bob reads %+v after 2, want only seq %d", page.Entries, after.Seq)
+	}
+	for _, restart := range []bool{false, true} {
+		if restart {
+			e.restart() // an empty tail: from the store
+			bob.d.login()
+		}
+		ws := bob.d.dial(t)
+		ws.send(&protocol.SubscribeFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: 0}}})
+		got := ws.entries(1, 5*time.Second)
+		if got[0].Seq != after.Seq {
+			t.Fatalf("restart %v: bob receives seq %d first, want %d", restart, got[0].Seq, after.Seq)
+		}
+		ws.silent(200 * time.Millisecond)
+	}
+	// Alice, the creator, still reads the whole log.
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=0", alice.conv), nil, &page)
+	if len(page.Entries) != 5 {
+		t.Fatalf("alice reads %d entries, want 5", len(page.Entries))
 	}
 }

@@ -183,7 +183,7 @@ func TestTyping(t *testing.T) {
 	aws.silent(100 * time.Millisecond)
 	cws.silent(50 * time.Millisecond)
 	var es protocol.EntriesResponse
-	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries", alice.conv), nil, &es)
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries", alice.conv), nil, &es)
 	if len(es.Entries) != 1 {
 		t.Fatalf("%d entries stored, want only the commit", len(es.Entries))
 	}
@@ -202,8 +202,11 @@ func TestRetention(t *testing.T) {
 		e.must(tok, "GET", fmt.Sprintf("/v1/conversations/%d/entries?after=0&limit=2", alice.conv), nil, &es)
 		return es.Entries
 	}
-	if got := page(bob.d.token); len(got) != 2 || got[0].Seq != 1 {
+	if got := page(alice.d.token); len(got) != 2 || got[0].Seq != 1 {
 		t.Fatalf("first page %+v", got)
+	}
+	if got := page(bob.d.token); len(got) != 2 || got[0].Seq != 2 {
+		t.Fatalf("bob's first page %+v, want from seq 2 (after the commit adding him)", got)
 	}
 	// Both acknowledge up to seq 3: entries 1..3 go.
 	for _, m := range []*member{alice, bob} {

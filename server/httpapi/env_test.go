@@ -242,6 +242,7 @@ type device struct {
 	user     *user
 	id       protocol.DeviceID
 	signer   *mls.Signer
+	cert     []byte // cert is the encoded device certificate.
 	token    string
 	bundles  map[string]*mls.KeyPackageBundle // by KeyPackage bytes
 	bundleMu sync.Mutex
@@ -272,6 +273,7 @@ func (e *env) newDevice(u *user) (*device, protocol.NewDevice) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	d.cert = cert
 	return d, protocol.NewDevice{ID: d.id, Scheme: protocol.SchemeEd25519, SignatureKey: s.PublicKey(), Certificate: cert}
 }
 
@@ -291,6 +293,17 @@ func (e *env) register(name string) *device {
 	u.devices = append(u.devices, d)
 	d.login()
 	return d
+}
+
+// credential returns the device's Parley MLS credential
+// (protocol.EncodeCredential) on the env's server.
+func (d *device) credential() mls.Credential {
+	d.e.t.Helper()
+	id, err := protocol.EncodeCredential(d.e.dcfg.ServerName, d.cert)
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return mls.BasicCredential(id)
 }
 
 // sign signs a challenge with the device key.
@@ -327,7 +340,7 @@ func (d *device) addDevice() *device {
 // keyPackage makes a KeyPackage of the device.
 func (d *device) keyPackage(lastResort bool) []byte {
 	d.e.t.Helper()
-	b, err := mls.NewKeyPackage(nil, cs, d.signer, mls.BasicCredential([]byte(d.id)), mls.KeyPackageOptions{LastResort: lastResort})
+	b, err := mls.NewKeyPackage(nil, cs, d.signer, d.credential(), mls.KeyPackageOptions{LastResort: lastResort})
 	if err != nil {
 		d.e.t.Fatal(err)
 	}
@@ -363,7 +376,7 @@ func (d *device) createConversation() *member {
 	d.e.t.Helper()
 	gid := make([]byte, 16)
 	rand.Read(gid)
-	g, err := mls.CreateGroup(nil, cs, gid, d.signer, mls.BasicCredential([]byte(d.id)), mls.CreateOptions{})
+	g, err := mls.CreateGroup(nil, cs, gid, d.signer, d.credential(), mls.CreateOptions{})
 	if err != nil {
 		d.e.t.Fatal(err)
 	}

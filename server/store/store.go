@@ -231,7 +231,10 @@ type NewConversation struct {
 // that commit, so that it learns it was removed, and nothing after it. The
 // departed membership ends when the device acknowledges Left, or when a
 // later commit adds the device again (its cursor then restarts at that
-// commit). A departed device is not a member: it is not listed by Members,
+// commit, and keeps its Joined: it may still read the rest of its old
+// membership). A device never reads the log before the commit that added
+// it (Joined): history from before it joined, even as ciphertext, is not
+// its business. A departed device is not a member: it is not listed by Members,
 // IsMember is false for it, and it cannot append.
 type Membership struct {
 	Conversation ConversationID // Conversation is the conversation.
@@ -239,6 +242,7 @@ type Membership struct {
 	Head         uint64         // Head is the conversation's newest seq.
 	Epoch        uint64         // Epoch is the conversation's epoch.
 	Left         uint64         // Left is 0 for a member, else the seq of the commit that removed the device: the last seq it may read.
+	Joined       uint64         // Joined is the seq of the commit that added the device (0 for the creator): the device may read only entries after it. A departed device added again keeps it.
 }
 
 // Readable returns the newest seq the device may read: Left for a
@@ -490,8 +494,10 @@ type Store interface {
 	// GroupInfo, tree and follower state are replaced; c.Remove then c.Add
 	// change the membership (removed members become departed with Left at
 	// the commit's seq, so they receive the commit and nothing after it;
-	// added devices' cursors start at the commit's seq, so they never
-	// receive it); and each Welcome goes to its device's inbox. A stale
+	// added devices' cursors and Joined start at the commit's seq, so they
+	// never receive it or anything before it; a departed device added
+	// again keeps its Joined; an added device that is already a member
+	// stays as it is); and each Welcome goes to its device's inbox. A stale
 	// epoch returns a *StaleEpochError with the current epoch; a stale
 	// proposal count ErrStaleState; ErrNotFound for an unknown
 	// conversation or added device; ErrInvalid for a Welcome to a device

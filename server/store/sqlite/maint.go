@@ -195,6 +195,8 @@ var invariants = []struct{ what, sql string }{
 	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.cursor > h.head OR m.cursor < 0`},
 	{"departed member beyond the log head, or with its cursor at or beyond its last readable seq", `SELECT m.conversation_id FROM members m JOIN conversation_heads h ON h.conversation_id = m.conversation_id
 		WHERE m.left_seq > h.head OR m.left_seq < 0 OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
+	{"joined seq beyond the cursor, or not before the removing commit", `SELECT m.conversation_id FROM members m
+		WHERE m.joined_seq < 0 OR m.joined_seq > m.cursor OR (m.left_seq <> 0 AND m.joined_seq >= m.left_seq)`},
 	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
 	{"negative proposal count", `SELECT id FROM conversations WHERE proposals < 0`},

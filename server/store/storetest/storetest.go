@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HandshakeByHash", testHandshakeByHash},
 		{"Departed", testDeparted},
 		{"DepartedReadded", testDepartedReadded},
+		{"Joined", testJoined},
 		{"AppendEntries", testAppend},
 		{"AppendConcurrent", testAppendConcurrent},
 		{"Ack", testAck},
@@ -1233,5 +1234,48 @@ func testDepartedReadded(t *testing.T, s store.Store) {
 	add(t, s, c.ID, a.ID, b.ID) // seq 6
 	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Cursor != 5 || m.Left != 0 {
 		t.Errorf("bob after a second add %+v", m)
+	}
+}
+
+// testJoined: a membership records the seq of the commit that added the
+// device (0 for the creator); adding a member again keeps it, adding a
+// departed device again moves it to the new commit.
+func testJoined(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	send(t, s, c.ID, a.ID, 2, t0)    // seq 1-2
+	e := add(t, s, c.ID, a.ID, b.ID) // seq 3
+	if m, err := s.Membership(ctx, c.ID, a.ID); err != nil || m.Joined != 0 {
+		t.Errorf("creator's membership %+v %v, want joined 0", m, err)
+	}
+	if m, err := s.Membership(ctx, c.ID, b.ID); err != nil || m.Joined != e.Seq || m.Cursor != e.Seq {
+		t.Errorf("added bob %+v %v, want joined and cursor %d", m, err, e.Seq)
+	}
+	send(t, s, c.ID, b.ID, 1, t0) // seq 4
+	must(t, "ack", s.Ack(ctx, b.ID, c.ID, 4))
+	add(t, s, c.ID, a.ID, b.ID) // seq 5: bob is a member already (resync)
+	if ms, err := s.Conversations(ctx, b.ID); err != nil || len(ms) != 1 || ms[0].Joined != e.Seq || ms[0].Cursor != 4 {
+		t.Errorf("bob after a second add %+v %v, want joined %d cursor 4", ms, err, e.Seq)
+	}
+	rm, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 2, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err) // seq 6
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e.Seq || m.Left != rm.Seq {
+		t.Errorf("departed bob %+v, want joined %d", m, e.Seq)
+	}
+	send(t, s, c.ID, a.ID, 1, t0)     // seq 7
+	e2 := add(t, s, c.ID, a.ID, b.ID) // seq 8
+	// Added again before it read its old membership to the end: it keeps
+	// its joined seq.
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e.Seq || m.Cursor != e2.Seq || m.Left != 0 {
+		t.Errorf("re-added bob %+v, want joined %d cursor %d", m, e.Seq, e2.Seq)
+	}
+	// Removed, the departure acknowledged, and added again: a new start.
+	rm, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 4, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err) // seq 9
+	must(t, "departed ack", s.Ack(ctx, b.ID, c.ID, rm.Seq))
+	e3 := add(t, s, c.ID, a.ID, b.ID) // seq 10
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e3.Seq || m.Cursor != e3.Seq || m.Left != 0 {
+		t.Errorf("bob added after leaving %+v, want joined and cursor %d", m, e3.Seq)
 	}
 }
