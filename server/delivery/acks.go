@@ -120,15 +120,18 @@ func (s *Service) flushAcks(ctx context.Context) {
 	a := s.acks
 	a.mu.Lock()
 	take, bars := a.pending, a.barriers
-	if len(take) > 0 {
-		a.pending = make(map[ackKey]*ackPending, len(take))
+	n := len(take)
+	if n > 0 {
+		a.pending = make(map[ackKey]*ackPending, n)
+	} else {
+		take = nil // still a.pending: not ours to read after unlocking
 	}
 	a.barriers = nil
-	a.inflight = len(take) > 0
+	a.inflight = n > 0
 	a.mu.Unlock()
-	if len(take) > 0 {
-		batch := make([]store.Ack, 0, len(take))
-		waits := make([][]func(error), 0, len(take))
+	if n > 0 {
+		batch := make([]store.Ack, 0, n)
+		waits := make([][]func(error), 0, n)
 		for k, p := range take {
 			batch = append(batch, store.Ack{Device: k.device, Conversation: k.conv, Seq: p.seq})
 			waits = append(waits, p.waiters)

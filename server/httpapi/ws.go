@@ -25,9 +25,10 @@ type wsConn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	running atomic.Bool   // running: a writer goroutine runs, or the writer ended for good
-	again   atomic.Bool   // again: woken since the writer last polled
-	ended   chan struct{} // ended is closed when the writer ended for good
+	running  atomic.Bool   // running: a writer goroutine runs, or the writer ended for good
+	again    atomic.Bool   // again: woken since the writer last polled
+	attached atomic.Bool   // attached: dc is set, so a writer may start
+	ended    chan struct{} // ended is closed when the writer ended for good
 }
 
 // pingWorkers bounds the goroutines pinging connections at once.
@@ -67,6 +68,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	wc := &wsConn{c: c, nc: hw.nc, ctx: ctx, cancel: cancel, ended: make(chan struct{})}
 	wc.dc = s.svc.AttachWake(ss, s.cfg.SendQueue, func() { s.wake(wc) })
+	// A wake-up may arrive while AttachWake runs, before dc is set: it is
+	// remembered in again, and the writer starts only from here on.
+	wc.attached.Store(true)
+	if wc.again.Load() {
+		s.wake(wc)
+	}
 	if !s.addConn(wc) {
 		cancel()
 		wc.dc.Close()
@@ -104,6 +111,9 @@ func (s *Server) runConn(ctx context.Context, wc *wsConn) {
 // connection has. It never blocks.
 func (s *Server) wake(wc *wsConn) {
 	wc.again.Store(true)
+	if !wc.attached.Load() {
+		return
+	}
 	if wc.running.CompareAndSwap(false, true) {
 		go s.writeLoop(wc)
 	}
