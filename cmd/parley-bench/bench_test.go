@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/server/follower"
 )
@@ -88,7 +91,7 @@ func TestThroughput(t *testing.T) {
 		t.Errorf("delivered %v msg/s", v)
 	}
 	if v := value(t, r, "connections lost"); v != 0 {
-		t.Errorf("%v connections lost", v)
+		t.Errorf("%v connections lost; %s", v, errorMetrics(r))
 	}
 }
 
@@ -162,4 +165,142 @@ func TestMessageShape(t *testing.T) {
 	if err != nil || h.Epoch != 3 || h.ContentType != 1 || !bytes.Equal(h.GroupID, gid) {
 		t.Errorf("the server's header parser reads %+v, %v", h, err)
 	}
+}
+
+// compareConfigs returns the configurations of compare whose services
+// answer: PostgreSQL ($PARLEY_TEST_POSTGRES or the local default) for
+// postgres and cluster, NATS ($PARLEY_TEST_NATS or the local default) for
+// cluster. An unreachable service skips its configurations, or fails the
+// test under CI=true.
+func compareConfigs(t *testing.T) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unreachable := func(err error) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("under CI=true: %v", err)
+		}
+		t.Logf("skipping configurations: %v", err)
+	}
+	configs := []string{cfgSQLite}
+	if err := checkPostgres(ctx, envOr("PARLEY_TEST_POSTGRES", defaultPostgres)); err != nil {
+		unreachable(err)
+		return configs
+	}
+	configs = append(configs, cfgPostgres)
+	if err := checkNATS(ctx, envOr("PARLEY_TEST_NATS", defaultNATS)); err != nil {
+		unreachable(err)
+		return configs
+	}
+	return append(configs, cfgCluster)
+}
+
+// TestCompare runs compare at tiny scale: every scenario on each
+// reachable configuration, the cluster's devices spread over three nodes
+// (so fan-out and delivery cross nodes through NATS), and checks the
+// comparison and that the fresh schemas are dropped.
+func TestCompare(t *testing.T) {
+	t.Parallel()
+	configs := compareConfigs(t)
+	rep := runJSON(t, "compare", "--configs", strings.Join(configs, ","),
+		"--senders", "6", "--conversations", "3", "--duration", "700ms", "--warmup", "200ms", "--drain", "400ms",
+		"--rate", "200", "--sizes", "12", "--batch", "5", "--rounds", "2", "--interval", "150ms", "--settle", "100ms", "--per-worker", "12")
+	c := rep.Comparison
+	if c == nil || len(c.Configs) != len(configs) {
+		t.Fatalf("comparison %+v, want %d configurations", c, len(configs))
+	}
+	for i, col := range c.Configs {
+		if col.Config != configs[i] || len(col.Errors) > 0 {
+			t.Errorf("column %d: %+v", i, col)
+		}
+	}
+	if cl := c.Configs[len(c.Configs)-1]; cl.Config == cfgCluster && cl.Nodes != 3 {
+		t.Errorf("cluster of %d nodes, want 3", cl.Nodes)
+	}
+	row := func(name string) []*float64 {
+		for _, r := range c.Rows {
+			if strings.HasPrefix(r.Name, name) {
+				return r.Values
+			}
+		}
+		t.Fatalf("no row %q", name)
+		return nil
+	}
+	for i, cfg := range configs {
+		val := func(name string) float64 {
+			v := row(name)[i]
+			if v == nil {
+				t.Fatalf("%s: %s missing", cfg, name)
+			}
+			return *v
+		}
+		if v := val("throughput: delivered"); v < 100 {
+			t.Errorf("%s: delivered %v msg/s", cfg, v)
+		}
+		if v := val("latency: delivery p99"); v <= 0 || v > 5000 {
+			t.Errorf("%s: latency p99 %v ms", cfg, v)
+		}
+		if v := val("fan-out 12: rounds reaching all 11 others"); v != 2 {
+			t.Errorf("%s: %v complete fan-out rounds, want 2", cfg, v)
+		}
+		if v := val("errors and lost connections"); v != 0 {
+			for _, r := range rep.Results {
+				if r.Config == cfg {
+					t.Logf("%s %s: %s", cfg, r.Scenario, errorMetrics(r))
+				}
+			}
+			t.Errorf("%s: %v errors and lost connections", cfg, v)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Config == cfgCluster && paramInt(r.Params["servers"]) != 3 {
+			t.Errorf("cluster %s ran on %v servers", r.Scenario, r.Params["servers"])
+		}
+	}
+	if len(configs) > 1 {
+		leftover(t, rep)
+	}
+}
+
+// leftover fails if a schema of the report's runs is left in PostgreSQL
+// (one fresh schema per scenario run on PostgreSQL).
+func leftover(t *testing.T, rep *report) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgConnString(envOr("PARLEY_TEST_POSTGRES", defaultPostgres)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		s, _ := r.Params["schema"].(string)
+		if r.Config == cfgSQLite || seen[s] {
+			continue
+		}
+		if s == "" {
+			t.Errorf("%s %s: no schema in the parameters", r.Config, r.Scenario)
+			continue
+		}
+		seen[s] = true
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, s).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("schema %s was not dropped", s)
+		}
+	}
+}
+
+// errorMetrics lists a result's error counts.
+func errorMetrics(r result) string {
+	var es []string
+	for _, m := range r.Metrics {
+		if strings.HasPrefix(m.Name, "errors: ") {
+			es = append(es, fmt.Sprintf("%s ×%v", m.Name, m.Value))
+		}
+	}
+	return strings.Join(es, "; ")
 }

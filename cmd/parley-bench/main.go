@@ -11,11 +11,16 @@
 //	parley-bench fanout [flags]       one message to every device of big conversations
 //	parley-bench idle [flags]         server memory per idle connection
 //	parley-bench all [flags]          every scenario, each on a fresh server with --spawn
+//	parley-bench compare [flags]      throughput, latency and fan-out on SQLite, PostgreSQL and 3 nodes on PostgreSQL + NATS
 //
 // With --spawn the bench builds cmd/parleyd from the module (or runs
 // --parleyd PATH) on a temporary data directory and a loopback port, with
 // open registration and raised rate limits; --store, --fanout and --nodes
-// pass through for other configurations. With --server URL it targets a
+// pass through for other configurations: a PostgreSQL --store gets a
+// fresh schema per run (dropped at the end), a NATS --fanout a random
+// subject prefix, and devices are spread round-robin over the --nodes.
+// compare spawns the three configurations of issue 6 in turn (--postgres,
+// --nats) and prints one table comparing them. With --server URL it targets a
 // running server (loopback only), which must allow the registrations and
 // post rates of the run (its rate limits) and open registration or
 // --invite.
@@ -93,6 +98,10 @@ type options struct {
 	insecure    bool
 	keep        bool
 
+	postgres, nats string
+	configs        []string
+	set            map[string]bool // set holds the flags given on the command line
+
 	workers     int
 	perWorker   int
 	concurrency int
@@ -111,6 +120,7 @@ type options struct {
 	batch    int
 
 	connections int
+	settle      time.Duration
 }
 
 // listFlag collects a repeatable or comma-separated flag.
@@ -129,7 +139,7 @@ func (l *listFlag) Set(v string) error {
 const usage = `parley-bench - load generator for parleyd
 
 Usage:
-  parley-bench throughput|latency|fanout|idle|all [flags]
+  parley-bench throughput|latency|fanout|idle|all|compare [flags]
 
 Scenarios:
   throughput  N senders over M two-party-or-more conversations, each sender
@@ -147,6 +157,13 @@ Scenarios:
   idle        --connections subscribed, idle connections: server heap+stack
               and RSS growth per connection. Target <= 32 KiB.
   all         throughput, latency, then fanout (with idle) on fresh servers.
+  compare     throughput, latency and fanout (default --sizes 10000, --rate
+              2000, --drain 5s) on each of --configs, every scenario on fresh
+              servers:
+                sqlite    one node on SQLite
+                postgres  one node on PostgreSQL (--postgres, a fresh schema)
+                cluster   --nodes (default 3) nodes on PostgreSQL + NATS (--nats)
+              and one table comparing them. Implies --spawn.
 
 Flags:
 `
@@ -160,9 +177,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o := &options{scenario: args[0]}
 	switch o.scenario {
-	case "throughput", "latency", "fanout", "idle", "all":
+	case "throughput", "latency", "fanout", "idle", "all", "compare":
 	default:
-		return usageError{fmt.Errorf("unknown scenario %q (want throughput, latency, fanout, idle or all)", o.scenario)}
+		return usageError{fmt.Errorf("unknown scenario %q (want throughput, latency, fanout, idle, all or compare)", o.scenario)}
 	}
 	fs := newFlags(o, stderr)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -174,6 +191,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if err := o.validate(); err != nil {
 		return usageError{err}
 	}
@@ -209,7 +228,7 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of throughput and latency runs")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measurement starts")
-	fs.DurationVar(&o.drain, "drain", 2*time.Second, "time after the load for deliveries to arrive")
+	fs.DurationVar(&o.drain, "drain", 2*time.Second, "time after the load, and after the last fan-out round, for deliveries to arrive")
 	fs.IntVar(&o.size, "size", 256, "bytes per application message (MLS-shaped)")
 	fs.DurationVar(&o.ackEvery, "ack-interval", time.Second, "how often each device acknowledges its cursors during throughput and latency runs (0: never)")
 	fs.IntVar(&o.senders, "senders", 100, "sending devices (throughput, latency)")
@@ -231,11 +250,20 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.interval, "interval", 2*time.Second, "time between fan-out messages")
 	fs.IntVar(&o.batch, "batch", 1000, "members added per MLS commit when building conversations")
 	fs.IntVar(&o.connections, "connections", 10000, "idle connections (idle)")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "how long the connections idle before their memory is sampled (idle, fanout)")
+	fs.StringVar(&o.postgres, "postgres", envOr("PARLEY_TEST_POSTGRES", defaultPostgres), "compare: the PostgreSQL `URL` (loopback; a fresh schema per run is created in it and dropped)")
+	fs.StringVar(&o.nats, "nats", envOr("PARLEY_TEST_NATS", defaultNATS), "compare: the NATS `URL` of the cluster configuration (loopback)")
+	fs.Var((*listFlag)(&o.configs), "configs", "compare: the configurations to run, in order (default sqlite,postgres,cluster)")
 	return fs
 }
 
 // validate checks the options.
 func (o *options) validate() error {
+	if o.scenario == "compare" {
+		if err := o.validateCompare(); err != nil {
+			return err
+		}
+	}
 	if len(o.sizes) == 0 {
 		o.sizes = []int{1000, 10000}
 	}
@@ -254,8 +282,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("--window %d: want 1 to 255 (the server's answer queue holds 256)", o.window)
 	case o.rate <= 0 || o.rate > 1e6:
 		return fmt.Errorf("--rate %v: want 0 < rate <= 1,000,000", o.rate)
-	case o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.drain < 0:
-		return errors.New("--duration must be in (0, 1h]; --warmup and --drain not negative")
+	case o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.drain < 0 || o.drain > 10*time.Minute || o.settle < 0 || o.settle > 10*time.Minute:
+		return errors.New("--duration must be in (0, 1h]; --warmup not negative; --drain and --settle in [0, 10m]")
 	case o.size < 64 || o.size > 1<<20:
 		return fmt.Errorf("--size %d: want 64 to 1 MiB", o.size)
 	case o.rounds < 1 || o.rounds > 1000 || o.interval <= 0:
@@ -272,6 +300,59 @@ func (o *options) validate() error {
 	}
 	if len(o.servers) > 0 && (o.store != "" || o.fanout != "" || o.nodes != 1 || o.parleyd != "" || len(o.serverFlags) > 0) {
 		return errors.New("--store, --fanout, --nodes, --parleyd and --server-flag apply only with --spawn")
+	}
+	if isPostgres(o.store) {
+		if err := checkPostgresLoopback(o.store); err != nil {
+			return err
+		}
+	}
+	if isNATS(o.fanout) {
+		for _, u := range strings.Split(o.fanout, ",") {
+			if _, err := checkNATSURL(u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validateCompare checks and completes the options of compare.
+func (o *options) validateCompare() error {
+	if len(o.servers) > 0 || o.store != "" || o.fanout != "" {
+		return errors.New("compare spawns its own servers: use --postgres and --nats instead of --server, --store and --fanout")
+	}
+	o.spawn = true
+	if len(o.configs) == 0 {
+		o.configs = []string{cfgSQLite, cfgPostgres, cfgCluster}
+	}
+	seen := map[string]bool{}
+	for _, c := range o.configs {
+		if c != cfgSQLite && c != cfgPostgres && c != cfgCluster {
+			return fmt.Errorf("--configs: %q is not sqlite, postgres or cluster", c)
+		}
+		if seen[c] {
+			return fmt.Errorf("--configs: %q twice", c)
+		}
+		seen[c] = true
+	}
+	if !o.set["nodes"] {
+		o.nodes = 3
+	}
+	if !o.set["sizes"] {
+		o.sizes = []int{10000}
+	}
+	if !o.set["rate"] {
+		o.rate = compareRate
+	}
+	if !o.set["drain"] {
+		// A slow configuration's last fan-out round still completes.
+		o.drain = compareDrain
+	}
+	if err := checkPostgresLoopback(o.postgres); err != nil {
+		return err
+	}
+	if _, err := checkNATSURL(o.nats); err != nil {
+		return err
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +25,7 @@ type metric struct {
 // result is the outcome of one scenario.
 type result struct {
 	Scenario string             `json:"scenario"`
+	Config   string             `json:"config,omitempty"` // Config is compare's configuration.
 	Params   map[string]any     `json:"params"`
 	Metrics  []metric           `json:"metrics"`
 	Setup    map[string]float64 `json:"setup,omitempty"`
@@ -42,6 +45,11 @@ type report struct {
 	Machine   machine   `json:"machine"`
 	Results   []result  `json:"results"`
 	StoreDesc string    `json:"store"`
+	// Parleyd is the SHA-256 of the spawned parleyd binary (which build
+	// ran).
+	Parleyd string `json:"parleyd_sha256,omitempty"`
+	// Comparison is compare's table (nil for the other scenarios).
+	Comparison *comparison `json:"comparison,omitempty"`
 }
 
 // machine describes where the bench ran.
@@ -67,6 +75,12 @@ func newReport(o *options) *report {
 	switch {
 	case !o.spawn:
 		store = "running server " + strings.Join(o.servers, ",")
+	case o.scenario == "compare":
+		var cs []string
+		for _, c := range o.configs {
+			cs = append(cs, o.describe(c))
+		}
+		store = "compare: " + strings.Join(cs, "; ")
 	case o.store != "":
 		store = fmt.Sprintf("%s, fanout %q, %d node(s)", o.store, o.fanout, o.nodes)
 	}
@@ -83,8 +97,15 @@ func (r *report) writeJSON(w io.Writer) {
 // writeTable prints the report as aligned tables.
 func (r *report) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "parley-bench %s  (%d CPUs %s, %s; server: %s)\n", r.Time.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.StoreDesc)
+	if r.Parleyd != "" {
+		fmt.Fprintf(w, "parleyd sha256 %s\n", r.Parleyd)
+	}
 	for _, res := range r.Results {
-		fmt.Fprintf(w, "\n== %s %s\n", res.Scenario, params(res.Params))
+		cfg := ""
+		if res.Config != "" {
+			cfg = "[" + res.Config + "] "
+		}
+		fmt.Fprintf(w, "\n== %s%s %s\n", cfg, res.Scenario, params(res.Params))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "metric\tvalue\tunit\ttarget\t")
 		for _, m := range res.Metrics {
@@ -101,6 +122,9 @@ func (r *report) writeTable(w io.Writer) {
 		for _, n := range res.Notes {
 			fmt.Fprintf(w, "note: %s\n", n)
 		}
+	}
+	if r.Comparison != nil {
+		r.Comparison.writeTable(w)
 	}
 }
 
@@ -122,4 +146,18 @@ func format(v float64) string {
 	default:
 		return fmt.Sprintf("%.2f", v)
 	}
+}
+
+// fileSHA256 returns the hex SHA-256 of a file, or "" if unreadable.
+func fileSHA256(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -33,6 +33,11 @@ type bench struct {
 	run     string
 	pool    *pool
 	setup   map[string]float64
+	// storeURL and schema are the PostgreSQL URL given to the nodes and
+	// the fresh schema it names, dropped by close (empty: none).
+	storeURL, schema string
+	// prefix is the NATS subject prefix of the nodes (empty: no NATS).
+	prefix string
 }
 
 // pid returns the pid of the first spawned node, or 0.
@@ -57,7 +62,26 @@ func openBench(ctx context.Context, o *options, n int, log io.Writer) (*bench, e
 			return nil, err
 		}
 		b.dir = dir
-		nodes, err := spawn(ctx, spawnConfig{Binary: o.parleyd, Store: o.store, Fanout: o.fanout, Nodes: o.nodes, TLS: o.tls, Extra: o.serverFlags, Dir: dir, Log: log})
+		sc := spawnConfig{Binary: o.parleyd, Store: o.store, Fanout: o.fanout, Nodes: o.nodes, TLS: o.tls, Extra: o.serverFlags, Dir: dir, Log: log}
+		if isPostgres(o.store) {
+			// A fresh schema per run, which parleyd's first node creates
+			// and migrates; close drops it.
+			if sc.Store, b.schema, err = freshSchema(o.store); err != nil {
+				b.close()
+				return nil, err
+			}
+			b.storeURL = sc.Store
+			if b.schema != "" {
+				fmt.Fprintf(log, "parley-bench: PostgreSQL schema %s (dropped at the end)\n", b.schema)
+			}
+		}
+		if isNATS(o.fanout) {
+			// A random subject prefix: runs sharing the NATS server stay
+			// apart.
+			sc.FanoutPrefix = "parleybench." + b.run
+			b.prefix = sc.FanoutPrefix
+		}
+		nodes, err := spawn(ctx, sc)
 		if err != nil {
 			b.close()
 			return nil, err
@@ -104,6 +128,13 @@ func (b *bench) close() {
 			fmt.Fprintf(b.log, "parley-bench: kept %s\n", b.dir)
 		} else {
 			os.RemoveAll(b.dir)
+		}
+	}
+	if b.schema != "" {
+		if b.o.keep {
+			fmt.Fprintf(b.log, "parley-bench: kept PostgreSQL schema %s\n", b.schema)
+		} else if err := dropSchema(b.storeURL, b.schema); err != nil {
+			fmt.Fprintf(b.log, "parley-bench: %v\n", err)
 		}
 	}
 }
@@ -255,7 +286,26 @@ func (b *bench) runLoad(ctx context.Context, l load) (*aggregate, error) {
 
 // runScenarios runs the selected scenario(s).
 func runScenarios(ctx context.Context, o *options, log io.Writer) (*report, error) {
+	if o.spawn && o.parleyd == "" {
+		// Build once, so that every scenario and configuration of the run
+		// runs the same server even when the tree changes meanwhile.
+		dir, err := os.MkdirTemp("", "parley-bench-build-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		bin, err := buildParleyd(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		co := *o
+		co.parleyd = bin
+		o = &co
+	}
 	rep := newReport(o)
+	if o.spawn {
+		rep.Parleyd = fileSHA256(o.parleyd)
+	}
 	var errs []error
 	do := func(name string, f func(context.Context, *options, io.Writer) ([]result, error)) {
 		fmt.Fprintf(log, "parley-bench: scenario %s\n", name)
@@ -278,6 +328,10 @@ func runScenarios(ctx context.Context, o *options, log io.Writer) (*report, erro
 		do("fanout", fanout)
 	case "idle":
 		do("idle", idle)
+	case "compare":
+		if err := compare(ctx, o, rep, log); err != nil {
+			errs = append(errs, err)
+		}
 	case "all":
 		do("throughput", func(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 			return messaging(ctx, o, log, false)
@@ -328,6 +382,8 @@ func messaging(ctx context.Context, o *options, log io.Writer, open bool) ([]res
 		m     map[string]float64
 		cpu   []float64
 		bench float64
+		pg    map[int]float64
+		nats  map[int]float64
 	}
 	var snaps [2]snap
 	var swg sync.WaitGroup
@@ -336,12 +392,18 @@ func messaging(ctx context.Context, o *options, log io.Writer, open bool) ([]res
 		defer swg.Done()
 		for i, at := range []time.Time{l.Start.Add(l.Warmup), l.Start.Add(l.Warmup + l.Duration)} {
 			time.Sleep(time.Until(at))
-			snaps[i].m, _ = scrape(ctx, b.hc, b.servers[0])
+			snaps[i].m, _ = scrapeAll(ctx, b.hc, b.servers)
 			for _, nd := range b.nodes {
 				snaps[i].cpu = append(snaps[i].cpu, procCPU(nd.pid))
 			}
 			for _, wp := range b.pool.procs {
 				snaps[i].bench += procCPU(wp.cmd.Process.Pid)
+			}
+			if b.schema != "" {
+				snaps[i].pg = serviceCPU("postgres")
+			}
+			if b.prefix != "" {
+				snaps[i].nats = serviceCPU("nats-server")
 			}
 		}
 	}()
@@ -355,6 +417,7 @@ func messaging(ctx context.Context, o *options, log io.Writer, open bool) ([]res
 	r := result{Scenario: "throughput", Params: map[string]any{"senders": n, "conversations": m, "window": o.window, "size": o.size,
 		"duration_s": secs, "warmup_s": o.warmup.Seconds(), "ack_interval": o.ackEvery.String(), "servers": len(b.servers), "workers": len(b.pool.procs)},
 		Setup: b.setup}
+	b.tag(&r)
 	if open {
 		r.Scenario = "latency"
 		delete(r.Params, "window")
@@ -393,6 +456,19 @@ func messaging(ctx context.Context, o *options, log io.Writer, open bool) ([]res
 		r.add(fmt.Sprintf("server CPU in the window (of %d)", runtime.NumCPU()), c/secs, "cores", "", nil)
 	}
 	r.add(fmt.Sprintf("bench workers' CPU in the window (of %d)", runtime.NumCPU()), (snaps[1].bench-snaps[0].bench)/secs, "cores", "", nil)
+	for _, svc := range []struct {
+		name     string
+		from, to map[int]float64
+	}{{"PostgreSQL CPU in the window, all backends", snaps[0].pg, snaps[1].pg}, {"NATS server CPU in the window", snaps[0].nats, snaps[1].nats}} {
+		if svc.to == nil {
+			continue
+		}
+		var c float64
+		for pid, v := range svc.to {
+			c += v - svc.from[pid]
+		}
+		r.add(fmt.Sprintf("%s (of %d)", svc.name, runtime.NumCPU()), c/secs, "cores", "", nil)
+	}
 	if cpu0 != nil && cpu1 != nil {
 		if bs := cpu1["parley_append_batch_entries_count"] - cpu0["parley_append_batch_entries_count"]; bs > 0 {
 			r.add("entries per group commit (mean)", (cpu1["parley_append_batch_entries_sum"]-cpu0["parley_append_batch_entries_sum"])/bs, "", "", nil)
@@ -422,6 +498,7 @@ func idle(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 func (b *bench) measureIdle(ctx context.Context, convs []*conv) (result, error) {
 	n := int(b.setup["devices"])
 	r := result{Scenario: "idle", Params: map[string]any{"connections": n, "servers": len(b.servers), "workers": len(b.pool.procs)}, Setup: b.setup}
+	b.tag(&r)
 	before, err := sampleMemory(ctx, b.hc, b.servers[0], b.pid())
 	if err != nil {
 		return r, err
@@ -429,7 +506,11 @@ func (b *bench) measureIdle(ctx context.Context, convs []*conv) (result, error) 
 	if _, err := b.connect(ctx, convs); err != nil {
 		return r, err
 	}
-	time.Sleep(3 * time.Second)
+	select {
+	case <-time.After(b.o.settle):
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
 	after, err := sampleMemory(ctx, b.hc, b.servers[0], b.pid())
 	if err != nil {
 		return r, err
@@ -489,7 +570,7 @@ func fanout(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 	}
 	for i, c := range convs {
 		sz := o.sizes[i]
-		l := load{Start: time.Now().Add(time.Second), Duration: time.Duration(o.rounds) * o.interval, Drain: 2 * time.Second,
+		l := load{Start: time.Now().Add(time.Second), Duration: time.Duration(o.rounds) * o.interval, Drain: o.drain,
 			Size: o.size, Open: true, Rate: 1 / o.interval.Seconds(), Track: true,
 			Senders: []sender{{Device: 0, Conv: c.ID, GroupID: c.GroupID, Epoch: c.Epoch, Count: o.rounds}}}
 		a, err := b.runLoad(ctx, l)
@@ -498,6 +579,7 @@ func fanout(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 		}
 		r := result{Scenario: "fanout", Params: map[string]any{"members": sz, "rounds": o.rounds, "interval": o.interval.String(),
 			"commits": c.Commits, "tree_bytes": c.TreeBytes, "servers": len(b.servers), "workers": len(b.pool.procs)}, Setup: b.setup}
+		b.tag(&r)
 		var times []time.Duration
 		complete := 0
 		ids := make([]string, 0, len(a.sentAt))
@@ -542,11 +624,23 @@ func fanout(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 	start := time.Now()
 	_, err = b.pool.all(ctx, func(int, *workerProc) *command { return &command{Op: "ackall", Sync: true} })
 	took := time.Since(start)
-	r := result{Scenario: "ack storm", Params: map[string]any{"devices": n}}
+	r := result{Scenario: "ack storm", Params: map[string]any{"devices": n, "servers": len(b.servers)}}
+	b.tag(&r)
 	r.add("every device acknowledges once (processed)", ms(took), "ms", "", nil)
 	r.add("acks per second", float64(n)/took.Seconds(), "ack/s", "", nil)
 	results = append(results, r)
 	return results, err
+}
+
+// tag adds the configuration of the run to a result's parameters: the
+// fresh PostgreSQL schema and the NATS subject prefix.
+func (b *bench) tag(r *result) {
+	if b.schema != "" {
+		r.Params["schema"] = b.schema
+	}
+	if b.prefix != "" {
+		r.Params["fanout_prefix"] = b.prefix
+	}
 }
 
 // ms converts a duration to milliseconds.

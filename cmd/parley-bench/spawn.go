@@ -20,14 +20,17 @@ import (
 
 // spawnConfig says how to start parleyd nodes.
 type spawnConfig struct {
-	Binary string   // Binary is parleyd; empty builds it from the module.
-	Store  string   // Store is passed as --store (empty: SQLite in the data dir).
-	Fanout string   // Fanout is passed as --fanout (empty: not passed).
-	Nodes  int      // Nodes is the number of parleyd processes.
-	TLS    string   // TLS is the --tls-mode: off or self-signed.
-	Extra  []string // Extra are more parleyd flags.
-	Dir    string   // Dir holds the binary and the data directories.
-	Log    io.Writer
+	Binary string // Binary is parleyd; empty builds it from the module.
+	Store  string // Store is passed as --store (empty: SQLite in the data dir).
+	Fanout string // Fanout is passed as --fanout (empty: not passed).
+	// FanoutPrefix is passed as --fanout-prefix with a NATS fan-out, so
+	// that runs sharing one NATS server do not hear each other.
+	FanoutPrefix string
+	Nodes        int      // Nodes is the number of parleyd processes.
+	TLS          string   // TLS is the --tls-mode: off or self-signed.
+	Extra        []string // Extra are more parleyd flags.
+	Dir          string   // Dir holds the binary and the data directories.
+	Log          io.Writer
 }
 
 // node is a spawned parleyd process.
@@ -75,7 +78,7 @@ func spawn(ctx context.Context, sc spawnConfig) ([]*node, error) {
 	if sc.Nodes < 1 {
 		sc.Nodes = 1
 	}
-	if sc.Nodes > 1 && !strings.HasPrefix(sc.Store, "postgres") {
+	if sc.Nodes > 1 && !isPostgres(sc.Store) {
 		return nil, fmt.Errorf("--nodes %d needs a shared store (--store postgres://…); SQLite serves one node", sc.Nodes)
 	}
 	bin := sc.Binary
@@ -87,13 +90,17 @@ func spawn(ctx context.Context, sc spawnConfig) ([]*node, error) {
 	}
 	var nodes []*node
 	for i := range sc.Nodes {
-		args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(sc.Dir, fmt.Sprintf("node%d", i)), "--tls-mode", sc.TLS}
+		args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(sc.Dir, fmt.Sprintf("node%d", i)), "--tls-mode", sc.TLS,
+			"--node-id", fmt.Sprintf("bench-%d", i)}
 		args = append(args, benchFlags...)
 		if sc.Store != "" {
 			args = append(args, "--store", sc.Store)
 		}
 		if sc.Fanout != "" {
 			args = append(args, "--fanout", sc.Fanout)
+			if sc.FanoutPrefix != "" {
+				args = append(args, "--fanout-prefix", sc.FanoutPrefix)
+			}
 		}
 		args = append(args, sc.Extra...)
 		n, err := startNode(ctx, bin, args)
@@ -149,17 +156,23 @@ func startNode(ctx context.Context, bin string, args []string) (*node, error) {
 	}
 	// Wait for readiness.
 	hc := &http.Client{Timeout: 2 * time.Second}
+	last := ""
 	for range 100 {
 		resp, err := hc.Get(n.url + "/readyz")
 		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return n, nil
 			}
+			last = fmt.Sprintf("%s %s", resp.Status, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return n, nil
+	n.stop()
+	return nil, fmt.Errorf("parleyd at %s not ready within 10 s (/readyz: %s): %s", n.url, last, strings.TrimSpace(n.stderr.String()))
 }
 
 // stop ends the node with SIGTERM (SIGKILL after 30 s).
@@ -246,6 +259,22 @@ func scrape(ctx context.Context, hc *http.Client, base string) (map[string]float
 	return m, sc.Err()
 }
 
+// scrapeAll scrapes every server and sums each series over them (the
+// group-commit counters of a cluster are per node).
+func scrapeAll(ctx context.Context, hc *http.Client, bases []string) (map[string]float64, error) {
+	sum := map[string]float64{}
+	for _, base := range bases {
+		m, err := scrape(ctx, hc, base)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	return sum, nil
+}
+
 // memSample is the server's memory at one moment.
 type memSample struct {
 	HeapAlloc  float64 `json:"heap_alloc_bytes"`
@@ -310,4 +339,27 @@ func procCPU(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// serviceCPU returns the CPU seconds of every local process with the
+// command name comm ("postgres": the database's backends and background
+// processes; "nats-server") by pid: a service's share of a run on the
+// same machine. It counts the service's work for every client, not only
+// for the bench.
+func serviceCPU(comm string) map[int]float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return map[int]float64{}
+	}
+	cpu := map[int]float64{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(c)) == comm {
+			cpu[pid] = procCPU(pid)
+		}
+	}
+	return cpu
 }
