@@ -85,6 +85,10 @@ type Config struct {
 	NodeID string
 	// OpenRegistration lets anyone register without an invite.
 	OpenRegistration bool
+	// AllowForeignCredentials accepts KeyPackages whose MLS credential is
+	// not a Parley credential (for clients of other implementations);
+	// Parley credentials are always checked against the device certificate.
+	AllowForeignCredentials bool
 	// Retention is how long log entries, Welcomes and attachments are
 	// kept at most.
 	Retention time.Duration
@@ -714,6 +718,7 @@ func settings() []setting {
 		str("fanout_ca_file", "PEM CAs verifying the NATS server (tls:// URLs; default system roots)", func(c *Config) *string { return &c.FanoutCAFile }),
 		str("node_id", "name of this node in logs, NATS and PostgreSQL (default HOSTNAME-RANDOM)", func(c *Config) *string { return &c.NodeID }),
 		boolean("open_registration", "allow registration without an invite", func(c *Config) *bool { return &c.OpenRegistration }),
+		boolean("allow_foreign_credentials", "accept KeyPackages whose credential is not a Parley credential", func(c *Config) *bool { return &c.AllowForeignCredentials }),
 		dur("retention", "longest time messages, Welcomes and attachments are kept (such as 720h or 30d)", func(c *Config) *time.Duration { return &c.Retention }),
 		dur("session_ttl", "lifetime of a session token", func(c *Config) *time.Duration { return &c.SessionTTL }),
 		dur("shutdown_timeout", "bound of the graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),

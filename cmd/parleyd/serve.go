@@ -398,6 +398,7 @@ func deliveryConfig(c Config) delivery.Config {
 	d := delivery.DefaultConfig()
 	d.ServerName = c.ServerName
 	d.OpenRegistration = c.OpenRegistration
+	d.AllowForeignCredentials = c.AllowForeignCredentials
 	d.SessionTTL = c.SessionTTL
 	d.Retention = c.Retention
 	d.MaxMessageBytes = c.Limits.MaxMessageBytes
