@@ -308,8 +308,10 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 			return err
 		}
 		req := protocol.HandshakeRequest{Epoch: g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
-		for _, d := range plan.welcomes {
-			req.Welcomes = append(req.Welcomes, protocol.Welcome{Device: d, Data: pc.Welcome})
+		if len(plan.welcomes) != 0 {
+			// One Welcome serves every added device: it is sent once,
+			// naming them all, to keep big adds within the request limit.
+			req.Welcomes = []protocol.Welcome{{Devices: plan.welcomes, Data: pc.Welcome}}
 		}
 		var res protocol.HandshakeResponse
 		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true, req, &res)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // TestGroupChat: three users in a named group; messages from everyone
@@ -267,5 +269,65 @@ func TestConcurrentCommits(t *testing.T) {
 	}
 	for _, d := range all {
 		waitFor(t, d.name+" has 3 messages", func() bool { return len(d.texts(conv)) == 3 })
+	}
+}
+
+// TestOneWelcomePerCommit: a commit adding three devices sends its
+// Welcome once, in one entry naming all three, and each device joins
+// from it.
+func TestOneWelcomePerCommit(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	p := newEvilProxy(t, s)
+	alice := registerVia(t, p, "alice")
+	others := []*device{register(t, s, "bob"), register(t, s, "carol"), register(t, s, "dave")}
+	var want []protocol.DeviceID
+	for _, d := range others {
+		acct, err := d.c.Whoami()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, acct.Device)
+		d.start()
+	}
+	alice.start()
+	var mu sync.Mutex
+	var commits []protocol.HandshakeRequest
+	p.watch(func(path string, body []byte) {
+		if !strings.HasSuffix(path, "/handshake") {
+			return
+		}
+		var req protocol.HandshakeRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			t.Errorf("handshake request: %v", err)
+			return
+		}
+		mu.Lock()
+		commits = append(commits, req)
+		mu.Unlock()
+	})
+	conv, err := alice.c.NewGroup(ctx, "", "bob", "carol", "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range others {
+		d.waitEvent("joined", func(ev client.Event) bool {
+			return ev.Kind == client.EventConversationJoined && ev.Conversation == conv
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(commits) != 1 {
+		t.Fatalf("%d handshakes posted, want the one commit", len(commits))
+	}
+	ws := commits[0].Welcomes
+	if len(ws) != 1 {
+		t.Fatalf("commit adding 3 devices sent %d Welcome entries, want 1", len(ws))
+	}
+	got := slices.Clone(ws[0].Devices)
+	slices.Sort(got)
+	slices.Sort(want)
+	if ws[0].Device != "" || !slices.Equal(got, want) || len(ws[0].Data) == 0 {
+		t.Errorf("Welcome entry names device %q and devices %v, want devices %v", ws[0].Device, got, want)
 	}
 }

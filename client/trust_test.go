@@ -34,6 +34,8 @@ type evilProxy struct {
 	fp  string
 	// rewrite, if set, may replace the body of an answer to path.
 	rewrite atomic.Pointer[func(path string, body []byte) []byte]
+	// inspect, if set, sees the body of every request to path.
+	inspect atomic.Pointer[func(path string, body []byte)]
 }
 
 func newEvilProxy(t *testing.T, s *server) *evilProxy {
@@ -57,7 +59,19 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 		return nil
 	}
-	p.srv = httptest.NewUnstartedServer(rp)
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := p.inspect.Load(); f != nil && r.Body != nil {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body.Close()
+			(*f)(r.URL.Path, body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	p.lis = &trackingListener{Listener: p.srv.Listener}
 	p.srv.Listener = p.lis
 	p.srv.StartTLS()
@@ -67,6 +81,8 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 }
 
 func (p *evilProxy) set(f func(path string, body []byte) []byte) { p.rewrite.Store(&f) }
+
+func (p *evilProxy) watch(f func(path string, body []byte)) { p.inspect.Store(&f) }
 
 // registerVia registers a user through the proxy.
 func registerVia(t *testing.T, p *evilProxy, name string) *device {

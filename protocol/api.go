@@ -294,18 +294,33 @@ type GroupInfoResponse struct {
 	RatchetTree []byte `json:"ratchet_tree"`
 }
 
-// Welcome is a Welcome message for one added device.
+// Welcome is a Welcome message for devices a commit adds. It names either
+// one device with Device or several with Devices, never both: one Welcome
+// carries the secrets of every device it was made for, so a commit sends
+// its Welcome once for all of them. Each named device gets Data in its
+// inbox.
 type Welcome struct {
-	// Device is the device the Welcome is for.
-	Device DeviceID `json:"device"`
+	// Device is the one device the Welcome is for (the single form).
+	Device DeviceID `json:"device,omitempty"`
+	// Devices are the devices the Welcome is for (the list form).
+	Devices []DeviceID `json:"devices,omitempty"`
 	// Data is the MLSMessage-framed Welcome.
 	Data []byte `json:"data"`
 }
 
+// Recipients returns the devices the Welcome names: Devices, or Device
+// alone. It is empty when neither is set.
+func (w Welcome) Recipients() []DeviceID {
+	if len(w.Devices) != 0 || w.Device == "" {
+		return w.Devices
+	}
+	return []DeviceID{w.Device}
+}
+
 // HandshakeRequest posts a handshake message for the conversation's current
 // epoch (POST /v1/conversations/{id}/handshake). A commit must come with the
-// GroupInfo and ratchet tree of the new epoch and, when it adds devices, a
-// Welcome for each; a proposal comes alone. The server validates it with
+// GroupInfo and ratchet tree of the new epoch and, when it adds devices,
+// Welcomes naming each added device once; a proposal comes alone. The server validates it with
 // the public group state and accepts at most one commit per epoch; a commit
 // for another epoch is refused with [CodeStaleEpoch] and the current epoch.
 type HandshakeRequest struct {
@@ -318,7 +333,8 @@ type HandshakeRequest struct {
 	GroupInfo []byte `json:"group_info,omitempty"`
 	// RatchetTree is the ratchet tree of the new epoch (commits only).
 	RatchetTree []byte `json:"ratchet_tree,omitempty"`
-	// Welcomes are the Welcomes, one per added device (commits only).
+	// Welcomes are the Welcomes of the added devices (commits only),
+	// usually one entry naming all of them.
 	Welcomes []Welcome `json:"welcomes,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +211,32 @@ func BenchmarkUnmarshalFrame(b *testing.B) {
 	for b.Loop() {
 		if _, err := UnmarshalFrame(msg); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestWelcomeForms: the single form encodes as before, without devices;
+// the list form without device; Recipients names the devices of either.
+func TestWelcomeForms(t *testing.T) {
+	for _, tc := range []struct {
+		w    Welcome
+		json string
+		to   []DeviceID
+	}{
+		{Welcome{Device: "a", Data: []byte{1}}, `{"device":"a","data":"AQ=="}`, []DeviceID{"a"}},
+		{Welcome{Devices: []DeviceID{"a", "b"}, Data: []byte{1}}, `{"devices":["a","b"],"data":"AQ=="}`, []DeviceID{"a", "b"}},
+		{Welcome{Data: []byte{1}}, `{"data":"AQ=="}`, nil},
+	} {
+		b, err := json.Marshal(tc.w)
+		if err != nil || string(b) != tc.json {
+			t.Errorf("marshal %+v = %s, %v; want %s", tc.w, b, err, tc.json)
+		}
+		var back Welcome
+		if err := json.Unmarshal([]byte(tc.json), &back); err != nil {
+			t.Fatal(err)
+		}
+		if got := back.Recipients(); !slices.Equal(got, tc.to) {
+			t.Errorf("%s: recipients %v, want %v", tc.json, got, tc.to)
 		}
 	}
 }

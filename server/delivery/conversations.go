@@ -211,6 +211,16 @@ func (s *Service) Handshake(ctx context.Context, sess *Session, id protocol.Conv
 	return res, err
 }
 
+// welcomeCount counts the devices the Welcomes name; an entry naming
+// none counts once.
+func welcomeCount(ws []protocol.Welcome) int {
+	n := 0
+	for _, w := range ws {
+		n += max(1, len(w.Devices))
+	}
+	return n
+}
+
 // maxHandshakeAttempts bounds how often a handshake is revalidated when
 // the conversation's follower state changes under it (another proposal
 // accepted concurrently, on this or another node).
@@ -231,8 +241,8 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 	if int64(len(req.GroupInfo))+int64(len(req.RatchetTree)) > s.cfg.MaxGroupStateBytes {
 		return zero, perr(protocol.CodeTooLarge, "handshake: GroupInfo and ratchet tree are %d bytes, at most %d", len(req.GroupInfo)+len(req.RatchetTree), s.cfg.MaxGroupStateBytes)
 	}
-	if len(req.Welcomes) > maxWelcomes {
-		return zero, perr(protocol.CodeTooLarge, "handshake: %d Welcomes, at most %d", len(req.Welcomes), maxWelcomes)
+	if n := welcomeCount(req.Welcomes); n > maxWelcomes {
+		return zero, perr(protocol.CodeTooLarge, "handshake: Welcomes for %d devices, at most %d", n, maxWelcomes)
 	}
 	hash := sha256.Sum256(req.Message)
 	mu := s.convLock(cid)
@@ -381,9 +391,25 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 			cm.Remove = append(cm.Remove, d.ID)
 		}
 	}
+	// Each Welcome is checked once and goes to the inbox of every device
+	// it names; a device is named at most once.
+	welcomed := map[protocol.DeviceID]bool{}
 	for i, w := range req.Welcomes {
-		if !adding[store.DeviceID(w.Device)] {
-			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d is for device %.70q, which the commit does not add", i, string(w.Device))
+		if w.Device != "" && len(w.Devices) != 0 {
+			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names both device and devices", i)
+		}
+		to := w.Recipients()
+		if len(to) == 0 {
+			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names no device", i)
+		}
+		for _, d := range to {
+			if !adding[store.DeviceID(d)] {
+				return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d is for device %.70q, which the commit does not add", i, string(d))
+			}
+			if welcomed[d] {
+				return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names device %.70q, which has a Welcome already", i, string(d))
+			}
+			welcomed[d] = true
 		}
 		if int64(len(w.Data)) > s.cfg.MaxGroupStateBytes {
 			return zero, perr(protocol.CodeTooLarge, "handshake: Welcome %d is %d bytes, at most %d", i, len(w.Data), s.cfg.MaxGroupStateBytes)
@@ -391,7 +417,9 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		if err := s.fol.CheckWelcome(w.Data, c.Suite); err != nil {
 			return zero, perr(protocol.CodeBadMessage, "handshake: Welcome %d: %v", i, err)
 		}
-		cm.Welcomes = append(cm.Welcomes, store.Welcome{Device: store.DeviceID(w.Device), Data: w.Data})
+		for _, d := range to {
+			cm.Welcomes = append(cm.Welcomes, store.Welcome{Device: store.DeviceID(d), Data: w.Data})
+		}
 	}
 	e, err := s.st.Commit(ctx, cm)
 	if cur, ok := store.CurrentEpoch(err); ok {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -226,6 +227,81 @@ func TestWelcomeAfterCommit(t *testing.T) {
 	e.must(b.token, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", alice.conv), nil, &gi)
 	if gi.Epoch != 1 || len(gi.GroupInfo) == 0 || len(gi.RatchetTree) == 0 {
 		t.Errorf("group info %+v", gi.Epoch)
+	}
+}
+
+// TestWelcomeForDevices: one Welcome entry naming several devices is
+// checked once and released, after the commit only, to the inbox of each.
+func TestWelcomeForDevices(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.register("alice")
+	b1 := e.register("bob")
+	bobs := []*device{b1, b1.addDevice(), b1.addDevice()}
+	for _, b := range bobs {
+		b.upload(1, false)
+	}
+	alice := a.createConversation()
+	claimed := a.claim("bob")
+	var kps [][]byte
+	var to []protocol.DeviceID
+	for _, kp := range claimed.KeyPackages {
+		kps = append(kps, kp.Data)
+		to = append(to, kp.Device)
+	}
+	if len(to) != 3 {
+		t.Fatalf("claimed %d KeyPackages of bob, want 3", len(to))
+	}
+	pc, err := alice.g.Commit(mls.CommitOptions{Add: kps, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv)
+	req := func(ws ...protocol.Welcome) protocol.HandshakeRequest {
+		r := commitReq(0, pc, nil)
+		r.Welcomes = ws
+		return r
+	}
+	carol := e.register("carol")
+	// Malformed entries are refused and release nothing.
+	for _, bad := range []struct {
+		code protocol.ErrorCode
+		ws   []protocol.Welcome
+	}{
+		{protocol.CodeBadRequest, []protocol.Welcome{{Devices: slices.Concat(to, []protocol.DeviceID{carol.id}), Data: pc.Welcome}}}, // carol is not added
+		{protocol.CodeBadRequest, []protocol.Welcome{{Device: to[0], Devices: to, Data: pc.Welcome}}},                                // both forms
+		{protocol.CodeBadRequest, []protocol.Welcome{{Data: pc.Welcome}}},                                                            // no device
+		{protocol.CodeBadRequest, []protocol.Welcome{{Devices: to, Data: pc.Welcome}, {Device: to[1], Data: pc.Welcome}}},            // a device twice
+		{protocol.CodeBadRequest, []protocol.Welcome{{Devices: slices.Concat(to, to[2:]), Data: pc.Welcome}}},                        // twice in one list
+		{protocol.CodeBadMessage, []protocol.Welcome{{Devices: to, Data: pc.Message}}},                                               // not a Welcome
+	} {
+		e.wantErr(bad.code, a.token, "POST", path, req(bad.ws...))
+	}
+	for _, b := range bobs {
+		var in protocol.InboxResponse
+		e.must(b.token, "GET", "/v1/inbox", nil, &in)
+		if len(in.Entries) != 0 {
+			t.Fatalf("Welcome released to %s before its commit was accepted: %+v", b.id, in.Entries)
+		}
+	}
+
+	e.must(a.token, "POST", path, req(protocol.Welcome{Devices: to, Data: pc.Welcome}), nil)
+	if err := alice.g.MergePendingCommit(pc); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bobs {
+		var in protocol.InboxResponse
+		e.must(b.token, "GET", "/v1/inbox", nil, &in)
+		if len(in.Entries) != 1 || !bytes.Equal(in.Entries[0].Data, pc.Welcome) {
+			t.Fatalf("inbox of %s: %d entries, want the one Welcome", b.id, len(in.Entries))
+		}
+		if m := b.join(t, alice.conv); m.g.Epoch() != 1 {
+			t.Errorf("%s joined at epoch %d", b.id, m.g.Epoch())
+		}
+	}
+	var info protocol.ConversationInfo
+	e.must(a.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+	if len(info.Members) != 4 {
+		t.Errorf("%d members, want 4", len(info.Members))
 	}
 }
 
