@@ -22,15 +22,7 @@ import (
 func TestLostOwnCommit(t *testing.T) {
 	ctx := context.Background()
 	s := newServer(t)
-	alice := register(t, s, "alice")
-	bob := register(t, s, "bob")
-	alice.start()
-	bob.start()
-	conv, err := alice.c.NewDirect(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitEvent("joined", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	alice, bob, conv := directPair(t, s)
 	var fired atomic.Bool
 	client.SetFailpoint(func(name string) bool { return name == "commit-accepted" && fired.CompareAndSwap(false, true) })
 	defer client.SetFailpoint(nil)
@@ -81,15 +73,7 @@ func TestKillDuringBurst(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := newServer(t)
-	alice := register(t, s, "alice")
-	bob := register(t, s, "bob")
-	alice.start()
-	bob.start()
-	conv, err := alice.c.NewDirect(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitEvent("joined", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	alice, bob, conv := directPair(t, s)
 	bobDir := bob.dir
 	bob.close()
 
@@ -149,15 +133,7 @@ func TestKillDuringBurst(t *testing.T) {
 func TestRestartKeepsRatchet(t *testing.T) {
 	ctx := context.Background()
 	s := newServer(t)
-	alice := register(t, s, "alice")
-	bob := register(t, s, "bob")
-	alice.start()
-	bob.start()
-	conv, err := alice.c.NewDirect(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitEvent("joined", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	alice, bob, conv := directPair(t, s)
 	var want []string
 	send := func(d *device, text string) {
 		t.Helper()
@@ -233,15 +209,7 @@ func TestKillDuringSend(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := newServer(t)
-	alice := register(t, s, "alice")
-	bob := register(t, s, "bob")
-	alice.start()
-	bob.start()
-	conv, err := alice.c.NewDirect(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitEvent("joined", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	alice, bob, conv := directPair(t, s)
 	aliceDir := alice.dir
 	alice.close()
 	for round := range 3 {

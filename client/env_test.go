@@ -282,3 +282,21 @@ func (b *logBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// directPair registers and starts alice and bob on s and opens a 1:1 chat
+// from alice, returning once bob has joined it.
+func directPair(t testing.TB, s *server) (alice, bob *device, conv protocol.ConversationID) {
+	t.Helper()
+	alice = register(t, s, "alice")
+	bob = register(t, s, "bob")
+	alice.start()
+	bob.start()
+	conv, err := alice.c.NewDirect(context.Background(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent("joined", func(ev client.Event) bool {
+		return ev.Kind == client.EventConversationJoined && ev.Conversation == conv
+	})
+	return alice, bob, conv
+}
