@@ -663,7 +663,10 @@ func (w *worker) ackAll(ctx context.Context, sync bool) error {
 		if err != nil {
 			return err
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// A websocket write whose context ends mid-write closes the
+		// connection, so stopping the periodic acks at the end of a run
+		// must not reach a write in flight: the write has its own deadline.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := d.c.Write(wctx, websocket.MessageText, f); err != nil || !sync {
 			return nil // a failed ack is seen as a closed connection
