@@ -46,11 +46,12 @@ type Config struct {
 	// order). The default prefers X-Wing (0xF001, post-quantum hybrid
 	// KEM), then suite 1, and accepts suites 3, 2, 5 and 7.
 	CipherSuites []uint16
-	// AllowForeignCredentials accepts KeyPackages whose credential is not
-	// a Parley credential (protocol.DecodeCredential fails, or not a basic
-	// credential). A Parley credential is always checked: this server's
-	// name, the uploading user and device, the device's registered key,
-	// and a certificate that verifies under the user's identity key.
+	// AllowForeignCredentials accepts KeyPackages and group leaves whose
+	// credential is not a Parley credential (protocol.DecodeCredential
+	// fails, or not a basic credential). A Parley credential is always
+	// checked: this server's name, the device's user and id, the device's
+	// registered key, and a certificate that verifies under the user's
+	// identity key.
 	AllowForeignCredentials bool
 	// MaxMessageBytes bounds one MLS message (application or handshake).
 	MaxMessageBytes int64

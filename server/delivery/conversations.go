@@ -52,6 +52,9 @@ func (s *Service) CreateConversation(ctx context.Context, sess *Session, req pro
 	if !bytes.Equal(gs.Members[0].SignatureKey, d.SignatureKey) {
 		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: the member's signature key is not the caller device's key")
 	}
+	if err := s.checkLeafCredential(ctx, "create conversation", gs.Members[0], d); err != nil {
+		return protocol.ConversationInfo{}, err
+	}
 	tree := req.RatchetTree
 	c, err := s.st.CreateConversation(ctx, store.NewConversation{GroupID: req.GroupID, Suite: req.CipherSuite, Epoch: 0,
 		GroupInfo: req.GroupInfo, Tree: tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC()})
@@ -357,6 +360,17 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 	if ch.KeyChanged {
 		return zero, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
 	}
+	for _, l := range ch.Updated {
+		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
+		if errors.Is(err, store.ErrNotFound) {
+			return zero, perr(protocol.CodeBadMessage, "handshake: updated leaf %d is not a registered device", l.Index)
+		} else if err != nil {
+			return zero, internal("handshake: updated device", err)
+		}
+		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: updated leaf %d", l.Index), l, d); err != nil {
+			return zero, err
+		}
+	}
 	cm := store.Commit{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, Sender: sess.Device, Data: req.Message, GroupInfo: req.GroupInfo,
 		Tree: ch.Tree, FollowerState: ch.State, Hash: hash, Created: now}
 	if cm.Tree == nil {
@@ -372,6 +386,9 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		}
 		if !d.Active() {
 			return zero, perr(protocol.CodeBadMessage, "handshake: added leaf %d is device %q, which is revoked or disabled", l.Index, d.ID)
+		}
+		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: added leaf %d", l.Index), l, d); err != nil {
+			return zero, err
 		}
 		if !adding[d.ID] {
 			adding[d.ID] = true

@@ -66,6 +66,7 @@ func TestGroupCommit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := delivery.DefaultConfig()
 	cfg.MaxBatch = 64
+	cfg.AllowForeignCredentials = true // the fake follower reports no credentials
 	svc, err := delivery.New(cfg, st, nopBlobs{}, fakeFollower{}, delivery.Options{Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +227,9 @@ func TestExternalCommitRules(t *testing.T) {
 	}
 	defer st.Close()
 	f := &changeFollower{}
-	svc, err := delivery.New(delivery.DefaultConfig(), st, nopBlobs{}, f, delivery.Options{})
+	cfg := delivery.DefaultConfig()
+	cfg.AllowForeignCredentials = true // the fake follower reports no credentials
+	svc, err := delivery.New(cfg, st, nopBlobs{}, f, delivery.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,11 +66,15 @@ type NextState struct {
 	Tree      []byte
 }
 
-// Leaf is a member of a group as the server sees it: a leaf index and the
-// signature key that identifies the device.
+// Leaf is a member of a group as the server sees it: a leaf index, the
+// signature key that identifies the device, and the credential the leaf
+// carries.
 type Leaf struct {
 	Index        uint32
 	SignatureKey []byte
+	// Identity is the identity of the leaf's basic credential; nil for
+	// other credential types.
+	Identity []byte
 }
 
 // GroupState is a validated public group state.
@@ -106,6 +110,10 @@ type Change struct {
 	// Added and Removed describe a commit's membership change; Removed
 	// carries the keys the leaves had.
 	Added, Removed []Leaf
+	// Updated are the leaves of existing members whose leaf node a commit
+	// replaced (update proposals, the committer's path), as they are
+	// after it.
+	Updated []Leaf
 	// KeyChanged is true when an update replaced a leaf's signature key.
 	KeyChanged bool
 	// ReInit is true when the commit ends the group.

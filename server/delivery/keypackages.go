@@ -114,6 +114,23 @@ func (s *Service) checkCredential(identity []byte, u store.User, d store.Device)
 	return nil
 }
 
+// checkLeafCredential checks the credential of a group leaf whose
+// signature key is device d's, as checkCredential does for KeyPackages:
+// every leaf that enters a group or replaces its leaf node (creation, Add,
+// Update, a committer's path, an external join) carries a credential this
+// server would accept in a KeyPackage of that device. A refusal is a
+// bad_message error prefixed by what (such as "handshake: added leaf 3").
+func (s *Service) checkLeafCredential(ctx context.Context, what string, l Leaf, d store.Device) error {
+	u, err := s.st.User(ctx, d.User)
+	if err != nil {
+		return internal(what+": user of device "+string(d.ID), err)
+	}
+	if err := s.checkCredential(l.Identity, u, d); err != nil {
+		return perr(protocol.CodeBadMessage, "%s: %v", what, err)
+	}
+	return nil
+}
+
 // CountKeyPackages returns the caller device's pool of the suite (the
 // first accepted suite when suite is zero).
 func (s *Service) CountKeyPackages(ctx context.Context, sess *Session, suite uint16) (protocol.KeyPackageCount, error) {

@@ -113,9 +113,21 @@ func (f *Follower) put(state []byte, pg *mls.PublicGroup) {
 func leaves(ms []mls.Member) []delivery.Leaf {
 	out := make([]delivery.Leaf, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, delivery.Leaf{Index: uint32(m.Leaf), SignatureKey: bytes.Clone(m.SignatureKey)})
+		out = append(out, delivery.Leaf{Index: uint32(m.Leaf), SignatureKey: bytes.Clone(m.SignatureKey), Identity: identity(m.Credential)})
 	}
 	return out
+}
+
+// identity returns the identity of a basic credential (never nil), or nil
+// for other credential types.
+func identity(c mls.Credential) []byte {
+	if c.Type != mls.CredentialBasic {
+		return nil
+	}
+	if c.Identity == nil {
+		return []byte{}
+	}
+	return bytes.Clone(c.Identity)
 }
 
 // Start implements delivery.Follower.
@@ -205,7 +217,7 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		f.put(g.State, pg)
 		return nil, fmt.Errorf("follower: GroupInfo of the new epoch: %v", err)
 	}
-	out.Added, out.Removed = leaves(ch.Added), leaves(ch.Removed)
+	out.Added, out.Removed, out.Updated = leaves(ch.Added), leaves(ch.Removed), leaves(ch.Updated)
 	if out.Sender == delivery.SenderNewMember {
 		// The external joiner is reported in Added at its leaf.
 		for _, m := range ch.Added {
@@ -252,12 +264,7 @@ func (f *Follower) ValidateKeyPackage(data []byte, now time.Time) (*delivery.Key
 		return nil, err
 	}
 	out := &delivery.KeyPackageInfo{Suite: uint16(info.CipherSuite), Ref: info.Ref, SignatureKey: info.SignatureKey, NotAfter: info.NotAfter, LastResort: info.LastResort}
-	if info.Credential.Type == mls.CredentialBasic {
-		out.Identity = bytes.Clone(info.Credential.Identity)
-		if out.Identity == nil {
-			out.Identity = []byte{}
-		}
-	}
+	out.Identity = identity(info.Credential)
 	return out, nil
 }
 

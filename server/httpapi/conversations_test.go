@@ -170,6 +170,70 @@ func setup2(t *testing.T, e *env) (alice, bob *member) {
 	return alice, bob
 }
 
+// Every leaf that enters a group — its creator, an added KeyPackage that
+// never went through the directory, an external joiner — must carry its
+// device's Parley credential, as uploaded KeyPackages must; a refused
+// handshake leaves the conversation as it was.
+func TestLeafCredentials(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, _ := setup2(t, e)
+	foreign := func(d *device) mls.Credential { return mls.BasicCredential([]byte(d.id)) }
+	convPath := fmt.Sprintf("/v1/conversations/%d", alice.conv)
+	var before protocol.ConversationInfo
+	e.must(alice.d.token, "GET", convPath, nil, &before)
+
+	gid := make([]byte, 16)
+	rand.Read(gid)
+	g, err := mls.CreateGroup(nil, cs, gid, alice.d.signer, foreign(alice.d), mls.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := g.RatchetTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe := e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", "/v1/conversations", protocol.CreateConversationRequest{GroupID: gid, CipherSuite: uint16(cs), GroupInfo: gi, RatchetTree: tree})
+	t.Logf("creation: %s", pe.Message)
+
+	// carol signs a KeyPackage with her registered key but a foreign
+	// credential and hands it to alice outside the directory.
+	carol := e.register("carol")
+	kp, err := mls.NewKeyPackage(nil, cs, carol.signer, foreign(carol), mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := alice.g.Commit(mls.CommitOptions{Add: [][]byte{kp.KeyPackage}, ExternalPub: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe = e.wantErr(protocol.CodeBadMessage, alice.d.token, "POST", convPath+"/handshake", commitReq(alice.g.Epoch(), pc, []protocol.DeviceID{carol.id}))
+	t.Logf("add: %s", pe.Message)
+	alice.g.DiscardPendingCommit(pc)
+
+	phone := alice.d.addDevice()
+	var info protocol.GroupInfoResponse
+	e.must(phone.token, "GET", convPath+"/groupinfo", nil, &info)
+	_, xc, err := mls.JoinExternal(nil, info.GroupInfo, phone.signer, foreign(phone), mls.ExternalJoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe = e.wantErr(protocol.CodeBadMessage, phone.token, "POST", convPath+"/handshake", protocol.HandshakeRequest{Epoch: info.Epoch, Message: xc.Message, GroupInfo: xc.GroupInfo})
+	t.Logf("external join: %s", pe.Message)
+
+	var after protocol.ConversationInfo
+	e.must(alice.d.token, "GET", convPath, nil, &after)
+	if after.Epoch != before.Epoch || !slices.Equal(after.Members, before.Members) {
+		t.Fatalf("refused handshakes changed the conversation: %+v, was %+v", after, before)
+	}
+	// The same operation with Parley credentials goes through.
+	carol.upload(1, false)
+	alice.add(t, "carol")
+}
+
 func TestWelcomeAfterCommit(t *testing.T) {
 	e := newEnv(t, nil)
 	a := e.register("alice")
