@@ -44,10 +44,11 @@ type Conn struct {
 	mu          sync.Mutex
 	subscribed  bool
 	gen         uint64
-	sent        map[store.ConversationID]uint64   // sent is the highest seq handed out per followed conversation
-	until       map[store.ConversationID]uint64   // until is the last readable seq of departed conversations
-	recheck     map[store.ConversationID]struct{} // recheck holds conversations whose membership is read again before more entries
-	dirty       map[store.ConversationID]uint64   // dirty holds the conversations to read, with the head to read up to (or unknownHead)
+	sent        map[store.ConversationID]uint64    // sent is the highest seq handed out per followed conversation
+	until       map[store.ConversationID]uint64    // until is the last readable seq of departed conversations
+	gaps        map[store.ConversationID][2]uint64 // gaps are the unreadable seqs (from, to] of re-added devices (store.Membership.GapFrom, GapTo)
+	recheck     map[store.ConversationID]struct{}  // recheck holds conversations whose membership is read again before more entries
+	dirty       map[store.ConversationID]uint64    // dirty holds the conversations to read, with the head to read up to (or unknownHead)
 	inboxSent   uint64
 	inboxDirty  bool
 	memberDirty bool
@@ -78,7 +79,7 @@ func (s *Service) attach(sess *Session, queue int, wake func()) *Conn {
 		queue = 1
 	}
 	c := &Conn{s: s, sess: *sess, queue: queue, onWake: wake, unsubs: make(map[store.ConversationID]func(), 1), sent: make(map[store.ConversationID]uint64, 1),
-		until: map[store.ConversationID]uint64{}, recheck: map[store.ConversationID]struct{}{}}
+		until: map[store.ConversationID]uint64{}, gaps: map[store.ConversationID][2]uint64{}, recheck: map[store.ConversationID]struct{}{}}
 	if wake == nil {
 		c.wake = make(chan struct{}, 1)
 	}
@@ -285,9 +286,16 @@ func (c *Conn) next(ctx context.Context, wait bool) (protocol.Frame, error) {
 			c.mu.Lock()
 			if cur, ok := c.sent[id]; ok && gen == c.gen {
 				lim, departed := c.until[id]
+				gap, hasGap := c.gaps[id]
 				for _, f := range fs {
 					e := &f.e
 					if e.Seq <= cur {
+						continue
+					}
+					if hasGap && e.Seq > gap[0] && e.Seq <= gap[1] {
+						// The time a re-added device was out (its removal's
+						// commit may be pruned, so no barrier stops here).
+						cur = gap[1]
 						continue
 					}
 					if departed && e.Seq > lim {
@@ -352,6 +360,7 @@ func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, g
 	if gone {
 		delete(c.sent, id)
 		delete(c.until, id)
+		delete(c.gaps, id)
 		delete(c.dirty, id)
 		c.mu.Unlock()
 		c.subMu.Lock()
@@ -371,7 +380,7 @@ func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, g
 // follow records the membership state m of a followed conversation:
 // departed (read up to m.Left) or a member again (after being departed,
 // reading restarts at the cursor of the commit that added it), never
-// reading before m.Joined. c.mu must be held.
+// reading before m.Joined nor inside its gap. c.mu must be held.
 func (c *Conn) follow(id store.ConversationID, m store.Membership) {
 	prev, wasDeparted := c.until[id]
 	if m.Left != 0 {
@@ -382,11 +391,16 @@ func (c *Conn) follow(id store.ConversationID, m store.Membership) {
 	if (wasDeparted && m.Left != prev) && c.sent[id] < m.Cursor {
 		c.sent[id] = m.Cursor
 	}
-	if c.sent[id] < m.Joined {
-		// Nothing from before the commit that added the device, whatever
-		// cursor the client names.
-		c.sent[id] = m.Joined
+	if m.GapTo != 0 {
+		c.gaps[id] = [2]uint64{m.GapFrom, m.GapTo}
+	} else {
+		delete(c.gaps, id)
 	}
+	// Nothing from before the commit that added the device, nor from the
+	// time it was out, whatever cursor the client names. A read that
+	// starts before the gap stops at the commit that removed the device
+	// (a handshake entry, so the membership is read again here).
+	c.sent[id] = m.NextReadable(c.sent[id])
 }
 
 // reload re-reads the device's memberships after a device event: new
@@ -441,6 +455,7 @@ func (c *Conn) apply(ms []store.Membership, from map[store.ConversationID]uint64
 		if _, ok := want[id]; !ok {
 			delete(c.sent, id)
 			delete(c.until, id)
+			delete(c.gaps, id)
 			delete(c.dirty, id)
 			delete(c.recheck, id)
 		}

@@ -472,7 +472,8 @@ func (s *Service) page(limit int) int {
 // Entries returns a page of a conversation's log after a seq, to member
 // devices, and to departed devices up to the commit that removed them;
 // never entries up to the commit that added the device (store.Membership
-// Joined), whatever seq the caller names.
+// Joined) nor of the time a re-added device was out (its gap), whatever
+// seq the caller names.
 func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.ConversationID, after uint64, limit int) (protocol.EntriesResponse, error) {
 	cid := store.ConversationID(id)
 	m, err := s.st.Membership(ctx, cid, sess.Device)
@@ -484,29 +485,55 @@ func (s *Service) Entries(ctx context.Context, sess *Session, id protocol.Conver
 	} else if err != nil {
 		return protocol.EntriesResponse{}, internal(fmt.Sprintf("entries of conversation %d: membership", cid), err)
 	}
-	// History from before the device joined is not its to read.
-	after = max(after, m.Joined)
 	n := s.page(limit)
-	es, err := s.st.Entries(ctx, cid, after, n+1)
+	es, more, err := s.readable(ctx, m, after, n)
 	if err != nil {
 		return protocol.EntriesResponse{}, internal(fmt.Sprintf("entries of conversation %d", cid), err)
 	}
-	out := protocol.EntriesResponse{Entries: make([]protocol.Entry, 0, min(len(es), n))}
-	if len(es) > n {
-		es, out.More = es[:n], true
-	}
-	if m.Left != 0 {
-		for i, e := range es {
-			if e.Seq > m.Left {
-				es, out.More = es[:i], false
-				break
-			}
-		}
-	}
+	out := protocol.EntriesResponse{Entries: make([]protocol.Entry, 0, len(es)), More: more}
 	for _, e := range es {
 		out.Entries = append(out.Entries, entry(e))
 	}
 	return out, nil
+}
+
+// readable returns up to n entries after a seq that membership m may read,
+// and whether more may follow: never up to m.Joined, nor inside m's gap,
+// nor after m.Left for a departed device.
+func (s *Service) readable(ctx context.Context, m store.Membership, after uint64, n int) ([]store.Entry, bool, error) {
+	after = m.NextReadable(after)
+	es, err := s.st.Entries(ctx, m.Conversation, after, n+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if m.GapTo != 0 && after < m.GapFrom {
+		i := 0
+		for i < len(es) && es[i].Seq <= m.GapFrom {
+			i++
+		}
+		switch {
+		case i == 0 && len(es) > 0:
+			// Nothing readable is left before the gap: read after it.
+			if es, err = s.st.Entries(ctx, m.Conversation, m.GapTo, n+1); err != nil {
+				return nil, false, err
+			}
+		case i < len(es):
+			// The page ends where the gap begins; the next starts after it.
+			return es[:i], true, nil
+		}
+	}
+	more := len(es) > n
+	if more {
+		es = es[:n]
+	}
+	if m.Left != 0 {
+		for i, e := range es {
+			if e.Seq > m.Left {
+				return es[:i], false, nil
+			}
+		}
+	}
+	return es, more, nil
 }
 
 func entry(e store.Entry) protocol.Entry {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -308,4 +309,78 @@ func TestRemovedDeviceReceivesCommit(t *testing.T) {
 	e.wantErr(protocol.CodeNotMember, bob.d.token, "GET", base+"/entries?after=0", nil)
 	alice.send(t, "later")
 	ws.silent(300 * time.Millisecond)
+}
+
+// A device removed and added again before it acknowledged its removal
+// never reads what was sent while it was out, over HTTP or the WebSocket,
+// whatever cursor it names; it still reads the rest of its old membership.
+func TestReaddedDeviceGap(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e) // seq 1: the commit adding bob
+	base := fmt.Sprintf("/v1/conversations/%d", alice.conv)
+	before := alice.send(t, "before")
+	pc, err := alice.g.Commit(mls.CommitOptions{Remove: []mls.LeafIndex{bob.g.OwnLeaf()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rm protocol.HandshakeResponse
+	e.must(alice.d.token, "POST", base+"/handshake", commitReq(alice.g.Epoch(), pc, nil), &rm)
+	if err := alice.g.MergePendingCommit(pc); err != nil {
+		t.Fatal(err)
+	}
+	out := []uint64{alice.send(t, "while out 1").Seq, alice.send(t, "while out 2").Seq}
+	bob.d.upload(1, false)
+	alice.add(t, "bob")
+	var info protocol.ConversationInfo
+	e.must(alice.d.token, "GET", base, nil, &info)
+	readd := info.Head
+	after := alice.send(t, "after")
+	want := []uint64{before.Seq, rm.Seq, after.Seq}
+	t.Logf("before %d, removed %d, out %v, added again %d, after %d", before.Seq, rm.Seq, out, readd, after.Seq)
+
+	// Over HTTP, one entry per page, so that a page boundary meets the gap.
+	read := func(from uint64, limit int) []uint64 {
+		var seqs []uint64
+		for range 20 {
+			var page protocol.EntriesResponse
+			e.must(bob.d.token, "GET", fmt.Sprintf("%s/entries?after=%d&limit=%d", base, from, limit), nil, &page)
+			for _, en := range page.Entries {
+				seqs = append(seqs, en.Seq)
+				from = en.Seq
+			}
+			if !page.More {
+				return seqs
+			}
+		}
+		t.Fatalf("entries from %d: no end after 20 pages: %v", from, seqs)
+		return nil
+	}
+	for _, limit := range []int{1, 2, 100} {
+		if got := read(0, limit); !slices.Equal(got, want) {
+			t.Errorf("bob reads %v from the start (pages of %d), want %v", got, limit, want)
+		}
+	}
+	for _, from := range append(out, rm.Seq, readd) {
+		if got := read(from, 100); !slices.Equal(got, want[2:]) {
+			t.Errorf("bob reads %v after %d, want %v", got, from, want[2:])
+		}
+	}
+	// Over the WebSocket, from a cursor before the gap and from one inside.
+	for _, from := range []uint64{1, out[0]} {
+		ws := bob.d.dial(t)
+		ws.send(&protocol.SubscribeFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: from}}})
+		exp := want
+		if from > rm.Seq {
+			exp = want[2:]
+		}
+		var got []uint64
+		for _, en := range ws.entries(len(exp), 5*time.Second) {
+			got = append(got, en.Seq)
+		}
+		if !slices.Equal(got, exp) {
+			t.Errorf("bob is pushed %v from %d, want %v", got, from, exp)
+		}
+		ws.silent(300 * time.Millisecond)
+		ws.c.CloseNow()
+	}
 }

@@ -230,11 +230,12 @@ type NewConversation struct {
 // commit's seq): it may read and acknowledge the log up to and including
 // that commit, so that it learns it was removed, and nothing after it. The
 // departed membership ends when the device acknowledges Left, or when a
-// later commit adds the device again (its cursor then restarts at that
-// commit, and keeps its Joined: it may still read the rest of its old
-// membership). A device never reads the log before the commit that added
-// it (Joined): history from before it joined, even as ciphertext, is not
-// its business. A departed device is not a member: it is not listed by Members,
+// later commit adds the device again: its cursor then restarts at that
+// commit, and it keeps its Joined, so that it may still read the rest of
+// its old membership, but never the entries of the time it was out (Gap).
+// A device never reads the log before the commit that added it (Joined):
+// history from before it joined, or from while it was out, even as
+// ciphertext, is not its business. A departed device is not a member: it is not listed by Members,
 // IsMember is false for it, and it cannot append.
 type Membership struct {
 	Conversation ConversationID // Conversation is the conversation.
@@ -243,6 +244,26 @@ type Membership struct {
 	Epoch        uint64         // Epoch is the conversation's epoch.
 	Left         uint64         // Left is 0 for a member, else the seq of the commit that removed the device: the last seq it may read.
 	Joined       uint64         // Joined is the seq of the commit that added the device (0 for the creator): the device may read only entries after it. A departed device added again keeps it.
+	// GapFrom and GapTo are zero, or the seqs of the commit that removed
+	// the device and of the commit that added it again before it had
+	// acknowledged its removal: it may not read the entries after GapFrom
+	// up to and including GapTo. A membership keeps one gap: when a device
+	// is added again a second time, its Joined moves to the end of the
+	// older gap, so the part of its membership before that is no longer
+	// readable.
+	GapFrom, GapTo uint64
+}
+
+// NextReadable returns the seq after which the device may read next when
+// it has read up to after: after itself, or the end of the part of the
+// log it may not read (before Joined, or inside the gap) that after falls
+// in.
+func (m Membership) NextReadable(after uint64) uint64 {
+	after = max(after, m.Joined)
+	if m.GapTo != 0 && after >= m.GapFrom && after < m.GapTo {
+		after = m.GapTo
+	}
+	return after
 }
 
 // Readable returns the newest seq the device may read: Left for a
@@ -496,8 +517,9 @@ type Store interface {
 	// the commit's seq, so they receive the commit and nothing after it;
 	// added devices' cursors and Joined start at the commit's seq, so they
 	// never receive it or anything before it; a departed device added
-	// again keeps its Joined; an added device that is already a member
-	// stays as it is); and each Welcome goes to its device's inbox. A stale
+	// again keeps its Joined and records the time it was out as its gap
+	// (see Membership); an added device that is already a member stays as
+	// it is); and each Welcome goes to its device's inbox. A stale
 	// epoch returns a *StaleEpochError with the current epoch; a stale
 	// proposal count ErrStaleState; ErrNotFound for an unknown
 	// conversation or added device; ErrInvalid for a Welcome to a device

@@ -21,7 +21,7 @@ var backupTables = []struct{ name, cols string }{
 	{"challenges", "nonce, device_id, expires"},
 	{"key_packages", "id, ref, device_id, suite, data, last_resort, expires, created"},
 	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created"},
-	{"members", "conversation_id, device_id, cursor, left_seq"},
+	{"members", "conversation_id, device_id, cursor, left_seq, joined_seq, gap_from, gap_to"},
 	{"entries", "conversation_id, seq, kind, sender, data, created, hash, epoch"},
 	{"inbox", "device_id, seq, conversation_id, data, created"},
 	{"blobs", "id, owner, size, sha256, created"},

@@ -87,11 +87,11 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 
 // Conversations implements store.Store.
 func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch, m.left_seq, m.joined_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+	rows, _ := s.pool.Query(ctx, `SELECT m.conversation_id, m.cursor, c.head, c.epoch, m.left_seq, m.joined_seq, m.gap_from, m.gap_to FROM members m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Membership, error) {
 		var m store.Membership
-		err := r.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined)
+		err := r.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined, &m.GapFrom, &m.GapTo)
 		return m, err
 	})
 	if err != nil {
@@ -131,8 +131,8 @@ func insertHandshake(ctx context.Context, tx pgx.Tx, e store.Entry, hash []byte,
 // Membership implements store.Store.
 func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
 	m := store.Membership{Conversation: id}
-	err := s.pool.QueryRow(ctx, `SELECT m.cursor, c.head, c.epoch, m.left_seq, m.joined_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined)
+	err := s.pool.QueryRow(ctx, `SELECT m.cursor, c.head, c.epoch, m.left_seq, m.joined_seq, m.gap_from, m.gap_to FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined, &m.GapFrom, &m.GapTo)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Membership{}, fmt.Errorf("postgres: membership of device %q in conversation %d: %w", device, id, store.ErrNotMember)
 	} else if err != nil {
@@ -211,9 +211,13 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 			}
 			// A departed device added again restarts at this commit and
 			// keeps its joined seq (the rest of its old membership stays
-			// readable); a member stays as it is.
+			// readable) but not the time it was out, which becomes its gap;
+			// an older gap moves its joined seq to the gap's end. A member
+			// stays as it is.
 			if _, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, device_id, cursor, joined_seq) SELECT $1, d, $2, $2 FROM unnest($3::text[]) AS d
-				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0 WHERE members.left_seq <> 0`, c.Conversation, e.Seq, strs(c.Add)); err != nil {
+				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0,
+					joined_seq = GREATEST(members.joined_seq, members.gap_to), gap_from = members.left_seq, gap_to = excluded.cursor
+				WHERE members.left_seq <> 0`, c.Conversation, e.Seq, strs(c.Add)); err != nil {
 				return err
 			}
 		}

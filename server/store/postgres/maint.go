@@ -133,6 +133,8 @@ var invariants = []struct{ what, sql string }{
 		WHERE m.left_seq > c.head OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
 	{"joined seq beyond the cursor, or not before the removing commit", `SELECT m.conversation_id FROM members m
 		WHERE m.joined_seq > m.cursor OR (m.left_seq <> 0 AND m.joined_seq >= m.left_seq)`},
+	{"gap not between the joined seq and the cursor", `SELECT m.conversation_id FROM members m
+		WHERE NOT (m.gap_from = 0 AND m.gap_to = 0) AND NOT (m.joined_seq <= m.gap_from AND m.gap_from < m.gap_to AND m.gap_to <= m.cursor)`},
 	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
 	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},

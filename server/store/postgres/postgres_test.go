@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -397,6 +399,40 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if err := dst.CheckInvariants(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestBackupColumns: a backup copies every column of every table, so that
+// a column added by a migration is not lost on restore.
+func TestBackupColumns(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	ctx := context.Background()
+	rows, _ := s.pool.Query(ctx, `SELECT table_name, string_agg(column_name, ', ' ORDER BY column_name) FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name <> 'schema_migrations' GROUP BY table_name`, s.schema)
+	tables := map[string]string{}
+	var name, cols string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &cols}, func() error { tables[name] = cols; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(tables) == 0 {
+		t.Fatal("no tables found")
+	}
+	for _, bt := range backupTables {
+		want, ok := tables[bt.name]
+		if !ok {
+			t.Errorf("backup copies table %s, which the schema does not have", bt.name)
+			continue
+		}
+		got := strings.Split(bt.cols, ", ")
+		slices.Sort(got)
+		if strings.Join(got, ", ") != want {
+			t.Errorf("backup copies %s (%s), the table has (%s)", bt.name, strings.Join(got, ", "), want)
+		}
+		delete(tables, bt.name)
+	}
+	for name := range tables {
+		t.Errorf("table %s is not in the backup", name)
 	}
 }
 

@@ -115,7 +115,7 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 
 // Conversations implements store.Store.
 func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]store.Membership, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, h.head, c.epoch, m.left_seq, m.joined_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
+	rows, err := s.r.QueryContext(ctx, `SELECT m.conversation_id, m.cursor, h.head, c.epoch, m.left_seq, m.joined_seq, m.gap_from, m.gap_to FROM members m JOIN conversations c ON c.id = m.conversation_id
 		JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.device_id = $1 ORDER BY m.conversation_id`, device)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
@@ -124,7 +124,7 @@ func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]sto
 	var out []store.Membership
 	for rows.Next() {
 		var m store.Membership
-		if err := rows.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined); err != nil {
+		if err := rows.Scan(&m.Conversation, &m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined, &m.GapFrom, &m.GapTo); err != nil {
 			return nil, fmt.Errorf("sqlite: conversations of device %q: %v", device, err)
 		}
 		out = append(out, m)
@@ -176,8 +176,8 @@ func insertHandshake(ctx context.Context, tx *sql.Tx, e store.Entry, hash []byte
 // Membership implements store.Store.
 func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
 	m := store.Membership{Conversation: id}
-	err := s.r.QueryRowContext(ctx, `SELECT m.cursor, h.head, c.epoch, m.left_seq, m.joined_seq FROM members m JOIN conversations c ON c.id = m.conversation_id
-		JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined)
+	err := s.r.QueryRowContext(ctx, `SELECT m.cursor, h.head, c.epoch, m.left_seq, m.joined_seq, m.gap_from, m.gap_to FROM members m JOIN conversations c ON c.id = m.conversation_id
+		JOIN conversation_heads h ON h.conversation_id = m.conversation_id WHERE m.conversation_id = $1 AND m.device_id = $2`, id, device).Scan(&m.Cursor, &m.Head, &m.Epoch, &m.Left, &m.Joined, &m.GapFrom, &m.GapTo)
 	if err == sql.ErrNoRows {
 		return store.Membership{}, fmt.Errorf("sqlite: membership of device %q in conversation %d: %w", device, id, store.ErrNotMember)
 	} else if err != nil {
@@ -233,9 +233,13 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 			}
 			// A departed device added again restarts at this commit and
 			// keeps its joined seq (the rest of its old membership stays
-			// readable); a member stays as it is.
+			// readable) but not the time it was out, which becomes its gap;
+			// an older gap moves its joined seq to the gap's end. A member
+			// stays as it is.
 			if _, err := tx.ExecContext(ctx, `INSERT INTO members (conversation_id, device_id, cursor, joined_seq) VALUES ($1, $2, $3, $3)
-				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0 WHERE members.left_seq <> 0`, c.Conversation, d, e.Seq); err != nil {
+				ON CONFLICT (conversation_id, device_id) DO UPDATE SET cursor = excluded.cursor, left_seq = 0,
+					joined_seq = MAX(members.joined_seq, members.gap_to), gap_from = members.left_seq, gap_to = excluded.cursor
+				WHERE members.left_seq <> 0`, c.Conversation, d, e.Seq); err != nil {
 				return err
 			}
 		}

@@ -1211,6 +1211,14 @@ func testDeparted(t *testing.T, s store.Store) {
 	}
 }
 
+// checkInvariants runs the store's consistency check, if it has one.
+func checkInvariants(t *testing.T, s store.Store) {
+	t.Helper()
+	if c, ok := s.(interface{ CheckInvariants(context.Context) error }); ok {
+		must(t, "invariants", c.CheckInvariants(ctx))
+	}
+}
+
 // testDepartedReadded: a departed device added again restarts at the
 // commit that adds it.
 func testDepartedReadded(t *testing.T, s store.Store) {
@@ -1266,16 +1274,29 @@ func testJoined(t *testing.T, s store.Store) {
 	send(t, s, c.ID, a.ID, 1, t0)     // seq 7
 	e2 := add(t, s, c.ID, a.ID, b.ID) // seq 8
 	// Added again before it read its old membership to the end: it keeps
-	// its joined seq.
-	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e.Seq || m.Cursor != e2.Seq || m.Left != 0 {
-		t.Errorf("re-added bob %+v, want joined %d cursor %d", m, e.Seq, e2.Seq)
+	// its joined seq, and the time it was out is its gap.
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e.Seq || m.Cursor != e2.Seq || m.Left != 0 || m.GapFrom != rm.Seq || m.GapTo != e2.Seq {
+		t.Errorf("re-added bob %+v, want joined %d cursor %d gap (%d, %d]", m, e.Seq, e2.Seq, rm.Seq, e2.Seq)
 	}
+	if ms, err := s.Conversations(ctx, b.ID); err != nil || len(ms) != 1 || ms[0].GapFrom != rm.Seq || ms[0].GapTo != e2.Seq {
+		t.Errorf("bob's conversations %+v %v, want gap (%d, %d]", ms, err, rm.Seq, e2.Seq)
+	}
+	checkInvariants(t, s)
+	// Removed and added again a second time without reading: the new gap
+	// replaces the old one, and the joined seq moves to the old gap's end.
+	rm2, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 4, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err)            // seq 9
+	e4 := add(t, s, c.ID, a.ID, b.ID) // seq 10
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e2.Seq || m.Cursor != e4.Seq || m.GapFrom != rm2.Seq || m.GapTo != e4.Seq {
+		t.Errorf("bob re-added twice %+v, want joined %d cursor %d gap (%d, %d]", m, e2.Seq, e4.Seq, rm2.Seq, e4.Seq)
+	}
+	checkInvariants(t, s)
 	// Removed, the departure acknowledged, and added again: a new start.
-	rm, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 4, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
-	must(t, "remove", err) // seq 9
+	rm, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 6, Sender: a.ID, Data: []byte("rm"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	must(t, "remove", err) // seq 11
 	must(t, "departed ack", s.Ack(ctx, b.ID, c.ID, rm.Seq))
-	e3 := add(t, s, c.ID, a.ID, b.ID) // seq 10
-	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e3.Seq || m.Cursor != e3.Seq || m.Left != 0 {
-		t.Errorf("bob added after leaving %+v, want joined and cursor %d", m, e3.Seq)
+	e3 := add(t, s, c.ID, a.ID, b.ID) // seq 12
+	if m, _ := s.Membership(ctx, c.ID, b.ID); m.Joined != e3.Seq || m.Cursor != e3.Seq || m.Left != 0 || m.GapTo != 0 {
+		t.Errorf("bob added after leaving %+v, want joined and cursor %d and no gap", m, e3.Seq)
 	}
 }
