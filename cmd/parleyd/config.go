@@ -148,9 +148,12 @@ type TLSConfig struct {
 type LimitsConfig struct {
 	MaxBodyBytes    int64 // MaxBodyBytes bounds a JSON request body.
 	MaxMessageBytes int64 // MaxMessageBytes bounds one MLS message.
-	MaxFrameBytes   int64 // MaxFrameBytes bounds a WebSocket message from a client.
-	MaxBlobBytes    int64 // MaxBlobBytes bounds one attachment.
-	BlobQuotaBytes  int64 // BlobQuotaBytes bounds the attachments one user stores.
+	// MaxGroupStateBytes bounds a GroupInfo plus ratchet tree, and one
+	// Welcome (which may carry the tree).
+	MaxGroupStateBytes int64
+	MaxFrameBytes      int64 // MaxFrameBytes bounds a WebSocket message from a client.
+	MaxBlobBytes       int64 // MaxBlobBytes bounds one attachment.
+	BlobQuotaBytes     int64 // BlobQuotaBytes bounds the attachments one user stores.
 }
 
 // WebSocketConfig configures WebSocket liveness.
@@ -207,11 +210,12 @@ func NewConfig() Config {
 		Metrics:         true,
 		TLS:             TLSConfig{Mode: tlsSelfSigned},
 		Limits: LimitsConfig{
-			MaxBodyBytes:    h.MaxBodyBytes,
-			MaxMessageBytes: d.MaxMessageBytes,
-			MaxFrameBytes:   h.MaxFrameBytes,
-			MaxBlobBytes:    h.MaxBlobBytes,
-			BlobQuotaBytes:  h.BlobQuotaBytes,
+			MaxBodyBytes:       h.MaxBodyBytes,
+			MaxMessageBytes:    d.MaxMessageBytes,
+			MaxGroupStateBytes: d.MaxGroupStateBytes,
+			MaxFrameBytes:      h.MaxFrameBytes,
+			MaxBlobBytes:       h.MaxBlobBytes,
+			BlobQuotaBytes:     h.BlobQuotaBytes,
 		},
 		WebSocket: WebSocketConfig{PingInterval: h.PingInterval, PongTimeout: h.ReadTimeout, WriteTimeout: h.WriteTimeout},
 		RateLimits: RateLimitsConfig{
@@ -336,6 +340,7 @@ func (c Config) Validate() error {
 	}{
 		{"limits.max_body_bytes", c.Limits.MaxBodyBytes},
 		{"limits.max_message_bytes", c.Limits.MaxMessageBytes},
+		{"limits.max_group_state_bytes", c.Limits.MaxGroupStateBytes},
 		{"limits.max_frame_bytes", c.Limits.MaxFrameBytes},
 		{"limits.max_blob_bytes", c.Limits.MaxBlobBytes},
 		{"limits.blob_quota_bytes", c.Limits.BlobQuotaBytes},
@@ -352,6 +357,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxMessageBytes > 0 && c.Limits.MaxMessageBytes < 64 {
 		bad("limits.max_message_bytes", "%d is below the minimum 64", c.Limits.MaxMessageBytes)
+	}
+	if c.Limits.MaxGroupStateBytes > 0 && c.Limits.MaxGroupStateBytes < 64 {
+		bad("limits.max_group_state_bytes", "%d is below the minimum 64", c.Limits.MaxGroupStateBytes)
 	}
 	if c.Limits.BlobQuotaBytes > 0 && c.Limits.BlobQuotaBytes < c.Limits.MaxBlobBytes {
 		bad("limits.blob_quota_bytes", "%d is smaller than limits.max_blob_bytes %d", c.Limits.BlobQuotaBytes, c.Limits.MaxBlobBytes)
@@ -738,6 +746,7 @@ func settings() []setting {
 		str("tls.acme_http_listen", "address for HTTP-01 challenges and redirects, such as :80 (default none)", func(c *Config) *string { return &c.TLS.ACMEHTTPListen }),
 		size("limits.max_body_bytes", "largest JSON request body (bytes; KiB/MiB/GiB suffixes allowed)", func(c *Config) *int64 { return &c.Limits.MaxBodyBytes }),
 		size("limits.max_message_bytes", "largest MLS message", func(c *Config) *int64 { return &c.Limits.MaxMessageBytes }),
+		size("limits.max_group_state_bytes", "largest GroupInfo plus ratchet tree, and largest Welcome", func(c *Config) *int64 { return &c.Limits.MaxGroupStateBytes }),
 		size("limits.max_frame_bytes", "largest WebSocket message from a client", func(c *Config) *int64 { return &c.Limits.MaxFrameBytes }),
 		size("limits.max_blob_bytes", "largest attachment", func(c *Config) *int64 { return &c.Limits.MaxBlobBytes }),
 		size("limits.blob_quota_bytes", "attachment storage per user", func(c *Config) *int64 { return &c.Limits.BlobQuotaBytes }),

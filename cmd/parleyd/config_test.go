@@ -192,6 +192,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad file type", file: "allowed_origins = [1]\n", want: []string{"allowed_origins"}},
 		{name: "bad env", vars: map[string]string{"PARLEY_METRICS": "maybe"}, want: []string{"PARLEY_METRICS", "maybe"}},
 		{name: "bad flag value", args: []string{"--limits-max-blob-bytes", "huge"}, want: []string{"limits-max-blob-bytes", "huge"}},
+		{name: "tiny group state", args: []string{"--limits-max-group-state-bytes", "10"}, want: []string{"limits.max_group_state_bytes", "minimum"}},
 		{name: "unknown flag", args: []string{"--no-such-flag"}, want: []string{"no-such-flag"}},
 		{name: "bad listen", args: []string{"--listen", "nope"}, want: []string{"listen", "nope"}},
 		{name: "bad tls mode", args: []string{"--tls-mode", "maybe"}, want: []string{"tls.mode", "maybe"}},
@@ -344,6 +345,9 @@ func TestOperationsDocExample(t *testing.T) {
 	}
 	if c.TLS.Mode != tlsACME || c.RateLimits.RegisterPerIP.PerSecond != 0.1 || c.Limits.MaxBodyBytes != 8<<20 || c.ServerName != "chat.example.org" {
 		t.Errorf("example loaded as %+v", c)
+	}
+	if d := deliveryConfig(c); d.MaxGroupStateBytes != 6<<20 {
+		t.Errorf("example's max_group_state_bytes reaches the server as %d", d.MaxGroupStateBytes)
 	}
 }
 

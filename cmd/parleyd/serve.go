@@ -402,6 +402,7 @@ func deliveryConfig(c Config) delivery.Config {
 	d.SessionTTL = c.SessionTTL
 	d.Retention = c.Retention
 	d.MaxMessageBytes = c.Limits.MaxMessageBytes
+	d.MaxGroupStateBytes = c.Limits.MaxGroupStateBytes
 	d.ClaimRate, d.ClaimBurst = c.RateLimits.ClaimsPerTarget.PerSecond, c.RateLimits.ClaimsPerTarget.Burst
 	d.Version = version()
 	return d

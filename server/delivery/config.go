@@ -55,7 +55,8 @@ type Config struct {
 	AllowForeignCredentials bool
 	// MaxMessageBytes bounds one MLS message (application or handshake).
 	MaxMessageBytes int64
-	// MaxGroupStateBytes bounds a GroupInfo plus ratchet tree.
+	// MaxGroupStateBytes bounds a GroupInfo plus ratchet tree, and one
+	// Welcome (which may carry the tree).
 	MaxGroupStateBytes int64
 	// MaxKeyPackagesPerUpload bounds one KeyPackage upload.
 	MaxKeyPackagesPerUpload int
