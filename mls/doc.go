@@ -9,7 +9,11 @@
 //   - internal/suite: the cipher suites of §5.1 and §17.1 — hash, KDF with
 //     ExpandWithLabel/DeriveSecret/DeriveTreeSecret, AEAD, HPKE with
 //     EncryptWithLabel/DecryptWithLabel and DeriveKeyPair, signatures with
-//     SignWithLabel/VerifyWithLabel, RefHash (§5.2).
+//     SignWithLabel/VerifyWithLabel, RefHash (§5.2). Besides the seven
+//     suites of RFC 9420 it has the post-quantum suites TBD1–TBD11 of
+//     draft-ietf-mls-pq-ciphersuites at private-use codepoints 0xF001–0xF00B:
+//     ML-KEM and X-Wing KEMs, and for TBD9–TBD11 ML-DSA signatures (suite.go
+//     lists the constants).
 //   - internal/treemath: the array representation of the ratchet tree
 //     (§4.2, Appendix C).
 //   - internal/wire: every structure that crosses the wire (§6–§12), with

@@ -135,8 +135,19 @@ func (w *world) message(from string) {
 	}
 }
 
+// lifecycleSuites are the suites the end-to-end tests run on: suite 1, the
+// X-Wing suite TBD1 (post-quantum KEM, Ed25519) and the fully post-quantum
+// TBD9-TBD11 (ML-KEM or X-Wing with ML-DSA-44/65/87 signatures).
+var lifecycleSuites = []CipherSuite{
+	MLS128DHKEMX25519AES128GCMSHA256Ed25519,
+	MLS128MLKEM768X25519AES128GCMSHA256Ed25519,
+	MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44,
+	MLS192MLKEM768AES256GCMSHA384MLDSA65,
+	MLS256MLKEM1024AES256GCMSHA384MLDSA87,
+}
+
 func TestLifecycle(t *testing.T) {
-	for _, cs := range []CipherSuite{MLS128DHKEMX25519AES128GCMSHA256Ed25519, MLS128MLKEM768X25519AES128GCMSHA256Ed25519} {
+	for _, cs := range lifecycleSuites {
 		t.Run(fmt.Sprintf("%#04x", uint16(cs)), func(t *testing.T) { testLifecycle(t, cs) })
 	}
 }

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/mls/internal/suite"
 )
 
 // The seeded random simulation of issue 3. A group of up to -sim.members
@@ -23,6 +26,10 @@ import (
 // to leaf) must agree, and every removed member must fail on later messages.
 //
 //	go test -run TestSimulation ./mls/ -sim.seed=42 -sim.members=200 -sim.epochs=1000 -v
+//	go test -run TestSimulation ./mls/ -sim.suite=0xf009 -sim.members=12 -v
+//
+// By default it runs on suite 1 and X-Wing (largeSuites); -sim.suite picks
+// any one supported suite by its number instead.
 //
 // The seed fixes the schedule of operations; key material comes from
 // crypto/rand as always.
@@ -30,7 +37,31 @@ var (
 	simSeed    = flag.Uint64("sim.seed", 0, "seed of TestSimulation (0: from the clock)")
 	simMembers = flag.Int("sim.members", 64, "maximum group size of TestSimulation")
 	simEpochs  = flag.Int("sim.epochs", 300, "epochs of TestSimulation (-short: 40)")
+	simSuite   = flag.String("sim.suite", "", "cipher suite of TestSimulation, e.g. 1 or 0xf009 (default: suite 1 and X-Wing)")
 )
+
+// simSuites returns the suites TestSimulation runs on: largeSuites, or the
+// one named by -sim.suite.
+func simSuites(t *testing.T) []struct {
+	name string
+	cs   CipherSuite
+} {
+	if *simSuite == "" {
+		return largeSuites
+	}
+	v, err := strconv.ParseUint(*simSuite, 0, 16)
+	if err != nil {
+		t.Fatalf("-sim.suite %q: %v", *simSuite, err)
+	}
+	cs := CipherSuite(v)
+	if _, err := suite.New(cs); err != nil {
+		t.Fatalf("-sim.suite %q: %v", *simSuite, err)
+	}
+	return []struct {
+		name string
+		cs   CipherSuite
+	}{{fmt.Sprintf("%#04x", uint16(cs)), cs}}
+}
 
 func TestSimulation(t *testing.T) {
 	seed := *simSeed
@@ -42,7 +73,7 @@ func TestSimulation(t *testing.T) {
 		epochs = 40
 	}
 	t.Logf("seed %d (rerun with -sim.seed=%d), members %d, epochs %d", seed, seed, *simMembers, epochs)
-	for _, su := range largeSuites {
+	for _, su := range simSuites(t) {
 		t.Run(su.name, func(t *testing.T) {
 			t.Logf("seed %d", seed)
 			s := newSim(t, su.cs, seed, *simMembers)

@@ -70,7 +70,7 @@ func mustMarshal(t *testing.T, g *Group) []byte {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	for _, cs := range []CipherSuite{MLS128DHKEMX25519AES128GCMSHA256Ed25519, MLS128MLKEM768X25519AES128GCMSHA256Ed25519} {
+	for _, cs := range lifecycleSuites {
 		t.Run(fmt.Sprintf("%#04x", uint16(cs)), func(t *testing.T) {
 			w, signers := stateWorld(t, cs)
 			for name, g := range w.members {

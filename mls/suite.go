@@ -16,11 +16,13 @@ const (
 	MLS256DHKEMP384AES256GCMSHA384P384             = suite.MLS256DHKEMP384AES256GCMSHA384P384
 )
 
-// The post-quantum cipher suites TBD1-TBD8 of draft-ietf-mls-pq-ciphersuites,
-// at Parley's private-use codepoints (0xF001-0xF008) until IANA assigns
-// values; see mls/internal/suite/pq.go, the one place that defines them.
-// They protect confidentiality against quantum attackers; signatures stay
-// classical.
+// The post-quantum cipher suites TBD1-TBD11 of
+// draft-ietf-mls-pq-ciphersuites, at Parley's private-use codepoints
+// (0xF001-0xF00B, 0xF000 + n for TBDn) until IANA assigns values; see
+// mls/internal/suite/pq.go, the one place that defines them.
+//
+// TBD1-TBD8 protect confidentiality against quantum attackers; their
+// signatures stay classical.
 const (
 	MLS128MLKEM768X25519AES128GCMSHA256Ed25519 = suite.MLS128MLKEM768X25519AES128GCMSHA256Ed25519
 	MLS128MLKEM768X25519AES256GCMSHA384Ed25519 = suite.MLS128MLKEM768X25519AES256GCMSHA384Ed25519
@@ -30,4 +32,16 @@ const (
 	MLS128MLKEM768AES256GCMSHA384Ed25519       = suite.MLS128MLKEM768AES256GCMSHA384Ed25519
 	MLS128MLKEM768AES256GCMSHA384P256          = suite.MLS128MLKEM768AES256GCMSHA384P256
 	MLS192MLKEM1024AES256GCMSHA384P384         = suite.MLS192MLKEM1024AES256GCMSHA384P384
+)
+
+// TBD9-TBD11 are fully post-quantum: ML-KEM (X-Wing for TBD9) with ML-DSA
+// signatures (FIPS 204, pure, empty context, hedged signing). Signature
+// private keys are 32-byte seeds; public keys and signatures are larger than
+// classical ones (ML-DSA-44: 1312 and 2420 bytes; ML-DSA-65: 1952 and 3309;
+// ML-DSA-87: 2592 and 4627), and they travel in every KeyPackage, leaf node
+// and signed message.
+const (
+	MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44 = suite.MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44 // TBD9
+	MLS192MLKEM768AES256GCMSHA384MLDSA65              = suite.MLS192MLKEM768AES256GCMSHA384MLDSA65              // TBD10
+	MLS256MLKEM1024AES256GCMSHA384MLDSA87             = suite.MLS256MLKEM1024AES256GCMSHA384MLDSA87             // TBD11
 )

@@ -37,7 +37,7 @@ import (
 const Name = "Parley (Go)"
 
 // Suites lists the cipher suites the client offers: the seven of RFC 9420
-// and the post-quantum suites TBD1-TBD8 at Parley's private-use codepoints.
+// and the post-quantum suites TBD1-TBD11 at Parley's private-use codepoints.
 var Suites = []mls.CipherSuite{
 	mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519,
 	mls.MLS128DHKEMP256AES128GCMSHA256P256,
@@ -54,6 +54,9 @@ var Suites = []mls.CipherSuite{
 	mls.MLS128MLKEM768AES256GCMSHA384Ed25519,
 	mls.MLS128MLKEM768AES256GCMSHA384P256,
 	mls.MLS192MLKEM1024AES256GCMSHA384P384,
+	mls.MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44,
+	mls.MLS192MLKEM768AES256GCMSHA384MLDSA65,
+	mls.MLS256MLKEM1024AES256GCMSHA384MLDSA87,
 }
 
 // Server implements pb.MLSClientServer. The zero value is not usable; call

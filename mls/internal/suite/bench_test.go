@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// benchSuites are suite 1 plus suites 2 and 5 for comparison, and the
+// benchSuites are suite 1 plus suites 2 and 5 for comparison, the
 // post-quantum TBD1 (X-Wing, suite 1's counterpart), TBD5 (MLKEM1024-P384)
-// and TBD8 (ML-KEM-1024).
+// and TBD8 (ML-KEM-1024), and the fully post-quantum TBD9-TBD11, whose
+// SignWithLabel/VerifyWithLabel lines are ML-DSA-44, -65 and -87.
 var benchSuites = []ID{
 	MLS128DHKEMX25519AES128GCMSHA256Ed25519,
 	MLS128DHKEMP256AES128GCMSHA256P256,
@@ -15,6 +16,9 @@ var benchSuites = []ID{
 	MLS128MLKEM768X25519AES128GCMSHA256Ed25519,
 	MLS192MLKEM1024P384AES256GCMSHA384P384,
 	MLS192MLKEM1024AES256GCMSHA384P384,
+	MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44,
+	MLS192MLKEM768AES256GCMSHA384MLDSA65,
+	MLS256MLKEM1024AES256GCMSHA384MLDSA87,
 }
 
 // benchName names RFC 9420 suites by decimal id (suite-1, as in earlier

@@ -23,7 +23,7 @@ var pqKEMSizes = map[uint16]struct{ nsk, npk, nenc int }{
 }
 
 // pqTable is the mapping table of draft-ietf-mls-pq-ciphersuites §IANA
-// Considerations for TBD1-TBD8, keyed by our private-use codepoints.
+// Considerations for TBD1-TBD11, keyed by our private-use codepoints.
 var pqTable = []struct {
 	id             ID
 	tbd            int
@@ -38,6 +38,9 @@ var pqTable = []struct {
 	{0xF006, 6, 0x0041, 0x0002, 0x0002, "SHA384", "ed25519"},
 	{0xF007, 7, 0x0041, 0x0002, 0x0002, "SHA384", "ecdsa_secp256r1_sha256"},
 	{0xF008, 8, 0x0042, 0x0002, 0x0002, "SHA384", "ecdsa_secp384r1_sha384"},
+	{0xF009, 9, 0x647a, 0x0002, 0x0003, "SHA384", "mldsa44"},
+	{0xF00A, 10, 0x0041, 0x0002, 0x0002, "SHA384", "mldsa65"},
+	{0xF00B, 11, 0x0042, 0x0002, 0x0002, "SHA384", "mldsa87"},
 }
 
 func sigName(s *Suite) string {
@@ -45,6 +48,8 @@ func sigName(s *Suite) string {
 	case ed25519Signer:
 		return "ed25519"
 	case *ecdsaSigner:
+		return g.name
+	case *mldsaSigner:
 		return g.name
 	}
 	return "?"
@@ -79,7 +84,7 @@ func TestPQSuiteTable(t *testing.T) {
 		if wantKDF := map[string]uint16{"SHA256": 1, "SHA384": 2}[s.kdf.name]; k.kdf.ID() != wantKDF {
 			t.Errorf("TBD%d %s: HPKE KDF %#04x is not HKDF-%s", w.tbd, s, k.kdf.ID(), s.kdf.name)
 		}
-		if wantAEAD := map[int]uint16{16: 1, 32: 2}[s.AEADKeySize()]; k.aead.ID() != wantAEAD {
+		if wantAEAD := map[string]uint16{"AES128GCM": 1, "AES256GCM": 2, "CHACHA20POLY1305": 3}[s.aead.name]; k.aead.ID() != wantAEAD {
 			t.Errorf("TBD%d %s: HPKE AEAD %#04x differs from the MLS AEAD %s", w.tbd, s, k.aead.ID(), s.aead.name)
 		}
 		if !s.PostQuantum() || !strings.Contains(s.String(), "MLKEM") {

@@ -7,8 +7,9 @@
 // byte strings in the encodings MLS puts on the wire: HPKE public keys as
 // SerializePublicKey, HPKE private keys as SerializePrivateKey, signature
 // public keys as the scheme's native encoding (uncompressed points for
-// ECDSA), signature private keys as the Ed25519/Ed448 seed or the ECDSA
-// scalar (big-endian, padded to the field size).
+// ECDSA, FIPS 204 pkEncode for ML-DSA), signature private keys as the
+// Ed25519/Ed448 seed, the ECDSA scalar (big-endian, padded to the field
+// size) or the 32-byte ML-DSA seed ξ.
 //
 // Internally a Suite is assembled from four algorithm pieces, one table entry
 // per suite (see table below):
@@ -20,13 +21,15 @@
 //     (RFC 9420 §7.4) needs; crypto/hpke for X25519, the NIST curves and
 //     ML-KEM (alone or hybrid), circl for X448;
 //   - sign.go: the signature scheme (Ed25519, ECDSA over P-256/P-384/P-521
-//     with DER signatures, Ed448 via circl).
+//     with DER signatures, Ed448 via circl); mldsa.go adds ML-DSA-44/65/87
+//     (FIPS 204, via circl).
 //
 // labels.go encodes the labelled structs (KDFLabel, SignContent,
 // EncryptContext, RefHashInput); ops.go implements the RFC 9420 operations
 // over them. New suites are new table entries; pq.go adds the post-quantum
 // suites of draft-ietf-mls-pq-ciphersuites (ML-KEM and hybrid KEMs from
-// crypto/hpke) at private-use codepoints.
+// crypto/hpke, and for TBD9-TBD11 ML-DSA signatures) at private-use
+// codepoints.
 //
 // Private keys given to this package are normalised only in one way: ECDSA
 // and NIST-curve HPKE scalars shorter than the field size (encoders that drop
@@ -123,7 +126,7 @@ var table = []Suite{
 
 	// Post-quantum suites of draft-ietf-mls-pq-ciphersuites-06 at
 	// private-use codepoints; see pq.go for the codepoints, the KEMs and
-	// their key formats.
+	// their key formats. TBD1-TBD8 sign classically.
 	{
 		id: MLS128MLKEM768X25519AES128GCMSHA256Ed25519, name: "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519",
 		kdf: kdfSHA256, aead: aeadAES128GCM, pq: true,
@@ -172,6 +175,27 @@ var table = []Suite{
 		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
 		kem: pqKEM(hpke.MLKEM1024(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-1024"),
 		sig: &ecdsaSigner{name: "ecdsa_secp384r1_sha384", curve: elliptic.P384(), size: 48, hash: kdfSHA384},
+	},
+
+	// Fully post-quantum suites: ML-KEM or X-Wing with ML-DSA signatures
+	// (mldsa.go).
+	{
+		id: MLS128MLKEM768X25519ChaCha20Poly1305SHA384MLDSA44, name: "MLS_128_MLKEM768X25519_CHACHA20POLY1305_SHA384_MLDSA44",
+		kdf: kdfSHA384, aead: aeadChaCha20, pq: true,
+		kem: pqKEM(hpke.MLKEM768X25519(), hpke.HKDFSHA384(), hpke.ChaCha20Poly1305(), "MLKEM768-X25519"),
+		sig: mldsa44Signer,
+	},
+	{
+		id: MLS192MLKEM768AES256GCMSHA384MLDSA65, name: "MLS_192_MLKEM768_AES256GCM_SHA384_MLDSA65",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM768(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-768"),
+		sig: mldsa65Signer,
+	},
+	{
+		id: MLS256MLKEM1024AES256GCMSHA384MLDSA87, name: "MLS_256_MLKEM1024_AES256GCM_SHA384_MLDSA87",
+		kdf: kdfSHA384, aead: aeadAES256GCM, pq: true,
+		kem: pqKEM(hpke.MLKEM1024(), hpke.HKDFSHA384(), hpke.AES256GCM(), "ML-KEM-1024"),
+		sig: mldsa87Signer,
 	},
 }
 
