@@ -156,11 +156,22 @@ func JoinExternal(cfg *Config, groupInfo []byte, signer *Signer, credential Cred
 	return g, pc, nil
 }
 
+// mlsMessageHeader is the size of an MLSMessage's version and wire_format,
+// which precede its body (RFC 9420 §6).
+const mlsMessageHeader = 4
+
 // openGroupInfo decodes and verifies a GroupInfo and its tree (RFC 9420
-// §12.4.3, with the tree validation of §12.4.3.1).
+// §12.4.3, with the tree validation of §12.4.3.1). data is copied once,
+// after room for the SignContent header: the GroupInfo and the tree it
+// carries alias that copy, and the signature is checked over the
+// GroupInfoTBS as received (wire.GroupInfo.VerifyEncoded), so the tree's
+// bytes are neither copied per node nor re-encoded.
 func openGroupInfo(c *Config, data, ratchetTree []byte, op string) (*wire.GroupInfo, *tree.Tree, error) {
+	off := suite.LabelHeadroom(wire.LabelGroupInfoTBS)
+	buf := make([]byte, off+len(data))
+	copy(buf[off:], data)
 	var m wire.MLSMessage
-	if err := wire.Unmarshal(data, &m); err != nil {
+	if err := wire.UnmarshalAliasing(buf[off:], &m); err != nil {
 		return nil, nil, causeError(op, "", ErrMalformed, err, "decode")
 	}
 	if m.Version != wire.ProtocolVersionMLS10 || m.WireFormat != wire.WireFormatGroupInfo {
@@ -183,7 +194,8 @@ func openGroupInfo(c *Config, data, ratchetTree []byte, op string) (*wire.GroupI
 	if ln == nil {
 		return nil, nil, ruleError(op, "§12.4.3", ErrInvalidWelcome, "signer %d is a blank leaf", gi.Signer)
 	}
-	if err := gi.Verify(s, ln.SignatureKey); err != nil {
+	// The GroupInfo is the rest of the message, after its header.
+	if err := gi.VerifyEncoded(s, ln.SignatureKey, buf, off+mlsMessageHeader); err != nil {
 		return nil, nil, causeError(op, "§12.4.3", ErrInvalidWelcome, err, "signature")
 	}
 	if _, err := validateJoinTree(c, t, gc, op); err != nil {

@@ -170,7 +170,8 @@ func decodeCore(cfg *Config, r *codec.Reader, secrets bool) (*core, error) {
 	if err := wire.Unmarshal(gcb, &gc); err != nil {
 		return nil, fmt.Errorf("group context: %w", err)
 	}
-	t, err := tree.Decode(s, rtb)
+	// rtb is a copy of the caller's state: the tree may alias it.
+	t, err := tree.DecodeAliasing(s, rtb)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,9 @@ type JoinOptions struct {
 // cfg.Now, key uniqueness, tree hash, parent hashes, every leaf signature);
 // the credential hook for every leaf; our own leaf; the path secret
 // against the tree; the confirmation tag; and the PSK rules for ReInit and
-// branch resumption PSKs.
+// branch resumption PSKs. The Group keeps no reference to welcome or
+// opts.RatchetTree: its tree lives in its own copy of the decrypted
+// GroupInfo (or of the out-of-band tree).
 func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts JoinOptions) (*Group, error) {
 	const op = "join from welcome"
 	c, err := cfg.normalized()
@@ -43,8 +45,11 @@ func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	if bundle == nil || bundle.kp == nil {
 		return nil, fmt.Errorf("mls: %s: no KeyPackage bundle", op)
 	}
+	// The Welcome's slices alias welcome: they are only read during the
+	// call (OpenWelcome copies the encrypted GroupInfo before decrypting
+	// it), so nothing the Group keeps aliases the caller's buffer.
 	var m wire.MLSMessage
-	if err := wire.Unmarshal(welcome, &m); err != nil {
+	if err := wire.UnmarshalAliasing(welcome, &m); err != nil {
 		return nil, causeError(op, "", ErrMalformed, err, "decode")
 	}
 	if m.Version != wire.ProtocolVersionMLS10 || m.WireFormat != wire.WireFormatWelcome {
@@ -145,18 +150,21 @@ func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 }
 
 // joinTree returns the tree of a GroupInfo: from its ratchet_tree extension,
-// or the out-of-band encoding.
+// or the out-of-band encoding. The nodes alias one buffer that belongs to
+// the tree: the extension's data, which aliases the GroupInfo's own buffer
+// (framing.OpenWelcome's decrypted copy, openGroupInfo's copy), or a copy
+// of outOfBand, which the caller keeps.
 func joinTree(s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*tree.Tree, error) {
 	if err := checkUniqueExtensions(gi.Extensions); err != nil {
 		return nil, err
 	}
 	if e := gi.Extensions.Find(wire.ExtensionRatchetTree); e != nil {
-		return tree.Decode(s, e.Data)
+		return tree.DecodeAliasing(s, e.Data)
 	}
 	if outOfBand == nil {
 		return nil, fmt.Errorf("§12.4.3.3: no ratchet tree in the GroupInfo and none given")
 	}
-	return tree.Decode(s, outOfBand)
+	return tree.DecodeAliasing(s, bytes.Clone(outOfBand))
 }
 
 // validateJoinTree validates a joiner's tree (RFC 9420 §12.4.3.1) and runs

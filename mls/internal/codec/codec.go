@@ -47,8 +47,19 @@ func Marshal(v Encoder) ([]byte, error) {
 }
 
 // Unmarshal decodes data into v and requires that every byte is consumed.
+// The byte slices of v are copies: data may be reused afterwards.
 func Unmarshal(data []byte, v Decoder) error {
 	r := NewReader(data)
+	v.DecodeMLS(r)
+	return r.Finish()
+}
+
+// UnmarshalAliasing is Unmarshal with a Reader from NewAliasingReader: the
+// byte slices of v alias data instead of copying it. The caller hands data
+// over to v: it must not modify data while v, or anything built from v's
+// slices, is in use.
+func UnmarshalAliasing(data []byte, v Decoder) error {
+	r := NewAliasingReader(data)
 	v.DecodeMLS(r)
 	return r.Finish()
 }
@@ -108,23 +119,43 @@ func VarintLen(v uint64) int {
 }
 
 // Reader decodes values from a byte slice. The zero value is an empty
-// reader. Byte slices it returns are copies: they never alias the input.
+// reader. Byte slices a Reader from NewReader returns are copies: they
+// never alias the input. Those of a Reader from NewAliasingReader alias it.
 type Reader struct {
 	data []byte
-	err  error
+	// err points to the first error, if any: a pointer rather than an
+	// interface keeps a Reader, which decoders allocate once per message,
+	// within 48 bytes.
+	err *error
+	// sub is the Reader VectorFunc lends to its elem callback, kept for
+	// the next vector read from r; subBusy while it is lent.
+	sub            *Reader
+	alias, subBusy bool
 }
 
-// NewReader returns a Reader over data.
+// NewReader returns a Reader over data whose byte slices are copies.
 func NewReader(data []byte) *Reader { return &Reader{data: data} }
 
+// NewAliasingReader returns a Reader over data whose Opaque and Fixed
+// results are subslices of data, with their capacity clipped to their
+// length so that appending to one cannot overwrite its neighbours: decoding
+// copies no bytes. The caller must own data and must not modify it while
+// any value decoded from it is in use.
+func NewAliasingReader(data []byte) *Reader { return &Reader{data: data, alias: true} }
+
 // Err returns the first error recorded, if any.
-func (r *Reader) Err() error { return r.err }
+func (r *Reader) Err() error {
+	if r.err == nil {
+		return nil
+	}
+	return *r.err
+}
 
 // Fail records err unless an error is already recorded. Decoders call it
 // to report semantic errors (an unknown enum value, say).
 func (r *Reader) Fail(err error) {
-	if r.err == nil {
-		r.err = err
+	if r.err == nil && err != nil {
+		r.err = &err
 		r.data = nil
 	}
 }
@@ -141,7 +172,7 @@ func (r *Reader) Remaining() int { return len(r.data) }
 // Finish returns the recorded error, or an error if unread bytes remain.
 func (r *Reader) Finish() error {
 	if r.err != nil {
-		return r.err
+		return *r.err
 	}
 	if len(r.data) != 0 {
 		return fmt.Errorf("codec: %d trailing bytes after value", len(r.data))
@@ -212,18 +243,23 @@ func (r *Reader) Varint() uint64 {
 	return v
 }
 
-// Fixed reads exactly n bytes (a fixed-size opaque field) and returns a copy.
+// Fixed reads exactly n bytes (a fixed-size opaque field) and returns a
+// copy (for an aliasing Reader, the bytes themselves).
 func (r *Reader) Fixed(n int) []byte {
 	b := r.take(n, "fixed-size field")
 	if b == nil {
 		return nil
 	}
+	if r.alias {
+		return b
+	}
 	return append([]byte(nil), b...)
 }
 
 // Opaque reads opaque<V>: a varint length followed by that many bytes.
-// It returns a copy, non-nil even when empty so that callers can tell a
-// decoded empty value from an absent one.
+// It returns a copy (for an aliasing Reader, the bytes themselves),
+// non-nil even when empty so that callers can tell a decoded empty value
+// from an absent one.
 func (r *Reader) Opaque() []byte {
 	n := r.Varint()
 	if r.err != nil {
@@ -234,29 +270,53 @@ func (r *Reader) Opaque() []byte {
 		return nil
 	}
 	b := r.take(int(n), "opaque")
-	return append(make([]byte, 0, len(b)), b...)
+	switch {
+	case !r.alias:
+		return append(make([]byte, 0, len(b)), b...)
+	case b == nil:
+		return []byte{}
+	default:
+		return b
+	}
 }
 
-// vector reads the varint length of a vector<V> and returns a Reader over
-// exactly its contents.
-func (r *Reader) vector() *Reader {
+// vector reads the varint length of a vector<V> and returns its contents.
+func (r *Reader) vector() []byte {
 	n := r.Varint()
 	if r.err != nil {
-		return &Reader{err: r.err}
+		return nil
 	}
 	if n > uint64(len(r.data)) {
 		r.Fail(fmt.Errorf("codec: read vector: length %d exceeds remaining %d bytes", n, len(r.data)))
-		return &Reader{err: r.err}
+		return nil
 	}
-	return &Reader{data: r.take(int(n), "vector")}
+	return r.take(int(n), "vector")
 }
 
 // VectorFunc reads a vector<V> of elements: it calls elem once per element
 // until the vector's bytes are used up. elem must consume at least one byte
 // per call (or record an error); a call that consumes nothing is an error.
-// Errors inside the vector are recorded in r.
+// Errors inside the vector are recorded in r. The Reader passed to elem is
+// valid only during the call.
 func (r *Reader) VectorFunc(elem func(*Reader)) {
-	sub := r.vector()
+	data := r.vector()
+	if r.err != nil {
+		return
+	}
+	// The sub-reader is reused from one vector to the next (decoding a
+	// tree reads hundreds of thousands of vectors); a nested read from r
+	// while it is lent gets a fresh one.
+	var sub *Reader
+	if r.subBusy {
+		sub = &Reader{data: data, alias: r.alias}
+	} else {
+		if r.sub == nil {
+			r.sub = new(Reader)
+		}
+		sub = r.sub
+		*sub = Reader{data: data, alias: r.alias, sub: sub.sub}
+		r.subBusy = true
+	}
 	for !sub.Empty() {
 		before := len(sub.data)
 		elem(sub)
@@ -264,8 +324,11 @@ func (r *Reader) VectorFunc(elem func(*Reader)) {
 			sub.Fail(errors.New("codec: read vector: element consumed no bytes"))
 		}
 	}
+	if sub == r.sub {
+		r.subBusy = false
+	}
 	if sub.err != nil {
-		r.Fail(sub.err)
+		r.Fail(*sub.err)
 	}
 }
 
@@ -315,6 +378,13 @@ type Builder struct {
 
 // NewBuilder returns a Builder that appends to buf (which may be nil).
 func NewBuilder(buf []byte) *Builder { return &Builder{buf: buf} }
+
+// Reset empties b and clears its error, keeping its storage for reuse:
+// slices returned by an earlier Bytes are overwritten by later writes.
+func (b *Builder) Reset() {
+	b.buf = b.buf[:0]
+	b.err = nil
+}
 
 // Bytes returns the encoding built so far, or the first error.
 func (b *Builder) Bytes() ([]byte, error) {
@@ -367,6 +437,9 @@ func (b *Builder) AddVarint(v uint64) {
 	}
 	b.buf = buf
 }
+
+// AddZeros appends n zero bytes: room for a header written in place later.
+func (b *Builder) AddZeros(n int) { b.buf = append(b.buf, make([]byte, n)...) }
 
 // AddRaw appends bytes with no length prefix (a fixed-size field).
 func (b *Builder) AddRaw(v []byte) { b.buf = append(b.buf, v...) }

@@ -34,14 +34,22 @@ func FuzzVarint(f *testing.F) {
 }
 
 // FuzzOpaqueVector checks the vector and opaque readers on arbitrary
-// input: no panic, and an accepted input re-encodes to itself.
+// input: no panic, an aliasing Reader accepts exactly what a copying one
+// does, and an accepted input re-encodes to itself.
 func FuzzOpaqueVector(f *testing.F) {
 	f.Add([]byte{0x00, 0x00, 0x00})
 	f.Add([]byte{0x12, 0x34, 0x02, 0xaa, 0xbb, 0x08, 0, 0, 0, 1, 0, 0, 0, 2, 0x01, 0x07})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var p pair
-		if err := Unmarshal(data, &p); err != nil {
+		var p, a pair
+		err := Unmarshal(data, &p)
+		if aerr := UnmarshalAliasing(bytes.Clone(data), &a); (aerr == nil) != (err == nil) {
+			t.Fatalf("copying decode error %v, aliasing decode error %v", err, aerr)
+		}
+		if err != nil {
 			return
+		}
+		if aenc, err := Marshal(&a); err != nil || !bytes.Equal(aenc, data) {
+			t.Fatalf("aliasing decode→encode changed the input:\n%x\n%x", data, aenc)
 		}
 		enc, err := Marshal(&p)
 		if err != nil {

@@ -38,6 +38,22 @@ func FindGroupSecrets(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage) (*wi
 	return e, nil
 }
 
+// welcomeHeadroom is the scratch space an owned copy of a Welcome's
+// encrypted_group_info keeps in front of it (see ownEncryptedGroupInfo).
+var welcomeHeadroom = max(suite.LabelHeadroom(labelWelcome), suite.LabelHeadroom(wire.LabelGroupInfoTBS))
+
+// ownEncryptedGroupInfo returns a copy of w's encrypted_group_info at
+// buf[off:], after off bytes of headroom. The copy serves three steps
+// without another one: it is the context of the GroupSecrets' HPKE
+// decryption (the EncryptContext header goes into the headroom), the
+// GroupInfo is then decrypted in place in it, and the GroupInfoTBS is
+// verified as decrypted (the SignContent header goes into the headroom).
+func ownEncryptedGroupInfo(w *wire.Welcome) (buf []byte, off int) {
+	buf = make([]byte, welcomeHeadroom+len(w.EncryptedGroupInfo))
+	copy(buf[welcomeHeadroom:], w.EncryptedGroupInfo)
+	return buf, welcomeHeadroom
+}
+
 // DecryptGroupSecrets decrypts the GroupSecrets in e, an entry of w, with
 // initPriv, the HPKE private key of the KeyPackage's init_key (RFC 9420
 // §12.4.3.1): DecryptWithLabel(initPriv, "Welcome", encrypted_group_info,
@@ -48,8 +64,17 @@ func DecryptGroupSecrets(s *suite.Suite, w *wire.Welcome, e *wire.EncryptedGroup
 	if s == nil || w == nil || e == nil {
 		return nil, fmt.Errorf("%s: nil suite, welcome or secrets", op)
 	}
+	buf, off := ownEncryptedGroupInfo(w)
+	return decryptGroupSecrets(s, buf, off, e, initPriv)
+}
+
+// decryptGroupSecrets is DecryptGroupSecrets with the encrypted_group_info
+// at buf[off:] after off bytes of headroom (ownEncryptedGroupInfo), which
+// it leaves unchanged.
+func decryptGroupSecrets(s *suite.Suite, buf []byte, off int, e *wire.EncryptedGroupSecrets, initPriv []byte) (*wire.GroupSecrets, error) {
+	const op = "framing: decrypt GroupSecrets"
 	ct := &e.EncryptedGroupSecrets
-	plain, err := s.DecryptWithLabel(initPriv, labelWelcome, w.EncryptedGroupInfo, ct.KEMOutput, ct.Ciphertext)
+	plain, err := s.DecryptWithLabelHeadroom(initPriv, labelWelcome, buf, off, ct.KEMOutput, ct.Ciphertext)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %d-byte ciphertext does not decrypt: %w", op, len(ct.Ciphertext), err)
 	}
@@ -72,30 +97,44 @@ func DecryptGroupSecrets(s *suite.Suite, w *wire.Welcome, e *wire.EncryptedGroup
 // with welcome_key = ExpandWithLabel(welcome_secret, "key", "", Nk) and
 // welcome_nonce = ExpandWithLabel(welcome_secret, "nonce", "", Nn) and an
 // empty AAD. It neither verifies the signature nor the confirmation tag.
+// The GroupInfo's byte slices alias one buffer of its own (a copy of the
+// encrypted_group_info, decrypted in place), not w.
 func DecryptGroupInfo(s *suite.Suite, w *wire.Welcome, joiner schedule.JoinerSecret, psk schedule.CombinedPSK) (*wire.GroupInfo, error) {
 	const op = "framing: decrypt GroupInfo"
 	if s == nil || w == nil {
 		return nil, fmt.Errorf("%s: nil suite or welcome", op)
 	}
+	buf, off := ownEncryptedGroupInfo(w)
+	gi, _, err := decryptGroupInfo(s, buf[off:], joiner, psk)
+	return gi, err
+}
+
+// decryptGroupInfo is DecryptGroupInfo decrypting the encrypted_group_info
+// egi in place: it returns the GroupInfo, whose byte slices alias egi, and
+// its encoding, a prefix of egi. egi must be owned by the caller, who
+// hands it over to the GroupInfo; on failure its contents are unspecified.
+func decryptGroupInfo(s *suite.Suite, egi []byte, joiner schedule.JoinerSecret, psk schedule.CombinedPSK) (*wire.GroupInfo, []byte, error) {
+	const op = "framing: decrypt GroupInfo"
 	ws, err := schedule.Welcome(s, joiner, psk)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
 	kn, err := schedule.WelcomeKeyNonce(s, ws)
 	clear(ws)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
-	plain, err := s.Open(kn.Key, kn.Nonce, nil, w.EncryptedGroupInfo)
+	n := len(egi)
+	plain, err := s.OpenInPlace(kn.Key, kn.Nonce, nil, egi)
 	kn.Zero()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %d-byte encrypted_group_info does not decrypt: %w", op, len(w.EncryptedGroupInfo), err)
+		return nil, nil, fmt.Errorf("%s: %d-byte encrypted_group_info does not decrypt: %w", op, n, err)
 	}
 	gi := new(wire.GroupInfo)
-	if err := wire.Unmarshal(plain, gi); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	if err := wire.UnmarshalAliasing(plain, gi); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return gi, nil
+	return gi, plain, nil
 }
 
 // PSKResolver returns the psk_secret (RFC 9420 §8.4) of the PSKs a Welcome
@@ -129,13 +168,19 @@ type Joined struct {
 // confirmed transcript hash and computes the interim transcript hash.
 // The remaining checks of §12.4.3.1 (group_id uniqueness, the ratchet
 // tree, PSK usage rules) are the caller's.
+//
+// The encrypted_group_info is copied once, decrypted in place, and the
+// GroupInfo's byte slices (its ratchet_tree extension among them) alias
+// that copy, which belongs to the result: signer and the caller may keep
+// them, and nothing returned aliases w.
 func OpenWelcome(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage, initPriv []byte, psks PSKResolver, signer GroupInfoSigner) (*Joined, error) {
 	const op = "framing: open Welcome"
 	e, err := FindGroupSecrets(s, w, kp)
 	if err != nil {
 		return nil, err
 	}
-	gs, err := DecryptGroupSecrets(s, w, e, initPriv)
+	buf, off := ownEncryptedGroupInfo(w)
+	gs, err := decryptGroupSecrets(s, buf, off, e, initPriv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -156,7 +201,7 @@ func OpenWelcome(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage, initPriv 
 		}
 		defer clear(psk)
 	}
-	gi, err := DecryptGroupInfo(s, w, gs.JoinerSecret, psk)
+	gi, enc, err := decryptGroupInfo(s, buf[off:], gs.JoinerSecret, psk)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -174,7 +219,9 @@ func OpenWelcome(s *suite.Suite, w *wire.Welcome, kp *wire.KeyPackage, initPriv 
 	if err != nil {
 		return nil, fmt.Errorf("%s: signature key of signer %d: %w", op, gi.Signer, err)
 	}
-	if err := gi.Verify(s, pub); err != nil {
+	// enc = buf[off:off+len(enc)]: the GroupInfo as decrypted, with the
+	// headroom still in front of it.
+	if err := gi.VerifyEncoded(s, pub, buf[:off+len(enc)], off); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	gcBytes, err := codec.Marshal(gc)

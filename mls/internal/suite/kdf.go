@@ -18,15 +18,20 @@ type kdf struct {
 	size    int // Nh: digest size and HKDF-Extract output size
 	newHash func() hash.Hash
 	sum     func(data []byte) []byte
+	// appendSum appends the hash of data to dst.
+	appendSum func(dst, data []byte) []byte
 }
 
 var (
 	kdfSHA256 = &kdf{name: "SHA256", size: sha256.Size, newHash: sha256.New,
-		sum: func(d []byte) []byte { h := sha256.Sum256(d); return h[:] }}
+		sum:       func(d []byte) []byte { h := sha256.Sum256(d); return h[:] },
+		appendSum: func(dst, d []byte) []byte { h := sha256.Sum256(d); return append(dst, h[:]...) }}
 	kdfSHA384 = &kdf{name: "SHA384", size: sha512.Size384, newHash: sha512.New384,
-		sum: func(d []byte) []byte { h := sha512.Sum384(d); return h[:] }}
+		sum:       func(d []byte) []byte { h := sha512.Sum384(d); return h[:] },
+		appendSum: func(dst, d []byte) []byte { h := sha512.Sum384(d); return append(dst, h[:]...) }}
 	kdfSHA512 = &kdf{name: "SHA512", size: sha512.Size, newHash: sha512.New,
-		sum: func(d []byte) []byte { h := sha512.Sum512(d); return h[:] }}
+		sum:       func(d []byte) []byte { h := sha512.Sum512(d); return h[:] },
+		appendSum: func(dst, d []byte) []byte { h := sha512.Sum512(d); return append(dst, h[:]...) }}
 )
 
 // mac returns HMAC(key, data).

@@ -69,3 +69,38 @@ func labeled(prefix, label string, value []byte, extra int) ([]byte, error) {
 	}
 	return appendLabeled(make([]byte, 0, n+extra), prefix, label, value), nil
 }
+
+// LabelHeadroom returns the number of bytes the labelled struct of label
+// (SignContent or EncryptContext: the varint-prefixed "MLS 1.0 " + label
+// and the varint length of the content) needs in front of its content, for
+// any content MLS can carry. DecryptWithLabelHeadroom and
+// VerifyWithLabelHeadroom write it there instead of copying the content.
+func LabelHeadroom(label string) int {
+	n := len(labelPrefix) + len(label)
+	return varintLen(n) + n + 4
+}
+
+// labeledAt returns the struct described at labeledLen with value
+// buf[off:], written in place: the header goes into the bytes just before
+// off, which must be enough for it (LabelHeadroom). buf[off:] is not
+// modified; the bytes of buf[:off] that the header needs are overwritten.
+func labeledAt(prefix, label string, buf []byte, off int) ([]byte, error) {
+	if off < 0 || off > len(buf) {
+		return nil, fmt.Errorf("headroom %d outside the %d-byte buffer", off, len(buf))
+	}
+	n, err := labeledLen(prefix, label, buf[off:])
+	if err != nil {
+		return nil, err
+	}
+	hdr := n - (len(buf) - off)
+	if off < hdr {
+		return nil, fmt.Errorf("headroom of %d bytes, the label needs %d", off, hdr)
+	}
+	start := off - hdr
+	// buf has the capacity: the appends write into buf[start:off].
+	h := appendVarint(buf[start:start], len(prefix)+len(label))
+	h = append(h, prefix...)
+	h = append(h, label...)
+	_ = appendVarint(h, len(buf)-off)
+	return buf[start:], nil
+}

@@ -27,6 +27,10 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	return out, nil
 }
 
+// AppendHash appends the suite's hash of data to dst and returns the
+// extended slice: Hash without an allocation when dst has room.
+func (s *Suite) AppendHash(dst, data []byte) []byte { return s.kdf.appendSum(dst, data) }
+
 // DeriveSecret is RFC 9420 §5.1.2 DeriveSecret: ExpandWithLabel(secret,
 // label, "", Nh).
 func (s *Suite) DeriveSecret(secret []byte, label string) ([]byte, error) {
@@ -123,6 +127,41 @@ func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, 
 	return pt, nil
 }
 
+// DecryptWithLabelHeadroom is DecryptWithLabel with context buf[off:],
+// where the off bytes before it (at least LabelHeadroom(label)) are
+// scratch space for the EncryptContext header, so that a large context (a
+// Welcome's encrypted_group_info) is not copied. It overwrites the end of
+// buf[:off] and leaves buf[off:] unchanged.
+func (s *Suite) DecryptWithLabelHeadroom(priv []byte, label string, buf []byte, off int, kemOutput, ciphertext []byte) ([]byte, error) {
+	info, err := labeledAt(labelPrefix, label, buf, off)
+	if err != nil {
+		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, err)
+	}
+	pt, err := s.kem.open(priv, info, kemOutput, ciphertext)
+	if err != nil {
+		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, err)
+	}
+	return pt, nil
+}
+
+// OpenInPlace is Open decrypting ciphertext into its own storage: it
+// returns the plaintext as a prefix of ciphertext. On failure the contents
+// of ciphertext are unspecified (AES-GCM clears them).
+func (s *Suite) OpenInPlace(key, nonce, aad, ciphertext []byte) ([]byte, error) {
+	a, err := s.aead.new(key)
+	if err != nil {
+		return nil, s.errorf("Open", "%v", err)
+	}
+	if err := s.aead.checkNonce(nonce); err != nil {
+		return nil, s.errorf("Open", "%v", err)
+	}
+	pt, err := a.Open(ciphertext[:0], nonce, ciphertext, aad)
+	if err != nil {
+		return nil, s.errorf("Open", "%d-byte ciphertext: authentication failed", len(ciphertext))
+	}
+	return pt, nil
+}
+
 // ExportSender is HPKE base-mode SetupBaseS(pub, info) followed by
 // context.Export(exporterContext, length) (RFC 9180 §5.3), as an external
 // joiner derives init_secret (RFC 9420 §8.3: info "", exporter context
@@ -172,7 +211,7 @@ func signContent(label string, content []byte) ([]byte, error) {
 
 // SignWithLabel is RFC 9420 §5.1.2 SignWithLabel over SignContent{label,
 // content}. ECDSA signatures are DER-encoded and randomized; EdDSA ones are
-// deterministic.
+// deterministic; ML-DSA ones are hedged (randomized, see mldsa.go).
 func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte, error) {
 	msg, err := signContent(label, content)
 	if err != nil {
@@ -189,6 +228,21 @@ func (s *Suite) SignWithLabel(priv []byte, label string, content []byte) ([]byte
 // for a valid signature. Malformed keys and signatures yield an error.
 func (s *Suite) VerifyWithLabel(pub []byte, label string, content, signature []byte) error {
 	msg, err := signContent(label, content)
+	if err != nil {
+		return s.errorf("VerifyWithLabel", "label %q: %v", label, err)
+	}
+	if err := s.sig.verify(pub, msg, signature); err != nil {
+		return s.errorf("VerifyWithLabel", "label %q: %v", label, err)
+	}
+	return nil
+}
+
+// VerifyWithLabelHeadroom is VerifyWithLabel with content buf[off:], where
+// the off bytes before it (at least LabelHeadroom(label)) are scratch space
+// for the SignContent header, so that the content is not copied. It
+// overwrites the end of buf[:off] and leaves buf[off:] unchanged.
+func (s *Suite) VerifyWithLabelHeadroom(pub []byte, label string, buf []byte, off int, signature []byte) error {
+	msg, err := labeledAt(labelPrefix, label, buf, off)
 	if err != nil {
 		return s.errorf("VerifyWithLabel", "label %q: %v", label, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -68,7 +67,8 @@ func (t *Tree) hash(x treemath.NodeIndex) ([]byte, error) {
 
 // leafHash hashes TreeHashInput{leaf, LeafNodeHashInput{li, nd}}.
 func (t *Tree) leafHash(li treemath.LeafIndex, nd *wire.Node) ([]byte, error) {
-	b := codec.NewBuilder(t.scratch[:0])
+	b := &t.enc
+	b.Reset()
 	b.AddUint8(uint8(wire.NodeTypeLeaf))
 	b.AddUint32(uint32(li))
 	if nd == nil {
@@ -81,14 +81,14 @@ func (t *Tree) leafHash(li treemath.LeafIndex, nd *wire.Node) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leaf %d: %w", li, err)
 	}
-	t.scratch = in
-	return t.suite.Hash(in), nil
+	return t.newHash(in), nil
 }
 
 // parentHashInputHash hashes TreeHashInput{parent, ParentNodeHashInput{p,
 // left, right}}; p nil is a blank node.
 func (t *Tree) parentHashInputHash(x treemath.NodeIndex, p *wire.ParentNode, left, right []byte) ([]byte, error) {
-	b := codec.NewBuilder(t.scratch[:0])
+	b := &t.enc
+	b.Reset()
 	b.AddUint8(uint8(wire.NodeTypeParent))
 	if p == nil {
 		b.AddUint8(0)
@@ -102,8 +102,29 @@ func (t *Tree) parentHashInputHash(x treemath.NodeIndex, p *wire.ParentNode, lef
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", x, err)
 	}
-	t.scratch = in
-	return t.suite.Hash(in), nil
+	return t.newHash(in), nil
+}
+
+// newHash returns the hash of in. A tree built by FromWire has no hash
+// cached, and its first full hashing (the tree hash, then the parent
+// hashes a joiner verifies) computes one hash per node and more: those
+// hashes are cut from one arena sized for them (arenaHint), instead of
+// tens of thousands of small allocations. Once the arena is used up each
+// hash is allocated alone, as for a tree changed along one path. The
+// arena stays in memory while any hash cut from it is cached: at most the
+// size of the hashes it was made for.
+func (t *Tree) newHash(in []byte) []byte {
+	size := t.suite.HashSize()
+	if cap(t.arena)-len(t.arena) < size && t.arenaHint > 0 {
+		t.arena = make([]byte, 0, t.arenaHint*size)
+		t.arenaHint = 0
+	}
+	if cap(t.arena)-len(t.arena) < size {
+		return t.suite.Hash(in)
+	}
+	start := len(t.arena)
+	t.arena = t.suite.AppendHash(t.arena, in)
+	return t.arena[start:len(t.arena):len(t.arena)]
 }
 
 // hashExcluding returns the tree hash of x in the tree modified as RFC

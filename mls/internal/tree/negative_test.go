@@ -311,8 +311,15 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tr, err := Decode(suite1(t), data)
+		atr, aerr := DecodeAliasing(suite1(t), bytes.Clone(data))
+		if (aerr == nil) != (err == nil) {
+			t.Fatalf("Decode error %v, DecodeAliasing error %v", err, aerr)
+		}
 		if err != nil {
 			return
+		}
+		if aenc, err := atr.Encode(); err != nil || !bytes.Equal(aenc, data) {
+			t.Fatalf("DecodeAliasing: decode→encode differs (%v)", err)
 		}
 		// Accepted input re-encodes to itself.
 		enc, err := tr.Encode()

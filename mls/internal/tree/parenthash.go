@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -22,16 +21,22 @@ func (t *Tree) ParentHash(p *wire.ParentNode, originalSiblingTreeHash []byte) ([
 	if t.suite == nil {
 		return nil, fmt.Errorf("tree: parent hash: %w", errEmpty)
 	}
-	b := codec.NewBuilder(t.scratch[:0])
-	b.AddOpaque(p.EncryptionKey)
-	b.AddOpaque(p.ParentHash)
-	b.AddOpaque(originalSiblingTreeHash)
-	in, err := b.Bytes()
+	in, err := t.parentHashInput(p, originalSiblingTreeHash)
 	if err != nil {
 		return nil, fmt.Errorf("tree: parent hash: %w", err)
 	}
-	t.scratch = in
-	return t.suite.Hash(in), nil
+	return t.newHash(in), nil
+}
+
+// parentHashInput encodes ParentHashInput into t's encoding buffer; the
+// result is valid until the next hash input is encoded.
+func (t *Tree) parentHashInput(p *wire.ParentNode, originalSiblingTreeHash []byte) ([]byte, error) {
+	b := &t.enc
+	b.Reset()
+	b.AddOpaque(p.EncryptionKey)
+	b.AddOpaque(p.ParentHash)
+	b.AddOpaque(originalSiblingTreeHash)
+	return b.Bytes()
 }
 
 // OriginalSiblingTreeHash returns original_sibling_tree_hash for the
@@ -150,7 +155,8 @@ func (t *Tree) VerifyParentHashes() error {
 			}
 		}
 	}
-	v := phVerifier{t: t, resSize: resSize, covered: make([]uint8, n), cache: map[phKey][]byte{}}
+	size := t.suite.HashSize()
+	v := phVerifier{t: t, resSize: resSize, covered: make([]uint8, n), size: size, ph: make([]byte, n*size), have: make([]bool, n)}
 	if err := v.walk(t.Root(), -1); err != nil {
 		return err
 	}
@@ -169,15 +175,26 @@ func (t *Tree) VerifyParentHashes() error {
 	return nil
 }
 
-type phKey struct {
-	p, s treemath.NodeIndex
-}
-
 type phVerifier struct {
 	t       *Tree
 	resSize []uint32
 	covered []uint8
-	cache   map[phKey][]byte
+	// ph caches the parent hash of each parent P with each copath child
+	// S, in the slot phSlot(P, S) of size bytes; have marks the slots
+	// computed.
+	size int
+	ph   []byte
+	have []bool
+}
+
+// phSlot returns the cache slot of parent p (odd) with child s: p itself
+// for its left child, p-1 (an even index, so no other parent's slot) for
+// its right child.
+func phSlot(p, s treemath.NodeIndex) int {
+	if s < p {
+		return int(p)
+	}
+	return int(p) - 1
 }
 
 // walk visits the subtree under x top down; anc is x's nearest non-blank
@@ -230,17 +247,19 @@ func (v *phVerifier) link(d treemath.NodeIndex, nd *wire.Node, p treemath.NodeIn
 	if uint64(v.resSize[c]) != 1+uint64(len(unmergedBelow(pn.UnmergedLeaves, c))) {
 		return nil
 	}
-	key := phKey{p, s}
-	want, ok := v.cache[key]
-	if !ok {
+	slot := phSlot(p, s)
+	want := v.ph[slot*v.size : (slot+1)*v.size]
+	if !v.have[slot] {
 		osth, err := v.t.hashExcluding(s, unmergedBelow(pn.UnmergedLeaves, s))
 		if err != nil {
 			return fmt.Errorf("tree: verify parent hashes: %w", err)
 		}
-		if want, err = v.t.ParentHash(pn, osth); err != nil {
+		in, err := v.t.parentHashInput(pn, osth)
+		if err != nil {
 			return fmt.Errorf("tree: verify parent hashes: node %d: %w", p, err)
 		}
-		v.cache[key] = want
+		v.t.suite.AppendHash(want[:0], in) // fills want in place
+		v.have[slot] = true
 	}
 	if bytes.Equal(dph, want) && v.covered[p] < 255 {
 		v.covered[p]++

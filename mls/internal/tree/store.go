@@ -161,8 +161,10 @@ const maxBucketLoad = 32
 
 func newKeyTable(own *owner, bits uint8) keyTable {
 	kt := keyTable{bits: bits, buckets: make([]*keyBucket, 1<<bits)}
+	bs := make([]keyBucket, len(kt.buckets))
 	for i := range kt.buckets {
-		kt.buckets[i] = &keyBucket{owner: own}
+		bs[i].owner = own
+		kt.buckets[i] = &bs[i]
 	}
 	return kt
 }
@@ -244,7 +246,17 @@ func (kt *keyTable) find(h uint64, yes func(treemath.NodeIndex) bool) (treemath.
 // newKeyIndex indexes every node of t.
 func newKeyIndex(t *Tree) keyIndex {
 	k := keyIndex{seed: maphash.MakeSeed()}
-	var encs, sigs []keyEntry
+	var nodes, leaves int
+	for x := range t.n {
+		if nd := t.at(treemath.NodeIndex(x)); nd != nil {
+			nodes++
+			if nd.Leaf != nil {
+				leaves++
+			}
+		}
+	}
+	// The entries become the buckets' storage: size them exactly.
+	encs, sigs := make([]keyEntry, 0, nodes), make([]keyEntry, 0, leaves)
 	for x := range t.n {
 		nd := t.at(treemath.NodeIndex(x))
 		if nd == nil {

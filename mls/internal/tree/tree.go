@@ -26,8 +26,14 @@ type Tree struct {
 	chunks []*chunk
 	own    *owner
 	keys   keyIndex
-	// scratch is an encoding buffer for hash inputs.
-	scratch []byte
+	// enc encodes hash inputs; its storage is reused from one hash to
+	// the next, so hashing allocates only the hashes (see newHash).
+	enc codec.Builder
+	// arena holds hashes computed by this Tree back to back, and
+	// arenaHint is the number of hashes the next arena should have room
+	// for (see newHash); neither is shared with clones.
+	arena     []byte
+	arenaHint int
 }
 
 // New returns a one-leaf tree holding leaf, the tree a creator starts a
@@ -48,10 +54,25 @@ func New(s *suite.Suite, leaf *wire.LeafNode) (*Tree, error) {
 
 // Decode decodes a ratchet_tree extension body (RFC 9420 §12.4.3.3,
 // optional<Node> ratchet_tree<V>) and builds a Tree from it with FromWire.
-// Every byte of data must be consumed.
+// Every byte of data must be consumed. The nodes hold copies of data's
+// bytes: the caller keeps data.
 func Decode(s *suite.Suite, data []byte) (*Tree, error) {
 	var rt wire.RatchetTree
 	if err := codec.Unmarshal(data, &rt); err != nil {
+		return nil, fmt.Errorf("tree: decode: %w", err)
+	}
+	return FromWire(s, rt)
+}
+
+// DecodeAliasing is Decode without copying: the nodes' byte slices (keys,
+// credentials, signatures) alias data, which the caller hands over to the
+// Tree and must not modify afterwards. Decoding a tree then allocates only
+// the node structures. data stays in memory as long as any node decoded
+// from it is held by this Tree or its clones, even once the others have
+// been replaced: at most the size of the tree as decoded.
+func DecodeAliasing(s *suite.Suite, data []byte) (*Tree, error) {
+	var rt wire.RatchetTree
+	if err := codec.UnmarshalAliasing(data, &rt); err != nil {
 		return nil, fmt.Errorf("tree: decode: %w", err)
 	}
 	return FromWire(s, rt)
@@ -95,6 +116,7 @@ func FromWire(s *suite.Suite, rt wire.RatchetTree) (*Tree, error) {
 		t.chunks[i>>chunkShift].nodes[i&chunkMask] = nd
 	}
 	t.keys = newKeyIndex(t)
+	t.arenaHint = t.n // one tree hash per node (see newHash)
 	return t, nil
 }
 

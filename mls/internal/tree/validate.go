@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -215,6 +216,8 @@ func (t *Tree) verifySignatures(groupID []byte, workers int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// One encoding buffer per worker for every leaf it checks.
+			var scratch codec.Builder
 			for {
 				start := next.Add(batch) - batch
 				if start >= lc || start >= lowFail.Load() {
@@ -225,7 +228,7 @@ func (t *Tree) verifySignatures(groupID []byte, workers int) error {
 					if nd == nil {
 						continue
 					}
-					if err := nd.Leaf.Verify(t.suite, groupID, uint32(li)); err != nil {
+					if err := nd.Leaf.VerifyScratch(t.suite, groupID, uint32(li), &scratch); err != nil {
 						// Batches are claimed in increasing order, so this
 						// is the lowest failure this worker will see.
 						fails[w] = failure{li, err}

@@ -31,43 +31,53 @@ func TestVectorsTreeValidation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr, err := Decode(s, tc.Tree)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := tr.NodeCount(), len(tc.Resolutions); got != want {
-				t.Fatalf("node count %d, want %d", got, want)
-			}
-			for x := range tr.NodeCount() {
-				res := tr.Resolution(treemath.NodeIndex(x))
-				want := make([]treemath.NodeIndex, len(tc.Resolutions[x]))
-				for j, v := range tc.Resolutions[x] {
-					want[j] = treemath.NodeIndex(v)
-				}
-				if !slices.Equal(res, want) {
-					t.Errorf("resolution of node %d = %v, want %v", x, res, want)
-				}
-				h, err := tr.NodeHash(treemath.NodeIndex(x))
+			// Decode copies; DecodeAliasing is given its own copy.
+			for _, dec := range []struct {
+				name   string
+				decode func(*suite.Suite, []byte) (*Tree, error)
+			}{
+				{"Decode", Decode},
+				{"DecodeAliasing", func(s *suite.Suite, b []byte) (*Tree, error) { return DecodeAliasing(s, bytes.Clone(b)) }},
+			} {
+				t.Logf("decoded with %s", dec.name)
+				tr, err := dec.decode(s, tc.Tree)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Equal(h, tc.TreeHashes[x]) {
-					t.Errorf("tree hash of node %d = %x, want %x", x, h, tc.TreeHashes[x])
+				if got, want := tr.NodeCount(), len(tc.Resolutions); got != want {
+					t.Fatalf("node count %d, want %d", got, want)
 				}
-			}
-			if err := tr.VerifyParentHashes(); err != nil {
-				t.Errorf("parent hashes: %v", err)
-			}
-			if err := tr.Validate(ValidateOptions{GroupID: tc.GroupID, TreeHash: tc.TreeHashes[tr.Root()]}); err != nil {
-				t.Errorf("validate: %v", err)
-			}
-			// Export reproduces the input byte for byte.
-			enc, err := tr.Encode()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, tc.Tree) {
-				t.Errorf("re-encoded tree differs from input")
+				for x := range tr.NodeCount() {
+					res := tr.Resolution(treemath.NodeIndex(x))
+					want := make([]treemath.NodeIndex, len(tc.Resolutions[x]))
+					for j, v := range tc.Resolutions[x] {
+						want[j] = treemath.NodeIndex(v)
+					}
+					if !slices.Equal(res, want) {
+						t.Errorf("resolution of node %d = %v, want %v", x, res, want)
+					}
+					h, err := tr.NodeHash(treemath.NodeIndex(x))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(h, tc.TreeHashes[x]) {
+						t.Errorf("tree hash of node %d = %x, want %x", x, h, tc.TreeHashes[x])
+					}
+				}
+				if err := tr.VerifyParentHashes(); err != nil {
+					t.Errorf("parent hashes: %v", err)
+				}
+				if err := tr.Validate(ValidateOptions{GroupID: tc.GroupID, TreeHash: tc.TreeHashes[tr.Root()]}); err != nil {
+					t.Errorf("validate: %v", err)
+				}
+				// Export reproduces the input byte for byte.
+				enc, err := tr.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(enc, tc.Tree) {
+					t.Errorf("re-encoded tree differs from input")
+				}
 			}
 		})
 	}

@@ -89,12 +89,19 @@ func encodeUint16s[T ~uint16](b *codec.Builder, vs []T) {
 }
 
 // decodeUint16s reads a vector of uint16 values; an odd-length vector is
-// an error.
+// an error. The result is allocated once, at the vector's size.
 func decodeUint16s[T ~uint16](r *codec.Reader) []T {
-	out := []T{}
+	var out []T
 	r.VectorFunc(func(r *codec.Reader) {
+		if out == nil {
+			// The first element sees the whole vector.
+			out = make([]T, 0, (r.Remaining()+1)/2)
+		}
 		out = append(out, T(r.Uint16()))
 	})
+	if out == nil {
+		out = []T{}
+	}
 	return out
 }
 

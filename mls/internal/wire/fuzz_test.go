@@ -14,11 +14,16 @@ const (
 )
 
 // checkDecoder is the property every fuzz target asserts: decoding never
-// panics, accepted input re-encodes to exactly itself, and decoding a small
-// input allocates a bounded amount.
+// panics, accepted input re-encodes to exactly itself, decoding without
+// copying (UnmarshalAliasing) accepts the same inputs and yields the same
+// value, and decoding a small input allocates a bounded amount.
 func checkDecoder(t *testing.T, data []byte, newV func() codecValue) {
-	v := newV()
-	if err := Unmarshal(data, v); err != nil {
+	v, va := newV(), newV()
+	err := Unmarshal(data, v)
+	if aerr := UnmarshalAliasing(bytes.Clone(data), va); (aerr == nil) != (err == nil) {
+		t.Fatalf("input %x: copying decode error %v, aliasing decode error %v", data, err, aerr)
+	}
+	if err != nil {
 		return
 	}
 	enc, err := Marshal(v)
@@ -27,6 +32,9 @@ func checkDecoder(t *testing.T, data []byte, newV func() codecValue) {
 	}
 	if !bytes.Equal(enc, data) {
 		t.Fatalf("re-encoding differs:\n got %x\nwant %x", enc, data)
+	}
+	if aenc, err := Marshal(va); err != nil || !bytes.Equal(aenc, data) {
+		t.Fatalf("aliasing decode re-encodes differently (%v):\n got %x\nwant %x", err, aenc, data)
 	}
 	if len(data) < smallInput {
 		checkAlloc(t, data, func() { _ = Unmarshal(data, newV()) })

@@ -55,7 +55,7 @@ func (g *GroupInfo) Sign(s *suite.Suite, priv []byte) error {
 	if tbs == nil {
 		return errors.New("wire: sign GroupInfo: group info cannot be encoded")
 	}
-	sig, err := s.SignWithLabel(priv, "GroupInfoTBS", tbs)
+	sig, err := s.SignWithLabel(priv, LabelGroupInfoTBS, tbs)
 	if err != nil {
 		return fmt.Errorf("wire: sign GroupInfo: %w", err)
 	}
@@ -71,7 +71,37 @@ func (g *GroupInfo) Verify(s *suite.Suite, pub []byte) error {
 	if tbs == nil {
 		return errors.New("wire: verify GroupInfo: group info cannot be encoded")
 	}
-	if err := s.VerifyWithLabel(pub, "GroupInfoTBS", tbs, g.Signature); err != nil {
+	if err := s.VerifyWithLabel(pub, LabelGroupInfoTBS, tbs, g.Signature); err != nil {
+		return fmt.Errorf("wire: verify GroupInfo: signature of signer %d invalid: %w", g.Signer, err)
+	}
+	return nil
+}
+
+// LabelGroupInfoTBS is the SignWithLabel label of GroupInfoTBS.
+const LabelGroupInfoTBS = "GroupInfoTBS"
+
+// VerifyEncoded is Verify over the GroupInfoTBS as received rather than
+// re-encoded: buf[off:] must be exactly the encoding g was decoded from,
+// and the off bytes before it (at least suite.LabelHeadroom(
+// LabelGroupInfoTBS)) are scratch space, which it overwrites. Decoding a
+// GroupInfo is canonical: every field decodes only from the bytes that
+// EncodeMLS writes for the decoded value (minimal varints, exact lengths,
+// no optional or boolean octets; FuzzGroupInfo checks that decoding then
+// encoding reproduces the input), so the received TBS is TBS() byte for
+// byte, and the check is Verify's without a copy of the ratchet tree the
+// GroupInfo may carry.
+func (g *GroupInfo) VerifyEncoded(s *suite.Suite, pub, buf []byte, off int) error {
+	if off < 0 || off > len(buf) {
+		return fmt.Errorf("wire: verify GroupInfo: headroom %d outside the %d-byte buffer", off, len(buf))
+	}
+	enc := buf[off:]
+	var hdr [4]byte
+	sigField, err := codec.AppendVarint(hdr[:0], uint64(len(g.Signature)))
+	n := len(enc) - len(sigField) - len(g.Signature)
+	if err != nil || n < 0 || string(enc[n:n+len(sigField)]) != string(sigField) || string(enc[n+len(sigField):]) != string(g.Signature) {
+		return errors.New("wire: verify GroupInfo: encoding does not end with the group info's signature")
+	}
+	if err := s.VerifyWithLabelHeadroom(pub, LabelGroupInfoTBS, buf[:off+n], off, g.Signature); err != nil {
 		return fmt.Errorf("wire: verify GroupInfo: signature of signer %d invalid: %w", g.Signer, err)
 	}
 	return nil

@@ -109,7 +109,11 @@ func (l *LeafNode) EncodeMLS(b *codec.Builder) {
 }
 
 // DecodeMLS reads a LeafNode; an unknown leaf_node_source is an error.
-func (l *LeafNode) DecodeMLS(r *codec.Reader) {
+func (l *LeafNode) DecodeMLS(r *codec.Reader) { l.decode(r, nil) }
+
+// decode reads a LeafNode, storing its Lifetime, if any, in lt (a fresh
+// one if lt is nil).
+func (l *LeafNode) decode(r *codec.Reader, lt *Lifetime) {
 	*l = LeafNode{}
 	l.EncryptionKey = r.Opaque()
 	l.SignatureKey = r.Opaque()
@@ -121,7 +125,10 @@ func (l *LeafNode) DecodeMLS(r *codec.Reader) {
 	}
 	switch l.Source {
 	case LeafNodeSourceKeyPackage:
-		l.Lifetime = new(Lifetime)
+		if lt == nil {
+			lt = new(Lifetime)
+		}
+		l.Lifetime = lt
 		l.Lifetime.DecodeMLS(r)
 	case LeafNodeSourceUpdate:
 	case LeafNodeSourceCommit:
@@ -140,17 +147,25 @@ func (l *LeafNode) DecodeMLS(r *codec.Reader) {
 // ignored. It returns nil if the node cannot be encoded.
 func (l *LeafNode) TBS(groupID []byte, leaf uint32) []byte {
 	var b codec.Builder
-	l.encodeContent(&b)
-	if l.Source == LeafNodeSourceUpdate || l.Source == LeafNodeSourceCommit {
-		b.AddOpaque(groupID)
-		b.AddUint32(leaf)
-	}
+	l.encodeTBS(&b, groupID, leaf)
 	out, err := b.Bytes()
 	if err != nil {
 		return nil
 	}
 	return out
 }
+
+// encodeTBS appends the LeafNodeTBS, as TBS.
+func (l *LeafNode) encodeTBS(b *codec.Builder, groupID []byte, leaf uint32) {
+	l.encodeContent(b)
+	if l.Source == LeafNodeSourceUpdate || l.Source == LeafNodeSourceCommit {
+		b.AddOpaque(groupID)
+		b.AddUint32(leaf)
+	}
+}
+
+// labelLeafNodeTBS is the SignWithLabel label of LeafNodeTBS.
+const labelLeafNodeTBS = "LeafNodeTBS"
 
 // Sign sets l.Signature to SignWithLabel(priv, "LeafNodeTBS", TBS(groupID,
 // leaf)). priv is the private key of l.SignatureKey.
@@ -159,7 +174,7 @@ func (l *LeafNode) Sign(s *suite.Suite, priv, groupID []byte, leaf uint32) error
 	if tbs == nil {
 		return errors.New("wire: sign LeafNode: node cannot be encoded")
 	}
-	sig, err := s.SignWithLabel(priv, "LeafNodeTBS", tbs)
+	sig, err := s.SignWithLabel(priv, labelLeafNodeTBS, tbs)
 	if err != nil {
 		return fmt.Errorf("wire: sign LeafNode: %w", err)
 	}
@@ -170,11 +185,25 @@ func (l *LeafNode) Sign(s *suite.Suite, priv, groupID []byte, leaf uint32) error
 // Verify checks l.Signature against l.SignatureKey over TBS(groupID,
 // leaf). It returns nil only for a valid signature.
 func (l *LeafNode) Verify(s *suite.Suite, groupID []byte, leaf uint32) error {
-	tbs := l.TBS(groupID, leaf)
-	if tbs == nil {
+	// Room for the whole SignContent up front: one allocation.
+	n := suite.LabelHeadroom(labelLeafNodeTBS) + len(l.EncryptionKey) + len(l.SignatureKey) + len(l.ParentHash) + len(groupID) + 256
+	return l.VerifyScratch(s, groupID, leaf, codec.NewBuilder(make([]byte, 0, n)))
+}
+
+// VerifyScratch is Verify encoding the signed SignContent with scratch,
+// which it resets first: verifying many leaves with one Builder reuses its
+// storage and allocates nothing per leaf. What it leaves in scratch is
+// public.
+func (l *LeafNode) VerifyScratch(s *suite.Suite, groupID []byte, leaf uint32, scratch *codec.Builder) error {
+	off := suite.LabelHeadroom(labelLeafNodeTBS)
+	scratch.Reset()
+	scratch.AddZeros(off)
+	l.encodeTBS(scratch, groupID, leaf)
+	buf, err := scratch.Bytes()
+	if err != nil {
 		return errors.New("wire: verify LeafNode: node cannot be encoded")
 	}
-	if err := s.VerifyWithLabel(l.SignatureKey, "LeafNodeTBS", tbs, l.Signature); err != nil {
+	if err := s.VerifyWithLabelHeadroom(l.SignatureKey, labelLeafNodeTBS, buf, off, l.Signature); err != nil {
 		return fmt.Errorf("wire: verify LeafNode: signature invalid: %w", err)
 	}
 	return nil

@@ -97,6 +97,16 @@ func Unmarshal(data []byte, v codec.Decoder) error {
 	return nil
 }
 
+// UnmarshalAliasing is Unmarshal with codec.UnmarshalAliasing: the byte
+// slices of v alias data instead of copying it, so the caller hands data
+// over and must not modify it while v, or anything built from v, is in use.
+func UnmarshalAliasing(data []byte, v codec.Decoder) error {
+	if err := codec.UnmarshalAliasing(data, v); err != nil {
+		return decodeErr(typeName(v), err)
+	}
+	return nil
+}
+
 // Marshal returns the encoding of v, naming v's type in any error.
 func Marshal(v codec.Encoder) ([]byte, error) {
 	out, err := codec.Marshal(v)

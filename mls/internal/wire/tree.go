@@ -92,6 +92,45 @@ func (n *Node) DecodeMLS(r *codec.Reader) {
 	}
 }
 
+// leafBox and parentBox hold a decoded Node together with its LeafNode
+// (and Lifetime) or ParentNode, so that decoding a tree allocates once per
+// node instead of two or three times. The box lives as long as any of the
+// pointers into it.
+type (
+	leafBox struct {
+		node     Node
+		leaf     LeafNode
+		lifetime Lifetime
+	}
+	parentBox struct {
+		node   Node
+		parent ParentNode
+	}
+)
+
+// decodeNode reads a Node as DecodeMLS does, into one allocation.
+func decodeNode(r *codec.Reader) *Node {
+	typ := NodeType(r.Uint8())
+	if r.Err() != nil {
+		return nil
+	}
+	switch typ {
+	case NodeTypeLeaf:
+		b := new(leafBox)
+		b.node = Node{Type: typ, Leaf: &b.leaf}
+		b.leaf.decode(r, &b.lifetime)
+		return &b.node
+	case NodeTypeParent:
+		b := new(parentBox)
+		b.node = Node{Type: typ, Parent: &b.parent}
+		b.parent.DecodeMLS(r)
+		return &b.node
+	default:
+		r.Failf("wire: decode Node: unknown node_type %d", typ)
+		return nil
+	}
+}
+
 // RatchetTree is the ratchet_tree extension's content (RFC 9420
 // §12.4.3.3), optional<Node> ratchet_tree<V>: the tree's nodes in
 // array (in-order) order, nil for a blank node. Decoding checks syntax
@@ -114,8 +153,7 @@ func (t *RatchetTree) DecodeMLS(r *codec.Reader) {
 	r.VectorFunc(func(r *codec.Reader) {
 		var n *Node
 		if r.Optional() {
-			n = new(Node)
-			n.DecodeMLS(r)
+			n = decodeNode(r)
 		}
 		out = append(out, n)
 	})

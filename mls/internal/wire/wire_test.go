@@ -386,6 +386,105 @@ func TestSignVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyEncoded checks that verifying a GroupInfo over the bytes it
+// was decoded from agrees with Verify, and rejects what Verify rejects.
+func TestVerifyEncoded(t *testing.T) {
+	s, err := suite.New(suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, pub, err := s.GenerateSignatureKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPub, _ := s.GenerateSignatureKey()
+	gi := &GroupInfo{GroupContext: GroupContext{Version: 1, CipherSuite: s.ID(), GroupID: []byte("g"), TreeHash: []byte{1}, ConfirmedTranscriptHash: []byte{2}, Extensions: Extensions{}},
+		Extensions: Extensions{{Type: ExtensionRatchetTree, Data: bytes.Repeat([]byte{0xab}, 20000)}}, ConfirmationTag: []byte("t"), Signer: 2}
+	if err := gi.Sign(s, priv); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := Marshal(gi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := suite.LabelHeadroom(LabelGroupInfoTBS)
+	// buf lays out headroom and then the encoding, as a decrypted Welcome
+	// does; it returns the buffer and the GroupInfo decoded from it.
+	buf := func(enc []byte, headroom int) ([]byte, *GroupInfo) {
+		b := append(bytes.Repeat([]byte{0xee}, headroom), enc...)
+		var g GroupInfo
+		if err := UnmarshalAliasing(b[headroom:], &g); err != nil {
+			t.Fatal(err)
+		}
+		return b, &g
+	}
+	b, g := buf(enc, off)
+	if err := g.VerifyEncoded(s, pub, b, off); err != nil {
+		t.Fatalf("VerifyEncoded: %v", err)
+	}
+	if err := g.Verify(s, pub); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !bytes.Equal(b[off:], enc) {
+		t.Error("VerifyEncoded modified the encoding")
+	}
+	if err := g.VerifyEncoded(s, otherPub, b, off); err == nil {
+		t.Error("VerifyEncoded accepted another signer's key")
+	}
+	// Tampered TBS bytes (the signer index, the tree): both checks fail.
+	sigField := codec.VarintLen(uint64(len(gi.Signature))) + len(gi.Signature)
+	for _, i := range []int{len(enc) - sigField - 1, len(enc) / 2} {
+		bad := bytes.Clone(enc)
+		bad[i] ^= 1
+		b, g := buf(bad, off)
+		if g.VerifyEncoded(s, pub, b, off) == nil || g.Verify(s, pub) == nil {
+			t.Errorf("tampered byte %d accepted", i)
+		}
+	}
+	b, g = buf(enc, off)
+	if err := g.VerifyEncoded(s, pub, b[:len(b)-1], off); err == nil {
+		t.Error("VerifyEncoded accepted an encoding that does not end with the signature")
+	}
+	if err := g.VerifyEncoded(s, pub, b[2:], off-2); err == nil {
+		t.Error("VerifyEncoded accepted too little headroom")
+	}
+	if err := g.VerifyEncoded(s, pub, b, len(b)+1); err == nil {
+		t.Error("VerifyEncoded accepted headroom beyond the buffer")
+	}
+}
+
+// TestVerifyScratch checks that one scratch Builder serves many leaves,
+// valid and not, with Verify's answers.
+func TestVerifyScratch(t *testing.T) {
+	s, err := suite.New(suite.MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scratch codec.Builder
+	for i := range 6 {
+		priv, pub, err := s.GenerateSignatureKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := testLeaf()
+		leaf.SignatureKey = pub
+		leaf.Source, leaf.Lifetime = LeafNodeSourceCommit, nil
+		leaf.ParentHash = bytes.Repeat([]byte{byte(i)}, 32*i) // varied sizes
+		if err := leaf.Sign(s, priv, []byte("group"), uint32(i)); err != nil {
+			t.Fatal(err)
+		}
+		idx := uint32(i)
+		if i%2 == 1 {
+			idx++ // signed for leaf i, checked at i+1
+		}
+		got := leaf.VerifyScratch(s, []byte("group"), idx, &scratch)
+		want := leaf.Verify(s, []byte("group"), idx)
+		if (got == nil) != (want == nil) || (got == nil) != (i%2 == 0) {
+			t.Errorf("leaf %d: VerifyScratch %v, Verify %v", i, got, want)
+		}
+	}
+}
+
 func TestUnmarshalErrorNamesType(t *testing.T) {
 	err := Unmarshal([]byte{0x00, 0x01}, new(KeyPackage))
 	if err == nil || !strings.HasPrefix(err.Error(), "wire: decode KeyPackage: codec:") || !errors.Is(err, codec.ErrTruncated) {
