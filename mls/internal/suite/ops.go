@@ -117,8 +117,14 @@ func (s *Suite) EncryptWithLabel(pub []byte, label string, context, plaintext []
 // KEM output or a ciphertext that does not authenticate.
 func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, ciphertext []byte) ([]byte, error) {
 	info, err := labeled(labelPrefix, label, context, 0)
-	if err != nil {
-		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, err)
+	return s.decryptLabeled(priv, label, info, err, kemOutput, ciphertext)
+}
+
+// decryptLabeled opens an HPKE ciphertext under the EncryptContext info
+// built for label, or reports infoErr, the error of building it.
+func (s *Suite) decryptLabeled(priv []byte, label string, info []byte, infoErr error, kemOutput, ciphertext []byte) ([]byte, error) {
+	if infoErr != nil {
+		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, infoErr)
 	}
 	pt, err := s.kem.open(priv, info, kemOutput, ciphertext)
 	if err != nil {
@@ -134,20 +140,18 @@ func (s *Suite) DecryptWithLabel(priv []byte, label string, context, kemOutput, 
 // buf[:off] and leaves buf[off:] unchanged.
 func (s *Suite) DecryptWithLabelHeadroom(priv []byte, label string, buf []byte, off int, kemOutput, ciphertext []byte) ([]byte, error) {
 	info, err := labeledAt(labelPrefix, label, buf, off)
-	if err != nil {
-		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, err)
-	}
-	pt, err := s.kem.open(priv, info, kemOutput, ciphertext)
-	if err != nil {
-		return nil, s.errorf("DecryptWithLabel", "label %q: %v", label, err)
-	}
-	return pt, nil
+	return s.decryptLabeled(priv, label, info, err, kemOutput, ciphertext)
 }
 
 // OpenInPlace is Open decrypting ciphertext into its own storage: it
 // returns the plaintext as a prefix of ciphertext. On failure the contents
 // of ciphertext are unspecified (AES-GCM clears them).
 func (s *Suite) OpenInPlace(key, nonce, aad, ciphertext []byte) ([]byte, error) {
+	return s.openTo(ciphertext[:0], key, nonce, aad, ciphertext)
+}
+
+// openTo is Open appending the plaintext to dst.
+func (s *Suite) openTo(dst, key, nonce, aad, ciphertext []byte) ([]byte, error) {
 	a, err := s.aead.new(key)
 	if err != nil {
 		return nil, s.errorf("Open", "%v", err)
@@ -155,7 +159,7 @@ func (s *Suite) OpenInPlace(key, nonce, aad, ciphertext []byte) ([]byte, error) 
 	if err := s.aead.checkNonce(nonce); err != nil {
 		return nil, s.errorf("Open", "%v", err)
 	}
-	pt, err := a.Open(ciphertext[:0], nonce, ciphertext, aad)
+	pt, err := a.Open(dst, nonce, ciphertext, aad)
 	if err != nil {
 		return nil, s.errorf("Open", "%d-byte ciphertext: authentication failed", len(ciphertext))
 	}

@@ -294,16 +294,5 @@ func (s *Suite) Seal(key, nonce, aad, plaintext []byte) ([]byte, error) {
 // Open decrypts and authenticates ciphertext with the suite's AEAD. It
 // returns an error, and no plaintext, if authentication fails.
 func (s *Suite) Open(key, nonce, aad, ciphertext []byte) ([]byte, error) {
-	a, err := s.aead.new(key)
-	if err != nil {
-		return nil, s.errorf("Open", "%v", err)
-	}
-	if err := s.aead.checkNonce(nonce); err != nil {
-		return nil, s.errorf("Open", "%v", err)
-	}
-	pt, err := a.Open(nil, nonce, ciphertext, aad)
-	if err != nil {
-		return nil, s.errorf("Open", "%d-byte ciphertext: authentication failed", len(ciphertext))
-	}
-	return pt, nil
+	return s.openTo(nil, key, nonce, aad, ciphertext)
 }
