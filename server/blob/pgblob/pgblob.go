@@ -42,12 +42,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parley-chat/parley/internal/pgschema"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
@@ -83,20 +83,17 @@ func NewConfig(dsn string) Config {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	switch {
-	case c.DSN == "":
-		return errors.New("pgblob: config: empty DSN")
-	case c.Schema == "" || len(c.Schema) > 63 || strings.ContainsRune(c.Schema, 0):
-		return fmt.Errorf("pgblob: config: schema %q, want 1 to 63 bytes", c.Schema)
-	case c.MaxConns < 1:
-		return fmt.Errorf("pgblob: config: max conns %d, want at least 1", c.MaxConns)
-	case c.ChunkSize < 1 || c.ChunkSize > 64<<20:
+	if err := c.pool().Validate(); err != nil {
+		return fmt.Errorf("pgblob: config: %v", err)
+	}
+	if c.ChunkSize < 1 || c.ChunkSize > 64<<20 {
 		return fmt.Errorf("pgblob: config: chunk size %d, want 1 to 64 MiB", c.ChunkSize)
 	}
-	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
-		return fmt.Errorf("pgblob: config: DSN: %v", err)
-	}
 	return nil
+}
+
+func (c Config) pool() pgschema.Pool {
+	return pgschema.Pool{DSN: c.DSN, Schema: c.Schema, MaxConns: c.MaxConns}
 }
 
 // Store is a chunked, content-addressed blob store in PostgreSQL. It is
@@ -116,26 +113,15 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	pc, err := pgxpool.ParseConfig(c.DSN)
+	pool, err := pgschema.Open(ctx, c.pool())
 	if err != nil {
-		return nil, fmt.Errorf("pgblob: config: DSN: %v", err)
-	}
-	pc.MaxConns = int32(c.MaxConns)
-	if pc.ConnConfig.RuntimeParams == nil {
-		pc.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{c.Schema}.Sanitize()
-	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = "parleyd"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("pgblob: open %s:%d/%s: %v", pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, err)
+		return nil, fmt.Errorf("pgblob: %v", err)
 	}
 	s := &Store{pool: pool, schema: c.Schema, chunkSize: c.ChunkSize}
-	if err := s.migrate(ctx); err != nil {
+	m := pgschema.Migrations{Table: "pgblob_migrations", LockClass: migrateLockClass, List: migrations}
+	if err := m.Apply(ctx, pool, c.Schema); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, fmt.Errorf("pgblob: %v", err)
 	}
 	if _, err := s.Sweep(ctx, StaleUpload); err != nil {
 		pool.Close()
@@ -145,8 +131,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 }
 
 // migrations are the schema versions, applied in order.
-var migrations = []string{
-	1: `
+var migrations = []pgschema.Migration{{Version: 1, Name: "chunks and objects", SQL: `
 CREATE TABLE pgblob_uploads (
 	upload  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	started TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -167,44 +152,11 @@ CREATE TABLE pgblob_objects (
 -- The chunks are written once and read rarely; keep them out of line
 -- without compressing ciphertext.
 ALTER TABLE pgblob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
-`,
-}
+`}}
 
 // migrateLockClass is the first key of the migration advisory lock ("PBlb");
 // the second is a hash of the schema name.
 const migrateLockClass = 0x50426c62
-
-// migrate applies the migrations not yet recorded, each in a transaction
-// holding the schema's advisory lock, so that nodes starting together
-// migrate once.
-func (s *Store) migrate(ctx context.Context) error {
-	for v := 1; v < len(migrations); v++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, migrateLockClass, s.schema); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{s.schema}.Sanitize()); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgblob_migrations (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-				return err
-			}
-			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pgblob_migrations WHERE version = $1)`, v).Scan(&done); err != nil || done {
-				return err
-			}
-			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO pgblob_migrations (version) VALUES ($1)`, v)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("pgblob: migrate schema %q to version %d: %v", s.schema, v, err)
-		}
-	}
-	return nil
-}
 
 // Close closes the connection pool.
 func (s *Store) Close() error {

@@ -98,6 +98,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parley-chat/parley/internal/pgschema"
 	"github.com/parley-chat/parley/server/store"
 )
 
@@ -130,22 +131,14 @@ func NewConfig(dsn string) Config {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	switch {
-	case c.DSN == "":
-		return errors.New("postgres: config: empty DSN")
-	case c.Schema == "" || len(c.Schema) > 63 || strings.ContainsRune(c.Schema, 0):
-		return fmt.Errorf("postgres: config: schema %q, want 1 to 63 bytes", c.Schema)
-	case c.MaxConns < 1:
-		return fmt.Errorf("postgres: config: max conns %d, want at least 1", c.MaxConns)
-	case c.MinConns < 0 || c.MinConns > c.MaxConns:
-		return fmt.Errorf("postgres: config: min conns %d, want 0 to %d", c.MinConns, c.MaxConns)
-	case c.ConnectTimeout < 0:
-		return fmt.Errorf("postgres: config: negative connect timeout %v", c.ConnectTimeout)
-	}
-	if _, err := pgxpool.ParseConfig(c.DSN); err != nil {
-		return fmt.Errorf("postgres: config: DSN: %v", err)
+	if err := c.pool().Validate(); err != nil {
+		return fmt.Errorf("postgres: config: %v", err)
 	}
 	return nil
+}
+
+func (c Config) pool() pgschema.Pool {
+	return pgschema.Pool{DSN: c.DSN, Schema: c.Schema, MaxConns: c.MaxConns, MinConns: c.MinConns, ConnectTimeout: c.ConnectTimeout}
 }
 
 // Store is the PostgreSQL store. It is safe for concurrent use, and
@@ -160,28 +153,9 @@ var _ store.Store = (*Store)(nil)
 // Open connects to the database, creates the schema if needed and applies
 // pending migrations.
 func Open(ctx context.Context, c Config) (*Store, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	pc, err := pgxpool.ParseConfig(c.DSN)
+	pool, err := pgschema.Open(ctx, c.pool())
 	if err != nil {
-		return nil, fmt.Errorf("postgres: config: DSN: %v", err)
-	}
-	pc.MaxConns = int32(c.MaxConns)
-	pc.MinConns = int32(c.MinConns)
-	if c.ConnectTimeout > 0 {
-		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
-	}
-	if pc.ConnConfig.RuntimeParams == nil {
-		pc.ConnConfig.RuntimeParams = map[string]string{}
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{c.Schema}.Sanitize()
-	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
-		pc.ConnConfig.RuntimeParams["application_name"] = "parleyd"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open %s: %v", redact(pc), err)
+		return nil, fmt.Errorf("postgres: %v", err)
 	}
 	s := &Store{pool: pool, schema: c.Schema}
 	if err := s.migrate(ctx); err != nil {
@@ -191,85 +165,46 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	return s, nil
 }
 
-// redact describes the server of a pool configuration without secrets.
-func redact(pc *pgxpool.Config) string {
-	return fmt.Sprintf("%s:%d/%s as %s", pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, pc.ConnConfig.User)
-}
-
-// migration is one embedded migration file.
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
 // loadMigrations returns the embedded migrations in version order.
-func loadMigrations() ([]migration, error) {
+func loadMigrations() ([]pgschema.Migration, error) {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
-	var out []migration
+	var out []pgschema.Migration
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
 		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil || v < 1 {
 			return nil, fmt.Errorf("bad migration name %q", base)
 		}
-		if len(out) > 0 && out[len(out)-1].version == v {
+		if len(out) > 0 && out[len(out)-1].Version == v {
 			return nil, fmt.Errorf("duplicate migration version %d", v)
 		}
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, migration{v, base, string(body)})
+		out = append(out, pgschema.Migration{Version: v, Name: base, SQL: string(body)})
 	}
 	return out, nil
 }
 
-// migrateLockClass is the first key of the migration advisory lock; the
-// second is a hash of the schema name, so schemas migrate independently.
-const migrateLockClass = 0x5061726c // "Parl"
+// migrateLockClass is the first key of the store's migration advisory
+// lock ("Parl").
+const migrateLockClass = 0x5061726c
 
-// migrate applies the embedded migrations not yet recorded, each in a
-// transaction that holds the schema's advisory lock.
+// migrate applies the embedded migrations not yet recorded in
+// schema_migrations.
 func (s *Store) migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %v", err)
 	}
-	for _, m := range ms {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, migrateLockClass, s.schema); err != nil {
-				return err
-			}
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, s.schema).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				if _, err := tx.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{s.schema}.Sanitize()); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-				return err
-			}
-			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&done); err != nil || done {
-				return err
-			}
-			if _, err := tx.Exec(ctx, m.body); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("postgres: migrate schema %q to version %d: %v", s.schema, m.version, err)
-		}
+	m := pgschema.Migrations{Table: "schema_migrations", LockClass: migrateLockClass, List: ms}
+	if err := m.Apply(ctx, s.pool, s.schema); err != nil {
+		return fmt.Errorf("postgres: %v", err)
 	}
 	return nil
 }

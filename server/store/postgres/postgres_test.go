@@ -149,7 +149,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := stores[0].pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
 		t.Errorf("%d migration records (%v), want %d", n, err, len(ms))
 	}
-	if v, err := stores[1].SchemaVersion(context.Background()); err != nil || v != ms[len(ms)-1].version {
+	if v, err := stores[1].SchemaVersion(context.Background()); err != nil || v != ms[len(ms)-1].Version {
 		t.Errorf("schema version %d, %v", v, err)
 	}
 	// Nothing leaked into public.
