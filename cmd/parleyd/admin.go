@@ -119,24 +119,33 @@ func withApplicationName(dsn, nodeID string) string {
 }
 
 // storeCommand parses the flags of a command that works on the store:
-// the config flags of storeKeys, plus --json when jsonFlag is set. It
-// returns the positional arguments.
-func storeCommand(name string, args []string, e *env, jsonFlag bool) (c Config, pos []string, asJSON bool, err error) {
+// the config flags of storeKeys, plus --json when jsonFlag is set. The
+// command takes no positional argument when operand is empty, else exactly
+// one, which operand describes (such as "the user NAME"); it is returned.
+func storeCommand(name string, args []string, e *env, jsonFlag bool, operand string) (c Config, arg string, asJSON bool, err error) {
 	var cf configFlags
 	fs := newFlagSet(name, e)
 	cf.bind(fs, storeKeys())
 	if jsonFlag {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	}
-	pos, err = parseFlags(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return Config{}, nil, false, err
+		return Config{}, "", false, err
+	}
+	switch {
+	case operand == "" && len(pos) > 0:
+		return Config{}, "", false, usagef("%s: unexpected argument %q", name, pos[0])
+	case operand != "" && len(pos) != 1:
+		return Config{}, "", false, usagef("%s: want exactly one argument, %s", name, operand)
+	case operand != "":
+		arg = pos[0]
 	}
 	c, err = loadConfig(&cf, e.getenv)
 	if err != nil {
-		return Config{}, nil, false, usageError{err}
+		return Config{}, "", false, usageError{err}
 	}
-	return c, pos, asJSON, nil
+	return c, arg, asJSON, nil
 }
 
 // withStore opens the store, runs fn and closes the store.
@@ -156,14 +165,10 @@ func withStore(ctx context.Context, c Config, fn func(st store.Store) error) err
 // file, or for PostgreSQL the store's logical copy (a psql script of
 // parleyd's tables, see postgres.Store.Backup).
 func cmdBackup(ctx context.Context, args []string, e *env) error {
-	c, pos, _, err := storeCommand("backup", args, e, false)
+	c, path, _, err := storeCommand("backup", args, e, false, "the PATH of the new copy")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("backup: want exactly one argument, the PATH of the new copy")
-	}
-	path := pos[0]
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("backup: %s already exists; choose a new path", path)
 	}
@@ -328,12 +333,9 @@ func adminInviteCreate(ctx context.Context, name string, args []string, e *env) 
 
 // adminInviteList lists invites.
 func adminInviteList(ctx context.Context, name string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, _, asJSON, err := storeCommand(name, args, e, true, "")
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("%s: unexpected argument %q", name, pos[0])
 	}
 	return withStore(ctx, c, func(st store.Store) error {
 		invs, err := st.Invites(ctx)
@@ -366,16 +368,13 @@ func adminInviteList(ctx context.Context, name string, args []string, e *env) er
 
 // adminInviteDelete deletes an invite by id.
 func adminInviteDelete(ctx context.Context, name string, args []string, e *env) error {
-	c, pos, _, err := storeCommand(name, args, e, false)
+	c, arg, _, err := storeCommand(name, args, e, false, "the invite ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("%s: want exactly one argument, the invite ID", name)
-	}
-	id, err := strconv.ParseInt(pos[0], 10, 64)
+	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id < 1 {
-		return usagef("%s: %q is not an invite ID", name, pos[0])
+		return usagef("%s: %q is not an invite ID", name, arg)
 	}
 	return withStore(ctx, c, func(st store.Store) error {
 		if err := st.DeleteInvite(ctx, id); err != nil {
@@ -439,12 +438,9 @@ func loadUser(ctx context.Context, st store.Store, name string) (store.User, pro
 
 // adminUsersList lists users.
 func adminUsersList(ctx context.Context, name string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, _, asJSON, err := storeCommand(name, args, e, true, "")
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("%s: unexpected argument %q", name, pos[0])
 	}
 	return withStore(ctx, c, func(st store.Store) error {
 		users, err := st.Users(ctx)
@@ -479,14 +475,11 @@ func adminUsersList(ctx context.Context, name string, args []string, e *env) err
 
 // adminUserUpdate disables, enables, promotes or demotes a user.
 func adminUserUpdate(ctx context.Context, name, verb string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, arg, asJSON, err := storeCommand(name, args, e, true, "the user NAME")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("%s: want exactly one argument, the user NAME", name)
-	}
-	user := pos[0]
+	user := arg
 	return withStore(ctx, c, func(st store.Store) error {
 		u, _, err := loadUser(ctx, st, user)
 		if err != nil {
@@ -515,15 +508,12 @@ func adminUserUpdate(ctx context.Context, name, verb string, args []string, e *e
 
 // adminDevicesList lists a user's devices.
 func adminDevicesList(ctx context.Context, name string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, arg, asJSON, err := storeCommand(name, args, e, true, "the user NAME")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("%s: want exactly one argument, the user NAME", name)
-	}
 	return withStore(ctx, c, func(st store.Store) error {
-		_, info, err := loadUser(ctx, st, pos[0])
+		_, info, err := loadUser(ctx, st, arg)
 		if err != nil {
 			return err
 		}
@@ -555,16 +545,13 @@ func deviceStatus(d protocol.DeviceInfo) string {
 
 // adminDeviceUpdate disables or enables a device.
 func adminDeviceUpdate(ctx context.Context, name, verb string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, arg, asJSON, err := storeCommand(name, args, e, true, "the device ID")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("%s: want exactly one argument, the device ID", name)
-	}
-	id := store.DeviceID(pos[0])
+	id := store.DeviceID(arg)
 	if !protocol.ValidDeviceID(protocol.DeviceID(id)) {
-		return usagef("%s: %q is not a device ID", name, pos[0])
+		return usagef("%s: %q is not a device ID", name, arg)
 	}
 	return withStore(ctx, c, func(st store.Store) error {
 		if err := st.SetDeviceDisabled(ctx, id, verb == "disable"); err != nil {
@@ -602,12 +589,9 @@ type statsJSON struct {
 
 // adminStats prints counts.
 func adminStats(ctx context.Context, name string, args []string, e *env) error {
-	c, pos, asJSON, err := storeCommand(name, args, e, true)
+	c, _, asJSON, err := storeCommand(name, args, e, true, "")
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("%s: unexpected argument %q", name, pos[0])
 	}
 	st, where, err := openStore(ctx, c, true, "")
 	if err != nil {

@@ -248,3 +248,31 @@ func TestBackup(t *testing.T) {
 		t.Errorf("backup over an existing file: %v", err)
 	}
 }
+
+// Admin commands refuse a missing or extra positional argument as a
+// usage error (exit 2) that names the command and what it wants, before
+// they open the store.
+func TestAdminArguments(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "alice")
+	e, _, _ := testEnv(t, map[string]string{"PARLEY_DATA_DIR": dir})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"admin", "invite", "list", "x"}, `invite list: unexpected argument "x"`},
+		{[]string{"admin", "users", "list", "x"}, `unexpected argument "x"`},
+		{[]string{"admin", "stats", "x"}, `unexpected argument "x"`},
+		{[]string{"admin", "invite", "delete"}, "want exactly one argument, the invite ID"},
+		{[]string{"admin", "invite", "delete", "1", "2"}, "want exactly one argument, the invite ID"},
+		{[]string{"admin", "users", "disable"}, "want exactly one argument, the user NAME"},
+		{[]string{"admin", "devices", "list"}, "want exactly one argument, the user NAME"},
+		{[]string{"admin", "devices", "disable"}, "want exactly one argument, the device ID"},
+		{[]string{"backup"}, "backup: want exactly one argument, the PATH of the new copy"},
+	} {
+		err := run(context.Background(), tc.args, e)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err, e.stderr) != 2 {
+			t.Errorf("parleyd %s: %v (exit %d), want a usage error containing %q", strings.Join(tc.args, " "), err, exitCode(err, e.stderr), tc.want)
+		}
+	}
+}
