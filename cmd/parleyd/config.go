@@ -20,6 +20,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/parley-chat/parley/server/delivery"
+	natsfanout "github.com/parley-chat/parley/server/fanout/nats"
 	"github.com/parley-chat/parley/server/httpapi"
 	"github.com/parley-chat/parley/server/store/postgres"
 )
@@ -272,10 +273,10 @@ func (c Config) Validate() error {
 	if _, err := parseFanout(c.Fanout); err != nil {
 		bad("fanout", "%v", err)
 	}
-	if !validPrefix(c.FanoutPrefix) {
+	if !natsfanout.ValidPrefix(c.FanoutPrefix) {
 		bad("fanout_prefix", "%q is not dot-separated tokens of letters, digits, '_' and '-'", c.FanoutPrefix)
 	}
-	if c.NodeID != "" && !validNodeID(c.NodeID) {
+	if c.NodeID != "" && !natsfanout.ValidNodeID(c.NodeID) {
 		bad("node_id", "%q is not 1 to 64 printable ASCII characters without spaces", c.NodeID)
 	}
 	if c.Retention < 0 {
@@ -572,39 +573,6 @@ func parseFanout(s string) ([]string, error) {
 		urls = append(urls, raw)
 	}
 	return urls, nil
-}
-
-// validPrefix reports whether p is dot-separated NATS subject tokens of
-// letters, digits, '_' and '-'.
-func validPrefix(p string) bool {
-	if p == "" {
-		return false
-	}
-	for _, tok := range strings.Split(p, ".") {
-		if tok == "" || len(tok) > 255 {
-			return false
-		}
-		for _, r := range tok {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// validNodeID reports whether id is 1 to 64 printable ASCII bytes without
-// spaces.
-func validNodeID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // parseLevel parses a log level name.

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	natsfanout "github.com/parley-chat/parley/server/fanout/nats"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in
@@ -415,7 +417,7 @@ store_max_conns = 32
 	if got := redactURLs([]string{"nats://u:secret@h:4222", "nats://tok@h2:4222"}); strings.Contains(got, "secret") || strings.Contains(got, "tok") {
 		t.Errorf("redacted %q", got)
 	}
-	if id := defaultNodeID(strings.NewReader("\x01\x02")); !validNodeID(id) || !strings.HasSuffix(id, "-0102") {
+	if id := defaultNodeID(strings.NewReader("\x01\x02")); !natsfanout.ValidNodeID(id) || !strings.HasSuffix(id, "-0102") {
 		t.Errorf("default node id %q", id)
 	}
 }

@@ -285,7 +285,7 @@ func defaultNodeID(rand io.Reader) string {
 	var b [2]byte
 	io.ReadFull(rand, b[:])
 	id := fmt.Sprintf("%s-%x", host, b)
-	if !validNodeID(id) || len(id) > 64 {
+	if !natsfanout.ValidNodeID(id) {
 		id = fmt.Sprintf("parleyd-%x", b)
 	}
 	return id

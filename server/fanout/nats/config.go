@@ -115,9 +115,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.URL == "":
 		return errors.New("fanout/nats: config: URL is empty")
-	case !validPrefix(c.Prefix):
+	case !ValidPrefix(c.Prefix):
 		return fmt.Errorf("fanout/nats: config: Prefix %q is not dot-separated tokens of [A-Za-z0-9_-]", c.Prefix)
-	case !validNodeID(c.NodeID):
+	case !ValidNodeID(c.NodeID):
 		return fmt.Errorf("fanout/nats: config: NodeID %q is not 1 to 64 printable ASCII bytes", c.NodeID)
 	case c.MaxPending < 0 || c.TypingQueue < 0 || c.ReceiveQueue < 0:
 		return errors.New("fanout/nats: config: MaxPending, TypingQueue and ReceiveQueue must not be negative")
@@ -129,7 +129,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func validPrefix(p string) bool {
+// ValidPrefix reports whether p is a valid subject prefix: dot-separated
+// tokens of letters, digits, '_' and '-'.
+func ValidPrefix(p string) bool {
 	if p == "" {
 		return false
 	}
@@ -156,7 +158,9 @@ func validToken(s string) bool {
 	return true
 }
 
-func validNodeID(id string) bool {
+// ValidNodeID reports whether id is a valid node id: 1 to 64 printable
+// ASCII bytes without spaces.
+func ValidNodeID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
