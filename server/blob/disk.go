@@ -45,7 +45,12 @@ func NewDisk(dir string) (*Disk, error) {
 
 func (d *Disk) path(id string) string { return filepath.Join(d.dir, id[:2], id) }
 
-// ctxReader ends a copy when the context is cancelled.
+// ContextReader returns a reader of r that fails with ctx's error once
+// ctx ends, so that a copy from a client's upload stops when the request
+// does.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+// ctxReader is ContextReader's reader.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

@@ -48,6 +48,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parley-chat/parley/internal/pgschema"
+	"github.com/parley-chat/parley/server/blob"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
@@ -172,19 +173,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ctxReader ends a copy when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Put implements delivery.BlobStore: it streams r in chunks, at most max
 // bytes, and publishes the blob atomically when the content is complete.
 func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (id string, size int64, err error) {
@@ -202,7 +190,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, max int64) (id string, siz
 		}
 	}()
 	h := sha256.New()
-	in := io.LimitReader(ctxReader{ctx, r}, max+1)
+	in := io.LimitReader(blob.ContextReader(ctx, r), max+1)
 	buf := make([]byte, s.chunkSize)
 	for n := 0; ; n++ {
 		k, rerr := io.ReadFull(in, buf)
