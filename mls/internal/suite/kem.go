@@ -210,7 +210,8 @@ func (k *x448KEM) publicKey(priv []byte) ([]byte, error) {
 	return pub, nil
 }
 
-func (k *x448KEM) seal(pub, info, plaintext []byte) (enc, ct []byte, err error) {
+// setupSender encapsulates to pub: HPKE SetupBaseS(pub, info).
+func (k *x448KEM) setupSender(pub, info []byte) (enc []byte, sealer circlhpke.Sealer, err error) {
 	if len(pub) != x448KeySize {
 		return nil, nil, fmt.Errorf("%s: public key is %d bytes, want %d", x448Name, len(pub), x448KeySize)
 	}
@@ -222,9 +223,17 @@ func (k *x448KEM) seal(pub, info, plaintext []byte) (enc, ct []byte, err error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", x448Name, err)
 	}
-	enc, sealer, err := sender.Setup(rand.Reader)
+	enc, sealer, err = sender.Setup(rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: encapsulation failed: %v", x448Name, err)
+	}
+	return enc, sealer, nil
+}
+
+func (k *x448KEM) seal(pub, info, plaintext []byte) (enc, ct []byte, err error) {
+	enc, sealer, err := k.setupSender(pub, info)
+	if err != nil {
+		return nil, nil, err
 	}
 	ct, err = sealer.Seal(plaintext, nil)
 	if err != nil {
@@ -257,20 +266,12 @@ func (k *x448KEM) open(priv, info, enc, ct []byte) ([]byte, error) {
 }
 
 func (k *x448KEM) exportSender(pub, info, exporterContext []byte, length int) (enc, secret []byte, err error) {
-	if len(pub) != x448KeySize || length < 0 || length > 0xFFFF {
-		return nil, nil, fmt.Errorf("%s: invalid public key or export length", x448Name)
+	if length < 0 || length > 0xFFFF {
+		return nil, nil, fmt.Errorf("%s: export length %d, want 0 to 65535", x448Name, length)
 	}
-	pk, err := k.scheme.UnmarshalBinaryPublicKey(pub)
+	enc, sealer, err := k.setupSender(pub, info)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: invalid public key: %v", x448Name, err)
-	}
-	sender, err := k.suite.NewSender(pk, info)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", x448Name, err)
-	}
-	enc, sealer, err := sender.Setup(rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: encapsulation failed: %v", x448Name, err)
+		return nil, nil, err
 	}
 	return enc, sealer.Export(exporterContext, uint(length)), nil
 }

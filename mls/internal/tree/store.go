@@ -262,7 +262,7 @@ func newKeyIndex(t *Tree) keyIndex {
 		if nd == nil {
 			continue
 		}
-		encs = append(encs, keyEntry{k.hash(nodeEncryptionKey(nd)), treemath.NodeIndex(x)})
+		encs = append(encs, keyEntry{k.hash(nd.EncryptionKey()), treemath.NodeIndex(x)})
 		if nd.Leaf != nil {
 			sigs = append(sigs, keyEntry{k.hash(nd.Leaf.SignatureKey), treemath.NodeIndex(x)})
 		}
@@ -300,7 +300,7 @@ func (k *keyIndex) clone() keyIndex {
 
 // update replaces the entries of node x, which held old, by those of nd.
 func (k *keyIndex) update(t *Tree, x treemath.NodeIndex, old, nd *wire.Node) {
-	oldEnc, newEnc := nodeEncryptionKey(old), nodeEncryptionKey(nd)
+	oldEnc, newEnc := old.EncryptionKey(), nd.EncryptionKey()
 	if old == nil || nd == nil || !bytes.Equal(oldEnc, newEnc) {
 		if old != nil {
 			k.enc.delete(t.own, keyEntry{k.hash(oldEnc), x})
@@ -328,19 +328,6 @@ func (k *keyIndex) update(t *Tree, x treemath.NodeIndex, old, nd *wire.Node) {
 	}
 }
 
-// nodeEncryptionKey returns the encryption key of a non-blank node, or nil.
-func nodeEncryptionKey(nd *wire.Node) []byte {
-	switch {
-	case nd == nil:
-		return nil
-	case nd.Leaf != nil:
-		return nd.Leaf.EncryptionKey
-	case nd.Parent != nil:
-		return nd.Parent.EncryptionKey
-	}
-	return nil
-}
-
 // EncryptionKeyNode returns a non-blank node of t whose encryption_key is
 // key (the lowest such node index), and whether there is one. It costs
 // O(1) expected, through an index maintained with the nodes (RFC 9420 §7.3:
@@ -350,7 +337,7 @@ func (t *Tree) EncryptionKeyNode(key []byte) (treemath.NodeIndex, bool) {
 		return 0, false
 	}
 	return t.keys.enc.find(t.keys.hash(key), func(x treemath.NodeIndex) bool {
-		return bytes.Equal(nodeEncryptionKey(t.at(x)), key)
+		return bytes.Equal(t.at(x).EncryptionKey(), key)
 	})
 }
 
@@ -376,7 +363,7 @@ func (t *Tree) SignatureKeyLeaf(key []byte) (treemath.LeafIndex, bool) {
 // choosing the lowest second node; ok is false if all keys are unique.
 func (t *Tree) duplicateEncryptionKey() (first, second treemath.NodeIndex, ok bool) {
 	return t.keys.enc.duplicate(func(a, b treemath.NodeIndex) bool {
-		return bytes.Equal(nodeEncryptionKey(t.at(a)), nodeEncryptionKey(t.at(b)))
+		return bytes.Equal(t.at(a).EncryptionKey(), t.at(b).EncryptionKey())
 	})
 }
 

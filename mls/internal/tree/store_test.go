@@ -85,12 +85,12 @@ func checkTree(t *testing.T, tr *Tree, want []*wire.Node) {
 		if nd == nil {
 			continue
 		}
-		encs[string(nodeEncryptionKey(nd))] = append(encs[string(nodeEncryptionKey(nd))], treemath.NodeIndex(x))
+		encs[string(nd.EncryptionKey())] = append(encs[string(nd.EncryptionKey())], treemath.NodeIndex(x))
 		if nd.Leaf != nil {
 			sigs[string(nd.Leaf.SignatureKey)] = append(sigs[string(nd.Leaf.SignatureKey)], treemath.NodeIndex(x))
 		}
 	}
-	checkTable(t, tr, &tr.keys.enc, "enc", func(nd *wire.Node) []byte { return nodeEncryptionKey(nd) })
+	checkTable(t, tr, &tr.keys.enc, "enc", (*wire.Node).EncryptionKey)
 	checkTable(t, tr, &tr.keys.sig, "sig", func(nd *wire.Node) []byte {
 		if nd.Leaf == nil {
 			return nil

@@ -291,16 +291,7 @@ func mergePath(t *tree.Tree, sender treemath.LeafIndex, path []treemath.NodeInde
 // nodeEncryptionKey returns the HPKE public key of node x of t, or nil if x
 // is blank.
 func nodeEncryptionKey(t *tree.Tree, x treemath.NodeIndex) []byte {
-	nd := t.Node(x)
-	switch {
-	case nd == nil:
-		return nil
-	case nd.Leaf != nil:
-		return nd.Leaf.EncryptionKey
-	case nd.Parent != nil:
-		return nd.Parent.EncryptionKey
-	}
-	return nil
+	return t.Node(x).EncryptionKey()
 }
 
 // exclusion is a set of excluded leaves, as the node indices of the

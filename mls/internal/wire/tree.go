@@ -53,6 +53,20 @@ type Node struct {
 	Parent *ParentNode
 }
 
+// EncryptionKey returns the HPKE public key of a non-blank node; nil for
+// a blank node (n nil or empty).
+func (n *Node) EncryptionKey() []byte {
+	switch {
+	case n == nil:
+		return nil
+	case n.Leaf != nil:
+		return n.Leaf.EncryptionKey
+	case n.Parent != nil:
+		return n.Parent.EncryptionKey
+	}
+	return nil
+}
+
 // EncodeMLS appends the Node's encoding.
 func (n *Node) EncodeMLS(b *codec.Builder) {
 	b.AddUint8(uint8(n.Type))
