@@ -81,6 +81,13 @@ type PendingCommit struct {
 	// committer's own path leaf).
 	Added, Removed, Updated []Member
 
+	transition
+}
+
+// transition is the epoch a commit leads to, prepared but not applied:
+// what PendingCommit and StagedCommit share. It applies at most once, and
+// only to the group, at the group version, it was prepared for.
+type transition struct {
 	g       *Group
 	version uint64
 	next    *core
@@ -88,6 +95,42 @@ type PendingCommit struct {
 	priv    *treekem.Private
 	reinit  *wire.ReInit
 	used    bool
+}
+
+// take marks t used and reports whether it may be applied to g now.
+func (t *transition) take(g *Group) bool {
+	if t.g != g || t.used || t.version != g.version {
+		return false
+	}
+	t.used = true
+	return true
+}
+
+// apply installs the new epoch in g, which enters ReInit if the commit
+// ends the group. t must have been taken.
+func (t *transition) apply(g *Group) error {
+	if err := g.install(t.next, t.sched, t.priv); err != nil {
+		return err
+	}
+	if t.reinit != nil {
+		g.state = stateReInit
+		g.reinit = reinitInfo(t.reinit, g)
+	}
+	return nil
+}
+
+// discard wipes the new epoch's secrets; t can no longer be applied.
+func (t *transition) discard() {
+	if t.used {
+		return
+	}
+	t.used = true
+	if t.sched != nil {
+		t.sched.Zero()
+	}
+	if t.priv != nil {
+		t.priv.Zero()
+	}
 }
 
 // RatchetTree returns the encoded ratchet tree of the epoch the Commit
@@ -273,7 +316,7 @@ func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOp
 		newPriv.Zero()
 		return nil, opError(op, err)
 	}
-	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}
+	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, transition: transition{g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}}
 	pc.Added, pc.Removed, pc.Updated = changes(a, newTree)
 	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, next, sched.Epoch, g.OwnLeaf(), g.signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
 	if err != nil {
@@ -486,19 +529,16 @@ func makeWelcome(s *suite.Suite, gi *wire.GroupInfo, sched *schedule.Epoch, a *a
 // Service accepted it. It fails with ErrStale if the group changed since.
 func (g *Group) MergePendingCommit(pc *PendingCommit) error {
 	const op = "merge pending commit"
-	if pc == nil || pc.g != g || pc.used || pc.version != g.version {
+	if pc == nil || !pc.take(g) {
 		return fmt.Errorf("mls: %s: %w", op, ErrStale)
 	}
-	pc.used = true
-	if err := g.install(pc.next, pc.sched, pc.priv); err != nil {
+	if err := pc.apply(g); err != nil {
 		return opError(op, err)
 	}
 	if g.state == statePendingJoin {
+		// An external join's group becomes active (apply has set ReInit
+		// instead if the commit ends the group).
 		g.state = stateActive
-	}
-	if pc.reinit != nil {
-		g.state = stateReInit
-		g.reinit = reinitInfo(pc.reinit, g)
 	}
 	return nil
 }
@@ -506,15 +546,8 @@ func (g *Group) MergePendingCommit(pc *PendingCommit) error {
 // DiscardPendingCommit drops a Commit the Delivery Service rejected; its
 // secrets are wiped and the group is unchanged.
 func (g *Group) DiscardPendingCommit(pc *PendingCommit) {
-	if pc == nil || pc.used {
-		return
-	}
-	pc.used = true
-	if pc.sched != nil {
-		pc.sched.Zero()
-	}
-	if pc.priv != nil {
-		pc.priv.Zero()
+	if pc != nil {
+		pc.discard()
 	}
 }
 

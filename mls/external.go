@@ -143,7 +143,7 @@ func JoinExternal(cfg *Config, groupInfo []byte, signer *Signer, credential Cred
 	if err != nil {
 		return nil, nil, err
 	}
-	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, g: g, version: g.version, next: next, sched: sched.Epoch, priv: up.Private}
+	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, transition: transition{g: g, version: g.version, next: next, sched: sched.Epoch, priv: up.Private}}
 	pc.Added, pc.Removed, pc.Updated = changes(a, up.Tree)
 	gib, err := buildGroupInfo(!c.DisableGREASE, next, sched.Epoch, a.committer, signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
 	if err != nil {

@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -153,4 +154,53 @@ func TestNegativePathMismatch(t *testing.T) {
 	if _, err := bob.Process(bad); err == nil {
 		t.Fatal("member accepted a mismatched path")
 	}
+}
+
+// A staged commit the application discards wipes the new epoch's secrets
+// and can no longer be merged; the group stays in its epoch and still
+// processes the same commit afresh.
+func TestDiscardStagedCommit(t *testing.T) {
+	_, alice, bob := twoMembers(t)
+	pc, err := alice.Commit(CommitOptions{ForcePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := bob.Epoch()
+	p, err := bob.Process(pc.Message)
+	if err != nil || p.Commit == nil {
+		t.Fatalf("process: %+v %v", p, err)
+	}
+	secret := p.Commit.sched.EpochAuthenticator
+	bob.DiscardStagedCommit(p.Commit)
+	if !isZero(secret) {
+		t.Error("discarded staged commit kept its epoch authenticator")
+	}
+	if err := bob.MergeStagedCommit(p.Commit); !errors.Is(err, ErrStale) {
+		t.Fatalf("merge after discard: %v, want ErrStale", err)
+	}
+	if bob.Epoch() != epoch {
+		t.Fatalf("bob at epoch %d after a discarded commit, want %d", bob.Epoch(), epoch)
+	}
+	p, err = bob.Process(pc.Message)
+	if err != nil {
+		t.Fatalf("process again: %v", err)
+	}
+	if err := bob.MergeStagedCommit(p.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.MergePendingCommit(pc); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(alice.EpochAuthenticator(), bob.EpochAuthenticator()) {
+		t.Fatal("alice and bob disagree after the commit merged")
+	}
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return len(b) > 0
 }

@@ -80,7 +80,8 @@ type ProposalInfo struct {
 }
 
 // StagedCommit is a validated Commit that has not been applied: the
-// application inspects it and calls MergeStagedCommit, or drops it.
+// application inspects it and calls MergeStagedCommit, or
+// DiscardStagedCommit to reject it.
 type StagedCommit struct {
 	// Epoch is the epoch the commit starts.
 	Epoch uint64
@@ -106,13 +107,7 @@ type StagedCommit struct {
 	// PSKs is the number of pre-shared keys injected.
 	PSKs int
 
-	g       *Group
-	version uint64
-	next    *core
-	sched   *schedule.Epoch
-	priv    *treekem.Private
-	reinit  *wire.ReInit
-	used    bool
+	transition
 }
 
 // Process processes one incoming MLSMessage (RFC 9420 §6, §12, §15):
@@ -270,7 +265,7 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent, op string) (*StagedCo
 	if err != nil {
 		return nil, err
 	}
-	sc := &StagedCommit{Epoch: g.c.gc.Epoch + 1, Committer: senderFromWire(fc.Sender), g: g, version: g.version, reinit: a.reinit, PSKs: len(a.psks)}
+	sc := &StagedCommit{Epoch: g.c.gc.Epoch + 1, Committer: senderFromWire(fc.Sender), PSKs: len(a.psks), transition: transition{g: g, version: g.version, reinit: a.reinit}}
 	sc.Committer.Leaf = a.committer
 	sc.Extensions, sc.ExtensionsChanged = extsFromWire(a.exts), a.gce
 	for _, r := range a.removed {
@@ -359,21 +354,25 @@ const externalInitLabel = "MLS 1.0 external init secret"
 // epoch's keys for late application messages.
 func (g *Group) MergeStagedCommit(sc *StagedCommit) error {
 	const op = "merge staged commit"
-	if sc == nil || sc.g != g || sc.used || sc.version != g.version {
+	if sc == nil || !sc.take(g) {
 		return fmt.Errorf("mls: %s: %w", op, ErrStale)
 	}
-	sc.used = true
 	if sc.SelfRemoved {
 		g.state = stateRemoved
 		g.version++
 		return nil
 	}
-	if err := g.install(sc.next, sc.sched, sc.priv); err != nil {
+	if err := sc.apply(g); err != nil {
 		return opError(op, err)
 	}
-	if sc.reinit != nil {
-		g.state = stateReInit
-		g.reinit = reinitInfo(sc.reinit, g)
-	}
 	return nil
+}
+
+// DiscardStagedCommit drops a staged commit the application rejects: the
+// new epoch's secrets are wiped, the group is unchanged, and the commit
+// can no longer be merged.
+func (g *Group) DiscardStagedCommit(sc *StagedCommit) {
+	if sc != nil {
+		sc.discard()
+	}
 }
