@@ -54,9 +54,10 @@
 //   - grease.go: §13.5 GREASE values in what this client creates.
 //
 // Lifecycle: a Commit is created as a PendingCommit and applied with
-// Group.MergePendingCommit only once the Delivery Service accepted it; a
-// received Commit is staged by Group.Process and applied with
-// Group.MergeStagedCommit. A failed step never changes the group.
+// Group.MergePendingCommit only once the Delivery Service accepted it (or
+// dropped with Group.DiscardPendingCommit); a received Commit is staged by
+// Group.Process and applied with Group.MergeStagedCommit (or dropped with
+// Group.DiscardStagedCommit). A failed step never changes the group.
 //
 // Every new or replaced credential passes through Config.ValidateCredential
 // before it is accepted. Leaf lifetimes are checked against Config.Now.
