@@ -70,9 +70,16 @@ type Config struct {
 	CipherSuites []mls.CipherSuite
 	// KeyPackageBatch is how many one-time KeyPackages are uploaded at a
 	// time (default 20); KeyPackageLowWater is the pool size below which
-	// the pool is replenished (default 5).
-	KeyPackageBatch    int
-	KeyPackageLowWater int
+	// the pool is replenished (default 10). KeyPackageCheckInterval is
+	// how often a connected client checks its pool (default 10 minutes;
+	// negative: only on connecting, after a Welcome and on Sync). The
+	// server hands out a device's one-time packages at a bounded rate
+	// (docs/protocol.md, "KeyPackage claims"): the defaults keep the
+	// pool of a connected client from ever running empty at the
+	// server's default rate.
+	KeyPackageBatch         int
+	KeyPackageLowWater      int
+	KeyPackageCheckInterval time.Duration
 	// SelfUpdateMessages and SelfUpdateInterval trigger a self-update
 	// commit in a conversation (post-compromise security) after this
 	// device sent that many messages in it, or that long after its last
@@ -106,7 +113,10 @@ func (cfg Config) withDefaults() Config {
 		cfg.KeyPackageBatch = 20
 	}
 	if cfg.KeyPackageLowWater <= 0 {
-		cfg.KeyPackageLowWater = 5
+		cfg.KeyPackageLowWater = 10
+	}
+	if cfg.KeyPackageCheckInterval == 0 {
+		cfg.KeyPackageCheckInterval = 10 * time.Minute
 	}
 	if cfg.SelfUpdateMessages == 0 {
 		cfg.SelfUpdateMessages = 100
@@ -162,6 +172,11 @@ type Client struct {
 
 	wsMu sync.Mutex
 	ws   *wsConn // the live connection of Run, for acks
+
+	// lastResortUsed are the suites whose last-resort KeyPackage a
+	// Welcome used: the next replenishment replaces it.
+	lrMu           sync.Mutex
+	lastResortUsed map[mls.CipherSuite]bool
 }
 
 // Open opens the profile in cfg.ProfileDir, creating the directory and an

@@ -33,6 +33,7 @@ type server struct {
 	url         string
 	fingerprint string
 	name        string
+	st          *sqlite.Store // st is the server's store, for checks
 }
 
 func newServer(t testing.TB) *server {
@@ -53,7 +54,7 @@ func newServer(t testing.TB) *server {
 	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
 	hcfg := httpapi.DefaultConfig()
 	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
-	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast}
+	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
 	reg := prometheus.NewRegistry()
 	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
 	if err != nil {
@@ -70,7 +71,7 @@ func newServer(t testing.TB) *server {
 		t.Fatal(err)
 	}
 	srv := httptest.NewTLSServer(api)
-	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName}
+	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName, st: st}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		api.Shutdown(sctx)

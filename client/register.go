@@ -124,7 +124,10 @@ type keyPackageSecret struct {
 
 // replenishKeyPackages tops up this device's KeyPackage pool of every
 // suite when it is below the low-water mark, and uploads a last-resort
-// package when none exists.
+// package when none exists or the one it has was used: the server counts
+// one that a claim returned as missing, and a Welcome that used it marks
+// it (markLastResortUsed). RFC 9420 §16.8 allows a last-resort package to
+// be used for several groups only until it can be replaced.
 func (c *Client) replenishKeyPackages(ctx context.Context) error {
 	for _, cs := range c.suites {
 		var count protocol.KeyPackageCount
@@ -135,14 +138,39 @@ func (c *Client) replenishKeyPackages(ctx context.Context) error {
 		if count.Available < c.cfg.KeyPackageLowWater {
 			n = c.cfg.KeyPackageBatch - count.Available
 		}
-		if n <= 0 && count.LastResort {
+		used := c.takeLastResortUsed(cs)
+		lastResort := !count.LastResort || used
+		if n <= 0 && !lastResort {
 			continue
 		}
-		if err := c.uploadKeyPackages(ctx, cs, n, !count.LastResort); err != nil {
+		if err := c.uploadKeyPackages(ctx, cs, n, lastResort); err != nil {
+			if used {
+				c.markLastResortUsed(cs)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// markLastResortUsed notes that a Welcome used the last-resort KeyPackage
+// of the suite, so that the next replenishment replaces it.
+func (c *Client) markLastResortUsed(cs mls.CipherSuite) {
+	c.lrMu.Lock()
+	defer c.lrMu.Unlock()
+	if c.lastResortUsed == nil {
+		c.lastResortUsed = map[mls.CipherSuite]bool{}
+	}
+	c.lastResortUsed[cs] = true
+}
+
+// takeLastResortUsed reports and clears the mark of markLastResortUsed.
+func (c *Client) takeLastResortUsed(cs mls.CipherSuite) bool {
+	c.lrMu.Lock()
+	defer c.lrMu.Unlock()
+	used := c.lastResortUsed[cs]
+	delete(c.lastResortUsed, cs)
+	return used
 }
 
 // uploadKeyPackages creates n one-time KeyPackages (and a last-resort one)

@@ -503,6 +503,9 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	c.groups[conv] = g
 	delete(c.unusable, conv) // added again: the Welcome's group is whole
+	if sec.LastResort {
+		c.markLastResortUsed(cs) // replaced by the replenishment below
+	}
 	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
 	c.background(func(ctx context.Context) {
 		if err := c.replenishKeyPackages(ctx); err != nil {
@@ -750,6 +753,28 @@ func (c *Client) runOnce(ctx context.Context) error {
 			c.log.Warn("replenish KeyPackages", "err", err)
 		}
 	})
+	// Claims by others consume the pool without telling this device:
+	// check it now and then while connected.
+	if iv := c.cfg.KeyPackageCheckInterval; iv > 0 {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		c.background(func(bctx context.Context) {
+			t := time.NewTicker(iv)
+			defer t.Stop()
+			for {
+				select {
+				case <-cctx.Done():
+					return
+				case <-bctx.Done():
+					return
+				case <-t.C:
+					if err := c.replenishKeyPackages(cctx); err != nil && cctx.Err() == nil {
+						c.log.Warn("replenish KeyPackages", "err", err)
+					}
+				}
+			}
+		})
+	}
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {

@@ -206,7 +206,10 @@ type UploadKeyPackagesResponse struct {
 type KeyPackageCount struct {
 	// Available counts unexpired one-time packages.
 	Available int `json:"available"`
-	// LastResort is true when an unexpired last-resort package exists.
+	// LastResort is true when an unexpired last-resort package exists
+	// that no claim has returned yet. A client uploads a new last-resort
+	// package when it is false: the one it had is missing, or was handed
+	// out and should be replaced.
 	LastResort bool `json:"last_resort"`
 }
 

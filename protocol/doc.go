@@ -7,7 +7,10 @@
 // PublicMessage, PrivateMessage, Welcome, GroupInfo, ratchet trees) travel
 // inside it as opaque bytes; every []byte field is encoded as standard
 // base64 (with padding) in JSON. Times are RFC 3339 strings in UTC.
-// Sequence numbers, epochs and conversation ids are JSON numbers.
+// Sequence numbers, epochs and conversation ids are JSON numbers:
+// sequence numbers and epochs are at most 2^63-1 ([MaxSeq]) and
+// conversation ids are positive, and a request or client frame with an
+// integer out of range is refused with bad_request (see [Validator]).
 // The server decodes request bodies strictly and rejects unknown fields
 // (so a client learns at once that the server is older); clients ignore
 // unknown fields in responses and frames, and the server ignores them in
@@ -96,7 +99,11 @@
 //
 // The server announces its limits in [ServerInfo]: request body, WebSocket
 // frame, message and attachment sizes, KeyPackages per upload and entries
-// per page. Exceeding one gives the code [CodeTooLarge].
+// per page. Exceeding one gives the code [CodeTooLarge]. A server may also
+// bound the frames a client sends on one WebSocket per second: a
+// connection exceeding it receives an "error" frame with
+// [CodeRateLimited] and is closed with status 1008 (policy violation), so
+// clients should acknowledge in batches rather than one frame per entry.
 package protocol
 
 // Version is the protocol version this package describes.

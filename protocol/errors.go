@@ -31,6 +31,10 @@ const (
 	CodeRateLimited    ErrorCode = "rate_limited"    // CodeRateLimited: too many requests; retry later (Retry-After header).
 	CodeInternal       ErrorCode = "internal"        // CodeInternal: a server fault; retry later.
 	CodeUnavailable    ErrorCode = "unavailable"     // CodeUnavailable: the server is starting or shutting down.
+	// CodeTooManyProposals: the conversation's epoch has as many pending
+	// proposals (or bytes of them) as the server keeps; a commit must
+	// include or drop them before more are accepted.
+	CodeTooManyProposals ErrorCode = "too_many_proposals"
 )
 
 // HTTPStatus returns the HTTP status the server answers with for the code.
@@ -44,7 +48,7 @@ func (c ErrorCode) HTTPStatus() int {
 		return http.StatusForbidden
 	case CodeNotFound, CodeUnknownUser, CodeUnknownDevice, CodeNoKeyPackage:
 		return http.StatusNotFound
-	case CodeStaleEpoch, CodeConflict:
+	case CodeStaleEpoch, CodeConflict, CodeTooManyProposals:
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -192,7 +192,9 @@ func MarshalFrame(f Frame) ([]byte, error) {
 
 // UnmarshalFrame decodes one WebSocket message into the frame its "type"
 // names. It rejects anything but a single JSON object, unknown types and
-// malformed fields; unknown members are ignored.
+// malformed fields; unknown members are ignored. A frame that implements
+// [Validator] is validated, and a field out of range is reported as the
+// *[Error] that Validate returned.
 func UnmarshalFrame(data []byte) (Frame, error) {
 	if typ, ok := leadingType(data); ok {
 		// The common shape, as MarshalFrame writes it: one pass fewer.
@@ -246,6 +248,11 @@ func unmarshalAs(typ FrameType, data []byte) (Frame, error) {
 	}
 	if err := json.Unmarshal(data, f); err != nil {
 		return nil, fmt.Errorf("protocol: decode %s frame: %v", typ, err)
+	}
+	if v, ok := f.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }

@@ -51,6 +51,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +88,7 @@ type options struct {
 	scenario string
 
 	servers     []string
+	metrics     []string
 	spawn       bool
 	parleyd     string
 	store       string
@@ -212,6 +214,7 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Var((*listFlag)(&o.servers), "server", "target a running server at `URL` (loopback only; repeat or comma-separate for several nodes)")
+	fs.Var((*listFlag)(&o.metrics), "metrics", "with --server, the metrics listeners' base `URL`s (parleyd's metrics_listen, such as http://127.0.0.1:9464), one per server in order")
 	fs.BoolVar(&o.spawn, "spawn", false, "build and start parleyd on a temporary data directory and a loopback port")
 	fs.StringVar(&o.parleyd, "parleyd", "", "with --spawn, run this parleyd `binary` instead of building cmd/parleyd")
 	fs.StringVar(&o.store, "store", "", "with --spawn, parleyd's --store (such as postgres://…); default SQLite in the data directory")
@@ -293,10 +296,13 @@ func (o *options) validate() error {
 	case o.connections < 1 || o.connections > 100000:
 		return fmt.Errorf("--connections %d: want 1 to 100,000", o.connections)
 	}
-	for _, s := range o.servers {
+	for _, s := range slices.Concat(o.servers, o.metrics) {
 		if _, err := checkLoopback(s); err != nil {
 			return err
 		}
+	}
+	if len(o.metrics) > 0 && len(o.metrics) != len(o.servers) {
+		return fmt.Errorf("--metrics: %d URLs for %d servers; give one per --server", len(o.metrics), len(o.servers))
 	}
 	if len(o.servers) > 0 && (o.store != "" || o.fanout != "" || o.nodes != 1 || o.parleyd != "" || len(o.serverFlags) > 0) {
 		return errors.New("--store, --fanout, --nodes, --parleyd and --server-flag apply only with --spawn")

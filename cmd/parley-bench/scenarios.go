@@ -27,6 +27,7 @@ type bench struct {
 	dir     string
 	nodes   []*node
 	servers []string
+	metrics []string // metrics are the servers' metrics base URLs.
 	info    protocol.ServerInfo
 	api     *api
 	hc      *http.Client
@@ -89,9 +90,16 @@ func openBench(ctx context.Context, o *options, n int, log io.Writer) (*bench, e
 		b.nodes = nodes
 		for _, nd := range nodes {
 			b.servers = append(b.servers, nd.url)
+			b.metrics = append(b.metrics, nd.metrics)
 		}
 	} else {
 		b.servers = o.servers
+		// A running server's metrics listener must be given; by default
+		// the bench assumes it answers at the server's own URL.
+		b.metrics = o.servers
+		if len(o.metrics) > 0 {
+			b.metrics = o.metrics
+		}
 	}
 	b.api = &api{base: b.servers[0], hc: b.hc}
 	info, err := b.api.info(ctx)
@@ -392,7 +400,7 @@ func messaging(ctx context.Context, o *options, log io.Writer, open bool) ([]res
 		defer swg.Done()
 		for i, at := range []time.Time{l.Start.Add(l.Warmup), l.Start.Add(l.Warmup + l.Duration)} {
 			time.Sleep(time.Until(at))
-			snaps[i].m, _ = scrapeAll(ctx, b.hc, b.servers)
+			snaps[i].m, _ = scrapeAll(ctx, b.hc, b.metrics)
 			for _, nd := range b.nodes {
 				snaps[i].cpu = append(snaps[i].cpu, procCPU(nd.pid))
 			}
@@ -499,7 +507,7 @@ func (b *bench) measureIdle(ctx context.Context, convs []*conv) (result, error) 
 	n := int(b.setup["devices"])
 	r := result{Scenario: "idle", Params: map[string]any{"connections": n, "servers": len(b.servers), "workers": len(b.pool.procs)}, Setup: b.setup}
 	b.tag(&r)
-	before, err := sampleMemory(ctx, b.hc, b.servers[0], b.pid())
+	before, err := sampleMemory(ctx, b.hc, b.metrics[0], b.pid())
 	if err != nil {
 		return r, err
 	}
@@ -511,7 +519,7 @@ func (b *bench) measureIdle(ctx context.Context, convs []*conv) (result, error) 
 	case <-ctx.Done():
 		return r, ctx.Err()
 	}
-	after, err := sampleMemory(ctx, b.hc, b.servers[0], b.pid())
+	after, err := sampleMemory(ctx, b.hc, b.metrics[0], b.pid())
 	if err != nil {
 		return r, err
 	}

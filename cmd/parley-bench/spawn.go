@@ -35,23 +35,28 @@ type spawnConfig struct {
 
 // node is a spawned parleyd process.
 type node struct {
-	cmd    *exec.Cmd
-	url    string
-	pid    int
-	stderr *bytes.Buffer
-	done   chan error
+	cmd     *exec.Cmd
+	url     string
+	metrics string // metrics is the base URL of the node's metrics listener.
+	pid     int
+	stderr  *bytes.Buffer
+	done    chan error
 }
 
 // benchFlags are the parleyd flags the bench needs: every rate limit far
-// above what one loopback IP and a few devices send here.
+// above what one loopback IP and a few devices send here, no cap on the
+// connections of one address, and metrics on a free loopback port.
 var benchFlags = []string{
 	"--open-registration",
+	"--connections-max-per-addr", "0",
+	"--metrics-listen", "127.0.0.1:0",
 	"--log-level", "warn",
 	"--rate-limits-register-per-ip-per-second", "1000000", "--rate-limits-register-per-ip-burst", "1000000",
 	"--rate-limits-auth-per-ip-per-second", "1000000", "--rate-limits-auth-per-ip-burst", "1000000",
 	"--rate-limits-requests-per-ip-per-second", "1000000", "--rate-limits-requests-per-ip-burst", "1000000",
 	"--rate-limits-requests-per-user-per-second", "1000000", "--rate-limits-requests-per-user-burst", "1000000",
 	"--rate-limits-posts-per-device-per-second", "1000000", "--rate-limits-posts-per-device-burst", "1000000",
+	"--rate-limits-frames-per-connection-per-second", "1000000", "--rate-limits-frames-per-connection-burst", "1000000",
 }
 
 // buildParleyd builds cmd/parleyd of the module containing the working
@@ -71,7 +76,10 @@ func buildParleyd(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-var listenRE = regexp.MustCompile(`listening on (https?://\S+)`)
+var (
+	listenRE  = regexp.MustCompile(`listening on (https?://\S+)`)
+	metricsRE = regexp.MustCompile(`^metrics: (http://\S+)/metrics$`)
+)
 
 // spawn starts the parleyd nodes and waits until each listens.
 func spawn(ctx context.Context, sc spawnConfig) ([]*node, error) {
@@ -127,13 +135,18 @@ func startNode(ctx context.Context, bin string, args []string) (*node, error) {
 		return nil, err
 	}
 	n.pid = cmd.Process.Pid
-	urls := make(chan string, 1)
+	urls := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		var url string
 		for sc.Scan() {
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				url = m[1]
+			}
+			// The metrics line follows the URL in the start message.
+			if m := metricsRE.FindStringSubmatch(sc.Text()); m != nil && url != "" {
 				select {
-				case urls <- m[1]:
+				case urls <- [2]string{url, m[1]}:
 				default:
 				}
 			}
@@ -144,7 +157,8 @@ func startNode(ctx context.Context, bin string, args []string) (*node, error) {
 	t := time.NewTimer(60 * time.Second)
 	defer t.Stop()
 	select {
-	case n.url = <-urls:
+	case u := <-urls:
+		n.url, n.metrics = u[0], u[1]
 	case err := <-n.done:
 		return nil, fmt.Errorf("parleyd exited (%v): %s", err, strings.TrimSpace(n.stderr.String()))
 	case <-t.C:

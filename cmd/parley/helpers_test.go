@@ -67,6 +67,7 @@ type server struct {
 	cmd          *exec.Cmd
 	URL          string
 	Fingerprint  string
+	MetricsURL   string // MetricsURL is the metrics listener's http://…/metrics.
 	Invite       string // the first-start admin invite
 	stdout       bytes.Buffer
 	stderr       lockedBuffer
@@ -94,6 +95,7 @@ var (
 	urlRE         = regexp.MustCompile(`listening on (https?://\S+)`)
 	fingerprintRE = regexp.MustCompile(`TLS certificate SHA-256 fingerprint: ([0-9a-f]{64})`)
 	inviteRE      = regexp.MustCompile(`admin invite: (\S+)`)
+	metricsRE     = regexp.MustCompile(`^metrics: (http://\S+)$`)
 )
 
 // startServer builds parleyd (once) and starts it with a fresh data
@@ -104,7 +106,7 @@ func startServer(dataDir string, extra ...string) (*server, error) {
 		return nil, err
 	}
 	s := &server{bin: bin, dataDir: dataDir, done: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, fastLimits...)
+	args := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, fastLimits...)
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Stderr = &s.stderr
 	pr, err := s.cmd.StdoutPipe()
@@ -137,6 +139,9 @@ func startServer(dataDir string, extra ...string) (*server, error) {
 			}
 			if m := fingerprintRE.FindStringSubmatch(line); m != nil {
 				s.Fingerprint = m[1]
+			}
+			if m := metricsRE.FindStringSubmatch(line); m != nil {
+				s.MetricsURL = m[1]
 			}
 			if m := inviteRE.FindStringSubmatch(line); m != nil {
 				s.Invite = m[1]
@@ -183,7 +188,10 @@ func (s *server) waitReady() error {
 // metric returns the sum of the samples of a Prometheus metric whose line
 // starts with prefix (name and labels).
 func (s *server) metric(prefix string) (float64, error) {
-	resp, err := s.httpClient().Get(s.URL + "/metrics")
+	if s.MetricsURL == "" {
+		return 0, errors.New("parleyd printed no metrics URL")
+	}
+	resp, err := s.httpClient().Get(s.MetricsURL) // plain HTTP on loopback
 	if err != nil {
 		return 0, err
 	}

@@ -204,14 +204,14 @@ func cmdAdmin(ctx context.Context, args []string, e *env) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("admin: want a subcommand: invite, users, devices or stats")
+		return usagef("admin: want a subcommand: invite, users, devices, stats or check")
 	}
 	// Re-emit the leading flags after the subcommand words so that the
 	// leaf command parses them with its own.
 	lead := args[:len(args)-len(rest)]
 	sub, rest := rest[0], rest[1:]
 	verb := ""
-	if sub != "stats" {
+	if sub != "stats" && sub != "check" {
 		if len(rest) == 0 {
 			return usagef("admin %s: want an action", sub)
 		}
@@ -239,12 +239,14 @@ func cmdAdmin(ctx context.Context, args []string, e *env) error {
 		return adminDeviceUpdate(ctx, name, verb, leaf, e)
 	case "stats ":
 		return adminStats(ctx, name, leaf, e)
+	case "check ":
+		return adminCheck(ctx, name, leaf, e)
 	}
 	switch sub {
 	case "invite", "users", "devices":
 		return usagef("admin %s: unknown action %q", sub, verb)
 	}
-	return usagef("admin: unknown subcommand %q (want invite, users, devices or stats)", sub)
+	return usagef("admin: unknown subcommand %q (want invite, users, devices, stats or check)", sub)
 }
 
 // writeJSON writes v as indented JSON with a final newline.

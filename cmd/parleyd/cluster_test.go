@@ -187,7 +187,7 @@ type node struct {
 func launchNode(t *testing.T, bin, name string, args ...string) *node {
 	t.Helper()
 	n := &node{t: t, name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	n.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), name), "--node-id", name}, args...)...)
+	n.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), name), "--node-id", name}, args...)...)
 	n.cmd.Env = append(os.Environ(), "PARLEY_LOG_LEVEL=info")
 	n.cmd.Stdout, n.cmd.Stderr = n.stdout, n.stderr
 	if err := n.cmd.Start(); err != nil {

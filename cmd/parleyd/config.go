@@ -61,6 +61,10 @@ type Config struct {
 	// StoreMaxConns is the size of this node's PostgreSQL connection
 	// pool.
 	StoreMaxConns int
+	// StoreCheckTimeout is the time budget of the SQLite integrity check
+	// (PRAGMA quick_check) at start; a check that takes longer is
+	// abandoned with a warning. 0 skips the check.
+	StoreCheckTimeout time.Duration
 	// Blobs names the attachment store: "disk:PATH" (relative paths are
 	// in the data directory) or "postgres" (chunked in the PostgreSQL
 	// store's database and schema). Empty means disk:blobs with SQLite
@@ -97,8 +101,18 @@ type Config struct {
 	SessionTTL time.Duration
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
-	// Metrics serves Prometheus metrics at /metrics.
+	// Metrics collects Prometheus metrics, served at /metrics on
+	// MetricsListen (never on Listen).
 	Metrics bool
+	// MetricsListen is the TCP address of the plain-HTTP metrics
+	// listener; empty serves no metrics.
+	MetricsListen string
+	// MetricsTokenFile is a file holding a bearer token that metrics
+	// requests must present; empty means none (keep MetricsListen on
+	// loopback or a private network then).
+	MetricsTokenFile string
+	// Connections bounds connections and the time their requests take.
+	Connections ConnectionsConfig
 	// AllowedOrigins are host patterns (path.Match syntax, such as
 	// "chat.example.org" or "*.example.org") of the browser origins that
 	// may open a WebSocket besides the server's own host; clients that
@@ -155,6 +169,37 @@ type LimitsConfig struct {
 	MaxFrameBytes      int64 // MaxFrameBytes bounds a WebSocket message from a client.
 	MaxBlobBytes       int64 // MaxBlobBytes bounds one attachment.
 	BlobQuotaBytes     int64 // BlobQuotaBytes bounds the attachments one user stores.
+	// BlobReservationTTL bounds one attachment upload: the quota it
+	// reserved is released after it even if the node died.
+	BlobReservationTTL time.Duration
+	// MaxPendingProposals bounds the proposals of a conversation's epoch
+	// that wait for a commit; MaxPendingProposalBytes their total size.
+	MaxPendingProposals     int
+	MaxPendingProposalBytes int64
+}
+
+// ConnectionsConfig bounds what a client holds without an account.
+type ConnectionsConfig struct {
+	// Max bounds the connections open at once on the listener; 0 means
+	// derived at start from the open-file limit (see autoMaxConnections).
+	Max int
+	// MaxPerAddr bounds the connections (and, behind a trusted proxy,
+	// the requests) of one client address, an IPv4 address or IPv6 /64;
+	// 0 means no cap.
+	MaxPerAddr int
+	// HeaderTimeout bounds the TLS handshake and the request headers.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds a request body; one that keeps up BodyMinRate
+	// gets another BodyTimeout each time BodyMinRate × BodyTimeout bytes
+	// arrived.
+	BodyTimeout time.Duration
+	// BodyMinRate is the minimum rate of a long body in bytes per second.
+	BodyMinRate int64
+	// TrustedProxies are the reverse proxies (IP addresses or CIDR
+	// prefixes) whose ClientIPHeader is believed.
+	TrustedProxies []string
+	// ClientIPHeader names the client in requests from trusted proxies.
+	ClientIPHeader string
 }
 
 // WebSocketConfig configures WebSocket liveness.
@@ -184,7 +229,16 @@ type RateLimitsConfig struct {
 	RequestsPerUser Rate // RequestsPerUser limits authenticated requests per account.
 	ClaimsPerUser   Rate // ClaimsPerUser limits KeyPackage claims per claiming account.
 	ClaimsPerTarget Rate // ClaimsPerTarget limits claims per (claiming account, target account).
+	// ClaimsPerDevice limits the one-time KeyPackages of one device handed
+	// out, across every claimer and node; past it claims get the device's
+	// last-resort package.
+	ClaimsPerDevice Rate
 	PostsPerDevice  Rate // PostsPerDevice limits messages and handshakes per device.
+
+	// FramesPerConnection limits the frames a client sends on one
+	// WebSocket connection; one that exceeds it is closed with a
+	// rate_limited error frame (status policy-violation).
+	FramesPerConnection Rate
 }
 
 // LogConfig configures the slog logger on stderr.
@@ -193,6 +247,12 @@ type LogConfig struct {
 	Level string
 	// Format is text or json.
 	Format string
+	// MaxRepeats is how many records with the same level and message are
+	// written per RepeatInterval; the rest are counted in one summary
+	// record. Zero writes every record.
+	MaxRepeats int
+	// RepeatInterval is the window of MaxRepeats.
+	RepeatInterval time.Duration
 }
 
 // NewConfig returns the defaults: loopback listener on port 8443, a
@@ -209,7 +269,15 @@ func NewConfig() Config {
 		SessionTTL:      d.SessionTTL,
 		ShutdownTimeout: 30 * time.Second,
 		Metrics:         true,
+		MetricsListen:   "127.0.0.1:9464",
 		TLS:             TLSConfig{Mode: tlsSelfSigned},
+		Connections: ConnectionsConfig{
+			MaxPerAddr:     h.MaxConnsPerAddr,
+			HeaderTimeout:  10 * time.Second,
+			BodyTimeout:    h.BodyTimeout,
+			BodyMinRate:    h.BodyMinRate,
+			ClientIPHeader: h.ClientIPHeader,
+		},
 		Limits: LimitsConfig{
 			MaxBodyBytes:       h.MaxBodyBytes,
 			MaxMessageBytes:    d.MaxMessageBytes,
@@ -217,6 +285,10 @@ func NewConfig() Config {
 			MaxFrameBytes:      h.MaxFrameBytes,
 			MaxBlobBytes:       h.MaxBlobBytes,
 			BlobQuotaBytes:     h.BlobQuotaBytes,
+			BlobReservationTTL: d.BlobReservationTTL,
+			// Pending proposals: delivery.Config's caps.
+			MaxPendingProposals:     d.MaxPendingProposals,
+			MaxPendingProposalBytes: d.MaxPendingProposalBytes,
 		},
 		WebSocket: WebSocketConfig{PingInterval: h.PingInterval, PongTimeout: h.ReadTimeout, WriteTimeout: h.WriteTimeout},
 		RateLimits: RateLimitsConfig{
@@ -226,9 +298,17 @@ func NewConfig() Config {
 			RequestsPerUser: rate(h.RateLimits.RequestsPerUser),
 			ClaimsPerUser:   rate(h.RateLimits.ClaimsPerUser),
 			ClaimsPerTarget: Rate{PerSecond: d.ClaimRate, Burst: d.ClaimBurst},
+			ClaimsPerDevice: Rate{PerSecond: d.DeviceClaimRate, Burst: d.DeviceClaimBurst},
 			PostsPerDevice:  rate(h.RateLimits.PostsPerDevice),
+
+			FramesPerConnection: rate(h.RateLimits.FramesPerConnection),
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log: LogConfig{Level: "info", Format: "text", MaxRepeats: 10, RepeatInterval: time.Minute},
+
+		// quick_check reads about 500 MB/s of a cached file here
+		// (docs/operations.md): a minute covers several GB even from a
+		// cold disk.
+		StoreCheckTimeout: time.Minute,
 	}
 }
 
@@ -265,6 +345,9 @@ func (c Config) Validate() error {
 	if c.StoreMaxConns < 1 {
 		bad("store_max_conns", "%d is less than 1", c.StoreMaxConns)
 	}
+	if c.StoreCheckTimeout < 0 {
+		bad("store_check_timeout", "negative (%v); 0 skips the start-up check", c.StoreCheckTimeout)
+	}
 	if spec.backend != "" {
 		if _, err := parseBlobs(c.Blobs, spec.backend, c.DataDir); err != nil {
 			bad("blobs", "%v", err)
@@ -293,6 +376,14 @@ func (c Config) Validate() error {
 			bad("allowed_origins", "%q is not a host pattern such as chat.example.org or *.example.org", o)
 		}
 	}
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "%q is not host:port: %v", c.MetricsListen, err)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			bad("metrics_listen", "%q has an invalid port", c.MetricsListen)
+		}
+	}
+	c.validateConnections(bad)
 	for _, w := range []struct {
 		key string
 		v   time.Duration
@@ -362,6 +453,15 @@ func (c Config) Validate() error {
 	if c.Limits.MaxGroupStateBytes > 0 && c.Limits.MaxGroupStateBytes < 64 {
 		bad("limits.max_group_state_bytes", "%d is below the minimum 64", c.Limits.MaxGroupStateBytes)
 	}
+	if c.Limits.MaxPendingProposals < 1 {
+		bad("limits.max_pending_proposals", "%d is below the minimum 1", c.Limits.MaxPendingProposals)
+	}
+	if c.Limits.MaxPendingProposalBytes < 64 {
+		bad("limits.max_pending_proposal_bytes", "%d is below the minimum 64", c.Limits.MaxPendingProposalBytes)
+	}
+	if c.Limits.BlobReservationTTL < time.Second {
+		bad("blob_reservation_ttl", "%v is shorter than a second", c.Limits.BlobReservationTTL)
+	}
 	if c.Limits.BlobQuotaBytes > 0 && c.Limits.BlobQuotaBytes < c.Limits.MaxBlobBytes {
 		bad("limits.blob_quota_bytes", "%d is smaller than limits.max_blob_bytes %d", c.Limits.BlobQuotaBytes, c.Limits.MaxBlobBytes)
 	}
@@ -378,6 +478,12 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if c.Log.MaxRepeats < 0 {
+		bad("log.max_repeats", "%d is negative (0 writes every record)", c.Log.MaxRepeats)
+	}
+	if c.Log.RepeatInterval <= 0 {
+		bad("log.repeat_interval", "%v is not positive", c.Log.RepeatInterval)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
@@ -398,7 +504,8 @@ func (c *Config) rates() []namedRate {
 		{"register_per_ip", &r.RegisterPerIP}, {"auth_per_ip", &r.AuthPerIP},
 		{"requests_per_ip", &r.RequestsPerIP}, {"requests_per_user", &r.RequestsPerUser},
 		{"claims_per_user", &r.ClaimsPerUser}, {"claims_per_target", &r.ClaimsPerTarget},
-		{"posts_per_device", &r.PostsPerDevice},
+		{"claims_per_device", &r.ClaimsPerDevice},
+		{"posts_per_device", &r.PostsPerDevice}, {"frames_per_connection", &r.FramesPerConnection},
 	}
 }
 
@@ -675,6 +782,7 @@ func settings() []setting {
 			},
 			get: func(c *Config) string { return strconv.Itoa(*f(c)) }}
 	}
+	numeric := func(s setting) setting { s.number = true; return s }
 	list := func(key, usage string, f func(*Config) *[]string) setting {
 		return setting{key: key, usage: usage + " (comma-separated)",
 			set: func(c *Config, v string) error { *f(c) = splitList(v); return nil },
@@ -687,6 +795,7 @@ func settings() []setting {
 		str("store", "database: sqlite:PATH or postgres://user@host/db (default sqlite:DATA_DIR/parley.db)", func(c *Config) *string { return &c.Store }),
 		str("store_schema", "PostgreSQL schema of the tables (default: the URL's ?schema=, else parley)", func(c *Config) *string { return &c.StoreSchema }),
 		integer("store_max_conns", "PostgreSQL connections of this node at most", func(c *Config) *int { return &c.StoreMaxConns }),
+		dur("store_check_timeout", "time budget of the SQLite integrity check (PRAGMA quick_check) at start; 0 skips it", func(c *Config) *time.Duration { return &c.StoreCheckTimeout }),
 		str("blobs", "attachment store: disk:PATH or postgres (default disk:blobs with SQLite, postgres with PostgreSQL)", func(c *Config) *string { return &c.Blobs }),
 		str("fanout", "signal between nodes: local, or NATS URLs nats://host:4222, several separated by commas", func(c *Config) *string { return &c.Fanout }),
 		str("fanout_prefix", "NATS subject prefix shared by the nodes of one deployment", func(c *Config) *string { return &c.FanoutPrefix }),
@@ -698,7 +807,16 @@ func settings() []setting {
 		dur("retention", "longest time messages, Welcomes and attachments are kept (such as 720h or 30d)", func(c *Config) *time.Duration { return &c.Retention }),
 		dur("session_ttl", "lifetime of a session token", func(c *Config) *time.Duration { return &c.SessionTTL }),
 		dur("shutdown_timeout", "bound of the graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
-		boolean("metrics", "serve Prometheus metrics at /metrics", func(c *Config) *bool { return &c.Metrics }),
+		boolean("metrics", "collect Prometheus metrics (served at /metrics on metrics_listen)", func(c *Config) *bool { return &c.Metrics }),
+		str("metrics_listen", "address of the plain-HTTP metrics listener (empty: none)", func(c *Config) *string { return &c.MetricsListen }),
+		str("metrics_token_file", "file with a bearer token metrics requests must present (default none)", func(c *Config) *string { return &c.MetricsTokenFile }),
+		integer("connections.max", "connections open at once at most (0: derived from the open-file limit at start)", func(c *Config) *int { return &c.Connections.Max }),
+		integer("connections.max_per_addr", "connections of one client address (IPv4, or IPv6 /64) at most (0: no cap)", func(c *Config) *int { return &c.Connections.MaxPerAddr }),
+		dur("connections.header_timeout", "bound of the TLS handshake and the request headers", func(c *Config) *time.Duration { return &c.Connections.HeaderTimeout }),
+		dur("connections.body_timeout", "bound of a request body, renewed while it keeps up body_min_rate", func(c *Config) *time.Duration { return &c.Connections.BodyTimeout }),
+		numeric(size("connections.body_min_rate", "minimum rate of a long request body (bytes per second)", func(c *Config) *int64 { return &c.Connections.BodyMinRate })),
+		list("connections.trusted_proxies", "reverse proxies (IPs or CIDR prefixes) whose client IP header is believed", func(c *Config) *[]string { return &c.Connections.TrustedProxies }),
+		str("connections.client_ip_header", "header naming the client in requests from trusted proxies", func(c *Config) *string { return &c.Connections.ClientIPHeader }),
 		list("allowed_origins", "host patterns of browser origins allowed besides the server's own (such as *.example.org)", func(c *Config) *[]string { return &c.AllowedOrigins }),
 		dur("websocket.ping_interval", "how often WebSocket connections are pinged", func(c *Config) *time.Duration { return &c.WebSocket.PingInterval }),
 		dur("websocket.pong_timeout", "how long a ping waits for its pong", func(c *Config) *time.Duration { return &c.WebSocket.PongTimeout }),
@@ -718,8 +836,13 @@ func settings() []setting {
 		size("limits.max_frame_bytes", "largest WebSocket message from a client", func(c *Config) *int64 { return &c.Limits.MaxFrameBytes }),
 		size("limits.max_blob_bytes", "largest attachment", func(c *Config) *int64 { return &c.Limits.MaxBlobBytes }),
 		size("limits.blob_quota_bytes", "attachment storage per user", func(c *Config) *int64 { return &c.Limits.BlobQuotaBytes }),
+		dur("blob_reservation_ttl", "longest attachment upload; its quota reservation expires then", func(c *Config) *time.Duration { return &c.Limits.BlobReservationTTL }),
+		integer("limits.max_pending_proposals", "proposals of a conversation's epoch waiting for a commit; more are refused with too_many_proposals", func(c *Config) *int { return &c.Limits.MaxPendingProposals }),
+		size("limits.max_pending_proposal_bytes", "total size of the proposals of an epoch waiting for a commit", func(c *Config) *int64 { return &c.Limits.MaxPendingProposalBytes }),
 		str("log.level", "log level: debug, info, warn, error", func(c *Config) *string { return &c.Log.Level }),
 		str("log.format", "log format: text or json", func(c *Config) *string { return &c.Log.Format }),
+		integer("log.max_repeats", "records with the same level and message written per log.repeat_interval, the rest counted in a summary (0: no limit)", func(c *Config) *int { return &c.Log.MaxRepeats }),
+		dur("log.repeat_interval", "window of log.max_repeats", func(c *Config) *time.Duration { return &c.Log.RepeatInterval }),
 	}
 	for _, nr := range (&Config{}).rates() {
 		name := nr.name
@@ -738,7 +861,10 @@ func settings() []setting {
 			"requests_per_user": "authenticated requests per account",
 			"claims_per_user":   "KeyPackage claims per claiming account",
 			"claims_per_target": "KeyPackage claims per (claiming account, target account)",
+			"claims_per_device": "one-time KeyPackages handed out per target device, by all claimers (then its last-resort package)",
 			"posts_per_device":  "messages and handshakes per device",
+
+			"frames_per_connection": "WebSocket frames per connection (exceeding it closes the connection)",
 		}[name]
 		ss = append(ss,
 			setting{key: "rate_limits." + name + ".per_second", usage: what + ": sustained per second",

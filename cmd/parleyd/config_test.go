@@ -195,6 +195,8 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad env", vars: map[string]string{"PARLEY_METRICS": "maybe"}, want: []string{"PARLEY_METRICS", "maybe"}},
 		{name: "bad flag value", args: []string{"--limits-max-blob-bytes", "huge"}, want: []string{"limits-max-blob-bytes", "huge"}},
 		{name: "tiny group state", args: []string{"--limits-max-group-state-bytes", "10"}, want: []string{"limits.max_group_state_bytes", "minimum"}},
+		{name: "no pending proposals", vars: map[string]string{"PARLEY_LIMITS_MAX_PENDING_PROPOSALS": "0"}, want: []string{"limits.max_pending_proposals", "minimum"}},
+		{name: "tiny pending proposal bytes", args: []string{"--limits-max-pending-proposal-bytes", "10"}, want: []string{"limits.max_pending_proposal_bytes", "minimum"}},
 		{name: "unknown flag", args: []string{"--no-such-flag"}, want: []string{"no-such-flag"}},
 		{name: "bad listen", args: []string{"--listen", "nope"}, want: []string{"listen", "nope"}},
 		{name: "bad tls mode", args: []string{"--tls-mode", "maybe"}, want: []string{"tls.mode", "maybe"}},

@@ -65,6 +65,7 @@ type child struct {
 	t           *testing.T
 	cmd         *exec.Cmd
 	url         string // url is https://127.0.0.1:PORT
+	metricsURL  string // metricsURL is http://127.0.0.1:PORT/metrics, if served.
 	fingerprint string
 	invite      string // invite is the first-start admin invite, if printed.
 	stdout      *syncBuffer
@@ -78,6 +79,7 @@ var (
 	urlRE         = regexp.MustCompile(`listening on (https?://\S+)`)
 	fingerprintRE = regexp.MustCompile(`TLS certificate SHA-256 fingerprint: ([0-9a-f]{64})`)
 	inviteRE      = regexp.MustCompile(`admin invite: (\S+)`)
+	metricsRE     = regexp.MustCompile(`^metrics: (http://\S+)$`)
 )
 
 // startParleyd starts parleyd on a free loopback port with the data
@@ -85,7 +87,7 @@ var (
 func startParleyd(t *testing.T, bin, dataDir string, args ...string) *child {
 	t.Helper()
 	c := &child{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
+	c.cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	c.cmd.Env = append(os.Environ(), "PARLEY_LOG_LEVEL=debug")
 	pr, pw := io.Pipe()
 	c.cmd.Stdout = io.MultiWriter(c.stdout, pw)
@@ -130,6 +132,9 @@ func startParleyd(t *testing.T, bin, dataDir string, args ...string) *child {
 			}
 			if m := urlRE.FindStringSubmatch(line); m != nil {
 				c.url = m[1]
+			}
+			if m := metricsRE.FindStringSubmatch(line); m != nil {
+				c.metricsURL = m[1]
 			}
 			if m := inviteRE.FindStringSubmatch(line); m != nil {
 				c.invite = m[1]
@@ -288,13 +293,25 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 	}
+	// Metrics are on their own loopback listener, not the public one.
 	resp, err := hc.Get(c.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("public GET /metrics: %d, want 404", resp.StatusCode)
+	}
+	if c.metricsURL == "" {
+		t.Fatal("no metrics line in the start message")
+	}
+	resp, err = http.Get(c.metricsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "parley_"} {
+	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "parley_", "parley_connections_open"} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -17,6 +17,7 @@
 //	parleyd admin users list [--json] | disable NAME | enable NAME | promote NAME | demote NAME
 //	parleyd admin devices list USER [--json] | disable ID | enable ID
 //	parleyd admin stats [--json]
+//	parleyd admin check                 check the database's integrity and the store's invariants
 //	parleyd config [flags]              print the effective configuration
 //	parleyd version                     print the version
 //	parleyd help                        print this help
@@ -43,6 +44,7 @@ import (
 )
 
 func main() {
+	restrictUmask()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, a second one kills the process.
@@ -138,6 +140,7 @@ Usage:
   parleyd admin devices list USER [--json]
   parleyd admin devices disable|enable ID [--json]
   parleyd admin stats [--json]
+  parleyd admin check                  check the database's integrity and the store's invariants
   parleyd config [flags]               print the effective configuration as TOML
   parleyd version                      print the version
   parleyd help                         print this help

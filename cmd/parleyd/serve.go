@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-chat/parley/internal/logrl"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/blob"
 	"github.com/parley-chat/parley/server/blob/pgblob"
@@ -40,14 +41,17 @@ const bootstrapInviteTTL = 7 * 24 * time.Hour
 // several valid ones.
 const bootstrapFile = "bootstrap-invite"
 
-// newLogger returns the slog logger of the configuration on w.
+// newLogger returns the slog logger of the configuration on w. Repeated
+// records (same level and message) are rate-limited, so that nothing a
+// client does can flood the log.
 func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	level, _ := parseLevel(c.Level)
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logrl.NewHandler(h, logrl.Config{Burst: c.MaxRepeats, Interval: c.RepeatInterval}, nil))
 }
 
 // cmdServe runs the server until ctx ends.
@@ -93,6 +97,10 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	baseLog := log
 	log = log.With("node", nodeID)
 
+	// A damaged database stops the start before it is opened (check.go).
+	if err := startupCheck(ctx, c, log); err != nil {
+		return err
+	}
 	st, where, err := openStore(ctx, c, false, nodeID)
 	if err != nil {
 		return err
@@ -156,20 +164,24 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	if err != nil {
 		return usageError{fmt.Errorf("HTTP configuration: %v", err)}
 	}
-	var handler http.Handler = api
-	if !c.Metrics {
-		handler = withoutMetrics(api)
-	}
-	handler = withReadiness(handler, checks, log)
+	handler := withReadiness(api, checks, log)
 
-	ln, err := net.Listen("tcp", c.Listen)
+	ln, err := listenCapped(c, api, metricsReg, log)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %v", c.Listen, err)
+		return err
 	}
+	defer ln.Close()
+	metrics, err := startMetrics(c, reg, log)
+	if err != nil {
+		return err
+	}
+	defer metrics.shutdown(context.Background())
 	srv := &http.Server{
-		Handler:           handler,
-		TLSConfig:         tlsS.config,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:   handler,
+		TLSConfig: tlsS.config,
+		// Also bounds the TLS handshake (net/http uses the smallest of
+		// its timeouts for it); request bodies are bounded by the API.
+		ReadHeaderTimeout: c.Connections.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -198,9 +210,9 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		}
 	}()
 
-	printStart(e.stdout, c, ln.Addr(), tlsS, startInfo{node: nodeID, store: where, blobs: blobsWhere, fanout: fanoutWhere}, invite)
+	printStart(e.stdout, c, ln.Addr(), tlsS, startInfo{node: nodeID, store: where, blobs: blobsWhere, fanout: fanoutWhere, metrics: metrics.describe()}, invite)
 	log.Info("parleyd started", "version", version(), "listen", ln.Addr().String(), "server_name", c.ServerName,
-		"store", where, "attachments", blobsWhere, "fanout", fanoutWhere, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", c.Metrics)
+		"store", where, "attachments", blobsWhere, "fanout", fanoutWhere, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", metrics.describe())
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
@@ -364,17 +376,6 @@ func redactURLs(urls []string) string {
 	return strings.Join(out, ",")
 }
 
-// withoutMetrics answers 404 at /metrics (metrics = false).
-func withoutMetrics(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/metrics" {
-			http.NotFound(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // ensureDataDir creates the data directory (0700) or checks it.
 func ensureDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -403,7 +404,10 @@ func deliveryConfig(c Config) delivery.Config {
 	d.Retention = c.Retention
 	d.MaxMessageBytes = c.Limits.MaxMessageBytes
 	d.MaxGroupStateBytes = c.Limits.MaxGroupStateBytes
+	d.MaxPendingProposals, d.MaxPendingProposalBytes = c.Limits.MaxPendingProposals, c.Limits.MaxPendingProposalBytes
 	d.ClaimRate, d.ClaimBurst = c.RateLimits.ClaimsPerTarget.PerSecond, c.RateLimits.ClaimsPerTarget.Burst
+	d.DeviceClaimRate, d.DeviceClaimBurst = c.RateLimits.ClaimsPerDevice.PerSecond, c.RateLimits.ClaimsPerDevice.Burst
+	d.BlobReservationTTL = c.Limits.BlobReservationTTL
 	d.Version = version()
 	return d
 }
@@ -419,6 +423,11 @@ func httpapiConfig(c Config) httpapi.Config {
 	h.PingInterval = c.WebSocket.PingInterval
 	h.ReadTimeout = c.WebSocket.PongTimeout
 	h.WriteTimeout = c.WebSocket.WriteTimeout
+	h.BodyTimeout = c.Connections.BodyTimeout
+	h.BodyMinRate = c.Connections.BodyMinRate
+	h.MaxConnsPerAddr = c.Connections.MaxPerAddr
+	h.TrustedProxies, _ = trustedProxies(c.Connections.TrustedProxies) // validated
+	h.ClientIPHeader = c.Connections.ClientIPHeader
 	rate := func(r Rate) httpapi.Rate { return httpapi.Rate{PerSecond: r.PerSecond, Burst: r.Burst} }
 	h.RateLimits = httpapi.RateLimits{
 		RegisterPerIP:   rate(c.RateLimits.RegisterPerIP),
@@ -427,13 +436,15 @@ func httpapiConfig(c Config) httpapi.Config {
 		RequestsPerUser: rate(c.RateLimits.RequestsPerUser),
 		ClaimsPerUser:   rate(c.RateLimits.ClaimsPerUser),
 		PostsPerDevice:  rate(c.RateLimits.PostsPerDevice),
+
+		FramesPerConnection: rate(c.RateLimits.FramesPerConnection),
 	}
 	return h
 }
 
 // startInfo describes the node's backends for the start message.
 type startInfo struct {
-	node, store, blobs, fanout string
+	node, store, blobs, fanout, metrics string
 }
 
 // printStart writes the start message on stdout: the URL, the data
@@ -455,6 +466,7 @@ func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, si startInfo,
 	fmt.Fprintf(w, "attachments: %s\n", si.blobs)
 	fmt.Fprintf(w, "fanout: %s\n", si.fanout)
 	fmt.Fprintf(w, "TLS: %s\n", t.description)
+	fmt.Fprintf(w, "metrics: %s\n", si.metrics)
 	if t.fingerprint != "" {
 		fmt.Fprintf(w, "TLS certificate SHA-256 fingerprint: %s\n", t.fingerprint)
 	}

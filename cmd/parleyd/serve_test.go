@@ -37,7 +37,7 @@ func startInProcess(t *testing.T, vars map[string]string, args ...string) *serve
 	var runErr error
 	go func() {
 		defer close(done)
-		runErr = run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), e)
+		runErr = run(ctx, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	}()
 	s := &server{stdout: stdout, stderr: stderr}
 	s.stop = func() error {

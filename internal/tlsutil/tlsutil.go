@@ -95,7 +95,9 @@ func LoadOrCreate(dir string, hosts []string, now time.Time, rand io.Reader) (*S
 	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := writeFile(certPath, certPEM, 0o644); err != nil {
+	// The certificate is public, but like every file parleyd creates it
+	// is readable by its owner only; clients pin its fingerprint.
+	if err := writeFile(certPath, certPEM, 0o600); err != nil {
 		return nil, err
 	}
 	s, err := load(certPEM, keyPEM)

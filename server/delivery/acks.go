@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -19,6 +20,11 @@ import (
 // receives those entries again after reconnecting and drops them by seq
 // (as after any disconnect before an ack). POST /v1/ack answers only once
 // its batch committed.
+//
+// One device's acknowledgement must never fail another's: cursors are
+// range-checked before they are batched, and a batch whose transaction
+// fails as a whole is retried in halves so that only the failing items'
+// callers get the error (commitAcks).
 
 // ackKey identifies one cursor.
 type ackKey struct {
@@ -57,6 +63,14 @@ func (a *acker) signal() {
 // the ack loop with its outcome once the batch holding it committed (or
 // failed). done must not block.
 func (s *Service) queueAck(device store.DeviceID, conv store.ConversationID, seq uint64, done func(error)) {
+	if seq > protocol.MaxSeq || conv < 1 {
+		// Callers validate first; whatever slips through fails alone here
+		// rather than the transaction shared with other devices.
+		if done != nil {
+			done(fmt.Errorf("ack conversation %d to seq %d: out of range: %w", conv, seq, store.ErrInvalid))
+		}
+		return
+	}
 	a := s.acks
 	k := ackKey{device, conv}
 	a.mu.Lock()
@@ -136,23 +150,10 @@ func (s *Service) flushAcks(ctx context.Context) {
 			batch = append(batch, store.Ack{Device: k.device, Conversation: k.conv, Seq: p.seq})
 			waits = append(waits, p.waiters)
 		}
-		start := time.Now()
-		errs, err := s.st.AckBatch(ctx, batch)
-		s.metrics.ackBatchTime.Observe(time.Since(start).Seconds())
-		s.metrics.ackBatchSize.Observe(float64(len(batch)))
-		if err != nil {
-			s.log.Error("ack batch failed", "acks", len(batch), "err", err)
-		}
+		errs := s.commitAcks(ctx, batch)
 		for i, ws := range waits {
-			e := err
-			if e == nil {
-				e = errs[i]
-			}
-			if e != nil && err == nil {
-				s.log.Debug("ack refused", "device", batch[i].Device, "conversation", batch[i].Conversation, "seq", batch[i].Seq, "err", e)
-			}
 			for _, w := range ws {
-				w(e)
+				w(errs[i])
 			}
 		}
 		a.mu.Lock()
@@ -165,6 +166,53 @@ func (s *Service) flushAcks(ctx context.Context) {
 	for _, ch := range bars {
 		close(ch)
 	}
+}
+
+// commitAcks writes batch and returns each acknowledgement's outcome.
+// When the transaction fails as a whole (rather than refusing single
+// acknowledgements), it is retried in halves, so that an acknowledgement
+// the store cannot write fails only its own callers and not the other
+// devices' acknowledgements that happened to share its batch. The retries
+// are bounded (a few per bit of the batch size: enough to isolate a few
+// failing items, few enough not to stall the loop when the store is
+// down); past the budget, or once ctx ended, a failing half shares the
+// error.
+func (s *Service) commitAcks(ctx context.Context, batch []store.Ack) []error {
+	out := make([]error, len(batch))
+	budget := 4*bits.Len(uint(len(batch))) + 4
+	var write func(part []store.Ack, res []error)
+	write = func(part []store.Ack, res []error) {
+		start := time.Now()
+		errs, err := s.st.AckBatch(ctx, part)
+		s.metrics.ackBatchTime.Observe(time.Since(start).Seconds())
+		s.metrics.ackBatchSize.Observe(float64(len(part)))
+		if err == nil {
+			copy(res, errs)
+			for i, e := range errs[:min(len(errs), len(part))] {
+				if e != nil {
+					s.log.Debug("ack refused", "device", part[i].Device, "conversation", part[i].Conversation, "seq", part[i].Seq, "err", e)
+				}
+			}
+			return
+		}
+		if len(part) > 1 && budget >= 2 && ctx.Err() == nil {
+			budget -= 2
+			half := len(part) / 2
+			write(part[:half], res[:half])
+			write(part[half:], res[half:])
+			return
+		}
+		if len(part) == 1 {
+			s.log.Error("ack failed", "device", part[0].Device, "conversation", part[0].Conversation, "seq", part[0].Seq, "err", err)
+		} else {
+			s.log.Error("ack batch failed", "acks", len(part), "err", err)
+		}
+		for i := range res {
+			res[i] = err
+		}
+	}
+	write(batch, out)
+	return out
 }
 
 // ackError maps the store's outcome of one acknowledgement to the
@@ -187,6 +235,10 @@ func ackError(sess *Session, c protocol.Cursor, err error) error {
 func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cursor, inbox uint64) error {
 	if len(cursors) > 10000 {
 		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))
+	}
+	// Validated before anything is batched with other devices' acks.
+	if err := (&protocol.AckRequest{Cursors: cursors, Inbox: inbox}).Validate(); err != nil {
+		return err
 	}
 	if len(cursors) > 0 {
 		errs := make(chan error, len(cursors))
@@ -218,8 +270,8 @@ func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cur
 	return nil
 }
 
-// ackAsync queues the cursors of a WebSocket ack without waiting: a
-// refused one closes the connection with the reason.
+// ackAsync queues the cursors of a WebSocket ack (validated by Conn.Ack)
+// without waiting: a refused one closes the connection with the reason.
 func (c *Conn) ackAsync(cursors []protocol.Cursor) error {
 	if len(cursors) > 10000 {
 		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))

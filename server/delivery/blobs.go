@@ -43,23 +43,54 @@ var blobIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func ValidBlobID(id string) bool { return blobIDPattern.MatchString(id) }
 
 // UploadAttachment streams an encrypted attachment to the blob store,
-// within maxBytes and the caller user's quota (zero: none). An attachment
+// within maxBytes and the caller user's quota (zero: none). length is the
+// announced size (from Content-Length), or -1 when unknown. An attachment
 // with the same content that already exists is returned as it is.
-func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Reader, maxBytes, quota int64) (protocol.AttachmentInfo, error) {
+//
+// The quota is reserved in the store before any byte is accepted and
+// atomically turned into the blob record afterwards (store.Store's
+// ReserveBlobQuota and CommitBlobReservation), so parallel uploads, on
+// one node or many, never store more than the quota: checking the usage
+// first and recording the blob afterwards let 16 parallel 1 MiB uploads
+// through a 1 MiB quota. An upload of known length reserves exactly it;
+// one of unknown length reserves what is left, up to maxBytes, and gives
+// back what it did not use. A failed upload releases its reservation; one
+// whose process dies leaves it to expire after BlobReservationTTL, which
+// also bounds the upload.
+func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Reader, length, maxBytes, quota int64) (protocol.AttachmentInfo, error) {
+	if length > maxBytes {
+		return protocol.AttachmentInfo{}, perr(protocol.CodeTooLarge, "attachment of %d bytes exceeds %d", length, maxBytes)
+	}
 	limit := maxBytes
 	quotaBound := false
+	var res store.BlobReservation
 	if quota > 0 {
-		_, used, err := s.st.BlobUsage(ctx, sess.User)
-		if err != nil {
-			return protocol.AttachmentInfo{}, internal("attachment quota", err)
+		want, min := maxBytes, int64(1)
+		if length >= 0 {
+			want, min = max(length, 1), max(length, 1)
 		}
-		left := quota - used
-		if left <= 0 {
-			return protocol.AttachmentInfo{}, perr(protocol.CodeQuotaExceeded, "attachment quota of %d bytes used up", quota)
+		now := s.now().UTC()
+		var err error
+		res, err = s.st.ReserveBlobQuota(ctx, store.BlobReservation{Owner: sess.User, Bytes: want, Created: now, Expires: now.Add(s.cfg.BlobReservationTTL)}, min, quota)
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			if length >= 0 {
+				return protocol.AttachmentInfo{}, perr(protocol.CodeQuotaExceeded, "attachment of %d bytes exceeds what is left of the attachment quota of %d bytes", length, quota)
+			}
+			return protocol.AttachmentInfo{}, perr(protocol.CodeQuotaExceeded, "attachment quota of %d bytes used up (or reserved by uploads in progress)", quota)
+		} else if err != nil {
+			return protocol.AttachmentInfo{}, internal("reserve attachment quota", err)
 		}
-		if left < limit {
-			limit, quotaBound = left, true
-		}
+		defer func() {
+			if res.ID != 0 {
+				if err := s.st.ReleaseBlobReservation(context.WithoutCancel(ctx), res.ID); err != nil {
+					s.log.Warn("release attachment quota", "user", sess.UserName, "err", err)
+				}
+			}
+		}()
+		limit, quotaBound = res.Bytes, res.Bytes < maxBytes
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, res.Expires)
+		defer cancel()
 	}
 	id, size, err := s.blobs.Put(ctx, r, limit)
 	if errors.Is(err, ErrBlobTooLarge) {
@@ -78,7 +109,14 @@ func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Read
 	b := store.Blob{ID: id, Owner: sess.User, Size: size, Created: now}
 	b.SHA256 = make([]byte, 32)
 	fmt.Sscanf(id, "%x", &b.SHA256)
-	err = s.st.CreateBlob(ctx, b)
+	if res.ID != 0 {
+		err = s.st.CommitBlobReservation(ctx, res.ID, b)
+		if err == nil {
+			res.ID = 0 // it is the blob record now
+		}
+	} else {
+		err = s.st.CreateBlob(ctx, b)
+	}
 	if errors.Is(err, store.ErrConflict) {
 		old, gerr := s.st.Blob(ctx, id)
 		if gerr == nil {
@@ -86,7 +124,14 @@ func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Read
 		}
 		return protocol.AttachmentInfo{}, internal("attachment "+id, gerr)
 	} else if err != nil {
-		s.blobs.Delete(context.WithoutCancel(ctx), id)
+		// Keep content that another upload of the same bytes recorded
+		// meanwhile.
+		if _, gerr := s.st.Blob(context.WithoutCancel(ctx), id); errors.Is(gerr, store.ErrNotFound) {
+			s.blobs.Delete(context.WithoutCancel(ctx), id)
+		}
+		if errors.Is(err, store.ErrNotFound) && res.ID != 0 {
+			return protocol.AttachmentInfo{}, perr(protocol.CodeQuotaExceeded, "attachment upload took longer than %v; its quota reservation expired", s.cfg.BlobReservationTTL)
+		}
 		return protocol.AttachmentInfo{}, internal("record attachment "+id, err)
 	}
 	s.log.Debug("attachment stored", "attachment", id, "size", size, "user", sess.UserName)

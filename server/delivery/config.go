@@ -41,6 +41,19 @@ type Config struct {
 	ClaimRate float64
 	// ClaimBurst is the burst of claims per (claimer, target).
 	ClaimBurst int
+	// DeviceClaimRate and DeviceClaimBurst bound how fast the one-time
+	// KeyPackages of one device are handed out, whoever claims them and
+	// on whichever node (the budget is kept in the store): past it, a
+	// claim gets the device's last-resort package instead, so no number
+	// of accounts can drain a pool faster than its client replenishes
+	// it, and nobody can make claims of the device fail (docs/protocol.md
+	// has the arithmetic).
+	DeviceClaimRate  float64
+	DeviceClaimBurst int
+	// BlobReservationTTL bounds one attachment upload: the quota it
+	// reserved is released then even if the upload's process died, and
+	// an upload still running is cut off.
+	BlobReservationTTL time.Duration
 	// CipherSuites are the MLS cipher suites accepted for conversations
 	// and KeyPackages, preferred first (ServerInfo lists them in this
 	// order). The default prefers X-Wing (0xF001, post-quantum hybrid
@@ -58,6 +71,14 @@ type Config struct {
 	// MaxGroupStateBytes bounds a GroupInfo plus ratchet tree, and one
 	// Welcome (which may carry the tree).
 	MaxGroupStateBytes int64
+	// MaxPendingProposals bounds the proposals of one epoch of a
+	// conversation that wait for a commit to include them by reference:
+	// beyond it proposals are refused with too_many_proposals until a
+	// commit starts the next epoch. A commit's own proposals (its adds,
+	// however many, are by value) do not count.
+	MaxPendingProposals int
+	// MaxPendingProposalBytes bounds the total size of those proposals.
+	MaxPendingProposalBytes int64
 	// MaxKeyPackagesPerUpload bounds one KeyPackage upload.
 	MaxKeyPackagesPerUpload int
 	// MaxPageEntries bounds one page of entries or inbox entries.
@@ -67,6 +88,15 @@ type Config struct {
 	PastEpochs uint64
 	// Version is the server software version shown in ServerInfo.
 	Version string
+
+	// UnsafeSkipMembershipChecks is for tests only: it makes the service
+	// behave like a malicious server that skips its own membership
+	// checks, so that any device may fetch any conversation's GroupInfo
+	// and join it by external commit. Tests use it to show that clients,
+	// not the server, decide who joins (docs/protocol.md, "Membership
+	// rules"). parleyd never sets it and its configuration has no key
+	// for it.
+	UnsafeSkipMembershipChecks bool
 }
 
 // suiteXWing is MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 (TBD1 of
@@ -87,9 +117,14 @@ func DefaultConfig() Config {
 		SubmitQueue:             4096,
 		ClaimRate:               1,
 		ClaimBurst:              10,
+		DeviceClaimRate:         0.004,
+		DeviceClaimBurst:        5,
+		BlobReservationTTL:      time.Hour,
 		CipherSuites:            []uint16{suiteXWing, 1, 3, 2, 5, 7},
 		MaxMessageBytes:         1 << 20,
 		MaxGroupStateBytes:      6 << 20,
+		MaxPendingProposals:     1000,
+		MaxPendingProposalBytes: 4 << 20,
 		MaxKeyPackagesPerUpload: 100,
 		MaxPageEntries:          500,
 		PastEpochs:              3,
@@ -130,6 +165,12 @@ func (c Config) Validate() error {
 	if c.ClaimRate <= 0 || c.ClaimBurst < 1 {
 		bad("claim rate %v/s burst %d must be positive", c.ClaimRate, c.ClaimBurst)
 	}
+	if !(c.DeviceClaimRate > 0) || c.DeviceClaimRate > 1e6 || c.DeviceClaimBurst < 1 {
+		bad("device claim rate %v/s burst %d must be positive (rate at most 1e6/s)", c.DeviceClaimRate, c.DeviceClaimBurst)
+	}
+	if c.BlobReservationTTL < time.Second {
+		bad("blob reservation TTL %v must be at least a second", c.BlobReservationTTL)
+	}
 	if len(c.CipherSuites) == 0 {
 		bad("no cipher suites")
 	}
@@ -138,6 +179,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxGroupStateBytes < 64 {
 		bad("max group state bytes %d must be at least 64", c.MaxGroupStateBytes)
+	}
+	if c.MaxPendingProposals < 1 {
+		bad("max pending proposals %d must be at least 1", c.MaxPendingProposals)
+	}
+	if c.MaxPendingProposalBytes < 64 {
+		bad("max pending proposal bytes %d must be at least 64", c.MaxPendingProposalBytes)
 	}
 	if c.MaxKeyPackagesPerUpload < 1 {
 		bad("max KeyPackages per upload %d must be at least 1", c.MaxKeyPackagesPerUpload)

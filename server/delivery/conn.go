@@ -479,6 +479,9 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 	if len(f.Cursors) > 100000 {
 		return perr(protocol.CodeTooLarge, "subscribe: %d cursors", len(f.Cursors))
 	}
+	if err := f.Validate(); err != nil {
+		return err
+	}
 	// Conversations the frame does not name resume from the stored
 	// cursors, which must include the acknowledgements sent so far.
 	c.s.ackBarrier(ctx)
@@ -519,6 +522,9 @@ func (c *Conn) Member(id protocol.ConversationID) bool {
 // (Next returns the reason). The inbox acknowledgement is written before
 // Ack returns.
 func (c *Conn) Ack(ctx context.Context, f *protocol.AckFrame) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
 	if err := c.ackAsync(f.Cursors); err != nil {
 		return err
 	}

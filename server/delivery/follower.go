@@ -16,16 +16,17 @@ type Follower interface {
 	// PublicMessage carrying a proposal or a commit) of the group's current
 	// epoch. For a commit, next carries the GroupInfo and ratchet tree the
 	// committer claims for the new epoch; they must match the state the
-	// commit produces. Process depends only on g (the stored state, which
-	// includes the proposals of the epoch accepted so far) and changes
-	// nothing the caller can observe: the returned Change describes the
-	// outcome and the state to store with the message — for a proposal,
-	// g.State with the proposal cached, so that a later commit may include
-	// it by reference; for a commit, the new epoch's state.
+	// commit produces. Process depends only on g (the stored state of the
+	// epoch's start and the proposals of the epoch accepted so far) and
+	// changes nothing the caller can observe: the returned Change
+	// describes the outcome and what to store with the message — for a
+	// proposal, the message itself and the new ProposalsDigest, so that a
+	// later commit may include it by reference; for a commit, the new
+	// epoch's state.
 	Process(g FollowedGroup, msg []byte, next NextState) (*Change, error)
-	// Forget drops anything kept in memory for a state Process returned
-	// that the service did not store (an optimisation only).
-	Forget(state []byte)
+	// Forget drops anything kept in memory for a Change that Process
+	// returned for g and the service did not store (an optimisation only).
+	Forget(g FollowedGroup, ch *Change)
 	// PeekPrivate decodes the unencrypted header of an MLSMessage-framed
 	// PrivateMessage.
 	PeekPrivate(msg []byte) (PrivateHeader, error)
@@ -50,14 +51,40 @@ type KeyPackageInfo struct {
 	Identity []byte
 }
 
-// FollowedGroup is the stored public state of a conversation.
+// FollowedGroup is the stored public state of a conversation: the
+// follower's state as of the start of the current epoch and the proposals
+// of the epoch accepted since, each stored once as it was received.
 type FollowedGroup struct {
 	GroupID   []byte // GroupID is the MLS group id.
 	Suite     uint16 // Suite is the cipher suite.
 	Epoch     uint64 // Epoch is the current epoch.
 	GroupInfo []byte // GroupInfo of the current epoch.
 	Tree      []byte // Tree is the ratchet tree of the current epoch.
-	State     []byte // State is the follower's opaque state.
+	// State is the follower's opaque state as of the start of the epoch:
+	// GroupState.State, or the Change.State of the commit that started it.
+	State []byte
+	// Proposals counts the proposals of the epoch accepted since.
+	Proposals uint64
+	// ProposalsDigest is the Change.ProposalsDigest of the last of them;
+	// nil when there is none.
+	ProposalsDigest []byte
+	// LoadProposals returns those proposals from index from (counting
+	// from 0) to the last, in the order they were accepted. The follower
+	// calls it only when it does not hold them all in memory (after a
+	// restart, or when another node accepted some); it checks them
+	// against ProposalsDigest.
+	LoadProposals func(from uint64) ([]StoredProposal, error)
+	// Now is the time of the validation (lifetimes of the KeyPackages a
+	// message adds); zero means the follower's clock.
+	Now time.Time
+}
+
+// StoredProposal is a proposal accepted in the current epoch.
+type StoredProposal struct {
+	// Message is the MLSMessage as accepted.
+	Message []byte
+	// Accepted is the FollowedGroup.Now it was validated at.
+	Accepted time.Time
 }
 
 // NextState is what a committer claims for the epoch its commit starts.
@@ -120,9 +147,13 @@ type Change struct {
 	ReInit bool
 	// Tree is the new epoch's ratchet tree (commits).
 	Tree []byte
-	// State is the follower's state to store: the new epoch's (commits),
-	// or the current epoch's with the proposal cached (proposals).
+	// State is the follower's state to store with a commit: the new
+	// epoch's, without proposals. It is nil for a proposal.
 	State []byte
+	// ProposalsDigest is, for a proposal, the digest of the epoch's
+	// proposals up to and including it: the FollowedGroup.ProposalsDigest
+	// to store with it. It is nil for a commit.
+	ProposalsDigest []byte
 }
 
 // PrivateHeader is the unencrypted header of a PrivateMessage.

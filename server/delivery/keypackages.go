@@ -82,7 +82,7 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 		return protocol.UploadKeyPackagesResponse{}, internal("count KeyPackages", err)
 	}
 	s.log.Debug("KeyPackages uploaded", "device", d.ID, "count", n)
-	return protocol.UploadKeyPackagesResponse{Count: protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort}}, nil
+	return protocol.UploadKeyPackagesResponse{Count: poolCount(c)}, nil
 }
 
 // checkCredential checks the basic-credential identity of a KeyPackage
@@ -141,11 +141,28 @@ func (s *Service) CountKeyPackages(ctx context.Context, sess *Session, suite uin
 	if err != nil {
 		return protocol.KeyPackageCount{}, internal("count KeyPackages", err)
 	}
-	return protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort}, nil
+	return poolCount(c), nil
+}
+
+// poolCount is the protocol's view of a device's pool: a last-resort
+// package that a claim has returned counts as missing, so that the client
+// replaces it (RFC 9420 §16.8: a last-resort package is used as little as
+// possible), as it uploads one when there is none.
+func poolCount(c store.KeyPackageCount) protocol.KeyPackageCount {
+	return protocol.KeyPackageCount{Available: c.Available, LastResort: c.LastResort && !c.LastResortClaimed}
+}
+
+// claimBudget is the per-device budget of one-time KeyPackage claims.
+func (s *Service) claimBudget() store.ClaimBudget {
+	return store.ClaimBudget{Burst: s.cfg.DeviceClaimBurst, Interval: time.Duration(float64(time.Second) / s.cfg.DeviceClaimRate)}
 }
 
 // ClaimKeyPackages claims one KeyPackage per active device of a user,
-// rate-limited per (claiming user, target user).
+// rate-limited per (claiming user, target user) (the HTTP adapter also
+// limits each claiming user). Each target device's one-time packages are
+// handed out within its claim budget (DeviceClaimRate, DeviceClaimBurst),
+// shared by every claimer and node; past it, and when its pool is empty,
+// the claim gets the device's last-resort package.
 func (s *Service) ClaimKeyPackages(ctx context.Context, sess *Session, req protocol.ClaimKeyPackagesRequest) (protocol.ClaimKeyPackagesResponse, error) {
 	if !protocol.ValidUserName(req.User) {
 		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeBadRequest, "invalid user name %.70q", req.User)
@@ -162,7 +179,7 @@ func (s *Service) ClaimKeyPackages(ctx context.Context, sess *Session, req proto
 	if ok, wait := s.claims.Allow(fmt.Sprintf("%d>%d", sess.User, u.ID)); !ok {
 		return protocol.ClaimKeyPackagesResponse{}, &RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many KeyPackage claims for %q; retry later", req.User)}
 	}
-	kps, err := s.st.ClaimKeyPackages(ctx, u.ID, req.CipherSuite, s.now())
+	kps, err := s.st.ClaimKeyPackagesBudgeted(ctx, u.ID, req.CipherSuite, s.now(), s.claimBudget())
 	if errors.Is(err, store.ErrNoKeyPackage) {
 		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeNoKeyPackage, "no device of %q has a KeyPackage of suite %#04x", req.User, req.CipherSuite)
 	} else if err != nil {

@@ -12,18 +12,42 @@
 // mls.PublicChange.VerifyGroupInfo: no per-commit work proportional to the
 // group beyond encoding the new tree for storage.
 //
+// # What is stored
+//
 // The follower state stored with a conversation is
-// mls.PublicGroup.MarshalBinary of the current epoch with the proposals
-// cached in it, written by each accepted commit and each accepted
-// proposal. A commit may therefore include by reference any proposal of
-// its epoch accepted before, on this node or another, before or after a
-// restart.
+// mls.PublicGroup.MarshalBinary as of the start of the current epoch,
+// without proposals: written when the conversation starts and by each
+// accepted commit. Each accepted proposal of the epoch is stored on its
+// own, as the message received, with the time it was validated at; the
+// group as it is now is that state with the stored proposals processed
+// again, in order. A commit may therefore include by reference any
+// proposal of its epoch accepted before, on this node or another, before
+// or after a restart.
+//
+// The state is not rewritten with each proposal: it grows with every
+// cached proposal (an Update is a whole leaf node), so rewriting it made
+// the n-th proposal of an epoch write all n, quadratic in the epoch's
+// proposals. Storing each proposal once makes what a proposal writes
+// independent of how many are pending; the service also caps them per
+// epoch. Processing a stored proposal again at the time it was accepted
+// gives the result it gave then (its checks depend only on the epoch's
+// state and the clock); one that the rules refuse now, say after a
+// configuration change, is left out, so a commit that references it is
+// refused rather than the conversation wedged.
+//
+// # The cache
 //
 // An in-memory cache keeps the PublicGroups of recently used
-// conversations, keyed by the SHA-256 of the state they are equal to: the
-// caller always passes the stored state, and a cached group is used only
-// when it was built from, or marshals to, exactly those bytes. The cache
-// saves decoding; it never decides what the state is.
+// conversations, with their pending proposals, keyed by the SHA-256 of
+// the stored state and the digest of the pending proposals: a hash chain
+// over the SHA-256 of each proposal message, in order, that the service
+// stores with each proposal (delivery.Change.ProposalsDigest). The caller
+// always passes the stored state and digest, and a cached group is used
+// only when it was built from exactly those bytes and proposals; a group
+// rebuilt from the store is checked against the digest. The cache saves
+// decoding and processing; it never decides what the state is. In the
+// common case (one node, no restart) accepting a proposal decodes
+// nothing but the new message.
 package follower
 
 import (
@@ -50,12 +74,46 @@ type Follower struct {
 
 	mu    sync.Mutex
 	lru   *list.List // of *cached, most recent first
-	index map[string]*list.Element
+	index map[stateHash]*list.Element
 }
 
 type cached struct {
-	key string
-	pg  *mls.PublicGroup
+	key stateHash
+	grp *group
+}
+
+// group is a PublicGroup with the clock it validates with and the pending
+// proposals it holds: the first n of its epoch, of the digest.
+type group struct {
+	pg     *mls.PublicGroup
+	clk    *clock
+	n      uint64
+	digest []byte
+}
+
+// clock is a PublicGroup's mls.Config.Now: the time of the message being
+// validated, or the follower's clock when it is zero. It is set only by
+// the goroutine that holds the group.
+type clock struct {
+	base func() time.Time
+	at   time.Time
+}
+
+func (c *clock) now() time.Time {
+	if c.at.IsZero() {
+		return c.base()
+	}
+	return c.at
+}
+
+// proposalsDigest chains the digest of the pending proposals with the next
+// proposal message: SHA-256(digest || SHA-256(msg)), from a nil digest.
+func proposalsDigest(digest, msg []byte) []byte {
+	m := sha256.Sum256(msg)
+	h := sha256.New()
+	h.Write(digest)
+	h.Write(m[:])
+	return h.Sum(nil)
 }
 
 var _ delivery.Follower = (*Follower)(nil)
@@ -63,22 +121,18 @@ var _ delivery.Follower = (*Follower)(nil)
 // New returns a Follower using cfg for MLS validation (nil: the defaults;
 // cfg.Now is replaced per call for KeyPackage lifetimes).
 func New(cfg *mls.Config) delivery.Follower {
-	f := &Follower{size: DefaultCacheSize, lru: list.New(), index: map[string]*list.Element{}}
+	f := &Follower{size: DefaultCacheSize, lru: list.New(), index: map[stateHash]*list.Element{}}
 	if cfg != nil {
 		f.cfg = *cfg
 	}
 	return f
 }
 
-// keyOf returns the cache key of a stored state.
-func keyOf(state []byte) string {
-	h := sha256.Sum256(state)
-	return string(h[:])
-}
+// stateHash is the SHA-256 of a stored state.
+type stateHash [sha256.Size]byte
 
-// take removes and returns the cached group of a state.
-func (f *Follower) take(state []byte) *mls.PublicGroup {
-	k := keyOf(state)
+// take removes and returns the cached group of a stored state.
+func (f *Follower) take(k stateHash) *group {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e := f.index[k]
@@ -87,22 +141,31 @@ func (f *Follower) take(state []byte) *mls.PublicGroup {
 	}
 	f.lru.Remove(e)
 	delete(f.index, k)
-	return e.Value.(*cached).pg
+	return e.Value.(*cached).grp
 }
 
 // Forget implements delivery.Follower: it drops the cached group of a
-// state that was not stored.
-func (f *Follower) Forget(state []byte) { f.take(state) }
+// Change that was not stored.
+func (f *Follower) Forget(g delivery.FollowedGroup, ch *delivery.Change) {
+	switch {
+	case ch == nil:
+	case ch.Commit:
+		f.take(sha256.Sum256(ch.State))
+	default:
+		// The cached group holds the proposal that was not stored.
+		f.take(sha256.Sum256(g.State))
+	}
+}
 
-// put caches a group under a state.
-func (f *Follower) put(state []byte, pg *mls.PublicGroup) {
-	k := keyOf(state)
+// put caches a group under its stored state.
+func (f *Follower) put(k stateHash, grp *group) {
+	grp.clk.at = time.Time{}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e := f.index[k]; e != nil {
 		f.lru.Remove(e)
 	}
-	f.index[k] = f.lru.PushFront(&cached{key: k, pg: pg})
+	f.index[k] = f.lru.PushFront(&cached{key: k, grp: grp})
 	for f.lru.Len() > f.size {
 		e := f.lru.Back()
 		f.lru.Remove(e)
@@ -137,7 +200,8 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 	} else if wf != mls.WireFormatGroupInfo {
 		return nil, fmt.Errorf("follower: wire format %d, want a GroupInfo", wf)
 	}
-	pg, err := mls.NewPublicGroup(&f.cfg, groupInfo, tree)
+	clk, cfg := f.clock()
+	pg, err := mls.NewPublicGroup(cfg, groupInfo, tree)
 	if err != nil {
 		return nil, err
 	}
@@ -146,24 +210,91 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
 	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: uint16(pg.CipherSuite()), Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
-	f.put(st, pg)
+	f.put(sha256.Sum256(st), &group{pg: pg, clk: clk})
 	return gs, nil
 }
 
-// open returns the PublicGroup of a stored epoch, from the cache or
-// rebuilt; the caller owns it until it puts it back.
-func (f *Follower) open(g delivery.FollowedGroup) (*mls.PublicGroup, error) {
-	if pg := f.take(g.State); pg != nil {
-		return pg, nil
+// clock returns a new group clock and the configuration that uses it.
+func (f *Follower) clock() (*clock, *mls.Config) {
+	base := f.cfg.Now
+	if base == nil {
+		base = time.Now
 	}
-	pg, err := mls.LoadPublicGroup(&f.cfg, g.State)
+	clk := &clock{base: base}
+	cfg := f.cfg
+	cfg.Now = clk.now
+	return clk, &cfg
+}
+
+// open returns the group of a stored epoch with its pending proposals,
+// and the hash of the stored state; the caller owns the group until it
+// puts it back. A cached group is used as it is when it holds exactly the
+// pending proposals, and caught up when it holds fewer (another node
+// accepted the others); otherwise the group is rebuilt from the store.
+func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
+	h := stateHash(sha256.Sum256(g.State))
+	if grp := f.take(h); grp != nil && grp.n <= g.Proposals {
+		err := catchUp(grp, g)
+		if err == nil {
+			return grp, h, nil
+		} else if !errors.Is(err, errDigest) {
+			return nil, h, err
+		}
+		// The cached proposals are not the stored ones: rebuild.
+	}
+	clk, cfg := f.clock()
+	pg, err := mls.LoadPublicGroup(cfg, g.State)
 	if err != nil {
-		return nil, fmt.Errorf("follower: stored group state: %v", err)
+		return nil, h, fmt.Errorf("follower: stored group state: %v", err)
 	}
 	if pg.Epoch() != g.Epoch || !bytes.Equal(pg.GroupID(), g.GroupID) {
-		return nil, fmt.Errorf("follower: stored state is for epoch %d, conversation at %d", pg.Epoch(), g.Epoch)
+		return nil, h, fmt.Errorf("follower: stored state is for epoch %d, conversation at %d", pg.Epoch(), g.Epoch)
 	}
-	return pg, nil
+	grp := &group{pg: pg, clk: clk}
+	if err := catchUp(grp, g); err != nil {
+		return nil, h, err
+	}
+	return grp, h, nil
+}
+
+// errDigest: stored proposals do not match the digest they are stored with.
+var errDigest = errors.New("follower: the pending proposals do not match their digest")
+
+// catchUp processes the stored pending proposals of g that grp does not
+// hold yet, each at the time it was accepted, after checking that grp's
+// and the loaded ones chain to g.ProposalsDigest. A proposal the rules
+// refuse now is left out (see the package doc).
+func catchUp(grp *group, g delivery.FollowedGroup) error {
+	if grp.n == g.Proposals {
+		if !bytes.Equal(grp.digest, g.ProposalsDigest) {
+			return fmt.Errorf("%w (%d of epoch %d)", errDigest, g.Proposals, g.Epoch)
+		}
+		return nil
+	}
+	if g.LoadProposals == nil {
+		return fmt.Errorf("follower: %d pending proposals of epoch %d, but no way to load them", g.Proposals, g.Epoch)
+	}
+	ps, err := g.LoadProposals(grp.n)
+	if err != nil {
+		return fmt.Errorf("follower: load the pending proposals %d to %d of epoch %d: %w", grp.n, g.Proposals, g.Epoch, err)
+	}
+	if uint64(len(ps)) != g.Proposals-grp.n {
+		return fmt.Errorf("follower: %d pending proposals of epoch %d loaded from %d, want %d", len(ps), g.Epoch, grp.n, g.Proposals-grp.n)
+	}
+	digest := grp.digest
+	for _, p := range ps {
+		digest = proposalsDigest(digest, p.Message)
+	}
+	if !bytes.Equal(digest, g.ProposalsDigest) {
+		return fmt.Errorf("%w (%d of epoch %d)", errDigest, g.Proposals, g.Epoch)
+	}
+	for _, p := range ps {
+		grp.clk.at = p.Accepted
+		grp.pg.Process(p.Message) // a commit is not merged; a refused proposal is left out
+	}
+	grp.clk.at = time.Time{}
+	grp.n, grp.digest = g.Proposals, digest
+	return nil
 }
 
 // Process implements delivery.Follower. A commit is accepted only with a
@@ -172,10 +303,12 @@ func (f *Follower) open(g delivery.FollowedGroup) (*mls.PublicGroup, error) {
 // external_pub well-formed, any inline tree the commit's tree), and an
 // out-of-band tree, if given, equal to the commit's tree.
 func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.NextState) (*delivery.Change, error) {
-	pg, err := f.open(g)
+	grp, h, err := f.open(g)
 	if err != nil {
 		return nil, err
 	}
+	pg := grp.pg
+	grp.clk.at = g.Now
 	// The keys of the leaves a message concerns, before it: the sender's
 	// and those of updated leaves (looked up per leaf, not per member).
 	oldKey := func(l mls.LeafIndex) ([]byte, bool) {
@@ -185,7 +318,7 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 	var senderKey []byte
 	ch, err := pg.Process(msg)
 	if err != nil {
-		f.put(g.State, pg)
+		f.put(h, grp)
 		return nil, err
 	}
 	out := &delivery.Change{}
@@ -200,21 +333,20 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		out.Sender = delivery.SenderExternal
 	}
 	if ch.Kind != mls.KindCommit {
-		// pg now caches the proposal: its state is the one to store with
-		// the proposal.
-		if out.State, err = pg.MarshalBinary(); err != nil {
-			return nil, fmt.Errorf("follower: %v", err)
-		}
-		f.put(out.State, pg)
+		// pg now caches the proposal: it is the group with the proposals
+		// up to and including this one.
+		out.ProposalsDigest = proposalsDigest(g.ProposalsDigest, msg)
+		grp.n, grp.digest = g.Proposals+1, out.ProposalsDigest
+		f.put(h, grp)
 		return out, nil
 	}
 	out.Commit, out.Epoch, out.ReInit = true, ch.Epoch, ch.ReInit
 	if len(next.GroupInfo) == 0 {
-		f.put(g.State, pg)
+		f.put(h, grp)
 		return nil, errors.New("follower: a commit needs the GroupInfo of the new epoch")
 	}
 	if err := ch.VerifyGroupInfo(next.GroupInfo); err != nil {
-		f.put(g.State, pg)
+		f.put(h, grp)
 		return nil, fmt.Errorf("follower: GroupInfo of the new epoch: %v", err)
 	}
 	out.Added, out.Removed, out.Updated = leaves(ch.Added), leaves(ch.Removed), leaves(ch.Updated)
@@ -246,7 +378,8 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 	if out.State, err = pg.MarshalBinary(); err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
-	f.put(out.State, pg)
+	grp.n, grp.digest = 0, nil
+	f.put(sha256.Sum256(out.State), grp)
 	return out, nil
 }
 

@@ -2,6 +2,8 @@ package follower
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,105 @@ func TestFollow(t *testing.T) {
 	}
 	if _, err := f.PeekPrivate(pc.Message); err == nil {
 		t.Fatal("PublicMessage accepted as PrivateMessage")
+	}
+}
+
+// A follower that did not see the proposals of the epoch (a restart, or
+// another node) rebuilds the group from the stored state and the stored
+// proposals, each processed at the time it was accepted: a commit by
+// reference of an Add whose KeyPackage has expired since still validates.
+// Stored proposals that do not match their digest are refused.
+func TestRebuildPendingProposals(t *testing.T) {
+	g, _ := newGroup(t)
+	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
+	tree, _ := g.RatchetTree()
+	f := New(nil).(*Follower)
+	gs, err := f.Start(gi, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := time.Now()
+	bs, _ := mls.GenerateSigner(cs)
+	kp, err := mls.NewKeyPackage(nil, cs, bs, mls.BasicCredential([]byte("b")), mls.KeyPackageOptions{Lifetime: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add, err := g.ProposeAdd(kp.KeyPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, Tree: tree, State: gs.State, Now: accepted}
+	ch, err := f.Process(fg, add, delivery.NextState{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Commit || ch.State != nil || len(ch.ProposalsDigest) == 0 {
+		t.Fatalf("proposal change %+v", ch)
+	}
+	stored := []delivery.StoredProposal{{Message: add, Accepted: accepted}}
+	fg.Proposals, fg.ProposalsDigest, fg.Now = 1, ch.ProposalsDigest, accepted.Add(24*time.Hour)
+	fg.LoadProposals = func(from uint64) ([]delivery.StoredProposal, error) { return stored[from:], nil }
+	pc, err := g.Commit(mls.CommitOptions{IncludePending: true, InlineRatchetTree: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stored bytes changed behind the follower's back: refused.
+	stored = []delivery.StoredProposal{{Message: append([]byte{}, pc.Message...), Accepted: accepted}}
+	if _, err := New(nil).Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo}); err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("stored proposals not matching their digest: %v", err)
+	}
+	stored = []delivery.StoredProposal{{Message: add, Accepted: accepted}}
+	loads := 0
+	fg.LoadProposals = func(from uint64) ([]delivery.StoredProposal, error) { loads++; return stored[from:], nil }
+	// A new follower, a day later: the KeyPackage has expired.
+	later := &mls.Config{Now: func() time.Time { return fg.Now }}
+	cm, err := New(later).Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo})
+	if err != nil {
+		t.Fatalf("commit by reference after a rebuild: %v", err)
+	}
+	if loads != 1 || !cm.Commit || len(cm.Added) != 1 || !bytes.Equal(cm.Added[0].SignatureKey, bs.PublicKey()) {
+		t.Fatalf("commit %+v after %d loads", cm, loads)
+	}
+	// The follower that accepted the proposal has the group in memory.
+	if _, err := f.Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo}); err != nil || loads != 1 {
+		t.Fatalf("commit on the follower that accepted the proposal: %v (%d loads)", err, loads)
+	}
+}
+
+// Two followers (two nodes) take turns accepting proposals of one epoch:
+// each catches up on the proposals the other accepted, loading only those.
+func TestCatchUpPendingProposals(t *testing.T) {
+	g, _ := newGroup(t)
+	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
+	tree, _ := g.RatchetTree()
+	nodes := []*Follower{New(nil).(*Follower), New(nil).(*Follower)}
+	gs, err := nodes[0].Start(gi, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, Tree: tree, State: gs.State}
+	var stored []delivery.StoredProposal
+	var loaded []uint64
+	fg.LoadProposals = func(from uint64) ([]delivery.StoredProposal, error) {
+		loaded = append(loaded, from)
+		return stored[from:], nil
+	}
+	for i := range 6 {
+		msg, err := g.ProposeUpdate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := nodes[i/2%2].Process(fg, msg, delivery.NextState{}) // proposals 1, 2 on node 0; 3, 4 on node 1; 5, 6 on node 0
+		if err != nil {
+			t.Fatalf("proposal %d: %v", i+1, err)
+		}
+		stored = append(stored, delivery.StoredProposal{Message: msg})
+		fg.Proposals, fg.ProposalsDigest = fg.Proposals+1, ch.ProposalsDigest
+	}
+	// Node 1 rebuilt from the state and proposals 1, 2; node 0 caught up
+	// on 3, 4.
+	if fmt.Sprint(loaded) != "[0 2]" {
+		t.Fatalf("loads from %v, want [0 2]", loaded)
 	}
 }
 

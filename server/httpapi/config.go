@@ -1,8 +1,11 @@
 // Package httpapi adapts the delivery core to HTTP and WebSocket: every
-// route of package protocol under /v1, plus /healthz, /readyz and
-// /metrics. Request bodies are JSON decoded strictly (one value, no
-// unknown fields, size-limited); failures answer a protocol.Error with its
-// HTTP status. The WebSocket at /v1/ws runs one reader goroutine per
+// route of package protocol under /v1, plus /healthz and /readyz
+// (metrics are registered, not served: parleyd serves them on a listener
+// of their own). Request bodies are JSON decoded strictly (one value, no
+// unknown fields, size-limited) and must arrive at a minimum rate;
+// failures answer a protocol.Error with its HTTP status. The client
+// address comes from a forwarding header only when the peer is a trusted
+// proxy. The WebSocket at /v1/ws runs one reader goroutine per
 // connection around a delivery.Conn, and a writer goroutine only while
 // there is something to write (started on a wake-up; it writes everything
 // pending with one write(2) and exits), with a bounded answer queue,
@@ -12,6 +15,8 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -38,6 +43,11 @@ type RateLimits struct {
 	// PostsPerDevice limits application messages (HTTP and WebSocket) and
 	// handshakes per device.
 	PostsPerDevice Rate
+	// FramesPerConnection limits the frames a client sends on one
+	// WebSocket connection, of any type; a connection that exceeds it is
+	// sent a rate_limited error frame and closed with status
+	// policy-violation.
+	FramesPerConnection Rate
 }
 
 // Config configures the HTTP adapter. Start from DefaultConfig.
@@ -68,6 +78,27 @@ type Config struct {
 	// SendQueue bounds the answers and signals waiting to be written on
 	// one connection; a connection that lets it overflow is closed.
 	SendQueue int
+
+	// BodyTimeout is how long a request body may take to arrive; a body
+	// that keeps up BodyMinRate gets another BodyTimeout each time
+	// BodyMinRate × BodyTimeout bytes arrived (so slow but steady
+	// uploads of large attachments finish).
+	BodyTimeout time.Duration
+	// BodyMinRate is the minimum rate of a long request body, in bytes
+	// per second.
+	BodyMinRate int64
+	// MaxConnsPerAddr bounds the requests and WebSockets open at once
+	// for one client behind a trusted proxy (an IPv4 address or IPv6
+	// /64; see connlimit.Key); zero means no cap. Direct clients are
+	// capped by the listener (connlimit.Listen).
+	MaxConnsPerAddr int
+	// TrustedProxies are the reverse proxies whose ClientIPHeader names
+	// the client; from any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+	// ClientIPHeader is the header in which trusted proxies name the
+	// client, such as X-Forwarded-For (a list; the rightmost address
+	// that is not a trusted proxy is the client) or X-Real-IP.
+	ClientIPHeader string
 }
 
 // DefaultConfig returns the default configuration.
@@ -87,8 +118,15 @@ func DefaultConfig() Config {
 			RequestsPerUser: Rate{PerSecond: 100, Burst: 200},
 			ClaimsPerUser:   Rate{PerSecond: 5, Burst: 50},
 			PostsPerDevice:  Rate{PerSecond: 200, Burst: 400},
+			// Clients acknowledge each entry they process: the burst
+			// covers a catch-up, the rate a fast steady stream.
+			FramesPerConnection: Rate{PerSecond: 1000, Burst: 10000},
 		},
-		SendQueue: 256,
+		SendQueue:       256,
+		BodyTimeout:     20 * time.Second,
+		BodyMinRate:     1 << 10,
+		MaxConnsPerAddr: 256,
+		ClientIPHeader:  "X-Forwarded-For",
 	}
 }
 
@@ -114,12 +152,39 @@ func (c Config) Validate() error {
 	if c.SendQueue < 1 {
 		bad("send queue %d must be at least 1", c.SendQueue)
 	}
+	if c.BodyTimeout < 100*time.Millisecond || c.BodyTimeout > time.Hour {
+		bad("body timeout %v must be between 100ms and 1h", c.BodyTimeout)
+	}
+	if c.BodyMinRate < 1 {
+		bad("body minimum rate %d bytes/s must be positive", c.BodyMinRate)
+	}
+	if c.MaxConnsPerAddr < 0 {
+		bad("max connections per address %d must not be negative", c.MaxConnsPerAddr)
+	}
+	if len(c.TrustedProxies) > 0 && !validHeaderName(c.ClientIPHeader) {
+		bad("client IP header %q is not a header name", c.ClientIPHeader)
+	}
 	for name, r := range map[string]Rate{"register per IP": c.RateLimits.RegisterPerIP, "auth per IP": c.RateLimits.AuthPerIP,
 		"requests per IP": c.RateLimits.RequestsPerIP, "requests per user": c.RateLimits.RequestsPerUser,
-		"claims per user": c.RateLimits.ClaimsPerUser, "posts per device": c.RateLimits.PostsPerDevice} {
+		"claims per user": c.RateLimits.ClaimsPerUser, "posts per device": c.RateLimits.PostsPerDevice,
+		"frames per connection": c.RateLimits.FramesPerConnection} {
 		if r.PerSecond <= 0 || r.Burst < 1 {
 			bad("rate %s: %v/s burst %d must be positive", name, r.PerSecond, r.Burst)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether s is an HTTP header name (an RFC 9110
+// token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
 }

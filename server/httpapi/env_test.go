@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -68,6 +69,9 @@ type env struct {
 	clock *clock
 	dcfg  delivery.Config
 	hcfg  httpapi.Config
+	// logger is the node's logger (nil: none); a change takes effect at
+	// the next (re)start.
+	logger *slog.Logger
 
 	dir   string
 	open  func() checkedStore // open opens the node's store
@@ -120,7 +124,7 @@ func (e *env) start() {
 	ctx := context.Background()
 	st := e.open()
 	reg := prometheus.NewRegistry()
-	svc, err := delivery.New(e.dcfg, st, e.blobs, follower.New(nil), delivery.Options{Now: e.clock.Now, Metrics: reg})
+	svc, err := delivery.New(e.dcfg, st, e.blobs, follower.New(nil), delivery.Options{Now: e.clock.Now, Metrics: reg, Logger: e.logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +134,7 @@ func (e *env) start() {
 		svc.Run(runCtx)
 		close(ran)
 	}()
-	api, err := httpapi.New(e.hcfg, svc, nil, reg)
+	api, err := httpapi.New(e.hcfg, svc, e.logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,15 +16,19 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/connlimit"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
 // Server serves the protocol over HTTP. It is an http.Handler; the caller
 // runs the http.Server (TLS, listeners) and calls Shutdown before the
 // http.Server's own Shutdown, which does not see hijacked WebSockets.
+// The caller also bounds the TLS handshake and headers
+// (http.Server.ReadHeaderTimeout) and caps direct clients per address at
+// the listener (connlimit.Listen with TrustedProxy as exempt); the
+// Server bounds request bodies and caps clients behind trusted proxies.
 type Server struct {
 	cfg  Config
 	svc  *delivery.Service
@@ -38,6 +41,10 @@ type Server struct {
 	requests *prometheus.CounterVec
 	wsFrames *prometheus.CounterVec
 
+	// proxiedConns caps the requests of clients behind trusted proxies
+	// per address (conns.go).
+	proxiedConns *connlimit.Limiter
+
 	closing  atomic.Bool
 	connMu   sync.Mutex
 	conns    map[*wsConn]struct{}
@@ -46,9 +53,9 @@ type Server struct {
 	pingDone chan struct{}
 }
 
-// New returns a Server for the service. reg registers the adapter's
-// metrics; when it is also a prometheus.Gatherer (a *prometheus.Registry)
-// /metrics serves it.
+// New returns a Server for the service. reg (may be nil) registers the
+// adapter's metrics; the Server does not serve them (parleyd serves
+// metrics on a listener of their own).
 func New(cfg Config, svc *delivery.Service, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,18 +81,21 @@ func New(cfg Config, svc *delivery.Service, logger *slog.Logger, reg prometheus.
 	s.info.Limits.MaxFrameBytes = cfg.MaxFrameBytes
 	s.info.Limits.MaxAttachmentBytes = cfg.MaxBlobBytes
 	s.info.Limits.AttachmentQuotaBytes = cfg.BlobQuotaBytes
-	var gatherer prometheus.Gatherer = prometheus.NewRegistry()
+	var err error
+	if s.proxiedConns, err = connlimit.New("proxied_clients", 0, cfg.MaxConnsPerAddr); err != nil {
+		return nil, fmt.Errorf("httpapi: new: %v", err)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{s.requests, s.wsFrames} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("httpapi: register metrics: %v", err)
 			}
 		}
-		if g, ok := reg.(prometheus.Gatherer); ok {
-			gatherer = g
+		if err := s.proxiedConns.Register(reg); err != nil {
+			return nil, fmt.Errorf("httpapi: %v", err)
 		}
 	}
-	s.routes(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopPing, s.pingDone = cancel, make(chan struct{})
 	go s.pinger(ctx)
@@ -93,7 +103,7 @@ func New(cfg Config, svc *delivery.Service, logger *slog.Logger, reg prometheus.
 }
 
 // routes registers every handler.
-func (s *Server) routes(metrics http.Handler) {
+func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -114,7 +124,6 @@ func (s *Server) routes(metrics http.Handler) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ready\n")
 	})
-	m.Handle("GET /metrics", metrics)
 
 	m.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) { s.writeJSON(w, r, http.StatusOK, s.info) })
 	m.HandleFunc("POST /v1/register", s.open(s.register, func(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -309,7 +318,13 @@ func (s *Server) routes(metrics http.Handler) {
 // ServeHTTP serves every route. A method not allowed on a known path
 // answers 405 with a protocol error body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.perIP.Allow(clientIP(r)); !ok {
+	w, done, ok := s.holdProxied(w, r)
+	if !ok {
+		return
+	}
+	defer done()
+	r = s.limitBody(w, r)
+	if ok, wait := s.perIP.Allow(s.clientIP(r)); !ok {
 		s.writeError(w, r, &delivery.RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many requests from this address; retry later")})
 		return
 	}
@@ -327,15 +342,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// clientIP is the request's remote IP (proxies' headers are not trusted).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // bearer extracts the session token from the Authorization header (or,
@@ -359,7 +365,7 @@ type authedHandler func(w http.ResponseWriter, r *http.Request, ss *delivery.Ses
 // open wraps an unauthenticated handler with a per-IP limiter.
 func (s *Server) open(lim *delivery.Limiter, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := lim.Allow(clientIP(r)); !ok {
+		if ok, wait := lim.Allow(s.clientIP(r)); !ok {
 			s.writeError(w, r, &delivery.RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many attempts from this address; retry later")})
 			return
 		}
@@ -481,13 +487,17 @@ func (s *Server) writeStatusError(w http.ResponseWriter, r *http.Request, status
 // decode reads one JSON value of at most MaxBodyBytes into v, rejecting
 // unknown fields and trailing data.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	return DecodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes, v)
+	err := DecodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes, v)
+	if err != nil && bodyTimedOut(r) {
+		return s.errBodyTimeout()
+	}
+	return err
 }
 
 // DecodeJSON decodes exactly one JSON value from body into v, rejecting
-// unknown fields and trailing data; errors are *protocol.Error values
-// (bad_request, or too_large when body is an exhausted
-// http.MaxBytesReader).
+// unknown fields and trailing data, then range-checks it when v is a
+// protocol.Validator; errors are *protocol.Error values (bad_request, or
+// too_large when body is an exhausted http.MaxBytesReader).
 func DecodeJSON(body io.Reader, limit int64, v any) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -508,6 +518,9 @@ func DecodeJSON(body io.Reader, limit int64, v any) error {
 			return protocol.NewError(protocol.CodeTooLarge, "request body exceeds %d bytes", limit)
 		}
 		return protocol.NewError(protocol.CodeBadRequest, "malformed JSON request: data after the JSON value")
+	}
+	if vv, ok := v.(protocol.Validator); ok {
+		return vv.Validate() // range checks: nothing out of range reaches the service
 	}
 	return nil
 }
@@ -560,7 +573,10 @@ func (s *Server) uploadAttachment(w http.ResponseWriter, r *http.Request, ss *de
 		return nil, protocol.NewError(protocol.CodeTooLarge, "attachment of %d bytes exceeds %d", r.ContentLength, s.cfg.MaxBlobBytes)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBlobBytes+1)
-	info, err := s.svc.UploadAttachment(r.Context(), ss, body, s.cfg.MaxBlobBytes, s.cfg.BlobQuotaBytes)
+	info, err := s.svc.UploadAttachment(r.Context(), ss, body, r.ContentLength, s.cfg.MaxBlobBytes, s.cfg.BlobQuotaBytes)
+	if err != nil && bodyTimedOut(r) {
+		return nil, s.errBodyTimeout()
+	}
 	var mb *http.MaxBytesError
 	if errors.As(err, &mb) {
 		return nil, protocol.NewError(protocol.CodeTooLarge, "attachment exceeds %d bytes", s.cfg.MaxBlobBytes)

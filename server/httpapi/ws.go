@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
@@ -144,10 +145,13 @@ func (s *Server) connCount() int64 {
 }
 
 // readLoop reads frames until the connection ends. Protocol violations
-// make the writer send an error frame and close; readLoop then reports
-// failed.
+// (a malformed frame, a field out of range, more frames than
+// RateLimits.FramesPerConnection allows) make the writer send an error
+// frame and close; readLoop then reports failed.
 func (s *Server) readLoop(ctx context.Context, wc *wsConn) (failed bool) {
 	dev := wc.dc.Session().Device
+	fr := s.cfg.RateLimits.FramesPerConnection
+	frames := rate.NewLimiter(rate.Limit(fr.PerSecond), fr.Burst)
 	for {
 		typ, data, err := wc.c.Read(ctx)
 		if err != nil {
@@ -160,6 +164,12 @@ func (s *Server) readLoop(ctx context.Context, wc *wsConn) (failed bool) {
 			}
 			return false
 		}
+		if !frames.AllowN(s.svc.Now(), 1) {
+			s.wsFrames.WithLabelValues("rate_limited").Inc()
+			s.log.Info("websocket frame rate exceeded", "device", dev, "per_second", fr.PerSecond, "burst", fr.Burst)
+			wc.dc.Fail(protocol.NewError(protocol.CodeRateLimited, "more than %g frames per second (burst %d) on this connection", fr.PerSecond, fr.Burst))
+			return true
+		}
 		if typ != websocket.MessageText {
 			wc.dc.Fail(protocol.NewError(protocol.CodeBadRequest, "frames are JSON text messages"))
 			return true
@@ -167,7 +177,11 @@ func (s *Server) readLoop(ctx context.Context, wc *wsConn) (failed bool) {
 		f, err := protocol.UnmarshalFrame(data)
 		if err != nil {
 			s.wsFrames.WithLabelValues("invalid").Inc()
-			wc.dc.Fail(protocol.NewError(protocol.CodeBadRequest, "%v", err))
+			pe, ok := err.(*protocol.Error) // a field out of range
+			if !ok {
+				pe = protocol.NewError(protocol.CodeBadRequest, "%v", err)
+			}
+			wc.dc.Fail(pe)
 			return true
 		}
 		s.wsFrames.WithLabelValues(string(f.FrameType())).Inc()

@@ -46,6 +46,9 @@ var (
 	// ErrInvalid: an argument is out of range (such as an ack beyond the
 	// log head, or an empty required field).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrQuotaExceeded: a reservation of attachment quota does not fit in
+	// what the owner's blobs and other reservations leave of the quota.
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // StaleEpochError is returned when a compare-and-set on a conversation's
@@ -191,24 +194,57 @@ type KeyPackage struct {
 type KeyPackageCount struct {
 	Available  int  // Available counts unexpired one-time packages.
 	LastResort bool // LastResort is true when an unexpired last-resort package exists.
+	// LastResortClaimed is true when that last-resort package has been
+	// returned by a claim at least once: its owner should replace it
+	// (RFC 9420 §16.8, "KeyPackage Reuse").
+	LastResortClaimed bool
+}
+
+// ClaimBudget limits how fast one-time KeyPackages of one device are
+// handed out, whoever claims them: a token bucket of Burst tokens that
+// gains one token every Interval. It is kept in the store, so it holds
+// across every node of a cluster. The zero value is no limit.
+type ClaimBudget struct {
+	Burst    int           // Burst is the bucket's size (0: no limit).
+	Interval time.Duration // Interval is the time to gain one token.
+}
+
+// Tokens returns the tokens of a bucket at now that held tokens at
+// updated (a device without a bucket yet holds Burst). A clock that went
+// back adds nothing.
+func (b ClaimBudget) Tokens(tokens float64, updated, now time.Time) float64 {
+	if el := now.Sub(updated); el > 0 && b.Interval > 0 {
+		tokens += float64(el) / float64(b.Interval)
+	}
+	return min(tokens, float64(b.Burst))
 }
 
 // Conversation is an MLS group as the server follows it.
 type Conversation struct {
-	ID            ConversationID // ID is assigned by the store.
-	GroupID       []byte         // GroupID is the MLS group id; unique.
-	Suite         uint16         // Suite is the group's cipher suite.
-	Epoch         uint64         // Epoch is the current accepted epoch.
-	GroupInfo     []byte         // GroupInfo of the current epoch.
-	Tree          []byte         // Tree is the ratchet tree of the current epoch.
-	FollowerState []byte         // FollowerState is the public-group follower's opaque state, including the proposals of the epoch.
-	// Proposals counts the proposals accepted in the current epoch. The
-	// pair (Epoch, Proposals) is the version of FollowerState: every
+	ID        ConversationID // ID is assigned by the store.
+	GroupID   []byte         // GroupID is the MLS group id; unique.
+	Suite     uint16         // Suite is the group's cipher suite.
+	Epoch     uint64         // Epoch is the current accepted epoch.
+	GroupInfo []byte         // GroupInfo of the current epoch.
+	Tree      []byte         // Tree is the ratchet tree of the current epoch.
+	// FollowerState is the public-group follower's opaque state as of
+	// the start of the current epoch: written by CreateConversation and
+	// Commit, never by Propose. The proposals accepted since are stored
+	// one by one (PendingProposals).
+	FollowerState []byte
+	// Proposals counts the proposals accepted in the current epoch since
+	// FollowerState was written. The pair (Epoch, Proposals) is the
+	// version of the follower state with its pending proposals: every
 	// accepted proposal increments Proposals, every accepted commit
 	// increments Epoch and resets Proposals to 0.
 	Proposals uint64
-	Head      uint64    // Head is the seq of the newest entry ever appended (0 if none).
-	Created   time.Time // Created is the creation time.
+	// ProposalBytes is the total size of the Data of those proposals.
+	ProposalBytes int64
+	// ProposalsDigest is the Digest of the last of those proposals; nil
+	// when there is none.
+	ProposalsDigest []byte
+	Head            uint64    // Head is the seq of the newest entry ever appended (0 if none).
+	Created         time.Time // Created is the creation time.
 }
 
 // NewConversation is the input of CreateConversation; the creator device
@@ -356,24 +392,35 @@ type Commit struct {
 }
 
 // Proposal is a handshake message that does not change the epoch but
-// changes the follower state (the follower caches the proposal so that a
-// commit of the epoch may include it by reference).
+// joins the epoch's pending proposals, which a commit of the epoch may
+// include by reference. It is stored once, with its size: the follower
+// state is not rewritten.
 type Proposal struct {
 	Conversation ConversationID
 	Epoch        uint64 // Epoch must be the current epoch.
 	// Proposals is the expected number of proposals of the epoch; with
 	// Epoch, the version of the follower state the proposal was
-	// validated against.
+	// validated against. The proposal is stored as the epoch's pending
+	// proposal number Proposals (counting from 0).
 	Proposals uint64
-	// FollowerState replaces the conversation's follower state: the
-	// state read with the proposal cached.
-	FollowerState []byte
-	Sender        DeviceID
-	Data          []byte
+	// Digest becomes the conversation's ProposalsDigest: the caller's
+	// digest of the pending proposals up to and including this one.
+	Digest []byte
+	Sender DeviceID
+	// Data is the PublicMessage, appended as a handshake entry and kept
+	// as a pending proposal until the epoch ends.
+	Data []byte
 	// Hash identifies Data for idempotent retries (HandshakeByHash); nil
 	// stores none.
 	Hash    []byte
 	Created time.Time
+}
+
+// PendingProposal is a proposal accepted in a conversation's current
+// epoch, as Store.PendingProposals returns it.
+type PendingProposal struct {
+	Data    []byte    // Data is the Proposal's Data.
+	Created time.Time // Created is the Proposal's Created.
 }
 
 // Blob is the metadata of an attachment; its bytes live outside the store.
@@ -383,6 +430,18 @@ type Blob struct {
 	Size    int64     // Size in bytes.
 	SHA256  []byte    // SHA256 of the content.
 	Created time.Time // Created is the upload time.
+}
+
+// BlobReservation is attachment quota held for an upload in progress: it
+// counts against its owner's quota until it is committed into a blob
+// record, released, or expires (a crashed upload's reservation thus frees
+// itself; Prune deletes expired ones).
+type BlobReservation struct {
+	ID      int64     // ID is assigned by the store.
+	Owner   UserID    // Owner is the uploading user.
+	Bytes   int64     // Bytes is the size reserved.
+	Created time.Time // Created is the reservation time (the "now" of the quota check).
+	Expires time.Time // Expires ends the reservation; it must be after Created.
 }
 
 // PruneOptions say what Prune removes.
@@ -487,6 +546,14 @@ type Store interface {
 	// claims. Devices without a package are skipped; ErrNoKeyPackage when
 	// no device has one. The result is ordered by device id.
 	ClaimKeyPackages(ctx context.Context, user UserID, suite uint16, now time.Time) ([]KeyPackage, error)
+	// ClaimKeyPackagesBudgeted is ClaimKeyPackages under a per-device
+	// budget: a device's one-time package is handed out only when the
+	// device's ClaimBudget bucket holds a token at now (one is taken);
+	// otherwise, as when its pool is empty, its last-resort package is
+	// returned. Buckets start full and are shared by every claimer and
+	// every node. A zero budget is ClaimKeyPackages. Every claim that
+	// returns a last-resort package marks it claimed (KeyPackageCount).
+	ClaimKeyPackagesBudgeted(ctx context.Context, user UserID, suite uint16, now time.Time, b ClaimBudget) ([]KeyPackage, error)
 
 	// CreateConversation creates a conversation whose only member is the
 	// creator (ErrNotFound for an unknown device, ErrConflict for a taken
@@ -512,7 +579,9 @@ type Store interface {
 	// Commit atomically accepts a commit with a compare-and-set on
 	// (conversation, epoch, proposals): the epoch becomes c.Epoch+1 and the
 	// proposal count 0; the handshake entry is appended (with c.Hash);
-	// GroupInfo, tree and follower state are replaced; c.Remove then c.Add
+	// GroupInfo, tree and follower state are replaced and the old epoch's
+	// pending proposals dropped (ProposalBytes 0, ProposalsDigest nil);
+	// c.Remove then c.Add
 	// change the membership (removed members become departed with Left at
 	// the commit's seq, so they receive the commit and nothing after it;
 	// added devices' cursors and Joined start at the commit's seq, so they
@@ -526,11 +595,22 @@ type Store interface {
 	// not being added. On any error nothing changes.
 	Commit(ctx context.Context, c Commit) (Entry, error)
 	// Propose atomically appends a handshake entry that does not change the
-	// epoch and replaces the follower state with p.FollowerState, with a
+	// epoch and stores p.Data as the epoch's next pending proposal, with a
 	// compare-and-set on (conversation, epoch, proposals): the proposal
-	// count is incremented. A stale epoch returns a *StaleEpochError, a
-	// stale proposal count ErrStaleState; on any error nothing changes.
+	// count is incremented, ProposalBytes grows by len(p.Data) and
+	// ProposalsDigest becomes p.Digest; the follower state is not
+	// touched. A stale epoch returns a *StaleEpochError, a stale proposal
+	// count ErrStaleState; on any error nothing changes.
 	Propose(ctx context.Context, p Proposal) (Entry, error)
+	// PendingProposals returns the pending proposals from index from up to
+	// but not including index to (counting from 0) of the conversation's
+	// epoch, in the order they were accepted: with from 0 and (epoch, to)
+	// read from Conversation, exactly the proposals accepted since
+	// FollowerState was written, even while later ones are added. A
+	// conversation no longer at epoch returns a *StaleEpochError;
+	// ErrNotFound for an unknown conversation; ErrInvalid when from > to
+	// or fewer are stored.
+	PendingProposals(ctx context.Context, id ConversationID, epoch, from, to uint64) ([]PendingProposal, error)
 	// HandshakeByHash returns the handshake entry of the conversation
 	// stored with the hash (Commit.Hash, Proposal.Hash), with the epoch
 	// after it; ErrNotFound when there is none (never stored, or pruned).
@@ -570,11 +650,30 @@ type Store interface {
 	DeleteBlob(ctx context.Context, id string) error
 	// BlobUsage returns the number and total size of a user's blobs.
 	BlobUsage(ctx context.Context, owner UserID) (count, bytes int64, err error)
+	// ReserveBlobQuota atomically reserves quota for an upload: the
+	// reservation gets min(r.Bytes, quota - used - reserved) bytes, where
+	// used is the size of r.Owner's blobs and reserved the bytes of its
+	// reservations unexpired at r.Created, provided that is at least min
+	// (min ≥ 1, r.Bytes ≥ min); else it fails with ErrQuotaExceeded.
+	// Concurrent reservations, on any number of nodes, never together
+	// exceed the quota. ErrNotFound for an unknown owner, ErrInvalid for
+	// bad sizes or an Expires not after Created.
+	ReserveBlobQuota(ctx context.Context, r BlobReservation, min, quota int64) (BlobReservation, error)
+	// CommitBlobReservation atomically replaces the reservation with the
+	// blob record b: b.Owner must be the reservation's owner and b.Size at
+	// most its bytes (ErrInvalid); the unused rest of the reservation is
+	// given back. ErrNotFound when the reservation does not exist or
+	// expired before b.Created, ErrConflict for a taken blob id; on any
+	// error nothing changes.
+	CommitBlobReservation(ctx context.Context, id int64, b Blob) error
+	// ReleaseBlobReservation deletes a reservation; releasing a missing
+	// one is not an error.
+	ReleaseBlobReservation(ctx context.Context, id int64) error
 
 	// Prune removes log entries acknowledged by every member device and
 	// every departed device (a prefix of each log), log and inbox entries and blob records older
-	// than the retention, and expired sessions, challenges, KeyPackages and
-	// invites (expired or used up).
+	// than the retention, and expired sessions, challenges, KeyPackages,
+	// blob reservations and invites (expired or used up).
 	Prune(ctx context.Context, o PruneOptions) (PruneResult, error)
 	// Stats returns counts.
 	Stats(ctx context.Context) (Stats, error)

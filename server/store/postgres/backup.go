@@ -19,16 +19,19 @@ var backupTables = []struct{ name, cols string }{
 	{"invites", "id, code_hash, uses_left, expires, created"},
 	{"sessions", "token_hash, device_id, user_id, created, expires"},
 	{"challenges", "nonce, device_id, expires"},
-	{"key_packages", "id, ref, device_id, suite, data, last_resort, expires, created"},
-	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created"},
+	{"key_packages", "id, ref, device_id, suite, data, last_resort, expires, created, claimed"},
+	{"key_package_budgets", "device_id, tokens, updated"},
+	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, proposal_bytes, proposals_digest, head, created"},
+	{"pending_proposals", "conversation_id, idx, epoch, data, created"},
 	{"members", "conversation_id, device_id, cursor, left_seq, joined_seq, gap_from, gap_to"},
 	{"entries", "conversation_id, seq, kind, sender, data, created, hash, epoch"},
 	{"inbox", "device_id, seq, conversation_id, data, created"},
 	{"blobs", "id, owner, size, sha256, created"},
+	{"blob_reservations", "id, owner, bytes, created, expires"},
 }
 
 // identityTables are the tables whose id column is an identity.
-var identityTables = []string{"users", "invites", "key_packages", "conversations"}
+var identityTables = []string{"users", "invites", "key_packages", "conversations", "blob_reservations"}
 
 // Backup writes a consistent logical copy of the store's data to the file
 // at path, which must not exist. It is meant for small deployments and

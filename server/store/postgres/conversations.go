@@ -10,13 +10,16 @@ import (
 	"github.com/parley-chat/parley/server/store"
 )
 
-const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, proposals, head, created`
+const convCols = `id, group_id, suite, epoch, group_info, tree, follower_state, proposals, proposal_bytes, proposals_digest, head, created`
 
 func scanConv(r scanner) (store.Conversation, error) {
 	var c store.Conversation
 	var created int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.Head, &created)
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created)
 	c.Created = fromMicros(created)
+	if len(c.ProposalsDigest) == 0 {
+		c.ProposalsDigest = nil
+	}
 	return c, err
 }
 
@@ -141,6 +144,50 @@ func (s *Store) Membership(ctx context.Context, id store.ConversationID, device 
 	return m, nil
 }
 
+// PendingProposals implements store.Store. Rows of an epoch never change
+// and a commit deletes them all at once, so one statement reads them
+// consistently.
+func (s *Store) PendingProposals(ctx context.Context, id store.ConversationID, epoch, from, to uint64) ([]store.PendingProposal, error) {
+	out, err := s.pendingProposals(ctx, id, epoch, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pending proposals %d to %d of conversation %d at epoch %d: %w", from, to, id, epoch, err)
+	}
+	return out, nil
+}
+
+func (s *Store) pendingProposals(ctx context.Context, id store.ConversationID, epoch, from, to uint64) ([]store.PendingProposal, error) {
+	if from > to {
+		return nil, store.ErrInvalid
+	}
+	n := to - from
+	if n == 0 {
+		return nil, nil
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT data, created FROM pending_proposals WHERE conversation_id = $1 AND epoch = $2 AND idx >= $3 AND idx < $4 ORDER BY idx`, id, epoch, from, to)
+	out := make([]store.PendingProposal, 0, min(n, 1024))
+	var p store.PendingProposal
+	var created int64
+	_, err := pgx.ForEachRow(rows, []any{&p.Data, &created}, func() error {
+		out = append(out, store.PendingProposal{Data: p.Data, Created: fromMicros(created)})
+		p.Data = nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(out)) == n {
+		return out, nil
+	}
+	var cur uint64
+	if err := s.pool.QueryRow(ctx, `SELECT epoch FROM conversations WHERE id = $1`, id).Scan(&cur); err != nil {
+		return nil, notFound(err)
+	}
+	if cur != epoch {
+		return nil, &store.StaleEpochError{Conversation: id, Expected: epoch, Current: cur}
+	}
+	return nil, fmt.Errorf("only %d stored: %w", len(out), store.ErrInvalid)
+}
+
 // HandshakeByHash implements store.Store.
 func (s *Store) HandshakeByHash(ctx context.Context, id store.ConversationID, hash []byte) (store.HandshakeEntry, error) {
 	h := store.HandshakeEntry{Entry: store.Entry{Conversation: id}}
@@ -173,12 +220,17 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
 			}
 		}
-		err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, head = head + 1, group_info = $1, tree = $2, follower_state = $3
+		err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, proposal_bytes = 0, proposals_digest = ''::bytea, head = head + 1,
+				group_info = $1, tree = $2, follower_state = $3
 			WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
 			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals).Scan(&e.Seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
 		} else if err != nil {
+			return err
+		}
+		// The old epoch's pending proposals end with it.
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_proposals WHERE conversation_id = $1`, c.Conversation); err != nil {
 			return err
 		}
 		if err := insertHandshake(ctx, tx, e, c.Hash, c.Epoch+1); err != nil {
@@ -239,18 +291,27 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 	return e, nil
 }
 
-// Propose implements store.Store.
+// Propose implements store.Store. The compare-and-set is a conditional
+// UPDATE of the conversation row, which leaves its large TOASTed columns
+// (GroupInfo, tree, follower state) where they are; then the log entry
+// and the pending proposal are inserted: what it writes does not grow
+// with the proposals already pending.
 func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
 	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, follower_state = $1
-			WHERE id = $2 AND epoch = $3 AND proposals = $4 RETURNING head`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals).Scan(&e.Seq)
+		err := tx.QueryRow(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, proposal_bytes = proposal_bytes + $1, proposals_digest = $2
+			WHERE id = $3 AND epoch = $4 AND proposals = $5 RETURNING head`, len(p.Data), nonNil(p.Digest), p.Conversation, p.Epoch, p.Proposals).Scan(&e.Seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch, p.Proposals)
 		} else if err != nil {
 			return err
 		}
-		return insertHandshake(ctx, tx, e, p.Hash, p.Epoch)
+		if err := insertHandshake(ctx, tx, e, p.Hash, p.Epoch); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) VALUES ($1, $2, $3, $4, $5)`,
+			p.Conversation, p.Proposals, p.Epoch, nonNil(p.Data), micros(p.Created))
+		return err
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("postgres: proposal to conversation %d at epoch %d by device %q: %w", p.Conversation, p.Epoch, p.Sender, err)

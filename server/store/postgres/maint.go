@@ -98,6 +98,8 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 	exec(&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`, now)
 	exec(&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`, now)
 	exec(&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`, now)
+	var reservations int64 // expired blob reservations, not reported
+	exec(&reservations, `DELETE FROM blob_reservations WHERE expires <= $1`, now)
 	if err := errors.Join(errs...); err != nil {
 		return r, fmt.Errorf("postgres: prune: %w", err)
 	}
@@ -137,6 +139,10 @@ var invariants = []struct{ what, sql string }{
 		WHERE NOT (m.gap_from = 0 AND m.gap_to = 0) AND NOT (m.joined_seq <= m.gap_from AND m.gap_from < m.gap_to AND m.gap_to <= m.cursor)`},
 	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
+	{"pending proposals not the epoch's proposals 0 to count-1, or not of the counted size", `SELECT c.id FROM conversations c
+		WHERE c.proposals <> (SELECT COUNT(*) FROM pending_proposals p WHERE p.conversation_id = c.id)
+			OR c.proposal_bytes <> (SELECT COALESCE(SUM(length(p.data)), 0) FROM pending_proposals p WHERE p.conversation_id = c.id)
+			OR EXISTS (SELECT 1 FROM pending_proposals p WHERE p.conversation_id = c.id AND (p.epoch <> c.epoch OR p.idx >= c.proposals))`},
 	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
 	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
 	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},

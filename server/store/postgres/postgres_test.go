@@ -318,6 +318,8 @@ func TestCheckInvariantsDetects(t *testing.T) {
 		`INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES (1, 5, 1, 'a-1', '\x00', 0)`,
 		`UPDATE conversations SET head = 0`,
 		`INSERT INTO inbox (device_id, seq, conversation_id, data, created) VALUES ('a-1', 7, 1, '', 0)`,
+		`UPDATE conversations SET proposals = 1`,
+		`INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) SELECT id, 0, 0, '\x00', 0 FROM conversations`,
 	} {
 		s := open(t)
 		ctx := context.Background()
@@ -367,6 +369,9 @@ func TestBackupRestore(t *testing.T) {
 	if err := src.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("r"), Device: d.ID, Suite: 1, Data: []byte("kp"), LastResort: true}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := src.Propose(ctx, store.Proposal{Conversation: c.ID, Sender: d.ID, Data: []byte("p\x00"), Digest: []byte{0, 1}}); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "backup.sql")
 	if err := src.Backup(ctx, path); err != nil {
 		t.Fatal(err)
@@ -388,8 +393,14 @@ func TestBackupRestore(t *testing.T) {
 	if err != nil || got.Name != u.Name || string(got.IdentityKey) != string(u.IdentityKey) {
 		t.Errorf("restored user %+v %v", got, err)
 	}
+	if got, err := dst.Conversation(ctx, c.ID); err != nil || got.Proposals != 1 || got.ProposalBytes != 2 || string(got.ProposalsDigest) != "\x00\x01" {
+		t.Errorf("restored conversation %+v %v", got, err)
+	}
+	if ps, err := dst.PendingProposals(ctx, c.ID, 0, 0, 1); err != nil || len(ps) != 1 || string(ps[0].Data) != "p\x00" {
+		t.Errorf("restored pending proposals %+v %v", ps, err)
+	}
 	es, _ := dst.Entries(ctx, c.ID, 0, -1)
-	if len(es) != 2 || string(es[0].Data) != "x\ny" || es[1].Seq != 2 {
+	if len(es) != 3 || string(es[0].Data) != "x\ny" || es[1].Seq != 2 {
 		t.Errorf("restored entries %+v", es)
 	}
 	// Ids continue after the restored ones.

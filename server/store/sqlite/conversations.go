@@ -12,15 +12,18 @@ import (
 
 // convCols are the columns scanConv reads, from convFrom.
 const (
-	convCols = `c.id, c.group_id, c.suite, c.epoch, c.group_info, c.tree, c.follower_state, c.proposals, h.head, c.created`
+	convCols = `c.id, c.group_id, c.suite, c.epoch, c.group_info, c.tree, c.follower_state, h.proposals, h.proposal_bytes, h.proposals_digest, h.head, c.created`
 	convFrom = `conversations c JOIN conversation_heads h ON h.conversation_id = c.id`
 )
 
 func scanConv(r scanner) (store.Conversation, error) {
 	var c store.Conversation
 	var created int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.Head, &created)
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created)
 	c.Created = fromMicros(created)
+	if len(c.ProposalsDigest) == 0 {
+		c.ProposalsDigest = nil
+	}
 	return c, err
 }
 
@@ -138,20 +141,13 @@ func (s *Store) Conversations(ctx context.Context, device store.DeviceID) ([]sto
 // staleOrMissing explains a failed compare-and-set on (epoch, proposals).
 func staleOrMissing(ctx context.Context, tx *sql.Tx, id store.ConversationID, epoch, proposals uint64) error {
 	var cur, props uint64
-	if err := tx.QueryRowContext(ctx, `SELECT epoch, proposals FROM conversations WHERE id = $1`, id).Scan(&cur, &props); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT c.epoch, h.proposals FROM `+convFrom+` WHERE c.id = $1`, id).Scan(&cur, &props); err != nil {
 		return notFound(err)
 	}
 	if cur != epoch {
 		return &store.StaleEpochError{Conversation: id, Expected: epoch, Current: cur}
 	}
 	return fmt.Errorf("%d proposals accepted in epoch %d, not %d: %w", props, cur, proposals, store.ErrStaleState)
-}
-
-// nextSeq advances a conversation's head by one and returns it.
-func nextSeq(ctx context.Context, tx *sql.Tx, id store.ConversationID) (uint64, error) {
-	var seq uint64
-	err := tx.QueryRowContext(ctx, `UPDATE conversation_heads SET head = head + 1 WHERE conversation_id = $1 RETURNING head`, id).Scan(&seq)
-	return seq, notFound(err)
 }
 
 // nullBytes returns b, or NULL for an empty b.
@@ -199,8 +195,8 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 				return fmt.Errorf("welcome for device %q, which is not added: %w", w.Device, store.ErrInvalid)
 			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, group_info = $1, tree = $2, follower_state = $3
-			WHERE id = $4 AND epoch = $5 AND proposals = $6`,
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET epoch = epoch + 1, group_info = $1, tree = $2, follower_state = $3
+			WHERE id = $4 AND epoch = $5 AND (SELECT proposals FROM conversation_heads WHERE conversation_id = $4) = $6`,
 			nonNil(c.GroupInfo), nonNil(c.Tree), nonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals)
 		if err != nil {
 			return err
@@ -210,7 +206,13 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 		} else if n == 0 {
 			return staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
 		}
-		if e.Seq, err = nextSeq(ctx, tx, c.Conversation); err != nil {
+		// The old epoch's pending proposals end with it.
+		err = tx.QueryRowContext(ctx, `UPDATE conversation_heads SET head = head + 1, proposals = 0, proposal_bytes = 0, proposals_digest = x''
+			WHERE conversation_id = $1 RETURNING head`, c.Conversation).Scan(&e.Seq)
+		if err != nil {
+			return notFound(err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pending_proposals WHERE conversation_id = $1`, c.Conversation); err != nil {
 			return err
 		}
 		if err := insertHandshake(ctx, tx, e, c.Hash, c.Epoch+1); err != nil {
@@ -261,29 +263,80 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 	return e, nil
 }
 
-// Propose implements store.Store.
+// Propose implements store.Store. It writes the narrow
+// conversation_heads row, the log entry and the pending proposal: what it
+// writes does not grow with the proposals already pending.
 func (s *Store) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
 	e := store.Entry{Conversation: p.Conversation, Kind: store.KindHandshake, Sender: p.Sender, Data: p.Data, Created: p.Created}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE conversations SET proposals = proposals + 1, follower_state = $1
-			WHERE id = $2 AND epoch = $3 AND proposals = $4`, nonNil(p.FollowerState), p.Conversation, p.Epoch, p.Proposals)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		err := tx.QueryRowContext(ctx, `UPDATE conversation_heads SET head = head + 1, proposals = proposals + 1, proposal_bytes = proposal_bytes + $1, proposals_digest = $2
+			WHERE conversation_id = $3 AND proposals = $4 AND (SELECT epoch FROM conversations WHERE id = $3) = $5 RETURNING head`,
+			len(p.Data), nonNil(p.Digest), p.Conversation, p.Proposals, p.Epoch).Scan(&e.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
 			return staleOrMissing(ctx, tx, p.Conversation, p.Epoch, p.Proposals)
-		}
-		if e.Seq, err = nextSeq(ctx, tx, p.Conversation); err != nil {
+		} else if err != nil {
 			return err
 		}
-		return insertHandshake(ctx, tx, e, p.Hash, p.Epoch)
+		if err := insertHandshake(ctx, tx, e, p.Hash, p.Epoch); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) VALUES ($1, $2, $3, $4, $5)`,
+			p.Conversation, p.Proposals, p.Epoch, nonNil(p.Data), micros(p.Created))
+		return err
 	})
 	if err != nil {
 		return store.Entry{}, fmt.Errorf("sqlite: proposal to conversation %d at epoch %d by device %q: %w", p.Conversation, p.Epoch, p.Sender, err)
 	}
 	return e, nil
+}
+
+// PendingProposals implements store.Store.
+func (s *Store) PendingProposals(ctx context.Context, id store.ConversationID, epoch, from, to uint64) ([]store.PendingProposal, error) {
+	out, err := pendingProposals(ctx, s.r, id, epoch, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: pending proposals %d to %d of conversation %d at epoch %d: %w", from, to, id, epoch, err)
+	}
+	return out, nil
+}
+
+func pendingProposals(ctx context.Context, db *sql.DB, id store.ConversationID, epoch, from, to uint64) ([]store.PendingProposal, error) {
+	if from > to {
+		return nil, store.ErrInvalid
+	}
+	n := to - from
+	if n == 0 {
+		return nil, nil
+	}
+	// Rows of an epoch never change; a commit deletes them all at once.
+	rows, err := db.QueryContext(ctx, `SELECT data, created FROM pending_proposals WHERE conversation_id = $1 AND epoch = $2 AND idx >= $3 AND idx < $4 ORDER BY idx`, id, epoch, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]store.PendingProposal, 0, min(n, 1024))
+	for rows.Next() {
+		var p store.PendingProposal
+		var created int64
+		if err := rows.Scan(&p.Data, &created); err != nil {
+			return nil, err
+		}
+		p.Created = fromMicros(created)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if uint64(len(out)) == n {
+		return out, nil
+	}
+	var cur uint64
+	if err := db.QueryRowContext(ctx, `SELECT epoch FROM conversations WHERE id = $1`, id).Scan(&cur); err != nil {
+		return nil, notFound(err)
+	}
+	if cur != epoch {
+		return nil, &store.StaleEpochError{Conversation: id, Expected: epoch, Current: cur}
+	}
+	return nil, fmt.Errorf("only %d stored: %w", len(out), store.ErrInvalid)
 }
 
 // HandshakeByHash implements store.Store.

@@ -142,11 +142,13 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 			return rows.Err()
 		}))
 	}
+	var reservations int64 // expired blob reservations, not reported
 	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
 		for _, q := range []struct {
 			n   *int64
 			sql string
 		}{
+			{&reservations, `DELETE FROM blob_reservations WHERE expires <= $1`},
 			{&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`},
 			{&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`},
 			{&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`},
@@ -201,7 +203,10 @@ var invariants = []struct{ what, sql string }{
 		WHERE NOT (m.gap_from = 0 AND m.gap_to = 0) AND NOT (m.joined_seq <= m.gap_from AND m.gap_from < m.gap_to AND m.gap_to <= m.cursor)`},
 	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
-	{"negative proposal count", `SELECT id FROM conversations WHERE proposals < 0`},
+	{"pending proposals not the epoch's proposals 0 to count-1, or not of the counted size", `SELECT h.conversation_id FROM conversation_heads h JOIN conversations c ON c.id = h.conversation_id
+		WHERE h.proposals < 0 OR h.proposals <> (SELECT COUNT(*) FROM pending_proposals p WHERE p.conversation_id = h.conversation_id)
+			OR h.proposal_bytes <> (SELECT COALESCE(SUM(LENGTH(p.data)), 0) FROM pending_proposals p WHERE p.conversation_id = h.conversation_id)
+			OR EXISTS (SELECT 1 FROM pending_proposals p WHERE p.conversation_id = h.conversation_id AND (p.epoch <> c.epoch OR p.idx < 0 OR p.idx >= h.proposals))`},
 	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
 	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
 	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},
@@ -214,15 +219,56 @@ var invariants = []struct{ what, sql string }{
 	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
 }
 
+// checkMaxErrors bounds the findings of each of SQLite's checks that
+// CheckInvariants reports.
+const checkMaxErrors = 100
+
 // CheckInvariants checks the database's internal consistency, as bbolt's
-// Tx.Check does: contiguous logs up to each head, cursors within the log,
-// no rows referring to missing users, devices or conversations, and
-// SQLite's own integrity and foreign key checks. It returns every
-// violation found.
+// Tx.Check does: SQLite's own full integrity check (every page, and every
+// index against its table) and foreign key check, then the store's
+// invariants: contiguous logs up to each head, cursors within the log, no
+// rows referring to missing users, devices or conversations. Everything
+// runs in one read transaction, so it checks one snapshot even while the
+// server writes. It returns every violation found (at most 100 per
+// SQLite check), one joined error each.
 func (s *Store) CheckInvariants(ctx context.Context) error {
+	tx, err := s.r.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: check invariants of %s: begin: %v", s.path, err)
+	}
+	defer tx.Rollback()
 	var errs []error
+	problems, err := pragmaCheck(ctx, tx, "integrity_check", checkMaxErrors)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("integrity_check: %v", err))
+	}
+	for _, p := range problems {
+		errs = append(errs, fmt.Errorf("integrity_check: %s", p))
+	}
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("foreign_key_check: %v", err))
+	} else {
+		n := 0
+		for rows.Next() {
+			var table, parent string
+			var rowid sql.NullInt64
+			var fkid int64
+			if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+				errs = append(errs, fmt.Errorf("foreign_key_check: %v", err))
+				break
+			}
+			if n++; n <= checkMaxErrors {
+				errs = append(errs, fmt.Errorf("foreign_key_check: row %d of %s refers to a missing row of %s", rowid.Int64, table, parent))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("foreign_key_check: %v", err))
+		}
+		rows.Close()
+	}
 	for _, inv := range invariants {
-		rows, err := s.r.QueryContext(ctx, inv.sql)
+		rows, err := tx.QueryContext(ctx, inv.sql)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", inv.what, err))
 			continue
@@ -238,26 +284,16 @@ func (s *Store) CheckInvariants(ctx context.Context) error {
 			}
 			bad = append(bad, v)
 		}
+		if err := rows.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", inv.what, err))
+		}
 		rows.Close()
 		if len(bad) > 0 {
 			errs = append(errs, fmt.Errorf("%s: %v", inv.what, bad))
 		}
 	}
-	var ok string
-	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		errs = append(errs, fmt.Errorf("integrity_check: %q %v", ok, err))
-	}
-	rows, err := s.r.QueryContext(ctx, `PRAGMA foreign_key_check`)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		if rows.Next() {
-			errs = append(errs, errors.New("foreign_key_check reports violations"))
-		}
-		rows.Close()
-	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sqlite: check invariants: %w", err)
+		return fmt.Errorf("sqlite: check invariants of %s: %w", s.path, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,10 +90,15 @@ func dsn(c Config, writer bool) string {
 }
 
 // Open opens (creating if needed) the database and applies pending
-// migrations.
+// migrations. A new database file is created with mode 0600 whatever the
+// process umask; SQLite gives the -wal and -shm files it creates later
+// the mode of the database file, so they are 0600 too.
 func Open(ctx context.Context, c Config) (*Store, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if err := createPrivate(c.Path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: open %s: %v", c.Path, err)
 	}
 	w, err := sql.Open("sqlite", dsn(c, true))
 	if err != nil {
@@ -273,10 +279,32 @@ func b2i(b bool) int {
 }
 
 // Backup writes a consistent copy of the database to path with VACUUM
-// INTO, without blocking writers.
+// INTO, without blocking writers. path must not exist; the copy is
+// created with mode 0600, and removed again if the backup fails.
 func (s *Store) Backup(ctx context.Context, path string) error {
+	// VACUUM INTO accepts an existing empty file and keeps its mode.
+	if err := createPrivate(path); err != nil {
+		return fmt.Errorf("sqlite: backup to %s: %v", path, err)
+	}
 	if _, err := s.r.ExecContext(ctx, `VACUUM INTO $1`, path); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("sqlite: backup to %s: %v", path, err)
 	}
 	return nil
+}
+
+// createPrivate creates path as an empty file with mode 0600 (explicitly
+// set, so the umask cannot widen or narrow it); it fails with an error
+// matching fs.ErrExist when path exists.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }

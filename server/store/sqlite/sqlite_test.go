@@ -29,7 +29,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 5 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 7 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -53,6 +53,8 @@ func TestCheckInvariantsDetects(t *testing.T) {
 		`UPDATE members SET cursor = 99`,
 		`INSERT INTO entries (conversation_id, seq, kind, sender, data, created) VALUES (1, 5, 1, 'a-1', x'00', 0)`,
 		`UPDATE conversation_heads SET head = 0`,
+		`UPDATE conversation_heads SET proposals = 1`,
+		`INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) VALUES (1, 0, 0, x'00', 0)`,
 	} {
 		s := open(t)
 		ctx := context.Background()
@@ -101,7 +103,8 @@ func TestMigrateHeads(t *testing.T) {
 		}
 	}
 	s.Close()
-	// Back to schema version 2.
+	// Back to schema version 2 (and the tables migration 7 changes back
+	// to version 6).
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +113,9 @@ func TestMigrateHeads(t *testing.T) {
 		`ALTER TABLE conversations ADD COLUMN head INTEGER NOT NULL DEFAULT 0`,
 		`UPDATE conversations SET head = (SELECT head FROM conversation_heads WHERE conversation_id = conversations.id)`,
 		`DROP TABLE conversation_heads`,
-		`DELETE FROM schema_migrations WHERE version = 3`,
+		`ALTER TABLE conversations ADD COLUMN proposals INTEGER NOT NULL DEFAULT 0`,
+		`DROP TABLE pending_proposals`,
+		`DELETE FROM schema_migrations WHERE version IN (3, 7)`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -130,5 +135,63 @@ func TestMigrateHeads(t *testing.T) {
 	}
 	if res, err := s.AppendEntries(ctx, []store.NewEntry{{Conversation: c.ID, Sender: d.ID, Data: []byte("x")}}); err != nil || res[0].Entry.Seq != 6 {
 		t.Fatalf("append after migration: %+v %v", res, err)
+	}
+}
+
+// Migration 7 moves the proposal count to conversation_heads and restarts
+// it at 0: a follower state written before it already includes the
+// proposals of its epoch, and none of them is a pending_proposals row.
+func TestMigratePendingProposals(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), FollowerState: []byte("state+3 proposals"), Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to schema version 6, with 3 proposals in the follower state.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER TABLE conversation_heads DROP COLUMN proposals`,
+		`ALTER TABLE conversation_heads DROP COLUMN proposal_bytes`,
+		`ALTER TABLE conversation_heads DROP COLUMN proposals_digest`,
+		`ALTER TABLE conversations ADD COLUMN proposals INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE conversations SET proposals = 3`,
+		`DROP TABLE pending_proposals`,
+		`DELETE FROM schema_migrations WHERE version = 7`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err = Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Conversation(ctx, c.ID)
+	if err != nil || got.Proposals != 0 || got.ProposalBytes != 0 || got.ProposalsDigest != nil || string(got.FollowerState) != "state+3 proposals" {
+		t.Fatalf("after migration %+v, %v", got, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Sender: d.ID, Data: []byte("p"), Digest: []byte("d")}); err != nil {
+		t.Fatalf("propose after migration: %v", err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -45,12 +45,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"KeyPackageClaim", testKeyPackageClaim},
 		{"KeyPackageConcurrentClaims", testConcurrentClaims},
+		{"KeyPackageClaimBudget", testClaimBudget},
+		{"KeyPackageClaimBudgetConcurrent", testClaimBudgetConcurrent},
 		{"Conversations", testConversations},
 		{"CommitStaleEpoch", testCommitStale},
 		{"CommitConcurrent", testCommitConcurrent},
 		{"CommitFailureLeavesNothing", testCommitFailure},
 		{"Proposal", testProposal},
-		{"ProposalFollowerState", testProposalFollowerState},
+		{"PendingProposals", testPendingProposals},
 		{"ProposalConcurrent", testProposalConcurrent},
 		{"HandshakeByHash", testHandshakeByHash},
 		{"Departed", testDeparted},
@@ -64,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PruneAcked", testPruneAcked},
 		{"PruneRetention", testPruneRetention},
 		{"Blobs", testBlobs},
+		{"BlobQuota", testBlobQuota},
+		{"BlobQuotaConcurrent", testBlobQuotaConcurrent},
 		{"Stats", testStats},
 		{"Backup", testBackup},
 		{"Cancelled", testCancelled},
@@ -542,6 +546,127 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 	}
 }
 
+// testClaimBudget: a device's one-time packages are handed out only
+// within its budget, whoever claims; past it, and when the pool is empty,
+// the last-resort package is returned, kept and marked claimed, until a
+// new last-resort package replaces it.
+func testClaimBudget(t *testing.T, s store.Store) {
+	u, d1 := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	var kps []store.KeyPackage
+	for i := range 20 {
+		kps = append(kps, kp(fmt.Sprintf("a%02d", i), d1.ID, false, t0))
+	}
+	kps = append(kps, kp("alr", d1.ID, true, t0), kp("b0", d2.ID, false, t0))
+	must(t, "upload", s.AddKeyPackages(ctx, kps))
+	b := store.ClaimBudget{Burst: 10, Interval: time.Minute}
+	claim := func(at time.Time) (d1Ref string, d2Ref string) {
+		t.Helper()
+		got, err := s.ClaimKeyPackagesBudgeted(ctx, u.ID, suite, at, b)
+		if err != nil {
+			t.Fatalf("claim at %v: %v", at.Sub(t0), err)
+		}
+		for _, k := range got {
+			switch k.Device {
+			case d1.ID:
+				d1Ref = string(k.Ref)
+			case d2.ID:
+				d2Ref = string(k.Ref)
+			}
+			if k.LastResort != (string(k.Ref) == "alr") {
+				t.Errorf("claimed %s with LastResort %v", k.Ref, k.LastResort)
+			}
+		}
+		return d1Ref, d2Ref
+	}
+	// The burst, then only the last resort: the pool keeps 10.
+	for i := range 15 {
+		ref, _ := claim(t0)
+		want := fmt.Sprintf("a%02d", i)
+		if i >= 10 {
+			want = "alr"
+		}
+		if ref != want {
+			t.Fatalf("claim %d: got %q, want %q", i, ref, want)
+		}
+	}
+	c, err := s.CountKeyPackages(ctx, d1.ID, suite, t0)
+	if err != nil || c.Available != 10 || !c.LastResort || !c.LastResortClaimed {
+		t.Errorf("pool after the burst: %+v %v", c, err)
+	}
+	// Device 2's budget is its own: its one package, then nothing.
+	if _, ref := claim(t0); ref != "" {
+		t.Errorf("device 2 had one package, claimed again: %q", ref)
+	}
+	// Two intervals later, two more one-time packages, then the last resort.
+	later := t0.Add(2*time.Minute + time.Second)
+	for i, want := range []string{"a10", "a11", "alr"} {
+		if ref, _ := claim(later); ref != want {
+			t.Errorf("claim %d after 2 minutes: got %q, want %q", i, ref, want)
+		}
+	}
+	// A clock that went back adds nothing.
+	if ref, _ := claim(t0); ref != "alr" {
+		t.Errorf("claim with an earlier clock: got %q", ref)
+	}
+	// A new last-resort package replaces the claimed one, unclaimed.
+	must(t, "replace last resort", s.AddKeyPackages(ctx, []store.KeyPackage{kp("alr2", d1.ID, true, t0)}))
+	if c, _ := s.CountKeyPackages(ctx, d1.ID, suite, later); !c.LastResort || c.LastResortClaimed {
+		t.Errorf("pool after replacing the last resort: %+v", c)
+	}
+	// Without a budget (ClaimKeyPackages), the rest of the pool goes, then
+	// the new last resort.
+	for range 8 {
+		if _, err := s.ClaimKeyPackages(ctx, u.ID, suite, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ClaimKeyPackages(ctx, u.ID, suite, later)
+	if err != nil || len(got) != 1 || string(got[0].Ref) != "alr2" || !got[0].LastResort {
+		t.Errorf("claim on an empty pool: %+v %v", got, err)
+	}
+	if c, _ := s.CountKeyPackages(ctx, d1.ID, suite, later); c.Available != 0 || !c.LastResortClaimed {
+		t.Errorf("pool after claiming the last resort: %+v", c)
+	}
+}
+
+// testClaimBudgetConcurrent: concurrent claims of one device spend its
+// budget exactly once each.
+func testClaimBudgetConcurrent(t *testing.T, s store.Store) {
+	u, d := mkUser(t, s, "alice")
+	var kps []store.KeyPackage
+	for i := range 20 {
+		kps = append(kps, kp(fmt.Sprintf("a%02d", i), d.ID, false, t0))
+	}
+	kps = append(kps, kp("alr", d.ID, true, t0))
+	must(t, "upload", s.AddKeyPackages(ctx, kps))
+	b := store.ClaimBudget{Burst: 5, Interval: time.Hour}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for range 16 {
+		wg.Go(func() {
+			got, err := s.ClaimKeyPackagesBudgeted(ctx, u.ID, suite, t0, b)
+			if err != nil {
+				t.Errorf("claim: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range got {
+				seen[string(k.Ref)]++
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 6 || seen["alr"] != 11 {
+		t.Errorf("16 concurrent claims with a budget of 5 got %v, want 5 one-time packages and the last resort 11 times", seen)
+	}
+	if c, _ := s.CountKeyPackages(ctx, d.ID, suite, t0); c.Available != 15 {
+		t.Errorf("pool after the claims: %+v", c)
+	}
+}
+
 func testConversations(t *testing.T, s store.Store) {
 	u, d1 := mkUser(t, s, "alice")
 	_, b := mkUser(t, s, "bob")
@@ -987,6 +1112,110 @@ func testBlobs(t *testing.T, s store.Store) {
 	wantErr(t, "deleted", err, store.ErrNotFound)
 }
 
+// testBlobQuota: reservations count against the quota until committed
+// (then the blob's size counts), released or expired.
+func testBlobQuota(t *testing.T, s store.Store) {
+	u, _ := mkUser(t, s, "alice")
+	v, _ := mkUser(t, s, "bob")
+	res := func(owner store.UserID, bytes, min int64, at time.Time) (store.BlobReservation, error) {
+		return s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: owner, Bytes: bytes, Created: at, Expires: at.Add(time.Hour)}, min, 1000)
+	}
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "old", Owner: u.ID, Size: 100, Created: t0}))
+	r1, err := res(u.ID, 600, 600, t0)
+	if err != nil || r1.Bytes != 600 || r1.ID == 0 || r1.Owner != u.ID {
+		t.Fatalf("reserve 600: %+v %v", r1, err)
+	}
+	_, err = res(u.ID, 301, 301, t0)
+	wantErr(t, "reserve past the quota", err, store.ErrQuotaExceeded)
+	// Unknown length: what is left, up to the maximum.
+	r2, err := res(u.ID, 1000, 1, t0)
+	if err != nil || r2.Bytes != 300 {
+		t.Fatalf("reserve what is left: %+v %v", r2, err)
+	}
+	_, err = res(u.ID, 1000, 1, t0)
+	wantErr(t, "reserve with nothing left", err, store.ErrQuotaExceeded)
+	// Another user's quota is its own.
+	if r, err := res(v.ID, 1000, 1000, t0); err != nil || r.Bytes != 1000 {
+		t.Errorf("bob's reservation: %+v %v", r, err)
+	}
+	// Committing 10 of the 300 bytes gives back the rest.
+	must(t, "commit", s.CommitBlobReservation(ctx, r2.ID, store.Blob{ID: "b2", Owner: u.ID, Size: 10, SHA256: []byte("h"), Created: t0}))
+	if n, sz, err := s.BlobUsage(ctx, u.ID); err != nil || n != 2 || sz != 110 {
+		t.Errorf("usage after commit: %d %d %v", n, sz, err)
+	}
+	wantErr(t, "commit twice", s.CommitBlobReservation(ctx, r2.ID, store.Blob{ID: "b3", Owner: u.ID, Size: 1, Created: t0}), store.ErrNotFound)
+	if r, err := res(u.ID, 1000, 1, t0); err != nil || r.Bytes != 290 {
+		t.Errorf("reserve after commit: %+v %v", r, err)
+	} else {
+		must(t, "release", s.ReleaseBlobReservation(ctx, r.ID))
+		must(t, "release again", s.ReleaseBlobReservation(ctx, r.ID))
+	}
+	// A commit larger than the reservation, for another owner, or of a
+	// taken id changes nothing.
+	wantErr(t, "commit too large", s.CommitBlobReservation(ctx, r1.ID, store.Blob{ID: "big", Owner: u.ID, Size: 601, Created: t0}), store.ErrInvalid)
+	wantErr(t, "commit for another owner", s.CommitBlobReservation(ctx, r1.ID, store.Blob{ID: "bob", Owner: v.ID, Size: 1, Created: t0}), store.ErrInvalid)
+	wantErr(t, "commit a taken id", s.CommitBlobReservation(ctx, r1.ID, store.Blob{ID: "old", Owner: u.ID, Size: 1, Created: t0}), store.ErrConflict)
+	// An expired reservation no longer counts and can no longer be
+	// committed.
+	later := t0.Add(time.Hour)
+	wantErr(t, "commit expired", s.CommitBlobReservation(ctx, r1.ID, store.Blob{ID: "late", Owner: u.ID, Size: 1, Created: later}), store.ErrNotFound)
+	if r, err := res(u.ID, 1000, 1, later); err != nil || r.Bytes != 890 {
+		t.Errorf("reserve after expiry: %+v %v", r, err)
+	}
+	if _, err := s.Prune(ctx, store.PruneOptions{Now: later.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "commit pruned", s.CommitBlobReservation(ctx, r1.ID, store.Blob{ID: "late", Owner: u.ID, Size: 1, Created: t0}), store.ErrNotFound)
+	_, err = s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: 9999, Bytes: 1, Created: t0, Expires: later}, 1, 1000)
+	wantErr(t, "unknown owner", err, store.ErrNotFound)
+	_, err = s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: 1, Created: t0, Expires: t0}, 1, 1000)
+	wantErr(t, "no lifetime", err, store.ErrInvalid)
+	_, err = s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: 5, Created: t0, Expires: later}, 6, 1000)
+	wantErr(t, "min above bytes", err, store.ErrInvalid)
+}
+
+// testBlobQuotaConcurrent: 16 parallel uploads of 1 MiB against a 1 MiB
+// quota store at most 1 MiB, whichever of them wins.
+func testBlobQuotaConcurrent(t *testing.T, s store.Store) {
+	u, _ := mkUser(t, s, "alice")
+	const mib, quota = 1 << 20, 1 << 20
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored := 0
+	for i := range 16 {
+		wg.Go(func() {
+			// Half announce their length, half do not.
+			bytes, min := int64(mib), int64(mib)
+			if i%2 == 1 {
+				min = 1
+			}
+			r, err := s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: bytes, Created: t0, Expires: t0.Add(time.Hour)}, min, quota)
+			if errors.Is(err, store.ErrQuotaExceeded) {
+				return
+			} else if err != nil {
+				t.Errorf("reserve %d: %v", i, err)
+				return
+			}
+			if r.Bytes < mib {
+				must(t, "release", s.ReleaseBlobReservation(ctx, r.ID))
+				return
+			}
+			if err := s.CommitBlobReservation(ctx, r.ID, store.Blob{ID: fmt.Sprintf("blob%02d", i), Owner: u.ID, Size: mib, Created: t0}); err != nil {
+				t.Errorf("commit %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			stored++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	n, sz, err := s.BlobUsage(ctx, u.ID)
+	if err != nil || sz > quota || n != int64(stored) || stored != 1 {
+		t.Errorf("16 parallel 1 MiB uploads against a 1 MiB quota: %d committed, usage %d blobs %d bytes (%v)", stored, n, sz, err)
+	}
+}
+
 func testStats(t *testing.T, s store.Store) {
 	u, a := mkUser(t, s, "alice")
 	mkDevice(t, s, u, "alice-2")
@@ -1037,20 +1266,43 @@ func testCancelled(t *testing.T, s store.Store) {
 	}
 }
 
-func testProposalFollowerState(t *testing.T, s store.Store) {
+// pendingData returns the Data of the pending proposals from to n.
+func pendingData(t *testing.T, s store.Store, id store.ConversationID, epoch, from, n uint64) []string {
+	t.Helper()
+	ps, err := s.PendingProposals(ctx, id, epoch, from, n)
+	if err != nil {
+		t.Fatalf("pending proposals: %v", err)
+	}
+	var out []string
+	for _, p := range ps {
+		if !p.Created.Equal(t0) {
+			t.Errorf("pending proposal %q created %v, want %v", p.Data, p.Created, t0)
+		}
+		out = append(out, string(p.Data))
+	}
+	return out
+}
+
+// testPendingProposals: a proposal is stored on its own, with the count,
+// size and digest of the epoch's pending proposals, and leaves the
+// follower state alone; a commit starts the next epoch with none.
+func testPendingProposals(t *testing.T, s store.Store) {
 	_, d := mkUser(t, s, "alice")
 	c := mkConv(t, s, d.ID, "g")
-	if c.Proposals != 0 {
-		t.Fatalf("new conversation has %d proposals", c.Proposals)
+	if c.Proposals != 0 || c.ProposalBytes != 0 || c.ProposalsDigest != nil {
+		t.Fatalf("new conversation has proposals: %+v", c)
 	}
-	e, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte("fs0+p1"), Sender: d.ID, Data: []byte("p1"), Created: t0})
+	if ps, err := s.PendingProposals(ctx, c.ID, 0, 0, 0); err != nil || len(ps) != 0 {
+		t.Fatalf("no pending proposals: %v %v", ps, err)
+	}
+	e, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, Digest: []byte("d1"), Sender: d.ID, Data: []byte("p1"), Created: t0})
 	must(t, "propose", err)
 	got, _ := s.Conversation(ctx, c.ID)
-	if got.Proposals != 1 || string(got.FollowerState) != "fs0+p1" || got.Epoch != 0 || got.Head != e.Seq {
+	if got.Proposals != 1 || got.ProposalBytes != 2 || string(got.ProposalsDigest) != "d1" || string(got.FollowerState) != "fs0" || got.Epoch != 0 || got.Head != e.Seq {
 		t.Fatalf("after proposal %+v", got)
 	}
 	// A proposal or commit validated against the state before p1 is refused.
-	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte("fs0+p2"), Sender: d.ID, Data: []byte("p2"), Created: t0})
+	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, Digest: []byte("x"), Sender: d.ID, Data: []byte("p2"), Created: t0})
 	wantErr(t, "proposal on a stale state", err, store.ErrStaleState)
 	if _, ok := store.CurrentEpoch(err); ok {
 		t.Errorf("stale state reported as a stale epoch: %v", err)
@@ -1058,8 +1310,11 @@ func testProposalFollowerState(t *testing.T, s store.Store) {
 	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 0, Sender: d.ID, Data: []byte("c"), FollowerState: []byte("fs1"), Created: t0})
 	wantErr(t, "commit on a stale state", err, store.ErrStaleState)
 	got, _ = s.Conversation(ctx, c.ID)
-	if got.Proposals != 1 || string(got.FollowerState) != "fs0+p1" || got.Head != 1 {
+	if got.Proposals != 1 || got.ProposalBytes != 2 || string(got.ProposalsDigest) != "d1" || string(got.FollowerState) != "fs0" || got.Head != 1 {
 		t.Fatalf("refused handshakes changed the conversation: %+v", got)
+	}
+	if ps := pendingData(t, s, c.ID, 0, 0, 1); len(ps) != 1 || ps[0] != "p1" {
+		t.Fatalf("pending after refused handshakes: %q", ps)
 	}
 	// A stale epoch stays a stale epoch.
 	_, err = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 3, Proposals: 1, Sender: d.ID, Data: []byte("p"), Created: t0})
@@ -1067,14 +1322,46 @@ func testProposalFollowerState(t *testing.T, s store.Store) {
 		t.Errorf("proposal for epoch 3: %v", err)
 	}
 	must(t, "propose p2", func() error {
-		_, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 1, FollowerState: []byte("fs0+p1+p2"), Sender: d.ID, Data: []byte("p2"), Created: t0})
+		_, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 1, Digest: []byte("d2"), Sender: d.ID, Data: []byte("p-2"), Created: t0})
 		return err
 	}())
+	got, _ = s.Conversation(ctx, c.ID)
+	if got.Proposals != 2 || got.ProposalBytes != 5 || string(got.ProposalsDigest) != "d2" || string(got.FollowerState) != "fs0" {
+		t.Fatalf("after the second proposal %+v", got)
+	}
+	// The first n, in order, whatever was added after n was read.
+	if ps := pendingData(t, s, c.ID, 0, 0, 2); len(ps) != 2 || ps[0] != "p1" || ps[1] != "p-2" {
+		t.Fatalf("pending %q", ps)
+	}
+	if ps := pendingData(t, s, c.ID, 0, 0, 1); len(ps) != 1 || ps[0] != "p1" {
+		t.Fatalf("first pending %q", ps)
+	}
+	if ps := pendingData(t, s, c.ID, 0, 1, 2); len(ps) != 1 || ps[0] != "p-2" {
+		t.Fatalf("pending from 1: %q", ps)
+	}
+	_, err = s.PendingProposals(ctx, c.ID, 0, 0, 3)
+	wantErr(t, "more pending proposals than stored", err, store.ErrInvalid)
+	_, err = s.PendingProposals(ctx, c.ID, 0, 2, 1)
+	wantErr(t, "pending proposals from beyond to", err, store.ErrInvalid)
+	_, err = s.PendingProposals(ctx, 9999, 0, 0, 1)
+	wantErr(t, "pending proposals of an unknown conversation", err, store.ErrNotFound)
 	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 2, Sender: d.ID, Data: []byte("c"), FollowerState: []byte("fs1"), Created: t0})
 	must(t, "commit", err)
 	got, _ = s.Conversation(ctx, c.ID)
-	if got.Proposals != 0 || got.Epoch != 1 || string(got.FollowerState) != "fs1" || got.Head != 3 {
+	if got.Proposals != 0 || got.ProposalBytes != 0 || got.ProposalsDigest != nil || got.Epoch != 1 || string(got.FollowerState) != "fs1" || got.Head != 3 {
 		t.Fatalf("after commit %+v", got)
+	}
+	// The old epoch's proposals are gone with it.
+	_, err = s.PendingProposals(ctx, c.ID, 0, 0, 2)
+	if cur, ok := store.CurrentEpoch(err); !ok || cur != 1 {
+		t.Errorf("pending proposals of the old epoch: %v", err)
+	}
+	must(t, "propose in epoch 1", func() error {
+		_, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 1, Proposals: 0, Digest: []byte("e1"), Sender: d.ID, Data: []byte("q1"), Created: t0})
+		return err
+	}())
+	if ps := pendingData(t, s, c.ID, 1, 0, 1); len(ps) != 1 || ps[0] != "q1" {
+		t.Fatalf("pending of epoch 1: %q", ps)
 	}
 	if _, err := s.Propose(ctx, store.Proposal{Conversation: 9999, Epoch: 0, Sender: d.ID, Data: []byte("p"), Created: t0}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("proposal to an unknown conversation: %v", err)
@@ -1082,8 +1369,8 @@ func testProposalFollowerState(t *testing.T, s store.Store) {
 }
 
 // testProposalConcurrent: proposals validated against one follower state
-// (as on two nodes) cannot both be accepted, so neither is lost from the
-// stored state.
+// (as on two nodes) cannot both be accepted as proposal N, so neither is
+// lost from the pending proposals.
 func testProposalConcurrent(t *testing.T, s store.Store) {
 	_, d := mkUser(t, s, "alice")
 	c := mkConv(t, s, d.ID, "g")
@@ -1092,7 +1379,7 @@ func testProposalConcurrent(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, FollowerState: []byte(fmt.Sprint("fs-", i)),
+			_, errs[i] = s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Proposals: 0, Digest: []byte(fmt.Sprint("d", i)),
 				Sender: d.ID, Data: []byte(fmt.Sprint("p", i)), Created: t0})
 		})
 	}
@@ -1112,15 +1399,18 @@ func testProposalConcurrent(t *testing.T, s store.Store) {
 		t.Fatal("no proposal accepted")
 	}
 	got, _ := s.Conversation(ctx, c.ID)
-	if got.Proposals != 1 || got.Head != 1 || string(got.FollowerState) != fmt.Sprint("fs-", winner) {
+	if got.Proposals != 1 || got.Head != 1 || string(got.ProposalsDigest) != fmt.Sprint("d", winner) || got.ProposalBytes != int64(len(fmt.Sprint("p", winner))) {
 		t.Errorf("conversation %+v, winner %d", got, winner)
+	}
+	if ps := pendingData(t, s, c.ID, 0, 0, 1); len(ps) != 1 || ps[0] != fmt.Sprint("p", winner) {
+		t.Errorf("pending %q, winner %d", ps, winner)
 	}
 }
 
 func testHandshakeByHash(t *testing.T, s store.Store) {
 	_, d := mkUser(t, s, "alice")
 	c := mkConv(t, s, d.ID, "g")
-	p, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, FollowerState: []byte("fs"), Sender: d.ID, Data: []byte("p"), Hash: []byte("hash-p"), Created: t0})
+	p, err := s.Propose(ctx, store.Proposal{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("p"), Hash: []byte("hash-p"), Created: t0})
 	must(t, "propose", err)
 	cm, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Proposals: 1, Sender: d.ID, Data: []byte("c"), Hash: []byte("hash-c"), Created: t0})
 	must(t, "commit", err)
