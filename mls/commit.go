@@ -32,10 +32,18 @@ type CommitOptions struct {
 	SetExtensions          bool
 	// ReInit, if non-nil, commits a ReInit proposal (alone).
 	ReInit *ReInitParams
-	// IncludePending includes every valid cached proposal by reference
-	// (this member's own Updates and removal excepted, RFC 9420 §12.2),
-	// except ReInit proposals, which must stand alone: name those in
-	// References.
+	// IncludePending includes the cached proposals by reference, after
+	// those given here by value, choosing a set that is valid together
+	// (RFC 9420 §12.2 lets a committer leave proposals out): a proposal
+	// that breaks a rule of §12.2 or §7.3 given the proposals before it,
+	// or names a PSK this member does not hold, is left out and reported
+	// in PendingCommit.Dropped; so are this member's own Updates and
+	// removal, every Update of a leaf but the latest, and ReInit
+	// proposals, which must stand alone (name those in References).
+	// Removes come first, so that a Remove wins over an Update of the same
+	// leaf; otherwise the first proposal in cache order wins (two
+	// GroupContextExtensions, two Adds of one client). The choice depends
+	// only on the cache and the epoch.
 	IncludePending bool
 	// References lists ProposalRefs (ProposalInfo.Ref) of proposals cached
 	// in the current epoch, received or sent by this member, to include
@@ -80,8 +88,23 @@ type PendingCommit struct {
 	// members whose leaves committed Update proposals replaced (not the
 	// committer's own path leaf).
 	Added, Removed, Updated []Member
+	// Dropped lists the cached proposals CommitOptions.IncludePending left
+	// out of the Commit, in cache order, each with the rule it broke.
+	// They are lost when the epoch ends; their senders may propose again.
+	Dropped []DroppedProposal
 
 	transition
+}
+
+// DroppedProposal is a cached proposal that a Commit with
+// CommitOptions.IncludePending left out.
+type DroppedProposal struct {
+	// Proposal describes it; Proposal.Ref is its ProposalRef.
+	Proposal ProposalInfo
+	// Reason says which rule it broke in this Commit. It wraps
+	// ErrInvalidProposal, ErrInvalidLeafNode, ErrInvalidKeyPackage,
+	// ErrCredentialRejected or ErrMissingPSK.
+	Reason error
 }
 
 // transition is the epoch a commit leads to, prepared but not applied:
@@ -154,27 +177,31 @@ func (g *Group) Commit(opts CommitOptions) (*PendingCommit, error) {
 	if err := g.checkActive(op); err != nil {
 		return nil, err
 	}
-	es, refs, err := g.commitEntries(opts, op)
+	es, dropped, err := g.commitEntries(opts, op)
 	if err != nil {
 		return nil, err
 	}
-	a, err := g.c.applyProposals(es, g.ownSender(), true, applyOpts{self: int64(g.OwnLeaf())}, op)
+	ao := applyOpts{self: int64(g.OwnLeaf()), filter: opts.IncludePending, havePSK: g.hasPSK}
+	a, err := g.c.applyProposals(es, g.ownSender(), true, ao, op)
 	if err != nil {
 		return nil, err
 	}
-	return g.finishCommit(a, es, refs, opts, a.pathRequired || opts.ForcePath, op)
+	pc, err := g.finishCommit(a, opts, a.pathRequired || opts.ForcePath, op)
+	if err != nil {
+		return nil, err
+	}
+	pc.Dropped = g.droppedProposals(append(dropped, a.dropped...))
+	return pc, nil
 }
 
-// commitEntries gathers the proposals of a Commit: cached ones first (by
-// reference), then those of opts (by value).
-func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []bool, error) {
+// commitEntries gathers the proposals of a Commit: those named by
+// opts.References, then those of opts (by value), then, with
+// opts.IncludePending, the cached ones as optional entries (pendingEntries),
+// which come last so that the committer's explicit choices win any
+// conflict with them. The second result lists the cached proposals left
+// out before any check.
+func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []droppedEntry, error) {
 	var es []entry
-	var byRef []bool
-	self := uint32(g.OwnLeaf())
-	touched := map[uint32]bool{}
-	for _, r := range opts.Remove {
-		touched[uint32(r)] = true
-	}
 	if opts.IncludePending && len(opts.References) > 0 {
 		return nil, nil, fmt.Errorf("mls: %s: IncludePending and References are exclusive", op)
 	}
@@ -189,38 +216,9 @@ func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []bool, e
 			}
 		}
 		es = append(es, entry{p: cp.p, sender: cp.sender, ref: cp.ref, cached: cp})
-		byRef = append(byRef, true)
-	}
-	if opts.IncludePending && opts.ReInit == nil {
-		// Removes first so that they win over Updates of the same leaf.
-		for pass := 0; pass < 2; pass++ {
-			for _, cp := range g.c.cache {
-				isRemove := cp.p.Type == wire.ProposalTypeRemove
-				if (pass == 0) != isRemove {
-					continue
-				}
-				switch cp.p.Type {
-				case wire.ProposalTypeRemove:
-					if cp.p.Remove.Removed == self || touched[cp.p.Remove.Removed] {
-						continue
-					}
-					touched[cp.p.Remove.Removed] = true
-				case wire.ProposalTypeUpdate:
-					if cp.sender.LeafIndex == self || touched[cp.sender.LeafIndex] {
-						continue
-					}
-					touched[cp.sender.LeafIndex] = true
-				case wire.ProposalTypeReInit:
-					continue // ReInit must stand alone (§12.2)
-				}
-				es = append(es, entry{p: cp.p, sender: cp.sender, ref: cp.ref, cached: cp})
-				byRef = append(byRef, true)
-			}
-		}
 	}
 	add := func(p *wire.Proposal) {
 		es = append(es, entry{p: p, sender: g.ownSender()})
-		byRef = append(byRef, false)
 	}
 	if opts.SetExtensions {
 		add(&wire.Proposal{Type: wire.ProposalTypeGroupContextExtensions, GroupContextExtensions: &wire.GroupContextExtensions{Extensions: extsToWire(opts.GroupContextExtensions)}})
@@ -252,16 +250,102 @@ func (g *Group) commitEntries(opts CommitOptions, op string) ([]entry, []bool, e
 	if opts.ReInit != nil {
 		add(&wire.Proposal{Type: wire.ProposalTypeReInit, ReInit: opts.ReInit.wire(g)})
 	}
-	return es, byRef, nil
+	var dropped []droppedEntry
+	if opts.IncludePending && opts.ReInit == nil {
+		var pending []entry
+		pending, dropped = g.pendingEntries(op)
+		es = append(es, pending...)
+	}
+	return es, dropped, nil
+}
+
+// pendingEntries returns the cached proposals IncludePending offers, as
+// optional entries that applyProposals may drop, in the order that makes
+// its first-wins rule pick what RFC 9420 §12.2 prefers: Removes first
+// (a committer "SHOULD prefer any Remove received" over an Update of the
+// same leaf), then the others in cache order. Left out at once, and
+// returned as dropped:
+//   - an Update followed in the cache by another Update of the same leaf
+//     (§12.2: "or the most recent Update if there are no Removes");
+//   - a ReInit, which cannot be committed with anything else (§12.2: the
+//     committer "SHOULD prefer [other proposals] over the ReInit"); it
+//     can be committed alone through CommitOptions.References.
+func (g *Group) pendingEntries(op string) (es []entry, dropped []droppedEntry) {
+	latest := map[uint32]*cachedProposal{}
+	for _, cp := range g.c.cache {
+		if cp.p.Type == wire.ProposalTypeUpdate {
+			latest[cp.sender.LeafIndex] = cp
+		}
+	}
+	for _, removes := range []bool{true, false} {
+		for _, cp := range g.c.cache {
+			if (cp.p.Type == wire.ProposalTypeRemove) != removes {
+				continue
+			}
+			e := entry{p: cp.p, sender: cp.sender, ref: cp.ref, cached: cp, optional: true}
+			switch cp.p.Type {
+			case wire.ProposalTypeReInit:
+				dropped = append(dropped, droppedEntry{e: e, err: ruleError(op, "§12.2", ErrInvalidProposal, "ReInit left out: it must stand alone")})
+				continue
+			case wire.ProposalTypeUpdate:
+				if latest[cp.sender.LeafIndex] != cp {
+					dropped = append(dropped, droppedEntry{e: e, err: ruleError(op, "§12.2", ErrInvalidProposal, "Update of leaf %d superseded by a later one", cp.sender.LeafIndex)})
+					continue
+				}
+			}
+			es = append(es, e)
+		}
+	}
+	return es, dropped
+}
+
+// droppedProposals describes the dropped cached proposals, in cache order.
+func (g *Group) droppedProposals(ds []droppedEntry) []DroppedProposal {
+	if len(ds) == 0 {
+		return nil
+	}
+	pos := make(map[*cachedProposal]int, len(g.c.cache))
+	for i, cp := range g.c.cache {
+		pos[cp] = i
+	}
+	slices.SortStableFunc(ds, func(x, y droppedEntry) int { return pos[x.e.cached] - pos[y.e.cached] })
+	out := make([]DroppedProposal, len(ds))
+	for i, d := range ds {
+		out[i] = DroppedProposal{Proposal: *proposalInfo(g.c, d.e.cached), Reason: d.err}
+	}
+	return out
+}
+
+// hasPSK reports whether this member holds the PSK id names (RFC 9420
+// §8.4), without combining it: the committer's test for a cached
+// PreSharedKey proposal.
+func (g *Group) hasPSK(id *wire.PreSharedKeyID) bool {
+	switch id.Type {
+	case wire.PSKTypeExternal:
+		if g.cfg.PSKs != nil {
+			_, ok := g.cfg.PSKs.ExternalPSK(id.ID)
+			return ok
+		}
+	case wire.PSKTypeResumption:
+		if psk, ok := g.ResumptionPSK(id.GroupID, id.Epoch); ok {
+			clear(psk)
+			return true
+		}
+		if g.cfg.PSKs != nil {
+			_, ok := g.cfg.PSKs.ResumptionPSK(id.GroupID, id.Epoch)
+			return ok
+		}
+	}
+	return false
 }
 
 // finishCommit creates the path, signs, runs the key schedule and builds the
 // Welcome for a validated and applied proposal list.
-func (g *Group) finishCommit(a *applied, es []entry, byRef []bool, opts CommitOptions, withPath bool, op string) (*PendingCommit, error) {
+func (g *Group) finishCommit(a *applied, opts CommitOptions, withPath bool, op string) (*PendingCommit, error) {
 	s := g.c.cs
-	cm := &wire.Commit{Proposals: make([]wire.ProposalOrRef, 0, len(es))}
-	for i, e := range es {
-		if byRef[i] {
+	cm := &wire.Commit{Proposals: make([]wire.ProposalOrRef, 0, len(a.entries))}
+	for _, e := range a.entries {
+		if e.ref != nil {
 			cm.Proposals = append(cm.Proposals, wire.ProposalOrRef{Type: wire.ProposalOrRefReference, Reference: e.ref})
 		} else {
 			cm.Proposals = append(cm.Proposals, wire.ProposalOrRef{Type: wire.ProposalOrRefProposal, Proposal: e.p})

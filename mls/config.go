@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/mls/internal/schedule"
+	"github.com/parley-chat/parley/mls/internal/tree"
+	"github.com/parley-chat/parley/mls/internal/wire"
 )
 
 // Defaults of Config.
@@ -21,6 +23,15 @@ const (
 	DefaultMaxPastEpochs = 3
 	// DefaultKeyPackageLifetime is the default lifetime of a KeyPackage.
 	DefaultKeyPackageLifetime = 90 * 24 * time.Hour
+	// KeyPackageClockSkew is how far NewKeyPackage sets a KeyPackage's
+	// not_before into the past, for peers whose clocks run behind.
+	KeyPackageClockSkew = time.Hour
+	// DefaultMaxLeafLifetime is the default of Config.MaxLeafLifetime:
+	// the total lifetime of a default KeyPackage (DefaultKeyPackageLifetime
+	// plus KeyPackageClockSkew), as OpenMLS bounds leaf lifetimes by its
+	// own default KeyPackage lifetime and skew margin (84 days plus an
+	// hour).
+	DefaultMaxLeafLifetime = DefaultKeyPackageLifetime + KeyPackageClockSkew
 )
 
 // CredentialReason says why a credential is presented to
@@ -82,6 +93,21 @@ type CredentialInfo struct {
 	Previous *Credential
 }
 
+// ExternalProposalInfo is what Config.AuthorizeExternalProposal is given.
+// Its slices alias group state and must not be modified or retained.
+type ExternalProposalInfo struct {
+	// GroupID and Epoch are the group's and the current epoch.
+	GroupID []byte
+	Epoch   uint64
+	// Proposal describes the proposal; Proposal.Sender says whether it
+	// comes from an external sender (with its index) or a new member.
+	Proposal ProposalInfo
+	// Credential and SignatureKey are the sender's: the external_senders
+	// entry of an external sender, the KeyPackage's leaf of a new member.
+	Credential   Credential
+	SignatureKey []byte
+}
+
 // Config holds the application's choices for a group. The zero Config is
 // usable: every zero field takes its default. A Config is copied by the
 // functions that take it; functions in it must be safe to call from the
@@ -90,6 +116,23 @@ type Config struct {
 	// Now is the clock used for lifetime checks (RFC 9420 §7.3); nil
 	// means time.Now.
 	Now func() time.Time
+
+	// MaxLeafLifetime is the longest total lifetime (not_after minus
+	// not_before) accepted for a LeafNode that carries one, that is a
+	// KeyPackage's (RFC 9420 §7.2: "Applications MUST define a maximum
+	// total lifetime that is acceptable for a LeafNode, and reject any
+	// LeafNode where the total lifetime is longer"). It is checked
+	// wherever a leaf's lifetime is: by ValidateKeyPackage (§10.1), for
+	// every Add proposal received, committed or sent (§12.1.1, §12.2), and
+	// for every leaf of a tree received when joining or following a group
+	// (§7.3, §12.4.3.1: JoinFromWelcome, JoinExternal, NewPublicGroup).
+	// NewKeyPackage keeps its KeyPackages within it. Zero means
+	// DefaultMaxLeafLifetime. Negative means no bound, for an application
+	// that bounds lifetimes otherwise (the official test vectors have
+	// leaves valid from 0 to 2^64-1 seconds, beyond any time.Duration).
+	// Every member and the Delivery Service must use the same bound, or a
+	// KeyPackage one accepts another refuses.
+	MaxLeafLifetime time.Duration
 
 	// ValidateCredential, if non-nil, is called for every new or replaced
 	// credential (RFC 9420 §5.3.1) before it is accepted: KeyPackages
@@ -100,6 +143,15 @@ type Config struct {
 	// its identity (basic: the same identity bytes; other types: the same
 	// encoding).
 	ValidateCredential func(CredentialInfo) error
+
+	// AuthorizeExternalProposal, if non-nil, is called for every proposal
+	// from outside the group (an external sender's, RFC 9420 §12.1.8.1,
+	// or a new_member_proposal Add) that passed the protocol's checks,
+	// before a member or a PublicGroup caches it: a non-nil error refuses
+	// it with ErrInvalidProposal ("External proposals that are not
+	// authorized are considered invalid", §12.1.8). nil accepts every
+	// such proposal; the application then decides when it commits.
+	AuthorizeExternalProposal func(ExternalProposalInfo) error
 
 	// OutOfOrderWindow is how many generations behind a sender's newest
 	// message keys are kept for late messages (RFC 9420 §15.3); zero means
@@ -148,6 +200,9 @@ func (c *Config) normalized() (*Config, error) {
 	if n.Now == nil {
 		n.Now = time.Now
 	}
+	if n.MaxLeafLifetime == 0 {
+		n.MaxLeafLifetime = DefaultMaxLeafLifetime
+	}
 	if n.OutOfOrderWindow == 0 {
 		n.OutOfOrderWindow = DefaultOutOfOrderWindow
 	}
@@ -169,6 +224,20 @@ func (c *Config) normalized() (*Config, error) {
 func (c *Config) secretTreeConfig() schedule.Config {
 	return schedule.Config{Window: c.OutOfOrderWindow, MaxForward: c.MaxForward}
 }
+
+// lifetimeWithin reports whether a leaf's lifetime is well formed and no
+// longer than c.MaxLeafLifetime (RFC 9420 §7.2); a negative
+// MaxLeafLifetime is no bound.
+func (c *Config) lifetimeWithin(lt *wire.Lifetime) bool {
+	if c.MaxLeafLifetime < 0 {
+		return lt != nil && lt.NotBefore <= lt.NotAfter
+	}
+	return tree.LifetimeWithin(lt, c.MaxLeafLifetime)
+}
+
+// maxTreeLifetime is c.MaxLeafLifetime for tree.ValidateOptions, where
+// zero is no bound.
+func (c *Config) maxTreeLifetime() time.Duration { return max(c.MaxLeafLifetime, 0) }
 
 // now returns the current Unix time in seconds (0 before 1970).
 func (c *Config) now() uint64 {
@@ -220,7 +289,10 @@ type PSKStore interface {
 type PSKs struct {
 	// External maps string(psk_id) to the PSK.
 	External map[string][]byte
-	// Groups are consulted for resumption PSKs.
+	// Groups are consulted for resumption PSKs, and by JoinFromWelcome
+	// for the old group of a ReInit or branch Welcome when
+	// JoinOptions.OldGroup is nil (a store of another type must be
+	// accompanied by JoinOptions.OldGroup). Their ids should be distinct.
 	Groups []*Group
 }
 

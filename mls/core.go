@@ -76,8 +76,8 @@ func newCore(cfg *Config, cs *suite.Suite, gc wire.GroupContext, t *tree.Tree, i
 	return &core{cfg: cfg, cs: cs, gc: gc, ctx: ctx, tree: t, interim: interim, req: req, extSenders: senders}, nil
 }
 
-// parseGroupExtensions checks a GroupContext extension list (RFC 9420 §13:
-// no type twice) and decodes required_capabilities and external_senders.
+// parseGroupExtensions checks a GroupContext extension list (RFC 9420
+// §13.4: no type twice) and decodes required_capabilities and external_senders.
 func parseGroupExtensions(es wire.Extensions) (*wire.RequiredCapabilities, wire.ExternalSenders, error) {
 	if err := checkUniqueExtensions(es); err != nil {
 		return nil, nil, err
@@ -98,11 +98,15 @@ func parseGroupExtensions(es wire.Extensions) (*wire.RequiredCapabilities, wire.
 	return req, senders, nil
 }
 
+// checkUniqueExtensions checks that an extension list has no type twice
+// (RFC 9420 §13.4: "Any field containing a list of extensions MUST NOT
+// have more than one extension of any given type"): GroupContext,
+// GroupInfo, KeyPackage, LeafNode and ReInit extensions alike.
 func checkUniqueExtensions(es wire.Extensions) error {
 	for i := range es {
 		for j := range i {
 			if es[i].Type == es[j].Type {
-				return fmt.Errorf("§13: extension type %#04x appears twice", uint16(es[i].Type))
+				return fmt.Errorf("§13.4: extension type %#04x appears twice", uint16(es[i].Type))
 			}
 		}
 	}
@@ -211,9 +215,11 @@ func (c *core) unprotectPublic(pm *wire.PublicMessage, membershipKey []byte, op 
 }
 
 // checkSenderContent applies the §6.1 sender/content type rules: external
-// and new_member_proposal senders send only proposals, the latter only Add
-// (§12.1.8); new_member_commit senders only commits, which carry the path
-// whose leaf holds their signature key (§12.4.3.2).
+// and new_member_proposal senders send only proposals, the latter only
+// Add, the former only the types of externalProposalType (§12.1.8: other
+// types "MUST be rejected as malformed"); new_member_commit senders only
+// commits, which carry the path whose leaf holds their signature key
+// (§12.4.3.2).
 func checkSenderContent(fc *wire.FramedContent) error {
 	switch fc.Sender.Type {
 	case wire.SenderTypeMember:
@@ -224,6 +230,9 @@ func checkSenderContent(fc *wire.FramedContent) error {
 		}
 		if fc.Sender.Type == wire.SenderTypeNewMemberProposal && (fc.Proposal == nil || fc.Proposal.Type != wire.ProposalTypeAdd || fc.Proposal.Add == nil) {
 			return fmt.Errorf("new_member_proposal sender with a proposal other than Add")
+		}
+		if fc.Sender.Type == wire.SenderTypeExternal && fc.Proposal != nil && !externalProposalType(fc.Proposal.Type) {
+			return fmt.Errorf("§12.1.8: external sender with proposal type %d, which external senders may not send", fc.Proposal.Type)
 		}
 	case wire.SenderTypeNewMemberCommit:
 		if fc.ContentType != wire.ContentTypeCommit {
@@ -236,6 +245,18 @@ func checkSenderContent(fc *wire.FramedContent) error {
 		return fmt.Errorf("unknown sender type %d", fc.Sender.Type)
 	}
 	return nil
+}
+
+// externalProposalType reports whether an external sender may send
+// proposals of type t (RFC 9420 §12.1.8: add, remove, psk, reinit and
+// group_context_extensions). Other types, this library's own custom ones
+// included, are refused: it knows of none that declares itself allowed.
+func externalProposalType(t wire.ProposalType) bool {
+	switch t {
+	case wire.ProposalTypeAdd, wire.ProposalTypeRemove, wire.ProposalTypePSK, wire.ProposalTypeReInit, wire.ProposalTypeGroupContextExtensions:
+		return true
+	}
+	return false
 }
 
 // proposalRef returns the ProposalRef of an AuthenticatedContent.
@@ -258,19 +279,21 @@ func (c *core) receiveProposal(ac *wire.AuthenticatedContent, op string) (*cache
 			return nil, ruleError(op, "§12.1.6", ErrInvalidProposal, "ExternalInit sent as a standalone proposal")
 		}
 	case wire.SenderTypeExternal:
-		switch p.Type {
-		case wire.ProposalTypeAdd, wire.ProposalTypeRemove, wire.ProposalTypePSK, wire.ProposalTypeReInit, wire.ProposalTypeGroupContextExtensions:
-		default:
-			return nil, ruleError(op, "§12.1.8", ErrInvalidProposal, "proposal type %d may not be sent by an external sender", p.Type)
+		// Also refused by checkSenderContent, before the signature.
+		if !externalProposalType(p.Type) {
+			return nil, ruleError(op, "§12.1.8", ErrMalformed, "proposal type %d may not be sent by an external sender", p.Type)
 		}
 	case wire.SenderTypeNewMemberProposal:
 		if p.Type != wire.ProposalTypeAdd {
-			return nil, ruleError(op, "§12.1.8", ErrInvalidProposal, "new_member_proposal sender with proposal type %d", p.Type)
+			return nil, ruleError(op, "§12.1.8", ErrMalformed, "new_member_proposal sender with proposal type %d", p.Type)
 		}
 	default:
 		return nil, ruleError(op, "§6", ErrInvalidProposal, "sender type %d cannot send proposals", sender.Type)
 	}
 	if err := c.checkProposal(p, sender, op); err != nil {
+		return nil, err
+	}
+	if err := c.checkCommittable(p, sender, op); err != nil {
 		return nil, err
 	}
 	ref, err := c.proposalRef(ac)
@@ -283,8 +306,38 @@ func (c *core) receiveProposal(ac *wire.AuthenticatedContent, op string) (*cache
 		}
 	}
 	cp := &cachedProposal{ref: ref, p: p, sender: sender}
+	if err := c.authorizeExternal(cp, op); err != nil {
+		return nil, err
+	}
 	c.cache = append(c.cache, cp)
 	return cp, nil
+}
+
+// authorizeExternal runs Config.AuthorizeExternalProposal for a proposal
+// from outside the group (RFC 9420 §12.1.8: "External proposals that are
+// not authorized are considered invalid"), before it is cached.
+func (c *core) authorizeExternal(cp *cachedProposal, op string) error {
+	if c.cfg.AuthorizeExternalProposal == nil {
+		return nil
+	}
+	info := ExternalProposalInfo{GroupID: c.gc.GroupID, Epoch: c.gc.Epoch, Proposal: *proposalInfo(c, cp)}
+	switch cp.sender.Type {
+	case wire.SenderTypeExternal:
+		if uint64(cp.sender.SenderIndex) >= uint64(len(c.extSenders)) {
+			return ruleError(op, "§12.1.8.1", ErrNotMember, "external sender %d not in external_senders", cp.sender.SenderIndex)
+		}
+		es := &c.extSenders[cp.sender.SenderIndex]
+		info.Credential, info.SignatureKey = credentialFromWire(&es.Credential), es.SignatureKey
+	case wire.SenderTypeNewMemberProposal:
+		ln := &cp.p.Add.KeyPackage.LeafNode
+		info.Credential, info.SignatureKey = credentialFromWire(&ln.Credential), ln.SignatureKey
+	default:
+		return nil
+	}
+	if err := c.cfg.AuthorizeExternalProposal(info); err != nil {
+		return fmt.Errorf("mls: %s: §12.1.8: proposal type %d from sender type %d refused by Config.AuthorizeExternalProposal: %w: %w", op, cp.p.Type, cp.sender.Type, err, ErrInvalidProposal)
+	}
+	return nil
 }
 
 // checkProposal checks one proposal on its own against the current epoch
@@ -316,6 +369,9 @@ func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) er
 		if bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
 			return ruleError(op, "§7.3", ErrInvalidProposal, "Update does not change the encryption_key of leaf %d", sender.LeafIndex)
 		}
+		if err := checkLeafSelf(ln); err != nil {
+			return causeError(op, "§7.3", ErrInvalidProposal, err, "Update of leaf %d", sender.LeafIndex)
+		}
 		if err := ln.Verify(c.cs, c.gc.GroupID, sender.LeafIndex); err != nil {
 			return causeError(op, "§7.3", ErrInvalidProposal, err, "Update leaf signature")
 		}
@@ -345,6 +401,11 @@ func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) er
 		if _, err := suite.New(p.ReInit.CipherSuite); err != nil {
 			return causeError(op, "§12.1.5", ErrInvalidProposal, err, "ReInit cipher suite")
 		}
+		// The ReInit's extensions become the new group's (§11.2): no type
+		// twice (§13.4).
+		if err := checkUniqueExtensions(p.ReInit.Extensions); err != nil {
+			return causeError(op, "§13.4", ErrInvalidProposal, err, "ReInit extensions")
+		}
 	case wire.ProposalTypeExternalInit:
 		if p.ExternalInit == nil {
 			return ruleError(op, "§12.1.6", ErrInvalidProposal, "ExternalInit without body")
@@ -367,6 +428,69 @@ func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) er
 	return nil
 }
 
+// checkCommittable refuses, on receipt (and when this member proposes), a
+// proposal that is valid on its own by §12.1 but can never be part of a
+// valid Commit in this epoch, so that nobody caches it and no committer
+// has to work around it: RFC 9420 §12.1 says such a proposal is invalid,
+// and only valid proposals are cached for a later Commit. Members and the
+// Delivery Service's follower (PublicGroup) run the same check, so they
+// cache the same proposals.
+//
+// Proposals that are only incompatible with others (two
+// GroupContextExtensions, two Adds of one client, an Update and a Remove
+// of one leaf, a GroupContextExtensions some member does not support,
+// which a Remove of that member in the same Commit would fix) stay valid
+// on receipt; the committer chooses among them (applyOpts.filter).
+func (c *core) checkCommittable(p *wire.Proposal, sender wire.Sender, op string) error {
+	var ln *wire.LeafNode
+	switch p.Type {
+	case wire.ProposalTypeAdd:
+		ln = &p.Add.KeyPackage.LeafNode
+		// §7.3: the signature_key of a leaf an Add brings must be unique
+		// among the members. The epoch's members are known on receipt; an
+		// Add of a current member's key could only be committed with a
+		// Remove of that member, which the proposer cannot make anyone
+		// include. A committer that means it commits both by value.
+		if j, dup := c.tree.SignatureKeyLeaf(ln.SignatureKey); dup {
+			return ruleError(op, "§7.3", ErrInvalidProposal, "Add with the signature_key of leaf %d", j)
+		}
+	case wire.ProposalTypeUpdate:
+		ln = &p.Update.LeafNode
+		// §7.3: a new signature_key must not be another member's.
+		if j, dup := c.tree.SignatureKeyLeaf(ln.SignatureKey); dup && uint32(j) != sender.LeafIndex {
+			return ruleError(op, "§7.3", ErrInvalidProposal, "Update of leaf %d with the signature_key of leaf %d", sender.LeafIndex, j)
+		}
+		// §7.2, §12.1.2: the leaf must keep supporting the group's
+		// version and cipher suite; no later proposal can change those.
+		if err := c.checkGroupParams(ln); err != nil {
+			return causeError(op, "§7.2", ErrInvalidProposal, err, "Update of leaf %d", sender.LeafIndex)
+		}
+	default:
+		return nil
+	}
+	// §7.3: encryption keys are unique among the nodes of the tree; those
+	// of the epoch's tree stay reserved for the whole Commit
+	// (checkEncryptionKey), so no list can include this proposal.
+	if x, dup := c.tree.EncryptionKeyNode(ln.EncryptionKey); dup {
+		return ruleError(op, "§7.3", ErrInvalidProposal, "proposal type %d with the encryption_key of node %d", p.Type, x)
+	}
+	return nil
+}
+
+// checkGroupParams checks that a leaf supports the group's protocol version
+// and cipher suite (RFC 9420 §7.2, §12.1.2): a member that dropped them
+// from its capabilities could not be sent a Welcome for the group, nor
+// validate a tree with itself in it.
+func (c *core) checkGroupParams(ln *wire.LeafNode) error {
+	if !slices.Contains(ln.Capabilities.Versions, c.gc.Version) {
+		return fmt.Errorf("capabilities do not list the group's version %d", c.gc.Version)
+	}
+	if !slices.Contains(ln.Capabilities.CipherSuites, c.cs.ID()) {
+		return fmt.Errorf("capabilities do not list the group's cipher suite %#04x", uint16(c.cs.ID()))
+	}
+	return nil
+}
+
 // cached returns the proposal of this epoch's cache with ProposalRef ref,
 // or nil.
 func (c *core) cached(ref []byte) *cachedProposal {
@@ -384,6 +508,10 @@ type entry struct {
 	sender wire.Sender
 	ref    []byte // nil for by-value proposals
 	cached *cachedProposal
+	// optional marks a cached proposal the committer offered without
+	// naming it (CommitOptions.IncludePending): applyProposals with
+	// applyOpts.filter may drop it.
+	optional bool
 }
 
 // resolve turns a Commit's ProposalOrRef list into proposals (RFC 9420
@@ -444,7 +572,11 @@ type applied struct {
 	// ownUpdate is set when the committed proposals replace the leaf of
 	// the member applying them with its own Update.
 	ownUpdate *cachedProposal
-	entries   []entry
+	// entries is the proposal list applied: the given one, less what a
+	// committer filtering dropped.
+	entries []entry
+	// dropped lists the optional entries a committer filtering dropped.
+	dropped []droppedEntry
 }
 
 type addedMember struct {
@@ -470,13 +602,57 @@ type applyOpts struct {
 	allowResumption bool
 	// self is the leaf of the member applying the list, or -1.
 	self int64
+	// filter is set for a committer choosing among its cached proposals
+	// (CommitOptions.IncludePending): an optional entry that breaks a rule
+	// is dropped, with the reason, instead of failing the whole list (RFC
+	// 9420 §12.2 lets a committer leave received proposals out). Receivers
+	// never filter: a list that breaks a rule is rejected.
+	filter bool
+	// havePSK, when filtering, reports whether the committer holds the
+	// PSK an optional PreSharedKey proposal names; one it lacks is dropped
+	// (§8.4: the commit could not be built with it).
+	havePSK func(*wire.PreSharedKeyID) bool
+}
+
+// droppedEntry is an optional proposal a committer left out of its Commit,
+// with the rule it broke.
+type droppedEntry struct {
+	e   entry
+	err error
 }
 
 // applyProposals validates the proposal list of a Commit from committer
 // (RFC 9420 §12.2, and §12.4.3.2 for external commits) and applies it to a
 // clone of the tree in the order of §12.3. The core is not modified.
+//
+// With ao.filter, optional entries that break a rule are dropped (listed
+// in applied.dropped) and the rest is applied; the kept list
+// (applied.entries) is then validated again exactly as a receiver will, so
+// a committer never sends a list its receivers reject. Dropping is
+// deterministic: it depends only on the list's order and the epoch.
 func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, ao applyOpts, op string) (*applied, error) {
-	a := &applied{exts: c.gc.Extensions, req: c.req, senders: c.extSenders, entries: es}
+	a, err := c.applyList(es, committer, hasPath, ao, op)
+	if err != nil || !ao.filter || len(a.dropped) == 0 {
+		return a, err
+	}
+	strict := ao
+	strict.filter = false
+	b, err := c.applyList(a.entries, committer, hasPath, strict, op)
+	if err != nil {
+		return nil, fmt.Errorf("%w (after dropping %d proposals)", err, len(a.dropped))
+	}
+	b.dropped = a.dropped
+	return b, nil
+}
+
+// applyList is one pass of applyProposals: it checks the rules of §12.2
+// and applies the list in the order of §12.3, in named steps: classify
+// each proposal (the rules on one proposal and between proposals),
+// GroupContextExtensions, Updates, Removes, Adds, then the rules on the
+// resulting tree. Each check of an entry happens before its effect, so
+// that dropping it (with ao.filter) leaves no trace.
+func (c *core) applyList(es []entry, committer wire.Sender, hasPath bool, ao applyOpts, op string) (*applied, error) {
+	a := &applied{exts: c.gc.Extensions, req: c.req, senders: c.extSenders}
 	external := committer.Type == wire.SenderTypeNewMemberCommit
 	a.external = external
 	if !external && committer.Type != wire.SenderTypeMember {
@@ -486,16 +662,25 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 		return nil, ruleError(op, "§12.4", ErrNotMember, "committer leaf %d is blank", committer.LeafIndex)
 	}
 	var (
-		gce               *wire.GroupContextExtensions
-		nUpdate, nRemove  int
-		nExtInit, nReInit int
-		touched           = map[uint32]wire.ProposalType{}
-		adds              []*wire.KeyPackage
-		updates           []entry
-		removes           []uint32
-		pskIDs            [][]byte
+		gceAt                      = -1 // the entry of the GroupContextExtensions
+		nReInit, nExtInit, nRemove int
+		touched                    = map[uint32]wire.ProposalType{}
+		adds, updates, removes     []int // entries, in list order
+		pskIDs                     = map[string]struct{}{}
+		kept                       = make([]bool, len(es))
 	)
-	for i, e := range es {
+	// fail reports err for entry i: nil if the entry is dropped instead.
+	fail := func(i int, err error) error {
+		if !ao.filter || !es[i].optional {
+			return err
+		}
+		kept[i] = false
+		a.dropped = append(a.dropped, droppedEntry{e: es[i], err: err})
+		return nil
+	}
+	// 1. Classify: the rules on each proposal and between proposals.
+	classify := func(i int) error {
+		e := es[i]
 		p := e.p
 		if e.ref == nil {
 			// By value: not yet checked individually.
@@ -503,134 +688,147 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 				// The first commit of a re-initialized or branched group
 				// carries its resumption PSK (§11.2, §11.3).
 				if len(p.PreSharedKey.PSK.Nonce) != c.cs.HashSize() {
-					return nil, ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes", len(p.PreSharedKey.PSK.Nonce))
+					return ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes", len(p.PreSharedKey.PSK.Nonce))
 				}
 			} else if err := c.checkProposal(p, e.sender, op); err != nil && p.Type != wire.ProposalTypeUpdate {
-				return nil, err
+				return err
 			}
 		}
 		switch p.Type {
 		case wire.ProposalTypeAdd:
 			if p.Add == nil {
-				return nil, ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
+				return ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
 			}
-			adds = append(adds, &p.Add.KeyPackage)
+			adds = append(adds, i)
 		case wire.ProposalTypeUpdate:
-			nUpdate++
 			if e.ref == nil {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (proposal %d)", i)
+				return ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (proposal %d)", i)
 			}
 			if e.sender.Type != wire.SenderTypeMember {
-				return nil, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from a non-member")
+				return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from a non-member")
 			}
 			if !external && e.sender.LeafIndex == committer.LeafIndex {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (leaf %d)", committer.LeafIndex)
+				return ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (leaf %d)", committer.LeafIndex)
 			}
 			if prev, dup := touched[e.sender.LeafIndex]; dup {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Update and proposal type %d for the same leaf %d", prev, e.sender.LeafIndex)
+				return ruleError(op, "§12.2", ErrInvalidProposal, "Update and proposal type %d for the same leaf %d", prev, e.sender.LeafIndex)
 			}
 			touched[e.sender.LeafIndex] = wire.ProposalTypeUpdate
-			updates = append(updates, e)
+			updates = append(updates, i)
 		case wire.ProposalTypeRemove:
-			nRemove++
 			r := p.Remove.Removed
 			if !external && r == committer.LeafIndex {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Remove of the committer (leaf %d)", r)
+				return ruleError(op, "§12.2", ErrInvalidProposal, "Remove of the committer (leaf %d)", r)
 			}
 			if prev, dup := touched[r]; dup {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "Remove and proposal type %d for the same leaf %d", prev, r)
+				return ruleError(op, "§12.2", ErrInvalidProposal, "Remove and proposal type %d for the same leaf %d", prev, r)
 			}
+			if external && nRemove > 0 {
+				return ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with more than one Remove proposal")
+			}
+			nRemove++
 			touched[r] = wire.ProposalTypeRemove
-			removes = append(removes, r)
+			removes = append(removes, i)
 		case wire.ProposalTypePSK:
 			id := &p.PreSharedKey.PSK
 			if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication && !ao.allowResumption {
-				return nil, ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d", id.Usage)
+				return ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d", id.Usage)
 			}
 			idb, err := pskIDKey(id)
 			if err != nil {
-				return nil, opError(op, err)
+				return opError(op, err)
 			}
-			for _, prev := range pskIDs {
-				if bytes.Equal(prev, idb) {
-					return nil, ruleError(op, "§12.2", ErrInvalidProposal, "PreSharedKeyID %x included twice", id.ID)
-				}
+			if _, dup := pskIDs[string(idb)]; dup {
+				return ruleError(op, "§12.2", ErrInvalidProposal, "PreSharedKeyID %x included twice", id.ID)
 			}
-			pskIDs = append(pskIDs, idb)
+			if ao.filter && e.optional && ao.havePSK != nil && !ao.havePSK(id) {
+				return ruleError(op, "§8.4", ErrMissingPSK, "PSK (type %d, id %x, epoch %d) not held by the committer", id.Type, id.ID, id.Epoch)
+			}
+			pskIDs[string(idb)] = struct{}{}
 			a.psks = append(a.psks, *id)
 		case wire.ProposalTypeReInit:
 			nReInit++
 			a.reinit = p.ReInit
 		case wire.ProposalTypeExternalInit:
-			nExtInit++
 			if !external {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ExternalInit in a regular commit")
+				return ruleError(op, "§12.2", ErrInvalidProposal, "ExternalInit in a regular commit")
 			}
+			nExtInit++
 			a.extInit = p.ExternalInit
 		case wire.ProposalTypeGroupContextExtensions:
-			if gce != nil {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "more than one GroupContextExtensions")
+			if gceAt >= 0 {
+				// Two GroupContextExtensions are each valid but cannot be
+				// committed together (§12.2); a committer filtering keeps
+				// the first in list order, its own by-value one first.
+				return ruleError(op, "§12.2", ErrInvalidProposal, "more than one GroupContextExtensions")
 			}
-			gce = p.GroupContextExtensions
+			gceAt = i
 		default:
 			// checked individually (support by all members); re-checked
 			// against the final tree below.
 		}
-		if !defaultProposal(p.Type) || p.Type == wire.ProposalTypeUpdate || p.Type == wire.ProposalTypeRemove ||
-			p.Type == wire.ProposalTypeExternalInit || p.Type == wire.ProposalTypeGroupContextExtensions {
-			a.pathRequired = true
+		return nil
+	}
+	for i := range es {
+		kept[i] = true
+		if err := classify(i); err != nil {
+			if err := fail(i, err); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if len(es) == 0 {
-		a.pathRequired = true
+	nKept := 0
+	for i := range es {
+		if kept[i] {
+			nKept++
+		}
 	}
-	if nReInit > 0 && len(es) > 1 {
-		return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ReInit together with %d other proposals", len(es)-1)
+	if nReInit > 0 && nKept > 1 {
+		return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ReInit together with %d other proposals", nKept-1)
 	}
 	if external {
 		if nExtInit != 1 {
 			return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d ExternalInit proposals, want exactly one", nExtInit)
 		}
-		if nRemove > 1 {
-			return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d Remove proposals, want at most one", nRemove)
-		}
-		for _, e := range es {
+		for i, e := range es {
 			switch e.p.Type {
 			case wire.ProposalTypeExternalInit, wire.ProposalTypeRemove, wire.ProposalTypePSK:
 			default:
-				return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with a proposal of type %d", e.p.Type)
+				if kept[i] {
+					return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with a proposal of type %d", e.p.Type)
+				}
 			}
 		}
-	}
-	if hasPath == false && a.pathRequired {
-		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "path required but absent")
 	}
 
 	t := c.tree.Clone()
 	a.tree = t
-	// 1. GroupContextExtensions.
-	if gce != nil {
-		req, senders, err := parseGroupExtensions(gce.Extensions)
-		if err != nil {
-			return nil, causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
-		}
-		a.exts, a.req, a.senders, a.gce = gce.Extensions, req, senders, true
-		for _, s := range senders {
-			if err := c.cfg.checkCredential(CredentialInfo{Credential: credentialFromWire(&s.Credential), SignatureKey: s.SignatureKey, Reason: ReasonExternalSender}); err != nil {
-				return nil, causeError(op, "§12.1.8.1", ErrInvalidProposal, err, "external sender")
+	// 2. GroupContextExtensions.
+	if gceAt >= 0 {
+		if err := c.applyGCE(a, es[gceAt].p.GroupContextExtensions, op); err != nil {
+			if err := fail(gceAt, err); err != nil {
+				return nil, err
 			}
+			gceAt = -1
 		}
 	}
-	// 2. Updates.
-	for _, e := range updates {
+	// 3. Updates.
+	for _, i := range updates {
+		e := es[i]
 		li := LeafIndex(e.sender.LeafIndex)
 		old := t.Leaf(li)
 		if old == nil {
-			return nil, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)
+			if err := fail(i, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		ln := e.p.Update.LeafNode
 		if err := c.checkNewLeaf(a, &ln, li, old, ReasonUpdate, op); err != nil {
-			return nil, err
+			if err := fail(i, err); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if err := t.UpdateLeaf(li, &ln); err != nil {
 			return nil, opError(op, err)
@@ -640,38 +838,53 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 			a.ownUpdate = e.cached
 		}
 	}
-	// 3. Removes.
-	for _, r := range removes {
+	// 4. Removes.
+	for _, i := range removes {
+		r := es[i].p.Remove.Removed
 		li := LeafIndex(r)
 		old := t.Leaf(li)
 		if old == nil {
-			return nil, ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)
+			if err := fail(i, ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if err := t.RemoveLeaf(li); err != nil {
 			return nil, opError(op, err)
 		}
 		a.removed = append(a.removed, removedMember{leaf: li, node: old})
 	}
-	// 4. Adds, in order. Each KeyPackageRef is computed once; a set finds
-	// duplicates (§12.2).
+	// 5. Adds, in order. Each KeyPackageRef is computed once; a set finds
+	// duplicates (§12.2). Two Adds of the same client (one signature
+	// key) or with one encryption key are each valid alone; checkNewLeaf
+	// refuses the second against the tree built so far.
 	var seenRefs map[string]struct{}
 	if len(adds) > 1 {
 		seenRefs = make(map[string]struct{}, len(adds))
 	}
-	for _, kp := range adds {
+	for _, i := range adds {
+		kp := &es[i].p.Add.KeyPackage
 		ref, err := kp.Ref(c.cs)
 		if err != nil {
 			return nil, opError(op, err)
 		}
 		if seenRefs != nil {
 			if _, dup := seenRefs[string(ref)]; dup {
-				return nil, ruleError(op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)
+				if err := fail(i, ruleError(op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)); err != nil {
+					return nil, err
+				}
+				continue
 			}
-			seenRefs[string(ref)] = struct{}{}
 		}
 		ln := kp.LeafNode
 		if err := c.checkNewLeaf(a, &ln, nextFreeLeaf(t), nil, ReasonKeyPackage, op); err != nil {
-			return nil, err
+			if err := fail(i, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if seenRefs != nil {
+			seenRefs[string(ref)] = struct{}{}
 		}
 		li, err := t.AddLeaf(&ln)
 		if err != nil {
@@ -679,23 +892,63 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 		}
 		a.added = append(a.added, addedMember{leaf: li, kp: kp, ref: ref})
 	}
-	// Capabilities of the remaining members against the new group
-	// extensions (§12.1.7, §11.1) and non-default proposal types (§12.2).
+	// 6. The resulting tree. Capabilities of the remaining members against
+	// the new group extensions (§12.1.7, §11.1): a GroupContextExtensions
+	// proposal that some remaining member cannot support is valid on
+	// receipt (the member may be removed or updated in the same commit)
+	// but not in this list. A committer filtering drops it and starts over
+	// without it, since the Adds and Updates were checked against it.
 	if a.gce {
 		for i, ln := range t.Members() {
 			if err := supportsGroup(ln, a.exts, a.req); err != nil {
-				return nil, causeError(op, "§12.1.7", ErrInvalidProposal, err, "leaf %d", i)
+				err = causeError(op, "§12.1.7", ErrInvalidProposal, err, "leaf %d", i)
+				if ferr := fail(gceAt, err); ferr != nil {
+					return nil, ferr
+				}
+				rest := make([]entry, 0, len(es)-1)
+				rest = append(rest, es[:gceAt]...)
+				rest = append(rest, es[gceAt+1:]...)
+				b, err := c.applyList(rest, committer, hasPath, ao, op)
+				if err != nil {
+					return nil, err
+				}
+				b.dropped = append([]droppedEntry{a.dropped[len(a.dropped)-1]}, b.dropped...)
+				return b, nil
 			}
 		}
 	}
-	for _, e := range es {
-		if !defaultProposal(e.p.Type) {
-			for i, ln := range t.Members() {
-				if !slices.Contains(ln.Capabilities.Proposals, e.p.Type) {
-					return nil, ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(e.p.Type), i)
+	// Non-default proposal types: supported by every member that stays
+	// (§12.2).
+	for i, e := range es {
+		if !kept[i] || defaultProposal(e.p.Type) {
+			continue
+		}
+		for j, ln := range t.Members() {
+			if !slices.Contains(ln.Capabilities.Proposals, e.p.Type) {
+				if err := fail(i, ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(e.p.Type), j)); err != nil {
+					return nil, err
 				}
+				break
 			}
 		}
+	}
+	a.entries = make([]entry, 0, nKept)
+	for i, e := range es {
+		if !kept[i] {
+			continue
+		}
+		a.entries = append(a.entries, e)
+		switch e.p.Type {
+		case wire.ProposalTypeAdd, wire.ProposalTypePSK, wire.ProposalTypeReInit:
+		default:
+			a.pathRequired = true // §12.4
+		}
+	}
+	if len(a.entries) == 0 {
+		a.pathRequired = true
+	}
+	if !hasPath && a.pathRequired {
+		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "path required but absent")
 	}
 	// External commits: the joiner's leaf (§12.4.2) and its old self.
 	if external {
@@ -711,6 +964,24 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 		a.committer = LeafIndex(committer.LeafIndex)
 	}
 	return a, nil
+}
+
+// applyGCE applies a GroupContextExtensions proposal to a (RFC 9420
+// §12.1.7, step one of §12.3): its extensions replace the group's for the
+// rest of the list, and the credentials of its external senders pass the
+// credential hook.
+func (c *core) applyGCE(a *applied, gce *wire.GroupContextExtensions, op string) error {
+	req, senders, err := parseGroupExtensions(gce.Extensions)
+	if err != nil {
+		return causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
+	}
+	for _, s := range senders {
+		if err := c.cfg.checkCredential(CredentialInfo{Credential: credentialFromWire(&s.Credential), SignatureKey: s.SignatureKey, Reason: ReasonExternalSender}); err != nil {
+			return causeError(op, "§12.1.8.1", ErrInvalidProposal, err, "external sender")
+		}
+	}
+	a.exts, a.req, a.senders, a.gce = gce.Extensions, req, senders, true
+	return nil
 }
 
 // pskIDKey is the encoding of a PreSharedKeyID, for comparisons.
@@ -783,6 +1054,9 @@ func supportsGroup(ln *wire.LeafNode, exts wire.Extensions, req *wire.RequiredCa
 func (c *core) checkNewLeaf(a *applied, ln *wire.LeafNode, li LeafIndex, old *wire.LeafNode, reason CredentialReason, op string) error {
 	if err := checkLeafSelf(ln); err != nil {
 		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
+	}
+	if err := c.checkGroupParams(ln); err != nil {
+		return causeError(op, "§7.2", ErrInvalidLeafNode, err, "leaf %d", li)
 	}
 	if err := supportsGroup(ln, a.exts, a.req); err != nil {
 		return causeError(op, "§7.3", ErrInvalidLeafNode, err, "leaf %d", li)
@@ -859,8 +1133,9 @@ func (c *core) checkCredentialTypes(t *tree.Tree, ln, old *wire.LeafNode) error 
 
 // checkPathLeaf runs the §7.3 rules for the leaf node of a commit's
 // UpdatePath beyond what the path merge checks (source, signature,
-// encryption keys): capabilities, credential types, signature key
-// uniqueness and the credential hook with continuity.
+// encryption keys against the new tree): capabilities, credential types,
+// signature key uniqueness, the credential hook with continuity, and
+// encryption keys of the path that no node of the epoch's tree has.
 func (c *core) checkPathLeaf(a *applied, up *wire.UpdatePath, op string) error {
 	ln := &up.LeafNode
 	if ln.Source != wire.LeafNodeSourceCommit || ln.Lifetime != nil {
@@ -873,6 +1148,20 @@ func (c *core) checkPathLeaf(a *applied, up *wire.UpdatePath, op string) error {
 	}
 	if err := c.checkNewLeaf(a, ln, a.committer, old, reason, op); err != nil {
 		return err
+	}
+	// §7.3, §12.4.2: the path's keys are new. The path merge checks them
+	// against the tree the proposals produced; as for Adds and Updates
+	// (checkEncryptionKey), the keys of the epoch's tree stay reserved
+	// too, so that an external joiner cannot take back the key of the
+	// leaf it removes (a resync), nor a committer the key of a node its
+	// proposals blanked.
+	if x, dup := c.tree.EncryptionKeyNode(ln.EncryptionKey); dup {
+		return ruleError(op, "§7.3", ErrInvalidLeafNode, "path leaf reuses the encryption_key of node %d of the epoch's tree", x)
+	}
+	for i := range up.Nodes {
+		if x, dup := c.tree.EncryptionKeyNode(up.Nodes[i].EncryptionKey); dup {
+			return ruleError(op, "§12.4.2", ErrInvalidCommit, "UpdatePath entry %d reuses the encryption_key of node %d (already used by node %d of the epoch's tree)", i, x, x)
+		}
 	}
 	if a.resync != nil {
 		prev := credentialFromWire(&a.resync.node.Credential)

@@ -26,7 +26,10 @@ type CreateOptions struct {
 }
 
 // CreateGroup creates a one-member group with the given id in epoch 0 (RFC
-// 9420 §11). groupID should be random and unique; it is copied.
+// 9420 §11). groupID should be random and unique (§11: for instance
+// KDF.Nh random bytes); it is copied. The library keeps no registry of a
+// client's groups: keeping their ids unique is the application's duty
+// (see JoinFromWelcome).
 func CreateGroup(cfg *Config, cs CipherSuite, groupID []byte, signer *Signer, credential Credential, opts CreateOptions) (*Group, error) {
 	const op = "create group"
 	c, err := cfg.normalized()

@@ -38,7 +38,9 @@ type ExternalJoinOptions struct {
 // GroupInfo (MLSMessage) carrying external_pub. The GroupInfo and the whole
 // tree are validated as for a Welcome. It returns the group, which stays
 // unusable until the application merges the returned PendingCommit with
-// g.MergePendingCommit once the Delivery Service accepted it.
+// g.MergePendingCommit once the Delivery Service accepted it. As for
+// JoinFromWelcome, the application checks that the group's id is unique
+// among its groups (§12.4.3.1).
 func JoinExternal(cfg *Config, groupInfo []byte, signer *Signer, credential Credential, opts ExternalJoinOptions) (*Group, *PendingCommit, error) {
 	const op = "join external"
 	c, err := cfg.normalized()
@@ -198,7 +200,7 @@ func openGroupInfo(c *Config, data, ratchetTree []byte, op string) (*wire.GroupI
 	if err := gi.VerifyEncoded(s, ln.SignatureKey, buf, off+mlsMessageHeader); err != nil {
 		return nil, nil, causeError(op, "§12.4.3", ErrInvalidWelcome, err, "signature")
 	}
-	if _, err := validateJoinTree(c, t, gc, op); err != nil {
+	if err := validateJoinTree(c, t, gc, op); err != nil {
 		return nil, nil, err
 	}
 	return gi, t, nil

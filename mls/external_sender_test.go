@@ -174,7 +174,8 @@ func TestExternalSenderRejections(t *testing.T) {
 	msg, _ = NewExternalProposal(w.cfg, cs, gid, epoch, other, 0, ExternalProposal{Remove: &bobLeaf})
 	rejectEverywhere(t, w, msg, ErrMalformed)
 
-	// A proposal type external senders may not send (Update, §12.1.8.1).
+	// A proposal type external senders may not send (Update, §12.1.8:
+	// "MUST be rejected as malformed").
 	ln := *alice.c.tree.Leaf(bobLeaf)
 	ln.Source = wire.LeafNodeSourceUpdate
 	ln.Lifetime = nil
@@ -182,7 +183,7 @@ func TestExternalSenderRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rejectEverywhere(t, w, msg, ErrInvalidProposal)
+	rejectEverywhere(t, w, msg, ErrMalformed)
 
 	// A new_member_proposal sender with a Remove.
 	// Our framing refuses to seal it, so build the message by hand.

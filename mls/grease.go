@@ -56,8 +56,3 @@ func addGREASE(caps *wire.Capabilities) uint16 {
 	caps.Credentials = append(caps.Credentials, wire.CredentialType(greaseValue()))
 	return ext
 }
-
-// withoutGREASE returns exts without GREASE extensions.
-func withoutGREASE(exts wire.Extensions) wire.Extensions {
-	return slices.DeleteFunc(slices.Clone(exts), func(e wire.Extension) bool { return isGREASE(uint16(e.Type)) })
-}

@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"fmt"
 	"slices"
 
@@ -340,6 +339,3 @@ func (p *pastKeys) zero() {
 	clear(p.senderData)
 	p.secrets.Zero()
 }
-
-// equalSecret compares secrets in constant time.
-func equalSecret(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

@@ -27,8 +27,11 @@ type Capabilities struct {
 // KeyPackageOptions are the choices for NewKeyPackage. The zero value is
 // usable.
 type KeyPackageOptions struct {
-	// Lifetime is how long the KeyPackage is valid from now (minus one
-	// hour of clock skew); zero means DefaultKeyPackageLifetime.
+	// Lifetime is how long the KeyPackage is valid from now; its
+	// not_before is KeyPackageClockSkew earlier. Zero means
+	// DefaultKeyPackageLifetime, shortened to fit Config.MaxLeafLifetime;
+	// a Lifetime that with the skew exceeds Config.MaxLeafLifetime is
+	// refused (RFC 9420 §7.2).
 	Lifetime time.Duration
 	// Capabilities, if non-nil, replaces the default capabilities: the
 	// KeyPackage's suite, no non-default extensions or proposals, and the
@@ -85,12 +88,12 @@ func NewKeyPackage(cfg *Config, cs CipherSuite, signer *Signer, credential Crede
 	if err != nil {
 		return nil, opError(op, err)
 	}
-	lifetime := opts.Lifetime
-	if lifetime <= 0 {
-		lifetime = DefaultKeyPackageLifetime
+	lifetime, err := c.keyPackageLifetime(opts.Lifetime)
+	if err != nil {
+		return nil, opError(op, err)
 	}
 	now := c.Now()
-	nb := now.Add(-time.Hour).Unix()
+	nb := now.Add(-KeyPackageClockSkew).Unix()
 	if nb < 0 {
 		nb = 0
 	}
@@ -118,6 +121,12 @@ func NewKeyPackage(cfg *Config, cs CipherSuite, signer *Signer, credential Crede
 	if opts.LastResort && kpExts.Find(wire.ExtensionType(ExtensionLastResort)) == nil {
 		kpExts = append(kpExts, wire.Extension{Type: wire.ExtensionType(ExtensionLastResort), Data: []byte{}})
 	}
+	if err := checkUniqueExtensions(leaf.Extensions); err != nil {
+		return nil, causeError(op, "§13.4", ErrInvalidKeyPackage, err, "leaf extensions")
+	}
+	if err := checkUniqueExtensions(kpExts); err != nil {
+		return nil, causeError(op, "§13.4", ErrInvalidKeyPackage, err, "extensions")
+	}
 	kp := &wire.KeyPackage{
 		Version:     wire.ProtocolVersionMLS10,
 		CipherSuite: cs,
@@ -129,6 +138,29 @@ func NewKeyPackage(cfg *Config, cs CipherSuite, signer *Signer, credential Crede
 		return nil, opError(op, err)
 	}
 	return bundleFrom(s, kp, signer, initPriv, encPriv)
+}
+
+// keyPackageLifetime returns the lifetime of a new KeyPackage: want, or
+// by default DefaultKeyPackageLifetime, such that with the clock skew it
+// stays within c.MaxLeafLifetime (RFC 9420 §7.2).
+func (c *Config) keyPackageLifetime(want time.Duration) (time.Duration, error) {
+	if c.MaxLeafLifetime < 0 {
+		if want > 0 {
+			return want, nil
+		}
+		return DefaultKeyPackageLifetime, nil
+	}
+	room := c.MaxLeafLifetime - KeyPackageClockSkew
+	if want > 0 {
+		if want > room {
+			return 0, fmt.Errorf("§7.2: lifetime %v plus %v of clock skew exceeds Config.MaxLeafLifetime %v", want, KeyPackageClockSkew, c.MaxLeafLifetime)
+		}
+		return want, nil
+	}
+	if room < time.Second {
+		return 0, fmt.Errorf("§7.2: Config.MaxLeafLifetime %v leaves no lifetime after %v of clock skew", c.MaxLeafLifetime, KeyPackageClockSkew)
+	}
+	return min(DefaultKeyPackageLifetime, room), nil
 }
 
 func buildCapabilities(cs CipherSuite, ct CredentialType, opts KeyPackageOptions) wire.Capabilities {
@@ -235,7 +267,8 @@ type KeyPackageInfo struct {
 // KeyPackage) as RFC 9420 §10.1 requires, as a Delivery Service or a member
 // about to add it would: version mls10, the cipher suite cs (any supported
 // suite if cs is zero), the leaf node rules of §7.3 for a KeyPackage
-// (leaf_node_source key_package, lifetime against cfg.Now, the leaf's
+// (leaf_node_source key_package, lifetime against cfg.Now and no longer
+// than cfg.MaxLeafLifetime (§7.2), the leaf's
 // extensions listed in its capabilities, its own suite and credential type
 // supported, leaf signature), the credential hook, the KeyPackage signature,
 // and init_key different from encryption_key.
@@ -295,8 +328,14 @@ func checkKeyPackage(c *Config, s *suite.Suite, kp *wire.KeyPackage, op string) 
 	if now < ln.Lifetime.NotBefore || now > ln.Lifetime.NotAfter {
 		return ruleError(op, "§7.3", ErrInvalidKeyPackage, "lifetime [%d, %d] does not contain the current time %d", ln.Lifetime.NotBefore, ln.Lifetime.NotAfter, now)
 	}
+	if !c.lifetimeWithin(ln.Lifetime) {
+		return ruleError(op, "§7.2", ErrInvalidKeyPackage, "lifetime [%d, %d] is longer than Config.MaxLeafLifetime %v", ln.Lifetime.NotBefore, ln.Lifetime.NotAfter, c.MaxLeafLifetime)
+	}
 	if err := checkLeafSelf(ln); err != nil {
 		return causeError(op, "§7.3", ErrInvalidKeyPackage, err, "leaf node")
+	}
+	if err := checkUniqueExtensions(kp.Extensions); err != nil {
+		return causeError(op, "§13.4", ErrInvalidKeyPackage, err, "extensions")
 	}
 	if !slices.Contains(ln.Capabilities.CipherSuites, s.ID()) {
 		return ruleError(op, "§7.2", ErrInvalidKeyPackage, "capabilities do not list the cipher suite %#04x", uint16(s.ID()))
@@ -316,10 +355,13 @@ func checkKeyPackage(c *Config, s *suite.Suite, kp *wire.KeyPackage, op string) 
 	return nil
 }
 
-// checkLeafSelf checks the rules of §7.3 that concern the leaf alone: its
-// extensions are listed in its capabilities and it supports its own
-// credential type.
+// checkLeafSelf checks the rules of §7.3 that concern the leaf alone: no
+// extension type twice (§13.4), its extensions are listed in its
+// capabilities and it supports its own credential type.
 func checkLeafSelf(ln *wire.LeafNode) error {
+	if err := checkUniqueExtensions(ln.Extensions); err != nil {
+		return err
+	}
 	for _, e := range ln.Extensions {
 		if !defaultExtension(e.Type) && !slices.Contains(ln.Capabilities.Extensions, e.Type) {
 			return fmt.Errorf("extension type %#04x not in capabilities", uint16(e.Type))

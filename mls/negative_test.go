@@ -56,10 +56,20 @@ func TestNegativeProposalLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = alice.Commit(CommitOptions{IncludePending: true})
+	// Named, the proposal fails the commit; offered by IncludePending, it
+	// is dropped and reported.
+	_, err = alice.Commit(CommitOptions{References: [][]byte{cachedRef(t, alice, wire.ProposalTypePSK)}})
 	if !errors.Is(err, ErrMissingPSK) {
 		t.Fatalf("missing PSK: %v", err)
 	}
+	pc, err := alice.Commit(CommitOptions{IncludePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.Dropped) != 1 || pc.Dropped[0].Proposal.Type != uint16(wire.ProposalTypePSK) || !errors.Is(pc.Dropped[0].Reason, ErrMissingPSK) {
+		t.Fatalf("dropped %+v, want the PSK proposal for a missing PSK", pc.Dropped)
+	}
+	alice.DiscardPendingCommit(pc)
 }
 
 func TestNegativeUpdateIdentity(t *testing.T) {
@@ -80,8 +90,16 @@ func TestNegativeUpdateIdentity(t *testing.T) {
 	if _, err := alice.Process(msg); err != nil {
 		t.Fatal(err)
 	}
-	_, err = alice.Commit(CommitOptions{IncludePending: true})
+	_, err = alice.Commit(CommitOptions{References: [][]byte{cachedRef(t, alice, wire.ProposalTypeUpdate)}})
 	wantRule(t, err, ErrCredentialRejected, "identity")
+	pc, err := alice.Commit(CommitOptions{IncludePending: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.Dropped) != 1 || !errors.Is(pc.Dropped[0].Reason, ErrCredentialRejected) || len(pc.Updated) != 0 {
+		t.Fatalf("dropped %+v, updated %v: want the forged Update dropped", pc.Dropped, pc.Updated)
+	}
+	alice.DiscardPendingCommit(pc)
 	_ = w
 }
 

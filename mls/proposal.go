@@ -139,6 +139,9 @@ func (g *Group) propose(p *wire.Proposal, leafPriv []byte, op string) ([]byte, e
 	if err := g.c.checkProposal(p, g.ownSender(), op); err != nil {
 		return nil, err
 	}
+	if err := g.c.checkCommittable(p, g.ownSender(), op); err != nil {
+		return nil, err
+	}
 	content := &wire.FramedContent{
 		GroupID:           g.c.gc.GroupID,
 		Epoch:             g.c.gc.Epoch,

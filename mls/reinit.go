@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/parley-chat/parley/mls/internal/tree"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
 
@@ -109,7 +110,7 @@ func (ng *Group) resumeCommit(old *Group, usage wire.ResumptionPSKUsage, epoch u
 	opts.ReInit = nil
 	opts.IncludePending = false
 	opts.References = nil
-	es, byRef, err := ng.commitEntries(opts, op)
+	es, _, err := ng.commitEntries(opts, op)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,12 +122,11 @@ func (ng *Group) resumeCommit(old *Group, usage wire.ResumptionPSKUsage, epoch u
 		Type: wire.PSKTypeResumption, Usage: usage, GroupID: slices.Clone(old.GroupID()), Epoch: epoch, Nonce: nonce,
 	}}}
 	es = append(es, entry{p: psk, sender: ng.ownSender()})
-	byRef = append(byRef, false)
 	a, err := ng.c.applyProposals(es, ng.ownSender(), true, applyOpts{self: int64(ng.OwnLeaf()), allowResumption: true}, op)
 	if err != nil {
 		return nil, nil, err
 	}
-	pc, err := ng.finishCommit(a, es, byRef, opts, a.pathRequired || opts.ForcePath, op)
+	pc, err := ng.finishCommit(a, opts, a.pathRequired || opts.ForcePath, op)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -160,43 +160,180 @@ func (c chainStore) ResumptionPSK(groupID []byte, epoch uint64) ([]byte, bool) {
 	return nil, false
 }
 
-// checkResumptionJoin checks a Welcome carrying a reinit or branch
-// resumption PSK against the old group, when the store knows it (RFC 9420
-// §11.2, §11.3).
-func checkResumptionJoin(store PSKStore, usage wire.ResumptionPSKUsage, id *wire.PreSharedKeyID, gc *wire.GroupContext) error {
-	var old *Group
-	if p, ok := store.(*PSKs); ok {
-		for _, g := range p.Groups {
-			if bytes.Equal(g.GroupID(), id.GroupID) {
-				old = g
-			}
+// ResumptionJoin describes a Welcome that starts a group from an old one
+// through a resumption PSK of usage reinit or branch (RFC 9420 §11.2,
+// §11.3), as JoinOptions.CheckResumption sees it once the library's own
+// checks passed. Its slices alias group state and must not be modified
+// or retained.
+type ResumptionJoin struct {
+	// Branch is true for a subgroup branch (§11.3), false for a ReInit
+	// (§11.2).
+	Branch bool
+	// OldGroup is the group resumed; the hook must not change it.
+	OldGroup *Group
+	// OldEpoch is the epoch of OldGroup whose resumption PSK the Welcome
+	// uses.
+	OldEpoch uint64
+	// OldMembers are OldGroup's members at OldEpoch. For a past epoch of a
+	// group restored by LoadGroup only their leaves and signature keys
+	// are known.
+	OldMembers []Member
+	// NewMembers are the members of the group being joined.
+	NewMembers []Member
+	// GroupID and CipherSuite are the new group's.
+	GroupID     []byte
+	CipherSuite CipherSuite
+}
+
+// resumedGroup returns the old group that a Welcome's resumption PSK id
+// names: opts.OldGroup, or the group of that id among the Groups of a
+// *PSKs store, preferring one that still holds the PSK's epoch.
+func resumedGroup(opts *JoinOptions, store PSKStore, id *wire.PreSharedKeyID) (*Group, error) {
+	if g := opts.OldGroup; g != nil {
+		if !bytes.Equal(g.GroupID(), id.GroupID) {
+			return nil, fmt.Errorf("JoinOptions.OldGroup is group %x, the Welcome resumes group %x", g.GroupID(), id.GroupID)
+		}
+		return g, nil
+	}
+	var found *Group
+	for _, g := range storeGroups(store) {
+		if !bytes.Equal(g.GroupID(), id.GroupID) {
+			continue
+		}
+		if _, ok := g.ResumptionPSK(id.GroupID, id.Epoch); ok {
+			return g, nil
+		}
+		if found == nil {
+			found = g
 		}
 	}
+	if found == nil {
+		return nil, fmt.Errorf("the resumed group %x is not known: pass it as JoinOptions.OldGroup", id.GroupID)
+	}
+	return found, nil
+}
+
+// storeGroups returns the groups a PSK store built by this package
+// consults for resumption PSKs.
+func storeGroups(store PSKStore) []*Group {
+	switch s := store.(type) {
+	case *PSKs:
+		if s != nil {
+			return s.Groups
+		}
+	case chainStore:
+		return append(storeGroups(s.a), storeGroups(s.b)...)
+	}
+	return nil
+}
+
+// membersAt returns g's members at epoch: the current epoch's, or those
+// of a past epoch g still keeps.
+func (g *Group) membersAt(epoch uint64) ([]Member, bool) {
+	if epoch == g.c.gc.Epoch {
+		return members(g.c.tree), true
+	}
+	for _, p := range g.past {
+		if p.ctx.Epoch() != epoch {
+			continue
+		}
+		if p.tree != nil {
+			return members(p.tree), true
+		}
+		var out []Member
+		for i, k := range p.sigKeys {
+			if k != nil {
+				out = append(out, Member{Leaf: LeafIndex(i), SignatureKey: k})
+			}
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// defaultSameMember is the default of JoinOptions.SameMember: two leaves
+// are the same member when they share the signature key (only the holder
+// of the old leaf's key can have signed the new leaf) or present
+// credentials of the same identity (Config's default continuity rule:
+// basic credentials by identity, other types by their whole encoding).
+// A ReInit to a new cipher suite needs new signature keys, so there the
+// credential decides.
+func defaultSameMember(old, new Member) bool {
+	if bytes.Equal(old.SignatureKey, new.SignatureKey) {
+		return true
+	}
+	return old.Credential.Type != 0 && sameIdentity(old.Credential, new.Credential)
+}
+
+// checkResumptionJoin checks a Welcome carrying a reinit or branch
+// resumption PSK against the old group (RFC 9420 §12.4.3.1, §11.2,
+// §11.3), whatever PSK store resolved the PSK: for a ReInit, the old
+// group's last commit was a ReInit whose group id, version, suite and
+// extensions the new group has, at the epoch the PSK names, and both
+// groups have the same members; for a branch, the same version and
+// suite, a new group id, and new members that were all members of the
+// old group at the PSK's epoch. Then the application's hook runs. t is
+// the new group's validated tree; nothing is modified.
+func checkResumptionJoin(opts *JoinOptions, store PSKStore, usage wire.ResumptionPSKUsage, id *wire.PreSharedKeyID, gc *wire.GroupContext, t *tree.Tree) error {
+	old, err := resumedGroup(opts, store, id)
+	if err != nil {
+		return err
+	}
+	same := opts.SameMember
+	if same == nil {
+		same = defaultSameMember
+	}
+	rj := &ResumptionJoin{OldGroup: old, OldEpoch: id.Epoch, NewMembers: members(t), GroupID: gc.GroupID, CipherSuite: gc.CipherSuite}
 	switch usage {
 	case wire.ResumptionPSKUsageReInit:
-		if old != nil {
-			ri := old.reinit
-			if ri == nil {
-				return fmt.Errorf("old group %x has no committed ReInit", id.GroupID)
+		ri := old.reinit
+		if old.state != stateReInit || ri == nil {
+			return fmt.Errorf("§11.2: old group %x has no committed ReInit", id.GroupID)
+		}
+		if !bytes.Equal(ri.GroupID, gc.GroupID) || ri.CipherSuite != gc.CipherSuite || ri.params.Version != gc.Version || !extsEqual(ri.params.Extensions, gc.Extensions) {
+			return fmt.Errorf("§11.2: new group %x (suite %#04x, version %d) does not match the ReInit's group %x (suite %#04x, version %d) and extensions", gc.GroupID, uint16(gc.CipherSuite), gc.Version, ri.GroupID, uint16(ri.CipherSuite), ri.params.Version)
+		}
+		if id.Epoch != ri.OldEpoch {
+			return fmt.Errorf("§11.2: reinit PSK of epoch %d, want %d", id.Epoch, ri.OldEpoch)
+		}
+		rj.OldMembers = members(old.c.tree)
+		// §12.4.3.1: every old member is in the new group; §11.2: "the
+		// same membership", so nobody else is.
+		for _, m := range rj.OldMembers {
+			if !slices.ContainsFunc(rj.NewMembers, func(n Member) bool { return same(m, n) }) {
+				return fmt.Errorf("§11.2: member at leaf %d of the old group is not in the new group", m.Leaf)
 			}
-			if !bytes.Equal(ri.GroupID, gc.GroupID) || ri.CipherSuite != gc.CipherSuite || ri.params.Version != gc.Version || !extsEqual(ri.params.Extensions, gc.Extensions) {
-				return fmt.Errorf("new group does not match the ReInit parameters")
-			}
-			if id.Epoch != ri.OldEpoch {
-				return fmt.Errorf("reinit PSK epoch %d, want %d", id.Epoch, ri.OldEpoch)
+		}
+		for _, n := range rj.NewMembers {
+			if !slices.ContainsFunc(rj.OldMembers, func(m Member) bool { return same(m, n) }) {
+				return fmt.Errorf("§11.2: leaf %d of the new group was not a member of the old group", n.Leaf)
 			}
 		}
 	case wire.ResumptionPSKUsageBranch:
-		if old != nil {
-			if old.CipherSuite() != gc.CipherSuite {
-				return fmt.Errorf("branch changes the cipher suite")
-			}
+		rj.Branch = true
+		if old.CipherSuite() != gc.CipherSuite || old.c.gc.Version != gc.Version {
+			return fmt.Errorf("§11.3: branch changes the version or cipher suite")
 		}
 		if bytes.Equal(id.GroupID, gc.GroupID) {
-			return fmt.Errorf("branch keeps the old group id")
+			return fmt.Errorf("§11.3: branch keeps the old group id")
+		}
+		var ok bool
+		if rj.OldMembers, ok = old.membersAt(id.Epoch); !ok {
+			return fmt.Errorf("§11.3: the members of epoch %d of group %x are no longer known", id.Epoch, id.GroupID)
+		}
+		// §11.3: each leaf of the subgroup matches a leaf of the old group.
+		for _, n := range rj.NewMembers {
+			if !slices.ContainsFunc(rj.OldMembers, func(m Member) bool { return same(m, n) }) {
+				return fmt.Errorf("§11.3: leaf %d of the new group was not a member of the old group at epoch %d", n.Leaf, id.Epoch)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown resumption usage %d", usage)
+	}
+	if opts.CheckResumption != nil {
+		if err := opts.CheckResumption(rj); err != nil {
+			return fmt.Errorf("refused by JoinOptions.CheckResumption: %w", err)
+		}
 	}
 	return nil
 }

@@ -74,7 +74,8 @@ func runPassiveCase(t *testing.T, v *passiveVector) error {
 		return err
 	}
 	now := time.Unix(int64(nb), 0)
-	cfg := &Config{Now: func() time.Time { return now }, PSKs: psks}
+	// Their leaves are valid from 0 to 2^64-1: no MaxLeafLifetime.
+	cfg := &Config{Now: func() time.Time { return now }, PSKs: psks, MaxLeafLifetime: -1}
 	g, err := JoinFromWelcome(cfg, v.Welcome, bundle, JoinOptions{RatchetTree: v.RatchetTree})
 	if err != nil {
 		return fmt.Errorf("join: %w", err)

@@ -24,18 +24,47 @@ type JoinOptions struct {
 	// ReInit or branch the old group's resumption PSK); nil means
 	// Config.PSKs.
 	PSKs PSKStore
+	// OldGroup is the group that a Welcome with a resumption PSK of usage
+	// reinit or branch resumes (RFC 9420 §11.2, §11.3); nil means the
+	// group of the PSK's group id among the Groups of a *PSKs store (PSKs,
+	// else Config.PSKs). The joiner checks the new group against it, so
+	// such a Welcome is refused when the old group is not known, whatever
+	// store holds the PSK itself. It is only read.
+	OldGroup *Group
+	// SameMember, if non-nil, decides whether a leaf of the old group and
+	// one of the new group are the same member, for those checks ("according
+	// to the application", RFC 9420 §12.4.3.1, §11.3). nil matches leaves
+	// with the same signature key, or with credentials of the same
+	// identity (basic credentials by identity, others by their whole
+	// encoding).
+	SameMember func(old, new Member) bool
+	// CheckResumption, if non-nil, is called for a reinit or branch
+	// Welcome after the library's checks passed; an error refuses the
+	// Welcome. An application uses it to check more than the RFC's
+	// membership rules, such as that it wants to join this subgroup.
+	CheckResumption func(*ResumptionJoin) error
 }
 
 // JoinFromWelcome joins a group from a Welcome addressed to bundle's
 // KeyPackage (RFC 9420 §12.4.3.1), with the full validation of that
 // section: the GroupInfo's version, suite and signature; the ratchet tree
 // (Validate: shape, unmerged leaves, leaf rules with lifetimes against
-// cfg.Now, key uniqueness, tree hash, parent hashes, every leaf signature);
-// the credential hook for every leaf; our own leaf; the path secret
-// against the tree; the confirmation tag; and the PSK rules for ReInit and
-// branch resumption PSKs. The Group keeps no reference to welcome or
+// cfg.Now and cfg.MaxLeafLifetime, key uniqueness, tree hash, parent
+// hashes, every leaf signature); the credential hook for every leaf; our
+// own leaf; the path secret against the tree; the confirmation tag; and
+// for a ReInit or branch resumption PSK the rules of §11.2 and §11.3
+// against the old group (JoinOptions.OldGroup): the ReInit's parameters
+// and the same members, or a branch's suite and members that all were
+// members of the old group. The Group keeps no reference to welcome or
 // opts.RatchetTree: its tree lives in its own copy of the decrypted
 // GroupInfo (or of the out-of-band tree).
+//
+// One check of §12.4.3.1 is the caller's: that the new group's id
+// (Group.GroupID) is unique among the groups this client participates
+// in. The library knows no other group than the one it returns, so the
+// application must refuse (and drop) a joined group whose id is that of
+// one of its groups, except the group a ReInit ended; the same holds for
+// JoinExternal and for groups it creates.
 func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts JoinOptions) (*Group, error) {
 	const op = "join from welcome"
 	c, err := cfg.normalized()
@@ -105,19 +134,20 @@ func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	}()
 	gi := j.GroupInfo
 	gc := gi.GroupContext
-	if resumptionID != nil {
-		if gc.Epoch != 1 {
-			return nil, ruleError(op, "§12.4.3.1", ErrInvalidWelcome, "resumption PSK of usage %d in a Welcome for epoch %d, want 1", resumptionUsage, gc.Epoch)
-		}
-		if err := checkResumptionJoin(store, resumptionUsage, resumptionID, &gc); err != nil {
-			return nil, causeError(op, "§11.2", ErrInvalidWelcome, err, "resumption")
-		}
+	if resumptionID != nil && gc.Epoch != 1 {
+		return nil, ruleError(op, "§12.4.3.1", ErrInvalidWelcome, "resumption PSK of usage %d in a Welcome for epoch %d, want 1", resumptionUsage, gc.Epoch)
 	}
-	own, err := validateJoinTree(c, t, &gc, op)
-	if err != nil {
+	if err := validateJoinTree(c, t, &gc, op); err != nil {
 		return nil, err
 	}
-	if own, err = findOwnLeaf(t, &bundle.kp.LeafNode); err != nil {
+	// After the tree's validation: the member checks trust its leaves.
+	if resumptionID != nil {
+		if err := checkResumptionJoin(&opts, store, resumptionUsage, resumptionID, &gc, t); err != nil {
+			return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "resumption of group %x", resumptionID.GroupID)
+		}
+	}
+	own, err := findOwnLeaf(t, &bundle.kp.LeafNode)
+	if err != nil {
 		return nil, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "own leaf")
 	}
 	priv, err := treekem.NewPrivate(s, own, bundle.EncryptionPrivateKey)
@@ -169,32 +199,32 @@ func joinTree(s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*tree.Tree,
 
 // validateJoinTree validates a joiner's tree (RFC 9420 §12.4.3.1) and runs
 // the credential hook for every leaf and external sender.
-func validateJoinTree(c *Config, t *tree.Tree, gc *wire.GroupContext, op string) (LeafIndex, error) {
+func validateJoinTree(c *Config, t *tree.Tree, gc *wire.GroupContext, op string) error {
 	req, senders, err := parseGroupExtensions(gc.Extensions)
 	if err != nil {
-		return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "group context extensions")
+		return causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "group context extensions")
 	}
-	vo := tree.ValidateOptions{GroupID: gc.GroupID, TreeHash: gc.TreeHash, Now: c.Now, Workers: c.Workers}
+	vo := tree.ValidateOptions{GroupID: gc.GroupID, TreeHash: gc.TreeHash, Now: c.Now, MaxLifetime: c.maxTreeLifetime(), Workers: c.Workers}
 	if req != nil {
 		vo.RequiredExtensions, vo.RequiredProposals, vo.RequiredCredentials = req.Extensions, req.Proposals, req.Credentials
 	}
 	if err := t.Validate(vo); err != nil {
-		return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "ratchet tree")
+		return causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "ratchet tree")
 	}
 	for i, ln := range t.Members() {
 		if err := supportsGroup(ln, gc.Extensions, req); err != nil {
-			return 0, causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "leaf %d", i)
+			return causeError(op, "§12.4.3.1", ErrInvalidWelcome, err, "leaf %d", i)
 		}
 		if err := c.checkCredential(CredentialInfo{Credential: credentialFromWire(&ln.Credential), SignatureKey: ln.SignatureKey, Leaf: i, Reason: ReasonWelcomeTree}); err != nil {
-			return 0, opError(op, err)
+			return opError(op, err)
 		}
 	}
 	for _, es := range senders {
 		if err := c.checkCredential(CredentialInfo{Credential: credentialFromWire(&es.Credential), SignatureKey: es.SignatureKey, Reason: ReasonExternalSender}); err != nil {
-			return 0, opError(op, err)
+			return opError(op, err)
 		}
 	}
-	return 0, nil
+	return nil
 }
 
 // findOwnLeaf finds the leaf equal to the KeyPackage's leaf node.

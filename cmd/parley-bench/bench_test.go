@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/server/follower"
 )
 
@@ -171,25 +172,17 @@ func TestMessageShape(t *testing.T) {
 // answer: PostgreSQL ($PARLEY_TEST_POSTGRES or the local default) for
 // postgres and cluster, NATS ($PARLEY_TEST_NATS or the local default) for
 // cluster. An unreachable service skips its configurations, or fails the
-// test under CI=true.
+// test under CI=true (testenv).
 func compareConfigs(t *testing.T) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	unreachable := func(err error) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("under CI=true: %v", err)
-		}
-		t.Logf("skipping configurations: %v", err)
-	}
 	configs := []string{cfgSQLite}
-	if err := checkPostgres(ctx, envOr("PARLEY_TEST_POSTGRES", defaultPostgres)); err != nil {
-		unreachable(err)
+	if !testenv.Optional(t, testenv.NeedPostgres, checkPostgres(ctx, testenv.PostgresURL())) {
 		return configs
 	}
 	configs = append(configs, cfgPostgres)
-	if err := checkNATS(ctx, envOr("PARLEY_TEST_NATS", defaultNATS)); err != nil {
-		unreachable(err)
+	if !testenv.Optional(t, testenv.NeedNATS, checkNATS(ctx, testenv.NATSURL())) {
 		return configs
 	}
 	return append(configs, cfgCluster)
@@ -268,7 +261,7 @@ func leftover(t *testing.T, rep *report) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, pgConnString(envOr("PARLEY_TEST_POSTGRES", defaultPostgres)))
+	conn, err := pgx.Connect(ctx, pgConnString(testenv.PostgresURL()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,14 +83,6 @@ func (h *hist) quantile(q float64) time.Duration {
 	return time.Duration(h.Max * float64(time.Microsecond))
 }
 
-// mean returns the mean latency.
-func (h *hist) mean() time.Duration {
-	if h.Count == 0 {
-		return 0
-	}
-	return time.Duration(h.Sum / float64(h.Count) * float64(time.Microsecond))
-}
-
 // shardedHist spreads concurrent recording over a few locked histograms.
 type shardedHist struct {
 	shards [16]struct {

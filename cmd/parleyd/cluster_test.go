@@ -25,6 +25,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -38,25 +39,14 @@ import (
 // free port, so that the test can stop and restart it; without the binary
 // the test uses $PARLEY_TEST_NATS (default nats://127.0.0.1:4222) and
 // skips the outage scenario. Every run uses a random subject prefix. When
-// a service is unreachable the test skips, or fails under CI=true.
-
-// ciFail skips the test, or fails it under CI=true.
-func ciFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("under CI=true: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
+// a service is unreachable the test skips, or fails under CI=true
+// (testenv).
 
 // clusterPostgres returns the test database's URL after checking that it
 // answers.
 func clusterPostgres(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("PARLEY_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -65,7 +55,7 @@ func clusterPostgres(t *testing.T) string {
 		conn.Close(ctx)
 	}
 	if err != nil {
-		ciFail(t, "PostgreSQL unreachable (set PARLEY_TEST_POSTGRES): %v", err)
+		testenv.Unavailable(t, testenv.NeedPostgres, err)
 	}
 	return dsn
 }
@@ -117,7 +107,7 @@ type natsServer struct {
 
 // natsBinary finds nats-server.
 func natsBinary() string {
-	if p := os.Getenv("PARLEY_NATS_SERVER"); p != "" {
+	if p := os.Getenv(testenv.EnvNATSServer); p != "" {
 		return p
 	}
 	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
@@ -499,22 +489,14 @@ func TestCluster(t *testing.T) {
 	start := time.Now()
 	dsn := clusterPostgres(t)
 	var nats *natsServer
-	natsURL := os.Getenv("PARLEY_TEST_NATS")
+	var natsURL string
 	if bin := natsBinary(); bin != "" {
 		nats = &natsServer{t: t, bin: bin, port: freePort(t)}
 		nats.start()
 		t.Cleanup(func() { nats.kill() })
 		natsURL = nats.url()
 	} else {
-		if natsURL == "" {
-			natsURL = "nats://127.0.0.1:4222"
-		}
-		u, _ := url.Parse(natsURL)
-		c, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
-		if err != nil {
-			ciFail(t, "no nats-server binary and NATS at %s unreachable (set PARLEY_NATS_SERVER or PARLEY_TEST_NATS): %v", natsURL, err)
-		}
-		c.Close()
+		natsURL = testenv.NATS(t)
 	}
 	schema := clusterSchema(t, dsn)
 	b := make([]byte, 4)
@@ -1057,7 +1039,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("NATS outage", func(t *testing.T) {
 		if nats == nil {
-			ciFail(t, "no nats-server binary to stop and restart (set PARLEY_NATS_SERVER)")
+			testenv.Unavailable(t, testenv.NeedNATSBinary, errors.New("no nats-server binary to stop and restart"))
 		}
 		began := time.Now()
 		live := nodes[:2]

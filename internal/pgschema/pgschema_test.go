@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,33 +11,24 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
-// testDSN returns $PARLEY_TEST_POSTGRES or the build machines' local
-// PostgreSQL.
-func testDSN() string {
-	if dsn := os.Getenv("PARLEY_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
 // openTest opens a pool on a fresh schema (not created yet), dropped when
-// the test ends. It skips when PostgreSQL is unreachable, and fails
-// instead under CI=true.
+// the test ends. Without PostgreSQL it skips, or fails under CI=true
+// (testenv).
 func openTest(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
+	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, testDSN())
+	conn, err := pgx.Connect(ctx, dsn)
 	if err == nil {
 		err = conn.Ping(ctx)
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable under CI=true (set PARLEY_TEST_POSTGRES): %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable, skipping (set PARLEY_TEST_POSTGRES): %v", err)
+		testenv.Unavailable(t, testenv.NeedPostgres, err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -49,7 +39,7 @@ func openTest(t *testing.T) (*pgxpool.Pool, string) {
 		}
 		conn.Close(context.Background())
 	})
-	pool, err := Open(context.Background(), Pool{DSN: testDSN(), Schema: schema, MaxConns: 4})
+	pool, err := Open(context.Background(), Pool{DSN: dsn, Schema: schema, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +48,7 @@ func openTest(t *testing.T) (*pgxpool.Pool, string) {
 }
 
 func TestValidate(t *testing.T) {
-	good := Pool{DSN: testDSN(), Schema: "parley", MaxConns: 2}
+	good := Pool{DSN: testenv.PostgresURL(), Schema: "parley", MaxConns: 2}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -167,9 +167,13 @@ func capabilities() *mls.Capabilities {
 	return &mls.Capabilities{CipherSuites: Suites, Credentials: []mls.CredentialType{mls.CredentialBasic}}
 }
 
-// newConfig returns the Config of a new state.
+// newConfig returns the Config of a new state. Leaf lifetimes are not
+// bounded: the interop harness's other implementations make KeyPackages
+// valid from 0 to 2^64-1 seconds, as the official test vectors do, and
+// the bound is an application's choice (RFC 9420 §7.2), not the
+// harness's.
 func newConfig(encrypt bool, psks *mls.PSKs) *mls.Config {
-	return &mls.Config{EncryptHandshake: encrypt, PSKs: psks}
+	return &mls.Config{EncryptHandshake: encrypt, PSKs: psks, MaxLeafLifetime: -1}
 }
 
 func newPSKs() *mls.PSKs { return &mls.PSKs{External: map[string][]byte{}} }

@@ -183,152 +183,22 @@ func (c *Conn) Poll(ctx context.Context) (protocol.Frame, error) {
 	return c.next(ctx, false)
 }
 
+// next returns the next frame: one already queued, else one the first
+// source with work produces (a membership reload, a membership recheck,
+// the inbox, a conversation's entries), else it waits for a wake-up
+// (wait set) or returns nothing. Each step takes c.mu itself and holds
+// it only around the connection's state, never across the store.
 func (c *Conn) next(ctx context.Context, wait bool) (protocol.Frame, error) {
 	for {
-		c.mu.Lock()
-		if c.closed != nil {
-			e := c.closed
-			c.mu.Unlock()
-			return nil, errors.Join(ErrConnClosed, e)
+		if f, err := c.queued(); f != nil || err != nil {
+			return f, err
 		}
-		if len(c.control) > 0 {
-			f := c.control[0]
-			c.control[0] = nil
-			c.control = c.control[1:]
-			if len(c.control) == 0 {
-				c.control = nil
-			}
-			c.mu.Unlock()
-			return f, nil
+		worked, err := c.produce(ctx)
+		if err != nil {
+			return nil, err
 		}
-		if len(c.pending) > 0 {
-			f := c.pending[0]
-			c.pending[0] = nil
-			c.pending = c.pending[1:]
-			if len(c.pending) == 0 {
-				c.pending = nil
-			}
-			c.mu.Unlock()
-			return f, nil
-		}
-		if !c.subscribed {
-			c.mu.Unlock()
-		} else if c.memberDirty {
-			c.memberDirty = false
-			c.mu.Unlock()
-			if err := c.reload(ctx); err != nil {
-				return nil, err
-			}
-			continue
-		} else if len(c.recheck) > 0 {
-			var id store.ConversationID
-			for id = range c.recheck {
-				break
-			}
-			delete(c.recheck, id)
-			gen := c.gen
-			c.mu.Unlock()
-			if err := c.recheckMembership(ctx, id, gen); err != nil {
-				return nil, err
-			}
-			continue
-		} else if c.inboxDirty {
-			c.inboxDirty = false
-			gen, after := c.gen, c.inboxSent
-			c.mu.Unlock()
-			es, err := c.s.st.Inbox(ctx, c.sess.Device, after, connPage)
-			if err != nil {
-				return nil, internal("connection inbox", err)
-			}
-			c.mu.Lock()
-			if gen == c.gen {
-				for _, e := range es {
-					if e.Seq > c.inboxSent {
-						c.inboxSent = e.Seq
-						c.pending = append(c.pending, &protocol.InboxFrame{InboxEntry: inboxEntry(e)})
-					}
-				}
-				if len(es) == connPage {
-					c.inboxDirty = true
-				}
-			}
-			c.mu.Unlock()
-			continue
-		} else if len(c.dirty) > 0 {
-			var id store.ConversationID
-			var head uint64
-			for id, head = range c.dirty {
-				break
-			}
-			delete(c.dirty, id)
-			after, member := c.sent[id]
-			until, departed := c.until[id]
-			gen := c.gen
-			if !member || departed && after >= until || head != unknownHead && after >= head {
-				c.mu.Unlock()
-				continue
-			}
-			// The tail first (shared, encoded once), else the store.
-			c.mu.Unlock()
-			fs, cached := c.s.tails.read(id, after, connPage)
-			more := len(fs) == connPage
-			if !cached {
-				es, err := c.s.st.Entries(ctx, id, after, connPage)
-				if err != nil {
-					return nil, internal("connection entries", err)
-				}
-				fs = make([]*entryFrame, len(es))
-				for i, e := range es {
-					fs[i] = newEntryFrame(e)
-				}
-				more = len(es) == connPage
-			}
-			c.mu.Lock()
-			if cur, ok := c.sent[id]; ok && gen == c.gen {
-				lim, departed := c.until[id]
-				gap, hasGap := c.gaps[id]
-				for _, f := range fs {
-					e := &f.e
-					if e.Seq <= cur {
-						continue
-					}
-					if hasGap && e.Seq > gap[0] && e.Seq <= gap[1] {
-						// The time a re-added device was out (its removal's
-						// commit may be pruned, so no barrier stops here).
-						cur = gap[1]
-						continue
-					}
-					if departed && e.Seq > lim {
-						more, head = false, 0
-						break
-					}
-					cur = e.Seq
-					c.pending = append(c.pending, f)
-					if e.Kind == store.KindHandshake && !departed {
-						// A membership barrier: read on only after
-						// the membership is read again.
-						c.recheck[id] = struct{}{}
-						more = true
-						break
-					}
-				}
-				c.sent[id] = cur
-				if cached && head > cur {
-					// The tail ended before the known head (or the head is
-					// unknown): read on, from the store if need be.
-					more = true
-				}
-				if more {
-					if head == 0 {
-						head = unknownHead
-					}
-					c.markDirty(id, head)
-				}
-			}
-			c.mu.Unlock()
-			continue
-		} else {
-			c.mu.Unlock()
+		if worked {
+			continue // what it queued (if anything) comes first
 		}
 		if !wait || c.wake == nil {
 			return nil, ctx.Err()
@@ -338,6 +208,210 @@ func (c *Conn) next(ctx context.Context, wait bool) (protocol.Frame, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// produce runs the first source of frames that has work, in order of
+// priority, and reports whether one had.
+func (c *Conn) produce(ctx context.Context) (bool, error) {
+	if did, err := c.reloadIfDirty(ctx); did || err != nil {
+		return did, err
+	}
+	if did, err := c.recheckNext(ctx); did || err != nil {
+		return did, err
+	}
+	if did, err := c.readInbox(ctx); did || err != nil {
+		return did, err
+	}
+	return c.readEntries(ctx)
+}
+
+// queued returns the reason the connection closed, else the next queued
+// frame: answers and typing signals before entries already read; nil
+// when nothing is queued.
+func (c *Conn) queued() (protocol.Frame, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed != nil {
+		return nil, errors.Join(ErrConnClosed, c.closed)
+	}
+	if f := popFrame(&c.control); f != nil {
+		return f, nil
+	}
+	return popFrame(&c.pending), nil
+}
+
+// popFrame removes and returns the first frame of q (nil if q is empty),
+// dropping the backing array once q is empty.
+func popFrame(q *[]protocol.Frame) protocol.Frame {
+	if len(*q) == 0 {
+		return nil
+	}
+	f := (*q)[0]
+	(*q)[0] = nil
+	*q = (*q)[1:]
+	if len(*q) == 0 {
+		*q = nil
+	}
+	return f
+}
+
+// reloadIfDirty re-reads the memberships after a device event. It reports
+// whether it had work.
+func (c *Conn) reloadIfDirty(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	due := c.subscribed && c.memberDirty
+	if due {
+		c.memberDirty = false
+	}
+	c.mu.Unlock()
+	if !due {
+		return false, nil
+	}
+	return true, c.reload(ctx)
+}
+
+// recheckNext re-reads the membership of one conversation whose handshake
+// entry was handed out (a membership barrier). It reports whether it had
+// work.
+func (c *Conn) recheckNext(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	if !c.subscribed || len(c.recheck) == 0 {
+		c.mu.Unlock()
+		return false, nil
+	}
+	var id store.ConversationID
+	for id = range c.recheck {
+		break
+	}
+	delete(c.recheck, id)
+	gen := c.gen
+	c.mu.Unlock()
+	return true, c.recheckMembership(ctx, id, gen)
+}
+
+// readInbox queues the next page of inbox entries after the last one
+// handed out, unless a Subscribe restarted delivery meanwhile. It reports
+// whether it had work.
+func (c *Conn) readInbox(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	if !c.subscribed || !c.inboxDirty {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.inboxDirty = false
+	gen, after := c.gen, c.inboxSent
+	c.mu.Unlock()
+	es, err := c.s.st.Inbox(ctx, c.sess.Device, after, connPage)
+	if err != nil {
+		return true, internal("connection inbox", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return true, nil
+	}
+	for _, e := range es {
+		if e.Seq > c.inboxSent {
+			c.inboxSent = e.Seq
+			c.pending = append(c.pending, &protocol.InboxFrame{InboxEntry: inboxEntry(e)})
+		}
+	}
+	if len(es) == connPage {
+		c.inboxDirty = true
+	}
+	return true, nil
+}
+
+// readEntries reads the next page of one dirty conversation — from the
+// service's tail cache (shared, encoded once), else from the store — and
+// queues what the device may read of it. It reports whether it had work.
+func (c *Conn) readEntries(ctx context.Context) (bool, error) {
+	c.mu.Lock()
+	if !c.subscribed || len(c.dirty) == 0 {
+		c.mu.Unlock()
+		return false, nil
+	}
+	var id store.ConversationID
+	var head uint64
+	for id, head = range c.dirty {
+		break
+	}
+	delete(c.dirty, id)
+	after, member := c.sent[id]
+	until, departed := c.until[id]
+	gen := c.gen
+	c.mu.Unlock()
+	if !member || departed && after >= until || head != unknownHead && after >= head {
+		return true, nil // nothing to read there
+	}
+	fs, cached := c.s.tails.read(id, after, connPage)
+	more := len(fs) == connPage
+	if !cached {
+		es, err := c.s.st.Entries(ctx, id, after, connPage)
+		if err != nil {
+			return true, internal("connection entries", err)
+		}
+		fs = make([]*entryFrame, len(es))
+		for i, e := range es {
+			fs[i] = newEntryFrame(e)
+		}
+		more = len(es) == connPage
+	}
+	c.queueEntries(id, gen, head, fs, cached, more)
+	return true, nil
+}
+
+// queueEntries queues the entries fs of conversation id read after the
+// page was picked at generation gen (head: the head it was dirty up to;
+// cached: read from the tail; more: the page was full), stopping at the
+// device's gap, its departure, or a membership barrier, and marks the
+// conversation dirty again when there is more to read.
+func (c *Conn) queueEntries(id store.ConversationID, gen, head uint64, fs []*entryFrame, cached, more bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.sent[id]
+	if !ok || gen != c.gen {
+		return // no longer followed, or a Subscribe restarted delivery
+	}
+	lim, departed := c.until[id]
+	gap, hasGap := c.gaps[id]
+	for _, f := range fs {
+		e := &f.e
+		if e.Seq <= cur {
+			continue
+		}
+		if hasGap && e.Seq > gap[0] && e.Seq <= gap[1] {
+			// The time a re-added device was out (its removal's
+			// commit may be pruned, so no barrier stops here).
+			cur = gap[1]
+			continue
+		}
+		if departed && e.Seq > lim {
+			more, head = false, 0
+			break
+		}
+		cur = e.Seq
+		c.pending = append(c.pending, f)
+		if e.Kind == store.KindHandshake && !departed {
+			// A membership barrier: read on only after the
+			// membership is read again.
+			c.recheck[id] = struct{}{}
+			more = true
+			break
+		}
+	}
+	c.sent[id] = cur
+	if cached && head > cur {
+		// The tail ended before the known head (or the head is unknown):
+		// read on, from the store if need be.
+		more = true
+	}
+	if more {
+		if head == 0 {
+			head = unknownHead
+		}
+		c.markDirty(id, head)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store"
@@ -266,64 +267,119 @@ func (s *Service) handshake(ctx context.Context, sess *Session, cid store.Conver
 	}
 }
 
+// handshakeAttempt is one attempt at a handshake: the request and what
+// the attempt read about the conversation and the caller.
+type handshakeAttempt struct {
+	sess   *Session
+	cid    store.ConversationID
+	req    protocol.HandshakeRequest
+	hash   []byte             // SHA-256 of req.Message
+	c      store.Conversation // the conversation as read by this attempt
+	member bool               // the calling device is a member
+	now    time.Time
+}
+
 // handshakeOnce validates and stores a handshake against the stored state
 // of the conversation, read afresh: the follower state is always the
 // store's, so proposals accepted before a restart or on another node are
 // known. It returns errRaced when the store's compare-and-set finds the
 // follower state changed since it was read.
+//
+// The steps: authorize the caller (or answer a retry), let the follower
+// process the message, check that its sender is the caller, then accept
+// the proposal, or build the commit and store and publish it.
 func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.ConversationID, req protocol.HandshakeRequest, hash []byte) (protocol.HandshakeResponse, error) {
-	var zero protocol.HandshakeResponse
-	c, err := s.conversation(ctx, cid)
-	if err != nil {
-		return zero, err
+	h := &handshakeAttempt{sess: sess, cid: cid, req: req, hash: hash}
+	if res, retried, err := s.authorizeHandshake(ctx, h); retried || err != nil {
+		return res, err
 	}
-	member, err := s.st.IsMember(ctx, cid, sess.Device)
+	fg, ch, err := s.followHandshake(ctx, h)
 	if err != nil {
-		return zero, internal("handshake: membership", err)
+		return protocol.HandshakeResponse{}, err
 	}
-	if !member {
-		ok, err := s.userIsMember(ctx, cid, sess.User)
+	// A refused message must not stay in the follower's group.
+	accepted := false
+	defer func() {
+		if !accepted {
+			s.fol.Forget(fg, ch)
+		}
+	}()
+	if err := s.checkHandshakeSender(ctx, h, ch); err != nil {
+		return protocol.HandshakeResponse{}, err
+	}
+	var res protocol.HandshakeResponse
+	if !ch.Commit {
+		res, err = s.acceptProposal(ctx, h, ch)
+	} else {
+		var cm store.Commit
+		if cm, err = s.buildCommit(ctx, h, ch); err == nil {
+			res, err = s.storeCommit(ctx, h, cm)
+		}
+	}
+	accepted = err == nil
+	return res, err
+}
+
+// authorizeHandshake reads the conversation and refuses what needs no
+// validation: a caller that is not a member (nor a device of a member
+// user), a stale epoch, a message accepted from another device, and a
+// proposal beyond the pending limits. A refusal after the follower
+// processed a proposal costs it the group it holds in memory (the group
+// would hold the refused proposal), so these come first. A retry of a
+// handshake this device already got accepted (the answer was lost) gets
+// the original answer, with retried set.
+func (s *Service) authorizeHandshake(ctx context.Context, h *handshakeAttempt) (res protocol.HandshakeResponse, retried bool, err error) {
+	if h.c, err = s.conversation(ctx, h.cid); err != nil {
+		return res, false, err
+	}
+	if h.member, err = s.st.IsMember(ctx, h.cid, h.sess.Device); err != nil {
+		return res, false, internal("handshake: membership", err)
+	}
+	if !h.member {
+		ok, err := s.userIsMember(ctx, h.cid, h.sess.User)
 		if err != nil {
-			return zero, internal("handshake: members", err)
+			return res, false, internal("handshake: members", err)
 		}
 		if !ok && !s.cfg.UnsafeSkipMembershipChecks {
-			return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
+			return res, false, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", h.sess.Device, h.cid)
 		}
 	}
-	// A retry of a handshake this device already got accepted (the answer
-	// was lost) gets the original answer.
-	prev, err := s.st.HandshakeByHash(ctx, cid, hash)
+	prev, err := s.st.HandshakeByHash(ctx, h.cid, h.hash)
 	acceptedBefore := err == nil
 	switch {
-	case err == nil && prev.Sender == sess.Device:
-		s.log.Debug("handshake retried", "conversation", cid, "device", sess.Device, "seq", prev.Seq)
-		return protocol.HandshakeResponse{Seq: prev.Seq, Epoch: prev.Epoch}, nil
+	case err == nil && prev.Sender == h.sess.Device:
+		s.log.Debug("handshake retried", "conversation", h.cid, "device", h.sess.Device, "seq", prev.Seq)
+		return protocol.HandshakeResponse{Seq: prev.Seq, Epoch: prev.Epoch}, true, nil
 	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return zero, internal("handshake: earlier acceptance", err)
+		return res, false, internal("handshake: earlier acceptance", err)
 	}
-	if req.Epoch != c.Epoch {
-		return zero, protocol.StaleEpoch(c.Epoch)
+	if h.req.Epoch != h.c.Epoch {
+		return res, false, protocol.StaleEpoch(h.c.Epoch)
 	}
-	// Refusals that need no validation come first: a refusal after the
-	// follower processed a proposal costs it the group it holds in
-	// memory (the group would hold the refused proposal), so the next
-	// handshake rebuilds it from the store.
 	if acceptedBefore {
 		// Signed by the leaf of the device that got it accepted.
-		return zero, perr(protocol.CodeForbidden, "handshake: the message was accepted from another device")
+		return res, false, perr(protocol.CodeForbidden, "handshake: the message was accepted from another device")
 	}
-	if len(req.GroupInfo) == 0 {
+	if len(h.req.GroupInfo) == 0 {
 		// Without a GroupInfo only a proposal can be accepted.
-		if err := s.checkPending(cid, c, len(req.Message)); err != nil {
-			return zero, err
+		if err := s.checkPending(h.cid, h.c, len(h.req.Message)); err != nil {
+			return res, false, err
 		}
 	}
-	now := s.now().UTC()
+	return res, false, nil
+}
+
+// followHandshake has the follower process the message against the
+// conversation's stored state and pending proposals. It returns errRaced
+// when a commit ended the epoch since the conversation was read.
+func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (FollowedGroup, *Change, error) {
+	c := h.c
+	h.now = s.now().UTC()
 	fg := FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, Tree: c.Tree, State: c.FollowerState,
-		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: now}
+		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: h.now}
 	var loadErr error
 	fg.LoadProposals = func(from uint64) ([]StoredProposal, error) {
-		ps, err := s.st.PendingProposals(ctx, cid, c.Epoch, from, c.Proposals)
+		ps, err := s.st.PendingProposals(ctx, h.cid, c.Epoch, from, c.Proposals)
 		if err != nil {
 			loadErr = err
 			return nil, err
@@ -334,111 +390,118 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		}
 		return out, nil
 	}
-	ch, err := s.fol.Process(fg, req.Message, NextState{GroupInfo: req.GroupInfo, Tree: req.RatchetTree})
+	ch, err := s.fol.Process(fg, h.req.Message, NextState{GroupInfo: h.req.GroupInfo, Tree: h.req.RatchetTree})
 	if _, ok := store.CurrentEpoch(loadErr); ok {
 		// A commit ended the epoch since the conversation was read.
-		return zero, fmt.Errorf("%w: %v", errRaced, loadErr)
+		return fg, nil, fmt.Errorf("%w: %v", errRaced, loadErr)
 	} else if loadErr != nil {
-		return zero, internal(fmt.Sprintf("handshake: pending proposals of conversation %d", cid), loadErr)
+		return fg, nil, internal(fmt.Sprintf("handshake: pending proposals of conversation %d", h.cid), loadErr)
 	} else if err != nil {
-		return zero, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", cid, err)
+		return fg, nil, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", h.cid, err)
 	}
-	accepted := false
-	defer func() {
-		if !accepted {
-			s.fol.Forget(fg, ch)
-		}
-	}()
-	caller, err := s.st.Device(ctx, sess.Device)
+	return fg, ch, nil
+}
+
+// checkHandshakeSender checks that the message's sender is the calling
+// device and may send it: a member's message needs a member device; an
+// external commit (RFC 9420 §12.4.3.2) may remove only the joiner's own
+// old leaf, and a member device must resync that way so that it stays in
+// the group once; other outside senders are refused.
+func (s *Service) checkHandshakeSender(ctx context.Context, h *handshakeAttempt, ch *Change) error {
+	caller, err := s.st.Device(ctx, h.sess.Device)
 	if err != nil {
-		return zero, internal("handshake: device", err)
+		return internal("handshake: device", err)
 	}
 	if !bytes.Equal(ch.SenderKey, caller.SignatureKey) {
-		return zero, perr(protocol.CodeForbidden, "handshake: the sender's leaf is not the calling device")
+		return perr(protocol.CodeForbidden, "handshake: the sender's leaf is not the calling device")
 	}
 	switch {
-	case ch.Sender == SenderMember && !member:
-		return zero, perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", sess.Device, cid)
+	case ch.Sender == SenderMember && !h.member:
+		return perr(protocol.CodeNotMember, "device %q is not a member of conversation %d", h.sess.Device, h.cid)
 	case ch.Sender == SenderMember:
+		return nil
 	case ch.Sender == SenderNewMember && ch.Commit:
-		// An external commit may remove only the joiner's own old leaf: a
-		// resync (RFC 9420 §12.4.3.2) by a member device that lost its
-		// state. A member device must resync, so that it stays in the
-		// group once; the new leaf has its key (checked above).
 		resync := false
 		for _, l := range ch.Removed {
 			if !bytes.Equal(l.SignatureKey, caller.SignatureKey) {
-				return zero, perr(protocol.CodeBadMessage, "handshake: an external commit by device %q removes leaf %d, which is not its own", sess.Device, l.Index)
+				return perr(protocol.CodeBadMessage, "handshake: an external commit by device %q removes leaf %d, which is not its own", h.sess.Device, l.Index)
 			}
 			resync = true
 		}
-		if member && !resync {
-			return zero, perr(protocol.CodeBadMessage, "handshake: device %q is already a member; its external commit must remove its old leaf (resync)", sess.Device)
+		if h.member && !resync {
+			return perr(protocol.CodeBadMessage, "handshake: device %q is already a member; its external commit must remove its old leaf (resync)", h.sess.Device)
 		}
+		return nil
 	default:
-		return zero, perr(protocol.CodeForbidden, "handshake: proposals from external senders or new members are not accepted")
+		return perr(protocol.CodeForbidden, "handshake: proposals from external senders or new members are not accepted")
 	}
-	if !ch.Commit {
-		if len(req.GroupInfo) != 0 || len(req.RatchetTree) != 0 || len(req.Welcomes) != 0 {
-			return zero, perr(protocol.CodeBadRequest, "handshake: a proposal comes without GroupInfo, ratchet tree or Welcomes")
-		}
-		if err := s.checkPending(cid, c, len(req.Message)); err != nil {
-			return zero, err
-		}
-		e, err := s.st.Propose(ctx, store.Proposal{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, Digest: ch.ProposalsDigest,
-			Sender: sess.Device, Data: req.Message, Hash: hash, Created: now})
-		if cur, ok := store.CurrentEpoch(err); ok {
-			return zero, protocol.StaleEpoch(cur)
-		} else if errors.Is(err, store.ErrStaleState) || errors.Is(err, store.ErrConflict) {
-			return zero, fmt.Errorf("%w: %v", errRaced, err)
-		} else if err != nil {
-			return zero, internal(fmt.Sprintf("proposal to conversation %d", cid), err)
-		}
-		accepted = true
-		s.notify.Publish(Event{Topic: Topic{Conversation: cid}})
-		return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch}, nil
+}
+
+// acceptProposal stores a proposal as the epoch's next pending one and
+// publishes it.
+func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *Change) (protocol.HandshakeResponse, error) {
+	var zero protocol.HandshakeResponse
+	if len(h.req.GroupInfo) != 0 || len(h.req.RatchetTree) != 0 || len(h.req.Welcomes) != 0 {
+		return zero, perr(protocol.CodeBadRequest, "handshake: a proposal comes without GroupInfo, ratchet tree or Welcomes")
+	}
+	if err := s.checkPending(h.cid, h.c, len(h.req.Message)); err != nil {
+		return zero, err
+	}
+	e, err := s.st.Propose(ctx, store.Proposal{Conversation: h.cid, Epoch: h.c.Epoch, Proposals: h.c.Proposals, Digest: ch.ProposalsDigest,
+		Sender: h.sess.Device, Data: h.req.Message, Hash: h.hash, Created: h.now})
+	if err != nil {
+		return zero, handshakeStoreError(fmt.Sprintf("proposal to conversation %d", h.cid), err)
+	}
+	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}})
+	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: h.c.Epoch}, nil
+}
+
+// buildCommit checks a commit's leaves against the registered devices and
+// returns what to store: the devices it adds and removes, and the
+// Welcomes to deliver.
+func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Change) (store.Commit, error) {
+	cm := store.Commit{Conversation: h.cid, Epoch: h.c.Epoch, Proposals: h.c.Proposals, Sender: h.sess.Device, Data: h.req.Message, GroupInfo: h.req.GroupInfo,
+		Tree: ch.Tree, FollowerState: ch.State, Hash: h.hash, Created: h.now}
+	if cm.Tree == nil {
+		cm.Tree = h.req.RatchetTree
 	}
 	if ch.KeyChanged {
-		return zero, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
+		return cm, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
 	}
 	for _, l := range ch.Updated {
 		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
 		if errors.Is(err, store.ErrNotFound) {
-			return zero, perr(protocol.CodeBadMessage, "handshake: updated leaf %d is not a registered device", l.Index)
+			return cm, perr(protocol.CodeBadMessage, "handshake: updated leaf %d is not a registered device", l.Index)
 		} else if err != nil {
-			return zero, internal("handshake: updated device", err)
+			return cm, internal("handshake: updated device", err)
 		}
 		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: updated leaf %d", l.Index), l, d); err != nil {
-			return zero, err
+			return cm, err
 		}
-	}
-	cm := store.Commit{Conversation: cid, Epoch: c.Epoch, Proposals: c.Proposals, Sender: sess.Device, Data: req.Message, GroupInfo: req.GroupInfo,
-		Tree: ch.Tree, FollowerState: ch.State, Hash: hash, Created: now}
-	if cm.Tree == nil {
-		cm.Tree = req.RatchetTree
 	}
 	adding := map[store.DeviceID]bool{}
 	for _, l := range ch.Added {
 		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
 		if errors.Is(err, store.ErrNotFound) {
-			return zero, perr(protocol.CodeBadMessage, "handshake: added leaf %d is not a registered device", l.Index)
+			return cm, perr(protocol.CodeBadMessage, "handshake: added leaf %d is not a registered device", l.Index)
 		} else if err != nil {
-			return zero, internal("handshake: added device", err)
+			return cm, internal("handshake: added device", err)
 		}
 		if !d.Active() {
-			return zero, perr(protocol.CodeBadMessage, "handshake: added leaf %d is device %q, which is revoked or disabled", l.Index, d.ID)
+			return cm, perr(protocol.CodeBadMessage, "handshake: added leaf %d is device %q, which is revoked or disabled", l.Index, d.ID)
 		}
 		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: added leaf %d", l.Index), l, d); err != nil {
-			return zero, err
+			return cm, err
 		}
 		if !adding[d.ID] {
 			adding[d.ID] = true
 			cm.Add = append(cm.Add, d.ID)
 		}
 	}
-	if ch.Sender == SenderNewMember && !adding[sess.Device] {
-		adding[sess.Device] = true
-		cm.Add = append(cm.Add, sess.Device)
+	if ch.Sender == SenderNewMember && !adding[h.sess.Device] {
+		// An external commit adds the joiner.
+		adding[h.sess.Device] = true
+		cm.Add = append(cm.Add, h.sess.Device)
 	}
 	for _, l := range ch.Removed {
 		d, err := s.st.DeviceByKey(ctx, l.SignatureKey)
@@ -449,50 +512,58 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 			cm.Remove = append(cm.Remove, d.ID)
 		}
 	}
-	// Each Welcome is checked once and goes to the inbox of every device
-	// it names; a device is named at most once.
+	var err error
+	cm.Welcomes, err = s.commitWelcomes(h, adding)
+	return cm, err
+}
+
+// commitWelcomes checks the request's Welcomes: each is checked once and
+// goes to the inbox of every device it names, each a device the commit
+// adds and named at most once.
+func (s *Service) commitWelcomes(h *handshakeAttempt, adding map[store.DeviceID]bool) ([]store.Welcome, error) {
+	var out []store.Welcome
 	welcomed := map[protocol.DeviceID]bool{}
-	for i, w := range req.Welcomes {
+	for i, w := range h.req.Welcomes {
 		if w.Device != "" && len(w.Devices) != 0 {
-			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names both device and devices", i)
+			return nil, perr(protocol.CodeBadRequest, "handshake: Welcome %d names both device and devices", i)
 		}
 		to := w.Recipients()
 		if len(to) == 0 {
-			return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names no device", i)
+			return nil, perr(protocol.CodeBadRequest, "handshake: Welcome %d names no device", i)
 		}
 		for _, d := range to {
 			if !adding[store.DeviceID(d)] {
-				return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d is for device %.70q, which the commit does not add", i, string(d))
+				return nil, perr(protocol.CodeBadRequest, "handshake: Welcome %d is for device %.70q, which the commit does not add", i, string(d))
 			}
 			if welcomed[d] {
-				return zero, perr(protocol.CodeBadRequest, "handshake: Welcome %d names device %.70q, which has a Welcome already", i, string(d))
+				return nil, perr(protocol.CodeBadRequest, "handshake: Welcome %d names device %.70q, which has a Welcome already", i, string(d))
 			}
 			welcomed[d] = true
 		}
 		if int64(len(w.Data)) > s.cfg.MaxGroupStateBytes {
-			return zero, perr(protocol.CodeTooLarge, "handshake: Welcome %d is %d bytes, at most %d", i, len(w.Data), s.cfg.MaxGroupStateBytes)
+			return nil, perr(protocol.CodeTooLarge, "handshake: Welcome %d is %d bytes, at most %d", i, len(w.Data), s.cfg.MaxGroupStateBytes)
 		}
-		if err := s.fol.CheckWelcome(w.Data, c.Suite); err != nil {
-			return zero, perr(protocol.CodeBadMessage, "handshake: Welcome %d: %v", i, err)
+		if err := s.fol.CheckWelcome(w.Data, h.c.Suite); err != nil {
+			return nil, perr(protocol.CodeBadMessage, "handshake: Welcome %d: %v", i, err)
 		}
 		for _, d := range to {
-			cm.Welcomes = append(cm.Welcomes, store.Welcome{Device: store.DeviceID(d), Data: w.Data})
+			out = append(out, store.Welcome{Device: store.DeviceID(d), Data: w.Data})
 		}
 	}
+	return out, nil
+}
+
+// storeCommit stores a commit, which ends the epoch, and publishes it to
+// the conversation and to the devices it adds and removes.
+func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store.Commit) (protocol.HandshakeResponse, error) {
 	e, err := s.st.Commit(ctx, cm)
-	if cur, ok := store.CurrentEpoch(err); ok {
-		return zero, protocol.StaleEpoch(cur)
-	} else if errors.Is(err, store.ErrStaleState) || errors.Is(err, store.ErrConflict) {
-		return zero, fmt.Errorf("%w: %v", errRaced, err)
-	} else if errors.Is(err, store.ErrInvalid) {
-		return zero, perr(protocol.CodeBadRequest, "handshake: %v", err)
-	} else if err != nil {
-		return zero, internal(fmt.Sprintf("commit to conversation %d", cid), err)
+	if err != nil {
+		return protocol.HandshakeResponse{}, handshakeStoreError(fmt.Sprintf("commit to conversation %d", h.cid), err)
 	}
-	accepted = true
-	s.log.Info("commit accepted", "conversation", cid, "epoch", c.Epoch+1, "device", sess.Device, "added", len(cm.Add), "removed", len(cm.Remove))
-	s.setEpoch(cid, c.GroupID, c.Epoch+1)
-	s.notify.Publish(Event{Topic: Topic{Conversation: cid}})
+	c := h.c
+	s.log.Info("commit accepted", "conversation", h.cid, "epoch", c.Epoch+1, "device", h.sess.Device, "added", len(cm.Add), "removed", len(cm.Remove))
+	s.setEpoch(h.cid, c.GroupID, c.Epoch+1)
+	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}})
 	for _, d := range cm.Add {
 		s.notify.Publish(Event{Topic: Topic{Device: d}})
 	}
@@ -500,6 +571,21 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 		s.notify.Publish(Event{Topic: Topic{Device: d}})
 	}
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch + 1}, nil
+}
+
+// handshakeStoreError maps the error of storing a proposal or commit (op
+// names it): a stale epoch is answered with the current one, a lost
+// compare-and-set is errRaced (the attempt is revalidated), an invalid
+// argument is the caller's bad request, and anything else is internal.
+func handshakeStoreError(op string, err error) error {
+	if cur, ok := store.CurrentEpoch(err); ok {
+		return protocol.StaleEpoch(cur)
+	} else if errors.Is(err, store.ErrStaleState) || errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %v", errRaced, err)
+	} else if errors.Is(err, store.ErrInvalid) {
+		return perr(protocol.CodeBadRequest, "handshake: %v", err)
+	}
+	return internal(op, err)
 }
 
 // checkPending refuses a proposal of n bytes that would take the pending

@@ -118,8 +118,10 @@ func proposalsDigest(digest, msg []byte) []byte {
 
 var _ delivery.Follower = (*Follower)(nil)
 
-// New returns a Follower using cfg for MLS validation (nil: the defaults;
-// cfg.Now is replaced per call for KeyPackage lifetimes).
+// New returns a Follower using cfg for MLS validation (nil: the defaults,
+// among them mls.DefaultMaxLeafLifetime, the bound on leaf lifetimes that
+// Parley's clients use too; cfg.Now is replaced per call for KeyPackage
+// lifetimes).
 func New(cfg *mls.Config) delivery.Follower {
 	f := &Follower{size: DefaultCacheSize, lru: list.New(), index: map[stateHash]*list.Element{}}
 	if cfg != nil {

@@ -114,11 +114,12 @@ func TestReconnectResume(t *testing.T) {
 		}
 	}
 	w1.send(&protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: es[2].Seq}}})
-	time.Sleep(50 * time.Millisecond)
+	w1.handled()
 	w1.c.CloseNow()
 	for i := range 5 {
 		alice.send(t, fmt.Sprint("b", i))
 	}
+	bob.d.acksWritten(t)
 	var info protocol.ConversationInfo
 	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
 	if info.Cursor != es[2].Seq {
@@ -165,8 +166,8 @@ func TestTyping(t *testing.T) {
 	aws, bws, cws := alice.d.dial(t), bob.d.dial(t), carol.dial(t)
 	for _, w := range []*ws{aws, bws, cws} {
 		w.send(&protocol.SubscribeFrame{})
+		w.handled()
 	}
-	time.Sleep(50 * time.Millisecond)
 	bws.must(5 * time.Second)     // the Welcome still in bob's inbox
 	aws.entries(1, 5*time.Second) // the commit adding bob
 	aws.send(&protocol.TypingFrame{Conversation: alice.conv, Typing: true})
@@ -418,7 +419,7 @@ func TestShutdown(t *testing.T) {
 	alice := e.register("alice")
 	w := alice.dial(t)
 	w.send(&protocol.SubscribeFrame{})
-	time.Sleep(50 * time.Millisecond)
+	w.handled()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.api.Shutdown(ctx); err != nil {
@@ -437,7 +438,7 @@ func TestRevokeClosesConnection(t *testing.T) {
 	phone := alice.addDevice()
 	w := phone.dial(t)
 	w.send(&protocol.SubscribeFrame{})
-	time.Sleep(50 * time.Millisecond)
+	w.handled()
 	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.id), nil, nil)
 	f, err := w.next(5 * time.Second)
 	if ef, ok := f.(*protocol.ErrorFrame); !ok || ef.Code != protocol.CodeUnauthorized {
@@ -461,16 +462,14 @@ func TestWebSocketAckAsync(t *testing.T) {
 	for _, en := range es {
 		w.send(&protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: en.Seq}}})
 	}
-	// The frames travel on another connection than the GET: poll.
+	// The frames travel on another connection than the GET: wait until
+	// they were handled and their batch written.
+	w.handled()
+	bob.d.acksWritten(t)
 	var info protocol.ConversationInfo
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
-		if info.Cursor == last.Seq {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored cursor %d, want %d", info.Cursor, last.Seq)
-		}
+	e.must(bob.d.token, "GET", fmt.Sprintf("/v1/conversations/%d", alice.conv), nil, &info)
+	if info.Cursor != last.Seq {
+		t.Fatalf("stored cursor %d, want %d", info.Cursor, last.Seq)
 	}
 	w.send(&protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: alice.conv, Seq: last.Seq + 10}}})
 	f, err := w.next(5 * time.Second)

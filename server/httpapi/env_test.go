@@ -486,6 +486,7 @@ type ws struct {
 	c      *websocket.Conn
 	frames chan protocol.Frame
 	err    chan error
+	held   []protocol.Frame // read by handled, returned first by next
 }
 
 func (d *device) dial(t *testing.T) *ws {
@@ -543,6 +544,17 @@ var errTimeout = errors.New("timeout")
 
 // next returns the next frame, errTimeout, or the read error.
 func (w *ws) next(timeout time.Duration) (protocol.Frame, error) {
+	if len(w.held) > 0 {
+		f := w.held[0]
+		w.held = w.held[1:]
+		return f, nil
+	}
+	return w.recv(timeout)
+}
+
+// recv returns the next frame from the connection, errTimeout, or the
+// read error.
+func (w *ws) recv(timeout time.Duration) (protocol.Frame, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -563,6 +575,36 @@ func (w *ws) must(timeout time.Duration) protocol.Frame {
 		w.t.Fatalf("ws read: %v", err)
 	}
 	return f
+}
+
+// handled returns once the server handled every frame sent so far: it
+// sends a ping and waits for the pong (the server handles a connection's
+// frames in order). Other frames that arrive meanwhile are kept for next.
+func (w *ws) handled() {
+	w.t.Helper()
+	const nonce = "handled"
+	w.send(&protocol.PingFrame{Nonce: nonce})
+	for {
+		f, err := w.recv(10 * time.Second)
+		if err != nil {
+			w.t.Fatalf("ws read while waiting for pong %q: %v", nonce, err)
+		}
+		if p, ok := f.(*protocol.PongFrame); ok && p.Nonce == nonce {
+			return
+		}
+		w.held = append(w.held, f)
+	}
+}
+
+// acksWritten returns once the acknowledgements the server received from d
+// so far are written: a Subscribe waits for them (the delivery service's
+// ack barrier), and handled returns once the Subscribe was handled.
+func (d *device) acksWritten(t *testing.T) {
+	t.Helper()
+	w := d.dial(t)
+	w.send(&protocol.SubscribeFrame{})
+	w.handled()
+	w.c.CloseNow()
 }
 
 // silent checks that nothing arrives within d.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store/postgres"
@@ -87,25 +87,19 @@ func TestProposalSurvivesRestart(t *testing.T) {
 
 // pgDSN returns the test PostgreSQL: $PARLEY_TEST_POSTGRES or the local
 // default of the build machines.
-func pgDSN() string {
-	if dsn := os.Getenv("PARLEY_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
+func pgDSN() string { return testenv.PostgresURL() }
 
 // pgSchema returns a fresh schema name, dropped when the test ends; it
-// skips the test when PostgreSQL is unreachable (fails under CI=true).
+// skips the test when PostgreSQL is unreachable (fails under CI=true;
+// testenv).
 func pgSchema(t *testing.T) string {
 	t.Helper()
+	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, pgDSN())
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable under CI=true: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable, skipping: %v", err)
+		testenv.Unavailable(t, testenv.NeedPostgres, err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)

@@ -1,8 +1,8 @@
 // Package store defines the persistence the Parley server core needs: the
 // [Store] interface, its plain domain types and the sentinel errors callers
-// branch on. Backends live in subpackages named after their dependency
-// (sqlite, later postgres); every backend passes the conformance suite in
-// storetest.
+// branch on. Backends live in subpackages named after their dependency:
+// sqlite (one file, for a single node) and postgres (shared by the nodes
+// of a cluster); every backend passes the conformance suite in storetest.
 //
 // The store holds only routing metadata and opaque MLS bytes. It assigns
 // user, conversation and invite ids and the sequence numbers of log and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/mls/internal/codec"
+	"github.com/parley-chat/parley/mls/internal/suite"
 	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -331,4 +332,31 @@ func FuzzDecode(f *testing.F) {
 		}
 		exercise(t, data)
 	})
+}
+
+// TestValidateGroupParamsAndDuplicateExtensions checks that a joiner
+// refuses a tree with a leaf that does not list the protocol version or
+// the tree's cipher suite (RFC 9420 §7.2) or carries an extension type
+// twice (§13.4).
+func TestValidateGroupParamsAndDuplicateExtensions(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		f          func(*wire.LeafNode)
+	}{
+		{"no cipher suite", "leaf 0: capabilities do not list the cipher suite 0x0001", func(ln *wire.LeafNode) {
+			ln.Capabilities.CipherSuites = []suite.ID{2}
+		}},
+		{"no version", "leaf 0: capabilities do not list the protocol version mls10", func(ln *wire.LeafNode) {
+			ln.Capabilities.Versions = []wire.ProtocolVersion{}
+		}},
+		{"extension twice", "leaf 0: extension type 0x0001 appears twice", func(ln *wire.LeafNode) {
+			ln.Extensions = wire.Extensions{{Type: wire.ExtensionApplicationID, Data: []byte("a")}, {Type: wire.ExtensionApplicationID, Data: []byte("b")}}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr, priv := cachedTree(t, 4)
+			withLeaf(t, tr, 0, priv[0], c.f)
+			wantErr(t, tr.Validate(validOpts()), c.want)
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/parley-chat/parley/mls/internal/suite"
 	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
@@ -25,7 +26,8 @@ func (m *sim) newLeaf(t *testing.T, src wire.LeafNodeSource, pub []byte) *wire.L
 		SignatureKey:  pub,
 		Credential:    wire.Credential{Type: wire.CredentialBasic, Identity: []byte(fmt.Sprint("sim-", m.g.ctr))},
 		Capabilities: wire.Capabilities{
-			Versions: []wire.ProtocolVersion{1}, Credentials: []wire.CredentialType{wire.CredentialBasic},
+			Versions: []wire.ProtocolVersion{1}, CipherSuites: []suite.ID{m.tr.Suite().ID()},
+			Credentials: []wire.CredentialType{wire.CredentialBasic},
 		},
 		Source:     src,
 		Extensions: wire.Extensions{},

@@ -40,6 +40,13 @@ type ValidateOptions struct {
 	// default; a joiner that wants it passes its clock here.
 	Now func() time.Time
 
+	// MaxLifetime, if positive, bounds the total lifetime (not_after -
+	// not_before) of every key_package leaf: RFC 9420 §7.2 has the
+	// application define such a maximum and reject any LeafNode whose
+	// lifetime is longer. Unlike the current-time check it holds for the
+	// whole life of the leaf, so it is checked in every tree received.
+	MaxLifetime time.Duration
+
 	// Workers bounds the goroutines verifying leaf signatures; zero means
 	// runtime.GOMAXPROCS(0).
 	Workers int
@@ -55,10 +62,12 @@ type ValidateOptions struct {
 //     listed by every non-blank node in between (CheckUnmergedLeaves);
 //  3. for each leaf in index order (RFC 9420 §7.3): leaf_node_source is
 //     key_package with a lifetime, or update or commit without one;
-//     the lifetime holds at opts.Now(), if given; the capabilities list
+//     the lifetime holds at opts.Now(), if given, and is no longer
+//     than opts.MaxLifetime, if given; the capabilities list
 //     the required extensions, proposals and credential types, every
-//     non-default extension of the leaf, and every credential type used
-//     by any member;
+//     non-default extension of the leaf, every credential type used
+//     by any member, the protocol version mls10 and the tree's cipher
+//     suite (§7.2); no extension type appears twice (§13.4);
 //  4. encryption keys are unique across all non-blank nodes and signature
 //     keys across all leaves;
 //  5. the root tree hash equals opts.TreeHash, if given;
@@ -136,6 +145,9 @@ func (t *Tree) checkLeaves(opts ValidateOptions) error {
 			if opts.Now != nil && (now < ln.Lifetime.NotBefore || now > ln.Lifetime.NotAfter) {
 				return fmt.Errorf("tree: validate: leaf %d: lifetime [%d, %d] does not contain the current time %d", i, ln.Lifetime.NotBefore, ln.Lifetime.NotAfter, now)
 			}
+			if opts.MaxLifetime > 0 && !LifetimeWithin(ln.Lifetime, opts.MaxLifetime) {
+				return fmt.Errorf("tree: validate: leaf %d: lifetime [%d, %d] is longer than the maximum of %d seconds", i, ln.Lifetime.NotBefore, ln.Lifetime.NotAfter, uint64(opts.MaxLifetime/time.Second))
+			}
 		case wire.LeafNodeSourceUpdate, wire.LeafNodeSourceCommit:
 			if ln.Lifetime != nil {
 				return fmt.Errorf("tree: validate: leaf %d: leaf_node_source %d with a lifetime", i, ln.Source)
@@ -144,6 +156,19 @@ func (t *Tree) checkLeaves(opts ValidateOptions) error {
 			return fmt.Errorf("tree: validate: leaf %d: invalid leaf_node_source %d", i, ln.Source)
 		}
 		caps := &ln.Capabilities
+		if !slices.Contains(caps.Versions, wire.ProtocolVersionMLS10) {
+			return fmt.Errorf("tree: validate: leaf %d: capabilities do not list the protocol version mls10", i)
+		}
+		if !slices.Contains(caps.CipherSuites, t.suite.ID()) {
+			return fmt.Errorf("tree: validate: leaf %d: capabilities do not list the cipher suite %#04x", i, uint16(t.suite.ID()))
+		}
+		for j := range ln.Extensions {
+			for k := range j {
+				if ln.Extensions[j].Type == ln.Extensions[k].Type {
+					return fmt.Errorf("tree: validate: leaf %d: extension type %#04x appears twice", i, uint16(ln.Extensions[j].Type))
+				}
+			}
+		}
 		for _, e := range opts.RequiredExtensions {
 			if !defaultExtension(e) && !slices.Contains(caps.Extensions, e) {
 				return fmt.Errorf("tree: validate: leaf %d: required extension type %#04x not in capabilities", i, uint16(e))
@@ -255,4 +280,14 @@ func (t *Tree) verifySignatures(groupID []byte, workers int) error {
 		return nil
 	}
 	return fmt.Errorf("tree: validate: leaf %d: signature invalid: %w", first.leaf, first.err)
+}
+
+// LifetimeWithin reports whether a lifetime is well formed (not_before <=
+// not_after) and spans at most max (RFC 9420 §7.2: the application's
+// maximum total lifetime of a LeafNode).
+func LifetimeWithin(lt *wire.Lifetime, max time.Duration) bool {
+	if lt == nil || lt.NotAfter < lt.NotBefore {
+		return false
+	}
+	return lt.NotAfter-lt.NotBefore <= uint64(max/time.Second)
 }

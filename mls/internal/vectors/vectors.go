@@ -1,10 +1,11 @@
 // Package vectors loads the official MLS test vectors for tests.
 //
-// The vectors live outside the repository, in ../shared/mls-test-vectors
-// beside the project's root (the directory holding go.mod), or wherever the
-// environment variable PARLEY_MLS_VECTORS points. When they cannot be found
-// a test is skipped, except under CI=true, where it fails: CI must never
-// pass by not checking.
+// The vectors are the test-vectors folder of
+// https://github.com/mlswg/mls-implementations. They live outside the
+// repository, in ../shared/mls-test-vectors beside the project's root (the
+// directory holding go.mod), or wherever the environment variable
+// PARLEY_MLS_VECTORS points. Whether a test without them is skipped or
+// fails (under CI=true) is decided by internal/testenv.
 package vectors
 
 import (
@@ -14,55 +15,23 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/parley-chat/parley/internal/testenv"
 )
 
-// EnvDir names the environment variable that overrides the vector folder.
-const EnvDir = "PARLEY_MLS_VECTORS"
-
-// Dir returns the folder holding the vector files.
-func Dir() (string, error) {
-	if d := os.Getenv(EnvDir); d != "" {
-		return d, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(filepath.Dir(d), "shared", "mls-test-vectors"), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("vectors: no go.mod above %s", wd)
-		}
-	}
-}
-
 // Load decodes the vector file name (e.g. "tree-math.json") into v. If the
-// file is missing it skips the test, or fails it when CI=true.
+// vectors are missing it skips the test, or fails it when CI=true
+// (testenv.MLSVectors).
 func Load(t testing.TB, name string, v any) {
 	t.Helper()
-	dir, err := Dir()
-	if err != nil {
-		missing(t, err)
-		return
-	}
+	dir := testenv.MLSVectors(t)
 	data, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
-		missing(t, err)
-		return
+		testenv.Unavailable(t, testenv.NeedMLSVectors, err)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		t.Fatalf("vectors: decode %s: %v", name, err)
 	}
-}
-
-func missing(t testing.TB, err error) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("vectors: %v (set %s; under CI=true missing vectors fail the run)", err, EnvDir)
-	}
-	t.Skipf("vectors: %v (set %s to run)", err, EnvDir)
 }
 
 // Hex is a byte string written in JSON as lowercase hex; null decodes to nil.

@@ -9,41 +9,30 @@ import (
 	"errors"
 	"io"
 	mrand "math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
-// testDSN returns $PARLEY_TEST_POSTGRES or the build machines' local
-// PostgreSQL.
-func testDSN() string {
-	if dsn := os.Getenv("PARLEY_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
 // openTest opens a Store with small chunks on a fresh schema, dropped when
-// the test ends. It skips when PostgreSQL is unreachable, and fails
-// instead under CI=true.
+// the test ends. Without PostgreSQL it skips, or fails under CI=true
+// (testenv).
 func openTest(t *testing.T, chunk int) (*Store, Config) {
 	t.Helper()
+	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, testDSN())
+	conn, err := pgx.Connect(ctx, dsn)
 	if err == nil {
 		err = conn.Ping(ctx)
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable under CI=true (set PARLEY_TEST_POSTGRES): %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable, skipping (set PARLEY_TEST_POSTGRES): %v", err)
+		testenv.Unavailable(t, testenv.NeedPostgres, err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -54,7 +43,7 @@ func openTest(t *testing.T, chunk int) (*Store, Config) {
 		}
 		conn.Close(context.Background())
 	})
-	c := NewConfig(testDSN())
+	c := NewConfig(dsn)
 	c.Schema, c.ChunkSize = schema, chunk
 	s, err := Open(context.Background(), c)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"reflect"
@@ -19,32 +18,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/server/delivery"
 	"github.com/parley-chat/parley/server/store"
 )
 
 // testURL returns the NATS server of the tests (PARLEY_TEST_NATS, default
 // the local service). It skips the test when the server is unreachable,
-// and fails it under CI=true.
+// and fails it under CI=true (testenv).
 func testURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("PARLEY_TEST_NATS")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	host := u
-	if p, err := url.Parse(u); err == nil && p.Host != "" {
-		host = p.Host
-	}
-	c, err := net.DialTimeout("tcp", host, time.Second)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("NATS at %s unreachable under CI=true: %v", u, err)
-		}
-		t.Skipf("NATS at %s unreachable (set PARLEY_TEST_NATS): %v", u, err)
-	}
-	c.Close()
-	return u
+	return testenv.NATS(t)
 }
 
 // testPrefix returns a fresh subject prefix, so concurrent runs on one
@@ -368,6 +352,8 @@ func startServer(t *testing.T, port int) *server {
 	bin := "/usr/sbin/nats-server"
 	if p, err := exec.LookPath("nats-server"); err == nil {
 		bin = p
+	} else if _, err := os.Stat(bin); err != nil {
+		testenv.Unavailable(t, testenv.NeedNATSBinary, err)
 	}
 	if port == 0 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -456,7 +442,7 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("remote subscriber got %v while NATS was down", fmtEvents(got))
 	}
 
-	srv = startServer(t, srv.port)
+	startServer(t, srv.port)
 	waitUntil(t, "both nodes reconnect", func() bool { return a.Healthy() == nil && b.Healthy() == nil })
 	rb.waitEvent(t, e)                                         // the resync wake-up ...
 	rbDev.waitEvent(t, delivery.Event{Topic: device("dev-b")}) // ... for every topic

@@ -42,9 +42,8 @@ type Notifier struct {
 	lost    bool             // a wake-up was dropped: publish a resync request
 	outWake chan struct{}
 
-	resyncReq   chan struct{}
-	flushFirst  atomic.Bool // confirm the subscription with the server before the next resync
-	resyncAgain atomic.Bool
+	resyncReq  chan struct{}
+	flushFirst atomic.Bool // confirm the subscription with the server before the next resync
 
 	ctx      context.Context
 	cancel   context.CancelFunc

@@ -17,37 +17,31 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/testenv"
 	"github.com/parley-chat/parley/server/store"
 	"github.com/parley-chat/parley/server/store/storetest"
 )
 
 // defaultTestDSN is the local PostgreSQL of the build machines.
-const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+const defaultTestDSN = testenv.DefaultPostgres
 
 // testDSN returns the database of the tests: $PARLEY_TEST_POSTGRES or the
 // local default.
-func testDSN() string {
-	if dsn := os.Getenv("PARLEY_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return defaultTestDSN
-}
+func testDSN() string { return testenv.PostgresURL() }
 
 // admin connects to the test database for setup. When it is unreachable
-// the test is skipped, or fails under CI=true.
+// the test is skipped, or fails under CI=true (testenv).
 func admin(t testing.TB) *pgx.Conn {
 	t.Helper()
+	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, testDSN())
+	conn, err := pgx.Connect(ctx, dsn)
 	if err == nil {
 		err = conn.Ping(ctx)
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable under CI=true (set PARLEY_TEST_POSTGRES): %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable, skipping (set PARLEY_TEST_POSTGRES): %v", err)
+		testenv.Unavailable(t, testenv.NeedPostgres, err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
