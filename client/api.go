@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,7 +72,7 @@ func (c *Client) request(ctx context.Context, method, path string, auth bool, bo
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, path, ctx.Err())
 		}
-		return nil, fmt.Errorf("%s %s: %w: %v", method, path, ErrServerUnreachable, err)
+		return nil, transportError(method+" "+path, err)
 	}
 	return resp, nil
 }
@@ -183,6 +182,3 @@ func (c *Client) fetchUser(ctx context.Context, name string) (*protocol.UserInfo
 	}
 	return &u, nil
 }
-
-// errNoConn means no WebSocket is open for acks.
-var errNoConn = errors.New("no connection")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,6 +63,12 @@ type Config struct {
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxLeafLifetime bounds the total lifetime of the KeyPackages and
+	// leaves this client accepts and sets that of those it creates
+	// (mls.Config.MaxLeafLifetime, RFC 9420 §7.2); zero means
+	// mls.DefaultMaxLeafLifetime, which parleyd's Delivery Service uses
+	// too, negative no bound.
+	MaxLeafLifetime time.Duration
 	// Logger receives diagnostics; it never receives content or secrets.
 	// Nil discards them.
 	Logger *slog.Logger
@@ -162,6 +170,7 @@ type Client struct {
 	groups     map[protocol.ConversationID]*mls.Group
 	blocked    map[protocol.ConversationID]string // conversation → user whose identity changed
 	unusable   map[protocol.ConversationID]error  // conversations refused: see markUnusable
+	unsafe     map[protocol.ConversationID]*Alarm // conversations with a rejected membership change
 	mlsCfg     *mls.Config
 
 	tokMu    sync.Mutex
@@ -221,9 +230,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		groups:   map[protocol.ConversationID]*mls.Group{},
 		blocked:  map[protocol.ConversationID]string{},
 		unusable: map[protocol.ConversationID]error{},
+		unsafe:   map[protocol.ConversationID]*Alarm{},
 		ev:       newEventQueue(cfg.EventBuffer),
 	}
-	c.mlsCfg = &mls.Config{Now: cfg.Now, ValidateCredential: c.validateCredential}
+	c.mlsCfg = &mls.Config{Now: cfg.Now, MaxLeafLifetime: cfg.MaxLeafLifetime, ValidateCredential: c.validateCredential}
 	if err := c.pinnedFingerprint(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -283,11 +293,35 @@ func (cfg Config) httpClient() (*http.Client, error) {
 			return nil, fmt.Errorf("client: open: TLS fingerprint %q: %v", cfg.TLSFingerprint, err)
 		}
 		tc.InsecureSkipVerify = true // replaced by the pin below
-		tc.VerifyPeerCertificate = tlsutil.VerifyFingerprint(fp)
+		tc.VerifyPeerCertificate = verifyPinned(fp)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	return &http.Client{Transport: tr}, nil
+}
+
+// verifyPinned returns a tls.Config.VerifyPeerCertificate function that
+// accepts only a leaf certificate with the SHA-256 fingerprint want, and
+// reports any other as a *CertificateMismatchError.
+func verifyPinned(want []byte) func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	check := tlsutil.VerifyFingerprint(want)
+	return func(rawCerts [][]byte, chains [][]*x509.Certificate) error {
+		err := check(rawCerts, chains)
+		if err == nil || len(rawCerts) == 0 {
+			return err
+		}
+		return &CertificateMismatchError{Pinned: hex.EncodeToString(want), Got: tlsutil.Fingerprint(rawCerts[0])}
+	}
+}
+
+// transportError wraps the error of a failed request or dial: a pinned
+// certificate mismatch as itself, anything else as ErrServerUnreachable.
+func transportError(op string, err error) error {
+	var cm *CertificateMismatchError
+	if errors.As(err, &cm) {
+		return fmt.Errorf("%s: %w", op, cm)
+	}
+	return fmt.Errorf("%s: %w: %v", op, ErrServerUnreachable, err)
 }
 
 // Settings keys of the store.
@@ -322,6 +356,9 @@ func (c *Client) load(ctx context.Context) error {
 		convs, err := tx.Conversations()
 		if err != nil {
 			return fmt.Errorf("client: open: list conversations: %w", err)
+		}
+		if err := c.loadAlarms(tx, convs); err != nil {
+			return err
 		}
 		for _, cv := range convs {
 			g, err := c.readGroup(tx, cv.ID)

@@ -37,6 +37,11 @@ type Conversation struct {
 	// Unread counts the messages of other users (not deleted) after the
 	// read position, which MarkRead and MarkReadUpTo advance.
 	Unread int `json:"unread"`
+	// Unsafe is set when the server accepted a membership change that
+	// this device rejected (EventConversationUnsafe): nothing more is
+	// sent in the conversation; Recreate starts a new one with the same
+	// members.
+	Unsafe *Alarm `json:"unsafe,omitempty"`
 }
 
 // Member is one device of a conversation.
@@ -113,6 +118,10 @@ func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
 	if !v.Direct && v.Name == "" && len(v.Members) == 2 {
 		v.Direct = true
 	}
+	if a := c.unsafe[cv.ID]; a != nil {
+		cp := *a
+		v.Unsafe = &cp
+	}
 	return v
 }
 
@@ -174,7 +183,7 @@ func (c *Client) NewDirect(ctx context.Context, user string) (protocol.Conversat
 	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		cvs, _ := tx.Conversations()
 		for _, cv := range cvs {
-			if g := c.groups[cv.ID]; cv.Direct && g != nil && g.Active() && slices.Equal(memberUsers(g), sortedPair(c.id.User, user)) {
+			if g := c.groups[cv.ID]; cv.Direct && g != nil && g.Active() && c.unsafe[cv.ID] == nil && slices.Equal(memberUsers(g), sortedPair(c.id.User, user)) {
 				found = cv.ID
 			}
 		}
@@ -299,6 +308,9 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 		if !g.Active() {
 			return ErrNotMember
 		}
+		if err := c.unsafeError(conv); err != nil {
+			return err
+		}
 		plan, err := build(g)
 		if err != nil {
 			return err
@@ -306,6 +318,16 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 		pc, err := g.Commit(plan.opts)
 		if err != nil {
 			return err
+		}
+		if err := c.checkOwnCommit(ctx, conv, g, pc); err != nil {
+			g.DiscardPendingCommit(pc)
+			return err
+		}
+		if len(pc.Dropped) != 0 {
+			// Cached proposals that could not be committed together with
+			// the rest (mls.CommitOptions.IncludePending); their senders
+			// may propose again in the next epoch.
+			c.log.Debug("commit left out proposals", "conversation", conv, "epoch", g.Epoch(), "dropped", len(pc.Dropped), "first_reason", pc.Dropped[0].Reason)
 		}
 		req := protocol.HandshakeRequest{Epoch: g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
 		if len(plan.welcomes) != 0 {
@@ -681,6 +703,9 @@ func (c *Client) proposeLeaveLocked(ctx context.Context, conv protocol.Conversat
 		if g == nil || !g.Active() {
 			return nil // already removed
 		}
+		if c.unsafe[conv] != nil {
+			return nil // left for good: this device follows it no more
+		}
 		var stale bool
 		for _, leaf := range leavesOf(g, c.id.User) {
 			msg, err := g.ProposeRemove(leaf)
@@ -727,12 +752,16 @@ func (c *Client) goLeave(conv protocol.ConversationID) {
 }
 
 // checkSendable checks that this device may send to a conversation: its
-// state was restored whole (see markUnusable), it is an active member,
-// has not left, and no member's identity change awaits acknowledgement.
+// state was restored whole (see markUnusable), no membership change was
+// rejected in it (see checkCommit), it is an active member, has not left,
+// and no member's identity change awaits acknowledgement.
 func (c *Client) checkSendable(ctx context.Context, conv protocol.ConversationID) error {
 	g := c.groups[conv]
 	if g == nil {
 		return c.missingGroup(conv)
+	}
+	if err := c.unsafeError(conv); err != nil {
+		return err
 	}
 	if !g.Active() || c.leaving(ctx, conv) {
 		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)

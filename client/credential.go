@@ -38,6 +38,10 @@ func DecodeCredential(identity []byte) (*Credential, error) {
 	return protocol.DecodeCredential(identity)
 }
 
+// errCredentialReplaced means a leaf's new credential names another user
+// or device than the one it replaces.
+var errCredentialReplaced = errors.New("a leaf changes its user or device")
+
 // credentialOf decodes the credential of an MLS member.
 func credentialOf(cr mls.Credential) (*Credential, error) {
 	if cr.Type != mls.CredentialBasic {
@@ -77,7 +81,7 @@ func (c *Client) validateCredential(info mls.CredentialInfo) error {
 			return err
 		}
 		if prev.User() != cred.User() || prev.Device() != cred.Device() || prev.Server != cred.Server {
-			return fmt.Errorf("client: credential of %s device %s replaces that of %s device %s", cred.User(), cred.Device(), prev.User(), prev.Device())
+			return fmt.Errorf("client: credential of %s device %s replaces that of %s device %s: %w", cred.User(), cred.Device(), prev.User(), prev.Device(), errCredentialReplaced)
 		}
 	}
 	ctx, cancel := context.WithTimeout(c.life, 30*time.Second)

@@ -25,6 +25,20 @@
 // [Client.AcknowledgeIdentity]. Users compare [Client.SafetyNumber]s to
 // detect a server that substituted a key on first use.
 //
+// # Membership
+//
+// Members, not the server, decide who joins. Before merging a commit the
+// client checks every membership change against its own rules
+// (docs/protocol.md, "Membership rules"): an external commit must
+// resynchronize a member device or add a new device of a member user, a
+// 1:1 conversation never has more than two users, and Add proposals come
+// only from members. A change the server accepted but the rules forbid
+// is rejected: the client stays in the old epoch, raises an
+// [EventConversationUnsafe] alarm, keeps it in the store
+// (Conversation.Unsafe) and sends nothing more in the conversation
+// (ErrConversationUnsafe); [Client.Recreate] starts a new one with the
+// same members.
+//
 // # Ordering and crash safety
 //
 // Entries of a conversation are applied in server sequence order. For

@@ -38,6 +38,13 @@ type server struct {
 
 func newServer(t testing.TB) *server {
 	t.Helper()
+	return newServerWith(t, nil)
+}
+
+// newServerWith is newServer with the delivery configuration changed by
+// configure (if not nil).
+func newServerWith(t testing.TB, configure func(*delivery.Config)) *server {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
@@ -52,6 +59,9 @@ func newServer(t testing.TB) *server {
 	dcfg.ServerName = "test.example"
 	dcfg.OpenRegistration = true
 	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
+	if configure != nil {
+		configure(&dcfg)
+	}
 	hcfg := httpapi.DefaultConfig()
 	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
 	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}

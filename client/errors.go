@@ -53,7 +53,35 @@ var (
 	ErrKeyReused = errors.New("message key used twice")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("client closed")
+	// ErrCertificateMismatch means the server presented a TLS certificate
+	// whose fingerprint differs from the pinned one: the connection may
+	// be intercepted. It does not wrap ErrServerUnreachable: nothing was
+	// sent. The error is a *CertificateMismatchError.
+	ErrCertificateMismatch = errors.New("server certificate does not match the pinned fingerprint")
+	// ErrNotDelivered means a queued message was given up: the server
+	// refused it for good (this device left the conversation, or its
+	// ciphertext cannot be made acceptable). The message stays in the
+	// history in state Failed and is reported in an EventError.
+	ErrNotDelivered = errors.New("message not delivered")
 )
+
+// CertificateMismatchError reports a server certificate that does not
+// match the pinned fingerprint (Config.TLSFingerprint). Both fingerprints
+// are 64 lowercase hex digits.
+type CertificateMismatchError struct {
+	// Pinned is the fingerprint pinned in the profile.
+	Pinned string
+	// Got is the fingerprint of the certificate the server presented.
+	Got string
+}
+
+// Error names both fingerprints.
+func (e *CertificateMismatchError) Error() string {
+	return fmt.Sprintf("the server's TLS certificate has fingerprint %s, not the pinned %s; the connection may be intercepted", e.Got, e.Pinned)
+}
+
+// Unwrap returns ErrCertificateMismatch.
+func (e *CertificateMismatchError) Unwrap() error { return ErrCertificateMismatch }
 
 // ServerError is a refusal by the server, with its stable code. It wraps
 // the sentinel that matches the code when there is one (ErrUnknownUser,

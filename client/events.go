@@ -54,6 +54,16 @@ const (
 	// and rejected devices among them were logged). Connection is the
 	// connection state at the last dropped event. See Client.Events.
 	EventOverflow
+	// EventConversationUnsafe: the server accepted a membership change
+	// of Conversation that this device rejected (docs/protocol.md,
+	// "Membership rules"): User's Device would have been added. This
+	// device stays in the epoch before the change, so the joiner reads
+	// nothing it sends, and it sends nothing more in the conversation
+	// (sending fails with ErrConversationUnsafe); Err is an *UnsafeError
+	// that says so. The conversation's Unsafe field keeps the alarm
+	// across restarts. UIs must show this loudly and offer
+	// Client.Recreate.
+	EventConversationUnsafe
 )
 
 var eventNames = map[EventKind]string{
@@ -63,7 +73,7 @@ var eventNames = map[EventKind]string{
 	EventConversationJoined: "conversation_joined", EventConversationLeft: "conversation_left",
 	EventConversationChanged: "conversation_changed", EventIdentityChanged: "identity_changed",
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
-	EventOverflow: "overflow",
+	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
 }
 
 // String names the kind ("message", "identity_changed", …).

@@ -1,18 +1,23 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parley-chat/parley/client/attach"
 	"github.com/parley-chat/parley/client/content"
@@ -30,6 +35,7 @@ const (
 	Pending  = sqlitestore.Pending
 	Sent     = sqlitestore.Sent
 	Read     = sqlitestore.Read
+	Failed   = sqlitestore.Failed
 )
 
 // Reaction is one user's reaction to a message.
@@ -165,7 +171,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		}
 		var evs []Event
 		mark := func(t *sqlitestore.Message) error {
-			if t.Sender != c.id.User || slices.Contains(t.ReadBy, user) {
+			if t.Sender != c.id.User || t.State == Failed || slices.Contains(t.ReadBy, user) {
 				return nil
 			}
 			t.ReadBy = append(t.ReadBy, user)
@@ -239,9 +245,12 @@ type SendOptions struct {
 	MediaType string
 }
 
-// Send sends a text message. The returned message is in the history; if
-// the server could not be reached it stays Pending in the outbox (the
-// error wraps ErrServerUnreachable) and is sent by the next Run or Sync.
+// Send sends a text message. It is encrypted and stored (history and
+// outbox) before the server is contacted, and the returned message is in
+// the history: if the server could not be reached it stays Pending in the
+// outbox (the error wraps ErrServerUnreachable) and is sent by the next
+// Run or Sync; if it can never be delivered it becomes Failed (the error
+// wraps ErrNotDelivered).
 func (c *Client) Send(ctx context.Context, conv protocol.ConversationID, text string, opts SendOptions) (*Message, error) {
 	m := content.New(content.KindText, c.cfg.Now())
 	m.Text, m.ReplyTo = text, opts.ReplyTo
@@ -418,46 +427,142 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	return msg, err
 }
 
+// maxReencrypt bounds how often one post encrypts a refused message again
+// before giving it up.
+const maxReencrypt = 2
+
 // postLocked posts a queued message; once the server stored it, it leaves
-// the outbox and its history entry becomes Sent. A ciphertext of an epoch
-// the server no longer accepts is encrypted again in the current epoch.
+// the outbox and its history entry becomes Sent. It returns the message
+// as the history holds it, also on failure:
+//
+//   - while the server cannot be reached (or refuses for a while: rate
+//     limits, faults), the message stays Pending in the outbox and the
+//     next flush posts the same ciphertext again;
+//   - when the server refuses the ciphertext (its epoch is too old: the
+//     conversation moved on while the message waited), the conversation
+//     is caught up and the message encrypted again in the current epoch,
+//     at most maxReencrypt times;
+//   - when it cannot be delivered at all (this device is no longer a
+//     member, the conversation is unsafe, the server keeps refusing), it
+//     leaves the outbox, becomes Failed and is reported (giveUpLocked);
+//     the error wraps ErrNotDelivered.
+//
+// c.mu is held.
 func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Message, error) {
 	conv := out.Conversation
-	var res protocol.SendResponse
-	err := c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", conv), true, protocol.SendRequest{ClientID: fmt.Sprint(out.ID), Message: out.Ciphertext}, &res)
-	if _, bad := isCode(err, protocol.CodeBadMessage); bad && out.Attempts == 0 {
-		if g := c.groups[conv]; g != nil && g.Active() {
-			ct, eerr := g.Encrypt(out.Content, nil)
-			if eerr != nil {
-				return nil, eerr
+	for try := 0; ; try++ {
+		if err := c.unsafeError(conv); err != nil {
+			return c.giveUpLocked(ctx, out, err)
+		}
+		var res protocol.SendResponse
+		err := c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", conv), true, protocol.SendRequest{ClientID: fmt.Sprint(out.ID), Message: out.Ciphertext}, &res)
+		if err == nil {
+			return c.postedLocked(ctx, out, res.Seq)
+		}
+		if _, gone := isCode(err, protocol.CodeNotMember); gone {
+			return c.giveUpLocked(ctx, out, err)
+		}
+		if _, bad := isCode(err, protocol.CodeBadMessage); !bad {
+			return c.storedMessage(ctx, conv, out.MessageID), err
+		}
+		if try >= maxReencrypt {
+			return c.giveUpLocked(ctx, out, err)
+		}
+		// Refused ciphertext: learn the conversation's current epoch,
+		// then encrypt again in it.
+		if cerr := c.catchUpLocked(ctx, conv); cerr != nil {
+			return c.storedMessage(ctx, conv, out.MessageID), fmt.Errorf("%w (catching up: %w)", err, cerr)
+		}
+		if err := c.reencryptLocked(ctx, out); err != nil {
+			if errors.Is(err, ErrNotMember) || errors.Is(err, ErrConversationUnsafe) {
+				return c.giveUpLocked(ctx, out, err)
 			}
-			put, eerr := groupWriter(g, conv, messageWrite())
-			if eerr != nil {
-				c.reloadGroupLocked(ctx, conv)
-				return nil, eerr
-			}
-			out.Ciphertext, out.Attempts = ct, out.Attempts+1
-			if eerr := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-				if err := put(tx); err != nil {
-					return err
-				}
-				return tx.UpdateOutgoing(out)
-			}); eerr != nil {
-				c.reloadGroupLocked(ctx, conv)
-				return nil, eerr
-			}
-			return c.postLocked(ctx, out)
+			return c.storedMessage(ctx, conv, out.MessageID), err
 		}
 	}
-	if _, gone := isCode(err, protocol.CodeNotMember); gone {
-		c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.Dequeue(out.ID) })
+}
+
+// reencryptLocked encrypts a queued message again in the conversation's
+// current epoch and stores the new ciphertext with the ratchet state that
+// made it. c.mu is held.
+func (c *Client) reencryptLocked(ctx context.Context, out *sqlitestore.Outgoing) error {
+	conv := out.Conversation
+	if err := c.unsafeError(conv); err != nil {
+		return err
+	}
+	g := c.groups[conv]
+	if g == nil || !g.Active() {
+		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)
+	}
+	ct, err := g.Encrypt(out.Content, nil)
+	if err != nil {
+		return err
+	}
+	put, err := groupWriter(g, conv, messageWrite())
+	if err != nil {
+		c.reloadGroupLocked(ctx, conv)
+		return err
+	}
+	out.Ciphertext, out.Attempts = ct, out.Attempts+1
+	if err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := put(tx); err != nil {
+			return err
+		}
+		return tx.UpdateOutgoing(out)
+	}); err != nil {
+		c.reloadGroupLocked(ctx, conv)
+		return err
+	}
+	return nil
+}
+
+// postedLocked records that the server stored a queued message at seq:
+// it leaves the outbox and its history entry becomes Sent.
+func (c *Client) postedLocked(ctx context.Context, out *sqlitestore.Outgoing, seq uint64) (*Message, error) {
+	var msg *Message
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		msg, err = markPosted(tx, out, seq)
+		return err
+	})
+	if err != nil {
 		return nil, err
+	}
+	if msg != nil {
+		c.ev.push(Event{Kind: EventDelivered, Conversation: out.Conversation, Message: msg})
+	}
+	return msg, nil
+}
+
+// markPosted dequeues out, stored by the server at seq, and marks its
+// history entry Sent; it returns the entry (nil if the history has none:
+// a receipt, reaction or edit).
+func markPosted(tx *sqlitestore.Tx, out *sqlitestore.Outgoing, seq uint64) (*Message, error) {
+	if err := tx.Dequeue(out.ID); err != nil {
+		return nil, err
+	}
+	sm, err := tx.MessageByID(out.Conversation, out.MessageID)
+	if errors.Is(err, sqlitestore.ErrNotFound) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	if sm.State == Pending || sm.State == Failed {
+		sm.State = Sent
+	}
+	sm.ServerSeq = seq
+	return viewMessage(sm), tx.UpdateMessage(sm)
+}
+
+// giveUpLocked takes a queued message that cannot be delivered out of the
+// outbox, marks its history entry Failed and reports it in an EventError.
+// The returned error wraps ErrNotDelivered and why.
+func (c *Client) giveUpLocked(ctx context.Context, out *sqlitestore.Outgoing, why error) (*Message, error) {
+	conv := out.Conversation
+	id := content.MessageID(out.MessageID)
 	var msg *Message
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		if err := tx.Dequeue(out.ID); err != nil {
 			return err
 		}
@@ -468,23 +573,53 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 		if err != nil {
 			return err
 		}
-		if sm.State == Pending {
-			sm.State = Sent
-		}
-		sm.ServerSeq = res.Seq
+		sm.State = Failed
 		msg = viewMessage(sm)
 		return tx.UpdateMessage(sm)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("client: give up message %s of conversation %d: %w", id, conv, err)
 	}
-	if msg != nil {
-		c.ev.push(Event{Kind: EventDelivered, Conversation: conv, Message: msg})
-	}
-	return msg, nil
+	failed := fmt.Errorf("message %s of conversation %d: %w: %w", id, conv, ErrNotDelivered, why)
+	c.log.Warn("queued message given up", "conversation", conv, "message", id, "err", why)
+	c.ev.push(Event{Kind: EventError, Conversation: conv, Message: msg, Err: failed})
+	return msg, failed
 }
 
-// flushOutbox posts every queued message (after a crash or an outage).
+// storedMessage returns a message of the history, or nil.
+func (c *Client) storedMessage(ctx context.Context, conv protocol.ConversationID, id [16]byte) *Message {
+	var msg *Message
+	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		if sm, err := tx.MessageByID(conv, id); err == nil {
+			msg = viewMessage(sm)
+		}
+		return nil
+	})
+	return msg
+}
+
+// ownEntry handles an entry of this device found in a conversation's
+// log: if it is a queued message (the device stopped, or
+// lost the answer, after the server stored it), the message leaves the
+// outbox and becomes Sent, so that it is not posted a second time. It
+// runs inside the transaction that advances the cursor.
+func ownEntry(tx *sqlitestore.Tx, e protocol.Entry) (*Message, error) {
+	queue, err := tx.Outbox(e.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	for i := range queue {
+		if len(queue[i].Ciphertext) > 0 && bytes.Equal(queue[i].Ciphertext, e.Data) {
+			return markPosted(tx, &queue[i], e.Seq)
+		}
+	}
+	return nil, nil
+}
+
+// flushOutbox posts every queued message (after a crash or an outage), in
+// queue order. It stops at the first message the server cannot be reached
+// for (it returns that error); messages given up are reported by
+// postLocked and do not stop it.
 func (c *Client) flushOutbox(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -501,10 +636,12 @@ func (c *Client) flushOutbox(ctx context.Context) error {
 			continue
 		}
 		if _, err := c.postLocked(ctx, &queue[i]); err != nil {
-			if errors.Is(err, ErrServerUnreachable) {
+			if errors.Is(err, ErrServerUnreachable) || errors.Is(err, ErrCertificateMismatch) || ctx.Err() != nil {
 				return err
 			}
-			c.log.Warn("queued message not sent", "conversation", queue[i].Conversation, "err", err)
+			if !errors.Is(err, ErrNotDelivered) {
+				c.log.Warn("queued message not sent", "conversation", queue[i].Conversation, "err", err)
+			}
 		}
 	}
 	return nil
@@ -630,23 +767,41 @@ func (c *Client) findAttachment(ctx context.Context, id string) (*content.Attach
 	return found, err
 }
 
-// Download fetches the attachment with the given id (from a message of
-// the history), checks the hash of the ciphertext, decrypts it and writes
-// the file to dst (into dst under the sender's file name if dst is a
-// directory). Nothing is left at dst if any check fails. It returns the
-// path written.
+// DownloadOptions are the options of DownloadWith.
+type DownloadOptions struct {
+	// Force replaces an existing file at the destination. Without it a
+	// download never overwrites anything: a destination file that exists
+	// is an error wrapping fs.ErrExist, and a file name of the sender's
+	// that is taken gets a suffix ("name (1).ext").
+	Force bool
+}
+
+// Download is DownloadWith without options: it never overwrites a file.
 func (c *Client) Download(ctx context.Context, attachmentID, dst string) (string, error) {
+	return c.DownloadWith(ctx, attachmentID, dst, DownloadOptions{})
+}
+
+// DownloadWith fetches the attachment with the given id (from a message
+// of the history), checks the hash of the ciphertext, decrypts it and
+// writes the file to dst. If dst is a directory, the file goes into it
+// under the sender's file name made safe (SafeFileName), with a suffix
+// if that name is taken (unless opts.Force). Nothing is left at dst if
+// any check fails. It returns the path written.
+func (c *Client) DownloadWith(ctx context.Context, attachmentID, dst string, opts DownloadOptions) (string, error) {
 	op := fmt.Sprintf("client: download attachment %s", attachmentID)
 	a, err := c.findAttachment(ctx, attachmentID)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
+	intoDir := false
 	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
-		name := filepath.Base(a.FileName)
-		if name == "." || name == "/" || name == "" {
-			name = attachmentID
+		intoDir = true
+		dst = filepath.Join(dst, SafeFileName(a.FileName, "attachment-"+attachmentID[:min(12, len(attachmentID))]))
+	}
+	if !opts.Force && !intoDir {
+		if _, err := os.Lstat(dst); err == nil {
+			return "", fmt.Errorf("%s: %s: %w", op, dst, fs.ErrExist)
 		}
-		dst = filepath.Join(dst, name)
 	}
 	resp, err := c.request(ctx, "GET", "/v1/attachments/"+attachmentID, true, nil, "")
 	if err != nil {
@@ -668,8 +823,90 @@ func (c *Client) Download(ctx context.Context, attachmentID, dst string) (string
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("%s: %v", op, err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("%s: %v", op, err)
+	if opts.Force {
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return "", fmt.Errorf("%s: %v", op, err)
+		}
+		return dst, nil
 	}
-	return dst, nil
+	path, err := placeNew(tmp.Name(), dst, intoDir)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	return path, nil
+}
+
+// maxNameSuffix bounds the " (N)" suffixes tried for a taken file name.
+const maxNameSuffix = 1000
+
+// placeNew gives the file tmp the name dst without replacing anything: a
+// hard link fails if the name exists, where a rename would replace it.
+// With suffix, a taken name becomes "name (1).ext", "name (2).ext"…
+func placeNew(tmp, dst string, suffix bool) (string, error) {
+	dir, base := filepath.Split(dst)
+	ext := filepath.Ext(base)
+	if ext == base {
+		ext = ""
+	}
+	stem := strings.TrimSuffix(base, ext)
+	for n := 0; n <= maxNameSuffix; n++ {
+		path := dst
+		if n > 0 {
+			path = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", stem, n, ext))
+		}
+		err := os.Link(tmp, path)
+		if err == nil {
+			return path, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || !suffix {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: %w (and %d other names)", dst, fs.ErrExist, maxNameSuffix)
+}
+
+// maxFileName bounds the length in bytes of a file name from a sender.
+const maxFileName = 120
+
+// SafeFileName makes a file name chosen by another user safe to create in
+// a directory: its last path element only, with path separators, control,
+// format (bidirectional overrides, zero-width) and other invisible
+// characters replaced or removed, no leading dots or spaces (no hidden
+// file, no "..") nor trailing ones, at most maxFileName bytes with the
+// extension kept. An empty result becomes fallback.
+func SafeFileName(name, fallback string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r == utf8.RuneError:
+		case r == '/' || r == '\\' || r == ':':
+			b.WriteRune('_')
+		case unicode.IsSpace(r):
+			b.WriteRune(' ')
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Co, r), unicode.Is(unicode.Cs, r):
+		default:
+			b.WriteRune(r)
+		}
+	}
+	name = strings.TrimLeft(b.String(), ". ")
+	name = strings.TrimRight(name, ". ")
+	if len(name) > maxFileName {
+		ext := filepath.Ext(name)
+		if len(ext) > 16 || ext == name {
+			ext = ""
+		}
+		stem := strings.TrimSuffix(name, ext)
+		cut := maxFileName - len(ext)
+		for cut > 0 && !utf8.RuneStart(stem[cut]) {
+			cut--
+		}
+		name = strings.TrimRight(stem[:cut], ". ") + ext
+	}
+	if name == "" {
+		return fallback
+	}
+	return name
 }

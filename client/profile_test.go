@@ -86,8 +86,9 @@ func TestSessionAndPinPersist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Sync(ctx); !errors.Is(err, client.ErrServerUnreachable) {
-		t.Fatalf("sync with a wrong pin: %v, want ErrServerUnreachable", err)
+	var cm *client.CertificateMismatchError
+	if err := c.Sync(ctx); !errors.As(err, &cm) || errors.Is(err, client.ErrServerUnreachable) || cm.Pinned != cfg.TLSFingerprint || cm.Got != alice.fp {
+		t.Fatalf("sync with a wrong pin: %v, want a CertificateMismatchError naming both fingerprints, not ErrServerUnreachable", err)
 	}
 }
 

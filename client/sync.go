@@ -75,7 +75,17 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		applied bool       // an application message was decrypted: remember its ciphertext
 		apply   func(tx *sqlitestore.Tx) error
 		after   func()
+		alarm   *Alarm // a membership change rejected (see checkCommit)
 	)
+	// In an unsafe conversation this device stays in the epoch before the
+	// rejected change: it still reads the messages of that epoch, and
+	// skips quietly what belongs to the epochs it refused.
+	unsafe := c.unsafe[conv] != nil
+	reject := func(a *Alarm) {
+		a.Seq, a.Epoch, a.Time = e.Seq, g.Epoch(), c.cfg.Now()
+		alarm = a
+		apply = func(tx *sqlitestore.Tx) error { return putAlarm(tx, conv, a) }
+	}
 	fail := func(err error) {
 		c.log.Warn("entry not applied", "conversation", conv, "seq", e.Seq, "kind", e.Kind, "err", err)
 		events = append(events, Event{Kind: EventError, Conversation: conv,
@@ -84,7 +94,17 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	switch e.Kind {
 	case protocol.KindApplication:
 		if e.Sender == c.id.Device {
-			break // our own message, in the history since it was sent
+			// Our own message, in the history since it was sent; if it
+			// is still queued, the server stored it without our
+			// learning it: it leaves the outbox, not to be sent twice.
+			apply = func(tx *sqlitestore.Tx) error {
+				m, err := ownEntry(tx, e)
+				if m != nil {
+					events = append(events, Event{Kind: EventDelivered, Conversation: conv, Message: m})
+				}
+				return err
+			}
+			break
 		}
 		p, err := g.Process(e.Data)
 		if errors.Is(err, mls.ErrReplay) {
@@ -104,6 +124,11 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			c.log.Warn("message key used twice", "conversation", conv, "seq", e.Seq, "sender_device", e.Sender)
 			events = append(events, Event{Kind: EventError, Conversation: conv,
 				Err: fmt.Errorf("conversation %d entry %d from device %s: its key decrypted another message already: %w", conv, e.Seq, e.Sender, ErrKeyReused)})
+			break
+		}
+		var ee *mls.EpochError
+		if err != nil && unsafe && errors.As(err, &ee) && ee.MessageEpoch > ee.GroupEpoch {
+			c.log.Debug("message of a rejected epoch skipped", "conversation", conv, "seq", e.Seq, "epoch", ee.MessageEpoch)
 			break
 		}
 		if err != nil {
@@ -132,6 +157,10 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			return err
 		}
 	case protocol.KindHandshake:
+		if unsafe {
+			c.log.Debug("handshake skipped in an unsafe conversation", "conversation", conv, "seq", e.Seq)
+			break
+		}
 		p, err := g.Process(e.Data)
 		var ee *mls.EpochError
 		switch {
@@ -149,15 +178,41 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		case errors.Is(err, ErrIdentityChanged):
 			c.blocked[conv] = identityChangedUser(err)
 			return errBlocked
+		case errors.Is(err, ErrForgedDevice), errors.Is(err, errCredentialReplaced):
+			// The server accepted a leaf that no member may accept (its
+			// own checks refuse it too): rejected, like a forbidden join.
+			reject(&Alarm{Reason: fmt.Sprintf("a handshake message with a refused credential: %v", err)})
 		case err != nil:
 			fail(err)
 		case p.Kind == mls.KindProposal:
+			if a := checkProposal(p.Proposal); a != nil {
+				// Drop the cached proposal: the group is read again from
+				// the store, which does not hold it.
+				c.reloadGroupLocked(ctx, conv)
+				if g = c.groups[conv]; g == nil {
+					return fmt.Errorf("client: reject proposal in entry %d of conversation %d: %w", e.Seq, conv, c.missingGroup(conv))
+				}
+				reject(a)
+				break
+			}
 			write = writeFull
 			if c.shouldCommitPending(g) {
 				after = func() { c.goCommitPending(conv) }
 			}
 		case p.Kind == mls.KindCommit:
 			sc := p.Commit
+			a, cerr := c.checkCommit(ctx, conv, g, sc)
+			if cerr != nil {
+				g.DiscardStagedCommit(sc)
+				return fmt.Errorf("client: check commit in entry %d of conversation %d: %w", e.Seq, conv, cerr)
+			}
+			if a != nil {
+				// Rejected before the merge: this device stays in the
+				// old epoch, whose secrets the joiner never had.
+				g.DiscardStagedCommit(sc)
+				reject(a)
+				break
+			}
 			evs := c.membershipEvents(conv, sc.Added, sc.Removed)
 			if err := g.MergeStagedCommit(sc); err != nil {
 				fail(err)
@@ -199,6 +254,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		c.reloadGroupLocked(ctx, conv)
 		return fmt.Errorf("client: store entry %d of conversation %d: %w", e.Seq, conv, err)
 	}
+	if alarm != nil {
+		events = append(events, c.raiseAlarmLocked(conv, alarm))
+	}
 	for _, ev := range events {
 		c.ev.push(ev)
 	}
@@ -224,15 +282,14 @@ func identityChangedUser(err error) string {
 	return ""
 }
 
-// stateWrite says which part of a group's state an operation changed.
+// stateWrite says which part of a group's state an operation changed; the
+// zero value says nothing did.
 type stateWrite int
 
 const (
-	// writeNone: nothing changed.
-	writeNone stateWrite = iota
 	// writeRatchet: only the secret trees changed (an application message
 	// was encrypted or decrypted; see messageWrite).
-	writeRatchet
+	writeRatchet stateWrite = iota + 1
 	// writeFull: the group changed otherwise (a merge, a proposal).
 	writeFull
 )
@@ -707,7 +764,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			c.dropToken()
 		}
-		return fmt.Errorf("%w: dial %s: %v", ErrServerUnreachable, u, err)
+		return transportError("dial "+u, err)
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(64 << 20)

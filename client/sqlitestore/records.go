@@ -99,6 +99,9 @@ const (
 	Sent
 	// Read is an outgoing message some member has read.
 	Read
+	// Failed is an outgoing message given up: the server refused it for
+	// good, and it was never delivered.
+	Failed
 )
 
 // Reaction is one user's reaction to a message.

@@ -6,9 +6,10 @@ import (
 	"strconv"
 )
 
-var stateNames = [...]string{Received: "received", Pending: "pending", Sent: "sent", Read: "read"}
+var stateNames = [...]string{Received: "received", Pending: "pending", Sent: "sent", Read: "read", Failed: "failed"}
 
-// String names the state ("received", "pending", "sent", "read").
+// String names the state ("received", "pending", "sent", "read",
+// "failed").
 func (s DeliveryState) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]

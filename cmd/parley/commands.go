@@ -119,13 +119,17 @@ func (s *session) self() string {
 }
 
 func cmdChat(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("chat", "new USER...")
+	fs := e.flags("chat", "new USER... | recreate CONV")
 	pos, err := parse(fs, args, 2, -1)
 	if err != nil {
 		return err
 	}
-	if pos[0] != "new" {
-		return usagef("chat: unknown subcommand %q (want: parley chat new USER...)", pos[0])
+	switch pos[0] {
+	case "new":
+	case "recreate":
+		return chatRecreate(ctx, e, pos[1:])
+	default:
+		return usagef("chat: unknown subcommand %q (want: parley chat new USER... or parley chat recreate CONV)", pos[0])
 	}
 	users := splitList(strings.Join(pos[1:], ","))
 	s, err := e.openSynced(ctx)
@@ -141,6 +145,28 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	}
 	if err != nil {
 		return s.explain(ctx, 0, err)
+	}
+	return s.printConversation(ctx, conv, "opened")
+}
+
+// chatRecreate starts a new conversation with the members of an unsafe
+// one (client.Client.Recreate).
+func chatRecreate(ctx context.Context, e *env, args []string) error {
+	if len(args) != 1 {
+		return usagef("chat recreate: want one CONV")
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	conv, err := s.c.Recreate(ctx, cv.ID)
+	if err != nil {
+		return s.explain(ctx, cv.ID, err)
 	}
 	return s.printConversation(ctx, conv, "opened")
 }
@@ -266,9 +292,6 @@ func (s *session) resolveMessage(ctx context.Context, conv protocol.Conversation
 // for none): for an identity change, which users changed and what to do.
 func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err error) error {
 	if !errors.Is(err, client.ErrIdentityChanged) {
-		if errors.Is(err, client.ErrServerUnreachable) && errors.Is(err, errQueued) {
-			return withHint(err, "the message is queued in this profile and will be sent by the next parley command that reaches the server")
-		}
 		return err
 	}
 	var users []string
@@ -296,9 +319,6 @@ func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err
 		strings.Join(users, ", "), "a new installation, or someone impersonating them", u, u)
 }
 
-// errQueued marks a message kept in the outbox.
-var errQueued = errors.New("message queued")
-
 func cmdSend(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("send", "CONV TEXT | CONV --file PATH [CAPTION] [--reply ID]")
 	file := fs.String("file", "", "send the file at `PATH` (encrypted, uploaded as an attachment); TEXT becomes its caption")
@@ -310,7 +330,12 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	if *file == "" && len(pos) != 2 {
 		return usagef("send: want CONV TEXT (or CONV --file PATH)")
 	}
-	s, err := e.openSynced(ctx)
+	if *file == "" && strings.TrimSpace(pos[1]) == "" {
+		return usagef("send: the message is empty: give the TEXT to send")
+	}
+	// A text message is encrypted with what the profile knows when the
+	// server cannot be reached, and queued (exit code 12).
+	s, err := e.openSyncedOrOffline(ctx)
 	if err != nil {
 		return err
 	}
@@ -336,17 +361,42 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	} else {
 		msg, err = s.c.Send(ctx, cv.ID, text, opts)
 	}
-	if err != nil {
-		if msg != nil && errors.Is(err, client.ErrServerUnreachable) {
-			err = fmt.Errorf("%w (%w)", err, errQueued)
-		}
+	queued := err != nil && msg != nil && msg.State == client.Pending && errors.Is(err, client.ErrServerUnreachable)
+	if err != nil && !queued {
 		return s.explain(ctx, cv.ID, err)
 	}
 	if e.json {
-		return writeJSON(e.stdout, toMessageJSON(msg))
+		if werr := writeJSON(e.stdout, toMessageJSON(msg)); werr != nil {
+			return werr
+		}
+	} else if queued {
+		fmt.Fprintf(e.stdout, "queued %s for %s (conversation %d): not delivered yet\n", shortID(msg.ID.String()), title(cv, s.self()), cv.ID)
+	} else {
+		fmt.Fprintf(e.stdout, "sent %s to %s (conversation %d)\n", shortID(msg.ID.String()), title(cv, s.self()), cv.ID)
 	}
-	fmt.Fprintf(e.stdout, "sent %s to %s (conversation %d)\n", shortID(msg.ID.String()), title(cv, s.self()), cv.ID)
+	if queued {
+		return &queuedError{id: shortID(msg.ID.String()), err: err}
+	}
 	return nil
+}
+
+// openSyncedOrOffline opens the profile and syncs with the server; if the
+// server cannot be reached, it says so on stderr and goes on with what
+// the profile holds.
+func (e *env) openSyncedOrOffline(ctx context.Context) (*session, error) {
+	s, err := e.open(ctx, openOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sync(ctx); err != nil {
+		if !errors.Is(err, client.ErrServerUnreachable) {
+			s.close()
+			return nil, err
+		}
+		s.offline = true
+		s.notice("offline", fmt.Sprintf("working offline: %v", err))
+	}
+	return s, nil
 }
 
 func cmdRead(ctx context.Context, e *env, args []string) error {
@@ -362,12 +412,13 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if *offline {
 		s, err = e.open(ctx, openOptions{})
 	} else {
-		s, err = e.openSynced(ctx)
+		s, err = e.openSyncedOrOffline(ctx)
 	}
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	*offline = *offline || s.offline
 	self := s.self()
 	if len(pos) == 0 {
 		return s.listConversations(ctx, self)
@@ -393,6 +444,9 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		fmt.Fprintf(e.stdout, "# %s (conversation %d; members: %s)\n", title(cv, self), cv.ID, strings.Join(cv.Members, ", "))
+		if a := cv.Unsafe; a != nil {
+			fmt.Fprintf(e.stdout, "# *** %s ***\n", unsafeLine(cv.ID, (&client.UnsafeError{Conversation: cv.ID, Alarm: *a}).Error()))
+		}
 		if cv.Left {
 			fmt.Fprintf(e.stdout, "# you are no longer a member\n")
 		}
@@ -409,7 +463,7 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if err := s.c.MarkShown(ctx, cv.ID, newest); err != nil {
 		return err
 	}
-	if cv.Unread > 0 && !*noReceipt && !*offline && !cv.Left {
+	if cv.Unread > 0 && !*noReceipt && !*offline && !cv.Left && cv.Unsafe == nil {
 		if err := s.c.MarkRead(ctx, cv.ID); err != nil {
 			fmt.Fprintf(e.stderr, "parley: read receipt not sent: %v\n", err)
 		}
@@ -443,6 +497,9 @@ func (s *session) listConversations(ctx context.Context, self string) error {
 		t := cv.Title
 		if cv.Left {
 			t += " (left)"
+		}
+		if cv.Unsafe != nil {
+			t += " (UNSAFE: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", cv.ID, t, cv.Unread, strings.Join(cv.Members, ", "))
 	}
@@ -591,6 +648,9 @@ func cmdReact(ctx context.Context, e *env, args []string) error {
 
 func cmdEdit(ctx context.Context, e *env, args []string) error {
 	return targeted(ctx, e, args, "edit", "CONV ID TEXT", 3, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
+		if strings.TrimSpace(rest[0]) == "" {
+			return usagef("edit: the new text is empty (parley delete CONV ID deletes a message)")
+		}
 		return s.c.Edit(ctx, conv, id, rest[0])
 	})
 }
@@ -693,8 +753,9 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdGet(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("get", "ATTACHMENT-ID -o PATH")
-	out := fs.String("o", ".", "write the file to `PATH` (a directory: under the sender's file name)")
+	fs := e.flags("get", "ID -o PATH [--force]")
+	out := fs.String("o", ".", "write the file to `PATH` (a directory: under the sender's file name, made safe)")
+	force := fs.Bool("force", false, "replace a file that exists at PATH")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -708,7 +769,11 @@ func cmdGet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.close()
-	path, err := s.c.Download(ctx, pos[0], dst)
+	att, err := s.resolveAttachment(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	path, err := s.c.DownloadWith(ctx, att, dst, client.DownloadOptions{Force: *force})
 	if err != nil {
 		return err
 	}
@@ -724,8 +789,41 @@ func cmdGet(ctx context.Context, e *env, args []string) error {
 			Attachment string `json:"attachment"`
 			Path       string `json:"path"`
 			Size       int64  `json:"size"`
-		}{pos[0], path, fi.Size()})
+		}{att, path, fi.Size()})
 	}
 	fmt.Fprintf(e.stdout, "saved %s (%s)\n", path, size(fi.Size()))
 	return nil
+}
+
+// resolveAttachment finds the attachment named by arg: its id (64 hex
+// digits) or a unique prefix of it, or the id or a unique prefix of the
+// message that carries it, at least 4 hex digits.
+func (s *session) resolveAttachment(ctx context.Context, arg string) (string, error) {
+	ref := strings.ToLower(arg)
+	if len(ref) < 4 || strings.Trim(ref, "0123456789abcdef") != "" {
+		return "", usagef("get: %q is not an attachment or message id: give at least 4 hex digits", arg)
+	}
+	convs, err := s.c.Conversations(ctx)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, cv := range convs {
+		ms, err := s.c.Messages(ctx, cv.ID, 0, 0)
+		if err != nil {
+			return "", err
+		}
+		for _, m := range ms {
+			if a := m.Attachment; a != nil && !m.Deleted && (strings.HasPrefix(a.ID, ref) || strings.HasPrefix(m.ID.String(), ref)) && !slices.Contains(found, a.ID) {
+				found = append(found, a.ID)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("attachment %q: %w", arg, client.ErrUnknownAttachment)
+	case 1:
+		return found[0], nil
+	}
+	return "", usagef("get: %q names %d attachments; give more digits", arg, len(found))
 }

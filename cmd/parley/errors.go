@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/parley-chat/parley/client"
@@ -22,6 +23,9 @@ const (
 	exitNotFound        = 7
 	exitProfile         = 8
 	exitForgedDevice    = 9
+	exitUnsafe          = 10
+	exitCertificate     = 11
+	exitQueued          = 12
 )
 
 // usageError is a mistake in the command line; it exits with 2.
@@ -32,6 +36,20 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// queuedError is the outcome of a send whose message is stored in the
+// profile's outbox but not delivered yet (the server is unreachable); it
+// exits with 12.
+type queuedError struct {
+	id  string // the message id, short
+	err error  // why it was not delivered
+}
+
+func (e *queuedError) Error() string {
+	return fmt.Sprintf("message %s queued, not delivered yet: %v", e.id, e.err)
+}
+
+func (e *queuedError) Unwrap() error { return e.err }
 
 // errUsagePrinted is a usage error whose message the flag package already
 // printed.
@@ -61,10 +79,16 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage, "usage"
+	case errors.As(err, new(*queuedError)):
+		return exitQueued, "queued"
+	case errors.Is(err, client.ErrCertificateMismatch):
+		return exitCertificate, "certificate_mismatch"
 	case errors.Is(err, client.ErrIdentityChanged):
 		return exitIdentityChanged, "identity_changed"
 	case errors.Is(err, client.ErrForgedDevice):
 		return exitForgedDevice, "forged_device"
+	case errors.Is(err, client.ErrConversationUnsafe):
+		return exitUnsafe, "conversation_unsafe"
 	case errors.Is(err, client.ErrUnknownUser):
 		return exitUnknownUser, "unknown_user"
 	case errors.Is(err, client.ErrNotMember):
@@ -93,7 +117,14 @@ func classify(err error) (int, string) {
 
 // defaultHint is the advice for an error that carries none.
 func defaultHint(err error) string {
+	var unsafe *client.UnsafeError
 	switch {
+	case errors.As(err, new(*queuedError)):
+		return "the message is kept in this profile and will be sent by the next parley command that reaches the server (or by parley listen)"
+	case errors.Is(err, client.ErrCertificateMismatch):
+		return "do not use this server until you know why: someone may be intercepting the connection. If its administrator replaced the certificate, compare the new fingerprint (parleyd prints it at start) with them over a channel you trust"
+	case errors.As(err, &unsafe):
+		return fmt.Sprintf("the server tried to add someone to this conversation and its members refused: start a new conversation with the same members with 'parley chat recreate %d'", unsafe.Conversation)
 	case errors.Is(err, client.ErrServerUnreachable) && strings.Contains(err.Error(), "certificate"):
 		return "the server's TLS certificate is not trusted: pass the fingerprint parleyd prints at start (parley register --fingerprint SHA256)"
 	case errors.Is(err, client.ErrServerUnreachable):
@@ -104,12 +135,10 @@ func defaultHint(err error) string {
 		return "unknown user: the server has no account of that name"
 	case errors.Is(err, client.ErrNotMember):
 		return "not a member: this account is not (or no longer) in that conversation"
-	case errors.Is(err, client.ErrUnknownUser):
-		return "unknown user: the server has no account of that name"
-	case errors.Is(err, client.ErrNotMember):
-		return "not a member: this account is not (or no longer) in that conversation"
 	case errors.Is(err, client.ErrUnknownConversation):
 		return "parley read lists your conversations"
+	case errors.Is(err, fs.ErrExist):
+		return "nothing was overwritten: pass --force to replace the file, or choose another -o PATH"
 	case errors.Is(err, sqlitestore.ErrWrongKey):
 		return "the passphrase (PARLEY_PASSPHRASE) or key file does not open this profile"
 	}

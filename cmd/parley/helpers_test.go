@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -64,6 +65,7 @@ var fastLimits = []string{
 // server is a parleyd process on a loopback port.
 type server struct {
 	bin, dataDir string
+	extra        []string // extra flags
 	cmd          *exec.Cmd
 	URL          string
 	Fingerprint  string
@@ -101,12 +103,29 @@ var (
 // startServer builds parleyd (once) and starts it with a fresh data
 // directory, waiting for its URL, fingerprint and admin invite.
 func startServer(dataDir string, extra ...string) (*server, error) {
+	return launchServer(dataDir, "127.0.0.1:0", true, extra)
+}
+
+// Restart stops parleyd and starts it again on the same address and data
+// directory, with the same flags; it waits until the server is ready.
+func (s *server) Restart() (*server, error) {
+	s.Stop()
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, err
+	}
+	return launchServer(s.dataDir, u.Host, false, s.extra)
+}
+
+// launchServer starts parleyd on listen; with wantInvite it waits for the
+// first-start admin invite too.
+func launchServer(dataDir, listen string, wantInvite bool, extra []string) (*server, error) {
 	bin, err := buildBinary("github.com/parley-chat/parley/cmd/parleyd")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bin: bin, dataDir: dataDir, done: make(chan struct{})}
-	args := append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, fastLimits...)
+	s := &server{bin: bin, dataDir: dataDir, extra: extra, done: make(chan struct{})}
+	args := append([]string{"--listen", listen, "--metrics-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, fastLimits...)
 	s.cmd = exec.Command(bin, append(args, extra...)...)
 	s.cmd.Stderr = &s.stderr
 	pr, err := s.cmd.StdoutPipe()
@@ -127,7 +146,7 @@ func startServer(dataDir string, extra ...string) (*server, error) {
 		close(s.done)
 	}()
 	deadline := time.After(60 * time.Second)
-	for s.Invite == "" {
+	for (wantInvite && s.Invite == "") || s.Fingerprint == "" {
 		select {
 		case line, ok := <-lines:
 			if !ok {

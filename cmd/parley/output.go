@@ -37,6 +37,19 @@ type conversationJSON struct {
 	Left    bool     `json:"left"`
 	Epoch   uint64   `json:"epoch"`
 	Unread  int      `json:"unread"`
+	// Unsafe is set when this device rejected a membership change that
+	// the server accepted: nothing more can be sent in the conversation.
+	Unsafe *alarmJSON `json:"unsafe,omitempty"`
+}
+
+// alarmJSON describes the rejected membership change of an unsafe
+// conversation (client.Alarm).
+type alarmJSON struct {
+	User   string    `json:"user,omitempty"`
+	Device string    `json:"device,omitempty"`
+	Reason string    `json:"reason"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
 }
 
 // messageJSON is one message of a history.
@@ -154,10 +167,14 @@ func title(cv *client.Conversation, self string) string {
 
 func toConversationJSON(cv *client.Conversation, self string, unread int) *conversationJSON {
 	members := append([]string{}, cv.Members...)
-	return &conversationJSON{
+	out := &conversationJSON{
 		ID: int64(cv.ID), Title: title(cv, self), Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct,
 		Members: members, Left: cv.Left, Epoch: cv.Epoch, Unread: unread,
 	}
+	if a := cv.Unsafe; a != nil {
+		out.Unsafe = &alarmJSON{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC()}
+	}
+	return out
 }
 
 func toAccountJSON(a *client.Account, dir string) *accountJSON {
@@ -221,8 +238,11 @@ func messageLine(m *client.Message) string {
 		}
 		fmt.Fprintf(&b, " [%s]", strings.Join(rs, ", "))
 	}
-	if m.State == client.Pending {
+	switch m.State {
+	case client.Pending:
 		b.WriteString(" (not sent yet)")
+	case client.Failed:
+		b.WriteString(" (NOT DELIVERED)")
 	}
 	return b.String()
 }

@@ -114,11 +114,13 @@ func (c *cli) openSDK(profile string) *client.Client {
 
 // listener is a running parley listen --json.
 type listener struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	ids    []string // message ids of "message" events, in order
-	stderr bytes.Buffer
-	done   chan struct{}
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	ids []string // message ids of "message" events, in order
+	// delivered are the message ids of "delivered" events, in order.
+	delivered []string
+	stderr    bytes.Buffer
+	done      chan struct{}
 }
 
 func (c *cli) listen(profile string) *listener {
@@ -145,6 +147,11 @@ func (c *cli) listen(profile string) *listener {
 			if ev.Event == "message" && ev.Message != nil {
 				l.mu.Lock()
 				l.ids = append(l.ids, ev.Message.ID)
+				l.mu.Unlock()
+			}
+			if ev.Event == "delivered" && ev.Message != nil {
+				l.mu.Lock()
+				l.delivered = append(l.delivered, ev.Message.ID)
 				l.mu.Unlock()
 			}
 		}

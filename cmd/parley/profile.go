@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // keyFileName is the file of the store key in a profile directory (mode
@@ -64,6 +65,9 @@ type session struct {
 	// keyFile says the store key is in the key file (not a passphrase).
 	keyFile bool
 	c       *client.Client
+	// offline says the server could not be reached: the command works
+	// with what the profile holds.
+	offline bool
 
 	mu      sync.Mutex
 	notices []client.Event
@@ -129,13 +133,14 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 }
 
 // collect keeps the events that a one-shot command should show: identity
-// changes, refused devices, errors, joins and removals.
+// changes, refused devices, unsafe conversations, errors, joins and
+// removals.
 func (s *session) collect() {
 	defer close(s.done)
 	for ev := range s.c.Events() {
 		switch ev.Kind {
 		case client.EventIdentityChanged, client.EventDeviceRejected, client.EventError,
-			client.EventConversationJoined, client.EventConversationLeft:
+			client.EventConversationJoined, client.EventConversationLeft, client.EventConversationUnsafe:
 			s.mu.Lock()
 			s.notices = append(s.notices, ev)
 			s.mu.Unlock()
@@ -167,6 +172,20 @@ func (s *session) close() {
 	}
 }
 
+// notice prints a notice of the command itself on stderr at once (a JSON
+// object with --json).
+func (s *session) notice(kind, msg string) {
+	if s.e.json {
+		b, _ := json.Marshal(struct {
+			Notice  string `json:"notice"`
+			Message string `json:"message"`
+		}{kind, msg})
+		fmt.Fprintf(s.e.stderr, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(s.e.stderr, "parley: %s\n", msg)
+}
+
 // noticeLine describes an event for stderr.
 func noticeLine(ev client.Event) string {
 	switch ev.Kind {
@@ -174,6 +193,8 @@ func noticeLine(ev client.Event) string {
 		return fmt.Sprintf("WARNING: the identity key of %[1]s changed. Sending to conversations with %[1]s is blocked until you accept it: compare safety numbers with 'parley verify %[1]s', then 'parley verify --accept %[1]s'.", ev.User)
 	case client.EventDeviceRejected:
 		return fmt.Sprintf("WARNING: refused device %s of %s: %s", ev.Device, ev.User, ev.Error)
+	case client.EventConversationUnsafe:
+		return unsafeLine(ev.Conversation, ev.Error)
 	case client.EventError:
 		return "warning: " + ev.Error
 	case client.EventConversationJoined:
@@ -182,6 +203,12 @@ func noticeLine(ev client.Event) string {
 		return fmt.Sprintf("no longer a member of conversation %d", ev.Conversation)
 	}
 	return ""
+}
+
+// unsafeLine is the alarm of an unsafe conversation (err is its
+// *client.UnsafeError's text), with the way forward.
+func unsafeLine(conv protocol.ConversationID, err string) string {
+	return fmt.Sprintf("ALARM: %s. Do not trust it: start a new conversation with the same members with 'parley chat recreate %d'.", err, conv)
 }
 
 // sync fetches and applies what the server has for this device.

@@ -45,7 +45,7 @@ func init() {
 	commands = []command{
 		{"register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME", "create an account on a server and bind this profile to it", cmdRegister},
 		{"whoami", "", "show this profile's account", cmdWhoami},
-		{"chat", "new USER...", "open the 1:1 conversation with a user, or a group of several users", cmdChat},
+		{"chat", "new USER... | recreate CONV", "open the 1:1 conversation with a user, or a group of several users; recreate an unsafe one", cmdChat},
 		{"group", "create TITLE --members a,b", "create a named group", cmdGroup},
 		{"send", "CONV TEXT | CONV --file PATH [--reply ID]", "send a message or a file", cmdSend},
 		{"read", "[CONV] [--last N]", "show a conversation's history, or the conversations with unread counts", cmdRead},
@@ -58,7 +58,7 @@ func init() {
 		{"edit", "CONV ID TEXT", "replace the text of one of your messages", cmdEdit},
 		{"delete", "CONV ID", "delete one of your messages for everyone", cmdDelete},
 		{"verify", "USER [--mark] [--accept] [--no-qr]", "show the safety number with a user; mark verified", cmdVerify},
-		{"get", "ATTACHMENT-ID -o PATH", "download and decrypt an attachment", cmdGet},
+		{"get", "ID -o PATH [--force]", "download and decrypt an attachment (ID: of the attachment or its message)", cmdGet},
 		{"help", "[COMMAND]", "show help", cmdHelp},
 	}
 }

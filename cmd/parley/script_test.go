@@ -55,14 +55,17 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"parleyd-start":  cmdParleydStart,
-			"parleyd-stop":   cmdParleydStop,
-			"parleyd-invite": cmdParleydInvite,
-			"exits":          cmdExits,
-			"genfile":        cmdGenfile,
-			"jsonget":        cmdJSONGet,
-			"jsoneq":         cmdJSONEq,
-			"cmpmsgs":        cmdCmpMsgs,
+			"parleyd-start":   cmdParleydStart,
+			"parleyd-stop":    cmdParleydStop,
+			"parleyd-restart": cmdParleydRestart,
+			"parleyd-metric":  cmdParleydMetric,
+			"parleyd-invite":  cmdParleydInvite,
+			"exits":           cmdExits,
+			"genfile":         cmdGenfile,
+			"jsonget":         cmdJSONGet,
+			"jsoneq":          cmdJSONEq,
+			"cmpmsgs":         cmdCmpMsgs,
+			"substr":          cmdSubstr,
 		},
 	})
 }
@@ -114,6 +117,36 @@ func cmdParleydStop(ts *testscript.TestScript, neg bool, args []string) {
 	scriptServer(ts).Stop()
 }
 
+// cmdParleydRestart starts the script's parleyd again (after
+// parleyd-stop, or stopping it first) on the same address and data
+// directory.
+func cmdParleydRestart(ts *testscript.TestScript, neg bool, args []string) {
+	h := ts.Value(serverKey).(*serverHolder)
+	s, err := scriptServer(ts).Restart()
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	h.s = s
+	ts.Defer(s.Stop)
+}
+
+// cmdParleydMetric checks the sum of a metric of parleyd since its last
+// start (the samples whose line starts with PREFIX).
+//
+//	parleyd-metric PREFIX WANT
+func cmdParleydMetric(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: parleyd-metric PREFIX WANT")
+	}
+	want, err := strconv.ParseFloat(args[1], 64)
+	ts.Check(err)
+	got, err := scriptServer(ts).metric(args[0])
+	ts.Check(err)
+	if got != want {
+		ts.Fatalf("%s: %v, want %v", args[0], got, want)
+	}
+}
+
 // cmdParleydInvite creates an invite and exports it.
 //
 //	parleyd-invite VAR [USES]
@@ -155,6 +188,21 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdSubstr exports the first N bytes of VALUE as VAR.
+//
+//	substr VAR VALUE N
+func cmdSubstr(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: substr VAR VALUE N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	if n < 0 || n > len(args[1]) {
+		ts.Fatalf("substr: %d bytes of %q", n, args[1])
+	}
+	ts.Setenv(args[0], args[1][:n])
 }
 
 // cmdGenfile writes SIZE bytes of seeded random data to PATH.

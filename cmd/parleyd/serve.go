@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,9 +38,10 @@ import (
 // bootstrapInviteTTL is the lifetime of the first-start admin invite.
 const bootstrapInviteTTL = 7 * 24 * time.Hour
 
-// bootstrapFile records the id of the current first-start invite in the
-// data directory, so that a restart replaces it instead of leaving
-// several valid ones.
+// bootstrapFile records the current first-start invite (its id, code and
+// expiry, mode 0600) in the data directory, so that a restart before
+// anyone registered prints the same invite again instead of invalidating
+// the one handed out.
 const bootstrapFile = "bootstrap-invite"
 
 // newLogger returns the slog logger of the configuration on w. Repeated
@@ -470,6 +473,9 @@ func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, si startInfo,
 	if t.fingerprint != "" {
 		fmt.Fprintf(w, "TLS certificate SHA-256 fingerprint: %s\n", t.fingerprint)
 	}
+	if invite != nil && invite.replaced != "" {
+		fmt.Fprintf(w, "%s: a new admin invite replaces it (the old code no longer works)\n", invite.replaced)
+	}
 	if invite != nil {
 		fmt.Fprintf(w, "no users yet: admin invite code (one use, expires %s; the first user who registers with it becomes an administrator):\n", invite.expires.Format(time.RFC3339))
 		fmt.Fprintf(w, "admin invite: %s\n", invite.code)
@@ -480,12 +486,23 @@ func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, si startInfo,
 type bootstrapInvite struct {
 	code    string
 	expires time.Time
+	// replaced says why an earlier invite was replaced ("" if none was).
+	replaced string
+}
+
+// bootstrapRecord is the content of bootstrapFile.
+type bootstrapRecord struct {
+	ID      int64     `json:"id"`
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
 }
 
 // bootstrap creates the first-start admin invite when the store has no
-// users and registration is invite-only. It replaces the invite of a
-// previous start that nobody used. The registration that consumes it
-// creates an administrator (see bootstrapStore).
+// users and registration is invite-only. A restart keeps the invite of a
+// previous start that nobody used until it expires, and prints it again;
+// an expired or vanished one is replaced, and the start message says so.
+// The registration that consumes it creates an administrator (see
+// bootstrapStore).
 func bootstrap(ctx context.Context, c Config, bs *bootstrapStore, e *env) (*bootstrapInvite, error) {
 	if c.OpenRegistration {
 		return nil, nil
@@ -497,28 +514,98 @@ func bootstrap(ctx context.Context, c Config, bs *bootstrapStore, e *env) (*boot
 	if len(users) > 0 {
 		return nil, nil
 	}
+	now := e.now().UTC().Truncate(time.Microsecond)
 	path := filepath.Join(c.DataDir, bootstrapFile)
+	replaced := ""
 	if b, err := os.ReadFile(path); err == nil {
-		if id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			if err := bs.DeleteInvite(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return nil, fmt.Errorf("first start: delete previous admin invite %d: %v", id, err)
-			}
+		inv, why, err := previousInvite(ctx, bs, b, now)
+		if err != nil {
+			return nil, err
 		}
+		if inv != nil {
+			return inv, nil
+		}
+		replaced = why
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("first start: read %s: %v", path, err)
 	}
 	code, hash, err := newInviteCode(e.rand)
 	if err != nil {
 		return nil, err
 	}
-	now := e.now().UTC().Truncate(time.Microsecond)
 	inv, err := bs.CreateInvite(ctx, store.Invite{CodeHash: hash, UsesLeft: 1, Expires: now.Add(bootstrapInviteTTL), Created: now})
 	if err != nil {
 		return nil, fmt.Errorf("first start: create admin invite: %v", err)
 	}
-	if err := os.WriteFile(path, []byte(strconv.FormatInt(inv.ID, 10)+"\n"), 0o600); err != nil {
+	rec, _ := json.Marshal(bootstrapRecord{ID: inv.ID, Code: code, Expires: inv.Expires})
+	if err := writeFileAtomic(path, append(rec, '\n')); err != nil {
 		return nil, fmt.Errorf("first start: %v", err)
 	}
 	bs.setAdminInvite(hash)
-	return &bootstrapInvite{code: code, expires: inv.Expires}, nil
+	return &bootstrapInvite{code: code, expires: inv.Expires, replaced: replaced}, nil
+}
+
+// previousInvite returns the first-start invite recorded in data (the
+// content of bootstrapFile) if the store still holds it unused and
+// unexpired, and arms bs with it. Otherwise it deletes it from the store
+// and returns why it is not kept.
+func previousInvite(ctx context.Context, bs *bootstrapStore, data []byte, now time.Time) (*bootstrapInvite, string, error) {
+	var rec bootstrapRecord
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Code == "" {
+		// The file of an older parleyd holds the id alone: the code
+		// is lost, so the invite cannot be printed again.
+		if id, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil {
+			rec = bootstrapRecord{ID: id}
+		} else {
+			return nil, "the record of the previous admin invite was unreadable", nil
+		}
+	}
+	h := sha256.Sum256([]byte(rec.Code))
+	invs, err := bs.Invites(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("first start: list invites: %v", err)
+	}
+	var found *store.Invite
+	for i := range invs {
+		if invs[i].ID == rec.ID {
+			found = &invs[i]
+		}
+	}
+	switch {
+	case found == nil:
+		return nil, "the previous admin invite was deleted", nil
+	case rec.Code == "":
+		// Falls through to the deletion below.
+	case subtle.ConstantTimeCompare(found.CodeHash, h[:]) != 1:
+		return nil, "the previous admin invite does not match its record", nil
+	case found.UsesLeft > 0 && now.Before(found.Expires):
+		bs.setAdminInvite(found.CodeHash)
+		return &bootstrapInvite{code: rec.Code, expires: found.Expires}, "", nil
+	}
+	if err := bs.DeleteInvite(ctx, found.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, "", fmt.Errorf("first start: delete previous admin invite %d: %v", found.ID, err)
+	}
+	switch {
+	case rec.Code == "":
+		return nil, "the previous admin invite was recorded by an older parleyd without its code", nil
+	case found.UsesLeft <= 0:
+		return nil, "the previous admin invite was used up", nil
+	}
+	return nil, "the previous admin invite expired", nil
+}
+
+// writeFileAtomic writes a file of mode 0600 by a rename, so that a crash
+// leaves the old content or the new.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // bootstrapStore is the store as the delivery service sees it, with one

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,7 +91,7 @@ func certFingerprint(t *testing.T, path string) string {
 
 // TestFirstStartAndRestart checks the first start (data directory,
 // certificate, fingerprint, admin invite) and that restarts reuse the
-// certificate and replace an unused invite.
+// certificate and keep an unused invite.
 func TestFirstStartAndRestart(t *testing.T) {
 	home := t.TempDir()
 	vars := map[string]string{"HOME": home}
@@ -118,8 +121,8 @@ func TestFirstStartAndRestart(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 
-	// Restart: same certificate; still no users, so a new invite replaces
-	// the old one.
+	// Restart: same certificate; still no users, and the invite handed
+	// out keeps working: the same one is printed again.
 	s = startInProcess(t, vars)
 	out = s.stdout.String()
 	if got := line(out, "TLS certificate SHA-256 fingerprint: "); got != fp {
@@ -129,8 +132,11 @@ func TestFirstStartAndRestart(t *testing.T) {
 		t.Error("restart generated a new certificate")
 	}
 	invite2 := line(out, "admin invite: ")
-	if invite2 == "" || invite2 == invite1 {
-		t.Errorf("restart: invite %q (first %q)", invite2, invite1)
+	if invite2 != invite1 {
+		t.Errorf("restart: invite %q, want the unused first one %q", invite2, invite1)
+	}
+	if strings.Contains(out, "replace") {
+		t.Errorf("restart says an invite was replaced:\n%s", out)
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -142,7 +148,7 @@ func TestFirstStartAndRestart(t *testing.T) {
 	invs, err := st.Invites(context.Background())
 	st.Close()
 	if err != nil || len(invs) != 1 {
-		t.Errorf("invites after restart: %d, %v; want the new one only", len(invs), err)
+		t.Errorf("invites after restart: %d, %v; want the first one only", len(invs), err)
 	}
 
 	// With a user, no invite is printed.
@@ -153,6 +159,60 @@ func TestFirstStartAndRestart(t *testing.T) {
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestBootstrapInviteExpiry: a restart keeps the unused first-start
+// invite (and the first user who registers with it is an administrator)
+// until it expires; then a new one replaces it and the start message says
+// so.
+func TestBootstrapInviteExpiry(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e, _, _ := testEnv(t, nil)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.now = func() time.Time { return now }
+	c := Config{DataDir: dir}
+	start := func() (*bootstrapInvite, *bootstrapStore) {
+		t.Helper()
+		bs := &bootstrapStore{Store: st, log: slog.New(slog.DiscardHandler)}
+		inv, err := bootstrap(ctx, c, bs, e)
+		if err != nil || inv == nil {
+			t.Fatalf("bootstrap at %v: %v, %v", now, inv, err)
+		}
+		return inv, bs
+	}
+	first, _ := start()
+	now = now.Add(bootstrapInviteTTL - time.Minute)
+	again, bs := start()
+	if again.code != first.code || !again.expires.Equal(first.expires) || again.replaced != "" {
+		t.Errorf("restart before expiry: %+v, want the first invite %+v", again, first)
+	}
+	h := sha256.Sum256([]byte(again.code))
+	bs.mu.Lock()
+	armed := bytes.Equal(bs.hash, h[:])
+	bs.mu.Unlock()
+	if !armed {
+		t.Error("the kept invite does not make an administrator")
+	}
+	now = now.Add(2 * time.Minute)
+	renewed, _ := start()
+	if renewed.code == first.code || !strings.Contains(renewed.replaced, "expired") {
+		t.Errorf("restart after expiry: %+v, want a new invite replacing the expired one", renewed)
+	}
+	var out bytes.Buffer
+	printStart(&out, c, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, &tlsSetup{}, startInfo{}, renewed)
+	if !strings.Contains(out.String(), "the previous admin invite expired: a new admin invite replaces it") {
+		t.Errorf("start message does not say the invite was replaced:\n%s", out.String())
+	}
+	invs, err := st.Invites(ctx)
+	if err != nil || len(invs) != 1 {
+		t.Errorf("invites: %d, %v; want the new one only", len(invs), err)
 	}
 }
 
