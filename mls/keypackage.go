@@ -167,11 +167,17 @@ func buildCapabilities(cs CipherSuite, ct CredentialType, opts KeyPackageOptions
 	caps := wire.Capabilities{Versions: []wire.ProtocolVersion{wire.ProtocolVersionMLS10}}
 	if opts.Capabilities != nil {
 		caps.CipherSuites = append(caps.CipherSuites, opts.Capabilities.CipherSuites...)
+		// Default proposal and extension types "MUST NOT be listed"
+		// (RFC 9420 §7.2): they are left out whatever the caller asks.
 		for _, e := range opts.Capabilities.Extensions {
-			caps.Extensions = append(caps.Extensions, wire.ExtensionType(e))
+			if !defaultExtension(wire.ExtensionType(e)) {
+				caps.Extensions = append(caps.Extensions, wire.ExtensionType(e))
+			}
 		}
 		for _, p := range opts.Capabilities.Proposals {
-			caps.Proposals = append(caps.Proposals, wire.ProposalType(p))
+			if !defaultProposal(wire.ProposalType(p)) {
+				caps.Proposals = append(caps.Proposals, wire.ProposalType(p))
+			}
 		}
 		caps.Credentials = append(caps.Credentials, opts.Capabilities.Credentials...)
 	} else {

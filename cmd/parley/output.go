@@ -151,7 +151,7 @@ func toMessageJSON(m *client.Message) *messageJSON {
 // user, or its members.
 func title(cv *client.Conversation, self string) string {
 	if cv.Name != "" {
-		return cv.Name
+		return printable(cv.Name)
 	}
 	var others []string
 	for _, m := range cv.Members {
@@ -203,10 +203,37 @@ func shortID(id string) string {
 	return id
 }
 
-// messageLine formats a message for people:
+// printable makes text that other people chose (message text, file
+// names, conversation names, reactions) safe to print on a terminal:
+// control characters other than newline and tab, which could move the
+// cursor, rewrite the screen or set the window title, and the invisible
+// direction overrides and isolates, which make text read otherwise than
+// it is (CVE-2021-42574), become U+FFFD. Other format characters, such
+// as the zero-width joiner of emoji sequences, stay.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0:
+			return '\uFFFD'
+		case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+// messageLine formats a message for people (text from others made
+// printable):
 //
 //	a1b2c3d4 15:04 alice: text (edited) ↩ 9f8e7d6c [👍 bob]
 func messageLine(m *client.Message) string {
+	return printable(rawMessageLine(m))
+}
+
+// rawMessageLine is messageLine before printable.
+func rawMessageLine(m *client.Message) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s: ", shortID(m.ID.String()), m.Sent.Local().Format("15:04"), m.Sender)
 	switch {
