@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/parley-chat/parley/client/internal/padding"
 	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/mls"
@@ -47,7 +48,8 @@ type Config struct {
 	// sqlitestore.DefaultKDFParams (tests lower them).
 	KDF sqlitestore.KDFParams
 
-	// ServerURL overrides the server URL stored in the profile.
+	// ServerURL overrides the server URL stored in the profile. Like
+	// Register's, it must be https, or plain http of a loopback host.
 	ServerURL string
 	// TLSFingerprint pins the server's certificate by the hex SHA-256 of
 	// its DER encoding (as parleyd prints it), for self-signed servers.
@@ -233,7 +235,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		unsafe:   map[protocol.ConversationID]*Alarm{},
 		ev:       newEventQueue(cfg.EventBuffer),
 	}
-	c.mlsCfg = &mls.Config{Now: cfg.Now, MaxLeafLifetime: cfg.MaxLeafLifetime, ValidateCredential: c.validateCredential}
+	// Padding hides from the server what a message is: receipts,
+	// reactions and short texts all travel as one size (docs/content.md).
+	c.mlsCfg = &mls.Config{Now: cfg.Now, MaxLeafLifetime: cfg.MaxLeafLifetime, ValidateCredential: c.validateCredential, Padding: padding.Message}
 	if err := c.pinnedFingerprint(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -343,6 +347,9 @@ func (c *Client) load(ctx context.Context) error {
 		c.id = id
 		c.serverURL = strings.TrimRight(id.Server, "/")
 		if c.cfg.ServerURL != "" {
+			if err := checkServerURL(c.cfg.ServerURL); err != nil {
+				return fmt.Errorf("client: open: %w", err)
+			}
 			c.serverURL = strings.TrimRight(c.cfg.ServerURL, "/")
 		}
 		name, err := tx.Setting(settingServerName)

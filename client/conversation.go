@@ -22,9 +22,11 @@ type Conversation struct {
 	// Name and Topic come from encrypted metadata messages.
 	Name  string `json:"name,omitempty"`
 	Topic string `json:"topic,omitempty"`
-	// Direct is set for a 1:1 conversation.
+	// Direct is set for a 1:1 conversation: one of exactly two users
+	// (Members) that is marked 1:1 or has no name.
 	Direct bool `json:"direct,omitempty"`
-	// Members are the member users, sorted.
+	// Members are the member users, sorted: those of the MLS group while
+	// this device is a member, else as last seen.
 	Members []string `json:"members"`
 	// Left is set once this device left or was removed.
 	Left bool `json:"left,omitempty"`
@@ -108,16 +110,20 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 }
 
 func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
-	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct, Members: cv.Members, Left: cv.Left, Created: cv.Created}
+	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, Created: cv.Created}
 	if g := c.groups[cv.ID]; g != nil {
 		v.Epoch, v.CipherSuite = g.Epoch(), uint16(g.CipherSuite())
 		if !g.Active() {
 			v.Left = true
+		} else {
+			v.Members = memberUsers(g)
 		}
 	}
-	if !v.Direct && v.Name == "" && len(v.Members) == 2 {
-		v.Direct = true
-	}
+	// The direct flag travels in a metadata message that any member can
+	// send: it counts only while the membership is that of a 1:1
+	// conversation, two users. A conversation with a name is a group
+	// unless it carries the flag.
+	v.Direct = len(v.Members) == 2 && (cv.Direct || v.Name == "")
 	if a := c.unsafe[cv.ID]; a != nil {
 		cp := *a
 		v.Unsafe = &cp

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/client/safety"
@@ -208,7 +209,18 @@ func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInf
 // AcknowledgeIdentity accepts the new identity key of user after an
 // EventIdentityChanged: it is pinned (unverified) and sending to the user
 // is unblocked. Conversations held back by the change are processed again.
-func (c *Client) AcknowledgeIdentity(ctx context.Context, user string) error {
+//
+// digits is the safety number the user was shown for the new key
+// (SafetyNumberPending; spaces are ignored): the key is accepted only if
+// its safety number is still that one, so that a key that changed again
+// meanwhile is never accepted unseen. The mismatch error matches
+// ErrIdentityChanged. If no change is pending, digits must be the
+// safety number of the pinned key, and nothing changes.
+func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) error {
+	if c.id == nil {
+		return ErrNotRegistered
+	}
+	digits = strings.Join(strings.Fields(digits), "")
 	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		ct, err := tx.Contact(user)
 		if errors.Is(err, sqlitestore.ErrNotFound) {
@@ -216,6 +228,18 @@ func (c *Client) AcknowledgeIdentity(ctx context.Context, user string) error {
 		}
 		if err != nil {
 			return err
+		}
+		key := ct.ChangedKey
+		if len(key) == 0 {
+			key = ct.IdentityKey
+		}
+		sn, err := c.safetyNumber(user, key, false)
+		if err != nil {
+			return err
+		}
+		if sn.Digits != digits {
+			return fmt.Errorf("safety number %q is not the one of the identity key %s presents now (compare the number shown again): %w",
+				digits, user, &IdentityChangedError{User: user})
 		}
 		if len(ct.ChangedKey) == 0 {
 			return nil

@@ -36,3 +36,14 @@ func ApplyEntryForTest(ctx context.Context, c *Client, e protocol.Entry) error {
 func CursorForTest(ctx context.Context, c *Client, conv protocol.ConversationID) (uint64, error) {
 	return c.cursor(ctx, conv)
 }
+
+// SendMetadataForTest sends a group metadata message with the given name
+// and 1:1 flag, as any member's client could.
+func SendMetadataForTest(ctx context.Context, c *Client, conv protocol.ConversationID, name string, direct bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := content.New(content.KindGroupMetadata, c.cfg.Now())
+	m.Name, m.Direct = &name, direct
+	_, err := c.sendLocked(ctx, conv, m)
+	return err
+}

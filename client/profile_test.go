@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,11 +255,41 @@ func TestIdentityChangedDetails(t *testing.T) {
 	if now, err := alice.c.SafetyNumber(ctx, "bob"); err != nil || now.Digits != before.Digits {
 		t.Fatalf("SafetyNumber before accepting: %v, %v; want the pinned key's", now, err)
 	}
-	if err := alice.c.AcknowledgeIdentity(ctx, "bob"); err != nil {
+	// Between showing the number and accepting, the server presents yet
+	// another key: accepting with the digits shown must not take it.
+	_, attacker2, _ := ed25519.GenerateKey(rand.Reader)
+	p.set(func(path string, body []byte) []byte {
+		if path != "/v1/users/bob" {
+			return body
+		}
+		var u protocol.UserInfo
+		json.Unmarshal(body, &u)
+		u.IdentityKey = attacker2.Public().(ed25519.PublicKey)
+		out, _ := json.Marshal(u)
+		return out
+	})
+	if _, err := alice.c.NewGroup(ctx, "third", "bob"); !errors.Is(err, client.ErrIdentityChanged) {
+		t.Fatalf("new group with bob's third key: %v, want ErrIdentityChanged", err)
+	}
+	if err := alice.c.AcknowledgeIdentity(ctx, "bob", pending.Digits); !errors.Is(err, client.ErrIdentityChanged) {
+		t.Fatalf("accept with the digits of a key replaced meanwhile: %v, want ErrIdentityChanged", err)
+	}
+	if now, err := alice.c.SafetyNumber(ctx, "bob"); err != nil || now.Digits != before.Digits {
+		t.Fatalf("SafetyNumber after a refused accept: %v, %v; want the pinned key's", now, err)
+	}
+	pending, err = alice.c.SafetyNumberPending(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The digits as shown, in groups of five, are accepted.
+	if err := alice.c.AcknowledgeIdentity(ctx, "bob", strings.Join(pending.Groups, " ")); err != nil {
 		t.Fatal(err)
 	}
 	after, err := alice.c.SafetyNumber(ctx, "bob")
 	if err != nil || after.Digits != pending.Digits {
 		t.Fatalf("safety number after accepting: %v, %v; want the pending one", after, err)
+	}
+	if err := alice.c.AcknowledgeIdentity(ctx, "bob", pending.Digits); err != nil {
+		t.Fatalf("accepting the pinned key again: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,6 +18,27 @@ import (
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
+
+// checkServerURL accepts an https URL of a host, and a plain http URL
+// only of a loopback host (localhost, 127.0.0.0/8, ::1): over plain http
+// anyone on the path reads the bearer tokens and can play the server.
+func checkServerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fmt.Errorf("invalid server URL %q: want https://HOST[:PORT]", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return nil
+		}
+		return fmt.Errorf("server URL %q: plain http is refused except on loopback (localhost, 127.0.0.1, ::1): use https", raw)
+	}
+	return fmt.Errorf("invalid server URL %q: want https://HOST[:PORT]", raw)
+}
 
 // Register creates the account name on the server at serverURL (with an
 // invite code unless registration is open) and binds the profile to it:
@@ -28,8 +50,8 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	if !protocol.ValidUserName(name) {
 		return nil, fmt.Errorf("%s: invalid user name", op)
 	}
-	if u, err := url.Parse(serverURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("%s: invalid server URL", op)
+	if err := checkServerURL(serverURL); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	c.mu.Lock()
 	if c.id != nil {

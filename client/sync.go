@@ -521,6 +521,14 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	if string(info.GroupID) != string(g.GroupID()) {
 		return skip(fmt.Errorf("server's group id for conversation %d differs from the Welcome's", conv))
 	}
+	// A conversation keeps its MLS group for life: a Welcome into another
+	// group under the id of one this device knows (and left) would graft
+	// that group onto the old one's name, history and 1:1 flag.
+	if known, err := c.storedGroupID(ctx, conv); err != nil {
+		return err
+	} else if known != nil && string(known) != string(g.GroupID()) {
+		return skip(fmt.Errorf("the Welcome is for another MLS group than conversation %d has on this device: refused", conv))
+	}
 	if active {
 		if g.Epoch() <= old.Epoch() || string(g.GroupID()) != string(old.GroupID()) {
 			return skip(nil) // used already
@@ -539,7 +547,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 			return err
 		}
 		cv := &sqlitestore.Conversation{ID: conv, GroupID: g.GroupID(), Members: users, Created: c.cfg.Now()}
-		if old, err := tx.Conversation(conv); err == nil {
+		if old, err := tx.Conversation(conv); err == nil && string(old.GroupID) == string(g.GroupID()) {
 			cv.Name, cv.Topic, cv.Direct = old.Name, old.Topic, old.Direct
 		}
 		if err := tx.PutConversation(cv); err != nil {
@@ -570,6 +578,28 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		}
 	})
 	return nil
+}
+
+// storedGroupID returns the MLS group id that the store records for conv
+// (a non-nil empty slice for a record without one), or nil if the
+// conversation is unknown.
+func (c *Client) storedGroupID(ctx context.Context, conv protocol.ConversationID) ([]byte, error) {
+	var gid []byte
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		cv, err := tx.Conversation(conv)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		gid = append([]byte{}, cv.GroupID...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read conversation %d: %w", conv, err)
+	}
+	return gid, nil
 }
 
 // background runs f in a goroutine bound to the Client's life.

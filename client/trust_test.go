@@ -36,6 +36,8 @@ type evilProxy struct {
 	rewrite atomic.Pointer[func(path string, body []byte) []byte]
 	// inspect, if set, sees the body of every request to path.
 	inspect atomic.Pointer[func(path string, body []byte)]
+	// route, if set, may send a request for path to another path.
+	route atomic.Pointer[func(path string) string]
 }
 
 func newEvilProxy(t *testing.T, s *server) *evilProxy {
@@ -70,6 +72,9 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 			(*f)(r.URL.Path, body)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		if f := p.route.Load(); f != nil {
+			r.URL.Path = (*f)(r.URL.Path)
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	p.lis = &trackingListener{Listener: p.srv.Listener}
@@ -83,6 +88,8 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 func (p *evilProxy) set(f func(path string, body []byte) []byte) { p.rewrite.Store(&f) }
 
 func (p *evilProxy) watch(f func(path string, body []byte)) { p.inspect.Store(&f) }
+
+func (p *evilProxy) reroute(f func(path string) string) { p.route.Store(&f) }
 
 // registerVia registers a user through the proxy.
 func registerVia(t *testing.T, p *evilProxy, name string) *device {
@@ -223,7 +230,11 @@ func TestIdentityChanged(t *testing.T) {
 			t.Errorf("member bob not flagged: %+v", m)
 		}
 	}
-	if err := alice.c.AcknowledgeIdentity(ctx, "bob"); err != nil {
+	pending, err := alice.c.SafetyNumberPending(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.AcknowledgeIdentity(ctx, "bob", pending.Digits); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := alice.c.Send(ctx, conv, "after ack", client.SendOptions{}); err != nil {

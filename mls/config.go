@@ -167,8 +167,24 @@ type Config struct {
 	// DefaultMaxPastEpochs, negative keeps none.
 	MaxPastEpochs int
 
-	// PaddingBlock, above 1, pads PrivateMessage contents to a multiple of
-	// this many bytes (RFC 9420 §6.3.1).
+	// Padding, when set, is the padding policy for every PrivateMessage
+	// this client sends, application messages and (with EncryptHandshake)
+	// proposals and commits alike. It is called with the length of the
+	// encoded PrivateMessageContent (content, signature and, for a commit,
+	// confirmation tag) and returns the length to pad it to with zero
+	// bytes inside the encryption (RFC 9420 §6.3.1), so that the Delivery
+	// Service sees only a few message sizes (§15.1). It must return at
+	// least its argument, or sending fails. Receivers need no setting:
+	// they strip zero padding and refuse any other (§6.3.1). nil pads
+	// nothing beyond PaddingBlock.
+	//
+	// A bucket policy (a few fixed sizes for short messages, then a
+	// coarse function such as Padmé for long ones) hides what a message
+	// is (a read receipt, a reaction, a short text) at a bounded cost.
+	Padding func(contentLen int) int
+
+	// PaddingBlock, above 1, pads PrivateMessage contents, after Padding,
+	// to a multiple of this many bytes (RFC 9420 §6.3.1).
 	PaddingBlock int
 
 	// EncryptHandshake sends proposals and commits as PrivateMessage;

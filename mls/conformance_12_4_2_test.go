@@ -5,8 +5,64 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/parley-chat/parley/mls/internal/codec"
+	"github.com/parley-chat/parley/mls/internal/treekem"
+	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
+
+// reencryptPath replaces every encrypted path secret of up, an UpdatePath
+// of an empty commit by g, with a fresh random secret encrypted to the same
+// recipient node under the provisional GroupContext (RFC 9420 §12.4.1:
+// the next epoch, the tree hash after the path is merged), as a modified
+// committer could: each recipient decrypts a secret from which the path's
+// public keys do not derive.
+func reencryptPath(t *testing.T, g *Group, up *wire.UpdatePath) {
+	t.Helper()
+	s := g.c.cs
+	leaf := treemath.LeafIndex(g.OwnLeaf())
+	nt, err := treekem.MergeUpdatePath(g.c.tree, leaf, up, g.GroupID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := nt.TreeHash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := g.c.gc
+	prov.Epoch++
+	prov.TreeHash = th
+	gc, err := codec.Marshal(&prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, copath, err := nt.FilteredDirectPath(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(path) != len(up.Nodes) {
+		t.Fatalf("filtered direct path of %d nodes, UpdatePath of %d", len(path), len(up.Nodes))
+	}
+	sent := 0
+	for j, c := range copath {
+		res := nt.Resolution(c)
+		if len(res) != len(up.Nodes[j].EncryptedPathSecret) {
+			t.Fatalf("node %d: %d ciphertexts for a resolution of %d", path[j], len(up.Nodes[j].EncryptedPathSecret), len(res))
+		}
+		for i, x := range res {
+			ps := bytes.Repeat([]byte{byte(0x40 + i)}, s.HashSize())
+			kem, ct, err := s.EncryptWithLabel(nt.Node(x).EncryptionKey(), "UpdatePathNode", gc, ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			up.Nodes[j].EncryptedPathSecret[i] = wire.HPKECiphertext{KEMOutput: kem, Ciphertext: ct}
+			sent++
+		}
+	}
+	if sent == 0 {
+		t.Fatal("the UpdatePath has no ciphertexts to replace")
+	}
+}
 
 // retag recomputes the membership tag of pm as g (RFC 9420 §6.2) after a
 // test changed its content or auth without re-signing.
@@ -191,6 +247,18 @@ func TestConformance_12_4_2(t *testing.T) {
 			cm.Path.Nodes[len(cm.Path.Nodes)-1].EncryptionKey = pub
 			return forgeCommit(t, mallory, cm)
 		}, refusal{sentinel: ErrInvalidCommit, rule: "§12.4.2", detail: "parent_hash does not match"}},
+		// "Decrypt the path secrets for UpdatePath.nodes ... Verify that the
+		// public keys derived from the path secrets match the public keys
+		// in the UpdatePath" (§12.4.2 with §7.5): mallory's path keeps its
+		// node keys, so the parent hashes hold, but every copath
+		// recipient is sent another path secret, encrypted correctly to
+		// its node under the provisional GroupContext. Only members can
+		// decrypt, so the follower, which cannot tell, is not asked.
+		{"path secret does not derive the path's keys", func(t *testing.T, _ *world, _, _, mallory *Group) []byte {
+			cm := validCommit(t, mallory, CommitOptions{ForcePath: true})
+			reencryptPath(t, mallory, cm.Path)
+			return forgeCommit(t, mallory, cm)
+		}, refusal{sentinel: ErrInvalidCommit, rule: "§12.4.2", detail: "public key derived from the path secret does not match the UpdatePath", memberOnly: true}},
 		// "Use the confirmation_key for the new epoch to compute the
 		// confirmation tag for this message ... and verify that it is the
 		// same as the confirmation_tag field."

@@ -27,6 +27,9 @@ func welcomeWorld(t *testing.T) (*world, *Group, *Group, *KeyPackageBundle) {
 // rule concerns the GroupInfo or the tree.
 func TestConformance_12_4_3_1(t *testing.T) {
 	add := func(kp *KeyPackageBundle) CommitOptions { return CommitOptions{Add: [][]byte{kp.KeyPackage}} }
+	withPath := func(kp *KeyPackageBundle) CommitOptions {
+		return CommitOptions{Add: [][]byte{kp.KeyPackage}, ForcePath: true}
+	}
 
 	t.Run("control: the forged Welcome without a change is accepted", func(t *testing.T) {
 		w, alice, _, kp := welcomeWorld(t)
@@ -52,6 +55,9 @@ func TestConformance_12_4_3_1(t *testing.T) {
 		sentinel error
 		rule     string
 		detail   string
+		// followerDetail replaces detail for the follower, which has no
+		// KeyPackage to compare with.
+		followerDetail string
 	}
 	cases := []tc{
 		// "If it is sent otherwise ..., then the client MUST download the
@@ -89,7 +95,7 @@ func TestConformance_12_4_3_1(t *testing.T) {
 			return forgeWelcome(t, alice, kp, add(kp), welcomeForge{gi: func(gi *wire.GroupInfo) {
 				gi.GroupContext.CipherSuite = MLS128DHKEMP256AES128GCMSHA256P256
 			}})
-		}, sentinel: ErrInvalidWelcome, rule: "§12.4.3.1", detail: "group info cipher suite 0x0002"},
+		}, sentinel: ErrInvalidWelcome, rule: "§12.4.3.1", detail: "group info cipher suite 0x0002", followerDetail: "signature of signer 0 invalid"},
 		// "Verify the signature on the GroupInfo object ... If the node is
 		// blank or if signature verification fails, return an error."
 		{name: "GroupInfo signature invalid", forge: func(t *testing.T, _ *world, alice, _ *Group, kp *KeyPackageBundle) ([]byte, []byte) {
@@ -165,6 +171,40 @@ func TestConformance_12_4_3_1(t *testing.T) {
 				rt[1] = &wire.Node{Type: rt[1].Type, Parent: &p}
 			}})
 		}, sentinel: ErrInvalidWelcome, rule: "§12.4.3.1", detail: "unmerged leaf 2 is not below the node"},
+		// "... Verify that every non-blank intermediate node between the
+		// leaf node and the parent node also has an entry for the leaf
+		// node." Alice's path sets nodes 1 and 3 (the root); the root then
+		// lists bob's leaf 1 as unmerged, node 1 between them does not.
+		// The root is then not parent-hash valid either (§7.9.2 asks the
+		// root's unmerged leaves under node 1 to be node 1's), but the
+		// unmerged_leaves check runs first and its error names it.
+		{name: "unmerged leaf missing from an intermediate node", forge: func(t *testing.T, _ *world, alice, _ *Group, kp *KeyPackageBundle) ([]byte, []byte) {
+			return forgeWelcome(t, alice, kp, withPath(kp), welcomeForge{tree: func(tr *tree.Tree) {
+				if tr.ParentNode(1) == nil || tr.ParentNode(3) == nil {
+					t.Fatal("alice's path did not set nodes 1 and 3")
+				}
+				p := *tr.ParentNode(3)
+				p.UnmergedLeaves = []uint32{1}
+				if err := tr.SetParent(3, &p); err != nil {
+					t.Fatal(err)
+				}
+			}})
+		}, sentinel: ErrInvalidWelcome, rule: "§12.4.3.1", detail: "unmerged leaf 1 missing from unmerged_leaves of intermediate node 1"},
+		// "... verify that the encryption key in the parent node does not
+		// appear in any other node of the tree" (§7.3, §7.9). Alice's leaf
+		// takes the key of node 1, her path's parent, and she re-signs
+		// it: her leaf's parent_hash covers node 1 and bob's subtree,
+		// neither changed, so the tree stays parent-hash valid.
+		{name: "parent encryption key also in a leaf", forge: func(t *testing.T, _ *world, alice, _ *Group, kp *KeyPackageBundle) ([]byte, []byte) {
+			return forgeWelcome(t, alice, kp, withPath(kp), welcomeForge{tree: func(tr *tree.Tree) {
+				ln := cloneLeaf(tr.Leaf(0))
+				ln.EncryptionKey = tr.ParentNode(1).EncryptionKey
+				resignLeaf(t, alice, &ln, 0, alice.signer.priv)
+				if err := tr.SetLeaf(0, &ln); err != nil {
+					t.Fatal(err)
+				}
+			}})
+		}, sentinel: ErrInvalidWelcome, rule: "§12.4.3.1", detail: "node 1: encryption key duplicates that of node 0"},
 		// "Identify a leaf whose LeafNode is identical to the one in the
 		// KeyPackage. If no such field exists, return an error."
 		{name: "own leaf differs from the KeyPackage's", forge: func(t *testing.T, _ *world, alice, _ *Group, kp *KeyPackageBundle) ([]byte, []byte) {
@@ -183,7 +223,7 @@ func TestConformance_12_4_3_1(t *testing.T) {
 		// "The private key MUST be the private key that corresponds to the
 		// public key in the node."
 		{name: "path secret does not match the tree", forge: func(t *testing.T, _ *world, alice, _ *Group, kp *KeyPackageBundle) ([]byte, []byte) {
-			wm, _ := forgeWelcome(t, alice, kp, CommitOptions{Add: [][]byte{kp.KeyPackage}, ForcePath: true}, welcomeForge{secrets: func(gs *wire.GroupSecrets) {
+			wm, _ := forgeWelcome(t, alice, kp, withPath(kp), welcomeForge{secrets: func(gs *wire.GroupSecrets) {
 				gs.PathSecret = bytes.Repeat([]byte{5}, 32)
 			}})
 			return wm, nil
@@ -240,7 +280,7 @@ func TestConformance_12_4_3_1(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w, alice, bob, kp := welcomeWorld(t)
 			wm, gi := c.forge(t, w, alice, bob, kp)
-			mustRefuseJoin(t, w, wm, gi, kp, c.join, c.sentinel, c.rule, c.detail)
+			mustRefuseJoin(t, w, wm, gi, kp, c.join, c.sentinel, c.rule, c.detail, c.followerDetail)
 		})
 	}
 }

@@ -3,9 +3,61 @@ package mls
 import (
 	"testing"
 
+	"github.com/parley-chat/parley/mls/internal/codec"
 	"github.com/parley-chat/parley/mls/internal/framing"
+	"github.com/parley-chat/parley/mls/internal/schedule"
+	"github.com/parley-chat/parley/mls/internal/treemath"
 	"github.com/parley-chat/parley/mls/internal/wire"
 )
+
+// sealWithPadding encrypts an application message of g's as a
+// PrivateMessage whose PrivateMessageContent is followed by padding, as
+// given (RFC 9420 §6.3.1): what framing.SealPrivate does, except that it
+// writes only zero padding. The content key and nonce are the next of g's
+// application ratchet in its secret tree; the reuse guard is zero.
+func sealWithPadding(t *testing.T, g *Group, data, padding []byte) []byte {
+	t.Helper()
+	s := g.c.cs
+	fc := &wire.FramedContent{GroupID: g.GroupID(), Epoch: g.Epoch(), Sender: g.ownSender(), AuthenticatedData: []byte{}, ContentType: wire.ContentTypeApplication, ApplicationData: data}
+	ac, err := framing.SignContent(g.c.ctx, wire.WireFormatPrivateMessage, fc, g.signer.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pmc := wire.PrivateMessageContent{ApplicationData: fc.ApplicationData, Auth: ac.Auth}
+	plaintext, err := pmc.Marshal(fc.ContentType, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plaintext = append(plaintext, padding...)
+	leaf := treemath.LeafIndex(g.OwnLeaf())
+	gen, kn, err := g.keys.secrets.Next(leaf, schedule.Application)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A zero reuse guard leaves the nonce as it is (§6.3.1).
+	ciphertext, err := s.Seal(kn.Key, kn.Nonce, wire.PrivateContentAAD(fc.GroupID, fc.Epoch, fc.ContentType, fc.AuthenticatedData), plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := codec.Marshal(&wire.SenderData{LeafIndex: uint32(leaf), Generation: gen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdkn, err := schedule.SenderDataKeyNonce(s, g.keys.sched.SenderDataSecret, ciphertext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	esd, err := s.Seal(sdkn.Key, sdkn.Nonce, wire.SenderDataAAD(fc.GroupID, fc.Epoch, fc.ContentType), sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm := &wire.PrivateMessage{GroupID: fc.GroupID, Epoch: fc.Epoch, ContentType: fc.ContentType, AuthenticatedData: fc.AuthenticatedData, EncryptedSenderData: esd, Ciphertext: ciphertext}
+	b, err := encodeMessage(&wire.MLSMessage{WireFormat: wire.WireFormatPrivateMessage, PrivateMessage: pm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 // TestConformance_6 covers the receiver-side rules of RFC 9420 §6.1-§6.3
 // on messages from members: mallory sends a proposal or an application
@@ -111,4 +163,35 @@ func TestConformance_6(t *testing.T) {
 		mustRefuse(t, w, "alice", msg, refusal{sentinel: ErrNotMember, rule: "§6.3", detail: "leaf 1", memberOnly: true})
 		goesOn(t, w, "alice")
 	})
+	// §6.3.1: "A receiver MUST verify that there are no non-zero bytes in
+	// the padding field, and if this check fails, the enclosing
+	// PrivateMessage MUST be rejected as malformed."
+	t.Run("control: zero padding accepted", func(t *testing.T) {
+		w, _, _, mallory := floodWorld(t)
+		msg := sealWithPadding(t, mallory, []byte("padded"), make([]byte, 40))
+		for _, name := range []string{"alice", "bob"} {
+			p, err := w.members[name].Process(msg)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if string(p.ApplicationData) != "padded" {
+				t.Fatalf("%s: application data %q", name, p.ApplicationData)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name    string
+		padding []byte
+		detail  string
+	}{
+		{"PrivateMessage padding not zero: first byte", []byte{1}, "padding byte 0 of 1 is 0x01, not zero"},
+		{"PrivateMessage padding not zero: last byte", []byte{0, 0, 0, 0x80}, "padding byte 3 of 4 is 0x80, not zero"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, _, _, mallory := floodWorld(t)
+			msg := sealWithPadding(t, mallory, []byte("padded"), c.padding)
+			mustRefuse(t, w, "mallory", msg, refusal{sentinel: ErrMalformed, rule: "§6.3", detail: c.detail, memberOnly: true})
+			goesOn(t, w, "bob")
+		})
+	}
 }

@@ -410,10 +410,11 @@ func forgeWelcome(t *testing.T, committer *Group, kp *KeyPackageBundle, opts Com
 	return welcome, groupInfo
 }
 
-// mustRefuseJoin checks that the joiner refuses the Welcome and, when
-// groupInfo is non-nil, that a follower refuses to start from the
-// GroupInfo, both with sentinel naming rule and detail.
-func mustRefuseJoin(t *testing.T, w *world, welcome, groupInfo []byte, kp *KeyPackageBundle, opts JoinOptions, sentinel error, rule, detail string) {
+// mustRefuseJoin checks that the joiner refuses the Welcome with sentinel
+// naming rule and detail and, when groupInfo is non-nil, that a follower
+// refuses to start from the GroupInfo with sentinel naming followerDetail
+// (detail if empty).
+func mustRefuseJoin(t *testing.T, w *world, welcome, groupInfo []byte, kp *KeyPackageBundle, opts JoinOptions, sentinel error, rule, detail, followerDetail string) {
 	t.Helper()
 	g, err := JoinFromWelcome(w.cfg, welcome, kp, opts)
 	wantRefusal(t, "joiner", err, sentinel, rule, detail)
@@ -422,9 +423,10 @@ func mustRefuseJoin(t *testing.T, w *world, welcome, groupInfo []byte, kp *KeyPa
 	}
 	if groupInfo != nil {
 		pg, err := NewPublicGroup(w.cfg, groupInfo, nil)
-		if err == nil || !errors.Is(err, sentinel) {
-			t.Errorf("follower from GroupInfo: err = %v, want %v", err, sentinel)
+		if followerDetail == "" {
+			followerDetail = detail
 		}
+		wantRefusal(t, "follower from GroupInfo", err, sentinel, "", followerDetail)
 		if pg != nil {
 			t.Errorf("follower: refused GroupInfo returned a PublicGroup")
 		}

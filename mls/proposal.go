@@ -187,7 +187,7 @@ func (g *Group) protect(content *wire.FramedContent, finish func(*wire.Authentic
 		}
 		m.PublicMessage = pm
 	} else {
-		pm, err := framing.SealPrivate(g.c.ctx, ac, g.keys.sched.SenderDataSecret, g.keys.secrets, framing.PrivateOptions{PadBlock: g.cfg.PaddingBlock})
+		pm, err := framing.SealPrivate(g.c.ctx, ac, g.keys.sched.SenderDataSecret, g.keys.secrets, framing.PrivateOptions{PadTo: g.cfg.Padding, PadBlock: g.cfg.PaddingBlock})
 		if err != nil {
 			return nil, nil, err
 		}

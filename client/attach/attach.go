@@ -5,14 +5,25 @@
 // and the key and the SHA-256 [Hash] of the ciphertext travel to the other
 // members inside an MLS application message (see package
 // github.com/parley-chat/parley/client/content). The server, which stores
-// the blob under the hex of the same hash, learns only its size.
+// the blob under the hex of the same hash, learns only its size, and that
+// only up to a size class: the file is padded before encryption.
 //
 // # Format
 //
 // The ciphertext is a one-byte header followed by chunks:
 //
-//	uint8 version (1)
+//	uint8 version (2)
 //	chunk*  ChaCha20-Poly1305(key, nonce_i, plaintext_i, ad = header)
+//
+// The plaintext is the file, one 0x80 byte and zero bytes up to
+// max(4096, Padmé(size+1)) bytes in all (padding.Attachment; ISO/IEC
+// 7816-4 padding to a Padmé length, Nikitin et al., PETS 2019): every file
+// under 4 KiB yields one blob size, and above that a blob reveals about
+// log2(log2(size)) bits of the size, at an overhead of at most 6.25% up
+// to 64 KiB and 3.13% above (docs/content.md, "Padding"). The decryptor strips the last
+// 0x80 and the zeros after it, and refuses padding of any other length,
+// so that a ciphertext has exactly one plaintext. Version 1, written
+// before padding, is the same without it and is still read.
 //
 // Plaintext is cut into chunks of [ChunkSize] bytes; every chunk but the
 // last is full, the last holds 0 to ChunkSize bytes (it is empty only when
@@ -31,6 +42,7 @@ package attach
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -42,10 +54,20 @@ import (
 	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/parley-chat/parley/client/internal/padding"
 )
 
-// Version is the format version, the first byte of every ciphertext.
-const Version = 1
+// Version is the format version, the first byte of every ciphertext that
+// Encrypt makes.
+const Version = 2
+
+// versionUnpadded is the format before padding: the plaintext is the file
+// alone. Decrypt still reads it.
+const versionUnpadded = 1
+
+// padMarker is the byte that starts the padding of a version 2 plaintext.
+const padMarker = 0x80
 
 // ChunkSize is the plaintext size of every chunk but the last.
 const ChunkSize = 64 << 10
@@ -103,9 +125,15 @@ var (
 	ErrHashMismatch = errors.New("attach: ciphertext hash mismatch")
 )
 
-// CiphertextSize returns the size of the ciphertext of a plaintext of n
-// bytes.
+// CiphertextSize returns the size of the ciphertext that Encrypt makes of
+// a file of n bytes, padding included.
 func CiphertextSize(n int64) int64 {
+	return sealedSize(padding.Attachment(n))
+}
+
+// sealedSize returns the size of the ciphertext of a plaintext (padding
+// included) of n bytes.
+func sealedSize(n int64) int64 {
 	chunks := n / ChunkSize
 	if n%ChunkSize != 0 || n == 0 {
 		chunks++
@@ -151,14 +179,58 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// encrypt encrypts src to dst under k.
+// padReader reads r and then the padding of what it read: the marker
+// byte and zeros up to padding.Attachment of its length.
+type padReader struct {
+	r      io.Reader
+	n      int64 // file bytes read from r
+	eof    bool  // r is exhausted; the padding follows
+	left   int64 // padding bytes still to yield, once eof
+	marked bool  // the marker byte was yielded
+}
+
+func (p *padReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if !p.eof {
+		n, err := p.r.Read(b)
+		p.n += int64(n)
+		if err != io.EOF {
+			return n, err
+		}
+		p.eof = true
+		p.left = padding.Attachment(p.n) - p.n
+		if n > 0 {
+			return n, nil
+		}
+	}
+	if p.left == 0 {
+		return 0, io.EOF
+	}
+	m := int(min(int64(len(b)), p.left))
+	clear(b[:m])
+	if !p.marked {
+		b[0], p.marked = padMarker, true
+	}
+	p.left -= int64(m)
+	return m, nil
+}
+
+// encrypt encrypts src, padded, to dst under k.
 func encrypt(dst io.Writer, src io.Reader, k Key) (Hash, int64, error) {
+	return encryptVersion(dst, &padReader{r: src}, k, Version)
+}
+
+// encryptVersion encrypts the plaintext src, as it is, to dst under k
+// with the given version byte.
+func encryptVersion(dst io.Writer, src io.Reader, k Key, version byte) (Hash, int64, error) {
 	aead, err := chacha20poly1305.New(k[:])
 	if err != nil {
 		return Hash{}, 0, fmt.Errorf("attach: encrypt: %v", err)
 	}
 	out := &hashWriter{w: dst, h: sha256.New()}
-	header := []byte{Version}
+	header := []byte{version}
 	if _, err := out.Write(header); err != nil {
 		return Hash{}, 0, fmt.Errorf("attach: encrypt: write: %w", err)
 	}
@@ -197,8 +269,9 @@ func encrypt(dst io.Writer, src io.Reader, k Key) (Hash, int64, error) {
 }
 
 // Decrypt reads a ciphertext from src until EOF, checks every chunk with
-// key and writes the plaintext to dst, then checks that the SHA-256 of the
-// whole ciphertext equals want.
+// key and writes the file to dst without its padding, then checks that
+// the SHA-256 of the whole ciphertext equals want. It reads both versions
+// of the format.
 //
 // Plaintext is written as soon as its chunk authenticates, so on any error
 // dst may hold a prefix of the file: the caller must then discard it (for
@@ -219,7 +292,16 @@ func Decrypt(dst io.Writer, src io.Reader, key Key, want Hash) error {
 		}
 		return fmt.Errorf("attach: decrypt: read: %w", err)
 	}
-	if header[0] != Version {
+	var out interface {
+		write([]byte) error
+		finish() error
+	}
+	switch header[0] {
+	case Version:
+		out = &unpadder{w: dst}
+	case versionUnpadded:
+		out = plainWriter{dst}
+	default:
 		return fmt.Errorf("%w: unknown version %d", ErrCorrupt, header[0])
 	}
 	buf := make([]byte, sealedChunkSize)
@@ -255,17 +337,101 @@ func Decrypt(dst io.Writer, src io.Reader, key Key, want Hash) error {
 			// Encrypt never makes an empty last chunk after a full one.
 			return fmt.Errorf("%w: empty final chunk %d", ErrCorrupt, i)
 		}
-		if _, err := dst.Write(plain); err != nil {
-			return fmt.Errorf("attach: decrypt: write: %w", err)
+		if err := out.write(plain); err != nil {
+			return err
 		}
 		if last {
 			break
 		}
 	}
+	if err := out.finish(); err != nil {
+		return err
+	}
 	var got Hash
 	h.Sum(got[:0])
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		return fmt.Errorf("%w: got %s, want %s", ErrHashMismatch, got, want)
+	}
+	return nil
+}
+
+// plainWriter writes a version 1 plaintext, which has no padding.
+type plainWriter struct{ w io.Writer }
+
+func (p plainWriter) write(b []byte) error {
+	if _, err := p.w.Write(b); err != nil {
+		return fmt.Errorf("attach: decrypt: write: %w", err)
+	}
+	return nil
+}
+
+func (plainWriter) finish() error { return nil }
+
+// unpadder writes a version 2 plaintext to w without its padding. It
+// holds back the last 0x80 byte seen and the zeros after it, which are the
+// padding if nothing but zeros follows them, so that memory stays
+// constant however long the padding is.
+type unpadder struct {
+	w      io.Writer
+	total  int64  // plaintext bytes seen
+	marked bool   // a 0x80 byte is held back
+	zeros  int64  // zero bytes held back after it
+	zbuf   []byte // zeros to flush from
+}
+
+func (u *unpadder) write(p []byte) error {
+	u.total += int64(len(p))
+	j := len(bytes.TrimRight(p, "\x00")) - 1 // the last non-zero byte
+	if j < 0 && u.marked {
+		u.zeros += int64(len(p))
+		return nil
+	}
+	if j >= 0 {
+		if err := u.flush(); err != nil {
+			return err
+		}
+		if p[j] == padMarker {
+			u.marked, u.zeros = true, int64(len(p)-j-1)
+			p = p[:j]
+		}
+	}
+	if _, err := u.w.Write(p); err != nil {
+		return fmt.Errorf("attach: decrypt: write: %w", err)
+	}
+	return nil
+}
+
+// flush writes the held back bytes, which turned out to be file data.
+func (u *unpadder) flush() error {
+	if !u.marked {
+		return nil
+	}
+	u.marked = false
+	if _, err := u.w.Write([]byte{padMarker}); err != nil {
+		return fmt.Errorf("attach: decrypt: write: %w", err)
+	}
+	if u.zbuf == nil && u.zeros > 0 {
+		u.zbuf = make([]byte, 4096)
+	}
+	for u.zeros > 0 {
+		n := min(u.zeros, int64(len(u.zbuf)))
+		if _, err := u.w.Write(u.zbuf[:n]); err != nil {
+			return fmt.Errorf("attach: decrypt: write: %w", err)
+		}
+		u.zeros -= n
+	}
+	return nil
+}
+
+// finish checks that the plaintext ended in the padding Encrypt makes
+// for the file before it.
+func (u *unpadder) finish() error {
+	if !u.marked {
+		return fmt.Errorf("%w: no padding after %d bytes", ErrCorrupt, u.total)
+	}
+	n := u.total - 1 - u.zeros
+	if want := padding.Attachment(n); u.total != want {
+		return fmt.Errorf("%w: %d bytes of padding after %d bytes of file, want %d", ErrCorrupt, u.zeros+1, n, want-n)
 	}
 	return nil
 }

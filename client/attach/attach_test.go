@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/parley-chat/parley/client/internal/padding"
 )
 
 // seeded returns a deterministic random source and logs its seed.
@@ -147,8 +149,8 @@ func TestWrongKeyAndHash(t *testing.T) {
 
 func TestEmpty(t *testing.T) {
 	ct, k, h := encryptBytes(t, nil)
-	if len(ct) != 1+tagSize {
-		t.Fatalf("empty file ciphertext is %d bytes, want %d", len(ct), 1+tagSize)
+	if want := 1 + padding.AttachmentMin + tagSize; len(ct) != want {
+		t.Fatalf("empty file ciphertext is %d bytes, want %d", len(ct), want)
 	}
 	var out bytes.Buffer
 	if err := Decrypt(&out, bytes.NewReader(ct), k, h); err != nil || out.Len() != 0 {
@@ -273,6 +275,11 @@ func FuzzDecrypt(f *testing.F) {
 		}
 		f.Add(ct.Bytes())
 	}
+	var v1 bytes.Buffer
+	if _, _, err := encryptVersion(&v1, bytes.NewReader([]byte("old")), k, versionUnpadded); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v1.Bytes())
 	f.Add([]byte{})
 	f.Add([]byte{Version})
 	f.Fuzz(func(t *testing.T, ct []byte) {
@@ -284,10 +291,17 @@ func FuzzDecrypt(f *testing.F) {
 			}
 			return
 		}
-		// Accepted: it must be exactly what Encrypt makes of the plaintext.
+		// Accepted: it must be exactly what Encrypt makes of the plaintext
+		// (or made, for the unpadded version 1).
 		var again bytes.Buffer
-		if _, _, err := encrypt(&again, bytes.NewReader(out.Bytes()), k); err != nil {
-			t.Fatal(err)
+		var err2 error
+		if ct[0] == versionUnpadded {
+			_, _, err2 = encryptVersion(&again, bytes.NewReader(out.Bytes()), k, versionUnpadded)
+		} else {
+			_, _, err2 = encrypt(&again, bytes.NewReader(out.Bytes()), k)
+		}
+		if err2 != nil {
+			t.Fatal(err2)
 		}
 		if !bytes.Equal(again.Bytes(), ct) {
 			t.Fatal("accepted ciphertext is not canonical")

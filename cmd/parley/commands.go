@@ -18,12 +18,16 @@ import (
 )
 
 func cmdRegister(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME")
+	fs := e.flags("register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME | --link LINK NAME")
 	server := fs.String("server", "", "server `URL`, such as https://chat.example.org")
 	invite := fs.String("invite", "", "invite `CODE` (parleyd admin invite create)")
 	fingerprint := fs.String("fingerprint", "", "pin the server's self-signed certificate by its `SHA256` fingerprint, as parleyd prints it")
+	link := fs.String("link", "", "invite `LINK` carrying the server, its fingerprint and the invite (parleyd admin invite create, parley invite create)")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
+		return err
+	}
+	if err := applyInviteLink(*link, server, invite, fingerprint); err != nil {
 		return err
 	}
 	if *server == "" {
@@ -193,9 +197,14 @@ func cmdGroup(ctx context.Context, e *env, args []string) error {
 	return s.printConversation(ctx, conv, "created")
 }
 
-// resolveConv finds the conversation named by arg: its id, its title, or
-// for a 1:1 conversation the other user's name (with or without "@").
-// Active conversations are preferred over ones this device left.
+// resolveConv finds the conversation named by arg, in this order: its id;
+// for a user name (with or without "@") the 1:1 conversation whose
+// membership is exactly this user and that one; then a group's name or
+// the title shown for it. A name chosen by a member never shadows a user:
+// "@user" matches users only, and a bare name that is a user known to
+// this profile (a member of one of its conversations) without a 1:1
+// conversation is ambiguous when a group carries it. Active
+// conversations are preferred over ones this device left.
 func (s *session) resolveConv(ctx context.Context, arg string) (*client.Conversation, error) {
 	convs, err := s.c.Conversations(ctx)
 	if err != nil {
@@ -224,24 +233,16 @@ func (s *session) resolveConv(ctx context.Context, arg string) (*client.Conversa
 			active = left
 		}
 		if len(active) > 1 {
-			var ids []string
-			for _, cv := range active {
-				ids = append(ids, strconv.FormatInt(int64(cv.ID), 10))
-			}
-			return nil, usagef("conversation %q is ambiguous: it names conversations %s; use the id", arg, strings.Join(ids, ", "))
+			return nil, usagef("conversation %q is ambiguous: it names conversations %s; use the id", arg, convIDs(active))
 		}
 		return active, nil
 	}
-	found, err := match(func(cv *client.Conversation) bool { return cv.Name != "" && cv.Name == arg })
-	if err != nil || len(found) == 1 {
-		if err != nil {
-			return nil, err
-		}
-		return found[0], nil
-	}
-	user := strings.TrimPrefix(arg, "@")
-	found, err = match(func(cv *client.Conversation) bool {
-		return cv.Direct && slices.Contains(cv.Members, user) && (user != self || len(cv.Members) == 1)
+	user, isUser := strings.CutPrefix(arg, "@")
+	pair := []string{self, user}
+	slices.Sort(pair)
+	pair = slices.Compact(pair)
+	found, err := match(func(cv *client.Conversation) bool {
+		return (cv.Direct || user == self) && slices.Equal(cv.Members, pair)
 	})
 	if err != nil {
 		return nil, err
@@ -249,14 +250,43 @@ func (s *session) resolveConv(ctx context.Context, arg string) (*client.Conversa
 	if len(found) == 1 {
 		return found[0], nil
 	}
-	found, err = match(func(cv *client.Conversation) bool { return strings.EqualFold(title(cv, self), arg) })
+	if isUser {
+		return nil, withHint(fmt.Errorf("conversation with %s: %w", printable(user), client.ErrUnknownConversation),
+			"open one with: parley chat new %s", printable(user))
+	}
+	found, err = match(func(cv *client.Conversation) bool {
+		return !cv.Direct && (cv.Name == arg || strings.EqualFold(title(cv, self), arg))
+	})
 	if err != nil {
 		return nil, err
 	}
 	if len(found) == 1 {
+		if arg != self && knownUser(convs, arg) {
+			return nil, usagef("conversation %q is ambiguous: you have no 1:1 conversation with user %s, and conversation %d is named so; use the id, or open the 1:1 with 'parley chat new %s'",
+				printable(arg), printable(arg), found[0].ID, printable(arg))
+		}
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("conversation %q: %w", arg, client.ErrUnknownConversation)
+	return nil, fmt.Errorf("conversation %q: %w", printable(arg), client.ErrUnknownConversation)
+}
+
+// convIDs lists the ids of conversations, comma-separated.
+func convIDs(cvs []*client.Conversation) string {
+	var ids []string
+	for _, cv := range cvs {
+		ids = append(ids, strconv.FormatInt(int64(cv.ID), 10))
+	}
+	return strings.Join(ids, ", ")
+}
+
+// knownUser reports whether user is a member of one of convs.
+func knownUser(convs []client.Conversation, user string) bool {
+	for _, cv := range convs {
+		if slices.Contains(cv.Members, user) {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveMessage finds the message named by arg in a conversation: its
@@ -312,20 +342,26 @@ func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err
 		}
 	}
 	if len(users) == 0 {
-		return withHint(err, "compare safety numbers with 'parley verify USER', then accept the new key with 'parley verify --accept USER'")
+		return withHint(err, "compare safety numbers with 'parley verify USER', then accept the new key with 'parley verify --accept USER DIGITS' and the digits you compared")
 	}
 	u := users[0]
-	return withHint(err, "the identity key of %s changed (%s): compare safety numbers with 'parley verify %s' (in person or over a trusted call), then accept the new key with 'parley verify --accept %s'",
+	return withHint(err, "the identity key of %s changed (%s): compare safety numbers with 'parley verify %s' (in person or over a trusted call), then accept the new key with 'parley verify --accept %s DIGITS' and the digits you compared",
 		strings.Join(users, ", "), "a new installation, or someone impersonating them", u, u)
 }
 
 func cmdSend(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("send", "CONV TEXT | CONV --file PATH [CAPTION] [--reply ID]")
+	fs := e.flags("send", "CONV TEXT | CONV - | CONV --file PATH [CAPTION] [--reply ID]")
 	file := fs.String("file", "", "send the file at `PATH` (encrypted, uploaded as an attachment); TEXT becomes its caption")
 	reply := fs.String("reply", "", "answer the message with this `ID` (or unique prefix)")
 	pos, err := parse(fs, args, 1, 2)
 	if err != nil {
 		return err
+	}
+	if len(pos) == 2 && pos[1] == "-" {
+		// The text (or caption) is read from standard input.
+		if pos[1], err = readMessage(e.stdin); err != nil {
+			return err
+		}
 	}
 	if *file == "" && len(pos) != 2 {
 		return usagef("send: want CONV TEXT (or CONV --file PATH)")
@@ -662,15 +698,22 @@ func cmdDelete(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdVerify(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("verify", "USER [--mark] [--accept] [--no-qr]")
+	fs := e.flags("verify", "USER [--mark] [--no-qr] | --accept USER DIGITS")
 	mark := fs.Bool("mark", false, "record that you compared the safety number and it matched")
-	accept := fs.Bool("accept", false, "accept the user's new identity key after an identity change (unverified until --mark)")
+	accept := fs.Bool("accept", false, "accept the user's new identity key whose safety number 'parley verify USER' showed, given as DIGITS (unverified until --mark)")
 	noQR := fs.Bool("no-qr", false, "do not print the QR code")
-	pos, err := parse(fs, args, 1, 1)
+	pos, err := parse(fs, args, 1, -1)
 	if err != nil {
 		return err
 	}
 	user := strings.TrimPrefix(pos[0], "@")
+	digits := strings.Join(pos[1:], "")
+	switch {
+	case *accept && digits == "":
+		return usagef("verify --accept %s: give the new safety number that 'parley verify %s' showed: parley verify --accept %s DIGITS", printable(user), printable(user), printable(user))
+	case !*accept && digits != "":
+		return usagef("verify: want one USER (safety number digits go with --accept)")
+	}
 	s, err := e.open(ctx, openOptions{})
 	if err != nil {
 		return err
@@ -689,8 +732,8 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *accept {
-		if err := s.c.AcknowledgeIdentity(ctx, user); err != nil {
-			return err
+		if err := s.c.AcknowledgeIdentity(ctx, user, digits); err != nil {
+			return withHint(err, "accept only the key whose safety number you compared: run 'parley verify %s' and compare again", printable(user))
 		}
 	}
 	changed, err := s.c.IdentityChanged(ctx, user)
@@ -710,7 +753,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	if *mark {
 		if changed {
 			return withHint(fmt.Errorf("verify %s: %w", user, client.ErrIdentityChanged),
-				"the identity key of %[1]s changed since it was pinned: compare the new safety number ('parley verify --accept %[1]s' shows it), then mark it", user)
+				"the identity key of %[1]s changed since it was pinned: compare the new safety number ('parley verify %[1]s' shows it), accept it with 'parley verify --accept %[1]s DIGITS', then mark it", user)
 		}
 		if err := s.c.MarkVerified(ctx, user); err != nil {
 			return err
@@ -731,7 +774,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		for i := 0; i < len(pending.Groups); i += 4 {
 			fmt.Fprintf(w, "    %s\n", strings.Join(pending.Groups[i:min(i+4, len(pending.Groups))], " "))
 		}
-		fmt.Fprintf(w, "\nCompare it with %s in person or over a call you trust; if it matches, 'parley verify --accept %s' accepts the new key.\n\n", user, user)
+		fmt.Fprintf(w, "\nCompare it with %s in person or over a call you trust; if it matches, accept this key (and no other) with:\n    parley verify --accept %s %s\n\n", user, user, strings.Join(pending.Groups, " "))
 	}
 	fmt.Fprintf(w, "Safety number of %s and %s@%s:\n\n", acct.Address, user, acct.ServerName)
 	for i := 0; i < len(sn.Groups); i += 4 {

@@ -8,18 +8,22 @@
 //
 //	parley [--profile NAME] [--dir PATH] [--json] [-v] COMMAND [flags] [args]
 //
+//	register --link LINK NAME        LINK from 'parleyd admin invite create' or 'parley invite create'
 //	register --server URL [--invite CODE] [--fingerprint SHA256] NAME
 //	whoami
 //	chat new USER...                 1:1 (one user) or small group (several)
 //	group create TITLE --members a,b
-//	send CONV TEXT | send CONV --file PATH [--reply ID]
+//	send CONV TEXT | send CONV - | send CONV --file PATH [--reply ID]
 //	read [CONV] [--last N]           history, or the conversations with unread counts
 //	listen                           stream events until interrupted
+//	rename CONV TITLE | topic CONV TEXT
 //	members CONV
 //	add CONV USER | remove CONV USER | leave CONV
 //	react CONV ID EMOJI [--remove] | edit CONV ID TEXT | delete CONV ID
-//	verify USER [--mark] [--accept] [--no-qr]
+//	verify USER [--mark] [--no-qr] | verify --accept USER DIGITS
 //	get ATTACHMENT-ID -o PATH
+//	invite create [--uses N] [--ttl DURATION]   administrators
+//	version
 //
 // A profile is a directory (default os.UserConfigDir()/parley/default)
 // holding the encrypted store (which also keeps the pinned server
@@ -28,15 +32,20 @@
 // with --json. Exit codes: 0 success, 1 failure, 2 usage, 3 server
 // unreachable, 4 unknown user, 5 not a member, 6 identity changed,
 // 7 unknown conversation, message or attachment, 8 profile problem
-// (not registered, busy, wrong passphrase), 9 forged device. See
+// (not registered, busy, wrong passphrase), 9 forged device. A store
+// encrypted with a passphrase takes it from $PARLEY_PASSPHRASE, else asks
+// for it on the terminal. See
 // docs/cli.md.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 func main() {
@@ -46,7 +55,14 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdin: os.Stdin}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		e.readPassword = func(prompt string) ([]byte, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			defer fmt.Fprintln(os.Stderr)
+			return term.ReadPassword(fd)
+		}
+	}
 	err := run(ctx, os.Args[1:], e)
 	os.Exit(exitCode(err, e))
 }

@@ -147,10 +147,11 @@ func toMessageJSON(m *client.Message) *messageJSON {
 	return out
 }
 
-// title names a conversation for people: its name, or for a 1:1 the other
-// user, or its members.
+// title names a conversation for people: for a 1:1 the other user (a
+// name that a member set never stands for a user), else its name, or its
+// members.
 func title(cv *client.Conversation, self string) string {
-	if cv.Name != "" {
+	if cv.Name != "" && !cv.Direct {
 		return printable(cv.Name)
 	}
 	var others []string
@@ -228,6 +229,8 @@ func printable(s string) string {
 // printable):
 //
 //	a1b2c3d4 15:04 alice: text (edited) ↩ 9f8e7d6c [👍 bob]
+//
+// The time shows the date too when the message is not from today (stamp).
 func messageLine(m *client.Message) string {
 	return printable(rawMessageLine(m))
 }
@@ -235,7 +238,7 @@ func messageLine(m *client.Message) string {
 // rawMessageLine is messageLine before printable.
 func rawMessageLine(m *client.Message) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s: ", shortID(m.ID.String()), m.Sent.Local().Format("15:04"), m.Sender)
+	fmt.Fprintf(&b, "%s %s %s: ", shortID(m.ID.String()), stamp(m.Sent), m.Sender)
 	switch {
 	case m.Deleted:
 		b.WriteString("(deleted)")

@@ -112,11 +112,18 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 	case keyErr == nil || (pass == "" && errors.Is(storeErr, fs.ErrNotExist)):
 		// A key file profile, or a new one without a passphrase.
 		cfg.KeyFile, s.keyFile = keyPath, true
-	case pass != "":
-		cfg.Passphrase = []byte(pass)
 	default:
-		return nil, withHint(fmt.Errorf("profile %s: %w", dir, errNoPassphrase),
-			"this profile's store is encrypted with a passphrase: set PARLEY_PASSPHRASE")
+		// The store is encrypted with a passphrase: from the
+		// environment, else asked on the terminal.
+		p, ok, err := e.askPassphrase(dir)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, withHint(fmt.Errorf("profile %s: %w", dir, errNoPassphrase),
+				"this profile's store is encrypted with a passphrase: set PARLEY_PASSPHRASE, or run parley on a terminal to be asked for it")
+		}
+		cfg.Passphrase = p
 	}
 	if e.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -190,7 +197,7 @@ func (s *session) notice(kind, msg string) {
 func noticeLine(ev client.Event) string {
 	switch ev.Kind {
 	case client.EventIdentityChanged:
-		return fmt.Sprintf("WARNING: the identity key of %[1]s changed. Sending to conversations with %[1]s is blocked until you accept it: compare safety numbers with 'parley verify %[1]s', then 'parley verify --accept %[1]s'.", ev.User)
+		return fmt.Sprintf("WARNING: the identity key of %[1]s changed. Sending to conversations with %[1]s is blocked until you accept it: compare safety numbers with 'parley verify %[1]s', then 'parley verify --accept %[1]s DIGITS' with the digits you compared.", ev.User)
 	case client.EventDeviceRejected:
 		return fmt.Sprintf("WARNING: refused device %s of %s: %s", ev.Device, ev.User, ev.Error)
 	case client.EventConversationUnsafe:

@@ -14,6 +14,11 @@ import (
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// stdin is the standard input ('send CONV -'); nil means none.
+	stdin io.Reader
+	// readPassword, when not nil, asks for a secret on the terminal
+	// without echo; it is nil when standard input is not a terminal.
+	readPassword func(prompt string) ([]byte, error)
 
 	// Global options, accepted before and after the command name.
 	profile string
@@ -43,13 +48,15 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME", "create an account on a server and bind this profile to it", cmdRegister},
+		{"register", "--server URL [--invite CODE] [--fingerprint SHA256] NAME | --link LINK NAME", "create an account on a server and bind this profile to it", cmdRegister},
 		{"whoami", "", "show this profile's account", cmdWhoami},
 		{"chat", "new USER... | recreate CONV", "open the 1:1 conversation with a user, or a group of several users; recreate an unsafe one", cmdChat},
 		{"group", "create TITLE --members a,b", "create a named group", cmdGroup},
-		{"send", "CONV TEXT | CONV --file PATH [--reply ID]", "send a message or a file", cmdSend},
+		{"send", "CONV TEXT | CONV - | CONV --file PATH [--reply ID]", "send a message (TEXT, or - for standard input) or a file", cmdSend},
 		{"read", "[CONV] [--last N]", "show a conversation's history, or the conversations with unread counts", cmdRead},
 		{"listen", "", "print events (messages, members, identity changes) until interrupted", cmdListen},
+		{"rename", "CONV TITLE", "rename a conversation for every member", cmdRename},
+		{"topic", "CONV TEXT", "set a conversation's topic for every member", cmdTopic},
 		{"members", "CONV", "list the devices of a conversation and their verification state", cmdMembers},
 		{"add", "CONV USER", "add a user (all devices) to a conversation", cmdAdd},
 		{"remove", "CONV USER", "remove a user (all devices) from a conversation", cmdRemove},
@@ -57,8 +64,10 @@ func init() {
 		{"react", "CONV ID EMOJI [--remove]", "react to a message", cmdReact},
 		{"edit", "CONV ID TEXT", "replace the text of one of your messages", cmdEdit},
 		{"delete", "CONV ID", "delete one of your messages for everyone", cmdDelete},
-		{"verify", "USER [--mark] [--accept] [--no-qr]", "show the safety number with a user; mark verified", cmdVerify},
+		{"verify", "USER [--mark] [--no-qr] | --accept USER DIGITS", "show the safety number with a user; mark verified; accept a changed key", cmdVerify},
 		{"get", "ID -o PATH [--force]", "download and decrypt an attachment (ID: of the attachment or its message)", cmdGet},
+		{"invite", "create [--uses N] [--ttl DURATION]", "create an invite link on this profile's server (administrators)", cmdInvite},
+		{"version", "", "print the version and build information", cmdVersion},
 		{"help", "[COMMAND]", "show help", cmdHelp},
 	}
 }

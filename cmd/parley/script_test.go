@@ -77,7 +77,8 @@ const serverKey = "parleyd"
 type serverHolder struct{ s *server }
 
 // cmdParleydStart starts parleyd for the script and exports $SERVER,
-// $FINGERPRINT and $INVITE (the first-start admin invite).
+// $FINGERPRINT, $INVITE (the first-start admin invite), and $PARLEYD and
+// $PARLEYD_DATA (its binary and data directory, for exec $PARLEYD admin).
 //
 //	parleyd-start [parleyd flags...]
 func cmdParleydStart(ts *testscript.TestScript, neg bool, args []string) {
@@ -102,6 +103,8 @@ func cmdParleydStart(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("SERVER", s.URL)
 	ts.Setenv("FINGERPRINT", s.Fingerprint)
 	ts.Setenv("INVITE", s.Invite)
+	ts.Setenv("PARLEYD", s.bin)
+	ts.Setenv("PARLEYD_DATA", s.dataDir)
 }
 
 func scriptServer(ts *testscript.TestScript) *server {

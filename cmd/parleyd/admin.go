@@ -5,19 +5,24 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store"
 	"github.com/parley-chat/parley/server/store/postgres"
@@ -293,7 +298,9 @@ func inviteInfo(inv store.Invite) protocol.InviteInfo {
 	return protocol.InviteInfo{ID: inv.ID, UsesLeft: inv.UsesLeft, Expires: inv.Expires.UTC(), Created: inv.Created.UTC()}
 }
 
-// adminInviteCreate creates an invite and prints its code.
+// adminInviteCreate creates an invite and prints its code, and its
+// invite link when the server's public URL and certificate are known
+// (inviteLinkServer).
 func adminInviteCreate(ctx context.Context, name string, args []string, e *env) error {
 	var cf configFlags
 	fs := newFlagSet(name, e)
@@ -301,6 +308,8 @@ func adminInviteCreate(ctx context.Context, name string, args []string, e *env) 
 	uses := fs.Int("uses", 1, "number of registrations the invite allows")
 	expires := fs.String("expires", "7d", "lifetime of the invite (such as 24h or 7d)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	linkOnly := fs.Bool("link", false, "print the invite link alone (for 'parley register --link')")
+	publicURL := fs.String("url", "", "the server's public `URL` for the invite link, such as https://chat.example.org (default: from server_name, listen and tls)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -319,18 +328,94 @@ func adminInviteCreate(ctx context.Context, name string, args []string, e *env) 
 	if err != nil {
 		return usageError{err}
 	}
+	server, fp, err := inviteLinkServer(c, *publicURL)
+	if err != nil {
+		return err
+	}
+	if *linkOnly && server == "" {
+		return usagef("%s --link: the server's public URL is unknown (tls.mode %q): pass --url https://HOST[:PORT]", name, c.TLS.Mode)
+	}
 	return withStore(ctx, c, func(st store.Store) error {
 		info, err := createInvite(ctx, st, *uses, ttl, e.now(), e.rand)
 		if err != nil {
 			return fmt.Errorf("create invite: %v", err)
 		}
-		if *asJSON {
-			return writeJSON(e.stdout, info)
+		link := ""
+		if server != "" {
+			link = protocol.InviteLink{Server: server, Code: info.Code, Fingerprint: fp}.String()
 		}
-		fmt.Fprintf(e.stdout, "%s\n", info.Code)
+		if *asJSON {
+			return writeJSON(e.stdout, struct {
+				protocol.InviteInfo
+				Link string `json:"link,omitempty"`
+			}{info, link})
+		}
+		if *linkOnly {
+			fmt.Fprintf(e.stdout, "%s\n", link)
+		} else {
+			fmt.Fprintf(e.stdout, "%s\n", info.Code)
+		}
 		fmt.Fprintf(e.stderr, "invite %d: %d use(s), expires %s; the code is shown only once\n", info.ID, info.UsesLeft, info.Expires.Format(time.RFC3339))
+		if link != "" && !*linkOnly {
+			fmt.Fprintf(e.stderr, "invite link (for 'parley register --link LINK NAME'):\n%s\n", link)
+		}
 		return nil
 	})
+}
+
+// inviteLinkServer returns the server's public URL and its self-signed
+// certificate's fingerprint for invite links. The URL is publicURL if
+// set, else https://SERVER_NAME with the port of server_name or listen
+// (https://DOMAIN with tls.mode acme); it is empty when unknown (TLS off
+// behind a proxy, or listen on port 0). The fingerprint is read from the
+// certificate parleyd keeps in the data directory (tls.mode self-signed);
+// it is empty for other modes, whose certificates a CA signs.
+func inviteLinkServer(c Config, publicURL string) (server, fp string, err error) {
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return "", "", usagef("--url %q: want the server's public URL, such as https://chat.example.org:8443", publicURL)
+		}
+		server = strings.TrimSuffix(u.String(), "/")
+	} else {
+		switch c.TLS.Mode {
+		case tlsACME:
+			if len(c.TLS.ACMEDomains) > 0 {
+				server = "https://" + c.TLS.ACMEDomains[0]
+			}
+		case tlsSelfSigned, tlsFiles:
+			host := c.ServerName
+			if _, _, err := net.SplitHostPort(c.ServerName); err != nil {
+				_, port, err := net.SplitHostPort(c.Listen)
+				switch {
+				case err != nil || port == "0" || port == "":
+					host = ""
+				case port != "443":
+					host = net.JoinHostPort(c.ServerName, port)
+				}
+			}
+			if host != "" {
+				server = "https://" + host
+			}
+		}
+	}
+	if c.TLS.Mode != tlsSelfSigned {
+		return server, "", nil
+	}
+	path := filepath.Join(c.DataDir, tlsutil.CertFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No certificate yet: a link without it would not connect.
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("invite link: read the server certificate: %v", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "", "", fmt.Errorf("invite link: %s holds no PEM certificate", path)
+	}
+	return server, tlsutil.Fingerprint(block.Bytes), nil
 }
 
 // adminInviteList lists invites.

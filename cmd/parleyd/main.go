@@ -12,14 +12,14 @@
 //
 //	parleyd [serve] [flags]             run the server
 //	parleyd backup [flags] PATH         write an online, consistent copy of the database
-//	parleyd admin [flags] invite create [--uses N] [--expires DUR] [--json]
+//	parleyd admin [flags] invite create [--uses N] [--expires DUR] [--url URL] [--link] [--json]
 //	parleyd admin invite list [--json] | delete ID
 //	parleyd admin users list [--json] | disable NAME | enable NAME | promote NAME | demote NAME
 //	parleyd admin devices list USER [--json] | disable ID | enable ID
 //	parleyd admin stats [--json]
 //	parleyd admin check                 check the database's integrity and the store's invariants
 //	parleyd config [flags]              print the effective configuration
-//	parleyd version                     print the version
+//	parleyd version                     print the version and build information
 //	parleyd help                        print this help
 //
 // With --store postgres://… and --fanout nats://… several nodes serve one
@@ -38,9 +38,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/internal/buildinfo"
 )
 
 func main() {
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, e *env) error {
 		if len(args) > 1 {
 			return usagef("version: unexpected argument %q", args[1])
 		}
-		fmt.Fprintf(e.stdout, "parleyd %s\n", version())
+		fmt.Fprint(e.stdout, buildinfo.String("parleyd"))
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, helpText)
@@ -132,7 +133,9 @@ const helpText = `parleyd - the Parley server
 Usage:
   parleyd [serve] [flags]              run the server
   parleyd backup [flags] PATH          write an online, consistent copy of the database to PATH
-  parleyd admin invite create [--uses N] [--expires DUR] [--json]
+  parleyd admin invite create [--uses N] [--expires DUR] [--url URL] [--link] [--json]
+                                       prints the code, and the invite link for
+                                       parley register --link
   parleyd admin invite list [--json]
   parleyd admin invite delete ID
   parleyd admin users list [--json]
@@ -142,7 +145,7 @@ Usage:
   parleyd admin stats [--json]
   parleyd admin check                  check the database's integrity and the store's invariants
   parleyd config [flags]               print the effective configuration as TOML
-  parleyd version                      print the version
+  parleyd version                      print the version and build information
   parleyd help                         print this help
 
 Every command accepts --config PATH, --data-dir DIR, --store sqlite:PATH or
@@ -156,12 +159,7 @@ Documentation: docs/operations.md
 `
 
 // version returns the module version of the binary, or "devel".
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func version() string { return buildinfo.Version() }
 
 // newFlagSet returns a flag set that reports errors (not exits) and
 // writes its usage to stderr.

@@ -34,15 +34,26 @@ type SecretTree interface {
 	Consume(leaf treemath.LeafIndex, kind schedule.ContentKind, gen uint32) error
 }
 
+// maxPaddedContent bounds a padded PrivateMessageContent: the ciphertext
+// is an opaque<V> whose length is at most 2^30-1 (RFC 9420 §2.1.2), and
+// the AEAD tag must fit as well.
+const maxPaddedContent = 1<<30 - 1 - 64
+
 // PrivateOptions are a sender's choices for one PrivateMessage. The zero
 // value adds no padding and draws the reuse guard from crypto/rand.
 type PrivateOptions struct {
 	// Padding is a number of zero bytes appended to the
 	// PrivateMessageContent (RFC 9420 §6.3.1, §15.1).
 	Padding int
-	// PadBlock, when above 1, adds zero bytes after Padding until the
-	// PrivateMessageContent is a multiple of PadBlock bytes long, hiding
-	// the exact length of the content.
+	// PadTo, when set, is called with the length of the encoded
+	// PrivateMessageContent plus Padding and returns the length to pad it
+	// to with zero bytes, hiding the exact length of the content (§15.1);
+	// a result below its argument, or beyond what a PrivateMessage can
+	// carry, is an error.
+	PadTo func(n int) int
+	// PadBlock, when above 1, adds zero bytes after Padding and PadTo
+	// until the PrivateMessageContent is a multiple of PadBlock bytes
+	// long, hiding the exact length of the content.
 	PadBlock int
 	// Rand is the source of the reuse guard (§6.3.1); nil means
 	// crypto/rand.
@@ -158,6 +169,14 @@ func sealPrivate(op string, c *Context, ac *wire.AuthenticatedContent, senderDat
 	b := codec.NewBuilder(make([]byte, 0, len(fc.ApplicationData)+len(ac.Auth.Signature)+len(ac.Auth.ConfirmationTag)+opts.Padding+opts.PadBlock+32))
 	pmc.Encode(b, fc.ContentType, 0)
 	pad := opts.Padding
+	if opts.PadTo != nil {
+		n := b.Len() + pad
+		target := opts.PadTo(n)
+		if target < n || target > maxPaddedContent {
+			return nil, fmt.Errorf("%s: padding policy maps %d content bytes to %d (want %d to %d)", op, n, target, n, maxPaddedContent)
+		}
+		pad = target - b.Len()
+	}
 	if opts.PadBlock > 1 {
 		if r := (b.Len() + pad) % opts.PadBlock; r != 0 {
 			pad += opts.PadBlock - r
