@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,10 +17,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/internal/tlsutil"
-	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store"
 	"github.com/parley-chat/parley/server/store/postgres"
+
+	"github.com/parley-chat/parley/server/store/sqlite/sqlitetest"
 )
 
 // checkModes fails the test for every file under the roots that is not
@@ -72,21 +72,7 @@ func TestDataFileModes(t *testing.T) {
 	alice := newTestUser(t, "alice")
 	alice.register(t, hc, base, line(s.stdout.String(), "admin invite: "))
 	token := alice.login(t, hc, base, "localhost")
-	group, err := mls.CreateGroup(nil, testSuite, []byte("modes-group"), alice.signer, alice.credential(t, "localhost"), mls.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gi, err := group.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree, err := group.RatchetTree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conv protocol.ConversationInfo
-	doJSON(t, hc, "POST", base+"/v1/conversations", token,
-		protocol.CreateConversationRequest{GroupID: group.GroupID(), CipherSuite: uint16(testSuite), GroupInfo: gi, RatchetTree: tree}, &conv, http.StatusOK)
+	group, conv := alice.createConversation(t, hc, base, token, "modes-group")
 	msg, err := group.Encrypt([]byte("hello"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,51 +110,14 @@ func TestDataFileModes(t *testing.T) {
 }
 
 // damageTable overwrites the root page of the table in the closed SQLite
-// database at path with random bytes. The page is a b-tree page of user
-// data well past the header page; PRAGMA quick_check walks every b-tree
-// page and checks its header (type, cell count, content offset), its
-// cell pointers and cells, so random bytes over a whole page fail it
-// unless they happen to form a consistent page, a chance far below
-// 2^-32. The WAL is checkpointed first, so no newer copy of the page
-// masks the damage.
+// database at path with random bytes from a seed it logs
+// (sqlitetest.CorruptTable).
 func damageTable(t *testing.T, path, table string) {
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("damage seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root, pageSize int64
-	if err := db.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = $1`, table).Scan(&root); err != nil {
-		t.Fatalf("root page of %s: %v", table, err)
-	}
-	if err := db.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
-		t.Fatalf("%s-wal still holds %d bytes", path, fi.Size())
-	}
-	if root < 2 {
-		t.Fatalf("root page of %s is %d", table, root)
-	}
-	page := make([]byte, pageSize)
-	for i := range page {
-		page[i] = byte(rng.Uint32())
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(page, (root-1)*pageSize); err != nil {
-		t.Fatal(err)
-	}
+	sqlitetest.CorruptTable(t, path, table, rng)
 }
 
 // seedLog adds a conversation of alice-dev1 (seedStore) with n entries.

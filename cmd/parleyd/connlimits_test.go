@@ -357,23 +357,9 @@ func TestSlowClientsDoNotStarveOthers(t *testing.T) {
 	timed("register", func() { carol.register(t, other, c.url, "") })
 	var token string
 	timed("login", func() { token = carol.login(t, other, c.url, "localhost") })
-	group, err := mls.CreateGroup(nil, testSuite, []byte("slow-clients-group"), carol.signer, carol.credential(t, "localhost"), mls.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gi, err := group.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree, err := group.RatchetTree()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var group *mls.Group
 	var conv protocol.ConversationInfo
-	timed("create conversation", func() {
-		doJSON(t, other, "POST", c.url+"/v1/conversations", token,
-			protocol.CreateConversationRequest{GroupID: group.GroupID(), CipherSuite: uint16(testSuite), GroupInfo: gi, RatchetTree: tree}, &conv, http.StatusOK)
-	})
+	timed("create conversation", func() { group, conv = carol.createConversation(t, other, c.url, token, "slow-clients-group") })
 	msg, err := group.Encrypt([]byte("still served"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,28 @@ func newTestUser(t *testing.T, name string) *testUser {
 	return u
 }
 
+// createConversation creates an MLS group of u alone with the group id and
+// registers it as a conversation at base with u's session token.
+func (u *testUser) createConversation(t *testing.T, hc *http.Client, base, token, groupID string) (*mls.Group, protocol.ConversationInfo) {
+	t.Helper()
+	group, err := mls.CreateGroup(nil, testSuite, []byte(groupID), u.signer, u.credential(t, "localhost"), mls.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := group.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := group.RatchetTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conv protocol.ConversationInfo
+	doJSON(t, hc, "POST", base+"/v1/conversations", token,
+		protocol.CreateConversationRequest{GroupID: group.GroupID(), CipherSuite: uint16(testSuite), GroupInfo: gi, RatchetTree: tree}, &conv, http.StatusOK)
+	return group, conv
+}
+
 // credential returns the device's Parley MLS credential on the server
 // named server (protocol.EncodeCredential).
 func (u *testUser) credential(t *testing.T, server string) mls.Credential {
@@ -144,21 +166,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	token := alice.login(t, hc, c.url, "localhost")
-	group, err := mls.CreateGroup(nil, testSuite, []byte("crash-test-group"), alice.signer, alice.credential(t, "localhost"), mls.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gi, err := group.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree, err := group.RatchetTree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conv protocol.ConversationInfo
-	doJSON(t, hc, "POST", c.url+"/v1/conversations", token,
-		protocol.CreateConversationRequest{GroupID: group.GroupID(), CipherSuite: uint16(testSuite), GroupInfo: gi, RatchetTree: tree}, &conv, http.StatusOK)
+	group, conv := alice.createConversation(t, hc, c.url, token, "crash-test-group")
 
 	// bob uploads a KeyPackage; alice claims it and adds bob by a commit
 	// with a Welcome; bob joins from his inbox.

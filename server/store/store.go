@@ -444,6 +444,17 @@ type BlobReservation struct {
 	Expires time.Time // Expires ends the reservation; it must be after Created.
 }
 
+// CheckReserve checks the arguments of Store.ReserveBlobQuota, the same for
+// every backend: at least min (≥ 1) bytes wanted, a positive quota and an
+// expiry after the creation time. A refusal wraps ErrInvalid and names the
+// input.
+func (r BlobReservation) CheckReserve(min, quota int64) error {
+	if min < 1 || r.Bytes < min || quota < 1 || !r.Expires.After(r.Created) {
+		return fmt.Errorf("reserve %d bytes (at least %d) of user %d's quota of %d from %v until %v: %w", r.Bytes, min, r.Owner, quota, r.Created, r.Expires, ErrInvalid)
+	}
+	return nil
+}
+
 // PruneOptions say what Prune removes.
 type PruneOptions struct {
 	// Now is the current time.

@@ -22,8 +22,8 @@ import (
 // before or after, never half. The sum is thus never below what is held,
 // and the insert keeps used + reserved ≤ quota.
 func (s *Store) ReserveBlobQuota(ctx context.Context, r store.BlobReservation, min, quota int64) (store.BlobReservation, error) {
-	if min < 1 || r.Bytes < min || quota < 1 || !r.Expires.After(r.Created) {
-		return store.BlobReservation{}, fmt.Errorf("postgres: reserve %d bytes (at least %d) of user %d's quota of %d until %v: %w", r.Bytes, min, r.Owner, quota, r.Expires, store.ErrInvalid)
+	if err := r.CheckReserve(min, quota); err != nil {
+		return store.BlobReservation{}, fmt.Errorf("postgres: %w", err)
 	}
 	out := r
 	err := s.write(ctx, func(tx pgx.Tx) error {

@@ -13,8 +13,8 @@ import (
 // the database's write lock, also against other processes), so no other
 // reservation or blob can slip in between.
 func (s *Store) ReserveBlobQuota(ctx context.Context, r store.BlobReservation, min, quota int64) (store.BlobReservation, error) {
-	if min < 1 || r.Bytes < min || quota < 1 || !r.Expires.After(r.Created) {
-		return store.BlobReservation{}, fmt.Errorf("sqlite: reserve %d bytes (at least %d) of user %d's quota of %d until %v: %w", r.Bytes, min, r.Owner, quota, r.Expires, store.ErrInvalid)
+	if err := r.CheckReserve(min, quota); err != nil {
+		return store.BlobReservation{}, fmt.Errorf("sqlite: %w", err)
 	}
 	out := r
 	err := s.write(ctx, func(tx *sql.Tx) error {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/server/store"
+
+	"github.com/parley-chat/parley/server/store/sqlite/sqlitetest"
 )
 
 // withUmask sets the process umask for the test and restores it after.
@@ -51,42 +52,6 @@ func fill(t testing.TB, s *Store, n, size int) {
 		if err != nil || res[0].Err != nil {
 			t.Fatal(err, res[0].Err)
 		}
-	}
-}
-
-// corruptTable overwrites the root page of the table with random bytes
-// from rng, in a closed database file whose WAL has been checkpointed.
-func corruptTable(t *testing.T, path, table string, rng *rand.Rand) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root, pageSize int64
-	if err := db.QueryRow(`SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = $1`, table).Scan(&root); err != nil {
-		t.Fatalf("root page of %s: %v", table, err)
-	}
-	if err := db.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
-		t.Fatalf("%s-wal still holds %d bytes; the corruption would be masked", path, fi.Size())
-	}
-	page := make([]byte, pageSize)
-	for i := range page {
-		page[i] = byte(rng.Uint32())
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(page, (root-1)*pageSize); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -145,7 +110,7 @@ func TestCheckFile(t *testing.T) {
 		t.Errorf("cancelled check: %v, want context.Canceled", err)
 	}
 
-	corruptTable(t, path, "entries", rng)
+	sqlitetest.CorruptTable(t, path, "entries", rng)
 	for _, full := range []bool{false, true} {
 		problems, err := CheckFile(ctx, path, full, 10)
 		if err != nil || len(problems) == 0 || len(problems) > 10 {
