@@ -240,3 +240,58 @@ func (d *device) members(conv protocol.ConversationID) []client.Member {
 	}
 	return ms
 }
+
+// BenchmarkMarkShown measures MarkShown, which an application calls right
+// after showing each message: its duration is the window in which a kill
+// shows that message again on the next start. "idle" has nothing else
+// running; "receiving" has the client applying a stream of incoming
+// messages at the same time (its store's writer busy). It reports the
+// 99th percentile (p99-us) beside the mean.
+func BenchmarkMarkShown(b *testing.B) {
+	b.Run("idle", func(b *testing.B) { benchMarkShown(b, false) })
+	b.Run("receiving", func(b *testing.B) { benchMarkShown(b, true) })
+}
+
+func benchMarkShown(b *testing.B, receiving bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newServer(b)
+	alice := register(b, s, "alice")
+	bob := register(b, s, "bob")
+	alice.start()
+	bob.start()
+	conv, err := alice.c.NewDirect(ctx, "bob")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bob.waitEvent("joined", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	sending := make(chan struct{})
+	if receiving {
+		go func() {
+			defer close(sending)
+			for ctx.Err() == nil {
+				if _, err := alice.c.Send(ctx, conv, "busy", client.SendOptions{}); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	} else {
+		close(sending)
+	}
+	took := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if err := bob.c.MarkShown(ctx, conv, int64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(t0))
+	}
+	b.StopTimer()
+	cancel()
+	<-sending
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)*99/100].Nanoseconds())/1e3, "p99-us")
+}

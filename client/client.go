@@ -155,6 +155,8 @@ type Client struct {
 	cfg  Config
 	st   *sqlitestore.Store
 	lock *os.File // the profile's lock (see LockFile)
+	// shown holds the MarkShown positions (see shownLog).
+	shown *shownLog
 	log  *slog.Logger
 	http *http.Client
 
@@ -247,6 +249,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if err := c.load(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if c.shown, err = openShownLog(cfg.ProfileDir); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -468,7 +474,7 @@ func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	c.ev.close()
-	err := c.st.Close()
+	err := errors.Join(c.shown.close(), c.st.Close())
 	unlockProfile(c.lock)
 	c.lock = nil
 	return err

@@ -40,21 +40,23 @@ func advanceMarker(tx *sqlitestore.Tx, name string, upTo int64) error {
 	return tx.SetSetting(name, []byte(strconv.FormatInt(upTo, 10)))
 }
 
-// MarkShown records durably that the application showed the messages of a
+// MarkShown records that the application showed the messages of a
 // conversation up to local position upTo (Message.Seq): Unseen no longer
 // returns them. Positions only move forward.
 //
 // Events are a live stream: those queued when the process stops (Close,
 // a crash) are lost, while the messages they report are in the store. An
 // application that must show every message once calls MarkShown for each
-// message right after showing it, and Unseen when it starts. A crash
-// between the two shows that message again; the position is durable as
-// soon as SQLite wrote it to its log (before the sync to disk), so the
-// window is short. Marking before showing would instead lose the display
-// of a message when the process is killed during the sync.
+// message right after showing it, and Unseen when it starts. MarkShown
+// never waits for the store: it appends a record to a file of the profile
+// (ShownFile) in one system call, so a kill shows a message again only
+// when it lands between the application's write of the message and that
+// call — at most the one message being shown. Marking before showing
+// would instead lose the display of a message killed in between, which is
+// worse for a messenger. A crash of the whole machine may also show again
+// the messages of its last moments.
 func (c *Client) MarkShown(ctx context.Context, conv protocol.ConversationID, upTo int64) error {
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return advanceMarker(tx, shownSetting(conv), upTo) })
-	if err != nil {
+	if err := c.shown.advance(conv, upTo); err != nil {
 		return fmt.Errorf("client: mark conversation %d shown up to %d: %w", conv, upTo, err)
 	}
 	return nil
@@ -77,10 +79,13 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 			return err
 		}
 		for _, cv := range cvs {
+			// Profiles of earlier versions kept the position in the
+			// store; the larger of the two counts.
 			shown, err := marker(tx, shownSetting(cv.ID))
 			if err != nil {
 				return err
 			}
+			shown = max(shown, c.shown.position(cv.ID))
 			ms, err := tx.Messages(cv.ID, shown, 0)
 			if err != nil {
 				return err

@@ -78,11 +78,11 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		if !msg {
 			return nil
 		}
-		// Recorded right after it is printed. The record is durable once
-		// SQLite wrote it to its log, before the slow sync to disk, so a
-		// kill can print a message twice only in the short time between
-		// the print and that write; recording before printing would
-		// instead lose the display of a message killed during the sync.
+		// Recorded right after it is printed, by one write to the
+		// profile's shown file that never waits for the store: a kill
+		// between the two writes prints this one message again on the
+		// next start (client.MarkShown); recording first would instead
+		// lose its display.
 		shown[ev.Conversation] = ev.Message.Seq
 		return s.c.MarkShown(ctx, ev.Conversation, ev.Message.Seq)
 	}

@@ -121,11 +121,13 @@ type listener struct {
 	delivered []string
 	stderr    bytes.Buffer
 	done      chan struct{}
+	// printed is closed and replaced each time a line is read.
+	printed chan struct{}
 }
 
 func (c *cli) listen(profile string) *listener {
 	c.t.Helper()
-	l := &listener{done: make(chan struct{})}
+	l := &listener{done: make(chan struct{}), printed: make(chan struct{})}
 	l.cmd = c.command(profile, "--json", "listen")
 	l.cmd.Stderr = &l.stderr
 	out, err := l.cmd.StdoutPipe()
@@ -154,6 +156,10 @@ func (c *cli) listen(profile string) *listener {
 				l.delivered = append(l.delivered, ev.Message.ID)
 				l.mu.Unlock()
 			}
+			l.mu.Lock()
+			close(l.printed)
+			l.printed = make(chan struct{})
+			l.mu.Unlock()
 		}
 		l.cmd.Wait()
 	}()
@@ -169,18 +175,43 @@ func (l *listener) count() int {
 // waitCount waits until the listener printed n messages.
 func (l *listener) waitCount(t *testing.T, n int, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for l.count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("listener printed %d messages, want %d within %v\nstderr:\n%s", l.count(), n, within, l.stderr.String())
+	l.waitFor(t, fmt.Sprintf("%d messages", n), within, func() bool { return len(l.ids) >= n })
+}
+
+// waitFor waits until cond, called with l.mu held, holds after a line
+// the listener printed; it fails after within (a hang guard) or when the
+// listener exits first.
+func (l *listener) waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		l.mu.Lock()
+		ok, printed := cond(), l.printed
+		l.mu.Unlock()
+		if ok {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-printed:
+		case <-l.done:
+			l.mu.Lock()
+			ok = cond()
+			l.mu.Unlock()
+			if !ok {
+				t.Fatalf("listener exited before printing %s (%d messages)\nstderr:\n%s", what, l.count(), l.stderr.String())
+			}
+			return
+		case <-timeout:
+			t.Fatalf("listener printed %d messages, not %s, within %v\nstderr:\n%s", l.count(), what, within, l.stderr.String())
+		}
 	}
 }
 
 // TestKillListen kills parley listen with SIGKILL in the middle of a burst
 // of messages and restarts it: the history has every message exactly
-// once, in order, no message is shown twice, and the group still works.
+// once, in order, every message is shown, none is shown twice except the
+// one whose printing the kill interrupted (client.MarkShown), and the
+// group still works.
 func TestKillListen(t *testing.T) {
 	c := newCLI(t)
 	c.register("alice", "bob")
@@ -210,7 +241,7 @@ func TestKillListen(t *testing.T) {
 			want = append(want, m.ID.String())
 		}
 	}()
-	l1.waitCount(t, 40, time.Minute)
+	l1.waitCount(t, 40, 5*time.Minute)
 	if err := l1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -220,49 +251,58 @@ func TestKillListen(t *testing.T) {
 	if sendErr != nil {
 		t.Fatal(sendErr)
 	}
-	select {
-	case <-sent:
-	default:
-	}
 	t.Logf("listen killed after printing %d of %d messages", killedAt, n)
 	if killedAt >= n {
 		t.Fatalf("the burst ended before the kill")
 	}
 
-	// Restart: the rest is printed, nothing twice. Messages the first
-	// listener applied but did not print before the kill are printed by
-	// the second (client.Unseen); the wait ends when the listener stops
-	// making progress.
+	// Restart: the rest is printed. Messages the first listener applied
+	// but did not print before the kill are printed by the second
+	// (client.Unseen) before anything newer; a last message sent after
+	// the burst, once printed, shows that nothing of the burst is still
+	// to come.
 	l2 := c.listen("alice")
-	last, lastChange := -1, time.Now()
-	for killedAt+l2.count() < n && time.Since(lastChange) < 10*time.Second {
-		if k := l2.count(); k != last {
-			last, lastChange = k, time.Now()
-		}
-		time.Sleep(20 * time.Millisecond)
+	seen1 := map[string]bool{}
+	for _, id := range l1.ids {
+		seen1[id] = true
 	}
-	time.Sleep(500 * time.Millisecond) // let any duplicate show up
+	l2.waitFor(t, "the rest of the burst", 5*time.Minute, func() bool {
+		k := len(seen1)
+		for _, id := range l2.ids {
+			if !seen1[id] {
+				k++
+			}
+		}
+		return k >= n
+	})
+	last, err := bob.Send(ctx, protocol.ConversationID(conv.ID), "end of burst", client.SendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.waitFor(t, "the message after the burst", 5*time.Minute, func() bool { return slices.Contains(l2.ids, last.ID.String()) })
+	want = append(want, last.ID.String())
 	l2.cmd.Process.Signal(syscall.SIGINT)
 	<-l2.done
+	shown := append(append([]string{}, l1.ids...), l2.ids...)
+	seen := map[string]bool{}
+	for _, id := range shown {
+		if seen[id] && id != l1.ids[len(l1.ids)-1] {
+			t.Errorf("message %s shown twice by listen (the kill interrupted the printing of %s)", id, l1.ids[len(l1.ids)-1])
+		}
+		seen[id] = true
+	}
+	t.Logf("first listen showed %d, second %d (of %d + 1); shown again: %d", len(l1.ids), len(l2.ids), n, len(shown)-len(seen))
+	if len(seen) != n+1 {
+		t.Errorf("the two listeners showed %d distinct messages of %d: every message must be shown", len(seen), n+1)
+	}
+
 	// What the listeners applied, without a sync by parley read.
 	var applied history
 	if err := json.Unmarshal([]byte(c.run("alice", "--json", "read", "--offline", convID)), &applied); err != nil {
 		t.Fatal(err)
 	}
-	if len(applied.Messages) != n {
-		t.Errorf("the restarted listener applied %d of %d messages (first listener printed %d, second %d): it stopped catching up", len(applied.Messages), n, len(l1.ids), len(l2.ids))
-	}
-	shown := append(append([]string{}, l1.ids...), l2.ids...)
-	seen := map[string]bool{}
-	for _, id := range shown {
-		if seen[id] {
-			t.Errorf("message %s shown twice by listen", id)
-		}
-		seen[id] = true
-	}
-	t.Logf("first listen showed %d, second %d (of %d)", len(l1.ids), len(l2.ids), n)
-	if len(seen) != n {
-		t.Errorf("the two listeners showed %d distinct messages of %d: every message must be shown exactly once", len(seen), n)
+	if len(applied.Messages) != n+1 {
+		t.Errorf("the restarted listener applied %d of %d messages (first listener printed %d, second %d): it stopped catching up", len(applied.Messages), n+1, len(l1.ids), len(l2.ids))
 	}
 
 	h := c.read("alice", convID)
@@ -295,7 +335,7 @@ func TestKillListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = c.read("alice", convID)
-	if last := h.Messages[len(h.Messages)-1]; last.Text != "welcome back" || len(h.Messages) != n+2 {
+	if last := h.Messages[len(h.Messages)-1]; last.Text != "welcome back" || len(h.Messages) != n+3 {
 		t.Fatalf("alice's history after the crash ends with %+v (%d messages)", last, len(h.Messages))
 	}
 }
