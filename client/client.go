@@ -157,8 +157,8 @@ type Client struct {
 	lock *os.File // the profile's lock (see LockFile)
 	// shown holds the MarkShown positions (see shownLog).
 	shown *shownLog
-	log  *slog.Logger
-	http *http.Client
+	log   *slog.Logger
+	http  *http.Client
 
 	// life is cancelled by Close; background work derives from it.
 	life   context.Context
