@@ -175,7 +175,11 @@ type Client struct {
 	blocked    map[protocol.ConversationID]string // conversation → user whose identity changed
 	unusable   map[protocol.ConversationID]error  // conversations refused: see markUnusable
 	unsafe     map[protocol.ConversationID]*Alarm // conversations with a rejected membership change
-	mlsCfg     *mls.Config
+	// current holds the conversations caught up with the server since
+	// Open, stale those whose store proved older than the log (stale.go).
+	current map[protocol.ConversationID]bool
+	stale   map[protocol.ConversationID]bool
+	mlsCfg  *mls.Config
 
 	tokMu    sync.Mutex
 	token    string
@@ -235,6 +239,8 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		blocked:  map[protocol.ConversationID]string{},
 		unusable: map[protocol.ConversationID]error{},
 		unsafe:   map[protocol.ConversationID]*Alarm{},
+		current:  map[protocol.ConversationID]bool{},
+		stale:    map[protocol.ConversationID]bool{},
 		ev:       newEventQueue(cfg.EventBuffer),
 	}
 	// Padding hides from the server what a message is: receipts,

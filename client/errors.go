@@ -51,6 +51,12 @@ var (
 	// message key (RFC 9420 §9.2 forbids it), or someone forged the
 	// entry. It is reported in an EventError; UIs must show it loudly.
 	ErrKeyReused = errors.New("message key used twice")
+	// ErrStaleState means this device's state of a conversation is older
+	// than the messages it already sent there (the profile was restored
+	// from a copy) and rejoining with fresh keys failed: nothing is
+	// encrypted in the conversation until a rejoin succeeds (see
+	// EventStateRestored).
+	ErrStaleState = errors.New("this device's state is older than the server's (restored profile) and rejoining failed")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("client closed")
 	// ErrCertificateMismatch means the server presented a TLS certificate

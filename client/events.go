@@ -64,6 +64,13 @@ const (
 	// across restarts. UIs must show this loudly and offer
 	// Client.Recreate.
 	EventConversationUnsafe
+	// EventStateRestored: the server holds messages this device sent in
+	// Conversation that its store does not know: the profile was
+	// restored from an older copy. Sending with that state would use
+	// message keys a second time, so the device rejoined the
+	// conversation with fresh keys (Err says how that went). UIs should
+	// tell the user that copying a profile is not a backup.
+	EventStateRestored
 )
 
 var eventNames = map[EventKind]string{
@@ -74,6 +81,7 @@ var eventNames = map[EventKind]string{
 	EventConversationChanged: "conversation_changed", EventIdentityChanged: "identity_changed",
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
+	EventStateRestored: "state_restored",
 }
 
 // String names the kind ("message", "identity_changed", …).

@@ -53,7 +53,11 @@ func TestMaliciousServerJoin(t *testing.T) {
 			}
 
 			// bob does not follow while eve joins, so that he sends one
-			// message in the epoch before her commit.
+			// message in the epoch before her commit (caught up before,
+			// his client encrypts without fetching the log again).
+			if err := bob.c.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
 			bob.stop()
 			if err := client.JoinExternalForTest(ctx, eve.c, conv, mls.CipherSuite(before.CipherSuite)); err != nil {
 				t.Fatalf("eve's external join (the server should let it through): %v", err)

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -379,21 +378,31 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	if err := c.checkSendable(ctx, conv); err != nil {
 		return nil, err
 	}
-	g := c.groups[conv]
 	data, err := content.Encode(m)
 	if err != nil {
 		return nil, err
 	}
-	ct, err := g.Encrypt(data, nil)
-	if err != nil {
-		return nil, err
+	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Created: c.cfg.Now()}
+	// Encrypted only from state known to be current (stale.go); while
+	// the server cannot be reached, the message waits unencrypted.
+	offline := c.ensureCurrentLocked(ctx, conv)
+	if offline != nil && !errors.Is(offline, ErrServerUnreachable) && !errors.Is(offline, ErrCertificateMismatch) {
+		return nil, offline
 	}
-	put, err := groupWriter(g, conv, messageWrite())
-	if err != nil {
-		c.reloadGroupLocked(ctx, conv)
-		return nil, err
+	put := func(*sqlitestore.Tx) error { return nil }
+	if offline == nil {
+		if err := c.checkSendable(ctx, conv); err != nil { // the catching up may have changed it
+			return nil, err
+		}
+		g := c.groups[conv]
+		if out.Ciphertext, err = g.Encrypt(data, nil); err != nil {
+			return nil, err
+		}
+		if put, err = groupWriter(g, conv, messageWrite()); err != nil {
+			c.reloadGroupLocked(ctx, conv)
+			return nil, err
+		}
 	}
-	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Ciphertext: ct, Created: c.cfg.Now()}
 	var events []Event
 	var due bool
 	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
@@ -417,6 +426,9 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	}
 	for _, ev := range events {
 		c.ev.push(ev)
+	}
+	if offline != nil {
+		return c.storedMessage(ctx, conv, m.ID), offline
 	}
 	msg, err := c.postLocked(ctx, out)
 	if due && err == nil {
@@ -482,6 +494,20 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 	}
 }
 
+// encryptQueuedLocked encrypts a message queued without ciphertext once
+// its conversation is current; one that can no longer be sent is given
+// up. c.mu is held.
+func (c *Client) encryptQueuedLocked(ctx context.Context, out *sqlitestore.Outgoing) error {
+	if err := c.ensureCurrentLocked(ctx, out.Conversation); err != nil {
+		return err
+	}
+	err := c.reencryptLocked(ctx, out)
+	if errors.Is(err, ErrNotMember) || errors.Is(err, ErrConversationUnsafe) {
+		_, err = c.giveUpLocked(ctx, out, err)
+	}
+	return err
+}
+
 // reencryptLocked encrypts a queued message again in the conversation's
 // current epoch and stores the new ciphertext with the ratchet state that
 // made it. c.mu is held.
@@ -541,6 +567,9 @@ func markPosted(tx *sqlitestore.Tx, out *sqlitestore.Outgoing, seq uint64) (*Mes
 	if err := tx.Dequeue(out.ID); err != nil {
 		return nil, err
 	}
+	if err := advanceMarker(tx, postedSetting(out.Conversation), int64(seq)); err != nil {
+		return nil, err
+	}
 	sm, err := tx.MessageByID(out.Conversation, out.MessageID)
 	if errors.Is(err, sqlitestore.ErrNotFound) {
 		return nil, nil
@@ -598,24 +627,6 @@ func (c *Client) storedMessage(ctx context.Context, conv protocol.ConversationID
 	return msg
 }
 
-// ownEntry handles an entry of this device found in a conversation's
-// log: if it is a queued message (the device stopped, or
-// lost the answer, after the server stored it), the message leaves the
-// outbox and becomes Sent, so that it is not posted a second time. It
-// runs inside the transaction that advances the cursor.
-func ownEntry(tx *sqlitestore.Tx, e protocol.Entry) (*Message, error) {
-	queue, err := tx.Outbox(e.Conversation)
-	if err != nil {
-		return nil, err
-	}
-	for i := range queue {
-		if len(queue[i].Ciphertext) > 0 && bytes.Equal(queue[i].Ciphertext, e.Data) {
-			return markPosted(tx, &queue[i], e.Seq)
-		}
-	}
-	return nil, nil
-}
-
 // flushOutbox posts every queued message (after a crash or an outage), in
 // queue order. It stops at the first message the server cannot be reached
 // for (it returns that error); messages given up are reported by
@@ -633,7 +644,14 @@ func (c *Client) flushOutbox(ctx context.Context) error {
 	}
 	for i := range queue {
 		if len(queue[i].Ciphertext) == 0 {
-			continue
+			// Queued before the conversation was known current.
+			if err := c.encryptQueuedLocked(ctx, &queue[i]); err != nil {
+				if errors.Is(err, ErrServerUnreachable) || errors.Is(err, ErrCertificateMismatch) || ctx.Err() != nil {
+					return err
+				}
+				c.log.Warn("queued message not encrypted", "conversation", queue[i].Conversation, "err", err)
+				continue
+			}
 		}
 		if _, err := c.postLocked(ctx, &queue[i]); err != nil {
 			if errors.Is(err, ErrServerUnreachable) || errors.Is(err, ErrCertificateMismatch) || ctx.Err() != nil {

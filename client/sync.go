@@ -97,10 +97,16 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			// Our own message, in the history since it was sent; if it
 			// is still queued, the server stored it without our
 			// learning it: it leaves the outbox, not to be sent twice.
+			// One the store does not know at all was sent from a newer
+			// copy of this profile: this state is stale (stale.go).
 			apply = func(tx *sqlitestore.Tx) error {
-				m, err := ownEntry(tx, e)
+				m, known, err := ownEntryKnown(tx, e)
 				if m != nil {
 					events = append(events, Event{Kind: EventDelivered, Conversation: conv, Message: m})
+				}
+				if err == nil && !known && !c.stale[conv] {
+					c.log.Warn("this device's state is older than its messages in the log", "conversation", conv, "seq", e.Seq)
+					c.stale[conv] = true
 				}
 				return err
 			}
@@ -667,7 +673,7 @@ func (c *Client) catchUpLocked(ctx context.Context, conv protocol.ConversationID
 			c.ackHTTP(ctx, []protocol.Cursor{{Conversation: conv, Seq: n}}, 0)
 		}
 		if !page.More || len(page.Entries) == 0 {
-			return nil
+			return c.afterCatchUpLocked(ctx, conv)
 		}
 	}
 }

@@ -172,6 +172,8 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string) st
 		return "*** " + noticeLine(ev) + " ***"
 	case client.EventConversationUnsafe:
 		return "*** " + at + noticeLine(ev) + " ***"
+	case client.EventStateRestored:
+		return "*** " + at + noticeLine(ev) + " ***"
 	case client.EventConnection:
 		if ev.Error != "" && !errors.Is(ev.Err, context.Canceled) {
 			return fmt.Sprintf("parley: %s (%s)", ev.Connection, ev.Error)

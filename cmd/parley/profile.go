@@ -147,7 +147,8 @@ func (s *session) collect() {
 	for ev := range s.c.Events() {
 		switch ev.Kind {
 		case client.EventIdentityChanged, client.EventDeviceRejected, client.EventError,
-			client.EventConversationJoined, client.EventConversationLeft, client.EventConversationUnsafe:
+			client.EventConversationJoined, client.EventConversationLeft, client.EventConversationUnsafe,
+			client.EventStateRestored:
 			s.mu.Lock()
 			s.notices = append(s.notices, ev)
 			s.mu.Unlock()
@@ -202,6 +203,11 @@ func noticeLine(ev client.Event) string {
 		return fmt.Sprintf("WARNING: refused device %s of %s: %s", ev.Device, ev.User, ev.Error)
 	case client.EventConversationUnsafe:
 		return unsafeLine(ev.Conversation, ev.Error)
+	case client.EventStateRestored:
+		if ev.Error != "" {
+			return fmt.Sprintf("WARNING: this profile is older than what this device already sent in conversation %d (it was restored from a copy), and rejoining with fresh keys failed: %s. Nothing is sent there until it succeeds; a copied profile is not a backup (see docs/cli.md).", ev.Conversation, ev.Error)
+		}
+		return fmt.Sprintf("this profile is older than what this device already sent in conversation %d (it was restored from a copy): it rejoined with fresh keys; messages sent from the newer copy are not in this history. A copied profile is not a backup (see docs/cli.md).", ev.Conversation)
 	case client.EventError:
 		return "warning: " + ev.Error
 	case client.EventConversationJoined:
