@@ -43,12 +43,30 @@ func DecodeCredential(identity []byte) (*Credential, error) {
 // or device than the one it replaces.
 var errCredentialReplaced = errors.New("a leaf changes its user or device")
 
+// errCertificateRefused means a device certificate is refused whoever
+// signed it: it is for another server, of the outdated version 1, or, for
+// a device coming into use, expired or dated in the future.
+var errCertificateRefused = errors.New("device certificate refused")
+
 // credentialOf decodes the credential of an MLS member.
 func credentialOf(cr mls.Credential) (*Credential, error) {
 	if cr.Type != mls.CredentialBasic {
 		return nil, fmt.Errorf("client: decode credential: type %d is not basic", cr.Type)
 	}
 	return DecodeCredential(cr.Identity)
+}
+
+// serverCredentialOf decodes the credential of an MLS member and checks
+// that it and its certificate name the server.
+func serverCredentialOf(cr mls.Credential, server string) (*Credential, error) {
+	cred, err := credentialOf(cr)
+	if err != nil {
+		return nil, err
+	}
+	if err := cred.CheckServer(server); err != nil {
+		return nil, err
+	}
+	return cred, nil
 }
 
 // ownCredential returns this device's MLS credential.
@@ -61,28 +79,38 @@ func (c *Client) ownCredential() (mls.Credential, error) {
 }
 
 // validateCredential is the mls.Config.ValidateCredential hook: a leaf is
-// accepted only if its device certificate names a user of our server and
-// verifies, for the leaf's signature key, under the identity key pinned for
-// the user (fetched and pinned on first use). A replaced credential must
-// keep its user and device.
+// accepted only if its credential and device certificate name our server
+// and the certificate verifies, for the leaf's signature key, under the
+// identity key pinned for the user (fetched and pinned on first use). The
+// certificate of a leaf that enters the group (see entersGroup) must be
+// valid now (protocol.DeviceCertificate.CheckTime). A replaced credential
+// must keep its user and device.
 func (c *Client) validateCredential(info mls.CredentialInfo) error {
 	cred, err := credentialOf(info.Credential)
+	if errors.Is(err, protocol.ErrCertificateOutdated) {
+		return fmt.Errorf("client: credential: %w: %v", errCertificateRefused, err)
+	}
 	if err != nil {
 		return err
 	}
-	if cred.Server != c.serverName {
-		return fmt.Errorf("client: credential of %s@%s: accounts of other servers are not supported", cred.User(), cred.Server)
+	if err := cred.CheckServer(c.serverName); err != nil {
+		return certificateRefused(cred, err)
 	}
 	if cred.Certificate.Scheme != protocol.SchemeEd25519 {
 		return fmt.Errorf("client: credential of %s device %s: signature scheme %#04x not supported", cred.User(), cred.Device(), cred.Certificate.Scheme)
 	}
+	var prev *Credential
 	if info.Previous != nil {
-		prev, err := credentialOf(*info.Previous)
-		if err != nil {
+		if prev, err = credentialOf(*info.Previous); err != nil {
 			return err
 		}
 		if prev.User() != cred.User() || prev.Device() != cred.Device() || prev.Server != cred.Server {
 			return fmt.Errorf("client: credential of %s device %s replaces that of %s device %s: %w", cred.User(), cred.Device(), prev.User(), prev.Device(), errCredentialReplaced)
+		}
+	}
+	if entersGroup(info.Reason, cred, prev) {
+		if err := cred.Certificate.CheckTime(c.cfg.Now()); err != nil {
+			return certificateRefused(cred, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(c.life, 30*time.Second)
@@ -91,14 +119,14 @@ func (c *Client) validateCredential(info mls.CredentialInfo) error {
 	if err != nil {
 		return err
 	}
-	if _, err := protocol.VerifyDeviceCertificate(cred.Raw, key, cred.User(), cred.Device(), info.SignatureKey); err == nil {
+	if _, err := protocol.VerifyDeviceCertificate(cred.Raw, key, c.serverName, cred.User(), cred.Device(), info.SignatureKey); err == nil {
 		return nil
 	}
 	// The certificate does not verify under the pinned key: either the
 	// user's identity key changed, or the device is forged.
 	if cred.User() != c.id.User {
 		if u, ferr := c.fetchUser(ctx, cred.User()); ferr == nil && !bytes.Equal(u.IdentityKey, key) {
-			if _, err := protocol.VerifyDeviceCertificate(cred.Raw, u.IdentityKey, cred.User(), cred.Device(), info.SignatureKey); err == nil {
+			if _, err := protocol.VerifyDeviceCertificate(cred.Raw, u.IdentityKey, c.serverName, cred.User(), cred.Device(), info.SignatureKey); err == nil {
 				c.identityChanged(ctx, cred.User(), u.IdentityKey)
 				return fmt.Errorf("client: credential of %s device %s: %w", cred.User(), cred.Device(), &IdentityChangedError{User: cred.User()})
 			}
@@ -107,6 +135,29 @@ func (c *Client) validateCredential(info mls.CredentialInfo) error {
 	c.ev.push(Event{Kind: EventDeviceRejected, User: cred.User(), Device: cred.Device(),
 		Err: fmt.Errorf("device %s of %s: %w", cred.Device(), cred.User(), ErrForgedDevice)})
 	return fmt.Errorf("client: credential of %s device %s: %w", cred.User(), cred.Device(), ErrForgedDevice)
+}
+
+// entersGroup reports whether a leaf's certificate brings its device into
+// the group, so that the expiry policy applies: a KeyPackage (claimed, or
+// added by a commit), an external join, or an Update or commit path that
+// replaces the leaf's certificate with another. A member's unchanged
+// certificate, and the leaves of a tree received with a Welcome, are
+// members already.
+func entersGroup(reason mls.CredentialReason, cred, prev *Credential) bool {
+	switch reason {
+	case mls.ReasonKeyPackage, mls.ReasonExternalJoin:
+		return true
+	case mls.ReasonUpdate, mls.ReasonCommit:
+		return prev == nil || !bytes.Equal(prev.Raw, cred.Raw)
+	}
+	return false
+}
+
+// certificateRefused returns the error of a leaf whose certificate is
+// refused because of err (it is for another server, expired or dated in
+// the future); it matches errCertificateRefused.
+func certificateRefused(cred *Credential, err error) error {
+	return fmt.Errorf("client: credential of %s device %s: %w: %v", cred.User(), cred.Device(), errCertificateRefused, err)
 }
 
 // identityKey returns the identity key pinned for user, pinning the
@@ -197,13 +248,33 @@ func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInf
 		if d.Revoked != nil || d.Disabled {
 			continue
 		}
-		if _, err := protocol.VerifyDeviceCertificate(d.Certificate, key, name, d.ID, d.SignatureKey); err != nil {
-			c.ev.push(Event{Kind: EventDeviceRejected, User: name, Device: d.ID, Err: fmt.Errorf("device %s of %s: %w", d.ID, name, ErrForgedDevice)})
+		if err := c.checkListedDevice(name, key, d); err != nil {
+			c.ev.push(Event{Kind: EventDeviceRejected, User: name, Device: d.ID, Err: fmt.Errorf("device %s of %s: %w", d.ID, name, err)})
 			continue
 		}
 		devs = append(devs, d)
 	}
 	return u, devs, nil
+}
+
+// checkListedDevice checks the certificate of a device the server lists
+// for user: it must be for our server (else the error matches
+// errCertificateRefused, as for the outdated version 1) and verify under
+// the identity key (else ErrForgedDevice).
+func (c *Client) checkListedDevice(user string, key []byte, d protocol.DeviceInfo) error {
+	dc, err := protocol.ParseDeviceCertificate(d.Certificate)
+	if errors.Is(err, protocol.ErrCertificateOutdated) {
+		return fmt.Errorf("%w: %v", errCertificateRefused, err)
+	}
+	if err == nil {
+		if err := dc.CheckServer(c.serverName); err != nil {
+			return fmt.Errorf("%w: %v", errCertificateRefused, err)
+		}
+	}
+	if _, err := protocol.VerifyDeviceCertificate(d.Certificate, key, c.serverName, user, d.ID, d.SignatureKey); err != nil {
+		return ErrForgedDevice
+	}
+	return nil
 }
 
 // AcknowledgeIdentity accepts the new identity key of user after an

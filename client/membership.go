@@ -135,11 +135,12 @@ func (c *Client) isDirect(ctx context.Context, conv protocol.ConversationID) (bo
 // maxDirectUsers is how many users a 1:1 conversation may have.
 const maxDirectUsers = 2
 
-// userSet returns the users of members and whether each device is present.
-func userSet(members []mls.Member) (users map[string]bool, devices map[protocol.DeviceID]bool) {
+// userSet returns the users of members with a credential of the server
+// and whether each device is present.
+func userSet(members []mls.Member, server string) (users map[string]bool, devices map[protocol.DeviceID]bool) {
 	users, devices = map[string]bool{}, map[protocol.DeviceID]bool{}
 	for _, m := range members {
-		if cr, err := credentialOf(m.Credential); err == nil {
+		if cr, err := serverCredentialOf(m.Credential, server); err == nil {
 			users[cr.User()] = true
 			devices[cr.Device()] = true
 		}
@@ -151,7 +152,9 @@ func userSet(members []mls.Member) (users map[string]bool, devices map[protocol.
 // in the epoch before it), returning the alarm if the commit must be
 // rejected. Credentials were checked already (validateCredential): every
 // added or replaced leaf carries a device certificate that verifies under
-// the pinned identity key of the user it names.
+// the pinned identity key of the user it names, on our server. Here too a
+// leaf counts only with a credential of our server: users of another
+// server with the same name are other users.
 //
 //   - An external commit (RFC 9420 §12.4.3.2) adds exactly its joiner,
 //     and is accepted only if (a) it resynchronizes a member device: it
@@ -162,9 +165,9 @@ func userSet(members []mls.Member) (users map[string]bool, devices map[protocol.
 //   - A member's commit may add anyone (members add people), except that
 //     a 1:1 conversation never has more than two users.
 func (c *Client) checkCommit(ctx context.Context, conv protocol.ConversationID, g *mls.Group, sc *mls.StagedCommit) (*Alarm, error) {
-	users, devices := userSet(g.Members())
+	users, devices := userSet(g.Members(), c.serverName)
 	if sc.Committer.Type == mls.SenderNewMemberCommit {
-		return checkExternalCommit(sc, users, devices), nil
+		return checkExternalCommit(sc, c.serverName, users, devices), nil
 	}
 	if len(sc.Added) == 0 {
 		return nil, nil
@@ -173,7 +176,7 @@ func (c *Client) checkCommit(ctx context.Context, conv protocol.ConversationID, 
 	if err != nil || !direct {
 		return nil, err
 	}
-	after, first, err := usersAfter(g, sc.Removed, sc.Added)
+	after, first, err := usersAfter(g, c.serverName, sc.Removed, sc.Added)
 	if err != nil {
 		return &Alarm{Reason: err.Error()}, nil
 	}
@@ -193,23 +196,23 @@ func (c *Client) checkCommit(ctx context.Context, conv protocol.ConversationID, 
 
 // usersAfter returns the users of g after a commit that removes and adds
 // the given leaves, and the credential of the first added leaf whose user
-// was not a member.
-func usersAfter(g *mls.Group, removed, added []mls.Member) (map[string]bool, *Credential, error) {
+// was not a member. Every added leaf must have a credential of the server.
+func usersAfter(g *mls.Group, server string, removed, added []mls.Member) (map[string]bool, *Credential, error) {
 	after := map[string]bool{}
 	gone := map[mls.LeafIndex]bool{}
 	for _, m := range removed {
 		gone[m.Leaf] = true
 	}
 	for _, m := range g.Members() {
-		if cr, err := credentialOf(m.Credential); err == nil && !gone[m.Leaf] {
+		if cr, err := serverCredentialOf(m.Credential, server); err == nil && !gone[m.Leaf] {
 			after[cr.User()] = true
 		}
 	}
 	var first *Credential
 	for _, m := range added {
-		cr, err := credentialOf(m.Credential)
+		cr, err := serverCredentialOf(m.Credential, server)
 		if err != nil {
-			return nil, nil, fmt.Errorf("a commit adds leaf %d without a Parley credential: %v", m.Leaf, err)
+			return nil, nil, fmt.Errorf("a commit adds leaf %d without a Parley credential of this server: %v", m.Leaf, err)
 		}
 		if !after[cr.User()] && first == nil {
 			first = cr
@@ -229,8 +232,9 @@ func memberCredentialOf(g *mls.Group, leaf mls.LeafIndex) (*Credential, error) {
 }
 
 // checkExternalCommit applies rules (a) and (b) of checkCommit to an
-// external commit, given the users and devices of the group before it.
-func checkExternalCommit(sc *mls.StagedCommit, users map[string]bool, devices map[protocol.DeviceID]bool) *Alarm {
+// external commit, given the users and devices of the group before it
+// and our server's name.
+func checkExternalCommit(sc *mls.StagedCommit, server string, users map[string]bool, devices map[protocol.DeviceID]bool) *Alarm {
 	var joiner *mls.Member
 	for i := range sc.Added {
 		if sc.Added[i].Leaf != sc.Committer.Leaf {
@@ -241,9 +245,9 @@ func checkExternalCommit(sc *mls.StagedCommit, users map[string]bool, devices ma
 	if joiner == nil {
 		return &Alarm{Reason: "an external commit without a joiner"}
 	}
-	cr, err := credentialOf(joiner.Credential)
+	cr, err := serverCredentialOf(joiner.Credential, server)
 	if err != nil {
-		return &Alarm{Reason: fmt.Sprintf("the joiner of an external commit has no Parley credential: %v", err)}
+		return &Alarm{Reason: fmt.Sprintf("the joiner of an external commit has no Parley credential of this server: %v", err)}
 	}
 	a := &Alarm{User: cr.User(), Device: cr.Device()}
 	switch {
@@ -252,7 +256,7 @@ func checkExternalCommit(sc *mls.StagedCommit, users map[string]bool, devices ma
 		return a
 	case len(sc.Removed) == 1:
 		// (a) A resync replaces the joiner's own old leaf.
-		old, err := credentialOf(sc.Removed[0].Credential)
+		old, err := serverCredentialOf(sc.Removed[0].Credential, server)
 		if err != nil || old.User() != cr.User() || old.Device() != cr.Device() {
 			a.Reason = fmt.Sprintf("an external join by %s that removes another device's leaf %d", cr.User(), sc.Removed[0].Leaf)
 			return a
@@ -301,7 +305,7 @@ func (c *Client) checkOwnCommit(ctx context.Context, conv protocol.ConversationI
 	if err != nil || !direct {
 		return err
 	}
-	after, first, err := usersAfter(g, pc.Removed, pc.Added)
+	after, first, err := usersAfter(g, c.serverName, pc.Removed, pc.Added)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,13 @@
 package client_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,14 +152,15 @@ func TestMaliciousServerJoin(t *testing.T) {
 }
 
 // craftedJoin is an external commit made outside the SDK: a device of
-// user, certified by identity, joining from a GroupInfo.
-func craftedJoin(t *testing.T, serverName string, cs mls.CipherSuite, groupInfo, tree []byte, user string, identity ed25519.PrivateKey, device protocol.DeviceID) []byte {
+// user, certified by identity for certServer at created, with a credential
+// naming serverName, joining from a GroupInfo.
+func craftedJoin(t *testing.T, serverName, certServer string, created time.Time, cs mls.CipherSuite, groupInfo, tree []byte, user string, identity ed25519.PrivateKey, device protocol.DeviceID) []byte {
 	t.Helper()
 	signer, err := mls.GenerateSigner(cs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := protocol.NewDeviceCertificate(identity, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
+	cert, err := protocol.NewDeviceCertificate(identity, certServer, user, device, protocol.SchemeEd25519, signer.PublicKey(), created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ func craftedAddProposal(t *testing.T, serverName string, cs mls.CipherSuite, gro
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := protocol.NewDeviceCertificate(identity, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
+	cert, err := protocol.NewDeviceCertificate(identity, serverName, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +208,10 @@ func craftedAddProposal(t *testing.T, serverName string, cs mls.CipherSuite, gro
 // rule b; the SDK cannot link devices yet); eve's device, a device that
 // claims to be bob's but is certified by eve's key, and eve's request to
 // be added are rejected with the alarm, in a 1:1 conversation and in a
-// group. Own-device resync (rule a) is covered by the crash tests.
+// group. So is a device of bob certified by bob's key for another server
+// (with a credential naming this server or the other), or with a
+// certificate that is expired or dated in the future. Own-device resync
+// (rule a) is covered by the crash tests.
 func TestMembershipRules(t *testing.T) {
 	ctx := context.Background()
 	s := newServer(t)
@@ -225,7 +231,14 @@ func TestMembershipRules(t *testing.T) {
 		proposal bool
 		user     string
 		identity ed25519.PrivateKey
-		accept   bool
+		// credServer and certServer, if set, are the servers the
+		// credential and the certificate name instead of alice's.
+		credServer, certServer string
+		// age is how long before now the certificate was made.
+		age    time.Duration
+		accept bool
+		// reason, if set, is in the alarm's reason.
+		reason string
 	}{
 		{name: "new device of bob, 1:1", direct: true, user: "bob", identity: bobKey, accept: true},
 		{name: "new device of bob, group", user: "bob", identity: bobKey, accept: true},
@@ -234,6 +247,12 @@ func TestMembershipRules(t *testing.T) {
 		{name: "bob's device certified by eve", user: "bob", identity: eveKey},
 		{name: "eve's Add proposal, group", proposal: true, user: "eve", identity: eveKey},
 		{name: "bob's Add proposal, 1:1", direct: true, proposal: true, user: "bob", identity: bobKey},
+		{name: "bob's device certified for another server, 1:1", direct: true, user: "bob", identity: bobKey, certServer: "other.example", reason: `is for server "other.example", not this server "test.example"`},
+		{name: "bob's device certified for another server, group", user: "bob", identity: bobKey, certServer: "other.example", reason: `is for server "other.example", not this server "test.example"`},
+		{name: "bob's device of another server, group", user: "bob", identity: bobKey, credServer: "other.example", certServer: "other.example", reason: `is for server "other.example", not this server "test.example"`},
+		{name: "bob's device with an old certificate, group", user: "bob", identity: bobKey, age: protocol.MaxCertificateAge - time.Hour, accept: true},
+		{name: "bob's device with an expired certificate, group", user: "bob", identity: bobKey, age: protocol.MaxCertificateAge + time.Hour, reason: "expired"},
+		{name: "bob's device with a certificate of the future, group", user: "bob", identity: bobKey, age: -protocol.CertificateClockSkew - time.Hour, reason: "in the future"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,7 +285,8 @@ func TestMembershipRules(t *testing.T) {
 			if tc.proposal {
 				msg = craftedAddProposal(t, aliceAcct.ServerName, cs, gi, tc.user, tc.identity, dev)
 			} else {
-				msg = craftedJoin(t, aliceAcct.ServerName, cs, gi, tree, tc.user, tc.identity, dev)
+				credServer, certServer := cmp.Or(tc.credServer, aliceAcct.ServerName), cmp.Or(tc.certServer, aliceAcct.ServerName)
+				msg = craftedJoin(t, credServer, certServer, time.Now().Add(-tc.age), cs, gi, tree, tc.user, tc.identity, dev)
 			}
 			cur, err := client.CursorForTest(ctx, alice.c, conv)
 			if err != nil {
@@ -304,6 +324,9 @@ func TestMembershipRules(t *testing.T) {
 			}
 			if after.Unsafe == nil || after.Epoch != cv.Epoch || slices.Contains(after.Members, "eve") {
 				t.Fatalf("after a rejected change: unsafe %+v, epoch %d -> %d, members %v", after.Unsafe, cv.Epoch, after.Epoch, after.Members)
+			}
+			if !strings.Contains(after.Unsafe.Reason, tc.reason) {
+				t.Errorf("alarm reason %q, want %q in it", after.Unsafe.Reason, tc.reason)
 			}
 			if _, err := alice.c.Send(ctx, conv, "hello", client.SendOptions{}); !errors.Is(err, client.ErrConversationUnsafe) {
 				t.Fatalf("send after the alarm: %v, want ErrConversationUnsafe", err)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/mls"
@@ -43,8 +44,10 @@ func checkServerURL(raw string) error {
 // Register creates the account name on the server at serverURL (with an
 // invite code unless registration is open) and binds the profile to it:
 // it creates the Ed25519 identity key, this device's signature key and
-// the device certificate, registers, authenticates and uploads a batch of
-// KeyPackages plus a last-resort one for every supported suite.
+// the device certificate for the server's name (from GET /v1/info),
+// registers with the device's proof of possession of its key,
+// authenticates and uploads a batch of KeyPackages plus a last-resort one
+// for every supported suite.
 func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (*Account, error) {
 	op := fmt.Sprintf("client: register %s at %s", name, serverURL)
 	if !protocol.ValidUserName(name) {
@@ -81,14 +84,12 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	rand.Read(devRaw)
 	dev := protocol.DeviceID(hex.EncodeToString(devRaw))
 	now := c.cfg.Now()
-	cert, err := protocol.NewDeviceCertificate(idKey, name, dev, protocol.SchemeEd25519, signer.PublicKey(), now)
+	nd, err := newDevice(idKey, signer, info.Name, name, dev, now)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
-	req := protocol.RegisterRequest{
-		Name: name, Invite: invite, IdentityKey: idKey.Public().(ed25519.PublicKey),
-		Device: protocol.NewDevice{ID: dev, Scheme: protocol.SchemeEd25519, SignatureKey: signer.PublicKey(), Certificate: cert},
-	}
+	cert := nd.Certificate
+	req := protocol.RegisterRequest{Name: name, Invite: invite, IdentityKey: idKey.Public().(ed25519.PublicKey), Device: nd}
 	if err := c.call(ctx, "POST", "/v1/register", false, req, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -123,6 +124,24 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return c.Whoami()
+}
+
+// newDevice returns the registration of a device of user on the server
+// named server: its device certificate, signed by the identity key, and
+// its proof that it holds its signature key (an Ed25519 key: every suite
+// this client uses signs with Ed25519).
+func newDevice(identity ed25519.PrivateKey, signer *mls.Signer, server, user string, dev protocol.DeviceID, now time.Time) (protocol.NewDevice, error) {
+	seed := signer.PrivateKey()
+	if len(seed) != ed25519.SeedSize {
+		return protocol.NewDevice{}, fmt.Errorf("device key of cipher suite %v is not an Ed25519 key", signer.CipherSuite())
+	}
+	cert, err := protocol.NewDeviceCertificate(identity, server, user, dev, protocol.SchemeEd25519, signer.PublicKey(), now)
+	if err != nil {
+		return protocol.NewDevice{}, err
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	proof := ed25519.Sign(priv, protocol.DeviceProofSignedData(server, user, dev, cert))
+	return protocol.NewDevice{ID: dev, Scheme: protocol.SchemeEd25519, SignatureKey: signer.PublicKey(), Certificate: cert, Proof: proof}, nil
 }
 
 // acceptedSuites returns our suites that the server accepts, in our order.

@@ -184,7 +184,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		case errors.Is(err, ErrIdentityChanged):
 			c.blocked[conv] = identityChangedUser(err)
 			return errBlocked
-		case errors.Is(err, ErrForgedDevice), errors.Is(err, errCredentialReplaced):
+		case errors.Is(err, ErrForgedDevice), errors.Is(err, errCredentialReplaced), errors.Is(err, errCertificateRefused):
 			// The server accepted a leaf that no member may accept (its
 			// own checks refuse it too): rejected, like a forbidden join.
 			reject(&Alarm{Reason: fmt.Sprintf("a handshake message with a refused credential: %v", err)})

@@ -108,7 +108,7 @@ func forgedKeyPackage(t *testing.T, serverName, user string, device protocol.Dev
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := protocol.NewDeviceCertificate(attacker, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
+	cert, err := protocol.NewDeviceCertificate(attacker, serverName, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestIdentityChanged(t *testing.T) {
 		json.Unmarshal(body, &u)
 		u.IdentityKey = attacker.Public().(ed25519.PublicKey)
 		for i, d := range u.Devices {
-			u.Devices[i].Certificate, _ = protocol.NewDeviceCertificate(attacker, "bob", d.ID, protocol.SchemeEd25519, d.SignatureKey, time.Now())
+			u.Devices[i].Certificate, _ = protocol.NewDeviceCertificate(attacker, s.name, "bob", d.ID, protocol.SchemeEd25519, d.SignatureKey, time.Now())
 		}
 		out, _ := json.Marshal(u)
 		return out

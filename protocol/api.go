@@ -63,7 +63,8 @@ type ServerInfo struct {
 
 // RegisterRequest creates an account with its first device
 // (POST /v1/register). The certificate must be signed by IdentityKey and
-// name Name, Device and DeviceKey.
+// name the server, Name, the device and its key, and the device must
+// prove that it holds the key (NewDevice.Proof).
 type RegisterRequest struct {
 	// Name is the account name (see [ValidUserName]).
 	Name string `json:"name"`
@@ -87,6 +88,11 @@ type NewDevice struct {
 	SignatureKey []byte `json:"signature_key"`
 	// Certificate is the encoded [DeviceCertificate].
 	Certificate []byte `json:"certificate"`
+	// Proof proves that the device holds the private key of
+	// SignatureKey: its signature, in the encoding of the scheme, over
+	// [DeviceProofSignedData] of the server name, the user name, ID and
+	// Certificate.
+	Proof []byte `json:"proof"`
 }
 
 // RegisterResponse answers a successful registration. The device then
@@ -171,7 +177,7 @@ type UserInfo struct {
 
 // AddDeviceRequest registers another device of the caller's user
 // (POST /v1/devices). The certificate is produced by an existing device
-// holding the identity key (device linking).
+// holding the identity key (device linking); the proof by the new device.
 type AddDeviceRequest struct {
 	// Device is the new device.
 	Device NewDevice `json:"device"`

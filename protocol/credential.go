@@ -21,7 +21,9 @@ const CredentialVersion = 1
 //	uint16 len, bytes  device certificate (DeviceCertificate)
 //
 // with big-endian lengths and nothing after. The user name and device id
-// are those of the certificate. See docs/protocol.md, "Credentials".
+// are those of the certificate; the server name must be the one the
+// certificate signs ([Credential.Verify]). See docs/protocol.md,
+// "Credentials".
 type Credential struct {
 	// Server is the server's name: the account is User@Server.
 	Server string
@@ -50,8 +52,9 @@ func EncodeCredential(server string, certificate []byte) ([]byte, error) {
 
 // DecodeCredential decodes a basic-credential identity written by
 // EncodeCredential, certificate included. It rejects other versions,
-// truncation and trailing bytes. It does not verify the certificate's
-// signature.
+// truncation and trailing bytes; a certificate of version 1 is refused
+// with an error matching [ErrCertificateOutdated]. It does not verify the
+// certificate's signature.
 func DecodeCredential(identity []byte) (*Credential, error) {
 	const op = "protocol: decode credential"
 	r := &certReader{b: identity}
@@ -68,20 +71,31 @@ func DecodeCredential(identity []byte) (*Credential, error) {
 	}
 	dc, err := ParseDeviceCertificate(cert)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return &Credential{Server: string(server), Certificate: dc, Raw: bytes.Clone(cert)}, nil
 }
 
 // Verify checks that the credential is one the server named server issues
-// for the device: it names that server, the user and the device, its
-// certificate binds deviceKey and verifies under the user's identity key.
+// for the device: it names that server, and so does its certificate, which
+// names the user and the device, binds deviceKey and verifies under the
+// user's identity key. It does not apply the expiry policy
+// ([DeviceCertificate.CheckTime]).
 func (c *Credential) Verify(server string, identityKey []byte, user string, device DeviceID, deviceKey []byte) error {
-	if c.Server != server {
-		return fmt.Errorf("protocol: verify credential: server %q, want %q", c.Server, server)
+	if err := c.CheckServer(server); err != nil {
+		return err
 	}
-	if _, err := VerifyDeviceCertificate(c.Raw, identityKey, user, device, deviceKey); err != nil {
+	if _, err := VerifyDeviceCertificate(c.Raw, identityKey, server, user, device, deviceKey); err != nil {
 		return err
 	}
 	return nil
+}
+
+// CheckServer returns an error naming both servers unless the credential
+// and its certificate both name the server named server.
+func (c *Credential) CheckServer(server string) error {
+	if c.Server != server {
+		return fmt.Errorf("protocol: credential of %s device %q is for server %q, not this server %q", c.User(), c.Device(), c.Server, server)
+	}
+	return c.Certificate.CheckServer(server)
 }

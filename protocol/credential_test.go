@@ -11,7 +11,7 @@ import (
 func TestCredential(t *testing.T) {
 	id := testKey(1)
 	dev := testKey(2).Public().(ed25519.PublicKey)
-	cert, err := NewDeviceCertificate(id, "alice", "dev1", SchemeEd25519, dev, time.Unix(1700000000, 0))
+	cert, err := NewDeviceCertificate(id, "example.org", "alice", "dev1", SchemeEd25519, dev, time.Unix(1700000000, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +32,19 @@ func TestCredential(t *testing.T) {
 	idKey := id.Public().(ed25519.PublicKey)
 	if err := c.Verify("example.org", idKey, "alice", "dev1", dev); err != nil {
 		t.Errorf("verify: %v", err)
+	}
+	// A credential whose server differs from its certificate's is refused
+	// for either server, naming both.
+	cross, _ := EncodeCredential("other.org", cert)
+	cc, err := DecodeCredential(cross)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, server := range []string{"example.org", "other.org"} {
+		err := cc.Verify(server, idKey, "alice", "dev1", dev)
+		if err == nil || !strings.Contains(err.Error(), `"example.org"`) || !strings.Contains(err.Error(), `"other.org"`) {
+			t.Errorf("credential for other.org with a certificate for example.org, verified for %s: %v", server, err)
+		}
 	}
 	for _, tc := range []struct {
 		name, server, user string
@@ -63,7 +76,7 @@ func TestCredential(t *testing.T) {
 }
 
 func FuzzDecodeCredential(f *testing.F) {
-	cert, _ := NewDeviceCertificate(testKey(1), "alice", "dev1", SchemeEd25519, testKey(2).Public().(ed25519.PublicKey), time.Unix(1700000000, 0))
+	cert, _ := NewDeviceCertificate(testKey(1), "example.org", "alice", "dev1", SchemeEd25519, testKey(2).Public().(ed25519.PublicKey), time.Unix(1700000000, 0))
 	b, _ := EncodeCredential("example.org", cert)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {

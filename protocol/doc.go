@@ -1,7 +1,8 @@
 // Package protocol defines Parley's public client↔server wire format,
 // version 1: the JSON bodies of the HTTP API, the WebSocket frames, the
-// error body with its stable codes, and the device certificate that binds a
-// device's signature key to its user's identity key.
+// error body with its stable codes, the device certificate that binds a
+// device's signature key to its user's identity key on one server, and
+// the proof of possession a device gives when it is registered.
 //
 // It is the contract any client implements. MLS messages (KeyPackages,
 // PublicMessage, PrivateMessage, Welcome, GroupInfo, ratchet trees) travel

@@ -24,7 +24,7 @@ const (
 	CodeNoKeyPackage   ErrorCode = "no_key_package"  // CodeNoKeyPackage: no device of the user has a KeyPackage of the suite.
 	CodeBadKeyPackage  ErrorCode = "bad_key_package" // CodeBadKeyPackage: a KeyPackage failed validation; see Index.
 	CodeBadMessage     ErrorCode = "bad_message"     // CodeBadMessage: an MLS message is malformed or fails validation.
-	CodeBadCertificate ErrorCode = "bad_certificate" // CodeBadCertificate: a device certificate is malformed or does not verify.
+	CodeBadCertificate ErrorCode = "bad_certificate" // CodeBadCertificate: a device certificate or a device's proof of possession is refused.
 	CodeUnsupported    ErrorCode = "unsupported"     // CodeUnsupported: cipher suite, signature scheme or protocol version not supported.
 	CodeTooLarge       ErrorCode = "too_large"       // CodeTooLarge: a body, frame, message or batch exceeds a limit.
 	CodeQuotaExceeded  ErrorCode = "quota_exceeded"  // CodeQuotaExceeded: the user's attachment quota is used up.

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -18,17 +19,21 @@ func testKey(seed byte) ed25519.PrivateKey {
 
 func TestDeviceCertificate(t *testing.T) {
 	id := testKey(1)
+	idKey := id.Public().(ed25519.PublicKey)
 	dev := testKey(2).Public().(ed25519.PublicKey)
 	created := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
-	data, err := NewDeviceCertificate(id, "alice", "dev1", SchemeEd25519, dev, created)
+	data, err := NewDeviceCertificate(id, "example.org", "alice", "dev1", SchemeEd25519, dev, created)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := VerifyDeviceCertificate(data, id.Public().(ed25519.PublicKey), "alice", "dev1", dev)
+	if data[0] != 2 {
+		t.Errorf("version %d, want 2", data[0])
+	}
+	c, err := VerifyDeviceCertificate(data, idKey, "example.org", "alice", "dev1", dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Created.Equal(created.Truncate(time.Second)) || c.Scheme != SchemeEd25519 {
+	if c.Server != "example.org" || !c.Created.Equal(created.Truncate(time.Second)) || c.Scheme != SchemeEd25519 {
 		t.Errorf("decoded %+v", c)
 	}
 	re, _ := c.Marshal()
@@ -36,22 +41,33 @@ func TestDeviceCertificate(t *testing.T) {
 		t.Errorf("re-encoding differs")
 	}
 	other := testKey(3).Public().(ed25519.PublicKey)
-	if _, err := VerifyDeviceCertificate(data, other, "alice", "dev1", dev); err == nil {
-		t.Error("verified with the wrong identity key")
+	for _, tc := range []struct {
+		name, server, user string
+		device             DeviceID
+		idKey, devKey      []byte
+		want               string
+	}{
+		{"identity key", "example.org", "alice", "dev1", other, dev, "signature invalid"},
+		{"server", "other.org", "alice", "dev1", idKey, dev, `is for server "example.org", not this server "other.org"`},
+		{"user", "example.org", "bob", "dev1", idKey, dev, "names user"},
+		{"device", "example.org", "alice", "dev2", idKey, dev, "names device"},
+		{"device key", "example.org", "alice", "dev1", idKey, other, "device key differs"},
+	} {
+		_, err := VerifyDeviceCertificate(data, tc.idKey, tc.server, tc.user, tc.device, tc.devKey)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("another %s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
-	if _, err := VerifyDeviceCertificate(data, id.Public().(ed25519.PublicKey), "bob", "dev1", dev); err == nil {
-		t.Error("verified for the wrong user")
-	}
-	if _, err := VerifyDeviceCertificate(data, id.Public().(ed25519.PublicKey), "alice", "dev2", dev); err == nil {
-		t.Error("verified for the wrong device")
-	}
-	if _, err := VerifyDeviceCertificate(data, id.Public().(ed25519.PublicKey), "alice", "dev1", other); err == nil {
-		t.Error("verified for the wrong device key")
+	// The signature covers the server name: the same fields signed for
+	// another server give another signature.
+	c.Server = "other.org"
+	if err := c.Verify(idKey); err == nil {
+		t.Error("a certificate whose server name was changed verifies")
 	}
 	for i := range data {
 		bad := bytes.Clone(data)
 		bad[i] ^= 0x40
-		if _, err := VerifyDeviceCertificate(bad, id.Public().(ed25519.PublicKey), "alice", "dev1", dev); err == nil {
+		if _, err := VerifyDeviceCertificate(bad, idKey, "example.org", "alice", "dev1", dev); err == nil {
 			t.Errorf("verified with byte %d flipped", i)
 		}
 	}
@@ -63,21 +79,123 @@ func TestDeviceCertificate(t *testing.T) {
 	if _, err := ParseDeviceCertificate(append(bytes.Clone(data), 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
 		t.Errorf("trailing byte: %v", err)
 	}
+	if _, err := NewDeviceCertificate(id, strings.Repeat("x", 4097), "alice", "dev1", SchemeEd25519, dev, created); err == nil {
+		t.Error("created a certificate with a server name of 4097 bytes")
+	}
+}
+
+// v1Certificate is a certificate of version 1 (no server name), as
+// Parley wrote them before version 2.
+func v1Certificate(id ed25519.PrivateKey, user string, device DeviceID, deviceKey []byte, created time.Time) []byte {
+	body := appendField(nil, []byte(user))
+	body = appendField(body, []byte(device))
+	body = binary.BigEndian.AppendUint16(body, uint16(SchemeEd25519))
+	body = appendField(body, deviceKey)
+	body = binary.BigEndian.AppendUint64(body, uint64(created.Unix()))
+	sig := ed25519.Sign(id, append(appendField(nil, []byte("parley device certificate v1")), body...))
+	return appendField(append([]byte{1}, body...), sig)
+}
+
+func TestDeviceCertificateOutdated(t *testing.T) {
+	dev := testKey(2).Public().(ed25519.PublicKey)
+	old := v1Certificate(testKey(1), "alice", "dev1", dev, time.Unix(1700000000, 0))
+	_, err := ParseDeviceCertificate(old)
+	if !errors.Is(err, ErrCertificateOutdated) || !strings.Contains(err.Error(), "register the device again") {
+		t.Errorf("version 1: %v, want ErrCertificateOutdated", err)
+	}
+	cred, _ := EncodeCredential("example.org", old)
+	if _, err := DecodeCredential(cred); !errors.Is(err, ErrCertificateOutdated) {
+		t.Errorf("credential with a version 1 certificate: %v, want ErrCertificateOutdated", err)
+	}
+	if _, err := ParseDeviceCertificate(append([]byte{3}, old[1:]...)); err == nil || !strings.Contains(err.Error(), "unknown version 3") {
+		t.Errorf("version 3: %v", err)
+	}
+}
+
+func TestDeviceCertificateTime(t *testing.T) {
+	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	data, err := NewDeviceCertificate(testKey(1), "example.org", "alice", "dev1", SchemeEd25519, testKey(2).Public().(ed25519.PublicKey), created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseDeviceCertificate(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Expires().Equal(created.Add(MaxCertificateAge)) {
+		t.Errorf("expires %v", c.Expires())
+	}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want string // empty: valid
+	}{
+		{"at creation", created, ""},
+		{"skewed clock", created.Add(-CertificateClockSkew), ""},
+		{"future", created.Add(-CertificateClockSkew - time.Second), "in the future"},
+		{"last second", created.Add(MaxCertificateAge), ""},
+		{"expired", created.Add(MaxCertificateAge + time.Second), "expired 2027-01-02T03:04:05Z"},
+	} {
+		err := c.CheckTime(tc.now)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestDeviceProofSignedData(t *testing.T) {
+	cert := []byte{2, 0, 1}
+	base := DeviceProofSignedData("example.org", "alice", "dev1", cert)
+	want := appendField(nil, []byte("parley device proof v1"))
+	want = appendField(want, []byte("example.org"))
+	want = appendField(want, []byte("alice"))
+	want = appendField(want, []byte("dev1"))
+	want = appendField(want, cert)
+	if !bytes.Equal(base, want) {
+		t.Fatalf("signed data %x, want %x", base, want)
+	}
+	// Every field is length-prefixed: moving a byte from one field to the
+	// next changes the data.
+	for _, other := range [][]byte{
+		DeviceProofSignedData("example.or", "galice", "dev1", cert),
+		DeviceProofSignedData("other.org", "alice", "dev1", cert),
+		DeviceProofSignedData("example.org", "alice", "dev2", cert),
+		DeviceProofSignedData("example.org", "alice", "dev1", []byte{2, 0, 2}),
+		SessionSignedData("example.org", "alice", "dev1", cert),
+	} {
+		if bytes.Equal(other, base) {
+			t.Errorf("different inputs give the same signed data %x", base)
+		}
+	}
 }
 
 func FuzzParseDeviceCertificate(f *testing.F) {
-	data, _ := NewDeviceCertificate(testKey(1), "alice", "dev1", SchemeEd25519, testKey(2).Public().(ed25519.PublicKey), time.Unix(1700000000, 0))
+	data, _ := NewDeviceCertificate(testKey(1), "example.org", "alice", "dev1", SchemeEd25519, testKey(2).Public().(ed25519.PublicKey), time.Unix(1700000000, 0))
 	f.Add(data)
+	f.Add(v1Certificate(testKey(1), "alice", "dev1", testKey(2).Public().(ed25519.PublicKey), time.Unix(1700000000, 0)))
 	f.Add([]byte{1})
+	f.Add([]byte{2})
+	f.Add([]byte{2, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseDeviceCertificate(b)
 		if err != nil {
+			if c != nil {
+				t.Fatalf("a certificate with the error %v", err)
+			}
 			return
 		}
 		re, err := c.Marshal()
 		if err != nil || !bytes.Equal(re, b) {
 			t.Fatalf("re-encoding differs: %x vs %x (%v)", re, b, err)
 		}
+		// Checks on any parsed certificate answer, never panic.
+		c.CheckTime(time.Unix(1700000000, 0))
+		c.CheckServer("example.org")
+		c.Verify(testKey(1).Public().(ed25519.PublicKey))
+		DeviceProofSignedData(c.Server, c.User, c.Device, b)
 	})
 }
 

@@ -128,15 +128,15 @@ func (a *api) info(ctx context.Context) (protocol.ServerInfo, error) {
 	return si, err
 }
 
-// register registers the device's user with the device; an existing
-// registration of the same device (a rerun) is accepted.
-func (a *api) register(ctx context.Context, d *ident, invite string) error {
-	cert, err := d.certificate()
+// register registers the device's user with the device on the server
+// named serverName; an existing registration of the same device (a
+// rerun) is accepted.
+func (a *api) register(ctx context.Context, serverName string, d *ident, invite string) error {
+	nd, err := d.newDevice(serverName)
 	if err != nil {
 		return err
 	}
-	req := protocol.RegisterRequest{Name: d.user, Invite: invite, IdentityKey: []byte(d.idKey.Public().(ed25519.PublicKey)),
-		Device: protocol.NewDevice{ID: d.device, Scheme: protocol.SchemeEd25519, SignatureKey: d.pub(), Certificate: cert}}
+	req := protocol.RegisterRequest{Name: d.user, Invite: invite, IdentityKey: []byte(d.idKey.Public().(ed25519.PublicKey)), Device: nd}
 	err = a.do(ctx, "POST", "/v1/register", "", req, nil)
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Code == protocol.CodeConflict {

@@ -52,16 +52,31 @@ func newIdent(run string, i int) *ident {
 // pub returns the device's signature public key.
 func (d *ident) pub() []byte { return d.key.Public().(ed25519.PublicKey) }
 
-// certificate returns the device certificate signed by the identity key.
-func (d *ident) certificate() ([]byte, error) {
-	return protocol.NewDeviceCertificate(d.idKey, d.user, d.device, protocol.SchemeEd25519, d.pub(), time.Unix(1767225600, 0))
+// certificate returns the device certificate for the server named
+// server, signed by the identity key. It is made when needed (the
+// coordinator's credentials and a worker's registration need not carry
+// the same bytes: each verifies), so that it never outlives
+// protocol.MaxCertificateAge.
+func (d *ident) certificate(server string) ([]byte, error) {
+	return protocol.NewDeviceCertificate(d.idKey, server, d.user, d.device, protocol.SchemeEd25519, d.pub(), time.Now())
+}
+
+// newDevice returns the registration of the device on the server named
+// server: its certificate and its proof of possession of the key.
+func (d *ident) newDevice(server string) (protocol.NewDevice, error) {
+	cert, err := d.certificate(server)
+	if err != nil {
+		return protocol.NewDevice{}, err
+	}
+	proof := ed25519.Sign(d.key, protocol.DeviceProofSignedData(server, d.user, d.device, cert))
+	return protocol.NewDevice{ID: d.device, Scheme: protocol.SchemeEd25519, SignatureKey: d.pub(), Certificate: cert, Proof: proof}, nil
 }
 
 // credential returns the MLS basic credential of the device in Parley's
 // format (the identity is version 1, the server name and the device
 // certificate; see client.EncodeCredential).
 func (d *ident) credential(server string) (mls.Credential, error) {
-	cert, err := d.certificate()
+	cert, err := d.certificate(server)
 	if err != nil {
 		return mls.Credential{}, err
 	}

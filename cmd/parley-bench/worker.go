@@ -245,7 +245,7 @@ func (w *worker) register(ctx context.Context, devices []int) error {
 		d := &wdev{id: newIdent(w.cfg.Run, i), node: i % len(w.cfg.Servers), pong: make(chan struct{}, 1),
 			seqs: map[protocol.ConversationID]uint64{}, ackSent: map[protocol.ConversationID]uint64{}}
 		a := &api{base: w.cfg.Servers[d.node], hc: w.hc}
-		if err := a.register(ctx, d.id, w.cfg.Invite); err != nil {
+		if err := a.register(ctx, w.cfg.ServerName, d.id, w.cfg.Invite); err != nil {
 			return fmt.Errorf("register device %d: %v", i, err)
 		}
 		tok, err := a.login(ctx, w.cfg.ServerName, d.id)

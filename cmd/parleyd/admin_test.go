@@ -36,7 +36,7 @@ func seedStore(t *testing.T, dataDir string, names ...string) *sqlite.Store {
 		idPub, idPriv, _ := ed25519.GenerateKey(rand.Reader)
 		devPub, _, _ := ed25519.GenerateKey(rand.Reader)
 		dev := protocol.DeviceID(name + "-dev1")
-		cert, err := protocol.NewDeviceCertificate(idPriv, name, dev, protocol.SchemeEd25519, devPub, now)
+		cert, err := protocol.NewDeviceCertificate(idPriv, "localhost", name, dev, protocol.SchemeEd25519, devPub, now)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,7 +49,7 @@ func newTestUser(t *testing.T, name string) *testUser {
 		t.Fatal(err)
 	}
 	u := &testUser{name: name, identity: id, device: protocol.DeviceID(name + "-phone"), devKey: dk, signer: signer}
-	u.cert, err = protocol.NewDeviceCertificate(id, name, u.device, protocol.SchemeEd25519, dk.Public().(ed25519.PublicKey), time.Now().UTC())
+	u.cert, err = protocol.NewDeviceCertificate(id, "localhost", name, u.device, protocol.SchemeEd25519, dk.Public().(ed25519.PublicKey), time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,8 @@ func (u *testUser) register(t *testing.T, hc *http.Client, base, invite string) 
 	t.Helper()
 	req := protocol.RegisterRequest{
 		Name: u.name, Invite: invite, IdentityKey: u.identity.Public().(ed25519.PublicKey),
-		Device: protocol.NewDevice{ID: u.device, Scheme: protocol.SchemeEd25519, SignatureKey: u.devKey.Public().(ed25519.PublicKey), Certificate: u.cert},
+		Device: protocol.NewDevice{ID: u.device, Scheme: protocol.SchemeEd25519, SignatureKey: u.devKey.Public().(ed25519.PublicKey), Certificate: u.cert,
+			Proof: ed25519.Sign(u.devKey, protocol.DeviceProofSignedData("localhost", u.name, u.device, u.cert))},
 	}
 	doJSON(t, hc, "POST", base+"/v1/register", "", req, nil, http.StatusOK)
 }

@@ -38,9 +38,16 @@ func (s *Service) Info() protocol.ServerInfo {
 	}
 }
 
+// maxProofBytes bounds a proof of possession: the longest signature of a
+// supported scheme (ECDSA P-521, ASN.1 DER) is 139 bytes.
+const maxProofBytes = 256
+
 // checkNewDevice validates a device being registered for user with the
-// identity key.
-func checkNewDevice(d protocol.NewDevice, user string, identityKey []byte) error {
+// identity key: its id and key, a certificate for exactly this server,
+// user, device and key that verifies under the identity key and is valid
+// now (DeviceCertificate.CheckTime), and the device's proof that it holds
+// its signature key (checkDeviceProof).
+func (s *Service) checkNewDevice(d protocol.NewDevice, user string, identityKey []byte) error {
 	if !protocol.ValidDeviceID(d.ID) {
 		return perr(protocol.CodeBadRequest, "device id %.70q is not 1 to 64 letters, digits, '_' or '-'", string(d.ID))
 	}
@@ -51,12 +58,32 @@ func checkNewDevice(d protocol.NewDevice, user string, identityKey []byte) error
 		}
 		return perr(code, "device %q: %v", d.ID, err)
 	}
-	c, err := protocol.VerifyDeviceCertificate(d.Certificate, identityKey, user, d.ID, d.SignatureKey)
+	c, err := protocol.VerifyDeviceCertificate(d.Certificate, identityKey, s.cfg.ServerName, user, d.ID, d.SignatureKey)
 	if err != nil {
 		return perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
 	}
 	if c.Scheme != d.Scheme {
 		return perr(protocol.CodeBadCertificate, "device %q: certificate names scheme %#04x, device %#04x", d.ID, uint16(c.Scheme), uint16(d.Scheme))
+	}
+	if err := c.CheckTime(s.now()); err != nil {
+		return perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
+	}
+	return s.checkDeviceProof(d, user)
+}
+
+// checkDeviceProof checks that the device proved it holds its signature
+// key: NewDevice.Proof is its signature over protocol.DeviceProofSignedData
+// for this server, the user, the device and its certificate.
+func (s *Service) checkDeviceProof(d protocol.NewDevice, user string) error {
+	switch {
+	case len(d.Proof) == 0:
+		return perr(protocol.CodeBadCertificate, "device %q: no proof of possession of the device key (proof: the device key's signature over the device proof data)", d.ID)
+	case len(d.Proof) > maxProofBytes:
+		return perr(protocol.CodeBadCertificate, "device %q: proof of possession is %d bytes, at most %d", d.ID, len(d.Proof), maxProofBytes)
+	}
+	msg := protocol.DeviceProofSignedData(s.cfg.ServerName, user, d.ID, d.Certificate)
+	if !verifySignature(d.Scheme, d.SignatureKey, msg, d.Proof) {
+		return perr(protocol.CodeBadCertificate, "device %q: proof of possession of the device key does not verify: it must be the device key's signature over the device proof data of server %q, user %q, the device id and the certificate", d.ID, s.cfg.ServerName, user)
 	}
 	return nil
 }
@@ -70,7 +97,7 @@ func (s *Service) Register(ctx context.Context, req protocol.RegisterRequest) (p
 	if len(req.IdentityKey) != 32 {
 		return protocol.RegisterResponse{}, perr(protocol.CodeBadRequest, "identity key is %d bytes, want 32 (Ed25519)", len(req.IdentityKey))
 	}
-	if err := checkNewDevice(req.Device, req.Name, req.IdentityKey); err != nil {
+	if err := s.checkNewDevice(req.Device, req.Name, req.IdentityKey); err != nil {
 		return protocol.RegisterResponse{}, err
 	}
 	nu := store.NewUser{
@@ -240,13 +267,14 @@ func (s *Service) User(ctx context.Context, sess *Session, name string) (protoco
 }
 
 // AddDevice registers another device of the caller's user; its
-// certificate must be signed by the user's identity key.
+// certificate must be signed by the user's identity key and the device
+// must prove that it holds its key (checkNewDevice).
 func (s *Service) AddDevice(ctx context.Context, sess *Session, req protocol.AddDeviceRequest) (protocol.DeviceInfo, error) {
 	u, err := s.st.User(ctx, sess.User)
 	if err != nil {
 		return protocol.DeviceInfo{}, internal("add device: user", err)
 	}
-	if err := checkNewDevice(req.Device, u.Name, u.IdentityKey); err != nil {
+	if err := s.checkNewDevice(req.Device, u.Name, u.IdentityKey); err != nil {
 		return protocol.DeviceInfo{}, err
 	}
 	d, err := s.st.AddDevice(ctx, store.Device{ID: store.DeviceID(req.Device.ID), User: u.ID, Scheme: uint16(req.Device.Scheme),

@@ -63,8 +63,10 @@ type Config struct {
 	// credential is not a Parley credential (protocol.DecodeCredential
 	// fails, or not a basic credential). A Parley credential is always
 	// checked: this server's name, the device's user and id, the device's
-	// registered key, and a certificate that verifies under the user's
-	// identity key.
+	// registered key, and a certificate for this server that verifies
+	// under the user's identity key (and is valid now, for a leaf that
+	// enters a group). One with a certificate of the outdated version 1
+	// is always refused.
 	AllowForeignCredentials bool
 	// MaxMessageBytes bounds one MLS message (application or handshake).
 	MaxMessageBytes int64

@@ -53,7 +53,7 @@ func (s *Service) CreateConversation(ctx context.Context, sess *Session, req pro
 	if !bytes.Equal(gs.Members[0].SignatureKey, d.SignatureKey) {
 		return protocol.ConversationInfo{}, perr(protocol.CodeBadMessage, "create conversation: the member's signature key is not the caller device's key")
 	}
-	if err := s.checkLeafCredential(ctx, "create conversation", gs.Members[0], d); err != nil {
+	if err := s.checkLeafCredential(ctx, "create conversation", gs.Members[0], d, true); err != nil {
 		return protocol.ConversationInfo{}, err
 	}
 	tree := req.RatchetTree
@@ -475,7 +475,7 @@ func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Chan
 		} else if err != nil {
 			return cm, internal("handshake: updated device", err)
 		}
-		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: updated leaf %d", l.Index), l, d); err != nil {
+		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: updated leaf %d", l.Index), l, d, false); err != nil {
 			return cm, err
 		}
 	}
@@ -490,7 +490,7 @@ func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Chan
 		if !d.Active() {
 			return cm, perr(protocol.CodeBadMessage, "handshake: added leaf %d is device %q, which is revoked or disabled", l.Index, d.ID)
 		}
-		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: added leaf %d", l.Index), l, d); err != nil {
+		if err := s.checkLeafCredential(ctx, fmt.Sprintf("handshake: added leaf %d", l.Index), l, d, true); err != nil {
 			return cm, err
 		}
 		if !adding[d.ID] {

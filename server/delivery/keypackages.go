@@ -54,7 +54,7 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 		if !bytes.Equal(info.SignatureKey, d.SignatureKey) {
 			return protocol.UploadKeyPackagesResponse{}, bad("leaf signature key is not the uploading device's registered key")
 		}
-		if err := s.checkCredential(info.Identity, u, d); err != nil {
+		if err := s.checkCredential(info.Identity, u, d, true); err != nil {
 			return protocol.UploadKeyPackagesResponse{}, bad("%v", err)
 		}
 		if suite == 0 {
@@ -89,9 +89,12 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 // uploaded by device d of user u (nil: not a basic credential). A Parley
 // credential (protocol.DecodeCredential) must name this server, the user
 // and the device, certify the device's registered scheme and key, and
-// verify under the user's identity key. Anything else is refused unless
-// AllowForeignCredentials is set.
-func (s *Service) checkCredential(identity []byte, u store.User, d store.Device) error {
+// verify under the user's identity key; when entering is set (the leaf
+// brings the device into use: a KeyPackage, a creation, an add or a
+// join), its certificate must also be valid now (CheckTime). A
+// certificate of the outdated version 1 is refused. Anything else is
+// refused unless AllowForeignCredentials is set.
+func (s *Service) checkCredential(identity []byte, u store.User, d store.Device, entering bool) error {
 	if identity == nil {
 		if s.cfg.AllowForeignCredentials {
 			return nil
@@ -99,6 +102,9 @@ func (s *Service) checkCredential(identity []byte, u store.User, d store.Device)
 		return errors.New("credential is not a basic credential; this server accepts only Parley credentials")
 	}
 	cred, err := protocol.DecodeCredential(identity)
+	if errors.Is(err, protocol.ErrCertificateOutdated) {
+		return fmt.Errorf("credential: %v", err)
+	}
 	if err != nil {
 		if s.cfg.AllowForeignCredentials {
 			return nil
@@ -111,6 +117,11 @@ func (s *Service) checkCredential(identity []byte, u store.User, d store.Device)
 	if err := cred.Verify(s.cfg.ServerName, u.IdentityKey, u.Name, protocol.DeviceID(d.ID), d.SignatureKey); err != nil {
 		return fmt.Errorf("credential: %v", err)
 	}
+	if entering {
+		if err := cred.Certificate.CheckTime(s.now()); err != nil {
+			return fmt.Errorf("credential: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -118,14 +129,16 @@ func (s *Service) checkCredential(identity []byte, u store.User, d store.Device)
 // signature key is device d's, as checkCredential does for KeyPackages:
 // every leaf that enters a group or replaces its leaf node (creation, Add,
 // Update, a committer's path, an external join) carries a credential this
-// server would accept in a KeyPackage of that device. A refusal is a
-// bad_message error prefixed by what (such as "handshake: added leaf 3").
-func (s *Service) checkLeafCredential(ctx context.Context, what string, l Leaf, d store.Device) error {
+// server would accept in a KeyPackage of that device; the certificate of
+// a leaf that enters (creation, Add, external join) must be valid now. A
+// refusal is a bad_message error prefixed by what (such as "handshake:
+// added leaf 3").
+func (s *Service) checkLeafCredential(ctx context.Context, what string, l Leaf, d store.Device, entering bool) error {
 	u, err := s.st.User(ctx, d.User)
 	if err != nil {
 		return internal(what+": user of device "+string(d.ID), err)
 	}
-	if err := s.checkCredential(l.Identity, u, d); err != nil {
+	if err := s.checkCredential(l.Identity, u, d, entering); err != nil {
 		return perr(protocol.CodeBadMessage, "%s: %v", what, err)
 	}
 	return nil

@@ -114,14 +114,14 @@ func TestKeyPackageCredentials(t *testing.T) {
 		return mls.BasicCredential(id)
 	}
 	cert := func(identity ed25519.PrivateKey, user string, dev protocol.DeviceID) []byte {
-		c, err := protocol.NewDeviceCertificate(identity, user, dev, protocol.SchemeEd25519, bob.signer.PublicKey(), time.Now())
+		c, err := protocol.NewDeviceCertificate(identity, e.dcfg.ServerName, user, dev, protocol.SchemeEd25519, bob.signer.PublicKey(), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
-	otherKey, err := protocol.NewDeviceCertificate(bob.user.identity, "bob", bob.id, protocol.SchemeEd25519, phone.signer.PublicKey(), time.Now())
+	otherKey, err := protocol.NewDeviceCertificate(bob.user.identity, e.dcfg.ServerName, "bob", bob.id, protocol.SchemeEd25519, phone.signer.PublicKey(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

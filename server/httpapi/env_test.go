@@ -265,20 +265,37 @@ func randomID() protocol.DeviceID {
 	return protocol.DeviceID(hex.EncodeToString(b))
 }
 
-// newDevice makes a device and its registration data.
+// newDevice makes a device and its registration data: a certificate for
+// the env's server created now, and the device's proof of possession.
 func (e *env) newDevice(u *user) (*device, protocol.NewDevice) {
+	e.t.Helper()
+	return e.newDeviceCert(u, e.dcfg.ServerName, e.clock.Now())
+}
+
+// newDeviceCert is newDevice with a certificate for the server named
+// server, created at created; the proof is for the env's server.
+func (e *env) newDeviceCert(u *user, server string, created time.Time) (*device, protocol.NewDevice) {
 	e.t.Helper()
 	s, err := mls.GenerateSigner(cs)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	d := &device{e: e, user: u, id: randomID(), signer: s, bundles: map[string]*mls.KeyPackageBundle{}}
-	cert, err := protocol.NewDeviceCertificate(u.identity, u.name, d.id, protocol.SchemeEd25519, s.PublicKey(), e.clock.Now())
+	cert, err := protocol.NewDeviceCertificate(u.identity, server, u.name, d.id, protocol.SchemeEd25519, s.PublicKey(), created)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	d.cert = cert
-	return d, protocol.NewDevice{ID: d.id, Scheme: protocol.SchemeEd25519, SignatureKey: s.PublicKey(), Certificate: cert}
+	nd := protocol.NewDevice{ID: d.id, Scheme: protocol.SchemeEd25519, SignatureKey: s.PublicKey(), Certificate: cert}
+	nd.Proof = d.proof(e.dcfg.ServerName, cert)
+	return d, nd
+}
+
+// proof signs, with the device key, the proof of possession of a
+// registration of the device with the certificate on the named server.
+func (d *device) proof(server string, cert []byte) []byte {
+	priv := ed25519.NewKeyFromSeed(d.signer.PrivateKey())
+	return ed25519.Sign(priv, protocol.DeviceProofSignedData(server, d.user.name, d.id, cert))
 }
 
 // registerReq builds a registration.
