@@ -262,6 +262,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		st.Close()
 		return nil, err
 	}
+	c.reportTrustAlarm()
 	opened = true
 	return c, nil
 }

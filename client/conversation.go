@@ -26,10 +26,15 @@ type Conversation struct {
 	// (Members) that is marked 1:1 or has no name.
 	Direct bool `json:"direct,omitempty"`
 	// Members are the member users, sorted: those of the MLS group while
-	// this device is a member, else as last seen.
+	// this device is a member, else those at its removal (without this
+	// user, unless another of its devices stays).
 	Members []string `json:"members"`
 	// Left is set once this device left or was removed.
 	Left bool `json:"left,omitempty"`
+	// RemovedBy names the user who removed this device from the
+	// conversation, when Left and this user did not leave (by Leave, on
+	// this or another of its devices).
+	RemovedBy string `json:"removed_by,omitempty"`
 	// Epoch is the MLS epoch this device is in.
 	Epoch uint64 `json:"epoch"`
 	// CipherSuite is the group's MLS cipher suite.
@@ -44,6 +49,10 @@ type Conversation struct {
 	// sent in the conversation; Recreate starts a new one with the same
 	// members.
 	Unsafe *Alarm `json:"unsafe,omitempty"`
+	// Unverified are the Members (other users) whose identity key was
+	// not verified by comparing safety numbers: trusted on first use
+	// only, or changed or lost since. Sorted.
+	Unverified []string `json:"unverified,omitempty"`
 }
 
 // Member is one device of a conversation.
@@ -57,7 +66,8 @@ type Member struct {
 	// (always for this account's own devices).
 	Verified bool `json:"verified"`
 	// IdentityChanged is set while User's new identity key is not
-	// acknowledged.
+	// acknowledged, or while the key pinned for User is lost and the one
+	// presented now is not accepted (ErrTrustRollback).
 	IdentityChanged bool `json:"identity_changed,omitempty"`
 }
 
@@ -73,6 +83,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 		}
 		for _, cv := range cvs {
 			v := c.viewConversation(&cv)
+			v.Unverified = c.unverifiedUsers(tx, v.Members)
 			if v.Unread, err = c.unread(tx, cv.ID); err != nil {
 				return err
 			}
@@ -100,6 +111,7 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 			return err
 		}
 		out = c.viewConversation(cv)
+		out.Unverified = c.unverifiedUsers(tx, out.Members)
 		out.Unread, err = c.unread(tx, conv)
 		return err
 	})
@@ -110,7 +122,7 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 }
 
 func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
-	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, Created: cv.Created}
+	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, RemovedBy: cv.RemovedBy, Created: cv.Created}
 	if g := c.groups[cv.ID]; g != nil {
 		v.Epoch, v.CipherSuite = g.Epoch(), uint16(g.CipherSuite())
 		if !g.Active() {
@@ -132,7 +144,8 @@ func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
 }
 
 // Members lists the devices of a conversation with the verification state
-// of their users.
+// of their users. After this device was removed, it lists the devices of
+// the members at the removal, without this device.
 func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]Member, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,9 +155,13 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 	}
 	var out []Member
 	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		stays, err := c.remainingUsers(tx, conv, g)
+		if err != nil {
+			return err
+		}
 		for _, m := range g.Members() {
 			cr, err := credentialOf(m.Credential)
-			if err != nil {
+			if err != nil || (stays != nil && (m.Leaf == g.OwnLeaf() || !slices.Contains(stays, cr.User()))) {
 				continue
 			}
 			mb := Member{User: cr.User(), Device: cr.Device(), Self: m.Leaf == g.OwnLeaf()}
@@ -153,6 +170,8 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 			} else if ct, err := tx.Contact(cr.User()); err == nil {
 				mb.Verified = ct.Verified
 				mb.IdentityChanged = len(ct.ChangedKey) != 0
+			} else if errors.Is(err, sqlitestore.ErrTrustRollback) {
+				mb.IdentityChanged = true
 			}
 			out = append(out, mb)
 		}
@@ -162,6 +181,21 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, err)
 	}
 	return out, nil
+}
+
+// remainingUsers returns, for a group that removed this device, the
+// member users at the removal: the group stays in the epoch before it,
+// whose tree still holds this device and whoever the same commit removed.
+// It returns nil for a group this device is a member of.
+func (c *Client) remainingUsers(tx *sqlitestore.Tx, conv protocol.ConversationID, g *mls.Group) ([]string, error) {
+	if g.Active() {
+		return nil, nil
+	}
+	cv, err := tx.Conversation(conv)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{}, cv.Members...), nil
 }
 
 // NewGroup creates a conversation named title with the given members (all
@@ -266,28 +300,31 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
 		}
-		return tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: gid, Direct: direct, Name: title, Members: []string{c.id.User}, Created: c.cfg.Now()})
+		return tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: gid, Direct: direct, Members: []string{c.id.User}, Created: c.cfg.Now()})
 	})
 	if err != nil {
 		return 0, err
 	}
 	c.groups[conv] = g
-	if err := c.addUsersLocked(ctx, conv, append([]string{c.id.User}, members...)); err != nil && !errors.Is(err, errNothingToCommit) {
-		return conv, err
+	addErr := c.addUsersLocked(ctx, conv, append([]string{c.id.User}, members...))
+	if errors.Is(addErr, errNothingToCommit) {
+		addErr = nil
 	}
 	// The nature (1:1 or group) and the title travel inside MLS, in the
-	// first message after the commit that added the members.
+	// first message after the commit that added the members; it names
+	// the conversation here too (with its line in the history), also if
+	// adding the members failed.
 	if title != "" || direct {
 		m := content.New(content.KindGroupMetadata, c.cfg.Now())
 		if title != "" {
 			m.Name = &title
 		}
 		m.Direct = direct
-		if _, err := c.sendLocked(ctx, conv, m); err != nil {
+		if _, err := c.sendLocked(ctx, conv, m); err != nil && addErr == nil {
 			return conv, err
 		}
 	}
-	return conv, nil
+	return conv, addErr
 }
 
 // errNothingToCommit means a commit's purpose was met meanwhile (for
@@ -359,6 +396,7 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 			g.DiscardPendingCommit(pc)
 			return errFailpoint
 		}
+		ch := c.describeCommit(conv, g, mls.Sender{Type: mls.SenderMember, Leaf: g.OwnLeaf()}, pc.Added, pc.Removed, false)
 		if err := g.MergePendingCommit(pc); err != nil {
 			return fmt.Errorf("merge accepted commit: %v", err)
 		}
@@ -366,17 +404,20 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 		if err != nil {
 			return err
 		}
+		var lines []Event
 		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 			if err := tx.PutGroupState(conv, state); err != nil {
 				return err
 			}
-			return c.putConversationMembers(tx, conv, g, false)
+			var err error
+			lines, err = c.putMembershipChange(tx, conv, g, ch, res.Seq, c.cfg.Now())
+			return err
 		})
 		if err != nil {
 			c.reloadGroupLocked(ctx, conv)
 			return err
 		}
-		for _, ev := range c.membershipEvents(conv, pc.Added, pc.Removed) {
+		for _, ev := range append(ch.events, lines...) {
 			c.ev.push(ev)
 		}
 		return nil
@@ -772,15 +813,11 @@ func (c *Client) checkSendable(ctx context.Context, conv protocol.ConversationID
 	if !g.Active() || c.leaving(ctx, conv) {
 		return fmt.Errorf("this device left the conversation: %w", ErrNotMember)
 	}
-	if u, ok := c.blocked[conv]; ok {
-		return &IdentityChangedError{User: u}
-	}
-	changed, err := c.changedUsers(ctx, memberUsers(g))
-	if err != nil {
+	if err := c.trustBlock(ctx, memberUsers(g)); err != nil {
 		return err
 	}
-	if len(changed) > 0 {
-		return &IdentityChangedError{User: changed[0]}
+	if u, ok := c.blocked[conv]; ok {
+		return &IdentityChangedError{User: u}
 	}
 	return nil
 }

@@ -116,6 +116,12 @@ func (c *Client) validateCredential(info mls.CredentialInfo) error {
 	ctx, cancel := context.WithTimeout(c.life, 30*time.Second)
 	defer cancel()
 	key, err := c.identityKey(ctx, cred.User())
+	var lost *TrustRollbackError
+	if errors.As(err, &lost) {
+		// Held back like an identity change (the error matches
+		// ErrIdentityChanged), and said so.
+		c.ev.push(Event{Kind: EventIdentityChanged, User: lost.User, Err: lost})
+	}
 	if err != nil {
 		return err
 	}
@@ -176,7 +182,7 @@ func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKe
 		return ct.IdentityKey, nil
 	}
 	if !errors.Is(err, sqlitestore.ErrNotFound) {
-		return nil, fmt.Errorf("client: read contact %s: %w", user, err)
+		return nil, fmt.Errorf("client: read contact %s: %w", user, trustError(user, err))
 	}
 	u, err := c.fetchUser(ctx, user)
 	if err != nil {
@@ -187,7 +193,9 @@ func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKe
 
 // pin records the identity key of a user seen for the first time, or
 // compares it with the pinned one (raising EventIdentityChanged on a
-// difference). It returns the key pinned.
+// difference). It returns the key pinned. It never pins the key of a user
+// whose pinned key is lost (a *TrustRollbackError): a user the store
+// forgot is not one seen for the first time.
 func (c *Client) pin(ctx context.Context, u *protocol.UserInfo) (ed25519.PublicKey, error) {
 	if len(u.IdentityKey) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("client: look up %s: identity key of %d bytes", u.Name, len(u.IdentityKey))
@@ -212,7 +220,7 @@ func (c *Client) pin(ctx context.Context, u *protocol.UserInfo) (ed25519.PublicK
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("client: pin identity of %s: %w", u.Name, err)
+		return nil, fmt.Errorf("client: pin identity of %s: %w", u.Name, trustError(u.Name, err))
 	}
 	if changed {
 		c.ev.push(Event{Kind: EventIdentityChanged, User: u.Name, Err: &IdentityChangedError{User: u.Name}})
@@ -278,8 +286,10 @@ func (c *Client) checkListedDevice(user string, key []byte, d protocol.DeviceInf
 }
 
 // AcknowledgeIdentity accepts the new identity key of user after an
-// EventIdentityChanged: it is pinned (unverified) and sending to the user
-// is unblocked. Conversations held back by the change are processed again.
+// EventIdentityChanged, or the key the server presents for a user whose
+// pinned key is lost (ErrTrustRollback): it is pinned (unverified) and
+// sending to the user is unblocked. Conversations held back by the change
+// are processed again.
 //
 // digits is the safety number the user was shown for the new key
 // (SafetyNumberPending; spaces are ignored): the key is accepted only if
@@ -292,7 +302,24 @@ func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) e
 		return ErrNotRegistered
 	}
 	digits = strings.Join(strings.Fields(digits), "")
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	lost, err := c.TrustRolledBack(ctx, user)
+	if err == nil && lost {
+		err = c.acceptPresentedKey(ctx, user, digits)
+	} else if err == nil {
+		err = c.acceptChangedKey(ctx, user, digits)
+	}
+	if err != nil {
+		return fmt.Errorf("client: acknowledge identity of %s: %w", user, err)
+	}
+	c.resumeBlocked(ctx, user)
+	return nil
+}
+
+// acceptChangedKey pins the new identity key of user pending since an
+// identity change, if digits are its safety number (or, with no change
+// pending, checks that they are that of the pinned key).
+func (c *Client) acceptChangedKey(ctx context.Context, user, digits string) error {
+	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		ct, err := tx.Contact(user)
 		if errors.Is(err, sqlitestore.ErrNotFound) {
 			return fmt.Errorf("%w", ErrUnknownUser)
@@ -318,9 +345,47 @@ func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) e
 		ct.IdentityKey, ct.ChangedKey, ct.Verified, ct.Pinned = ct.ChangedKey, nil, false, c.cfg.Now()
 		return tx.PutContact(ct)
 	})
+}
+
+// acceptPresentedKey pins the identity key the server presents now for a
+// user whose pinned key is lost, if digits are its safety number.
+func (c *Client) acceptPresentedKey(ctx context.Context, user, digits string) error {
+	key, err := c.presentedKey(ctx, user)
 	if err != nil {
-		return fmt.Errorf("client: acknowledge identity of %s: %w", user, err)
+		return err
 	}
+	sn, err := c.safetyNumber(user, key, false)
+	if err != nil {
+		return err
+	}
+	if sn.Digits != digits {
+		return fmt.Errorf("safety number %q is not the one of the identity key %s presents now (compare the number shown again): %w",
+			digits, user, &TrustRollbackError{User: user})
+	}
+	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if _, err := tx.Contact(user); !errors.Is(err, sqlitestore.ErrTrustRollback) {
+			return fmt.Errorf("the record of %s changed meanwhile (%v): compare again", user, err)
+		}
+		return tx.PutContact(&sqlitestore.Contact{User: user, IdentityKey: key, Pinned: c.cfg.Now()})
+	})
+}
+
+// presentedKey fetches the identity key the server presents for user,
+// without pinning it.
+func (c *Client) presentedKey(ctx context.Context, user string) (ed25519.PublicKey, error) {
+	u, err := c.fetchUser(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", user, err)
+	}
+	if len(u.IdentityKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("look up %s: identity key of %d bytes", user, len(u.IdentityKey))
+	}
+	return u.IdentityKey, nil
+}
+
+// resumeBlocked processes again the conversations held back by an
+// identity change of user, now accepted.
+func (c *Client) resumeBlocked(ctx context.Context, user string) {
 	c.mu.Lock()
 	var resume []protocol.ConversationID
 	for conv, u := range c.blocked {
@@ -335,7 +400,6 @@ func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) e
 		}
 	}
 	c.mu.Unlock()
-	return nil
 }
 
 // SafetyNumber is the safety number of this account and another user.
@@ -401,13 +465,13 @@ func (c *Client) MarkVerified(ctx context.Context, user string) error {
 }
 
 // changedUsers returns which of users have an unacknowledged identity
-// change.
+// change (not counting users whose pinned key is lost: see trustBlock).
 func (c *Client) changedUsers(ctx context.Context, users []string) ([]string, error) {
 	var out []string
 	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		for _, u := range users {
 			ct, err := tx.Contact(u)
-			if errors.Is(err, sqlitestore.ErrNotFound) {
+			if errors.Is(err, sqlitestore.ErrNotFound) || errors.Is(err, sqlitestore.ErrTrustRollback) {
 				continue
 			}
 			if err != nil {
@@ -420,4 +484,73 @@ func (c *Client) changedUsers(ctx context.Context, users []string) ([]string, er
 		return nil
 	})
 	return out, err
+}
+
+// trustBlock returns what blocks sending to users (this account aside): a
+// *TrustRollbackError for the first whose pinned key is lost, else an
+// *IdentityChangedError for the first whose key changed, else nil.
+func (c *Client) trustBlock(ctx context.Context, users []string) error {
+	var lost, changed error
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		for _, u := range users {
+			if u == c.id.User {
+				continue
+			}
+			ct, err := tx.Contact(u)
+			switch {
+			case errors.Is(err, sqlitestore.ErrNotFound):
+			case errors.Is(err, sqlitestore.ErrTrustRollback):
+				if lost == nil {
+					lost = &TrustRollbackError{User: u}
+				}
+			case err != nil:
+				return err
+			case len(ct.ChangedKey) != 0 && changed == nil:
+				changed = &IdentityChangedError{User: u}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if lost != nil {
+		return lost
+	}
+	return changed
+}
+
+// unverifiedUsers returns which of users (this account aside) are not
+// verified for the identity key pinned now: trusted on first use only,
+// changed since, or lost.
+func (c *Client) unverifiedUsers(tx *sqlitestore.Tx, users []string) []string {
+	var out []string
+	for _, u := range users {
+		if c.id != nil && u == c.id.User {
+			continue
+		}
+		if ct, err := tx.Contact(u); err != nil || !ct.Verified || len(ct.ChangedKey) != 0 {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// reportTrustAlarm raises the alarm of the store's trust check at Open
+// (sqlitestore.TrustAlarm): an EventIdentityChanged whose Err is a
+// *TrustRollbackError for each user whose pinned key is lost, and an
+// EventError when the records were rolled back as a whole.
+func (c *Client) reportTrustAlarm() {
+	a := c.st.TrustAlarm()
+	if a == nil {
+		return
+	}
+	c.log.Error("pinned identity keys deleted or rolled back in the store", "users", len(a.Users), "whole_set", a.Lost)
+	for _, u := range a.Users {
+		c.ev.push(Event{Kind: EventIdentityChanged, User: u, Err: &TrustRollbackError{User: u}})
+	}
+	if a.Lost {
+		c.ev.push(Event{Kind: EventError, Err: fmt.Errorf("client: open: %w: the profile's records of pinned identity keys were put back from an older copy; "+
+			"keys pinned since are forgotten, so no key is pinned on first use any more: compare safety numbers with every user before writing to them", ErrTrustRollback)})
+	}
 }

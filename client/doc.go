@@ -23,7 +23,16 @@
 // pinned; a different key later raises an [EventIdentityChanged] event and
 // blocks sending to conversations with that user until
 // [Client.AcknowledgeIdentity]. Users compare [Client.SafetyNumber]s to
-// detect a server that substituted a key on first use.
+// detect a server that substituted a key on first use; until they do,
+// Conversation.Unverified names the members trusted on first use only.
+//
+// The store records the pinned keys so that deleting a record, or putting
+// back an older copy of it, shows when the profile opens
+// (sqlitestore.TrustAlarm). Such a user is not pinned again on first use:
+// the client raises an [EventIdentityChanged] whose Err is a
+// [*TrustRollbackError], and treats the user as after an identity change
+// ([ErrTrustRollback]) until the key the server presents now is compared
+// ([Client.SafetyNumberPending]) and accepted.
 //
 // # Membership
 //
@@ -38,6 +47,17 @@
 // (Conversation.Unsafe) and sends nothing more in the conversation
 // (ErrConversationUnsafe); [Client.Recreate] starts a new one with the
 // same members.
+//
+// # History
+//
+// [Client.Messages] returns a conversation's messages; [Client.History]
+// returns them together with its system lines: the changes of
+// membership, name and topic that this device applied (who added,
+// removed or left, devices added or removed, renames), each at the
+// position in the server's log of the entry that made it, so every
+// member sees them in the same place among the messages. A device that
+// was removed keeps the members at its removal, and who removed it
+// (Conversation.RemovedBy). System lines are reported as [EventSystem].
 //
 // # Ordering and crash safety
 //

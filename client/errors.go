@@ -29,6 +29,14 @@ var (
 	// pinned: sending to conversations with that user is blocked until
 	// Client.AcknowledgeIdentity.
 	ErrIdentityChanged = errors.New("identity changed")
+	// ErrTrustRollback means the identity key pinned for a user is lost:
+	// the profile's store found the user's record deleted or replaced by
+	// an older copy, or all such records rolled back together
+	// (sqlitestore.TrustAlarm). The key the server presents is not pinned
+	// on first use again. Errors that match it are *TrustRollbackError
+	// and also match ErrIdentityChanged: the user is blocked the same way,
+	// and unblocked the same way, by Client.AcknowledgeIdentity.
+	ErrTrustRollback = errors.New("pinned identity key lost")
 	// ErrForgedDevice means a device certificate does not verify under the
 	// user's identity key: the server (or someone) tried to add a device
 	// the user did not certify.

@@ -37,8 +37,10 @@ const (
 	// EventConversationChanged: the name or topic of Conversation changed.
 	EventConversationChanged
 	// EventIdentityChanged: the server presents a new identity key for
-	// User; sending to conversations with User is blocked until
-	// Client.AcknowledgeIdentity. UIs must show this loudly.
+	// User, or the key pinned for User is lost (Err is a
+	// *TrustRollbackError); sending to conversations with User is
+	// blocked until Client.AcknowledgeIdentity. UIs must show this
+	// loudly.
 	EventIdentityChanged
 	// EventDeviceRejected: a device (Device of User) whose certificate is
 	// not signed by User's identity key was refused (Err).
@@ -71,6 +73,11 @@ const (
 	// conversation with fresh keys (Err says how that went). UIs should
 	// tell the user that copying a profile is not a backup.
 	EventStateRestored
+	// EventSystem: a system line was added to the history of
+	// Conversation (Message, whose System says what changed: members
+	// added, removed or left, devices added or removed, the name or the
+	// topic; see Client.History). User and Device made the change.
+	EventSystem
 )
 
 var eventNames = map[EventKind]string{
@@ -81,7 +88,7 @@ var eventNames = map[EventKind]string{
 	EventConversationChanged: "conversation_changed", EventIdentityChanged: "identity_changed",
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
-	EventStateRestored: "state_restored",
+	EventStateRestored: "state_restored", EventSystem: "system",
 }
 
 // String names the kind ("message", "identity_changed", …).

@@ -25,6 +25,56 @@ func (e *IdentityChangedError) Error() string {
 // Is reports whether target is ErrIdentityChanged.
 func (e *IdentityChangedError) Is(target error) bool { return target == ErrIdentityChanged }
 
+// TrustRollbackError names a user whose pinned identity key is lost (see
+// ErrTrustRollback). It matches ErrTrustRollback and, through the
+// *IdentityChangedError it wraps, ErrIdentityChanged: until the user
+// compares the safety number of the key the server presents now
+// (SafetyNumberPending) and accepts it (AcknowledgeIdentity), the user is
+// treated as after an identity change.
+type TrustRollbackError struct {
+	// User is the user whose pinned key is lost.
+	User string
+}
+
+// Error says whose key is lost and why.
+func (e *TrustRollbackError) Error() string {
+	return fmt.Sprintf("the identity key pinned for %s is lost: this profile's record of it was deleted or replaced by an older copy", e.User)
+}
+
+// Is reports whether target is ErrTrustRollback.
+func (e *TrustRollbackError) Is(target error) bool { return target == ErrTrustRollback }
+
+// Unwrap returns the identity change the loss amounts to.
+func (e *TrustRollbackError) Unwrap() error { return &IdentityChangedError{User: e.User} }
+
+// trustError returns a *TrustRollbackError for user if err is the
+// store's sqlitestore.ErrTrustRollback, else err.
+func trustError(user string, err error) error {
+	if errors.Is(err, sqlitestore.ErrTrustRollback) {
+		return &TrustRollbackError{User: user}
+	}
+	return err
+}
+
+// TrustRolledBack reports whether the identity key pinned for user is
+// lost (ErrTrustRollback): then the key the server presents must be
+// compared (SafetyNumberPending) and accepted (AcknowledgeIdentity).
+func (c *Client) TrustRolledBack(ctx context.Context, user string) (bool, error) {
+	var lost bool
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		_, err := tx.Contact(user)
+		lost = errors.Is(err, sqlitestore.ErrTrustRollback)
+		if lost || errors.Is(err, sqlitestore.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("client: trust of %s: %w", user, err)
+	}
+	return lost, nil
+}
+
 // changedUserOf returns the user of an *IdentityChangedError in err's
 // chain, or "".
 func changedUserOf(err error) string {
@@ -48,16 +98,22 @@ func (c *Client) IdentityChanged(ctx context.Context, user string) (bool, error)
 // SafetyNumberPending computes the safety number of this account and the
 // new identity key that user presents but that was not acknowledged yet,
 // so that users can compare it before accepting the key with
-// AcknowledgeIdentity. It fails if no change is pending.
+// AcknowledgeIdentity; when the key pinned for user is lost
+// (TrustRolledBack), that of the key the server presents now. It fails
+// if neither is the case.
 func (c *Client) SafetyNumberPending(ctx context.Context, user string) (*SafetyNumber, error) {
 	if c.id == nil {
 		return nil, ErrNotRegistered
 	}
 	var key []byte
+	var lost bool
 	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		ct, err := tx.Contact(user)
 		if errors.Is(err, sqlitestore.ErrNotFound) {
 			return ErrUnknownUser
+		}
+		if lost = errors.Is(err, sqlitestore.ErrTrustRollback); lost {
+			return nil
 		}
 		if err != nil {
 			return err
@@ -65,6 +121,9 @@ func (c *Client) SafetyNumberPending(ctx context.Context, user string) (*SafetyN
 		key = ct.ChangedKey
 		return nil
 	})
+	if err == nil && lost {
+		key, err = c.presentedKey(ctx, user)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: pending safety number with %s: %w", user, err)
 	}

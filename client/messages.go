@@ -76,6 +76,10 @@ type Message struct {
 	Reactions  []Reaction        `json:"reactions,omitempty"`
 	ReadBy     []string          `json:"read_by,omitempty"`
 	State      DeliveryState     `json:"state"`
+	// System, when set, makes this a system line of the history (see
+	// History), not a message: Sender and SenderDevice made the change
+	// it records. System lines carry no content.
+	System *System `json:"system,omitempty"`
 }
 
 // viewMessage converts a stored message.
@@ -84,7 +88,10 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 		Conversation: sm.Conversation, Seq: sm.Seq, ID: content.MessageID(sm.ID),
 		Sender: sm.Sender, SenderDevice: sm.SenderDevice, Sent: sm.Sent, Received: sm.Received,
 		ServerSeq: sm.ServerSeq, Text: sm.Text, Edited: sm.Edited, Deleted: sm.Deleted,
-		Reactions: sm.Reactions, ReadBy: sm.ReadBy, State: sm.State,
+		Reactions: sm.Reactions, ReadBy: sm.ReadBy, State: sm.State, System: viewSystem(sm.System),
+	}
+	if m.System != nil {
+		return m
 	}
 	if cm, err := content.Decode(sm.Content); err == nil {
 		m.Kind, m.ReplyTo = cm.Kind, cm.ReplyTo
@@ -101,9 +108,12 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, user string, device protocol.DeviceID, serverSeq uint64, serverTime time.Time) ([]Event, error) {
 	own := user == c.id.User
 	self := own && device == c.id.Device
+	// target finds the message that m refers to; a system line is no
+	// message (its id is this device's own, or that of the metadata
+	// message it records), so nothing refers to it.
 	target := func(id content.MessageID) (*sqlitestore.Message, error) {
 		t, err := tx.MessageByID(conv, id)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, sqlitestore.ErrNotFound) || (err == nil && t.System != nil) {
 			return nil, nil
 		}
 		return t, err
@@ -170,7 +180,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		}
 		var evs []Event
 		mark := func(t *sqlitestore.Message) error {
-			if t.Sender != c.id.User || t.State == Failed || slices.Contains(t.ReadBy, user) {
+			if t.Sender != c.id.User || t.State == Failed || t.System != nil || slices.Contains(t.ReadBy, user) {
 				return nil
 			}
 			t.ReadBy = append(t.ReadBy, user)
@@ -217,6 +227,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if err != nil {
 			return nil, err
 		}
+		old := *cv
 		if m.Name != nil {
 			cv.Name = *m.Name
 		}
@@ -229,7 +240,18 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if err := tx.PutConversation(cv); err != nil {
 			return nil, err
 		}
-		return []Event{{Kind: EventConversationChanged, Conversation: conv, User: user, Device: device}}, nil
+		state := Received
+		switch {
+		case self:
+			state = Pending
+		case own:
+			state = Sent
+		}
+		lines, err := putMetadataLines(tx, conv, m, &old, user, device, serverSeq, c.cfg.Now(), state)
+		if err != nil {
+			return nil, err
+		}
+		return append([]Event{{Kind: EventConversationChanged, Conversation: conv, User: user, Device: device}}, lines...), nil
 	}
 	return nil, nil // a kind this version does not know
 }
@@ -296,6 +318,9 @@ func (c *Client) checkOwnMessage(ctx context.Context, conv protocol.Conversation
 		if err != nil {
 			return err
 		}
+		if t.System != nil {
+			return ErrUnknownMessage
+		}
 		if t.Sender != c.id.User {
 			return fmt.Errorf("message of %s, not of this user", t.Sender)
 		}
@@ -337,7 +362,7 @@ func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) err
 			}
 		}
 		for i := len(all) - 1; i >= 0; i-- {
-			if all[i].Sender != c.id.User {
+			if all[i].Sender != c.id.User && all[i].System == nil {
 				last = &all[i]
 				return nil
 			}
@@ -665,42 +690,32 @@ func (c *Client) flushOutbox(ctx context.Context) error {
 	return nil
 }
 
-// Messages returns the history of a conversation: with last > 0 the last
-// messages, otherwise every message after local position after (Message.Seq,
-// the order in which this device stored them). They are returned in the
-// order of the server's log, which every member device shares; this
-// device's messages that the server has not stored yet come last.
+// Messages returns the messages of a conversation (History returns
+// them with the system lines): with last > 0 the last messages, otherwise
+// every message after local position after (Message.Seq, the order in
+// which this device stored them). They are returned in the order of the
+// server's log, which every member device shares; this device's messages
+// that the server has not stored yet come last.
 func (c *Client) Messages(ctx context.Context, conv protocol.ConversationID, after int64, last int) ([]*Message, error) {
-	var out []*Message
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
-		if _, err := tx.Conversation(conv); errors.Is(err, sqlitestore.ErrNotFound) {
-			return ErrUnknownConversation
-		}
-		var ms []sqlitestore.Message
-		var err error
-		if last > 0 {
-			ms, err = tx.LastMessages(conv, last)
-		} else {
-			ms, err = tx.Messages(conv, after, 0)
-		}
-		for i := range ms {
-			out = append(out, viewMessage(&ms[i]))
-		}
-		return err
-	})
-	// Server log order, the same on every device; own messages the server
-	// has not stored yet come last.
+	out, err := c.history(ctx, conv, after, last, false)
+	if err != nil {
+		return nil, fmt.Errorf("client: messages of conversation %d: %w", conv, err)
+	}
+	return out, nil
+}
+
+// sortByLog sorts a history in the order of the server's log, the same
+// on every device (stable: entries of one log position, such as the
+// system lines of one commit, keep their local order); this device's
+// messages that the server has not stored yet come last.
+func sortByLog(ms []*Message) {
 	order := func(m *Message) uint64 {
 		if m.ServerSeq == 0 {
 			return math.MaxUint64
 		}
 		return m.ServerSeq
 	}
-	slices.SortStableFunc(out, func(a, b *Message) int { return cmp.Compare(order(a), order(b)) })
-	if err != nil {
-		return nil, fmt.Errorf("client: messages of conversation %d: %w", conv, err)
-	}
-	return out, nil
+	slices.SortStableFunc(ms, func(a, b *Message) int { return cmp.Compare(order(a), order(b)) })
 }
 
 // SendFile encrypts the file at path with a fresh key, uploads the

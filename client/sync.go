@@ -219,7 +219,8 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 				reject(a)
 				break
 			}
-			evs := c.membershipEvents(conv, sc.Added, sc.Removed)
+			ch := c.describeCommit(conv, g, sc.Committer, sc.Added, sc.Removed, sc.SelfRemoved)
+			evs := ch.events
 			if err := g.MergeStagedCommit(sc); err != nil {
 				fail(err)
 				break
@@ -231,7 +232,11 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			} else if c.leaving(ctx, conv) {
 				after = func() { c.goLeave(conv) }
 			}
-			apply = func(tx *sqlitestore.Tx) error { return c.putConversationMembers(tx, conv, g, sc.SelfRemoved) }
+			apply = func(tx *sqlitestore.Tx) error {
+				lines, err := c.putMembershipChange(tx, conv, g, ch, e.Seq, e.Time)
+				events = append(events, lines...)
+				return err
+			}
 		}
 	default:
 		fail(fmt.Errorf("unknown entry kind %q", e.Kind))
@@ -548,6 +553,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		return err
 	}
 	users := memberUsers(g)
+	var joined []Event
 	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
@@ -560,6 +566,10 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 			return err
 		}
 		if err := tx.SetCursor(conv, info.Cursor); err != nil {
+			return err
+		}
+		var err error
+		if joined, err = c.putJoined(tx, conv, info.Cursor); err != nil {
 			return err
 		}
 		if !sec.LastResort {
@@ -578,6 +588,9 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		c.markLastResortUsed(cs) // replaced by the replenishment below
 	}
 	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
+	for _, ev := range joined {
+		c.ev.push(ev)
+	}
 	c.background(func(ctx context.Context) {
 		if err := c.replenishKeyPackages(ctx); err != nil {
 			c.log.Warn("replenish KeyPackages", "err", err)

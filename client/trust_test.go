@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,7 +15,10 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -349,4 +353,86 @@ func (l *trackingListener) closeAll() {
 		c.Close()
 	}
 	l.conns = nil
+}
+
+// TestTrustRollback: someone with alice's disk but not her key deletes
+// the record of the identity key she pinned for bob. Her client does not
+// pin bob's key again as if he were new: it raises the alarm when the
+// profile opens, refuses to write to bob or to pin his key with an error
+// naming him, and takes the key the server presents only with the safety
+// number alice compared.
+func TestTrustRollback(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	alice, bob, conv := directPair(t, s)
+	alice.close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(alice.dir, client.StoreFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := db.Exec(`DELETE FROM contacts`); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("deleted %d contact rows, want bob's", n)
+	}
+	db.Close()
+
+	alice = openDevice(t, s, alice.dir, "alice")
+	alice.start()
+	isLost := func(what string, err error) {
+		t.Helper()
+		var tr *client.TrustRollbackError
+		if !errors.As(err, &tr) || tr.User != "bob" || !errors.Is(err, client.ErrIdentityChanged) {
+			t.Errorf("%s: %v, want a *TrustRollbackError naming bob", what, err)
+		}
+	}
+	_, err = alice.c.Send(ctx, conv, "secret", client.SendOptions{})
+	isLost("send", err)
+	_, err = alice.c.NewGroup(ctx, "g", "bob")
+	isLost("new group with bob", err)
+	_, err = alice.c.SafetyNumber(ctx, "bob")
+	isLost("safety number", err)
+	isLost("mark verified", alice.c.MarkVerified(ctx, "bob"))
+	ev := alice.waitEvent("trust alarm", func(ev client.Event) bool {
+		return ev.Kind == client.EventIdentityChanged && errors.Is(ev.Err, client.ErrTrustRollback)
+	})
+	if ev.User != "bob" || !strings.Contains(ev.Error, "bob") {
+		t.Errorf("alarm: %+v", ev)
+	}
+	if lost, err := alice.c.TrustRolledBack(ctx, "bob"); err != nil || !lost {
+		t.Errorf("TrustRolledBack(bob) = %v, %v", lost, err)
+	}
+	if cv, err := alice.c.Conversation(ctx, conv); err != nil || !slices.Equal(cv.Unverified, []string{"bob"}) {
+		t.Errorf("conversation: %+v, %v", cv, err)
+	}
+	mb, _ := alice.c.Members(ctx, conv)
+	for _, m := range mb {
+		if m.User == "bob" && !m.IdentityChanged {
+			t.Errorf("member bob not flagged: %+v", m)
+		}
+	}
+
+	// Only the number of the key presented now, as compared, is taken.
+	pending, err := alice.c.SafetyNumberPending(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := bob.c.SafetyNumber(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending.Digits != theirs.Digits {
+		t.Fatalf("pending safety number %s, bob's %s", pending.Digits, theirs.Digits)
+	}
+	isLost("accept other digits", alice.c.AcknowledgeIdentity(ctx, "bob", strings.Repeat("1", 60)))
+	if err := alice.c.AcknowledgeIdentity(ctx, "bob", strings.Join(pending.Groups, " ")); err != nil {
+		t.Fatal(err)
+	}
+	if lost, err := alice.c.TrustRolledBack(ctx, "bob"); err != nil || lost {
+		t.Errorf("TrustRolledBack(bob) after accepting = %v, %v", lost, err)
+	}
+	if _, err := alice.c.Send(ctx, conv, "after verify", client.SendOptions{}); err != nil {
+		t.Fatalf("send after accepting: %v", err)
+	}
+	bob.waitTexts(conv, "after verify")
 }

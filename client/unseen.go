@@ -64,7 +64,9 @@ func (c *Client) MarkShown(ctx context.Context, conv protocol.ConversationID, up
 
 // Unseen returns an EventMessage for every message in the store that
 // another device sent after the position recorded by MarkShown (every
-// message when none was), by conversation and in history order. It is
+// message when none was), and an EventSystem for every system line of a
+// change that another device made, by conversation and in local history
+// order (Message.Seq). It is
 // how an application started after a crash or a Close shows the messages
 // whose events it never received; call it before Run, since events of
 // Run report only messages applied from then on.
@@ -95,7 +97,11 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 				if m.Sender == c.id.User && m.SenderDevice == c.id.Device {
 					continue
 				}
-				out = append(out, Event{Kind: EventMessage, Time: m.Received, Conversation: cv.ID,
+				kind := EventMessage
+				if m.System != nil {
+					kind = EventSystem
+				}
+				out = append(out, Event{Kind: kind, Time: m.Received, Conversation: cv.ID,
 					Message: viewMessage(m), User: m.Sender, Device: m.SenderDevice})
 			}
 		}
@@ -108,7 +114,7 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 }
 
 // unread counts the messages of other users after the read position of a
-// conversation that are not deleted.
+// conversation that are not deleted (system lines are no messages).
 func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID) (int, error) {
 	pos, err := marker(tx, readSetting(conv))
 	if err != nil {
@@ -120,7 +126,7 @@ func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID) (int, 
 	}
 	n := 0
 	for i := range ms {
-		if ms[i].Sender != c.id.User && !ms[i].Deleted {
+		if ms[i].Sender != c.id.User && !ms[i].Deleted && ms[i].System == nil {
 			n++
 		}
 	}

@@ -64,6 +64,11 @@ type Contact struct {
 	ChangedKey []byte `json:"changed_key,omitempty"`
 	// Pinned is when IdentityKey was pinned.
 	Pinned time.Time `json:"pinned"`
+	// RolledBack marks the row that Open put in place of one that failed
+	// the trust check (see [TrustAlarm]): it holds only User, and
+	// [Tx.Contact] refuses it with ErrTrustRollback until the contact is
+	// written again.
+	RolledBack bool `json:"rolled_back,omitempty"`
 }
 
 // Conversation is the local view of a conversation.
@@ -82,6 +87,9 @@ type Conversation struct {
 	Members []string `json:"members,omitempty"`
 	// Left is set once this device left or was removed.
 	Left bool `json:"left,omitempty"`
+	// RemovedBy names the user who removed this device, when Left and
+	// its user did not leave by itself.
+	RemovedBy string `json:"removed_by,omitempty"`
 	// Created is when this client joined or created it.
 	Created time.Time `json:"created"`
 }
@@ -112,7 +120,23 @@ type Reaction struct {
 	Emoji string `json:"emoji"`
 }
 
-// Message is a message in a conversation's history.
+// SystemEvent is what a system line of a conversation's history
+// records: a change of its membership, name or topic that no message
+// carries (see Message.System). The SDK defines the kinds.
+type SystemEvent struct {
+	// Kind names the change ("added", "removed", "renamed"…).
+	Kind string `json:"kind"`
+	// Users are the users the change concerns.
+	Users []string `json:"users,omitempty"`
+	// Devices are the devices it concerns, when it adds or removes
+	// devices of a user who stays a member.
+	Devices []protocol.DeviceID `json:"devices,omitempty"`
+	// Value is the new name or topic, Previous the one it replaced.
+	Value    string `json:"value,omitempty"`
+	Previous string `json:"previous,omitempty"`
+}
+
+// Message is a message in a conversation's history, or a system line.
 type Message struct {
 	// Conversation is the conversation.
 	Conversation protocol.ConversationID `json:"conversation"`
@@ -144,6 +168,11 @@ type Message struct {
 	ReadBy []string `json:"read_by,omitempty"`
 	// State is the delivery state.
 	State DeliveryState `json:"state"`
+	// System, when set, makes the record a system line: a change that
+	// Sender (on SenderDevice) made, written by the SDK itself. It has no
+	// Content, and it takes a position (Seq) in the history like a
+	// message.
+	System *SystemEvent `json:"system,omitempty"`
 }
 
 // Outgoing is a queued outgoing message. The SDK enqueues it, with the
@@ -341,30 +370,58 @@ func (t *Tx) contactKey(user string) ([]byte, string) {
 	return h, hex.EncodeToString(h)
 }
 
-// PutContact stores a contact, replacing the one with the same user name.
+// PutContact stores a contact, replacing the one with the same user name
+// (a row refused with ErrTrustRollback among them), and records the row
+// in the trust root (see [TrustAlarm]).
 func (t *Tx) PutContact(c *Contact) error {
 	if c.User == "" {
 		return errors.New("sqlitestore: put contact: empty user name")
 	}
+	op := fmt.Sprintf("put contact %q", c.User)
+	root, err := t.currentTrustRoot(op)
+	if err != nil {
+		return err
+	}
 	h, key := t.contactKey(c.User)
-	return t.putJSON(fmt.Sprintf("put contact %q", c.User), "contacts", key,
-		`INSERT INTO contacts (h, v) VALUES (?, ?) ON CONFLICT (h) DO UPDATE SET v = excluded.v`, c, h)
+	sealed, err := t.putContactRow(c, h, key)
+	if err != nil {
+		return err
+	}
+	root.Rows[c.User] = rowDigest(sealed)
+	root.Version++
+	return t.writeTrustRoot(root)
 }
 
 // Contact returns the contact with the given user name, or ErrNotFound.
+// It returns an error wrapping ErrTrustRollback instead when Open found
+// the user's row deleted or replaced by another copy, and, once the trust
+// rows were found rolled back as a whole, for every user without a row.
 func (t *Tx) Contact(user string) (*Contact, error) {
+	op := fmt.Sprintf("get contact %q", user)
 	h, key := t.contactKey(user)
 	var c Contact
-	if err := t.getJSON(fmt.Sprintf("get contact %q", user), "contacts", key, &c, `SELECT v FROM contacts WHERE h = ?`, h); err != nil {
+	err := t.getJSON(op, "contacts", key, &c, `SELECT v FROM contacts WHERE h = ?`, h)
+	if errors.Is(err, ErrNotFound) {
+		if lost, lerr := t.trustLost(); lerr != nil {
+			return nil, lerr
+		} else if lost {
+			return nil, fmt.Errorf("sqlitestore: %s: %w: the trust rows were rolled back as a whole, so a key pinned for the user may be forgotten", op, ErrTrustRollback)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if c.User != user {
-		return nil, fmt.Errorf("sqlitestore: get contact %q: %w: row holds another user", user, ErrCorrupt)
+		return nil, fmt.Errorf("sqlitestore: %s: %w: row holds another user", op, ErrCorrupt)
+	}
+	if c.RolledBack {
+		return nil, fmt.Errorf("sqlitestore: %s: %w", op, ErrTrustRollback)
 	}
 	return &c, nil
 }
 
-// Contacts returns every contact, in no particular order.
+// Contacts returns every contact, in no particular order, rows refused
+// with ErrTrustRollback among them (RolledBack set).
 func (t *Tx) Contacts() ([]Contact, error) {
 	return listJSON[Contact](t, "list contacts", "contacts", hexKey, 1, `SELECT h, v FROM contacts`)
 }
@@ -393,6 +450,7 @@ func (t *Tx) Conversations() ([]Conversation, error) {
 // state, history, cursor and queued messages.
 func (t *Tx) DeleteConversation(id protocol.ConversationID) error {
 	op := fmt.Sprintf("delete conversation %d", id)
+	t.purge = true
 	for _, q := range []string{
 		`DELETE FROM conversations WHERE id = ?`, `DELETE FROM groups WHERE conv = ?`, `DELETE FROM ratchets WHERE conv = ?`,
 		`DELETE FROM messages WHERE conv = ?`, `DELETE FROM cursors WHERE conv = ?`, `DELETE FROM outbox WHERE conv = ?`,
@@ -412,6 +470,7 @@ func (t *Tx) PutGroupState(conv protocol.ConversationID, state []byte) error {
 	if _, err := t.exec(op, `DELETE FROM ratchets WHERE conv = ?`, int64(conv)); err != nil {
 		return err
 	}
+	t.purge = true // the secrets of the epoch left behind
 	return t.put(op, "groups", convKey(conv),
 		`INSERT INTO groups (conv, v) VALUES (?, ?) ON CONFLICT (conv) DO UPDATE SET v = excluded.v`, append([]byte(nil), state...), int64(conv))
 }
@@ -485,6 +544,9 @@ func (t *Tx) UpdateMessage(m *Message) error {
 	}
 	if old.ID != m.ID {
 		return fmt.Errorf("sqlitestore: %s: message id changed", op)
+	}
+	if m.Deleted && !old.Deleted {
+		t.purge = true
 	}
 	return t.putJSON(op, "messages", msgKey(m.Conversation, m.Seq),
 		`UPDATE messages SET v = ?3 WHERE conv = ?1 AND seq = ?2`, m, int64(m.Conversation), m.Seq)
@@ -638,6 +700,7 @@ func (t *Tx) KeyPackage(ref []byte) ([]byte, error) {
 // forward secrecy); removing an unknown one is not an error.
 func (t *Tx) DeleteKeyPackage(ref []byte) error {
 	_, err := t.exec(fmt.Sprintf("delete key package %x", ref), `DELETE FROM keypackages WHERE ref = ?`, ref)
+	t.purge = true
 	return err
 }
 

@@ -24,9 +24,33 @@
 // Nonces are 24 random bytes drawn for every write; no counter is kept, so
 // a crash or a restored file can never make a nonce repeat under the key.
 //
+// # Trust rows
+//
+// Sealing rows one by one does not stop an attacker with the file (but
+// without the key) from deleting a contact's row or putting back an older
+// copy of it, which would reset trust on first use for that user. A
+// sealed trust root lists every contact row's digest with a version that
+// the header keeps too; Open checks them and refuses, with
+// [ErrTrustRollback], the contacts whose rows fail ([TrustAlarm]). A
+// rollback of the whole file cannot be seen from inside it.
+//
+// # Old values on disk
+//
+// secure_delete makes SQLite overwrite deleted and overwritten content in
+// the database file with zeros. The WAL, though, keeps old versions of
+// pages until it is checkpointed and reset, so the store checkpoints it
+// and truncates it to nothing after every transaction that overwrote or
+// deleted something that must not outlive it (a contact, a group state
+// left behind by a new epoch, a used KeyPackage, a deleted message or
+// conversation), and on Close; journal_size_limit(0) truncates it too
+// whenever SQLite's own checkpoints let it start over. Ratchet states
+// overwritten by each message may stay in the WAL until the next of
+// these. What the file system or the disk keep of freed blocks is beyond
+// the store's reach.
+//
 // # Transactions and crashes
 //
-// The file is in WAL mode with synchronous=FULL and secure_delete on. All
+// The file is in WAL mode with synchronous=FULL. All
 // reads and writes happen in a transaction: [Store.Update] commits every
 // change made by its function at once, or none of them, also if the
 // process dies at any point. The SDK must therefore write the new MLS
@@ -61,6 +85,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -71,8 +96,14 @@ import (
 // added the ratchets table; a version 1 store is upgraded when opened
 // (the table is created empty), and binaries that know only version 1
 // refuse a version 2 store, since they would ignore its ratchet states
-// and reuse message keys.
-const formatVersion = "2"
+// and reuse message keys. Version 3 added the trust root (trust.go); an
+// older store is upgraded by writing a root for the contacts it holds,
+// and binaries that know only version 2 refuse a version 3 store, since
+// the contacts they write would fail the trust check.
+const formatVersion = "3"
+
+// upgradable says which older formats Open upgrades.
+var upgradable = map[string]bool{"1": true, "2": true}
 
 // KeySize is the size of the store key and of a key file.
 const KeySize = 32
@@ -139,6 +170,11 @@ type Store struct {
 	path     string
 	seal     [chacha20poly1305.KeySize]byte
 	indexKey [32]byte
+	// trustAlarm is what Open found wrong with the trust rows.
+	trustAlarm *TrustAlarm
+	// purgeOwed is set when a checkpoint after a transaction failed: the
+	// next transaction that commits tries again.
+	purgeOwed atomic.Bool
 }
 
 // CreateKeyFile writes a new random 32-byte store key to path with mode
@@ -218,6 +254,7 @@ CREATE TABLE IF NOT EXISTS cursors (conv INTEGER PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, conv INTEGER NOT NULL, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS keypackages (ref BLOB PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS trust (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 `
 
 // checkPlaintext is sealed in the header to recognize the right key.
@@ -232,7 +269,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: set exactly one of passphrase and key file", path)
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=secure_delete(1)" +
-		"&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"&_pragma=journal_size_limit(0)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %v", path, err)
@@ -242,6 +279,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.init(ctx, opts); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if s.purgeOwed.Load() {
+		s.purge(ctx)
 	}
 	return s, nil
 }
@@ -254,6 +294,9 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := checkSecureDelete(ctx, tx); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %v", err)
 	}
@@ -281,7 +324,7 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 		return tx.Commit()
 	}
 	v := string(header["format"])
-	if v != formatVersion && v != "1" {
+	if v != formatVersion && !upgradable[v] {
 		return fmt.Errorf("unknown store format %q", v)
 	}
 	var master []byte
@@ -309,12 +352,35 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 	if got, err := s.open("header", "check", header["check"]); err != nil || string(got) != checkPlaintext {
 		return ErrWrongKey
 	}
+	t := &Tx{s: s, tx: tx, ctx: ctx}
 	if v != formatVersion {
 		if _, err := tx.ExecContext(ctx, `UPDATE header SET value = ? WHERE name = 'format'`, []byte(formatVersion)); err != nil {
 			return fmt.Errorf("upgrade store format %s to %s: %v", v, formatVersion, err)
 		}
+		if err := t.initTrustRoot(); err != nil {
+			return fmt.Errorf("upgrade store format %s to %s: %w", v, formatVersion, err)
+		}
+	} else if s.trustAlarm, err = t.checkTrust(); err != nil {
+		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %v", err)
+	}
+	s.purgeOwed.Store(t.purge)
+	return nil
+}
+
+// checkSecureDelete makes sure the connection overwrites deleted content
+// (the pragma of the DSN took effect).
+func checkSecureDelete(ctx context.Context, tx *sql.Tx) error {
+	var on int
+	if err := tx.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&on); err != nil {
+		return fmt.Errorf("read secure_delete: %v", err)
+	}
+	if on != 1 {
+		return fmt.Errorf("secure_delete is %d, not 1: deleted values would stay in the file", on)
+	}
+	return nil
 }
 
 // parseKDF reads the Argon2id parameters of the header.
@@ -379,7 +445,7 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, opts Options) error {
 			return fmt.Errorf("write header: %v", err)
 		}
 	}
-	return nil
+	return (&Tx{s: s, tx: tx, ctx: ctx}).initTrustRoot()
 }
 
 // setKeys derives the sealing and index keys from the store key and
@@ -397,14 +463,44 @@ func (s *Store) setKeys(master []byte) {
 	clear(index)
 }
 
-// Close closes the database and forgets the keys.
+// Close checkpoints and truncates the WAL, closes the database and
+// forgets the keys.
 func (s *Store) Close() error {
 	clear(s.seal[:])
 	clear(s.indexKey[:])
-	if err := s.db.Close(); err != nil {
+	err := s.checkpoint(context.Background())
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlitestore: close %s: %v", s.path, err)
 	}
 	return nil
+}
+
+// checkpoint copies the WAL into the database file and truncates it to
+// nothing, so that the old versions of pages it held are gone (in the
+// database file, secure_delete zeroed them already).
+func (s *Store) checkpoint(ctx context.Context) error {
+	var busy, frames, copied int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied); err != nil {
+		return fmt.Errorf("checkpoint: %v", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint: the WAL is in use")
+	}
+	return nil
+}
+
+// purge checkpoints the WAL after a transaction that overwrote or deleted
+// values that must not stay on disk. The transaction is committed
+// already, so a failure is not its failure: the next commit tries again.
+func (s *Store) purge(ctx context.Context) {
+	if err := s.checkpoint(ctx); err != nil {
+		s.purgeOwed.Store(true)
+		return
+	}
+	s.purgeOwed.Store(false)
 }
 
 // ad returns the associated data binding a value to its row.
@@ -460,6 +556,9 @@ type Tx struct {
 	tx       *sql.Tx
 	ctx      context.Context
 	readOnly bool
+	// purge is set by writes that overwrite or delete values that must
+	// not stay on disk: the WAL is checkpointed after the commit.
+	purge bool
 }
 
 // Update runs fn in a write transaction and commits it if fn returns nil;
@@ -490,7 +589,8 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) (err
 			panic(p)
 		}
 	}()
-	if err := fn(&Tx{s: s, tx: sqlTx, ctx: ctx, readOnly: readOnly}); err != nil {
+	t := &Tx{s: s, tx: sqlTx, ctx: ctx, readOnly: readOnly}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if readOnly {
@@ -498,6 +598,9 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) (err
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlitestore: commit: %v", err)
+	}
+	if t.purge || s.purgeOwed.Load() {
+		s.purge(ctx)
 	}
 	return nil
 }

@@ -321,8 +321,8 @@ func (s *session) resolveMessage(ctx context.Context, conv protocol.Conversation
 // explain adds advice to an error of an operation on a conversation (0
 // for none): for an identity change, which users changed and what to do.
 func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err error) error {
-	if !errors.Is(err, client.ErrIdentityChanged) {
-		return err
+	if !errors.Is(err, client.ErrIdentityChanged) || errors.Is(err, client.ErrTrustRollback) {
+		return err // a lost key names its user: see defaultHint
 	}
 	var users []string
 	convs := []protocol.ConversationID{conv}
@@ -463,7 +463,7 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.c.Messages(ctx, cv.ID, 0, *last)
+	ms, err := s.c.History(ctx, cv.ID, 0, *last)
 	if err != nil {
 		return err
 	}
@@ -480,14 +480,17 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		fmt.Fprintf(e.stdout, "# %s (conversation %d; members: %s)\n", title(cv, self), cv.ID, strings.Join(cv.Members, ", "))
+		if len(cv.Unverified) > 0 {
+			fmt.Fprintf(e.stdout, "# %s\n", unverifiedHint(cv.Unverified))
+		}
 		if a := cv.Unsafe; a != nil {
 			fmt.Fprintf(e.stdout, "# *** %s ***\n", unsafeLine(cv.ID, (&client.UnsafeError{Conversation: cv.ID, Alarm: *a}).Error()))
 		}
 		if cv.Left {
-			fmt.Fprintf(e.stdout, "# you are no longer a member\n")
+			fmt.Fprintf(e.stdout, "# you are no longer a member: %s\n", leftLabel(cv.RemovedBy))
 		}
 		for _, m := range ms {
-			fmt.Fprintln(e.stdout, messageLine(m))
+			fmt.Fprintln(e.stdout, historyLine(m, self))
 		}
 	}
 	if len(ms) == 0 {
@@ -506,6 +509,15 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	return s.c.MarkReadUpTo(ctx, cv.ID, newest)
+}
+
+// leftLabel says how this device left a conversation: removed by whom,
+// or by its user's own request.
+func leftLabel(removedBy string) string {
+	if removedBy != "" {
+		return "removed by " + printable(removedBy)
+	}
+	return "you left"
 }
 
 // listConversations prints the conversations with their unread counts.
@@ -529,17 +541,30 @@ func (s *session) listConversations(ctx context.Context, self string) error {
 	}
 	tw := tabwriter.NewWriter(s.e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTITLE\tUNREAD\tMEMBERS")
+	var unverified []string
 	for _, cv := range out {
 		t := cv.Title
 		if cv.Left {
-			t += " (left)"
+			t += " (" + leftLabel(cv.RemovedBy) + ")"
 		}
 		if cv.Unsafe != nil {
 			t += " (UNSAFE: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", cv.ID, t, cv.Unread, strings.Join(cv.Members, ", "))
+		members := strings.Join(cv.Members, ", ")
+		if len(cv.Unverified) > 0 {
+			members += "  (unverified)"
+			unverified = append(unverified, cv.Unverified...)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", cv.ID, t, cv.Unread, members)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(unverified) > 0 {
+		slices.Sort(unverified)
+		fmt.Fprintln(s.e.stdout, unverifiedHint(slices.Compact(unverified)))
+	}
+	return nil
 }
 
 func cmdMembers(ctx context.Context, e *env, args []string) error {
@@ -736,6 +761,14 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 			return withHint(err, "accept only the key whose safety number you compared: run 'parley verify %s' and compare again", printable(user))
 		}
 	}
+	if lost, err := s.c.TrustRolledBack(ctx, user); err != nil {
+		return err
+	} else if lost && *mark {
+		return withHint(fmt.Errorf("verify %s: %w", user, &client.TrustRollbackError{User: user}),
+			"compare the safety number that 'parley verify %[1]s' shows, accept the key with 'parley verify --accept %[1]s DIGITS', then mark it", user)
+	} else if lost {
+		return s.printLostKey(ctx, user)
+	}
 	changed, err := s.c.IdentityChanged(ctx, user)
 	if err != nil {
 		return err
@@ -792,6 +825,30 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	default:
 		fmt.Fprintf(w, "%s is not verified. Compare these digits with %s in person or over a call you trust;\nif they match on both sides, run: parley verify --mark %s\n", user, user, user)
 	}
+	return nil
+}
+
+// printLostKey shows, for a user whose pinned identity key this profile
+// lost (client.ErrTrustRollback), the safety number of the key the server
+// presents now and how to accept it.
+func (s *session) printLostKey(ctx context.Context, user string) error {
+	pending, err := s.c.SafetyNumberPending(ctx, user)
+	if err != nil {
+		return err
+	}
+	if s.e.json {
+		return writeJSON(s.e.stdout, safetyJSON{User: user, Groups: []string{}, IdentityChanged: true,
+			PendingDigits: pending.Digits, TrustRolledBack: true})
+	}
+	w := s.e.stdout
+	fmt.Fprintf(w, "WARNING: this profile lost the identity key it had pinned for %[1]s: its record was deleted or replaced by an\n"+
+		"older copy (by someone with access to this disk, or a backup put back). The key the server presents for %[1]s now\n"+
+		"is not trusted until you compare it. Its safety number is:\n\n", user)
+	for i := 0; i < len(pending.Groups); i += 4 {
+		fmt.Fprintf(w, "    %s\n", strings.Join(pending.Groups[i:min(i+4, len(pending.Groups))], " "))
+	}
+	fmt.Fprintf(w, "\nCompare it with %s in person or over a call you trust; if it matches, accept this key (and no other) with:\n    parley verify --accept %s %s\n",
+		user, user, strings.Join(pending.Groups, " "))
 	return nil
 }
 

@@ -83,6 +83,8 @@ func classify(err error) (int, string) {
 		return exitQueued, "queued"
 	case errors.Is(err, client.ErrCertificateMismatch):
 		return exitCertificate, "certificate_mismatch"
+	case errors.Is(err, client.ErrTrustRollback):
+		return exitIdentityChanged, "trust_rolled_back"
 	case errors.Is(err, client.ErrIdentityChanged):
 		return exitIdentityChanged, "identity_changed"
 	case errors.Is(err, client.ErrForgedDevice):
@@ -118,7 +120,10 @@ func classify(err error) (int, string) {
 // defaultHint is the advice for an error that carries none.
 func defaultHint(err error) string {
 	var unsafe *client.UnsafeError
+	var lost *client.TrustRollbackError
 	switch {
+	case errors.As(err, &lost):
+		return lostKeyAdvice(lost.User)
 	case errors.As(err, new(*queuedError)):
 		return "the message is kept in this profile and will be sent by the next parley command that reaches the server (or by parley listen)"
 	case errors.Is(err, client.ErrCertificateMismatch):
@@ -179,4 +184,12 @@ func exitCode(err error, e *env) int {
 		fmt.Fprintln(e.stderr, "parley: run 'parley help' for usage")
 	}
 	return code
+}
+
+// lostKeyAdvice says what a lost pinned key (client.ErrTrustRollback) of
+// user means and what to do.
+func lostKeyAdvice(user string) string {
+	return fmt.Sprintf("this profile lost the identity key it had pinned for %[1]s (its record was deleted or replaced by an older copy), "+
+		"so %[1]s's key is not trusted again on first use: compare safety numbers with 'parley verify %[1]s' (in person or over a trusted call), "+
+		"then accept the key with 'parley verify --accept %[1]s DIGITS' and the digits you compared", printable(user))
 }

@@ -37,8 +37,9 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 	// shown is how far each conversation was printed, in this run.
 	shown := map[protocol.ConversationID]int64{}
 	show := func(ev client.Event) error {
-		if ev.Kind == client.EventConversationChanged || ev.Kind == client.EventConversationJoined {
-			delete(titles, ev.Conversation)
+		switch ev.Kind {
+		case client.EventConversationChanged, client.EventConversationJoined, client.EventSystem:
+			delete(titles, ev.Conversation) // its name or members changed
 		}
 		if e.json {
 			out := eventJSON{Event: ev.Kind.String(), Time: ev.Time.UTC(), Conversation: int64(ev.Conversation),
@@ -56,7 +57,7 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 			_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 			return err
 		}
-		if line := eventLine(ev, titleOf); line != "" {
+		if line := eventLine(ev, titleOf, self); line != "" {
 			w := e.stdout
 			if ev.Kind == client.EventConnection || ev.Kind == client.EventError {
 				w = e.stderr
@@ -68,7 +69,7 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	print := func(ev client.Event) error {
-		msg := ev.Kind == client.EventMessage && ev.Message != nil
+		msg := (ev.Kind == client.EventMessage || ev.Kind == client.EventSystem) && ev.Message != nil
 		if msg && ev.Message.Seq <= shown[ev.Conversation] {
 			return nil
 		}
@@ -134,8 +135,11 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 	}
 }
 
-// eventLine formats an event for people ("" to skip it).
-func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string) string {
+// eventLine formats an event for people ("" to skip it); self is this
+// profile's user. Changes of membership, name and topic are shown by
+// their system lines (EventSystem), not by the events that report them
+// one device at a time.
+func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string, self string) string {
 	at := ""
 	if ev.Conversation != 0 {
 		at = "[" + titleOf(ev.Conversation) + "] "
@@ -155,17 +159,13 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string) st
 		}
 		return fmt.Sprintf("%s%s read up to %s", at, ev.User, shortID(ev.Message.ID.String()))
 	case client.EventDelivered:
-		return "" // this device's own message reached the server
-	case client.EventMemberJoined:
-		return fmt.Sprintf("%s%s joined (device %s)", at, ev.User, ev.Device)
-	case client.EventMemberLeft:
-		return fmt.Sprintf("%s%s left (device %s)", at, ev.User, ev.Device)
-	case client.EventConversationJoined:
-		return at + "you joined this conversation"
-	case client.EventConversationLeft:
-		return at + "you are no longer a member of this conversation"
-	case client.EventConversationChanged:
-		return at + "name or topic changed"
+		if ev.Message == nil || ev.Message.System != nil {
+			return ""
+		}
+		// This device's queued message reached the server.
+		return at + "sent: " + messageLine(ev.Message)
+	case client.EventSystem:
+		return at + systemLine(ev.Message, self)
 	case client.EventIdentityChanged:
 		return "*** " + noticeLine(ev) + " ***"
 	case client.EventDeviceRejected:

@@ -35,11 +35,18 @@ type conversationJSON struct {
 	Direct  bool     `json:"direct"`
 	Members []string `json:"members"`
 	Left    bool     `json:"left"`
-	Epoch   uint64   `json:"epoch"`
-	Unread  int      `json:"unread"`
+	// RemovedBy names who removed this device, when it left not by its
+	// user's own request.
+	RemovedBy string `json:"removed_by,omitempty"`
+	Epoch     uint64 `json:"epoch"`
+	Unread    int    `json:"unread"`
 	// Unsafe is set when this device rejected a membership change that
 	// the server accepted: nothing more can be sent in the conversation.
 	Unsafe *alarmJSON `json:"unsafe,omitempty"`
+	// Unverified are the members whose identity keys were not verified
+	// by comparing safety numbers (trusted on first use only, or changed
+	// or lost since).
+	Unverified []string `json:"unverified"`
 }
 
 // alarmJSON describes the rejected membership change of an unsafe
@@ -52,7 +59,8 @@ type alarmJSON struct {
 	Time   time.Time `json:"time"`
 }
 
-// messageJSON is one message of a history.
+// messageJSON is one entry of a history: a message, or a system line
+// (kind "system", with System).
 type messageJSON struct {
 	Conversation int64           `json:"conversation"`
 	Seq          int64           `json:"seq"`
@@ -72,6 +80,22 @@ type messageJSON struct {
 	Reactions    []reactionJSON  `json:"reactions"`
 	ReadBy       []string        `json:"read_by"`
 	State        string          `json:"state"`
+	System       *systemJSON     `json:"system,omitempty"`
+}
+
+// systemJSON says what a system line records: its kind (client.SystemKind)
+// and the actors: who made the change (actor) and whom it concerns
+// (users, devices); name or topic for a new name or topic, with the one
+// it replaced (previous).
+type systemJSON struct {
+	Kind        string   `json:"kind"`
+	Actor       string   `json:"actor"`
+	ActorDevice string   `json:"actor_device,omitempty"`
+	Users       []string `json:"users"`
+	Devices     []string `json:"devices,omitempty"`
+	Name        *string  `json:"name,omitempty"`
+	Topic       *string  `json:"topic,omitempty"`
+	Previous    *string  `json:"previous,omitempty"`
 }
 
 type attachmentJSON struct {
@@ -116,8 +140,12 @@ type safetyJSON struct {
 	Verified        bool     `json:"verified"`
 	IdentityChanged bool     `json:"identity_changed"`
 	// PendingDigits is the safety number of the new identity key while an
-	// identity change awaits acceptance.
+	// identity change awaits acceptance, or of the key presented now when
+	// the pinned one is lost.
 	PendingDigits string `json:"pending_digits,omitempty"`
+	// TrustRolledBack is set when the profile lost the key it pinned for
+	// the user (client.ErrTrustRollback); Digits are then empty.
+	TrustRolledBack bool `json:"trust_rolled_back,omitempty"`
 }
 
 func toMessageJSON(m *client.Message) *messageJSON {
@@ -143,6 +171,20 @@ func toMessageJSON(m *client.Message) *messageJSON {
 	}
 	if m.ReadBy != nil {
 		out.ReadBy = append(out.ReadBy, m.ReadBy...)
+	}
+	if sys := m.System; sys != nil {
+		out.Kind, out.Text = "system", systemText(m, "")
+		out.System = &systemJSON{Kind: string(sys.Kind), Actor: m.Sender, ActorDevice: string(m.SenderDevice), Users: append([]string{}, sys.Users...)}
+		for _, d := range sys.Devices {
+			out.System.Devices = append(out.System.Devices, string(d))
+		}
+		value, previous := sys.Value, sys.Previous
+		switch sys.Kind {
+		case client.SystemRenamed:
+			out.System.Name, out.System.Previous = &value, &previous
+		case client.SystemTopicChanged:
+			out.System.Topic, out.System.Previous = &value, &previous
+		}
 	}
 	return out
 }
@@ -170,12 +212,23 @@ func toConversationJSON(cv *client.Conversation, self string, unread int) *conve
 	members := append([]string{}, cv.Members...)
 	out := &conversationJSON{
 		ID: int64(cv.ID), Title: title(cv, self), Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct,
-		Members: members, Left: cv.Left, Epoch: cv.Epoch, Unread: unread,
+		Members: members, Left: cv.Left, RemovedBy: cv.RemovedBy, Epoch: cv.Epoch, Unread: unread,
+		Unverified: append([]string{}, cv.Unverified...),
 	}
 	if a := cv.Unsafe; a != nil {
 		out.Unsafe = &alarmJSON{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC()}
 	}
 	return out
+}
+
+// unverifiedHint is the one-line hint shown with conversations whose
+// members include users not verified yet.
+func unverifiedHint(users []string) string {
+	verify := "parley verify USER"
+	if len(users) == 1 {
+		verify = "parley verify " + users[0]
+	}
+	return printable(fmt.Sprintf("not verified: %s; compare safety numbers with '%s'", strings.Join(users, ", "), verify))
 }
 
 func toAccountJSON(a *client.Account, dir string) *accountJSON {
@@ -226,9 +279,9 @@ func printable(s string) string {
 }
 
 // messageLine formats a message for people (text from others made
-// printable):
+// printable), with the state marker of the user's own messages:
 //
-//	a1b2c3d4 15:04 alice: text (edited) ↩ 9f8e7d6c [👍 bob]
+//	a1b2c3d4 15:04 alice: text (edited) ↩ 9f8e7d6c [👍 bob]  ✓✓ read by bob
 //
 // The time shows the date too when the message is not from today (stamp).
 func messageLine(m *client.Message) string {
@@ -268,13 +321,136 @@ func rawMessageLine(m *client.Message) string {
 		}
 		fmt.Fprintf(&b, " [%s]", strings.Join(rs, ", "))
 	}
-	switch m.State {
-	case client.Pending:
-		b.WriteString(" (not sent yet)")
-	case client.Failed:
-		b.WriteString(" (NOT DELIVERED)")
+	if mark := stateMark(m); mark != "" && !m.Deleted {
+		b.WriteString("  " + mark)
 	}
 	return b.String()
+}
+
+// stateMark is the marker that ends a line of the user's own message:
+//
+//	… queued                in the outbox, not accepted by the server yet
+//	✓ sent                  stored by the server, for every member
+//	✓✓ read by bob, carol   read receipts came from these members
+//	✗ NOT DELIVERED         given up: it reached no one
+//
+// Other users' messages (state received) have none.
+func stateMark(m *client.Message) string {
+	switch m.State {
+	case client.Pending:
+		return "… queued"
+	case client.Sent:
+		return "✓ sent"
+	case client.Read:
+		if len(m.ReadBy) == 0 {
+			return "✓✓ read"
+		}
+		return "✓✓ read by " + strings.Join(m.ReadBy, ", ")
+	case client.Failed:
+		return "✗ NOT DELIVERED"
+	}
+	return ""
+}
+
+// historyLine formats an entry of a history for people: a message
+// (messageLine) or a system line (systemLine).
+func historyLine(m *client.Message, self string) string {
+	if m.System != nil {
+		return systemLine(m, self)
+	}
+	return messageLine(m)
+}
+
+// systemLine formats a system line for people, made printable (names,
+// titles and topics are chosen by other people):
+//
+//	-- 15:04 alice removed bob
+//
+// A change of this user's own that the server has not stored yet ends
+// with the state marker of a message (… queued, ✗ NOT DELIVERED).
+func systemLine(m *client.Message, self string) string {
+	line := "-- " + stamp(m.Sent) + " " + systemText(m, self)
+	if m.State == client.Pending || m.State == client.Failed {
+		line += "  " + stateMark(m)
+	}
+	return printable(line)
+}
+
+// systemText says what a system line records, in words; self ("" for
+// none) is called "you".
+func systemText(m *client.Message, self string) string {
+	sys := m.System
+	who := func(user string) string {
+		switch {
+		case user == "":
+			return "someone"
+		case user == self:
+			return "you"
+		}
+		return user
+	}
+	var users []string
+	for _, u := range sys.Users {
+		users = append(users, who(u))
+	}
+	actor := who(m.Sender)
+	switch sys.Kind {
+	case client.SystemJoined:
+		return actor + " joined"
+	case client.SystemAdded:
+		return actor + " added " + strings.Join(users, ", ")
+	case client.SystemLeft:
+		return actor + " left"
+	case client.SystemRemoved:
+		return actor + " removed " + strings.Join(users, ", ")
+	case client.SystemDeviceAdded:
+		return actor + " added " + devicesOf(m, self)
+	case client.SystemDeviceRemoved:
+		return actor + " removed " + devicesOf(m, self)
+	case client.SystemRenamed:
+		switch {
+		case sys.Value == "":
+			return actor + " removed the conversation's name"
+		case sys.Previous == "":
+			return actor + ` named the conversation "` + sys.Value + `"`
+		}
+		return actor + ` renamed the conversation to "` + sys.Value + `"`
+	case client.SystemTopicChanged:
+		switch {
+		case sys.Value == "":
+			return actor + " cleared the topic"
+		case sys.Previous == "":
+			return actor + ` set the topic to "` + sys.Value + `"`
+		}
+		return actor + ` changed the topic to "` + sys.Value + `"`
+	}
+	return actor + " changed the conversation (" + string(sys.Kind) + ")"
+}
+
+// devicesOf names the devices of a device_added or device_removed line:
+// "a device (ID)" when the actor's own, else "a device of bob (ID)",
+// and "2 devices" for more.
+func devicesOf(m *client.Message, self string) string {
+	sys := m.System
+	what := "a device"
+	if len(sys.Devices) != 1 {
+		what = fmt.Sprintf("%d devices", len(sys.Devices))
+	}
+	if len(sys.Users) > 0 && sys.Users[0] != m.Sender {
+		owner := sys.Users[0]
+		if owner == self {
+			owner = "yours"
+		}
+		what += " of " + owner
+	}
+	var ids []string
+	for _, d := range sys.Devices {
+		ids = append(ids, string(d))
+	}
+	if len(ids) == 0 {
+		return what
+	}
+	return what + " (" + strings.Join(ids, ", ") + ")"
 }
 
 // size formats a byte count.

@@ -196,6 +196,14 @@ func (s *session) notice(kind, msg string) {
 
 // noticeLine describes an event for stderr.
 func noticeLine(ev client.Event) string {
+	var lost *client.TrustRollbackError
+	switch {
+	case errors.As(ev.Err, &lost):
+		return fmt.Sprintf("WARNING: this profile lost the identity key it had pinned for %[1]s: its record was deleted or replaced by an older copy. "+
+			"%[1]s's key is not trusted again until you compare safety numbers: parley verify %[1]s", printable(lost.User))
+	case errors.Is(ev.Err, client.ErrTrustRollback):
+		return "WARNING: " + ev.Error
+	}
 	switch ev.Kind {
 	case client.EventIdentityChanged:
 		return fmt.Sprintf("WARNING: the identity key of %[1]s changed. Sending to conversations with %[1]s is blocked until you accept it: compare safety numbers with 'parley verify %[1]s', then 'parley verify --accept %[1]s DIGITS' with the digits you compared.", ev.User)

@@ -80,7 +80,7 @@ func TestQueuedDeliveredByListen(t *testing.T) {
 		t.Errorf("alice's message after listen: %+v, want %s sent", m, queued.ID)
 	}
 	var got []string
-	for _, m := range c.read("bob", id).Messages {
+	for _, m := range c.read("bob", id).messages() {
 		if m.Sender == "alice" {
 			got = append(got, m.Text)
 		}

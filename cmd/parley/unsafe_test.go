@@ -21,7 +21,7 @@ func TestUnsafeShown(t *testing.T) {
 	uerr := &client.UnsafeError{Conversation: 4, Alarm: alarm}
 	ev := client.Event{Kind: client.EventConversationUnsafe, Conversation: 4, User: "eve", Device: "d1", Err: uerr, Error: uerr.Error()}
 
-	line := eventLine(ev, func(protocol.ConversationID) string { return "bob" })
+	line := eventLine(ev, func(protocol.ConversationID) string { return "bob" }, "alice")
 	for _, want := range []string{"***", "[bob]", "ALARM", "tried to add eve (device d1)", "parley chat recreate 4"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("listen line %q lacks %q", line, want)

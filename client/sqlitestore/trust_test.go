@@ -1,0 +1,320 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// rawRows returns the (key, value) rows of a table of a closed store.
+func rawRows(t *testing.T, path, query string) [][2][]byte {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][2][]byte
+	for rows.Next() {
+		var r [2][]byte
+		if err := rows.Scan(&r[0], &r[1]); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// rawExec runs statements on a closed store, as an attacker with the file
+// but without the key would.
+func rawExec(t *testing.T, path, query string, args ...any) {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// putBack replaces the trust rows of a closed store by an older copy of
+// them taken with rawRows.
+func putBack(t *testing.T, path string, contacts, root [][2][]byte) {
+	t.Helper()
+	rawExec(t, path, `DELETE FROM contacts`)
+	for _, r := range contacts {
+		rawExec(t, path, `INSERT INTO contacts (h, v) VALUES (?, ?)`, r[0], r[1])
+	}
+	for _, r := range root {
+		rawExec(t, path, `UPDATE trust SET v = ? WHERE k = ?`, r[1], string(r[0]))
+	}
+}
+
+// TestTrustRollback: deleting a contact's row, putting back an older copy
+// of it, or of all the trust rows with their root, is found by Open, and
+// the contacts concerned are refused (ErrTrustRollback, never ErrNotFound,
+// which would let the caller pin a new key on first use) until they are
+// written again.
+func TestTrustRollback(t *testing.T) {
+	const contactsQuery = `SELECT h, v FROM contacts`
+	const rootQuery = `SELECT k, v FROM trust`
+	cases := []struct {
+		name string
+		// tamper changes the closed store at path; s was open on it
+		// before (closed now: use it only for its keys' hashes).
+		tamper    func(t *testing.T, path string, bobRow []byte)
+		want      TrustAlarm
+		forgotten []string // users without a row that are refused too
+	}{
+		{
+			name: "row deleted",
+			tamper: func(t *testing.T, path string, bobRow []byte) {
+				rawExec(t, path, `DELETE FROM contacts WHERE h = ?`, bobRow)
+			},
+			want: TrustAlarm{Users: []string{"bob"}},
+		},
+		{
+			name: "row replaced by an older copy",
+			tamper: func(t *testing.T, path string, bobRow []byte) {
+				old := rawRows(t, path, contactsQuery)
+				s := openStore(t, path, passOpts("pw"))
+				update(t, s, func(tx *Tx) error {
+					return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
+				})
+				s.Close()
+				for _, r := range old {
+					if bytes.Equal(r[0], bobRow) {
+						rawExec(t, path, `UPDATE contacts SET v = ? WHERE h = ?`, r[1], bobRow)
+					}
+				}
+			},
+			want: TrustAlarm{Users: []string{"bob"}},
+		},
+		{
+			name: "trust rows and root replaced by an older copy",
+			tamper: func(t *testing.T, path string, bobRow []byte) {
+				oldContacts, oldRoot := rawRows(t, path, contactsQuery), rawRows(t, path, rootQuery)
+				s := openStore(t, path, passOpts("pw"))
+				update(t, s, func(tx *Tx) error {
+					return errors.Join(
+						tx.PutContact(&Contact{User: "dave", IdentityKey: bytes.Repeat([]byte{4}, 32), Pinned: now}),
+						tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{5}, 32), Pinned: now}))
+				})
+				s.Close()
+				putBack(t, path, oldContacts, oldRoot)
+			},
+			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			forgotten: []string{"dave", "mallory"},
+		},
+		{
+			name: "root deleted",
+			tamper: func(t *testing.T, path string, bobRow []byte) {
+				rawExec(t, path, `DELETE FROM trust`)
+			},
+			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			forgotten: []string{"mallory"},
+		},
+		{
+			name: "header version deleted",
+			tamper: func(t *testing.T, path string, bobRow []byte) {
+				rawExec(t, path, `DELETE FROM header WHERE name = 'trust_version'`)
+			},
+			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			forgotten: []string{"mallory"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "store.db")
+			s := openStore(t, path, passOpts("pw"))
+			fill(t, s)
+			if a := s.TrustAlarm(); a != nil {
+				t.Fatalf("alarm on a new store: %+v", a)
+			}
+			bobRow := s.blind("contact", []byte("bob"))
+			s.Close()
+			tc.tamper(t, path, bobRow)
+
+			s = openStore(t, path, passOpts("pw"))
+			a := s.TrustAlarm()
+			if a == nil || !slices.Equal(a.Users, tc.want.Users) || a.Lost != tc.want.Lost {
+				t.Fatalf("TrustAlarm = %+v, want %+v", a, tc.want)
+			}
+			refused := append(slices.Clone(tc.want.Users), tc.forgotten...)
+			checkRefused(t, s, refused)
+			if !tc.want.Lost {
+				view(t, s, func(tx *Tx) error {
+					if _, err := tx.Contact("mallory"); !errors.Is(err, ErrNotFound) {
+						t.Errorf("Contact(mallory) = %v, want ErrNotFound", err)
+					}
+					return nil
+				})
+			}
+			s.Close()
+
+			// The finding is kept: the next Open reports nothing new,
+			// and the contacts stay refused.
+			s = openStore(t, path, passOpts("pw"))
+			if a := s.TrustAlarm(); a != nil {
+				t.Errorf("TrustAlarm on the next open = %+v, want nil", a)
+			}
+			checkRefused(t, s, refused)
+
+			// Writing a contact again (after the user's consent) clears it.
+			update(t, s, func(tx *Tx) error {
+				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{9}, 32), Pinned: now})
+			})
+			s.Close()
+			s = openStore(t, path, passOpts("pw"))
+			if a := s.TrustAlarm(); a != nil {
+				t.Errorf("TrustAlarm after bob was written again = %+v, want nil", a)
+			}
+			view(t, s, func(tx *Tx) error {
+				if c, err := tx.Contact("bob"); err != nil || c.IdentityKey[0] != 9 {
+					t.Errorf("Contact(bob) after writing it again = %+v, %v", c, err)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// checkRefused checks that users are refused with ErrTrustRollback and
+// that carol, when not among them, still opens.
+func checkRefused(t *testing.T, s *Store, users []string) {
+	t.Helper()
+	view(t, s, func(tx *Tx) error {
+		for _, u := range users {
+			if c, err := tx.Contact(u); !errors.Is(err, ErrTrustRollback) {
+				t.Errorf("Contact(%s) = %+v, %v, want ErrTrustRollback", u, c, err)
+			}
+		}
+		if !slices.Contains(users, "carol") {
+			if c, err := tx.Contact("carol"); err != nil || !c.Verified {
+				t.Errorf("Contact(carol) = %+v, %v", c, err)
+			}
+		}
+		return nil
+	})
+}
+
+// TestTrustRollbackOfWholeFile states the limit of the trust check: a copy
+// of the whole file put back is consistent in itself, and Open cannot
+// tell (docs/security.md says so).
+func TestTrustRollbackOfWholeFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	fill(t, s)
+	s.Close()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, passOpts("pw"))
+	update(t, s, func(tx *Tx) error {
+		return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
+	})
+	s.Close()
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, passOpts("pw"))
+	if a := s.TrustAlarm(); a != nil {
+		t.Fatalf("TrustAlarm = %+v: the limit changed, update docs/security.md", a)
+	}
+	view(t, s, func(tx *Tx) error {
+		if c, err := tx.Contact("bob"); err != nil || c.Verified {
+			t.Errorf("Contact(bob) = %+v, %v, want the old unverified row", c, err)
+		}
+		return nil
+	})
+}
+
+// sealedOf returns the sealed value of a row as stored.
+func sealedOf(t *testing.T, s *Store, query string, args ...any) []byte {
+	t.Helper()
+	var v []byte
+	if err := s.db.QueryRowContext(context.Background(), query, args...).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// onDisk reports whether the nonce or the tag of a sealed value is in the
+// database file or its WAL.
+func onDisk(t *testing.T, path string, sealed []byte) bool {
+	t.Helper()
+	nonce, tag := sealed[1:25], sealed[len(sealed)-16:]
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, nonce) || bytes.Contains(b, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNoStaleSealedValues: a sealed value that was overwritten or deleted
+// leaves the database file and its WAL, while the store is open (as a
+// crash would leave them) and after Close.
+func TestNoStaleSealedValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openStore(t, path, passOpts("pw"))
+	fill(t, s)
+	big := bytes.Repeat([]byte("FORWARD-SECRET "), 1000) // spans overflow pages
+	steps := []struct {
+		name  string
+		write func(tx *Tx) error
+		query string
+		args  []any
+		reuse func(tx *Tx) error // overwrites or deletes the value
+	}{
+		{"a contact's key changed (trust)",
+			func(tx *Tx) error {
+				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb0}, 32), Pinned: now})
+			},
+			`SELECT v FROM contacts WHERE h = ?`, []any{s.blind("contact", []byte("bob"))},
+			func(tx *Tx) error {
+				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb1}, 32), Verified: true, Pinned: now})
+			}},
+		{"a used KeyPackage deleted",
+			func(tx *Tx) error { return tx.PutKeyPackage([]byte("ref-used"), big) },
+			`SELECT v FROM keypackages WHERE ref = ?`, []any{[]byte("ref-used")},
+			func(tx *Tx) error { return tx.DeleteKeyPackage([]byte("ref-used")) }},
+		{"the group state of an epoch left behind",
+			func(tx *Tx) error { return tx.PutGroupState(1, big) },
+			`SELECT v FROM groups WHERE conv = ?`, []any{1},
+			func(tx *Tx) error { return tx.PutGroupState(1, []byte("next epoch")) }},
+	}
+	for _, st := range steps {
+		update(t, s, st.write)
+		old := sealedOf(t, s, st.query, st.args...)
+		if !onDisk(t, path, old) {
+			t.Fatalf("%s: the value is not on disk after it was written: the scan sees nothing", st.name)
+		}
+		update(t, s, st.reuse)
+		if onDisk(t, path, old) {
+			t.Errorf("%s: the old sealed value is still in the database file or WAL", st.name)
+		}
+	}
+
+	// Anything else overwritten is gone once the store is closed.
+	update(t, s, func(tx *Tx) error { return tx.SetSetting("theme", bytes.Repeat([]byte("light "), 100)) })
+	old := sealedOf(t, s, `SELECT v FROM settings WHERE k = 'theme'`)
+	update(t, s, func(tx *Tx) error { return tx.SetSetting("theme", []byte("solarized")) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if onDisk(t, path, old) {
+		t.Error("an overwritten setting is still in the database file or WAL after Close")
+	}
+}
