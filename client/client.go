@@ -102,6 +102,16 @@ type Config struct {
 	// CommitRetries bounds the automatic retries of a refused commit
 	// (default 10).
 	CommitRetries int
+	// ResyncLimit and ResyncWindow bound how often this device rejoins a
+	// conversation by external commit because it could not process a
+	// commit the server accepted, or missed one (docs/protocol.md,
+	// "Recovery from bad commits"): at most ResyncLimit times, failed
+	// attempts included, per ResyncWindow (defaults 5 and 24 hours).
+	// Beyond that the conversation is marked unrecoverable
+	// (Alarm.Unrecoverable) and must be recreated, so that a member who
+	// keeps sending bad commits cannot keep the others rejoining.
+	ResyncLimit  int
+	ResyncWindow time.Duration
 	// EventBuffer bounds the events waiting to be read from Events
 	// (default DefaultEventBuffer); beyond it they are replaced by one
 	// EventOverflow (see Client.Events).
@@ -143,6 +153,12 @@ func (cfg Config) withDefaults() Config {
 	if cfg.CommitRetries <= 0 {
 		cfg.CommitRetries = 10
 	}
+	if cfg.ResyncLimit <= 0 {
+		cfg.ResyncLimit = 5
+	}
+	if cfg.ResyncWindow <= 0 {
+		cfg.ResyncWindow = 24 * time.Hour
+	}
 	if cfg.EventBuffer <= 0 {
 		cfg.EventBuffer = DefaultEventBuffer
 	}
@@ -177,9 +193,10 @@ type Client struct {
 	unsafe     map[protocol.ConversationID]*Alarm // conversations with a rejected membership change
 	// current holds the conversations caught up with the server since
 	// Open, stale those whose store proved older than the log (stale.go).
-	current map[protocol.ConversationID]bool
-	stale   map[protocol.ConversationID]bool
-	mlsCfg  *mls.Config
+	current   map[protocol.ConversationID]bool
+	stale     map[protocol.ConversationID]bool
+	rejoining map[protocol.ConversationID]bool // conversations rejoinLocked applies entries of (nil until then)
+	mlsCfg    *mls.Config
 
 	tokMu    sync.Mutex
 	token    string

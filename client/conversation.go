@@ -45,9 +45,10 @@ type Conversation struct {
 	// read position, which MarkRead and MarkReadUpTo advance.
 	Unread int `json:"unread"`
 	// Unsafe is set when the server accepted a membership change that
-	// this device rejected (EventConversationUnsafe): nothing more is
-	// sent in the conversation; Recreate starts a new one with the same
-	// members.
+	// this device rejected, or when this device cannot follow the
+	// conversation any more (Alarm.Unrecoverable, see EventBadCommit);
+	// EventConversationUnsafe reported it. Nothing more is sent in the
+	// conversation; Recreate starts a new one with the same members.
 	Unsafe *Alarm `json:"unsafe,omitempty"`
 	// Unverified are the Members (other users) whose identity key was
 	// not verified by comparing safety numbers: trusted on first use

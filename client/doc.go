@@ -59,6 +59,14 @@
 // was removed keeps the members at its removal, and who removed it
 // (Conversation.RemovedBy). System lines are reported as [EventSystem].
 //
+// A commit the server accepted but this device cannot process (a member
+// sent damaged path secrets, say) does not wedge the conversation: the
+// client rejoins the current epoch by an external commit that replaces
+// its own leaf and reports the sender in an [EventBadCommit]
+// (docs/protocol.md, "Recovery from bad commits"). Rejoins are bounded
+// per conversation (Config.ResyncLimit); beyond that the conversation
+// gets an unrecoverable alarm and must be recreated.
+//
 // # Ordering and crash safety
 //
 // Entries of a conversation are applied in server sequence order. For

@@ -64,7 +64,9 @@ const (
 	// (sending fails with ErrConversationUnsafe); Err is an *UnsafeError
 	// that says so. The conversation's Unsafe field keeps the alarm
 	// across restarts. UIs must show this loudly and offer
-	// Client.Recreate.
+	// Client.Recreate. The same event, with an Alarm marked
+	// Unrecoverable, reports a conversation this device cannot follow
+	// any more (see EventBadCommit); User's Device sent the commit.
 	EventConversationUnsafe
 	// EventStateRestored: the server holds messages this device sent in
 	// Conversation that its store does not know: the profile was
@@ -78,6 +80,18 @@ const (
 	// added, removed or left, devices added or removed, the name or the
 	// topic; see Client.History). User and Device made the change.
 	EventSystem
+	// EventBadCommit: a commit the server accepted in Conversation (entry
+	// Seq), sent by Device of User, could not be used by this device;
+	// Err, a *BadCommitError, says why and what this device did
+	// (docs/protocol.md, "Recovery from bad commits"): it could not
+	// process the commit and rejoined the conversation by external
+	// commit (messages sent in between are lost to it), or could not
+	// rejoin (the conversation is then marked unrecoverable:
+	// EventConversationUnsafe follows); or the commit's GroupInfo was
+	// bad and this device replaced it. When this device only found that
+	// it had missed a commit, User and Device are empty. UIs should show
+	// who sent it.
+	EventBadCommit
 )
 
 var eventNames = map[EventKind]string{
@@ -88,7 +102,7 @@ var eventNames = map[EventKind]string{
 	EventConversationChanged: "conversation_changed", EventIdentityChanged: "identity_changed",
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
-	EventStateRestored: "state_restored", EventSystem: "system",
+	EventStateRestored: "state_restored", EventSystem: "system", EventBadCommit: "bad_commit",
 }
 
 // String names the kind ("message", "identity_changed", …).
@@ -141,6 +155,8 @@ type Event struct {
 	Error string `json:"error,omitempty"`
 	// Dropped is the number of events an EventOverflow stands for.
 	Dropped int `json:"dropped,omitempty"`
+	// Seq is the server's entry an EventBadCommit is about.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // DefaultEventBuffer is the default of Config.EventBuffer.

@@ -28,10 +28,13 @@ import (
 var ErrConversationUnsafe = errors.New("conversation unsafe")
 
 // Alarm describes a membership change that the server accepted and this
-// device rejected: a conversation with an alarm is unsafe. It is kept in
-// the store and shown in Conversation.Unsafe.
+// device rejected, or (Unrecoverable) why this device cannot follow the
+// conversation any more: a conversation with an alarm is unsafe. It is
+// kept in the store and shown in Conversation.Unsafe.
 type Alarm struct {
-	// User and Device name whom the change would have added, when known.
+	// User and Device name whom the change would have added, or, with
+	// Unrecoverable, who sent the commit this device could not process;
+	// when known.
 	User   string            `json:"user,omitempty"`
 	Device protocol.DeviceID `json:"device,omitempty"`
 	// Reason says which rule the change broke.
@@ -42,6 +45,13 @@ type Alarm struct {
 	Epoch uint64 `json:"epoch"`
 	// Time is when this device rejected it.
 	Time time.Time `json:"time"`
+	// Unrecoverable is set when the alarm is not about a membership
+	// change but about a conversation this device cannot follow any
+	// more: it could not process a commit (sent by User's Device, when
+	// known) and could not rejoin by external commit (docs/protocol.md,
+	// "Recovery from bad commits"). The way forward is the same:
+	// recreate it.
+	Unrecoverable bool `json:"unrecoverable,omitempty"`
 }
 
 // who names the user the alarm is about, for messages.
@@ -65,6 +75,10 @@ type UnsafeError struct {
 
 // Error says what happened and what to do.
 func (e *UnsafeError) Error() string {
+	if e.Alarm.Unrecoverable {
+		return fmt.Sprintf("conversation %d cannot be followed any more: %s; this device sends nothing more in it: recreate it with the same members",
+			e.Conversation, e.Alarm.Reason)
+	}
 	return fmt.Sprintf("conversation %d is unsafe: the server tried to add %s to it (%s); this device rejected the change and sends nothing more in it: recreate it with the same members",
 		e.Conversation, e.Alarm.who(), e.Alarm.Reason)
 }

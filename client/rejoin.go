@@ -16,6 +16,11 @@ import (
 // lost; the caller then replaces the group with the one of the Welcome.
 // c.mu is held.
 func (c *Client) rejoinLocked(ctx context.Context, conv protocol.ConversationID, joinSeq uint64) error {
+	if c.rejoining == nil {
+		c.rejoining = map[protocol.ConversationID]bool{}
+	}
+	c.rejoining[conv] = true // the Welcome replaces the group: no recovery (see recoverable)
+	defer delete(c.rejoining, conv)
 	for {
 		g := c.groups[conv]
 		if g == nil || !g.Active() {

@@ -137,6 +137,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			c.log.Debug("message of a rejected epoch skipped", "conversation", conv, "seq", e.Seq, "epoch", ee.MessageEpoch)
 			break
 		}
+		if err != nil && c.recoverable(g, e, err) {
+			return c.recoverLocked(ctx, g, e, err)
+		}
 		if err != nil {
 			fail(err)
 			break
@@ -188,6 +191,9 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			// The server accepted a leaf that no member may accept (its
 			// own checks refuse it too): rejected, like a forbidden join.
 			reject(&Alarm{Reason: fmt.Sprintf("a handshake message with a refused credential: %v", err)})
+		case err != nil && c.recoverable(g, e, err):
+			// A commit this device cannot process, or one it missed.
+			return c.recoverLocked(ctx, g, e, err)
 		case err != nil:
 			fail(err)
 		case p.Kind == mls.KindProposal:
@@ -232,6 +238,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			} else if c.leaving(ctx, conv) {
 				after = func() { c.goLeave(conv) }
 			}
+			after = c.checkGroupInfoAfter(after, g, sc, e)
 			apply = func(tx *sqlitestore.Tx) error {
 				lines, err := c.putMembershipChange(tx, conv, g, ch, e.Seq, e.Time)
 				events = append(events, lines...)

@@ -63,6 +63,21 @@ type CommitOptions struct {
 	ExternalPub bool
 	// AuthenticatedData is sent in the clear with the Commit.
 	AuthenticatedData []byte
+
+	// UnsafeCorruptPathForTesting, for tests only, damages every encrypted
+	// path secret of the Commit's UpdatePath (one bit of each HPKE
+	// ciphertext) before the Commit is signed: the committer merges it as
+	// usual and a Delivery Service, which sees only the public parts,
+	// accepts it, but no other member can process it. It needs a path
+	// (one required, or ForcePath). Never set it outside tests.
+	UnsafeCorruptPathForTesting bool
+	// UnsafePoisonExternalPubForTesting, for tests only, with ExternalPub,
+	// puts a fresh public key of the suite instead of the new epoch's
+	// external public key in PendingCommit.GroupInfo's external_pub
+	// before it is signed: the GroupInfo passes every public check, but
+	// the members cannot process an external commit made from it (RFC
+	// 9420 §12.4.3.2). Never set it outside tests.
+	UnsafePoisonExternalPubForTesting bool
 }
 
 // PendingCommit is a Commit this member created, not yet applied. The
@@ -370,6 +385,9 @@ func (g *Group) finishCommit(a *applied, opts CommitOptions, withPath bool, op s
 			return nil, opError(op, err)
 		}
 		defer up.Zero()
+		if opts.UnsafeCorruptPathForTesting {
+			corruptPathForTesting(up.Path)
+		}
 		cm.Path = up.Path
 		newTree, newPriv, commitSecret = up.Tree, up.Private, up.CommitSecret
 	} else {
@@ -402,7 +420,8 @@ func (g *Group) finishCommit(a *applied, opts CommitOptions, withPath bool, op s
 	}
 	pc := &PendingCommit{Message: msg, Epoch: next.gc.Epoch, transition: transition{g: g, version: g.version, next: next, sched: sched.Epoch, priv: newPriv, reinit: a.reinit}}
 	pc.Added, pc.Removed, pc.Updated = changes(a, newTree)
-	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, next, sched.Epoch, g.OwnLeaf(), g.signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub})
+	gi, err := buildGroupInfo(!g.cfg.DisableGREASE, next, sched.Epoch, g.OwnLeaf(), g.signer, GroupInfoOptions{InlineRatchetTree: opts.InlineRatchetTree, ExternalPub: opts.ExternalPub,
+		poisonExternalPub: opts.UnsafePoisonExternalPubForTesting})
 	if err != nil {
 		return nil, err
 	}
@@ -424,6 +443,18 @@ func (g *Group) finishCommit(a *applied, opts CommitOptions, withPath bool, op s
 		pc.Welcome = w
 	}
 	return pc, nil
+}
+
+// corruptPathForTesting flips the last bit of every encrypted path secret
+// of p (CommitOptions.UnsafeCorruptPathForTesting).
+func corruptPathForTesting(p *wire.UpdatePath) {
+	for i := range p.Nodes {
+		for j := range p.Nodes[i].EncryptedPathSecret {
+			if ct := p.Nodes[i].EncryptedPathSecret[j].Ciphertext; len(ct) > 0 {
+				ct[len(ct)-1] ^= 1
+			}
+		}
+	}
 }
 
 func orEmpty(b []byte) []byte {

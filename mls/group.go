@@ -228,6 +228,9 @@ type GroupInfoOptions struct {
 	// ExternalPub includes the external_pub extension (RFC 9420
 	// §12.4.3.2), which lets new members join by external commit.
 	ExternalPub bool
+
+	// poisonExternalPub: see CommitOptions.UnsafePoisonExternalPubForTesting.
+	poisonExternalPub bool
 }
 
 // GroupInfo returns a signed GroupInfo of the current epoch (RFC 9420
@@ -237,6 +240,44 @@ func (g *Group) GroupInfo(opts GroupInfoOptions) ([]byte, error) {
 		return nil, fmt.Errorf("mls: group info: %w", ErrRemoved)
 	}
 	return makeGroupInfo(g.c, g.keys.sched, g.priv.Leaf(), g.signer, opts)
+}
+
+// CheckGroupInfoExternalPub checks a GroupInfo (MLSMessage) of the
+// group's current epoch that a Delivery Service stored for external
+// joiners, with the epoch's secrets. The GroupInfo must pass the checks of
+// PublicChange.VerifyGroupInfo, signed by the member at leaf signer (the
+// committer of the epoch), or CheckGroupInfoExternalPub fails (wrapping
+// ErrInvalidWelcome or ErrMalformed) and says nothing of the signer. Then
+// ok reports whether its external_pub extension, if present, holds the
+// epoch's external public key (RFC 9420 §12.4.3.2): if not, the signer
+// signed an external_pub that no member can use, and no external commit
+// made from this GroupInfo can be processed by the members.
+func (g *Group) CheckGroupInfoExternalPub(groupInfo []byte, signer LeafIndex) (ok bool, err error) {
+	const op = "check GroupInfo external_pub"
+	if err := g.checkActive(op); err != nil {
+		return false, err
+	}
+	if err := g.c.verifyGroupInfo(groupInfo, int64(signer), op); err != nil {
+		return false, err
+	}
+	m, err := decodeMessage(groupInfo, WireFormatGroupInfo, op)
+	if err != nil {
+		return false, err
+	}
+	e := m.GroupInfo.Extensions.Find(wire.ExtensionExternalPub)
+	if e == nil {
+		return true, nil
+	}
+	var ep wire.ExternalPub
+	if err := wire.Unmarshal(e.Data, &ep); err != nil {
+		return false, causeError(op, "§12.4.3.2", ErrInvalidWelcome, err, "external_pub")
+	}
+	priv, pub, err := g.keys.sched.ExternalKeyPair()
+	clear(priv)
+	if err != nil {
+		return false, opError(op, err)
+	}
+	return bytes.Equal(ep.PublicKey, pub), nil
 }
 
 func makeGroupInfo(c *core, ep *schedule.Epoch, signer LeafIndex, s *Signer, opts GroupInfoOptions) ([]byte, error) {
@@ -268,6 +309,9 @@ func buildGroupInfo(grease bool, c *core, ep *schedule.Epoch, signer LeafIndex, 
 	}
 	if opts.ExternalPub {
 		_, pub, err := ep.ExternalKeyPair()
+		if opts.poisonExternalPub {
+			_, pub, err = cs.GenerateHPKEKey()
+		}
 		if err != nil {
 			return nil, opError(op, err)
 		}

@@ -78,6 +78,20 @@ func PeekPrivateMessage(msg []byte) (groupID []byte, epoch uint64, contentType C
 	return slices.Clone(pm.GroupID), pm.Epoch, pm.ContentType, nil
 }
 
+// PeekPublicMessage decodes an MLSMessage carrying a PublicMessage (RFC
+// 9420 §6.2) completely and returns its clear header: the group id (a
+// copy), the epoch, the content type and the sender. It verifies nothing
+// (not the signature, not the membership tag): a member uses it to learn
+// what a handshake message it could not process claims to be.
+func PeekPublicMessage(msg []byte) (groupID []byte, epoch uint64, contentType ContentType, sender Sender, err error) {
+	m, err := decodeMessage(msg, WireFormatPublicMessage, "peek PublicMessage")
+	if err != nil {
+		return nil, 0, 0, Sender{}, err
+	}
+	fc := &m.PublicMessage.Content
+	return slices.Clone(fc.GroupID), fc.Epoch, fc.ContentType, senderFromWire(fc.Sender), nil
+}
+
 // PeekWelcome decodes an MLSMessage carrying a Welcome (RFC 9420
 // §12.4.3.1) completely and returns its cipher suite and the
 // KeyPackageRefs of the new members it has secrets for (copies, in order).

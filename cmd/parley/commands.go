@@ -484,7 +484,7 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "# %s\n", unverifiedHint(cv.Unverified))
 		}
 		if a := cv.Unsafe; a != nil {
-			fmt.Fprintf(e.stdout, "# *** %s ***\n", unsafeLine(cv.ID, (&client.UnsafeError{Conversation: cv.ID, Alarm: *a}).Error()))
+			fmt.Fprintf(e.stdout, "# *** %s ***\n", unsafeLine(cv.ID, (&client.UnsafeError{Conversation: cv.ID, Alarm: *a}).Error(), a.Unrecoverable))
 		}
 		if cv.Left {
 			fmt.Fprintf(e.stdout, "# you are no longer a member: %s\n", leftLabel(cv.RemovedBy))
@@ -547,7 +547,10 @@ func (s *session) listConversations(ctx context.Context, self string) error {
 		if cv.Left {
 			t += " (" + leftLabel(cv.RemovedBy) + ")"
 		}
-		if cv.Unsafe != nil {
+		switch {
+		case cv.Unsafe != nil && cv.Unsafe.Unrecoverable:
+			t += " (BROKEN: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
+		case cv.Unsafe != nil:
 			t += " (UNSAFE: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
 		}
 		members := strings.Join(cv.Members, ", ")

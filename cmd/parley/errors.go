@@ -128,6 +128,8 @@ func defaultHint(err error) string {
 		return "the message is kept in this profile and will be sent by the next parley command that reaches the server (or by parley listen)"
 	case errors.Is(err, client.ErrCertificateMismatch):
 		return "do not use this server until you know why: someone may be intercepting the connection. If its administrator replaced the certificate, compare the new fingerprint (parleyd prints it at start) with them over a channel you trust"
+	case errors.As(err, &unsafe) && unsafe.Alarm.Unrecoverable:
+		return fmt.Sprintf("this device cannot follow this conversation any more (it could not process a member's commits, and rejoining did not help): start a new conversation with the same members with 'parley chat recreate %d'", unsafe.Conversation)
 	case errors.As(err, &unsafe):
 		return fmt.Sprintf("the server tried to add someone to this conversation and its members refused: start a new conversation with the same members with 'parley chat recreate %d'", unsafe.Conversation)
 	case errors.Is(err, client.ErrServerUnreachable) && strings.Contains(err.Error(), "certificate"):

@@ -50,6 +50,10 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 			if ev.Kind == client.EventConnection {
 				out.Connection = ev.Connection.String()
 			}
+			var bc *client.BadCommitError
+			if ev.Kind == client.EventBadCommit && errors.As(ev.Err, &bc) {
+				out.Seq, out.Recovery = ev.Seq, bc.Recovery.String()
+			}
 			b, err := json.Marshal(out)
 			if err != nil {
 				return err
@@ -170,7 +174,7 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string, se
 		return "*** " + noticeLine(ev) + " ***"
 	case client.EventDeviceRejected:
 		return "*** " + noticeLine(ev) + " ***"
-	case client.EventConversationUnsafe:
+	case client.EventConversationUnsafe, client.EventBadCommit:
 		return "*** " + at + noticeLine(ev) + " ***"
 	case client.EventStateRestored:
 		return "*** " + at + noticeLine(ev) + " ***"

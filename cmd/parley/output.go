@@ -41,7 +41,8 @@ type conversationJSON struct {
 	Epoch     uint64 `json:"epoch"`
 	Unread    int    `json:"unread"`
 	// Unsafe is set when this device rejected a membership change that
-	// the server accepted: nothing more can be sent in the conversation.
+	// the server accepted, or cannot follow the conversation any more:
+	// nothing more can be sent in the conversation.
 	Unsafe *alarmJSON `json:"unsafe,omitempty"`
 	// Unverified are the members whose identity keys were not verified
 	// by comparing safety numbers (trusted on first use only, or changed
@@ -50,13 +51,14 @@ type conversationJSON struct {
 }
 
 // alarmJSON describes the rejected membership change of an unsafe
-// conversation (client.Alarm).
+// conversation, or why it is unrecoverable (client.Alarm).
 type alarmJSON struct {
-	User   string    `json:"user,omitempty"`
-	Device string    `json:"device,omitempty"`
-	Reason string    `json:"reason"`
-	Seq    uint64    `json:"seq"`
-	Time   time.Time `json:"time"`
+	User          string    `json:"user,omitempty"`
+	Device        string    `json:"device,omitempty"`
+	Reason        string    `json:"reason"`
+	Seq           uint64    `json:"seq"`
+	Time          time.Time `json:"time"`
+	Unrecoverable bool      `json:"unrecoverable,omitempty"`
 }
 
 // messageJSON is one entry of a history: a message, or a system line
@@ -129,6 +131,10 @@ type eventJSON struct {
 	Device       string       `json:"device,omitempty"`
 	Connection   string       `json:"connection,omitempty"`
 	Error        string       `json:"error,omitempty"`
+	// Seq and Recovery describe a bad_commit: the entry that held the
+	// commit and what this device did (client.Recovery).
+	Seq      uint64 `json:"seq,omitempty"`
+	Recovery string `json:"recovery,omitempty"`
 }
 
 // safetyJSON is the output of verify.
@@ -216,7 +222,7 @@ func toConversationJSON(cv *client.Conversation, self string, unread int) *conve
 		Unverified: append([]string{}, cv.Unverified...),
 	}
 	if a := cv.Unsafe; a != nil {
-		out.Unsafe = &alarmJSON{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC()}
+		out.Unsafe = &alarmJSON{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable}
 	}
 	return out
 }

@@ -140,15 +140,15 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 }
 
 // collect keeps the events that a one-shot command should show: identity
-// changes, refused devices, unsafe conversations, errors, joins and
-// removals.
+// changes, refused devices, unsafe conversations, bad commits, errors,
+// joins and removals.
 func (s *session) collect() {
 	defer close(s.done)
 	for ev := range s.c.Events() {
 		switch ev.Kind {
 		case client.EventIdentityChanged, client.EventDeviceRejected, client.EventError,
 			client.EventConversationJoined, client.EventConversationLeft, client.EventConversationUnsafe,
-			client.EventStateRestored:
+			client.EventStateRestored, client.EventBadCommit:
 			s.mu.Lock()
 			s.notices = append(s.notices, ev)
 			s.mu.Unlock()
@@ -210,7 +210,10 @@ func noticeLine(ev client.Event) string {
 	case client.EventDeviceRejected:
 		return fmt.Sprintf("WARNING: refused device %s of %s: %s", ev.Device, ev.User, ev.Error)
 	case client.EventConversationUnsafe:
-		return unsafeLine(ev.Conversation, ev.Error)
+		var ue *client.UnsafeError
+		return unsafeLine(ev.Conversation, ev.Error, errors.As(ev.Err, &ue) && ue.Alarm.Unrecoverable)
+	case client.EventBadCommit:
+		return "WARNING: " + ev.Error
 	case client.EventStateRestored:
 		if ev.Error != "" {
 			return fmt.Sprintf("WARNING: this profile is older than what this device already sent in conversation %d (it was restored from a copy), and rejoining with fresh keys failed: %s. Nothing is sent there until it succeeds; a copied profile is not a backup (see docs/cli.md).", ev.Conversation, ev.Error)
@@ -227,8 +230,13 @@ func noticeLine(ev client.Event) string {
 }
 
 // unsafeLine is the alarm of an unsafe conversation (err is its
-// *client.UnsafeError's text), with the way forward.
-func unsafeLine(conv protocol.ConversationID, err string) string {
+// *client.UnsafeError's text), with the way forward. An unrecoverable
+// one (client.Alarm.Unrecoverable) cannot be followed any more, which
+// says nothing of its members' trust.
+func unsafeLine(conv protocol.ConversationID, err string, unrecoverable bool) string {
+	if unrecoverable {
+		return fmt.Sprintf("ALARM: %s. Start a new conversation with the same members with 'parley chat recreate %d', and consider removing the member named above.", err, conv)
+	}
 	return fmt.Sprintf("ALARM: %s. Do not trust it: start a new conversation with the same members with 'parley chat recreate %d'.", err, conv)
 }
 
