@@ -216,3 +216,82 @@ func TestConformance_12_2_Controls(t *testing.T) {
 		}
 	})
 }
+
+// TestConformance_12_2_CustomProposalSupport covers the parenthesis of the
+// §12.2 rule on non-default proposal types: they must be supported by
+// "members of the group that will process the Commit (i.e., members being
+// added or removed by the Commit do not need to support the proposal
+// type)". Alice, bob and mallory list proposal type 0xff31; a commit of
+// one such proposal with an Add of a client, or a Remove of a member, that
+// does not list it is valid, and everyone processes it; one with an Add
+// while bob does not list it is refused.
+func TestConformance_12_2_CustomProposalSupport(t *testing.T) {
+	const custom = 0xff31
+	customProposal := func() entry {
+		return entry{p: &wire.Proposal{Type: custom, Unknown: []byte("custom")}}
+	}
+	// commitEntries has g commit es by value, as a client that knows the
+	// custom type would, and delivers the commit to everyone.
+	commitEntries := func(t *testing.T, w *world, name string, es ...entry) *PendingCommit {
+		t.Helper()
+		g := w.members[name]
+		for i := range es {
+			es[i].sender = g.ownSender()
+		}
+		a, err := g.c.applyProposals(es, g.ownSender(), true, applyOpts{self: int64(g.OwnLeaf())}, "commit")
+		if err != nil {
+			t.Fatalf("%s commit: %v", name, err)
+		}
+		pc, err := g.finishCommit(a, CommitOptions{InlineRatchetTree: true}, true, "commit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.deliver(name, pc.Message)
+		if err := g.MergePendingCommit(pc); err != nil {
+			t.Fatal(err)
+		}
+		w.check()
+		return pc
+	}
+	addEntry := func(kp *KeyPackageBundle) entry {
+		return entry{p: addProposal(kp.kp)}
+	}
+	caps := &Capabilities{Proposals: []uint16{custom}}
+
+	t.Run("with an Add of a client that does not list it", func(t *testing.T) {
+		w, _, _, _ := capsWorld(t, caps, nil, nil)
+		dave := w.kp("dave")
+		pc := commitEntries(t, w, "alice", customProposal(), addEntry(dave))
+		g, err := JoinFromWelcome(w.cfg, pc.Welcome, dave, JoinOptions{})
+		if err != nil {
+			t.Fatalf("dave join: %v", err)
+		}
+		w.members["dave"] = g
+		w.check()
+		goesOn(t, w, "dave")
+	})
+	t.Run("with a Remove of a member that does not list it", func(t *testing.T) {
+		w, _, _, _ := capsWorld(t, caps, nil, nil)
+		dave := w.kp("dave")
+		pc := w.commit("alice", CommitOptions{Add: [][]byte{dave.KeyPackage}, InlineRatchetTree: true})
+		g, err := JoinFromWelcome(w.cfg, pc.Welcome, dave, JoinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.members["dave"] = g
+		commitEntries(t, w, "alice", customProposal(), entry{p: &wire.Proposal{Type: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: uint32(g.OwnLeaf())}}})
+		if _, still := w.members["dave"]; still {
+			t.Fatal("dave still a member")
+		}
+		goesOn(t, w, "bob")
+	})
+	t.Run("refused while a member that stays does not list it", func(t *testing.T) {
+		w, alice, _, _ := capsWorld(t, nil, nil, nil)
+		es := []entry{customProposal(), addEntry(w.kp("dave"))}
+		for i := range es {
+			es[i].sender = alice.ownSender()
+		}
+		_, err := alice.c.applyProposals(es, alice.ownSender(), true, applyOpts{self: int64(alice.OwnLeaf())}, "commit")
+		wantRefusal(t, "alice", err, ErrInvalidProposal, "§12.2", "proposal type 0xff31 not supported by leaf 0")
+	})
+}

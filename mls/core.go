@@ -341,88 +341,135 @@ func (c *core) authorizeExternal(cp *cachedProposal, op string) error {
 }
 
 // checkProposal checks one proposal on its own against the current epoch
-// (RFC 9420 §12.1).
+// (RFC 9420 §12.1), with the rule of its type.
 func (c *core) checkProposal(p *wire.Proposal, sender wire.Sender, op string) error {
 	switch p.Type {
 	case wire.ProposalTypeAdd:
-		if p.Add == nil {
-			return ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
-		}
-		if err := checkKeyPackage(c.cfg, c.cs, &p.Add.KeyPackage, op); err != nil {
-			return fmt.Errorf("%w: %w", err, ErrInvalidProposal)
-		}
-		if p.Add.KeyPackage.Version < c.gc.Version {
-			return ruleError(op, "§10.1", ErrInvalidProposal, "KeyPackage version below the group's")
-		}
+		return c.checkAddProposal(p.Add, op)
 	case wire.ProposalTypeUpdate:
-		if p.Update == nil || sender.Type != wire.SenderTypeMember {
-			return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update not sent by a member")
-		}
-		old := c.tree.Leaf(LeafIndex(sender.LeafIndex))
-		if old == nil {
-			return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from blank leaf %d", sender.LeafIndex)
-		}
-		ln := &p.Update.LeafNode
-		if ln.Source != wire.LeafNodeSourceUpdate || ln.Lifetime != nil {
-			return ruleError(op, "§7.3", ErrInvalidProposal, "Update leaf_node_source %d, want update", ln.Source)
-		}
-		if bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
-			return ruleError(op, "§7.3", ErrInvalidProposal, "Update does not change the encryption_key of leaf %d", sender.LeafIndex)
-		}
-		if err := checkLeafSelf(ln); err != nil {
-			return causeError(op, "§7.3", ErrInvalidProposal, err, "Update of leaf %d", sender.LeafIndex)
-		}
-		if err := ln.Verify(c.cs, c.gc.GroupID, sender.LeafIndex); err != nil {
-			return causeError(op, "§7.3", ErrInvalidProposal, err, "Update leaf signature")
-		}
+		return c.checkUpdateProposal(p.Update, sender, op)
 	case wire.ProposalTypeRemove:
-		if p.Remove == nil || c.tree.Leaf(LeafIndex(p.Remove.Removed)) == nil {
-			r := uint32(0)
-			if p.Remove != nil {
-				r = p.Remove.Removed
-			}
-			return ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)
-		}
+		return c.checkRemoveProposal(p.Remove, op)
 	case wire.ProposalTypePSK:
-		if p.PreSharedKey == nil {
-			return ruleError(op, "§12.1.4", ErrInvalidProposal, "PreSharedKey without body")
-		}
-		id := &p.PreSharedKey.PSK
-		if len(id.Nonce) != c.cs.HashSize() {
-			return ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes, want %d", len(id.Nonce), c.cs.HashSize())
-		}
-		if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
-			return ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d in a proposal", id.Usage)
-		}
+		return c.checkPSKProposal(p.PreSharedKey, op)
 	case wire.ProposalTypeReInit:
-		if p.ReInit == nil || p.ReInit.Version < c.gc.Version {
-			return ruleError(op, "§12.1.5", ErrInvalidProposal, "ReInit version below the group's")
-		}
-		if _, err := suite.New(p.ReInit.CipherSuite); err != nil {
-			return causeError(op, "§12.1.5", ErrInvalidProposal, err, "ReInit cipher suite")
-		}
-		// The ReInit's extensions become the new group's (§11.2): no type
-		// twice (§13.4).
-		if err := checkUniqueExtensions(p.ReInit.Extensions); err != nil {
-			return causeError(op, "§13.4", ErrInvalidProposal, err, "ReInit extensions")
-		}
+		return c.checkReInitProposal(p.ReInit, op)
 	case wire.ProposalTypeExternalInit:
 		if p.ExternalInit == nil {
 			return ruleError(op, "§12.1.6", ErrInvalidProposal, "ExternalInit without body")
 		}
 	case wire.ProposalTypeGroupContextExtensions:
-		if p.GroupContextExtensions == nil {
-			return ruleError(op, "§12.1.7", ErrInvalidProposal, "GroupContextExtensions without body")
-		}
-		if _, _, err := parseGroupExtensions(p.GroupContextExtensions.Extensions); err != nil {
-			return causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
-		}
+		return checkGCEProposal(p.GroupContextExtensions, op)
 	default:
-		// A non-default type: every member must support it (§12.2).
-		for i, ln := range c.tree.Members() {
-			if !slices.Contains(ln.Capabilities.Proposals, p.Type) {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(p.Type), i)
-			}
+		return c.checkCustomProposal(p.Type, op)
+	}
+	return nil
+}
+
+// checkAddProposal checks an Add (§12.1.1): a valid KeyPackage of a
+// version no older than the group's (§10.1).
+func (c *core) checkAddProposal(add *wire.Add, op string) error {
+	if add == nil {
+		return ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
+	}
+	if err := checkKeyPackage(c.cfg, c.cs, &add.KeyPackage, op); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalidProposal)
+	}
+	if add.KeyPackage.Version < c.gc.Version {
+		return ruleError(op, "§10.1", ErrInvalidProposal, "KeyPackage version below the group's")
+	}
+	return nil
+}
+
+// checkUpdateProposal checks an Update (§12.1.2, §7.3): sent by the member
+// whose leaf it replaces, with a leaf node of source update, a new
+// encryption key and a valid signature.
+func (c *core) checkUpdateProposal(up *wire.Update, sender wire.Sender, op string) error {
+	if up == nil || sender.Type != wire.SenderTypeMember {
+		return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update not sent by a member")
+	}
+	old := c.tree.Leaf(LeafIndex(sender.LeafIndex))
+	if old == nil {
+		return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from blank leaf %d", sender.LeafIndex)
+	}
+	ln := &up.LeafNode
+	if ln.Source != wire.LeafNodeSourceUpdate || ln.Lifetime != nil {
+		return ruleError(op, "§7.3", ErrInvalidProposal, "Update leaf_node_source %d, want update", ln.Source)
+	}
+	if bytes.Equal(ln.EncryptionKey, old.EncryptionKey) {
+		return ruleError(op, "§7.3", ErrInvalidProposal, "Update does not change the encryption_key of leaf %d", sender.LeafIndex)
+	}
+	if err := checkLeafSelf(ln); err != nil {
+		return causeError(op, "§7.3", ErrInvalidProposal, err, "Update of leaf %d", sender.LeafIndex)
+	}
+	if err := ln.Verify(c.cs, c.gc.GroupID, sender.LeafIndex); err != nil {
+		return causeError(op, "§7.3", ErrInvalidProposal, err, "Update leaf signature")
+	}
+	return nil
+}
+
+// checkRemoveProposal checks a Remove (§12.1.3): of a member. One without
+// a body is refused as a Remove of leaf 0.
+func (c *core) checkRemoveProposal(rm *wire.Remove, op string) error {
+	if rm == nil {
+		return ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", 0)
+	}
+	if c.tree.Leaf(LeafIndex(rm.Removed)) == nil {
+		return ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", rm.Removed)
+	}
+	return nil
+}
+
+// checkPSKProposal checks a PreSharedKey (§12.1.4): a nonce of the
+// suite's hash size, and a resumption PSK only with application usage.
+func (c *core) checkPSKProposal(psk *wire.PreSharedKey, op string) error {
+	if psk == nil {
+		return ruleError(op, "§12.1.4", ErrInvalidProposal, "PreSharedKey without body")
+	}
+	id := &psk.PSK
+	if len(id.Nonce) != c.cs.HashSize() {
+		return ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes, want %d", len(id.Nonce), c.cs.HashSize())
+	}
+	if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication {
+		return ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d in a proposal", id.Usage)
+	}
+	return nil
+}
+
+// checkReInitProposal checks a ReInit (§12.1.5): a version no older than
+// the group's, a known cipher suite, and extensions for the new group
+// with no type twice (§11.2, §13.4).
+func (c *core) checkReInitProposal(ri *wire.ReInit, op string) error {
+	if ri == nil || ri.Version < c.gc.Version {
+		return ruleError(op, "§12.1.5", ErrInvalidProposal, "ReInit version below the group's")
+	}
+	if _, err := suite.New(ri.CipherSuite); err != nil {
+		return causeError(op, "§12.1.5", ErrInvalidProposal, err, "ReInit cipher suite")
+	}
+	if err := checkUniqueExtensions(ri.Extensions); err != nil {
+		return causeError(op, "§13.4", ErrInvalidProposal, err, "ReInit extensions")
+	}
+	return nil
+}
+
+// checkGCEProposal checks a GroupContextExtensions (§12.1.7): extensions
+// the group can parse and use.
+func checkGCEProposal(gce *wire.GroupContextExtensions, op string) error {
+	if gce == nil {
+		return ruleError(op, "§12.1.7", ErrInvalidProposal, "GroupContextExtensions without body")
+	}
+	if _, _, err := parseGroupExtensions(gce.Extensions); err != nil {
+		return causeError(op, "§12.1.7", ErrInvalidProposal, err, "extensions")
+	}
+	return nil
+}
+
+// checkCustomProposal checks a proposal of a non-default type: every
+// member must support it (§12.2).
+func (c *core) checkCustomProposal(t wire.ProposalType, op string) error {
+	for i, ln := range c.tree.Members() {
+		if !slices.Contains(ln.Capabilities.Proposals, t) {
+			return ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(t), i)
 		}
 	}
 	return nil
@@ -579,6 +626,11 @@ type applied struct {
 	dropped []droppedEntry
 }
 
+// isAdded reports whether leaf li is one the list adds.
+func (a *applied) isAdded(li LeafIndex) bool {
+	return slices.ContainsFunc(a.added, func(m addedMember) bool { return m.leaf == li })
+}
+
 type addedMember struct {
 	leaf LeafIndex
 	kp   *wire.KeyPackage
@@ -645,241 +697,427 @@ func (c *core) applyProposals(es []entry, committer wire.Sender, hasPath bool, a
 	return b, nil
 }
 
-// applyList is one pass of applyProposals: it checks the rules of §12.2
-// and applies the list in the order of §12.3, in named steps: classify
-// each proposal (the rules on one proposal and between proposals),
-// GroupContextExtensions, Updates, Removes, Adds, then the rules on the
-// resulting tree. Each check of an entry happens before its effect, so
-// that dropping it (with ao.filter) leaves no trace.
+// applyList is one pass of applyProposals. It reads as the steps of RFC
+// 9420 §12.2 and §12.3:
+//
+//  1. checkCommitter: a member with a leaf, or an external joiner (§12.4).
+//  2. sortByType: in list order, check each proposal alone (§12.1) and
+//     against those before it (§12.2), and file it under its type;
+//     then check the shape of the whole list (a ReInit alone, an
+//     external commit's few types).
+//  3. Apply, to a clone of the tree, in the order of §12.3:
+//     GroupContextExtensions, Updates, Removes, Adds. PreSharedKey,
+//     ExternalInit and ReInit proposals were noted in step 2 for the key
+//     schedule.
+//  4. Check the resulting tree: every remaining member supports the new
+//     group extensions (else a committer filtering drops the
+//     GroupContextExtensions and starts over without it), and the
+//     members that process the Commit support every non-default
+//     proposal type of the list.
+//  5. finish: the kept list, whether a path is required, and the
+//     committer's leaf.
+//
+// Each check of an entry happens before its effect, so that dropping it
+// (with ao.filter) leaves no trace.
 func (c *core) applyList(es []entry, committer wire.Sender, hasPath bool, ao applyOpts, op string) (*applied, error) {
-	a := &applied{exts: c.gc.Extensions, req: c.req, senders: c.extSenders}
+	if err := c.checkCommitter(committer, op); err != nil {
+		return nil, err
+	}
 	external := committer.Type == wire.SenderTypeNewMemberCommit
-	a.external = external
-	if !external && committer.Type != wire.SenderTypeMember {
-		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "commit from sender type %d", committer.Type)
+	l := &listApplier{
+		c:         c,
+		es:        es,
+		committer: committer,
+		external:  external,
+		hasPath:   hasPath,
+		ao:        ao,
+		op:        op,
+		a:         &applied{exts: c.gc.Extensions, req: c.req, senders: c.extSenders, external: external},
+		kept:      make([]bool, len(es)),
+		gce:       -1,
+		touched:   map[uint32]wire.ProposalType{},
+		pskIDs:    map[string]struct{}{},
 	}
-	if !external && c.tree.Leaf(LeafIndex(committer.LeafIndex)) == nil {
-		return nil, ruleError(op, "§12.4", ErrNotMember, "committer leaf %d is blank", committer.LeafIndex)
+	if err := l.sortByType(); err != nil {
+		return nil, err
 	}
-	var (
-		gceAt                      = -1 // the entry of the GroupContextExtensions
-		nReInit, nExtInit, nRemove int
-		touched                    = map[uint32]wire.ProposalType{}
-		adds, updates, removes     []int // entries, in list order
-		pskIDs                     = map[string]struct{}{}
-		kept                       = make([]bool, len(es))
-	)
-	// fail reports err for entry i: nil if the entry is dropped instead.
-	fail := func(i int, err error) error {
-		if !ao.filter || !es[i].optional {
-			return err
+	l.a.tree = c.tree.Clone()
+	if err := l.applyGroupContextExtensions(); err != nil {
+		return nil, err
+	}
+	if err := l.applyUpdates(); err != nil {
+		return nil, err
+	}
+	if err := l.applyRemoves(); err != nil {
+		return nil, err
+	}
+	if err := l.applyAdds(); err != nil {
+		return nil, err
+	}
+	if err := l.checkMembersSupportExtensions(); err != nil {
+		if err := l.reject(l.gce, err); err != nil {
+			return nil, err
 		}
-		kept[i] = false
-		a.dropped = append(a.dropped, droppedEntry{e: es[i], err: err})
-		return nil
+		return l.retryWithoutGCE()
 	}
-	// 1. Classify: the rules on each proposal and between proposals.
-	classify := func(i int) error {
-		e := es[i]
-		p := e.p
-		if e.ref == nil {
-			// By value: not yet checked individually.
-			if p.Type == wire.ProposalTypePSK && ao.allowResumption && p.PreSharedKey != nil {
-				// The first commit of a re-initialized or branched group
-				// carries its resumption PSK (§11.2, §11.3).
-				if len(p.PreSharedKey.PSK.Nonce) != c.cs.HashSize() {
-					return ruleError(op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes", len(p.PreSharedKey.PSK.Nonce))
-				}
-			} else if err := c.checkProposal(p, e.sender, op); err != nil && p.Type != wire.ProposalTypeUpdate {
+	if err := l.checkCustomProposalTypes(); err != nil {
+		return nil, err
+	}
+	return l.finish()
+}
+
+// listApplier is the state of one applyList pass: the list, the entries
+// of each type in list order (§12.3 applies them type by type), and what
+// the rules between proposals (§12.2) have seen so far.
+type listApplier struct {
+	c         *core
+	es        []entry
+	committer wire.Sender
+	external  bool
+	hasPath   bool
+	ao        applyOpts
+	op        string
+	a         *applied
+
+	// kept[i] is false once entry i is dropped (ao.filter).
+	kept []bool
+	// gce is the entry of the GroupContextExtensions proposal, or -1.
+	gce int
+	// updates, removes and adds are entries, in list order.
+	updates, removes, adds []int
+	nReInit, nExtInit      int
+	// touched is the proposal type (Update or Remove) already naming a
+	// leaf.
+	touched map[uint32]wire.ProposalType
+	// pskIDs holds the encoded PreSharedKeyIDs already included.
+	pskIDs map[string]struct{}
+}
+
+// checkCommitter checks the sender of a Commit (§12.4): a member with a
+// leaf, or an external joiner.
+func (c *core) checkCommitter(committer wire.Sender, op string) error {
+	switch {
+	case committer.Type == wire.SenderTypeNewMemberCommit:
+		return nil
+	case committer.Type != wire.SenderTypeMember:
+		return ruleError(op, "§12.4", ErrInvalidCommit, "commit from sender type %d", committer.Type)
+	case c.tree.Leaf(LeafIndex(committer.LeafIndex)) == nil:
+		return ruleError(op, "§12.4", ErrNotMember, "committer leaf %d is blank", committer.LeafIndex)
+	}
+	return nil
+}
+
+// reject reports err for entry i. A committer filtering drops an optional
+// entry instead, records why, and gets nil.
+func (l *listApplier) reject(i int, err error) error {
+	if !l.ao.filter || !l.es[i].optional {
+		return err
+	}
+	l.kept[i] = false
+	l.a.dropped = append(l.a.dropped, droppedEntry{e: l.es[i], err: err})
+	return nil
+}
+
+// sortByType is step 1 of applyList: each entry, in list order, is checked
+// and filed under its type (admit), or rejected; then the list as a whole
+// is checked against what was kept.
+func (l *listApplier) sortByType() error {
+	for i := range l.es {
+		l.kept[i] = true
+		if err := l.admit(i); err != nil {
+			if err := l.reject(i, err); err != nil {
 				return err
 			}
 		}
-		switch p.Type {
-		case wire.ProposalTypeAdd:
-			if p.Add == nil {
-				return ruleError(op, "§12.1.1", ErrInvalidProposal, "Add without body")
-			}
-			adds = append(adds, i)
-		case wire.ProposalTypeUpdate:
-			if e.ref == nil {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (proposal %d)", i)
-			}
-			if e.sender.Type != wire.SenderTypeMember {
-				return ruleError(op, "§12.1.2", ErrInvalidProposal, "Update from a non-member")
-			}
-			if !external && e.sender.LeafIndex == committer.LeafIndex {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "Update by the committer (leaf %d)", committer.LeafIndex)
-			}
-			if prev, dup := touched[e.sender.LeafIndex]; dup {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "Update and proposal type %d for the same leaf %d", prev, e.sender.LeafIndex)
-			}
-			touched[e.sender.LeafIndex] = wire.ProposalTypeUpdate
-			updates = append(updates, i)
-		case wire.ProposalTypeRemove:
-			r := p.Remove.Removed
-			if !external && r == committer.LeafIndex {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "Remove of the committer (leaf %d)", r)
-			}
-			if prev, dup := touched[r]; dup {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "Remove and proposal type %d for the same leaf %d", prev, r)
-			}
-			if external && nRemove > 0 {
-				return ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with more than one Remove proposal")
-			}
-			nRemove++
-			touched[r] = wire.ProposalTypeRemove
-			removes = append(removes, i)
-		case wire.ProposalTypePSK:
-			id := &p.PreSharedKey.PSK
-			if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication && !ao.allowResumption {
-				return ruleError(op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d", id.Usage)
-			}
-			idb, err := pskIDKey(id)
-			if err != nil {
-				return opError(op, err)
-			}
-			if _, dup := pskIDs[string(idb)]; dup {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "PreSharedKeyID %x included twice", id.ID)
-			}
-			if ao.filter && e.optional && ao.havePSK != nil && !ao.havePSK(id) {
-				return ruleError(op, "§8.4", ErrMissingPSK, "PSK (type %d, id %x, epoch %d) not held by the committer", id.Type, id.ID, id.Epoch)
-			}
-			pskIDs[string(idb)] = struct{}{}
-			a.psks = append(a.psks, *id)
-		case wire.ProposalTypeReInit:
-			nReInit++
-			a.reinit = p.ReInit
-		case wire.ProposalTypeExternalInit:
-			if !external {
-				return ruleError(op, "§12.2", ErrInvalidProposal, "ExternalInit in a regular commit")
-			}
-			nExtInit++
-			a.extInit = p.ExternalInit
-		case wire.ProposalTypeGroupContextExtensions:
-			if gceAt >= 0 {
-				// Two GroupContextExtensions are each valid but cannot be
-				// committed together (§12.2); a committer filtering keeps
-				// the first in list order, its own by-value one first.
-				return ruleError(op, "§12.2", ErrInvalidProposal, "more than one GroupContextExtensions")
-			}
-			gceAt = i
-		default:
-			// checked individually (support by all members); re-checked
-			// against the final tree below.
+	}
+	if err := l.checkReInitAlone(); err != nil {
+		return err
+	}
+	return l.checkExternalCommitTypes()
+}
+
+// admit checks entry i alone and against the entries admitted before it,
+// then files it under its type. It changes nothing if a check fails.
+func (l *listApplier) admit(i int) error {
+	e := l.es[i]
+	if e.ref == nil {
+		if err := l.checkByValue(e); err != nil {
+			return err
+		}
+	}
+	switch e.p.Type {
+	case wire.ProposalTypeAdd:
+		if e.p.Add == nil {
+			return ruleError(l.op, "§12.1.1", ErrInvalidProposal, "Add without body")
+		}
+		l.adds = append(l.adds, i)
+	case wire.ProposalTypeUpdate:
+		return l.admitUpdate(i)
+	case wire.ProposalTypeRemove:
+		return l.admitRemove(i)
+	case wire.ProposalTypePSK:
+		return l.admitPSK(i)
+	case wire.ProposalTypeReInit:
+		l.nReInit++
+		l.a.reinit = e.p.ReInit
+	case wire.ProposalTypeExternalInit:
+		if !l.external {
+			return ruleError(l.op, "§12.2", ErrInvalidProposal, "ExternalInit in a regular commit")
+		}
+		l.nExtInit++
+		l.a.extInit = e.p.ExternalInit
+	case wire.ProposalTypeGroupContextExtensions:
+		if l.gce >= 0 {
+			// Two GroupContextExtensions are each valid but cannot be
+			// committed together (§12.2); a committer filtering keeps
+			// the first in list order, its own by-value one first.
+			return ruleError(l.op, "§12.2", ErrInvalidProposal, "more than one GroupContextExtensions")
+		}
+		l.gce = i
+	default:
+		// A non-default type: its support is checked against the
+		// resulting tree (checkCustomProposalTypes).
+	}
+	return nil
+}
+
+// checkByValue checks a proposal the committer includes by value on its
+// own (§12.1); proposals by reference were checked on receipt. The first
+// commit of a re-initialized or branched group carries its resumption PSK
+// (§11.2, §11.3), whose usage a standalone proposal may not have. An
+// Update by value is always refused by admitUpdate, with the rule it
+// breaks (§12.2), so it is not checked here; nor is the support of a
+// non-default type, which only the members that process the Commit need
+// (checkCustomProposalTypes).
+func (l *listApplier) checkByValue(e entry) error {
+	p := e.p
+	switch {
+	case p.Type == wire.ProposalTypeUpdate, !defaultProposal(p.Type):
+		return nil
+	case p.Type == wire.ProposalTypePSK && l.ao.allowResumption && p.PreSharedKey != nil:
+		if n := len(p.PreSharedKey.PSK.Nonce); n != l.c.cs.HashSize() {
+			return ruleError(l.op, "§12.1.4", ErrInvalidProposal, "psk_nonce of %d bytes", n)
 		}
 		return nil
 	}
-	for i := range es {
-		kept[i] = true
-		if err := classify(i); err != nil {
-			if err := fail(i, err); err != nil {
-				return nil, err
-			}
-		}
-	}
-	nKept := 0
-	for i := range es {
-		if kept[i] {
-			nKept++
-		}
-	}
-	if nReInit > 0 && nKept > 1 {
-		return nil, ruleError(op, "§12.2", ErrInvalidProposal, "ReInit together with %d other proposals", nKept-1)
-	}
-	if external {
-		if nExtInit != 1 {
-			return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d ExternalInit proposals, want exactly one", nExtInit)
-		}
-		for i, e := range es {
-			switch e.p.Type {
-			case wire.ProposalTypeExternalInit, wire.ProposalTypeRemove, wire.ProposalTypePSK:
-			default:
-				if kept[i] {
-					return nil, ruleError(op, "§12.4.3.2", ErrInvalidProposal, "external commit with a proposal of type %d", e.p.Type)
-				}
-			}
-		}
-	}
+	return l.c.checkProposal(p, e.sender, l.op)
+}
 
-	t := c.tree.Clone()
-	a.tree = t
-	// 2. GroupContextExtensions.
-	if gceAt >= 0 {
-		if err := c.applyGCE(a, es[gceAt].p.GroupContextExtensions, op); err != nil {
-			if err := fail(gceAt, err); err != nil {
-				return nil, err
-			}
-			gceAt = -1
+// admitUpdate files Update entry i (§12.2): proposed by a member other
+// than the committer, for a leaf no other Update or Remove names.
+func (l *listApplier) admitUpdate(i int) error {
+	e := l.es[i]
+	if e.ref == nil {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "Update by the committer (proposal %d)", i)
+	}
+	if e.sender.Type != wire.SenderTypeMember {
+		return ruleError(l.op, "§12.1.2", ErrInvalidProposal, "Update from a non-member")
+	}
+	if !l.external && e.sender.LeafIndex == l.committer.LeafIndex {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "Update by the committer (leaf %d)", l.committer.LeafIndex)
+	}
+	if err := l.checkUntouched("Update", e.sender.LeafIndex); err != nil {
+		return err
+	}
+	l.touched[e.sender.LeafIndex] = wire.ProposalTypeUpdate
+	l.updates = append(l.updates, i)
+	return nil
+}
+
+// admitRemove files Remove entry i (§12.2, §12.4.3.2): not of the
+// committer, of a leaf no other Update or Remove names, and at most one in
+// an external commit.
+func (l *listApplier) admitRemove(i int) error {
+	r := l.es[i].p.Remove.Removed
+	if !l.external && r == l.committer.LeafIndex {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "Remove of the committer (leaf %d)", r)
+	}
+	if err := l.checkUntouched("Remove", r); err != nil {
+		return err
+	}
+	if l.external && len(l.removes) > 0 {
+		return ruleError(l.op, "§12.4.3.2", ErrInvalidProposal, "external commit with more than one Remove proposal")
+	}
+	l.touched[r] = wire.ProposalTypeRemove
+	l.removes = append(l.removes, i)
+	return nil
+}
+
+// checkUntouched refuses a second Update or Remove of leaf (§12.2); kind
+// names the proposal that comes second.
+func (l *listApplier) checkUntouched(kind string, leaf uint32) error {
+	if prev, dup := l.touched[leaf]; dup {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "%s and proposal type %d for the same leaf %d", kind, prev, leaf)
+	}
+	return nil
+}
+
+// admitPSK files PreSharedKey entry i (§12.1.4, §12.2): a resumption PSK
+// only with application usage (outside a re-initialized or branched
+// group's first commit), no PreSharedKeyID twice, and, for a committer
+// filtering, one it holds.
+func (l *listApplier) admitPSK(i int) error {
+	e := l.es[i]
+	id := &e.p.PreSharedKey.PSK
+	if id.Type == wire.PSKTypeResumption && id.Usage != wire.ResumptionPSKUsageApplication && !l.ao.allowResumption {
+		return ruleError(l.op, "§12.1.4", ErrInvalidProposal, "resumption PSK with usage %d", id.Usage)
+	}
+	idb, err := pskIDKey(id)
+	if err != nil {
+		return opError(l.op, err)
+	}
+	if _, dup := l.pskIDs[string(idb)]; dup {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "PreSharedKeyID %x included twice", id.ID)
+	}
+	if l.ao.filter && e.optional && l.ao.havePSK != nil && !l.ao.havePSK(id) {
+		return ruleError(l.op, "§8.4", ErrMissingPSK, "PSK (type %d, id %x, epoch %d) not held by the committer", id.Type, id.ID, id.Epoch)
+	}
+	l.pskIDs[string(idb)] = struct{}{}
+	l.a.psks = append(l.a.psks, *id)
+	return nil
+}
+
+// nKept returns the number of entries not dropped.
+func (l *listApplier) nKept() int {
+	n := 0
+	for _, k := range l.kept {
+		if k {
+			n++
 		}
 	}
-	// 3. Updates.
-	for _, i := range updates {
-		e := es[i]
+	return n
+}
+
+// checkReInitAlone refuses a ReInit together with any other proposal
+// (§12.2).
+func (l *listApplier) checkReInitAlone() error {
+	if l.nReInit == 0 {
+		return nil
+	}
+	if n := l.nKept(); n > 1 {
+		return ruleError(l.op, "§12.2", ErrInvalidProposal, "ReInit together with %d other proposals", n-1)
+	}
+	return nil
+}
+
+// checkExternalCommitTypes checks the list of an external commit
+// (§12.4.3.2): exactly one ExternalInit, and besides it only Removes and
+// PreSharedKeys.
+func (l *listApplier) checkExternalCommitTypes() error {
+	if !l.external {
+		return nil
+	}
+	if l.nExtInit != 1 {
+		return ruleError(l.op, "§12.4.3.2", ErrInvalidProposal, "external commit with %d ExternalInit proposals, want exactly one", l.nExtInit)
+	}
+	for i, e := range l.es {
+		switch e.p.Type {
+		case wire.ProposalTypeExternalInit, wire.ProposalTypeRemove, wire.ProposalTypePSK:
+		default:
+			if l.kept[i] {
+				return ruleError(l.op, "§12.4.3.2", ErrInvalidProposal, "external commit with a proposal of type %d", e.p.Type)
+			}
+		}
+	}
+	return nil
+}
+
+// applyGroupContextExtensions is the first step of §12.3: the
+// GroupContextExtensions proposal, if any, replaces the group's extensions
+// for the rest of the list.
+func (l *listApplier) applyGroupContextExtensions() error {
+	if l.gce < 0 {
+		return nil
+	}
+	if err := l.c.applyGCE(l.a, l.es[l.gce].p.GroupContextExtensions, l.op); err != nil {
+		if err := l.reject(l.gce, err); err != nil {
+			return err
+		}
+		l.gce = -1
+	}
+	return nil
+}
+
+// applyUpdates is the second step of §12.3: each Update replaces its
+// sender's leaf, once the new leaf passes the checks of §7.3.
+func (l *listApplier) applyUpdates() error {
+	t := l.a.tree
+	for _, i := range l.updates {
+		e := l.es[i]
 		li := LeafIndex(e.sender.LeafIndex)
 		old := t.Leaf(li)
 		if old == nil {
-			if err := fail(i, ruleError(op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)); err != nil {
-				return nil, err
+			if err := l.reject(i, ruleError(l.op, "§12.1.2", ErrInvalidProposal, "Update of blank leaf %d", li)); err != nil {
+				return err
 			}
 			continue
 		}
 		ln := e.p.Update.LeafNode
-		if err := c.checkNewLeaf(a, &ln, li, old, ReasonUpdate, op); err != nil {
-			if err := fail(i, err); err != nil {
-				return nil, err
+		if err := l.c.checkNewLeaf(l.a, &ln, li, old, ReasonUpdate, l.op); err != nil {
+			if err := l.reject(i, err); err != nil {
+				return err
 			}
 			continue
 		}
 		if err := t.UpdateLeaf(li, &ln); err != nil {
-			return nil, opError(op, err)
+			return opError(l.op, err)
 		}
-		a.updated = append(a.updated, updatedMember{leaf: li, old: old, new: t.Leaf(li)})
-		if ao.self >= 0 && int64(li) == ao.self {
-			a.ownUpdate = e.cached
+		l.a.updated = append(l.a.updated, updatedMember{leaf: li, old: old, new: t.Leaf(li)})
+		if l.ao.self >= 0 && int64(li) == l.ao.self {
+			l.a.ownUpdate = e.cached
 		}
 	}
-	// 4. Removes.
-	for _, i := range removes {
-		r := es[i].p.Remove.Removed
+	return nil
+}
+
+// applyRemoves is the third step of §12.3: each Remove blanks its leaf.
+func (l *listApplier) applyRemoves() error {
+	t := l.a.tree
+	for _, i := range l.removes {
+		r := l.es[i].p.Remove.Removed
 		li := LeafIndex(r)
 		old := t.Leaf(li)
 		if old == nil {
-			if err := fail(i, ruleError(op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)); err != nil {
-				return nil, err
+			if err := l.reject(i, ruleError(l.op, "§12.1.3", ErrInvalidProposal, "Remove of blank leaf %d", r)); err != nil {
+				return err
 			}
 			continue
 		}
 		if err := t.RemoveLeaf(li); err != nil {
-			return nil, opError(op, err)
+			return opError(l.op, err)
 		}
-		a.removed = append(a.removed, removedMember{leaf: li, node: old})
+		l.a.removed = append(l.a.removed, removedMember{leaf: li, node: old})
 	}
-	// 5. Adds, in order. Each KeyPackageRef is computed once; a set finds
-	// duplicates (§12.2). Two Adds of the same client (one signature
-	// key) or with one encryption key are each valid alone; checkNewLeaf
-	// refuses the second against the tree built so far.
+	return nil
+}
+
+// applyAdds is the fourth step of §12.3: the Adds, in list order, each
+// into the leftmost free leaf. Each KeyPackageRef is computed once; a set
+// finds duplicates (§12.2). Two Adds of the same client (one signature
+// key) or with one encryption key are each valid alone; checkNewLeaf
+// refuses the second against the tree built so far.
+func (l *listApplier) applyAdds() error {
+	t := l.a.tree
 	var seenRefs map[string]struct{}
-	if len(adds) > 1 {
-		seenRefs = make(map[string]struct{}, len(adds))
+	if len(l.adds) > 1 {
+		seenRefs = make(map[string]struct{}, len(l.adds))
 	}
-	for _, i := range adds {
-		kp := &es[i].p.Add.KeyPackage
-		ref, err := kp.Ref(c.cs)
+	for _, i := range l.adds {
+		kp := &l.es[i].p.Add.KeyPackage
+		ref, err := kp.Ref(l.c.cs)
 		if err != nil {
-			return nil, opError(op, err)
+			return opError(l.op, err)
 		}
-		if seenRefs != nil {
-			if _, dup := seenRefs[string(ref)]; dup {
-				if err := fail(i, ruleError(op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)); err != nil {
-					return nil, err
-				}
-				continue
+		if _, dup := seenRefs[string(ref)]; dup {
+			if err := l.reject(i, ruleError(l.op, "§12.2", ErrInvalidProposal, "duplicate Add for KeyPackage %x", ref)); err != nil {
+				return err
 			}
+			continue
 		}
 		ln := kp.LeafNode
-		if err := c.checkNewLeaf(a, &ln, nextFreeLeaf(t), nil, ReasonKeyPackage, op); err != nil {
-			if err := fail(i, err); err != nil {
-				return nil, err
+		if err := l.c.checkNewLeaf(l.a, &ln, nextFreeLeaf(t), nil, ReasonKeyPackage, l.op); err != nil {
+			if err := l.reject(i, err); err != nil {
+				return err
 			}
 			continue
 		}
@@ -888,82 +1126,113 @@ func (c *core) applyList(es []entry, committer wire.Sender, hasPath bool, ao app
 		}
 		li, err := t.AddLeaf(&ln)
 		if err != nil {
-			return nil, opError(op, err)
+			return opError(l.op, err)
 		}
-		a.added = append(a.added, addedMember{leaf: li, kp: kp, ref: ref})
+		l.a.added = append(l.a.added, addedMember{leaf: li, kp: kp, ref: ref})
 	}
-	// 6. The resulting tree. Capabilities of the remaining members against
-	// the new group extensions (§12.1.7, §11.1): a GroupContextExtensions
-	// proposal that some remaining member cannot support is valid on
-	// receipt (the member may be removed or updated in the same commit)
-	// but not in this list. A committer filtering drops it and starts over
-	// without it, since the Adds and Updates were checked against it.
-	if a.gce {
-		for i, ln := range t.Members() {
-			if err := supportsGroup(ln, a.exts, a.req); err != nil {
-				err = causeError(op, "§12.1.7", ErrInvalidProposal, err, "leaf %d", i)
-				if ferr := fail(gceAt, err); ferr != nil {
-					return nil, ferr
-				}
-				rest := make([]entry, 0, len(es)-1)
-				rest = append(rest, es[:gceAt]...)
-				rest = append(rest, es[gceAt+1:]...)
-				b, err := c.applyList(rest, committer, hasPath, ao, op)
-				if err != nil {
-					return nil, err
-				}
-				b.dropped = append([]droppedEntry{a.dropped[len(a.dropped)-1]}, b.dropped...)
-				return b, nil
-			}
+	return nil
+}
+
+// checkMembersSupportExtensions checks, after a GroupContextExtensions, the
+// capabilities of every member of the resulting tree against the new
+// group extensions (§12.1.7, §11.1). A GroupContextExtensions that some
+// remaining member cannot support is valid on receipt (the member may be
+// removed or updated in the same commit) but not in this list.
+func (l *listApplier) checkMembersSupportExtensions() error {
+	if !l.a.gce {
+		return nil
+	}
+	for i, ln := range l.a.tree.Members() {
+		if err := supportsGroup(ln, l.a.exts, l.a.req); err != nil {
+			return causeError(l.op, "§12.1.7", ErrInvalidProposal, err, "leaf %d", i)
 		}
 	}
-	// Non-default proposal types: supported by every member that stays
-	// (§12.2).
-	for i, e := range es {
-		if !kept[i] || defaultProposal(e.p.Type) {
+	return nil
+}
+
+// retryWithoutGCE runs applyList again without the GroupContextExtensions
+// entry a committer filtering just dropped: the Adds and Updates were
+// checked against its extensions. The drop comes first in the result.
+func (l *listApplier) retryWithoutGCE() (*applied, error) {
+	rest := slices.Concat(l.es[:l.gce], l.es[l.gce+1:])
+	b, err := l.c.applyList(rest, l.committer, l.hasPath, l.ao, l.op)
+	if err != nil {
+		return nil, err
+	}
+	b.dropped = append([]droppedEntry{l.a.dropped[len(l.a.dropped)-1]}, b.dropped...)
+	return b, nil
+}
+
+// checkCustomProposalTypes checks that each non-default proposal type of
+// the list is supported by every member that will process the Commit
+// (§12.2): the members of the resulting tree (with the leaves of their
+// Updates) but those it adds; members it adds or removes need not.
+func (l *listApplier) checkCustomProposalTypes() error {
+	for i, e := range l.es {
+		if !l.kept[i] || defaultProposal(e.p.Type) {
 			continue
 		}
-		for j, ln := range t.Members() {
+		for j, ln := range l.a.tree.Members() {
+			if l.a.isAdded(j) {
+				continue
+			}
 			if !slices.Contains(ln.Capabilities.Proposals, e.p.Type) {
-				if err := fail(i, ruleError(op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(e.p.Type), j)); err != nil {
-					return nil, err
+				if err := l.reject(i, ruleError(l.op, "§12.2", ErrInvalidProposal, "proposal type %#04x not supported by leaf %d", uint16(e.p.Type), j)); err != nil {
+					return err
 				}
 				break
 			}
 		}
 	}
-	a.entries = make([]entry, 0, nKept)
-	for i, e := range es {
-		if !kept[i] {
-			continue
+	return nil
+}
+
+// finish is the last step of applyList: it lists the kept entries,
+// decides whether the Commit needs a path (§12.4) and places the
+// committer: for an external commit, in the leaf reserved for the joiner
+// (§12.4.2), with its old self if it removed it.
+func (l *listApplier) finish() (*applied, error) {
+	a := l.a
+	a.entries = make([]entry, 0, l.nKept())
+	for i, e := range l.es {
+		if l.kept[i] {
+			a.entries = append(a.entries, e)
 		}
-		a.entries = append(a.entries, e)
+	}
+	a.pathRequired = pathRequired(a.entries)
+	if !l.hasPath && a.pathRequired {
+		return nil, ruleError(l.op, "§12.4", ErrInvalidCommit, "path required but absent")
+	}
+	if !l.external {
+		a.committer = LeafIndex(l.committer.LeafIndex)
+		return a, nil
+	}
+	if len(a.removed) == 1 {
+		a.resync = &a.removed[0]
+	}
+	li, err := reserveBlankLeaf(a.tree)
+	if err != nil {
+		return nil, opError(l.op, err)
+	}
+	a.committer = li
+	return a, nil
+}
+
+// pathRequired reports whether a Commit of es must carry a path (§12.4):
+// when it is empty or has a proposal other than Add, PreSharedKey and
+// ReInit.
+func pathRequired(es []entry) bool {
+	if len(es) == 0 {
+		return true
+	}
+	for _, e := range es {
 		switch e.p.Type {
 		case wire.ProposalTypeAdd, wire.ProposalTypePSK, wire.ProposalTypeReInit:
 		default:
-			a.pathRequired = true // §12.4
+			return true
 		}
 	}
-	if len(a.entries) == 0 {
-		a.pathRequired = true
-	}
-	if !hasPath && a.pathRequired {
-		return nil, ruleError(op, "§12.4", ErrInvalidCommit, "path required but absent")
-	}
-	// External commits: the joiner's leaf (§12.4.2) and its old self.
-	if external {
-		if len(a.removed) == 1 {
-			a.resync = &a.removed[0]
-		}
-		li, err := reserveBlankLeaf(t)
-		if err != nil {
-			return nil, opError(op, err)
-		}
-		a.committer = li
-	} else {
-		a.committer = LeafIndex(committer.LeafIndex)
-	}
-	return a, nil
+	return false
 }
 
 // applyGCE applies a GroupContextExtensions proposal to a (RFC 9420
