@@ -90,6 +90,15 @@ type Config struct {
 	KeyPackageBatch         int
 	KeyPackageLowWater      int
 	KeyPackageCheckInterval time.Duration
+	// RevocationCheckInterval is how often a connected client asks the
+	// server for revoked and disabled devices still in its conversations,
+	// to remove them (default 10 minutes; negative: only when the server
+	// tells it, after connecting and on Sync). The server tells connected
+	// members at once of a revocation or a disable it handles; this check
+	// catches a device that an administrator disabled on the server's
+	// host (parleyd admin devices disable), which the running server does
+	// not learn of.
+	RevocationCheckInterval time.Duration
 	// SelfUpdateMessages and SelfUpdateInterval trigger a self-update
 	// commit in a conversation (post-compromise security) after this
 	// device sent that many messages in it, or that long after its last
@@ -137,6 +146,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.KeyPackageCheckInterval == 0 {
 		cfg.KeyPackageCheckInterval = 10 * time.Minute
+	}
+	if cfg.RevocationCheckInterval == 0 {
+		cfg.RevocationCheckInterval = 10 * time.Minute
 	}
 	if cfg.SelfUpdateMessages == 0 {
 		cfg.SelfUpdateMessages = 100

@@ -488,6 +488,12 @@ func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) (
 				c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s names another device: %w", user, kp.Device, ErrForgedDevice)})
 				continue
 			}
+			if revoked, err := c.knownRevoked(ctx, kp.Device); err != nil {
+				return nil, err
+			} else if revoked {
+				c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s, which %s revoked", user, kp.Device, user)})
+				continue
+			}
 			present[kp.Device] = true
 			out = append(out, candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey})
 			got++

@@ -67,6 +67,19 @@
 // per conversation (Config.ResyncLimit); beyond that the conversation
 // gets an unrecoverable alarm and must be recreated.
 //
+// # Revoked devices
+//
+// [Client.RevokeDevice] revokes one of the account's devices with a
+// statement signed by the identity key. Every member's client that learns
+// of a revoked device — or of one the server's administrator disabled —
+// commits the removal of its leaves from the conversations they share, so
+// that it reads nothing sent afterwards; it learns from the server while
+// connected, on Sync, and when it connects again (docs/protocol.md,
+// "Revoked devices leave their conversations"). A revocation is believed
+// only if it verifies under the user's pinned identity key, and is then
+// kept: the device is never accepted back. The client that removed a
+// device reports [EventDeviceRevoked].
+//
 // # Ordering and crash safety
 //
 // Entries of a conversation are applied in server sequence order. For

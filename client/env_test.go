@@ -33,7 +33,8 @@ type server struct {
 	url         string
 	fingerprint string
 	name        string
-	st          *sqlite.Store // st is the server's store, for checks
+	st          *sqlite.Store     // st is the server's store, for checks
+	svc         *delivery.Service // svc is the server's core, for administration
 }
 
 func newServer(t testing.TB) *server {
@@ -81,7 +82,7 @@ func newServerWith(t testing.TB, configure func(*delivery.Config)) *server {
 		t.Fatal(err)
 	}
 	srv := httptest.NewTLSServer(api)
-	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName, st: st}
+	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName, st: st, svc: svc}
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		api.Shutdown(sctx)
@@ -264,6 +265,16 @@ func (d *device) waitTexts(conv protocol.ConversationID, want ...string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// deviceID returns the device's id.
+func (d *device) deviceID() protocol.DeviceID {
+	d.t.Helper()
+	a, err := d.c.Whoami()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return a.Device
 }
 
 // epoch returns the device's epoch in conv.

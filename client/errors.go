@@ -41,6 +41,11 @@ var (
 	// user's identity key: the server (or someone) tried to add a device
 	// the user did not certify.
 	ErrForgedDevice = errors.New("device not certified by the user's identity key")
+	// ErrBadRevocation means the server presented a device revocation
+	// that does not verify under the user's pinned identity key: the
+	// device is not removed on its strength. It is reported in an
+	// EventError.
+	ErrBadRevocation = errors.New("device revocation not signed by the user's identity key")
 	// ErrNoKeyPackage means a user has no device that can be added now.
 	ErrNoKeyPackage = errors.New("no KeyPackage available")
 	// ErrUnknownMessage means the conversation has no message with the id.

@@ -43,7 +43,8 @@ const (
 	// loudly.
 	EventIdentityChanged
 	// EventDeviceRejected: a device (Device of User) whose certificate is
-	// not signed by User's identity key was refused (Err).
+	// not signed by User's identity key, or that User revoked, was
+	// refused (Err).
 	EventDeviceRejected
 	// EventConnection: the connection state changed to Connection.
 	EventConnection
@@ -92,6 +93,12 @@ const (
 	// it had missed a commit, User and Device are empty. UIs should show
 	// who sent it.
 	EventBadCommit
+	// EventDeviceRevoked: this device removed Device of User from
+	// Conversation because User revoked it (its revocation, signed by
+	// User's identity key, verified) or the server's administrator
+	// disabled it (on the server's word); Reason says which. The other
+	// members see EventMemberLeft.
+	EventDeviceRevoked
 )
 
 var eventNames = map[EventKind]string{
@@ -103,6 +110,7 @@ var eventNames = map[EventKind]string{
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
 	EventStateRestored: "state_restored", EventSystem: "system", EventBadCommit: "bad_commit",
+	EventDeviceRevoked: "device_revoked",
 }
 
 // String names the kind ("message", "identity_changed", …).
@@ -157,6 +165,8 @@ type Event struct {
 	Dropped int `json:"dropped,omitempty"`
 	// Seq is the server's entry an EventBadCommit is about.
 	Seq uint64 `json:"seq,omitempty"`
+	// Reason says why an EventDeviceRevoked removed the device.
+	Reason string `json:"reason,omitempty"`
 }
 
 // DefaultEventBuffer is the default of Config.EventBuffer.

@@ -331,3 +331,38 @@ func TestOneWelcomePerCommit(t *testing.T) {
 		t.Errorf("Welcome entry names device %q and devices %v, want devices %v", ws[0].Device, got, want)
 	}
 }
+
+// TestRemovedBeforeJoining removes carol from a group before her device
+// ever fetched its Welcome: her next sync goes on (the Welcome is
+// skipped, she is not in the conversation) instead of failing as a
+// whole, and her other conversations still work.
+func TestRemovedBeforeJoining(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	alice, bob, carol := register(t, s, "alice"), register(t, s, "bob"), register(t, s, "carol")
+	alice.start()
+	bob.start()
+	team, err := alice.c.NewGroup(ctx, "team", "bob", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Remove(ctx, team, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := bob.c.NewDirect(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.c.Send(ctx, direct, "hi carol", client.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.c.Sync(ctx); err != nil {
+		t.Fatalf("carol's sync after her removal from a group she never joined: %v", err)
+	}
+	if got := carol.texts(direct); len(got) != 1 || got[0] != "hi carol" {
+		t.Fatalf("carol's 1:1 with bob: %q", got)
+	}
+	if cv, err := carol.c.Conversation(ctx, team); err == nil && !cv.Left {
+		t.Fatalf("carol is in the group she was removed from: %+v", cv)
+	}
+}

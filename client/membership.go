@@ -178,7 +178,17 @@ func userSet(members []mls.Member, server string) (users map[string]bool, device
 //     possible yet: any other external join is rejected.
 //   - A member's commit may add anyone (members add people), except that
 //     a 1:1 conversation never has more than two users.
+//   - A member's commit may remove any leaf: that is how members remove
+//     devices their users revoked (see RevokeDevice).
+//   - No commit adds a device whose revocation by its user this device
+//     verified and kept.
 func (c *Client) checkCommit(ctx context.Context, conv protocol.ConversationID, g *mls.Group, sc *mls.StagedCommit) (*Alarm, error) {
+	if cr, err := c.revokedAmong(ctx, sc.Added); err != nil || cr != nil {
+		if err != nil {
+			return nil, err
+		}
+		return &Alarm{User: cr.User(), Device: cr.Device(), Reason: fmt.Sprintf("a commit adds device %s of %s, which %s revoked", cr.Device(), cr.User(), cr.User())}, nil
+	}
 	users, devices := userSet(g.Members(), c.serverName)
 	if sc.Committer.Type == mls.SenderNewMemberCommit {
 		return checkExternalCommit(sc, c.serverName, users, devices), nil
@@ -309,11 +319,17 @@ func checkProposal(p *mls.ProposalInfo) *Alarm {
 }
 
 // checkOwnCommit refuses a commit this device built that breaks the rule
-// for 1:1 conversations (a member's Add proposal included by reference
-// may try it). c.mu is held.
+// for 1:1 conversations or adds a device known to be revoked (a member's
+// Add proposal included by reference may try either). c.mu is held.
 func (c *Client) checkOwnCommit(ctx context.Context, conv protocol.ConversationID, g *mls.Group, pc *mls.PendingCommit) error {
 	if len(pc.Added) == 0 {
 		return nil
+	}
+	if cr, err := c.revokedAmong(ctx, pc.Added); err != nil || cr != nil {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("adding device %s of %s, which %s revoked: a revoked device is never added again", cr.Device(), cr.User(), cr.User())
 	}
 	direct, err := c.isDirect(ctx, conv)
 	if err != nil || !direct {

@@ -206,7 +206,7 @@ func (c *Client) rejoinFailedLocked(ctx context.Context, g *mls.Group, e protoco
 	case errors.Is(rerr, ErrIdentityChanged):
 		c.blocked[conv] = identityChangedUser(rerr)
 		return errBlocked
-	case passingResyncError(ctx, rerr):
+	case passingError(ctx, rerr):
 		return fmt.Errorf("client: conversation %d: rejoin after entry %d: %w", conv, e.Seq, rerr)
 	}
 	if err := c.noteResync(ctx, conv, recent); err != nil {
@@ -237,11 +237,11 @@ func describeBadCommit(g *mls.Group, e protocol.Entry, cause error) *BadCommitEr
 	return bad
 }
 
-// passingResyncError reports whether a failure to rejoin may pass by
-// itself, so that it is retried later without counting against the
-// budget: the server unreachable or busy, the epoch taken by other
-// commits CommitRetries times, ctx ended.
-func passingResyncError(ctx context.Context, err error) bool {
+// passingError reports whether a failure that needed the server may pass
+// by itself, so that it is retried later (a rejoin, without counting
+// against the budget): the server unreachable or busy, the epoch taken
+// by other commits CommitRetries times, ctx ended.
+func passingError(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrServerUnreachable) {
 		return true
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,16 +88,6 @@ func (d *device) waitBadCommit(conv protocol.ConversationID, r client.Recovery, 
 		return len(badCommitsIn(events, conv, r)) >= n
 	})
 	return d.badCommits(conv, r)
-}
-
-// deviceID returns the device id of d.
-func (d *device) deviceID() protocol.DeviceID {
-	d.t.Helper()
-	a, err := d.c.Whoami()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return a.Device
 }
 
 // waitSameEpoch waits until every device is in the same epoch of conv,
@@ -486,5 +477,66 @@ func TestMissedCommitRecovery(t *testing.T) {
 				t.Error("bob read a message of an epoch he never had")
 			}
 		})
+	}
+}
+
+// TestCredentialLookupFailsForAWhile makes the server answer alice's
+// lookup of carol's identity key with "unavailable" while alice applies
+// the commit that adds carol: the entry waits, nothing is rejoined or
+// raised, and once the server answers again alice applies the commit as
+// any other.
+func TestCredentialLookupFailsForAWhile(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	p := newEvilProxy(t, s)
+	alice := registerVia(t, p, "alice")
+	bob, carol := register(t, s, "bob"), register(t, s, "carol")
+	bob.start()
+	carol.start()
+	conv, err := bob.c.NewGroup(ctx, "team", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := alice.epoch(conv)
+	var refused atomic.Int32
+	p.refuse(func(path string) bool {
+		if strings.HasPrefix(path, "/v1/users/carol") {
+			refused.Add(1)
+			return true
+		}
+		return false
+	})
+	if err := bob.c.Add(ctx, conv, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Sync(ctx); err == nil {
+		t.Fatal("alice's sync succeeded while carol's identity key could not be fetched")
+	}
+	if refused.Load() == 0 {
+		t.Fatal("alice did not look carol up")
+	}
+	if got := alice.epoch(conv); got != before {
+		t.Fatalf("alice moved from epoch %d to %d without checking carol's certificate", before, got)
+	}
+	p.refuse(func(string) bool { return false })
+	if err := alice.c.Sync(ctx); err != nil {
+		t.Fatalf("alice's sync once the server answers again: %v", err)
+	}
+	cv, err := alice.c.Conversation(ctx, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.Epoch != before+1 || !slices.Contains(cv.Members, "carol") || cv.Unsafe != nil {
+		t.Fatalf("alice after the outage: epoch %d (want %d), members %v, unsafe %+v", cv.Epoch, before+1, cv.Members, cv.Unsafe)
+	}
+	alice.mu.Lock()
+	defer alice.mu.Unlock()
+	for _, ev := range alice.events {
+		if ev.Kind == client.EventBadCommit || ev.Kind == client.EventConversationUnsafe || ev.Kind == client.EventDeviceRejected {
+			t.Errorf("alice: %s event for a lookup that failed for a while: %v", ev.Kind, ev.Err)
+		}
 	}
 }

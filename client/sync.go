@@ -191,6 +191,10 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			// The server accepted a leaf that no member may accept (its
 			// own checks refuse it too): rejected, like a forbidden join.
 			reject(&Alarm{Reason: fmt.Sprintf("a handshake message with a refused credential: %v", err)})
+		case err != nil && passingError(ctx, err):
+			// A check that needed the server (a member's identity key)
+			// could not reach it: the entry waits for the next try.
+			return fmt.Errorf("client: entry %d of conversation %d: %w", e.Seq, conv, err)
 		case err != nil && c.recoverable(g, e, err):
 			// A commit this device cannot process, or one it missed.
 			return c.recoverLocked(ctx, g, e, err)
@@ -534,6 +538,10 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	var info protocol.ConversationInfo
 	if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d", conv), true, nil, &info); err != nil {
+		if _, gone := isCode(err, protocol.CodeNotMember); gone {
+			// Removed again before this device fetched the Welcome.
+			return skip(fmt.Errorf("this device was removed from conversation %d before it joined", conv))
+		}
 		return err
 	}
 	if string(info.GroupID) != string(g.GroupID()) {
@@ -706,9 +714,10 @@ func (c *Client) ackHTTP(ctx context.Context, cursors []protocol.Cursor, inbox u
 }
 
 // Sync fetches and applies everything pending over HTTP, once: Welcomes,
-// then the entries of every conversation; then it sends queued outgoing
-// messages and tops up KeyPackages. Tools that do not stay connected call
-// it before reading history.
+// then the entries of every conversation; it removes the revoked and
+// disabled devices still in them (see RevokeDevice); then it sends queued
+// outgoing messages and tops up KeyPackages. Tools that do not stay
+// connected call it before reading history.
 func (c *Client) Sync(ctx context.Context) error {
 	if c.id == nil {
 		return fmt.Errorf("client: sync: %w", ErrNotRegistered)
@@ -722,6 +731,9 @@ func (c *Client) Sync(ctx context.Context) error {
 			}
 			err = nil
 		}
+	}
+	if err == nil {
+		err = c.checkRevocationsLocked(ctx)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -834,7 +846,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var sub protocol.SubscribeFrame
+	sub := protocol.SubscribeFrame{Revocations: true}
 	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		var err error
 		if sub.Cursors, err = tx.Cursors(); err != nil {
@@ -868,26 +880,21 @@ func (c *Client) runOnce(ctx context.Context) error {
 	})
 	// Claims by others consume the pool without telling this device:
 	// check it now and then while connected.
-	if iv := c.cfg.KeyPackageCheckInterval; iv > 0 {
-		cctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		c.background(func(bctx context.Context) {
-			t := time.NewTicker(iv)
-			defer t.Stop()
-			for {
-				select {
-				case <-cctx.Done():
-					return
-				case <-bctx.Done():
-					return
-				case <-t.C:
-					if err := c.replenishKeyPackages(cctx); err != nil && cctx.Err() == nil {
-						c.log.Warn("replenish KeyPackages", "err", err)
-					}
-				}
-			}
-		})
-	}
+	stopChecks := c.every(ctx, c.cfg.KeyPackageCheckInterval, func(ctx context.Context) {
+		if err := c.replenishKeyPackages(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("replenish KeyPackages", "err", err)
+		}
+	})
+	defer stopChecks()
+	// A device disabled on the server's host is not announced.
+	stopRevocations := c.every(ctx, c.cfg.RevocationCheckInterval, func(ctx context.Context) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.checkRevocationsLocked(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("check revoked devices", "err", err)
+		}
+	})
+	defer stopRevocations()
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {
@@ -925,12 +932,49 @@ func (c *Client) runOnce(ctx context.Context) error {
 			if err == nil {
 				w.write(ctx, &protocol.AckFrame{Inbox: f.Seq})
 			}
+		case *protocol.RevokedFrame:
+			// Removals commit and may catch up over HTTP: not in the
+			// reader loop.
+			c.background(func(context.Context) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if n := c.removeRevokedLocked(ctx, &f.RevokedDevices); n > 0 && f.Truncated {
+					if err := c.checkRevocationsLocked(ctx); err != nil && ctx.Err() == nil {
+						c.log.Warn("check revoked devices", "err", err)
+					}
+				}
+			})
 		case *protocol.ErrorFrame:
 			if f.ClientID == "" {
 				return &ServerError{Err: f.Error}
 			}
 		}
 	}
+}
+
+// every runs f every interval in the background while ctx lasts (and
+// the Client is open), until the returned function is called. A
+// non-positive interval runs nothing.
+func (c *Client) every(ctx context.Context, interval time.Duration, f func(ctx context.Context)) (stop func()) {
+	if interval <= 0 {
+		return func() {}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	c.background(func(bctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-bctx.Done():
+				return
+			case <-t.C:
+				f(cctx)
+			}
+		}
+	})
+	return cancel
 }
 
 // resyncLocked rejoins a conversation this device is a member of by an

@@ -42,6 +42,9 @@ type evilProxy struct {
 	inspect atomic.Pointer[func(path string, body []byte)]
 	// route, if set, may send a request for path to another path.
 	route atomic.Pointer[func(path string) string]
+	// unavailable, if set, answers a request for path with 503
+	// unavailable when it returns true, as a busy server would.
+	unavailable atomic.Pointer[func(path string) bool]
 }
 
 func newEvilProxy(t *testing.T, s *server) *evilProxy {
@@ -79,6 +82,12 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 		if f := p.route.Load(); f != nil {
 			r.URL.Path = (*f)(r.URL.Path)
 		}
+		if f := p.unavailable.Load(); f != nil && (*f)(r.URL.Path) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"code":"unavailable","message":"try again later"}`)
+			return
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	p.lis = &trackingListener{Listener: p.srv.Listener}
@@ -94,6 +103,8 @@ func (p *evilProxy) set(f func(path string, body []byte) []byte) { p.rewrite.Sto
 func (p *evilProxy) watch(f func(path string, body []byte)) { p.inspect.Store(&f) }
 
 func (p *evilProxy) reroute(f func(path string) string) { p.route.Store(&f) }
+
+func (p *evilProxy) refuse(f func(path string) bool) { p.unavailable.Store(&f) }
 
 // registerVia registers a user through the proxy.
 func registerVia(t *testing.T, p *evilProxy, name string) *device {

@@ -154,9 +154,60 @@ type DeviceInfo struct {
 	Created time.Time `json:"created"`
 	// Revoked is set when the device was revoked by its user.
 	Revoked *time.Time `json:"revoked,omitempty"`
+	// Revocation is the encoded [DeviceRevocation] by which the user
+	// revoked the device, signed by the user's identity key (absent for
+	// a device revoked before servers kept the statement).
+	Revocation []byte `json:"revocation,omitempty"`
 	// Disabled is true when an admin disabled the device.
 	Disabled bool `json:"disabled,omitempty"`
 }
+
+// RevokeDeviceRequest revokes one of the caller user's devices
+// (DELETE /v1/devices/{device}).
+type RevokeDeviceRequest struct {
+	// Revocation is the encoded [DeviceRevocation] of the device, signed
+	// by the user's identity key and naming this server, the user and
+	// the device of the path.
+	Revocation []byte `json:"revocation"`
+}
+
+// RevokedDevice is a device that its user revoked or an administrator
+// disabled but that is still a member of some of the caller device's
+// conversations: any member should commit the removal of its leaves.
+type RevokedDevice struct {
+	// User owns the device.
+	User string `json:"user"`
+	// Device is the device.
+	Device DeviceID `json:"device"`
+	// Revoked is when the user revoked it; nil when it was not revoked.
+	Revoked *time.Time `json:"revoked,omitempty"`
+	// Revocation is the user's signed [DeviceRevocation], when the user
+	// revoked it. Members remove the device on its strength only once it
+	// verifies under the user's identity key.
+	Revocation []byte `json:"revocation,omitempty"`
+	// Disabled is true when an administrator disabled the device: there
+	// is no statement to check, members take the server's word.
+	Disabled bool `json:"disabled,omitempty"`
+	// Conversations are the conversations of the caller device that the
+	// device is still a member of, by id.
+	Conversations []ConversationID `json:"conversations"`
+}
+
+// RevokedDevices lists the revoked and disabled devices still in the
+// caller device's conversations (GET /v1/revocations, and the WebSocket
+// "revoked" frame). The list holds at most [MaxRevokedPairs] pairs of a
+// device and a conversation; Truncated is set when more remain, which
+// the server lists again once members removed these.
+type RevokedDevices struct {
+	// Devices are the devices, by id.
+	Devices []RevokedDevice `json:"devices"`
+	// Truncated is true when the list was cut at MaxRevokedPairs.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// MaxRevokedPairs bounds the (device, conversation) pairs of one
+// [RevokedDevices] list.
+const MaxRevokedPairs = 1000
 
 // UserInfo is the public record of a user (GET /v1/users/{name}). Clients
 // must verify every device certificate against IdentityKey themselves.

@@ -1,8 +1,9 @@
 // Package protocol defines Parley's public client↔server wire format,
 // version 1: the JSON bodies of the HTTP API, the WebSocket frames, the
 // error body with its stable codes, the device certificate that binds a
-// device's signature key to its user's identity key on one server, and
-// the proof of possession a device gives when it is registered.
+// device's signature key to its user's identity key on one server, the
+// proof of possession a device gives when it is registered, and the
+// device revocation by which the identity key revokes a device.
 //
 // It is the contract any client implements. MLS messages (KeyPackages,
 // PublicMessage, PrivateMessage, Welcome, GroupInfo, ratchet trees) travel
@@ -43,7 +44,8 @@
 //	DELETE /v1/auth/session                            → 204 (logs this session out)
 //	GET    /v1/users/{name}                            → UserInfo
 //	POST   /v1/devices            AddDeviceRequest     → DeviceInfo     (a device of the caller's user)
-//	DELETE /v1/devices/{device}                        → 204            (revoke a device of the caller's user)
+//	DELETE /v1/devices/{device} RevokeDeviceRequest    → 204            (revoke a device of the caller's user)
+//	GET    /v1/revocations                             → RevokedDevices (revoked or disabled devices in the caller's conversations)
 //	POST   /v1/keypackages        UploadKeyPackagesRequest → UploadKeyPackagesResponse
 //	GET    /v1/keypackages/count                       → KeyPackageCount (the caller's device pool)
 //	POST   /v1/keypackages/claim  ClaimKeyPackagesRequest → ClaimKeyPackagesResponse
@@ -86,7 +88,9 @@
 // "error" with the same client id), "typing", "ping".
 //
 // Server → client: "entry" (a log entry of a conversation), "inbox"
-// (a Welcome), "sent", "typing", "error", "pong".
+// (a Welcome), "sent", "typing", "error", "pong", and "revoked" (revoked
+// or disabled devices still in the device's conversations, only for a
+// client that subscribed with Revocations set).
 //
 // Delivery is at least once in order per conversation: after any
 // reconnection the client subscribes again with the highest seq it has

@@ -205,6 +205,11 @@ func TestFrames(t *testing.T) {
 	frames := []Frame{
 		&SubscribeFrame{Cursors: []Cursor{{Conversation: 1, Seq: 2}}, Inbox: 3},
 		&SubscribeFrame{},
+		&SubscribeFrame{Revocations: true},
+		&RevokedFrame{RevokedDevices{Devices: []RevokedDevice{
+			{User: "alice", Device: "d", Revoked: &now, Revocation: []byte{1}, Conversations: []ConversationID{4, 5}},
+			{User: "bob", Device: "e", Disabled: true, Conversations: []ConversationID{4}},
+		}, Truncated: true}},
 		&AckFrame{Cursors: []Cursor{{Conversation: 1, Seq: 5}}},
 		&SendFrame{ClientID: "c1", Conversation: 4, Message: []byte{1, 2, 3}},
 		&SentFrame{ClientID: "c1", Conversation: 4, Seq: 9, Time: now},

@@ -22,6 +22,7 @@ const (
 	FrameError     FrameType = "error"     // FrameError: server → client, ErrorFrame.
 	FramePing      FrameType = "ping"      // FramePing: client → server, PingFrame.
 	FramePong      FrameType = "pong"      // FramePong: server → client, PongFrame.
+	FrameRevoked   FrameType = "revoked"   // FrameRevoked: server → client, RevokedFrame.
 )
 
 // Frame is one WebSocket message. Every frame is one of the *Frame types of
@@ -42,6 +43,9 @@ type SubscribeFrame struct {
 	Cursors []Cursor `json:"cursors,omitempty"`
 	// Inbox is the last inbox seq the client has processed.
 	Inbox uint64 `json:"inbox,omitempty"`
+	// Revocations asks for "revoked" frames (see [RevokedFrame]): a
+	// client that cannot read them leaves it false and is sent none.
+	Revocations bool `json:"revocations,omitempty"`
 }
 
 // AckFrame acknowledges entries, like POST /v1/ack. It has no answer.
@@ -105,6 +109,16 @@ type ErrorFrame struct {
 	Error
 }
 
+// RevokedFrame lists the revoked and disabled devices that are still
+// members of the device's conversations, like GET /v1/revocations. The
+// server sends it, to a connection that subscribed with Revocations set,
+// after each subscribe when the list is not empty, and again when a
+// device of one of its conversations is revoked or disabled through the
+// server while it is connected; the same list is not sent twice in a row.
+type RevokedFrame struct {
+	RevokedDevices
+}
+
 // PingFrame asks for a PongFrame with the same nonce.
 type PingFrame struct {
 	// Nonce is echoed.
@@ -141,6 +155,9 @@ func (*InboxFrame) FrameType() FrameType { return FrameInbox }
 // FrameType returns FrameError.
 func (*ErrorFrame) FrameType() FrameType { return FrameError }
 
+// FrameType returns FrameRevoked.
+func (*RevokedFrame) FrameType() FrameType { return FrameRevoked }
+
 // FrameType returns FramePing.
 func (*PingFrame) FrameType() FrameType { return FramePing }
 
@@ -170,6 +187,8 @@ func newFrame(t FrameType) Frame {
 		return new(PingFrame)
 	case FramePong:
 		return new(PongFrame)
+	case FrameRevoked:
+		return new(RevokedFrame)
 	}
 	return nil
 }

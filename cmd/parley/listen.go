@@ -43,7 +43,7 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		}
 		if e.json {
 			out := eventJSON{Event: ev.Kind.String(), Time: ev.Time.UTC(), Conversation: int64(ev.Conversation),
-				User: ev.User, Device: string(ev.Device), Error: ev.Error}
+				User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason}
 			if ev.Message != nil {
 				out.Message = toMessageJSON(ev.Message)
 			}
@@ -178,6 +178,8 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string, se
 		return "*** " + at + noticeLine(ev) + " ***"
 	case client.EventStateRestored:
 		return "*** " + at + noticeLine(ev) + " ***"
+	case client.EventDeviceRevoked:
+		return fmt.Sprintf("%sremoved %s's device %s: %s", at, ev.User, ev.Device, ev.Reason)
 	case client.EventConnection:
 		if ev.Error != "" && !errors.Is(ev.Err, context.Canceled) {
 			return fmt.Sprintf("parley: %s (%s)", ev.Connection, ev.Error)

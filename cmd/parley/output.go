@@ -135,6 +135,7 @@ type eventJSON struct {
 	// commit and what this device did (client.Recovery).
 	Seq      uint64 `json:"seq,omitempty"`
 	Recovery string `json:"recovery,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // safetyJSON is the output of verify.

@@ -263,7 +263,11 @@ func (s *Service) User(ctx context.Context, sess *Session, name string) (protoco
 	if err != nil {
 		return protocol.UserInfo{}, internal("devices of "+name, err)
 	}
-	return userInfo(u, ds, sess.Admin), nil
+	ui := userInfo(u, ds, sess.Admin)
+	if err := s.withRevocations(ctx, u, &ui); err != nil {
+		return protocol.UserInfo{}, err
+	}
+	return ui, nil
 }
 
 // AddDevice registers another device of the caller's user; its
@@ -290,19 +294,27 @@ func (s *Service) AddDevice(ctx context.Context, sess *Session, req protocol.Add
 }
 
 // RevokeDevice revokes one of the caller user's devices (the caller's own
-// device included, which ends the caller's sessions).
-func (s *Service) RevokeDevice(ctx context.Context, sess *Session, id protocol.DeviceID) error {
+// device included, which ends the caller's sessions). The request carries
+// the user's revocation statement, which must verify under the user's
+// identity key; the server keeps it and serves it with the device. The
+// connected members of the device's conversations are told, so that they
+// remove it.
+func (s *Service) RevokeDevice(ctx context.Context, sess *Session, id protocol.DeviceID, req protocol.RevokeDeviceRequest) error {
 	d, err := s.st.Device(ctx, store.DeviceID(id))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && d.User != sess.User) {
 		return perr(protocol.CodeUnknownDevice, "the caller's user has no device %.70q", string(id))
 	} else if err != nil {
 		return internal("revoke device", err)
 	}
-	if err := s.st.RevokeDevice(ctx, d.ID, s.now().UTC()); err != nil {
+	if err := s.checkRevocation(ctx, sess, d.ID, req.Revocation); err != nil {
+		return err
+	}
+	if err := s.st.RevokeDevice(ctx, d.ID, s.now().UTC(), req.Revocation); err != nil {
 		return internal("revoke device "+string(d.ID), err)
 	}
 	s.log.Info("device revoked", "user", sess.UserName, "device", d.ID, "by", sess.Device)
 	s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
+	s.notifyMembersOf(ctx, d.ID)
 	return nil
 }
 
@@ -417,7 +429,8 @@ func (s *Service) UpdateUser(ctx context.Context, name string, upd protocol.Admi
 }
 
 // UpdateDevice disables or enables a device. No authorization: see
-// CreateInvite.
+// CreateInvite. The connected members of a disabled device's
+// conversations are told, so that they remove it.
 func (s *Service) UpdateDevice(ctx context.Context, id protocol.DeviceID, upd protocol.AdminDeviceUpdate) (protocol.DeviceInfo, error) {
 	d, err := s.st.Device(ctx, store.DeviceID(id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -431,6 +444,9 @@ func (s *Service) UpdateDevice(ctx context.Context, id protocol.DeviceID, upd pr
 		}
 		s.log.Info("device updated", "device", d.ID, "disabled", *upd.Disabled)
 		s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
+		if *upd.Disabled {
+			s.notifyMembersOf(ctx, d.ID)
+		}
 		d.Disabled = *upd.Disabled
 	}
 	return deviceInfo(d), nil

@@ -52,6 +52,7 @@ type Conn struct {
 	inboxSent   uint64
 	inboxDirty  bool
 	memberDirty bool
+	revoked     revokedNotice // the "revoked" frames of a client that asked for them
 	control     []protocol.Frame
 	pending     []protocol.Frame
 	closed      *protocol.Error
@@ -104,6 +105,7 @@ func (c *Conn) Notify(e Event) {
 		c.control = append(c.control, &protocol.TypingFrame{Conversation: protocol.ConversationID(e.Topic.Conversation), Device: protocol.DeviceID(e.Typing.Device), Typing: e.Typing.Typing})
 	case e.Topic.Device != "":
 		c.inboxDirty, c.memberDirty = true, true
+		c.revoked.dirty = c.revoked.wanted
 	default:
 		head := e.Head
 		if head == 0 {
@@ -211,13 +213,18 @@ func (c *Conn) next(ctx context.Context, wait bool) (protocol.Frame, error) {
 	}
 }
 
-// produce runs the first source of frames that has work, in order of
-// priority, and reports whether one had.
+// produce runs the first source of frames that has work (a membership
+// reload, a membership recheck, the revoked members, the inbox, a
+// conversation's entries), in order of priority, and reports whether one
+// had.
 func (c *Conn) produce(ctx context.Context) (bool, error) {
 	if did, err := c.reloadIfDirty(ctx); did || err != nil {
 		return did, err
 	}
 	if did, err := c.recheckNext(ctx); did || err != nil {
+		return did, err
+	}
+	if did, err := c.readRevoked(ctx); did || err != nil {
 		return did, err
 	}
 	if did, err := c.readInbox(ctx); did || err != nil {
@@ -575,6 +582,7 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 	c.subscribed = true
 	c.inboxSent = f.Inbox
 	c.inboxDirty = true
+	c.revoked = revokedNotice{wanted: f.Revocations, dirty: f.Revocations}
 	c.mu.Unlock()
 	c.apply(ms, from)
 	c.signal()

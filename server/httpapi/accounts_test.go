@@ -177,8 +177,8 @@ func TestAuthFailures(t *testing.T) {
 	// Revoked device: alice links a phone, then revokes it from the laptop.
 	phone := alice.addDevice()
 	e.must(phone.token, "GET", "/v1/users/bob", nil, nil)
-	e.wantErr(protocol.CodeUnknownDevice, bob.token, "DELETE", "/v1/devices/"+string(phone.id), nil) // not bob's
-	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.id), nil, nil)
+	e.wantErr(protocol.CodeUnknownDevice, bob.token, "DELETE", "/v1/devices/"+string(phone.id), phone.revocation()) // not bob's
+	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.id), phone.revocation(), nil)
 	e.wantErr(protocol.CodeUnauthorized, phone.token, "GET", "/v1/users/bob", nil)
 	ch = phone.challenge()
 	e.wantErr(protocol.CodeUnauthorized, "", "POST", "/v1/auth/session", protocol.SessionRequest{User: "alice", Device: phone.id, Challenge: ch, Signature: phone.sign(ch)})

@@ -227,9 +227,9 @@ func TestRegisterProofOfPossession(t *testing.T) {
 	// device added again after its revocation, is a conflict.
 	e.must("", "POST", "/v1/register", bobReq, nil)
 	e.wantErr(protocol.CodeConflict, "", "POST", "/v1/register", bobReq)
-	_, phone := e.newDevice(alice.user)
+	phoneDev, phone := e.newDevice(alice.user)
 	e.must(alice.token, "POST", "/v1/devices", protocol.AddDeviceRequest{Device: phone}, nil)
-	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.ID), nil, nil)
+	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.ID), phoneDev.revocation(), nil)
 	e.wantErr(protocol.CodeConflict, alice.token, "POST", "/v1/devices", protocol.AddDeviceRequest{Device: phone})
 	e.wantStored(alice.token, "alice", 2, 2)
 }

@@ -439,7 +439,7 @@ func TestRevokeClosesConnection(t *testing.T) {
 	w := phone.dial(t)
 	w.send(&protocol.SubscribeFrame{})
 	w.handled()
-	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.id), nil, nil)
+	e.must(alice.token, "DELETE", "/v1/devices/"+string(phone.id), phone.revocation(), nil)
 	f, err := w.next(5 * time.Second)
 	if ef, ok := f.(*protocol.ErrorFrame); !ok || ef.Code != protocol.CodeUnauthorized {
 		t.Fatalf("revoked device got %T %+v %v", f, f, err)

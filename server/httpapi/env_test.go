@@ -348,6 +348,17 @@ func (d *device) login() {
 	d.token = s.Token
 }
 
+// revocation returns the request revoking the device, signed by its
+// user's identity key.
+func (d *device) revocation() protocol.RevokeDeviceRequest {
+	d.e.t.Helper()
+	st, err := protocol.NewDeviceRevocation(d.user.identity, d.e.dcfg.ServerName, d.user.name, d.id, d.e.clock.Now())
+	if err != nil {
+		d.e.t.Fatal(err)
+	}
+	return protocol.RevokeDeviceRequest{Revocation: st}
+}
+
 // addDevice links a second device to the user.
 func (d *device) addDevice() *device {
 	d.e.t.Helper()

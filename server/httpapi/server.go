@@ -162,7 +162,14 @@ func (s *Server) routes() {
 		return s.svc.AddDevice(r.Context(), ss, req)
 	}))
 	m.HandleFunc("DELETE /v1/devices/{device}", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
-		return nil, s.svc.RevokeDevice(r.Context(), ss, protocol.DeviceID(r.PathValue("device")))
+		var req protocol.RevokeDeviceRequest
+		if err := s.decode(w, r, &req); err != nil {
+			return nil, err
+		}
+		return nil, s.svc.RevokeDevice(r.Context(), ss, protocol.DeviceID(r.PathValue("device")), req)
+	}))
+	m.HandleFunc("GET /v1/revocations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
+		return s.svc.Revocations(r.Context(), ss)
 	}))
 	m.HandleFunc("POST /v1/keypackages", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		var req protocol.UploadKeyPackagesRequest

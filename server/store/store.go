@@ -139,6 +139,24 @@ type Device struct {
 // KeyPackage claims.
 func (d Device) Active() bool { return d.Revoked.IsZero() && !d.Disabled }
 
+// Revocation is the statement by which a user revoked a device
+// (Store.Revocations).
+type Revocation struct {
+	Device    DeviceID // Device is the revoked device.
+	Statement []byte   // Statement is the encoded protocol.DeviceRevocation.
+}
+
+// InactiveMember is a revoked or disabled device that is still a member of
+// a conversation (Store.InactiveMembers).
+type InactiveMember struct {
+	Conversation ConversationID // Conversation is the conversation.
+	Device       DeviceID       // Device is the inactive member device.
+	UserName     string         // UserName is the name of the device's user.
+	Revoked      time.Time      // Revoked is when the user revoked it; zero if not.
+	Revocation   []byte         // Revocation is the user's statement; nil if none.
+	Disabled     bool           // Disabled is set by an admin.
+}
+
 // NewUser is the input of CreateUser.
 type NewUser struct {
 	Name        string
@@ -512,13 +530,26 @@ type Store interface {
 	DeviceByKey(ctx context.Context, key []byte) (Device, error)
 	// Devices lists a user's devices, revoked ones included, by creation.
 	Devices(ctx context.Context, user UserID) ([]Device, error)
-	// RevokeDevice marks a device revoked at the time and deletes its
+	// RevokeDevice marks a device revoked at the time, keeps revocation
+	// (the user's signed statement, opaque to the store) and deletes its
 	// sessions, challenges and KeyPackages. Its memberships stay until
-	// commits remove it. Revoking again keeps the first time.
-	RevokeDevice(ctx context.Context, id DeviceID, at time.Time) error
+	// commits remove it. Revoking again keeps the first time, and the
+	// first non-empty statement.
+	RevokeDevice(ctx context.Context, id DeviceID, at time.Time, revocation []byte) error
 	// SetDeviceDisabled disables or enables a device; disabling deletes
 	// its sessions.
 	SetDeviceDisabled(ctx context.Context, id DeviceID, disabled bool) error
+
+	// Device revocations (each backend's revocations.go).
+
+	// Revocations returns the stored revocation statements of the user's
+	// devices that have one, by device id.
+	Revocations(ctx context.Context, user UserID) ([]Revocation, error)
+	// InactiveMembers lists the revoked or disabled devices (other than
+	// device) that are members (not departed) of conversations device is a
+	// member of, up to limit (≥ 1, else ErrInvalid) pairs of a device and
+	// a conversation, by device id then conversation id.
+	InactiveMembers(ctx context.Context, device DeviceID, limit int) ([]InactiveMember, error)
 
 	// CreateInvite stores an invite and returns it with its id.
 	CreateInvite(ctx context.Context, inv Invite) (Invite, error)

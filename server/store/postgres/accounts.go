@@ -175,12 +175,15 @@ func (s *Store) Devices(ctx context.Context, user store.UserID) ([]store.Device,
 }
 
 // RevokeDevice implements store.Store.
-func (s *Store) RevokeDevice(ctx context.Context, id store.DeviceID, at time.Time) error {
+func (s *Store) RevokeDevice(ctx context.Context, id store.DeviceID, at time.Time, revocation []byte) error {
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		// One statement: concurrent revocations keep the first time.
 		var one int
 		if err := tx.QueryRow(ctx, `UPDATE devices SET revoked = CASE WHEN revoked = 0 THEN $1 ELSE revoked END WHERE id = $2 RETURNING 1`, micros(at), id).Scan(&one); err != nil {
 			return notFound(err)
+		}
+		if err := keepRevocation(ctx, tx, id, revocation); err != nil {
+			return err
 		}
 		return deleteDeviceAuth(ctx, tx, id, true)
 	})

@@ -216,7 +216,7 @@ func (s *Store) Devices(ctx context.Context, user store.UserID) ([]store.Device,
 }
 
 // RevokeDevice implements store.Store.
-func (s *Store) RevokeDevice(ctx context.Context, id store.DeviceID, at time.Time) error {
+func (s *Store) RevokeDevice(ctx context.Context, id store.DeviceID, at time.Time, revocation []byte) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var revoked int64
 		if err := tx.QueryRowContext(ctx, `SELECT revoked FROM devices WHERE id = $1`, id).Scan(&revoked); err != nil {
@@ -226,6 +226,9 @@ func (s *Store) RevokeDevice(ctx context.Context, id store.DeviceID, at time.Tim
 			if _, err := tx.ExecContext(ctx, `UPDATE devices SET revoked = $1 WHERE id = $2`, micros(at), id); err != nil {
 				return err
 			}
+		}
+		if err := keepRevocation(ctx, tx, id, revocation); err != nil {
+			return err
 		}
 		return deleteDeviceAuth(ctx, tx, id, true)
 	})

@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InviteExpiry", testInviteExpiry},
 		{"DeviceUniqueness", testDeviceUniqueness},
 		{"RevokeAndDisable", testRevokeAndDisable},
+		{"RevocationStatement", testRevocationStatement},
+		{"InactiveMembers", testInactiveMembers},
 		{"Challenges", testChallenges},
 		{"Sessions", testSessions},
 		{"KeyPackageClaim", testKeyPackageClaim},
@@ -319,7 +321,7 @@ func testDeviceUniqueness(t *testing.T, s store.Store) {
 	}
 	mkDevice(t, s, u, "alice-2")
 	// Revoked devices keep their key: it stays taken.
-	must(t, "revoke", s.RevokeDevice(ctx, "alice-2", t0))
+	must(t, "revoke", s.RevokeDevice(ctx, "alice-2", t0, nil))
 	_, err = s.AddDevice(ctx, store.Device{ID: "alice-3", User: u.ID, SignatureKey: key("alice-2"), Created: t0})
 	wantErr(t, "key of a revoked device", err, store.ErrConflict)
 }
@@ -330,8 +332,8 @@ func testRevokeAndDisable(t *testing.T, s store.Store) {
 	must(t, "session", s.CreateSession(ctx, store.Session{TokenHash: []byte("t2"), Device: d2.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}))
 	must(t, "session", s.CreateSession(ctx, store.Session{TokenHash: []byte("t1"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(time.Hour)}))
 	must(t, "kp", s.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("r1"), Device: d2.ID, Suite: suite, Data: []byte("kp"), Created: t0}}))
-	must(t, "revoke", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Minute)))
-	must(t, "revoke again", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Hour)))
+	must(t, "revoke", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Minute), nil))
+	must(t, "revoke again", s.RevokeDevice(ctx, d2.ID, t0.Add(time.Hour), nil))
 	got, err := s.Device(ctx, d2.ID)
 	must(t, "device", err)
 	if got.Active() || !got.Revoked.Equal(t0.Add(time.Minute)) {
@@ -344,7 +346,7 @@ func testRevokeAndDisable(t *testing.T, s store.Store) {
 	}
 	err = s.AddKeyPackages(ctx, []store.KeyPackage{{Ref: []byte("r2"), Device: d2.ID, Suite: suite, Data: []byte("kp"), Created: t0}})
 	wantErr(t, "key package of revoked device", err, store.ErrNotFound)
-	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nope", t0), store.ErrNotFound)
+	wantErr(t, "revoke unknown", s.RevokeDevice(ctx, "nope", t0, nil), store.ErrNotFound)
 
 	if _, err := s.Session(ctx, []byte("t1"), t0); err != nil {
 		t.Fatalf("session: %v", err)
