@@ -278,7 +278,7 @@ func newInviteCode(rand io.Reader) (code string, hash []byte, err error) {
 }
 
 // createInvite creates an invite and returns its record with the code.
-func createInvite(ctx context.Context, st store.Store, uses int, ttl time.Duration, now time.Time, rand io.Reader) (protocol.InviteInfo, error) {
+func createInvite(ctx context.Context, st store.Accounts, uses int, ttl time.Duration, now time.Time, rand io.Reader) (protocol.InviteInfo, error) {
 	code, hash, err := newInviteCode(rand)
 	if err != nil {
 		return protocol.InviteInfo{}, err
@@ -508,7 +508,7 @@ func userInfo(u store.User, devs []store.Device) protocol.UserInfo {
 }
 
 // loadUser returns a user by name with its devices.
-func loadUser(ctx context.Context, st store.Store, name string) (store.User, protocol.UserInfo, error) {
+func loadUser(ctx context.Context, st store.Accounts, name string) (store.User, protocol.UserInfo, error) {
 	u, err := st.UserByName(ctx, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -1,8 +1,12 @@
 // Package store defines the persistence the Parley server core needs: the
 // [Store] interface, its plain domain types and the sentinel errors callers
-// branch on. Backends live in subpackages named after their dependency:
-// sqlite (one file, for a single node) and postgres (shared by the nodes
-// of a cluster); every backend passes the conformance suite in storetest.
+// branch on. Store is the composition of the roles its callers use:
+// [Accounts], [KeyPackages], [Conversations], [Attachments] and
+// [Maintenance]. Backends live in subpackages named after their
+// dependency: sqlite (one file, for a single node) and postgres (shared by
+// the nodes of a cluster). The SQL they have in common lives once in
+// sqlstore, which each of them builds on; every backend passes the
+// conformance suite in storetest.
 //
 // The store holds only routing metadata and opaque MLS bytes. It assigns
 // user, conversation and invite ids and the sequence numbers of log and
@@ -500,10 +504,21 @@ type Stats struct {
 	Users, Devices, Conversations, Entries, InboxEntries, KeyPackages, Blobs, BlobBytes int64
 }
 
-// Store is the server's persistence. Implementations are safe for
-// concurrent use. Every method takes a context first; cancelling it ends
-// the work, and a cancelled write leaves nothing behind.
+// Store is the server's persistence: every role below, as one backend
+// provides them. Implementations are safe for concurrent use. Every method
+// takes a context first; cancelling it ends the work, and a cancelled
+// write leaves nothing behind.
 type Store interface {
+	Accounts
+	KeyPackages
+	Conversations
+	Attachments
+	Maintenance
+}
+
+// Accounts is the store's part for users, devices, invites and
+// authentication (challenges and sessions).
+type Accounts interface {
 	// CreateUser atomically creates the user, its first device and, when
 	// u.InviteHash is set, consumes one use of that invite. It fails with
 	// ErrInviteInvalid for an unknown, used-up or expired invite (relative
@@ -573,7 +588,10 @@ type Store interface {
 	Session(ctx context.Context, tokenHash []byte, now time.Time) (Session, error)
 	// DeleteSession deletes a session (logout).
 	DeleteSession(ctx context.Context, tokenHash []byte) error
+}
 
+// KeyPackages is the store's part for the devices' KeyPackage pools.
+type KeyPackages interface {
 	// AddKeyPackages atomically stores a batch of KeyPackages. Every
 	// package's device must exist and be active (ErrNotFound); refs are
 	// unique (ErrConflict). A last-resort package replaces the device's
@@ -596,7 +614,12 @@ type Store interface {
 	// every node. A zero budget is ClaimKeyPackages. Every claim that
 	// returns a last-resort package marks it claimed (KeyPackageCount).
 	ClaimKeyPackagesBudgeted(ctx context.Context, user UserID, suite uint16, now time.Time, b ClaimBudget) ([]KeyPackage, error)
+}
 
+// Conversations is the store's part for conversations: their state as the
+// server follows it, membership, the ordered logs with their cursors, and
+// the devices' inboxes of Welcomes.
+type Conversations interface {
 	// CreateConversation creates a conversation whose only member is the
 	// creator (ErrNotFound for an unknown device, ErrConflict for a taken
 	// group id).
@@ -683,7 +706,10 @@ type Store interface {
 	Inbox(ctx context.Context, device DeviceID, after uint64, limit int) ([]InboxEntry, error)
 	// AckInbox deletes the device's inbox entries up to seq.
 	AckInbox(ctx context.Context, device DeviceID, seq uint64) error
+}
 
+// Attachments is the store's part for attachment metadata and quota.
+type Attachments interface {
 	// CreateBlob stores blob metadata (ErrConflict for a taken id).
 	CreateBlob(ctx context.Context, b Blob) error
 	// Blob returns blob metadata by id.
@@ -711,7 +737,11 @@ type Store interface {
 	// ReleaseBlobReservation deletes a reservation; releasing a missing
 	// one is not an error.
 	ReleaseBlobReservation(ctx context.Context, id int64) error
+}
 
+// Maintenance is the store's part for administration: pruning, counts,
+// backup and closing.
+type Maintenance interface {
 	// Prune removes log entries acknowledged by every member device and
 	// every departed device (a prefix of each log), log and inbox entries and blob records older
 	// than the retention, and expired sessions, challenges, KeyPackages,

@@ -8,57 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
-
-// CreateBlob implements store.Store.
-func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, sha256, created) VALUES ($1, $2, $3, $4, $5)`, b.ID, b.Owner, b.Size, nonNil(b.SHA256), micros(b.Created))
-		return mapConstraint(err)
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: create blob %q: %w", b.ID, err)
-	}
-	return nil
-}
-
-// Blob implements store.Store.
-func (s *Store) Blob(ctx context.Context, id string) (store.Blob, error) {
-	b := store.Blob{ID: id}
-	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT owner, size, sha256, created FROM blobs WHERE id = $1`, id).Scan(&b.Owner, &b.Size, &b.SHA256, &created)
-	if err != nil {
-		return store.Blob{}, fmt.Errorf("postgres: blob %q: %w", id, notFound(err))
-	}
-	b.Created = fromMicros(created)
-	return b, nil
-}
-
-// DeleteBlob implements store.Store.
-func (s *Store) DeleteBlob(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		return mustAffect(tx.Exec(ctx, `DELETE FROM blobs WHERE id = $1`, id))
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: delete blob %q: %w", id, err)
-	}
-	return nil
-}
-
-// BlobUsage implements store.Store.
-func (s *Store) BlobUsage(ctx context.Context, owner store.UserID) (count, bytes int64, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = $1`, owner).Scan(&count, &bytes)
-	if err != nil {
-		return 0, 0, fmt.Errorf("postgres: blob usage of user %d: %v", owner, err)
-	}
-	return count, bytes, nil
-}
 
 // Prune implements store.Store. Each rule is one statement in its own
 // transaction, so writers wait for one rule at a time.
 func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error) {
 	var r store.PruneResult
-	now := micros(o.Now)
+	now := sqlstore.Micros(o.Now)
 	var errs []error
 	exec := func(n *int64, q string, args ...any) {
 		var k int64
@@ -80,48 +37,26 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 			GROUP BY c.id, c.head) cut
 		WHERE e.conversation_id = cut.id AND e.seq <= cut.upto`)
 	if o.Retention > 0 {
-		cutoff := micros(o.Now.Add(-o.Retention))
+		cutoff := sqlstore.Micros(o.Now.Add(-o.Retention))
 		// Up to the newest old entry, so the log stays a contiguous
 		// suffix even when clocks went back.
 		exec(&r.Entries, `DELETE FROM entries e USING (
 				SELECT conversation_id, MAX(seq) AS upto FROM entries WHERE created < $1 GROUP BY conversation_id) cut
 			WHERE e.conversation_id = cut.conversation_id AND e.seq <= cut.upto`, cutoff)
-		exec(&r.Inbox, `DELETE FROM inbox WHERE created < $1`, cutoff)
+		exec(&r.Inbox, sqlstore.PruneOldInbox, cutoff)
 		errs = append(errs, s.write(ctx, func(tx pgx.Tx) error {
-			rows, _ := tx.Query(ctx, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
-			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			ids, err := sqlstore.PruneOldBlobs(ctx, pgxQuerier{tx}, cutoff)
 			r.Blobs = ids
 			return err
 		}))
 	}
-	exec(&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`, now)
-	exec(&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`, now)
-	exec(&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`, now)
-	exec(&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`, now)
-	var reservations int64 // expired blob reservations, not reported
-	exec(&reservations, `DELETE FROM blob_reservations WHERE expires <= $1`, now)
+	for _, c := range sqlstore.PruneExpired(&r) {
+		exec(c.N, c.SQL, now)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return r, fmt.Errorf("postgres: prune: %w", err)
 	}
 	return r, nil
-}
-
-// Stats implements store.Store.
-func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
-	var st store.Stats
-	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT COUNT(*) FROM users),
-		(SELECT COUNT(*) FROM devices WHERE revoked = 0 AND NOT disabled),
-		(SELECT COUNT(*) FROM conversations),
-		(SELECT COUNT(*) FROM entries),
-		(SELECT COUNT(*) FROM inbox),
-		(SELECT COUNT(*) FROM key_packages),
-		(SELECT COUNT(*) FROM blobs),
-		(SELECT COALESCE(SUM(size), 0)::bigint FROM blobs)`).Scan(&st.Users, &st.Devices, &st.Conversations, &st.Entries, &st.InboxEntries, &st.KeyPackages, &st.Blobs, &st.BlobBytes)
-	if err != nil {
-		return st, fmt.Errorf("postgres: stats: %v", err)
-	}
-	return st, nil
 }
 
 // invariants are queries that must return no rows, with what a row means.

@@ -63,7 +63,12 @@
 //
 // # Differences from the SQLite backend
 //
-// The schema and the semantics are the same; the conformance suite in
+// The statements the backends share live in package sqlstore, which Store
+// embeds; this package adds what PostgreSQL does its own way (appends
+// from unnest in one batch, the compare-and-set of commits and proposals
+// on the conversation row, the membership changes of a commit from
+// arrays, KeyPackage claims with SKIP LOCKED, pruning, backup and the
+// invariant check). The semantics are the same; the conformance suite in
 // storetest runs unchanged against both. Beyond it:
 //
 //   - Backup writes a psql script (data only) instead of a database file.
@@ -100,6 +105,7 @@ import (
 
 	"github.com/parley-chat/parley/internal/pgschema"
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -144,7 +150,11 @@ func (c Config) pool() pgschema.Pool {
 // Store is the PostgreSQL store. It is safe for concurrent use, and
 // several Stores (in one or many processes) may share one schema.
 type Store struct {
+	// Store holds the methods whose SQL is shared with SQLite.
+	*sqlstore.Store
+
 	pool   *pgxpool.Pool
+	reader sqlstore.Querier // reader is pool as sqlstore queries it.
 	schema string
 }
 
@@ -157,7 +167,15 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %v", err)
 	}
-	s := &Store{pool: pool, schema: c.Schema}
+	s := &Store{pool: pool, reader: pgxQuerier{pool}, schema: c.Schema}
+	s.Store = sqlstore.New(backend{s}, sqlstore.Dialect{
+		Name:           "postgres",
+		IsUnique:       isUnique,
+		IsForeignKey:   isForeignKey,
+		Heads:          "conversations",
+		ForShare:       " FOR SHARE",
+		ForNoKeyUpdate: " FOR NO KEY UPDATE",
+	})
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -207,18 +225,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: %v", err)
 	}
 	return nil
-}
-
-// SchemaVersion returns the newest applied migration.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	var v *int
-	if err := s.pool.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("postgres: schema version: %v", err)
-	}
-	if v == nil {
-		return 0, nil
-	}
-	return *v, nil
 }
 
 // Ping checks that the database answers; parleyd's readiness uses it.
@@ -291,47 +297,4 @@ func mapConstraint(err error) error {
 		return store.ErrNotFound
 	}
 	return err
-}
-
-// notFound maps pgx.ErrNoRows to store.ErrNotFound.
-func notFound(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ErrNotFound
-	}
-	return err
-}
-
-// mustAffect returns ErrNotFound unless the command changed a row.
-func mustAffect(tag pgconn.CommandTag, err error) error {
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return store.ErrNotFound
-	}
-	return nil
-}
-
-// micros converts a time to stored Unix microseconds; zero stays 0.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-// fromMicros converts stored Unix microseconds to a UTC time; 0 is zero.
-func fromMicros(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
-
-// nonNil returns b, or an empty slice for nil (columns are NOT NULL).
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }

@@ -7,37 +7,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
 
-// Device revocations: the signed statements of revoked devices
-// (devices.revocation, migration 7) and the revoked or disabled devices
-// still in a device's conversations.
-
-// keepRevocation stores a revocation statement for the device unless one
-// is stored already (the first statement stays) or revocation is empty.
-// The row is locked by the caller's UPDATE, so concurrent revocations
-// keep the first statement.
-func keepRevocation(ctx context.Context, tx pgx.Tx, id store.DeviceID, revocation []byte) error {
-	if len(revocation) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE devices SET revocation = $1 WHERE id = $2 AND revocation = ''::bytea`, revocation, id)
-	return err
-}
-
-// Revocations implements store.Store.
-func (s *Store) Revocations(ctx context.Context, user store.UserID) ([]store.Revocation, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT id, revocation FROM devices WHERE user_id = $1 AND revocation <> ''::bytea ORDER BY id`, user)
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Revocation, error) {
-		var rv store.Revocation
-		err := r.Scan(&rv.Device, &rv.Statement)
-		return rv, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: revocations of user %d: %v", user, err)
-	}
-	return out, nil
-}
+// The revoked or disabled devices still in a device's conversations (the
+// statements of devices.revocation are kept and read in package
+// sqlstore).
 
 // InactiveMembers implements store.Store. The revoked and disabled
 // devices are few (the partial index devices_inactive); their memberships
@@ -57,7 +32,7 @@ func (s *Store) InactiveMembers(ctx context.Context, device store.DeviceID, limi
 		var im store.InactiveMember
 		var revoked int64
 		err := r.Scan(&im.Conversation, &im.Device, &im.UserName, &revoked, &im.Revocation, &im.Disabled)
-		im.Revoked = fromMicros(revoked)
+		im.Revoked = sqlstore.FromMicros(revoked)
 		if len(im.Revocation) == 0 {
 			im.Revocation = nil
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/storetest"
 )
 
 // BenchmarkAppendBatch measures group commit: batches of 256-byte
@@ -55,4 +56,10 @@ func benchAppend(b *testing.B, perTx, convs int) {
 		n += perTx
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
+}
+
+// BenchmarkHotPaths runs storetest's benchmark of the paths every request
+// or message takes.
+func BenchmarkHotPaths(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) store.Store { return open(b) })
 }

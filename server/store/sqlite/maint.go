@@ -7,57 +7,8 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
-
-// CreateBlob implements store.Store.
-func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO blobs (id, owner, size, sha256, created) VALUES ($1, $2, $3, $4, $5)`, b.ID, b.Owner, b.Size, nonNil(b.SHA256), micros(b.Created))
-		switch {
-		case isUnique(err):
-			return store.ErrConflict
-		case isForeignKey(err):
-			return store.ErrNotFound
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: create blob %q: %w", b.ID, err)
-	}
-	return nil
-}
-
-// Blob implements store.Store.
-func (s *Store) Blob(ctx context.Context, id string) (store.Blob, error) {
-	b := store.Blob{ID: id}
-	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT owner, size, sha256, created FROM blobs WHERE id = $1`, id).Scan(&b.Owner, &b.Size, &b.SHA256, &created)
-	if err != nil {
-		return store.Blob{}, fmt.Errorf("sqlite: blob %q: %w", id, notFound(err))
-	}
-	b.Created = fromMicros(created)
-	return b, nil
-}
-
-// DeleteBlob implements store.Store.
-func (s *Store) DeleteBlob(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		return mustAffect(tx.ExecContext(ctx, `DELETE FROM blobs WHERE id = $1`, id))
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: delete blob %q: %w", id, err)
-	}
-	return nil
-}
-
-// BlobUsage implements store.Store.
-func (s *Store) BlobUsage(ctx context.Context, owner store.UserID) (count, bytes int64, err error) {
-	err = s.r.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner = $1`, owner).Scan(&count, &bytes)
-	if err != nil {
-		return 0, 0, fmt.Errorf("sqlite: blob usage of user %d: %v", owner, err)
-	}
-	return count, bytes, nil
-}
 
 // cut is a conversation and the seq up to which its log is deleted.
 type cut struct {
@@ -108,7 +59,7 @@ func (s *Store) deleteLogPrefixes(ctx context.Context, query string, args ...any
 // writers wait for one rule at a time.
 func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneResult, error) {
 	var r store.PruneResult
-	now := micros(o.Now)
+	now := sqlstore.Micros(o.Now)
 	var errs []error
 	// Entries acknowledged by every member device; a conversation with no
 	// members keeps no log.
@@ -117,48 +68,29 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 	r.Entries += n
 	errs = append(errs, err)
 	if o.Retention > 0 {
-		cutoff := micros(o.Now.Add(-o.Retention))
+		cutoff := sqlstore.Micros(o.Now.Add(-o.Retention))
 		n, err := s.deleteLogPrefixes(ctx, `SELECT conversation_id, MAX(seq) FROM entries WHERE created < $1 GROUP BY conversation_id`, cutoff)
 		r.Entries += n
 		errs = append(errs, err)
 		errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE created < $1`, cutoff)
+			q := dbQuerier{tx}
+			n, err := q.Exec(ctx, sqlstore.PruneOldInbox, cutoff)
 			if err != nil {
 				return err
 			}
-			r.Inbox, _ = res.RowsAffected()
-			rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					return err
-				}
-				r.Blobs = append(r.Blobs, id)
-			}
-			return rows.Err()
+			r.Inbox = n
+			r.Blobs, err = sqlstore.PruneOldBlobs(ctx, q, cutoff)
+			return err
 		}))
 	}
-	var reservations int64 // expired blob reservations, not reported
 	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
-		for _, q := range []struct {
-			n   *int64
-			sql string
-		}{
-			{&reservations, `DELETE FROM blob_reservations WHERE expires <= $1`},
-			{&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`},
-			{&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`},
-			{&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`},
-			{&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`},
-		} {
-			res, err := tx.ExecContext(ctx, q.sql, now)
+		q := dbQuerier{tx}
+		for _, c := range sqlstore.PruneExpired(&r) {
+			n, err := q.Exec(ctx, c.SQL, now)
 			if err != nil {
 				return err
 			}
-			*q.n, _ = res.RowsAffected()
+			*c.N = n
 		}
 		return nil
 	}))
@@ -166,24 +98,6 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 		return r, fmt.Errorf("sqlite: prune: %w", err)
 	}
 	return r, nil
-}
-
-// Stats implements store.Store.
-func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
-	var st store.Stats
-	err := s.r.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM users),
-		(SELECT COUNT(*) FROM devices WHERE revoked = 0 AND disabled = 0),
-		(SELECT COUNT(*) FROM conversations),
-		(SELECT COUNT(*) FROM entries),
-		(SELECT COUNT(*) FROM inbox),
-		(SELECT COUNT(*) FROM key_packages),
-		(SELECT COUNT(*) FROM blobs),
-		(SELECT COALESCE(SUM(size), 0) FROM blobs)`).Scan(&st.Users, &st.Devices, &st.Conversations, &st.Entries, &st.InboxEntries, &st.KeyPackages, &st.Blobs, &st.BlobBytes)
-	if err != nil {
-		return st, fmt.Errorf("sqlite: stats: %v", err)
-	}
-	return st, nil
 }
 
 // invariants are queries that must return no rows, with what a row means.

@@ -2,46 +2,15 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
 
-// Device revocations: the signed statements of revoked devices
-// (devices.revocation, migration 8) and the revoked or disabled devices
-// still in a device's conversations.
-
-// keepRevocation stores a revocation statement for the device unless one
-// is stored already (the first statement stays) or revocation is empty.
-func keepRevocation(ctx context.Context, tx *sql.Tx, id store.DeviceID, revocation []byte) error {
-	if len(revocation) == 0 {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE devices SET revocation = $1 WHERE id = $2 AND revocation = x''`, revocation, id)
-	return err
-}
-
-// Revocations implements store.Store.
-func (s *Store) Revocations(ctx context.Context, user store.UserID) ([]store.Revocation, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, revocation FROM devices WHERE user_id = $1 AND revocation <> x'' ORDER BY id`, user)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: revocations of user %d: %v", user, err)
-	}
-	defer rows.Close()
-	var out []store.Revocation
-	for rows.Next() {
-		var r store.Revocation
-		if err := rows.Scan(&r.Device, &r.Statement); err != nil {
-			return nil, fmt.Errorf("sqlite: revocations of user %d: %v", user, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: revocations of user %d: %v", user, err)
-	}
-	return out, nil
-}
+// The revoked or disabled devices still in a device's conversations (the
+// statements of devices.revocation are kept and read in package
+// sqlstore).
 
 // InactiveMembers implements store.Store. The join starts from the
 // revoked and disabled devices (the partial index devices_inactive), then
@@ -69,7 +38,7 @@ func (s *Store) InactiveMembers(ctx context.Context, device store.DeviceID, limi
 		if err := rows.Scan(&im.Conversation, &im.Device, &im.UserName, &revoked, &im.Revocation, &im.Disabled); err != nil {
 			return nil, fmt.Errorf("sqlite: inactive members for device %q: %v", device, err)
 		}
-		im.Revoked = fromMicros(revoked)
+		im.Revoked = sqlstore.FromMicros(revoked)
 		if len(im.Revocation) == 0 {
 			im.Revocation = nil
 		}

@@ -6,8 +6,13 @@
 // has one writer; serializing in the process avoids busy retries), while
 // reads use a pool of connections that see the last committed state.
 // Migrations are embedded and versioned in the schema_migrations table.
-// Queries use numbered placeholders ($1) and portable SQL so that the
-// PostgreSQL backend can share their shape.
+//
+// The statements it shares with the PostgreSQL backend live in package
+// sqlstore, which Store embeds; this package adds what SQLite does its own
+// way: group-committed appends with prepared multi-row inserts, the
+// compare-and-set of commits and proposals on the narrow
+// conversation_heads table, the membership changes of a commit, KeyPackage
+// claims, pruning, backup and the integrity checks.
 package sqlite
 
 import (
@@ -28,6 +33,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -63,9 +69,13 @@ func (c Config) Validate() error {
 
 // Store is the SQLite store. It is safe for concurrent use.
 type Store struct {
-	w    *sql.DB // w is the single writer connection.
-	r    *sql.DB // r is the reader pool.
-	path string
+	// Store holds the methods whose SQL is shared with PostgreSQL.
+	*sqlstore.Store
+
+	w      *sql.DB          // w is the single writer connection.
+	r      *sql.DB          // r is the reader pool.
+	reader sqlstore.Querier // reader is r as sqlstore queries it.
+	path   string
 
 	memberOf, convHead, bumpHead *sql.Stmt
 	insEntries                   []*sql.Stmt // insEntries[i] inserts insertChunks[i] entries
@@ -120,7 +130,13 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(c.Readers)
 	r.SetMaxIdleConns(c.Readers)
-	s.r = r
+	s.r, s.reader = r, dbQuerier{r}
+	s.Store = sqlstore.New(backend{s}, sqlstore.Dialect{
+		Name:         "sqlite",
+		IsUnique:     isUnique,
+		IsForeignKey: isForeignKey,
+		Heads:        "conversation_heads",
+	})
 	s.insEntries = make([]*sql.Stmt, len(insertChunks))
 	stmts := []struct {
 		st  **sql.Stmt
@@ -183,15 +199,6 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// SchemaVersion returns the newest applied migration.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	var v sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("sqlite: schema version: %v", err)
-	}
-	return int(v.Int64), nil
-}
-
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
@@ -228,23 +235,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	return tx.Commit()
 }
 
-// micros converts a time to stored Unix microseconds; zero stays 0.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
-// fromMicros converts stored Unix microseconds to a UTC time; 0 is zero.
-func fromMicros(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
-
-// isConstraint reports whether err is a UNIQUE or PRIMARY KEY violation.
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
 func isUnique(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -260,22 +251,6 @@ func isUnique(err error) bool {
 func isForeignKey(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-}
-
-// notFound maps sql.ErrNoRows to store.ErrNotFound.
-func notFound(err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ErrNotFound
-	}
-	return err
-}
-
-// b2i converts a bool to a stored integer.
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // Backup writes a consistent copy of the database to path with VACUUM

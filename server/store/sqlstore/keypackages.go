@@ -1,0 +1,100 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// AddKeyPackages implements store.Store. The device row is read with
+// Dialect.ForShare, so the device cannot be revoked or disabled before
+// the packages are committed.
+func (s *Store) AddKeyPackages(ctx context.Context, kps []store.KeyPackage) error {
+	var at int
+	err := s.b.Write(ctx, func(tx Querier) error {
+		for i, kp := range kps {
+			at = i
+			if len(kp.Ref) == 0 || len(kp.Data) == 0 {
+				return store.ErrInvalid
+			}
+			var one int
+			if err := tx.QueryRow(ctx, s.q.activeDevice, kp.Device).Scan(&one); err != nil {
+				return notFound(err)
+			}
+			if kp.LastResort {
+				if err := s.b.ReplaceLastResort(ctx, tx, kp); err != nil {
+					return err
+				}
+				continue
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO key_packages (ref, device_id, suite, data, last_resort, expires, created) VALUES ($1, $2, $3, $4, false, $5, $6)`,
+				kp.Ref, kp.Device, kp.Suite, kp.Data, Micros(kp.Expires), Micros(kp.Created))
+			if err != nil {
+				return s.constraint(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.errorf("add key packages: package %d of %d (device %q): %w", at, len(kps), kps[at].Device, err)
+	}
+	return nil
+}
+
+// CountKeyPackages implements store.Store.
+func (s *Store) CountKeyPackages(ctx context.Context, device store.DeviceID, suite uint16, now time.Time) (store.KeyPackageCount, error) {
+	var c store.KeyPackageCount
+	var avail, lr, lrClaimed int
+	err := s.b.Read().QueryRow(ctx, `SELECT
+			COUNT(*) FILTER (WHERE NOT last_resort),
+			COUNT(*) FILTER (WHERE last_resort),
+			COUNT(*) FILTER (WHERE last_resort AND claimed)
+		FROM key_packages WHERE device_id = $1 AND suite = $2 AND (expires = 0 OR expires > $3)`,
+		device, suite, Micros(now)).Scan(&avail, &lr, &lrClaimed)
+	if err != nil {
+		return c, s.errorf("count key packages of device %q: %v", device, err)
+	}
+	c.Available, c.LastResort, c.LastResortClaimed = avail, lr > 0, lrClaimed > 0
+	return c, nil
+}
+
+// ClaimKeyPackages implements store.Store.
+func (s *Store) ClaimKeyPackages(ctx context.Context, user store.UserID, suite uint16, now time.Time) ([]store.KeyPackage, error) {
+	return s.ClaimKeyPackagesBudgeted(ctx, user, suite, now, store.ClaimBudget{})
+}
+
+// ClaimKeyPackagesBudgeted implements store.Store: one transaction claims
+// a package of every active device of the user in device id order, each
+// as the backend's ClaimDevice decides.
+func (s *Store) ClaimKeyPackagesBudgeted(ctx context.Context, user store.UserID, suite uint16, now time.Time, b store.ClaimBudget) ([]store.KeyPackage, error) {
+	var out []store.KeyPackage
+	err := s.b.Write(ctx, func(tx Querier) error {
+		out = out[:0]
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, user).Scan(&one); err != nil {
+			return notFound(err)
+		}
+		devices, err := collect(ctx, tx, scanDeviceID, `SELECT id FROM devices WHERE user_id = $1 AND revoked = 0 AND NOT disabled ORDER BY id`, user)
+		if err != nil {
+			return err
+		}
+		for _, d := range devices {
+			kp, ok, err := s.b.ClaimDevice(ctx, tx, d, suite, now, b)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, kp)
+			}
+		}
+		if len(out) == 0 {
+			return store.ErrNoKeyPackage
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.errorf("claim key packages of user %d, suite %d: %w", user, suite, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,58 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// Counted is a statement of Prune with the count its changed rows add to.
+type Counted struct {
+	N   *int64
+	SQL string
+}
+
+// PruneExpired returns Prune's deletions of expired rows, each given now
+// ($1) and counted in r (expired blob reservations are not reported). Run
+// them in one transaction or in one each.
+func PruneExpired(r *store.PruneResult) []Counted {
+	return []Counted{
+		{new(int64), `DELETE FROM blob_reservations WHERE expires <= $1`},
+		{&r.Sessions, `DELETE FROM sessions WHERE expires <= $1`},
+		{&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`},
+		{&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`},
+		{&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`},
+	}
+}
+
+// PruneOldInbox is Prune's deletion of the inbox entries created before the
+// retention's cutoff ($1).
+const PruneOldInbox = `DELETE FROM inbox WHERE created < $1`
+
+// PruneOldBlobs deletes in tx the blob records created before cutoff and
+// returns their ids.
+func PruneOldBlobs(ctx context.Context, tx Querier, cutoff int64) ([]string, error) {
+	return collect(ctx, tx, func(r Row) (string, error) {
+		var id string
+		err := r.Scan(&id)
+		return id, err
+	}, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	var st store.Stats
+	err := s.b.Read().QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM users),
+		(SELECT COUNT(*) FROM devices WHERE revoked = 0 AND NOT disabled),
+		(SELECT COUNT(*) FROM conversations),
+		(SELECT COUNT(*) FROM entries),
+		(SELECT COUNT(*) FROM inbox),
+		(SELECT COUNT(*) FROM key_packages),
+		(SELECT COUNT(*) FROM blobs),
+		(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs)`).Scan(&st.Users, &st.Devices, &st.Conversations, &st.Entries, &st.InboxEntries, &st.KeyPackages, &st.Blobs, &st.BlobBytes)
+	if err != nil {
+		return st, s.errorf("stats: %v", err)
+	}
+	return st, nil
+}
