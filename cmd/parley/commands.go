@@ -71,12 +71,12 @@ func cmdWhoami(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	s, err := e.open(ctx, openOptions{})
+	s, err := e.open(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	acct, err := s.c.Whoami()
+	acct, err := s.api.Whoami()
 	if err != nil {
 		return err
 	}
@@ -87,9 +87,15 @@ func cmdWhoami(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// openSynced opens the profile and syncs with the server.
+// openSynced opens the profile and syncs with the server, through the
+// profile's daemon when one runs: the command uses session.api only.
 func (e *env) openSynced(ctx context.Context) (*session, error) {
-	s, err := e.open(ctx, openOptions{})
+	return e.openSyncedWith(ctx, openOptions{routed: true})
+}
+
+// openSyncedWith opens the profile as o says and syncs with the server.
+func (e *env) openSyncedWith(ctx context.Context, o openOptions) (*session, error) {
+	s, err := e.open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +108,7 @@ func (e *env) openSynced(ctx context.Context) (*session, error) {
 
 // printConversation prints a conversation after a change.
 func (s *session) printConversation(ctx context.Context, conv protocol.ConversationID, verb string) error {
-	cv, err := s.c.Conversation(ctx, conv)
+	cv, err := s.api.Conversation(ctx, conv)
 	if err != nil {
 		return err
 	}
@@ -116,7 +122,7 @@ func (s *session) printConversation(ctx context.Context, conv protocol.Conversat
 
 // self returns this profile's user name.
 func (s *session) self() string {
-	if a, err := s.c.Whoami(); err == nil {
+	if a, err := s.api.Whoami(); err == nil {
 		return a.User
 	}
 	return ""
@@ -143,9 +149,9 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	defer s.close()
 	var conv protocol.ConversationID
 	if len(users) == 1 {
-		conv, err = s.c.NewDirect(ctx, users[0])
+		conv, err = s.api.NewDirect(ctx, users[0])
 	} else {
-		conv, err = s.c.NewGroup(ctx, "", users...)
+		conv, err = s.api.NewGroup(ctx, "", users...)
 	}
 	if err != nil {
 		return s.explain(ctx, 0, err)
@@ -159,7 +165,7 @@ func chatRecreate(ctx context.Context, e *env, args []string) error {
 	if len(args) != 1 {
 		return usagef("chat recreate: want one CONV")
 	}
-	s, err := e.openSynced(ctx)
+	s, err := e.openSyncedWith(ctx, openOptions{})
 	if err != nil {
 		return err
 	}
@@ -190,7 +196,7 @@ func cmdGroup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.close()
-	conv, err := s.c.NewGroup(ctx, pos[1], splitList(*members)...)
+	conv, err := s.api.NewGroup(ctx, pos[1], splitList(*members)...)
 	if err != nil {
 		return s.explain(ctx, 0, err)
 	}
@@ -206,7 +212,7 @@ func cmdGroup(ctx context.Context, e *env, args []string) error {
 // conversation is ambiguous when a group carries it. Active
 // conversations are preferred over ones this device left.
 func (s *session) resolveConv(ctx context.Context, arg string) (*client.Conversation, error) {
-	convs, err := s.c.Conversations(ctx)
+	convs, err := s.api.Conversations(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +305,7 @@ func (s *session) resolveMessage(ctx context.Context, conv protocol.Conversation
 	if len(arg) < 4 {
 		return content.MessageID{}, usagef("message id %q: give at least 4 hex digits", arg)
 	}
-	ms, err := s.c.Messages(ctx, conv, 0, 0)
+	ms, err := s.api.Messages(ctx, conv, 0, 0)
 	if err != nil {
 		return content.MessageID{}, err
 	}
@@ -327,14 +333,14 @@ func (s *session) explain(ctx context.Context, conv protocol.ConversationID, err
 	var users []string
 	convs := []protocol.ConversationID{conv}
 	if conv == 0 {
-		all, _ := s.c.Conversations(ctx)
+		all, _ := s.api.Conversations(ctx)
 		convs = nil
 		for _, cv := range all {
 			convs = append(convs, cv.ID)
 		}
 	}
 	for _, id := range convs {
-		ms, _ := s.c.Members(ctx, id)
+		ms, _ := s.api.Members(ctx, id)
 		for _, m := range ms {
 			if m.IdentityChanged && !slices.Contains(users, m.User) {
 				users = append(users, m.User)
@@ -370,8 +376,9 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 		return usagef("send: the message is empty: give the TEXT to send")
 	}
 	// A text message is encrypted with what the profile knows when the
-	// server cannot be reached, and queued (exit code 12).
-	s, err := e.openSyncedOrOffline(ctx)
+	// server cannot be reached, and queued (exit code 12). Text goes
+	// through a daemon that holds the profile; files do not yet.
+	s, err := e.openSyncedOrOffline(ctx, openOptions{routed: *file == ""})
 	if err != nil {
 		return err
 	}
@@ -395,7 +402,7 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 		opts.Caption = text
 		msg, err = s.c.SendFile(ctx, cv.ID, *file, opts)
 	} else {
-		msg, err = s.c.Send(ctx, cv.ID, text, opts)
+		msg, err = s.api.Send(ctx, cv.ID, text, opts)
 	}
 	queued := err != nil && msg != nil && msg.State == client.Pending && errors.Is(err, client.ErrServerUnreachable)
 	if err != nil && !queued {
@@ -419,8 +426,8 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 // openSyncedOrOffline opens the profile and syncs with the server; if the
 // server cannot be reached, it says so on stderr and goes on with what
 // the profile holds.
-func (e *env) openSyncedOrOffline(ctx context.Context) (*session, error) {
-	s, err := e.open(ctx, openOptions{})
+func (e *env) openSyncedOrOffline(ctx context.Context, o openOptions) (*session, error) {
+	s, err := e.open(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -446,9 +453,9 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	}
 	var s *session
 	if *offline {
-		s, err = e.open(ctx, openOptions{})
+		s, err = e.open(ctx, openOptions{routed: true})
 	} else {
-		s, err = e.openSyncedOrOffline(ctx)
+		s, err = e.openSyncedOrOffline(ctx, openOptions{routed: true})
 	}
 	if err != nil {
 		return err
@@ -463,7 +470,7 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.c.History(ctx, cv.ID, 0, *last)
+	ms, err := s.api.History(ctx, cv.ID, 0, *last)
 	if err != nil {
 		return err
 	}
@@ -499,16 +506,16 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	// What was printed is shown (parley listen does not print it again)
 	// and read; the read receipt tells the other members.
 	newest := slices.MaxFunc(ms, func(a, b *client.Message) int { return cmp.Compare(a.Seq, b.Seq) }).Seq
-	if err := s.c.MarkShown(ctx, cv.ID, newest); err != nil {
+	if err := s.api.MarkShown(ctx, cv.ID, newest); err != nil {
 		return err
 	}
 	if cv.Unread > 0 && !*noReceipt && !*offline && !cv.Left && cv.Unsafe == nil {
-		if err := s.c.MarkRead(ctx, cv.ID); err != nil {
+		if err := s.api.MarkRead(ctx, cv.ID); err != nil {
 			fmt.Fprintf(e.stderr, "parley: read receipt not sent: %v\n", err)
 		}
 		return nil
 	}
-	return s.c.MarkReadUpTo(ctx, cv.ID, newest)
+	return s.api.MarkReadUpTo(ctx, cv.ID, newest)
 }
 
 // leftLabel says how this device left a conversation: removed by whom,
@@ -522,7 +529,7 @@ func leftLabel(removedBy string) string {
 
 // listConversations prints the conversations with their unread counts.
 func (s *session) listConversations(ctx context.Context, self string) error {
-	convs, err := s.c.Conversations(ctx)
+	convs, err := s.api.Conversations(ctx)
 	if err != nil {
 		return err
 	}
@@ -576,7 +583,7 @@ func cmdMembers(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.openSynced(ctx)
+	s, err := e.openSyncedWith(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -585,7 +592,7 @@ func cmdMembers(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.c.Members(ctx, cv.ID)
+	ms, err := s.api.Members(ctx, cv.ID)
 	if err != nil {
 		return err
 	}
@@ -640,11 +647,11 @@ func membership(ctx context.Context, e *env, args []string, name string) error {
 	var verb string
 	switch name {
 	case "add":
-		err, verb = s.c.Add(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "added "+pos[1]+" to"
+		err, verb = s.api.Add(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "added "+pos[1]+" to"
 	case "remove":
-		err, verb = s.c.Remove(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "removed "+pos[1]+" from"
+		err, verb = s.api.Remove(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "removed "+pos[1]+" from"
 	case "leave":
-		err, verb = s.c.Leave(ctx, cv.ID), "left"
+		err, verb = s.api.Leave(ctx, cv.ID), "left"
 	}
 	if err != nil {
 		return s.explain(ctx, cv.ID, err)
@@ -706,7 +713,7 @@ func targeted(ctx context.Context, e *env, args []string, name, synopsis string,
 
 func cmdReact(ctx context.Context, e *env, args []string) error {
 	return targeted(ctx, e, args, "react", "CONV ID EMOJI [--remove]", 3, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
-		return s.c.React(ctx, conv, id, rest[0], len(rest) > 1)
+		return s.api.React(ctx, conv, id, rest[0], len(rest) > 1)
 	})
 }
 
@@ -715,13 +722,13 @@ func cmdEdit(ctx context.Context, e *env, args []string) error {
 		if strings.TrimSpace(rest[0]) == "" {
 			return usagef("edit: the new text is empty (parley delete CONV ID deletes a message)")
 		}
-		return s.c.Edit(ctx, conv, id, rest[0])
+		return s.api.Edit(ctx, conv, id, rest[0])
 	})
 }
 
 func cmdDelete(ctx context.Context, e *env, args []string) error {
 	return targeted(ctx, e, args, "delete", "CONV ID", 2, func(s *session, conv protocol.ConversationID, id content.MessageID, rest []string) error {
-		return s.c.Delete(ctx, conv, id)
+		return s.api.Delete(ctx, conv, id)
 	})
 }
 
@@ -867,7 +874,7 @@ func cmdGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.openSynced(ctx)
+	s, err := e.openSyncedWith(ctx, openOptions{})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -15,18 +16,25 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	s, err := e.open(ctx, openOptions{ownEvents: true})
+	s, err := e.open(ctx, openOptions{ownEvents: true, routed: true})
 	if err != nil {
 		return err
 	}
-	defer s.c.Close()
+	defer s.close()
+	if s.daemon != nil {
+		// Subscribed before the unseen messages are listed, so that
+		// none falls between the two; print skips those shown.
+		if err := s.daemon.Subscribe(ctx); err != nil {
+			return err
+		}
+	}
 	self := s.self()
 	titles := map[protocol.ConversationID]string{}
 	titleOf := func(conv protocol.ConversationID) string {
 		if t, ok := titles[conv]; ok {
 			return t
 		}
-		cv, err := s.c.Conversation(ctx, conv)
+		cv, err := s.api.Conversation(ctx, conv)
 		if err != nil {
 			return fmt.Sprint(conv)
 		}
@@ -36,23 +44,18 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 	}
 	// shown is how far each conversation was printed, in this run.
 	shown := map[protocol.ConversationID]int64{}
-	show := func(ev client.Event) error {
+	// show prints an event; wire, when not nil, is the daemon's JSON of
+	// it, printed as it came (it carries what ev cannot, such as the
+	// recovery of a bad commit).
+	show := func(ev client.Event, wire *eventJSON) error {
 		switch ev.Kind {
 		case client.EventConversationChanged, client.EventConversationJoined, client.EventSystem:
 			delete(titles, ev.Conversation) // its name or members changed
 		}
 		if e.json {
-			out := eventJSON{Event: ev.Kind.String(), Time: ev.Time.UTC(), Conversation: int64(ev.Conversation),
-				User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason}
-			if ev.Message != nil {
-				out.Message = toMessageJSON(ev.Message)
-			}
-			if ev.Kind == client.EventConnection {
-				out.Connection = ev.Connection.String()
-			}
-			var bc *client.BadCommitError
-			if ev.Kind == client.EventBadCommit && errors.As(ev.Err, &bc) {
-				out.Seq, out.Recovery = ev.Seq, bc.Recovery.String()
+			out := wire
+			if out == nil {
+				out = daemonapi.NewEvent(ev)
 			}
 			b, err := json.Marshal(out)
 			if err != nil {
@@ -72,12 +75,12 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	print := func(ev client.Event) error {
+	print := func(ev client.Event, wire *eventJSON) error {
 		msg := (ev.Kind == client.EventMessage || ev.Kind == client.EventSystem) && ev.Message != nil
 		if msg && ev.Message.Seq <= shown[ev.Conversation] {
 			return nil
 		}
-		if err := show(ev); err != nil {
+		if err := show(ev, wire); err != nil {
 			return err
 		}
 		if !msg {
@@ -89,18 +92,27 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 		// next start (client.MarkShown); recording first would instead
 		// lose its display.
 		shown[ev.Conversation] = ev.Message.Seq
-		return s.c.MarkShown(ctx, ev.Conversation, ev.Message.Seq)
+		return s.api.MarkShown(ctx, ev.Conversation, ev.Message.Seq)
 	}
 	// Messages stored by an earlier run (or a sync) but never printed,
 	// because it was killed or stopped before their events were read.
-	unseen, err := s.c.Unseen(ctx)
-	if err != nil {
-		return err
-	}
-	for _, ev := range unseen {
-		if err := print(ev); err != nil {
+	printUnseen := func() error {
+		unseen, err := s.api.Unseen(ctx)
+		if err != nil {
 			return err
 		}
+		for _, ev := range unseen {
+			if err := print(ev, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := printUnseen(); err != nil {
+		return err
+	}
+	if s.daemon != nil {
+		return listenDaemon(ctx, s.daemon, print, printUnseen)
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.c.Run(ctx) }()
@@ -118,23 +130,46 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 			}
 			if ev.Kind == client.EventOverflow {
 				// Events were dropped: print the messages among them.
-				unseen, err := s.c.Unseen(ctx)
-				if err != nil {
+				if err := printUnseen(); err != nil {
 					return err
-				}
-				for _, ev := range unseen {
-					if err := print(ev); err != nil {
-						return err
-					}
 				}
 				continue
 			}
-			if err := print(ev); err != nil {
+			if err := print(ev, nil); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return err
 			}
+		}
+	}
+}
+
+// listenDaemon prints the events of a daemon's subscription until ctx
+// is done or the daemon stops.
+func listenDaemon(ctx context.Context, dc *daemonapi.Client, print func(client.Event, *eventJSON) error, printUnseen func() error) error {
+	for {
+		wire, err := dc.NextEvent(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted
+			}
+			return fmt.Errorf("listen: %w", err)
+		}
+		ev, err := wire.SDK()
+		if err != nil {
+			return fmt.Errorf("listen: event from the daemon: %w", err)
+		}
+		if ev.Kind == client.EventOverflow {
+			err = printUnseen()
+		} else {
+			err = print(ev, wire)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 	}
 }

@@ -23,6 +23,7 @@
 //	verify USER [--mark] [--no-qr] | verify --accept USER DIGITS
 //	get ATTACHMENT-ID -o PATH
 //	invite create [--uses N] [--ttl DURATION]   administrators
+//	daemon                           hold the profile and serve it on a local socket (docs/daemon.md)
 //	version
 //
 // A profile is a directory (default os.UserConfigDir()/parley/default)

@@ -118,7 +118,7 @@ func cmdRename(ctx context.Context, e *env, args []string) error {
 		return usagef("rename: the title is empty: give the new TITLE")
 	}
 	return setMetadata(ctx, e, pos[0], "renamed", func(s *session, conv protocol.ConversationID) error {
-		return s.c.SetName(ctx, conv, pos[1])
+		return s.api.SetName(ctx, conv, pos[1])
 	})
 }
 
@@ -129,7 +129,7 @@ func cmdTopic(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return setMetadata(ctx, e, pos[0], "set the topic of", func(s *session, conv protocol.ConversationID) error {
-		return s.c.SetTopic(ctx, conv, pos[1])
+		return s.api.SetTopic(ctx, conv, pos[1])
 	})
 }
 
@@ -151,7 +151,7 @@ func setMetadata(ctx context.Context, e *env, arg, verb string, set func(s *sess
 	if e.json || verb == "renamed" {
 		return s.printConversation(ctx, cv.ID, verb)
 	}
-	after, err := s.c.Conversation(ctx, cv.ID)
+	after, err := s.api.Conversation(ctx, cv.ID)
 	if err != nil {
 		return err
 	}

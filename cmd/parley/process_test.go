@@ -128,6 +128,8 @@ type listener struct {
 	cmd *exec.Cmd
 	mu  sync.Mutex
 	ids []string // message ids of "message" events, in order
+	// texts are the texts of "message" events, in order.
+	texts []string
 	// delivered are the message ids of "delivered" events, in order.
 	delivered []string
 	stderr    bytes.Buffer
@@ -160,6 +162,7 @@ func (c *cli) listen(profile string) *listener {
 			if ev.Event == "message" && ev.Message != nil {
 				l.mu.Lock()
 				l.ids = append(l.ids, ev.Message.ID)
+				l.texts = append(l.texts, ev.Message.Text)
 				l.mu.Unlock()
 			}
 			if ev.Event == "delivered" && ev.Message != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -58,13 +60,19 @@ func (e *env) profileDir() (string, error) {
 }
 
 // session is one command's use of a profile: the SDK client, which holds
-// the profile's lock.
+// the profile's lock, or a connection to the daemon that holds it.
 type session struct {
 	e   *env
 	dir string
 	// keyFile says the store key is in the key file (not a passphrase).
 	keyFile bool
-	c       *client.Client
+	// api is what the commands that a daemon serves use: c, or daemon.
+	api profileAPI
+	// c is the profile opened by this process; nil with daemon.
+	c *client.Client
+	// daemon is the connection to the daemon that holds the profile,
+	// for a command that goes through it (openOptions.routed).
+	daemon *daemonapi.Client
 	// offline says the server could not be reached: the command works
 	// with what the profile holds.
 	offline bool
@@ -85,7 +93,43 @@ type openOptions struct {
 	// (listen): the session does not collect notices, since two readers
 	// of Events would each get only some of them.
 	ownEvents bool
+	// routed means the command goes through the profile's daemon when
+	// one runs (it uses only session.api); other commands fail then.
+	routed bool
 }
+
+// profileAPI is what the commands that go through a daemon use of a
+// profile: a *client.Client, or a *daemonapi.Client with the same
+// methods, types and errors.
+type profileAPI interface {
+	Whoami() (*client.Account, error)
+	Conversations(ctx context.Context) ([]client.Conversation, error)
+	Conversation(ctx context.Context, conv protocol.ConversationID) (*client.Conversation, error)
+	History(ctx context.Context, conv protocol.ConversationID, after int64, last int) ([]*client.Message, error)
+	Messages(ctx context.Context, conv protocol.ConversationID, after int64, last int) ([]*client.Message, error)
+	Members(ctx context.Context, conv protocol.ConversationID) ([]client.Member, error)
+	Send(ctx context.Context, conv protocol.ConversationID, text string, opts client.SendOptions) (*client.Message, error)
+	Sync(ctx context.Context) error
+	MarkRead(ctx context.Context, conv protocol.ConversationID) error
+	MarkReadUpTo(ctx context.Context, conv protocol.ConversationID, upTo int64) error
+	MarkShown(ctx context.Context, conv protocol.ConversationID, upTo int64) error
+	Unseen(ctx context.Context) ([]client.Event, error)
+	NewDirect(ctx context.Context, user string) (protocol.ConversationID, error)
+	NewGroup(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
+	Add(ctx context.Context, conv protocol.ConversationID, user string) error
+	Remove(ctx context.Context, conv protocol.ConversationID, user string) error
+	Leave(ctx context.Context, conv protocol.ConversationID) error
+	SetName(ctx context.Context, conv protocol.ConversationID, name string) error
+	SetTopic(ctx context.Context, conv protocol.ConversationID, topic string) error
+	React(ctx context.Context, conv protocol.ConversationID, target content.MessageID, emoji string, remove bool) error
+	Edit(ctx context.Context, conv protocol.ConversationID, target content.MessageID, text string) error
+	Delete(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error
+}
+
+var (
+	_ profileAPI = (*client.Client)(nil)
+	_ profileAPI = (*daemonapi.Client)(nil)
+)
 
 // open locks and opens the profile. A profile that does not exist is an
 // error wrapping client.ErrNotRegistered unless o.create.
@@ -98,6 +142,9 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 		if _, err := os.Stat(filepath.Join(dir, client.StoreFile)); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("profile %s: %w", dir, client.ErrNotRegistered)
 		}
+	}
+	if s, err := e.viaDaemon(ctx, dir, o); s != nil || err != nil {
+		return s, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("profile %s: %v", dir, err)
@@ -131,6 +178,7 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 	if s.c, err = openClient(ctx, cfg, e); err != nil {
 		return nil, err
 	}
+	s.api = s.c
 	if o.ownEvents {
 		close(s.done)
 	} else {
@@ -159,6 +207,11 @@ func (s *session) collect() {
 // close closes the client, prints the notices collected and releases the
 // profile.
 func (s *session) close() {
+	if s.daemon != nil {
+		s.daemon.Close()
+		close(s.done)
+		return
+	}
 	s.c.Close()
 	<-s.done
 	for _, ev := range s.notices {
@@ -242,7 +295,7 @@ func unsafeLine(conv protocol.ConversationID, err string, unrecoverable bool) st
 
 // sync fetches and applies what the server has for this device.
 func (s *session) sync(ctx context.Context) error {
-	return s.c.Sync(ctx)
+	return s.api.Sync(ctx)
 }
 
 // openClient opens the profile with the SDK, waiting up to lockWait for

@@ -20,6 +20,9 @@ type env struct {
 	// without echo; it is nil when standard input is not a terminal.
 	readPassword func(prompt string) ([]byte, error)
 
+	// command is the name of the command that runs.
+	command string
+
 	// Global options, accepted before and after the command name.
 	profile string
 	dir     string
@@ -67,6 +70,7 @@ func init() {
 		{"verify", "USER [--mark] [--no-qr] | --accept USER DIGITS", "show the safety number with a user; mark verified; accept a changed key", cmdVerify},
 		{"get", "ID -o PATH [--force]", "download and decrypt an attachment (ID: of the attachment or its message)", cmdGet},
 		{"invite", "create [--uses N] [--ttl DURATION]", "create an invite link on this profile's server (administrators)", cmdInvite},
+		{"daemon", "", "hold this profile and serve it to other parley commands and bots on a local socket", cmdDaemon},
 		{"version", "", "print the version and build information", cmdVersion},
 		{"help", "[COMMAND]", "show help", cmdHelp},
 	}
@@ -92,6 +96,7 @@ func run(ctx context.Context, args []string, e *env) error {
 	name := rest[0]
 	for _, c := range commands {
 		if c.name == name {
+			e.command = name
 			return c.run(ctx, e, rest[1:])
 		}
 	}

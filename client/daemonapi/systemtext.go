@@ -1,0 +1,85 @@
+package daemonapi
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/parley-chat/parley/client"
+)
+
+// SystemText says what a system line records, in words; self ("" for
+// none) is called "you".
+func SystemText(m *client.Message, self string) string {
+	sys := m.System
+	who := func(user string) string {
+		switch {
+		case user == "":
+			return "someone"
+		case user == self:
+			return "you"
+		}
+		return user
+	}
+	var users []string
+	for _, u := range sys.Users {
+		users = append(users, who(u))
+	}
+	actor := who(m.Sender)
+	switch sys.Kind {
+	case client.SystemJoined:
+		return actor + " joined"
+	case client.SystemAdded:
+		return actor + " added " + strings.Join(users, ", ")
+	case client.SystemLeft:
+		return actor + " left"
+	case client.SystemRemoved:
+		return actor + " removed " + strings.Join(users, ", ")
+	case client.SystemDeviceAdded:
+		return actor + " added " + devicesOf(m, self)
+	case client.SystemDeviceRemoved:
+		return actor + " removed " + devicesOf(m, self)
+	case client.SystemRenamed:
+		switch {
+		case sys.Value == "":
+			return actor + " removed the conversation's name"
+		case sys.Previous == "":
+			return actor + ` named the conversation "` + sys.Value + `"`
+		}
+		return actor + ` renamed the conversation to "` + sys.Value + `"`
+	case client.SystemTopicChanged:
+		switch {
+		case sys.Value == "":
+			return actor + " cleared the topic"
+		case sys.Previous == "":
+			return actor + ` set the topic to "` + sys.Value + `"`
+		}
+		return actor + ` changed the topic to "` + sys.Value + `"`
+	}
+	return actor + " changed the conversation (" + string(sys.Kind) + ")"
+}
+
+// devicesOf names the devices of a device_added or device_removed line:
+// "a device (ID)" when the actor's own, else "a device of bob (ID)",
+// and "2 devices" for more.
+func devicesOf(m *client.Message, self string) string {
+	sys := m.System
+	what := "a device"
+	if len(sys.Devices) != 1 {
+		what = fmt.Sprintf("%d devices", len(sys.Devices))
+	}
+	if len(sys.Users) > 0 && sys.Users[0] != m.Sender {
+		owner := sys.Users[0]
+		if owner == self {
+			owner = "yours"
+		}
+		what += " of " + owner
+	}
+	var ids []string
+	for _, d := range sys.Devices {
+		ids = append(ids, string(d))
+	}
+	if len(ids) == 0 {
+		return what
+	}
+	return what + " (" + strings.Join(ids, ", ") + ")"
+}

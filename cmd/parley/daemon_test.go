@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/client/daemonapi"
+)
+
+// daemonProc is a running parley daemon.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // the exit status, once done
+}
+
+// startDaemon starts parley daemon for a profile and waits until it
+// says that it serves the socket.
+func (c *cli) startDaemon(profile string) *daemonProc {
+	c.t.Helper()
+	d := &daemonProc{cmd: c.command(profile, "daemon"), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	pr, err := d.cmd.StderrPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	serving := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		var once sync.Once
+		for sc.Scan() {
+			d.stderr.Write(append(sc.Bytes(), '\n'))
+			if strings.Contains(sc.Text(), "daemon serving profile") {
+				once.Do(func() { close(serving) })
+			}
+		}
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	c.t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if c.t.Failed() {
+			c.t.Logf("parley daemon stderr:\n%s", d.stderr.String())
+		}
+	})
+	select {
+	case <-serving:
+	case <-d.done:
+		c.t.Fatalf("parley daemon exited: %v\n%s", d.err, d.stderr.String())
+	case <-time.After(time.Minute):
+		c.t.Fatalf("parley daemon did not start within a minute\n%s", d.stderr.String())
+	}
+	return d
+}
+
+// wait waits for the daemon to exit.
+func (d *daemonProc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(time.Minute):
+		t.Fatalf("parley daemon did not exit within a minute\n%s", d.stderr.String())
+		return nil
+	}
+}
+
+// textListener is a running parley listen without --json.
+type textListener struct {
+	lines chan string // closed when it exits
+}
+
+func (c *cli) listenText(profile string) *textListener {
+	c.t.Helper()
+	cmd := c.command(profile, "listen")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	l := &textListener{lines: make(chan string, 100)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l.lines <- sc.Text()
+		}
+		cmd.Wait()
+		close(l.lines)
+	}()
+	c.t.Cleanup(func() {
+		cmd.Process.Kill()
+		for range l.lines {
+		}
+	})
+	return l
+}
+
+// waitLine waits for a line that matches.
+func (l *textListener) waitLine(t *testing.T, match func(string) bool) {
+	t.Helper()
+	var seen []string
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case line, ok := <-l.lines:
+			if !ok {
+				t.Fatalf("listen exited; it printed:\n%s", strings.Join(seen, "\n"))
+			}
+			if match(line) {
+				return
+			}
+			seen = append(seen, line)
+		case <-timeout:
+			t.Fatalf("listen did not print the line within a minute; it printed:\n%s", strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// runStatus runs parley and returns its stdout, stderr and exit code.
+func (c *cli) runStatus(profile string, args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := c.command(profile, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	}
+	c.t.Fatalf("parley %s: %v", strings.Join(args, " "), err)
+	return "", "", 0
+}
+
+// TestDaemonEndToEnd: under parley daemon, listen and send run at the
+// same time on one profile and behave as without it; other commands are
+// refused clearly; after SIGTERM the socket is gone and commands open
+// the profile again. A killed daemon's socket is replaced.
+func TestDaemonEndToEnd(t *testing.T) {
+	c := newCLI(t)
+	c.register("alice", "bob", "carol")
+	c.run("alice", "chat", "new", "bob")
+	c.run("bob", "read") // bob joins
+	sock := filepath.Join(c.config, "parley", "alice", daemonapi.SocketFile)
+
+	d := c.startDaemon("alice")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("socket %s: %v, %v; want a socket of mode 0600", sock, fi, err)
+	}
+	l := c.listen("alice") // through the daemon: the profile is the daemon's
+	text := c.listenText("alice")
+	// Bob writes: alice's listens show it.
+	c.run("bob", "send", "alice", "hello alice")
+	l.waitFor(t, "bob's message", time.Minute, func() bool { return slices.Contains(l.texts, "hello alice") })
+	text.waitLine(t, func(line string) bool {
+		return strings.HasPrefix(line, "[bob] ") && strings.HasSuffix(line, " bob: hello alice")
+	})
+	// Alice sends while listen runs; it reaches bob.
+	out := c.run("alice", "send", "bob", "hi bob, via the daemon")
+	if !strings.HasPrefix(out, "sent ") || !strings.Contains(out, "to bob (conversation ") {
+		t.Errorf("send through the daemon printed %q", out)
+	}
+	if h := c.read("bob", "alice"); !slices.ContainsFunc(h.messages(), func(m messageJSON) bool { return m.Text == "hi bob, via the daemon" }) {
+		t.Errorf("bob did not get alice's message sent through the daemon: %+v", h.messages())
+	}
+	// The same output and exit codes as without the daemon.
+	_, stderr, code := c.runStatus("alice", "send", "nobody-here", "text")
+	if code != exitNotFound {
+		t.Errorf("send to an unknown conversation through the daemon: exit %d, want %d\n%s", code, exitNotFound, stderr)
+	}
+	_, stderr, code = c.runStatus("alice", "--json", "send", "bob", "--reply", "ffffffff", "text")
+	if code != exitNotFound || !strings.Contains(stderr, `"code":"unknown_message"`) {
+		t.Errorf("reply to an unknown message through the daemon: exit %d, want %d\n%s", code, exitNotFound, stderr)
+	}
+	// The other commands that go through the daemon.
+	var sent messageJSON
+	if err := json.Unmarshal([]byte(c.run("alice", "--json", "send", "bob", "to change")), &sent); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range [][]string{
+		{"react", "bob", sent.ID[:8], "👍"},
+		{"edit", "bob", sent.ID[:8], "changed"},
+		{"delete", "bob", sent.ID[:8]},
+		{"group", "create", "team", "--members", "bob"},
+		{"add", "team", "carol"},
+		{"remove", "team", "carol"},
+		{"topic", "team", "plans"},
+		{"rename", "team", "crew"},
+		{"members", "crew"},
+		{"leave", "crew"},
+	} {
+		if out, stderr, code := c.runStatus("alice", step...); code != 0 || out == "" {
+			t.Errorf("parley %s through the daemon: exit %d, output %q\n%s", strings.Join(step, " "), code, out, stderr)
+		}
+	}
+	if h := c.read("bob", "alice"); !slices.ContainsFunc(h.messages(), func(m messageJSON) bool { return m.ID == sent.ID && m.Deleted }) {
+		t.Errorf("bob does not see alice's message deleted through the daemon: %+v", h.messages())
+	}
+	// What the daemon shows, to compare with the profile opened directly.
+	viaWhoami := c.run("alice", "whoami")
+	c.run("alice", "read", "--no-receipt", "bob") // moves the read position
+	viaRead := c.run("alice", "--json", "read", "--no-receipt", "bob")
+	viaText := c.run("alice", "read", "--no-receipt", "bob")
+	viaList := c.run("alice", "read")
+	// A command that does not go through the daemon is refused at once.
+	_, stderr, code = c.runStatus("alice", "verify", "bob")
+	if code != exitProfile || !strings.Contains(stderr, "does not go through the daemon") || strings.Contains(stderr, "waiting for the profile") {
+		t.Errorf("verify under the daemon: exit %d, want %d with a clear message\n%s", code, exitProfile, stderr)
+	}
+	// A second daemon is refused.
+	_, stderr, code = c.runStatus("alice", "daemon")
+	if code != exitProfile || !strings.Contains(stderr, "already runs") {
+		t.Errorf("second daemon: exit %d, want %d\n%s", code, exitProfile, stderr)
+	}
+
+	// SIGTERM: the daemon stops cleanly, the socket is gone, listen ends.
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Errorf("daemon after SIGTERM: %v\n%s", err, d.stderr.String())
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket after SIGTERM: %v", err)
+	}
+	<-l.done
+	if got := c.run("alice", "whoami"); got != viaWhoami {
+		t.Errorf("whoami: %q through the daemon, %q without", viaWhoami, got)
+	}
+	if got := c.run("alice", "--json", "read", "--no-receipt", "bob"); got != viaRead {
+		t.Errorf("read --json: through the daemon\n%s\nwithout\n%s", viaRead, got)
+	}
+	if got := c.run("alice", "read", "--no-receipt", "bob"); got != viaText {
+		t.Errorf("read: through the daemon\n%s\nwithout\n%s", viaText, got)
+	}
+	if got := c.run("alice", "read"); got != viaList {
+		t.Errorf("read (list): through the daemon\n%s\nwithout\n%s", viaList, got)
+	}
+	c.run("alice", "send", "bob", "direct again")
+
+	// A killed daemon leaves its socket: commands open the profile
+	// themselves, and the next daemon replaces it.
+	d = c.startDaemon("alice")
+	d.cmd.Process.Kill()
+	d.wait(t)
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("socket after SIGKILL: %v", err)
+	}
+	c.run("alice", "verify", "--no-qr", "bob")
+	d = c.startDaemon("alice")
+	if got := c.run("alice", "whoami"); got != viaWhoami {
+		t.Errorf("whoami through the new daemon: %q, want %q", got, viaWhoami)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Errorf("daemon after SIGTERM: %v", err)
+	}
+}
