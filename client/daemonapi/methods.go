@@ -108,11 +108,7 @@ func conversations(ctx context.Context, s *Server, c *conn, params json.RawMessa
 }
 
 func conversation(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
-	var p ConversationParams
-	if err := decode(params, &p); err != nil {
-		return nil, err
-	}
-	id, err := conversationID(p.Conversation)
+	id, err := decodeConversation(params)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +117,29 @@ func conversation(ctx context.Context, s *Server, c *conn, params json.RawMessag
 		return nil, err
 	}
 	return NewConversation(cv, s.self(), cv.Unread), nil
+}
+
+// decodeConversation decodes the params of a method that names one
+// conversation (ConversationParams).
+func decodeConversation(params json.RawMessage) (protocol.ConversationID, error) {
+	var p ConversationParams
+	if err := decode(params, &p); err != nil {
+		return 0, err
+	}
+	return conversationID(p.Conversation)
+}
+
+// conversationOp runs a method that names one conversation and answers
+// OK: op is the client's method.
+func conversationOp(ctx context.Context, params json.RawMessage, op func(context.Context, protocol.ConversationID) error) (any, error) {
+	id, err := decodeConversation(params)
+	if err != nil {
+		return nil, err
+	}
+	if err := op(ctx, id); err != nil {
+		return nil, err
+	}
+	return OK{true}, nil
 }
 
 // entries is history and messages: list with the client's method.
@@ -156,11 +175,7 @@ func messages(ctx context.Context, s *Server, c *conn, params json.RawMessage) (
 }
 
 func members(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
-	var p ConversationParams
-	if err := decode(params, &p); err != nil {
-		return nil, err
-	}
-	id, err := conversationID(p.Conversation)
+	id, err := decodeConversation(params)
 	if err != nil {
 		return nil, err
 	}
@@ -214,18 +229,7 @@ func syncMethod(ctx context.Context, s *Server, c *conn, params json.RawMessage)
 }
 
 func markRead(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
-	var p ConversationParams
-	if err := decode(params, &p); err != nil {
-		return nil, err
-	}
-	id, err := conversationID(p.Conversation)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.c.MarkRead(ctx, id); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
+	return conversationOp(ctx, params, s.c.MarkRead)
 }
 
 // marked is mark_read_up_to and mark_shown: a position in a history.

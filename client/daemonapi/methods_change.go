@@ -99,18 +99,7 @@ func removeMember(ctx context.Context, s *Server, c *conn, params json.RawMessag
 }
 
 func leave(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
-	var p ConversationParams
-	if err := decode(params, &p); err != nil {
-		return nil, err
-	}
-	id, err := conversationID(p.Conversation)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.c.Leave(ctx, id); err != nil {
-		return nil, err
-	}
-	return OK{true}, nil
+	return conversationOp(ctx, params, s.c.Leave)
 }
 
 // metadata is set_name and set_topic.
