@@ -410,14 +410,16 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Created: c.cfg.Now()}
 	// Encrypted only from state known to be current (stale.go); while
 	// the server cannot be reached, the message waits unencrypted.
-	offline := c.ensureCurrentLocked(ctx, conv)
+	caughtUp, offline := c.ensureCurrentLocked(ctx, conv)
 	if offline != nil && !errors.Is(offline, ErrServerUnreachable) && !errors.Is(offline, ErrCertificateMismatch) {
 		return nil, offline
 	}
 	put := func(*sqlitestore.Tx) error { return nil }
 	if offline == nil {
-		if err := c.checkSendable(ctx, conv); err != nil { // the catching up may have changed it
-			return nil, err
+		if caughtUp { // the conversation may have changed meanwhile
+			if err := c.checkSendable(ctx, conv); err != nil {
+				return nil, err
+			}
 		}
 		g := c.groups[conv]
 		if out.Ciphertext, err = g.Encrypt(data, nil); err != nil {
@@ -523,7 +525,7 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 // its conversation is current; one that can no longer be sent is given
 // up. c.mu is held.
 func (c *Client) encryptQueuedLocked(ctx context.Context, out *sqlitestore.Outgoing) error {
-	if err := c.ensureCurrentLocked(ctx, out.Conversation); err != nil {
+	if _, err := c.ensureCurrentLocked(ctx, out.Conversation); err != nil {
 		return err
 	}
 	err := c.reencryptLocked(ctx, out)

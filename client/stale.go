@@ -54,19 +54,20 @@ func ownEntryKnown(tx *sqlitestore.Tx, e protocol.Entry) (m *Message, known bool
 
 // ensureCurrentLocked catches a conversation up with the server once per
 // Open before this device encrypts in it, and rejoins it with fresh keys
-// when the catching up showed that the store is older than the log.
+// when the catching up showed that the store is older than the log. It
+// reports whether it caught up (the conversation may have changed).
 // c.mu is held.
-func (c *Client) ensureCurrentLocked(ctx context.Context, conv protocol.ConversationID) error {
+func (c *Client) ensureCurrentLocked(ctx context.Context, conv protocol.ConversationID) (caughtUp bool, err error) {
 	if c.current[conv] && !c.stale[conv] {
-		return nil
+		return false, nil
 	}
 	if err := c.catchUpLocked(ctx, conv); err != nil {
-		return err
+		return true, err
 	}
 	if c.stale[conv] {
-		return fmt.Errorf("conversation %d: %w", conv, ErrStaleState)
+		return true, fmt.Errorf("conversation %d: %w", conv, ErrStaleState)
 	}
-	return nil
+	return true, nil
 }
 
 // afterCatchUpLocked runs when a conversation has been caught up with

@@ -119,23 +119,7 @@ func registerVia(t *testing.T, p *evilProxy, name string) *device {
 // certificate is signed by an attacker's identity key.
 func forgedKeyPackage(t *testing.T, serverName, user string, device protocol.DeviceID, cs mls.CipherSuite) []byte {
 	_, attacker, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := mls.GenerateSigner(cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := protocol.NewDeviceCertificate(attacker, serverName, user, device, protocol.SchemeEd25519, signer.PublicKey(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := client.EncodeCredential(serverName, cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := mls.NewKeyPackage(nil, cs, signer, mls.BasicCredential(id), mls.KeyPackageOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.KeyPackage
+	return certifiedKeyPackage(t, cs, serverName, serverName, user, attacker, device)
 }
 
 // TestForgedDevice: a server double injects, into a KeyPackage claim, a
