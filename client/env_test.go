@@ -7,22 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
-	"github.com/parley-chat/parley/internal/tlsutil"
+	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/protocol"
-	"github.com/parley-chat/parley/server/blob"
 	"github.com/parley-chat/parley/server/delivery"
-	"github.com/parley-chat/parley/server/follower"
-	"github.com/parley-chat/parley/server/httpapi"
 	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
@@ -46,56 +40,8 @@ func newServer(t testing.TB) *server {
 // configure (if not nil).
 func newServerWith(t testing.TB, configure func(*delivery.Config)) *server {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewDisk(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dcfg := delivery.DefaultConfig()
-	dcfg.ServerName = "test.example"
-	dcfg.OpenRegistration = true
-	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
-	if configure != nil {
-		configure(&dcfg)
-	}
-	hcfg := httpapi.DefaultConfig()
-	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
-	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
-	reg := prometheus.NewRegistry()
-	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() {
-		svc.Run(runCtx)
-		close(ran)
-	}()
-	api, err := httpapi.New(hcfg, svc, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(api)
-	s := &server{srv: srv, url: srv.URL, fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), name: dcfg.ServerName, st: st, svc: svc}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		api.Shutdown(sctx)
-		cancel()
-		srv.Close()
-		stop()
-		<-ran
-		if err := st.CheckInvariants(ctx); err != nil {
-			t.Errorf("server store invariants: %v", err)
-		}
-		st.Close()
-	})
-	return s
+	ts := testserver.Start(t, configure)
+	return &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}
 }
 
 // device is one client profile in a test.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,18 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/client/sqlitestore"
-	"github.com/parley-chat/parley/internal/tlsutil"
+	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/protocol"
-	"github.com/parley-chat/parley/server/blob"
-	"github.com/parley-chat/parley/server/delivery"
-	"github.com/parley-chat/parley/server/follower"
-	"github.com/parley-chat/parley/server/httpapi"
-	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
 // hangGuard bounds every wait of these tests; they synchronise on
@@ -36,49 +28,8 @@ const hangGuard = 2 * time.Minute
 // loopback TLS server; it returns its URL and certificate fingerprint.
 func startParleyd(t *testing.T) (url, fingerprint string) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewDisk(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dcfg := delivery.DefaultConfig()
-	dcfg.ServerName = "test.example"
-	dcfg.OpenRegistration = true
-	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
-	hcfg := httpapi.DefaultConfig()
-	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
-	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
-	reg := prometheus.NewRegistry()
-	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() {
-		svc.Run(runCtx)
-		close(ran)
-	}()
-	api, err := httpapi.New(hcfg, svc, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewTLSServer(api)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		api.Shutdown(sctx)
-		cancel()
-		srv.Close()
-		stop()
-		<-ran
-		st.Close()
-	})
-	return srv.URL, tlsutil.Fingerprint(srv.Certificate().Raw)
+	ts := testserver.Start(t, nil)
+	return ts.URL, ts.Fingerprint
 }
 
 // register opens a new profile in a fresh directory and registers name.

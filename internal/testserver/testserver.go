@@ -1,0 +1,97 @@
+// Package testserver runs a parleyd core in process for the tests of its
+// clients: a SQLite store in a temporary directory, blobs on disk, the
+// delivery service and the HTTP API behind a loopback TLS server with a
+// self-signed certificate, open registration and rate limits out of the
+// way. Everything stops when the test ends; the store's invariants are
+// checked then.
+package testserver
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-chat/parley/internal/tlsutil"
+	"github.com/parley-chat/parley/server/blob"
+	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/follower"
+	"github.com/parley-chat/parley/server/httpapi"
+	"github.com/parley-chat/parley/server/store/sqlite"
+)
+
+// Name is the server name of a test server.
+const Name = "test.example"
+
+// Server is a running test server.
+type Server struct {
+	// HTTP is the loopback TLS server; URL is its https URL and
+	// Fingerprint the SHA-256 of its certificate, as clients pin it.
+	HTTP        *httptest.Server
+	URL         string
+	Fingerprint string
+	// Name is the server name (Name).
+	Name string
+	// Store is the server's store and Service its core, for checks and
+	// administration.
+	Store   *sqlite.Store
+	Service *delivery.Service
+}
+
+// Start starts a test server, with the delivery configuration changed by
+// configure (if not nil).
+func Start(t testing.TB, configure func(*delivery.Config)) *Server {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDisk(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := delivery.DefaultConfig()
+	dcfg.ServerName = Name
+	dcfg.OpenRegistration = true
+	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
+	if configure != nil {
+		configure(&dcfg)
+	}
+	hcfg := httpapi.DefaultConfig()
+	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
+	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
+	reg := prometheus.NewRegistry()
+	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		svc.Run(runCtx)
+		close(ran)
+	}()
+	api, err := httpapi.New(hcfg, svc, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(api)
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		api.Shutdown(sctx)
+		cancel()
+		srv.Close()
+		stop()
+		<-ran
+		if err := st.CheckInvariants(ctx); err != nil {
+			t.Errorf("server store invariants: %v", err)
+		}
+		st.Close()
+	})
+	return &Server{HTTP: srv, URL: srv.URL, Fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), Name: dcfg.ServerName, Store: st, Service: svc}
+}
