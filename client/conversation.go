@@ -54,6 +54,10 @@ type Conversation struct {
 	// not verified by comparing safety numbers: trusted on first use
 	// only, or changed or lost since. Sorted.
 	Unverified []string `json:"unverified,omitempty"`
+	// Last is the conversation's latest history entry (message or system
+	// line, deleted ones included), for a list's preview and its order by
+	// activity; nil when the history is empty.
+	Last *Message `json:"last,omitempty"`
 }
 
 // Member is one device of a conversation.

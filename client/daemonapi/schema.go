@@ -50,6 +50,8 @@ type Conversation struct {
 	// by comparing safety numbers (trusted on first use only, or changed
 	// or lost since).
 	Unverified []string `json:"unverified"`
+	// Last is the latest history entry, absent when there is none.
+	Last *Message `json:"last,omitempty"`
 }
 
 // Alarm describes the rejected membership change of an unsafe
@@ -281,6 +283,9 @@ func NewConversation(cv *client.Conversation, self string, unread int) *Conversa
 	if a := cv.Unsafe; a != nil {
 		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable}
 	}
+	if cv.Last != nil {
+		out.Last = NewMessage(cv.Last)
+	}
 	return out
 }
 
@@ -294,6 +299,11 @@ func (c *Conversation) SDK() *client.Conversation {
 	}
 	if a := c.Unsafe; a != nil {
 		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable}
+	}
+	if c.Last != nil {
+		if m, err := c.Last.SDK(); err == nil {
+			out.Last = m
+		}
 	}
 	return out
 }
