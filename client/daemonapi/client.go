@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
@@ -283,22 +284,27 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]c
 // client.ErrServerUnreachable. Only opts.ReplyTo is supported.
 func (c *Client) Send(ctx context.Context, conv protocol.ConversationID, text string, opts client.SendOptions) (*client.Message, error) {
 	if opts.Caption != "" || opts.MediaType != "" {
-		return nil, errors.New("parley daemon: send: captions and media types are for files, which the daemon does not send yet")
+		return nil, errors.New("parley daemon: send: captions and media types are for files (SendFile)")
 	}
 	p := SendParams{Conversation: int64(conv), Text: text}
 	if !opts.ReplyTo.IsZero() {
 		p.ReplyTo = opts.ReplyTo.String()
 	}
+	return c.sent(ctx, "send", p)
+}
+
+// sent calls send or send_file and converts the message sent.
+func (c *Client) sent(ctx context.Context, method string, params any) (*client.Message, error) {
 	var r SendResult
-	if err := c.Call(ctx, "send", p, &r); err != nil {
+	if err := c.Call(ctx, method, params, &r); err != nil {
 		return nil, err
 	}
 	if r.Message == nil {
-		return nil, errors.New("parley daemon: send: no message in the result")
+		return nil, fmt.Errorf("parley daemon: %s: no message in the result", method)
 	}
 	m, err := r.Message.SDK()
 	if err != nil {
-		return nil, fmt.Errorf("parley daemon: send: %w", err)
+		return nil, fmt.Errorf("parley daemon: %s: %w", method, err)
 	}
 	if r.Queued != nil {
 		return m, r.Queued
@@ -394,4 +400,124 @@ func (c *Client) Edit(ctx context.Context, conv protocol.ConversationID, target 
 // Delete deletes one of this user's messages for everyone.
 func (c *Client) Delete(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error {
 	return c.Call(ctx, "delete", TargetParams{Conversation: int64(conv), Message: target.String()}, nil)
+}
+
+// Recreate starts a new conversation with the members of an unsafe one.
+func (c *Client) Recreate(ctx context.Context, conv protocol.ConversationID) (protocol.ConversationID, error) {
+	var r NewConversationResult
+	err := c.Call(ctx, "recreate", ConversationParams{Conversation: int64(conv)}, &r)
+	return protocol.ConversationID(r.Conversation), err
+}
+
+// SafetyNumber returns the safety number of this account and user, from
+// the identity key pinned for user (pinning it on first use). Its Number
+// is nil: compare a scanned code with QRPayload.
+func (c *Client) SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error) {
+	return c.safetyNumber(ctx, "safety_number", user)
+}
+
+// SafetyNumberPending returns the safety number of the key that user
+// presents now, when it changed or the pinned one is lost.
+func (c *Client) SafetyNumberPending(ctx context.Context, user string) (*client.SafetyNumber, error) {
+	return c.safetyNumber(ctx, "safety_number_pending", user)
+}
+
+func (c *Client) safetyNumber(ctx context.Context, method, user string) (*client.SafetyNumber, error) {
+	var r SafetyNumber
+	if err := c.Call(ctx, method, IdentityParams{User: user}, &r); err != nil {
+		return nil, err
+	}
+	sn, err := r.SDK()
+	if err != nil {
+		return nil, fmt.Errorf("parley daemon: %s: %w", method, err)
+	}
+	return sn, nil
+}
+
+// MarkVerified records that the safety number with user was compared.
+func (c *Client) MarkVerified(ctx context.Context, user string) error {
+	return c.Call(ctx, "mark_verified", IdentityParams{User: user}, nil)
+}
+
+// AcknowledgeIdentity accepts the new identity key of user whose safety
+// number has the given digits.
+func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) error {
+	return c.Call(ctx, "acknowledge_identity", AcknowledgeParams{User: user, Digits: digits}, nil)
+}
+
+// IdentityChanged reports whether user's identity key changed and awaits
+// acknowledgement.
+func (c *Client) IdentityChanged(ctx context.Context, user string) (bool, error) {
+	var r IdentityChangedResult
+	err := c.Call(ctx, "identity_changed", IdentityParams{User: user}, &r)
+	return r.Changed, err
+}
+
+// TrustRolledBack reports whether this profile lost the identity key it
+// had pinned for user.
+func (c *Client) TrustRolledBack(ctx context.Context, user string) (bool, error) {
+	var r TrustRolledBackResult
+	err := c.Call(ctx, "trust_rolled_back", IdentityParams{User: user}, &r)
+	return r.RolledBack, err
+}
+
+// SendFile sends the file at path as an attachment; the daemon reads it,
+// so a relative path is made absolute here first. As with Send, a
+// message queued because the server is unreachable comes with an error
+// wrapping client.ErrServerUnreachable.
+func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts client.SendOptions) (*client.Message, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("parley daemon: send file %s: %w", path, err)
+	}
+	p := SendFileParams{Conversation: int64(conv), Path: abs, Caption: opts.Caption, MediaType: opts.MediaType}
+	if !opts.ReplyTo.IsZero() {
+		p.ReplyTo = opts.ReplyTo.String()
+	}
+	return c.sent(ctx, "send_file", p)
+}
+
+// Download is DownloadWith without options: it never overwrites a file.
+func (c *Client) Download(ctx context.Context, attachmentID, dst string) (string, error) {
+	return c.DownloadWith(ctx, attachmentID, dst, client.DownloadOptions{})
+}
+
+// DownloadWith writes the attachment to dst (a file or a directory) as
+// the SDK's DownloadWith does; the daemon writes it, so a relative dst
+// is made absolute here first. It returns the path written.
+func (c *Client) DownloadWith(ctx context.Context, attachmentID, dst string, opts client.DownloadOptions) (string, error) {
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return "", fmt.Errorf("parley daemon: download attachment %s to %s: %w", attachmentID, dst, err)
+	}
+	var r DownloadResult
+	if err := c.Call(ctx, "download", DownloadParams{Attachment: attachmentID, Dst: abs, Force: opts.Force}, &r); err != nil {
+		return "", err
+	}
+	return r.Path, nil
+}
+
+// CreateInvite asks the server for an invite that allows uses
+// registrations during ttl (whole seconds); only an administrator's
+// account may. A refusal of the server matches *client.ServerError with
+// errors.As.
+func (c *Client) CreateInvite(ctx context.Context, uses int, ttl time.Duration) (*protocol.InviteInfo, error) {
+	if uses < 1 || ttl < time.Second {
+		return nil, fmt.Errorf("client: create invite: %d uses for %v: want at least 1 use and 1s", uses, ttl)
+	}
+	var info protocol.InviteInfo
+	if err := c.Call(ctx, "create_invite", CreateInviteParams{Uses: uses, TTLSeconds: int64(ttl / time.Second)}, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// InviteLink returns the pasteable link of an invite code on this
+// profile's server (from whoami).
+func (c *Client) InviteLink(code string) (protocol.InviteLink, error) {
+	acct, err := c.Whoami()
+	if err != nil {
+		return protocol.InviteLink{}, err
+	}
+	return protocol.InviteLink{Server: acct.Server, Code: code, Fingerprint: acct.TLSFingerprint}, nil
 }

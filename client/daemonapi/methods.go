@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/parley-chat/parley/client"
@@ -208,14 +207,7 @@ func send(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any,
 			return nil, invalidParams("reply_to %q: want a full message id (32 hex digits)", p.ReplyTo)
 		}
 	}
-	msg, err := s.c.Send(ctx, id, p.Text, opts)
-	if err != nil && msg != nil && msg.State == client.Pending && errors.Is(err, client.ErrServerUnreachable) {
-		return SendResult{Message: NewMessage(msg), Queued: toError(err)}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return SendResult{Message: NewMessage(msg)}, nil
+	return sendResult(s.c.Send(ctx, id, p.Text, opts))
 }
 
 func syncMethod(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {

@@ -21,6 +21,7 @@ func init() {
 		"react":      react,
 		"edit":       edit,
 		"delete":     deleteMessage,
+		"recreate":   recreate,
 	} {
 		methods[name] = m
 	}
@@ -183,4 +184,17 @@ func deleteMessage(ctx context.Context, s *Server, c *conn, params json.RawMessa
 		return nil, err
 	}
 	return OK{true}, nil
+}
+
+// recreate starts a new conversation with the members of an unsafe one.
+func recreate(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	id, err := decodeConversation(params)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := s.c.Recreate(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return NewConversationResult{Conversation: int64(conv)}, nil
 }

@@ -1,12 +1,15 @@
 package daemonapi
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // SocketFile is the name of the daemon's socket in the profile directory.
@@ -61,24 +64,54 @@ type Error struct {
 	Data    *ErrorData `json:"data,omitempty"`
 }
 
-// ErrorData says what kind of failure an error is (see Kinds).
+// ErrorData says what kind of failure an error is (see Kinds), with the
+// details of the SDK's error types that callers act on: an error that
+// the Parley server answered (client.ServerError) carries its HTTP status
+// and the server's error; identity_changed and trust_rolled_back the
+// user (client.IdentityChangedError, client.TrustRollbackError);
+// conversation_unsafe the conversation and its alarm
+// (client.UnsafeError).
 type ErrorData struct {
-	Kind string `json:"kind"`
+	Kind         string          `json:"kind"`
+	Status       int             `json:"status,omitempty"`
+	Server       *protocol.Error `json:"server,omitempty"`
+	User         string          `json:"user,omitempty"`
+	Conversation int64           `json:"conversation,omitempty"`
+	Alarm        *Alarm          `json:"alarm,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }
 
-// Unwrap returns the SDK's sentinel error of the kind, if any.
-func (e *Error) Unwrap() error {
-	if e.Data == nil {
+// Unwrap returns the SDK's sentinel error of the kind, if any, and the
+// SDK's error value that the details rebuild: a *client.ServerError,
+// *client.IdentityChangedError, *client.TrustRollbackError or
+// *client.UnsafeError, for errors.As.
+func (e *Error) Unwrap() []error {
+	d := e.Data
+	if d == nil {
 		return nil
 	}
+	var out []error
 	for _, k := range kinds {
-		if k.name == e.Data.Kind {
-			return k.err
+		if k.name == d.Kind {
+			out = append(out, k.err)
+			break
 		}
 	}
-	return nil
+	if d.Server != nil {
+		out = append(out, &client.ServerError{Status: d.Status, Err: *d.Server})
+	}
+	switch {
+	case d.User != "" && d.Kind == "identity_changed":
+		out = append(out, &client.IdentityChangedError{User: d.User})
+	case d.User != "" && d.Kind == "trust_rolled_back":
+		out = append(out, &client.TrustRollbackError{User: d.User})
+	case d.Alarm != nil && d.Kind == "conversation_unsafe":
+		a := d.Alarm
+		out = append(out, &client.UnsafeError{Conversation: protocol.ConversationID(d.Conversation), Alarm: client.Alarm{
+			User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable}})
+	}
+	return out
 }
 
 // kinds maps the SDK's sentinel errors to stable names, most specific
@@ -102,9 +135,11 @@ var kinds = []struct {
 	{"already_registered", client.ErrAlreadyRegistered},
 	{"wrong_key", sqlitestore.ErrWrongKey},
 	{"profile_busy", client.ErrProfileBusy},
+	{"file_exists", fs.ErrExist},
 }
 
-// Kinds lists the names of the SDK's error kinds an Error may carry,
+// Kinds lists the names of the SDK's error kinds an Error may carry
+// (file_exists is a download's destination that exists: fs.ErrExist),
 // besides "failure" for any other error.
 func Kinds() []string {
 	var out []string
@@ -130,7 +165,26 @@ func toError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Code: CodeFailure, Message: err.Error(), Data: &ErrorData{Kind: kindOf(err)}}
+	out := &Error{Code: CodeFailure, Message: err.Error(), Data: &ErrorData{Kind: kindOf(err)}}
+	var se *client.ServerError
+	if errors.As(err, &se) {
+		serr := se.Err
+		out.Data.Status, out.Data.Server = se.Status, &serr
+	}
+	var changed *client.IdentityChangedError
+	var lost *client.TrustRollbackError
+	var unsafe *client.UnsafeError
+	switch {
+	case out.Data.Kind == "identity_changed" && errors.As(err, &changed):
+		out.Data.User = changed.User
+	case out.Data.Kind == "trust_rolled_back" && errors.As(err, &lost):
+		out.Data.User = lost.User
+	case out.Data.Kind == "conversation_unsafe" && errors.As(err, &unsafe):
+		a := unsafe.Alarm
+		out.Data.Conversation = int64(unsafe.Conversation)
+		out.Data.Alarm = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable}
+	}
+	return out
 }
 
 // invalidParams is the error of params that do not fit a method.
@@ -228,3 +282,90 @@ type (
 		Remove       bool   `json:"remove,omitempty"`
 	}
 )
+
+// The params and results of the methods of safety numbers and identity
+// keys (parley verify).
+type (
+	// IdentityParams names another user.
+	IdentityParams struct {
+		User string `json:"user"`
+	}
+	// AcknowledgeParams is a user's new identity key to accept, named
+	// by the digits of its safety number (SafetyNumberPending).
+	AcknowledgeParams struct {
+		User   string `json:"user"`
+		Digits string `json:"digits"`
+	}
+	// SafetyNumber is the safety number of the profile's account and
+	// another user: its 60 digits, in 12 groups of 5, the QR code
+	// rendered for a terminal and its payload (hex), and whether the
+	// user was marked verified.
+	SafetyNumber struct {
+		User      string   `json:"user"`
+		Digits    string   `json:"digits"`
+		Groups    []string `json:"groups"`
+		QR        string   `json:"qr"`
+		QRPayload string   `json:"qr_payload"`
+		Verified  bool     `json:"verified"`
+	}
+	// IdentityChangedResult says whether a user's identity key changed
+	// and awaits acknowledgement.
+	IdentityChangedResult struct {
+		Changed bool `json:"changed"`
+	}
+	// TrustRolledBackResult says whether the profile lost the identity
+	// key it had pinned for a user (client.ErrTrustRollback).
+	TrustRolledBackResult struct {
+		RolledBack bool `json:"rolled_back"`
+	}
+)
+
+// The params and results of the methods of files, recreated
+// conversations and invites.
+type (
+	// SendFileParams is a file to send, by its absolute path on the
+	// daemon's machine (the daemon reads it), with an optional caption,
+	// media type (else guessed from the name) and message answered.
+	SendFileParams struct {
+		Conversation int64  `json:"conversation"`
+		Path         string `json:"path"`
+		Caption      string `json:"caption,omitempty"`
+		MediaType    string `json:"media_type,omitempty"`
+		ReplyTo      string `json:"reply_to,omitempty"`
+	}
+	// DownloadParams names an attachment (its full id) and where to
+	// write it: an absolute path of a file or a directory. Force
+	// replaces a file that exists.
+	DownloadParams struct {
+		Attachment string `json:"attachment"`
+		Dst        string `json:"dst"`
+		Force      bool   `json:"force,omitempty"`
+	}
+	// DownloadResult is the path written.
+	DownloadResult struct {
+		Path string `json:"path"`
+	}
+	// CreateInviteParams is the number of registrations an invite
+	// allows and its lifetime in seconds.
+	CreateInviteParams struct {
+		Uses       int   `json:"uses"`
+		TTLSeconds int64 `json:"ttl_seconds"`
+	}
+)
+
+// NewSafetyNumber converts a safety number of the SDK.
+func NewSafetyNumber(sn *client.SafetyNumber) *SafetyNumber {
+	return &SafetyNumber{User: sn.User, Digits: sn.Digits, Groups: append([]string{}, sn.Groups...),
+		QR: sn.QR, QRPayload: hex.EncodeToString(sn.QRPayload), Verified: sn.Verified}
+}
+
+// SDK converts the safety number back to the SDK's type, without its
+// Number (which needs both identity keys): compare a scanned code with
+// QRPayload.
+func (sn *SafetyNumber) SDK() (*client.SafetyNumber, error) {
+	payload, err := hex.DecodeString(sn.QRPayload)
+	if err != nil {
+		return nil, fmt.Errorf("qr_payload: %w", err)
+	}
+	return &client.SafetyNumber{User: sn.User, Digits: sn.Digits, Groups: sn.Groups, QR: sn.QR, QRPayload: payload, Verified: sn.Verified}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -112,7 +113,8 @@ func nextEvent(t *testing.T, dc *daemonapi.Client, kind string) *daemonapi.Event
 // TestConformance calls every method over the socket, with the wire
 // schema and through the typed client.
 func TestConformance(t *testing.T) {
-	url, fp := startParleyd(t)
+	ts := testserver.Start(t, nil)
+	url, fp := ts.URL, ts.Fingerprint
 	alice, dir := register(t, url, fp, "alice")
 	bob, _ := register(t, url, fp, "bob")
 	register(t, url, fp, "carol")
@@ -124,30 +126,36 @@ func TestConformance(t *testing.T) {
 	daemon(t, alice, dir)
 	dc := dial(t, dir)
 	sub := dial(t, dir)
+	// call calls a method on the wire and records that it was tested.
+	called := map[string]bool{}
+	call := func(method string, params, result any) error {
+		called[method] = true
+		return dc.Call(ctx, method, params, result)
+	}
 	if err := sub.Subscribe(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	// whoami
 	var acct daemonapi.Account
-	if err := dc.Call(ctx, "whoami", nil, &acct); err != nil || acct.User != "alice" || acct.Profile != dir || acct.IdentityKey == "" {
+	if err := call("whoami", nil, &acct); err != nil || acct.User != "alice" || acct.Profile != dir || acct.IdentityKey == "" {
 		t.Fatalf("whoami = %+v, %v", acct, err)
 	}
 	// sync: alice joins bob's conversation.
-	if err := dc.Call(ctx, "sync", nil, nil); err != nil {
+	if err := call("sync", nil, nil); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
 	var convs daemonapi.ConversationsResult
-	if err := dc.Call(ctx, "conversations", nil, &convs); err != nil || len(convs.Conversations) != 1 ||
+	if err := call("conversations", nil, &convs); err != nil || len(convs.Conversations) != 1 ||
 		convs.Conversations[0].ID != int64(conv) || convs.Conversations[0].Title != "bob" || !convs.Conversations[0].Direct {
 		t.Fatalf("conversations = %+v, %v", convs, err)
 	}
 	var cv daemonapi.Conversation
-	if err := dc.Call(ctx, "conversation", daemonapi.ConversationParams{Conversation: int64(conv)}, &cv); err != nil || cv.ID != int64(conv) {
+	if err := call("conversation", daemonapi.ConversationParams{Conversation: int64(conv)}, &cv); err != nil || cv.ID != int64(conv) {
 		t.Fatalf("conversation = %+v, %v", cv, err)
 	}
 	var members daemonapi.MembersResult
-	if err := dc.Call(ctx, "members", daemonapi.ConversationParams{Conversation: int64(conv)}, &members); err != nil || len(members.Members) != 2 {
+	if err := call("members", daemonapi.ConversationParams{Conversation: int64(conv)}, &members); err != nil || len(members.Members) != 2 {
 		t.Fatalf("members = %+v, %v", members, err)
 	}
 
@@ -159,20 +167,21 @@ func TestConformance(t *testing.T) {
 	if ev.Message == nil || ev.Message.Text != "hello alice" || ev.Message.Sender != "bob" || ev.Conversation != int64(conv) {
 		t.Fatalf("message event = %+v", ev)
 	}
+	called["subscribe"] = true // the subscription delivered the event
 	var unseen daemonapi.EventsResult
-	if err := dc.Call(ctx, "unseen", nil, &unseen); err != nil || len(unseen.Events) != 1 || unseen.Events[0].Message.ID != ev.Message.ID {
+	if err := call("unseen", nil, &unseen); err != nil || len(unseen.Events) != 1 || unseen.Events[0].Message.ID != ev.Message.ID {
 		t.Fatalf("unseen = %+v, %v", unseen, err)
 	}
-	if err := dc.Call(ctx, "mark_shown", daemonapi.MarkParams{Conversation: int64(conv), Seq: ev.Message.Seq}, nil); err != nil {
+	if err := call("mark_shown", daemonapi.MarkParams{Conversation: int64(conv), Seq: ev.Message.Seq}, nil); err != nil {
 		t.Fatalf("mark_shown: %v", err)
 	}
-	if err := dc.Call(ctx, "unseen", nil, &unseen); err != nil || len(unseen.Events) != 0 {
+	if err := call("unseen", nil, &unseen); err != nil || len(unseen.Events) != 0 {
 		t.Fatalf("unseen after mark_shown = %+v, %v", unseen, err)
 	}
 
 	// alice answers, replying to bob's message.
 	var sent daemonapi.SendResult
-	if err := dc.Call(ctx, "send", daemonapi.SendParams{Conversation: int64(conv), Text: "hi bob", ReplyTo: ev.Message.ID}, &sent); err != nil ||
+	if err := call("send", daemonapi.SendParams{Conversation: int64(conv), Text: "hi bob", ReplyTo: ev.Message.ID}, &sent); err != nil ||
 		sent.Message == nil || sent.Message.Text != "hi bob" || sent.Message.ReplyTo != ev.Message.ID || sent.Queued != nil {
 		t.Fatalf("send = %+v, %v", sent, err)
 	}
@@ -185,17 +194,17 @@ func TestConformance(t *testing.T) {
 	}
 
 	var hist daemonapi.MessagesResult
-	if err := dc.Call(ctx, "history", daemonapi.HistoryParams{Conversation: int64(conv)}, &hist); err != nil || len(hist.Messages) < 2 {
+	if err := call("history", daemonapi.HistoryParams{Conversation: int64(conv)}, &hist); err != nil || len(hist.Messages) < 2 {
 		t.Fatalf("history = %+v, %v", hist, err)
 	}
-	if err := dc.Call(ctx, "messages", daemonapi.HistoryParams{Conversation: int64(conv), Last: 1}, &hist); err != nil ||
+	if err := call("messages", daemonapi.HistoryParams{Conversation: int64(conv), Last: 1}, &hist); err != nil ||
 		len(hist.Messages) != 1 || hist.Messages[0].Text != "hi bob" {
 		t.Fatalf("messages --last 1 = %+v, %v", hist, err)
 	}
-	if err := dc.Call(ctx, "mark_read_up_to", daemonapi.MarkParams{Conversation: int64(conv), Seq: ev.Message.Seq}, nil); err != nil {
+	if err := call("mark_read_up_to", daemonapi.MarkParams{Conversation: int64(conv), Seq: ev.Message.Seq}, nil); err != nil {
 		t.Fatalf("mark_read_up_to: %v", err)
 	}
-	if err := dc.Call(ctx, "mark_read", daemonapi.ConversationParams{Conversation: int64(conv)}, nil); err != nil {
+	if err := call("mark_read", daemonapi.ConversationParams{Conversation: int64(conv)}, nil); err != nil {
 		t.Fatalf("mark_read: %v", err)
 	}
 
@@ -209,11 +218,11 @@ func TestConformance(t *testing.T) {
 		{"edit", daemonapi.TargetParams{Conversation: int64(conv), Message: own, Text: "hi bob!"}},
 		{"delete", daemonapi.TargetParams{Conversation: int64(conv), Message: own}},
 	} {
-		if err := dc.Call(ctx, step.method, step.params, nil); err != nil {
+		if err := call(step.method, step.params, nil); err != nil {
 			t.Fatalf("%s: %v", step.method, err)
 		}
 	}
-	if err := dc.Call(ctx, "messages", daemonapi.HistoryParams{Conversation: int64(conv)}, &hist); err != nil || len(hist.Messages) != 2 ||
+	if err := call("messages", daemonapi.HistoryParams{Conversation: int64(conv)}, &hist); err != nil || len(hist.Messages) != 2 ||
 		len(hist.Messages[0].Reactions) != 1 || hist.Messages[0].Reactions[0].Emoji != "👍" || !hist.Messages[1].Deleted || !hist.Messages[1].Edited {
 		t.Fatalf("messages after react, edit, delete = %+v, %v", hist, err)
 	}
@@ -221,10 +230,10 @@ func TestConformance(t *testing.T) {
 	// Conversations change: new_direct, new_group, add, remove,
 	// set_name, set_topic, leave.
 	var opened daemonapi.NewConversationResult
-	if err := dc.Call(ctx, "new_direct", daemonapi.NewDirectParams{User: "bob"}, &opened); err != nil || opened.Conversation != int64(conv) {
+	if err := call("new_direct", daemonapi.NewDirectParams{User: "bob"}, &opened); err != nil || opened.Conversation != int64(conv) {
 		t.Fatalf("new_direct bob = %+v, %v; want the existing %d", opened, err, conv)
 	}
-	if err := dc.Call(ctx, "new_group", daemonapi.NewGroupParams{Title: "team", Members: []string{"bob"}}, &opened); err != nil || opened.Conversation == 0 {
+	if err := call("new_group", daemonapi.NewGroupParams{Title: "team", Members: []string{"bob"}}, &opened); err != nil || opened.Conversation == 0 {
 		t.Fatalf("new_group = %+v, %v", opened, err)
 	}
 	group := opened.Conversation
@@ -237,21 +246,21 @@ func TestConformance(t *testing.T) {
 		{"set_name", daemonapi.TextParams{Conversation: group, Text: "crew"}},
 		{"set_topic", daemonapi.TextParams{Conversation: group, Text: "plans"}},
 	} {
-		if err := dc.Call(ctx, step.method, step.params, nil); err != nil {
+		if err := call(step.method, step.params, nil); err != nil {
 			t.Fatalf("%s: %v", step.method, err)
 		}
 	}
-	if err := dc.Call(ctx, "conversation", daemonapi.ConversationParams{Conversation: group}, &cv); err != nil ||
+	if err := call("conversation", daemonapi.ConversationParams{Conversation: group}, &cv); err != nil ||
 		cv.Name != "crew" || cv.Topic != "plans" || strings.Join(cv.Members, ",") != "alice,bob" {
 		t.Fatalf("group after add, remove, set_name, set_topic = %+v, %v", cv, err)
 	}
-	if err := dc.Call(ctx, "add", daemonapi.UserParams{Conversation: group, User: "nobody"}, nil); !errors.Is(err, client.ErrUnknownUser) {
+	if err := call("add", daemonapi.UserParams{Conversation: group, User: "nobody"}, nil); !errors.Is(err, client.ErrUnknownUser) {
 		t.Errorf("add nobody: %v, want unknown_user", err)
 	}
-	if err := dc.Call(ctx, "leave", daemonapi.ConversationParams{Conversation: group}, nil); err != nil {
+	if err := call("leave", daemonapi.ConversationParams{Conversation: group}, nil); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
-	if err := dc.Call(ctx, "conversation", daemonapi.ConversationParams{Conversation: group}, &cv); err != nil || !cv.Left {
+	if err := call("conversation", daemonapi.ConversationParams{Conversation: group}, &cv); err != nil || !cv.Left {
 		t.Fatalf("group after leave = %+v, %v", cv, err)
 	}
 
@@ -270,6 +279,19 @@ func TestConformance(t *testing.T) {
 	}
 	if _, err := alice.Conversation(ctx, 999999); err.Error() != rpcErr.Message {
 		t.Errorf("the daemon's error %q is not the SDK's %q", rpcErr.Message, err)
+	}
+
+	conformTrust(t, ctx, call, dc, alice)
+	conformFiles(t, ctx, call, dc, bob, conv)
+	conformInvites(t, ctx, call, dc, alice, ts)
+	conformRecreate(t, ctx, call, dc, conv)
+
+	// Every method of the server is called above: a method added
+	// without a conformance test fails here.
+	for _, name := range daemonapi.MethodNames() {
+		if !called[name] {
+			t.Errorf("method %q has no conformance test (call it in TestConformance)", name)
+		}
 	}
 }
 
@@ -339,10 +361,28 @@ func TestMalformedRequests(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":"ten","method":"send","params":{"conversation":1,"text":""}}`, daemonapi.CodeInvalidParams, `"ten"`},
 		{`{"jsonrpc":"2.0","id":11,"method":"send","params":[1,"hi"]}`, daemonapi.CodeInvalidParams, "11"},
 		{`{"jsonrpc":"2.0","id":12,"method":"whoami","params":{"x":1}}`, daemonapi.CodeInvalidParams, "12"},
+		{`{"jsonrpc":"2.0","id":13,"method":"safety_number","params":{"user":5}}`, daemonapi.CodeInvalidParams, "13"},
+		{`{"jsonrpc":"2.0","id":14,"method":"mark_verified","params":{}}`, daemonapi.CodeInvalidParams, "14"},
+		{`{"jsonrpc":"2.0","id":15,"method":"acknowledge_identity","params":{"user":"bob"}}`, daemonapi.CodeInvalidParams, "15"},
+		{`{"jsonrpc":"2.0","id":16,"method":"send_file","params":{"conversation":1,"path":"notes.txt"}}`, daemonapi.CodeInvalidParams, "16"},
+		{`{"jsonrpc":"2.0","id":17,"method":"download","params":{"attachment":"ab","dst":"out"}}`, daemonapi.CodeInvalidParams, "17"},
+		{`{"jsonrpc":"2.0","id":18,"method":"create_invite","params":{"uses":"many","ttl_seconds":60}}`, daemonapi.CodeInvalidParams, "18"},
+		{`{"jsonrpc":"2.0","id":19,"method":"create_invite","params":{"uses":1,"ttl_seconds":0}}`, daemonapi.CodeInvalidParams, "19"},
+		{`{"jsonrpc":"2.0","id":20,"method":"recreate","params":{"conversation":-1}}`, daemonapi.CodeInvalidParams, "20"},
+		{`{"jsonrpc":"2.0","id":21,"method":"identity_changed","params":{"user":["bob"]}}`, daemonapi.CodeInvalidParams, "21"},
 	} {
 		resp := r.roundTrip(tc.line)
 		if resp.Error == nil || resp.Error.Code != tc.code || string(resp.ID) != tc.id {
 			t.Errorf("%s: got id %s error %+v, want id %s code %d", tc.line, resp.ID, resp.Error, tc.id, tc.code)
+		}
+	}
+	// Every method refuses unknown fields and positional params.
+	for _, name := range daemonapi.MethodNames() {
+		for _, params := range []string{`{"no_such_param":1}`, `[1]`} {
+			line := `{"jsonrpc":"2.0","id":"p","method":"` + name + `","params":` + params + `}`
+			if resp := r.roundTrip(line); resp.Error == nil || resp.Error.Code != daemonapi.CodeInvalidParams || string(resp.ID) != `"p"` {
+				t.Errorf("%s: got id %s error %+v, want invalid params", line, resp.ID, resp.Error)
+			}
 		}
 	}
 	// The same connection, and another, still work; a notification (no
@@ -365,22 +405,26 @@ func TestMalformedRequests(t *testing.T) {
 	}
 }
 
-// TestConcurrentCallers: many connections call at once, some hang up in
-// the middle of their requests, and every other call is answered.
+// TestConcurrentCallers: many connections make mixed calls at once,
+// some hang up in the middle of their requests, and every other call is
+// answered.
 func TestConcurrentCallers(t *testing.T) {
 	url, fp := startParleyd(t)
 	alice, dir := register(t, url, fp, "alice")
-	bob, _ := register(t, url, fp, "bob")
+	register(t, url, fp, "bob")
 	ctx := waitCtx(t)
 	conv, err := alice.NewDirect(ctx, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = bob
+	want, err := alice.SafetyNumber(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
 	daemon(t, alice, dir)
-	const callers, calls = 8, 5
+	const callers, calls = 16, 4
 	var wg sync.WaitGroup
-	errs := make(chan error, callers*calls*2)
+	errs := make(chan error, callers*calls*8)
 	for i := range callers {
 		wg.Go(func() {
 			// Hang up in the middle of a sync and of a send.
@@ -395,15 +439,35 @@ func TestConcurrentCallers(t *testing.T) {
 				return
 			}
 			defer dc.Close()
+			// The calls of one connection run concurrently too.
+			var inner sync.WaitGroup
 			for j := range calls {
-				if _, err := dc.Conversations(ctx); err != nil {
-					errs <- err
-				}
-				text := "msg " + jsonInt(int64(i)) + "." + jsonInt(int64(j))
-				if m, err := dc.Send(ctx, conv, text, client.SendOptions{}); err != nil || m.Text != text {
-					errs <- errors.Join(errors.New("send "+text), err)
-				}
+				inner.Go(func() {
+					if _, err := dc.Conversations(ctx); err != nil {
+						errs <- fmt.Errorf("conversations: %w", err)
+					}
+					text := "msg " + jsonInt(int64(i)) + "." + jsonInt(int64(j))
+					if m, err := dc.Send(ctx, conv, text, client.SendOptions{}); err != nil || m.Text != text {
+						errs <- fmt.Errorf("send %s: %v", text, err)
+					}
+					if _, err := dc.History(ctx, conv, 0, 3); err != nil {
+						errs <- fmt.Errorf("history: %w", err)
+					}
+					if ms, err := dc.Members(ctx, conv); err != nil || len(ms) != 2 {
+						errs <- fmt.Errorf("members = %v, %v", ms, err)
+					}
+					if sn, err := dc.SafetyNumber(ctx, "bob"); err != nil || sn.Digits != want.Digits {
+						errs <- fmt.Errorf("safety number = %+v, %v", sn, err)
+					}
+					if a, err := dc.Whoami(); err != nil || a.User != "alice" {
+						errs <- fmt.Errorf("whoami = %+v, %v", a, err)
+					}
+					if _, err := dc.Conversation(ctx, 999999); !errors.Is(err, client.ErrUnknownConversation) {
+						errs <- fmt.Errorf("conversation 999999: %v", err)
+					}
+				})
 			}
+			inner.Wait()
 		})
 	}
 	wg.Wait()

@@ -165,7 +165,7 @@ func chatRecreate(ctx context.Context, e *env, args []string) error {
 	if len(args) != 1 {
 		return usagef("chat recreate: want one CONV")
 	}
-	s, err := e.openSyncedWith(ctx, openOptions{})
+	s, err := e.openSyncedWith(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func chatRecreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	conv, err := s.c.Recreate(ctx, cv.ID)
+	conv, err := s.api.Recreate(ctx, cv.ID)
 	if err != nil {
 		return s.explain(ctx, cv.ID, err)
 	}
@@ -375,10 +375,18 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	if *file == "" && strings.TrimSpace(pos[1]) == "" {
 		return usagef("send: the message is empty: give the TEXT to send")
 	}
+	if *file != "" {
+		// A daemon that holds the profile reads the file: it does not
+		// share this working directory.
+		abs, err := filepath.Abs(*file)
+		if err != nil {
+			return fmt.Errorf("send --file %s: %v", *file, err)
+		}
+		*file = abs
+	}
 	// A text message is encrypted with what the profile knows when the
-	// server cannot be reached, and queued (exit code 12). Text goes
-	// through a daemon that holds the profile; files do not yet.
-	s, err := e.openSyncedOrOffline(ctx, openOptions{routed: *file == ""})
+	// server cannot be reached, and queued (exit code 12).
+	s, err := e.openSyncedOrOffline(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -400,7 +408,7 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	var msg *client.Message
 	if *file != "" {
 		opts.Caption = text
-		msg, err = s.c.SendFile(ctx, cv.ID, *file, opts)
+		msg, err = s.api.SendFile(ctx, cv.ID, *file, opts)
 	} else {
 		msg, err = s.api.Send(ctx, cv.ID, text, opts)
 	}
@@ -749,12 +757,12 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	case !*accept && digits != "":
 		return usagef("verify: want one USER (safety number digits go with --accept)")
 	}
-	s, err := e.open(ctx, openOptions{})
+	s, err := e.open(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	acct, err := s.c.Whoami()
+	acct, err := s.api.Whoami()
 	if err != nil {
 		return err
 	}
@@ -767,11 +775,11 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *accept {
-		if err := s.c.AcknowledgeIdentity(ctx, user, digits); err != nil {
+		if err := s.api.AcknowledgeIdentity(ctx, user, digits); err != nil {
 			return withHint(err, "accept only the key whose safety number you compared: run 'parley verify %s' and compare again", printable(user))
 		}
 	}
-	if lost, err := s.c.TrustRolledBack(ctx, user); err != nil {
+	if lost, err := s.api.TrustRolledBack(ctx, user); err != nil {
 		return err
 	} else if lost && *mark {
 		return withHint(fmt.Errorf("verify %s: %w", user, &client.TrustRollbackError{User: user}),
@@ -779,17 +787,17 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	} else if lost {
 		return s.printLostKey(ctx, user)
 	}
-	changed, err := s.c.IdentityChanged(ctx, user)
+	changed, err := s.api.IdentityChanged(ctx, user)
 	if err != nil {
 		return err
 	}
-	sn, err := s.c.SafetyNumber(ctx, user)
+	sn, err := s.api.SafetyNumber(ctx, user)
 	if err != nil {
 		return err
 	}
 	var pending *client.SafetyNumber
 	if changed {
-		if pending, err = s.c.SafetyNumberPending(ctx, user); err != nil {
+		if pending, err = s.api.SafetyNumberPending(ctx, user); err != nil {
 			return err
 		}
 	}
@@ -798,7 +806,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 			return withHint(fmt.Errorf("verify %s: %w", user, client.ErrIdentityChanged),
 				"the identity key of %[1]s changed since it was pinned: compare the new safety number ('parley verify %[1]s' shows it), accept it with 'parley verify --accept %[1]s DIGITS', then mark it", user)
 		}
-		if err := s.c.MarkVerified(ctx, user); err != nil {
+		if err := s.api.MarkVerified(ctx, user); err != nil {
 			return err
 		}
 		sn.Verified = true
@@ -842,7 +850,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 // lost (client.ErrTrustRollback), the safety number of the key the server
 // presents now and how to accept it.
 func (s *session) printLostKey(ctx context.Context, user string) error {
-	pending, err := s.c.SafetyNumberPending(ctx, user)
+	pending, err := s.api.SafetyNumberPending(ctx, user)
 	if err != nil {
 		return err
 	}
@@ -874,7 +882,7 @@ func cmdGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.openSyncedWith(ctx, openOptions{})
+	s, err := e.openSyncedWith(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -883,7 +891,7 @@ func cmdGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	path, err := s.c.DownloadWith(ctx, att, dst, client.DownloadOptions{Force: *force})
+	path, err := s.api.DownloadWith(ctx, att, dst, client.DownloadOptions{Force: *force})
 	if err != nil {
 		return err
 	}
@@ -913,13 +921,13 @@ func (s *session) resolveAttachment(ctx context.Context, arg string) (string, er
 	if len(ref) < 4 || strings.Trim(ref, "0123456789abcdef") != "" {
 		return "", usagef("get: %q is not an attachment or message id: give at least 4 hex digits", arg)
 	}
-	convs, err := s.c.Conversations(ctx)
+	convs, err := s.api.Conversations(ctx)
 	if err != nil {
 		return "", err
 	}
 	var found []string
 	for _, cv := range convs {
-		ms, err := s.c.Messages(ctx, cv.ID, 0, 0)
+		ms, err := s.api.Messages(ctx, cv.ID, 0, 0)
 		if err != nil {
 			return "", err
 		}

@@ -136,7 +136,15 @@ func (l *textListener) waitLine(t *testing.T, match func(string) bool) {
 // runStatus runs parley and returns its stdout, stderr and exit code.
 func (c *cli) runStatus(profile string, args ...string) (string, string, int) {
 	c.t.Helper()
+	return c.runStatusIn("", profile, args...)
+}
+
+// runStatusIn is runStatus in the working directory dir ("" for this
+// process's).
+func (c *cli) runStatusIn(dir, profile string, args ...string) (string, string, int) {
+	c.t.Helper()
 	cmd := c.command(profile, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -215,16 +223,56 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if h := c.read("bob", "alice"); !slices.ContainsFunc(h.messages(), func(m messageJSON) bool { return m.ID == sent.ID && m.Deleted }) {
 		t.Errorf("bob does not see alice's message deleted through the daemon: %+v", h.messages())
 	}
+	// verify, send --file, get, chat recreate and invite go through the
+	// daemon; their output is compared below with that without it.
+	viaVerify := c.run("alice", "verify", "bob") // with the QR code
+	viaVerifyJSON := c.run("alice", "--json", "verify", "bob")
+	_, viaAccept, viaAcceptCode := c.runStatus("alice", "--json", "verify", "--accept", "bob", strings.Repeat("1", 60))
+	if viaAcceptCode != exitIdentityChanged || !strings.Contains(viaAccept, "compare again") {
+		t.Errorf("verify --accept with wrong digits through the daemon: exit %d, want %d\n%s", viaAcceptCode, exitIdentityChanged, viaAccept)
+	}
+	files, saved := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(files, "notes.txt"), []byte("notes through the daemon\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var fileMsg messageJSON
+	out, stderr, code = c.runStatusIn(files, "alice", "--json", "send", "bob", "--file", "notes.txt", "my notes")
+	if err := json.Unmarshal([]byte(out), &fileMsg); err != nil || code != 0 || fileMsg.Attachment == nil || fileMsg.Attachment.FileName != "notes.txt" || fileMsg.Text != "my notes" {
+		t.Fatalf("send --file (a relative path) through the daemon: exit %d, %q, %v\n%s", code, out, err, stderr)
+	}
+	out, stderr, code = c.runStatusIn(saved, "alice", "get", fileMsg.ID[:8], "-o", "copy.txt")
+	if code != 0 || !strings.HasPrefix(out, "saved "+filepath.Join(saved, "copy.txt")+" (") {
+		t.Errorf("get through the daemon: exit %d, %q\n%s", code, out, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(saved, "copy.txt")); err != nil || string(b) != "notes through the daemon\n" {
+		t.Errorf("the file got through the daemon: %q, %v", b, err)
+	}
+	_, viaGetAgain, viaGetAgainCode := c.runStatusIn(saved, "alice", "--json", "get", fileMsg.ID[:8], "-o", "copy.txt")
+	if viaGetAgainCode != exitFailure || !strings.Contains(viaGetAgain, "--force") {
+		t.Errorf("get over an existing file through the daemon: exit %d\n%s", viaGetAgainCode, viaGetAgain)
+	}
+	_, viaInvite, viaInviteCode := c.runStatus("alice", "--json", "invite", "create")
+	if viaInviteCode != exitFailure || !strings.Contains(viaInvite, "only an administrator may create invites") {
+		t.Errorf("invite create by a user through the daemon: exit %d\n%s", viaInviteCode, viaInvite)
+	}
+	c.run("alice", "group", "create", "doomed", "--members", "bob")
+	if out := c.run("alice", "chat", "recreate", "doomed"); !strings.HasPrefix(out, "opened conversation ") || !strings.Contains(out, ": doomed (members: alice, bob)") {
+		t.Errorf("chat recreate through the daemon printed %q", out)
+	}
+	_, viaRecreate, viaRecreateCode := c.runStatus("alice", "--json", "chat", "recreate", "999999")
+	if viaRecreateCode != exitNotFound {
+		t.Errorf("chat recreate of an unknown conversation through the daemon: exit %d, want %d\n%s", viaRecreateCode, exitNotFound, viaRecreate)
+	}
 	// What the daemon shows, to compare with the profile opened directly.
 	viaWhoami := c.run("alice", "whoami")
 	c.run("alice", "read", "--no-receipt", "bob") // moves the read position
 	viaRead := c.run("alice", "--json", "read", "--no-receipt", "bob")
 	viaText := c.run("alice", "read", "--no-receipt", "bob")
 	viaList := c.run("alice", "read")
-	// A command that does not go through the daemon is refused at once.
-	_, stderr, code = c.runStatus("alice", "verify", "bob")
-	if code != exitProfile || !strings.Contains(stderr, "does not go through the daemon") || strings.Contains(stderr, "waiting for the profile") {
-		t.Errorf("verify under the daemon: exit %d, want %d with a clear message\n%s", code, exitProfile, stderr)
+	// register, which creates a profile, is refused at once.
+	_, stderr, code = c.runStatus("alice", "register", "--server", c.srv.URL, "alice")
+	if code != exitProfile || !strings.Contains(stderr, "held by a parley daemon") || !strings.Contains(stderr, "registered already") || strings.Contains(stderr, "waiting for the profile") {
+		t.Errorf("register under the daemon: exit %d, want %d with a clear message\n%s", code, exitProfile, stderr)
 	}
 	// A second daemon is refused.
 	_, stderr, code = c.runStatus("alice", "daemon")
@@ -253,6 +301,31 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if got := c.run("alice", "read"); got != viaList {
 		t.Errorf("read (list): through the daemon\n%s\nwithout\n%s", viaList, got)
 	}
+	for _, step := range []struct {
+		args       []string
+		dir        string
+		via        string
+		viaCode    int
+		stderrOnly bool
+	}{
+		{[]string{"--json", "verify", "--accept", "bob", strings.Repeat("1", 60)}, "", viaAccept, viaAcceptCode, true},
+		{[]string{"--json", "get", fileMsg.ID[:8], "-o", "copy.txt"}, saved, viaGetAgain, viaGetAgainCode, true},
+		{[]string{"--json", "invite", "create"}, "", viaInvite, viaInviteCode, true},
+		{[]string{"--json", "chat", "recreate", "999999"}, "", viaRecreate, viaRecreateCode, true},
+		{[]string{"verify", "bob"}, "", viaVerify, 0, false},
+		{[]string{"--json", "verify", "bob"}, "", viaVerifyJSON, 0, false},
+	} {
+		out, stderr, code := c.runStatusIn(step.dir, "alice", step.args...)
+		got, via := out, step.via
+		if step.stderrOnly {
+			// The error objects (the same message, code and hint), not the
+			// notices of events that a direct run may print besides.
+			got, via = errorLine(stderr), errorLine(via)
+		}
+		if got == "" || got != via || code != step.viaCode {
+			t.Errorf("parley %s: through the daemon (exit %d)\n%s\nwithout (exit %d)\n%s", strings.Join(step.args, " "), step.viaCode, via, code, got)
+		}
+	}
 	c.run("alice", "send", "bob", "direct again")
 
 	// A killed daemon leaves its socket: commands open the profile
@@ -268,8 +341,25 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if got := c.run("alice", "whoami"); got != viaWhoami {
 		t.Errorf("whoami through the new daemon: %q, want %q", got, viaWhoami)
 	}
+	if out := c.run("alice", "verify", "--mark", "--no-qr", "bob"); !strings.Contains(out, "bob is now marked verified.") {
+		t.Errorf("verify --mark through the daemon printed %q", out)
+	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if err := d.wait(t); err != nil {
 		t.Errorf("daemon after SIGTERM: %v", err)
 	}
+	if out := c.run("alice", "verify", "--no-qr", "bob"); !strings.Contains(out, "bob is verified.") {
+		t.Errorf("verify after --mark through the daemon printed %q", out)
+	}
+}
+
+// errorLine is the error object among the JSON lines that parley --json
+// printed on stderr, or "".
+func errorLine(stderr string) string {
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, `{"error":`) {
+			return line
+		}
+	}
+	return ""
 }

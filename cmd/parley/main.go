@@ -35,8 +35,9 @@
 // 7 unknown conversation, message or attachment, 8 profile problem
 // (not registered, busy, wrong passphrase), 9 forged device. A store
 // encrypted with a passphrase takes it from $PARLEY_PASSPHRASE, else asks
-// for it on the terminal. See
-// docs/cli.md.
+// for it on the terminal. While a parley daemon holds the profile, every
+// command but register goes through it; with PARLEY_DAEMON=auto a command
+// starts one when none runs (docs/daemon.md). See docs/cli.md.
 package main
 
 import (

@@ -36,12 +36,12 @@ func cmdInvite(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("invite create: --ttl %q: want a duration of at least 1s, such as 24h or 7d", *ttlFlag)
 	}
-	s, err := e.open(ctx, openOptions{})
+	s, err := e.open(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	info, err := s.c.CreateInvite(ctx, *uses, ttl)
+	info, err := s.api.CreateInvite(ctx, *uses, ttl)
 	if err != nil {
 		var se *client.ServerError
 		if errors.As(err, &se) && se.Err.Code == protocol.CodeForbidden {
@@ -49,7 +49,7 @@ func cmdInvite(ctx context.Context, e *env, args []string) error {
 		}
 		return err
 	}
-	link, err := s.c.InviteLink(info.Code)
+	link, err := s.api.InviteLink(info.Code)
 	if err != nil {
 		return err
 	}

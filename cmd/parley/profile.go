@@ -124,6 +124,17 @@ type profileAPI interface {
 	React(ctx context.Context, conv protocol.ConversationID, target content.MessageID, emoji string, remove bool) error
 	Edit(ctx context.Context, conv protocol.ConversationID, target content.MessageID, text string) error
 	Delete(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error
+	Recreate(ctx context.Context, conv protocol.ConversationID) (protocol.ConversationID, error)
+	SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts client.SendOptions) (*client.Message, error)
+	DownloadWith(ctx context.Context, attachmentID, dst string, opts client.DownloadOptions) (string, error)
+	SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error)
+	SafetyNumberPending(ctx context.Context, user string) (*client.SafetyNumber, error)
+	MarkVerified(ctx context.Context, user string) error
+	AcknowledgeIdentity(ctx context.Context, user, digits string) error
+	IdentityChanged(ctx context.Context, user string) (bool, error)
+	TrustRolledBack(ctx context.Context, user string) (bool, error)
+	CreateInvite(ctx context.Context, uses int, ttl time.Duration) (*protocol.InviteInfo, error)
+	InviteLink(code string) (protocol.InviteLink, error)
 }
 
 var (

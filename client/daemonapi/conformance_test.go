@@ -1,0 +1,283 @@
+package daemonapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/daemonapi"
+	"github.com/parley-chat/parley/internal/testserver"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// caller calls a method on the wire (TestConformance's call).
+type caller func(method string, params, result any) error
+
+// sameError fails unless the daemon's error is the SDK's: the same
+// text, and both match want with errors.Is.
+func sameError(t *testing.T, what string, daemonErr, sdkErr, want error) {
+	t.Helper()
+	if daemonErr == nil || sdkErr == nil || daemonErr.Error() != sdkErr.Error() || !errors.Is(daemonErr, want) || !errors.Is(sdkErr, want) {
+		t.Errorf("%s: daemon error %v, SDK error %v; want the same, matching %v", what, daemonErr, sdkErr, want)
+	}
+}
+
+// conformTrust: safety numbers and identity keys (parley verify).
+func conformTrust(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, alice *client.Client) {
+	t.Helper()
+	bob := daemonapi.IdentityParams{User: "bob"}
+	var sn daemonapi.SafetyNumber
+	if err := call("safety_number", bob, &sn); err != nil || sn.User != "bob" || len(sn.Digits) != 60 || len(sn.Groups) != 12 ||
+		sn.QR == "" || sn.QRPayload == "" || sn.Verified {
+		t.Fatalf("safety_number bob = %+v, %v", sn, err)
+	}
+	want, err := alice.SafetyNumber(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dc.SafetyNumber(ctx, "bob")
+	if err != nil || got.Digits != want.Digits || strings.Join(got.Groups, " ") != strings.Join(want.Groups, " ") ||
+		got.QR != want.QR || !bytes.Equal(got.QRPayload, want.QRPayload) || got.Verified {
+		t.Fatalf("SafetyNumber(bob) = %+v, %v; the SDK's is %+v", got, err, want)
+	}
+	var changed daemonapi.IdentityChangedResult
+	if err := call("identity_changed", bob, &changed); err != nil || changed.Changed {
+		t.Errorf("identity_changed bob = %+v, %v", changed, err)
+	}
+	var lost daemonapi.TrustRolledBackResult
+	if err := call("trust_rolled_back", bob, &lost); err != nil || lost.RolledBack {
+		t.Errorf("trust_rolled_back bob = %+v, %v", lost, err)
+	}
+	if c, err := dc.IdentityChanged(ctx, "bob"); err != nil || c {
+		t.Errorf("IdentityChanged(bob) = %v, %v", c, err)
+	}
+	if l, err := dc.TrustRolledBack(ctx, "bob"); err != nil || l {
+		t.Errorf("TrustRolledBack(bob) = %v, %v", l, err)
+	}
+	// No key is pending: the SDK's error.
+	_, sdkErr := alice.SafetyNumberPending(ctx, "bob")
+	err = call("safety_number_pending", bob, nil)
+	if err == nil || sdkErr == nil || err.Error() != sdkErr.Error() {
+		t.Errorf("safety_number_pending without a change: %v, the SDK's %v", err, sdkErr)
+	}
+	if _, err := dc.SafetyNumberPending(ctx, "nobody"); !errors.Is(err, client.ErrUnknownUser) {
+		t.Errorf("SafetyNumberPending(nobody) = %v, want unknown_user", err)
+	}
+	// Acknowledging without a change checks the digits of the pinned key.
+	if err := call("acknowledge_identity", daemonapi.AcknowledgeParams{User: "bob", Digits: sn.Digits}, nil); err != nil {
+		t.Errorf("acknowledge_identity with the pinned key's digits: %v", err)
+	}
+	wrong := strings.Repeat("1", 60)
+	sameError(t, "AcknowledgeIdentity with wrong digits", dc.AcknowledgeIdentity(ctx, "bob", wrong),
+		alice.AcknowledgeIdentity(ctx, "bob", wrong), client.ErrIdentityChanged)
+	_, sdkErr = alice.SafetyNumber(ctx, "nobody")
+	_, err = dc.SafetyNumber(ctx, "nobody")
+	sameError(t, "SafetyNumber(nobody)", err, sdkErr, client.ErrUnknownUser)
+	// mark_verified: the safety number says so, through either.
+	if err := call("mark_verified", bob, nil); err != nil {
+		t.Fatalf("mark_verified bob: %v", err)
+	}
+	if err := dc.MarkVerified(ctx, "bob"); err != nil {
+		t.Fatalf("MarkVerified(bob): %v", err)
+	}
+	if got, err := dc.SafetyNumber(ctx, "bob"); err != nil || !got.Verified {
+		t.Errorf("SafetyNumber(bob) after mark_verified = %+v, %v", got, err)
+	}
+	if sn, err := alice.SafetyNumber(ctx, "bob"); err != nil || !sn.Verified {
+		t.Errorf("the SDK's SafetyNumber(bob) after mark_verified = %+v, %v", sn, err)
+	}
+}
+
+// conformFiles: send_file and download, with paths the daemon reads and
+// writes; bob receives the file.
+func conformFiles(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, bob *client.Client, conv protocol.ConversationID) {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "notes.txt")
+	body := []byte("the notes, end to end\n")
+	if err := os.WriteFile(src, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sent daemonapi.SendResult
+	if err := call("send_file", daemonapi.SendFileParams{Conversation: int64(conv), Path: src, Caption: "notes"}, &sent); err != nil ||
+		sent.Message == nil || sent.Message.Attachment == nil || sent.Message.Attachment.FileName != "notes.txt" ||
+		sent.Message.Attachment.Size != int64(len(body)) || sent.Message.Text != "notes" || sent.Queued != nil {
+		t.Fatalf("send_file = %+v, %v", sent, err)
+	}
+	att := sent.Message.Attachment.ID
+	err := call("send_file", daemonapi.SendFileParams{Conversation: int64(conv), Path: "notes.txt"}, nil)
+	var rpcErr *daemonapi.Error
+	if !errors.As(err, &rpcErr) || rpcErr.Code != daemonapi.CodeInvalidParams {
+		t.Errorf("send_file with a relative path: %v, want invalid params", err)
+	}
+	// The typed client makes a relative path absolute before the daemon
+	// reads it.
+	t.Chdir(dir)
+	m, err := dc.SendFile(ctx, conv, "notes.txt", client.SendOptions{MediaType: "text/plain"})
+	if err != nil || m.Attachment == nil || m.Attachment.FileName != "notes.txt" || m.Attachment.MediaType != "text/plain" {
+		t.Fatalf("SendFile(notes.txt) = %+v, %v", m, err)
+	}
+	if _, err := dc.SendFile(ctx, conv, "missing.txt", client.SendOptions{}); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing.txt")) {
+		t.Errorf("SendFile of a missing file: %v, want an error naming its absolute path", err)
+	}
+
+	out := t.TempDir()
+	var dl daemonapi.DownloadResult
+	if err := call("download", daemonapi.DownloadParams{Attachment: att, Dst: out}, &dl); err != nil || dl.Path != filepath.Join(out, "notes.txt") {
+		t.Fatalf("download = %+v, %v", dl, err)
+	}
+	if got, err := os.ReadFile(dl.Path); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("downloaded %q, %v; want %q", got, err, body)
+	}
+	if _, err := dc.Download(ctx, att, dl.Path); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Download over an existing file: %v, want fs.ErrExist", err)
+	}
+	t.Chdir(out)
+	if p, err := dc.DownloadWith(ctx, att, "notes.txt", client.DownloadOptions{Force: true}); err != nil || p != dl.Path {
+		t.Errorf("DownloadWith(notes.txt, force) = %q, %v; want %q", p, err, dl.Path)
+	}
+	if err := call("download", daemonapi.DownloadParams{Attachment: att, Dst: "relative"}, nil); !errors.As(err, &rpcErr) || rpcErr.Code != daemonapi.CodeInvalidParams {
+		t.Errorf("download to a relative path: %v, want invalid params", err)
+	}
+	if _, err := dc.Download(ctx, strings.Repeat("0", 64), out); !errors.Is(err, client.ErrUnknownAttachment) {
+		t.Errorf("Download of an unknown attachment: %v, want unknown_attachment", err)
+	}
+
+	// Bob gets the file that the daemon read.
+	if err := bob.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := bob.Download(ctx, att, t.TempDir())
+	if err != nil {
+		t.Fatalf("bob downloads the file: %v", err)
+	}
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, body) {
+		t.Errorf("bob's copy is %q, %v; want %q", got, err, body)
+	}
+}
+
+// conformInvites: create_invite, for administrators only; the server's
+// refusal matches *client.ServerError as with the SDK.
+func conformInvites(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, alice *client.Client, ts *testserver.Server) {
+	t.Helper()
+	_, err := dc.CreateInvite(ctx, 1, time.Hour)
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Err.Code != protocol.CodeForbidden || se.Status != 403 {
+		t.Fatalf("CreateInvite by a user: %#v, want the server's forbidden", err)
+	}
+	if _, sdkErr := alice.CreateInvite(ctx, 1, time.Hour); sdkErr == nil || sdkErr.Error() != err.Error() {
+		t.Errorf("CreateInvite: daemon error %v, the SDK's %v", err, sdkErr)
+	}
+	admin := true
+	if _, err := ts.Service.UpdateUser(ctx, "alice", protocol.AdminUserUpdate{Admin: &admin}); err != nil {
+		t.Fatal(err)
+	}
+	var info protocol.InviteInfo
+	if err := call("create_invite", daemonapi.CreateInviteParams{Uses: 2, TTLSeconds: 3600}, &info); err != nil || info.Code == "" || info.UsesLeft != 2 ||
+		info.Expires.Sub(info.Created) != time.Hour {
+		t.Fatalf("create_invite = %+v, %v", info, err)
+	}
+	inv, err := dc.CreateInvite(ctx, 1, 24*time.Hour)
+	if err != nil || inv.Code == "" || inv.Code == info.Code {
+		t.Fatalf("CreateInvite = %+v, %v", inv, err)
+	}
+	link, err := dc.InviteLink(inv.Code)
+	want, _ := alice.InviteLink(inv.Code)
+	if err != nil || link != want || link.Fingerprint != ts.Fingerprint {
+		t.Errorf("InviteLink = %+v, %v; the SDK's is %+v", link, err, want)
+	}
+	if err := call("create_invite", daemonapi.CreateInviteParams{Uses: 0, TTLSeconds: 60}, nil); err == nil {
+		t.Error("create_invite with 0 uses succeeded")
+	}
+}
+
+// conformRecreate: recreate opens a new conversation with the same
+// members.
+func conformRecreate(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, conv protocol.ConversationID) {
+	t.Helper()
+	var r daemonapi.NewConversationResult
+	if err := call("recreate", daemonapi.ConversationParams{Conversation: int64(conv)}, &r); err != nil || r.Conversation == 0 || r.Conversation == int64(conv) {
+		t.Fatalf("recreate %d = %+v, %v", conv, r, err)
+	}
+	cv, err := dc.Conversation(ctx, protocol.ConversationID(r.Conversation))
+	if err != nil || !cv.Direct || strings.Join(cv.Members, ",") != "alice,bob" {
+		t.Errorf("the recreated conversation = %+v, %v", cv, err)
+	}
+	if _, err := dc.Recreate(ctx, 999999); !errors.Is(err, client.ErrUnknownConversation) {
+		t.Errorf("Recreate(999999) = %v, want unknown_conversation", err)
+	}
+}
+
+// TestMethodsDocumented: docs/daemon.md has a row of the methods table
+// for every method of the server.
+func TestMethodsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "daemon.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+		for _, name := range strings.Split(first, ", ") {
+			rows[strings.Trim(name, "`")] = true
+		}
+	}
+	for _, name := range daemonapi.MethodNames() {
+		if !rows[name] {
+			t.Errorf("method %q is not in the methods table of docs/daemon.md", name)
+		}
+	}
+}
+
+// TestErrorDetails: the SDK's error types that callers act on cross the
+// socket: errors.As finds them with their details, errors.Is the
+// sentinel, and the text is the SDK's.
+func TestErrorDetails(t *testing.T) {
+	alarm := client.Alarm{User: "eve", Device: "d1", Reason: "an external join", Seq: 7, Time: time.Unix(1700000000, 0).UTC(), Unrecoverable: true}
+	for _, tc := range []struct {
+		err      error
+		sentinel error
+		check    func(error) bool
+	}{
+		{fmt.Errorf("client: send: %w", &client.UnsafeError{Conversation: 4, Alarm: alarm}), client.ErrConversationUnsafe, func(err error) bool {
+			var ue *client.UnsafeError
+			return errors.As(err, &ue) && ue.Conversation == 4 && ue.Alarm == alarm
+		}},
+		{fmt.Errorf("client: send: %w", &client.TrustRollbackError{User: "bob"}), client.ErrTrustRollback, func(err error) bool {
+			var lost *client.TrustRollbackError
+			return errors.As(err, &lost) && lost.User == "bob"
+		}},
+		{fmt.Errorf("client: send: %w", &client.IdentityChangedError{User: "bob"}), client.ErrIdentityChanged, func(err error) bool {
+			var ic *client.IdentityChangedError
+			return errors.As(err, &ic) && ic.User == "bob"
+		}},
+		{fmt.Errorf("client: create invite: %w", &client.ServerError{Status: 403, Err: protocol.Error{Code: protocol.CodeForbidden, Message: "administrators only"}}), nil, func(err error) bool {
+			var se *client.ServerError
+			return errors.As(err, &se) && se.Status == 403 && se.Err.Code == protocol.CodeForbidden
+		}},
+	} {
+		b, err := json.Marshal(daemonapi.ToError(tc.err))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got *daemonapi.Error
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Error() != tc.err.Error() || !tc.check(got) || (tc.sentinel != nil && !errors.Is(got, tc.sentinel)) {
+			t.Errorf("%v crossed the socket as %s: the SDK's error is lost", tc.err, b)
+		}
+	}
+}
