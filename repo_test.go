@@ -84,6 +84,9 @@ func TestLayerImports(t *testing.T) {
 		{"./client/...", true, func(dep string) bool {
 			return under(dep, module+"/server", module+"/cmd")
 		}, "the SDK meets the server only in protocol and mls"},
+		{"./tui/...", true, func(dep string) bool {
+			return under(dep, module+"/server", module+"/cmd", module+"/client/sqlitestore/internal")
+		}, "the terminal client works through the daemon's API, never the server"},
 	}
 	for _, r := range rules {
 		format := "{{.ImportPath}}\t{{join .Imports \" \"}}"

@@ -24,6 +24,7 @@
 //	get ATTACHMENT-ID -o PATH
 //	invite create [--uses N] [--ttl DURATION]   administrators
 //	daemon                           hold the profile and serve it on a local socket (docs/daemon.md)
+//	tui                              full-screen client; starts the daemon, which keeps running after
 //	version
 //
 // A profile is a directory (default os.UserConfigDir()/parley/default)

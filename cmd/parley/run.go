@@ -71,6 +71,7 @@ func init() {
 		{"get", "ID -o PATH [--force]", "download and decrypt an attachment (ID: of the attachment or its message)", cmdGet},
 		{"invite", "create [--uses N] [--ttl DURATION]", "create an invite link on this profile's server (administrators)", cmdInvite},
 		{"daemon", "", "hold this profile and serve it to other parley commands and bots on a local socket", cmdDaemon},
+		{"tui", "", "full-screen terminal client; starts the profile's daemon if none runs (it keeps running after)", cmdTUI},
 		{"version", "", "print the version and build information", cmdVersion},
 		{"help", "[COMMAND]", "show help", cmdHelp},
 	}

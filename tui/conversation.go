@@ -1,0 +1,280 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// convState is the open conversation.
+type convState struct {
+	id      protocol.ConversationID
+	cv      *client.Conversation
+	msgs    []*client.Message
+	members []client.Member
+	loaded  bool
+	atStart bool // the whole history is loaded
+	loading bool // older entries are being loaded
+	scroll  int  // lines scrolled up from the bottom
+	sel     int  // selected entry, -1 for none
+}
+
+// openConversation shows conversation id and loads its history and
+// members; it marks the conversation read.
+func (m *Model) openConversation(id protocol.ConversationID) tea.Cmd {
+	m.conv = &convState{id: id, sel: -1}
+	if cv := m.findConv(id); cv != nil {
+		c := *cv
+		m.conv.cv = &c
+	}
+	m.replyTo, m.editing, m.react, m.confirm = nil, nil, nil, nil
+	if m.overlay != overlayHelp {
+		m.overlay = overlayNone
+	}
+	if cv := m.findConv(id); cv != nil {
+		cv.Unread = 0
+	}
+	m.selectConv(id)
+	m.setFocus(focusComposer)
+	b, ctx := m.b, m.ctx
+	markRead := func() tea.Msg {
+		if err := b.MarkRead(ctx, id); err != nil {
+			return doneMsg{err: fmt.Errorf("mark read: %w", err)}
+		}
+		return nil
+	}
+	return tea.Batch(m.loadHistory(id, m.page, false), m.loadMembers(id), m.loadConversation(id), markRead)
+}
+
+// applyHistory shows loaded history entries.
+func (m *Model) applyHistory(msg historyMsg) {
+	c := m.conv
+	if c == nil || c.id != msg.conv {
+		return
+	}
+	c.loading = false
+	if msg.err != nil {
+		m.setError("history: %v", msg.err)
+		return
+	}
+	if msg.older && len(msg.msgs) <= len(c.msgs) {
+		c.atStart = true
+	}
+	var selID content.MessageID
+	if c.sel >= 0 && c.sel < len(c.msgs) {
+		selID = c.msgs[c.sel].ID
+	}
+	c.msgs, c.loaded = msg.msgs, true
+	if len(msg.msgs) < m.page {
+		c.atStart = true
+	}
+	for _, e := range c.msgs {
+		m.observe(e)
+	}
+	if c.sel >= 0 {
+		c.sel = max(c.indexOf(selID), 0)
+	}
+}
+
+// applyMembers keeps the members of the open conversation.
+func (m *Model) applyMembers(msg membersMsg) {
+	if msg.err != nil {
+		m.setError("members: %v", msg.err)
+		return
+	}
+	if m.conv != nil && m.conv.id == msg.conv {
+		m.conv.members = msg.members
+	}
+}
+
+// applySent shows a message this device sent.
+func (m *Model) applySent(msg sentMsg) tea.Cmd {
+	if msg.msg != nil {
+		m.observe(msg.msg)
+		m.upsert(msg.msg)
+		m.touchList(msg.msg, false)
+	}
+	switch {
+	case msg.err != nil && msg.msg != nil:
+		m.setError("queued: %v", msg.err)
+	case msg.err != nil:
+		m.setError("send: %v", msg.err)
+	}
+	return nil
+}
+
+// indexOf returns the index of the entry with id, or -1.
+func (c *convState) indexOf(id content.MessageID) int {
+	if id.IsZero() {
+		return -1
+	}
+	return slices.IndexFunc(c.msgs, func(e *client.Message) bool { return e.ID == id })
+}
+
+// find returns the entry with id, or nil.
+func (c *convState) find(id content.MessageID) *client.Message {
+	if i := c.indexOf(id); i >= 0 {
+		return c.msgs[i]
+	}
+	return nil
+}
+
+// upsert puts an entry into the open conversation: it replaces the one
+// with its id, or comes last.
+func (m *Model) upsert(e *client.Message) {
+	c := m.conv
+	if c == nil || c.id != e.Conversation || !c.loaded {
+		return
+	}
+	if i := c.indexOf(e.ID); i >= 0 && e.System == nil {
+		c.msgs[i] = e
+		return
+	}
+	if e.System != nil && slices.ContainsFunc(c.msgs, func(x *client.Message) bool { return x.Seq == e.Seq && x.System != nil }) {
+		return
+	}
+	c.msgs = append(c.msgs, e)
+}
+
+// selected returns the selected entry, or nil.
+func (m *Model) selected() *client.Message {
+	c := m.conv
+	if c == nil || c.sel < 0 || c.sel >= len(c.msgs) {
+		return nil
+	}
+	return c.msgs[c.sel]
+}
+
+// startSelect selects the latest message.
+func (m *Model) startSelect() {
+	if m.conv == nil || len(m.conv.msgs) == 0 {
+		return
+	}
+	m.conv.sel = len(m.conv.msgs) - 1
+	m.conv.scroll = 0
+	m.setStatus("r reply · e edit · d delete · + react · s save file · esc done")
+}
+
+// handleSelectKey handles a key while a message is selected.
+func (m *Model) handleSelectKey(k tea.KeyPressMsg) tea.Cmd {
+	c := m.conv
+	switch k.String() {
+	case "up", "k", "ctrl+up":
+		if c.sel > 0 {
+			c.sel--
+		} else {
+			return m.loadOlder()
+		}
+	case "down", "j", "ctrl+down":
+		if c.sel++; c.sel >= len(c.msgs) {
+			c.sel = -1
+		}
+	case "esc":
+		c.sel = -1
+		m.status = ""
+	case "r":
+		return m.startReply()
+	case "e":
+		return m.startEdit()
+	case "d":
+		return m.askDelete()
+	case "+":
+		return m.startReact()
+	case "s":
+		return m.saveAttachment(".")
+	case "v":
+		if e := m.selected(); e != nil && e.Sender != m.self {
+			return m.openVerify(e.Sender)
+		}
+	case "?":
+		m.overlay = overlayHelp
+	default:
+		c.sel = -1
+		return m.updateComposer(k)
+	}
+	return nil
+}
+
+// usable returns the selected message when it can be answered or
+// changed (not a system line, not deleted).
+func (m *Model) usable() *client.Message {
+	e := m.selected()
+	if e == nil || e.System != nil || e.Deleted {
+		m.setError("select a message first")
+		return nil
+	}
+	return e
+}
+
+func (m *Model) startReply() tea.Cmd {
+	if e := m.usable(); e != nil {
+		m.replyTo, m.editing = e, nil
+		m.conv.sel = -1
+		m.status = ""
+	}
+	return nil
+}
+
+func (m *Model) startEdit() tea.Cmd {
+	e := m.usable()
+	if e == nil {
+		return nil
+	}
+	if e.Sender != m.self || e.Attachment != nil {
+		m.setError("only your own text messages can be edited")
+		return nil
+	}
+	m.editing, m.replyTo = e, nil
+	m.composer.SetValue(e.Text)
+	m.conv.sel = -1
+	m.status = ""
+	return nil
+}
+
+func (m *Model) askDelete() tea.Cmd {
+	e := m.usable()
+	if e == nil {
+		return nil
+	}
+	if e.Sender != m.self {
+		m.setError("only your own messages can be deleted")
+		return nil
+	}
+	conv, id := m.conv.id, e.ID
+	m.confirm = &confirmState{prompt: "Delete this message for everyone? (y/n)", yes: m.call("message deleted", false, func(ctx context.Context) error {
+		return m.b.Delete(ctx, conv, id)
+	})}
+	return nil
+}
+
+// loadOlder loads older history, unless all of it is loaded.
+func (m *Model) loadOlder() tea.Cmd {
+	c := m.conv
+	if c == nil || c.atStart || c.loading || !c.loaded {
+		return nil
+	}
+	c.loading = true
+	return m.loadHistory(c.id, len(c.msgs)+m.page, true)
+}
+
+// scrollBy scrolls the history by d lines (positive: up, to older ones);
+// at the top it loads older entries.
+func (m *Model) scrollBy(d int) tea.Cmd {
+	c := m.conv
+	if c == nil {
+		return nil
+	}
+	_, msgH := m.convAreas()
+	total := len(m.historyLines(m.convWidth()).lines)
+	top := max(total-msgH, 0)
+	c.scroll = min(max(c.scroll+d, 0), top)
+	if c.scroll >= top && d > 0 {
+		return m.loadOlder()
+	}
+	return nil
+}

@@ -1,0 +1,636 @@
+package tui
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/daemonapi"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens in testdata")
+
+// harness runs a model like a program does, but synchronously: every
+// command runs to its message, which is applied in turn. Events are
+// injected, not read.
+type harness struct {
+	t    *testing.T
+	m    *Model
+	f    *fakeBackend
+	quit bool
+}
+
+func newHarness(t *testing.T, w, h int) *harness {
+	t.Helper()
+	f := newFake()
+	m := New(f, Options{Now: func() time.Time { return testNow }, Plain: true})
+	m.listen = false
+	hs := &harness{t: t, m: m, f: f}
+	hs.run(m.Init())
+	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
+	return hs
+}
+
+// send applies msg and everything its commands lead to.
+func (h *harness) send(msg tea.Msg) {
+	queue := []tea.Msg{msg}
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		_, cmd := h.m.Update(next)
+		queue = append(queue, h.exec(cmd)...)
+	}
+}
+
+func (h *harness) run(cmd tea.Cmd) {
+	for _, msg := range h.exec(cmd) {
+		h.send(msg)
+	}
+}
+
+// exec runs a command and returns the messages it produced.
+func (h *harness) exec(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	switch msg := cmd().(type) {
+	case nil:
+		return nil
+	case tea.BatchMsg:
+		var out []tea.Msg
+		for _, c := range msg {
+			out = append(out, h.exec(c)...)
+		}
+		return out
+	case tea.QuitMsg:
+		h.quit = true
+		return nil
+	default:
+		return []tea.Msg{msg}
+	}
+}
+
+// press sends keys by name ("enter", "up", "ctrl+f", or one character).
+func (h *harness) press(keys ...string) {
+	for _, k := range keys {
+		h.send(keyMsg(k))
+	}
+}
+
+// typeText types text character by character.
+func (h *harness) typeText(s string) {
+	for _, r := range s {
+		h.send(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+}
+
+func keyMsg(k string) tea.KeyPressMsg {
+	named := map[string]tea.Key{
+		"enter": {Code: tea.KeyEnter}, "esc": {Code: tea.KeyEscape}, "up": {Code: tea.KeyUp}, "down": {Code: tea.KeyDown},
+		"tab": {Code: tea.KeyTab}, "pgup": {Code: tea.KeyPgUp}, "pgdown": {Code: tea.KeyPgDown}, "backspace": {Code: tea.KeyBackspace},
+		"ctrl+f": {Code: 'f', Mod: tea.ModCtrl}, "ctrl+up": {Code: tea.KeyUp, Mod: tea.ModCtrl}, "ctrl+j": {Code: 'j', Mod: tea.ModCtrl},
+		"alt+enter": {Code: tea.KeyEnter, Mod: tea.ModAlt},
+	}
+	if key, ok := named[k]; ok {
+		return tea.KeyPressMsg(key)
+	}
+	r := []rune(k)[0]
+	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// screen is the rendered screen without escape sequences.
+func (h *harness) screen() string {
+	return ansi.Strip(h.m.View().Content)
+}
+
+// checkGolden compares the screen with testdata/name.golden.
+func (h *harness) checkGolden(name string) {
+	h.t.Helper()
+	got := h.screen() + "\n"
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			h.t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		h.t.Fatalf("%v (run go test ./tui -update)", err)
+	}
+	if got != string(want) {
+		h.t.Errorf("screen %s differs from %s:\n%s", name, path, got)
+	}
+}
+
+// checkSize asserts that the screen fills w×h and no line is wider.
+func (h *harness) checkSize(w, hh int) {
+	h.t.Helper()
+	lines := strings.Split(h.m.View().Content, "\n")
+	if len(lines) != hh {
+		h.t.Errorf("%d lines, want %d", len(lines), hh)
+	}
+	for i, l := range lines {
+		if got := ansi.StringWidth(l); got > w {
+			h.t.Errorf("line %d is %d cells wide, more than %d: %q", i, got, w, ansi.Strip(l))
+		}
+	}
+}
+
+func (h *harness) contains(want ...string) {
+	h.t.Helper()
+	s := h.screen()
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			h.t.Errorf("screen lacks %q:\n%s", w, s)
+		}
+	}
+}
+
+func (h *harness) lacks(unwanted ...string) {
+	h.t.Helper()
+	s := h.screen()
+	for _, w := range unwanted {
+		if strings.Contains(s, w) {
+			h.t.Errorf("screen shows %q:\n%s", w, s)
+		}
+	}
+}
+
+// openBob opens the 1:1 with bob (first in the list).
+func (h *harness) openBob() {
+	h.press("enter")
+	if h.m.conv == nil || h.m.conv.id != 1 {
+		h.t.Fatalf("conversation with bob not open:\n%s", h.screen())
+	}
+}
+
+func TestListSortedByActivity(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		h := newHarness(t, size[0], size[1])
+		h.checkGolden(fmt.Sprintf("list_%dx%d", size[0], size[1]))
+		s := h.screen()
+		order := []string{"bob", "Project", "carol", "Empty"}
+		last := -1
+		for _, title := range order {
+			i := strings.Index(s, "  "+title)
+			if i < 0 {
+				i = strings.Index(s, "▸ "+title)
+			}
+			if i <= last {
+				t.Errorf("%dx%d: %q not after the previous one in:\n%s", size[0], size[1], title, s)
+			}
+			last = i
+		}
+		h.contains("(2)", "14:20", "bob: Perfect", "(1)", "Sun", "you: ship it", "no messages")
+	}
+}
+
+func TestListWithoutLast(t *testing.T) {
+	f := newFake()
+	for i := range f.convs {
+		f.convs[i].Last = nil
+	}
+	m := New(f, Options{Now: func() time.Time { return testNow }, Plain: true})
+	m.listen = false
+	h := &harness{t: t, m: m, f: f}
+	h.run(m.Init())
+	h.contains("bob: Perfect", "you: ship it", "carol: hi alice!", "no messages")
+	if vis := m.visible(); vis[0].ID != 1 || vis[3].ID != 4 {
+		t.Errorf("not sorted by the entries loaded: %v", []any{vis[0].ID, vis[1].ID, vis[2].ID, vis[3].ID})
+	}
+	h.send(convsMsg{convs: slices.Clone(f.convs)})
+	h.contains("bob: Perfect")
+}
+
+func TestFilter(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.press("/")
+	h.typeText("car")
+	h.contains("Filter: car", "carol")
+	h.lacks("Project", "Empty")
+	h.press("enter")
+	if h.m.conv == nil || h.m.conv.id != 3 {
+		t.Fatalf("Enter in the filter did not open carol's conversation")
+	}
+	h.press("tab", "esc")
+	h.contains("Filter: car")
+	h.press("ctrl+f", "esc")
+	h.contains("Project", "carol")
+}
+
+func TestConversation(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		h := newHarness(t, size[0], size[1])
+		h.openBob()
+		h.checkGolden(fmt.Sprintf("conversation_%dx%d", size[0], size[1]))
+		h.checkSize(size[0], size[1])
+		h.contains("Thursday, 5 March 2026", "(edited)", "message deleted", "┃ alice: Thanks", "👍 2  🎉 1",
+			"[file] report.pdf (12.3 kB)", "· you added carol", "read by bob", "Perfect")
+		if !h.f.called("mark_read 1") {
+			t.Error("opening the conversation did not mark it read")
+		}
+		if strings.Contains(h.screen(), "(2)") {
+			t.Error("the open conversation still counts unread messages")
+		}
+	}
+	h := newHarness(t, 120, 40)
+	h.openBob()
+	h.contains("Wednesday, 4 March 2026")
+}
+
+func TestSendReply(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.press("up") // composer empty: selects the latest message
+	h.press("up", "up", "up")
+	if sel := h.m.selected(); sel == nil || sel.ID != mid(4) {
+		t.Fatalf("selected %v, want message 4", sel)
+	}
+	h.press("r")
+	h.contains("replying to alice: Thanks")
+	h.typeText("see you")
+	h.press("enter")
+	if !h.f.called("send 1 see you") {
+		t.Fatalf("no send: %v", h.f.calls)
+	}
+	if got := h.f.sent[0].ReplyTo; got != mid(4) {
+		t.Errorf("ReplyTo %v, want %v", got, mid(4))
+	}
+	h.contains("see you", "┃ alice: Thanks")
+	h.lacks("replying to")
+}
+
+func TestComposerNewline(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.typeText("one")
+	h.press("alt+enter")
+	h.typeText("two")
+	h.press("ctrl+j")
+	h.typeText("three")
+	h.send(tea.PasteMsg{Content: strings.Repeat("long paste ", 200)})
+	h.press("enter")
+	want := "send 1 one\ntwo\nthree" + strings.Repeat("long paste ", 200)
+	if !h.f.called(want) {
+		t.Fatalf("sent %q", h.f.calls)
+	}
+}
+
+func TestEditDeleteReact(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.press("up", "up", "up", "up") // message 4, alice's
+	h.press("e")
+	h.contains("editing: Thanks")
+	h.press("backspace")
+	h.typeText("!")
+	h.press("enter")
+	want := "edit 1 " + mid(4).String() + " Thanks, I will read them before lunch and come back with comments on the budget part!"
+	if !h.f.called(want) {
+		t.Errorf("no %q in %q", want, h.f.calls)
+	}
+	h.press("up", "up", "up", "up", "d")
+	h.contains("Delete this message for everyone? (y/n)")
+	h.press("n")
+	if h.f.called("delete 1 " + mid(4).String()) {
+		t.Fatal("deleted although the answer was n")
+	}
+	h.press("up", "up", "up", "up", "d", "y")
+	if !h.f.called("delete 1 " + mid(4).String()) {
+		t.Errorf("no delete in %q", h.f.calls)
+	}
+	h.press("up", "+")
+	h.contains("React: 1 👍")
+	h.press("1")
+	if !h.f.called("react 1 " + mid(7).String() + " 👍 false") {
+		t.Errorf("no reaction in %q", h.f.calls)
+	}
+	h.press("up", "up", "up", "up", "+")
+	h.press("1") // bob's 👍 is not alice's: added
+	h.press("up", "+")
+	h.typeText("🚀")
+	h.press("enter")
+	if !h.f.called("react 1 " + mid(7).String() + " 🚀 false") {
+		t.Errorf("no typed reaction in %q", h.f.calls)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	for _, c := range []struct{ line, call string }{
+		{"/rename Review team", "set_name 1 Review team"},
+		{"/topic Q3 budget", "set_topic 1 Q3 budget"},
+		{"/add @dave", "add 1 dave"},
+		{"/new carol", "new_direct carol"},
+		{"/group Ops bob carol", "new_group Ops bob,carol"},
+	} {
+		h.typeText(c.line)
+		h.press("enter")
+		if !h.f.called(c.call) {
+			t.Errorf("%s: no %q in %q", c.line, c.call, h.f.calls)
+		}
+	}
+	h.typeText("/remove bob")
+	h.press("enter")
+	h.contains("remove bob: " + client.ErrNotMember.Error())
+	h.typeText("/nonsense")
+	h.press("enter")
+	h.contains("unknown command /nonsense")
+	h.typeText("/leave")
+	h.press("enter", "y")
+	if !h.f.called("leave 2") { // /group opened conversation 2
+		t.Errorf("no leave in %q", h.f.calls)
+	}
+}
+
+func TestNewFromList(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {50, 16}} {
+		h := newHarness(t, size[0], size[1])
+		h.press("n")
+		h.contains("> /new")
+		h.typeText("carol")
+		h.press("enter")
+		if !h.f.called("new_direct carol") || h.m.conv == nil || h.m.conv.id != 3 {
+			t.Errorf("%dx%d: /new carol from the list did not open conversation 3: %q", size[0], size[1], h.f.calls)
+		}
+		h.contains("hi alice!")
+	}
+}
+
+func TestSaveAttachment(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.typeText("/save /tmp/x")
+	h.press("enter")
+	h.contains("select a message with a file first")
+	h.press("up", "up", "up", "up", "up")
+	h.typeText("s")
+	if !h.f.called("download a1b2 .") {
+		t.Errorf("no download in %q", h.f.calls)
+	}
+	h.contains("saved ./report.pdf")
+}
+
+func TestIncomingMessage(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.openBob()
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: 1,
+		Message: &client.Message{Conversation: 1, Seq: 8, ID: mid(8), Sender: "bob", Sent: at(5, 14, 25), Received: at(5, 14, 25), Kind: content.KindText, Text: "one more thing"}})})
+	h.contains("one more thing")
+	if !h.f.called("mark_read_up_to 1 8") {
+		t.Errorf("the message shown was not marked read: %q", h.f.calls)
+	}
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: 3,
+		Message: &client.Message{Conversation: 3, Seq: 2, ID: mid(0x32), Sender: "carol", Sent: at(5, 14, 29), Received: at(5, 14, 29), Kind: content.KindText, Text: "lunch?"}})})
+	cv := h.m.findConv(3)
+	if cv.Unread != 2 {
+		t.Errorf("carol's conversation has %d unread, want 2", cv.Unread)
+	}
+	h.contains("carol: lunch?", "(2) 14:29")
+	if vis := h.m.visible(); vis[0].ID != 3 {
+		t.Errorf("carol's conversation is not first after its new message")
+	}
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventEdited, Conversation: 1,
+		Message: &client.Message{Conversation: 1, Seq: 8, ID: mid(8), Sender: "bob", Sent: at(5, 14, 25), Edited: at(5, 14, 26), Kind: content.KindText, Text: "one last thing"}})})
+	h.contains("one last thing (edited)")
+	h.lacks("one more thing")
+}
+
+func TestConnectionState(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.contains("1 queued") // the Project's last message is pending
+	conn := func(s client.ConnState) {
+		h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventConnection, Connection: s})})
+	}
+	conn(client.Connected)
+	h.contains("● connected · 1 queued")
+	conn(client.Connecting)
+	h.contains("◌ reconnecting")
+	conn(client.Disconnected)
+	h.contains("○ offline · 1 queued")
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventDelivered, Conversation: 2,
+		Message: &client.Message{Conversation: 2, Seq: 4, ID: mid(0x24), Sender: "alice", Sent: at(5, 9, 12), Kind: content.KindText, Text: "ship it", State: client.Sent}})})
+	h.contains("○ offline")
+	h.lacks("queued")
+}
+
+func TestIdentityChangedBanner(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.lacks("identity key changed")
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventIdentityChanged, User: "bob"})})
+	h.contains("⚠ bob's identity key changed.", "Compare safety numbers:", "/verify bob")
+	h.checkGolden("identity_changed_80x24")
+
+	h = newHarness(t, 80, 24)
+	h.f.members[1][1].IdentityChanged = true
+	h.openBob()
+	h.contains("⚠ bob's identity key changed")
+}
+
+func TestVerify(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.typeText("/verify bob")
+	h.press("enter")
+	h.checkGolden("verify_80x24")
+	sn, _ := h.f.SafetyNumber(context.Background(), "bob")
+	for _, g := range sn.Groups {
+		h.contains(g)
+	}
+	h.contains("not verified")
+	h.press("m")
+	if !h.f.called("mark_verified bob") {
+		t.Fatalf("no mark_verified in %q", h.f.calls)
+	}
+	h.contains("✓ verified", "bob marked verified")
+	h.press("esc")
+	h.contains("Perfect")
+
+	h = newHarness(t, 120, 40)
+	h.openBob()
+	h.typeText("/verify bob")
+	h.press("enter")
+	h.contains("█▀▀▀▀▀█ ▄ █▀▀▀▀▀█")
+}
+
+func TestMembers(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.press("down", "enter") // Project
+	h.typeText("/members")
+	h.press("enter")
+	h.contains("alice  device D1  this device", "bob  device B1  ✓ verified", "carol  device C1  not verified")
+	h.press("down", "down", "v")
+	h.contains("Safety number with carol")
+}
+
+func TestUnsafeAndLeftBanners(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.f.convs[1].Unsafe = &client.Alarm{User: "mallory", Reason: "device not certified"}
+	h.f.convs[1].Left = true
+	h.openBob()
+	h.contains("⚠ Unsafe conversation: device not certified.", "no longer a member")
+	h.checkSize(80, 24)
+}
+
+func TestHelp(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.typeText("?")
+	h.lacks("parley tui — keys") // a message may start with "?"
+	h.press("backspace", "tab", "?")
+	h.checkGolden("help_80x24")
+	h.contains("Alt-Enter", "/rename", "/verify USER")
+	h.press("x")
+	h.lacks("parley tui — keys")
+}
+
+func TestResize(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}, {50, 16}, {20, 5}} {
+		h := newHarness(t, 80, 24)
+		h.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		h.checkSize(size[0], size[1])
+		h.openBob()
+		h.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		h.checkSize(size[0], size[1])
+		h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventIdentityChanged, User: "bob"})})
+		h.checkSize(size[0], size[1])
+		h.press("up", "up")
+		h.checkSize(size[0], size[1])
+		h.press("esc")
+		h.typeText("/verify bob")
+		h.press("enter")
+		h.checkSize(size[0], size[1])
+		h.press("esc", "?")
+		h.checkSize(size[0], size[1])
+	}
+}
+
+func TestNoColor(t *testing.T) {
+	colour := func(plain bool) bool {
+		f := newFake()
+		m := New(f, Options{Now: func() time.Time { return testNow }, Plain: plain})
+		m.listen = false
+		h := &harness{t: t, m: m, f: f}
+		h.run(m.Init())
+		h.openBob()
+		s := m.View().Content
+		return strings.Contains(s, "[38;") || strings.Contains(s, "[48;") || strings.Contains(s, ";38;") || strings.Contains(s, ";48;")
+	}
+	if colour(true) {
+		t.Error("plain screen has colour escapes")
+	}
+	if !colour(false) {
+		t.Error("colour screen has no colour escapes (the test cannot tell plain from colour)")
+	}
+}
+
+func TestOlderHistory(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	var long []*client.Message
+	for i := range 250 {
+		long = append(long, &client.Message{Conversation: 4, Seq: int64(i + 1), ID: content.MessageID{9, byte(i), byte(i >> 8)},
+			Sender: "dave", Sent: at(5, 8, 0), Received: at(5, 8, 0), Kind: content.KindText, Text: fmt.Sprintf("line %d", i+1)})
+	}
+	h.f.history[4] = long
+	h.m.page = 100
+	h.press("down", "down", "down", "enter")
+	h.contains("line 250")
+	if n := len(h.m.conv.msgs); n != 100 {
+		t.Fatalf("%d entries loaded, want 100", n)
+	}
+	for range 60 {
+		h.press("pgup")
+	}
+	if n := len(h.m.conv.msgs); n != 250 {
+		t.Fatalf("%d entries loaded after scrolling up, want 250 (History lasts %v)", n, h.f.histLast)
+	}
+	h.contains("start of the conversation", "line 1 ")
+}
+
+func TestEventLoop(t *testing.T) {
+	f := newFake()
+	f.events = []*daemonapi.Event{daemonapi.NewEvent(client.Event{Kind: client.EventConnection, Connection: client.Connected})}
+	m := New(f, Options{Now: func() time.Time { return testNow }, Plain: true})
+	msg := m.subscribe()()
+	ev, ok := msg.(eventMsg)
+	if !ok || ev.ev.Connection != "connected" {
+		t.Fatalf("subscribe returned %#v", msg)
+	}
+	if !f.called("subscribe") {
+		t.Error("no subscribe")
+	}
+	_, cmd := m.Update(ev)
+	if !strings.Contains(ansi.Strip(m.View().Content), "● connected") {
+		t.Error("connection event not shown")
+	}
+	if cmd == nil {
+		t.Fatal("the event loop was not armed again")
+	}
+	// The fake has no more events: the next read ends the loop with an
+	// error, shown in the status line.
+	end := cmd()
+	if _, ok := end.(eventErrMsg); !ok {
+		t.Fatalf("the next read returned %#v, want the end of the events", end)
+	}
+	m.Update(end)
+	if !strings.Contains(ansi.Strip(m.View().Content), "daemon gone") {
+		t.Errorf("end of events not shown: %#v", end)
+	}
+}
+
+// TestRandomKeys presses random keys, with resizes and events in
+// between: the model never panics and the screen always fits.
+func TestRandomKeys(t *testing.T) {
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("TUI_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	t.Logf("seed %d (TUI_SEED to repeat)", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	keys := []string{"enter", "esc", "up", "down", "tab", "pgup", "pgdown", "backspace", "ctrl+f", "ctrl+up", "ctrl+j",
+		"alt+enter", "/", "?", "d", "y", "n", "+", "1", "r", "e", "s", "v", "m", "j", "k", "a", "x", " "}
+	sizes := [][2]int{{80, 24}, {120, 40}, {50, 16}, {20, 5}, {1, 1}}
+	events := []client.Event{
+		{Kind: client.EventConnection, Connection: client.Connecting},
+		{Kind: client.EventIdentityChanged, User: "bob"},
+		{Kind: client.EventMessage, Conversation: 1, Message: &client.Message{Conversation: 1, Seq: 50, ID: mid(50), Sender: "bob", Sent: testNow, Kind: content.KindText, Text: "ping"}},
+		{Kind: client.EventDeleted, Conversation: 1, Message: &client.Message{Conversation: 1, Seq: 7, ID: mid(7), Sender: "bob", Sent: testNow, Deleted: true}},
+		{Kind: client.EventOverflow},
+	}
+	h := newHarness(t, 80, 24)
+	size := sizes[0]
+	for i := range 3000 {
+		switch r := rng.IntN(100); {
+		case r < 3:
+			size = sizes[rng.IntN(len(sizes))]
+			h.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		case r < 6:
+			h.send(eventMsg{daemonapi.NewEvent(events[rng.IntN(len(events))])})
+		case r < 8:
+			h.typeText([]string{"/verify bob", "/members", "/rename x", "/save", "/help", "/file nope"}[rng.IntN(6)])
+		default:
+			h.press(keys[rng.IntN(len(keys))])
+		}
+		if h.quit {
+			h.quit = false
+		}
+		if i%50 == 0 {
+			h.checkSize(size[0], size[1])
+		}
+	}
+	h.checkSize(size[0], size[1])
+}
