@@ -157,8 +157,11 @@ func (m *Model) startSelect() {
 	}
 	m.conv.sel = len(m.conv.msgs) - 1
 	m.conv.scroll = 0
-	m.setStatus("r reply · e edit · d delete · + react · s save file · esc done")
+	m.status = "" // the status line shows selectHint while a message is selected
 }
+
+// selectHint lists the keys that act on the selected message.
+const selectHint = "r reply · e edit · d delete · + react · s save file · esc done"
 
 // handleSelectKey handles a key while a message is selected.
 func (m *Model) handleSelectKey(k tea.KeyPressMsg) tea.Cmd {
@@ -174,7 +177,7 @@ func (m *Model) handleSelectKey(k tea.KeyPressMsg) tea.Cmd {
 		if c.sel++; c.sel >= len(c.msgs) {
 			c.sel = -1
 		}
-	case "esc":
+	case "esc", "enter":
 		c.sel = -1
 		m.status = ""
 	case "r":
@@ -194,7 +197,8 @@ func (m *Model) handleSelectKey(k tea.KeyPressMsg) tea.Cmd {
 	case "?":
 		m.overlay = overlayHelp
 	default:
-		c.sel = -1
+		c.sel = -1 // typing ends the selection
+		m.status = ""
 		return m.updateComposer(k)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"time"
+
 	tea "charm.land/bubbletea/v2"
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/daemonapi"
@@ -139,5 +141,62 @@ func (m *Model) touchList(e *client.Message, unread bool) {
 		cv.Unread++
 	}
 	sortByActivity(m.list.all)
-	m.selectConv(sel)
+	m.keepSelection(sel)
+}
+
+// reconnectMsg is the result of an attempt to reach the daemon again.
+type reconnectMsg struct {
+	b   Backend
+	err error
+}
+
+// Reconnection backs off from the first to the longest pause between
+// attempts.
+const (
+	firstRetry = 250 * time.Millisecond
+	maxRetry   = 5 * time.Second
+)
+
+// lostDaemon handles the end of the events: the daemon is gone. With a
+// way to reconnect, it tries at once.
+func (m *Model) lostDaemon(err error) tea.Cmd {
+	m.daemonLost = true
+	if m.reconnect == nil || m.ctx.Err() != nil {
+		m.setError("parley daemon: %v", err)
+		return nil
+	}
+	m.setError("parley daemon: %v; starting it again", err)
+	m.retry = firstRetry
+	return m.tryReconnect()
+}
+
+// tryReconnect asks for a new Backend.
+func (m *Model) tryReconnect() tea.Cmd {
+	f, ctx := m.reconnect, m.ctx
+	return func() tea.Msg {
+		b, err := f(ctx)
+		return reconnectMsg{b, err}
+	}
+}
+
+// reconnected switches to the new Backend and reloads everything shown
+// (what arrived meanwhile is in the reloaded history, once), or tries
+// again after a pause.
+func (m *Model) reconnected(msg reconnectMsg) tea.Cmd {
+	if msg.err != nil {
+		if m.ctx.Err() != nil {
+			return nil
+		}
+		m.setError("parley daemon: %v; trying again in %v", msg.err, m.retry)
+		wait, next := m.retry, m.tryReconnect()
+		m.retry = min(2*m.retry, maxRetry)
+		return tea.Tick(wait, func(time.Time) tea.Msg { return next() })
+	}
+	m.b, m.daemonLost, m.connKnown = msg.b, false, false
+	m.setStatus("parley daemon is back")
+	cmds := []tea.Cmd{m.reload()}
+	if m.listen {
+		cmds = append(cmds, m.subscribe())
+	}
+	return tea.Batch(cmds...)
 }

@@ -20,6 +20,9 @@ type listState struct {
 	filter    string
 	filtering bool // keys go to the filter
 	cursor    int  // index into visible()
+	// chosen is set once the user moved the cursor or opened a
+	// conversation; until then the cursor stays on the most recent.
+	chosen bool
 	offset    int  // first visible row
 	// lastTried are the conversations whose latest entry was loaded
 	// because the list lacked it.
@@ -67,7 +70,7 @@ func (m *Model) setConversations(cvs []client.Conversation) tea.Cmd {
 		m.observe(m.list.all[i].Last)
 	}
 	sortByActivity(m.list.all)
-	m.selectConv(sel)
+	m.keepSelection(sel)
 	return m.loadMissingLast()
 }
 
@@ -110,8 +113,18 @@ func (m *Model) applyLast(msg lastMsg) {
 		cv.Last = msg.msg
 		m.observe(msg.msg)
 		sortByActivity(m.list.all)
-		m.selectConv(sel)
+		m.keepSelection(sel)
 	}
+}
+
+// keepSelection keeps the cursor on conversation sel after the list
+// changed order, once the user chose one; before, on the most recent.
+func (m *Model) keepSelection(sel protocol.ConversationID) {
+	if !m.list.chosen {
+		m.list.cursor = 0
+		return
+	}
+	m.selectConv(sel)
 }
 
 // visible returns the conversations that match the filter.
@@ -169,6 +182,10 @@ func (m *Model) handleListKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.handleFilterKey(k)
 	}
 	switch k.String() {
+	case "up", "k", "down", "j", "home", "g", "end", "G", "enter", "right", "l":
+		m.list.chosen = true
+	}
+	switch k.String() {
 	case "up", "k":
 		m.moveCursor(-1)
 	case "down", "j":
@@ -199,16 +216,21 @@ func (m *Model) handleListKey(k tea.KeyPressMsg) tea.Cmd {
 }
 
 // handleFilterKey edits the filter: typing narrows the list, Enter
-// keeps the filter, Esc clears it.
+// opens the selected conversation and clears the filter, Esc clears it.
 func (m *Model) handleFilterKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "esc":
 		m.list.filter, m.list.filtering = "", false
 	case "enter":
-		m.list.filtering = false
-		if id := m.selectedConv(); id != 0 {
+		// The filter finds one conversation to open; the whole list
+		// comes back, so that activity elsewhere stays in sight.
+		id := m.selectedConv()
+		m.list.filter, m.list.filtering = "", false
+		if id != 0 {
+			m.selectConv(id)
 			return m.openConversation(id)
 		}
+		return nil
 	case "backspace":
 		if r := []rune(m.list.filter); len(r) > 0 {
 			m.list.filter = string(r[:len(r)-1])

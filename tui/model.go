@@ -38,6 +38,11 @@ type Options struct {
 	// HistoryPage is how many entries a conversation loads at a time
 	// (default 100).
 	HistoryPage int
+	// Reconnect, when set, is called after the Backend's events ended
+	// (the daemon exited or was killed) for a new Backend (a daemon
+	// started again); the model then subscribes and reloads what it
+	// shows. Without it the model stays on the lost Backend.
+	Reconnect func(ctx context.Context) (Backend, error)
 }
 
 // focus says which part of the screen takes the keys.
@@ -85,10 +90,13 @@ type Model struct {
 	verifyWidth int
 	members     membersState
 
-	conn        client.ConnState
-	connKnown   bool
-	everOnline  bool
-	daemonLost  bool
+	conn       client.ConnState
+	connKnown  bool
+	everOnline bool
+	daemonLost bool
+	reconnect  func(ctx context.Context) (Backend, error)
+	// retry is the pause before the next attempt to reconnect.
+	retry       time.Duration
 	pending     map[content.MessageID]bool
 	changedKeys map[string]bool // users whose identity key changed (events)
 
@@ -104,7 +112,7 @@ type confirmState struct {
 
 // New returns the model of a terminal client working through b.
 func New(b Backend, o Options) *Model {
-	m := &Model{ctx: o.Context, b: b, now: o.Now, st: newStyles(o.Plain), page: o.HistoryPage, listen: true,
+	m := &Model{ctx: o.Context, b: b, now: o.Now, st: newStyles(o.Plain), page: o.HistoryPage, listen: true, reconnect: o.Reconnect,
 		width: 80, height: 24, pending: map[content.MessageID]bool{}, changedKeys: map[string]bool{}}
 	if m.ctx == nil {
 		m.ctx = context.Background()
@@ -185,9 +193,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case eventMsg:
 		return m, m.handleEvent(msg.ev)
 	case eventErrMsg:
-		m.daemonLost = true
-		m.setError("parley daemon: %v", msg.err)
-		return m, nil
+		return m, m.lostDaemon(msg.err)
+	case reconnectMsg:
+		return m, m.reconnected(msg)
 	}
 	return m, m.handleResult(msg)
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -210,6 +211,9 @@ func TestListWithoutLast(t *testing.T) {
 	if vis := m.visible(); vis[0].ID != 1 || vis[3].ID != 4 {
 		t.Errorf("not sorted by the entries loaded: %v", []any{vis[0].ID, vis[1].ID, vis[2].ID, vis[3].ID})
 	}
+	if got := m.selectedConv(); got != 1 {
+		t.Errorf("the cursor is on conversation %d, want the most recent (1) until the user moves it", got)
+	}
 	h.send(convsMsg{convs: slices.Clone(f.convs)})
 	h.contains("bob: Perfect")
 }
@@ -224,9 +228,13 @@ func TestFilter(t *testing.T) {
 	if h.m.conv == nil || h.m.conv.id != 3 {
 		t.Fatalf("Enter in the filter did not open carol's conversation")
 	}
-	h.press("tab", "esc")
-	h.contains("Filter: car")
-	h.press("ctrl+f", "esc")
+	h.lacks("Filter: car")
+	h.contains("Project", "carol") // the whole list is back
+	h.press("tab", "ctrl+f")
+	h.typeText("zz")
+	h.contains("Filter: zz")
+	h.press("esc")
+	h.lacks("Filter:")
 	h.contains("Project", "carol")
 }
 
@@ -633,4 +641,54 @@ func TestRandomKeys(t *testing.T) {
 		}
 	}
 	h.checkSize(size[0], size[1])
+}
+
+// TestReconnect: when the daemon's events end, the model asks for a new
+// Backend (trying again after a failure), subscribes to it and reloads
+// the open conversation from it, so that what arrived meanwhile shows
+// once.
+func TestReconnect(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.openBob()
+	after := newFake() // the profile as the restarted daemon serves it
+	bob := h.m.conv.id
+	missed := &client.Message{Conversation: bob, Seq: 99, ID: content.MessageID{9}, Sender: "bob", Sent: testNow, Received: testNow,
+		Kind: content.KindText, Text: "sent while the daemon was down", State: client.Received}
+	after.history[bob] = append(after.history[bob], missed)
+	attempts := 0
+	h.m.reconnect = func(context.Context) (Backend, error) {
+		attempts++
+		if attempts == 1 {
+			return nil, errors.New("no daemon yet")
+		}
+		return after, nil
+	}
+	h.m.listen = true
+	_, cmd := h.m.Update(eventErrMsg{errors.New("connection reset")})
+	h.contains("daemon gone")
+	// The first attempt fails and schedules another; run it.
+	msg := cmd()
+	if r, ok := msg.(reconnectMsg); !ok || r.err == nil {
+		t.Fatalf("first attempt = %#v, want a failure", msg)
+	}
+	_, cmd = h.m.Update(msg)
+	h.contains("trying again")
+	msg = cmd() // the tick fires, then the second attempt runs
+	if r, ok := msg.(reconnectMsg); !ok || r.err != nil || r.b != after {
+		t.Fatalf("second attempt = %#v, want the new backend", msg)
+	}
+	h.m.listen = false // events are injected from here on
+	h.send(msg)
+	h.m.listen = true
+	if attempts != 2 {
+		t.Errorf("%d attempts, want 2", attempts)
+	}
+	if h.m.b != after {
+		t.Fatal("the model still uses the lost backend")
+	}
+	h.lacks("daemon gone")
+	h.contains("sent while the daemon was down")
+	if n := strings.Count(h.screen(), "sent while the daemon was down"); n != 1 {
+		t.Errorf("the missed message shows %d times", n)
+	}
 }

@@ -219,6 +219,8 @@ func (m *Model) viewStatus(w int) string {
 		mid = m.reactPrompt()
 	case m.list.filtering:
 		mid = "type to filter · Enter open · Esc clear"
+	case mid == "" && m.conv != nil && m.conv.sel >= 0:
+		mid = selectHint
 	}
 	if m.statusErr && m.confirm == nil && m.react == nil {
 		mid = m.st.err.Render(mid)

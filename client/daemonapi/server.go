@@ -35,6 +35,9 @@ type Server struct {
 	mu    sync.Mutex
 	subs  map[*subscriber]struct{}
 	conns map[net.Conn]struct{}
+	// conn is the client's last connection event, which a new
+	// subscription receives first; nil before the first.
+	conn *client.Event
 }
 
 // NewServer returns a server of c, whose profile directory is dir.
@@ -124,6 +127,9 @@ func (s *Server) pump(ctx context.Context) {
 				return
 			}
 			s.mu.Lock()
+			if ev.Kind == client.EventConnection {
+				s.conn = &ev
+			}
 			for sub := range s.subs {
 				sub.offer(ev)
 			}
@@ -292,6 +298,9 @@ func (s *Server) subscribe(ctx context.Context, c *conn) {
 		return
 	}
 	c.sub = &subscriber{ch: make(chan client.Event, subscriberBuffer)}
+	if s.conn != nil {
+		c.sub.offer(*s.conn) // where the connection stands now
+	}
 	s.subs[c.sub] = struct{}{}
 	ch := c.sub.ch
 	c.writers.Go(func() {

@@ -494,3 +494,30 @@ func jsonInt(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestSubscribeStartsWithConnection: a subscription that begins after the
+// daemon connected learns the connection state first, without waiting
+// for it to change.
+func TestSubscribeStartsWithConnection(t *testing.T) {
+	url, fp := startParleyd(t)
+	alice, dir := register(t, url, fp, "alice")
+	daemon(t, alice, dir)
+	early := dial(t, dir)
+	ctx := waitCtx(t)
+	if err := early.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for ev := nextEvent(t, early, "connection"); ev.Connection != "connected"; ev = nextEvent(t, early, "connection") {
+	}
+	late := dial(t, dir)
+	if err := late.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := late.NextEvent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Event != "connection" || ev.Connection != "connected" {
+		t.Fatalf("first event of a late subscription = %+v, want connection connected", ev)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
@@ -28,17 +29,53 @@ func cmdTUI(ctx context.Context, e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer dc.Close()
 	if started {
 		fmt.Fprintf(e.stderr, "parley: started a daemon for profile %s (log %s); it keeps running after tui quits\n", dir, filepath.Join(dir, logFileName))
 	}
-	return e.runTUI(ctx, dc)
+	d := &tuiDaemon{e: e, dir: dir, dc: dc}
+	defer d.close()
+	return e.runTUI(ctx, dc, d.reconnect)
+}
+
+// tuiDaemon is the daemon connection of parley tui, replaced when the
+// daemon goes away (a crash, a kill, an upgrade) by one to a daemon
+// started again.
+type tuiDaemon struct {
+	e   *env
+	dir string
+	mu  sync.Mutex
+	dc  *daemonapi.Client
+}
+
+// reconnect closes the lost connection and connects to the profile's
+// daemon, starting it when none runs.
+func (d *tuiDaemon) reconnect(ctx context.Context) (tui.Backend, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dc != nil {
+		d.dc.Close()
+		d.dc = nil
+	}
+	dc, _, err := d.e.daemonFor(ctx, d.dir)
+	if err != nil {
+		return nil, err
+	}
+	d.dc = dc
+	return dc, nil
+}
+
+func (d *tuiDaemon) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dc != nil {
+		d.dc.Close()
+	}
 }
 
 // runTUI runs the terminal client on the daemon's connection until the
 // user quits or a signal ends ctx. Bubble Tea restores the terminal on
 // a panic in the model; a panic here outside it is reported as an error.
-func (e *env) runTUI(ctx context.Context, dc *daemonapi.Client) (err error) {
+func (e *env) runTUI(ctx context.Context, dc *daemonapi.Client, reconnect func(context.Context) (tui.Backend, error)) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(e.stderr, "parley tui: internal error: %v\n%s", r, debug.Stack())
@@ -46,7 +83,7 @@ func (e *env) runTUI(ctx context.Context, dc *daemonapi.Client) (err error) {
 		}
 	}()
 	plain := e.getenv("NO_COLOR") != ""
-	m := tui.New(dc, tui.Options{Context: ctx, Plain: plain})
+	m := tui.New(dc, tui.Options{Context: ctx, Plain: plain, Reconnect: reconnect})
 	opts := []tea.ProgramOption{tea.WithContext(ctx)}
 	if plain {
 		opts = append(opts, tea.WithColorProfile(colorprofile.Ascii))
