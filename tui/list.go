@@ -23,7 +23,7 @@ type listState struct {
 	// chosen is set once the user moved the cursor or opened a
 	// conversation; until then the cursor stays on the most recent.
 	chosen bool
-	offset    int  // first visible row
+	offset int // first visible row
 	// lastTried are the conversations whose latest entry was loaded
 	// because the list lacked it.
 	lastTried map[protocol.ConversationID]bool
