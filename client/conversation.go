@@ -56,7 +56,9 @@ type Conversation struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Last is the conversation's latest history entry (message or system
 	// line, deleted ones included), for a list's preview and its order by
-	// activity; nil when the history is empty.
+	// activity; nil when the history is empty. It is the entry this device
+	// recorded last, the highest local position (Message.Seq): the one
+	// History(ctx, ID, 0, 1) returns.
 	Last *Message `json:"last,omitempty"`
 }
 
@@ -86,11 +88,28 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 		if err != nil {
 			return err
 		}
+		lasts, err := tx.LatestMessages()
+		if err != nil {
+			return err
+		}
+		latest := make(map[protocol.ConversationID]*sqlitestore.Message, len(lasts))
+		for i := range lasts {
+			latest[lasts[i].Conversation] = &lasts[i]
+		}
+		unread, err := c.unreadCounts(tx, cvs, latest)
+		if err != nil {
+			return err
+		}
+		known := map[string]bool{}
+		if len(cvs) > 0 {
+			out = make([]Conversation, 0, len(cvs))
+		}
 		for _, cv := range cvs {
 			v := c.viewConversation(&cv)
-			v.Unverified = c.unverifiedUsers(tx, v.Members)
-			if v.Unread, err = c.unread(tx, cv.ID); err != nil {
-				return err
+			v.Unverified = c.unverifiedUsers(tx, v.Members, known)
+			v.Unread = unread[cv.ID]
+			if m := latest[cv.ID]; m != nil {
+				v.Last = viewMessage(m)
 			}
 			out = append(out, v)
 		}
@@ -116,8 +135,17 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 			return err
 		}
 		out = c.viewConversation(cv)
-		out.Unverified = c.unverifiedUsers(tx, out.Members)
-		out.Unread, err = c.unread(tx, conv)
+		out.Unverified = c.unverifiedUsers(tx, out.Members, nil)
+		ms, err := tx.LastMessages(conv, 1)
+		if err != nil {
+			return err
+		}
+		var last *sqlitestore.Message
+		if len(ms) == 1 {
+			last = &ms[0]
+			out.Last = viewMessage(last)
+		}
+		out.Unread, err = c.unread(tx, conv, last)
 		return err
 	})
 	if err != nil {

@@ -522,14 +522,23 @@ func (c *Client) trustBlock(ctx context.Context, users []string) error {
 
 // unverifiedUsers returns which of users (this account aside) are not
 // verified for the identity key pinned now: trusted on first use only,
-// changed since, or lost.
-func (c *Client) unverifiedUsers(tx *sqlitestore.Tx, users []string) []string {
+// changed since, or lost. known, when not nil, keeps the answers by user
+// across calls in one transaction.
+func (c *Client) unverifiedUsers(tx *sqlitestore.Tx, users []string, known map[string]bool) []string {
 	var out []string
 	for _, u := range users {
 		if c.id != nil && u == c.id.User {
 			continue
 		}
-		if ct, err := tx.Contact(u); err != nil || !ct.Verified || len(ct.ChangedKey) != 0 {
+		unverified, ok := known[u]
+		if !ok {
+			ct, err := tx.Contact(u)
+			unverified = err != nil || !ct.Verified || len(ct.ChangedKey) != 0
+			if known != nil {
+				known[u] = unverified
+			}
+		}
+		if unverified {
 			out = append(out, u)
 		}
 	}

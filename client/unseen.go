@@ -13,7 +13,10 @@ import (
 // The per-conversation markers, kept as settings (encrypted like the rest
 // of the store). Both hold a local position (Message.Seq) as decimal.
 func shownSetting(conv protocol.ConversationID) string { return fmt.Sprintf("shown/%d", conv) }
-func readSetting(conv protocol.ConversationID) string  { return fmt.Sprintf("read/%d", conv) }
+func readSetting(conv protocol.ConversationID) string  { return fmt.Sprintf(readPrefix+"%d", conv) }
+
+// readPrefix starts the names of the read positions.
+const readPrefix = "read/"
 
 // marker reads a position setting (0 when unset).
 func marker(tx *sqlitestore.Tx, name string) (int64, error) {
@@ -24,6 +27,11 @@ func marker(tx *sqlitestore.Tx, name string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parseMarker(name, b)
+}
+
+// parseMarker decodes the value b of the position setting name.
+func parseMarker(name string, b []byte) (int64, error) {
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("setting %s: %v", name, err)
@@ -113,24 +121,69 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 	return out, nil
 }
 
-// unread counts the messages of other users after the read position of a
-// conversation that are not deleted (system lines are no messages).
-func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID) (int, error) {
+// countsUnread says whether a history entry counts in
+// Conversation.Unread: a message of another user that is not deleted
+// (system lines are no messages).
+func (c *Client) countsUnread(m *sqlitestore.MessageHead) bool {
+	return m.Sender != c.id.User && !m.Deleted && !m.System
+}
+
+// unread counts the unread messages of a conversation whose latest
+// history entry is last (nil for an empty history): those after the read
+// position, which it reads only when last lies after it.
+func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID, last *sqlitestore.Message) (int, error) {
 	pos, err := marker(tx, readSetting(conv))
-	if err != nil {
-		return 0, err
-	}
-	ms, err := tx.Messages(conv, pos, 0)
-	if err != nil {
+	if err != nil || last == nil || last.Seq <= pos {
 		return 0, err
 	}
 	n := 0
-	for i := range ms {
-		if ms[i].Sender != c.id.User && !ms[i].Deleted && ms[i].System == nil {
+	err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{conv: pos}, func(m *sqlitestore.MessageHead) error {
+		if c.countsUnread(m) {
 			n++
 		}
+		return nil
+	})
+	return n, err
+}
+
+// unreadCounts counts the unread messages of every conversation of cvs,
+// whose latest history entries latest holds: it reads the read positions
+// in one query and, in one more, the entries after them of the
+// conversations not read to their end. A conversation missing from the
+// result has none.
+func (c *Client) unreadCounts(tx *sqlitestore.Tx, cvs []sqlitestore.Conversation, latest map[protocol.ConversationID]*sqlitestore.Message) (map[protocol.ConversationID]int, error) {
+	reads, err := tx.Settings(readPrefix)
+	if err != nil {
+		return nil, err
 	}
-	return n, nil
+	after := map[protocol.ConversationID]int64{}
+	for _, cv := range cvs {
+		last := latest[cv.ID]
+		if last == nil {
+			continue
+		}
+		var pos int64
+		name := readSetting(cv.ID)
+		if b, ok := reads[name]; ok {
+			if pos, err = parseMarker(name, b); err != nil {
+				return nil, err
+			}
+		}
+		if last.Seq > pos {
+			after[cv.ID] = pos
+		}
+	}
+	counts := map[protocol.ConversationID]int{}
+	err = tx.MessageHeadsAfter(after, func(m *sqlitestore.MessageHead) error {
+		if c.countsUnread(m) {
+			counts[m.Conversation]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
 }
 
 // MarkReadUpTo records that the user read a conversation up to local

@@ -62,6 +62,49 @@ func TestMessageRoundTrip(t *testing.T) {
 	}
 }
 
+// TestConversationRoundTrip: a conversation keeps its latest history
+// entry (a message or a system line) through the socket, and one with
+// an empty history has none ("last" absent).
+func TestConversationRoundTrip(t *testing.T) {
+	sent := time.Date(2026, 12, 6, 4, 13, 41, 358000000, time.UTC)
+	id, _ := content.ParseMessageID("db1494c1d30674ca8e0ac3612b56ea0f")
+	text := &client.Message{Conversation: 7, Seq: 12, ID: id, Sender: "bob", SenderDevice: "50611ef0",
+		Sent: sent, Received: sent.Add(time.Second), ServerSeq: 40, Kind: content.KindText, Text: "see you"}
+	system := *text
+	system.Kind, system.Text, system.System = 0, "", &client.System{Kind: client.SystemAdded, Users: []string{"carol"}}
+	deleted := *text
+	deleted.Text, deleted.Deleted = "", true
+	for _, last := range []*client.Message{text, &system, &deleted, nil} {
+		cv := &client.Conversation{ID: 7, Name: "team", Members: []string{"alice", "bob"}, Epoch: 3, Unread: 2, Last: last}
+		want := NewConversation(cv, "alice", cv.Unread)
+		b, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := raw["last"]; ok != (last != nil) {
+			t.Errorf("%s: field last present %v, want %v", b, ok, last != nil)
+		}
+		var wire Conversation
+		if err := json.Unmarshal(b, &wire); err != nil {
+			t.Fatal(err)
+		}
+		back := wire.SDK()
+		if (back.Last == nil) != (last == nil) {
+			t.Fatalf("%s: Last came back as %+v", b, back.Last)
+		}
+		if got := NewConversation(back, "alice", back.Unread); !reflect.DeepEqual(got, want) {
+			t.Errorf("round trip of %s\ngave %+v (last %+v)", b, got, got.Last)
+		}
+		if last != nil && (back.Last.Seq != last.Seq || back.Last.ID != last.ID || back.Last.Text != last.Text || back.Last.Deleted != last.Deleted || (back.Last.System == nil) != (last.System == nil)) {
+			t.Errorf("Last %+v came back as %+v", last, back.Last)
+		}
+	}
+}
+
 // TestEventRoundTrip: an event keeps its kind, connection state and
 // message through the socket.
 func TestEventRoundTrip(t *testing.T) {

@@ -55,7 +55,7 @@ func register(t *testing.T, url, fp, name string) (*client.Client, string) {
 
 // daemon serves alice's client on the socket of her profile, running
 // its sync loop, until the test ends.
-func daemon(t *testing.T, c *client.Client, dir string) {
+func daemon(t testing.TB, c *client.Client, dir string) {
 	t.Helper()
 	ln, err := daemonapi.Listen(dir)
 	if err != nil {
@@ -78,7 +78,7 @@ func daemon(t *testing.T, c *client.Client, dir string) {
 	})
 }
 
-func dial(t *testing.T, dir string) *daemonapi.Client {
+func dial(t testing.TB, dir string) *daemonapi.Client {
 	t.Helper()
 	dc, err := daemonapi.Dial(context.Background(), dir)
 	if err != nil {

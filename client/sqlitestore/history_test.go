@@ -1,8 +1,10 @@
 package sqlitestore
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/protocol"
@@ -63,6 +65,82 @@ func TestSystemLineRecords(t *testing.T) {
 		}
 		if !reflect.DeepEqual(ms[2].System, rename) || ms[2].ServerSeq != 6 || ms[2].State != Sent {
 			t.Errorf("updated system line read as %+v (%+v)", ms[2], ms[2].System)
+		}
+		return nil
+	})
+}
+
+// TestLatestAndAfter: LatestMessages gives the last entry of every
+// conversation with a history (after an update too, and none for an
+// empty one); MessageHeadsAfter gives the entries after each conversation's
+// position (their heads); Settings gives the settings of a prefix and no other.
+func TestLatestAndAfter(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "s.db"), passOpts("pw"))
+	update(t, s, func(tx *Tx) error {
+		for conv := range protocol.ConversationID(4) {
+			if err := tx.PutConversation(&Conversation{ID: conv + 1, Created: now}); err != nil {
+				return err
+			}
+		}
+		// Conversation 1 has 3 entries, 2 none, 3 one (a system line), 4 five.
+		for conv, n := range map[protocol.ConversationID]int{1: 3, 3: 1, 4: 5} {
+			for i := range n {
+				m := &Message{Conversation: conv, ID: mid(byte(10*conv) + byte(i)), Sender: "bob", Sent: now, Received: now, Text: fmt.Sprintf("%d.%d", conv, i+1)}
+				if conv == 3 {
+					m.Text, m.System = "", &SystemEvent{Kind: "joined", Users: []string{"alice"}}
+				}
+				if _, err := tx.AddMessage(m); err != nil {
+					return err
+				}
+			}
+		}
+		m, err := tx.MessageByID(4, mid(44))
+		if err != nil {
+			return err
+		}
+		m.Deleted, m.Text = true, ""
+		if err := tx.UpdateMessage(m); err != nil {
+			return err
+		}
+		for name, v := range map[string]string{"read/1": "2", "read/4": "9", "read/": "x", "reader": "y", "rea": "z", "self_update/1": "w"} {
+			if err := tx.SetSetting(name, []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx *Tx) error {
+		latest, err := tx.LatestMessages()
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, m := range latest {
+			got = append(got, fmt.Sprintf("%d/%d:%s:%v:%v", m.Conversation, m.Seq, m.Text, m.Deleted, m.System != nil))
+		}
+		if want := []string{"1/3:1.3:false:false", "3/1::false:true", "4/5::true:false"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("latest entries %q, want %q", got, want)
+		}
+
+		got = nil
+		err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{1: 1, 2: 0, 3: 0, 4: 3}, func(m *MessageHead) error {
+			got = append(got, fmt.Sprintf("%d/%d:%s:%v:%v", m.Conversation, m.Seq, m.Sender, m.Deleted, m.System))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		slices.Sort(got)
+		if want := []string{"1/2:bob:false:false", "1/3:bob:false:false", "3/1:bob:false:true", "4/4:bob:false:false", "4/5:bob:true:false"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("entries after the positions %q, want %q", got, want)
+		}
+
+		settings, err := tx.Settings("read/")
+		if err != nil {
+			return err
+		}
+		if want := map[string][]byte{"read/": []byte("x"), "read/1": []byte("2"), "read/4": []byte("9")}; !reflect.DeepEqual(settings, want) {
+			t.Errorf("settings read/*: %q, want %q", settings, want)
 		}
 		return nil
 	})

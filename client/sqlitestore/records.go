@@ -239,14 +239,14 @@ func (t *Tx) list(op, table string, keyOf func(scan []any) string, nkeys int, ea
 		return fmt.Errorf("sqlitestore: %s: %v", op, err)
 	}
 	defer rows.Close()
+	dst := make([]any, nkeys+1)
+	keys := make([]any, nkeys)
+	for i := range nkeys {
+		dst[i] = &keys[i]
+	}
+	var sealed sql.RawBytes // valid until the next row: open copies it
+	dst[nkeys] = &sealed
 	for rows.Next() {
-		dst := make([]any, nkeys+1)
-		keys := make([]any, nkeys)
-		for i := range nkeys {
-			dst[i] = &keys[i]
-		}
-		var sealed []byte
-		dst[nkeys] = &sealed
 		if err := rows.Scan(dst...); err != nil {
 			return fmt.Errorf("sqlitestore: %s: %v", op, err)
 		}
@@ -602,6 +602,75 @@ func (t *Tx) LastMessages(conv protocol.ConversationID, n int) ([]Message, error
 	return t.Messages(conv, max(0, last-int64(n)), n)
 }
 
+// LatestMessages returns the last entry (the highest Seq) of every
+// conversation's history, by conversation, in one query: a conversation
+// whose history is empty has none.
+func (t *Tx) LatestMessages() ([]Message, error) {
+	keyOf := func(k []any) string { return msgKey(protocol.ConversationID(asInt64(k[0])), asInt64(k[1])) }
+	// One seek of the (conv, seq) key per conversation.
+	return listJSON[Message](t, "list latest messages", "messages", keyOf, 2,
+		`SELECT m.conv, m.seq, m.v FROM conversations c
+		 JOIN messages m ON m.conv = c.id AND m.seq = (SELECT max(seq) FROM messages WHERE conv = c.id)
+		 ORDER BY c.id`)
+}
+
+// MessageHead is the part of a history entry (a Message) that says who
+// wrote it and what it is, without its content: what counting entries
+// needs, read at a fraction of the cost of the whole Message.
+type MessageHead struct {
+	Conversation protocol.ConversationID
+	Seq          int64
+	Sender       string
+	SenderDevice protocol.DeviceID
+	Deleted      bool
+	// System is set for a system line.
+	System bool
+}
+
+// messageHead decodes the fields of a Message's JSON that MessageHead
+// holds; encoding/json skips the others.
+type messageHead struct {
+	Sender       string            `json:"sender"`
+	SenderDevice protocol.DeviceID `json:"sender_device"`
+	Deleted      bool              `json:"deleted"`
+	System       json.RawMessage   `json:"system"`
+}
+
+// MessageHeadsAfter calls each with the head of every entry of the
+// conversations in after whose Seq is above the position after gives
+// it, reading them in one query, in no particular order (the rows are
+// not sorted: this is for counting). The MessageHead is valid only
+// during the call.
+func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each func(*MessageHead) error) error {
+	const op = "list messages after positions"
+	if len(after) == 0 {
+		return nil
+	}
+	pos := make(map[string]int64, len(after))
+	for conv, seq := range after {
+		pos[convKey(conv)] = seq
+	}
+	arg, err := json.Marshal(pos)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: %s: %v", op, err)
+	}
+	var h MessageHead
+	keyOf := func(k []any) string {
+		h.Conversation, h.Seq = protocol.ConversationID(asInt64(k[0])), asInt64(k[1])
+		return msgKey(h.Conversation, h.Seq)
+	}
+	return t.list(op, "messages", keyOf, 2, func(p []byte) error {
+		var m messageHead
+		if err := json.Unmarshal(p, &m); err != nil {
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+		}
+		h.Sender, h.SenderDevice, h.Deleted = m.Sender, m.SenderDevice, m.Deleted
+		h.System = len(m.System) != 0 && string(m.System) != "null"
+		return each(&h)
+	}, `SELECT m.conv, m.seq, m.v FROM json_each(?) p
+	    JOIN messages m ON m.conv = CAST(p.key AS INTEGER) AND m.seq > p.value`, string(arg))
+}
+
 // Cursor returns the last server seq processed in a conversation (or
 // [InboxCursor]); 0 if none was set.
 func (t *Tx) Cursor(conv protocol.ConversationID) (uint64, error) {
@@ -716,6 +785,23 @@ func (t *Tx) KeyPackageCount() (int, error) {
 // Setting returns the value of a setting, or ErrNotFound.
 func (t *Tx) Setting(name string) ([]byte, error) {
 	return t.getSealed(fmt.Sprintf("get setting %q", name), "settings", name, `SELECT v FROM settings WHERE k = ?`, name)
+}
+
+// Settings returns the settings whose names start with prefix, keyed by
+// name, in one query.
+func (t *Tx) Settings(prefix string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var name string
+	keyOf := func(k []any) string { name = asString(k[0]); return name }
+	err := t.list(fmt.Sprintf("list settings %q", prefix+"*"), "settings", keyOf, 1, func(p []byte) error {
+		out[name] = append([]byte(nil), p...)
+		return nil
+	}, `SELECT k, v FROM settings WHERE k >= ? AND k < ? ORDER BY k`,
+		prefix, prefix+"\xff") // the names that start with prefix: none holds the byte 0xff (not UTF-8)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // SetSetting sets a setting.

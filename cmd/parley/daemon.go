@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,12 @@ func cmdDaemon(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.c.Close()
+	// Opening a store protected by a passphrase ran Argon2id, which
+	// allocates its memory parameter (64 MiB by default) once. An idle
+	// daemon allocates too little to start another collection, so those
+	// pages would stay resident until the runtime's periodic one, minutes
+	// later: return them to the system now.
+	debug.FreeOSMemory()
 	ln, err := daemonapi.Listen(s.dir)
 	if err != nil {
 		return err

@@ -23,13 +23,16 @@ import (
 
 // cli runs the parley binary for the profiles of one test.
 type cli struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	config string // XDG_CONFIG_HOME
 	srv    *server
+	// env is added to the environment of every command (after the
+	// empty PARLEY_PASSPHRASE, which it can replace).
+	env []string
 }
 
-func newCLI(t *testing.T) *cli {
+func newCLI(t testing.TB) *cli {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts parleyd and parley processes")
@@ -55,6 +58,7 @@ func newCLI(t *testing.T) *cli {
 func (c *cli) command(profile string, args ...string) *exec.Cmd {
 	cmd := exec.Command(c.bin, append([]string{"--profile", profile}, args...)...)
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+c.config, "PARLEY_PASSPHRASE=")
+	cmd.Env = append(cmd.Env, c.env...)
 	return cmd
 }
 
