@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -362,4 +363,75 @@ func errorLine(stderr string) string {
 		}
 	}
 	return ""
+}
+
+// TestDaemonSurvivesServerRestart: parleyd is killed under a running
+// daemon and started again; the daemon's subscribers see it lose and
+// regain the connection, messages flow again both ways, and the daemon
+// stays the same process.
+func TestDaemonSurvivesServerRestart(t *testing.T) {
+	c := newCLI(t)
+	c.register("alice", "bob")
+	c.run("bob", "chat", "new", "alice")
+	c.run("bob", "send", "alice", "before the restart")
+	d := c.startDaemon("alice")
+	dir := filepath.Join(c.config, "parley", "alice")
+	dc, err := daemonapi.Dial(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a guard against a hang
+	defer cancel()
+	if err := dc.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitConnection := func(want func(string) bool, what string) {
+		t.Helper()
+		for {
+			ev, err := dc.NextEvent(ctx)
+			if err != nil {
+				t.Fatalf("waiting until the daemon is %s: %v\n%s", what, err, d.stderr.String())
+			}
+			if ev.Event == "connection" && want(ev.Connection) {
+				return
+			}
+		}
+	}
+	connected := func(s string) bool { return s == "connected" }
+	waitConnection(connected, "connected")
+
+	c.srv.Kill()
+	waitConnection(func(s string) bool { return s != "connected" }, "disconnected")
+	srv, err := c.srv.Restart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	c.srv = srv
+	waitConnection(connected, "connected again")
+
+	c.run("bob", "send", "alice", "after the restart")
+	for {
+		ev, err := dc.NextEvent(ctx)
+		if err != nil {
+			t.Fatalf("waiting for bob's message after the restart: %v", err)
+		}
+		if ev.Event == "message" && ev.Message != nil && ev.Message.Text == "after the restart" {
+			break
+		}
+	}
+	c.run("alice", "send", "bob", "alice is still here") // through the daemon
+	var texts []string
+	for _, m := range c.read("bob", "alice").messages() {
+		texts = append(texts, m.Text)
+	}
+	if got, want := strings.Join(texts, "|"), "before the restart|after the restart|alice is still here"; got != want {
+		t.Errorf("bob's history = %q, want %q", got, want)
+	}
+	select {
+	case <-d.done:
+		t.Fatalf("the daemon exited: %v\n%s", d.err, d.stderr.String())
+	default:
+	}
 }
