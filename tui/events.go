@@ -8,22 +8,30 @@ import (
 	"github.com/parley-chat/parley/client/daemonapi"
 )
 
-// eventMsg is one event of the daemon; eventErrMsg ends them.
+// eventMsg is one event of the daemon; eventErrMsg ends them;
+// subscribedMsg says that the events flow.
 type (
-	eventMsg    struct{ ev *daemonapi.Event }
-	eventErrMsg struct{ err error }
+	eventMsg      struct{ ev *daemonapi.Event }
+	eventErrMsg   struct{ err error }
+	subscribedMsg struct{}
 )
 
-// subscribe asks the daemon for events and waits for the first.
+// subscribe asks the daemon for events. What the screen shows is loaded
+// once they flow (subscribed), so that nothing recorded in between is
+// missed: it is in what is loaded, or comes as an event.
 func (m *Model) subscribe() tea.Cmd {
 	b, ctx := m.b, m.ctx
-	next := m.nextEvent()
 	return func() tea.Msg {
 		if err := b.Subscribe(ctx); err != nil {
 			return eventErrMsg{err}
 		}
-		return next()
+		return subscribedMsg{}
 	}
+}
+
+// subscribed loads what the screen shows and waits for the first event.
+func (m *Model) subscribed() tea.Cmd {
+	return tea.Batch(m.reload(), m.nextEvent())
 }
 
 // nextEvent waits for the next event.
@@ -194,9 +202,8 @@ func (m *Model) reconnected(msg reconnectMsg) tea.Cmd {
 	}
 	m.b, m.daemonLost, m.connKnown = msg.b, false, false
 	m.setStatus("parley daemon is back")
-	cmds := []tea.Cmd{m.reload()}
 	if m.listen {
-		cmds = append(cmds, m.subscribe())
+		return m.subscribe() // then reloads
 	}
-	return tea.Batch(cmds...)
+	return m.reload()
 }

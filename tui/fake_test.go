@@ -49,6 +49,7 @@ func (f *fakeBackend) Whoami() (*client.Account, error) {
 }
 
 func (f *fakeBackend) Conversations(context.Context) ([]client.Conversation, error) {
+	f.record("conversations")
 	return slices.Clone(f.convs), nil
 }
 

@@ -131,11 +131,10 @@ func New(b Backend, o Options) *Model {
 // Init loads the account and the conversations and starts reading
 // events.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{m.loadWhoami(), m.loadConversations()}
 	if m.listen {
-		cmds = append(cmds, m.subscribe())
+		return tea.Batch(m.loadWhoami(), m.subscribe()) // loads once subscribed
 	}
-	return tea.Batch(cmds...)
+	return tea.Batch(m.loadWhoami(), m.loadConversations())
 }
 
 // The results of the Backend's calls.
@@ -196,6 +195,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.lostDaemon(msg.err)
 	case reconnectMsg:
 		return m, m.reconnected(msg)
+	case subscribedMsg:
+		return m, m.subscribed()
 	}
 	return m, m.handleResult(msg)
 }

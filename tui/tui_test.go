@@ -573,13 +573,32 @@ func TestEventLoop(t *testing.T) {
 	f := newFake()
 	f.events = []*daemonapi.Event{daemonapi.NewEvent(client.Event{Kind: client.EventConnection, Connection: client.Connected})}
 	m := New(f, Options{Now: func() time.Time { return testNow }, Plain: true})
-	msg := m.subscribe()()
-	ev, ok := msg.(eventMsg)
-	if !ok || ev.ev.Connection != "connected" {
-		t.Fatalf("subscribe returned %#v", msg)
+	h := &harness{t: t, m: m, f: f}
+	// Init subscribes first and loads the list only once the events
+	// flow, so that nothing recorded in between is missed.
+	var ev eventMsg
+	for _, msg := range h.exec(m.Init()) {
+		if _, ok := msg.(subscribedMsg); !ok {
+			h.send(msg)
+			continue
+		}
+		if f.called("conversations") {
+			t.Fatal("the list was loaded before the subscription")
+		}
+		_, cmd := m.Update(msg)
+		for _, next := range h.exec(cmd) {
+			if e, ok := next.(eventMsg); ok {
+				ev = e
+			} else {
+				h.send(next)
+			}
+		}
 	}
-	if !f.called("subscribe") {
-		t.Error("no subscribe")
+	if !f.called("subscribe") || !f.called("conversations") {
+		t.Fatalf("calls %q: want subscribe, then conversations", f.calls)
+	}
+	if ev.ev == nil || ev.ev.Connection != "connected" {
+		t.Fatalf("first event %#v, want the connection", ev)
 	}
 	_, cmd := m.Update(ev)
 	if !strings.Contains(ansi.Strip(m.View().Content), "● connected") {

@@ -133,6 +133,24 @@ func (tm *tmuxTerm) waitScreen(what string, ok func(string) bool) string {
 	}
 }
 
+// waitExit waits until the program exited.
+func (tm *tmuxTerm) waitExit() {
+	tm.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !tm.dead() {
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("%s: the program did not exit within a minute:\n%s", tm.name, tm.screen())
+		}
+		time.Sleep(25 * time.Millisecond) // the poll interval of a screen reader
+	}
+}
+
+// exitStatus is the exit status of the pane's command, once it exited.
+func (tm *tmuxTerm) exitStatus() string {
+	out, _ := tm.tmux("display-message", "-p", "-t", tm.name, "#{pane_dead_status}")
+	return strings.TrimSpace(out)
+}
+
 // waitText waits until the screen contains every one of texts.
 func (tm *tmuxTerm) waitText(texts ...string) string {
 	tm.t.Helper()

@@ -127,7 +127,10 @@ func TestTUIEndToEnd(t *testing.T) {
 	// Both quit; the terminal comes back from the alternate screen.
 	for _, tm := range []*tmuxTerm{a, b} {
 		tm.keys("C-c")
-		tm.waitScreen("parley tui ended", func(string) bool { return tm.dead() })
+		tm.waitExit()
+		if st := tm.exitStatus(); st != "0" {
+			t.Errorf("%s: parley tui exited with status %q", tm.name, st)
+		}
 	}
 }
 
