@@ -711,3 +711,34 @@ func TestReconnect(t *testing.T) {
 		t.Errorf("the missed message shows %d times", n)
 	}
 }
+
+// TestHostileText: text that other people chose (messages, names, file
+// names, reactions, titles) cannot drive the terminal: no escape or
+// control character of it reaches the screen.
+func TestHostileText(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	hostile := "\x1b]52;c;cHduZWQ=\a\x1b[2J\x1b[31mred\x9b31m\rover"
+	bob := h.f.convs[0].ID
+	for _, cv := range h.f.convs {
+		if cv.Direct {
+			bob = cv.ID
+			break
+		}
+	}
+	e := &client.Message{Conversation: bob, Seq: 500, ID: content.MessageID{5}, Sender: "bob", Sent: testNow, Received: testNow,
+		Kind: content.KindText, Text: "hi " + hostile, State: client.Received,
+		Reactions:  []client.Reaction{{User: "bob", Emoji: hostile}},
+		Attachment: &client.Attachment{FileName: "a" + hostile + ".pdf", Size: 10}}
+	h.f.mu.Lock()
+	h.f.history[bob] = append(h.f.history[bob], e)
+	h.f.mu.Unlock()
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: bob, Message: e})})
+	h.run(h.m.openConversation(bob))
+	raw := h.m.View().Content
+	for _, bad := range []string{"\x1b]52", "\x1b[2J", "\a", "\x9b", "\r"} {
+		if strings.Contains(raw, bad) {
+			t.Errorf("the screen carries %q from a message", bad)
+		}
+	}
+	h.contains("hi ", "red", ".pdf (10 B)")
+}
