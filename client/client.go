@@ -105,6 +105,12 @@ type Config struct {
 	// update (defaults 100 messages, 7 days; negative disables).
 	SelfUpdateMessages int
 	SelfUpdateInterval time.Duration
+	// DisableTyping turns typing indicators off both ways: SendTyping
+	// sends nothing, and the connection does not ask the server for the
+	// other members' (no EventTyping), as a user who does not show that
+	// they type does not see others type. parley sets it from
+	// PARLEY_TYPING=off (docs/cli.md).
+	DisableTyping bool
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults
 	// 500 ms and 30 s); the delay doubles after each failure, with jitter.
 	MinBackoff, MaxBackoff time.Duration

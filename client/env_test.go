@@ -75,14 +75,25 @@ func openDevice(t testing.TB, s *server, dir, name string) *device {
 
 func openDeviceURL(t testing.TB, url, fp, dir, name string) *device {
 	t.Helper()
+	return openDeviceConfig(t, url, fp, dir, name, nil)
+}
+
+// openDeviceConfig is openDeviceURL with the client configuration changed
+// by configure (if not nil).
+func openDeviceConfig(t testing.TB, url, fp, dir, name string, configure func(*client.Config)) *device {
+	t.Helper()
 	logs := &logBuffer{}
-	c, err := client.Open(context.Background(), client.Config{
+	cfg := client.Config{
 		ProfileDir: dir, Passphrase: []byte("correct horse " + name), KDF: fastKDF,
 		ServerURL: url, TLSFingerprint: fp,
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		SelfUpdateMessages: -1, SelfUpdateInterval: -1,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	c, err := client.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}

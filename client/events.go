@@ -99,6 +99,12 @@ const (
 	// disabled it (on the server's word); Reason says which. The other
 	// members see EventMemberLeft.
 	EventDeviceRevoked
+	// EventTyping: Device of User started (Typing) or stopped typing in
+	// Conversation. It comes from an ephemeral message: never stored, not
+	// in the history, lost while this device is offline; a UI shows it
+	// for a few seconds at most (see Client.SendTyping). Not reported when
+	// Config.DisableTyping is set.
+	EventTyping
 )
 
 var eventNames = map[EventKind]string{
@@ -110,7 +116,7 @@ var eventNames = map[EventKind]string{
 	EventDeviceRejected: "device_rejected", EventConnection: "connection", EventError: "error",
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
 	EventStateRestored: "state_restored", EventSystem: "system", EventBadCommit: "bad_commit",
-	EventDeviceRevoked: "device_revoked",
+	EventDeviceRevoked: "device_revoked", EventTyping: "typing",
 }
 
 // String names the kind ("message", "identity_changed", …).
@@ -167,6 +173,9 @@ type Event struct {
 	Seq uint64 `json:"seq,omitempty"`
 	// Reason says why an EventDeviceRevoked removed the device.
 	Reason string `json:"reason,omitempty"`
+	// Typing is true when an EventTyping says that User started typing,
+	// false when User stopped.
+	Typing bool `json:"typing,omitempty"`
 }
 
 // DefaultEventBuffer is the default of Config.EventBuffer.

@@ -846,7 +846,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := protocol.SubscribeFrame{Revocations: true}
+	sub := protocol.SubscribeFrame{Revocations: true, Ephemeral: !c.cfg.DisableTyping}
 	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		var err error
 		if sub.Cursors, err = tx.Cursors(); err != nil {
@@ -944,6 +944,8 @@ func (c *Client) runOnce(ctx context.Context) error {
 					}
 				}
 			})
+		case *protocol.EphemeralFrame:
+			c.receiveEphemeral(ctx, f)
 		case *protocol.ErrorFrame:
 			if f.ClientID == "" {
 				return &ServerError{Err: f.Error}

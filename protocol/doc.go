@@ -85,10 +85,11 @@
 //
 // Client → server: "subscribe" (cursors to resume from), "ack",
 // "send" (an application message; answered by "sent" once durable, or by
-// "error" with the same client id), "typing", "ping".
+// "error" with the same client id), "typing", "ephemeral" (an encrypted
+// message relayed to connected members, never stored), "ping".
 //
 // Server → client: "entry" (a log entry of a conversation), "inbox"
-// (a Welcome), "sent", "typing", "error", "pong", and "revoked" (revoked
+// (a Welcome), "sent", "typing", "ephemeral", "error", "pong", and "revoked" (revoked
 // or disabled devices still in the device's conversations, only for a
 // client that subscribed with Revocations set).
 //

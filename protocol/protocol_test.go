@@ -206,6 +206,9 @@ func TestFrames(t *testing.T) {
 		&SubscribeFrame{Cursors: []Cursor{{Conversation: 1, Seq: 2}}, Inbox: 3},
 		&SubscribeFrame{},
 		&SubscribeFrame{Revocations: true},
+		&SubscribeFrame{Ephemeral: true},
+		&EphemeralFrame{Conversation: 4, Message: []byte{1, 2}},
+		&EphemeralFrame{Conversation: 4, Device: "d", Message: []byte{1, 2}},
 		&RevokedFrame{RevokedDevices{Devices: []RevokedDevice{
 			{User: "alice", Device: "d", Revoked: &now, Revocation: []byte{1}, Conversations: []ConversationID{4, 5}},
 			{User: "bob", Device: "e", Disabled: true, Conversations: []ConversationID{4}},

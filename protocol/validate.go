@@ -108,6 +108,18 @@ func (f *TypingFrame) Validate() error {
 	return checkConversation("typing frame", "conversation", f.Conversation)
 }
 
+// Validate checks that Conversation is a conversation id (positive) and
+// Message has 1 to [MaxEphemeralBytes] bytes.
+func (f *EphemeralFrame) Validate() error {
+	if len(f.Message) == 0 {
+		return badField("ephemeral frame", "message", "is empty")
+	}
+	if len(f.Message) > MaxEphemeralBytes {
+		return NewError(CodeTooLarge, "ephemeral frame: message is %d bytes, at most %d", len(f.Message), MaxEphemeralBytes)
+	}
+	return checkConversation("ephemeral frame", "conversation", f.Conversation)
+}
+
 // Validate checks that Epoch is at most [MaxSeq].
 func (r *HandshakeRequest) Validate() error {
 	return checkSeq("handshake", "epoch", r.Epoch)

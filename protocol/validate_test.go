@@ -29,6 +29,9 @@ func TestUnmarshalFrameRanges(t *testing.T) {
 		{`{"type":"send","client_id":"` + strings.Repeat("x", 65) + `","conversation":1,"message":"AAE="}`, "client_id"},
 		{`{"type":"typing","conversation":-1,"typing":true}`, "conversation"},
 		{`{"type":"typing","conversation":7,"typing":true}`, ""},
+		{`{"type":"ephemeral","conversation":7,"message":"AAE="}`, ""},
+		{`{"type":"ephemeral","conversation":0,"message":"AAE="}`, "conversation"},
+		{`{"type":"ephemeral","conversation":7}`, "message"},
 	} {
 		f, err := UnmarshalFrame([]byte(tc.frame))
 		if tc.field == "" {
@@ -41,6 +44,19 @@ func TestUnmarshalFrameRanges(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != CodeBadRequest || !strings.Contains(pe.Message, tc.field) {
 			t.Errorf("%s: got %v, %v; want bad_request naming %s", tc.frame, f, err, tc.field)
 		}
+	}
+}
+
+// An ephemeral message beyond MaxEphemeralBytes is too_large.
+func TestEphemeralTooLarge(t *testing.T) {
+	f := &EphemeralFrame{Conversation: 1, Message: make([]byte, MaxEphemeralBytes)}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("%d bytes: %v", MaxEphemeralBytes, err)
+	}
+	f.Message = append(f.Message, 0)
+	var pe *Error
+	if err := f.Validate(); !errors.As(err, &pe) || pe.Code != CodeTooLarge {
+		t.Errorf("%d bytes: %v, want too_large", len(f.Message), err)
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	FrameSend      FrameType = "send"      // FrameSend: client → server, SendFrame.
 	FrameSent      FrameType = "sent"      // FrameSent: server → client, SentFrame.
 	FrameTyping    FrameType = "typing"    // FrameTyping: both directions, TypingFrame.
+	FrameEphemeral FrameType = "ephemeral" // FrameEphemeral: both directions, EphemeralFrame.
 	FrameEntry     FrameType = "entry"     // FrameEntry: server → client, EntryFrame.
 	FrameInbox     FrameType = "inbox"     // FrameInbox: server → client, InboxFrame.
 	FrameError     FrameType = "error"     // FrameError: server → client, ErrorFrame.
@@ -46,6 +47,10 @@ type SubscribeFrame struct {
 	// Revocations asks for "revoked" frames (see [RevokedFrame]): a
 	// client that cannot read them leaves it false and is sent none.
 	Revocations bool `json:"revocations,omitempty"`
+	// Ephemeral asks for "ephemeral" frames (see [EphemeralFrame]): a
+	// client that cannot read them, or does not want typing indicators,
+	// leaves it false and is sent none.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
 
 // AckFrame acknowledges entries, like POST /v1/ack. It has no answer.
@@ -90,6 +95,25 @@ type TypingFrame struct {
 	// Typing is true while typing, false when stopped.
 	Typing bool `json:"typing"`
 }
+
+// EphemeralFrame carries an ephemeral application message (an
+// MLSMessage-framed PrivateMessage, such as a typing indicator) that the
+// server relays to the conversation's other connected member devices and
+// never stores: it is not acknowledged, not in the log, and lost for
+// devices that are not connected. From a client it names Conversation and
+// Message; the server fills Device when relaying.
+type EphemeralFrame struct {
+	// Conversation is the conversation.
+	Conversation ConversationID `json:"conversation"`
+	// Device is the sending device (set by the server).
+	Device DeviceID `json:"device,omitempty"`
+	// Message is the MLSMessage-framed PrivateMessage, at most
+	// [MaxEphemeralBytes].
+	Message []byte `json:"message"`
+}
+
+// MaxEphemeralBytes bounds EphemeralFrame.Message.
+const MaxEphemeralBytes = 1024
 
 // EntryFrame delivers one conversation log entry.
 type EntryFrame struct {
@@ -146,6 +170,9 @@ func (*SentFrame) FrameType() FrameType { return FrameSent }
 // FrameType returns FrameTyping.
 func (*TypingFrame) FrameType() FrameType { return FrameTyping }
 
+// FrameType returns FrameEphemeral.
+func (*EphemeralFrame) FrameType() FrameType { return FrameEphemeral }
+
 // FrameType returns FrameEntry.
 func (*EntryFrame) FrameType() FrameType { return FrameEntry }
 
@@ -177,6 +204,8 @@ func newFrame(t FrameType) Frame {
 		return new(SentFrame)
 	case FrameTyping:
 		return new(TypingFrame)
+	case FrameEphemeral:
+		return new(EphemeralFrame)
 	case FrameEntry:
 		return new(EntryFrame)
 	case FrameInbox:

@@ -37,6 +37,9 @@ type Backend interface {
 	SetTopic(ctx context.Context, conv protocol.ConversationID, topic string) error
 	SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error)
 	MarkVerified(ctx context.Context, user string) error
+	// SendTyping tells the conversation's other members that this user
+	// started or stopped typing (best effort).
+	SendTyping(ctx context.Context, conv protocol.ConversationID, typing bool) error
 	// Subscribe starts the events that NextEvent returns, in order.
 	Subscribe(ctx context.Context) error
 	NextEvent(ctx context.Context) (*daemonapi.Event, error)

@@ -58,8 +58,16 @@ func (m *Model) updateComposer(msg tea.Msg) tea.Cmd {
 	return cmd
 }
 
-// handleComposerKey handles a key while the composer has the focus.
+// handleComposerKey handles a key while the composer has the focus, and
+// tells the others when the user starts or stops typing.
 func (m *Model) handleComposerKey(k tea.KeyPressMsg) tea.Cmd {
+	before := m.composer.Value()
+	cmd := m.composerKey(k)
+	return tea.Batch(cmd, m.composerTyped(before))
+}
+
+// composerKey is handleComposerKey without the typing indicators.
+func (m *Model) composerKey(k tea.KeyPressMsg) tea.Cmd {
 	empty := m.composer.Value() == ""
 	switch k.String() {
 	case "enter":
@@ -153,6 +161,8 @@ func (m *Model) composerLines(w int) []string {
 		top = m.st.dim.Render("editing: " + m.summary(m.editing) + " · esc cancel")
 	case m.replyTo != nil:
 		top = m.st.quote.Render("replying to " + oneLine(m.replyTo.Sender) + ": " + m.summary(m.replyTo) + " · esc cancel")
+	case m.typingLine() != "":
+		top = m.st.dim.Render(fit(m.typingLine(), w))
 	}
 	lines := []string{top}
 	return append(lines, strings.Split(m.composer.View(), "\n")...)

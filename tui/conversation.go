@@ -27,6 +27,7 @@ type convState struct {
 // openConversation shows conversation id and loads its history and
 // members; it marks the conversation read.
 func (m *Model) openConversation(id protocol.ConversationID) tea.Cmd {
+	stop := m.stopTyping() // typing was for the conversation left
 	m.conv = &convState{id: id, sel: -1}
 	if cv := m.findConv(id); cv != nil {
 		c := *cv
@@ -48,7 +49,7 @@ func (m *Model) openConversation(id protocol.ConversationID) tea.Cmd {
 		}
 		return nil
 	}
-	return tea.Batch(m.loadHistory(id, m.page, false), m.loadMembers(id), m.loadConversation(id), markRead)
+	return tea.Batch(stop, m.loadHistory(id, m.page, false), m.loadMembers(id), m.loadConversation(id), markRead)
 }
 
 // applyHistory shows loaded history entries.

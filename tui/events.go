@@ -64,6 +64,8 @@ func (m *Model) applyEvent(dev *daemonapi.Event) tea.Cmd {
 	switch ev.Kind {
 	case client.EventConnection:
 		m.setConn(ev.Connection)
+	case client.EventTyping:
+		return m.sawTyping(ev)
 	case client.EventMessage, client.EventSystem:
 		return m.newEntry(ev.Message)
 	case client.EventRead:
@@ -106,6 +108,7 @@ func (m *Model) newEntry(e *client.Message) tea.Cmd {
 		return nil
 	}
 	m.observe(e)
+	m.clearTyper(e.Conversation, e.Sender) // their message ends their typing
 	open := m.conv != nil && m.conv.id == e.Conversation
 	if open {
 		m.upsert(e)

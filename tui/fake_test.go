@@ -176,6 +176,24 @@ func (f *fakeBackend) SafetyNumber(_ context.Context, user string) (*client.Safe
 		Verified: slices.Contains(f.verified, user)}, nil
 }
 
+func (f *fakeBackend) SendTyping(_ context.Context, conv protocol.ConversationID, typing bool) error {
+	f.record("typing %d %v", conv, typing)
+	return nil
+}
+
+// typingCalls returns the recorded typing indicators, in order.
+func (f *fakeBackend) typingCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		if strings.HasPrefix(c, "typing ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (f *fakeBackend) MarkVerified(_ context.Context, user string) error {
 	f.record("mark_verified %s", user)
 	f.mu.Lock()

@@ -102,6 +102,9 @@ type Model struct {
 
 	status    string
 	statusErr bool
+
+	typing typingState
+	tick   tickFunc // tea.Tick
 }
 
 // confirmState is a question waiting for y or n.
@@ -113,7 +116,7 @@ type confirmState struct {
 // New returns the model of a terminal client working through b.
 func New(b Backend, o Options) *Model {
 	m := &Model{ctx: o.Context, b: b, now: o.Now, st: newStyles(o.Plain), page: o.HistoryPage, listen: true, reconnect: o.Reconnect,
-		width: 80, height: 24, pending: map[content.MessageID]bool{}, changedKeys: map[string]bool{}}
+		width: 80, height: 24, pending: map[content.MessageID]bool{}, changedKeys: map[string]bool{}, tick: tea.Tick}
 	if m.ctx == nil {
 		m.ctx = context.Background()
 	}
@@ -188,7 +191,11 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m, m.handleKey(msg)
 	case tea.PasteMsg:
-		return m, m.updateComposer(msg)
+		before := m.composer.Value()
+		return m, tea.Batch(m.updateComposer(msg), m.composerTyped(before))
+	case typingExpiredMsg:
+		m.expireTyping()
+		return m, nil
 	case eventMsg:
 		return m, m.handleEvent(msg.ev)
 	case eventErrMsg:

@@ -147,6 +147,11 @@ const (
 	// KindGroupMetadata changes the conversation's Name and/or Topic,
 	// or marks it Direct (a 1:1 conversation).
 	KindGroupMetadata Kind = 7
+	// KindTyping says that the sender started typing in the conversation,
+	// or with Remove stopped. It travels only as an ephemeral message
+	// (relayed to connected members, never stored by the server); a
+	// receiver never keeps it in the history.
+	KindTyping Kind = 8
 )
 
 var kindNames = map[Kind]string{
@@ -157,6 +162,7 @@ var kindNames = map[Kind]string{
 	KindReadReceipt:   "read-receipt",
 	KindAttachment:    "attachment",
 	KindGroupMetadata: "group-metadata",
+	KindTyping:        "typing",
 }
 
 // Known reports whether this version of the package knows the kind.
@@ -257,7 +263,8 @@ type Message struct {
 	Target MessageID
 	// Emoji is a reaction's emoji (any short UTF-8 string).
 	Emoji string
-	// Remove makes a reaction remove the sender's Emoji instead of adding it.
+	// Remove makes a reaction remove the sender's Emoji instead of adding
+	// it, and a typing message say that the sender stopped typing.
 	Remove bool
 	// ReadUpTo is the last message a read receipt covers, in log order.
 	ReadUpTo MessageID

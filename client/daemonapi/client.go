@@ -320,6 +320,12 @@ func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) err
 	return c.Call(ctx, "mark_read", ConversationParams{Conversation: int64(conv)}, nil)
 }
 
+// SendTyping tells the conversation's other members that this user
+// started (typing true) or stopped typing; see client.Client.SendTyping.
+func (c *Client) SendTyping(ctx context.Context, conv protocol.ConversationID, typing bool) error {
+	return c.Call(ctx, "send_typing", TypingParams{Conversation: int64(conv), Typing: typing}, nil)
+}
+
 // MarkReadUpTo moves the read position of a conversation, without
 // receipt.
 func (c *Client) MarkReadUpTo(ctx context.Context, conv protocol.ConversationID, upTo int64) error {

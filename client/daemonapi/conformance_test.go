@@ -281,3 +281,66 @@ func TestErrorDetails(t *testing.T) {
 		}
 	}
 }
+
+// conformTyping: send_typing and the typing event, both ways between the
+// daemon's profile (alice) and bob, who runs a connection of his own for
+// it.
+func conformTyping(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, dir string, bob *client.Client, conv protocol.ConversationID) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); bob.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	bobEvent := func(what string, f func(client.Event) bool) client.Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-bob.Events():
+				if f(ev) {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatalf("bob: no %s event", what)
+			}
+		}
+	}
+	// The daemon's connection is up once a new subscriber learns so.
+	sub := dial(t, dir)
+	if err := sub.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for ev := nextEvent(t, sub, "connection"); ev.Connection != "connected"; ev = nextEvent(t, sub, "connection") {
+	}
+	// bob's connection follows conv once a message reaches him over it.
+	if err := call("send", daemonapi.SendParams{Conversation: int64(conv), Text: "typing next"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bobEvent("message", func(ev client.Event) bool {
+		return ev.Kind == client.EventMessage && ev.Message.Text == "typing next"
+	})
+	if err := call("send_typing", daemonapi.TypingParams{Conversation: int64(conv), Typing: true}, nil); err != nil {
+		t.Fatalf("send_typing: %v", err)
+	}
+	bobEvent("alice typing", func(ev client.Event) bool {
+		return ev.Kind == client.EventTyping && ev.User == "alice" && ev.Conversation == conv && ev.Typing
+	})
+	if err := dc.SendTyping(ctx, conv, false); err != nil {
+		t.Fatalf("SendTyping: %v", err)
+	}
+	bobEvent("alice stopped", func(ev client.Event) bool {
+		return ev.Kind == client.EventTyping && ev.User == "alice" && !ev.Typing
+	})
+	if err := bob.SendTyping(ctx, conv, true); err != nil {
+		t.Fatal(err)
+	}
+	ev := nextEvent(t, sub, "typing")
+	if ev.User != "bob" || ev.Conversation != int64(conv) || !ev.Typing || ev.Device == "" {
+		t.Errorf("typing event = %+v, want bob typing in %d", ev, conv)
+	}
+	if e, err := ev.SDK(); err != nil || e.Kind != client.EventTyping || !e.Typing {
+		t.Errorf("typing event as the SDK's = %+v, %v", e, err)
+	}
+	if err := call("send_typing", daemonapi.TypingParams{Conversation: 0, Typing: true}, nil); err == nil {
+		t.Error("send_typing to conversation 0 succeeded")
+	}
+}

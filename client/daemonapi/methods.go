@@ -31,6 +31,7 @@ func init() {
 		"mark_read":       markRead,
 		"mark_read_up_to": markReadUpTo,
 		"mark_shown":      markShown,
+		"send_typing":     sendTyping,
 		"unseen":          unseen,
 		"subscribe":       subscribe,
 	}
@@ -222,6 +223,24 @@ func syncMethod(ctx context.Context, s *Server, c *conn, params json.RawMessage)
 
 func markRead(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
 	return conversationOp(ctx, params, s.c.MarkRead)
+}
+
+// sendTyping tells the conversation's other members that this user
+// started or stopped typing (best effort; nothing when typing indicators
+// are off).
+func sendTyping(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	var p TypingParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	id, err := conversationID(p.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.c.SendTyping(ctx, id, p.Typing); err != nil {
+		return nil, err
+	}
+	return OK{true}, nil
 }
 
 // marked is mark_read_up_to and mark_shown: a position in a history.

@@ -219,6 +219,11 @@ type (
 		Message *Message `json:"message"`
 		Queued  *Error   `json:"queued,omitempty"`
 	}
+	// TypingParams says whether this user types in a conversation.
+	TypingParams struct {
+		Conversation int64 `json:"conversation"`
+		Typing       bool  `json:"typing"`
+	}
 	// MarkParams is a position in a conversation's history.
 	MarkParams struct {
 		Conversation int64 `json:"conversation"`

@@ -144,6 +144,9 @@ type Event struct {
 	Recovery string `json:"recovery,omitempty"`
 	// Reason says why a device_revoked event removed the device.
 	Reason string `json:"reason,omitempty"`
+	// Typing is true when a typing event says that User started typing
+	// (absent: stopped).
+	Typing bool `json:"typing,omitempty"`
 }
 
 // NewMessage converts a message of the SDK.
@@ -341,7 +344,7 @@ func (m Member) SDK() client.Member {
 // NewEvent converts an event of the SDK.
 func NewEvent(ev client.Event) *Event {
 	out := &Event{Event: ev.Kind.String(), Time: ev.Time.UTC(), Conversation: int64(ev.Conversation),
-		User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason}
+		User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason, Typing: ev.Typing}
 	if ev.Message != nil {
 		out.Message = NewMessage(ev.Message)
 	}
@@ -359,7 +362,7 @@ func NewEvent(ev client.Event) *Event {
 // text of the original one (Err wraps nothing).
 func (e *Event) SDK() (client.Event, error) {
 	out := client.Event{Time: e.Time, Conversation: protocol.ConversationID(e.Conversation),
-		User: e.User, Device: protocol.DeviceID(e.Device), Error: e.Error, Seq: e.Seq, Reason: e.Reason}
+		User: e.User, Device: protocol.DeviceID(e.Device), Error: e.Error, Seq: e.Seq, Reason: e.Reason, Typing: e.Typing}
 	kind, ok := parseEventKind(e.Event)
 	if !ok {
 		return out, fmt.Errorf("unknown event %q", e.Event)

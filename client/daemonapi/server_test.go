@@ -281,6 +281,7 @@ func TestConformance(t *testing.T) {
 		t.Errorf("the daemon's error %q is not the SDK's %q", rpcErr.Message, err)
 	}
 
+	conformTyping(t, ctx, call, dc, dir, bob, conv)
 	conformTrust(t, ctx, call, dc, alice)
 	conformFiles(t, ctx, call, dc, bob, conv)
 	conformInvites(t, ctx, call, dc, alice, ts)

@@ -162,6 +162,9 @@ func (e *env) open(ctx context.Context, o openOptions) (*session, error) {
 	}
 	s := &session{e: e, dir: dir, done: make(chan struct{})}
 	cfg := client.Config{ProfileDir: dir, TLSFingerprint: o.fingerprint}
+	if cfg.DisableTyping, err = typingOff(e.getenv("PARLEY_TYPING")); err != nil {
+		return nil, err
+	}
 	keyPath := filepath.Join(dir, keyFileName)
 	_, keyErr := os.Stat(keyPath)
 	_, storeErr := os.Stat(filepath.Join(dir, client.StoreFile))
@@ -336,4 +339,16 @@ func openClient(ctx context.Context, cfg client.Config, e *env) (*client.Client,
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// typingOff reads PARLEY_TYPING: "off" turns typing indicators off both
+// ways (client.Config.DisableTyping), "on" or nothing leaves them on.
+func typingOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "", "on":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, withHint(fmt.Errorf("PARLEY_TYPING=%q: want on or off", v), "set PARLEY_TYPING=off to turn typing indicators off, or unset it")
 }

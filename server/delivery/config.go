@@ -50,6 +50,12 @@ type Config struct {
 	// has the arithmetic).
 	DeviceClaimRate  float64
 	DeviceClaimBurst int
+	// EphemeralRate and EphemeralBurst bound how many ephemeral messages
+	// (typing indicators) one device may have relayed, per second and in
+	// a burst, on each node; the excess is dropped. Zero means the
+	// default: 1 per second, burst 3.
+	EphemeralRate  float64
+	EphemeralBurst int
 	// BlobReservationTTL bounds one attachment upload: the quota it
 	// reserved is released then even if the upload's process died, and
 	// an upload still running is cut off.
@@ -121,6 +127,8 @@ func DefaultConfig() Config {
 		ClaimBurst:              10,
 		DeviceClaimRate:         0.004,
 		DeviceClaimBurst:        5,
+		EphemeralRate:           DefaultEphemeralRate,
+		EphemeralBurst:          DefaultEphemeralBurst,
 		BlobReservationTTL:      time.Hour,
 		CipherSuites:            []uint16{suiteXWing, 1, 3, 2, 5, 7},
 		MaxMessageBytes:         1 << 20,
@@ -170,6 +178,9 @@ func (c Config) Validate() error {
 	if !(c.DeviceClaimRate > 0) || c.DeviceClaimRate > 1e6 || c.DeviceClaimBurst < 1 {
 		bad("device claim rate %v/s burst %d must be positive (rate at most 1e6/s)", c.DeviceClaimRate, c.DeviceClaimBurst)
 	}
+	if c.EphemeralRate < 0 || c.EphemeralRate > 1e6 || c.EphemeralBurst < 0 {
+		bad("ephemeral rate %v/s burst %d must not be negative (rate at most 1e6/s)", c.EphemeralRate, c.EphemeralBurst)
+	}
 	if c.BlobReservationTTL < time.Second {
 		bad("blob reservation TTL %v must be at least a second", c.BlobReservationTTL)
 	}
@@ -196,6 +207,12 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// The default limits of ephemeral messages per device (Config).
+const (
+	DefaultEphemeralRate  = 1.0
+	DefaultEphemeralBurst = 3
+)
 
 // Options are the service's dependencies besides its configuration. Zero
 // fields take defaults: time.Now, a discarding logger, crypto/rand, no

@@ -53,6 +53,7 @@ type Conn struct {
 	inboxDirty  bool
 	memberDirty bool
 	revoked     revokedNotice // the "revoked" frames of a client that asked for them
+	wantEph     bool          // the client asked for "ephemeral" frames
 	control     []protocol.Frame
 	pending     []protocol.Frame
 	closed      *protocol.Error
@@ -103,6 +104,22 @@ func (c *Conn) Notify(e Event) {
 			return // ephemeral: dropped rather than queued without bound
 		}
 		c.control = append(c.control, &protocol.TypingFrame{Conversation: protocol.ConversationID(e.Topic.Conversation), Device: protocol.DeviceID(e.Typing.Device), Typing: e.Typing.Typing})
+	case e.Ephemeral != nil:
+		if e.Ephemeral.Device == c.sess.Device {
+			c.mu.Unlock()
+			return // not back to the sender
+		}
+		if !c.subscribed || !c.wantEph {
+			c.mu.Unlock()
+			return // not asked for
+		}
+		if !c.memberLocked(e.Topic.Conversation) || len(c.control) >= c.queue {
+			c.mu.Unlock()
+			c.s.metrics.ephemeralOut.WithLabelValues("dropped").Inc()
+			return // ephemeral: dropped rather than queued without bound
+		}
+		c.s.metrics.ephemeralOut.WithLabelValues("queued").Inc()
+		c.control = append(c.control, &protocol.EphemeralFrame{Conversation: protocol.ConversationID(e.Topic.Conversation), Device: protocol.DeviceID(e.Ephemeral.Device), Message: e.Ephemeral.Message})
 	case e.Topic.Device != "":
 		c.inboxDirty, c.memberDirty = true, true
 		c.revoked.dirty = c.revoked.wanted
@@ -583,6 +600,7 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 	c.inboxSent = f.Inbox
 	c.inboxDirty = true
 	c.revoked = revokedNotice{wanted: f.Revocations, dirty: f.Revocations}
+	c.wantEph = f.Ephemeral
 	c.mu.Unlock()
 	c.apply(ms, from)
 	c.signal()
@@ -594,8 +612,13 @@ func (c *Conn) Subscribe(ctx context.Context, f *protocol.SubscribeFrame) error 
 func (c *Conn) Member(id protocol.ConversationID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.sent[store.ConversationID(id)]
-	_, departed := c.until[store.ConversationID(id)]
+	return c.memberLocked(store.ConversationID(id))
+}
+
+// memberLocked is Member with c.mu held.
+func (c *Conn) memberLocked(id store.ConversationID) bool {
+	_, ok := c.sent[id]
+	_, departed := c.until[id]
 	return ok && !departed
 }
 
@@ -653,6 +676,48 @@ func (c *Conn) Typing(ctx context.Context, f *protocol.TypingFrame) error {
 		return perr(protocol.CodeNotMember, "typing: device %q is not a member of conversation %d", c.sess.Device, f.Conversation)
 	}
 	c.s.notify.Publish(Event{Topic: Topic{Conversation: store.ConversationID(f.Conversation)}, Typing: &Typing{Device: c.sess.Device, Typing: f.Typing}})
+	return nil
+}
+
+// Ephemeral relays an ephemeral application message (an encrypted typing
+// indicator) to the conversation's other connected member devices, on
+// this node and, through the notifier, on the others. It is never stored
+// nor acknowledged, and devices that are not connected never get it. The
+// sender must be a member; the message must be a PrivateMessage of the
+// conversation's group in an epoch the server accepts for appends, at most
+// protocol.MaxEphemeralBytes; each device may send Config.EphemeralRate
+// per second with a burst of Config.EphemeralBurst. A refused message is
+// dropped: the returned error says why (the adapter counts it and keeps
+// the connection open), and every outcome is counted in
+// parley_ephemeral_total.
+func (c *Conn) Ephemeral(ctx context.Context, f *protocol.EphemeralFrame) error {
+	err := c.relayEphemeral(ctx, f)
+	result := "relayed"
+	if err != nil {
+		result = codeOf(err)
+	}
+	c.s.metrics.ephemeral.WithLabelValues(result).Inc()
+	return err
+}
+
+func (c *Conn) relayEphemeral(ctx context.Context, f *protocol.EphemeralFrame) error {
+	id := store.ConversationID(f.Conversation)
+	if len(f.Message) > protocol.MaxEphemeralBytes {
+		return perr(protocol.CodeTooLarge, "ephemeral message to conversation %d: %d bytes, at most %d", id, len(f.Message), protocol.MaxEphemeralBytes)
+	}
+	if !c.Member(f.Conversation) {
+		if err := c.s.requireMember(ctx, &c.sess, id); err != nil {
+			return err
+		}
+	}
+	if ok, _ := c.s.ephemeralLimit.Allow(string(c.sess.Device)); !ok {
+		return perr(protocol.CodeRateLimited, "ephemeral message to conversation %d: device %q sends too many", id, c.sess.Device)
+	}
+	if err := c.s.checkApplication(ctx, id, f.Message); err != nil {
+		return err
+	}
+	msg := append([]byte(nil), f.Message...)
+	c.s.notify.Publish(Event{Topic: Topic{Conversation: id}, Ephemeral: &Ephemeral{Device: c.sess.Device, Message: msg}})
 	return nil
 }
 

@@ -16,6 +16,8 @@ type metrics struct {
 	ackBatchTime prometheus.Histogram
 	handshakes   *prometheus.CounterVec
 	claims       prometheus.Counter
+	ephemeral    *prometheus.CounterVec // ephemeral messages received, by result
+	ephemeralOut *prometheus.CounterVec // ephemeral messages for a connection, queued or dropped
 }
 
 func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
@@ -32,11 +34,15 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_handshakes_total", Help: "Handshake messages, by result."}, []string{"result"}),
 		claims:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
+		ephemeral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ephemeral_total",
+			Help: "Ephemeral messages (typing indicators) received from devices, by result: relayed, or the code of the refusal (dropped)."}, []string{"result"}),
+		ephemeralOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ephemeral_deliveries_total",
+			Help: "Ephemeral messages for this node's connections, by result: queued, or dropped (the sender, not a member, not subscribed, queue full)."}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.ackBatchSize, m.ackBatchTime, m.handshakes, m.claims,
+	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.ackBatchSize, m.ackBatchTime, m.handshakes, m.claims, m.ephemeral, m.ephemeralOut,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_connections", Help: "Attached device connections."}, func() float64 { return float64(s.conns.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_queue", Help: "Submissions waiting for the writer."}, func() float64 { return float64(len(s.submit)) }),
 	} {

@@ -19,13 +19,22 @@ type Typing struct {
 	Typing bool           // Typing is false when the device stopped.
 }
 
-// Event is a notification. Without Typing it is a wake-up: "the topic has
-// new entries" (or, for a device, "your inbox or memberships changed");
-// receivers read the store to learn what. With Typing it is an ephemeral
-// signal for the conversation's connected members.
+// Ephemeral is an ephemeral application message (an encrypted typing
+// indicator): relayed to a conversation's connected members, never stored.
+type Ephemeral struct {
+	Device  store.DeviceID // Device is the sending device.
+	Message []byte         // Message is the MLSMessage-framed PrivateMessage; receivers must not modify it.
+}
+
+// Event is a notification. Without Typing or Ephemeral it is a wake-up:
+// "the topic has new entries" (or, for a device, "your inbox or
+// memberships changed"); receivers read the store to learn what. With
+// Typing or Ephemeral (at most one of them) it is an ephemeral signal for
+// the conversation's connected members.
 type Event struct {
-	Topic  Topic
-	Typing *Typing
+	Topic     Topic
+	Typing    *Typing
+	Ephemeral *Ephemeral
 	// Head, when not zero, is a conversation's last seq that the
 	// publisher committed: a receiver has everything new once it read up
 	// to Head. Zero means unknown (read until the store has no more).

@@ -35,7 +35,8 @@ type Service struct {
 	notify  Notifier
 	metrics *metrics
 
-	claims *Limiter
+	claims         *Limiter
+	ephemeralLimit *Limiter // ephemeral messages per device
 
 	submit chan *submission
 	acks   *acker
@@ -78,6 +79,14 @@ func New(cfg Config, st store.Store, blobs BlobStore, f Follower, opts Options) 
 		s.notify = NewHub()
 	}
 	s.claims = NewLimiter(cfg.ClaimRate, cfg.ClaimBurst, s.now)
+	er, eb := cfg.EphemeralRate, cfg.EphemeralBurst
+	if er == 0 {
+		er = DefaultEphemeralRate
+	}
+	if eb == 0 {
+		eb = DefaultEphemeralBurst
+	}
+	s.ephemeralLimit = NewLimiter(er, eb, s.now)
 	m, err := newMetrics(opts.Metrics, s)
 	if err != nil {
 		return nil, err

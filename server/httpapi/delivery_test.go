@@ -190,6 +190,51 @@ func TestTyping(t *testing.T) {
 	}
 }
 
+// Ephemeral messages over the WebSocket: an MLS PrivateMessage of a
+// member reaches the other members' connections that asked for them,
+// never the sender's, is never stored nor answered, and a non-member's
+// or a handshake's is dropped without closing the connection.
+func TestEphemeral(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	carol := e.register("carol")
+	aws, bws, cws := alice.d.dial(t), bob.d.dial(t), carol.dial(t)
+	for _, w := range []*ws{aws, bws, cws} {
+		w.send(&protocol.SubscribeFrame{Ephemeral: true})
+		w.handled()
+	}
+	bws.must(5 * time.Second)     // the Welcome still in bob's inbox
+	aws.entries(1, 5*time.Second) // the commit adding bob
+	msg, err := alice.g.Encrypt([]byte("typing"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aws.send(&protocol.EphemeralFrame{Conversation: alice.conv, Message: msg})
+	f := bws.must(5 * time.Second)
+	ef, ok := f.(*protocol.EphemeralFrame)
+	if !ok || ef.Device != alice.d.id || ef.Conversation != alice.conv || !bytes.Equal(ef.Message, msg) {
+		t.Fatalf("bob got %T %+v", f, f)
+	}
+	cws.send(&protocol.EphemeralFrame{Conversation: alice.conv, Message: msg})                // not a member: dropped
+	aws.send(&protocol.EphemeralFrame{Conversation: alice.conv, Message: []byte{0, 1, 0, 1}}) // not a PrivateMessage: dropped
+	for i, w := range []*ws{aws, cws} {
+		nonce := fmt.Sprint("n", i)
+		w.send(&protocol.PingFrame{Nonce: nonce})
+		if f := w.must(5 * time.Second); f.(*protocol.PongFrame).Nonce != nonce {
+			t.Fatalf("pong %+v", f)
+		}
+	}
+	bws.send(&protocol.PingFrame{Nonce: "b"}) // what was relayed comes before the pong
+	if f := bws.must(5 * time.Second); f.(*protocol.PongFrame).Nonce != "b" {
+		t.Fatalf("bob got %T %+v after the refused ephemeral messages, want only the pong", f, f)
+	}
+	var es protocol.EntriesResponse
+	e.must(alice.d.token, "GET", fmt.Sprintf("/v1/conversations/%d/entries", alice.conv), nil, &es)
+	if len(es.Entries) != 1 {
+		t.Fatalf("%d entries stored, want only the commit", len(es.Entries))
+	}
+}
+
 // Entries acknowledged by every member, and entries older than the
 // retention, are pruned; attachments past retention lose their content.
 func TestRetention(t *testing.T) {

@@ -220,6 +220,15 @@ func (s *Server) handleFrame(ctx context.Context, wc *wsConn, f protocol.Frame) 
 	case *protocol.TypingFrame:
 		_ = wc.dc.Typing(ctx, f) // ephemeral: a typing signal for a foreign conversation is dropped
 		return nil
+	case *protocol.EphemeralFrame:
+		// Dropped when refused (counted by the delivery core): never
+		// answered, so a typing indicator cannot cost the connection.
+		if err := wc.dc.Ephemeral(ctx, f); err != nil {
+			if _, ok := delivery.AsProtocolError(err); !ok {
+				s.log.Error("websocket ephemeral message failed", "device", wc.dc.Session().Device, "err", err)
+			}
+		}
+		return nil
 	case *protocol.PingFrame:
 		wc.dc.Ping(f)
 		return nil

@@ -1,10 +1,12 @@
 package nats
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
 
+	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
 	"github.com/parley-chat/parley/server/store"
 )
@@ -59,27 +61,34 @@ func parseSubject(s string) (t delivery.Topic, resync bool, err error) {
 // The record format, version 1:
 //
 //	version  uint8 = 1
-//	flags    uint8: bit 0 typing signal, bit 1 typing (true) or stopped
+//	flags    uint8: bit 0 typing signal, bit 1 typing (true) or stopped,
+//	         bit 2 ephemeral message (not with bits 0 and 1)
 //	origin   uint8 length (1..255), bytes
-//	device   uint8 length (1..255), bytes; present only with bit 0
+//	device   uint8 length (1..255), bytes; present only with bit 0 or 2
+//	message  uint16 length (1..protocol.MaxEphemeralBytes), bytes; only with bit 2
 //
 // A record must be consumed exactly.
 const (
 	recordVersion = 1
 	flagTyping    = 1 << 0
 	flagOn        = 1 << 1
+	flagEphemeral = 1 << 2
 )
 
 // record is a decoded payload.
 type record struct {
-	origin string
-	typing *delivery.Typing
+	origin    string
+	typing    *delivery.Typing
+	ephemeral *delivery.Ephemeral
 }
 
 // appendRecord appends the encoding of r to b. origin and the typing
 // device must be 1 to 255 bytes (New and Publish check).
 func appendRecord(b []byte, r record) []byte {
 	var flags byte
+	if r.ephemeral != nil {
+		flags |= flagEphemeral
+	}
 	if r.typing != nil {
 		flags |= flagTyping
 		if r.typing.Typing {
@@ -92,6 +101,12 @@ func appendRecord(b []byte, r record) []byte {
 		b = append(b, byte(len(r.typing.Device)))
 		b = append(b, r.typing.Device...)
 	}
+	if r.ephemeral != nil {
+		b = append(b, byte(len(r.ephemeral.Device)))
+		b = append(b, r.ephemeral.Device...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(r.ephemeral.Message)))
+		b = append(b, r.ephemeral.Message...)
+	}
 	return b
 }
 
@@ -102,7 +117,7 @@ var errRecord = errors.New("fanout/nats: decode record: malformed")
 // parseRecord decodes b, which must be one whole record.
 func parseRecord(b []byte) (record, error) {
 	var r record
-	if len(b) < 3 || b[0] != recordVersion || b[1]&^(flagTyping|flagOn) != 0 {
+	if len(b) < 3 || b[0] != recordVersion || b[1]&^(flagTyping|flagOn|flagEphemeral) != 0 || b[1]&flagEphemeral != 0 && b[1] != flagEphemeral {
 		return r, errRecord
 	}
 	flags := b[1]
@@ -119,6 +134,18 @@ func parseRecord(b []byte) (record, error) {
 		r.typing = &delivery.Typing{Device: store.DeviceID(dev), Typing: flags&flagOn != 0}
 	} else if flags&flagOn != 0 {
 		return r, errRecord
+	}
+	if flags&flagEphemeral != 0 {
+		var dev []byte
+		if dev, rest, ok = lengthPrefixed(rest); !ok || len(rest) < 2 {
+			return r, errRecord
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n == 0 || n > protocol.MaxEphemeralBytes || n != len(rest)-2 {
+			return r, errRecord
+		}
+		r.ephemeral = &delivery.Ephemeral{Device: store.DeviceID(dev), Message: append([]byte(nil), rest[2:]...)}
+		rest = nil
 	}
 	if len(rest) != 0 {
 		return r, errRecord

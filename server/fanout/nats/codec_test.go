@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
@@ -13,6 +14,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		{origin: "a#0011"},
 		{origin: "node-1", typing: &delivery.Typing{Device: "alice", Typing: true}},
 		{origin: "n", typing: &delivery.Typing{Device: "b", Typing: false}},
+		{origin: "n", ephemeral: &delivery.Ephemeral{Device: "b", Message: []byte{0, 1, 2}}},
+		{origin: "n", ephemeral: &delivery.Ephemeral{Device: "b", Message: bytes.Repeat([]byte{7}, protocol.MaxEphemeralBytes)}},
 	} {
 		b := appendRecord(nil, r)
 		got, err := parseRecord(b)
@@ -27,15 +30,22 @@ func TestRecordMalformed(t *testing.T) {
 		nil,
 		{1},
 		{1, 0},
-		{2, 0, 1, 'a'},              // version
-		{1, 4, 1, 'a'},              // unknown flag
-		{1, 2, 1, 'a'},              // "on" without typing
-		{1, 0, 0},                   // empty origin
-		{1, 0, 2, 'a'},              // short origin
-		{1, 0, 1, 'a', 0},           // trailing byte
-		{1, 1, 1, 'a'},              // typing without device
-		{1, 1, 1, 'a', 0},           // empty device
-		{1, 1, 1, 'a', 1, 'd', 'x'}, // trailing byte
+		{2, 0, 1, 'a'},                         // version
+		{1, 8, 1, 'a'},                         // unknown flag
+		{1, 4, 1, 'a'},                         // ephemeral without device
+		{1, 4, 1, 'a', 1, 'd'},                 // ephemeral without message
+		{1, 4, 1, 'a', 1, 'd', 0, 0},           // empty message
+		{1, 4, 1, 'a', 1, 'd', 0, 2, 'x'},      // short message
+		{1, 4, 1, 'a', 1, 'd', 0, 1, 'x', 'y'}, // trailing byte
+		{1, 5, 1, 'a', 1, 'd', 0, 1, 'x'},      // ephemeral and typing
+		{1, 4, 1, 'a', 1, 'd', 4, 1, 'x'},      // message longer than the limit
+		{1, 2, 1, 'a'},                         // "on" without typing
+		{1, 0, 0},                              // empty origin
+		{1, 0, 2, 'a'},                         // short origin
+		{1, 0, 1, 'a', 0},                      // trailing byte
+		{1, 1, 1, 'a'},                         // typing without device
+		{1, 1, 1, 'a', 0},                      // empty device
+		{1, 1, 1, 'a', 1, 'd', 'x'},            // trailing byte
 	} {
 		if r, err := parseRecord(b); err == nil {
 			t.Errorf("parseRecord(%v) = %+v, want an error", b, r)
@@ -72,6 +82,7 @@ func TestSubjects(t *testing.T) {
 func FuzzParseRecord(f *testing.F) {
 	f.Add(appendRecord(nil, record{origin: "a#1"}))
 	f.Add(appendRecord(nil, record{origin: "a#1", typing: &delivery.Typing{Device: "d", Typing: true}}))
+	f.Add(appendRecord(nil, record{origin: "a#1", ephemeral: &delivery.Ephemeral{Device: "d", Message: []byte("ciphertext")}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := parseRecord(b)
 		if err != nil {

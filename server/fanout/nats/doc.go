@@ -7,8 +7,11 @@
 // queues the event for NATS; a background goroutine publishes it, so a slow
 // or unreachable NATS never blocks the writer. Each node holds one wildcard
 // subscription and dispatches the events of the other nodes to its local
-// subscribers. Events carry no message content: a wake-up names a topic,
-// a typing signal names the typing device.
+// subscribers. Events carry no message content in the clear: a wake-up
+// names a topic, a typing signal names the typing device, and an ephemeral
+// message (an encrypted typing indicator, never stored) names the sending
+// device and carries its MLS ciphertext (at most
+// protocol.MaxEphemeralBytes).
 //
 // Subjects. With Config.Prefix p (one per deployment or organisation):
 //
@@ -17,7 +20,8 @@
 //	p.resync                   "something may have been lost: wake everything"
 //
 // The payload is a small binary record (see codec.go) with the origin node
-// and, for typing, the device and its state. A node subscribes to p.> once:
+// and, for typing, the device and its state (for an ephemeral message, the
+// device and the ciphertext). A node subscribes to p.> once:
 // with 10,000 devices per node and members of a conversation spread over all
 // nodes by the load balancer, nearly every conversation topic has a local
 // subscriber on every node, so per-topic interest would save little traffic
@@ -41,8 +45,9 @@
 //   - The outbound queue is a set of topics (a burst on one conversation is
 //     one NATS message); when it is full, or NATS is unreachable, the
 //     wake-up is dropped, counted, and a p.resync is published as soon as
-//     NATS is reachable again. Typing signals are ephemeral: they are
-//     dropped and counted, never replaced.
+//     NATS is reachable again. Typing signals and ephemeral messages are
+//     ephemeral: they share the typing queue and are dropped and counted
+//     (DroppedTyping), never replaced.
 //   - After a reconnect the node wakes every local subscriber for every
 //     subscribed topic (it may have missed remote events while it was
 //     away) and publishes p.resync (its own events of the moment before

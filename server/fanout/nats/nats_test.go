@@ -235,11 +235,12 @@ func TestTyping(t *testing.T) {
 		{Topic: conv(9), Typing: &delivery.Typing{Device: "alice-phone", Typing: true}},
 		{Topic: conv(9), Typing: &delivery.Typing{Device: "alice-phone", Typing: false}},
 		{Topic: conv(9), Typing: &delivery.Typing{Device: "bob_laptop", Typing: true}},
+		{Topic: conv(9), Ephemeral: &delivery.Ephemeral{Device: "bob_laptop", Message: []byte("an MLS PrivateMessage")}},
 	}
 	for _, e := range want {
 		a.Publish(e)
 	}
-	rb.waitFor(t, "three typing signals", func(es []delivery.Event) bool { return len(es) >= 3 })
+	rb.waitFor(t, "three typing signals and an ephemeral message", func(es []delivery.Event) bool { return len(es) >= 4 })
 	time.Sleep(quiet)
 	if got := rb.snapshot(); !reflect.DeepEqual(got, want) {
 		t.Errorf("remote typing: got %v, want %v", fmtEvents(got), fmtEvents(want))

@@ -14,6 +14,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
 )
 
@@ -192,7 +193,8 @@ func (n *Notifier) Publish(e delivery.Event) {
 	if n.closed.Load() {
 		return
 	}
-	if e.Topic.Device != "" && !validToken(string(e.Topic.Device)) || e.Typing != nil && (e.Typing.Device == "" || len(e.Typing.Device) > 255) {
+	if e.Topic.Device != "" && !validToken(string(e.Topic.Device)) || e.Typing != nil && (e.Typing.Device == "" || len(e.Typing.Device) > 255) ||
+		e.Ephemeral != nil && (e.Topic.Conversation == 0 || e.Ephemeral.Device == "" || len(e.Ephemeral.Device) > 255 || len(e.Ephemeral.Message) == 0 || len(e.Ephemeral.Message) > protocol.MaxEphemeralBytes) {
 		n.st.unroutable.Add(1)
 		return
 	}
@@ -206,6 +208,14 @@ func (n *Notifier) Publish(e delivery.Event) {
 		}
 		t := *e.Typing
 		n.typing = append(n.typing, delivery.Event{Topic: e.Topic, Typing: &t})
+	case e.Ephemeral != nil: // queued, dropped and counted like typing signals
+		if len(n.typing) >= n.cfg.TypingQueue {
+			n.outMu.Unlock()
+			n.st.droppedTyping.Add(1)
+			return
+		}
+		m := *e.Ephemeral
+		n.typing = append(n.typing, delivery.Event{Topic: e.Topic, Ephemeral: &m})
 	default:
 		if _, ok := n.pending[e.Topic]; ok {
 			n.outMu.Unlock()
@@ -327,7 +337,7 @@ func (n *Notifier) send(lost bool, batch map[delivery.Topic]struct{}, typing []d
 	var buf []byte
 	for _, e := range typing {
 		subj, _ := subject(n.prefix, e.Topic)
-		buf = appendRecord(buf[:0], record{origin: n.origin, typing: e.Typing})
+		buf = appendRecord(buf[:0], record{origin: n.origin, typing: e.Typing, ephemeral: e.Ephemeral})
 		if err := n.nc.Publish(subj, buf); err != nil {
 			n.st.droppedTyping.Add(1)
 			continue
@@ -357,7 +367,8 @@ func (n *Notifier) receive(m *natsgo.Msg) {
 		return
 	}
 	r, err := parseRecord(m.Data)
-	if err != nil || resync && r.typing != nil || t.Device != "" && r.typing != nil {
+	signal := r.typing != nil || r.ephemeral != nil
+	if err != nil || resync && signal || t.Device != "" && signal {
 		n.st.invalid.Add(1)
 		return
 	}
@@ -370,7 +381,7 @@ func (n *Notifier) receive(m *natsgo.Msg) {
 		return
 	}
 	n.st.received.Add(1)
-	n.dispatch(delivery.Event{Topic: t, Typing: r.typing})
+	n.dispatch(delivery.Event{Topic: t, Typing: r.typing, Ephemeral: r.ephemeral})
 }
 
 func cutPrefix(s, p string) (string, bool) {
