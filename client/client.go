@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/client/internal/padding"
@@ -222,6 +223,12 @@ type Client struct {
 
 	ev *eventQueue
 
+	// self is the account's user name once known (selfUser); muted the
+	// muted conversations; idx the search index (search.go).
+	self  atomic.Pointer[string]
+	muted mutedSet
+	idx   searchIndex
+
 	wsMu sync.Mutex
 	ws   *wsConn // the live connection of Run, for acks
 
@@ -278,6 +285,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		stale:    map[protocol.ConversationID]bool{},
 		ev:       newEventQueue(cfg.EventBuffer),
 	}
+	c.ev.observe = c.observe
 	// Padding hides from the server what a message is: receipts,
 	// reactions and short texts all travel as one size (docs/content.md).
 	c.mlsCfg = &mls.Config{Now: cfg.Now, MaxLeafLifetime: cfg.MaxLeafLifetime, ValidateCredential: c.validateCredential, Padding: padding.Message}
@@ -393,6 +401,10 @@ func (c *Client) load(ctx context.Context) error {
 			return fmt.Errorf("client: open: read identity: %w", err)
 		}
 		c.id = id
+		c.setSelf(id.User)
+		if err := c.loadMuted(tx); err != nil {
+			return fmt.Errorf("client: open: read muted conversations: %w", err)
+		}
 		c.serverURL = strings.TrimRight(id.Server, "/")
 		if c.cfg.ServerURL != "" {
 			if err := checkServerURL(c.cfg.ServerURL); err != nil {

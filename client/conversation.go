@@ -60,6 +60,9 @@ type Conversation struct {
 	// recorded last, the highest local position (Message.Seq): the one
 	// History(ctx, ID, 0, 1) returns.
 	Last *Message `json:"last,omitempty"`
+	// Muted is set when the conversation is muted on this device
+	// (SetMuted).
+	Muted bool `json:"muted,omitempty"`
 }
 
 // Member is one device of a conversation.
@@ -110,6 +113,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 			v.Unread = unread[cv.ID]
 			if m := latest[cv.ID]; m != nil {
 				v.Last = viewMessage(m)
+				setMentionsMe(v.Last, c.selfUser())
 			}
 			out = append(out, v)
 		}
@@ -155,7 +159,8 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 }
 
 func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
-	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, RemovedBy: cv.RemovedBy, Created: cv.Created}
+	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, RemovedBy: cv.RemovedBy, Created: cv.Created,
+		Muted: c.muted.has(cv.ID)}
 	if g := c.groups[cv.ID]; g != nil {
 		v.Epoch, v.CipherSuite = g.Epoch(), uint16(g.CipherSuite())
 		if !g.Active() {

@@ -67,6 +67,18 @@
 // per conversation (Config.ResyncLimit); beyond that the conversation
 // gets an unrecoverable alarm and must be recreated.
 //
+// # Mentions, muting and search
+//
+// [Client.Send] turns "@name" words that name members into mentions
+// carried in the encrypted content (Message.Mentions; Message.MentionsMe
+// for this user); receivers never derive them from the text.
+// [Client.SetMuted] mutes a conversation on this device: its events
+// carry Event.Muted, and a notifier shows only its messages that mention
+// the user. [Client.Search] finds messages of every conversation by
+// words, sender, conversation and time, through an index kept in memory
+// only (see search.go; [Client.PrepareSearch] builds it in the
+// background).
+//
 // # Revoked devices
 //
 // [Client.RevokeDevice] revokes one of the account's devices with a

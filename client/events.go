@@ -176,6 +176,10 @@ type Event struct {
 	// Typing is true when an EventTyping says that User started typing,
 	// false when User stopped.
 	Typing bool `json:"typing,omitempty"`
+	// Muted is set on the events of a conversation muted on this device
+	// (Client.SetMuted). A notifier stays quiet about them, except for a
+	// message that mentions this user (Message.MentionsMe).
+	Muted bool `json:"muted,omitempty"`
 }
 
 // DefaultEventBuffer is the default of Config.EventBuffer.
@@ -191,6 +195,9 @@ type eventQueue struct {
 	conn   ConnState // the last connection state pushed
 	closed bool
 	ch     chan Event
+	// observe, when set, sees (and may complete) every event before it
+	// is queued; set before the first push.
+	observe func(*Event)
 }
 
 func newEventQueue(limit int) *eventQueue {
@@ -209,6 +216,9 @@ func (e *eventQueue) push(ev Event) {
 	}
 	if ev.Err != nil {
 		ev.Error = ev.Err.Error()
+	}
+	if e.observe != nil {
+		e.observe(&ev)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

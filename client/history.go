@@ -374,7 +374,9 @@ func (c *Client) history(ctx context.Context, conv protocol.ConversationID, afte
 		}
 		for i := range ms {
 			if keep(&ms[i]) {
-				out = append(out, viewMessage(&ms[i]))
+				m := viewMessage(&ms[i])
+				setMentionsMe(m, c.selfUser())
+				out = append(out, m)
 			}
 		}
 		return err

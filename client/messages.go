@@ -80,6 +80,12 @@ type Message struct {
 	// History), not a message: Sender and SenderDevice made the change
 	// it records. System lines carry no content.
 	System *System `json:"system,omitempty"`
+	// Mentions are the users the sender mentions, sorted: the content's
+	// mentions field, as the sender's client set it from "@name" words
+	// (never derived from Text on receipt). MentionsMe says that they
+	// include this user.
+	Mentions   []string `json:"mentions,omitempty"`
+	MentionsMe bool     `json:"mentions_me,omitempty"`
 }
 
 // viewMessage converts a stored message.
@@ -94,7 +100,7 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 		return m
 	}
 	if cm, err := content.Decode(sm.Content); err == nil {
-		m.Kind, m.ReplyTo = cm.Kind, cm.ReplyTo
+		m.Kind, m.ReplyTo, m.Mentions = cm.Kind, cm.ReplyTo, cm.Mentions
 		if a := cm.Attachment; a != nil {
 			m.Attachment = &Attachment{ID: a.BlobID, Size: a.Size, MediaType: a.MediaType, FileName: a.FileName}
 		}
@@ -264,6 +270,11 @@ type SendOptions struct {
 	Caption string
 	// MediaType overrides the media type guessed from the file name.
 	MediaType string
+	// Mentions, when not nil, are the users the message mentions,
+	// instead of the members that its "@name" words name: for a
+	// UI that lets the user pick them. Users that are not members of the
+	// conversation are left out; an empty slice mentions no one.
+	Mentions []string
 }
 
 // Send sends a text message. It is encrypted and stored (history and
@@ -272,9 +283,14 @@ type SendOptions struct {
 // outbox (the error wraps ErrServerUnreachable) and is sent by the next
 // Run or Sync; if it can never be delivered it becomes Failed (the error
 // wraps ErrNotDelivered).
+//
+// Words "@name" that name a member of the conversation become mentions
+// (Message.Mentions): those members are notified even where they muted
+// the conversation.
 func (c *Client) Send(ctx context.Context, conv protocol.ConversationID, text string, opts SendOptions) (*Message, error) {
 	m := content.New(content.KindText, c.cfg.Now())
 	m.Text, m.ReplyTo = text, opts.ReplyTo
+	m.Mentions = c.resolveMentions(ctx, conv, text, opts.Mentions)
 	return c.sendContent(ctx, conv, m, "send")
 }
 
@@ -453,6 +469,9 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	}
 	for _, ev := range events {
 		c.ev.push(ev)
+	}
+	if (m.Kind == content.KindText || m.Kind == content.KindAttachment) && c.idx.active() {
+		c.idx.update(c.storedMessage(ctx, conv, m.ID))
 	}
 	if offline != nil {
 		return c.storedMessage(ctx, conv, m.ID), offline
@@ -773,6 +792,7 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 	}
 	m := content.New(content.KindAttachment, c.cfg.Now())
 	m.Text, m.ReplyTo = opts.Caption, opts.ReplyTo
+	m.Mentions = c.resolveMentions(ctx, conv, opts.Caption, opts.Mentions)
 	m.Attachment = &content.Attachment{BlobID: info.ID, Size: fi.Size(), MediaType: mt, FileName: filepath.Base(path), Key: key, Hash: hash}
 	return c.sendContent(ctx, conv, m, "send file "+path)
 }

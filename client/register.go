@@ -116,6 +116,7 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	}
 	c.mu.Lock()
 	c.id, c.serverName, c.suites = id, info.Name, suites
+	c.setSelf(id.User)
 	c.mu.Unlock()
 	if _, err := c.sessionToken(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)

@@ -118,6 +118,10 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: unseen messages: %w", err)
 	}
+	for i := range out {
+		setMentionsMe(out[i].Message, c.selfUser())
+		out[i].Muted = c.muted.has(out[i].Conversation)
+	}
 	return out, nil
 }
 

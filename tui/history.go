@@ -62,8 +62,12 @@ func center(s string, w int, pad ...rune) string {
 // header, quote, body, attachment and reactions.
 func (m *Model) entryLines(e *client.Message, w int, selected bool) []string {
 	gutter := " "
-	if selected {
+	mentioned := e.MentionsMe && !e.Deleted && e.System == nil
+	switch {
+	case selected:
 		gutter = "▸"
+	case mentioned:
+		gutter = m.st.mention.Render("@")
 	}
 	if e.System != nil {
 		text := "· " + daemonapi.SystemText(e, m.self) + "  " + m.clock(e)
@@ -72,6 +76,9 @@ func (m *Model) entryLines(e *client.Message, w int, selected bool) []string {
 	head := m.clock(e) + " " + m.st.name(e.Sender).Render(oneLine(e.Sender))
 	if s := m.stateText(e); s != "" {
 		head += " " + m.st.dim.Render(s)
+	}
+	if mentioned {
+		head += " " + m.st.mention.Render("@you")
 	}
 	if selected {
 		head = m.st.selected.Render(head)

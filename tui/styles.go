@@ -23,7 +23,9 @@ type styles struct {
 	deleted   lipgloss.Style
 	quote     lipgloss.Style
 	separator lipgloss.Style
-	names     []lipgloss.Style
+	// mention marks a message that mentions this user.
+	mention lipgloss.Style
+	names   []lipgloss.Style
 }
 
 // namePalette are the colours of sender names (ANSI 256 colours that read
@@ -44,6 +46,7 @@ func newStyles(plain bool) styles {
 	s.dim = base
 	s.quote = base
 	s.separator = base
+	s.mention = base.Bold(true)
 	if plain {
 		s.names = []lipgloss.Style{base.Bold(true)}
 		return s
@@ -54,6 +57,7 @@ func newStyles(plain bool) styles {
 	s.quote = base.Foreground(lipgloss.Color("245"))
 	s.separator = base.Foreground(lipgloss.Color("240"))
 	s.unread = s.unread.Foreground(lipgloss.Color("39"))
+	s.mention = s.mention.Foreground(lipgloss.Color("16")).Background(lipgloss.Color("214"))
 	s.err = s.err.Foreground(lipgloss.Color("196"))
 	s.banner = s.banner.Foreground(lipgloss.Color("231")).Background(lipgloss.Color("160"))
 	s.status = base.Background(lipgloss.Color("236")).Foreground(lipgloss.Color("252"))

@@ -65,6 +65,10 @@ const (
 	MaxBlobIDSize = 128
 	// MaxReadIDs bounds the message ids of one read receipt.
 	MaxReadIDs = 256
+	// MaxMentions bounds the users one message mentions.
+	MaxMentions = 64
+	// MaxMentionSize bounds one mentioned user name, in bytes.
+	MaxMentionSize = 64
 	// MaxFields bounds the fields of a message, known and unknown.
 	MaxFields = 64
 )
@@ -214,7 +218,8 @@ const (
 	tagName      = 14
 	tagTopic     = 15
 	tagDirect    = 16
-	maxKnownTag  = 16
+	tagMentions  = 17
+	maxKnownTag  = 17
 )
 
 // Field is a field whose tag this version does not know, kept verbatim.
@@ -283,6 +288,11 @@ type Message struct {
 	// before any other message so that the invited user records the
 	// conversation as the 1:1 with the creator. It cannot be unset.
 	Direct bool
+	// Mentions are the users the sender mentions (text and attachment
+	// messages): distinct, non-empty user names in increasing byte
+	// order, chosen by the sender. A receiver trusts this list, never the
+	// "@name" words of the text.
+	Mentions []string
 
 	// Unknown holds the fields with tags this version does not know, in
 	// increasing tag order, to be re-encoded unchanged.
@@ -392,6 +402,13 @@ func (m *Message) fields() ([]field, error) {
 	}
 	if m.Direct {
 		fs = append(fs, field{tagDirect, []byte{1}})
+	}
+	if len(m.Mentions) > 0 {
+		v, err := encodeMentions(m.Mentions)
+		if err != nil {
+			return nil, err
+		}
+		fs = append(fs, field{tagMentions, v})
 	}
 	if err := m.checkRequired(); err != nil {
 		return nil, err
@@ -693,8 +710,59 @@ func (m *Message) setField(tag uint16, v []byte) error {
 			return errors.New("direct flag is not the single byte 1")
 		}
 		m.Direct = true
+	case tagMentions:
+		m.Mentions, err = decodeMentions(v)
 	default:
 		m.Unknown = append(m.Unknown, Field{Tag: tag, Value: bytes.Clone(v)})
 	}
 	return err
+}
+
+// encodeMentions checks a mention list and encodes it: each name as a
+// uint8 length and its bytes.
+func encodeMentions(names []string) ([]byte, error) {
+	if len(names) > MaxMentions {
+		return nil, fmt.Errorf("%d mentions, limit %d", len(names), MaxMentions)
+	}
+	var v []byte
+	for i, n := range names {
+		switch {
+		case n == "" || len(n) > MaxMentionSize:
+			return nil, fmt.Errorf("mention %d is %d bytes, want 1 to %d", i, len(n), MaxMentionSize)
+		case !utf8.ValidString(n):
+			return nil, fmt.Errorf("mention %d is not valid UTF-8", i)
+		case i > 0 && n <= names[i-1]:
+			return nil, fmt.Errorf("mention %q is not above the previous one, %q: want distinct names in increasing order", n, names[i-1])
+		}
+		v = append(v, byte(len(n)))
+		v = append(v, n...)
+	}
+	return v, nil
+}
+
+// decodeMentions decodes and checks the value of the mentions field.
+func decodeMentions(v []byte) ([]string, error) {
+	if len(v) == 0 {
+		return nil, errors.New("empty value")
+	}
+	var names []string
+	for len(v) > 0 {
+		if len(names) == MaxMentions {
+			return nil, fmt.Errorf("more than %d mentions", MaxMentions)
+		}
+		n := int(v[0])
+		if n == 0 || n > MaxMentionSize || n > len(v)-1 {
+			return nil, fmt.Errorf("mention %d: length %d, want 1 to %d within the %d bytes left", len(names), n, MaxMentionSize, len(v)-1)
+		}
+		name := string(v[1 : 1+n])
+		v = v[1+n:]
+		switch {
+		case !utf8.ValidString(name):
+			return nil, fmt.Errorf("mention %d is not valid UTF-8", len(names))
+		case len(names) > 0 && name <= names[len(names)-1]:
+			return nil, fmt.Errorf("mention %q is not above the previous one: want distinct names in increasing order", name)
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }

@@ -3,8 +3,10 @@ package content
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -48,7 +50,8 @@ func examples() map[string]*Message {
 		"clear topic":  {ID: id(12), Sent: sent, Kind: KindGroupMetadata, Name: ptr("Desk"), Topic: ptr("")},
 		"future kind":  {ID: id(13), Sent: sent, Kind: 999, Text: "fallback", Unknown: []Field{{Tag: 100, Value: []byte{1, 2}}, {Tag: 200, Value: []byte{}}}},
 		"direct":       {ID: id(15), Sent: sent, Kind: KindGroupMetadata, Direct: true},
-		"future field": {ID: id(14), Sent: sent, Kind: KindText, Text: "hi", Unknown: []Field{{Tag: 17, Value: []byte("poll")}}},
+		"future field": {ID: id(14), Sent: sent, Kind: KindText, Text: "hi", Unknown: []Field{{Tag: 117, Value: []byte("poll")}}},
+		"mentions":     {ID: id(16), Sent: sent, Kind: KindText, Text: "hi @bob @carol", Mentions: []string{"bob", "carol"}},
 		"before 1970":  {ID: id(15), Sent: time.UnixMilli(-1).UTC(), Kind: KindDelete, Target: id(2)},
 	}
 }
@@ -71,7 +74,8 @@ func TestRoundTrip(t *testing.T) {
 			if got.ID != m.ID || !got.Sent.Equal(m.Sent) || got.Kind != m.Kind || got.Text != m.Text ||
 				got.Target != m.Target || got.ReplyTo != m.ReplyTo || got.Emoji != m.Emoji || got.Remove != m.Remove ||
 				deref(got.Name) != deref(m.Name) || (got.Name == nil) != (m.Name == nil) ||
-				(got.Topic == nil) != (m.Topic == nil) || len(got.Unknown) != len(m.Unknown) || len(got.ReadIDs) != len(m.ReadIDs) {
+				(got.Topic == nil) != (m.Topic == nil) || len(got.Unknown) != len(m.Unknown) || len(got.ReadIDs) != len(m.ReadIDs) ||
+				strings.Join(got.Mentions, ",") != strings.Join(m.Mentions, ",") {
 				t.Fatalf("decoded %+v, want %+v", got, m)
 			}
 			if (m.Attachment == nil) != (got.Attachment == nil) || m.Attachment != nil && *m.Attachment != *got.Attachment {
@@ -110,25 +114,30 @@ func hexs(b []byte) string {
 
 func TestEncodeRejects(t *testing.T) {
 	cases := map[string]*Message{
-		"zero id":          {Kind: KindText, Text: "x"},
-		"text too long":    {ID: id(1), Kind: KindText, Text: strings.Repeat("a", MaxTextSize+1)},
-		"invalid utf8":     {ID: id(1), Kind: KindText, Text: "\xff"},
-		"text without":     {ID: id(1), Kind: KindText},
-		"reaction no emo":  {ID: id(1), Kind: KindReaction, Target: id(2)},
-		"edit no target":   {ID: id(1), Kind: KindEdit, Text: "x"},
-		"delete no target": {ID: id(1), Kind: KindDelete},
-		"receipt empty":    {ID: id(1), Kind: KindReadReceipt},
-		"receipt zero id":  {ID: id(1), Kind: KindReadReceipt, ReadIDs: []MessageID{{}}},
-		"receipt too many": {ID: id(1), Kind: KindReadReceipt, ReadIDs: make([]MessageID, MaxReadIDs+1)},
-		"attachment nil":   {ID: id(1), Kind: KindAttachment},
-		"attachment nokey": {ID: id(1), Kind: KindAttachment, Attachment: &Attachment{BlobID: "b", Hash: attach.Hash{1}}},
-		"negative size":    {ID: id(1), Kind: KindAttachment, Attachment: &Attachment{BlobID: "b", Key: attach.Key{1}, Hash: attach.Hash{1}, Size: -1}},
-		"metadata empty":   {ID: id(1), Kind: KindGroupMetadata},
-		"name too long":    {ID: id(1), Kind: KindGroupMetadata, Name: ptr(strings.Repeat("n", MaxNameSize+1))},
-		"unknown known":    {ID: id(1), Kind: 99, Unknown: []Field{{Tag: tagText, Value: []byte("x")}}},
-		"unknown order":    {ID: id(1), Kind: 99, Unknown: []Field{{Tag: 30}, {Tag: 20}}},
-		"unknown too big":  {ID: id(1), Kind: 99, Unknown: []Field{{Tag: 30, Value: make([]byte, MaxEncodedSize)}}},
-		"too many fields":  {ID: id(1), Kind: 99, Unknown: manyFields(MaxFields + 1)},
+		"zero id":           {Kind: KindText, Text: "x"},
+		"text too long":     {ID: id(1), Kind: KindText, Text: strings.Repeat("a", MaxTextSize+1)},
+		"invalid utf8":      {ID: id(1), Kind: KindText, Text: "\xff"},
+		"text without":      {ID: id(1), Kind: KindText},
+		"reaction no emo":   {ID: id(1), Kind: KindReaction, Target: id(2)},
+		"edit no target":    {ID: id(1), Kind: KindEdit, Text: "x"},
+		"delete no target":  {ID: id(1), Kind: KindDelete},
+		"receipt empty":     {ID: id(1), Kind: KindReadReceipt},
+		"receipt zero id":   {ID: id(1), Kind: KindReadReceipt, ReadIDs: []MessageID{{}}},
+		"receipt too many":  {ID: id(1), Kind: KindReadReceipt, ReadIDs: make([]MessageID, MaxReadIDs+1)},
+		"attachment nil":    {ID: id(1), Kind: KindAttachment},
+		"attachment nokey":  {ID: id(1), Kind: KindAttachment, Attachment: &Attachment{BlobID: "b", Hash: attach.Hash{1}}},
+		"negative size":     {ID: id(1), Kind: KindAttachment, Attachment: &Attachment{BlobID: "b", Key: attach.Key{1}, Hash: attach.Hash{1}, Size: -1}},
+		"metadata empty":    {ID: id(1), Kind: KindGroupMetadata},
+		"name too long":     {ID: id(1), Kind: KindGroupMetadata, Name: ptr(strings.Repeat("n", MaxNameSize+1))},
+		"unknown known":     {ID: id(1), Kind: 99, Unknown: []Field{{Tag: tagText, Value: []byte("x")}}},
+		"unknown order":     {ID: id(1), Kind: 99, Unknown: []Field{{Tag: 30}, {Tag: 20}}},
+		"unknown too big":   {ID: id(1), Kind: 99, Unknown: []Field{{Tag: 30, Value: make([]byte, MaxEncodedSize)}}},
+		"too many fields":   {ID: id(1), Kind: 99, Unknown: manyFields(MaxFields + 1)},
+		"mention empty":     {ID: id(1), Kind: KindText, Text: "x", Mentions: []string{""}},
+		"mention order":     {ID: id(1), Kind: KindText, Text: "x", Mentions: []string{"bob", "alice"}},
+		"mention twice":     {ID: id(1), Kind: KindText, Text: "x", Mentions: []string{"bob", "bob"}},
+		"mention too long":  {ID: id(1), Kind: KindText, Text: "x", Mentions: []string{strings.Repeat("b", MaxMentionSize+1)}},
+		"mentions too many": {ID: id(1), Kind: KindText, Text: "x", Mentions: manyNames(MaxMentions + 1)},
 	}
 	for name, m := range cases {
 		if b, err := Encode(m); err == nil {
@@ -294,6 +303,44 @@ func TestTextForms(t *testing.T) {
 	for _, bad := range []string{`{"kind":"poll"}`, `{"kind":"kind(x)"}`, `{"id":"12"}`} {
 		if err := json.Unmarshal([]byte(bad), &w); err == nil {
 			t.Errorf("unmarshal %s: no error", bad)
+		}
+	}
+}
+
+func manyNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("u%03d", i)
+	}
+	return out
+}
+
+// TestMentionsGolden pins the mentions field and checks that a decoder
+// refuses malformed lists.
+func TestMentionsGolden(t *testing.T) {
+	m := &Message{ID: id(0), Sent: time.UnixMilli(0), Kind: KindText, Text: "@bob", Mentions: []string{"bob", "carol"}}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "01" + "000102030405060708090a0b0c0d0e0f" + "0000000000000000" + "0001" +
+		"0001" + "00000004" + "40626f62" +
+		"0011" + "0000000a" + "03626f62" + "05636172" + "6f6c"
+	if got := hexs(b); got != want {
+		t.Fatalf("encoding\n got %s\nwant %s", got, want)
+	}
+	for name, v := range map[string]string{
+		"zero length":  "00",
+		"past the end": "05626f62",
+		"not sorted":   "05636172" + "6f6c" + "03626f62",
+		"repeated":     "03626f62" + "03626f62",
+		"empty":        "",
+	} {
+		raw, _ := hex.DecodeString(v)
+		enc := append(b[:headerSize+fieldHeaderSize+4:headerSize+fieldHeaderSize+4], 0, 17, 0, 0, 0, byte(len(raw)))
+		enc = append(enc, raw...)
+		if _, err := Decode(enc); err == nil {
+			t.Errorf("%s: Decode accepted the mentions %x", name, raw)
 		}
 	}
 }

@@ -255,8 +255,13 @@ func (c *Client) entries(ctx context.Context, method string, conv protocol.Conve
 	if err := c.Call(ctx, method, HistoryParams{Conversation: int64(conv), After: after, Last: last}, &r); err != nil {
 		return nil, err
 	}
-	out := make([]*client.Message, 0, len(r.Messages))
-	for _, m := range r.Messages {
+	return sdkMessages(method, r.Messages)
+}
+
+// sdkMessages converts the messages of a result of method.
+func sdkMessages(method string, ms []*Message) ([]*client.Message, error) {
+	out := make([]*client.Message, 0, len(ms))
+	for _, m := range ms {
 		sm, err := m.SDK()
 		if err != nil {
 			return nil, fmt.Errorf("parley daemon: %s: %w", method, err)
@@ -281,12 +286,16 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]c
 
 // Send sends a text message. As with the SDK, a message queued because
 // the server is unreachable is returned with an error wrapping
-// client.ErrServerUnreachable. Only opts.ReplyTo is supported.
+// client.ErrServerUnreachable. Only opts.ReplyTo and opts.Mentions are
+// supported.
 func (c *Client) Send(ctx context.Context, conv protocol.ConversationID, text string, opts client.SendOptions) (*client.Message, error) {
 	if opts.Caption != "" || opts.MediaType != "" {
 		return nil, errors.New("parley daemon: send: captions and media types are for files (SendFile)")
 	}
 	p := SendParams{Conversation: int64(conv), Text: text}
+	if opts.Mentions != nil {
+		p.Mentions = &opts.Mentions
+	}
 	if !opts.ReplyTo.IsZero() {
 		p.ReplyTo = opts.ReplyTo.String()
 	}

@@ -217,6 +217,52 @@ func conformRecreate(t *testing.T, ctx context.Context, call caller, dc *daemona
 	}
 }
 
+// conformSearch: search finds what the SDK's Search finds, with the same
+// filters; set_muted mutes a conversation for the SDK too.
+func conformSearch(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, alice *client.Client, conv protocol.ConversationID) {
+	t.Helper()
+	var r daemonapi.MessagesResult
+	if err := call("search", daemonapi.SearchParams{Text: "HELLO al", From: "bob", Conversation: int64(conv)}, &r); err != nil ||
+		len(r.Messages) != 1 || r.Messages[0].Text != "hello alice" || r.Messages[0].Conversation != int64(conv) {
+		t.Fatalf("search hello al = %+v, %v", r, err)
+	}
+	after := r.Messages[0].Sent.Add(time.Millisecond)
+	if err := call("search", daemonapi.SearchParams{Text: "hello", After: &after}, &r); err != nil || len(r.Messages) != 0 {
+		t.Errorf("search hello after the message = %+v, %v; want none", r, err)
+	}
+	want, err := alice.Search(ctx, client.SearchQuery{Text: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dc.Search(ctx, client.SearchQuery{Text: "h"})
+	if err != nil || len(got) != len(want) || len(got) == 0 {
+		t.Fatalf("Search(h) = %d messages, %v; the SDK's %d", len(got), err, len(want))
+	}
+	for i := range got {
+		if got[i].ID != want[i].ID || got[i].Text != want[i].Text {
+			t.Errorf("Search(h)[%d] = %q, the SDK's %q", i, got[i].Text, want[i].Text)
+		}
+	}
+	if err := call("search", daemonapi.SearchParams{Limit: -1}, nil); err == nil {
+		t.Error("search with limit -1 succeeded")
+	}
+	if err := call("set_muted", daemonapi.MutedParams{Conversation: int64(conv), Muted: true}, nil); err != nil {
+		t.Fatalf("set_muted: %v", err)
+	}
+	if cv, err := alice.Conversation(ctx, conv); err != nil || !cv.Muted {
+		t.Errorf("the SDK's conversation after set_muted = %+v, %v", cv, err)
+	}
+	if err := dc.SetMuted(ctx, conv, false); err != nil {
+		t.Fatal(err)
+	}
+	if cv, err := dc.Conversation(ctx, conv); err != nil || cv.Muted {
+		t.Errorf("Conversation after SetMuted(false) = %+v, %v", cv, err)
+	}
+	if err := dc.SetMuted(ctx, 999999, true); !errors.Is(err, client.ErrUnknownConversation) {
+		t.Errorf("SetMuted(999999) = %v, want unknown_conversation", err)
+	}
+}
+
 // TestMethodsDocumented: docs/daemon.md has a row of the methods table
 // for every method of the server.
 func TestMethodsDocumented(t *testing.T) {

@@ -203,6 +203,9 @@ func send(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any,
 		return nil, invalidParams("text: the message is empty")
 	}
 	var opts client.SendOptions
+	if p.Mentions != nil {
+		opts.Mentions = append([]string{}, *p.Mentions...)
+	}
 	if p.ReplyTo != "" {
 		if opts.ReplyTo, err = content.ParseMessageID(p.ReplyTo); err != nil {
 			return nil, invalidParams("reply_to %q: want a full message id (32 hex digits)", p.ReplyTo)

@@ -211,6 +211,10 @@ type (
 		Conversation int64  `json:"conversation"`
 		Text         string `json:"text"`
 		ReplyTo      string `json:"reply_to,omitempty"`
+		// Mentions, when present, are the users mentioned instead of
+		// the members that the text's "@name" words name
+		// (client.SendOptions.Mentions); [] mentions no one.
+		Mentions *[]string `json:"mentions,omitempty"`
 	}
 	// SendResult is the message sent. Queued is set when the server
 	// could not be reached: the message waits in the outbox (state

@@ -52,6 +52,8 @@ type Conversation struct {
 	Unverified []string `json:"unverified"`
 	// Last is the latest history entry, absent when there is none.
 	Last *Message `json:"last,omitempty"`
+	// Muted is set when the conversation is muted on this device.
+	Muted bool `json:"muted,omitempty"`
 }
 
 // Alarm describes the rejected membership change of an unsafe
@@ -87,6 +89,11 @@ type Message struct {
 	ReadBy       []string    `json:"read_by"`
 	State        string      `json:"state"`
 	System       *System     `json:"system,omitempty"`
+	// Mentions are the users the sender mentions (the content's field,
+	// never derived from the text); MentionsMe says they include this
+	// profile's user.
+	Mentions   []string `json:"mentions,omitempty"`
+	MentionsMe bool     `json:"mentions_me,omitempty"`
 }
 
 // System says what a system line records: its kind (client.SystemKind)
@@ -147,6 +154,9 @@ type Event struct {
 	// Typing is true when a typing event says that User started typing
 	// (absent: stopped).
 	Typing bool `json:"typing,omitempty"`
+	// Muted is set on the events of a conversation muted on this device:
+	// a notifier shows only the messages with mentions_me there.
+	Muted bool `json:"muted,omitempty"`
 }
 
 // NewMessage converts a message of the SDK.
@@ -157,6 +167,7 @@ func NewMessage(m *client.Message) *Message {
 		Sent: m.Sent.UTC(), Received: m.Received.UTC(), ServerSeq: m.ServerSeq,
 		Kind: m.Kind.String(), Text: m.Text, Deleted: m.Deleted,
 		Reactions: []Reaction{}, ReadBy: []string{}, State: m.State.String(),
+		Mentions: m.Mentions, MentionsMe: m.MentionsMe,
 	}
 	if !m.ReplyTo.IsZero() {
 		out.ReplyTo = m.ReplyTo.String()
@@ -200,6 +211,7 @@ func (m *Message) SDK() (*client.Message, error) {
 		Sender: m.Sender, SenderDevice: protocol.DeviceID(m.SenderDevice),
 		Sent: m.Sent, Received: m.Received, ServerSeq: m.ServerSeq,
 		Text: m.Text, Deleted: m.Deleted, ReadBy: m.ReadBy,
+		Mentions: m.Mentions, MentionsMe: m.MentionsMe,
 	}
 	var err error
 	if out.ID, err = content.ParseMessageID(m.ID); err != nil {
@@ -281,7 +293,7 @@ func NewConversation(cv *client.Conversation, self string, unread int) *Conversa
 	out := &Conversation{
 		ID: int64(cv.ID), Title: Title(cv, self), Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct,
 		Members: members, Left: cv.Left, RemovedBy: cv.RemovedBy, Epoch: cv.Epoch, Unread: unread,
-		Unverified: append([]string{}, cv.Unverified...),
+		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted,
 	}
 	if a := cv.Unsafe; a != nil {
 		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable}
@@ -298,7 +310,7 @@ func (c *Conversation) SDK() *client.Conversation {
 	out := &client.Conversation{
 		ID: protocol.ConversationID(c.ID), Name: c.Name, Topic: c.Topic, Direct: c.Direct,
 		Members: c.Members, Left: c.Left, RemovedBy: c.RemovedBy, Epoch: c.Epoch, Unread: c.Unread,
-		Unverified: c.Unverified,
+		Unverified: c.Unverified, Muted: c.Muted,
 	}
 	if a := c.Unsafe; a != nil {
 		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable}
@@ -344,7 +356,7 @@ func (m Member) SDK() client.Member {
 // NewEvent converts an event of the SDK.
 func NewEvent(ev client.Event) *Event {
 	out := &Event{Event: ev.Kind.String(), Time: ev.Time.UTC(), Conversation: int64(ev.Conversation),
-		User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason, Typing: ev.Typing}
+		User: ev.User, Device: string(ev.Device), Error: ev.Error, Reason: ev.Reason, Typing: ev.Typing, Muted: ev.Muted}
 	if ev.Message != nil {
 		out.Message = NewMessage(ev.Message)
 	}
@@ -362,7 +374,7 @@ func NewEvent(ev client.Event) *Event {
 // text of the original one (Err wraps nothing).
 func (e *Event) SDK() (client.Event, error) {
 	out := client.Event{Time: e.Time, Conversation: protocol.ConversationID(e.Conversation),
-		User: e.User, Device: protocol.DeviceID(e.Device), Error: e.Error, Seq: e.Seq, Reason: e.Reason, Typing: e.Typing}
+		User: e.User, Device: protocol.DeviceID(e.Device), Error: e.Error, Seq: e.Seq, Reason: e.Reason, Typing: e.Typing, Muted: e.Muted}
 	kind, ok := parseEventKind(e.Event)
 	if !ok {
 		return out, fmt.Errorf("unknown event %q", e.Event)

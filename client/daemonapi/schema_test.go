@@ -24,6 +24,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	text.Kind, text.Text, text.ReplyTo, text.State = content.KindText, "hi", reply, client.Read
 	text.Edited, text.ReadBy = sent.Add(time.Minute), []string{"bob"}
 	text.Reactions = []client.Reaction{{User: "bob", Emoji: "👍"}}
+	text.Mentions, text.MentionsMe = []string{"alice", "bob"}, true
 	file := base
 	file.Kind, file.Text, file.State = content.KindAttachment, "caption", client.Pending
 	file.Attachment = &client.Attachment{ID: "blob1", Size: 2048, MediaType: "image/png", FileName: "a.png"}
@@ -75,7 +76,7 @@ func TestConversationRoundTrip(t *testing.T) {
 	deleted := *text
 	deleted.Text, deleted.Deleted = "", true
 	for _, last := range []*client.Message{text, &system, &deleted, nil} {
-		cv := &client.Conversation{ID: 7, Name: "team", Members: []string{"alice", "bob"}, Epoch: 3, Unread: 2, Last: last}
+		cv := &client.Conversation{ID: 7, Name: "team", Members: []string{"alice", "bob"}, Epoch: 3, Unread: 2, Last: last, Muted: last == nil}
 		want := NewConversation(cv, "alice", cv.Unread)
 		b, err := json.Marshal(want)
 		if err != nil {
@@ -112,12 +113,14 @@ func TestEventRoundTrip(t *testing.T) {
 		{Kind: client.EventConnection, Connection: client.Connected, Time: time.Unix(1, 0).UTC()},
 		{Kind: client.EventIdentityChanged, User: "bob", Time: time.Unix(2, 0).UTC(), Conversation: 3},
 		{Kind: client.EventOverflow, Time: time.Unix(3, 0).UTC()},
+		{Kind: client.EventReaction, User: "bob", Time: time.Unix(4, 0).UTC(), Conversation: 3, Muted: true},
 	} {
 		back, err := NewEvent(ev).SDK()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if back.Kind != ev.Kind || back.Connection != ev.Connection || back.User != ev.User || back.Conversation != ev.Conversation || !back.Time.Equal(ev.Time) {
+		if back.Kind != ev.Kind || back.Connection != ev.Connection || back.User != ev.User || back.Conversation != ev.Conversation || !back.Time.Equal(ev.Time) ||
+			back.Muted != ev.Muted {
 			t.Errorf("event %+v came back as %+v", ev, back)
 		}
 	}

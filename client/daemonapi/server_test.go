@@ -286,6 +286,7 @@ func TestConformance(t *testing.T) {
 	conformFiles(t, ctx, call, dc, bob, conv)
 	conformInvites(t, ctx, call, dc, alice, ts)
 	conformRecreate(t, ctx, call, dc, conv)
+	conformSearch(t, ctx, call, dc, alice, conv)
 
 	// Every method of the server is called above: a method added
 	// without a conformance test fails here.

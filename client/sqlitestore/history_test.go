@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parley-chat/parley/protocol"
 )
@@ -141,6 +142,43 @@ func TestLatestAndAfter(t *testing.T) {
 		}
 		if want := map[string][]byte{"read/": []byte("x"), "read/1": []byte("2"), "read/4": []byte("9")}; !reflect.DeepEqual(settings, want) {
 			t.Errorf("settings read/*: %q, want %q", settings, want)
+		}
+		return nil
+	})
+}
+
+// TestMessageTexts: MessageTexts gives every entry of one conversation in
+// order, with its sender, time, text, content and whether it is deleted
+// or a system line.
+func TestMessageTexts(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "s.db"), passOpts("pw"))
+	update(t, s, func(tx *Tx) error {
+		for conv := range protocol.ConversationID(2) {
+			if err := tx.PutConversation(&Conversation{ID: conv + 1, Created: now}); err != nil {
+				return err
+			}
+		}
+		msgs := []*Message{
+			{Conversation: 1, ID: mid(1), Sender: "alice", Sent: now, System: &SystemEvent{Kind: "joined"}},
+			{Conversation: 1, ID: mid(2), Sender: "bob", Sent: now.Add(time.Minute), Text: "hello", Content: []byte{1, 2}},
+			{Conversation: 2, ID: mid(3), Sender: "carol", Sent: now, Text: "other"},
+			{Conversation: 1, ID: mid(4), Sender: "bob", Sent: now, Deleted: true},
+		}
+		for _, m := range msgs {
+			if _, err := tx.AddMessage(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx *Tx) error {
+		var got []string
+		err := tx.MessageTexts(1, func(m *MessageText) error {
+			got = append(got, fmt.Sprintf("%d/%d:%s:%s:%s:%x:%v:%v", m.Conversation, m.Seq, m.Sender, m.Sent.Sub(now), m.Text, m.Content, m.Deleted, m.System))
+			return nil
+		})
+		if want := []string{"1/1:alice:0s:::false:true", "1/2:bob:1m0s:hello:0102:false:false", "1/3:bob:0s:::true:false"}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("MessageTexts(1) = %q, %v; want %q", got, err, want)
 		}
 		return nil
 	})

@@ -809,3 +809,45 @@ func (t *Tx) SetSetting(name string, value []byte) error {
 	return t.put(fmt.Sprintf("set setting %q", name), "settings", name,
 		`INSERT INTO settings (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, append([]byte(nil), value...), name)
 }
+
+// MessageText is the part of a history entry (a Message) that a search
+// index needs: who wrote it, when, and its text and content.
+type MessageText struct {
+	Conversation protocol.ConversationID
+	Seq          int64
+	Sender       string    `json:"sender"`
+	Sent         time.Time `json:"sent"`
+	Text         string    `json:"text"`
+	Deleted      bool      `json:"deleted"`
+	Content      []byte    `json:"content"`
+	// System is set for a system line.
+	System bool `json:"-"`
+}
+
+// messageText decodes the fields of a Message's JSON that MessageText
+// holds; encoding/json skips the others.
+type messageText struct {
+	MessageText
+	System json.RawMessage `json:"system"`
+}
+
+// MessageTexts calls each with the text of every entry of a
+// conversation's history, in order of Seq, reading only what
+// MessageText holds. The MessageText is valid only during the call.
+func (t *Tx) MessageTexts(conv protocol.ConversationID, each func(*MessageText) error) error {
+	op := fmt.Sprintf("list message texts of conversation %d", conv)
+	var seq int64
+	keyOf := func(k []any) string {
+		seq = asInt64(k[0])
+		return msgKey(conv, seq)
+	}
+	return t.list(op, "messages", keyOf, 1, func(p []byte) error {
+		var m messageText
+		if err := json.Unmarshal(p, &m); err != nil {
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+		}
+		m.MessageText.Conversation, m.MessageText.Seq = conv, seq
+		m.MessageText.System = len(m.System) != 0 && string(m.System) != "null"
+		return each(&m.MessageText)
+	}, `SELECT seq, v FROM messages WHERE conv = ? ORDER BY seq`, int64(conv))
+}

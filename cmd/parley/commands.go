@@ -451,13 +451,17 @@ func (e *env) openSyncedOrOffline(ctx context.Context, o openOptions) (*session,
 }
 
 func cmdRead(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("read", "[CONV] [--last N] [--offline] [--no-receipt]")
+	fs := e.flags("read", "[CONV] [--last N] [--offline] [--no-receipt] | --mentions [--last N]")
 	last := fs.Int("last", 0, "show only the last `N` messages")
 	offline := fs.Bool("offline", false, "do not contact the server; show what this profile has")
 	noReceipt := fs.Bool("no-receipt", false, "do not send a read receipt")
+	mentions := fs.Bool("mentions", false, "list the messages that mention you, in every conversation, newest first")
 	pos, err := parse(fs, args, 0, 1)
 	if err != nil {
 		return err
+	}
+	if *mentions {
+		return readMentions(ctx, e, pos, *last, *offline)
 	}
 	var s *session
 	if *offline {
@@ -526,6 +530,30 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	return s.api.MarkReadUpTo(ctx, cv.ID, newest)
 }
 
+// readMentions is read --mentions: the messages that mention this user,
+// newest first, with their conversations' titles (at most last, or
+// client.DefaultSearchLimit).
+func readMentions(ctx context.Context, e *env, pos []string, last int, offline bool) error {
+	if len(pos) > 0 {
+		return usagef("read --mentions: lists the mentions of every conversation; give no CONV")
+	}
+	if last < 0 || last > client.MaxSearchLimit {
+		return usagef("read --mentions: --last %d: want 1 to %d", last, client.MaxSearchLimit)
+	}
+	var s *session
+	var err error
+	if offline {
+		s, err = e.open(ctx, openOptions{routed: true})
+	} else {
+		s, err = e.openSyncedOrOffline(ctx, openOptions{routed: true})
+	}
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.printSearch(ctx, client.SearchQuery{MentionsMe: true, Limit: last}, "no messages mention you")
+}
+
 // leftLabel says how this device left a conversation: removed by whom,
 // or by its user's own request.
 func leftLabel(removedBy string) string {
@@ -567,6 +595,9 @@ func (s *session) listConversations(ctx context.Context, self string) error {
 			t += " (BROKEN: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
 		case cv.Unsafe != nil:
 			t += " (UNSAFE: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
+		}
+		if cv.Muted {
+			t += " (muted)"
 		}
 		members := strings.Join(cv.Members, ", ")
 		if len(cv.Unverified) > 0 {

@@ -177,6 +177,9 @@ func cmdDaemon(ctx context.Context, e *env, args []string) error {
 		logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv := daemonapi.NewServer(s.c, s.dir, logger)
+	// The search index is built from the store in the background, so
+	// that the first search does not wait for it (docs/cli.md, "Search").
+	s.c.PrepareSearch()
 	stopped := ctx // done at SIGTERM or SIGINT
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

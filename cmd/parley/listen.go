@@ -64,6 +64,9 @@ func cmdListen(ctx context.Context, e *env, args []string) error {
 			_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 			return err
 		}
+		if mutedQuiet(ev) {
+			return nil
+		}
 		if line := eventLine(ev, titleOf, self); line != "" {
 			w := e.stdout
 			if ev.Kind == client.EventConnection || ev.Kind == client.EventError {
@@ -185,6 +188,9 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string, se
 	}
 	switch ev.Kind {
 	case client.EventMessage:
+		if ev.Message.MentionsMe {
+			return at + "mentions you: " + messageLine(ev.Message)
+		}
 		return at + messageLine(ev.Message)
 	case client.EventEdited:
 		return at + "edited: " + messageLine(ev.Message)
@@ -224,4 +230,22 @@ func eventLine(ev client.Event, titleOf func(protocol.ConversationID) string, se
 		return "parley: warning: " + ev.Error
 	}
 	return ""
+}
+
+// mutedQuiet reports whether the text output of listen leaves out an
+// event: the message events (new, edited, deleted, reactions, receipts,
+// deliveries) of a conversation muted on this device, except a new
+// message that mentions this user. --json prints every event, with
+// "muted":true, for scripts to decide.
+func mutedQuiet(ev client.Event) bool {
+	if !ev.Muted {
+		return false
+	}
+	switch ev.Kind {
+	case client.EventMessage:
+		return ev.Message == nil || !ev.Message.MentionsMe
+	case client.EventEdited, client.EventDeleted, client.EventReaction, client.EventRead, client.EventDelivered:
+		return true
+	}
+	return false
 }

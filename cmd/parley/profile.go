@@ -135,6 +135,8 @@ type profileAPI interface {
 	TrustRolledBack(ctx context.Context, user string) (bool, error)
 	CreateInvite(ctx context.Context, uses int, ttl time.Duration) (*protocol.InviteInfo, error)
 	InviteLink(code string) (protocol.InviteLink, error)
+	Search(ctx context.Context, q client.SearchQuery) ([]*client.Message, error)
+	SetMuted(ctx context.Context, conv protocol.ConversationID, muted bool) error
 }
 
 var (
