@@ -313,7 +313,15 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 	}
 	gid := make([]byte, 32)
 	rand.Read(gid)
-	g, err := mls.CreateGroup(c.mlsCfg, cs, gid, signer, cred, mls.CreateOptions{})
+	opts := mls.CreateOptions{Capabilities: leafCapabilities()}
+	if !direct && !createWithoutPolicy {
+		// A group conversation starts with its policy, its creator as
+		// admin; a 1:1 conversation has none (both are equal).
+		if opts.Extensions, err = policyExtensions(c.id.User); err != nil {
+			return 0, err
+		}
+	}
+	g, err := mls.CreateGroup(c.mlsCfg, cs, gid, signer, cred, opts)
 	if err != nil {
 		return 0, err
 	}
@@ -435,8 +443,12 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 			return errFailpoint
 		}
 		ch := c.describeCommit(conv, g, mls.Sender{Type: mls.SenderMember, Leaf: g.OwnLeaf()}, pc.Added, pc.Removed, false)
+		before := g.Extensions()
 		if err := g.MergePendingCommit(pc); err != nil {
 			return fmt.Errorf("merge accepted commit: %v", err)
+		}
+		if plan.opts.SetExtensions {
+			ch.lines = append(ch.lines, policyChangeLines(before, g.Extensions(), c.id.User, c.id.Device)...)
 		}
 		state, err := g.MarshalBinary()
 		if err != nil {

@@ -48,6 +48,19 @@
 // (ErrConversationUnsafe); [Client.Recreate] starts a new one with the
 // same members.
 //
+// # Roles and policy
+//
+// A group carries its policy inside the MLS group state (a GroupContext
+// extension, docs/protocol.md, "Roles and policy"): its admins, who start
+// as the creator, and who may add, remove, rename, change the topic and
+// change roles. [Client.Policy] reads it, [Client.SetRole] and
+// [Client.SetPolicy] change it (admins only). Every member checks every
+// proposal and commit against it, rejecting violations like forbidden
+// membership changes (Alarm.Policy), and ignores renames and topic
+// changes by members the policy does not allow; the server refuses the
+// same with protocol.CodePolicyViolation. A 1:1 conversation has no
+// policy.
+//
 // # History
 //
 // [Client.Messages] returns a conversation's messages; [Client.History]

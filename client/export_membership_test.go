@@ -30,7 +30,7 @@ func JoinExternalForTest(ctx context.Context, c *Client, conv protocol.Conversat
 	if err != nil {
 		return err
 	}
-	g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{RatchetTree: gi.RatchetTree, ExternalPub: true})
+	g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{RatchetTree: gi.RatchetTree, ExternalPub: true, Capabilities: leafCapabilities()})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/protocol"
@@ -47,3 +48,28 @@ func SendMetadataForTest(ctx context.Context, c *Client, conv protocol.Conversat
 	_, err := c.sendLocked(ctx, conv, m)
 	return err
 }
+
+// ProposeRemoveForTest posts a Remove proposal of every device of user
+// in conv, as a modified client could (the SDK proposes only this user's
+// own removal, Leave).
+func ProposeRemoveForTest(ctx context.Context, c *Client, conv protocol.ConversationID, user string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[conv]
+	for _, leaf := range leavesOf(g, user) {
+		msg, err := g.ProposeRemove(leaf)
+		if err != nil {
+			return err
+		}
+		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true, protocol.HandshakeRequest{Epoch: g.Epoch(), Message: msg}, nil)
+		if err != nil {
+			c.reloadGroupLocked(ctx, conv)
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateWithoutPolicyForTest makes the groups created from now on have no
+// policy, like those created before policies existed; false restores it.
+func CreateWithoutPolicyForTest(on bool) { createWithoutPolicy = on }

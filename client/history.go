@@ -55,6 +55,17 @@ const (
 	// SystemTopicChanged: the actor set the topic to Value ("" clears
 	// it); Previous is the topic before.
 	SystemTopicChanged SystemKind = "topic_changed"
+	// SystemRoleChanged: the actor made Users[0] Value ("admin" or
+	// "member"); Previous is the role before.
+	SystemRoleChanged SystemKind = "role_changed"
+	// SystemPolicyChanged: the actor set the policy's rules to Value
+	// ("add=members remove=admins ..."); Previous are the rules before
+	// ("" where the conversation had no policy).
+	SystemPolicyChanged SystemKind = "policy_changed"
+	// SystemChangeIgnored: the actor's rename or topic change (Value
+	// "rename" or "topic") was not applied: the policy does not allow
+	// them.
+	SystemChangeIgnored SystemKind = "change_ignored"
 )
 
 // System is what a system line of a history records (Message.System).

@@ -52,6 +52,9 @@ type Alarm struct {
 	// "Recovery from bad commits"). The way forward is the same:
 	// recreate it.
 	Unrecoverable bool `json:"unrecoverable,omitempty"`
+	// Policy is set when the change broke the conversation's roles and
+	// policy (docs/protocol.md, "Roles and policy"): User is who made it.
+	Policy bool `json:"policy,omitempty"`
 }
 
 // who names the user the alarm is about, for messages.
@@ -77,6 +80,10 @@ type UnsafeError struct {
 func (e *UnsafeError) Error() string {
 	if e.Alarm.Unrecoverable {
 		return fmt.Sprintf("conversation %d cannot be followed any more: %s; this device sends nothing more in it: recreate it with the same members",
+			e.Conversation, e.Alarm.Reason)
+	}
+	if e.Alarm.Policy {
+		return fmt.Sprintf("conversation %d is unsafe: the server accepted a change that its policy forbids (%s); this device rejected the change and sends nothing more in it: recreate it with the same members",
 			e.Conversation, e.Alarm.Reason)
 	}
 	return fmt.Sprintf("conversation %d is unsafe: the server tried to add %s to it (%s); this device rejected the change and sends nothing more in it: recreate it with the same members",
@@ -188,6 +195,9 @@ func (c *Client) checkCommit(ctx context.Context, conv protocol.ConversationID, 
 			return nil, err
 		}
 		return &Alarm{User: cr.User(), Device: cr.Device(), Reason: fmt.Sprintf("a commit adds device %s of %s, which %s revoked", cr.Device(), cr.User(), cr.User())}, nil
+	}
+	if a := checkPolicyCommit(g, sc, c.serverName); a != nil {
+		return a, nil
 	}
 	users, devices := userSet(g.Members(), c.serverName)
 	if sc.Committer.Type == mls.SenderNewMemberCommit {

@@ -168,7 +168,9 @@ func craftedJoin(t *testing.T, serverName, certServer string, created time.Time,
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, pc, err := mls.JoinExternal(&mls.Config{}, groupInfo, signer, mls.BasicCredential(id), mls.ExternalJoinOptions{RatchetTree: tree})
+	_, pc, err := mls.JoinExternal(&mls.Config{}, groupInfo, signer, mls.BasicCredential(id), mls.ExternalJoinOptions{RatchetTree: tree, Capabilities: &mls.Capabilities{
+		Extensions: []uint16{protocol.PolicyExtensionType}, Credentials: []mls.CredentialType{mls.CredentialBasic},
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

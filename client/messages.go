@@ -234,6 +234,10 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 			return nil, err
 		}
 		old := *cv
+		ignored, err := c.dropForbiddenMetadata(tx, conv, m, &old, user, device, serverSeq)
+		if err != nil {
+			return nil, err
+		}
 		if m.Name != nil {
 			cv.Name = *m.Name
 		}
@@ -257,7 +261,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if err != nil {
 			return nil, err
 		}
-		return append([]Event{{Kind: EventConversationChanged, Conversation: conv, User: user, Device: device}}, lines...), nil
+		return append(append([]Event{{Kind: EventConversationChanged, Conversation: conv, User: user, Device: device}}, ignored...), lines...), nil
 	}
 	return nil, nil // a kind this version does not know
 }
@@ -349,6 +353,9 @@ func (c *Client) checkOwnMessage(ctx context.Context, conv protocol.Conversation
 func (c *Client) SetName(ctx context.Context, conv protocol.ConversationID, name string) error {
 	m := content.New(content.KindGroupMetadata, c.cfg.Now())
 	m.Name = &name
+	if err := c.checkMetadataAllowed(ctx, conv, m); err != nil {
+		return fmt.Errorf("client: set name in conversation %d: %w", conv, err)
+	}
 	_, err := c.sendContent(ctx, conv, m, "set name")
 	return err
 }
@@ -357,6 +364,9 @@ func (c *Client) SetName(ctx context.Context, conv protocol.ConversationID, name
 func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, topic string) error {
 	m := content.New(content.KindGroupMetadata, c.cfg.Now())
 	m.Topic = &topic
+	if err := c.checkMetadataAllowed(ctx, conv, m); err != nil {
+		return fmt.Errorf("client: set topic in conversation %d: %w", conv, err)
+	}
 	_, err := c.sendContent(ctx, conv, m, "set topic")
 	return err
 }

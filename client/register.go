@@ -233,7 +233,7 @@ func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		if last && !lastResort {
 			break
 		}
-		b, err := mls.NewKeyPackage(c.mlsCfg, cs, signer, cred, mls.KeyPackageOptions{LastResort: last})
+		b, err := mls.NewKeyPackage(c.mlsCfg, cs, signer, cred, mls.KeyPackageOptions{LastResort: last, Capabilities: leafCapabilities()})
 		if err != nil {
 			return fmt.Errorf("create KeyPackage: %v", err)
 		}

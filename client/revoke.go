@@ -254,6 +254,9 @@ func (c *Client) removeDeviceLocked(ctx context.Context, conv protocol.Conversat
 	if _, held := c.blocked[conv]; held {
 		return false, nil // after the identity change is acknowledged
 	}
+	if user != c.id.User && !c.allowedLocked(g, protocol.ActionRemove) {
+		return false, nil // an admin removes it (docs/protocol.md, "Roles and policy")
+	}
 	err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
 		leaves := deviceLeaves(g, user, device)
 		if len(leaves) == 0 {

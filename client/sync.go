@@ -201,7 +201,11 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		case err != nil:
 			fail(err)
 		case p.Kind == mls.KindProposal:
-			if a := checkProposal(p.Proposal); a != nil {
+			a := checkProposal(p.Proposal)
+			if a == nil {
+				a = checkPolicyProposal(g, p.Proposal, c.serverName)
+			}
+			if a != nil {
 				// Drop the cached proposal: the group is read again from
 				// the store, which does not hold it.
 				c.reloadGroupLocked(ctx, conv)
@@ -231,9 +235,13 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			}
 			ch := c.describeCommit(conv, g, sc.Committer, sc.Added, sc.Removed, sc.SelfRemoved)
 			evs := ch.events
+			before, actor := g.Extensions(), committerCredential(g, sc.Committer, sc.Added)
 			if err := g.MergeStagedCommit(sc); err != nil {
 				fail(err)
 				break
+			}
+			if sc.ExtensionsChanged && actor != nil {
+				ch.lines = append(ch.lines, policyChangeLines(before, g.Extensions(), actor.User(), actor.Device())...)
 			}
 			write = writeFull
 			events = append(events, evs...)
@@ -1005,7 +1013,7 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 			return err
 		}
 		g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{
-			RatchetTree: gi.RatchetTree, ResyncLeaf: &own, ExternalPub: true,
+			RatchetTree: gi.RatchetTree, ResyncLeaf: &own, ExternalPub: true, Capabilities: leafCapabilities(),
 		})
 		if err != nil {
 			return err

@@ -77,6 +77,8 @@ type ProposalInfo struct {
 	Leaf LeafIndex
 	// KeyPackageRef is the ref of an Add's KeyPackage.
 	KeyPackageRef []byte
+	// Credential is the credential of an Add's KeyPackage leaf.
+	Credential Credential
 }
 
 // StagedCommit is a validated Commit that has not been applied: the
@@ -101,6 +103,12 @@ type StagedCommit struct {
 	ExtensionsChanged bool
 	// SelfRemoved says this member is removed by the commit.
 	SelfRemoved bool
+	// Proposals are the proposals the commit applies, in order: those
+	// included by reference with the Sender that proposed them, those
+	// by value with the committer as Sender and a nil Ref. An
+	// application that lets proposals be made only by some members
+	// checks them here.
+	Proposals []ProposalInfo
 	// ReInit, if non-nil, says the group ends and is re-initialized with
 	// these parameters (RFC 9420 §11.2).
 	ReInit *ReInitInfo
@@ -233,16 +241,37 @@ func (g *Group) processContent(ac *wire.AuthenticatedContent, op string) (*Proce
 }
 
 func proposalInfo(c *core, cp *cachedProposal) *ProposalInfo {
-	pi := &ProposalInfo{Type: uint16(cp.p.Type), Sender: senderFromWire(cp.sender), Ref: slices.Clone(cp.ref)}
-	switch cp.p.Type {
+	return describeProposal(c, cp.p, cp.sender, cp.ref)
+}
+
+// describeProposal describes proposal p sent by sender (ref nil for a
+// proposal by value).
+func describeProposal(c *core, p *wire.Proposal, sender wire.Sender, ref []byte) *ProposalInfo {
+	pi := &ProposalInfo{Type: uint16(p.Type), Sender: senderFromWire(sender), Ref: slices.Clone(ref)}
+	switch p.Type {
 	case wire.ProposalTypeRemove:
-		pi.Leaf = LeafIndex(cp.p.Remove.Removed)
+		pi.Leaf = LeafIndex(p.Remove.Removed)
 	case wire.ProposalTypeUpdate:
-		pi.Leaf = LeafIndex(cp.sender.LeafIndex)
+		pi.Leaf = LeafIndex(sender.LeafIndex)
 	case wire.ProposalTypeAdd:
-		pi.KeyPackageRef, _ = cp.p.Add.KeyPackage.Ref(c.cs)
+		pi.KeyPackageRef, _ = p.Add.KeyPackage.Ref(c.cs)
+		pi.Credential = credentialFromWire(&p.Add.KeyPackage.LeafNode.Credential)
 	}
 	return pi
+}
+
+// committedProposals describes the proposals applied by a commit from
+// committer (its Leaf set to the committer's leaf in the new tree).
+func committedProposals(c *core, a *applied, committer Sender) []ProposalInfo {
+	out := make([]ProposalInfo, 0, len(a.entries))
+	for _, e := range a.entries {
+		pi := describeProposal(c, e.p, e.sender, e.ref)
+		if e.ref == nil {
+			pi.Sender = committer
+		}
+		out = append(out, *pi)
+	}
+	return out
 }
 
 // stageCommit validates a received Commit and computes the next epoch (RFC
@@ -268,6 +297,7 @@ func (g *Group) stageCommit(ac *wire.AuthenticatedContent, op string) (*StagedCo
 	sc := &StagedCommit{Epoch: g.c.gc.Epoch + 1, Committer: senderFromWire(fc.Sender), PSKs: len(a.psks), transition: transition{g: g, version: g.version, reinit: a.reinit}}
 	sc.Committer.Leaf = a.committer
 	sc.Extensions, sc.ExtensionsChanged = extsFromWire(a.exts), a.gce
+	sc.Proposals = committedProposals(g.c, a, sc.Committer)
 	for _, r := range a.removed {
 		if r.leaf == self {
 			sc.SelfRemoved = true

@@ -94,6 +94,11 @@ type PublicChange struct {
 	Added, Removed, Updated []Member
 	// ReInit is set when the commit ends the group.
 	ReInit bool
+	// Proposals, Extensions and ExtensionsChanged describe a commit's
+	// proposals and new GroupContext extensions as in StagedCommit.
+	Proposals         []ProposalInfo
+	Extensions        []Extension
+	ExtensionsChanged bool
 
 	pg      *PublicGroup
 	version uint64
@@ -177,6 +182,8 @@ func (pg *PublicGroup) Process(msg []byte) (*PublicChange, error) {
 	}
 	out.Kind, out.Epoch, out.next, out.ReInit = KindCommit, gc.Epoch, next, a.reinit != nil
 	out.Sender.Leaf = a.committer
+	out.Proposals = committedProposals(pg.c, a, out.Sender)
+	out.Extensions, out.ExtensionsChanged = extsFromWire(a.exts), a.gce
 	out.Added, out.Removed, out.Updated = changes(a, newTree)
 	if cm.Path != nil && !a.external {
 		ln := newTree.Leaf(a.committer)

@@ -35,6 +35,10 @@ const (
 	// proposals (or bytes of them) as the server keeps; a commit must
 	// include or drop them before more are accepted.
 	CodeTooManyProposals ErrorCode = "too_many_proposals"
+	// CodePolicyViolation: the handshake breaks the conversation's roles
+	// and policy (docs/protocol.md, "Roles and policy"): a non-admin's
+	// removal of another user, a role change by a non-admin, ...
+	CodePolicyViolation ErrorCode = "policy_violation"
 )
 
 // HTTPStatus returns the HTTP status the server answers with for the code.
@@ -44,7 +48,7 @@ func (c ErrorCode) HTTPStatus() int {
 		return http.StatusBadRequest
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodeNotMember, CodeInviteInvalid:
+	case CodeForbidden, CodeNotMember, CodeInviteInvalid, CodePolicyViolation:
 		return http.StatusForbidden
 	case CodeNotFound, CodeUnknownUser, CodeUnknownDevice, CodeNoKeyPackage:
 		return http.StatusNotFound

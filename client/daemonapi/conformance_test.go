@@ -263,6 +263,50 @@ func conformSearch(t *testing.T, ctx context.Context, call caller, dc *daemonapi
 	}
 }
 
+// conformPolicy: policy, set_role and set_policy in a new group.
+func conformPolicy(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client) {
+	t.Helper()
+	var opened daemonapi.NewConversationResult
+	if err := call("new_group", daemonapi.NewGroupParams{Title: "ruled", Members: []string{"bob"}}, &opened); err != nil {
+		t.Fatal(err)
+	}
+	conv := opened.Conversation
+	var r daemonapi.PolicyResult
+	if err := call("policy", daemonapi.ConversationParams{Conversation: conv}, &r); err != nil || r.Policy == nil ||
+		strings.Join(r.Policy.Admins, ",") != "alice" || r.Policy.Rules["remove"] != "admins" || r.Policy.Rules["add"] != "members" {
+		t.Fatalf("policy = %+v, %v", r.Policy, err)
+	}
+	if err := call("set_role", daemonapi.RoleParams{Conversation: conv, User: "bob", Role: "admin"}, nil); err != nil {
+		t.Fatalf("set_role bob admin: %v", err)
+	}
+	if err := call("set_policy", daemonapi.PolicyParams{Conversation: conv, Rules: map[string]string{"add": "admins"}}, nil); err != nil {
+		t.Fatalf("set_policy add=admins: %v", err)
+	}
+	p, err := dc.Policy(ctx, protocol.ConversationID(conv))
+	if err != nil || strings.Join(p.Admins, ",") != "alice,bob" || p.Rule(protocol.ActionAdd) != protocol.WhoAdmins {
+		t.Fatalf("Policy = %v, %v", p, err)
+	}
+	if err := dc.SetRole(ctx, protocol.ConversationID(conv), "bob", false); err != nil {
+		t.Fatalf("SetRole(bob, member): %v", err)
+	}
+	if err := dc.SetPolicy(ctx, protocol.ConversationID(conv), map[protocol.Action]protocol.Who{protocol.ActionAdd: protocol.WhoMembers}); err != nil {
+		t.Fatalf("SetPolicy(add=members): %v", err)
+	}
+	for _, bad := range []struct {
+		method string
+		params any
+	}{
+		{"set_role", daemonapi.RoleParams{Conversation: conv, User: "bob", Role: "boss"}},
+		{"set_policy", daemonapi.PolicyParams{Conversation: conv, Rules: map[string]string{"kick": "admins"}}},
+		{"set_policy", daemonapi.PolicyParams{Conversation: conv}},
+	} {
+		var rpcErr *daemonapi.Error
+		if err := call(bad.method, bad.params, nil); !errors.As(err, &rpcErr) || rpcErr.Code != daemonapi.CodeInvalidParams {
+			t.Errorf("%s %+v: %v, want invalid params", bad.method, bad.params, err)
+		}
+	}
+}
+
 // TestMethodsDocumented: docs/daemon.md has a row of the methods table
 // for every method of the server.
 func TestMethodsDocumented(t *testing.T) {

@@ -65,6 +65,9 @@ type Alarm struct {
 	Seq           uint64    `json:"seq"`
 	Time          time.Time `json:"time"`
 	Unrecoverable bool      `json:"unrecoverable,omitempty"`
+	// Policy is set when the rejected change broke the conversation's
+	// roles and policy.
+	Policy bool `json:"policy,omitempty"`
 }
 
 // Message is one entry of a history: a message, or a system line (kind
@@ -296,7 +299,7 @@ func NewConversation(cv *client.Conversation, self string, unread int) *Conversa
 		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted,
 	}
 	if a := cv.Unsafe; a != nil {
-		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable}
+		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable, Policy: a.Policy}
 	}
 	if cv.Last != nil {
 		out.Last = NewMessage(cv.Last)
@@ -313,7 +316,7 @@ func (c *Conversation) SDK() *client.Conversation {
 		Unverified: c.Unverified, Muted: c.Muted,
 	}
 	if a := c.Unsafe; a != nil {
-		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable}
+		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable, Policy: a.Policy}
 	}
 	if c.Last != nil {
 		if m, err := c.Last.SDK(); err == nil {

@@ -287,6 +287,7 @@ func TestConformance(t *testing.T) {
 	conformInvites(t, ctx, call, dc, alice, ts)
 	conformRecreate(t, ctx, call, dc, conv)
 	conformSearch(t, ctx, call, dc, alice, conv)
+	conformPolicy(t, ctx, call, dc)
 
 	// Every method of the server is called above: a method added
 	// without a conformance test fails here.

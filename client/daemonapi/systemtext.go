@@ -54,6 +54,15 @@ func SystemText(m *client.Message, self string) string {
 			return actor + ` set the topic to "` + sys.Value + `"`
 		}
 		return actor + ` changed the topic to "` + sys.Value + `"`
+	case client.SystemRoleChanged:
+		if sys.Value == "admin" {
+			return actor + " made " + strings.Join(users, ", ") + " an admin"
+		}
+		return actor + " made " + strings.Join(users, ", ") + " a member (no longer admin)"
+	case client.SystemPolicyChanged:
+		return actor + " set the policy: " + sys.Value
+	case client.SystemChangeIgnored:
+		return actor + "'s " + sys.Value + " was ignored: the conversation's policy does not allow it"
 	}
 	return actor + " changed the conversation (" + string(sys.Kind) + ")"
 }

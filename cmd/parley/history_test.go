@@ -107,6 +107,8 @@ func TestListenSystemLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strconv.FormatInt(conv.ID, 10)
+	c.run("alice", "role", id, "bob", "admin") // bob removes carol below
+	c.read("alice", id)
 	c.read("bob", id)
 	c.read("dave", id)
 	text := c.listenLines("alice")
@@ -195,6 +197,10 @@ func TestSystemText(t *testing.T) {
 		{line("bob", client.SystemTopicChanged, nil, nil, "plans", ""), `bob set the topic to "plans"`},
 		{line("bob", client.SystemTopicChanged, nil, nil, "later", "plans"), `bob changed the topic to "later"`},
 		{line("bob", client.SystemTopicChanged, nil, nil, "", "later"), "bob cleared the topic"},
+		{line("alice", client.SystemRoleChanged, []string{"bob"}, nil, "admin", "member"), "you made bob an admin"},
+		{line("bob", client.SystemRoleChanged, []string{"alice"}, nil, "member", "admin"), "bob made you a member (no longer admin)"},
+		{line("alice", client.SystemPolicyChanged, nil, nil, "add=admins remove=admins", ""), "you set the policy: add=admins remove=admins"},
+		{line("bob", client.SystemChangeIgnored, nil, nil, "rename", ""), "bob's rename was ignored: the conversation's policy does not allow it"},
 		{line("", client.SystemRemoved, []string{"bob"}, nil, "", ""), "someone removed bob"},
 		{line("bob", "archived", nil, nil, "", ""), "bob changed the conversation (archived)"},
 	} {

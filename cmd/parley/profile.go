@@ -125,6 +125,9 @@ type profileAPI interface {
 	Edit(ctx context.Context, conv protocol.ConversationID, target content.MessageID, text string) error
 	Delete(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error
 	Recreate(ctx context.Context, conv protocol.ConversationID) (protocol.ConversationID, error)
+	Policy(ctx context.Context, conv protocol.ConversationID) (*protocol.Policy, error)
+	SetRole(ctx context.Context, conv protocol.ConversationID, user string, admin bool) error
+	SetPolicy(ctx context.Context, conv protocol.ConversationID, rules map[protocol.Action]protocol.Who) error
 	SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts client.SendOptions) (*client.Message, error)
 	DownloadWith(ctx context.Context, attachmentID, dst string, opts client.DownloadOptions) (string, error)
 	SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error)

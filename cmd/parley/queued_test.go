@@ -24,8 +24,8 @@ func TestQueuedDeliveredByListen(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strconv.FormatInt(conv.ID, 10)
-	c.read("bob", id) // joins
-
+	c.read("bob", id)                          // joins
+	c.run("alice", "role", id, "bob", "admin") // bob removes carol below
 	c.srv.Stop()
 	cmd := c.command("alice", "--json", "send", id, "written offline")
 	out, err := cmd.Output()

@@ -66,6 +66,8 @@ func init() {
 		{"add", "CONV USER", "add a user (all devices) to a conversation", cmdAdd},
 		{"remove", "CONV USER", "remove a user (all devices) from a conversation", cmdRemove},
 		{"leave", "CONV", "leave a conversation", cmdLeave},
+		{"role", "CONV USER admin|member", "make a user an admin of a group, or a plain member (admins)", cmdRole},
+		{"policy", "CONV [ACTION=admins|members ...]", "show a group's admins and who may add, remove, rename, ...; or change it (admins)", cmdPolicy},
 		{"react", "CONV ID EMOJI [--remove]", "react to a message", cmdReact},
 		{"edit", "CONV ID TEXT", "replace the text of one of your messages", cmdEdit},
 		{"delete", "CONV ID", "delete one of your messages for everyone", cmdDelete},

@@ -33,4 +33,7 @@ func TestNoUnsafeMembershipSwitch(t *testing.T) {
 	if deliveryConfig(c).UnsafeSkipMembershipChecks {
 		t.Error("parleyd's delivery configuration skips membership checks")
 	}
+	if deliveryConfig(c).UnsafeSkipPolicyChecks {
+		t.Error("parleyd's delivery configuration skips policy checks")
+	}
 }

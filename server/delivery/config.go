@@ -105,6 +105,12 @@ type Config struct {
 	// rules"). parleyd never sets it and its configuration has no key
 	// for it.
 	UnsafeSkipMembershipChecks bool
+	// UnsafeSkipPolicyChecks is for tests only: the service accepts
+	// handshakes that break a conversation's roles and policy, like a
+	// malicious server, so that tests show that every member rejects
+	// them (docs/protocol.md, "Roles and policy"). parleyd never sets it
+	// and its configuration has no key for it.
+	UnsafeSkipPolicyChecks bool
 }
 
 // suiteXWing is MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 (TBD1 of

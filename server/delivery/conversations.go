@@ -307,6 +307,9 @@ func (s *Service) handshakeOnce(ctx context.Context, sess *Session, cid store.Co
 	if err := s.checkHandshakeSender(ctx, h, ch); err != nil {
 		return protocol.HandshakeResponse{}, err
 	}
+	if err := s.checkPolicy(h, ch); err != nil {
+		return protocol.HandshakeResponse{}, err
+	}
 	var res protocol.HandshakeResponse
 	if !ch.Commit {
 		res, err = s.acceptProposal(ctx, h, ch)
@@ -400,6 +403,19 @@ func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (Fol
 		return fg, nil, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", h.cid, err)
 	}
 	return fg, ch, nil
+}
+
+// checkPolicy refuses a handshake that breaks the conversation's roles
+// and policy, before anything is stored (docs/protocol.md, "Roles and
+// policy"); members check the same.
+func (s *Service) checkPolicy(h *handshakeAttempt, ch *Change) error {
+	if ch.Policy == nil || s.cfg.UnsafeSkipPolicyChecks {
+		return nil
+	}
+	if err := ch.Policy.Check(); err != nil {
+		return perr(protocol.CodePolicyViolation, "handshake for conversation %d: %v", h.cid, err)
+	}
+	return nil
 }
 
 // checkHandshakeSender checks that the message's sender is the calling

@@ -1,6 +1,10 @@
 package delivery
 
-import "time"
+import (
+	"time"
+
+	"github.com/parley-chat/parley/protocol"
+)
 
 // Follower validates MLS handshake messages against a conversation's
 // public group state (RFC 9750 §5: the Delivery Service may check commits
@@ -150,6 +154,10 @@ type Change struct {
 	// State is the follower's state to store with a commit: the new
 	// epoch's, without proposals. It is nil for a proposal.
 	State []byte
+	// Policy describes the message for the conversation's roles and
+	// policy (protocol.PolicyHandshake.Check): who proposes what, and the
+	// policy of the epoch it is made in.
+	Policy *protocol.PolicyHandshake
 	// ProposalsDigest is, for a proposal, the digest of the epoch's
 	// proposals up to and including it: the FollowedGroup.ProposalsDigest
 	// to store with it. It is nil for a commit.

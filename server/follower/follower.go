@@ -207,6 +207,9 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := policyOf(pg.Extensions()); err != nil {
+		return nil, fmt.Errorf("follower: the group's policy extension: %v", err)
+	}
 	st, err := pg.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
@@ -323,7 +326,7 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		f.put(h, grp)
 		return nil, err
 	}
-	out := &delivery.Change{}
+	out := &delivery.Change{Policy: policyHandshake(pg, ch)}
 	switch ch.Sender.Type {
 	case mls.SenderMember:
 		out.Sender = delivery.SenderMember

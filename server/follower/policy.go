@@ -1,0 +1,121 @@
+package follower
+
+import (
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+)
+
+// The proposal types of RFC 9420 §12.1 the policy rules.
+const (
+	proposalAdd                    = 1
+	proposalRemove                 = 3
+	proposalGroupContextExtensions = 7
+)
+
+// userOf returns the user a leaf's Parley credential names, "" if none.
+func userOf(c mls.Credential) string {
+	if c.Type != mls.CredentialBasic {
+		return ""
+	}
+	cr, err := protocol.DecodeCredential(c.Identity)
+	if err != nil {
+		return ""
+	}
+	return cr.User()
+}
+
+// leafUsers returns the users of members in leaf order.
+func leafUsers(ms []mls.Member) []string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, userOf(m.Credential))
+	}
+	return out
+}
+
+// policyOf returns the policy among GroupContext extensions (nil when
+// there is none) and why it could not be decoded.
+func policyOf(exts []mls.Extension) (*protocol.Policy, error) {
+	for _, e := range exts {
+		if e.Type == protocol.PolicyExtensionType {
+			return protocol.ParsePolicy(e.Data)
+		}
+	}
+	return nil, nil
+}
+
+// policyHandshake describes a proposal or commit that pg (still in the
+// epoch it was made in) processed, for protocol.PolicyHandshake.Check.
+func policyHandshake(pg *mls.PublicGroup, ch *mls.PublicChange) *protocol.PolicyHandshake {
+	p, err := policyOf(pg.Extensions())
+	h := &protocol.PolicyHandshake{Policy: p, Members: leafUsers(pg.Members())}
+	if err != nil {
+		// Start refuses a group whose policy does not decode, and Check
+		// a commit that leaves one; should one be stored anyway, what it
+		// rules is left to the user of the first leaf.
+		h.Policy = &protocol.Policy{}
+	}
+	joiner := ""
+	if ch.Sender.Type == mls.SenderNewMemberCommit {
+		for _, m := range ch.Added {
+			if m.Leaf == ch.Sender.Leaf {
+				joiner = userOf(m.Credential)
+			}
+		}
+	}
+	props := ch.Proposals
+	if ch.Kind != mls.KindCommit && ch.Proposal != nil {
+		props = []mls.ProposalInfo{*ch.Proposal}
+	}
+	for i := range props {
+		h.Proposals = append(h.Proposals, policyProposal(pg, &props[i], joiner))
+	}
+	if ch.Kind == mls.KindCommit {
+		h.Commit = true
+		if ch.ExtensionsChanged {
+			h.NewPolicy, h.NewPolicyErr = policyOf(ch.Extensions)
+			h.MembersAfter = usersAfter(pg, ch)
+		}
+	}
+	return h
+}
+
+// policyProposal describes a proposal of pg's epoch for the policy.
+func policyProposal(pg *mls.PublicGroup, p *mls.ProposalInfo, joiner string) protocol.PolicyProposal {
+	var pp protocol.PolicyProposal
+	switch p.Sender.Type {
+	case mls.SenderMember:
+		if m, ok := pg.Member(p.Sender.Leaf); ok {
+			pp.Proposer = userOf(m.Credential)
+		}
+	case mls.SenderNewMemberCommit:
+		pp.Proposer = joiner
+	}
+	switch p.Type {
+	case proposalAdd:
+		pp.Kind, pp.Target = protocol.ProposalAdd, userOf(p.Credential)
+	case proposalRemove:
+		pp.Kind = protocol.ProposalRemove
+		if m, ok := pg.Member(p.Leaf); ok {
+			pp.Target = userOf(m.Credential)
+		}
+	case proposalGroupContextExtensions:
+		pp.Kind = protocol.ProposalExtensions
+	}
+	return pp
+}
+
+// usersAfter returns the users of the leaves after a commit.
+func usersAfter(pg *mls.PublicGroup, ch *mls.PublicChange) []string {
+	gone := map[mls.LeafIndex]bool{}
+	for _, m := range ch.Removed {
+		gone[m.Leaf] = true
+	}
+	var out []string
+	for _, m := range pg.Members() {
+		if !gone[m.Leaf] {
+			out = append(out, userOf(m.Credential))
+		}
+	}
+	return append(out, leafUsers(ch.Added)...)
+}
