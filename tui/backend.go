@@ -40,6 +40,11 @@ type Backend interface {
 	// SendTyping tells the conversation's other members that this user
 	// started or stopped typing (best effort).
 	SendTyping(ctx context.Context, conv protocol.ConversationID, typing bool) error
+	// Search returns the messages of every conversation that match q,
+	// newest first (client.Client.Search).
+	Search(ctx context.Context, q client.SearchQuery) ([]*client.Message, error)
+	// SetMuted mutes or unmutes a conversation on this device.
+	SetMuted(ctx context.Context, conv protocol.ConversationID, muted bool) error
 	// Subscribe starts the events that NextEvent returns, in order.
 	Subscribe(ctx context.Context) error
 	NextEvent(ctx context.Context) (*daemonapi.Event, error)

@@ -36,6 +36,10 @@ func init() {
 		{"save", "[DIR]", "save the file of the selected message", true, 0, cmdSave},
 		{"verify", "USER", "show the safety number with a user", false, 1, cmdVerify},
 		{"members", "", "show the members and their devices", true, 0, cmdMembers},
+		{"search", "WORDS [from:USER] [in:CONV]", "find messages (Ctrl-S)", false, 1, cmdSearch},
+		{"mentions", "", "list the messages that mention you", false, 0, cmdMentions},
+		{"mute", "", "mute this conversation (mentions still show)", true, 0, cmdMute},
+		{"unmute", "", "unmute this conversation", true, 0, cmdUnmute},
 		{"help", "", "show keys and commands", false, 0, cmdHelp},
 	}
 }

@@ -27,6 +27,12 @@ type convState struct {
 // openConversation shows conversation id and loads its history and
 // members; it marks the conversation read.
 func (m *Model) openConversation(id protocol.ConversationID) tea.Cmd {
+	return m.openConversationWith(id, m.loadHistory(id, m.page, false))
+}
+
+// openConversationWith is openConversation with the command that loads
+// the history.
+func (m *Model) openConversationWith(id protocol.ConversationID, history tea.Cmd) tea.Cmd {
 	stop := m.stopTyping() // typing was for the conversation left
 	m.conv = &convState{id: id, sel: -1}
 	if cv := m.findConv(id); cv != nil {
@@ -49,7 +55,7 @@ func (m *Model) openConversation(id protocol.ConversationID) tea.Cmd {
 		}
 		return nil
 	}
-	return tea.Batch(stop, m.loadHistory(id, m.page, false), m.loadMembers(id), m.loadConversation(id), markRead)
+	return tea.Batch(stop, history, m.loadMembers(id), m.loadConversation(id), markRead)
 }
 
 // applyHistory shows loaded history entries.

@@ -28,7 +28,11 @@ type fakeBackend struct {
 	sent     []client.SendOptions
 	verified []string
 	histLast []int // the last argument of each History call
-	nextSeq  int64
+	queries  []client.SearchQuery
+	// found is the answer to every search; searchErr fails it.
+	found     []*client.Message
+	searchErr error
+	nextSeq   int64
 }
 
 func (f *fakeBackend) record(format string, args ...any) {
@@ -199,6 +203,28 @@ func (f *fakeBackend) MarkVerified(_ context.Context, user string) error {
 	f.mu.Lock()
 	f.verified = append(f.verified, user)
 	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeBackend) Search(_ context.Context, q client.SearchQuery) ([]*client.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	if f.searchErr != nil {
+		return nil, f.searchErr
+	}
+	return slices.Clone(f.found), nil
+}
+
+func (f *fakeBackend) SetMuted(_ context.Context, conv protocol.ConversationID, muted bool) error {
+	f.record("set_muted %d %v", conv, muted)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.convs {
+		if f.convs[i].ID == conv {
+			f.convs[i].Muted = muted
+		}
+	}
 	return nil
 }
 

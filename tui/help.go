@@ -17,6 +17,7 @@ var helpKeys = [][2]string{
 	{"r e d + s v", "selected: reply edit delete react save verify"},
 	{"PgUp/PgDn", "scroll; older history loads at the top"},
 	{"Esc", "cancel a reply or an edit; back to the list"},
+	{"Ctrl-S", "search messages (/search); ↑/↓ Enter open, Esc close"},
 	{"F1, ? (list)", "this help (any key closes it)"},
 	{"q Ctrl-C", "quit (the daemon keeps running)"},
 }

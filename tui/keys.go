@@ -22,6 +22,10 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.handleVerifyKey(k)
 	case m.overlay == overlayMembers:
 		return m.handleMembersKey(k)
+	case m.overlay == overlayResults && m.search != nil:
+		return m.handleResultsKey(k)
+	case k.String() == "ctrl+s" && !m.list.filtering:
+		return m.startSearch()
 	case m.focus == focusList:
 		return m.handleListKey(k)
 	case m.conv != nil && m.conv.sel >= 0:

@@ -304,10 +304,13 @@ func (m *Model) viewListItem(cv *client.Conversation, w int, selected bool) []st
 		right = m.shortTime(activity(cv))
 	}
 	if cv.Unread > 0 {
-		right = m.st.unread.Render("("+strconv.Itoa(cv.Unread)+")") + " " + right
+		right = m.unreadStyle(cv).Render("("+strconv.Itoa(cv.Unread)+")") + " " + right
+	}
+	if cv.Muted {
+		right = strings.TrimSpace(mutedMark + " " + right)
 	}
 	title := m.title(cv)
-	if cv.Unread > 0 {
+	if unreadLoud(cv) {
 		title = m.st.unread.Render(title)
 	}
 	tw := w - 2 - width(right) - 1

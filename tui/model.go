@@ -61,6 +61,7 @@ const (
 	overlayHelp
 	overlayVerify
 	overlayMembers
+	overlayResults // search results (search.go)
 )
 
 // Model is the state of the terminal client; it implements tea.Model.
@@ -89,6 +90,7 @@ type Model struct {
 	// verifyWidth is the width the safety number is drawn in.
 	verifyWidth int
 	members     membersState
+	search      *searchState
 
 	conn       client.ConnState
 	connKnown  bool
@@ -243,6 +245,10 @@ func (m *Model) handleResult(msg tea.Msg) tea.Cmd {
 		return tea.Batch(m.loadConversations(), m.openConversation(msg.conv))
 	case safetyMsg:
 		return m.applySafety(msg)
+	case searchMsg:
+		m.applySearch(msg)
+	case jumpMsg:
+		m.applyJump(msg)
 	case doneMsg:
 		return m.applyDone(msg)
 	default:

@@ -25,7 +25,9 @@ type styles struct {
 	separator lipgloss.Style
 	// mention marks a message that mentions this user.
 	mention lipgloss.Style
-	names   []lipgloss.Style
+	// match marks the words a search found.
+	match lipgloss.Style
+	names []lipgloss.Style
 }
 
 // namePalette are the colours of sender names (ANSI 256 colours that read
@@ -47,6 +49,7 @@ func newStyles(plain bool) styles {
 	s.quote = base
 	s.separator = base
 	s.mention = base.Bold(true)
+	s.match = base.Underline(true)
 	if plain {
 		s.names = []lipgloss.Style{base.Bold(true)}
 		return s
@@ -58,6 +61,7 @@ func newStyles(plain bool) styles {
 	s.separator = base.Foreground(lipgloss.Color("240"))
 	s.unread = s.unread.Foreground(lipgloss.Color("39"))
 	s.mention = s.mention.Foreground(lipgloss.Color("16")).Background(lipgloss.Color("214"))
+	s.match = base.Bold(true).Foreground(lipgloss.Color("16")).Background(lipgloss.Color("228"))
 	s.err = s.err.Foreground(lipgloss.Color("196"))
 	s.banner = s.banner.Foreground(lipgloss.Color("231")).Background(lipgloss.Color("160"))
 	s.status = base.Background(lipgloss.Color("236")).Foreground(lipgloss.Color("252"))

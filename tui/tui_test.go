@@ -100,7 +100,7 @@ func keyMsg(k string) tea.KeyPressMsg {
 	named := map[string]tea.Key{
 		"enter": {Code: tea.KeyEnter}, "esc": {Code: tea.KeyEscape}, "up": {Code: tea.KeyUp}, "down": {Code: tea.KeyDown},
 		"tab": {Code: tea.KeyTab}, "pgup": {Code: tea.KeyPgUp}, "pgdown": {Code: tea.KeyPgDown}, "backspace": {Code: tea.KeyBackspace},
-		"ctrl+f": {Code: 'f', Mod: tea.ModCtrl}, "ctrl+up": {Code: tea.KeyUp, Mod: tea.ModCtrl}, "ctrl+j": {Code: 'j', Mod: tea.ModCtrl},
+		"ctrl+f": {Code: 'f', Mod: tea.ModCtrl}, "ctrl+s": {Code: 's', Mod: tea.ModCtrl}, "ctrl+up": {Code: tea.KeyUp, Mod: tea.ModCtrl}, "ctrl+j": {Code: 'j', Mod: tea.ModCtrl},
 		"alt+enter": {Code: tea.KeyEnter, Mod: tea.ModAlt},
 	}
 	if key, ok := named[k]; ok {
@@ -628,7 +628,7 @@ func TestRandomKeys(t *testing.T) {
 	}
 	t.Logf("seed %d (TUI_SEED to repeat)", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	keys := []string{"enter", "esc", "up", "down", "tab", "pgup", "pgdown", "backspace", "ctrl+f", "ctrl+up", "ctrl+j",
+	keys := []string{"enter", "esc", "up", "down", "tab", "pgup", "pgdown", "backspace", "ctrl+f", "ctrl+s", "ctrl+up", "ctrl+j",
 		"alt+enter", "/", "?", "d", "y", "n", "+", "1", "r", "e", "s", "v", "m", "j", "k", "a", "x", " "}
 	sizes := [][2]int{{80, 24}, {120, 40}, {50, 16}, {20, 5}, {1, 1}}
 	events := []client.Event{
