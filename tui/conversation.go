@@ -22,6 +22,7 @@ type convState struct {
 	loading bool // older entries are being loaded
 	scroll  int  // lines scrolled up from the bottom
 	sel     int  // selected entry, -1 for none
+	cache   entryCache
 }
 
 // openConversation shows conversation id and loads its history and
@@ -140,12 +141,14 @@ func (m *Model) upsert(e *client.Message) {
 	}
 	if i := c.indexOf(e.ID); i >= 0 && e.System == nil {
 		c.msgs[i] = e
+		c.forgetQuotes(e.ID)
 		return
 	}
 	if e.System != nil && slices.ContainsFunc(c.msgs, func(x *client.Message) bool { return x.Seq == e.Seq && x.System != nil }) {
 		return
 	}
 	c.msgs = append(c.msgs, e)
+	c.forgetQuotes(e.ID) // replies that arrived first quote it now
 }
 
 // selected returns the selected entry, or nil.

@@ -19,25 +19,98 @@ type rendered struct {
 
 // historyLines renders the loaded history at width w: the start of the
 // conversation (or that older entries load), day separators, entries.
+// The slices of the result are reused by the next call.
 func (m *Model) historyLines(w int) rendered {
 	var r rendered
 	c := m.conv
 	if c == nil {
 		return r
 	}
+	r.lines, r.start = c.cache.buf.lines[:0], c.cache.buf.start[:0]
+	defer func() { c.cache.buf = r }()
 	if c.atStart && c.loaded {
 		r.lines = append(r.lines, m.st.dim.Render(center("start of the conversation", w)))
 	} else if c.loading {
 		r.lines = append(r.lines, m.st.dim.Render(center("loading…", w)))
 	}
+	loc := m.loc()
+	c.cache.reset(w, m.self, loc, len(c.msgs))
 	for i, e := range c.msgs {
-		if i == 0 || !sameDay(c.msgs[i-1].Sent.In(m.loc()), e.Sent.In(m.loc())) {
+		if i == 0 || !sameDay(c.msgs[i-1].Sent.In(loc), e.Sent.In(loc)) {
 			r.lines = append(r.lines, m.st.separator.Render(center(" "+m.day(e)+" ", w, '─')))
 		}
 		r.start = append(r.start, len(r.lines))
-		r.lines = append(r.lines, m.entryLines(e, w, i == c.sel)...)
+		if i == c.sel {
+			r.lines = append(r.lines, m.entryLines(e, w, true)...)
+			continue
+		}
+		r.lines = append(r.lines, c.cache.lines(i, e, func() []string { return m.entryLines(e, w, false) })...)
 	}
 	return r
+}
+
+// entryCache keeps the rendered lines of the entries of the open
+// conversation, so that a frame renders only the entries that are new or
+// changed, not the whole loaded history. An entry is rendered from its
+// message, the width, this user's name, the clock's location and the
+// message it replies to (the quote). Messages are never changed in
+// place: a change (an edit, a reaction, a receipt, a reload) puts a new
+// *client.Message at the entry's index, so a rendering is used while
+// the index holds the message it was made from, at the same width, user
+// and location; and the renderings that quote a message are dropped when
+// that message changes or arrives (forgetQuotes). The selected entry is
+// never cached.
+type entryCache struct {
+	width   int
+	self    string
+	loc     *time.Location
+	entries []cachedEntry // by index in convState.msgs
+	// buf is the last frame's history, whose slices the next one
+	// reuses: a frame would otherwise allocate them anew for every
+	// line of the loaded history.
+	buf rendered
+}
+
+type cachedEntry struct {
+	msg   *client.Message
+	lines []string
+}
+
+// reset drops everything rendered for another width, user or location,
+// and sizes the cache to n entries.
+func (ec *entryCache) reset(w int, self string, loc *time.Location, n int) {
+	if ec.width != w || ec.self != self || ec.loc != loc {
+		*ec = entryCache{width: w, self: self, loc: loc, buf: ec.buf}
+	}
+	if len(ec.entries) > n {
+		ec.entries = ec.entries[:n]
+	}
+	for len(ec.entries) < n {
+		ec.entries = append(ec.entries, cachedEntry{})
+	}
+}
+
+// lines returns the lines of entry i, e, rendering them with render
+// unless the cache holds them.
+func (ec *entryCache) lines(i int, e *client.Message, render func() []string) []string {
+	ce := &ec.entries[i]
+	if ce.msg != e || ce.lines == nil {
+		ce.msg, ce.lines = e, render()
+	}
+	return ce.lines
+}
+
+// forgetQuotes drops the renderings of the entries that reply to id,
+// since their quote shows that message.
+func (c *convState) forgetQuotes(id content.MessageID) {
+	if id.IsZero() {
+		return
+	}
+	for i, e := range c.msgs {
+		if e.ReplyTo == id && i < len(c.cache.entries) {
+			c.cache.entries[i] = cachedEntry{}
+		}
+	}
 }
 
 // day names the day of an entry, for the separators.

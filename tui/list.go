@@ -16,7 +16,9 @@ import (
 // listState is the conversation list: every conversation sorted by
 // activity, those matching the filter shown, one selected.
 type listState struct {
-	all       []client.Conversation
+	all []client.Conversation
+	// loaded is set once the daemon listed the conversations.
+	loaded    bool
 	filter    string
 	filtering bool // keys go to the filter
 	cursor    int  // index into visible()
@@ -59,7 +61,7 @@ func (m *Model) setConversations(cvs []client.Conversation) tea.Cmd {
 	for _, cv := range m.list.all {
 		prev[cv.ID] = cv.Last
 	}
-	m.list.all = slices.Clone(cvs)
+	m.list.all, m.list.loaded = slices.Clone(cvs), true
 	for i := range m.list.all {
 		if m.list.all[i].Last == nil {
 			m.list.all[i].Last = prev[m.list.all[i].ID]
@@ -125,6 +127,12 @@ func (m *Model) keepSelection(sel protocol.ConversationID) {
 		return
 	}
 	m.selectConv(sel)
+}
+
+// listLoaded says whether the first screen is complete: the account
+// and the conversation list have come from the daemon.
+func (m *Model) listLoaded() bool {
+	return m.list.loaded && m.self != ""
 }
 
 // visible returns the conversations that match the filter.
@@ -283,8 +291,11 @@ func (m *Model) viewList(w, h int) []string {
 }
 
 func (m *Model) emptyListText() string {
-	if m.list.filter != "" {
+	switch {
+	case m.list.filter != "":
 		return "no match"
+	case !m.list.loaded:
+		return "loading…"
 	}
 	return "no conversations (n: new)"
 }

@@ -742,3 +742,56 @@ func TestHostileText(t *testing.T) {
 	}
 	h.contains("hi ", "red", ".pdf (10 B)")
 }
+
+// TestRenderedEntriesFollowChanges: the history keeps the rendered
+// entries between frames; a change of an entry shows, and so does the
+// change of a message in the quotes of its replies, a reply that
+// arrived before the message it quotes, a new width and the selection.
+func TestRenderedEntriesFollowChanges(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.openBob()
+	h.contains("┃ alice: Thanks, I will read")
+	edited := *h.m.conv.find(mid(4))
+	edited.Text, edited.Edited = "Thanks, read them already", at(5, 14, 27)
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventEdited, Conversation: 1, Message: &edited})})
+	h.contains("┃ alice: Thanks, read them already", "Thanks, read them already (edited)")
+	h.lacks("Thanks, I will read")
+
+	reply := &client.Message{Conversation: 1, Seq: 9, ID: mid(9), Sender: "bob", Sent: at(5, 14, 28), Received: at(5, 14, 28),
+		Kind: content.KindText, Text: "answer", ReplyTo: mid(8)}
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: 1, Message: reply})})
+	h.contains("┃ (earlier message)")
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: 1,
+		Message: &client.Message{Conversation: 1, Seq: 8, ID: mid(8), Sender: "bob", Sent: at(5, 14, 27), Received: at(5, 14, 27), Kind: content.KindText, Text: "question"}})})
+	h.contains("┃ bob: question")
+	h.lacks("(earlier message)")
+
+	h.send(tea.WindowSizeMsg{Width: 80, Height: 24})
+	h.checkSize(80, 24)
+	h.press("up") // the entry's gutter, after the list's border
+	h.contains("│▸")
+	h.press("esc")
+	h.lacks("│▸")
+}
+
+// TestListLoading: before the daemon lists the conversations the list
+// says it is loading, not that there are none; listLoaded tells when the
+// first screen is complete.
+func TestListLoading(t *testing.T) {
+	f := newFake()
+	f.convs = nil
+	m := New(f, Options{Now: func() time.Time { return testNow }, Plain: true})
+	m.listen = false
+	h := &harness{t: t, m: m, f: f}
+	h.contains("loading…")
+	h.lacks("no conversations")
+	if m.listLoaded() {
+		t.Error("listLoaded before the daemon answered")
+	}
+	h.run(m.Init())
+	h.contains("no conversations (n: new)")
+	h.lacks("loading…")
+	if !m.listLoaded() {
+		t.Error("not listLoaded after the account and the list arrived")
+	}
+}

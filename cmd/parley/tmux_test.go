@@ -15,7 +15,7 @@ import (
 // (its own socket), running a command at a fixed size, driven with
 // send-keys and read with capture-pane, as a person at a terminal would.
 type tmuxTerm struct {
-	t      *testing.T
+	t      testing.TB
 	socket string
 	name   string
 }
@@ -23,7 +23,7 @@ type tmuxTerm struct {
 // newTmux starts cmd (with env added to this process's) in a detached
 // tmux session of width×height. Without tmux the test skips, and fails
 // under CI=true (scripts/test installs tmux there).
-func newTmux(t *testing.T, name string, width, height int, env []string, cmd ...string) *tmuxTerm {
+func newTmux(t testing.TB, name string, width, height int, env []string, cmd ...string) *tmuxTerm {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if os.Getenv("CI") == "true" {
