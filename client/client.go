@@ -236,6 +236,15 @@ type Client struct {
 	// Welcome used: the next replenishment replaces it.
 	lrMu           sync.Mutex
 	lastResortUsed map[mls.CipherSuite]bool
+	// kpMu makes replenishments one at a time, so that concurrent ones
+	// (after a join, on connect, on a sync) do not upload twice.
+	kpMu sync.Mutex
+	// legacyKeyPackages makes KeyPackages as clients did before
+	// keyPackageCaps (tests only, see export_test.go).
+	legacyKeyPackages atomic.Bool
+	// replaceUnsupported is set when the server refused an upload with
+	// replace (a server older than it): the pool is only topped up.
+	replaceUnsupported atomic.Bool
 }
 
 // Open opens the profile in cfg.ProfileDir, creating the directory and an
@@ -388,6 +397,10 @@ func transportError(op string, err error) error {
 const (
 	settingServerName = "server_name"
 	settingSuites     = "cipher_suites"
+	// settingKeyPackageCaps is the capability generation of the pool of
+	// KeyPackages this device uploaded (keyPackageCaps); none is
+	// generation 1.
+	settingKeyPackageCaps = "keypackages/caps"
 )
 
 // load reads the identity and the groups of a registered profile.

@@ -325,6 +325,20 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 	if err != nil {
 		return 0, err
 	}
+	// The members' KeyPackages are claimed before the group is
+	// registered: when a device's client does not support roles yet, the
+	// group is made without its policy (as groups were before policies),
+	// since such a device could not be added to a group that requires it.
+	cands, addErr := c.claimUsers(ctx, g, append([]string{c.id.User}, members...))
+	var noRoles []string
+	if addErr == nil && opts.Extensions != nil {
+		if noRoles = usersWithoutRoles(cands); noRoles != nil {
+			opts.Extensions = nil
+			if g, err = mls.CreateGroup(c.mlsCfg, cs, gid, signer, cred, opts); err != nil {
+				return 0, err
+			}
+		}
+	}
 	gi, err := g.GroupInfo(mls.GroupInfoOptions{ExternalPub: true})
 	if err != nil {
 		return 0, err
@@ -352,7 +366,12 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 		return 0, err
 	}
 	c.groups[conv] = g
-	addErr := c.addUsersLocked(ctx, conv, append([]string{c.id.User}, members...))
+	if addErr == nil {
+		addErr = c.addCandidatesLocked(ctx, conv, cands)
+	}
+	if noRoles != nil {
+		c.noRolesLineLocked(ctx, conv, noRoles)
+	}
 	if errors.Is(addErr, errNothingToCommit) {
 		addErr = nil
 	}
@@ -480,6 +499,9 @@ type candidate struct {
 	user   string
 	kp     []byte
 	sigKey []byte
+	// roles is set when the KeyPackage's capabilities list the policy
+	// extension: its client supports roles and policies.
+	roles bool
 }
 
 // claimUsers claims and validates a KeyPackage for every device of the
@@ -544,7 +566,8 @@ func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) (
 				continue
 			}
 			present[kp.Device] = true
-			out = append(out, candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey})
+			out = append(out, candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey,
+				roles: slices.Contains(info.Capabilities.Extensions, protocol.PolicyExtensionType)})
 			got++
 		}
 		if got == 0 && user != c.id.User {
@@ -564,6 +587,17 @@ func (c *Client) addUsersLocked(ctx context.Context, conv protocol.ConversationI
 	if err != nil {
 		return err
 	}
+	if p, err := policyOf(g.Extensions()); err == nil && p != nil {
+		if old := usersWithoutRoles(cands); old != nil {
+			return fmt.Errorf("%s's client does not support roles, which this conversation has: %s must update Parley first: %w", old[0], old[0], ErrRolesUnsupported)
+		}
+	}
+	return c.addCandidatesLocked(ctx, conv, cands)
+}
+
+// addCandidatesLocked adds the claimed devices to a conversation in one
+// commit.
+func (c *Client) addCandidatesLocked(ctx context.Context, conv protocol.ConversationID, cands []candidate) error {
 	if len(cands) == 0 {
 		return errNothingToCommit
 	}

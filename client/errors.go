@@ -48,6 +48,12 @@ var (
 	ErrBadRevocation = errors.New("device revocation not signed by the user's identity key")
 	// ErrNoKeyPackage means a user has no device that can be added now.
 	ErrNoKeyPackage = errors.New("no KeyPackage available")
+	// ErrRolesUnsupported means a user's client (one of the user's
+	// devices) does not support roles and policies (its KeyPackage lacks
+	// the policy extension): it cannot be added to a conversation that
+	// has a policy until the user updates Parley. The error names the
+	// user.
+	ErrRolesUnsupported = errors.New("client does not support roles")
 	// ErrUnknownMessage means the conversation has no message with the id.
 	ErrUnknownMessage = errors.New("unknown message")
 	// ErrUnknownAttachment means no message in the local history carries

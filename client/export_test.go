@@ -73,3 +73,8 @@ func ProposeRemoveForTest(ctx context.Context, c *Client, conv protocol.Conversa
 // CreateWithoutPolicyForTest makes the groups created from now on have no
 // policy, like those created before policies existed; false restores it.
 func CreateWithoutPolicyForTest(on bool) { createWithoutPolicy = on }
+
+// LegacyKeyPackagesForTest makes c behave, for its KeyPackages, as
+// clients did before roles: they lack the policy extension in their
+// capabilities, and the pool is never replaced for new capabilities.
+func LegacyKeyPackagesForTest(c *Client, on bool) { c.legacyKeyPackages.Store(on) }

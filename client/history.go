@@ -66,6 +66,10 @@ const (
 	// "rename" or "topic") was not applied: the policy does not allow
 	// them.
 	SystemChangeIgnored SystemKind = "change_ignored"
+	// SystemNoRoles: the actor created the group without a policy (no
+	// admins; every member may do everything, as in groups made before
+	// policies) because the clients of Users do not support roles yet.
+	SystemNoRoles SystemKind = "no_roles"
 )
 
 // System is what a system line of a history records (Message.System).

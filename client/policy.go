@@ -50,6 +50,42 @@ func policyExtensions(user string) ([]mls.Extension, error) {
 	}, nil
 }
 
+// usersWithoutRoles returns, in order and once each, the users of the
+// candidates whose clients do not support roles (nil when every one does).
+func usersWithoutRoles(cands []candidate) []string {
+	var out []string
+	for _, cd := range cands {
+		if !cd.roles && !slices.Contains(out, cd.user) {
+			out = append(out, cd.user)
+		}
+	}
+	return out
+}
+
+// noRolesLineLocked records in conv's history that this device created
+// it without a policy because the clients of users do not support roles
+// (SystemNoRoles), and reports it. The line takes the log's first
+// position, after the lines of the commit that added the members there,
+// so that it stays at the start of the history.
+func (c *Client) noRolesLineLocked(ctx context.Context, conv protocol.ConversationID, users []string) {
+	l := systemLine{user: c.id.User, device: c.id.Device, ev: sqlitestore.SystemEvent{Kind: string(SystemNoRoles), Users: users}}
+	now := c.cfg.Now()
+	var evs []Event
+	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		evs, err = putSystemLine(tx, conv, [16]byte{}, l, 1, now, now, Received)
+		return err
+	})
+	if err != nil {
+		c.log.Warn("record a group without roles", "conversation", conv, "err", err)
+		return
+	}
+	c.log.Info("group created without roles: a member's client does not support them", "conversation", conv, "users", users)
+	for _, ev := range evs {
+		c.ev.push(ev)
+	}
+}
+
 // policyOf returns the policy among GroupContext extensions, nil when
 // there is none.
 func policyOf(exts []mls.Extension) (*protocol.Policy, error) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -164,14 +165,54 @@ type keyPackageSecret struct {
 	LastResort bool   `json:"last_resort,omitempty"`
 }
 
+// keyPackageCaps is the generation of the capabilities of this
+// device's KeyPackages (leafCapabilities): 2 added the policy extension
+// (protocol.PolicyExtensionType). A device whose uploaded pool is of an
+// older generation replaces it (replenishKeyPackages), so that it can be
+// added to groups that require the new capabilities.
+const keyPackageCaps = 2
+
 // replenishKeyPackages tops up this device's KeyPackage pool of every
 // suite when it is below the low-water mark, and uploads a last-resort
 // package when none exists or the one it has was used: the server counts
 // one that a claim returned as missing, and a Welcome that used it marks
 // it (markLastResortUsed). RFC 9420 §16.8 allows a last-resort package to
-// be used for several groups only until it can be replaced.
+// be used for several groups only until it can be replaced. When the pool
+// on the server is of an older capability generation than keyPackageCaps
+// (the setting settingKeyPackageCaps), a full batch with a last-resort
+// package replaces it (an upload with replace), and the generation is
+// recorded once every suite's pool is replaced. The private keys of the
+// replaced packages are kept: a Welcome sent to one of them before the
+// replacement can still be joined.
 func (c *Client) replenishKeyPackages(ctx context.Context) error {
+	if len(c.suites) == 0 {
+		return nil // not registered
+	}
+	c.kpMu.Lock()
+	defer c.kpMu.Unlock()
+	refresh, err := c.keyPackagesOutdated(ctx)
+	if err != nil {
+		return err
+	}
 	for _, cs := range c.suites {
+		if refresh {
+			used := c.takeLastResortUsed(cs)
+			err := c.uploadKeyPackages(ctx, cs, c.cfg.KeyPackageBatch, true, true)
+			if err == nil {
+				continue
+			}
+			if used {
+				c.markLastResortUsed(cs)
+			}
+			if _, old := isCode(err, protocol.CodeBadRequest); !old {
+				return err
+			}
+			// A server older than replace refuses the field: top the
+			// pool up as before, and try again after a restart.
+			c.log.Warn("the server cannot replace the KeyPackage pool; topping it up instead", "err", err)
+			c.replaceUnsupported.Store(true)
+			refresh = false
+		}
 		var count protocol.KeyPackageCount
 		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/keypackages/count?cipher_suite=%d", cs), true, nil, &count); err != nil {
 			return fmt.Errorf("count KeyPackages: %w", err)
@@ -185,14 +226,51 @@ func (c *Client) replenishKeyPackages(ctx context.Context) error {
 		if n <= 0 && !lastResort {
 			continue
 		}
-		if err := c.uploadKeyPackages(ctx, cs, n, lastResort); err != nil {
+		if err := c.uploadKeyPackages(ctx, cs, n, lastResort, false); err != nil {
 			if used {
 				c.markLastResortUsed(cs)
 			}
 			return err
 		}
 	}
+	if !refresh {
+		return nil
+	}
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		return tx.SetSetting(settingKeyPackageCaps, []byte(strconv.Itoa(keyPackageCaps)))
+	})
+	if err != nil {
+		return fmt.Errorf("record KeyPackage capabilities: %w", err)
+	}
+	c.log.Debug("replaced the KeyPackage pool for new capabilities", "generation", keyPackageCaps)
 	return nil
+}
+
+// keyPackagesOutdated reports whether the pool this device uploaded is of
+// an older capability generation than keyPackageCaps.
+func (c *Client) keyPackagesOutdated(ctx context.Context) (bool, error) {
+	if c.legacyKeyPackages.Load() || c.replaceUnsupported.Load() {
+		return false, nil
+	}
+	var v []byte
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		v, err = tx.Setting(settingKeyPackageCaps)
+		if errors.Is(err, sqlitestore.ErrNotFound) {
+			v, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("read KeyPackage capabilities: %w", err)
+	}
+	gen := 1
+	if v != nil {
+		if gen, err = strconv.Atoi(string(v)); err != nil {
+			gen = 1 // unreadable: replace the pool, then record it again
+		}
+	}
+	return gen < keyPackageCaps, nil
 }
 
 // markLastResortUsed notes that a Welcome used the last-resort KeyPackage
@@ -216,8 +294,9 @@ func (c *Client) takeLastResortUsed(cs mls.CipherSuite) bool {
 }
 
 // uploadKeyPackages creates n one-time KeyPackages (and a last-resort one)
-// of suite cs, stores their private keys, then uploads them.
-func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n int, lastResort bool) error {
+// of suite cs, stores their private keys, then uploads them; with replace
+// they replace the device's pool of the suite on the server.
+func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n int, lastResort, replace bool) error {
 	signer, err := c.signer(cs)
 	if err != nil {
 		return err
@@ -226,14 +305,18 @@ func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 	if err != nil {
 		return err
 	}
-	var req protocol.UploadKeyPackagesRequest
+	req := protocol.UploadKeyPackagesRequest{Replace: replace}
+	caps := leafCapabilities()
+	if c.legacyKeyPackages.Load() {
+		caps = nil // the defaults, without the policy extension
+	}
 	secrets := map[string][]byte{}
 	for i := 0; i < n+1; i++ {
 		last := i == n
 		if last && !lastResort {
 			break
 		}
-		b, err := mls.NewKeyPackage(c.mlsCfg, cs, signer, cred, mls.KeyPackageOptions{LastResort: last, Capabilities: leafCapabilities()})
+		b, err := mls.NewKeyPackage(c.mlsCfg, cs, signer, cred, mls.KeyPackageOptions{LastResort: last, Capabilities: caps})
 		if err != nil {
 			return fmt.Errorf("create KeyPackage: %v", err)
 		}
@@ -257,9 +340,24 @@ func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		return fmt.Errorf("store KeyPackages: %w", err)
 	}
 	if err := c.call(ctx, "POST", "/v1/keypackages", true, req, nil); err != nil {
+		var se *ServerError
+		if errors.As(err, &se) && se.Status < 500 {
+			// Refused as a whole: the private keys serve nothing.
+			derr := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+				for ref := range secrets {
+					if err := tx.DeleteKeyPackage([]byte(ref)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if derr != nil {
+				c.log.Warn("delete the keys of refused KeyPackages", "err", derr)
+			}
+		}
 		return fmt.Errorf("upload %d KeyPackages: %w", len(req.KeyPackages), err)
 	}
-	c.log.Debug("uploaded KeyPackages", "suite", cs, "count", len(req.KeyPackages))
+	c.log.Debug("uploaded KeyPackages", "suite", cs, "count", len(req.KeyPackages), "replace", replace)
 	return nil
 }
 

@@ -45,7 +45,13 @@ func TestCapabilitiesOmitDefaultTypes(t *testing.T) {
 	if !slices.Contains(got.Extensions, wire.ExtensionType(0xff0a)) || !slices.Contains(got.Proposals, wire.ProposalType(0xff0b)) {
 		t.Errorf("capabilities %+v lost the non-default types given", got)
 	}
-	if _, err := ValidateKeyPackage(nil, cs, b.KeyPackage); err != nil {
-		t.Errorf("the KeyPackage does not validate: %v", err)
+	info, err := ValidateKeyPackage(nil, cs, b.KeyPackage)
+	if err != nil {
+		t.Fatalf("the KeyPackage does not validate: %v", err)
+	}
+	// ValidateKeyPackage reports the leaf's capabilities as they are.
+	if !slices.Contains(info.Capabilities.Extensions, 0xff0a) || !slices.Contains(info.Capabilities.Proposals, 0xff0b) ||
+		!slices.Contains(info.Capabilities.CipherSuites, cs) || !slices.Contains(info.Capabilities.Credentials, CredentialBasic) {
+		t.Errorf("KeyPackageInfo.Capabilities %+v, want those of the leaf %+v", info.Capabilities, got)
 	}
 }

@@ -267,6 +267,12 @@ type KeyPackageInfo struct {
 	NotBefore    time.Time
 	NotAfter     time.Time
 	LastResort   bool
+	// Capabilities are the leaf node's capabilities (RFC 9420 §7.2): a
+	// group whose required_capabilities, or whose non-default
+	// GroupContext extensions, are not among them cannot add the
+	// KeyPackage (§11.1). Default types are not listed; the lists may
+	// hold GREASE values (§13.5).
+	Capabilities Capabilities
 }
 
 // ValidateKeyPackage checks a received KeyPackage (an MLSMessage or a bare
@@ -314,7 +320,20 @@ func ValidateKeyPackage(cfg *Config, cs CipherSuite, keyPackage []byte) (*KeyPac
 		NotBefore:    time.Unix(int64(min(kp.LeafNode.Lifetime.NotBefore, 1<<62)), 0),
 		NotAfter:     time.Unix(int64(min(kp.LeafNode.Lifetime.NotAfter, 1<<62)), 0),
 		LastResort:   kp.Extensions.Find(wire.ExtensionType(ExtensionLastResort)) != nil,
+		Capabilities: capabilitiesFromWire(&kp.LeafNode.Capabilities),
 	}, nil
+}
+
+// capabilitiesFromWire copies a leaf's capabilities.
+func capabilitiesFromWire(c *wire.Capabilities) Capabilities {
+	out := Capabilities{CipherSuites: slices.Clone(c.CipherSuites), Credentials: slices.Clone(c.Credentials)}
+	for _, e := range c.Extensions {
+		out.Extensions = append(out.Extensions, uint16(e))
+	}
+	for _, p := range c.Proposals {
+		out.Proposals = append(out.Proposals, uint16(p))
+	}
+	return out
 }
 
 // checkKeyPackage runs the group-independent rules of §10.1 and §7.3 for a

@@ -250,6 +250,14 @@ type KeyPackageUpload struct {
 type UploadKeyPackagesRequest struct {
 	// KeyPackages are the packages.
 	KeyPackages []KeyPackageUpload `json:"key_packages"`
+	// Replace deletes the caller device's unclaimed one-time packages of
+	// every cipher suite in the batch before storing it, in the same
+	// transaction: the batch becomes the device's whole pool of those
+	// suites (its last-resort package too when the batch carries one). A
+	// client replaces its pool when its packages' capabilities change
+	// (docs/protocol.md, "KeyPackage directory"). Nothing is deleted when
+	// the batch is refused.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // UploadKeyPackagesResponse answers an upload with the new pool size.

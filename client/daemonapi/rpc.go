@@ -130,6 +130,7 @@ var kinds = []struct {
 	{"unknown_conversation", client.ErrUnknownConversation},
 	{"unknown_message", client.ErrUnknownMessage},
 	{"unknown_attachment", client.ErrUnknownAttachment},
+	{"roles_unsupported", client.ErrRolesUnsupported},
 	{"server_unreachable", client.ErrServerUnreachable},
 	{"not_registered", client.ErrNotRegistered},
 	{"already_registered", client.ErrAlreadyRegistered},

@@ -63,8 +63,31 @@ func SystemText(m *client.Message, self string) string {
 		return actor + " set the policy: " + sys.Value
 	case client.SystemChangeIgnored:
 		return actor + "'s " + sys.Value + " was ignored: the conversation's policy does not allow it"
+	case client.SystemNoRoles:
+		return NoRolesText(sys.Users, self)
 	}
 	return actor + " changed the conversation (" + string(sys.Kind) + ")"
+}
+
+// NoRolesText says that a group was created without roles because the
+// clients of users do not support them yet ("bob's client does not
+// support roles yet: this group has no admins"); self is called "you".
+func NoRolesText(users []string, self string) string {
+	const tail = " yet: this group has no admins"
+	if len(users) == 1 && users[0] == self {
+		return "your other device does not support roles" + tail
+	}
+	if len(users) == 1 {
+		return users[0] + "'s client does not support roles" + tail
+	}
+	var names []string
+	for _, u := range users {
+		if u == self {
+			u = "your other device"
+		}
+		names = append(names, u)
+	}
+	return "the clients of " + strings.Join(names, ", ") + " do not support roles" + tail
 }
 
 // devicesOf names the devices of a device_added or device_removed line:

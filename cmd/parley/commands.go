@@ -120,6 +120,26 @@ func (s *session) printConversation(ctx context.Context, conv protocol.Conversat
 	return nil
 }
 
+// printNoRoles prints why a group just created has no roles, if it has
+// none because a member's client does not support them
+// (client.SystemNoRoles): "bob's client does not support roles yet: this
+// group has no admins".
+func (s *session) printNoRoles(ctx context.Context, conv protocol.ConversationID) error {
+	if s.e.json {
+		return nil
+	}
+	ms, err := s.api.History(ctx, conv, 0, 0)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.System != nil && m.System.Kind == client.SystemNoRoles {
+			fmt.Fprintln(s.e.stdout, systemText(m, s.self()))
+		}
+	}
+	return nil
+}
+
 // self returns this profile's user name.
 func (s *session) self() string {
 	if a, err := s.api.Whoami(); err == nil {
@@ -156,7 +176,10 @@ func cmdChat(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return s.explain(ctx, 0, err)
 	}
-	return s.printConversation(ctx, conv, "opened")
+	if err := s.printConversation(ctx, conv, "opened"); err != nil {
+		return err
+	}
+	return s.printNoRoles(ctx, conv)
 }
 
 // chatRecreate starts a new conversation with the members of an unsafe
@@ -200,7 +223,10 @@ func cmdGroup(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return s.explain(ctx, 0, err)
 	}
-	return s.printConversation(ctx, conv, "created")
+	if err := s.printConversation(ctx, conv, "created"); err != nil {
+		return err
+	}
+	return s.printNoRoles(ctx, conv)
 }
 
 // resolveConv finds the conversation named by arg, in this order: its id;

@@ -101,6 +101,8 @@ func classify(err error) (int, string) {
 		return exitNotFound, "unknown_message"
 	case errors.Is(err, client.ErrUnknownAttachment):
 		return exitNotFound, "unknown_attachment"
+	case errors.Is(err, client.ErrRolesUnsupported):
+		return exitFailure, "roles_unsupported"
 	case errors.Is(err, client.ErrServerUnreachable):
 		return exitUnreachable, "server_unreachable"
 	case errors.Is(err, client.ErrNotRegistered):
@@ -142,6 +144,8 @@ func defaultHint(err error) string {
 		return "unknown user: the server has no account of that name"
 	case errors.Is(err, client.ErrNotMember):
 		return "not a member: this account is not (or no longer) in that conversation"
+	case errors.Is(err, client.ErrRolesUnsupported):
+		return "that user's Parley is older than roles and policies: they must update it before they can be added to this conversation (a new group with them is created without admins)"
 	case errors.Is(err, client.ErrUnknownConversation):
 		return "parley read lists your conversations"
 	case errors.Is(err, fs.ErrExist):

@@ -201,6 +201,8 @@ func TestSystemText(t *testing.T) {
 		{line("bob", client.SystemRoleChanged, []string{"alice"}, nil, "member", "admin"), "bob made you a member (no longer admin)"},
 		{line("alice", client.SystemPolicyChanged, nil, nil, "add=admins remove=admins", ""), "you set the policy: add=admins remove=admins"},
 		{line("bob", client.SystemChangeIgnored, nil, nil, "rename", ""), "bob's rename was ignored: the conversation's policy does not allow it"},
+		{line("alice", client.SystemNoRoles, []string{"bob"}, nil, "", ""), "bob's client does not support roles yet: this group has no admins"},
+		{line("alice", client.SystemNoRoles, []string{"bob", "carol"}, nil, "", ""), "the clients of bob, carol do not support roles yet: this group has no admins"},
 		{line("", client.SystemRemoved, []string{"bob"}, nil, "", ""), "someone removed bob"},
 		{line("bob", "archived", nil, nil, "", ""), "bob changed the conversation (archived)"},
 	} {

@@ -15,7 +15,9 @@ import (
 // UploadKeyPackages validates and stores a batch of the caller device's
 // KeyPackages, all or none. Each must be valid now, of an accepted cipher
 // suite, carry the device's registered signature key, and a credential
-// checkCredential accepts.
+// checkCredential accepts. With req.Replace the batch replaces the
+// device's one-time packages of its suites (store.ReplaceKeyPackages) in
+// the same transaction; a refused batch deletes nothing.
 func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req protocol.UploadKeyPackagesRequest) (protocol.UploadKeyPackagesResponse, error) {
 	n := len(req.KeyPackages)
 	if n == 0 {
@@ -68,7 +70,11 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 		kps = append(kps, store.KeyPackage{Ref: info.Ref, Device: d.ID, Suite: info.Suite, Data: up.Data,
 			LastResort: up.LastResort || info.LastResort, Expires: info.NotAfter, Created: now})
 	}
-	if err := s.st.AddKeyPackages(ctx, kps); err != nil {
+	add := s.st.AddKeyPackages
+	if req.Replace {
+		add = s.st.ReplaceKeyPackages
+	}
+	if err := add(ctx, kps); err != nil {
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			return protocol.UploadKeyPackagesResponse{}, perr(protocol.CodeConflict, "a KeyPackage of the upload was uploaded before")
@@ -81,7 +87,7 @@ func (s *Service) UploadKeyPackages(ctx context.Context, sess *Session, req prot
 	if err != nil {
 		return protocol.UploadKeyPackagesResponse{}, internal("count KeyPackages", err)
 	}
-	s.log.Debug("KeyPackages uploaded", "device", d.ID, "count", n)
+	s.log.Debug("KeyPackages uploaded", "device", d.ID, "count", n, "replace", req.Replace)
 	return protocol.UploadKeyPackagesResponse{Count: poolCount(c)}, nil
 }
 

@@ -725,3 +725,72 @@ func TestHistoryBeforeJoin(t *testing.T) {
 		t.Fatalf("alice reads %d entries, want 5", len(page.Entries))
 	}
 }
+
+// TestKeyPackagesReplace checks an upload with replace: it replaces the
+// caller device's one-time packages of the batch's suite only (not its
+// other devices', other users' or other suites'), keeps the last-resort
+// package when the batch has none, and deletes nothing when the batch is
+// refused.
+func TestKeyPackagesReplace(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := e.register("alice")
+	bob := e.register("bob")
+	bob2 := bob.addDevice()
+	bob.upload(3, true)
+	bob2.upload(2, false)
+	alice.upload(2, false)
+	const cs3 = mls.MLS128DHKEMX25519ChaCha20Poly1305SHA256Ed25519
+	signer3, err := mls.NewSigner(cs3, bob.signer.PrivateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := mls.NewKeyPackage(nil, cs3, signer3, bob.credential(), mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{KeyPackages: []protocol.KeyPackageUpload{{Data: other.KeyPackage}}}, nil)
+	count := func(d *device, suite mls.CipherSuite) protocol.KeyPackageCount {
+		t.Helper()
+		var c protocol.KeyPackageCount
+		e.must(d.token, "GET", fmt.Sprintf("/v1/keypackages/count?cipher_suite=%d", suite), nil, &c)
+		return c
+	}
+
+	// A refused batch deletes nothing.
+	foreign := alice.keyPackage(false)
+	e.wantErr(protocol.CodeBadKeyPackage, bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{Replace: true, KeyPackages: []protocol.KeyPackageUpload{{Data: bob.keyPackage(false)}, {Data: foreign}}})
+	if c := count(bob, cs); c.Available != 3 || !c.LastResort {
+		t.Fatalf("pool after a refused replace: %+v, want 3 and a last-resort package", c)
+	}
+
+	fresh := bob.keyPackage(false)
+	var out protocol.UploadKeyPackagesResponse
+	e.must(bob.token, "POST", "/v1/keypackages", protocol.UploadKeyPackagesRequest{Replace: true, KeyPackages: []protocol.KeyPackageUpload{{Data: fresh}}}, &out)
+	if out.Count.Available != 1 || !out.Count.LastResort {
+		t.Errorf("replace answered %+v, want 1 and the kept last-resort package", out.Count)
+	}
+	if c := count(bob2, cs); c.Available != 2 {
+		t.Errorf("pool of the other device after replace: %+v, want 2", c)
+	}
+	if c := count(alice, cs); c.Available != 2 {
+		t.Errorf("pool of another user after replace: %+v, want 2", c)
+	}
+	if c := count(bob, cs3); c.Available != 1 {
+		t.Errorf("pool of another suite after replace: %+v, want 1", c)
+	}
+	claim := alice.claim("bob")
+	for _, kp := range claim.KeyPackages {
+		if kp.Device == bob.id && !bytes.Equal(kp.Data, fresh) {
+			t.Errorf("claim after replace handed out an old package of %s", bob.id)
+		}
+	}
+	if len(claim.KeyPackages) != 2 {
+		t.Errorf("claim after replace: %d packages, want 2", len(claim.KeyPackages))
+	}
+	// Without replace, an upload adds to the pool.
+	bob.upload(1, false)
+	bob.upload(1, false)
+	if c := count(bob, cs); c.Available != 2 {
+		t.Errorf("pool after two uploads without replace: %+v, want 2", c)
+	}
+}

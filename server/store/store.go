@@ -597,6 +597,13 @@ type KeyPackages interface {
 	// unique (ErrConflict). A last-resort package replaces the device's
 	// previous last-resort package of the same suite.
 	AddKeyPackages(ctx context.Context, kps []KeyPackage) error
+	// ReplaceKeyPackages is AddKeyPackages that first deletes, in the
+	// same transaction, the one-time packages of every (device, suite)
+	// pair of the batch; a last-resort package of the batch replaces the
+	// previous one as in AddKeyPackages, and one the batch does not
+	// replace is kept. Packages of other devices or suites are kept. When
+	// the batch is refused nothing is deleted.
+	ReplaceKeyPackages(ctx context.Context, kps []KeyPackage) error
 	// CountKeyPackages returns the device's pool of the suite at now.
 	CountKeyPackages(ctx context.Context, device DeviceID, suite uint16, now time.Time) (KeyPackageCount, error)
 	// ClaimKeyPackages atomically claims one unexpired KeyPackage of the

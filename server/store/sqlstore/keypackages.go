@@ -11,8 +11,26 @@ import (
 // Dialect.ForShare, so the device cannot be revoked or disabled before
 // the packages are committed.
 func (s *Store) AddKeyPackages(ctx context.Context, kps []store.KeyPackage) error {
+	return s.addKeyPackages(ctx, "add", kps, false)
+}
+
+// ReplaceKeyPackages implements store.Store: AddKeyPackages, deleting the
+// one-time packages of each (device, suite) of the batch when its first
+// package is stored.
+func (s *Store) ReplaceKeyPackages(ctx context.Context, kps []store.KeyPackage) error {
+	return s.addKeyPackages(ctx, "replace", kps, true)
+}
+
+// kpPool is a device's pool of one suite.
+type kpPool struct {
+	device store.DeviceID
+	suite  uint16
+}
+
+func (s *Store) addKeyPackages(ctx context.Context, op string, kps []store.KeyPackage, replace bool) error {
 	var at int
 	err := s.b.Write(ctx, func(tx Querier) error {
+		cleared := map[kpPool]bool{}
 		for i, kp := range kps {
 			at = i
 			if len(kp.Ref) == 0 || len(kp.Data) == 0 {
@@ -21,6 +39,12 @@ func (s *Store) AddKeyPackages(ctx context.Context, kps []store.KeyPackage) erro
 			var one int
 			if err := tx.QueryRow(ctx, s.q.activeDevice, kp.Device).Scan(&one); err != nil {
 				return notFound(err)
+			}
+			if pool := (kpPool{kp.Device, kp.Suite}); replace && !cleared[pool] {
+				cleared[pool] = true
+				if _, err := tx.Exec(ctx, `DELETE FROM key_packages WHERE device_id = $1 AND suite = $2 AND NOT last_resort`, kp.Device, kp.Suite); err != nil {
+					return err
+				}
 			}
 			if kp.LastResort {
 				if err := s.b.ReplaceLastResort(ctx, tx, kp); err != nil {
@@ -37,7 +61,7 @@ func (s *Store) AddKeyPackages(ctx context.Context, kps []store.KeyPackage) erro
 		return nil
 	})
 	if err != nil {
-		return s.errorf("add key packages: package %d of %d (device %q): %w", at, len(kps), kps[at].Device, err)
+		return s.errorf("%s key packages: package %d of %d (device %q): %w", op, at, len(kps), kps[at].Device, err)
 	}
 	return nil
 }

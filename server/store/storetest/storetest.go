@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Challenges", testChallenges},
 		{"Sessions", testSessions},
 		{"KeyPackageClaim", testKeyPackageClaim},
+		{"KeyPackageReplace", testKeyPackageReplace},
 		{"KeyPackageConcurrentClaims", testConcurrentClaims},
 		{"KeyPackageClaimBudget", testClaimBudget},
 		{"KeyPackageClaimBudgetConcurrent", testClaimBudgetConcurrent},
@@ -501,6 +502,67 @@ func testKeyPackageClaim(t *testing.T, s store.Store) {
 	if err != nil || r.KeyPackages != 3 { // both last-resort packages and the other suite's
 		t.Errorf("prune expired key packages: %+v %v", r, err)
 	}
+}
+
+// testKeyPackageReplace checks ReplaceKeyPackages: the batch replaces the
+// one-time packages of its device and suites only, a last-resort package
+// only when it carries one, and a refused batch deletes nothing.
+func testKeyPackageReplace(t *testing.T, s store.Store) {
+	u, d1 := mkUser(t, s, "alice")
+	d2 := mkDevice(t, s, u, "alice-2")
+	other := func(ref string, d store.DeviceID) store.KeyPackage {
+		k := kp(ref, d, false, t0)
+		k.Suite = 2
+		return k
+	}
+	must(t, "upload", s.AddKeyPackages(ctx, []store.KeyPackage{
+		kp("old1", d1.ID, false, t0), kp("old2", d1.ID, false, t0), kp("oldlr", d1.ID, true, t0),
+		other("old-suite2", d1.ID), kp("d2-1", d2.ID, false, t0), kp("d2lr", d2.ID, true, t0),
+	}))
+	count := func(d store.DeviceID, suite uint16, want int, wantLR bool) {
+		t.Helper()
+		c, err := s.CountKeyPackages(ctx, d, suite, t0)
+		if err != nil || c.Available != want || c.LastResort != wantLR {
+			t.Errorf("pool of %s, suite %d: %+v %v; want %d one-time, last resort %v", d, suite, c, err, want, wantLR)
+		}
+	}
+	// A refused batch (a ref uploaded before) deletes nothing.
+	err := s.ReplaceKeyPackages(ctx, []store.KeyPackage{kp("new1", d1.ID, false, t0), kp("d2-1", d1.ID, false, t0)})
+	wantErr(t, "replace with a duplicate ref", err, store.ErrConflict)
+	count(d1.ID, suite, 2, true)
+	// Without a last-resort package in the batch, the old one stays.
+	must(t, "replace", s.ReplaceKeyPackages(ctx, []store.KeyPackage{kp("new1", d1.ID, false, t0.Add(time.Second))}))
+	count(d1.ID, suite, 1, true)
+	count(d1.ID, 2, 1, false)
+	count(d2.ID, suite, 1, true)
+	got, err := s.ClaimKeyPackages(ctx, u.ID, suite, t0)
+	must(t, "claim", err)
+	if len(got) != 2 || string(got[0].Ref) != "new1" || string(got[1].Ref) != "d2-1" {
+		t.Errorf("claimed %v after replace, want new1 and d2-1", got)
+	}
+	got, err = s.ClaimKeyPackages(ctx, u.ID, suite, t0)
+	must(t, "claim", err)
+	if len(got) != 2 || string(got[0].Ref) != "oldlr" || string(got[1].Ref) != "d2lr" {
+		t.Errorf("claimed %v, want the last-resort packages oldlr and d2lr", got)
+	}
+	// With one, it is replaced too, and a claimed last-resort mark goes.
+	must(t, "replace", s.ReplaceKeyPackages(ctx, []store.KeyPackage{kp("new2", d1.ID, false, t0), kp("new3", d1.ID, false, t0), kp("newlr", d1.ID, true, t0)}))
+	if c, _ := s.CountKeyPackages(ctx, d1.ID, suite, t0); c.Available != 2 || !c.LastResort || c.LastResortClaimed {
+		t.Errorf("pool after replace with a last-resort package: %+v", c)
+	}
+	for _, want := range []string{"new2", "new3", "newlr"} {
+		got, err := s.ClaimKeyPackages(ctx, u.ID, suite, t0)
+		must(t, "claim", err)
+		if len(got) == 0 || string(got[0].Ref) != want || got[0].Device != d1.ID {
+			t.Errorf("claimed %v, want %s first", got, want)
+		}
+	}
+	// A replace for another suite leaves this one.
+	must(t, "replace suite 2", s.ReplaceKeyPackages(ctx, []store.KeyPackage{other("new-suite2", d1.ID)}))
+	count(d1.ID, 2, 1, false)
+	count(d1.ID, suite, 0, true)
+	err = s.ReplaceKeyPackages(ctx, []store.KeyPackage{kp("zz", "nodevice", false, t0)})
+	wantErr(t, "unknown device", err, store.ErrNotFound)
 }
 
 func testConcurrentClaims(t *testing.T, s store.Store) {
