@@ -195,6 +195,10 @@ type Client struct {
 	log   *slog.Logger
 	http  *http.Client
 
+	// skipPostCheck makes this client send posts its channel's policy
+	// forbids, as a modified client could (tests only, channel.go).
+	skipPostCheck bool
+
 	// life is cancelled by Close; background work derives from it.
 	life   context.Context
 	cancel context.CancelFunc

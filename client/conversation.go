@@ -63,6 +63,14 @@ type Conversation struct {
 	// Muted is set when the conversation is muted on this device
 	// (SetMuted).
 	Muted bool `json:"muted,omitempty"`
+	// Channel is set for a channel: a group whose policy lets only
+	// admins post (protocol.ActionPost = admins; NewChannel). Members
+	// read and react.
+	Channel bool `json:"channel,omitempty"`
+	// Admin is set when this user may do what the conversation's policy
+	// reserves to admins (post in a channel, ...): always in a
+	// conversation without a policy. It is false once this device left.
+	Admin bool `json:"admin,omitempty"`
 }
 
 // Member is one device of a conversation.
@@ -168,12 +176,14 @@ func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
 		} else {
 			v.Members = memberUsers(g)
 		}
+		v.Channel, v.Admin = channelRole(g, c.id.User, v.Members, c.serverName)
+		v.Admin = v.Admin && !v.Left
 	}
 	// The direct flag travels in a metadata message that any member can
 	// send: it counts only while the membership is that of a 1:1
 	// conversation, two users. A conversation with a name is a group
 	// unless it carries the flag.
-	v.Direct = len(v.Members) == 2 && (cv.Direct || v.Name == "")
+	v.Direct = len(v.Members) == 2 && (cv.Direct || v.Name == "") && !v.Channel
 	if a := c.unsafe[cv.ID]; a != nil {
 		cp := *a
 		v.Unsafe = &cp
@@ -240,7 +250,10 @@ func (c *Client) remainingUsers(tx *sqlitestore.Tx, conv protocol.ConversationID
 // their devices, and this user's other devices). The name travels to the
 // members inside MLS only.
 func (c *Client) NewGroup(ctx context.Context, title string, members ...string) (protocol.ConversationID, error) {
-	conv, err := c.create(ctx, false, title, members)
+	if c.id == nil {
+		return 0, ErrNotRegistered
+	}
+	conv, err := c.create(ctx, false, title, members, protocol.DefaultPolicy(c.id.User))
 	if err != nil {
 		return 0, fmt.Errorf("client: new group %q: %w", title, err)
 	}
@@ -271,7 +284,7 @@ func (c *Client) NewDirect(ctx context.Context, user string) (protocol.Conversat
 	if found != 0 {
 		return found, nil
 	}
-	conv, err := c.create(ctx, true, "", []string{user})
+	conv, err := c.create(ctx, true, "", []string{user}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("client: new direct conversation with %s: %w", user, err)
 	}
@@ -285,7 +298,9 @@ func sortedPair(a, b string) []string {
 }
 
 // create makes a group with this device, registers it and adds members.
-func (c *Client) create(ctx context.Context, direct bool, title string, members []string) (protocol.ConversationID, error) {
+// A group conversation starts with policy (its creator as admin); a 1:1
+// conversation has none.
+func (c *Client) create(ctx context.Context, direct bool, title string, members []string, policy *protocol.Policy) (protocol.ConversationID, error) {
 	if c.id == nil {
 		return 0, ErrNotRegistered
 	}
@@ -314,10 +329,10 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 	gid := make([]byte, 32)
 	rand.Read(gid)
 	opts := mls.CreateOptions{Capabilities: leafCapabilities()}
-	if !direct && !createWithoutPolicy {
+	if !direct && policy != nil && !createWithoutPolicy {
 		// A group conversation starts with its policy, its creator as
 		// admin; a 1:1 conversation has none (both are equal).
-		if opts.Extensions, err = policyExtensions(c.id.User); err != nil {
+		if opts.Extensions, err = policyExtensions(policy); err != nil {
 			return 0, err
 		}
 	}

@@ -61,6 +61,14 @@
 // same with protocol.CodePolicyViolation. A 1:1 conversation has no
 // policy.
 //
+// A channel ([Client.NewChannel], Conversation.Channel) is a group whose
+// policy lets only admins post. Members read and react (their reactions
+// are shown to every member); Send and the other posts by a member fail
+// with a *protocol.PolicyError, and every member drops a post by a
+// member that a modified client sent anyway, without showing it or
+// counting it unread. Members send no read receipts or typing
+// indicators there.
+//
 // # History
 //
 // [Client.Messages] returns a conversation's messages; [Client.History]

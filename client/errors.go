@@ -110,7 +110,8 @@ func (e *CertificateMismatchError) Unwrap() error { return ErrCertificateMismatc
 
 // ServerError is a refusal by the server, with its stable code. It wraps
 // the sentinel that matches the code when there is one (ErrUnknownUser,
-// ErrNotMember, ErrNoKeyPackage, ErrServerUnreachable).
+// ErrNotMember, ErrNoKeyPackage, ErrServerUnreachable,
+// protocol.ErrPolicyViolation).
 type ServerError struct {
 	// Status is the HTTP status.
 	Status int
@@ -134,6 +135,8 @@ func (e *ServerError) Unwrap() error {
 		return ErrNoKeyPackage
 	case protocol.CodeInternal, protocol.CodeUnavailable:
 		return ErrServerUnreachable
+	case protocol.CodePolicyViolation:
+		return protocol.ErrPolicyViolation
 	}
 	return nil
 }

@@ -78,3 +78,12 @@ func CreateWithoutPolicyForTest(on bool) { createWithoutPolicy = on }
 // clients did before roles: they lack the policy extension in their
 // capabilities, and the pool is never replaced for new capabilities.
 func LegacyKeyPackagesForTest(c *Client, on bool) { c.legacyKeyPackages.Store(on) }
+
+// SkipPostCheckForTest makes c send posts that its channel's policy
+// forbids, as a modified client could; the other members' clients are
+// left to refuse them.
+func SkipPostCheckForTest(c *Client, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipPostCheck = on
+}

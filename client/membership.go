@@ -403,9 +403,14 @@ func (c *Client) Recreate(ctx context.Context, conv protocol.ConversationID) (pr
 	}
 	var id protocol.ConversationID
 	if cv.Direct && len(others) == 1 {
-		id, err = c.create(ctx, true, "", others)
+		id, err = c.create(ctx, true, "", others, nil)
 	} else {
-		id, err = c.create(ctx, false, cv.Name, others)
+		// A channel stays a channel, with this user as its admin.
+		policy := protocol.DefaultPolicy(c.id.User)
+		if channel, _ := channelRole(g, c.id.User, nil, c.serverName); channel {
+			policy = channelPolicy(c.id.User)
+		}
+		id, err = c.create(ctx, false, cv.Name, others, policy)
 		if err == nil && cv.Topic != "" {
 			err = c.SetTopic(ctx, id, cv.Topic)
 		}

@@ -114,6 +114,14 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, user string, device protocol.DeviceID, serverSeq uint64, serverTime time.Time) ([]Event, error) {
 	own := user == c.id.User
 	self := own && device == c.id.Device
+	if !self && c.postRefused(conv, m, user) {
+		// Only admins post in a channel: a member's client that posts
+		// anyway is not shown, nor counted unread (channel.go).
+		if post, _ := postKind(m.Kind); post {
+			c.log.Warn("post ignored: only admins post in this channel", "conversation", conv, "user", user, "device", device, "seq", serverSeq, "kind", m.Kind)
+		}
+		return nil, nil
+	}
 	// target finds the message that m refers to; a system line is no
 	// message (its id is this device's own, or that of the metadata
 	// message it records), so nothing refers to it.
@@ -402,6 +410,12 @@ func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) err
 		return nil
 	}
 	m := content.New(content.KindReadReceipt, c.cfg.Now())
+	c.mu.Lock()
+	refused := c.postRefused(conv, m, c.id.User)
+	c.mu.Unlock()
+	if refused {
+		return nil // in a channel, only those who may post send read receipts
+	}
 	m.ReadUpTo = content.MessageID(last.ID)
 	_, err = c.sendContent(ctx, conv, m, "mark read")
 	return err
@@ -427,6 +441,9 @@ func (c *Client) sendContent(ctx context.Context, conv protocol.ConversationID, 
 // c.mu is held.
 func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m *content.Message) (*Message, error) {
 	if err := c.checkSendable(ctx, conv); err != nil {
+		return nil, err
+	}
+	if err := c.checkPostLocked(conv, m); err != nil {
 		return nil, err
 	}
 	data, err := content.Encode(m)

@@ -37,10 +37,9 @@ func leafCapabilities() *mls.Capabilities {
 }
 
 // policyExtensions returns the GroupContext extensions of a new group
-// conversation whose creator is user: the policy, required of every
-// member.
-func policyExtensions(user string) ([]mls.Extension, error) {
-	b, err := protocol.DefaultPolicy(user).MarshalBinary()
+// conversation with policy p: the policy, required of every member.
+func policyExtensions(p *protocol.Policy) ([]mls.Extension, error) {
+	b, err := p.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}

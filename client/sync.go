@@ -457,12 +457,14 @@ func (c *Client) membershipEvents(conv protocol.ConversationID, added, removed [
 func memberUsers(g *mls.Group) []string {
 	var users []string
 	for _, m := range g.Members() {
-		if cr, err := credentialOf(m.Credential); err == nil && !slices.Contains(users, cr.User()) {
+		if cr, err := credentialOf(m.Credential); err == nil {
 			users = append(users, cr.User())
 		}
 	}
+	// Sorted then compacted, not checked one by one: a channel has
+	// thousands of members.
 	slices.Sort(users)
-	return users
+	return slices.Compact(users)
 }
 
 // putConversationMembers records the member users of a conversation.

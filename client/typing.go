@@ -69,6 +69,9 @@ func (c *Client) encryptTypingLocked(ctx context.Context, conv protocol.Conversa
 	}
 	m := content.New(content.KindTyping, c.cfg.Now())
 	m.Remove = !typing
+	if c.postRefused(conv, m, c.id.User) {
+		return nil, nil // only those who may post type in a channel
+	}
 	data, err := content.Encode(m)
 	if err != nil {
 		return nil, fmt.Errorf("client: send typing to conversation %d: %w", conv, err)
@@ -157,8 +160,8 @@ func (c *Client) decryptEphemeralLocked(ctx context.Context, conv protocol.Conve
 		c.reloadGroupLocked(ctx, conv)
 		return nil, err
 	}
-	if cred.User() == c.id.User {
-		return nil, nil // this user's other device
+	if cred.User() == c.id.User || c.postRefused(conv, m, cred.User()) {
+		return nil, nil // this user's other device, or a channel's reader
 	}
 	return &Event{Kind: EventTyping, Conversation: conv, User: cred.User(), Device: cred.Device(), Typing: !m.Remove}, nil
 }

@@ -66,9 +66,33 @@ func (m *Model) handleComposerKey(k tea.KeyPressMsg) tea.Cmd {
 	return tea.Batch(cmd, m.composerTyped(before))
 }
 
+// channelMark marks a channel in the list.
+const channelMark = "# "
+
+// readOnlyLine replaces the composer where this user may not post.
+const readOnlyLine = "only admins post in this channel · ↑ select a message to react · / command"
+
+// readOnly reports whether the open conversation is a channel where this
+// user may not post: the composer takes only commands ("/...").
+func (m *Model) readOnly() bool {
+	cv := m.convView()
+	return cv != nil && cv.Channel && !cv.Admin && !cv.Left
+}
+
+// convView returns the open conversation's view, nil when none.
+func (m *Model) convView() *client.Conversation {
+	if m.conv == nil {
+		return nil
+	}
+	return m.conv.cv
+}
+
 // composerKey is handleComposerKey without the typing indicators.
 func (m *Model) composerKey(k tea.KeyPressMsg) tea.Cmd {
 	empty := m.composer.Value() == ""
+	if m.readOnly() && empty && k.Text != "" && k.Text != "/" {
+		return nil // only a command may be typed
+	}
 	switch k.String() {
 	case "enter":
 		return m.submit()
@@ -132,6 +156,10 @@ func (m *Model) submit() tea.Cmd {
 		m.setError("open a conversation first (Tab, then Enter)")
 		return nil
 	}
+	if m.readOnly() {
+		m.setError("only admins post in this channel")
+		return nil
+	}
 	m.composer.Reset()
 	conv := m.conv.id
 	if e := m.editing; e != nil {
@@ -165,5 +193,12 @@ func (m *Model) composerLines(w int) []string {
 		top = m.st.dim.Render(fit(m.typingLine(), w))
 	}
 	lines := []string{top}
+	if m.readOnly() && m.composer.Value() == "" {
+		lines = append(lines, m.st.dim.Render(fit(readOnlyLine, w)))
+		for len(lines) < 1+composerHeight {
+			lines = append(lines, "")
+		}
+		return lines
+	}
 	return append(lines, strings.Split(m.composer.View(), "\n")...)
 }

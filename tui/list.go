@@ -321,6 +321,9 @@ func (m *Model) viewListItem(cv *client.Conversation, w int, selected bool) []st
 		right = strings.TrimSpace(mutedMark + " " + right)
 	}
 	title := m.title(cv)
+	if cv.Channel {
+		title = channelMark + title
+	}
 	if unreadLoud(cv) {
 		title = m.st.unread.Render(title)
 	}

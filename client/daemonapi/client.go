@@ -377,6 +377,14 @@ func (c *Client) NewGroup(ctx context.Context, title string, members ...string) 
 	return protocol.ConversationID(r.Conversation), err
 }
 
+// NewChannel creates a channel (only admins post) with a title and
+// members.
+func (c *Client) NewChannel(ctx context.Context, title string, members ...string) (protocol.ConversationID, error) {
+	var r NewConversationResult
+	err := c.Call(ctx, "new_channel", NewGroupParams{Title: title, Members: append([]string{}, members...)}, &r)
+	return protocol.ConversationID(r.Conversation), err
+}
+
 // Add adds a user (all devices) to a conversation.
 func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user string) error {
 	return c.Call(ctx, "add", UserParams{Conversation: int64(conv), User: user}, nil)

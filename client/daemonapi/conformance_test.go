@@ -434,3 +434,40 @@ func conformTyping(t *testing.T, ctx context.Context, call caller, dc *daemonapi
 		t.Error("send_typing to conversation 0 succeeded")
 	}
 }
+
+// conformChannel: new_channel creates a channel whose creator is admin;
+// in bob's channel alice reads but may not post (not_permitted).
+func conformChannel(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client, bob *client.Client) {
+	t.Helper()
+	var opened daemonapi.NewConversationResult
+	if err := call("new_channel", daemonapi.NewGroupParams{Title: "news", Members: []string{"bob"}}, &opened); err != nil {
+		t.Fatal(err)
+	}
+	var cv daemonapi.Conversation
+	if err := call("conversation", daemonapi.ConversationParams(opened), &cv); err != nil || !cv.Channel || !cv.Admin || cv.Title != "news" {
+		t.Fatalf("the new channel = %+v, %v; want a channel alice is admin of", cv, err)
+	}
+	conv, err := dc.NewChannel(ctx, "notes", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := dc.Policy(ctx, conv); err != nil || p.Rule(protocol.ActionPost) != protocol.WhoAdmins {
+		t.Fatalf("NewChannel's policy = %v, %v; want post=admins", p, err)
+	}
+	bulletin, err := bob.NewChannel(ctx, "bulletin", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dc.Conversation(ctx, bulletin)
+	if err != nil || !got.Channel || got.Admin {
+		t.Fatalf("bob's channel for alice = %+v, %v; want a channel alice is not admin of", got, err)
+	}
+	var rpcErr *daemonapi.Error
+	err = call("send", daemonapi.SendParams{Conversation: int64(bulletin), Text: "may I?"}, nil)
+	if !errors.As(err, &rpcErr) || rpcErr.Data == nil || rpcErr.Data.Kind != "not_permitted" || !errors.Is(err, protocol.ErrPolicyViolation) {
+		t.Errorf("alice posts in bob's channel: %v, want not_permitted", err)
+	}
+}

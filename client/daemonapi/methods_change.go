@@ -11,17 +11,18 @@ import (
 
 func init() {
 	for name, m := range map[string]method{
-		"new_direct": newDirect,
-		"new_group":  newGroup,
-		"add":        addMember,
-		"remove":     removeMember,
-		"leave":      leave,
-		"set_name":   setName,
-		"set_topic":  setTopic,
-		"react":      react,
-		"edit":       edit,
-		"delete":     deleteMessage,
-		"recreate":   recreate,
+		"new_direct":  newDirect,
+		"new_group":   newGroup,
+		"new_channel": newChannel,
+		"add":         addMember,
+		"remove":      removeMember,
+		"leave":       leave,
+		"set_name":    setName,
+		"set_topic":   setTopic,
+		"react":       react,
+		"edit":        edit,
+		"delete":      deleteMessage,
+		"recreate":    recreate,
 	} {
 		methods[name] = m
 	}
@@ -52,6 +53,16 @@ func newDirect(ctx context.Context, s *Server, c *conn, params json.RawMessage) 
 }
 
 func newGroup(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	return create(ctx, params, s.c.NewGroup)
+}
+
+// newChannel takes the params of new_group.
+func newChannel(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	return create(ctx, params, s.c.NewChannel)
+}
+
+// create is new_group and new_channel: a title and members.
+func create(ctx context.Context, params json.RawMessage, do func(context.Context, string, ...string) (protocol.ConversationID, error)) (any, error) {
 	var p NewGroupParams
 	if err := decode(params, &p); err != nil {
 		return nil, err
@@ -64,7 +75,7 @@ func newGroup(ctx context.Context, s *Server, c *conn, params json.RawMessage) (
 		}
 		users = append(users, u)
 	}
-	conv, err := s.c.NewGroup(ctx, p.Title, users...)
+	conv, err := do(ctx, p.Title, users...)
 	if err != nil {
 		return nil, err
 	}

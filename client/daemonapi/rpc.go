@@ -137,6 +137,7 @@ var kinds = []struct {
 	{"wrong_key", sqlitestore.ErrWrongKey},
 	{"profile_busy", client.ErrProfileBusy},
 	{"file_exists", fs.ErrExist},
+	{"not_permitted", protocol.ErrPolicyViolation},
 }
 
 // Kinds lists the names of the SDK's error kinds an Error may carry

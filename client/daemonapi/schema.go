@@ -54,6 +54,12 @@ type Conversation struct {
 	Last *Message `json:"last,omitempty"`
 	// Muted is set when the conversation is muted on this device.
 	Muted bool `json:"muted,omitempty"`
+	// Channel is set for a channel: only admins post, members read and
+	// react.
+	Channel bool `json:"channel,omitempty"`
+	// Admin is set when this profile's user may do what the policy
+	// reserves to admins (always where there is no policy).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // Alarm describes the rejected membership change of an unsafe
@@ -296,7 +302,7 @@ func NewConversation(cv *client.Conversation, self string, unread int) *Conversa
 	out := &Conversation{
 		ID: int64(cv.ID), Title: Title(cv, self), Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct,
 		Members: members, Left: cv.Left, RemovedBy: cv.RemovedBy, Epoch: cv.Epoch, Unread: unread,
-		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted,
+		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted, Channel: cv.Channel, Admin: cv.Admin,
 	}
 	if a := cv.Unsafe; a != nil {
 		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable, Policy: a.Policy}
@@ -313,7 +319,7 @@ func (c *Conversation) SDK() *client.Conversation {
 	out := &client.Conversation{
 		ID: protocol.ConversationID(c.ID), Name: c.Name, Topic: c.Topic, Direct: c.Direct,
 		Members: c.Members, Left: c.Left, RemovedBy: c.RemovedBy, Epoch: c.Epoch, Unread: c.Unread,
-		Unverified: c.Unverified, Muted: c.Muted,
+		Unverified: c.Unverified, Muted: c.Muted, Channel: c.Channel, Admin: c.Admin,
 	}
 	if a := c.Unsafe; a != nil {
 		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable, Policy: a.Policy}

@@ -288,6 +288,7 @@ func TestConformance(t *testing.T) {
 	conformRecreate(t, ctx, call, dc, conv)
 	conformSearch(t, ctx, call, dc, alice, conv)
 	conformPolicy(t, ctx, call, dc)
+	conformChannel(t, ctx, call, dc, bob)
 
 	// Every method of the server is called above: a method added
 	// without a conformance test fails here.

@@ -116,7 +116,11 @@ func (s *session) printConversation(ctx context.Context, conv protocol.Conversat
 	if s.e.json {
 		return writeJSON(s.e.stdout, toConversationJSON(cv, self, cv.Unread))
 	}
-	fmt.Fprintf(s.e.stdout, "%s conversation %d: %s (members: %s)\n", verb, cv.ID, title(cv, self), strings.Join(cv.Members, ", "))
+	kind := "conversation"
+	if cv.Channel {
+		kind = "channel"
+	}
+	fmt.Fprintf(s.e.stdout, "%s %s %d: %s (members: %s)\n", verb, kind, cv.ID, title(cv, self), strings.Join(cv.Members, ", "))
 	return nil
 }
 
@@ -205,21 +209,35 @@ func chatRecreate(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdGroup(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("group", "create TITLE --members a,b")
+	return createGroup(ctx, e, "group", args)
+}
+
+// cmdChannel creates a channel: a group where only admins post.
+func cmdChannel(ctx context.Context, e *env, args []string) error {
+	return createGroup(ctx, e, "channel", args)
+}
+
+// createGroup is "group create" and "channel create".
+func createGroup(ctx context.Context, e *env, name string, args []string) error {
+	fs := e.flags(name, "create TITLE [--members a,b]")
 	members := fs.String("members", "", "comma-separated `USERS` to add")
 	pos, err := parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if pos[0] != "create" {
-		return usagef("group: unknown subcommand %q (want: parley group create TITLE --members a,b)", pos[0])
+		return usagef("%s: unknown subcommand %q (want: parley %s create TITLE --members a,b)", name, pos[0], name)
 	}
 	s, err := e.openSynced(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	conv, err := s.api.NewGroup(ctx, pos[1], splitList(*members)...)
+	create := s.api.NewGroup
+	if name == "channel" {
+		create = s.api.NewChannel
+	}
+	conv, err := create(ctx, pos[1], splitList(*members)...)
 	if err != nil {
 		return s.explain(ctx, 0, err)
 	}
@@ -621,6 +639,9 @@ func (s *session) listConversations(ctx context.Context, self string) error {
 			t += " (BROKEN: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
 		case cv.Unsafe != nil:
 			t += " (UNSAFE: parley chat recreate " + strconv.FormatInt(cv.ID, 10) + ")"
+		}
+		if cv.Channel {
+			t += " (channel)"
 		}
 		if cv.Muted {
 			t += " (muted)"

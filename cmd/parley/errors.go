@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // Exit codes. They are part of the CLI's contract (docs/cli.md).
@@ -26,6 +27,7 @@ const (
 	exitUnsafe          = 10
 	exitCertificate     = 11
 	exitQueued          = 12
+	exitNotPermitted    = 13
 )
 
 // usageError is a mistake in the command line; it exits with 2.
@@ -91,6 +93,8 @@ func classify(err error) (int, string) {
 		return exitForgedDevice, "forged_device"
 	case errors.Is(err, client.ErrConversationUnsafe):
 		return exitUnsafe, "conversation_unsafe"
+	case errors.Is(err, protocol.ErrPolicyViolation):
+		return exitNotPermitted, "not_permitted"
 	case errors.Is(err, client.ErrUnknownUser):
 		return exitUnknownUser, "unknown_user"
 	case errors.Is(err, client.ErrNotMember):
@@ -140,6 +144,8 @@ func defaultHint(err error) string {
 		return "check that parleyd runs and that the server URL is right (parley whoami shows it)"
 	case errors.Is(err, client.ErrNotRegistered):
 		return "register first: parley register --server URL --invite CODE NAME (or choose another --profile)"
+	case errors.Is(err, protocol.ErrPolicyViolation):
+		return "the conversation's policy reserves this to its admins (in a channel, only admins post; members react): parley policy CONV shows who they are"
 	case errors.Is(err, client.ErrUnknownUser):
 		return "unknown user: the server has no account of that name"
 	case errors.Is(err, client.ErrNotMember):

@@ -13,6 +13,7 @@
 //	whoami
 //	chat new USER...                 1:1 (one user) or small group (several)
 //	group create TITLE --members a,b
+//	channel create TITLE [--members a,b]   only admins post; members read and react
 //	send CONV TEXT | send CONV - | send CONV --file PATH [--reply ID]
 //	read [CONV] [--last N]           history, or the conversations with unread counts
 //	listen                           stream events until interrupted
@@ -34,7 +35,8 @@
 // with --json. Exit codes: 0 success, 1 failure, 2 usage, 3 server
 // unreachable, 4 unknown user, 5 not a member, 6 identity changed,
 // 7 unknown conversation, message or attachment, 8 profile problem
-// (not registered, busy, wrong passphrase), 9 forged device. A store
+// (not registered, busy, wrong passphrase), 9 forged device, 13 not
+// permitted by the conversation's policy (see docs/cli.md). A store
 // encrypted with a passphrase takes it from $PARLEY_PASSPHRASE, else asks
 // for it on the terminal. While a parley daemon holds the profile, every
 // command but register goes through it; with PARLEY_DAEMON=auto a command

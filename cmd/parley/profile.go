@@ -116,6 +116,7 @@ type profileAPI interface {
 	Unseen(ctx context.Context) ([]client.Event, error)
 	NewDirect(ctx context.Context, user string) (protocol.ConversationID, error)
 	NewGroup(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
+	NewChannel(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
 	Add(ctx context.Context, conv protocol.ConversationID, user string) error
 	Remove(ctx context.Context, conv protocol.ConversationID, user string) error
 	Leave(ctx context.Context, conv protocol.ConversationID) error

@@ -55,6 +55,7 @@ func init() {
 		{"whoami", "", "show this profile's account", cmdWhoami},
 		{"chat", "new USER... | recreate CONV", "open the 1:1 conversation with a user, or a group of several users; recreate an unsafe one", cmdChat},
 		{"group", "create TITLE --members a,b", "create a named group", cmdGroup},
+		{"channel", "create TITLE [--members a,b]", "create a channel: only admins post, members read and react", cmdChannel},
 		{"send", "CONV TEXT | CONV - | CONV --file PATH [--reply ID]", "send a message (TEXT, or - for standard input) or a file", cmdSend},
 		{"read", "[CONV] [--last N] | --mentions", "show a conversation's history, the conversations with unread counts, or the messages that mention you", cmdRead},
 		{"search", "QUERY [--from USER] [--in CONV] [--after DATE] [--before DATE]", "search the messages of every conversation (words; the last one as a prefix)", cmdSearch},

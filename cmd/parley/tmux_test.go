@@ -145,12 +145,6 @@ func (tm *tmuxTerm) waitExit() {
 	}
 }
 
-// exitStatus is the exit status of the pane's command, once it exited.
-func (tm *tmuxTerm) exitStatus() string {
-	out, _ := tm.tmux("display-message", "-p", "-t", tm.name, "#{pane_dead_status}")
-	return strings.TrimSpace(out)
-}
-
 // waitText waits until the screen contains every one of texts.
 func (tm *tmuxTerm) waitText(texts ...string) string {
 	tm.t.Helper()
