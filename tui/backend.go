@@ -45,6 +45,11 @@ type Backend interface {
 	Search(ctx context.Context, q client.SearchQuery) ([]*client.Message, error)
 	// SetMuted mutes or unmutes a conversation on this device.
 	SetMuted(ctx context.Context, conv protocol.ConversationID, muted bool) error
+	// Policy returns a conversation's roles (nil: none); SetRole makes a
+	// user an admin or a plain member; NewChannel creates a channel.
+	Policy(ctx context.Context, conv protocol.ConversationID) (*protocol.Policy, error)
+	SetRole(ctx context.Context, conv protocol.ConversationID, user string, admin bool) error
+	NewChannel(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
 	// Subscribe starts the events that NextEvent returns, in order.
 	Subscribe(ctx context.Context) error
 	NextEvent(ctx context.Context) (*daemonapi.Event, error)

@@ -27,6 +27,7 @@ func init() {
 	slashCommands = []slashCommand{
 		{"new", "USER", "open the 1:1 conversation with a user", false, 1, cmdNew},
 		{"group", "TITLE USER...", "create a group", false, 2, cmdGroup},
+		{"channel", "TITLE [USER...]", "create a channel (only admins post)", false, 1, cmdChannel},
 		{"add", "USER", "add a user to this conversation", true, 1, cmdAdd},
 		{"remove", "USER", "remove a user from this conversation", true, 1, cmdRemove},
 		{"leave", "", "leave this conversation", true, 0, cmdLeave},
@@ -36,6 +37,8 @@ func init() {
 		{"save", "[DIR]", "save the file of the selected message", true, 0, cmdSave},
 		{"verify", "USER", "show the safety number with a user", false, 1, cmdVerify},
 		{"members", "", "show the members and their devices", true, 0, cmdMembers},
+		{"role", "USER admin|member", "make a user an admin or a plain member", true, 2, cmdRole},
+		{"policy", "", "show who may do what here", true, 0, cmdPolicy},
 		{"search", "WORDS [from:USER] [in:CONV]", "find messages (Ctrl-S)", false, 1, cmdSearch},
 		{"mentions", "", "list the messages that mention you", false, 0, cmdMentions},
 		{"mute", "", "mute this conversation (mentions still show)", true, 0, cmdMute},
@@ -186,7 +189,7 @@ func cmdVerify(m *Model, args []string, _ string) tea.Cmd {
 func cmdMembers(m *Model, _ []string, _ string) tea.Cmd {
 	m.overlay = overlayMembers
 	m.members.cursor = 0
-	return m.loadMembers(m.conv.id)
+	return tea.Batch(m.loadMembers(m.conv.id), m.loadPolicy(m.conv.id))
 }
 
 func cmdHelp(m *Model, _ []string, _ string) tea.Cmd {

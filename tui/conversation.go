@@ -22,6 +22,9 @@ type convState struct {
 	loading bool // older entries are being loaded
 	scroll  int  // lines scrolled up from the bottom
 	sel     int  // selected entry, -1 for none
+	// policy is the conversation's roles (nil: none), once policyKnown.
+	policy      *protocol.Policy
+	policyKnown bool
 	cache   entryCache
 }
 

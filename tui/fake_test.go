@@ -298,3 +298,21 @@ func newFake() *fakeBackend {
 		},
 	}
 }
+
+// policies are the conversations' policies (none: no roles).
+var fakePolicies = map[protocol.ConversationID]*protocol.Policy{2: protocol.DefaultPolicy("alice")}
+
+func (f *fakeBackend) Policy(_ context.Context, conv protocol.ConversationID) (*protocol.Policy, error) {
+	f.record("policy %d", conv)
+	return fakePolicies[conv], nil
+}
+
+func (f *fakeBackend) SetRole(_ context.Context, conv protocol.ConversationID, user string, admin bool) error {
+	f.record("set_role %d %s %v", conv, user, admin)
+	return nil
+}
+
+func (f *fakeBackend) NewChannel(_ context.Context, title string, members ...string) (protocol.ConversationID, error) {
+	f.record("new_channel %s %s", title, strings.Join(members, ","))
+	return 2, nil
+}

@@ -235,6 +235,10 @@ func (m *Model) handleResult(msg tea.Msg) tea.Cmd {
 		}
 	case membersMsg:
 		m.applyMembers(msg)
+	case policyMsg:
+		m.applyPolicy(msg, false)
+	case shownPolicyMsg:
+		m.applyPolicy(msg.policyMsg, true)
 	case sentMsg:
 		return m.applySent(msg)
 	case openMsg:

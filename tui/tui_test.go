@@ -480,7 +480,7 @@ func TestMembers(t *testing.T) {
 	h.press("down", "enter") // Project
 	h.typeText("/members")
 	h.press("enter")
-	h.contains("alice  device D1  this device", "bob  device B1  ✓ verified", "carol  device C1  not verified")
+	h.contains("alice  admin  device D1  this device", "bob  device B1  ✓ verified", "carol  device C1  not verified")
 	h.press("down", "down", "v")
 	h.contains("Safety number with carol")
 }
@@ -793,5 +793,29 @@ func TestListLoading(t *testing.T) {
 	h.lacks("loading…")
 	if !m.listLoaded() {
 		t.Error("not listLoaded after the account and the list arrived")
+	}
+}
+
+// TestRolesCommands: /role changes a role, /policy shows who may do
+// what, /channel creates a channel.
+func TestRolesCommands(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.press("down", "enter") // Project, alice's policy
+	h.typeText("/role @bob admin")
+	h.press("enter")
+	if !h.f.called("set_role 2 bob true") {
+		t.Errorf("calls %q: want set_role 2 bob true", h.f.calls)
+	}
+	h.contains("bob is now admin")
+	h.typeText("/role bob boss")
+	h.press("enter")
+	h.contains("usage: /role USER admin|member")
+	h.typeText("/policy")
+	h.press("enter")
+	h.contains("admins=alice add=members remove=admins")
+	h.typeText("/channel news bob carol")
+	h.press("enter")
+	if !h.f.called("new_channel news bob,carol") {
+		t.Errorf("calls %q: want new_channel news bob,carol", h.f.calls)
 	}
 }

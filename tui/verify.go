@@ -150,7 +150,7 @@ func (m *Model) viewMembers(w, h int) []string {
 		return fitLines(lines, w, h)
 	}
 	for i, mb := range m.conv.members {
-		line := "  " + m.st.name(mb.User).Render(oneLine(mb.User)) + "  device " + oneLine(string(mb.Device)) + "  " + m.memberState(mb)
+		line := "  " + m.st.name(mb.User).Render(oneLine(mb.User)) + m.adminMark(mb.User) + "  device " + oneLine(string(mb.Device)) + "  " + m.memberState(mb)
 		if i == m.members.cursor {
 			line = "▸" + line[1:]
 		}
