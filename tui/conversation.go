@@ -25,7 +25,7 @@ type convState struct {
 	// policy is the conversation's roles (nil: none), once policyKnown.
 	policy      *protocol.Policy
 	policyKnown bool
-	cache   entryCache
+	cache       entryCache
 }
 
 // openConversation shows conversation id and loads its history and
