@@ -232,6 +232,9 @@ type Client struct {
 	self  atomic.Pointer[string]
 	muted mutedSet
 	idx   searchIndex
+	// expiryWake tells the expiry loop (expiry.go) to recompute when
+	// the next message expires.
+	expiryWake chan struct{}
 
 	wsMu sync.Mutex
 	ws   *wsConn // the live connection of Run, for acks
@@ -290,13 +293,14 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, st: st, log: cfg.Logger, lock: lock,
 		life: life, cancel: cancel,
-		groups:   map[protocol.ConversationID]*mls.Group{},
-		blocked:  map[protocol.ConversationID]string{},
-		unusable: map[protocol.ConversationID]error{},
-		unsafe:   map[protocol.ConversationID]*Alarm{},
-		current:  map[protocol.ConversationID]bool{},
-		stale:    map[protocol.ConversationID]bool{},
-		ev:       newEventQueue(cfg.EventBuffer),
+		groups:     map[protocol.ConversationID]*mls.Group{},
+		expiryWake: make(chan struct{}, 1),
+		blocked:    map[protocol.ConversationID]string{},
+		unusable:   map[protocol.ConversationID]error{},
+		unsafe:     map[protocol.ConversationID]*Alarm{},
+		current:    map[protocol.ConversationID]bool{},
+		stale:      map[protocol.ConversationID]bool{},
+		ev:         newEventQueue(cfg.EventBuffer),
 	}
 	c.ev.observe = c.observe
 	// Padding hides from the server what a message is: receipts,

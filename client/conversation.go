@@ -55,9 +55,10 @@ type Conversation struct {
 	// only, or changed or lost since. Sorted.
 	Unverified []string `json:"unverified,omitempty"`
 	// Last is the conversation's latest history entry (message or system
-	// line, deleted ones included), for a list's preview and its order by
-	// activity; nil when the history is empty. It is the entry this device
-	// recorded last, the highest local position (Message.Seq): the one
+	// line, deleted ones included, expired ones not), for a list's
+	// preview and its order by activity; nil when the history is empty.
+	// It is the entry this device recorded last that is shown, the
+	// highest such local position (Message.Seq): the one
 	// History(ctx, ID, 0, 1) returns.
 	Last *Message `json:"last,omitempty"`
 	// Muted is set when the conversation is muted on this device
@@ -71,6 +72,9 @@ type Conversation struct {
 	// reserves to admins (post in a channel, ...): always in a
 	// conversation without a policy. It is false once this device left.
 	Admin bool `json:"admin,omitempty"`
+	// Timer is the disappearing-message timer of the current epoch (0:
+	// off; see SetTimer).
+	Timer time.Duration `json:"timer,omitempty"`
 }
 
 // Member is one device of a conversation.
@@ -119,7 +123,11 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 			v := c.viewConversation(&cv)
 			v.Unverified = c.unverifiedUsers(tx, v.Members, known)
 			v.Unread = unread[cv.ID]
-			if m := latest[cv.ID]; m != nil {
+			m, err := lastShown(tx, cv.ID, latest[cv.ID])
+			if err != nil {
+				return err
+			}
+			if m != nil {
 				v.Last = viewMessage(m)
 				setMentionsMe(v.Last, c.selfUser())
 			}
@@ -155,7 +163,13 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 		var last *sqlitestore.Message
 		if len(ms) == 1 {
 			last = &ms[0]
-			out.Last = viewMessage(last)
+			shown, err := lastShown(tx, conv, last)
+			if err != nil {
+				return err
+			}
+			if shown != nil {
+				out.Last = viewMessage(shown)
+			}
 		}
 		out.Unread, err = c.unread(tx, conv, last)
 		return err
@@ -166,11 +180,26 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 	return &out, nil
 }
 
+// lastShown returns the latest entry of conv that History shows, given
+// the latest of all (nil when the history is empty): the same unless it
+// is an expired message's tombstone.
+func lastShown(tx *sqlitestore.Tx, conv protocol.ConversationID, latest *sqlitestore.Message) (*sqlitestore.Message, error) {
+	if latest == nil || !latest.Expired {
+		return latest, nil
+	}
+	ms, err := lastRecords(tx, conv, 1, func(m *sqlitestore.Message) bool { return !m.Expired })
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	return &ms[0], nil
+}
+
 func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
 	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, RemovedBy: cv.RemovedBy, Created: cv.Created,
 		Muted: c.muted.has(cv.ID)}
 	if g := c.groups[cv.ID]; g != nil {
 		v.Epoch, v.CipherSuite = g.Epoch(), uint16(g.CipherSuite())
+		v.Timer = c.timerLocked(cv.ID)
 		if !g.Active() {
 			v.Left = true
 		} else {

@@ -105,6 +105,11 @@ const (
 	// for a few seconds at most (see Client.SendTyping). Not reported when
 	// Config.DisableTyping is set.
 	EventTyping
+	// EventExpired: Message expired under its conversation's
+	// disappearing-message timer; this device erased its text,
+	// reactions and attachment key, and Message is the tombstone
+	// (Expired set, no content). A UI removes it from view.
+	EventExpired
 )
 
 var eventNames = map[EventKind]string{
@@ -117,6 +122,7 @@ var eventNames = map[EventKind]string{
 	EventOverflow: "overflow", EventConversationUnsafe: "conversation_unsafe",
 	EventStateRestored: "state_restored", EventSystem: "system", EventBadCommit: "bad_commit",
 	EventDeviceRevoked: "device_revoked", EventTyping: "typing",
+	EventExpired: "expired",
 }
 
 // String names the kind ("message", "identity_changed", …).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/client/content"
+	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -86,4 +87,16 @@ func SkipPostCheckForTest(c *Client, on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.skipPostCheck = on
+}
+
+// StoredMessageForTest returns the stored record of a message, tombstones
+// included.
+func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.ConversationID, id content.MessageID) (*sqlitestore.Message, error) {
+	var m *sqlitestore.Message
+	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		var err error
+		m, err = tx.MessageByID(conv, id)
+		return err
+	})
+	return m, err
 }

@@ -62,6 +62,9 @@ const (
 	// ("add=members remove=admins ..."); Previous are the rules before
 	// ("" where the conversation had no policy).
 	SystemPolicyChanged SystemKind = "policy_changed"
+	// SystemTimerChanged: the actor set the disappearing-message timer
+	// to Value ("off", "5m", "1d", ...); Previous is the timer before.
+	SystemTimerChanged SystemKind = "timer_changed"
 	// SystemChangeIgnored: the actor's rename or topic change (Value
 	// "rename" or "topic") was not applied: the policy does not allow
 	// them.
@@ -374,7 +377,7 @@ func (c *Client) History(ctx context.Context, conv protocol.ConversationID, afte
 // history reads the entries of Messages (system lines too with system),
 // sorted in the order of the server's log.
 func (c *Client) history(ctx context.Context, conv protocol.ConversationID, after int64, last int, system bool) ([]*Message, error) {
-	keep := func(m *sqlitestore.Message) bool { return system || m.System == nil }
+	keep := func(m *sqlitestore.Message) bool { return (system || m.System == nil) && !m.Expired }
 	var out []*Message
 	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
 		if _, err := tx.Conversation(conv); errors.Is(err, sqlitestore.ErrNotFound) {

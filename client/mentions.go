@@ -222,7 +222,10 @@ func (c *Client) observe(ev *Event) {
 		ev.Muted = c.muted.has(ev.Conversation)
 	}
 	switch ev.Kind {
-	case EventMessage, EventEdited, EventDeleted, EventDelivered:
+	case EventMessage, EventEdited, EventDeleted, EventDelivered, EventExpired:
 		c.idx.update(ev.Message)
+	}
+	if ev.Kind == EventMessage && !ev.Message.Expires.IsZero() {
+		c.wakeExpiry()
 	}
 }

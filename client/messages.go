@@ -73,9 +73,14 @@ type Message struct {
 	Attachment *Attachment       `json:"attachment,omitempty"`
 	Edited     time.Time         `json:"edited,omitzero"`
 	Deleted    bool              `json:"deleted,omitempty"`
-	Reactions  []Reaction        `json:"reactions,omitempty"`
-	ReadBy     []string          `json:"read_by,omitempty"`
-	State      DeliveryState     `json:"state"`
+	// Expires is when the message expires under the conversation's
+	// disappearing-message timer (zero: never); Expired says it did,
+	// and the message is a tombstone without content.
+	Expires   time.Time     `json:"expires,omitzero"`
+	Expired   bool          `json:"expired,omitempty"`
+	Reactions []Reaction    `json:"reactions,omitempty"`
+	ReadBy    []string      `json:"read_by,omitempty"`
+	State     DeliveryState `json:"state"`
 	// System, when set, makes this a system line of the history (see
 	// History), not a message: Sender and SenderDevice made the change
 	// it records. System lines carry no content.
@@ -94,7 +99,7 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 		Conversation: sm.Conversation, Seq: sm.Seq, ID: content.MessageID(sm.ID),
 		Sender: sm.Sender, SenderDevice: sm.SenderDevice, Sent: sm.Sent, Received: sm.Received,
 		ServerSeq: sm.ServerSeq, Text: sm.Text, Edited: sm.Edited, Deleted: sm.Deleted,
-		Reactions: sm.Reactions, ReadBy: sm.ReadBy, State: sm.State, System: viewSystem(sm.System),
+		Expires: sm.Expires, Expired: sm.Expired, Reactions: sm.Reactions, ReadBy: sm.ReadBy, State: sm.State, System: viewSystem(sm.System),
 	}
 	if m.System != nil {
 		return m
@@ -148,17 +153,23 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		case own:
 			sm.State = Sent
 		}
+		if timer := c.timerLocked(conv); timer > 0 {
+			sm.Expires = expiryOf(m.Sent, sm.Received, timer)
+			if !sm.Expires.After(sm.Received) {
+				sm.Erase() // expired on arrival: only the tombstone is kept
+			}
+		}
 		added, err := tx.AddMessage(sm)
 		if err != nil || !added {
 			return nil, err
 		}
-		if self {
+		if self || sm.Expired {
 			return nil, nil
 		}
 		return []Event{{Kind: EventMessage, Conversation: conv, Message: viewMessage(sm), User: user, Device: device}}, nil
 	case content.KindReaction:
 		t, err := target(m.Target)
-		if err != nil || t == nil {
+		if err != nil || t == nil || t.Expired {
 			return nil, err
 		}
 		t.Reactions = slices.DeleteFunc(t.Reactions, func(r Reaction) bool { return r.User == user && r.Emoji == m.Emoji })
@@ -174,7 +185,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if err != nil || t == nil {
 			return nil, err
 		}
-		if t.Sender != user || t.Deleted {
+		if t.Sender != user || t.Deleted || t.Expired {
 			return nil, nil // only the author edits or deletes
 		}
 		kind := EventEdited
@@ -194,7 +205,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		}
 		var evs []Event
 		mark := func(t *sqlitestore.Message) error {
-			if t.Sender != c.id.User || t.State == Failed || t.System != nil || slices.Contains(t.ReadBy, user) {
+			if t.Sender != c.id.User || t.State == Failed || t.System != nil || t.Expired || slices.Contains(t.ReadBy, user) {
 				return nil
 			}
 			t.ReadBy = append(t.ReadBy, user)
@@ -494,6 +505,7 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 		c.reloadGroupLocked(ctx, conv)
 		return nil, err
 	}
+	c.wakeExpiry()
 	for _, ev := range events {
 		c.ev.push(ev)
 	}

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/sqlitestore"
@@ -176,6 +178,7 @@ func checkPolicyCommit(g *mls.Group, sc *mls.StagedCommit, server string) *Alarm
 	if sc.ExtensionsChanged {
 		h.NewPolicy, h.NewPolicyErr = policyOf(sc.Extensions)
 		h.MembersAfter = usersAfterCommit(h.Members, g, sc, server)
+		h.OtherExtensionsChanged = otherExtensionsChanged(g.Extensions(), sc.Extensions)
 	}
 	if err := h.Check(); err != nil {
 		return policyAlarm(err)
@@ -239,6 +242,13 @@ func policyLines(before, after *protocol.Policy, user string, device protocol.De
 		if !slices.Contains(after.Admins, u) {
 			line(SystemRoleChanged, []string{u}, "member", "admin")
 		}
+	}
+	if (before == nil && after.Timer != 0) || (before != nil && before.Timer != after.Timer) {
+		prev := "off"
+		if before != nil {
+			prev = protocol.FormatTimer(before.Timer)
+		}
+		line(SystemTimerChanged, nil, protocol.FormatTimer(after.Timer), prev)
 	}
 	if before == nil || before.Rules != after.Rules {
 		prev := ""
@@ -317,21 +327,34 @@ func (c *Client) SetPolicy(ctx context.Context, conv protocol.ConversationID, ru
 var errPolicyUnchanged = errors.New("policy unchanged")
 
 // changePolicy commits the policy that change makes of the current one
-// (the default policy with this user as admin where there is none).
+// (the default policy with this user as admin where there is none). A
+// 1:1 conversation has no roles: it refuses.
 func (c *Client) changePolicy(ctx context.Context, conv protocol.ConversationID, change func(*protocol.Policy) *protocol.Policy) error {
+	return c.commitPolicy(ctx, conv, false, change)
+}
+
+// commitPolicy is changePolicy; timer says the change is of the timer
+// only, which a 1:1 conversation allows: its first policy then makes
+// both users admins and lets them do everything (directPolicy).
+func (c *Client) commitPolicy(ctx context.Context, conv protocol.ConversationID, timer bool, change func(*protocol.Policy) *protocol.Policy) error {
 	if c.id == nil {
 		return ErrNotRegistered
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if direct, err := c.isDirect(ctx, conv); err != nil || direct {
-		if err == nil {
-			err = errors.New("a 1:1 conversation has no roles")
-		}
+	direct, err := c.isDirect(ctx, conv)
+	if err != nil {
 		return err
 	}
-	err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
-		exts, err := changedExtensions(g.Extensions(), c.id.User, change)
+	if direct && !timer {
+		return errors.New("a 1:1 conversation has no roles")
+	}
+	err = c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+		fresh := func() *protocol.Policy { return protocol.DefaultPolicy(c.id.User) }
+		if direct {
+			fresh = func() *protocol.Policy { return directPolicy(leafUsers(g.Members(), c.serverName)) }
+		}
+		exts, err := changedExtensions(g.Extensions(), c.id.User, fresh, change)
 		if err != nil {
 			return nil, err
 		}
@@ -343,22 +366,64 @@ func (c *Client) changePolicy(ctx context.Context, conv protocol.ConversationID,
 	return err
 }
 
+// directPolicy returns the policy a 1:1 conversation gets with its first
+// timer: the users of its leaves all admins, every action open to both.
+func directPolicy(users []string) *protocol.Policy {
+	p := &protocol.Policy{}
+	for _, u := range users {
+		if protocol.ValidUserName(u) && !slices.Contains(p.Admins, u) {
+			p.Admins = append(p.Admins, u)
+		}
+	}
+	slices.Sort(p.Admins)
+	for _, a := range protocol.Actions() {
+		p.Rules[a-1] = protocol.WhoMembers
+	}
+	return p
+}
+
+// SetTimer sets the disappearing-message timer of a conversation: 0 turns
+// it off, otherwise whole seconds from protocol.MinTimer to
+// protocol.MaxTimer. Those the policy's timer rule names may (members, by
+// default); the change is a GroupContextExtensions commit that changes
+// nothing but the timer. A 1:1 conversation, which has no policy, gets
+// one with its first timer: both users admins, everything open to both.
+// Messages sent from the next epoch on expire after d; those sent before
+// keep the timer they were sent with.
+func (c *Client) SetTimer(ctx context.Context, conv protocol.ConversationID, d time.Duration) error {
+	if err := protocol.CheckTimer(d); err != nil {
+		return fmt.Errorf("client: set timer of conversation %d: %v", conv, err)
+	}
+	if d == 0 {
+		// Off where there is no policy is no change: no policy for it.
+		if p, err := c.Policy(ctx, conv); err == nil && p == nil {
+			return nil
+		}
+	}
+	err := c.commitPolicy(ctx, conv, true, func(p *protocol.Policy) *protocol.Policy { return p.WithTimer(d) })
+	if err != nil {
+		return fmt.Errorf("client: set timer of conversation %d: %w", conv, err)
+	}
+	return nil
+}
+
 // changedExtensions returns exts with the policy replaced by what change
-// makes of it, and the policy extension required of every member.
-func changedExtensions(exts []mls.Extension, user string, change func(*protocol.Policy) *protocol.Policy) ([]mls.Extension, error) {
+// makes of it (of fresh() where there is none), and the policy extension
+// required of every member.
+func changedExtensions(exts []mls.Extension, user string, fresh func() *protocol.Policy, change func(*protocol.Policy) *protocol.Policy) ([]mls.Extension, error) {
 	old, err := policyOf(exts)
 	if err != nil {
 		return nil, err
 	}
 	cur := old
 	if cur == nil {
-		cur = protocol.DefaultPolicy(user)
+		cur = fresh()
 	}
 	next := change(cur)
 	if len(next.Admins) == 0 {
 		return nil, &protocol.PolicyError{User: user, Reason: "the last admin cannot be demoted: promote another member first"}
 	}
-	if old != nil && next.Rules == old.Rules && slices.Equal(next.Admins, old.Admins) {
+	if old != nil && next.Rules == old.Rules && next.Timer == old.Timer && slices.Equal(next.Admins, old.Admins) {
 		return nil, errPolicyUnchanged
 	}
 	b, err := next.MarshalBinary()
@@ -471,4 +536,22 @@ func policyChangeLines(before, after []mls.Extension, user string, device protoc
 func (c *Client) allowedLocked(g *mls.Group, a protocol.Action) bool {
 	p, err := policyOf(g.Extensions())
 	return err == nil && p.Allows(c.id.User, a, leafUsers(g.Members(), c.serverName))
+}
+
+// otherExtensionsChanged reports whether after differs from before in
+// more than the policy extension's data (compared in order, as the
+// GroupContext holds them).
+func otherExtensionsChanged(before, after []mls.Extension) bool {
+	others := func(exts []mls.Extension) []mls.Extension {
+		var out []mls.Extension
+		for _, e := range exts {
+			if e.Type != protocol.PolicyExtensionType {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return !slices.EqualFunc(others(before), others(after), func(a, b mls.Extension) bool {
+		return a.Type == b.Type && bytes.Equal(a.Data, b.Data)
+	})
 }

@@ -93,6 +93,12 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	}
 	switch e.Kind {
 	case protocol.KindApplication:
+		if len(e.Data) == 0 {
+			// The server emptied it: the message expired under the
+			// conversation's disappearing-message timer.
+			c.log.Debug("expired entry skipped", "conversation", conv, "seq", e.Seq)
+			break
+		}
 		if e.Sender == c.id.Device {
 			// Our own message, in the history since it was sent; if it
 			// is still queued, the server stored it without our
@@ -801,6 +807,15 @@ func (c *Client) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(c.life, cancel)
 	defer stop()
+	expiring := make(chan struct{})
+	go func() {
+		defer close(expiring)
+		c.runExpiry(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-expiring
+	}()
 	delay := c.cfg.MinBackoff
 	for {
 		start := time.Now()

@@ -102,7 +102,7 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 			}
 			for i := range ms {
 				m := &ms[i]
-				if m.Sender == c.id.User && m.SenderDevice == c.id.Device {
+				if (m.Sender == c.id.User && m.SenderDevice == c.id.Device) || m.Expired {
 					continue
 				}
 				kind := EventMessage
@@ -127,9 +127,9 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 
 // countsUnread says whether a history entry counts in
 // Conversation.Unread: a message of another user that is not deleted
-// (system lines are no messages).
+// or expired (system lines are no messages).
 func (c *Client) countsUnread(m *sqlitestore.MessageHead) bool {
-	return m.Sender != c.id.User && !m.Deleted && !m.System
+	return m.Sender != c.id.User && !m.Deleted && !m.Expired && !m.System
 }
 
 // unread counts the unread messages of a conversation whose latest

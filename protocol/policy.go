@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // PolicyExtensionType is the MLS GroupContext extension type (RFC 9420
@@ -16,8 +17,17 @@ import (
 // docs/protocol.md, "Roles and policy".
 const PolicyExtensionType uint16 = 0xF050
 
-// PolicyVersion is the first byte of an encoded Policy.
-const PolicyVersion = 1
+// PolicyVersion is the first byte of an encoded Policy. Version 2 added
+// ActionTimer and the disappearing-message timer; version 1 was never
+// deployed and is refused.
+const PolicyVersion = 2
+
+// The disappearing-message timer's bounds: a Policy's Timer is 0 (off)
+// or from MinTimer to MaxTimer, in whole seconds.
+const (
+	MinTimer = 5 * time.Minute
+	MaxTimer = 4 * 7 * 24 * time.Hour
+)
 
 // MaxPolicyAdmins is the most admins a Policy names.
 const MaxPolicyAdmins = 10000
@@ -26,20 +36,21 @@ const MaxPolicyAdmins = 10000
 // member.
 type Action uint8
 
-// The actions of version 1, in their encoding order.
+// The actions, in their encoding order.
 const (
 	ActionAdd    Action = 1 // ActionAdd: add another user.
 	ActionRemove Action = 2 // ActionRemove: remove another user's device.
 	ActionRename Action = 3 // ActionRename: change the conversation's name.
 	ActionTopic  Action = 4 // ActionTopic: change the topic.
 	ActionRoles  Action = 5 // ActionRoles: change admins and the policy (any GroupContext extension).
-	ActionPost   Action = 6 // ActionPost: send messages (for channels; not enforced yet).
+	ActionPost   Action = 6 // ActionPost: post messages (channels: enforced by members, see client/channel.go).
+	ActionTimer  Action = 7 // ActionTimer: change only the disappearing-message timer.
 )
 
 // actionNames are the names of the actions, by number.
-var actionNames = [...]string{ActionAdd: "add", ActionRemove: "remove", ActionRename: "rename", ActionTopic: "topic", ActionRoles: "roles", ActionPost: "post"}
+var actionNames = [...]string{ActionAdd: "add", ActionRemove: "remove", ActionRename: "rename", ActionTopic: "topic", ActionRoles: "roles", ActionPost: "post", ActionTimer: "timer"}
 
-// numActions is the number of actions of version 1.
+// numActions is the number of actions.
 const numActions = len(actionNames) - 1
 
 // String returns the action's name ("add", "remove", ...).
@@ -50,7 +61,7 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
-// Actions returns every action of version 1, in order.
+// Actions returns every action, in order.
 func Actions() []Action {
 	out := make([]Action, numActions)
 	for i := range out {
@@ -66,7 +77,7 @@ func ParseAction(s string) (Action, error) {
 			return a, nil
 		}
 	}
-	return 0, fmt.Errorf("protocol: parse action %q: want one of add, remove, rename, topic, roles, post", s)
+	return 0, fmt.Errorf("protocol: parse action %q: want one of add, remove, rename, topic, roles, post, timer", s)
 }
 
 // Who says who may do an action.
@@ -104,9 +115,10 @@ func ParseWho(s string) (Who, error) {
 // and for each action who may do it. It travels inside the MLS group
 // state as the GroupContext extension [PolicyExtensionType], encoded as
 //
-//	uint8  version (1)
-//	uint8  rule count (6), then per rule: uint8 action, uint8 who
-//	       (actions 1..6 in increasing order; who 1 = admins, 2 = members)
+//	uint8  version (2)
+//	uint8  rule count (7), then per rule: uint8 action, uint8 who
+//	       (actions 1..7 in increasing order; who 1 = admins, 2 = members)
+//	uint32 timer in seconds (0 = off, or 300..2419200)
 //	uint16 admin count (1..10000), then per admin: uint16 len, user name
 //	       (valid user names, strictly increasing byte order)
 //
@@ -117,11 +129,16 @@ type Policy struct {
 	Admins []string
 	// Rules says, per action (index Action-1), who may do it.
 	Rules [numActions]Who
+	// Timer is the disappearing-message timer: 0 (off) or a whole number
+	// of seconds from MinTimer to MaxTimer. A message expires Timer after
+	// it was sent (docs/content.md, "Disappearing messages").
+	Timer time.Duration
 }
 
 // DefaultPolicy returns the policy of a new group conversation, with
 // creator its only admin: every member may add, rename and change the
-// topic and post; only admins remove others and change roles.
+// topic, post and change the timer; only admins remove others and change
+// roles. The timer is off.
 func DefaultPolicy(creator string) *Policy {
 	p := &Policy{Admins: []string{creator}}
 	for _, a := range Actions() {
@@ -174,7 +191,66 @@ func (p *Policy) Allows(user string, a Action, members []string) bool {
 
 // Clone returns a copy of p.
 func (p *Policy) Clone() *Policy {
-	return &Policy{Admins: slices.Clone(p.Admins), Rules: p.Rules}
+	return &Policy{Admins: slices.Clone(p.Admins), Rules: p.Rules, Timer: p.Timer}
+}
+
+// WithTimer returns a copy of p with the timer set to d.
+func (p *Policy) WithTimer(d time.Duration) *Policy {
+	q := p.Clone()
+	q.Timer = d
+	return q
+}
+
+// CheckTimer reports whether d is a valid timer: 0 (off) or whole
+// seconds from MinTimer to MaxTimer.
+func CheckTimer(d time.Duration) error {
+	if d == 0 || (d >= MinTimer && d <= MaxTimer && d%time.Second == 0) {
+		return nil
+	}
+	return fmt.Errorf("timer %v: want off (0) or whole seconds from %v to %v", d, MinTimer, MaxTimer)
+}
+
+// FormatTimer writes a timer for people: "off", "5m", "1h", "1d",
+// "1w", or seconds as Go writes durations when none fits.
+func FormatTimer(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == 0:
+		return "off"
+	case d%(7*day) == 0:
+		return fmt.Sprintf("%dw", d/(7*day))
+	case d%day == 0:
+		return fmt.Sprintf("%dd", d/day)
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
+
+// ParseTimer reads a timer: "off", or a number followed by s, m, h, d
+// (days) or w (weeks), or a Go duration ("90m"); the result must pass
+// CheckTimer.
+func ParseTimer(s string) (time.Duration, error) {
+	if s == "off" || s == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	var n int64
+	var unit string
+	if k, err := fmt.Sscanf(s, "%d%s", &n, &unit); err == nil && k == 2 && (unit == "d" || unit == "w") && n > 0 && n <= 365 {
+		d = time.Duration(n) * 24 * time.Hour
+		if unit == "w" {
+			d *= 7
+		}
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return 0, fmt.Errorf("protocol: parse timer %q: want off or a duration such as 5m, 1h, 1d, 1w", s)
+	}
+	if err := CheckTimer(d); err != nil {
+		return 0, fmt.Errorf("protocol: parse timer %q: %v", s, err)
+	}
+	return d, nil
 }
 
 // WithAdmin returns a copy of p with user made admin (admin true) or
@@ -199,6 +275,7 @@ func (p *Policy) String() string {
 	for _, a := range Actions() {
 		fmt.Fprintf(&b, " %s=%s", a, p.Rule(a))
 	}
+	b.WriteString(" expire=" + FormatTimer(p.Timer))
 	return b.String()
 }
 
@@ -208,6 +285,9 @@ func (p *Policy) check() error {
 		if w := p.Rule(a); w != WhoAdmins && w != WhoMembers {
 			return fmt.Errorf("rule of %s: unknown value %d", a, w)
 		}
+	}
+	if err := CheckTimer(p.Timer); err != nil {
+		return err
 	}
 	if len(p.Admins) == 0 || len(p.Admins) > MaxPolicyAdmins {
 		return fmt.Errorf("%d admins, want 1 to %d", len(p.Admins), MaxPolicyAdmins)
@@ -232,6 +312,7 @@ func (p *Policy) MarshalBinary() ([]byte, error) {
 	for _, a := range Actions() {
 		b = append(b, byte(a), byte(p.Rule(a)))
 	}
+	b = binary.BigEndian.AppendUint32(b, uint32(p.Timer/time.Second))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(p.Admins)))
 	for _, u := range p.Admins {
 		b = appendField(b, []byte(u))
@@ -268,6 +349,9 @@ func parsePolicy(r *certReader) (*Policy, error) {
 			return nil, fmt.Errorf("rule %d is for action %d, want %d", a, rule[0], a)
 		}
 		p.Rules[a-1] = Who(rule[1])
+	}
+	if t := r.bytes(4, "timer"); r.err == nil {
+		p.Timer = time.Duration(binary.BigEndian.Uint32(t)) * time.Second
 	}
 	n := int(r.uint16("admin count"))
 	if r.err == nil && n > MaxPolicyAdmins {
@@ -347,12 +431,16 @@ type PolicyHandshake struct {
 	// MembersAfter are the users of the new epoch's leaves, for a commit
 	// that changes the extensions.
 	MembersAfter []string
+	// OtherExtensionsChanged says a commit that changes the extensions
+	// changes more than the policy extension's data.
+	OtherExtensionsChanged bool
 }
 
 // Check applies the policy: an Add of a user who is not a member needs
 // ActionAdd, a Remove of another user's device ActionRemove (removing
 // one's own devices, leaving, is always allowed), a GroupContextExtensions
-// proposal ActionRoles. A commit that changes the extensions must leave a
+// proposal ActionRoles, or ActionTimer when it is in a commit that changes
+// nothing but the policy's timer (see TimerOnly). A commit that changes the extensions must leave a
 // valid policy when the group had one, and that policy must keep an admin
 // who is a member after the commit. It returns a *PolicyError.
 func (h *PolicyHandshake) Check() error {
@@ -365,6 +453,13 @@ func (h *PolicyHandshake) Check() error {
 		return h.checkNewPolicy()
 	}
 	return nil
+}
+
+// TimerOnly reports whether h is a commit whose only change to the
+// extensions is a different timer in the policy (admins and rules kept).
+func (h *PolicyHandshake) TimerOnly() bool {
+	return h.Commit && h.Policy != nil && h.NewPolicy != nil && h.NewPolicyErr == nil && !h.OtherExtensionsChanged &&
+		h.NewPolicy.Timer != h.Policy.Timer && h.NewPolicy.Rules == h.Policy.Rules && slices.Equal(h.NewPolicy.Admins, h.Policy.Admins)
 }
 
 // extensionsChanged reports whether a proposal replaces the extensions.
@@ -383,6 +478,8 @@ func (h *PolicyHandshake) checkProposal(pp PolicyProposal) error {
 		a = ActionAdd
 	case pp.Kind == ProposalRemove && pp.Target != pp.Proposer:
 		a = ActionRemove
+	case pp.Kind == ProposalExtensions && h.TimerOnly():
+		a = ActionTimer
 	case pp.Kind == ProposalExtensions:
 		a = ActionRoles
 	default:
@@ -391,7 +488,7 @@ func (h *PolicyHandshake) checkProposal(pp PolicyProposal) error {
 	if pp.Proposer != "" && h.Policy.Allows(pp.Proposer, a, h.Members) {
 		return nil
 	}
-	what := map[Action]string{ActionAdd: "add " + pp.Target, ActionRemove: "remove " + pp.Target, ActionRoles: "change roles or the policy"}[a]
+	what := map[Action]string{ActionAdd: "add " + pp.Target, ActionRemove: "remove " + pp.Target, ActionRoles: "change roles or the policy", ActionTimer: "change the disappearing-message timer"}[a]
 	if pp.Proposer == "" {
 		return &PolicyError{Reason: fmt.Sprintf("a sender that is not a member may not %s", what)}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPolicyEncoding: the default policy encodes to the documented bytes
@@ -15,7 +16,7 @@ func TestPolicyEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 2, 0, 5, 'a', 'l', 'i', 'c', 'e', 0, 3, 'b', 'o', 'b'}
+	want := []byte{2, 7, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 7, 2, 0, 0, 0, 0, 0, 2, 0, 5, 'a', 'l', 'i', 'c', 'e', 0, 3, 'b', 'o', 'b'}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("encoding % x, want % x", b, want)
 	}
@@ -32,6 +33,12 @@ func TestPolicyEncoding(t *testing.T) {
 // error naming the operation and the fault.
 func TestPolicyDecodeRefuses(t *testing.T) {
 	good, _ := DefaultPolicy("alice").WithAdmin("bob", true).MarshalBinary()
+	head := func(rest ...byte) []byte {
+		return append([]byte{2, 7, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 7, 2, 0, 0, 0, 0}, rest...)
+	}
+	timer := func(t ...byte) []byte {
+		return append(append([]byte{2, 7, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 7, 2}, t...), 0, 1, 0, 1, 'a')
+	}
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	cases := []struct {
 		name string
@@ -39,19 +46,22 @@ func TestPolicyDecodeRefuses(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "version truncated"},
-		{"version", mod(func(b []byte) []byte { b[0] = 2; return b }), "unknown version 2"},
-		{"rule count", mod(func(b []byte) []byte { b[1] = 5; return b }), "5 rules"},
+		{"version", mod(func(b []byte) []byte { b[0] = 1; return b }), "unknown version 1"},
+		{"rule count", mod(func(b []byte) []byte { b[1] = 6; return b }), "6 rules"},
 		{"rule order", mod(func(b []byte) []byte { b[2], b[4] = 2, 1; return b }), "rule 1 is for action 2"},
 		{"rule value", mod(func(b []byte) []byte { b[3] = 3; return b }), "unknown value 3"},
 		{"rule value zero", mod(func(b []byte) []byte { b[3] = 0; return b }), "unknown value 0"},
-		{"no admin", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 0}, "0 admins"},
-		{"too many admins", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0xff, 0xff}, "65535 admins"},
-		{"admins unsorted", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 2, 0, 1, 'b', 0, 1, 'a'}, "not sorted"},
-		{"admins duplicate", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 2, 0, 1, 'a', 0, 1, 'a'}, "not sorted"},
-		{"admin name", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 1, 0, 1, 'A'}, "not a valid user name"},
-		{"admin empty", []byte{1, 6, 1, 2, 2, 1, 3, 2, 4, 2, 5, 1, 6, 2, 0, 1, 0, 0}, "not a valid user name"},
+		{"no admin", head(0, 0), "0 admins"},
+		{"too many admins", head(0xff, 0xff), "65535 admins"},
+		{"admins unsorted", head(0, 2, 0, 1, 'b', 0, 1, 'a'), "not sorted"},
+		{"admins duplicate", head(0, 2, 0, 1, 'a', 0, 1, 'a'), "not sorted"},
+		{"admin name", head(0, 1, 0, 1, 'A'), "not a valid user name"},
+		{"admin empty", head(0, 1, 0, 0), "not a valid user name"},
 		{"truncated admin", good[:len(good)-1], "admin truncated"},
-		{"truncated count", good[:15], "admin count truncated"},
+		{"truncated count", good[:21], "admin count truncated"},
+		{"truncated timer", good[:18], "timer truncated"},
+		{"timer too short", timer(0, 0, 1, 43), "timer 4m59s"},
+		{"timer too long", timer(0, 0x24, 0xea, 1), "timer 672h0m1s"},
 		{"truncated rules", good[:5], "rule truncated"},
 		{"trailing", append(bytes.Clone(good), 0), "1 trailing bytes"},
 	}
@@ -71,7 +81,9 @@ func TestPolicyDecodeRefuses(t *testing.T) {
 func FuzzParsePolicy(f *testing.F) {
 	good, _ := DefaultPolicy("alice").WithAdmin("bob", true).MarshalBinary()
 	f.Add(good)
-	f.Add([]byte{1, 6})
+	f.Add([]byte{2, 7})
+	withTimer, _ := DefaultPolicy("alice").WithTimer(MaxTimer).MarshalBinary()
+	f.Add(withTimer)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data)
 		if err != nil {
@@ -119,6 +131,13 @@ func TestPolicyCheck(t *testing.T) {
 		{"admin sets an invalid policy", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("alice")}, Commit: true, NewPolicyErr: errors.New("bad"), MembersAfter: members}, false},
 		{"last admin demoted for a non-member", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("alice")}, Commit: true, NewPolicy: demoted, MembersAfter: members}, false},
 		{"first policy", PolicyHandshake{Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: DefaultPolicy("bob"), MembersAfter: members}, true},
+		{"member changes the timer", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: p.WithTimer(MinTimer), MembersAfter: members}, true},
+		{"member changes the timer, timer=admins", PolicyHandshake{Policy: withRule(p, ActionTimer, WhoAdmins), Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: withRule(p, ActionTimer, WhoAdmins).WithTimer(MinTimer), MembersAfter: members}, false},
+		{"admin changes the timer, timer=admins", PolicyHandshake{Policy: withRule(p, ActionTimer, WhoAdmins), Members: members, Proposals: []PolicyProposal{gce("alice")}, Commit: true, NewPolicy: withRule(p, ActionTimer, WhoAdmins).WithTimer(MinTimer), MembersAfter: members}, true},
+		{"member changes the timer and a rule", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: withRule(p, ActionAdd, WhoAdmins).WithTimer(MinTimer), MembersAfter: members}, false},
+		{"member changes the timer and admins", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: p.WithAdmin("bob", true).WithTimer(MinTimer), MembersAfter: members}, false},
+		{"member changes the timer and another extension", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("bob")}, Commit: true, NewPolicy: p.WithTimer(MinTimer), MembersAfter: members, OtherExtensionsChanged: true}, false},
+		{"member proposes alone", PolicyHandshake{Policy: p, Members: members, Proposals: []PolicyProposal{gce("bob")}}, false},
 		{"admin left: first leaf is admin", PolicyHandshake{Policy: p, Members: []string{"carol", "bob"}, Proposals: []PolicyProposal{rm("carol", "bob")}}, true},
 		{"admin left: others are not", PolicyHandshake{Policy: p, Members: []string{"carol", "bob"}, Proposals: []PolicyProposal{rm("bob", "carol")}}, false},
 	}
@@ -136,4 +155,22 @@ func withRule(p *Policy, a Action, w Who) *Policy {
 	q := p.Clone()
 	q.Rules[a-1] = w
 	return q
+}
+
+// TestParseTimer: the timer's spellings, and the values refused.
+func TestParseTimer(t *testing.T) {
+	for in, want := range map[string]time.Duration{"off": 0, "0": 0, "5m": MinTimer, "1h": time.Hour, "1d": 24 * time.Hour, "1w": 7 * 24 * time.Hour, "4w": MaxTimer, "90m": 90 * time.Minute} {
+		d, err := ParseTimer(in)
+		if err != nil || d != want {
+			t.Errorf("ParseTimer(%q) = %v, %v, want %v", in, d, err, want)
+		}
+		if in != "0" && in != "90m" && FormatTimer(d) != in {
+			t.Errorf("FormatTimer(%v) = %q, want %q", d, FormatTimer(d), in)
+		}
+	}
+	for _, in := range []string{"4m", "5w", "1.5s", "5m1ms", "x", "-1h", "0d", ""} {
+		if d, err := ParseTimer(in); err == nil {
+			t.Errorf("ParseTimer(%q) = %v, want an error", in, d)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"time"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
@@ -35,6 +36,8 @@ type Backend interface {
 	Leave(ctx context.Context, conv protocol.ConversationID) error
 	SetName(ctx context.Context, conv protocol.ConversationID, name string) error
 	SetTopic(ctx context.Context, conv protocol.ConversationID, topic string) error
+	// SetTimer sets the disappearing-message timer (0: off).
+	SetTimer(ctx context.Context, conv protocol.ConversationID, d time.Duration) error
 	SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error)
 	MarkVerified(ctx context.Context, user string) error
 	// SendTyping tells the conversation's other members that this user

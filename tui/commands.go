@@ -33,6 +33,7 @@ func init() {
 		{"leave", "", "leave this conversation", true, 0, cmdLeave},
 		{"rename", "NAME", "rename this conversation for everyone", true, 1, cmdRename},
 		{"topic", "TEXT", "set the topic for everyone", true, 0, cmdTopic},
+		{"timer", "off|5m|1h|1d|1w", "set the disappearing-message timer for everyone", true, 1, cmdTimer},
 		{"file", "PATH", "send a file", true, 1, cmdFile},
 		{"save", "[DIR]", "save the file of the selected message", true, 0, cmdSave},
 		{"verify", "USER", "show the safety number with a user", false, 1, cmdVerify},
@@ -140,6 +141,17 @@ func cmdRename(m *Model, _ []string, rest string) tea.Cmd {
 func cmdTopic(m *Model, _ []string, rest string) tea.Cmd {
 	return m.convCall("topic set", func(ctx context.Context, conv protocol.ConversationID) error {
 		return wrapErr("topic", m.b.SetTopic(ctx, conv, rest))
+	})
+}
+
+func cmdTimer(m *Model, args []string, _ string) tea.Cmd {
+	d, err := protocol.ParseTimer(args[0])
+	if err != nil {
+		m.setError("/timer: %v", err)
+		return nil
+	}
+	return m.convCall("timer set to "+protocol.FormatTimer(d), func(ctx context.Context, conv protocol.ConversationID) error {
+		return wrapErr("timer", m.b.SetTimer(ctx, conv, d))
 	})
 }
 

@@ -66,8 +66,15 @@ func (m *Model) applyEvent(dev *daemonapi.Event) tea.Cmd {
 		m.setConn(ev.Connection)
 	case client.EventTyping:
 		return m.sawTyping(ev)
-	case client.EventMessage, client.EventSystem:
+	case client.EventSystem:
+		if ev.Message != nil && ev.Message.System != nil && ev.Message.System.Kind == client.SystemTimerChanged {
+			return tea.Batch(m.newEntry(ev.Message), m.reload()) // the header shows the timer
+		}
 		return m.newEntry(ev.Message)
+	case client.EventMessage:
+		return m.newEntry(ev.Message)
+	case client.EventExpired:
+		return m.reload() // the history leaves expired messages out
 	case client.EventRead:
 		m.changedEntry(ev.Message)
 		if m.conv != nil && m.conv.id == ev.Conversation {

@@ -168,6 +168,18 @@ func (f *fakeBackend) SetTopic(_ context.Context, conv protocol.ConversationID, 
 	return nil
 }
 
+func (f *fakeBackend) SetTimer(_ context.Context, conv protocol.ConversationID, d time.Duration) error {
+	f.record("set_timer %d %v", conv, d)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.convs {
+		if f.convs[i].ID == conv {
+			f.convs[i].Timer = d
+		}
+	}
+	return nil
+}
+
 func (f *fakeBackend) SafetyNumber(_ context.Context, user string) (*client.SafetyNumber, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -338,6 +338,15 @@ func TestEditDeleteReact(t *testing.T) {
 func TestCommands(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	h.openBob()
+	h.typeText("/timer 1h")
+	h.press("enter")
+	if !h.f.called("set_timer 1 1h0m0s") {
+		t.Errorf("/timer 1h: no set_timer in %q", h.f.calls)
+	}
+	h.contains("⏱ 1h")
+	h.typeText("/timer 1m")
+	h.press("enter")
+	h.contains("/timer: protocol: parse timer")
 	for _, c := range []struct{ line, call string }{
 		{"/rename Review team", "set_name 1 Review team"},
 		{"/topic Q3 budget", "set_topic 1 Q3 budget"},
@@ -818,4 +827,31 @@ func TestRolesCommands(t *testing.T) {
 	if !h.f.called("new_channel news bob,carol") {
 		t.Errorf("calls %q: want new_channel news bob,carol", h.f.calls)
 	}
+}
+
+// TestExpiredEvent: an expired message leaves the open conversation, and
+// a timer change shows in its header, without reopening it.
+func TestExpiredEvent(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.openBob()
+	h.f.mu.Lock()
+	hist := h.f.history[1]
+	last := hist[len(hist)-1]
+	h.f.history[1] = hist[:len(hist)-1] // the daemon's history leaves it out
+	bob := slices.IndexFunc(h.f.convs, func(cv client.Conversation) bool { return cv.ID == 1 })
+	h.f.convs[bob].Last = hist[len(hist)-2]
+	h.f.mu.Unlock()
+	h.contains(last.Text)
+	gone := *last
+	gone.Text, gone.Expired = "", true
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventExpired, Conversation: 1, Message: &gone})})
+	h.lacks(last.Text)
+
+	h.f.mu.Lock()
+	h.f.convs[bob].Timer = 7 * 24 * time.Hour
+	h.f.mu.Unlock()
+	line := &client.Message{Conversation: 1, Seq: 99, ID: mid(99), Sender: "bob", Sent: testNow,
+		System: &client.System{Kind: client.SystemTimerChanged, Value: "1w", Previous: "off"}}
+	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventSystem, Conversation: 1, Message: line})})
+	h.contains("⏱ 1w")
 }

@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // narrowWidth is the width below which one pane shows at a time.
@@ -118,6 +119,9 @@ func (m *Model) header() string {
 	}
 	if len(cv.Unverified) > 0 {
 		s += m.st.dim.Render(" · unverified: " + oneLine(strings.Join(cv.Unverified, ", ")))
+	}
+	if cv.Timer > 0 {
+		s += m.st.dim.Render(" · ⏱ " + protocol.FormatTimer(cv.Timer))
 	}
 	return s
 }

@@ -263,7 +263,7 @@ func conformSearch(t *testing.T, ctx context.Context, call caller, dc *daemonapi
 	}
 }
 
-// conformPolicy: policy, set_role and set_policy in a new group.
+// conformPolicy: policy, set_role, set_policy and set_timer in a new group.
 func conformPolicy(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client) {
 	t.Helper()
 	var opened daemonapi.NewConversationResult
@@ -292,6 +292,18 @@ func conformPolicy(t *testing.T, ctx context.Context, call caller, dc *daemonapi
 	if err := dc.SetPolicy(ctx, protocol.ConversationID(conv), map[protocol.Action]protocol.Who{protocol.ActionAdd: protocol.WhoMembers}); err != nil {
 		t.Fatalf("SetPolicy(add=members): %v", err)
 	}
+	if err := call("set_timer", daemonapi.TimerParams{Conversation: conv, Timer: 3600}, nil); err != nil {
+		t.Fatalf("set_timer 3600: %v", err)
+	}
+	if err := call("policy", daemonapi.ConversationParams{Conversation: conv}, &r); err != nil || r.Policy == nil || r.Policy.Timer != 3600 || r.Policy.Rules["timer"] != "members" {
+		t.Fatalf("policy after set_timer = %+v, %v; want timer 3600", r.Policy, err)
+	}
+	if err := dc.SetTimer(ctx, protocol.ConversationID(conv), 0); err != nil {
+		t.Fatalf("SetTimer(off): %v", err)
+	}
+	if p, err := dc.Policy(ctx, protocol.ConversationID(conv)); err != nil || p.Timer != 0 {
+		t.Fatalf("Policy after SetTimer(off) = %v, %v", p, err)
+	}
 	for _, bad := range []struct {
 		method string
 		params any
@@ -299,6 +311,8 @@ func conformPolicy(t *testing.T, ctx context.Context, call caller, dc *daemonapi
 		{"set_role", daemonapi.RoleParams{Conversation: conv, User: "bob", Role: "boss"}},
 		{"set_policy", daemonapi.PolicyParams{Conversation: conv, Rules: map[string]string{"kick": "admins"}}},
 		{"set_policy", daemonapi.PolicyParams{Conversation: conv}},
+		{"set_timer", daemonapi.TimerParams{Conversation: conv, Timer: 60}},
+		{"set_timer", daemonapi.TimerParams{Conversation: conv, Timer: -1}},
 	} {
 		var rpcErr *daemonapi.Error
 		if err := call(bad.method, bad.params, nil); !errors.As(err, &rpcErr) || rpcErr.Code != daemonapi.CodeInvalidParams {

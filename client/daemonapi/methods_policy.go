@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"time"
 
 	"github.com/parley-chat/parley/protocol"
 )
@@ -12,14 +13,17 @@ func init() {
 	methods["policy"] = policy
 	methods["set_role"] = setRole
 	methods["set_policy"] = setPolicy
+	methods["set_timer"] = setTimer
 }
 
 // Policy is a conversation's roles and rules (protocol.Policy): the
 // admins and, per action ("add", "remove", "rename", "topic", "roles",
-// "post"), who may do it ("admins" or "members").
+// "post", "timer"), who may do it ("admins" or "members"), and the
+// disappearing-message timer in seconds (0 = off).
 type Policy struct {
 	Admins []string          `json:"admins"`
 	Rules  map[string]string `json:"rules"`
+	Timer  int64             `json:"timer"`
 }
 
 // NewPolicy converts a policy; nil stays nil.
@@ -27,7 +31,7 @@ func NewPolicy(p *protocol.Policy) *Policy {
 	if p == nil {
 		return nil
 	}
-	out := &Policy{Admins: append([]string{}, p.Admins...), Rules: map[string]string{}}
+	out := &Policy{Admins: append([]string{}, p.Admins...), Rules: map[string]string{}, Timer: int64(p.Timer / time.Second)}
 	for _, a := range protocol.Actions() {
 		out.Rules[a.String()] = p.Rule(a).String()
 	}
@@ -39,7 +43,7 @@ func (p *Policy) SDK() (*protocol.Policy, error) {
 	if p == nil {
 		return nil, nil
 	}
-	out := &protocol.Policy{Admins: append([]string{}, p.Admins...)}
+	out := &protocol.Policy{Admins: append([]string{}, p.Admins...), Timer: time.Duration(p.Timer) * time.Second}
 	sort.Strings(out.Admins)
 	rules, err := ParseRules(p.Rules)
 	if err != nil {
@@ -86,7 +90,40 @@ type (
 		Conversation int64             `json:"conversation"`
 		Rules        map[string]string `json:"rules"`
 	}
+	// TimerParams sets a conversation's disappearing-message timer, in
+	// seconds: 0 turns it off, otherwise 300 to 2419200.
+	TimerParams struct {
+		Conversation int64 `json:"conversation"`
+		Timer        int64 `json:"timer"`
+	}
 )
+
+func setTimer(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	var p TimerParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	id, err := conversationID(p.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	if p.Timer < 0 || p.Timer > int64(protocol.MaxTimer/time.Second) {
+		return nil, invalidParams("timer %d: want 0 (off) or 300 to 2419200 seconds", p.Timer)
+	}
+	d := time.Duration(p.Timer) * time.Second
+	if err := protocol.CheckTimer(d); err != nil {
+		return nil, invalidParams("%v", err)
+	}
+	if err := s.c.SetTimer(ctx, id, d); err != nil {
+		return nil, err
+	}
+	return OK{true}, nil
+}
+
+// SetTimer sets a conversation's disappearing-message timer (0: off).
+func (c *Client) SetTimer(ctx context.Context, conv protocol.ConversationID, d time.Duration) error {
+	return c.Call(ctx, "set_timer", TimerParams{Conversation: int64(conv), Timer: int64(d / time.Second)}, nil)
+}
 
 func policy(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
 	id, err := decodeConversation(params)

@@ -60,6 +60,8 @@ type Conversation struct {
 	// Admin is set when this profile's user may do what the policy
 	// reserves to admins (always where there is no policy).
 	Admin bool `json:"admin,omitempty"`
+	// Timer is the disappearing-message timer in seconds (absent: off).
+	Timer int64 `json:"timer,omitempty"`
 }
 
 // Alarm describes the rejected membership change of an unsafe
@@ -94,10 +96,15 @@ type Message struct {
 	Edited       bool        `json:"edited"`
 	EditedAt     *time.Time  `json:"edited_at,omitempty"`
 	Deleted      bool        `json:"deleted"`
-	Reactions    []Reaction  `json:"reactions"`
-	ReadBy       []string    `json:"read_by"`
-	State        string      `json:"state"`
-	System       *System     `json:"system,omitempty"`
+	// Expires is when the message expires under the conversation's
+	// disappearing-message timer; Expired marks the tombstone an
+	// "expired" event carries (no text, attachment or reactions).
+	Expires   *time.Time `json:"expires,omitempty"`
+	Expired   bool       `json:"expired,omitempty"`
+	Reactions []Reaction `json:"reactions"`
+	ReadBy    []string   `json:"read_by"`
+	State     string     `json:"state"`
+	System    *System    `json:"system,omitempty"`
 	// Mentions are the users the sender mentions (the content's field,
 	// never derived from the text); MentionsMe says they include this
 	// profile's user.
@@ -107,8 +114,9 @@ type Message struct {
 
 // System says what a system line records: its kind (client.SystemKind)
 // and the actors: who made the change (actor) and whom it concerns
-// (users, devices); name or topic for a new name or topic, with the one
-// it replaced (previous).
+// (users, devices); name, topic or timer ("off", "5m", "1d", ...) for a
+// new name, topic or disappearing-message timer, with the one it
+// replaced (previous).
 type System struct {
 	Kind        string   `json:"kind"`
 	Actor       string   `json:"actor"`
@@ -117,6 +125,7 @@ type System struct {
 	Devices     []string `json:"devices,omitempty"`
 	Name        *string  `json:"name,omitempty"`
 	Topic       *string  `json:"topic,omitempty"`
+	Timer       *string  `json:"timer,omitempty"`
 	Previous    *string  `json:"previous,omitempty"`
 }
 
@@ -181,6 +190,11 @@ func NewMessage(m *client.Message) *Message {
 	if !m.ReplyTo.IsZero() {
 		out.ReplyTo = m.ReplyTo.String()
 	}
+	if !m.Expires.IsZero() {
+		t := m.Expires.UTC()
+		out.Expires = &t
+	}
+	out.Expired = m.Expired
 	if a := m.Attachment; a != nil {
 		out.Attachment = &Attachment{ID: a.ID, Size: a.Size, MediaType: a.MediaType, FileName: a.FileName}
 	}
@@ -204,6 +218,8 @@ func NewMessage(m *client.Message) *Message {
 		switch sys.Kind {
 		case client.SystemRenamed:
 			out.System.Name, out.System.Previous = &value, &previous
+		case client.SystemTimerChanged:
+			out.System.Timer, out.System.Previous = &value, &previous
 		case client.SystemTopicChanged:
 			out.System.Topic, out.System.Previous = &value, &previous
 		}
@@ -220,7 +236,10 @@ func (m *Message) SDK() (*client.Message, error) {
 		Sender: m.Sender, SenderDevice: protocol.DeviceID(m.SenderDevice),
 		Sent: m.Sent, Received: m.Received, ServerSeq: m.ServerSeq,
 		Text: m.Text, Deleted: m.Deleted, ReadBy: m.ReadBy,
-		Mentions: m.Mentions, MentionsMe: m.MentionsMe,
+		Mentions: m.Mentions, MentionsMe: m.MentionsMe, Expired: m.Expired,
+	}
+	if m.Expires != nil {
+		out.Expires = *m.Expires
 	}
 	var err error
 	if out.ID, err = content.ParseMessageID(m.ID); err != nil {
@@ -249,7 +268,7 @@ func (m *Message) SDK() (*client.Message, error) {
 		for _, d := range sys.Devices {
 			s.Devices = append(s.Devices, protocol.DeviceID(d))
 		}
-		for _, v := range []*string{sys.Name, sys.Topic} {
+		for _, v := range []*string{sys.Name, sys.Topic, sys.Timer} {
 			if v != nil {
 				s.Value = *v
 			}
@@ -302,7 +321,7 @@ func NewConversation(cv *client.Conversation, self string, unread int) *Conversa
 	out := &Conversation{
 		ID: int64(cv.ID), Title: Title(cv, self), Name: cv.Name, Topic: cv.Topic, Direct: cv.Direct,
 		Members: members, Left: cv.Left, RemovedBy: cv.RemovedBy, Epoch: cv.Epoch, Unread: unread,
-		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted, Channel: cv.Channel, Admin: cv.Admin,
+		Unverified: append([]string{}, cv.Unverified...), Muted: cv.Muted, Channel: cv.Channel, Admin: cv.Admin, Timer: int64(cv.Timer / time.Second),
 	}
 	if a := cv.Unsafe; a != nil {
 		out.Unsafe = &Alarm{User: a.User, Device: string(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time.UTC(), Unrecoverable: a.Unrecoverable, Policy: a.Policy}
@@ -319,7 +338,7 @@ func (c *Conversation) SDK() *client.Conversation {
 	out := &client.Conversation{
 		ID: protocol.ConversationID(c.ID), Name: c.Name, Topic: c.Topic, Direct: c.Direct,
 		Members: c.Members, Left: c.Left, RemovedBy: c.RemovedBy, Epoch: c.Epoch, Unread: c.Unread,
-		Unverified: c.Unverified, Muted: c.Muted, Channel: c.Channel, Admin: c.Admin,
+		Unverified: c.Unverified, Muted: c.Muted, Channel: c.Channel, Admin: c.Admin, Timer: time.Duration(c.Timer) * time.Second,
 	}
 	if a := c.Unsafe; a != nil {
 		out.Unsafe = &client.Alarm{User: a.User, Device: protocol.DeviceID(a.Device), Reason: a.Reason, Seq: a.Seq, Time: a.Time, Unrecoverable: a.Unrecoverable, Policy: a.Policy}

@@ -36,7 +36,13 @@ func TestMessageRoundTrip(t *testing.T) {
 	topic.System = &client.System{Kind: client.SystemTopicChanged, Value: "plans"}
 	removed := base
 	removed.System = &client.System{Kind: client.SystemDeviceRemoved, Users: []string{"bob"}, Devices: []protocol.DeviceID{"d1", "d2"}}
-	for _, m := range []client.Message{text, file, deleted, renamed, topic, removed} {
+	timed := text
+	timed.Expires = sent.Add(time.Hour)
+	expired := base
+	expired.Kind, expired.Expires, expired.Expired = content.KindText, sent.Add(5*time.Minute), true
+	timer := base
+	timer.System = &client.System{Kind: client.SystemTimerChanged, Value: "1h", Previous: "off"}
+	for _, m := range []client.Message{text, file, deleted, renamed, topic, removed, timed, expired, timer} {
 		want := NewMessage(&m)
 		b, err := json.Marshal(want)
 		if err != nil {

@@ -61,6 +61,11 @@ func SystemText(m *client.Message, self string) string {
 		return actor + " made " + strings.Join(users, ", ") + " a member (no longer admin)"
 	case client.SystemPolicyChanged:
 		return actor + " set the policy: " + sys.Value
+	case client.SystemTimerChanged:
+		if sys.Value == "off" {
+			return actor + " turned disappearing messages off"
+		}
+		return actor + " set disappearing messages to " + sys.Value
 	case client.SystemChangeIgnored:
 		return actor + "'s " + sys.Value + " was ignored: the conversation's policy does not allow it"
 	case client.SystemNoRoles:

@@ -168,6 +168,13 @@ type Message struct {
 	ReadBy []string `json:"read_by,omitempty"`
 	// State is the delivery state.
 	State DeliveryState `json:"state"`
+	// Expires is when the message expires under its conversation's
+	// disappearing-message timer; zero if it never does.
+	Expires time.Time `json:"expires,omitzero"`
+	// Expired is set once it expired: Content, Text, Reactions, ReadBy
+	// and Edited are then cleared, and the record is a tombstone kept
+	// so that the entry is not stored again when replayed.
+	Expired bool `json:"expired,omitempty"`
 	// System, when set, makes the record a system line: a change that
 	// Sender (on SenderDevice) made, written by the SDK itself. It has no
 	// Content, and it takes a position (Seq) in the history like a
@@ -454,6 +461,7 @@ func (t *Tx) DeleteConversation(id protocol.ConversationID) error {
 	for _, q := range []string{
 		`DELETE FROM conversations WHERE id = ?`, `DELETE FROM groups WHERE conv = ?`, `DELETE FROM ratchets WHERE conv = ?`,
 		`DELETE FROM messages WHERE conv = ?`, `DELETE FROM cursors WHERE conv = ?`, `DELETE FROM outbox WHERE conv = ?`,
+		`DELETE FROM expiries WHERE conv = ?`,
 	} {
 		if _, err := t.exec(op, q, int64(id)); err != nil {
 			return err
@@ -530,7 +538,87 @@ func (t *Tx) AddMessage(m *Message) (added bool, err error) {
 		`INSERT INTO messages (conv, seq, h, v) VALUES (?, ?, ?, ?)`, m, int64(m.Conversation), m.Seq, h); err != nil {
 		return false, err
 	}
+	if !m.Expires.IsZero() && !m.Expired {
+		if _, err := t.exec(op, `INSERT OR REPLACE INTO expiries (conv, seq, at) VALUES (?, ?, ?)`, int64(m.Conversation), m.Seq, expirySeconds(m.Expires)); err != nil {
+			return false, err
+		}
+	}
 	return true, nil
+}
+
+// expirySeconds rounds an expiry up to whole Unix seconds, so that a
+// message is never erased before its time.
+func expirySeconds(at time.Time) int64 {
+	s := at.Unix()
+	if at.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// Erase clears what an expired message holds (see Message.Expired).
+func (m *Message) Erase() {
+	m.Expired = true
+	m.Content, m.Text, m.Reactions, m.ReadBy, m.Edited = nil, "", nil, nil, time.Time{}
+}
+
+// ExpiredBy returns the conversation and Seq of every message whose
+// expiry is at or before now, in order of expiry.
+func (t *Tx) ExpiredBy(now time.Time) ([][2]int64, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT conv, seq FROM expiries WHERE at <= ? ORDER BY at, conv, seq`, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list expired messages: %v", err)
+	}
+	defer rows.Close()
+	var out [][2]int64
+	for rows.Next() {
+		var k [2]int64
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return nil, fmt.Errorf("sqlitestore: list expired messages: %v", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list expired messages: %v", err)
+	}
+	return out, nil
+}
+
+// NextExpiry returns when the next message expires; ok is false when
+// none will.
+func (t *Tx) NextExpiry() (at time.Time, ok bool, err error) {
+	var s sql.NullInt64
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT min(at) FROM expiries`).Scan(&s); err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlitestore: next expiry: %v", err)
+	}
+	if !s.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(s.Int64, 0), true, nil
+}
+
+// ExpireMessage erases message conv/seq (Message.Erase) and forgets its
+// expiry. It returns the tombstone, or nil when the message was already
+// gone or expired.
+func (t *Tx) ExpireMessage(conv protocol.ConversationID, seq int64) (*Message, error) {
+	op := fmt.Sprintf("expire message %d/%d", conv, seq)
+	if _, err := t.exec(op, `DELETE FROM expiries WHERE conv = ? AND seq = ?`, int64(conv), seq); err != nil {
+		return nil, err
+	}
+	m, err := t.messageBySeq(conv, seq)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil || m.Expired {
+		return nil, err
+	}
+	m.Erase()
+	t.purge = true
+	if err := t.putJSON(op, "messages", msgKey(conv, seq),
+		`UPDATE messages SET v = ?3 WHERE conv = ?1 AND seq = ?2`, m, int64(conv), seq); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // UpdateMessage replaces the stored message m.Conversation/m.Seq with m
@@ -623,6 +711,8 @@ type MessageHead struct {
 	Sender       string
 	SenderDevice protocol.DeviceID
 	Deleted      bool
+	// Expired is set for an expired message's tombstone.
+	Expired bool
 	// System is set for a system line.
 	System bool
 }
@@ -633,6 +723,7 @@ type messageHead struct {
 	Sender       string            `json:"sender"`
 	SenderDevice protocol.DeviceID `json:"sender_device"`
 	Deleted      bool              `json:"deleted"`
+	Expired      bool              `json:"expired"`
 	System       json.RawMessage   `json:"system"`
 }
 
@@ -664,7 +755,7 @@ func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each fun
 		if err := json.Unmarshal(p, &m); err != nil {
 			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
 		}
-		h.Sender, h.SenderDevice, h.Deleted = m.Sender, m.SenderDevice, m.Deleted
+		h.Sender, h.SenderDevice, h.Deleted, h.Expired = m.Sender, m.SenderDevice, m.Deleted, m.Expired
 		h.System = len(m.System) != 0 && string(m.System) != "null"
 		return each(&h)
 	}, `SELECT m.conv, m.seq, m.v FROM json_each(?) p

@@ -238,7 +238,12 @@ func readKeyFile(path string) ([]byte, error) {
 	return k, nil
 }
 
-// schema creates the tables. Every v column holds a sealed value.
+// schema creates the tables. Every v column holds a sealed value. The
+// expiries table is the exception: it holds in the clear, for each
+// message of a conversation with a disappearing-message timer that has
+// not expired yet, when it expires (Unix seconds), so that expiring needs
+// no scan of sealed rows; it reveals no more than when those messages
+// were sent, and a row goes with its message's content.
 const schema = `
 CREATE TABLE IF NOT EXISTS header (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -255,6 +260,8 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, conv IN
 CREATE TABLE IF NOT EXISTS keypackages (ref BLOB PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS trust (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS expiries (conv INTEGER NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (conv, seq));
+CREATE INDEX IF NOT EXISTS expiries_at ON expiries (at);
 `
 
 // checkPlaintext is sealed in the header to recognize the right key.

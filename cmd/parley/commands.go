@@ -552,6 +552,9 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 		if cv.Left {
 			fmt.Fprintf(e.stdout, "# you are no longer a member: %s\n", leftLabel(cv.RemovedBy))
 		}
+		if cv.Timer > 0 {
+			fmt.Fprintf(e.stdout, "# disappearing messages: %s\n", protocol.FormatTimer(cv.Timer))
+		}
 		for _, m := range ms {
 			fmt.Fprintln(e.stdout, historyLine(m, self))
 		}

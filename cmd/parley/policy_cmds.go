@@ -53,6 +53,23 @@ func cmdPolicy(ctx context.Context, e *env, args []string) error {
 	})
 }
 
+// cmdTimer sets a conversation's disappearing-message timer, then prints
+// its policy.
+func cmdTimer(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("timer", "CONV off|5m|1h|1d|1w|4w")
+	pos, err := parse(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	d, err := protocol.ParseTimer(pos[1])
+	if err != nil {
+		return usagef("timer: %v", err)
+	}
+	return changePolicy(ctx, e, pos[0], func(s *session, conv protocol.ConversationID) error {
+		return s.api.SetTimer(ctx, conv, d)
+	})
+}
+
 // changePolicy runs change in a conversation, then prints its policy.
 func changePolicy(ctx context.Context, e *env, arg string, change func(s *session, conv protocol.ConversationID) error) error {
 	s, err := e.openSynced(ctx)
@@ -85,5 +102,6 @@ func changePolicy(ctx context.Context, e *env, arg string, change func(s *sessio
 	for _, a := range protocol.Actions() {
 		fmt.Fprintf(e.stdout, "  %-7s %s\n", a, p.Rule(a))
 	}
+	fmt.Fprintf(e.stdout, "disappearing messages: %s\n", protocol.FormatTimer(p.Timer))
 	return nil
 }

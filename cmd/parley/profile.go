@@ -129,6 +129,7 @@ type profileAPI interface {
 	Policy(ctx context.Context, conv protocol.ConversationID) (*protocol.Policy, error)
 	SetRole(ctx context.Context, conv protocol.ConversationID, user string, admin bool) error
 	SetPolicy(ctx context.Context, conv protocol.ConversationID, rules map[protocol.Action]protocol.Who) error
+	SetTimer(ctx context.Context, conv protocol.ConversationID, d time.Duration) error
 	SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts client.SendOptions) (*client.Message, error)
 	DownloadWith(ctx context.Context, attachmentID, dst string, opts client.DownloadOptions) (string, error)
 	SafetyNumber(ctx context.Context, user string) (*client.SafetyNumber, error)

@@ -69,6 +69,7 @@ func init() {
 		{"leave", "CONV", "leave a conversation", cmdLeave},
 		{"role", "CONV USER admin|member", "make a user an admin of a group, or a plain member (admins)", cmdRole},
 		{"policy", "CONV [ACTION=admins|members ...]", "show a group's admins and who may add, remove, rename, ...; or change it (admins)", cmdPolicy},
+		{"timer", "CONV off|5m|1h|1d|1w|4w", "set the disappearing-message timer of a conversation (off, or 5 minutes to 4 weeks)", cmdTimer},
 		{"react", "CONV ID EMOJI [--remove]", "react to a message", cmdReact},
 		{"edit", "CONV ID TEXT", "replace the text of one of your messages", cmdEdit},
 		{"delete", "CONV ID", "delete one of your messages for everyone", cmdDelete},

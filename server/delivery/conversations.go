@@ -58,7 +58,7 @@ func (s *Service) CreateConversation(ctx context.Context, sess *Session, req pro
 	}
 	tree := req.RatchetTree
 	c, err := s.st.CreateConversation(ctx, store.NewConversation{GroupID: req.GroupID, Suite: req.CipherSuite, Epoch: 0,
-		GroupInfo: req.GroupInfo, Tree: tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC()})
+		GroupInfo: req.GroupInfo, Tree: tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC(), Timer: gs.Timer})
 	if errors.Is(err, store.ErrConflict) {
 		return protocol.ConversationInfo{}, perr(protocol.CodeConflict, "group id already used")
 	} else if err != nil {
@@ -477,7 +477,7 @@ func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *C
 // Welcomes to deliver.
 func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Change) (store.Commit, error) {
 	cm := store.Commit{Conversation: h.cid, Epoch: h.c.Epoch, Proposals: h.c.Proposals, Sender: h.sess.Device, Data: h.req.Message, GroupInfo: h.req.GroupInfo,
-		Tree: ch.Tree, FollowerState: ch.State, Hash: h.hash, Created: h.now}
+		Tree: ch.Tree, FollowerState: ch.State, Hash: h.hash, Created: h.now, Timer: ch.Timer}
 	if cm.Tree == nil {
 		cm.Tree = h.req.RatchetTree
 	}

@@ -115,6 +115,9 @@ type GroupState struct {
 	Epoch   uint64 // Epoch is the epoch.
 	Members []Leaf // Members are the leaves in index order.
 	State   []byte // State is the follower's opaque state to store.
+	// Timer is the disappearing-message timer of the group's policy
+	// (protocol.Policy.Timer; 0 when off or without a policy).
+	Timer time.Duration
 }
 
 // SenderKind says who sent a handshake message.
@@ -158,6 +161,9 @@ type Change struct {
 	// policy (protocol.PolicyHandshake.Check): who proposes what, and the
 	// policy of the epoch it is made in.
 	Policy *protocol.PolicyHandshake
+	// Timer is, for a commit, the new epoch's disappearing-message timer
+	// (see GroupState.Timer).
+	Timer time.Duration
 	// ProposalsDigest is, for a proposal, the digest of the epoch's
 	// proposals up to and including it: the FollowedGroup.ProposalsDigest
 	// to store with it. It is nil for a commit.

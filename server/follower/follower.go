@@ -207,7 +207,8 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := policyOf(pg.Extensions()); err != nil {
+	p, err := policyOf(pg.Extensions())
+	if err != nil {
 		return nil, fmt.Errorf("follower: the group's policy extension: %v", err)
 	}
 	st, err := pg.MarshalBinary()
@@ -215,6 +216,9 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
 	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: uint16(pg.CipherSuite()), Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
+	if p != nil {
+		gs.Timer = p.Timer
+	}
 	f.put(sha256.Sum256(st), &group{pg: pg, clk: clk})
 	return gs, nil
 }
@@ -380,6 +384,9 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		return nil, errors.New("follower: the ratchet tree does not match the tree the commit produces")
 	}
 	out.Tree = tree
+	if p, err := policyOf(pg.Extensions()); err == nil && p != nil {
+		out.Timer = p.Timer
+	}
 	if out.State, err = pg.MarshalBinary(); err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
 	}

@@ -267,6 +267,10 @@ type Conversation struct {
 	ProposalsDigest []byte
 	Head            uint64    // Head is the seq of the newest entry ever appended (0 if none).
 	Created         time.Time // Created is the creation time.
+	// Timer is the disappearing-message timer of the current epoch's
+	// policy (whole seconds; 0 = off): Prune empties the application
+	// entries older than it.
+	Timer time.Duration
 }
 
 // NewConversation is the input of CreateConversation; the creator device
@@ -280,6 +284,7 @@ type NewConversation struct {
 	FollowerState []byte
 	Creator       DeviceID
 	Created       time.Time
+	Timer         time.Duration // Timer is the group's disappearing-message timer (see Conversation.Timer).
 }
 
 // Membership is a device's view of one of its conversations.
@@ -411,6 +416,9 @@ type Commit struct {
 	// stores none.
 	Hash    []byte
 	Created time.Time
+	// Timer is the new epoch's disappearing-message timer (see
+	// Conversation.Timer); when it changes, Created is when it was set.
+	Timer time.Duration
 }
 
 // Proposal is a handshake message that does not change the epoch but
@@ -486,9 +494,17 @@ type PruneOptions struct {
 	Retention time.Duration
 }
 
+// Prune also empties the Data of every application entry older than its
+// conversation's Timer (at Now), keeping the entry so that the log stays
+// contiguous and its handshakes stay for the devices that have not read
+// them: the ciphertext of an expired message is gone for every device.
+
 // PruneResult counts what Prune removed.
 type PruneResult struct {
-	Entries     int64
+	Entries int64
+	// Expired counts the application entries whose ciphertext was
+	// emptied by their conversation's timer.
+	Expired     int64
 	Inbox       int64
 	Sessions    int64
 	Challenges  int64

@@ -21,7 +21,7 @@ var backupTables = []struct{ name, cols string }{
 	{"challenges", "nonce, device_id, expires"},
 	{"key_packages", "id, ref, device_id, suite, data, last_resort, expires, created, claimed"},
 	{"key_package_budgets", "device_id, tokens, updated"},
-	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, proposal_bytes, proposals_digest, head, created"},
+	{"conversations", "id, group_id, suite, epoch, group_info, tree, follower_state, proposals, proposal_bytes, proposals_digest, head, created, timer, timer_since"},
 	{"pending_proposals", "conversation_id, idx, epoch, data, created"},
 	{"members", "conversation_id, device_id, cursor, left_seq, joined_seq, gap_from, gap_to"},
 	{"entries", "conversation_id, seq, kind, sender, data, created, hash, epoch"},

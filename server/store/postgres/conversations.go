@@ -17,9 +17,10 @@ import (
 func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Commit) (uint64, bool, error) {
 	var seq uint64
 	err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, proposal_bytes = 0, proposals_digest = ''::bytea, head = head + 1,
-			group_info = $1, tree = $2, follower_state = $3
+			group_info = $1, tree = $2, follower_state = $3, timer = $7,
+			timer_since = CASE WHEN timer = $7 THEN timer_since ELSE $8 END
 		WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
-		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.Tree), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals).Scan(&seq)
+		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.Tree), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created)).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

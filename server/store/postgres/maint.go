@@ -50,6 +50,7 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 			return err
 		}))
 	}
+	exec(&r.Expired, sqlstore.PruneTimedEntries, now, []byte{})
 	for _, c := range sqlstore.PruneExpired(&r) {
 		exec(c.N, c.SQL, now)
 	}

@@ -84,6 +84,11 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 		}))
 	}
 	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
+		n, err := dbQuerier{tx}.Exec(ctx, sqlstore.PruneTimedEntries, now, []byte{})
+		r.Expired = n
+		return err
+	}))
+	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
 		q := dbQuerier{tx}
 		for _, c := range sqlstore.PruneExpired(&r) {
 			n, err := q.Exec(ctx, c.SQL, now)

@@ -29,7 +29,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 8 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 9 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/parley-chat/parley/server/store"
 )
 
 func scanConv(r Row) (store.Conversation, error) {
 	var c store.Conversation
-	var created int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created)
+	var created, timer int64
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created, &timer)
 	c.Created = FromMicros(created)
+	c.Timer = time.Duration(timer) * time.Second
 	if len(c.ProposalsDigest) == 0 {
 		c.ProposalsDigest = nil
 	}
@@ -22,7 +24,7 @@ func scanConv(r Row) (store.Conversation, error) {
 
 // CreateConversation implements store.Store.
 func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation) (store.Conversation, error) {
-	c := store.Conversation{GroupID: nc.GroupID, Suite: nc.Suite, Epoch: nc.Epoch, GroupInfo: nc.GroupInfo, Tree: nc.Tree, FollowerState: nc.FollowerState, Created: nc.Created}
+	c := store.Conversation{GroupID: nc.GroupID, Suite: nc.Suite, Epoch: nc.Epoch, GroupInfo: nc.GroupInfo, Tree: nc.Tree, FollowerState: nc.FollowerState, Created: nc.Created, Timer: nc.Timer.Truncate(time.Second)}
 	err := s.b.Write(ctx, func(tx Querier) error {
 		if len(nc.GroupID) == 0 {
 			return store.ErrInvalid
@@ -31,8 +33,8 @@ func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation
 		if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1`, nc.Creator).Scan(&one); err != nil {
 			return notFound(err)
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, created) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			nc.GroupID, nc.Suite, nc.Epoch, NonNil(nc.GroupInfo), NonNil(nc.Tree), NonNil(nc.FollowerState), Micros(nc.Created)).Scan(&c.ID)
+		err := tx.QueryRow(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, created, timer, timer_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7) RETURNING id`,
+			nc.GroupID, nc.Suite, nc.Epoch, NonNil(nc.GroupInfo), NonNil(nc.Tree), NonNil(nc.FollowerState), Micros(nc.Created), TimerSeconds(nc.Timer)).Scan(&c.ID)
 		if err != nil {
 			return s.constraint(err)
 		}

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/parley-chat/parley/server/store"
 )
@@ -24,6 +25,18 @@ func PruneExpired(r *store.PruneResult) []Counted {
 		{&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`},
 	}
 }
+
+// PruneTimedEntries is Prune's emptying of the application entries
+// appended since their conversation's timer was set that are older than
+// it, given now ($1, Unix microseconds) and the empty data ($2). Entries
+// from before (sent with another timer, or none) wait for the retention.
+const PruneTimedEntries = `UPDATE entries SET data = $2 WHERE kind = 1 AND length(data) > 0
+	AND conversation_id IN (SELECT id FROM conversations WHERE timer > 0)
+	AND created >= (SELECT c.timer_since FROM conversations c WHERE c.id = entries.conversation_id)
+	AND created < $1 - (SELECT c.timer FROM conversations c WHERE c.id = entries.conversation_id) * 1000000`
+
+// TimerSeconds is a timer as stored: whole seconds.
+func TimerSeconds(d time.Duration) int64 { return int64(d / time.Second) }
 
 // PruneOldInbox is Prune's deletion of the inbox entries created before the
 // retention's cutoff ($1).

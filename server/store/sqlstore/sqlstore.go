@@ -167,7 +167,7 @@ func newQueries(d Dialect) queries {
 		h, headsJoin, key = "h", " JOIN "+d.Heads+" h ON h.conversation_id = c.id", "conversation_id"
 	}
 	conv := `SELECT c.id, c.group_id, c.suite, c.epoch, c.group_info, c.tree, c.follower_state, ` +
-		h + `.proposals, ` + h + `.proposal_bytes, ` + h + `.proposals_digest, ` + h + `.head, c.created FROM conversations c` + headsJoin
+		h + `.proposals, ` + h + `.proposal_bytes, ` + h + `.proposals_digest, ` + h + `.head, c.created, c.timer FROM conversations c` + headsJoin
 	memberFrom := `FROM members m JOIN conversations c ON c.id = m.conversation_id` + headsJoin
 	q := queries{
 		conversation:          conv + ` WHERE c.id = $1`,

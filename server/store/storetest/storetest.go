@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Inbox", testInbox},
 		{"PruneAcked", testPruneAcked},
 		{"PruneRetention", testPruneRetention},
+		{"PruneTimer", testPruneTimer},
 		{"Blobs", testBlobs},
 		{"BlobQuota", testBlobQuota},
 		{"BlobQuotaConcurrent", testBlobQuotaConcurrent},
@@ -1152,6 +1153,53 @@ func testPruneRetention(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Blob(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("old blob: %v", err)
+	}
+}
+
+// testPruneTimer: a commit sets the conversation's timer; Prune empties
+// the application entries appended since then once older than the timer,
+// keeps those from before it, the handshakes and the log's seqs; a later
+// commit that keeps the timer does not move when it was set.
+func testPruneTimer(t *testing.T, s store.Store) {
+	_, a := mkUser(t, s, "alice")
+	_, b := mkUser(t, s, "bob")
+	c := mkConv(t, s, a.ID, "g")
+	add(t, s, c.ID, a.ID, b.ID)                  // seq 1
+	send(t, s, c.ID, a.ID, 2, t0.Add(time.Hour)) // seq 2-3: before the timer
+	const timer = 10 * time.Minute
+	commit := func(at time.Time) {
+		t.Helper()
+		conv, err := s.Conversation(ctx, c.ID)
+		must(t, "conversation", err)
+		_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: conv.Epoch, Sender: a.ID, Data: []byte("timer"), GroupInfo: []byte("gi"), Tree: []byte("tree"), FollowerState: []byte("fs"), Created: at, Timer: timer})
+		must(t, "commit", err)
+	}
+	commit(t0.Add(2 * time.Hour))                              // seq 4
+	send(t, s, c.ID, a.ID, 2, t0.Add(2*time.Hour+time.Minute)) // seq 5-6
+	commit(t0.Add(3 * time.Hour))                              // seq 7: the same timer
+	send(t, s, c.ID, b.ID, 1, t0.Add(3*time.Hour))             // seq 8
+	if conv, err := s.Conversation(ctx, c.ID); err != nil || conv.Timer != timer {
+		t.Fatalf("conversation timer %v, %v; want %v", conv.Timer, err, timer)
+	}
+	r, err := s.Prune(ctx, store.PruneOptions{Now: t0.Add(2*time.Hour + 12*time.Minute)})
+	must(t, "prune", err)
+	if r.Expired != 2 {
+		t.Errorf("first prune emptied %d entries, want 2", r.Expired)
+	}
+	r, err = s.Prune(ctx, store.PruneOptions{Now: t0.Add(4 * time.Hour)})
+	must(t, "prune", err)
+	if r.Expired != 1 || r.Entries != 0 {
+		t.Errorf("second prune emptied %d entries and deleted %d, want 1 and 0", r.Expired, r.Entries)
+	}
+	es, err := s.Entries(ctx, c.ID, 0, 100)
+	must(t, "entries", err)
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d:%d:%s", e.Seq, e.Kind, e.Data))
+	}
+	want := "[1:2:commit 2:1:m0 3:1:m1 4:2:timer 5:1: 6:1: 7:2:timer 8:1:]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("entries after the timer: %v, want %s", got, want)
 	}
 }
 
