@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -178,7 +177,7 @@ func checkPolicyCommit(g *mls.Group, sc *mls.StagedCommit, server string) *Alarm
 	if sc.ExtensionsChanged {
 		h.NewPolicy, h.NewPolicyErr = policyOf(sc.Extensions)
 		h.MembersAfter = usersAfterCommit(h.Members, g, sc, server)
-		h.OtherExtensionsChanged = otherExtensionsChanged(g.Extensions(), sc.Extensions)
+		h.OtherExtensionsChanged = protocol.OtherExtensionsChanged(g.Extensions(), sc.Extensions)
 	}
 	if err := h.Check(); err != nil {
 		return policyAlarm(err)
@@ -536,22 +535,4 @@ func policyChangeLines(before, after []mls.Extension, user string, device protoc
 func (c *Client) allowedLocked(g *mls.Group, a protocol.Action) bool {
 	p, err := policyOf(g.Extensions())
 	return err == nil && p.Allows(c.id.User, a, leafUsers(g.Members(), c.serverName))
-}
-
-// otherExtensionsChanged reports whether after differs from before in
-// more than the policy extension's data (compared in order, as the
-// GroupContext holds them).
-func otherExtensionsChanged(before, after []mls.Extension) bool {
-	others := func(exts []mls.Extension) []mls.Extension {
-		var out []mls.Extension
-		for _, e := range exts {
-			if e.Type != protocol.PolicyExtensionType {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
-	return !slices.EqualFunc(others(before), others(after), func(a, b mls.Extension) bool {
-		return a.Type == b.Type && bytes.Equal(a.Data, b.Data)
-	})
 }

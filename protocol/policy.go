@@ -1,12 +1,15 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/parley-chat/parley/mls"
 )
 
 // PolicyExtensionType is the MLS GroupContext extension type (RFC 9420
@@ -512,4 +515,24 @@ func (h *PolicyHandshake) checkNewPolicy() error {
 		}
 	}
 	return &PolicyError{Reason: "the new policy leaves no admin among the members: the last admin cannot be demoted"}
+}
+
+// OtherExtensionsChanged reports whether the GroupContext extensions
+// after a commit differ from those before in more than the policy
+// extension's data (compared in order, as the GroupContext holds them):
+// PolicyHandshake.OtherExtensionsChanged, computed alike by clients and
+// the server's follower.
+func OtherExtensionsChanged(before, after []mls.Extension) bool {
+	others := func(exts []mls.Extension) []mls.Extension {
+		var out []mls.Extension
+		for _, e := range exts {
+			if e.Type != PolicyExtensionType {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return !slices.EqualFunc(others(before), others(after), func(a, b mls.Extension) bool {
+		return a.Type == b.Type && bytes.Equal(a.Data, b.Data)
+	})
 }

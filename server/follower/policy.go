@@ -1,9 +1,6 @@
 package follower
 
 import (
-	"bytes"
-	"slices"
-
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -78,7 +75,7 @@ func policyHandshake(pg *mls.PublicGroup, ch *mls.PublicChange) *protocol.Policy
 		if ch.ExtensionsChanged {
 			h.NewPolicy, h.NewPolicyErr = policyOf(ch.Extensions)
 			h.MembersAfter = usersAfter(pg, ch)
-			h.OtherExtensionsChanged = otherExtensionsChanged(pg.Extensions(), ch.Extensions)
+			h.OtherExtensionsChanged = protocol.OtherExtensionsChanged(pg.Extensions(), ch.Extensions)
 		}
 	}
 	return h
@@ -122,22 +119,4 @@ func usersAfter(pg *mls.PublicGroup, ch *mls.PublicChange) []string {
 		}
 	}
 	return append(out, leafUsers(ch.Added)...)
-}
-
-// otherExtensionsChanged reports whether after differs from before in
-// more than the policy extension's data (compared in order, as the
-// GroupContext holds them).
-func otherExtensionsChanged(before, after []mls.Extension) bool {
-	others := func(exts []mls.Extension) []mls.Extension {
-		var out []mls.Extension
-		for _, e := range exts {
-			if e.Type != protocol.PolicyExtensionType {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
-	return !slices.EqualFunc(others(before), others(after), func(a, b mls.Extension) bool {
-		return a.Type == b.Type && bytes.Equal(a.Data, b.Data)
-	})
 }
