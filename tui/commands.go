@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -156,12 +155,7 @@ func cmdTimer(m *Model, args []string, _ string) tea.Cmd {
 }
 
 func cmdFile(m *Model, _ []string, rest string) tea.Cmd {
-	conv, path := m.conv.id, rest
-	var opts client.SendOptions
-	if m.replyTo != nil {
-		opts.ReplyTo = m.replyTo.ID
-		m.replyTo = nil
-	}
+	conv, path, opts := m.conv.id, rest, m.takeReply()
 	b, ctx := m.b, m.ctx
 	return func() tea.Msg {
 		msg, err := b.SendFile(ctx, conv, path, opts)

@@ -168,11 +168,7 @@ func (m *Model) submit() tea.Cmd {
 			return m.b.Edit(ctx, conv, e.ID, text)
 		})
 	}
-	var opts client.SendOptions
-	if m.replyTo != nil {
-		opts.ReplyTo = m.replyTo.ID
-		m.replyTo = nil
-	}
+	opts := m.takeReply()
 	b, ctx := m.b, m.ctx
 	return func() tea.Msg {
 		msg, err := b.Send(ctx, conv, text, opts)
@@ -201,4 +197,15 @@ func (m *Model) composerLines(w int) []string {
 		return lines
 	}
 	return append(lines, strings.Split(m.composer.View(), "\n")...)
+}
+
+// takeReply returns the options of the next message: a reply to the
+// message being answered, which it then forgets.
+func (m *Model) takeReply() client.SendOptions {
+	var opts client.SendOptions
+	if m.replyTo != nil {
+		opts.ReplyTo = m.replyTo.ID
+		m.replyTo = nil
+	}
+	return opts
 }
