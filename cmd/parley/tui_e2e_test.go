@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,13 +164,26 @@ func safetyDigits(t *testing.T, out string) []string {
 	return groups[:12]
 }
 
-// stopDaemon ends the daemon that parley tui started for a profile.
+// stopDaemon ends the daemons that parley tui started for a profile: the
+// one in its pid file, and any other whose command line names the
+// profile (one that a TUI was still starting when the test ended).
 func stopDaemon(dir string) {
-	b, err := os.ReadFile(filepath.Join(dir, pidFileName))
-	if err != nil {
-		return
+	if b, err := os.ReadFile(filepath.Join(dir, pidFileName)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-		syscall.Kill(pid, syscall.SIGKILL)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) > 0 && args[len(args)-1] == "daemon" && slices.Contains(args, dir) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 	}
 }
