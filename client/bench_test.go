@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/internal/latency"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -113,29 +114,13 @@ func benchSendToEvent(b *testing.B, interval time.Duration) {
 	for i := range called {
 		wait(i)
 	}
-	fromCall := make([]float64, len(called))
-	fromReturn := make([]float64, len(called))
+	var fromCall, fromReturn latency.Samples
 	for i := range called {
-		fromCall[i] = ms(arrived[i].Sub(called[i]))
-		fromReturn[i] = ms(arrived[i].Sub(returned[i]))
+		fromCall.Add(arrived[i].Sub(called[i]))
+		fromReturn.Add(arrived[i].Sub(returned[i]))
 	}
-	b.ReportMetric(percentile(fromCall, 50), "p50-ms")
-	b.ReportMetric(percentile(fromCall, 99), "p99-ms")
-	b.ReportMetric(percentile(fromReturn, 50), "ret-p50-ms")
-	b.ReportMetric(percentile(fromReturn, 99), "ret-p99-ms")
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile returns the p-th percentile (nearest rank) of xs.
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	k := int(p/100*float64(len(s))+0.999999) - 1
-	return s[min(max(k, 0), len(s)-1)]
+	fromCall.Report(b, "")
+	fromReturn.Report(b, "ret-")
 }
 
 // BenchmarkReceiveProcessing measures the client-side cost of one

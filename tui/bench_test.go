@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/daemonapi"
+	"github.com/parley-chat/parley/internal/latency"
 	"github.com/parley-chat/parley/internal/profilegen"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -91,13 +91,13 @@ func BenchmarkStart(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			dir, p := benchProfile(b, large(bc.unread))
 			benchDaemon(b, dir)
-			var times []float64
+			var times latency.Samples
 			b.ReportAllocs()
 			for b.Loop() {
 				start := time.Now()
 				m, stop := startTUI(b, dir)
 				s := m.View().Content
-				times = append(times, ms(time.Since(start)))
+				times.Add(time.Since(start))
 				stop()
 				if n := len(m.list.all); n != len(p.Conversations) {
 					b.Fatalf("%d conversations listed, want %d", n, len(p.Conversations))
@@ -106,8 +106,7 @@ func BenchmarkStart(b *testing.B) {
 					b.Fatal("empty screen")
 				}
 			}
-			b.ReportMetric(percentile(times, 50), "p50-ms")
-			b.ReportMetric(percentile(times, 99), "p99-ms")
+			times.Report(b, "")
 		})
 	}
 }
@@ -173,7 +172,7 @@ func startTUI(b *testing.B, dir string) (m *Model, stop func()) {
 // the default Argon2id parameters.
 func BenchmarkOpenProfile(b *testing.B) {
 	dir, _ := benchProfile(b, large(0))
-	var times []float64
+	var times latency.Samples
 	b.ReportAllocs()
 	for b.Loop() {
 		start := time.Now()
@@ -181,11 +180,10 @@ func BenchmarkOpenProfile(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		times = append(times, ms(time.Since(start)))
+		times.Add(time.Since(start))
 		c.Close()
 	}
-	b.ReportMetric(percentile(times, 50), "p50-ms")
-	b.ReportMetric(percentile(times, 99), "p99-ms")
+	times.Report(b, "")
 }
 
 // Key presses and incoming messages of BenchmarkKeypress: a key every
@@ -272,7 +270,7 @@ func benchKeypress(b *testing.B, dir string, conv profilegen.Conversation, loade
 
 	seq := int64(conv.Entries)
 	self := m.self
-	var keyTimes, eventTimes []float64
+	var keyTimes, eventTimes latency.Samples
 	var due float64 // messages due, a fraction carried over
 	b.ReportAllocs()
 	i := 0
@@ -282,18 +280,17 @@ func benchKeypress(b *testing.B, dir string, conv profilegen.Conversation, loade
 			ev := newMessageEvent(conv.ID, seq, self)
 			start := time.Now()
 			m.Update(eventMsg{ev})
-			eventTimes = append(eventTimes, ms(time.Since(start)))
+			eventTimes.Add(time.Since(start))
 		}
 		k := keyCycle[i%len(keyCycle)]
 		i++
 		start := time.Now()
 		m.Update(k)
 		m.View()
-		keyTimes = append(keyTimes, ms(time.Since(start)))
+		keyTimes.Add(time.Since(start))
 	}
-	b.ReportMetric(percentile(keyTimes, 50), "p50-ms")
-	b.ReportMetric(percentile(keyTimes, 99), "p99-ms")
-	b.ReportMetric(percentile(eventTimes, 99), "event-p99-ms")
+	keyTimes.Report(b, "")
+	b.ReportMetric(eventTimes.Percentile(99), "event-p99-ms")
 }
 
 // openConversationNow opens conversation id and returns the result of
@@ -313,17 +310,4 @@ func newMessageEvent(conv protocol.ConversationID, seq int64, self string) *daem
 		Conversation: conv, Seq: seq, ID: id, Sender: "peer007", Sent: now, Received: now, Kind: content.KindText,
 		Text: fmt.Sprintf("message %d arriving while %s types: a sentence long enough to wrap on a narrow pane, as chat lines often are", seq, self),
 	}})
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile returns the p-th percentile (nearest rank) of xs.
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	k := int(p/100*float64(len(s))+0.999999) - 1
-	return s[min(max(k, 0), len(s)-1)]
 }

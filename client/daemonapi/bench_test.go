@@ -2,7 +2,6 @@ package daemonapi_test
 
 import (
 	"context"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/internal/latency"
 	"github.com/parley-chat/parley/internal/testserver"
 )
 
@@ -137,16 +137,13 @@ func benchDaemonSendToEvent(b *testing.B, interval time.Duration) {
 	for i := range called {
 		wait(i)
 	}
-	fromCall := make([]float64, len(called))
-	fromReturn := make([]float64, len(called))
+	var fromCall, fromReturn latency.Samples
 	for i := range called {
-		fromCall[i] = ms(arrived[i].Sub(called[i]))
-		fromReturn[i] = ms(arrived[i].Sub(returned[i]))
+		fromCall.Add(arrived[i].Sub(called[i]))
+		fromReturn.Add(arrived[i].Sub(returned[i]))
 	}
-	b.ReportMetric(percentile(fromCall, 50), "p50-ms")
-	b.ReportMetric(percentile(fromCall, 99), "p99-ms")
-	b.ReportMetric(percentile(fromReturn, 50), "ret-p50-ms")
-	b.ReportMetric(percentile(fromReturn, 99), "ret-p99-ms")
+	fromCall.Report(b, "")
+	fromReturn.Report(b, "ret-")
 }
 
 // benchDaemon registers name with a fresh profile and serves it with a
@@ -173,17 +170,4 @@ func benchDaemon(b *testing.B, ts *testserver.Server, name string) string {
 	}
 	daemon(b, c, dir)
 	return dir
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile returns the p-th percentile (nearest rank) of xs.
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	k := int(p/100*float64(len(s))+0.999999) - 1
-	return s[min(max(k, 0), len(s)-1)]
 }
