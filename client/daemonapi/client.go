@@ -70,13 +70,13 @@ func (c *Client) read() {
 			Error  *Error          `json:"error"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
-			c.fail(fmt.Errorf("parley daemon: bad line: %w", err))
+			c.fail(fmt.Errorf("parley daemon: bad line %s: %w", quoteStart(sc.Bytes()), err))
 			return
 		}
 		if msg.Method == "event" {
 			var ev Event
 			if err := json.Unmarshal(msg.Params, &ev); err != nil {
-				c.fail(fmt.Errorf("parley daemon: bad event: %w", err))
+				c.fail(fmt.Errorf("parley daemon: bad event %s: %w", quoteStart(msg.Params), err))
 				return
 			}
 			c.mu.Lock()

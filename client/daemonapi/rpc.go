@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
@@ -379,4 +380,14 @@ func (sn *SafetyNumber) SDK() (*client.SafetyNumber, error) {
 		return nil, fmt.Errorf("qr_payload: %w", err)
 	}
 	return &client.SafetyNumber{User: sn.User, Digits: sn.Digits, Groups: sn.Groups, QR: sn.QR, QRPayload: payload, Verified: sn.Verified}, nil
+}
+
+// quoteStart quotes the start of a line for an error message: at most
+// 80 bytes, so that a long line does not flood it.
+func quoteStart(b []byte) string {
+	const most = 80
+	if len(b) > most {
+		return strconv.Quote(string(b[:most])) + "…"
+	}
+	return strconv.Quote(string(b))
 }

@@ -236,7 +236,9 @@ func idOrNull(req *Request) json.RawMessage {
 // returns with an error carries the id, when it could be read.
 func parseRequest(line []byte) (*Request, *Error) {
 	if !json.Valid(line) {
-		return nil, &Error{Code: CodeParseError, Message: "parse error: the line is not JSON"}
+		var v any
+		err := json.Unmarshal(line, &v)
+		return nil, &Error{Code: CodeParseError, Message: fmt.Sprintf("parse error: the line %s is not JSON: %v", quoteStart(line), err)}
 	}
 	if line[0] != '{' {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "invalid request: want one JSON object per line (batches are not supported)"}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,6 +377,9 @@ func TestMalformedRequests(t *testing.T) {
 		{`{"jsonrpc":"2.0","id":21,"method":"identity_changed","params":{"user":["bob"]}}`, daemonapi.CodeInvalidParams, "21"},
 	} {
 		resp := r.roundTrip(tc.line)
+		if resp.Error != nil && tc.code == daemonapi.CodeParseError && !strings.Contains(resp.Error.Message, strconv.Quote(tc.line)) {
+			t.Errorf("%s: the parse error %q does not quote the line", tc.line, resp.Error.Message)
+		}
 		if resp.Error == nil || resp.Error.Code != tc.code || string(resp.ID) != tc.id {
 			t.Errorf("%s: got id %s error %+v, want id %s code %d", tc.line, resp.ID, resp.Error, tc.id, tc.code)
 		}
