@@ -26,6 +26,9 @@ type convState struct {
 	policy      *protocol.Policy
 	policyKnown bool
 	cache       entryCache
+	// touched is Model.changes when an event last changed the entries;
+	// asked, when the history was last asked for.
+	touched, asked uint64
 }
 
 // openConversation shows conversation id and loads its history and
@@ -63,16 +66,23 @@ func (m *Model) openConversationWith(id protocol.ConversationID, history tea.Cmd
 }
 
 // applyHistory shows loaded history entries.
-func (m *Model) applyHistory(msg historyMsg) {
+func (m *Model) applyHistory(msg historyMsg) tea.Cmd {
 	c := m.conv
 	if c == nil || c.id != msg.conv {
-		return
+		return nil
+	}
+	if msg.err != nil {
+		c.loading = false
+		m.setError("history: %v", msg.err)
+		return nil
+	}
+	if m.staleHistory(msg) {
+		if c.asked < c.touched {
+			return m.loadHistory(c.id, max(len(c.msgs), len(msg.msgs)), msg.older)
+		}
+		return nil
 	}
 	c.loading = false
-	if msg.err != nil {
-		m.setError("history: %v", msg.err)
-		return
-	}
 	if msg.older && len(msg.msgs) <= len(c.msgs) {
 		c.atStart = true
 	}
@@ -90,6 +100,14 @@ func (m *Model) applyHistory(msg historyMsg) {
 	if c.sel >= 0 {
 		c.sel = max(c.indexOf(selID), 0)
 	}
+	return nil
+}
+
+// staleHistory says whether msg was asked for before a change to the
+// open conversation's entries that it may lack.
+func (m *Model) staleHistory(msg historyMsg) bool {
+	c := m.conv
+	return c != nil && c.id == msg.conv && msg.err == nil && msg.at < c.touched
 }
 
 // applyMembers keeps the members of the open conversation.
@@ -139,8 +157,12 @@ func (c *convState) find(id content.MessageID) *client.Message {
 // with its id, or comes last.
 func (m *Model) upsert(e *client.Message) {
 	c := m.conv
-	if c == nil || c.id != e.Conversation || !c.loaded {
+	if c == nil || c.id != e.Conversation {
 		return
+	}
+	c.touched = m.touch()
+	if !c.loaded {
+		return // the history asked for after this event will hold it
 	}
 	if i := c.indexOf(e.ID); i >= 0 && e.System == nil {
 		c.msgs[i] = e

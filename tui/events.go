@@ -120,6 +120,7 @@ func (m *Model) newEntry(e *client.Message) tea.Cmd {
 	if open {
 		m.upsert(e)
 	}
+	m.list.touched = m.touch()
 	if m.findConv(e.Conversation) == nil {
 		return m.loadConversations()
 	}
@@ -143,6 +144,7 @@ func (m *Model) changedEntry(e *client.Message) {
 	m.upsert(e)
 	if cv := m.findConv(e.Conversation); cv != nil && cv.Last != nil && cv.Last.ID == e.ID {
 		cv.Last = e
+		m.list.touched = m.touch()
 	}
 }
 

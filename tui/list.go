@@ -29,6 +29,9 @@ type listState struct {
 	// lastTried are the conversations whose latest entry was loaded
 	// because the list lacked it.
 	lastTried map[protocol.ConversationID]bool
+	// touched is Model.changes when an event last changed the list, or
+	// named a conversation it lacks; asked, when a load was last asked.
+	touched, asked uint64
 }
 
 // activity is when a conversation last changed: its latest entry, else

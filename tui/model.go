@@ -79,6 +79,12 @@ type Model struct {
 	focus   focus
 	overlay overlay
 
+	// changes counts the changes made to what was loaded (events, sent
+	// messages). A load asked for before a change to what it loads is
+	// stale: it is dropped, and asked for again unless a newer load is
+	// under way (list.touched, convState.touched).
+	changes uint64
+
 	list     listState
 	conv     *convState
 	composer textarea.Model
@@ -150,12 +156,14 @@ type (
 	}
 	convsMsg struct {
 		convs []client.Conversation
+		at    uint64 // Model.changes when it was asked
 		err   error
 	}
 	historyMsg struct {
 		conv  protocol.ConversationID
 		msgs  []*client.Message
-		older bool // a longer page that includes older entries
+		older bool   // a longer page that includes older entries
+		at    uint64 // Model.changes when it was asked
 		err   error
 	}
 	convMsg struct {
@@ -224,11 +232,17 @@ func (m *Model) handleResult(msg tea.Msg) tea.Cmd {
 			m.setError("conversations: %v", msg.err)
 			return nil
 		}
+		if msg.at < m.list.touched { // an event came after it was asked
+			if m.list.asked < m.list.touched {
+				return m.loadConversations()
+			}
+			return nil
+		}
 		return m.setConversations(msg.convs)
 	case lastMsg:
 		m.applyLast(msg)
 	case historyMsg:
-		m.applyHistory(msg)
+		return m.applyHistory(msg)
 	case convMsg:
 		if msg.err == nil && m.conv != nil && msg.cv.ID == m.conv.id {
 			m.conv.cv = msg.cv
@@ -252,7 +266,7 @@ func (m *Model) handleResult(msg tea.Msg) tea.Cmd {
 	case searchMsg:
 		m.applySearch(msg)
 	case jumpMsg:
-		m.applyJump(msg)
+		return m.applyJump(msg)
 	case doneMsg:
 		return m.applyDone(msg)
 	default:
@@ -302,11 +316,18 @@ func (m *Model) loadWhoami() tea.Cmd {
 	}
 }
 
+// touch counts a change to what was loaded, and returns its number.
+func (m *Model) touch() uint64 {
+	m.changes++
+	return m.changes
+}
+
 func (m *Model) loadConversations() tea.Cmd {
-	b, ctx := m.b, m.ctx
+	b, ctx, at := m.b, m.ctx, m.changes
+	m.list.asked = at
 	return func() tea.Msg {
 		cvs, err := b.Conversations(ctx)
-		return convsMsg{cvs, err}
+		return convsMsg{cvs, at, err}
 	}
 }
 
@@ -321,11 +342,14 @@ func (m *Model) loadConversation(id protocol.ConversationID) tea.Cmd {
 // loadHistory loads the last n entries (at least a page); older says
 // they are to include entries older than those shown.
 func (m *Model) loadHistory(id protocol.ConversationID, n int, older bool) tea.Cmd {
-	b, ctx := m.b, m.ctx
+	b, ctx, at := m.b, m.ctx, m.changes
 	n = max(n, m.page)
+	if m.conv != nil && m.conv.id == id {
+		m.conv.asked = at
+	}
 	return func() tea.Msg {
 		msgs, err := b.History(ctx, id, 0, n)
-		return historyMsg{id, msgs, older, err}
+		return historyMsg{id, msgs, older, at, err}
 	}
 }
 

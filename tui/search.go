@@ -172,32 +172,37 @@ func (m *Model) openAt(msg *client.Message) tea.Cmd {
 	m.overlay = overlayNone
 	id, seq, target, page := msg.Conversation, msg.Seq, msg.ID, m.page
 	m.list.chosen = true
-	b, ctx := m.b, m.ctx
+	b, ctx, at := m.b, m.ctx, m.changes
 	load := func() tea.Msg {
 		// The entries from msg on, to know how many to load.
 		newer, err := b.History(ctx, id, max(seq-1, 0), 0)
 		if err != nil {
-			return jumpMsg{historyMsg{conv: id, err: err}, target}
+			return jumpMsg{historyMsg{conv: id, at: at, err: err}, target}
 		}
 		msgs, err := b.History(ctx, id, 0, max(len(newer)+searchContext, page))
-		return jumpMsg{historyMsg{conv: id, msgs: msgs, err: err}, target}
+		return jumpMsg{historyMsg{conv: id, msgs: msgs, at: at, err: err}, target}
 	}
 	return m.openConversationWith(id, load)
 }
 
 // applyJump shows the history loaded by openAt and selects its message.
-func (m *Model) applyJump(msg jumpMsg) {
+// A stale load is asked for again without the jump.
+func (m *Model) applyJump(msg jumpMsg) tea.Cmd {
+	if m.staleHistory(msg.history) {
+		return m.applyHistory(msg.history)
+	}
 	m.applyHistory(msg.history)
 	c := m.conv
 	if c == nil || c.id != msg.history.conv || msg.history.err != nil {
-		return
+		return nil
 	}
 	if i := c.indexOf(msg.target); i >= 0 {
 		c.sel, c.scroll = i, 0
 		m.status = "" // the status line shows selectHint
-		return
+		return nil
 	}
 	m.setError("that message is no longer in the history")
+	return nil
 }
 
 // viewResults renders the search results: for each, the conversation,

@@ -855,3 +855,46 @@ func TestExpiredEvent(t *testing.T) {
 	h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventSystem, Conversation: 1, Message: line})})
 	h.contains("⏱ 1w")
 }
+
+// TestStaleLoads: a list or history the daemon answered before it stored
+// a message, applied after that message's event, does not hide the
+// message; the model asks again and shows what the daemon has then.
+func TestStaleLoads(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.openBob()
+	carol := &client.Message{Conversation: 3, Seq: 2, ID: mid(0x32), Sender: "carol", Sent: at(5, 14, 29), Received: at(5, 14, 29), Kind: content.KindText, Text: "lunch?"}
+	bob := &client.Message{Conversation: 1, Seq: 8, ID: mid(8), Sender: "bob", Sent: at(5, 14, 30), Received: at(5, 14, 30), Kind: content.KindText, Text: "one more thing"}
+	// Loads answered before the messages were stored.
+	staleList := h.m.loadConversations()()
+	staleHistory := h.m.loadHistory(1, h.m.page, false)()
+	asked := len(h.f.histLast)
+	// The daemon stores the messages, then sends their events.
+	h.f.mu.Lock()
+	h.f.history[1] = append(h.f.history[1], bob)
+	for i := range h.f.convs {
+		switch h.f.convs[i].ID {
+		case 1:
+			h.f.convs[i].Last = bob
+		case 3:
+			h.f.convs[i].Last, h.f.convs[i].Unread = carol, h.f.convs[i].Unread+1
+		}
+	}
+	h.f.mu.Unlock()
+	for _, e := range []*client.Message{carol, bob} {
+		h.send(eventMsg{daemonapi.NewEvent(client.Event{Kind: client.EventMessage, Conversation: e.Conversation, Message: e})})
+	}
+	h.send(staleList)
+	h.send(staleHistory)
+	h.contains("carol: lunch?", "one more thing")
+	if cv := h.m.findConv(3); cv.Last == nil || cv.Last.ID != carol.ID {
+		t.Errorf("the list shows %v as carol's latest entry, want %q", cv.Last, carol.Text)
+	}
+	if len(h.f.histLast) == asked {
+		t.Errorf("the stale history was not asked for again")
+	}
+	// A load asked for after the events is applied as it comes.
+	h.send(h.m.loadConversations()())
+	if cv := h.m.findConv(1); cv.Last == nil || cv.Last.ID != bob.ID {
+		t.Errorf("the list shows %v as bob's latest entry, want %q", cv.Last, bob.Text)
+	}
+}
