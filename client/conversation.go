@@ -650,7 +650,8 @@ func (c *Client) addCandidatesLocked(ctx context.Context, conv protocol.Conversa
 		for _, m := range g.Members() {
 			present[string(m.SignatureKey)] = true
 		}
-		plan := &commitPlan{opts: mls.CommitOptions{InlineRatchetTree: true, ExternalPub: true, IncludePending: true}}
+		// The Welcome leaves the tree out: joiners fetch it (tree.go).
+		plan := &commitPlan{opts: mls.CommitOptions{ExternalPub: true, IncludePending: true}}
 		for _, cd := range cands {
 			if present[string(cd.sigKey)] {
 				continue

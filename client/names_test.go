@@ -107,8 +107,9 @@ func TestWelcomeForLeftConversation(t *testing.T) {
 		return body
 	})
 	p.reroute(func(path string) string {
-		if path == fmt.Sprintf("/v1/conversations/%d", old) {
-			return fmt.Sprintf("/v1/conversations/%d", other)
+		// The conversation and its ratchet tree (joiners fetch it).
+		if rest, ok := strings.CutPrefix(path, fmt.Sprintf("/v1/conversations/%d", old)); ok && (rest == "" || strings.HasPrefix(rest, "/tree")) {
+			return fmt.Sprintf("/v1/conversations/%d", other) + rest
 		}
 		return path
 	})

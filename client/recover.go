@@ -386,7 +386,7 @@ func (c *Client) goCheckGroupInfo(epoch uint64, committer mls.LeafIndex, bad *Ba
 	conv := bad.Conversation
 	c.background(func(ctx context.Context) {
 		var gi protocol.GroupInfoResponse
-		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", conv), true, nil, &gi); err != nil {
+		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo?tree=0", conv), true, nil, &gi); err != nil {
 			c.log.Debug("check GroupInfo: fetch", "conversation", conv, "err", err)
 			return
 		}

@@ -538,13 +538,18 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	if err != nil {
 		return skip(err)
 	}
-	g, err := mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{})
-	if err != nil && !errors.Is(err, mls.ErrCredentialRejected) {
-		// The tree may travel out of band: fetch it and retry.
-		var gi protocol.GroupInfoResponse
-		if ferr := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", conv), true, nil, &gi); ferr == nil {
-			g, err = mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{RatchetTree: gi.RatchetTree})
-		}
+	// The tree travels out of band: the server's tree of the Welcome's
+	// epoch, checked against the tree hash the Welcome's GroupInfo names.
+	g, err := mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{
+		FetchRatchetTree: func(epoch uint64) ([]byte, error) { return c.fetchTree(ctx, conv, epoch) },
+	})
+	var rejoined uint64 // the seq of the external commit that joined instead
+	if _, gone := isCode(err, protocol.CodeGone); gone && !active {
+		// The Welcome waited longer than the server keeps its epoch's
+		// tree: this device's leaf is in the group, and it takes it over
+		// by external commit. The entries before that commit are lost.
+		c.log.Warn("Welcome too old for its tree; joining by external commit", "conversation", conv, "err", err)
+		g, rejoined, err = c.externalRejoin(ctx, conv, cs, c.leafOf)
 	}
 	if errors.Is(err, ErrIdentityChanged) {
 		return errBlocked // kept in the inbox until acknowledged
@@ -578,6 +583,9 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		if err := c.rejoinLocked(ctx, conv, info.Cursor); err != nil {
 			return err
 		}
+	}
+	if rejoined > 0 {
+		info.Cursor = rejoined
 	}
 	state, err := g.MarshalBinary()
 	if err != nil {
@@ -1016,24 +1024,62 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 		return ErrUnknownConversation
 	}
 	own := old.OwnLeaf()
+	g, seq, err := c.externalRejoin(ctx, conv, old.CipherSuite(), func(*mls.PublicGroup) (mls.LeafIndex, error) { return own, nil })
+	if err != nil {
+		return err
+	}
+	state, err := g.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		if err := tx.PutGroupState(conv, state); err != nil {
+			return err
+		}
+		if err := c.putConversationMembers(tx, conv, g, false); err != nil {
+			return err
+		}
+		return tx.SetCursor(conv, seq)
+	})
+	if err != nil {
+		return err
+	}
+	c.groups[conv] = g
+	c.log.Warn("rejoined conversation by external commit", "conversation", conv, "epoch", g.Epoch())
+	return nil
+}
+
+// externalRejoin replaces this device's leaf in a conversation by an
+// external commit (RFC 9420 §12.4.3.2) on the server's current GroupInfo
+// and tree, retried on a stale epoch; own names the leaf in the group as
+// the server has it. It returns the group and the commit's seq.
+func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationID, cs mls.CipherSuite, own func(*mls.PublicGroup) (mls.LeafIndex, error)) (*mls.Group, uint64, error) {
+	signer, err := c.signer(cs)
+	if err != nil {
+		return nil, 0, err
+	}
+	cred, err := c.ownCredential()
+	if err != nil {
+		return nil, 0, err
+	}
 	for attempt := 0; ; attempt++ {
-		var gi protocol.GroupInfoResponse
-		if err := c.call(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", conv), true, nil, &gi); err != nil {
-			return err
-		}
-		signer, err := c.signer(old.CipherSuite())
+		gi, tree, err := c.groupInfoAndTree(ctx, conv)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
-		cred, err := c.ownCredential()
+		pg, err := mls.NewPublicGroup(c.mlsCfg, gi.GroupInfo, tree)
 		if err != nil {
-			return err
+			return nil, 0, fmt.Errorf("the server's group state of conversation %d: %w", conv, err)
+		}
+		leaf, err := own(pg)
+		if err != nil {
+			return nil, 0, err
 		}
 		g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{
-			RatchetTree: gi.RatchetTree, ResyncLeaf: &own, ExternalPub: true, Capabilities: leafCapabilities(),
+			RatchetTree: tree, ResyncLeaf: &leaf, ExternalPub: true, Capabilities: leafCapabilities(),
 		})
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		var res protocol.HandshakeResponse
 		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true,
@@ -1042,29 +1088,26 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		if err := g.MergePendingCommit(pc); err != nil {
-			return err
+			return nil, 0, err
 		}
-		state, err := g.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-			if err := tx.PutGroupState(conv, state); err != nil {
-				return err
-			}
-			if err := c.putConversationMembers(tx, conv, g, false); err != nil {
-				return err
-			}
-			return tx.SetCursor(conv, res.Seq)
-		})
-		if err != nil {
-			return err
-		}
-		c.groups[conv] = g
-		c.log.Warn("rejoined conversation by external commit", "conversation", conv, "epoch", g.Epoch())
-		return nil
+		return g, res.Seq, nil
 	}
+}
+
+// leafOf returns the leaf of pg that carries this device's signature key
+// for the suite.
+func (c *Client) leafOf(pg *mls.PublicGroup) (mls.LeafIndex, error) {
+	signer, err := c.signer(pg.CipherSuite())
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range pg.Members() {
+		if bytes.Equal(m.SignatureKey, signer.PublicKey()) {
+			return m.Leaf, nil
+		}
+	}
+	return 0, fmt.Errorf("this device has no leaf in the group")
 }

@@ -84,7 +84,16 @@
 //
 // Followed, no key is ever used twice (§9.2): a ratchet state behind the
 // loaded state is refused. A [PublicGroup] persists the same way
-// ([PublicGroup.MarshalBinary], [LoadPublicGroup]).
+// ([PublicGroup.MarshalBinary], [LoadPublicGroup]), or, since a commit
+// changes only O(log n) nodes of a tree that reaches tens of megabytes for
+// large groups on post-quantum suites, with its tree stored node by node:
+// [PublicGroup.MarshalState] (everything but the tree, kilobytes) and
+// [PublicGroup.TreeNodes] once, then after every merge MarshalState and
+// the nodes [PublicChange.TreeChanges] reports as changed or blanked.
+// [LoadPublicGroupTree] rebuilds the follower from them, checking the
+// tree hash, and [EncodeRatchetTree] assembles the ratchet tree for
+// joiners from the stored nodes; a joiner whose Welcome carries no tree
+// fetches it through [JoinOptions].FetchRatchetTree.
 //
 // # Errors
 //

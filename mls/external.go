@@ -188,7 +188,7 @@ func openGroupInfo(c *Config, data, ratchetTree []byte, op string) (*wire.GroupI
 	if err != nil {
 		return nil, nil, causeError(op, "§12.4.3", ErrInvalidWelcome, err, "cipher suite")
 	}
-	t, err := joinTree(s, gi, ratchetTree)
+	t, err := joinTree(s, gi, ratchetTree, nil)
 	if err != nil {
 		return nil, nil, causeError(op, "§12.4.3", ErrInvalidWelcome, err, "ratchet tree")
 	}

@@ -102,8 +102,10 @@ type PublicChange struct {
 
 	pg      *PublicGroup
 	version uint64
-	next    *core
-	used    bool
+	// prev and next are the epochs before and after a commit (for
+	// TreeChanges: a PublicChange kept keeps both trees in memory).
+	prev, next *core
+	used       bool
 }
 
 // Process validates a PublicMessage proposal or commit of the current epoch
@@ -180,7 +182,7 @@ func (pg *PublicGroup) Process(msg []byte) (*PublicChange, error) {
 	if err != nil {
 		return nil, opError(opc, err)
 	}
-	out.Kind, out.Epoch, out.next, out.ReInit = KindCommit, gc.Epoch, next, a.reinit != nil
+	out.Kind, out.Epoch, out.prev, out.next, out.ReInit = KindCommit, gc.Epoch, pg.c, next, a.reinit != nil
 	out.Sender.Leaf = a.committer
 	out.Proposals = committedProposals(pg.c, a, out.Sender)
 	out.Extensions, out.ExtensionsChanged = extsFromWire(a.exts), a.gce

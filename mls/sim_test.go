@@ -104,6 +104,10 @@ type simMsg struct {
 
 type simStats struct {
 	Commits, Adds, ExternalJoins, Resyncs, Removes, SelfRemoves, UpdateProposals, LosingCommits, Messages, LateMessages, RemovedProbes, MaxSize int
+	// The follower's tree store (checkTreeStore): commits without a
+	// path, commits that grew or shrank the tree, nodes written and
+	// deleted.
+	PathlessCommits, TreeGrows, TreeShrinks, NodeWrites, NodeDeletes int
 }
 
 type sim struct {
@@ -120,6 +124,11 @@ type sim struct {
 	removed []*simMember
 	pg      *PublicGroup
 	stats   simStats
+	// nodes is the follower's tree stored node by node, kept up to date
+	// with TreeChanges only; trng shuffles it for LoadPublicGroupTree
+	// (apart from rng, so that the schedule depends only on the seed).
+	nodes map[uint32][]byte
+	trng  *rand.Rand
 }
 
 func newSim(t *testing.T, cs CipherSuite, seed uint64, max int) *sim {
@@ -145,7 +154,17 @@ func newSim(t *testing.T, cs CipherSuite, seed uint64, max int) *sim {
 	if s.pg, err = NewPublicGroup(s.cfg, gi, nil); err != nil {
 		t.Fatal(err)
 	}
+	s.trng = rand.New(rand.NewPCG(seed, 1))
+	s.nodes = map[uint32][]byte{}
+	tn, err := s.pg.TreeNodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tn {
+		s.nodes[n.Index] = n.Data
+	}
 	s.check()
+	s.checkTreeStore()
 	return s
 }
 
@@ -199,6 +218,9 @@ func (s *sim) broadcast(from *simMember, msg []byte) {
 	ch, err := s.pg.Process(msg)
 	if err != nil || ch.Kind != KindProposal {
 		s.fatalf("follower: proposal from %s: %v", from.name, err)
+	}
+	if tc, err := ch.TreeChanges(); tc != nil || err != nil {
+		s.fatalf("follower: tree changes of a proposal: %v, %v", tc, err)
 	}
 	for _, m := range s.sorted() {
 		if m == from {
@@ -398,8 +420,13 @@ func (s *sim) commit(msgs []*simMsg) {
 			if err != nil {
 				s.fatalf("%s losing commit: %v", loser.name, err)
 			}
-			if _, err := s.pg.Process(lpc.Message); err != nil {
+			lch, err := s.pg.Process(lpc.Message)
+			if err != nil {
 				s.fatalf("follower: losing commit: %v", err)
+			}
+			// Its tree changes are computed, never stored.
+			if _, err := lch.TreeChanges(); err != nil {
+				s.fatalf("follower: losing commit's tree changes: %v", err)
 			}
 			for _, m := range ms {
 				if m != loser && s.rng.IntN(3) == 0 {
@@ -499,6 +526,18 @@ func (s *sim) applyCommit(committer *simMember, cg *Group, pc *PendingCommit, ms
 		}
 	}
 	joined("follower", ch.Sender, ch.Added, ch.Updated)
+	if ch.Sender.Type == SenderMember && !slices.ContainsFunc(ch.Updated, func(m Member) bool { return m.Leaf == ch.Sender.Leaf }) {
+		s.stats.PathlessCommits++
+	}
+	// The tree changes, half the time before the Merge, half after.
+	oldWidth := s.pg.c.tree.NodeCount()
+	early := s.trng.IntN(2) == 0
+	var changes []TreeNode
+	if early {
+		if changes, err = ch.TreeChanges(); err != nil {
+			s.fatalf("follower: tree changes before merge: %v", err)
+		}
+	}
 	if committer == nil {
 		joined("pending commit", ch.Sender, pc.Added, pc.Updated)
 		if len(pc.Removed) != len(wantRemoved) {
@@ -511,6 +550,27 @@ func (s *sim) applyCommit(committer *simMember, cg *Group, pc *PendingCommit, ms
 	if err := s.pg.Merge(ch); err != nil {
 		s.fatalf("follower: merge: %v", err)
 	}
+	if !early {
+		if changes, err = ch.TreeChanges(); err != nil {
+			s.fatalf("follower: tree changes after merge: %v", err)
+		}
+	}
+	for _, n := range changes {
+		if n.Data == nil {
+			delete(s.nodes, n.Index)
+			s.stats.NodeDeletes++
+		} else {
+			s.nodes[n.Index] = n.Data
+			s.stats.NodeWrites++
+		}
+	}
+	switch w := s.pg.c.tree.NodeCount(); {
+	case w > oldWidth:
+		s.stats.TreeGrows++
+	case w < oldWidth:
+		s.stats.TreeShrinks++
+	}
+	s.checkTreeStore()
 	removed := map[string]bool{}
 	for _, n := range wantRemoved {
 		removed[n] = true
@@ -658,4 +718,52 @@ func (s *sim) check() {
 			s.fatalf("member %q at leaf %d; model: %d, %v", m.Credential.Identity, m.Leaf, l, ok)
 		}
 	}
+}
+
+// checkTreeStore asserts that the nodes kept with TreeChanges are the
+// follower's TreeNodes, that EncodeRatchetTree of them is its RatchetTree,
+// and that LoadPublicGroupTree of its MarshalState and the nodes, in random
+// order, gives the same group, which then replaces the follower.
+func (s *sim) checkTreeStore() {
+	s.t.Helper()
+	got, err := s.pg.TreeNodes()
+	if err != nil {
+		s.fatalf("follower: tree nodes: %v", err)
+	}
+	if len(got) != len(s.nodes) {
+		s.fatalf("follower: %d tree nodes, %d kept from the tree changes", len(got), len(s.nodes))
+	}
+	for i, n := range got {
+		if i > 0 && n.Index <= got[i-1].Index {
+			s.fatalf("follower: tree nodes not in increasing order at %d", n.Index)
+		}
+		if d, ok := s.nodes[n.Index]; !ok || !bytes.Equal(d, n.Data) {
+			s.fatalf("follower: node %d differs from the one kept from the tree changes (kept: %v)", n.Index, ok)
+		}
+	}
+	rt, err := s.pg.RatchetTree()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if enc, err := EncodeRatchetTree(got); err != nil || !bytes.Equal(enc, rt) {
+		s.fatalf("follower: EncodeRatchetTree of the tree nodes is not the ratchet tree: %v", err)
+	}
+	state, err := s.pg.MarshalState()
+	if err != nil {
+		s.fatalf("follower: marshal state: %v", err)
+	}
+	shuffled := slices.Clone(got)
+	s.trng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	loaded, err := LoadPublicGroupTree(s.cfg, state, shuffled)
+	if err != nil {
+		s.fatalf("follower: load from state and tree nodes: %v", err)
+	}
+	want, err := s.pg.MarshalBinary()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if gotState, err := loaded.MarshalBinary(); err != nil || !bytes.Equal(gotState, want) {
+		s.fatalf("follower: loaded from state and tree nodes, marshals differently: %v", err)
+	}
+	s.pg = loaded
 }

@@ -60,6 +60,9 @@ const (
 	stateKindGroup       = 1
 	stateKindPublicGroup = 2
 	stateKindRatchets    = 3
+	// stateKindPublicState is PublicGroup.MarshalState: a PublicGroup
+	// without its tree.
+	stateKindPublicState = 4
 )
 
 // MarshalBinary encodes the member's full state, deterministically, with a
@@ -76,7 +79,7 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 	b := codec.NewBuilder(nil)
 	b.AddUint8(stateVersion)
 	b.AddUint8(stateKindGroup)
-	if err := encodeCore(b, g.c, true); err != nil {
+	if err := encodeCore(b, g.c, true, false); err != nil {
 		return nil, opError(op, err)
 	}
 	b.AddUint8(uint8(g.state))
@@ -130,14 +133,20 @@ func (g *Group) MarshalBinary() ([]byte, error) {
 // encodeCore writes the public state shared with PublicGroup: the cipher
 // suite, the GroupContext, the ratchet tree, the interim transcript hash
 // and the proposal cache (with our own Updates' private keys if secrets).
-func encodeCore(b *codec.Builder, c *core, secrets bool) error {
-	rt, err := c.encodedTree()
-	if err != nil {
-		return err
-	}
+// With withoutTree (PublicGroup.MarshalState) the tree is left out: only
+// its number of nodes (padded, 2^(d+1)-1) is written, as a uint32.
+func encodeCore(b *codec.Builder, c *core, secrets, withoutTree bool) error {
 	b.AddUint16(uint16(c.cs.ID()))
 	b.AddOpaque(c.encodedContext())
-	b.AddOpaque(rt)
+	if withoutTree {
+		b.AddUint32(uint32(c.tree.NodeCount()))
+	} else {
+		rt, err := c.encodedTree()
+		if err != nil {
+			return err
+		}
+		b.AddOpaque(rt)
+	}
 	b.AddOpaque(c.interim)
 	b.AddVector(func(b *codec.Builder) {
 		for _, cp := range c.cache {
@@ -155,10 +164,19 @@ func encodeCore(b *codec.Builder, c *core, secrets bool) error {
 // decodeCore reads what encodeCore wrote and checks its consistency: a
 // supported suite, a valid GroupContext of that suite, a tree of the right
 // shape whose hash is the GroupContext's tree_hash, an interim transcript
-// hash and proposal references of the hash size.
-func decodeCore(cfg *Config, r *codec.Reader, secrets bool) (*core, error) {
+// hash and proposal references of the hash size. With stored non-nil, the
+// state was written without its tree, which is built from stored's nodes.
+func decodeCore(cfg *Config, r *codec.Reader, secrets bool, stored *storedTree) (*core, error) {
 	cs := suite.ID(r.Uint16())
-	gcb, rtb, interim := r.Opaque(), r.Opaque(), r.Opaque()
+	gcb := r.Opaque()
+	var rtb []byte
+	var width uint32
+	if stored == nil {
+		rtb = r.Opaque()
+	} else {
+		width = r.Uint32()
+	}
+	interim := r.Opaque()
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
@@ -170,8 +188,13 @@ func decodeCore(cfg *Config, r *codec.Reader, secrets bool) (*core, error) {
 	if err := wire.Unmarshal(gcb, &gc); err != nil {
 		return nil, fmt.Errorf("group context: %w", err)
 	}
-	// rtb is a copy of the caller's state: the tree may alias it.
-	t, err := tree.DecodeAliasing(s, rtb)
+	var t *tree.Tree
+	if stored == nil {
+		// rtb is a copy of the caller's state: the tree may alias it.
+		t, err = tree.DecodeAliasing(s, rtb)
+	} else {
+		t, err = stored.build(s, width)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +203,9 @@ func decodeCore(cfg *Config, r *codec.Reader, secrets bool) (*core, error) {
 		return nil, err
 	}
 	if !bytes.Equal(th, gc.TreeHash) {
+		if stored != nil {
+			return nil, fmt.Errorf("the stored nodes' tree hash %x is not the group context's tree_hash %x of epoch %d (nodes missing, damaged or of another epoch)", th, gc.TreeHash, gc.Epoch)
+		}
 		return nil, errors.New("ratchet tree does not match the group context's tree_hash")
 	}
 	if len(interim) != s.HashSize() {
@@ -303,7 +329,7 @@ func loadGroup(c *Config, data []byte, signer *Signer) (*Group, error) {
 	if err := readStateHeader(r, stateKindGroup); err != nil {
 		return nil, err
 	}
-	co, err := decodeCore(c, r, true)
+	co, err := decodeCore(c, r, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -681,7 +707,7 @@ func (pg *PublicGroup) MarshalBinary() ([]byte, error) {
 	b := codec.NewBuilder(nil)
 	b.AddUint8(stateVersion)
 	b.AddUint8(stateKindPublicGroup)
-	if err := encodeCore(b, pg.c, false); err != nil {
+	if err := encodeCore(b, pg.c, false, false); err != nil {
 		return nil, opError(op, err)
 	}
 	out, err := b.Bytes()
@@ -704,7 +730,7 @@ func LoadPublicGroup(cfg *Config, data []byte) (*PublicGroup, error) {
 	if err := readStateHeader(r, stateKindPublicGroup); err != nil {
 		return nil, causeError(op, "", ErrMalformed, err, "header")
 	}
-	co, err := decodeCore(c, r, false)
+	co, err := decodeCore(c, r, false, nil)
 	if err == nil {
 		err = r.Finish()
 	}

@@ -120,7 +120,7 @@ func vectorTime(b *KeyPackageBundle, v *passiveVector, psks *PSKs) (uint64, erro
 	_, err := framing.OpenWelcome(b.suite, m.Welcome, b.kp, b.InitPrivateKey, func(ids []wire.PreSharedKeyID) (schedule.CombinedPSK, error) {
 		return resolvePSKs(b.suite, ids, psks, nil)
 	}, func(gi *wire.GroupInfo) ([]byte, error) {
-		t, err := joinTree(b.suite, gi, v.RatchetTree)
+		t, err := joinTree(b.suite, gi, v.RatchetTree, nil)
 		if err != nil {
 			return nil, err
 		}

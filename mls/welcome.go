@@ -20,6 +20,19 @@ type JoinOptions struct {
 	// the Welcome's GroupInfo does not carry the ratchet_tree extension.
 	// Its integrity is checked against the signed tree hash.
 	RatchetTree []byte
+	// FetchRatchetTree, when the Welcome's GroupInfo carries no
+	// ratchet_tree extension and RatchetTree is empty, is called with the
+	// epoch the Welcome joins, for the tree out of band (a Delivery
+	// Service that stores trees node by node serves it with
+	// EncodeRatchetTree). It is called once the GroupInfo is decrypted
+	// (and so authenticated by the welcome key) but before its signature
+	// is verified, which needs the signer's key from the tree; the tree is
+	// checked like any tree (tree hash against the GroupInfo's group
+	// context, full validation), and the signature with it. The group
+	// keeps the returned slice (its nodes alias it): it must not be
+	// modified afterwards. An error it returns fails the join and is
+	// wrapped in JoinFromWelcome's error.
+	FetchRatchetTree func(epoch uint64) ([]byte, error)
 	// PSKs resolves the PSKs the Welcome names (external PSKs, and for a
 	// ReInit or branch the old group's resumption PSK); nil means
 	// Config.PSKs.
@@ -110,7 +123,7 @@ func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 	var t *tree.Tree
 	signer := func(gi *wire.GroupInfo) ([]byte, error) {
 		var err error
-		t, err = joinTree(s, gi, opts.RatchetTree)
+		t, err = joinTree(s, gi, opts.RatchetTree, opts.FetchRatchetTree)
 		if err != nil {
 			return nil, err
 		}
@@ -180,16 +193,27 @@ func JoinFromWelcome(cfg *Config, welcome []byte, bundle *KeyPackageBundle, opts
 }
 
 // joinTree returns the tree of a GroupInfo: from its ratchet_tree extension,
-// or the out-of-band encoding. The nodes alias one buffer that belongs to
-// the tree: the extension's data, which aliases the GroupInfo's own buffer
-// (framing.OpenWelcome's decrypted copy, openGroupInfo's copy), or a copy
-// of outOfBand, which the caller keeps.
-func joinTree(s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte) (*tree.Tree, error) {
+// or the out-of-band encoding, or if that is empty and fetch is not nil
+// the encoding fetch returns for the GroupInfo's epoch. The nodes alias one
+// buffer that belongs to the tree: the extension's data, which aliases the
+// GroupInfo's own buffer (framing.OpenWelcome's decrypted copy,
+// openGroupInfo's copy), a copy of outOfBand, which the caller keeps, or
+// fetch's result, which the caller hands over.
+func joinTree(s *suite.Suite, gi *wire.GroupInfo, outOfBand []byte, fetch func(epoch uint64) ([]byte, error)) (*tree.Tree, error) {
 	if err := checkUniqueExtensions(gi.Extensions); err != nil {
 		return nil, err
 	}
 	if e := gi.Extensions.Find(wire.ExtensionRatchetTree); e != nil {
 		return tree.DecodeAliasing(s, e.Data)
+	}
+	if len(outOfBand) == 0 && fetch != nil {
+		epoch := gi.GroupContext.Epoch
+		rt, err := fetch(epoch)
+		if err != nil {
+			return nil, fmt.Errorf("§12.4.3.3: fetch the ratchet tree of epoch %d: %w", epoch, err)
+		}
+		// The fetched encoding is handed over: the tree aliases it.
+		return tree.DecodeAliasing(s, rt)
 	}
 	if outOfBand == nil {
 		return nil, fmt.Errorf("§12.4.3.3: no ratchet tree in the GroupInfo and none given")

@@ -39,6 +39,10 @@ const (
 	// and policy (docs/protocol.md, "Roles and policy"): a non-admin's
 	// removal of another user, a role change by a non-admin, ...
 	CodePolicyViolation ErrorCode = "policy_violation"
+	// CodeGone: what was asked for is no longer kept, such as the ratchet
+	// tree of an epoch older than the server keeps; a joiner then joins by
+	// external commit instead.
+	CodeGone ErrorCode = "gone"
 )
 
 // HTTPStatus returns the HTTP status the server answers with for the code.
@@ -54,6 +58,8 @@ func (c ErrorCode) HTTPStatus() int {
 		return http.StatusNotFound
 	case CodeStaleEpoch, CodeConflict, CodeTooManyProposals:
 		return http.StatusConflict
+	case CodeGone:
+		return http.StatusGone
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case CodeQuotaExceeded:

@@ -176,6 +176,9 @@ type LimitsConfig struct {
 	// that wait for a commit; MaxPendingProposalBytes their total size.
 	MaxPendingProposals     int
 	MaxPendingProposalBytes int64
+	// TreeHistoryEpochs is how many epochs before the current one keep
+	// their ratchet trees for devices joining by an older Welcome.
+	TreeHistoryEpochs int
 }
 
 // ConnectionsConfig bounds what a client holds without an account.
@@ -289,6 +292,7 @@ func NewConfig() Config {
 			// Pending proposals: delivery.Config's caps.
 			MaxPendingProposals:     d.MaxPendingProposals,
 			MaxPendingProposalBytes: d.MaxPendingProposalBytes,
+			TreeHistoryEpochs:       int(d.TreeHistoryEpochs),
 		},
 		WebSocket: WebSocketConfig{PingInterval: h.PingInterval, PongTimeout: h.ReadTimeout, WriteTimeout: h.WriteTimeout},
 		RateLimits: RateLimitsConfig{
@@ -458,6 +462,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxPendingProposalBytes < 64 {
 		bad("limits.max_pending_proposal_bytes", "%d is below the minimum 64", c.Limits.MaxPendingProposalBytes)
+	}
+	if c.Limits.TreeHistoryEpochs < 0 {
+		bad("limits.tree_history_epochs", "%d is negative", c.Limits.TreeHistoryEpochs)
 	}
 	if c.Limits.BlobReservationTTL < time.Second {
 		bad("blob_reservation_ttl", "%v is shorter than a second", c.Limits.BlobReservationTTL)
@@ -839,6 +846,7 @@ func settings() []setting {
 		dur("blob_reservation_ttl", "longest attachment upload; its quota reservation expires then", func(c *Config) *time.Duration { return &c.Limits.BlobReservationTTL }),
 		integer("limits.max_pending_proposals", "proposals of a conversation's epoch waiting for a commit; more are refused with too_many_proposals", func(c *Config) *int { return &c.Limits.MaxPendingProposals }),
 		size("limits.max_pending_proposal_bytes", "total size of the proposals of an epoch waiting for a commit", func(c *Config) *int64 { return &c.Limits.MaxPendingProposalBytes }),
+		integer("limits.tree_history_epochs", "epochs before the current one whose ratchet trees stay readable for devices joining by an older Welcome (the rest join by external commit)", func(c *Config) *int { return &c.Limits.TreeHistoryEpochs }),
 		str("log.level", "log level: debug, info, warn, error", func(c *Config) *string { return &c.Log.Level }),
 		str("log.format", "log format: text or json", func(c *Config) *string { return &c.Log.Format }),
 		integer("log.max_repeats", "records with the same level and message written per log.repeat_interval, the rest counted in a summary (0: no limit)", func(c *Config) *int { return &c.Log.MaxRepeats }),

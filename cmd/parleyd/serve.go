@@ -163,6 +163,13 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	if err != nil {
 		return usageError{fmt.Errorf("delivery configuration: %v", err)}
 	}
+	// Conversations stored before trees were stored node by node are
+	// converted once, before the API serves them.
+	if n, err := svc.MoveLegacyTrees(ctx); err != nil {
+		return fmt.Errorf("store the trees of %d conversations node by node: %w", n, err)
+	} else if n > 0 {
+		log.Info("stored conversation trees node by node", "conversations", n)
+	}
 	api, err := httpapi.New(httpapiConfig(c), svc, log, metricsReg)
 	if err != nil {
 		return usageError{fmt.Errorf("HTTP configuration: %v", err)}
@@ -408,6 +415,7 @@ func deliveryConfig(c Config) delivery.Config {
 	d.MaxMessageBytes = c.Limits.MaxMessageBytes
 	d.MaxGroupStateBytes = c.Limits.MaxGroupStateBytes
 	d.MaxPendingProposals, d.MaxPendingProposalBytes = c.Limits.MaxPendingProposals, c.Limits.MaxPendingProposalBytes
+	d.TreeHistoryEpochs = uint64(c.Limits.TreeHistoryEpochs)
 	d.ClaimRate, d.ClaimBurst = c.RateLimits.ClaimsPerTarget.PerSecond, c.RateLimits.ClaimsPerTarget.Burst
 	d.DeviceClaimRate, d.DeviceClaimBurst = c.RateLimits.ClaimsPerDevice.PerSecond, c.RateLimits.ClaimsPerDevice.Burst
 	d.BlobReservationTTL = c.Limits.BlobReservationTTL

@@ -91,6 +91,12 @@ type Config struct {
 	MaxKeyPackagesPerUpload int
 	// MaxPageEntries bounds one page of entries or inbox entries.
 	MaxPageEntries int
+	// TreeHistoryEpochs is how many epochs before the current one keep
+	// their ratchet trees readable (GET .../tree?epoch=E), for devices
+	// joining by a Welcome of an older epoch; they cost the node versions
+	// those epochs' commits changed. A joiner whose epoch is older joins
+	// by external commit instead.
+	TreeHistoryEpochs uint64
 	// PastEpochs is how many epochs behind the current one an application
 	// message may be (late messages after a commit).
 	PastEpochs uint64
@@ -144,6 +150,7 @@ func DefaultConfig() Config {
 		MaxKeyPackagesPerUpload: 100,
 		MaxPageEntries:          500,
 		PastEpochs:              3,
+		TreeHistoryEpochs:       1000,
 		Version:                 "dev",
 	}
 }

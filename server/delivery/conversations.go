@@ -56,9 +56,8 @@ func (s *Service) CreateConversation(ctx context.Context, sess *Session, req pro
 	if err := s.checkLeafCredential(ctx, "create conversation", gs.Members[0], d, true); err != nil {
 		return protocol.ConversationInfo{}, err
 	}
-	tree := req.RatchetTree
 	c, err := s.st.CreateConversation(ctx, store.NewConversation{GroupID: req.GroupID, Suite: req.CipherSuite, Epoch: 0,
-		GroupInfo: req.GroupInfo, Tree: tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC(), Timer: gs.Timer})
+		GroupInfo: req.GroupInfo, Tree: gs.Tree, FollowerState: gs.State, Creator: d.ID, Created: s.now().UTC(), Timer: gs.Timer})
 	if errors.Is(err, store.ErrConflict) {
 		return protocol.ConversationInfo{}, perr(protocol.CodeConflict, "group id already used")
 	} else if err != nil {
@@ -77,6 +76,9 @@ func (s *Service) conversation(ctx context.Context, id store.ConversationID) (st
 		return c, perr(protocol.CodeNotFound, "no conversation %d", id)
 	} else if err != nil {
 		return c, internal(fmt.Sprintf("conversation %d", id), err)
+	}
+	if c.LegacyTree {
+		return s.moveLegacyTree(ctx, c)
 	}
 	return c, nil
 }
@@ -169,22 +171,26 @@ func (s *Service) userIsMember(ctx context.Context, id store.ConversationID, use
 	return false, nil
 }
 
-// GroupInfo returns the current GroupInfo and ratchet tree to member
-// devices and to the other devices of member users (for external joins).
-func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.ConversationID) (protocol.GroupInfoResponse, error) {
+// GroupInfo returns the current GroupInfo, and with withTree the ratchet
+// tree of its epoch, to member devices and to the other devices of
+// member users (for external joins). Without the tree the answer stays
+// small however large the group; Tree returns the tree of any kept epoch.
+func (s *Service) GroupInfo(ctx context.Context, sess *Session, id protocol.ConversationID, withTree bool) (protocol.GroupInfoResponse, error) {
 	cid := store.ConversationID(id)
 	c, err := s.conversation(ctx, cid)
 	if err != nil {
 		return protocol.GroupInfoResponse{}, err
 	}
-	ok, err := s.userIsMember(ctx, cid, sess.User)
-	if err != nil {
-		return protocol.GroupInfoResponse{}, internal("group info: members", err)
+	if err := s.requireMemberUser(ctx, sess, cid, "group info"); err != nil {
+		return protocol.GroupInfoResponse{}, err
 	}
-	if !ok && !s.cfg.UnsafeSkipMembershipChecks {
-		return protocol.GroupInfoResponse{}, perr(protocol.CodeNotMember, "no device of user %q is a member of conversation %d", sess.UserName, id)
+	res := protocol.GroupInfoResponse{Epoch: c.Epoch, GroupInfo: c.GroupInfo}
+	if withTree {
+		if res.RatchetTree, err = s.encodedTree(ctx, cid, c.Epoch); err != nil {
+			return protocol.GroupInfoResponse{}, err
+		}
 	}
-	return protocol.GroupInfoResponse{Epoch: c.Epoch, GroupInfo: c.GroupInfo, RatchetTree: c.Tree}, nil
+	return res, nil
 }
 
 // Handshake validates and accepts a proposal or commit of the current
@@ -378,9 +384,16 @@ func (s *Service) authorizeHandshake(ctx context.Context, h *handshakeAttempt) (
 func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (FollowedGroup, *Change, error) {
 	c := h.c
 	h.now = s.now().UTC()
-	fg := FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, Tree: c.Tree, State: c.FollowerState,
+	fg := FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, State: c.FollowerState,
 		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: h.now}
 	var loadErr error
+	fg.LoadTree = func() ([]store.TreeNode, error) {
+		ns, err := s.st.Tree(ctx, h.cid, c.Epoch)
+		if err != nil {
+			loadErr = err
+		}
+		return ns, err
+	}
 	fg.LoadProposals = func(from uint64) ([]StoredProposal, error) {
 		ps, err := s.st.PendingProposals(ctx, h.cid, c.Epoch, from, c.Proposals)
 		if err != nil {
@@ -394,11 +407,11 @@ func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (Fol
 		return out, nil
 	}
 	ch, err := s.fol.Process(fg, h.req.Message, NextState{GroupInfo: h.req.GroupInfo, Tree: h.req.RatchetTree})
-	if _, ok := store.CurrentEpoch(loadErr); ok {
+	if _, ok := store.CurrentEpoch(loadErr); ok || errors.Is(loadErr, store.ErrGone) {
 		// A commit ended the epoch since the conversation was read.
 		return fg, nil, fmt.Errorf("%w: %v", errRaced, loadErr)
 	} else if loadErr != nil {
-		return fg, nil, internal(fmt.Sprintf("handshake: pending proposals of conversation %d", h.cid), loadErr)
+		return fg, nil, internal(fmt.Sprintf("handshake: stored state of conversation %d", h.cid), loadErr)
 	} else if err != nil {
 		return fg, nil, perr(protocol.CodeBadMessage, "handshake for conversation %d: %v", h.cid, err)
 	}
@@ -477,10 +490,7 @@ func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *C
 // Welcomes to deliver.
 func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Change) (store.Commit, error) {
 	cm := store.Commit{Conversation: h.cid, Epoch: h.c.Epoch, Proposals: h.c.Proposals, Sender: h.sess.Device, Data: h.req.Message, GroupInfo: h.req.GroupInfo,
-		Tree: ch.Tree, FollowerState: ch.State, Hash: h.hash, Created: h.now, Timer: ch.Timer}
-	if cm.Tree == nil {
-		cm.Tree = h.req.RatchetTree
-	}
+		Tree: ch.TreeChanges, TreeHistory: s.cfg.TreeHistoryEpochs, FollowerState: ch.State, Hash: h.hash, Created: h.now, Timer: ch.Timer}
 	if ch.KeyChanged {
 		return cm, perr(protocol.CodeBadMessage, "handshake: a leaf changed its signature key; devices keep one key")
 	}

@@ -35,6 +35,12 @@ func (fakeFollower) PeekPrivate(msg []byte) (delivery.PrivateHeader, error) {
 	return delivery.PrivateHeader{GroupID: msg[:1], Epoch: uint64(msg[1]), ContentType: 1}, nil
 }
 func (fakeFollower) CheckWelcome([]byte, uint16) error { return nil }
+func (fakeFollower) EncodeTree([]store.TreeNode) ([]byte, error) {
+	return nil, errors.New("not supported")
+}
+func (fakeFollower) SplitLegacyState([]byte) ([]byte, []store.TreeNode, error) {
+	return nil, nil, errors.New("not supported")
+}
 func (fakeFollower) ValidateKeyPackage([]byte, time.Time) (*delivery.KeyPackageInfo, error) {
 	return nil, errors.New("not supported")
 }

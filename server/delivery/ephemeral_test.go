@@ -108,7 +108,7 @@ func TestEphemeralRelay(t *testing.T) {
 	}
 	// b joins by a commit (epoch 0 → 1); c stays outside.
 	if _, err := st.Commit(ctx, store.Commit{Conversation: store.ConversationID(conv.ID), Epoch: 0, Sender: "dev-a", Data: []byte("commit"),
-		GroupInfo: []byte("G"), Tree: []byte("t"), FollowerState: []byte{1}, Add: []store.DeviceID{"dev-b"}, Created: clock.Now()}); err != nil {
+		GroupInfo: []byte("G"), FollowerState: []byte{1}, Add: []store.DeviceID{"dev-b"}, Created: clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	attach := func(name string, want bool) *delivery.Conn {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
 )
 
 // Follower validates MLS handshake messages against a conversation's
@@ -14,7 +15,7 @@ import (
 // never processes two messages of one conversation at once.
 type Follower interface {
 	// Start validates the GroupInfo (MLSMessage) and ratchet tree of a new
-	// conversation and returns its public state.
+	// conversation and returns its public state, with the tree as nodes.
 	Start(groupInfo, tree []byte) (*GroupState, error)
 	// Process validates a handshake message (an MLSMessage-framed
 	// PublicMessage carrying a proposal or a commit) of the group's current
@@ -37,6 +38,13 @@ type Follower interface {
 	// CheckWelcome checks that data is an MLSMessage-framed Welcome of
 	// the cipher suite.
 	CheckWelcome(data []byte, suite uint16) error
+	// EncodeTree assembles the encoded ratchet tree (the ratchet_tree
+	// extension body) from a tree's non-blank nodes, by index.
+	EncodeTree(nodes []store.TreeNode) ([]byte, error)
+	// SplitLegacyState splits a follower state that holds the whole tree
+	// (a conversation stored before trees were stored node by node) into
+	// the state without the tree and the tree's non-blank nodes.
+	SplitLegacyState(state []byte) ([]byte, []store.TreeNode, error)
 	// ValidateKeyPackage checks an MLSMessage-framed KeyPackage as RFC
 	// 9420 §10.1 requires (signatures, lifetime at now, suite, leaf rules)
 	// and describes it.
@@ -63,10 +71,14 @@ type FollowedGroup struct {
 	Suite     uint16 // Suite is the cipher suite.
 	Epoch     uint64 // Epoch is the current epoch.
 	GroupInfo []byte // GroupInfo of the current epoch.
-	Tree      []byte // Tree is the ratchet tree of the current epoch.
-	// State is the follower's opaque state as of the start of the epoch:
-	// GroupState.State, or the Change.State of the commit that started it.
+	// State is the follower's opaque state as of the start of the epoch,
+	// without the ratchet tree: GroupState.State, or the Change.State of
+	// the commit that started it.
 	State []byte
+	// LoadTree returns the non-blank nodes of the epoch's ratchet tree.
+	// The follower calls it only when it does not hold the epoch's group
+	// in memory; the tree's hash must be the one State names.
+	LoadTree func() ([]store.TreeNode, error)
 	// Proposals counts the proposals of the epoch accepted since.
 	Proposals uint64
 	// ProposalsDigest is the Change.ProposalsDigest of the last of them;
@@ -114,7 +126,9 @@ type GroupState struct {
 	Suite   uint16 // Suite is the cipher suite.
 	Epoch   uint64 // Epoch is the epoch.
 	Members []Leaf // Members are the leaves in index order.
-	State   []byte // State is the follower's opaque state to store.
+	State   []byte // State is the follower's opaque state to store, without the tree.
+	// Tree is the non-blank nodes of the ratchet tree, stored apart.
+	Tree []store.TreeNode
 	// Timer is the disappearing-message timer of the group's policy
 	// (protocol.Policy.Timer; 0 when off or without a policy).
 	Timer time.Duration
@@ -152,10 +166,13 @@ type Change struct {
 	KeyChanged bool
 	// ReInit is true when the commit ends the group.
 	ReInit bool
-	// Tree is the new epoch's ratchet tree (commits).
-	Tree []byte
+	// TreeChanges are, for a commit, the nodes of the new epoch's tree
+	// that differ from the current epoch's (nil Data: now blank): what to
+	// store of the tree, which grows with the nodes the commit changed.
+	TreeChanges []store.TreeNode
 	// State is the follower's state to store with a commit: the new
-	// epoch's, without proposals. It is nil for a proposal.
+	// epoch's, without proposals and without the tree. It is nil for a
+	// proposal.
 	State []byte
 	// Policy describes the message for the conversation's roles and
 	// policy (protocol.PolicyHandshake.Check): who proposes what, and the

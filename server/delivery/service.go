@@ -48,6 +48,7 @@ type Service struct {
 
 	conns     atomic.Int64
 	metaCache sync.Map // store.ConversationID → convMeta
+	trees     treeCache
 }
 
 // New returns a Service on the store, blob store and follower.

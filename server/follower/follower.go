@@ -10,14 +10,20 @@
 // (mls.NewPublicGroup). A commit is validated incrementally by
 // mls.PublicGroup.Process, and the new epoch's GroupInfo by
 // mls.PublicChange.VerifyGroupInfo: no per-commit work proportional to the
-// group beyond encoding the new tree for storage.
+// group.
 //
 // # What is stored
 //
 // The follower state stored with a conversation is
-// mls.PublicGroup.MarshalBinary as of the start of the current epoch,
-// without proposals: written when the conversation starts and by each
-// accepted commit. Each accepted proposal of the epoch is stored on its
+// mls.PublicGroup.MarshalState as of the start of the current epoch:
+// the group without its ratchet tree and without proposals, written when
+// the conversation starts and by each accepted commit. The tree is
+// stored node by node (mls.PublicGroup.TreeNodes when the conversation
+// starts, then each commit's mls.PublicChange.TreeChanges), so that what
+// a commit writes grows with the nodes it changed — O(log n) — not with
+// the group; a group is rebuilt from the state and the nodes with
+// mls.LoadPublicGroupTree, which checks the nodes against the tree hash
+// the state holds. Each accepted proposal of the epoch is stored on its
 // own, as the message received, with the time it was validated at; the
 // group as it is now is that state with the stored proposals processed
 // again, in order. A commit may therefore include by reference any
@@ -61,20 +67,30 @@ import (
 
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/store"
 )
 
-// DefaultCacheSize is the number of PublicGroups kept in memory.
-const DefaultCacheSize = 256
+// DefaultCacheSize is the number of PublicGroups kept in memory, and
+// DefaultCacheBytes the size of their encoded states and trees: a group
+// of 10,000 members on X-Wing is about 26 MB, so the cache holds several
+// large groups or hundreds of small ones, and evicts the least recently
+// used beyond either bound.
+const (
+	DefaultCacheSize  = 256
+	DefaultCacheBytes = 256 << 20
+)
 
 // Follower implements delivery.Follower on mls.PublicGroup. It is safe for
 // concurrent use.
 type Follower struct {
-	cfg  mls.Config
-	size int
+	cfg      mls.Config
+	size     int
+	maxBytes int
 
 	mu    sync.Mutex
 	lru   *list.List // of *cached, most recent first
 	index map[stateHash]*list.Element
+	bytes int // the cached groups' sizes
 }
 
 type cached struct {
@@ -89,6 +105,42 @@ type group struct {
 	clk    *clock
 	n      uint64
 	digest []byte
+	// nodes are the encoded sizes of the tree's nodes, by index, and
+	// size their sum with the state's: what the group counts against
+	// the cache's bytes.
+	nodes []int32
+	size  int
+	// users are the users of the leaves, once a handshake in a group
+	// with a policy needed them (nil until then).
+	users leafUserIndex
+}
+
+// leafUsers returns the users of the group's leaves.
+func (g *group) leafUsers() leafUserIndex {
+	if g.users == nil {
+		g.users = newLeafUsers(g.pg)
+	}
+	return g.users
+}
+
+// setTree records the sizes of a whole tree's nodes.
+func (g *group) setTree(state []byte, nodes []mls.TreeNode) {
+	g.nodes, g.size = nil, len(state)
+	g.applyTree(nodes)
+}
+
+// applyTree records the sizes of changed nodes (nil Data: blank).
+func (g *group) applyTree(nodes []mls.TreeNode) {
+	for _, n := range nodes {
+		if int(n.Index) >= len(g.nodes) {
+			if n.Data == nil {
+				continue
+			}
+			g.nodes = append(g.nodes, make([]int32, int(n.Index)+1-len(g.nodes))...)
+		}
+		g.size += len(n.Data) - int(g.nodes[n.Index])
+		g.nodes[n.Index] = int32(len(n.Data))
+	}
 }
 
 // clock is a PublicGroup's mls.Config.Now: the time of the message being
@@ -123,7 +175,7 @@ var _ delivery.Follower = (*Follower)(nil)
 // Parley's clients use too; cfg.Now is replaced per call for KeyPackage
 // lifetimes).
 func New(cfg *mls.Config) delivery.Follower {
-	f := &Follower{size: DefaultCacheSize, lru: list.New(), index: map[stateHash]*list.Element{}}
+	f := &Follower{size: DefaultCacheSize, maxBytes: DefaultCacheBytes, lru: list.New(), index: map[stateHash]*list.Element{}}
 	if cfg != nil {
 		f.cfg = *cfg
 	}
@@ -143,7 +195,9 @@ func (f *Follower) take(k stateHash) *group {
 	}
 	f.lru.Remove(e)
 	delete(f.index, k)
-	return e.Value.(*cached).grp
+	grp := e.Value.(*cached).grp
+	f.bytes -= grp.size
+	return grp
 }
 
 // Forget implements delivery.Follower: it drops the cached group of a
@@ -166,12 +220,16 @@ func (f *Follower) put(k stateHash, grp *group) {
 	defer f.mu.Unlock()
 	if e := f.index[k]; e != nil {
 		f.lru.Remove(e)
+		f.bytes -= e.Value.(*cached).grp.size
 	}
 	f.index[k] = f.lru.PushFront(&cached{key: k, grp: grp})
-	for f.lru.Len() > f.size {
+	f.bytes += grp.size
+	for f.lru.Len() > f.size || (f.bytes > f.maxBytes && f.lru.Len() > 1) {
 		e := f.lru.Back()
 		f.lru.Remove(e)
-		delete(f.index, e.Value.(*cached).key)
+		c := e.Value.(*cached)
+		delete(f.index, c.key)
+		f.bytes -= c.grp.size
 	}
 }
 
@@ -211,15 +269,22 @@ func (f *Follower) Start(groupInfo, tree []byte) (*delivery.GroupState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("follower: the group's policy extension: %v", err)
 	}
-	st, err := pg.MarshalBinary()
+	st, err := pg.MarshalState()
 	if err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
-	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: uint16(pg.CipherSuite()), Epoch: pg.Epoch(), Members: leaves(pg.Members()), State: st}
+	nodes, err := pg.TreeNodes()
+	if err != nil {
+		return nil, fmt.Errorf("follower: %v", err)
+	}
+	gs := &delivery.GroupState{GroupID: bytes.Clone(pg.GroupID()), Suite: uint16(pg.CipherSuite()), Epoch: pg.Epoch(), Members: leaves(pg.Members()),
+		State: st, Tree: storeNodes(nodes)}
 	if p != nil {
 		gs.Timer = p.Timer
 	}
-	f.put(sha256.Sum256(st), &group{pg: pg, clk: clk})
+	grp := &group{pg: pg, clk: clk}
+	grp.setTree(st, nodes)
+	f.put(sha256.Sum256(st), grp)
 	return gs, nil
 }
 
@@ -251,8 +316,16 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 		}
 		// The cached proposals are not the stored ones: rebuild.
 	}
+	if g.LoadTree == nil {
+		return nil, h, errors.New("follower: the stored group's tree, but no way to load it")
+	}
+	stored, err := g.LoadTree()
+	if err != nil {
+		return nil, h, fmt.Errorf("follower: load the stored tree of epoch %d: %w", g.Epoch, err)
+	}
+	nodes := mlsNodes(stored)
 	clk, cfg := f.clock()
-	pg, err := mls.LoadPublicGroup(cfg, g.State)
+	pg, err := mls.LoadPublicGroupTree(cfg, g.State, nodes)
 	if err != nil {
 		return nil, h, fmt.Errorf("follower: stored group state: %v", err)
 	}
@@ -260,6 +333,7 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 		return nil, h, fmt.Errorf("follower: stored state is for epoch %d, conversation at %d", pg.Epoch(), g.Epoch)
 	}
 	grp := &group{pg: pg, clk: clk}
+	grp.setTree(g.State, nodes)
 	if err := catchUp(grp, g); err != nil {
 		return nil, h, err
 	}
@@ -330,7 +404,7 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 		f.put(h, grp)
 		return nil, err
 	}
-	out := &delivery.Change{Policy: policyHandshake(pg, ch)}
+	out := &delivery.Change{Policy: policyHandshake(pg, ch, grp.leafUsers)}
 	switch ch.Sender.Type {
 	case mls.SenderMember:
 		out.Sender = delivery.SenderMember
@@ -372,27 +446,84 @@ func (f *Follower) Process(g delivery.FollowedGroup, msg []byte, next delivery.N
 			out.KeyChanged = true
 		}
 	}
+	changes, err := ch.TreeChanges()
+	if err != nil {
+		f.put(h, grp)
+		return nil, fmt.Errorf("follower: the commit's tree changes: %v", err)
+	}
 	if err := pg.Merge(ch); err != nil {
 		return nil, fmt.Errorf("follower: merge: %v", err)
 	}
-	tree, err := pg.RatchetTree()
-	if err != nil {
-		return nil, fmt.Errorf("follower: encode tree: %v", err)
+	// From here on pg is the new epoch's: on an error it is dropped, not
+	// cached, and the stored state is rebuilt next time.
+	if len(next.Tree) > 0 {
+		// A committer that sends the whole tree costs its encoding.
+		tree, err := pg.RatchetTree()
+		if err != nil {
+			return nil, fmt.Errorf("follower: encode tree: %v", err)
+		}
+		if !bytes.Equal(next.Tree, tree) {
+			return nil, errors.New("follower: the ratchet tree does not match the tree the commit produces")
+		}
 	}
-	if len(next.Tree) > 0 && !bytes.Equal(next.Tree, tree) {
-		// pg is dropped, not cached: the stored state is rebuilt next time.
-		return nil, errors.New("follower: the ratchet tree does not match the tree the commit produces")
-	}
-	out.Tree = tree
+	out.TreeChanges = storeNodes(changes)
 	if p, err := policyOf(pg.Extensions()); err == nil && p != nil {
 		out.Timer = p.Timer
 	}
-	if out.State, err = pg.MarshalBinary(); err != nil {
+	if out.State, err = pg.MarshalState(); err != nil {
 		return nil, fmt.Errorf("follower: %v", err)
 	}
 	grp.n, grp.digest = 0, nil
+	if grp.users != nil {
+		grp.users = grp.users.apply(ch)
+	}
+	grp.size += len(out.State) - len(g.State)
+	grp.applyTree(changes)
 	f.put(sha256.Sum256(out.State), grp)
 	return out, nil
+}
+
+// EncodeTree implements delivery.Follower with mls.EncodeRatchetTree.
+func (f *Follower) EncodeTree(nodes []store.TreeNode) ([]byte, error) {
+	return mls.EncodeRatchetTree(mlsNodes(nodes))
+}
+
+// SplitLegacyState implements delivery.Follower: state is
+// mls.PublicGroup.MarshalBinary's, as stored before trees were stored
+// node by node.
+func (f *Follower) SplitLegacyState(state []byte) ([]byte, []store.TreeNode, error) {
+	_, cfg := f.clock()
+	pg, err := mls.LoadPublicGroup(cfg, state)
+	if err != nil {
+		return nil, nil, fmt.Errorf("follower: stored group state: %v", err)
+	}
+	st, err := pg.MarshalState()
+	if err != nil {
+		return nil, nil, fmt.Errorf("follower: %v", err)
+	}
+	nodes, err := pg.TreeNodes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("follower: %v", err)
+	}
+	return st, storeNodes(nodes), nil
+}
+
+// storeNodes and mlsNodes convert tree nodes between the mls package's
+// type and the store's; the data is shared, not copied.
+func storeNodes(ns []mls.TreeNode) []store.TreeNode {
+	out := make([]store.TreeNode, len(ns))
+	for i, n := range ns {
+		out[i] = store.TreeNode{Index: n.Index, Data: n.Data}
+	}
+	return out
+}
+
+func mlsNodes(ns []store.TreeNode) []mls.TreeNode {
+	out := make([]mls.TreeNode, len(ns))
+	for i, n := range ns {
+		out[i] = mls.TreeNode{Index: n.Index, Data: n.Data}
+	}
+	return out
 }
 
 // ValidateKeyPackage implements delivery.Follower.

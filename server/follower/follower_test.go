@@ -2,13 +2,16 @@ package follower
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/store"
 )
 
 const cs = mls.MLS128DHKEMX25519AES128GCMSHA256Ed25519
@@ -23,6 +26,131 @@ func newGroup(t testing.TB) (*mls.Group, *mls.Signer) {
 		t.Fatal(err)
 	}
 	return g, s
+}
+
+// loadTree returns a FollowedGroup.LoadTree of stored nodes.
+func loadTree(nodes []store.TreeNode) func() ([]store.TreeNode, error) {
+	return func() ([]store.TreeNode, error) { return nodes, nil }
+}
+
+// nodeStore is a conversation's tree as the store keeps it: the nodes by
+// index, changed by each commit's TreeChanges.
+type nodeStore map[uint32][]byte
+
+func (ns nodeStore) apply(changes []store.TreeNode) {
+	for _, c := range changes {
+		if c.Data == nil {
+			delete(ns, c.Index)
+		} else {
+			ns[c.Index] = c.Data
+		}
+	}
+}
+
+func (ns nodeStore) nodes() []store.TreeNode {
+	out := make([]store.TreeNode, 0, len(ns))
+	for i, d := range ns {
+		out = append(out, store.TreeNode{Index: i, Data: d})
+	}
+	slices.SortFunc(out, func(a, b store.TreeNode) int { return cmp.Compare(a.Index, b.Index) })
+	return out
+}
+
+// TestNodeStorage: a conversation lives through commits that add, update
+// and remove members, each validated by a follower that holds nothing in
+// memory, from the stored state and the tree nodes each earlier commit's
+// TreeChanges left; what a commit stores is a few nodes, not the tree,
+// and the stored nodes encode to the members' tree. A node changed behind
+// the follower's back is refused.
+func TestNodeStorage(t *testing.T) {
+	g, _ := newGroup(t)
+	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
+	tree, _ := g.RatchetTree()
+	gs, err := New(nil).Start(gi, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := nodeStore{}
+	stored.apply(gs.Tree)
+	state := gs.State
+	var added []mls.LeafIndex
+	commit := func(opts mls.CommitOptions) *delivery.Change {
+		t.Helper()
+		pc, err := g.Commit(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: g.Epoch(), GroupInfo: gi, State: state, LoadTree: loadTree(stored.nodes())}
+		ch, err := New(nil).Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo})
+		if err != nil {
+			t.Fatalf("commit at epoch %d from stored nodes: %v", g.Epoch(), err)
+		}
+		if err := g.MergePendingCommit(pc); err != nil {
+			t.Fatal(err)
+		}
+		stored.apply(ch.TreeChanges)
+		state, gi = ch.State, pc.GroupInfo
+		want, _ := g.RatchetTree()
+		got, err := New(nil).EncodeTree(stored.nodes())
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("stored nodes after epoch %d encode to another tree (%v)", g.Epoch(), err)
+		}
+		return ch
+	}
+	for i := range 12 {
+		s, _ := mls.GenerateSigner(cs)
+		kp, _ := mls.NewKeyPackage(nil, cs, s, mls.BasicCredential(fmt.Appendf(nil, "m%d", i)), mls.KeyPackageOptions{})
+		ch := commit(mls.CommitOptions{Add: [][]byte{kp.KeyPackage}})
+		added = append(added, mls.LeafIndex(ch.Added[0].Index))
+	}
+	ch := commit(mls.CommitOptions{ForcePath: true})
+	if len(ch.TreeChanges) == 0 || len(ch.TreeChanges) > 6 {
+		t.Errorf("an update of a 13-member tree changed %d nodes", len(ch.TreeChanges))
+	}
+	commit(mls.CommitOptions{Remove: added[len(added)-3:]}) // the tree shrinks
+	commit(mls.CommitOptions{Remove: added[2:4]})
+
+	// A node changed in the store is refused.
+	pc, _ := g.Commit(mls.CommitOptions{ForcePath: true})
+	bad := stored.nodes()
+	bad[0].Data = bad[len(bad)-1].Data
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: g.Epoch(), GroupInfo: gi, State: state, LoadTree: loadTree(bad)}
+	if _, err := New(nil).Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo}); err == nil {
+		t.Fatal("a commit validated against a damaged stored tree")
+	}
+}
+
+// TestSplitLegacyState: a state stored whole, tree included, splits into
+// the state and nodes a follower rebuilds the group from.
+func TestSplitLegacyState(t *testing.T) {
+	g, _ := newGroup(t)
+	s, _ := mls.GenerateSigner(cs)
+	kp, _ := mls.NewKeyPackage(nil, cs, s, mls.BasicCredential([]byte("b")), mls.KeyPackageOptions{})
+	pc, _ := g.Commit(mls.CommitOptions{Add: [][]byte{kp.KeyPackage}})
+	g.MergePendingCommit(pc)
+	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
+	tree, _ := g.RatchetTree()
+	pg, err := mls.NewPublicGroup(nil, gi, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, _ := pg.MarshalBinary()
+	f := New(nil)
+	state, nodes, err := f.SplitLegacyState(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc, err := f.EncodeTree(nodes); err != nil || !bytes.Equal(enc, tree) {
+		t.Fatalf("split nodes encode to another tree (%v)", err)
+	}
+	next, _ := g.Commit(mls.CommitOptions{ForcePath: true})
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: 1, GroupInfo: gi, State: state, LoadTree: loadTree(nodes)}
+	if _, err := f.Process(fg, next.Message, delivery.NextState{GroupInfo: next.GroupInfo}); err != nil {
+		t.Fatalf("commit on the split state: %v", err)
+	}
+	if _, _, err := f.SplitLegacyState(legacy[:len(legacy)/2]); err == nil {
+		t.Fatal("a truncated state split")
+	}
 }
 
 func TestFollow(t *testing.T) {
@@ -50,7 +178,7 @@ func TestFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: 0, GroupInfo: gi, Tree: tree, State: gs.State}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: 0, GroupInfo: gi, State: gs.State, LoadTree: loadTree(gs.Tree)}
 	ch, err := f.Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +237,7 @@ func TestRebuildPendingProposals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, Tree: tree, State: gs.State, Now: accepted}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, State: gs.State, LoadTree: loadTree(gs.Tree), Now: accepted}
 	ch, err := f.Process(fg, add, delivery.NextState{})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +286,7 @@ func TestCatchUpPendingProposals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, Tree: tree, State: gs.State}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, State: gs.State, LoadTree: loadTree(gs.Tree)}
 	var stored []delivery.StoredProposal
 	var loaded []uint64
 	fg.LoadProposals = func(from uint64) ([]delivery.StoredProposal, error) {
@@ -219,7 +347,7 @@ func FuzzProcess(f *testing.F) {
 	}
 	pc, _ := g.Commit(mls.CommitOptions{ForcePath: true, InlineRatchetTree: true})
 	f.Add(pc.Message, pc.GroupInfo)
-	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, Tree: tree, State: gs.State}
+	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, State: gs.State, LoadTree: loadTree(gs.Tree)}
 	f.Fuzz(func(t *testing.T, msg, next []byte) {
 		fo.Process(fg, msg, delivery.NextState{GroupInfo: next})
 		fo.ValidateKeyPackage(msg, time.Now())

@@ -44,11 +44,63 @@ func policyOf(exts []mls.Extension) (*protocol.Policy, error) {
 	return nil, nil
 }
 
+// leafUsers keeps the users of a group's leaves by leaf index ("" for a
+// blank leaf), built once from the group and then changed by each commit,
+// so that a handshake in a group with a policy does not decode every
+// member's credential again.
+type leafUserIndex []string
+
+// newLeafUsers indexes the users of pg's leaves.
+func newLeafUsers(pg *mls.PublicGroup) leafUserIndex {
+	var out leafUserIndex
+	for _, m := range pg.Members() {
+		out = out.set(m.Leaf, userOf(m.Credential))
+	}
+	return out
+}
+
+func (u leafUserIndex) set(l mls.LeafIndex, user string) leafUserIndex {
+	if int(l) >= len(u) {
+		u = append(u, make([]string, int(l)+1-len(u))...)
+	}
+	u[l] = user
+	return u
+}
+
+// apply changes the index by a commit's removed and added leaves.
+func (u leafUserIndex) apply(ch *mls.PublicChange) leafUserIndex {
+	for _, m := range ch.Removed {
+		if int(m.Leaf) < len(u) {
+			u[m.Leaf] = ""
+		}
+	}
+	for _, m := range ch.Added {
+		u = u.set(m.Leaf, userOf(m.Credential))
+	}
+	return u
+}
+
+// members returns the users of the members in leaf order.
+func (u leafUserIndex) members() []string {
+	out := make([]string, 0, len(u))
+	for _, user := range u {
+		if user != "" {
+			out = append(out, user)
+		}
+	}
+	return out
+}
+
 // policyHandshake describes a proposal or commit that pg (still in the
 // epoch it was made in) processed, for protocol.PolicyHandshake.Check.
-func policyHandshake(pg *mls.PublicGroup, ch *mls.PublicChange) *protocol.PolicyHandshake {
+// users returns the users of pg's leaves; it is called only for a group
+// with a policy.
+func policyHandshake(pg *mls.PublicGroup, ch *mls.PublicChange, users func() leafUserIndex) *protocol.PolicyHandshake {
 	p, err := policyOf(pg.Extensions())
-	h := &protocol.PolicyHandshake{Policy: p, Members: leafUsers(pg.Members())}
+	h := &protocol.PolicyHandshake{Policy: p}
+	if p != nil || err != nil {
+		h.Members = users().members()
+	}
 	if err != nil {
 		// Start refuses a group whose policy does not decode, and Check
 		// a commit that leaves one; should one be stored anyway, what it

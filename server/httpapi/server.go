@@ -214,8 +214,17 @@ func (s *Server) routes() {
 		if err != nil {
 			return nil, err
 		}
-		return s.svc.GroupInfo(r.Context(), ss, id)
+		withTree := true
+		switch r.URL.Query().Get("tree") {
+		case "", "1", "true":
+		case "0", "false":
+			withTree = false
+		default:
+			return nil, protocol.NewError(protocol.CodeBadRequest, "query parameter tree=%.30q is not 0 or 1", r.URL.Query().Get("tree"))
+		}
+		return s.svc.GroupInfo(r.Context(), ss, id, withTree)
 	}))
+	m.HandleFunc("GET /v1/conversations/{id}/tree", s.authed(nil, s.tree))
 	m.HandleFunc("POST /v1/conversations/{id}/handshake", s.authed(s.posts, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		id, err := convID(r)
 		if err != nil {
@@ -589,6 +598,35 @@ func (s *Server) uploadAttachment(w http.ResponseWriter, r *http.Request, ss *de
 		return nil, protocol.NewError(protocol.CodeTooLarge, "attachment exceeds %d bytes", s.cfg.MaxBlobBytes)
 	}
 	return info, err
+}
+
+// tree answers GET /v1/conversations/{id}/tree?epoch=E with the encoded
+// ratchet tree of epoch E, as application/octet-stream.
+func (s *Server) tree(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
+	id, err := convID(r)
+	if err != nil {
+		return nil, err
+	}
+	if r.URL.Query().Get("epoch") == "" {
+		return nil, protocol.NewError(protocol.CodeBadRequest, "query parameter epoch is required")
+	}
+	epoch, err := queryUint(r, "epoch", math.MaxInt64)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := s.svc.Tree(r.Context(), ss, id, epoch)
+	if err != nil {
+		return nil, err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(tree)))
+	// The tree of an epoch never changes.
+	w.Header().Set("Cache-Control", "private, max-age=86400, immutable")
+	s.count(r, http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(tree)
+	}
+	return nil, errWritten
 }
 
 func (s *Server) downloadAttachment(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {

@@ -50,6 +50,9 @@ var (
 	// ErrInvalid: an argument is out of range (such as an ack beyond the
 	// log head, or an empty required field).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrGone: what was asked for was stored once but no longer is (a
+	// ratchet tree of an epoch older than the store keeps).
+	ErrGone = errors.New("no longer stored")
 	// ErrQuotaExceeded: a reservation of attachment quota does not fit in
 	// what the owner's blobs and other reservations leave of the quota.
 	ErrQuotaExceeded = errors.New("quota exceeded")
@@ -248,12 +251,16 @@ type Conversation struct {
 	Suite     uint16         // Suite is the group's cipher suite.
 	Epoch     uint64         // Epoch is the current accepted epoch.
 	GroupInfo []byte         // GroupInfo of the current epoch.
-	Tree      []byte         // Tree is the ratchet tree of the current epoch.
 	// FollowerState is the public-group follower's opaque state as of
-	// the start of the current epoch: written by CreateConversation and
-	// Commit, never by Propose. The proposals accepted since are stored
-	// one by one (PendingProposals).
+	// the start of the current epoch, without the ratchet tree: written
+	// by CreateConversation and Commit, never by Propose. The tree is
+	// stored node by node (Tree); the proposals accepted since are
+	// stored one by one (PendingProposals).
 	FollowerState []byte
+	// LegacyTree is set for a conversation stored before trees were
+	// stored node by node: its FollowerState still holds the whole tree,
+	// and it has no nodes until MoveTree moves them.
+	LegacyTree bool
 	// Proposals counts the proposals accepted in the current epoch since
 	// FollowerState was written. The pair (Epoch, Proposals) is the
 	// version of the follower state with its pending proposals: every
@@ -273,14 +280,23 @@ type Conversation struct {
 	Timer time.Duration
 }
 
+// TreeNode is one node of a conversation's ratchet tree, stored on its
+// own: Index is its index in the tree's array form (RFC 9420 Appendix C),
+// Data its encoding, opaque to the store; nil Data is a blank node.
+type TreeNode struct {
+	Index uint32
+	Data  []byte
+}
+
 // NewConversation is the input of CreateConversation; the creator device
 // becomes the only member.
 type NewConversation struct {
-	GroupID       []byte
-	Suite         uint16
-	Epoch         uint64
-	GroupInfo     []byte
-	Tree          []byte
+	GroupID   []byte
+	Suite     uint16
+	Epoch     uint64
+	GroupInfo []byte
+	// Tree is the non-blank nodes of the tree of Epoch.
+	Tree          []TreeNode
 	FollowerState []byte
 	Creator       DeviceID
 	Created       time.Time
@@ -403,11 +419,19 @@ type Commit struct {
 	Sender        DeviceID
 	Data          []byte // Data is the PublicMessage, appended as a handshake entry.
 	GroupInfo     []byte // GroupInfo of the new epoch.
-	Tree          []byte // Tree of the new epoch.
 	FollowerState []byte // FollowerState of the new epoch.
-	Add           []DeviceID
-	Remove        []DeviceID
-	Welcomes      []Welcome // Welcomes go to the inboxes of added devices.
+	// Tree is the nodes of the new epoch's tree that differ from the
+	// current epoch's, with nil Data for nodes that became blank: what
+	// the commit writes of the tree grows with the nodes it changed,
+	// not with the tree.
+	Tree []TreeNode
+	// TreeHistory is how many epochs before the new one keep their
+	// trees readable (Tree), for Welcomes still waiting in inboxes; the
+	// node versions only older epochs need are deleted.
+	TreeHistory uint64
+	Add         []DeviceID
+	Remove      []DeviceID
+	Welcomes    []Welcome // Welcomes go to the inboxes of added devices.
 	// Proposals is the expected number of proposals of the epoch: with
 	// Epoch, the version of the follower state the commit was validated
 	// against.
@@ -667,7 +691,9 @@ type Conversations interface {
 	// Commit atomically accepts a commit with a compare-and-set on
 	// (conversation, epoch, proposals): the epoch becomes c.Epoch+1 and the
 	// proposal count 0; the handshake entry is appended (with c.Hash);
-	// GroupInfo, tree and follower state are replaced and the old epoch's
+	// GroupInfo and follower state are replaced, the changed tree nodes
+	// stored as the new epoch's (older versions beyond c.TreeHistory
+	// epochs dropped), and the old epoch's
 	// pending proposals dropped (ProposalBytes 0, ProposalsDigest nil);
 	// c.Remove then c.Add
 	// change the membership (removed members become departed with Left at
@@ -682,6 +708,20 @@ type Conversations interface {
 	// conversation or added device; ErrInvalid for a Welcome to a device
 	// not being added. On any error nothing changes.
 	Commit(ctx context.Context, c Commit) (Entry, error)
+	// Tree returns the non-blank nodes of the conversation's ratchet
+	// tree as of epoch, by index. ErrNotFound for an unknown
+	// conversation, ErrInvalid for an epoch after the current one,
+	// ErrGone for one whose tree is no longer kept (Commit.TreeHistory)
+	// or was never stored node by node.
+	Tree(ctx context.Context, id ConversationID, epoch uint64) ([]TreeNode, error)
+	// MoveTree stores the tree of a LegacyTree conversation node by node:
+	// when the conversation is still at epoch with its tree in its
+	// follower state, nodes become the epoch's tree and state its
+	// follower state, atomically. ErrStaleState when it is not (another
+	// node moved it first, or a commit came in between).
+	MoveTree(ctx context.Context, id ConversationID, epoch uint64, state []byte, nodes []TreeNode) error
+	// LegacyTrees lists the LegacyTree conversations.
+	LegacyTrees(ctx context.Context) ([]ConversationID, error)
 	// Propose atomically appends a handshake entry that does not change the
 	// epoch and stores p.Data as the epoch's next pending proposal, with a
 	// compare-and-set on (conversation, epoch, proposals): the proposal

@@ -21,6 +21,8 @@
 //	               §7.3 leaf node validation for leaves of a tree
 //	store.go       copy-on-write node storage and the key index behind the
 //	               §7.3 uniqueness rules (EncryptionKeyNode, SignatureKeyLeaf)
+//	diff.go        the nodes where two versions of a tree differ, found by
+//	               their §7.8 tree hashes (ChangedSince)
 //
 // Nodes are shared and immutable. A Tree takes ownership of every
 // *wire.Node, *wire.LeafNode and *wire.ParentNode handed to it, and the

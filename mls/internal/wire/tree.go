@@ -173,3 +173,15 @@ func (t *RatchetTree) DecodeMLS(r *codec.Reader) {
 	})
 	*t = out
 }
+
+// UnmarshalNodeAliasing decodes one Node that fills data, in one
+// allocation as a ratchet tree's nodes are; its byte slices alias data,
+// which the caller hands over to the node.
+func UnmarshalNodeAliasing(data []byte) (*Node, error) {
+	r := codec.NewAliasingReader(data)
+	n := decodeNode(r)
+	if err := r.Finish(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}

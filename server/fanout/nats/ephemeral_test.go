@@ -32,6 +32,12 @@ func (headerFollower) PeekPrivate(msg []byte) (delivery.PrivateHeader, error) {
 	return delivery.PrivateHeader{GroupID: msg[:1], Epoch: uint64(msg[1]), ContentType: 1}, nil
 }
 func (headerFollower) CheckWelcome([]byte, uint16) error { return nil }
+func (headerFollower) EncodeTree([]store.TreeNode) ([]byte, error) {
+	return nil, errors.New("not supported")
+}
+func (headerFollower) SplitLegacyState([]byte) ([]byte, []store.TreeNode, error) {
+	return nil, nil, errors.New("not supported")
+}
 func (headerFollower) ValidateKeyPackage([]byte, time.Time) (*delivery.KeyPackageInfo, error) {
 	return nil, errors.New("not supported")
 }
@@ -76,7 +82,7 @@ func TestEphemeralAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := st.Commit(ctx, store.Commit{Conversation: store.ConversationID(conv.ID), Epoch: 0, Sender: "dev-alice", Data: []byte("commit"),
-		GroupInfo: []byte("G"), Tree: []byte("t"), FollowerState: []byte{1}, Add: []store.DeviceID{"dev-bob"}, Created: time.Now()}); err != nil {
+		GroupInfo: []byte("G"), FollowerState: []byte{1}, Add: []store.DeviceID{"dev-bob"}, Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	ca := a.Attach(sess["alice"], 16)

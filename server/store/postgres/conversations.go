@@ -17,10 +17,10 @@ import (
 func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Commit) (uint64, bool, error) {
 	var seq uint64
 	err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, proposal_bytes = 0, proposals_digest = ''::bytea, head = head + 1,
-			group_info = $1, tree = $2, follower_state = $3, timer = $7,
-			timer_since = CASE WHEN timer = $7 THEN timer_since ELSE $8 END
-		WHERE id = $4 AND epoch = $5 AND proposals = $6 RETURNING head`,
-		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.Tree), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created)).Scan(&seq)
+			group_info = $1, follower_state = $2, timer = $6,
+			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END
+		WHERE id = $3 AND epoch = $4 AND proposals = $5 RETURNING head`,
+		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created)).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -28,8 +28,8 @@ func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Co
 }
 
 // AddProposal implements sqlstore.Backend. The compare-and-set is a
-// conditional UPDATE of the conversation row, which leaves its large
-// TOASTed columns (GroupInfo, tree, follower state) where they are.
+// conditional UPDATE of the conversation row, which leaves its TOASTed
+// columns (GroupInfo, follower state) where they are.
 func (backend) AddProposal(ctx context.Context, tx sqlstore.Querier, p store.Proposal) (uint64, bool, error) {
 	var seq uint64
 	err := tx.QueryRow(ctx, `UPDATE conversations SET head = head + 1, proposals = proposals + 1, proposal_bytes = proposal_bytes + $1, proposals_digest = $2

@@ -14,10 +14,10 @@ import (
 // AdvanceEpoch implements sqlstore.Backend: the compare-and-set updates
 // the conversation row, then its narrow conversation_heads row.
 func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Commit) (uint64, bool, error) {
-	n, err := tx.Exec(ctx, `UPDATE conversations SET epoch = epoch + 1, group_info = $1, tree = $2, follower_state = $3, timer = $7,
-			timer_since = CASE WHEN timer = $7 THEN timer_since ELSE $8 END
-		WHERE id = $4 AND epoch = $5 AND (SELECT proposals FROM conversation_heads WHERE conversation_id = $4) = $6`,
-		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.Tree), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created))
+	n, err := tx.Exec(ctx, `UPDATE conversations SET epoch = epoch + 1, group_info = $1, follower_state = $2, timer = $6,
+			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END
+		WHERE id = $3 AND epoch = $4 AND (SELECT proposals FROM conversation_heads WHERE conversation_id = $3) = $5`,
+		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created))
 	if err != nil || n == 0 {
 		return 0, false, err
 	}

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -29,7 +31,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 9 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 10 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -193,5 +195,114 @@ func TestMigratePendingProposals(t *testing.T) {
 	}
 	if err := s.CheckInvariants(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Migration 10 stores trees node by node; a conversation stored before
+// keeps its whole tree in its follower state (LegacyTree) until MoveTree.
+func TestMigrateTreeNodes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), FollowerState: []byte("state with tree"), Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to schema version 9.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE tree_nodes`,
+		`ALTER TABLE conversations DROP COLUMN tree_floor`,
+		`ALTER TABLE conversations DROP COLUMN legacy_tree`,
+		`ALTER TABLE conversations ADD COLUMN tree BLOB NOT NULL DEFAULT x'01'`,
+		`DELETE FROM schema_migrations WHERE version = 10`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err = Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Conversation(ctx, c.ID)
+	if err != nil || !got.LegacyTree || string(got.FollowerState) != "state with tree" {
+		t.Fatalf("after migration %+v, %v", got, err)
+	}
+	if ids, err := s.LegacyTrees(ctx); err != nil || len(ids) != 1 || ids[0] != c.ID {
+		t.Fatalf("legacy trees %v, %v", ids, err)
+	}
+	if _, err := s.Tree(ctx, c.ID, 0); !errors.Is(err, store.ErrGone) {
+		t.Fatalf("tree of a legacy conversation: %v, want ErrGone", err)
+	}
+	if err := s.MoveTree(ctx, c.ID, 1, []byte("state"), []store.TreeNode{{Index: 0, Data: []byte("leaf")}}); !errors.Is(err, store.ErrStaleState) {
+		t.Fatalf("move at another epoch: %v, want ErrStaleState", err)
+	}
+	if err := s.MoveTree(ctx, c.ID, 0, []byte("state"), []store.TreeNode{{Index: 0, Data: []byte("leaf")}, {Index: 2, Data: []byte("leaf2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MoveTree(ctx, c.ID, 0, []byte("state"), nil); !errors.Is(err, store.ErrStaleState) {
+		t.Fatalf("move again: %v, want ErrStaleState", err)
+	}
+	got, err = s.Conversation(ctx, c.ID)
+	if err != nil || got.LegacyTree || string(got.FollowerState) != "state" {
+		t.Fatalf("after the move %+v, %v", got, err)
+	}
+	if ns, err := s.Tree(ctx, c.ID, 0); err != nil || len(ns) != 2 || string(ns[1].Data) != "leaf2" {
+		t.Fatalf("moved tree %+v, %v", ns, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTreePruning: a commit deletes the node versions that no epoch from
+// its tree floor on needs, so the rows stay bounded however many commits
+// change a node.
+func TestTreePruning(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: []store.TreeNode{{Index: 0, Data: []byte("a")}, {Index: 2, Data: []byte("b")}}, Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const history = 3
+	for e := range uint64(50) {
+		changes := []store.TreeNode{{Index: 0, Data: fmt.Appendf(nil, "a%d", e+1)}, {Index: 1, Data: []byte("p")}}
+		if e%2 == 1 {
+			changes[1].Data = nil // blank again
+		}
+		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: e, Sender: d.ID, Tree: changes, TreeHistory: history}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rows int
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes WHERE conversation_id = ?`, c.ID).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	// Node 0: the versions of epochs 47 to 50; node 1: those of 48 to 50
+	// but for a blank oldest; node 2: its one version.
+	if rows > 2*(history+1)+1 {
+		t.Errorf("%d node versions after 50 commits with a history of %d epochs", rows, history)
+	}
+	if ns, err := s.Tree(ctx, c.ID, 47); err != nil || len(ns) != 3 || string(ns[0].Data) != "a47" {
+		t.Errorf("tree at the floor: %+v, %v", ns, err)
 	}
 }

@@ -12,8 +12,9 @@ import (
 
 func scanConv(r Row) (store.Conversation, error) {
 	var c store.Conversation
-	var created, timer int64
-	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.Tree, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created, &timer)
+	var created, timer, legacy int64
+	err := r.Scan(&c.ID, &c.GroupID, &c.Suite, &c.Epoch, &c.GroupInfo, &c.FollowerState, &c.Proposals, &c.ProposalBytes, &c.ProposalsDigest, &c.Head, &created, &timer, &legacy)
+	c.LegacyTree = legacy != 0
 	c.Created = FromMicros(created)
 	c.Timer = time.Duration(timer) * time.Second
 	if len(c.ProposalsDigest) == 0 {
@@ -24,7 +25,7 @@ func scanConv(r Row) (store.Conversation, error) {
 
 // CreateConversation implements store.Store.
 func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation) (store.Conversation, error) {
-	c := store.Conversation{GroupID: nc.GroupID, Suite: nc.Suite, Epoch: nc.Epoch, GroupInfo: nc.GroupInfo, Tree: nc.Tree, FollowerState: nc.FollowerState, Created: nc.Created, Timer: nc.Timer.Truncate(time.Second)}
+	c := store.Conversation{GroupID: nc.GroupID, Suite: nc.Suite, Epoch: nc.Epoch, GroupInfo: nc.GroupInfo, FollowerState: nc.FollowerState, Created: nc.Created, Timer: nc.Timer.Truncate(time.Second)}
 	err := s.b.Write(ctx, func(tx Querier) error {
 		if len(nc.GroupID) == 0 {
 			return store.ErrInvalid
@@ -33,10 +34,13 @@ func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation
 		if err := tx.QueryRow(ctx, `SELECT 1 FROM devices WHERE id = $1`, nc.Creator).Scan(&one); err != nil {
 			return notFound(err)
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, tree, follower_state, created, timer, timer_since) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7) RETURNING id`,
-			nc.GroupID, nc.Suite, nc.Epoch, NonNil(nc.GroupInfo), NonNil(nc.Tree), NonNil(nc.FollowerState), Micros(nc.Created), TimerSeconds(nc.Timer)).Scan(&c.ID)
+		err := tx.QueryRow(ctx, `INSERT INTO conversations (group_id, suite, epoch, group_info, follower_state, created, timer, timer_since, tree_floor) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $3) RETURNING id`,
+			nc.GroupID, nc.Suite, nc.Epoch, NonNil(nc.GroupInfo), NonNil(nc.FollowerState), Micros(nc.Created), TimerSeconds(nc.Timer)).Scan(&c.ID)
 		if err != nil {
 			return s.constraint(err)
+		}
+		if err := insertTreeNodes(ctx, tx, c.ID, nc.Epoch, nc.Tree); err != nil {
+			return err
 		}
 		if s.q.newHeads != "" {
 			if _, err := tx.Exec(ctx, s.q.newHeads, c.ID); err != nil {
@@ -171,6 +175,9 @@ func (s *Store) Commit(ctx context.Context, c store.Commit) (store.Entry, error)
 			return s.staleOrMissing(ctx, tx, c.Conversation, c.Epoch, c.Proposals)
 		}
 		e.Seq = seq
+		if err := s.storeTreeChanges(ctx, tx, c); err != nil {
+			return err
+		}
 		// The old epoch's pending proposals end with it.
 		if _, err := tx.Exec(ctx, `DELETE FROM pending_proposals WHERE conversation_id = $1`, c.Conversation); err != nil {
 			return err

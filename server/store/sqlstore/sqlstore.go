@@ -73,7 +73,7 @@ type Backend interface {
 	// AdvanceEpoch is the compare-and-set of Commit: when conversation
 	// c.Conversation is at epoch c.Epoch with c.Proposals proposals, it
 	// moves it to the next epoch without proposals (proposal bytes 0,
-	// empty digest), stores c's GroupInfo, tree and follower state,
+	// empty digest), stores c's GroupInfo and follower state,
 	// advances the head by one and returns the new head. ok is false,
 	// and nothing changed, when the conversation is elsewhere or missing.
 	AdvanceEpoch(ctx context.Context, tx Querier, c store.Commit) (seq uint64, ok bool, err error)
@@ -166,8 +166,8 @@ func newQueries(d Dialect) queries {
 	if d.Heads != conversationsTable {
 		h, headsJoin, key = "h", " JOIN "+d.Heads+" h ON h.conversation_id = c.id", "conversation_id"
 	}
-	conv := `SELECT c.id, c.group_id, c.suite, c.epoch, c.group_info, c.tree, c.follower_state, ` +
-		h + `.proposals, ` + h + `.proposal_bytes, ` + h + `.proposals_digest, ` + h + `.head, c.created, c.timer FROM conversations c` + headsJoin
+	conv := `SELECT c.id, c.group_id, c.suite, c.epoch, c.group_info, c.follower_state, ` +
+		h + `.proposals, ` + h + `.proposal_bytes, ` + h + `.proposals_digest, ` + h + `.head, c.created, c.timer, c.legacy_tree FROM conversations c` + headsJoin
 	memberFrom := `FROM members m JOIN conversations c ON c.id = m.conversation_id` + headsJoin
 	q := queries{
 		conversation:          conv + ` WHERE c.id = $1`,

@@ -36,7 +36,7 @@ func Benchmark(b *testing.B, open func(b *testing.B) store.Store) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(fmt.Sprint("g", i)), Suite: suite, Tree: make([]byte, 4096), GroupInfo: make([]byte, 1024), Creator: d.ID, Created: t0})
+		c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(fmt.Sprint("g", i)), Suite: suite, Tree: []store.TreeNode{{Index: 0, Data: make([]byte, 4096)}}, GroupInfo: make([]byte, 1024), Creator: d.ID, Created: t0})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PendingProposals", testPendingProposals},
 		{"ProposalConcurrent", testProposalConcurrent},
 		{"HandshakeByHash", testHandshakeByHash},
+		{"TreeNodes", testTreeNodes},
+		{"TreeHistory", testTreeHistory},
 		{"Departed", testDeparted},
 		{"DepartedReadded", testDepartedReadded},
 		{"Joined", testJoined},
@@ -126,7 +128,7 @@ func mkDevice(t *testing.T, s store.Store, u store.User, id string) store.Device
 // mkConv creates a conversation created by device d.
 func mkConv(t *testing.T, s store.Store, d store.DeviceID, gid string) store.Conversation {
 	t.Helper()
-	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(gid), Suite: suite, GroupInfo: []byte("gi0"), Tree: []byte("tree0"), FollowerState: []byte("fs0"), Creator: d, Created: t0})
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte(gid), Suite: suite, GroupInfo: []byte("gi0"), Tree: []store.TreeNode{{Index: 0, Data: []byte("leaf0")}}, FollowerState: []byte("fs0"), Creator: d, Created: t0})
 	if err != nil {
 		t.Fatalf("create conversation %s: %v", gid, err)
 	}
@@ -144,7 +146,7 @@ func add(t *testing.T, s store.Store, c store.ConversationID, by store.DeviceID,
 	for _, d := range devs {
 		ws = append(ws, store.Welcome{Device: d, Data: []byte("welcome-" + string(d))})
 	}
-	e, err := s.Commit(ctx, store.Commit{Conversation: c, Epoch: conv.Epoch, Sender: by, Data: []byte("commit"), GroupInfo: []byte("gi"), Tree: []byte("tree"), FollowerState: []byte("fs"), Add: devs, Welcomes: ws, Created: t0})
+	e, err := s.Commit(ctx, store.Commit{Conversation: c, Epoch: conv.Epoch, Sender: by, Data: []byte("commit"), GroupInfo: []byte("gi"), Tree: []store.TreeNode{{Index: 2, Data: []byte("leaf2")}}, FollowerState: []byte("fs"), Add: devs, Welcomes: ws, Created: t0})
 	if err != nil {
 		t.Fatalf("commit adding %v: %v", devs, err)
 	}
@@ -744,7 +746,7 @@ func testConversations(t *testing.T, s store.Store) {
 	_, err = s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g2"), Creator: "nope", Created: t0})
 	wantErr(t, "unknown creator", err, store.ErrNotFound)
 	got, err := s.ConversationByGroupID(ctx, []byte("g1"))
-	if err != nil || got.ID != c.ID || string(got.GroupInfo) != "gi0" || string(got.Tree) != "tree0" || string(got.FollowerState) != "fs0" || got.Suite != suite {
+	if err != nil || got.ID != c.ID || string(got.GroupInfo) != "gi0" || got.LegacyTree || string(got.FollowerState) != "fs0" || got.Suite != suite {
 		t.Errorf("by group id: %+v %v", got, err)
 	}
 	_, err = s.Conversation(ctx, 9999)
@@ -758,7 +760,7 @@ func testConversations(t *testing.T, s store.Store) {
 		t.Errorf("commit entry %+v", e)
 	}
 	got, _ = s.Conversation(ctx, c.ID)
-	if got.Epoch != 1 || got.Head != 1 || string(got.GroupInfo) != "gi" || string(got.Tree) != "tree" || string(got.FollowerState) != "fs" {
+	if got.Epoch != 1 || got.Head != 1 || string(got.GroupInfo) != "gi" || string(got.FollowerState) != "fs" {
 		t.Errorf("after commit %+v", got)
 	}
 	if m, _ := s.Members(ctx, c.ID); fmt.Sprint(m) != "[alice-1 alice-2 bob-1]" {
@@ -776,7 +778,7 @@ func testConversations(t *testing.T, s store.Store) {
 		t.Errorf("conversations of alice: %+v", ms)
 	}
 	// Remove bob.
-	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: d1.ID, Data: []byte("rm"), GroupInfo: []byte("gi2"), Tree: []byte("t2"), Remove: []store.DeviceID{b.ID}, Created: t0})
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: d1.ID, Data: []byte("rm"), GroupInfo: []byte("gi2"), Remove: []store.DeviceID{b.ID}, Created: t0})
 	must(t, "remove", err)
 	if ok, _ := s.IsMember(ctx, c.ID, b.ID); ok {
 		t.Error("bob still member")
@@ -1171,7 +1173,7 @@ func testPruneTimer(t *testing.T, s store.Store) {
 		t.Helper()
 		conv, err := s.Conversation(ctx, c.ID)
 		must(t, "conversation", err)
-		_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: conv.Epoch, Sender: a.ID, Data: []byte("timer"), GroupInfo: []byte("gi"), Tree: []byte("tree"), FollowerState: []byte("fs"), Created: at, Timer: timer})
+		_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: conv.Epoch, Sender: a.ID, Data: []byte("timer"), GroupInfo: []byte("gi"), FollowerState: []byte("fs"), Created: at, Timer: timer})
 		must(t, "commit", err)
 	}
 	commit(t0.Add(2 * time.Hour))                              // seq 4

@@ -1,0 +1,116 @@
+package storetest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/parley-chat/parley/server/store"
+)
+
+// nodes builds tree nodes from "index:data" pairs; "index:" is a blank.
+func nodes(pairs ...string) []store.TreeNode {
+	out := make([]store.TreeNode, 0, len(pairs))
+	for _, p := range pairs {
+		idx, data, _ := strings.Cut(p, ":")
+		var nd store.TreeNode
+		fmt.Sscan(idx, &nd.Index)
+		if data != "" {
+			nd.Data = []byte(data)
+		}
+		out = append(out, nd)
+	}
+	return out
+}
+
+// treeString renders nodes as "index:data" pairs.
+func treeString(ns []store.TreeNode) string {
+	var parts []string
+	for _, n := range ns {
+		parts = append(parts, fmt.Sprintf("%d:%s", n.Index, n.Data))
+	}
+	return strings.Join(parts, " ")
+}
+
+// commitTree commits a tree change to the conversation at its epoch.
+func commitTree(t *testing.T, s store.Store, c store.ConversationID, by store.DeviceID, history uint64, changes ...string) {
+	t.Helper()
+	conv, err := s.Conversation(ctx, c)
+	must(t, "conversation", err)
+	_, err = s.Commit(ctx, store.Commit{Conversation: c, Epoch: conv.Epoch, Sender: by, Data: []byte("commit"), GroupInfo: []byte("gi"),
+		FollowerState: []byte("fs"), Tree: nodes(changes...), TreeHistory: history, Created: t0})
+	must(t, fmt.Sprintf("commit at epoch %d", conv.Epoch), err)
+}
+
+// wantTree checks the tree of an epoch.
+func wantTree(t *testing.T, s store.Store, c store.ConversationID, epoch uint64, want string) {
+	t.Helper()
+	got, err := s.Tree(ctx, c, epoch)
+	if err != nil || treeString(got) != want {
+		t.Errorf("tree at epoch %d: %q, %v; want %q", epoch, treeString(got), err, want)
+	}
+}
+
+func testTreeNodes(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: nodes("0:a0", "2:b0"), FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create", err)
+	wantTree(t, s, c.ID, 0, "0:a0 2:b0")
+	commitTree(t, s, c.ID, d.ID, 10, "1:p1", "2:", "4:c1")
+	wantTree(t, s, c.ID, 1, "0:a0 1:p1 4:c1")
+	wantTree(t, s, c.ID, 0, "0:a0 2:b0")
+	commitTree(t, s, c.ID, d.ID, 10, "0:a2", "4:", "2:b2")
+	wantTree(t, s, c.ID, 2, "0:a2 1:p1 2:b2")
+	wantTree(t, s, c.ID, 1, "0:a0 1:p1 4:c1")
+	wantTree(t, s, c.ID, 0, "0:a0 2:b0")
+
+	_, err = s.Tree(ctx, c.ID, 3)
+	wantErr(t, "a future epoch's tree", err, store.ErrInvalid)
+	_, err = s.Tree(ctx, 9999, 0)
+	wantErr(t, "an unknown conversation's tree", err, store.ErrNotFound)
+	// A refused commit stores none of its nodes.
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 1, Sender: d.ID, Data: []byte("late"), Tree: nodes("0:late", "6:late"), Created: t0})
+	wantErr(t, "stale commit", err, store.ErrStaleEpoch)
+	wantTree(t, s, c.ID, 2, "0:a2 1:p1 2:b2")
+	if got, _ := s.Conversation(ctx, c.ID); got.LegacyTree {
+		t.Error("a conversation created with nodes is LegacyTree")
+	}
+	if ids, err := s.LegacyTrees(ctx); err != nil || len(ids) != 0 {
+		t.Errorf("legacy trees: %v, %v; want none", ids, err)
+	}
+	// MoveTree is only for LegacyTree conversations.
+	err = s.MoveTree(ctx, c.ID, 2, []byte("moved"), nodes("0:x"))
+	wantErr(t, "move a tree stored by nodes", err, store.ErrStaleState)
+	wantTree(t, s, c.ID, 2, "0:a2 1:p1 2:b2")
+}
+
+// testTreeHistory: a commit keeps the trees of TreeHistory epochs before
+// the new one readable, and no older ones.
+func testTreeHistory(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: nodes("0:a0", "2:b0"), FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create", err)
+	commitTree(t, s, c.ID, d.ID, 2, "0:a1", "6:g1") // epoch 1
+	commitTree(t, s, c.ID, d.ID, 2, "0:a2", "6:")   // epoch 2
+	commitTree(t, s, c.ID, d.ID, 2, "0:a3")         // epoch 3: floor 1
+	wantTree(t, s, c.ID, 1, "0:a1 2:b0 6:g1")
+	wantTree(t, s, c.ID, 2, "0:a2 2:b0")
+	_, err = s.Tree(ctx, c.ID, 0)
+	wantErr(t, "a tree older than the history", err, store.ErrGone)
+	commitTree(t, s, c.ID, d.ID, 2, "0:a4", "6:") // epoch 4: floor 2
+	commitTree(t, s, c.ID, d.ID, 2, "0:a5")       // epoch 5: floor 3
+	for e, want := range map[uint64]string{3: "0:a3 2:b0", 4: "0:a4 2:b0", 5: "0:a5 2:b0"} {
+		wantTree(t, s, c.ID, e, want)
+	}
+	for _, e := range []uint64{0, 1, 2} {
+		_, err = s.Tree(ctx, c.ID, e)
+		wantErr(t, fmt.Sprintf("the tree of epoch %d, before the history", e), err, store.ErrGone)
+	}
+	// Without history only the current tree is kept.
+	commitTree(t, s, c.ID, d.ID, 0, "2:b6") // epoch 6
+	wantTree(t, s, c.ID, 6, "0:a5 2:b6")
+	_, err = s.Tree(ctx, c.ID, 5)
+	wantErr(t, "the previous tree without history", err, store.ErrGone)
+}
