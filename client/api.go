@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/parley-chat/parley/client/sqlitestore"
@@ -86,6 +87,9 @@ func decodeResponse(resp *http.Response, out any) error {
 	}
 	if resp.StatusCode >= 300 {
 		se := &ServerError{Status: resp.StatusCode}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 && secs < 1<<20 {
+			se.RetryAfter = time.Duration(secs) * time.Second
+		}
 		if json.Unmarshal(data, &se.Err) != nil || se.Err.Code == "" {
 			se.Err.Code = protocol.CodeInternal
 			if resp.StatusCode < 500 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parley-chat/parley/client/content"
@@ -339,10 +340,9 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 		}
 	}
 	// Check every member before anything is created.
-	for _, u := range members {
-		if _, _, err := c.lookupUser(ctx, u); err != nil {
-			return 0, err
-		}
+	known, err := c.lookupUsers(ctx, members)
+	if err != nil {
+		return 0, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -373,7 +373,7 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 	// registered: when a device's client does not support roles yet, the
 	// group is made without its policy (as groups were before policies),
 	// since such a device could not be added to a group that requires it.
-	cands, addErr := c.claimUsers(ctx, g, append([]string{c.id.User}, members...))
+	cands, addErr := c.claimUsers(ctx, g, append([]string{c.id.User}, members...), known)
 	var noRoles []string
 	if addErr == nil && opts.Extensions != nil {
 		if noRoles = usersWithoutRoles(cands); noRoles != nil {
@@ -549,22 +549,43 @@ type candidate struct {
 }
 
 // claimUsers claims and validates a KeyPackage for every device of the
-// users (except this device and devices already in g). A KeyPackage whose
-// credential does not verify under the user's pinned identity key is
-// refused (and reported as EventDeviceRejected).
-func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) ([]candidate, error) {
-	var out []candidate
+// users (except this device and devices already in g). known holds the
+// devices of users looked up already (lookupUser); the others are looked
+// up, in batches. The KeyPackages are claimed in batches too. A
+// KeyPackage whose credential does not verify under the user's pinned
+// identity key is refused (and reported as EventDeviceRejected). A
+// failure for this user (whose other devices join later by themselves)
+// is skipped; one for any other user fails the whole.
+func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string, known map[string][]protocol.DeviceInfo) ([]candidate, error) {
+	users = uniqueNames(users)
 	present := map[protocol.DeviceID]bool{}
 	for _, m := range g.Members() {
 		if cr, err := credentialOf(m.Credential); err == nil {
 			present[cr.Device()] = true
 		}
 	}
+	var missing []string
 	for _, user := range users {
-		_, devs, err := c.lookupUser(ctx, user)
+		if _, ok := known[user]; !ok {
+			missing = append(missing, user)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := c.lookupUsers(ctx, missing)
 		if err != nil {
 			return nil, err
 		}
+		if known == nil {
+			known = more
+		} else {
+			for u, devs := range more {
+				known[u] = devs
+			}
+		}
+	}
+	var claim []string
+	for _, user := range users {
+		devs := known[user]
 		need := 0
 		for _, d := range devs {
 			if !present[d.ID] {
@@ -577,48 +598,77 @@ func (c *Client) claimUsers(ctx context.Context, g *mls.Group, users []string) (
 			}
 			continue
 		}
-		var claim protocol.ClaimKeyPackagesResponse
-		err = c.call(ctx, "POST", "/v1/keypackages/claim", true, protocol.ClaimKeyPackagesRequest{User: user, CipherSuite: uint16(g.CipherSuite())}, &claim)
-		if err != nil {
+		claim = append(claim, user)
+	}
+	if len(claim) == 0 {
+		return nil, nil
+	}
+	got, err := c.claimKeyPackages(ctx, uint16(g.CipherSuite()), claim)
+	if err != nil {
+		if len(claim) == 1 && claim[0] == c.id.User {
+			return nil, nil // our other devices join later by themselves
+		}
+		return nil, err
+	}
+	var out []candidate
+	for _, user := range claim {
+		r := got[user]
+		if r.err != nil {
 			if user == c.id.User {
 				continue // our other devices join later by themselves
 			}
-			return nil, fmt.Errorf("claim KeyPackages of %s: %w", user, err)
+			return nil, fmt.Errorf("claim KeyPackages of %s: %w", user, r.err)
 		}
-		got := 0
-		for _, kp := range claim.KeyPackages {
-			if present[kp.Device] || kp.Device == c.id.Device {
-				continue
-			}
-			info, err := mls.ValidateKeyPackage(c.mlsCfg, g.CipherSuite(), kp.Data)
+		n := 0
+		for _, kp := range r.kps {
+			cd, ok, err := c.checkClaimed(ctx, g, user, kp, present)
 			if err != nil {
-				c.log.Warn("KeyPackage refused", "user", user, "device", kp.Device, "err", err)
-				if !errors.Is(err, ErrForgedDevice) {
-					c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s: %w", user, kp.Device, err)})
-				}
-				continue
-			}
-			cr, err := credentialOf(info.Credential)
-			if err != nil || cr.User() != user || cr.Device() != kp.Device {
-				c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s names another device: %w", user, kp.Device, ErrForgedDevice)})
-				continue
-			}
-			if revoked, err := c.knownRevoked(ctx, kp.Device); err != nil {
 				return nil, err
-			} else if revoked {
-				c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s, which %s revoked", user, kp.Device, user)})
-				continue
 			}
-			present[kp.Device] = true
-			out = append(out, candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey,
-				roles: slices.Contains(info.Capabilities.Extensions, protocol.PolicyExtensionType)})
-			got++
+			if ok {
+				present[kp.Device] = true
+				out = append(out, cd)
+				n++
+			}
 		}
-		if got == 0 && user != c.id.User {
+		if n == 0 && user != c.id.User {
 			return nil, fmt.Errorf("no usable KeyPackage of %s: %w", user, ErrNoKeyPackage)
 		}
 	}
 	return out, nil
+}
+
+// checkClaimed validates a KeyPackage claimed for user: it must be of the
+// group's suite and valid (mls.ValidateKeyPackage, which checks its
+// credential against the pinned identity key), name the device it was
+// claimed for, of that user, and that device must not be known revoked.
+// A refused one is reported (EventDeviceRejected) and not used (false); a
+// device already present or this device is skipped.
+func (c *Client) checkClaimed(ctx context.Context, g *mls.Group, user string, kp protocol.ClaimedKeyPackage, present map[protocol.DeviceID]bool) (candidate, bool, error) {
+	if present[kp.Device] || kp.Device == c.id.Device {
+		return candidate{}, false, nil
+	}
+	info, err := mls.ValidateKeyPackage(c.mlsCfg, g.CipherSuite(), kp.Data)
+	if err != nil {
+		c.log.Warn("KeyPackage refused", "user", user, "device", kp.Device, "err", err)
+		if !errors.Is(err, ErrForgedDevice) {
+			c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s: %w", user, kp.Device, err)})
+		}
+		return candidate{}, false, nil
+	}
+	cr, err := credentialOf(info.Credential)
+	if err != nil || cr.User() != user || cr.Device() != kp.Device {
+		c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s names another device: %w", user, kp.Device, ErrForgedDevice)})
+		return candidate{}, false, nil
+	}
+	if revoked, err := c.knownRevoked(ctx, kp.Device); err != nil {
+		return candidate{}, false, err
+	} else if revoked {
+		c.ev.push(Event{Kind: EventDeviceRejected, User: user, Device: kp.Device, Err: fmt.Errorf("KeyPackage of %s device %s, which %s revoked", user, kp.Device, user)})
+		return candidate{}, false, nil
+	}
+	return candidate{device: kp.Device, user: user, kp: kp.Data, sigKey: info.SignatureKey,
+		roles: slices.Contains(info.Capabilities.Extensions, protocol.PolicyExtensionType)}, true, nil
 }
 
 // addUsersLocked adds every device of the users to a conversation.
@@ -627,7 +677,7 @@ func (c *Client) addUsersLocked(ctx context.Context, conv protocol.ConversationI
 	if g == nil {
 		return c.missingGroup(conv)
 	}
-	cands, err := c.claimUsers(ctx, g, users)
+	cands, err := c.claimUsers(ctx, g, users, nil)
 	if err != nil {
 		return err
 	}
@@ -639,13 +689,40 @@ func (c *Client) addUsersLocked(ctx context.Context, conv protocol.ConversationI
 	return c.addCandidatesLocked(ctx, conv, cands)
 }
 
-// addCandidatesLocked adds the claimed devices to a conversation in one
-// commit.
+// addCandidatesLocked adds the claimed devices to a conversation, by
+// commits of at most maxCommitAdds devices each (each retried on a stale
+// epoch like every commit). When a commit fails after others were
+// accepted, the devices those added stay members and the error says how
+// many.
 func (c *Client) addCandidatesLocked(ctx context.Context, conv protocol.ConversationID, cands []candidate) error {
 	if len(cands) == 0 {
 		return errNothingToCommit
 	}
-	return c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+	committed := false
+	for start := 0; start < len(cands); start += maxCommitAdds {
+		end := min(start+maxCommitAdds, len(cands))
+		err := c.commitLocked(ctx, conv, addPlan(cands[start:end]))
+		if errors.Is(err, errNothingToCommit) {
+			continue
+		}
+		if err != nil {
+			if committed {
+				return fmt.Errorf("%d of %d devices added: %w", start, len(cands), err)
+			}
+			return err
+		}
+		committed = true
+		report(ctx, Progress{Conversation: conv, Stage: "commit", Done: end, Total: len(cands)})
+	}
+	if !committed {
+		return errNothingToCommit
+	}
+	return nil
+}
+
+// addPlan builds a commit adding the candidates not in the group yet.
+func addPlan(cands []candidate) func(g *mls.Group) (*commitPlan, error) {
+	return func(g *mls.Group) (*commitPlan, error) {
 		present := map[string]bool{}
 		for _, m := range g.Members() {
 			present[string(m.SignatureKey)] = true
@@ -663,22 +740,59 @@ func (c *Client) addCandidatesLocked(ctx context.Context, conv protocol.Conversa
 			return nil, errNothingToCommit
 		}
 		return plan, nil
-	})
+	}
 }
 
 // Add adds every device of user to a conversation, and shares the
 // conversation's name and topic with them.
 func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user string) error {
+	if err := c.addUsers(ctx, conv, []string{user}); err != nil {
+		return fmt.Errorf("client: add %s to conversation %d: %w", user, conv, err)
+	}
+	return nil
+}
+
+// AddUsers adds every device of each of the users to a conversation, and
+// shares the conversation's name and topic with them. Any number of
+// users may be added at once: they are looked up and claimed in batches
+// and their devices added by several commits (see maxCommitAdds);
+// WithProgress follows it. Every user is checked before anything is
+// committed; when a later commit fails, the devices added before stay.
+func (c *Client) AddUsers(ctx context.Context, conv protocol.ConversationID, users ...string) error {
+	if err := c.addUsers(ctx, conv, users); err != nil {
+		return fmt.Errorf("client: add %s to conversation %d: %w", describeUsers(users), conv, err)
+	}
+	return nil
+}
+
+// describeUsers names the users of an operation: all of a few, else the
+// first and the count.
+func describeUsers(users []string) string {
+	if len(users) <= 3 {
+		return strings.Join(users, ", ")
+	}
+	return fmt.Sprintf("%s and %d other users", users[0], len(users)-1)
+}
+
+func (c *Client) addUsers(ctx context.Context, conv protocol.ConversationID, users []string) error {
+	if len(users) == 0 {
+		return errors.New("no user to add")
+	}
+	for _, u := range users {
+		if !protocol.ValidUserName(u) {
+			return fmt.Errorf("user %q: %w", u, ErrUnknownUser)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkSendable(ctx, conv); err != nil {
-		return fmt.Errorf("client: add %s to conversation %d: %w", user, conv, err)
+		return err
 	}
-	if err := c.addUsersLocked(ctx, conv, []string{user}); err != nil {
+	if err := c.addUsersLocked(ctx, conv, users); err != nil {
 		if errors.Is(err, errNothingToCommit) {
 			return nil
 		}
-		return fmt.Errorf("client: add %s to conversation %d: %w", user, conv, err)
+		return err
 	}
 	var cv *sqlitestore.Conversation
 	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
@@ -689,7 +803,7 @@ func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user str
 		m := content.New(content.KindGroupMetadata, c.cfg.Now())
 		m.Name, m.Topic, m.Direct = &cv.Name, &cv.Topic, cv.Direct
 		if _, err := c.sendLocked(ctx, conv, m); err != nil {
-			return fmt.Errorf("client: add %s to conversation %d: share name: %w", user, conv, err)
+			return fmt.Errorf("share name: %w", err)
 		}
 	}
 	return nil

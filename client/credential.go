@@ -197,33 +197,55 @@ func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKe
 // whose pinned key is lost (a *TrustRollbackError): a user the store
 // forgot is not one seen for the first time.
 func (c *Client) pin(ctx context.Context, u *protocol.UserInfo) (ed25519.PublicKey, error) {
-	if len(u.IdentityKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("client: look up %s: identity key of %d bytes", u.Name, len(u.IdentityKey))
+	keys, err := c.pinAll(ctx, []*protocol.UserInfo{u})
+	if err != nil {
+		return nil, err
 	}
-	var pinned []byte
-	var changed bool
+	return keys[u.Name], nil
+}
+
+// pinAll is pin for several users (other than this one), in one store
+// transaction; it returns the keys pinned by user name.
+func (c *Client) pinAll(ctx context.Context, us []*protocol.UserInfo) (map[string]ed25519.PublicKey, error) {
+	for _, u := range us {
+		if len(u.IdentityKey) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("client: look up %s: identity key of %d bytes", u.Name, len(u.IdentityKey))
+		}
+	}
+	var pinned map[string]ed25519.PublicKey
+	var changed []string
+	var failed string
 	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-		ct, err := tx.Contact(u.Name)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
-			pinned = u.IdentityKey
-			return tx.PutContact(&sqlitestore.Contact{User: u.Name, IdentityKey: u.IdentityKey, Pinned: c.cfg.Now()})
-		}
-		if err != nil {
-			return err
-		}
-		pinned = ct.IdentityKey
-		if !bytes.Equal(ct.IdentityKey, u.IdentityKey) && !bytes.Equal(ct.ChangedKey, u.IdentityKey) {
-			ct.ChangedKey = u.IdentityKey
-			changed = true
-			return tx.PutContact(ct)
+		pinned, changed = make(map[string]ed25519.PublicKey, len(us)), nil
+		for _, u := range us {
+			failed = u.Name
+			ct, err := tx.Contact(u.Name)
+			if errors.Is(err, sqlitestore.ErrNotFound) {
+				pinned[u.Name] = u.IdentityKey
+				if err := tx.PutContact(&sqlitestore.Contact{User: u.Name, IdentityKey: u.IdentityKey, Pinned: c.cfg.Now()}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			pinned[u.Name] = ct.IdentityKey
+			if !bytes.Equal(ct.IdentityKey, u.IdentityKey) && !bytes.Equal(ct.ChangedKey, u.IdentityKey) {
+				ct.ChangedKey = u.IdentityKey
+				changed = append(changed, u.Name)
+				if err := tx.PutContact(ct); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("client: pin identity of %s: %w", u.Name, trustError(u.Name, err))
+		return nil, fmt.Errorf("client: pin identity of %s: %w", failed, trustError(failed, err))
 	}
-	if changed {
-		c.ev.push(Event{Kind: EventIdentityChanged, User: u.Name, Err: &IdentityChangedError{User: u.Name}})
+	for _, name := range changed {
+		c.ev.push(Event{Kind: EventIdentityChanged, User: name, Err: &IdentityChangedError{User: name}})
 	}
 	return pinned, nil
 }
@@ -243,13 +265,31 @@ func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInf
 		return nil, nil, fmt.Errorf("client: look up %s: %w", name, err)
 	}
 	var key []byte
-	if name == c.id.User {
-		key = ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey)
-	} else if key, err = c.pin(ctx, u); err != nil {
+	if name != c.id.User {
+		if key, err = c.pin(ctx, u); err != nil {
+			return nil, nil, err
+		}
+	}
+	devs, err := c.checkUser(name, u, key)
+	if err != nil {
 		return nil, nil, err
 	}
+	return u, devs, nil
+}
+
+// checkUser checks the server's record u of user name against the
+// identity key pinned for it (pin; nil for this user, whose key is this
+// profile's), and returns the user's active devices whose certificates
+// verify under it (lookupUser).
+func (c *Client) checkUser(name string, u *protocol.UserInfo, key []byte) ([]protocol.DeviceInfo, error) {
+	if u.Name != name {
+		return nil, fmt.Errorf("client: look up %s: server answered for %q", name, u.Name)
+	}
+	if name == c.id.User {
+		key = ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey)
+	}
 	if !bytes.Equal(key, u.IdentityKey) {
-		return nil, nil, fmt.Errorf("client: look up %s: identity key differs from the pinned one: %w", name, &IdentityChangedError{User: name})
+		return nil, fmt.Errorf("client: look up %s: identity key differs from the pinned one: %w", name, &IdentityChangedError{User: name})
 	}
 	var devs []protocol.DeviceInfo
 	for _, d := range u.Devices {
@@ -262,7 +302,7 @@ func (c *Client) lookupUser(ctx context.Context, name string) (*protocol.UserInf
 		}
 		devs = append(devs, d)
 	}
-	return u, devs, nil
+	return devs, nil
 }
 
 // checkListedDevice checks the certificate of a device the server lists

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/parley-chat/parley/protocol"
 )
@@ -117,6 +118,9 @@ type ServerError struct {
 	Status int
 	// Err is the server's error body.
 	Err protocol.Error
+	// RetryAfter is the wait the server asked for (its Retry-After
+	// header) with a rate_limited refusal; zero when it named none.
+	RetryAfter time.Duration
 }
 
 // Error formats the error as the server's code and message.

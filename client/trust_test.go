@@ -62,7 +62,7 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 			return err
 		}
 		resp.Body.Close()
-		body = (*f)(resp.Request.URL.Path, body)
+		body = rewriteBody(*f, resp.Request.URL.Path, body)
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		resp.ContentLength = int64(len(body))
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
@@ -99,6 +99,47 @@ func newEvilProxy(t *testing.T, s *server) *evilProxy {
 }
 
 func (p *evilProxy) set(f func(path string, body []byte) []byte) { p.rewrite.Store(&f) }
+
+// rewriteBody applies a rewrite f to the answer to path. A batched
+// lookup or claim is rewritten user by user, each part as f would
+// rewrite the answer for that user alone (GET /v1/users/NAME, a claim
+// of one user), so that a server double's rewrite reaches both forms.
+func rewriteBody(f func(path string, body []byte) []byte, path string, body []byte) []byte {
+	switch path {
+	case "/v1/users/lookup":
+		var res protocol.LookupUsersResponse
+		if json.Unmarshal(body, &res) != nil {
+			return f(path, body)
+		}
+		for i, u := range res.Users {
+			b, _ := json.Marshal(u)
+			var nu protocol.UserInfo
+			if json.Unmarshal(f("/v1/users/"+u.Name, b), &nu) == nil {
+				res.Users[i] = nu
+			}
+		}
+		out, _ := json.Marshal(res)
+		return out
+	case "/v1/keypackages/claim":
+		var res protocol.ClaimKeyPackagesResponse
+		if json.Unmarshal(body, &res) != nil || len(res.Users) == 0 {
+			return f(path, body)
+		}
+		for i, cu := range res.Users {
+			if cu.Error != nil {
+				continue
+			}
+			b, _ := json.Marshal(protocol.ClaimKeyPackagesResponse{KeyPackages: cu.KeyPackages, Missing: cu.Missing})
+			var one protocol.ClaimKeyPackagesResponse
+			if json.Unmarshal(f(path, b), &one) == nil {
+				res.Users[i].KeyPackages, res.Users[i].Missing = one.KeyPackages, one.Missing
+			}
+		}
+		out, _ := json.Marshal(res)
+		return out
+	}
+	return f(path, body)
+}
 
 func (p *evilProxy) watch(f func(path string, body []byte)) { p.inspect.Store(&f) }
 

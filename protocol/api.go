@@ -1,6 +1,9 @@
 package protocol
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // DeviceID names a device. The device chooses it (conventionally 16 random
 // bytes in lowercase hex) before it is certified, because the device
@@ -278,13 +281,57 @@ type KeyPackageCount struct {
 	LastResort bool `json:"last_resort"`
 }
 
+// MaxBatchUsers bounds the users of one batched claim
+// (ClaimKeyPackagesRequest.Users) and one batched lookup
+// (LookupUsersRequest): a batch of more is refused with [CodeTooLarge].
+// It keeps the answers well within what clients read: a claim of 500
+// users of up to 4 devices each is 2,000 X-Wing KeyPackages of about
+// 2.9 KB, about 8 MB in JSON (base64); a lookup lists well under 1 KB
+// per device. Adding 10,000 users takes 20 batches of each.
+const MaxBatchUsers = 500
+
 // ClaimKeyPackagesRequest claims one KeyPackage for every active device of
-// a user (POST /v1/keypackages/claim). Claims are rate-limited.
+// a user, or of each of a batch of users (POST /v1/keypackages/claim).
+// Exactly one of User and Users is set. Claims are rate-limited per
+// claimed user: a batch costs as many claims as it names users.
 type ClaimKeyPackagesRequest struct {
-	// User is the account name.
-	User string `json:"user"`
+	// User is the account name (a claim of one user).
+	User string `json:"user,omitempty"`
+	// Users are the account names of a batched claim: at most
+	// [MaxBatchUsers], each once. The answer has one
+	// ClaimKeyPackagesResponse.Users entry per name, in this order.
+	Users []string `json:"users,omitempty"`
 	// CipherSuite is the suite of the group the devices will join.
 	CipherSuite uint16 `json:"cipher_suite"`
+}
+
+// Validate checks that exactly one of User and Users is set and that
+// Users names at most [MaxBatchUsers] users, each once (the names
+// themselves are checked by the server, per user).
+func (r *ClaimKeyPackagesRequest) Validate() error {
+	if err := checkBatchUsers("claim", r.Users); err != nil {
+		return err
+	}
+	if (r.User == "") == (len(r.Users) == 0) {
+		return badField("claim", "user", "or users must be set, not both")
+	}
+	return nil
+}
+
+// checkBatchUsers checks the names of a batch: at most MaxBatchUsers,
+// none twice.
+func checkBatchUsers(msg string, users []string) error {
+	if len(users) > MaxBatchUsers {
+		return NewError(CodeTooLarge, "%s: %d users in one batch, at most %d", msg, len(users), MaxBatchUsers)
+	}
+	seen := make(map[string]bool, len(users))
+	for i, u := range users {
+		if seen[u] {
+			return badField(msg, fmt.Sprintf("users[%d]", i), "%.70q appears twice", u)
+		}
+		seen[u] = true
+	}
+	return nil
 }
 
 // ClaimedKeyPackage is a KeyPackage handed out by a claim.
@@ -298,13 +345,57 @@ type ClaimedKeyPackage struct {
 }
 
 // ClaimKeyPackagesResponse lists the claimed packages. Devices without any
-// package of the suite are listed in Missing; the claim fails with
-// [CodeNoKeyPackage] when no device has one.
+// package of the suite are listed in Missing; the claim of one user fails
+// with [CodeNoKeyPackage] when no device has one. A batched claim answers
+// in Users instead, one entry per user of the request.
 type ClaimKeyPackagesResponse struct {
 	// KeyPackages are the claimed packages, one per device.
 	KeyPackages []ClaimedKeyPackage `json:"key_packages"`
 	// Missing lists the active devices that had no package.
 	Missing []DeviceID `json:"missing,omitempty"`
+	// Users answers a batched claim, in the order of the request.
+	Users []ClaimedUser `json:"users,omitempty"`
+}
+
+// ClaimedUser is the part of a batched claim's answer for one user.
+type ClaimedUser struct {
+	// User is the account name.
+	User string `json:"user"`
+	// KeyPackages are the claimed packages, one per device.
+	KeyPackages []ClaimedKeyPackage `json:"key_packages"`
+	// Missing lists the active devices that had no package.
+	Missing []DeviceID `json:"missing,omitempty"`
+	// Error is set when nothing was claimed for the user: an invalid
+	// name ([CodeBadRequest]), no such user ([CodeUnknownUser]), no
+	// device with a package ([CodeNoKeyPackage]), or too many claims of
+	// this user by the caller ([CodeRateLimited]; retry it later).
+	Error *Error `json:"error,omitempty"`
+}
+
+// LookupUsersRequest reads the public records of a batch of users
+// (POST /v1/users/lookup), as GET /v1/users/{name} reads one.
+type LookupUsersRequest struct {
+	// Users are the account names: at most [MaxBatchUsers], each once.
+	Users []string `json:"users"`
+}
+
+// Validate checks that Users names 1 to [MaxBatchUsers] users, each once.
+func (r *LookupUsersRequest) Validate() error {
+	if len(r.Users) == 0 {
+		return badField("lookup", "users", "is empty")
+	}
+	return checkBatchUsers("lookup", r.Users)
+}
+
+// LookupUsersResponse answers a batched lookup. Clients must verify every
+// device certificate against the user's IdentityKey themselves.
+type LookupUsersResponse struct {
+	// Users are the records of the users that exist, in the order of the
+	// request.
+	Users []UserInfo `json:"users"`
+	// Unknown lists the names of the request that name no user (invalid
+	// names included), in the order of the request.
+	Unknown []string `json:"unknown,omitempty"`
 }
 
 // CreateConversationRequest creates a conversation whose only member is the

@@ -30,8 +30,11 @@ type Client struct {
 	mu      sync.Mutex
 	nextID  int64
 	pending map[string]chan *Response
-	err     error // why the connection ended
-	done    chan struct{}
+	// progress are the progress functions of pending calls
+	// (client.WithProgress), by request id.
+	progress map[string]func(client.Progress)
+	err      error // why the connection ended
+	done     chan struct{}
 
 	// events are the notifications received, not yet taken by NextEvent.
 	events  []*Event
@@ -48,7 +51,7 @@ func Dial(ctx context.Context, dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon socket %s: %w (%v)", path, ErrNoDaemon, err)
 	}
-	c := &Client{conn: nc, pending: map[string]chan *Response{}, done: make(chan struct{}), evReady: make(chan struct{}, 1)}
+	c := &Client{conn: nc, pending: map[string]chan *Response{}, progress: map[string]func(client.Progress){}, done: make(chan struct{}), evReady: make(chan struct{}, 1)}
 	go c.read()
 	return c, nil
 }
@@ -72,6 +75,20 @@ func (c *Client) read() {
 		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
 			c.fail(fmt.Errorf("parley daemon: bad line %s: %w", quoteStart(sc.Bytes()), err))
 			return
+		}
+		if msg.Method == "progress" {
+			var p Progress
+			if err := json.Unmarshal(msg.Params, &p); err != nil {
+				c.fail(fmt.Errorf("parley daemon: bad progress %s: %w", quoteStart(msg.Params), err))
+				return
+			}
+			c.mu.Lock()
+			f := c.progress[string(p.ID)]
+			c.mu.Unlock()
+			if f != nil {
+				f(p.SDK())
+			}
+			continue
 		}
 		if msg.Method == "event" {
 			var ev Event
@@ -135,10 +152,14 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	c.nextID++
 	req.ID = json.RawMessage(strconv.FormatInt(c.nextID, 10))
 	c.pending[string(req.ID)] = ch
+	if f := client.ProgressFrom(ctx); f != nil {
+		c.progress[string(req.ID)] = f
+	}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		delete(c.pending, string(req.ID))
+		delete(c.progress, string(req.ID))
 		c.mu.Unlock()
 	}()
 	b, err := json.Marshal(req)
@@ -388,6 +409,13 @@ func (c *Client) NewChannel(ctx context.Context, title string, members ...string
 // Add adds a user (all devices) to a conversation.
 func (c *Client) Add(ctx context.Context, conv protocol.ConversationID, user string) error {
 	return c.Call(ctx, "add", UserParams{Conversation: int64(conv), User: user}, nil)
+}
+
+// AddUsers adds users (all their devices) to a conversation, any number
+// at once (client.Client.AddUsers); the daemon's progress reaches the
+// function of client.WithProgress on ctx.
+func (c *Client) AddUsers(ctx context.Context, conv protocol.ConversationID, users ...string) error {
+	return c.Call(ctx, "add", UserParams{Conversation: int64(conv), Users: append([]string{}, users...)}, nil)
 }
 
 // Remove removes a user (all devices) from a conversation.

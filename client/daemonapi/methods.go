@@ -43,6 +43,17 @@ func (s *Server) call(ctx context.Context, c *conn, req *Request) (any, error) {
 	if !ok {
 		return nil, &Error{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not found: %q", req.Method)}
 	}
+	if req.ID != nil {
+		// Methods that add many users report how far they came.
+		id := req.ID
+		ctx = client.WithProgress(ctx, func(p client.Progress) {
+			params, err := json.Marshal(NewProgress(id, p))
+			if err != nil {
+				return
+			}
+			c.write(&Notification{JSONRPC: "2.0", Method: "progress", Params: params})
+		})
+	}
 	return m(ctx, s, c, req.Params)
 }
 

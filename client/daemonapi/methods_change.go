@@ -88,6 +88,9 @@ func membership(ctx context.Context, params json.RawMessage, do func(context.Con
 	if err := decode(params, &p); err != nil {
 		return nil, err
 	}
+	if len(p.Users) > 0 {
+		return nil, invalidParams("users: this method takes one user")
+	}
 	id, err := conversationID(p.Conversation)
 	if err != nil {
 		return nil, err
@@ -102,8 +105,32 @@ func membership(ctx context.Context, params json.RawMessage, do func(context.Con
 	return OK{true}, nil
 }
 
+// addMember adds a user, or with users several (client.AddUsers).
 func addMember(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
-	return membership(ctx, params, s.c.Add)
+	var p UserParams
+	if err := decode(params, &p); err != nil {
+		return nil, err
+	}
+	if len(p.Users) == 0 {
+		return membership(ctx, params, s.c.Add)
+	}
+	if p.User != "" {
+		return nil, invalidParams("user and users: give one of them")
+	}
+	id, err := conversationID(p.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]string, len(p.Users))
+	for i, name := range p.Users {
+		if users[i], err = user(name); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.c.AddUsers(ctx, id, users...); err != nil {
+		return nil, err
+	}
+	return OK{true}, nil
 }
 
 func removeMember(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {

@@ -274,10 +274,12 @@ type (
 	NewConversationResult struct {
 		Conversation int64 `json:"conversation"`
 	}
-	// UserParams names a user of a conversation (add, remove).
+	// UserParams names a user of a conversation (add, remove), or the
+	// users to add (add: users instead of user, any number).
 	UserParams struct {
-		Conversation int64  `json:"conversation"`
-		User         string `json:"user"`
+		Conversation int64    `json:"conversation"`
+		User         string   `json:"user,omitempty"`
+		Users        []string `json:"users,omitempty"`
 	}
 	// TextParams is a conversation's new name or topic.
 	TextParams struct {

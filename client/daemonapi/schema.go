@@ -2,6 +2,7 @@ package daemonapi
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -379,6 +380,38 @@ func NewMember(m client.Member) Member {
 // SDK converts the member back to the SDK's type.
 func (m Member) SDK() client.Member {
 	return client.Member{User: m.User, Device: protocol.DeviceID(m.Device), Self: m.Self, Verified: m.Verified, IdentityChanged: m.IdentityChanged}
+}
+
+// Progress is the params of the daemon's "progress" notification: how
+// far a request that adds users (add, new_group, new_channel) has come
+// (client.Progress). It is sent only on the connection of the request,
+// before its response.
+type Progress struct {
+	// ID is the id of the request.
+	ID json.RawMessage `json:"id"`
+	// Conversation is the conversation changed (absent while a new one is
+	// not created yet).
+	Conversation int64 `json:"conversation,omitempty"`
+	// Stage is "lookup" (users looked up), "claim" (users whose
+	// KeyPackages were claimed), "commit" (devices added) or "wait" (for
+	// the server's rate limit, WaitSeconds long).
+	Stage string `json:"stage"`
+	// Done of Total users or devices are through the stage.
+	Done  int `json:"done"`
+	Total int `json:"total"`
+	// WaitSeconds is the wait of the "wait" stage.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+}
+
+// NewProgress converts the progress of the SDK for the request id.
+func NewProgress(id json.RawMessage, p client.Progress) Progress {
+	return Progress{ID: id, Conversation: int64(p.Conversation), Stage: p.Stage, Done: p.Done, Total: p.Total, WaitSeconds: p.Wait.Seconds()}
+}
+
+// SDK converts the progress back to the SDK's type.
+func (p Progress) SDK() client.Progress {
+	return client.Progress{Conversation: protocol.ConversationID(p.Conversation), Stage: p.Stage, Done: p.Done, Total: p.Total,
+		Wait: time.Duration(p.WaitSeconds * float64(time.Second))}
 }
 
 // NewEvent converts an event of the SDK.

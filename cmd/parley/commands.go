@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
@@ -219,14 +221,23 @@ func cmdChannel(ctx context.Context, e *env, args []string) error {
 
 // createGroup is "group create" and "channel create".
 func createGroup(ctx context.Context, e *env, name string, args []string) error {
-	fs := e.flags(name, "create TITLE [--members a,b]")
+	fs := e.flags(name, "create TITLE [--members a,b] [--members-file FILE]")
 	members := fs.String("members", "", "comma-separated `USERS` to add")
+	membersFile := fs.String("members-file", "", "add the users of `FILE`, one name per line (- for standard input)")
 	pos, err := parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
 	if pos[0] != "create" {
 		return usagef("%s: unknown subcommand %q (want: parley %s create TITLE --members a,b)", name, pos[0], name)
+	}
+	users := splitList(*members)
+	if *membersFile != "" {
+		more, err := readMembersFile(e, *membersFile)
+		if err != nil {
+			return err
+		}
+		users = append(users, more...)
 	}
 	s, err := e.openSynced(ctx)
 	if err != nil {
@@ -237,7 +248,7 @@ func createGroup(ctx context.Context, e *env, name string, args []string) error 
 	if name == "channel" {
 		create = s.api.NewChannel
 	}
-	conv, err := create(ctx, pos[1], splitList(*members)...)
+	conv, err := create(e.withProgress(ctx), pos[1], users...)
 	if err != nil {
 		return s.explain(ctx, 0, err)
 	}
@@ -715,14 +726,24 @@ func cmdMembers(ctx context.Context, e *env, args []string) error {
 // membership runs add, remove and leave.
 func membership(ctx context.Context, e *env, args []string, name string) error {
 	synopsis := "CONV USER"
-	n := 2
-	if name == "leave" {
-		synopsis, n = "CONV", 1
+	lo, hi := 2, 2
+	switch name {
+	case "leave":
+		synopsis, lo, hi = "CONV", 1, 1
+	case "add":
+		synopsis, lo, hi = "CONV USER... [--members-file FILE]", 1, -1
 	}
 	fs := e.flags(name, synopsis)
-	pos, err := parse(fs, args, n, n)
+	var membersFile *string
+	if name == "add" {
+		membersFile = fs.String("members-file", "", "add the users of `FILE` too, one name per line (- for standard input)")
+	}
+	pos, err := parse(fs, args, lo, hi)
 	if err != nil {
 		return err
+	}
+	if name == "add" {
+		return addUsers(ctx, e, pos[0], pos[1:], *membersFile)
 	}
 	s, err := e.openSynced(ctx)
 	if err != nil {
@@ -735,8 +756,6 @@ func membership(ctx context.Context, e *env, args []string, name string) error {
 	}
 	var verb string
 	switch name {
-	case "add":
-		err, verb = s.api.Add(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "added "+pos[1]+" to"
 	case "remove":
 		err, verb = s.api.Remove(ctx, cv.ID, strings.TrimPrefix(pos[1], "@")), "removed "+pos[1]+" from"
 	case "leave":
@@ -746,6 +765,99 @@ func membership(ctx context.Context, e *env, args []string, name string) error {
 		return s.explain(ctx, cv.ID, err)
 	}
 	return s.printConversation(ctx, cv.ID, verb)
+}
+
+// addUsers is add: the users named, and those of the members file.
+func addUsers(ctx context.Context, e *env, conv string, names []string, membersFile string) error {
+	users := splitList(strings.Join(names, ","))
+	if membersFile != "" {
+		more, err := readMembersFile(e, membersFile)
+		if err != nil {
+			return err
+		}
+		users = append(users, more...)
+	}
+	if len(users) == 0 {
+		return usagef("add: want at least one USER (or --members-file FILE)")
+	}
+	s, err := e.openSynced(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cv, err := s.resolveConv(ctx, conv)
+	if err != nil {
+		return err
+	}
+	verb := "added " + users[0] + " to"
+	if len(users) == 1 {
+		err = s.api.Add(ctx, cv.ID, users[0])
+	} else {
+		err = s.api.AddUsers(e.withProgress(ctx), cv.ID, users...)
+		verb = fmt.Sprintf("added %d users to", len(users))
+	}
+	if err != nil {
+		return s.explain(ctx, cv.ID, err)
+	}
+	return s.printConversation(ctx, cv.ID, verb)
+}
+
+// maxMembersFile bounds a members file: 10,000 names take about 200 KB.
+const maxMembersFile = 16 << 20
+
+// readMembersFile reads the user names of a members file (- is standard
+// input): one per line, with or without "@"; blank lines and lines
+// starting with # are skipped.
+func readMembersFile(e *env, path string) ([]string, error) {
+	var r io.Reader
+	if path == "-" {
+		if e.stdin == nil {
+			return nil, usagef("--members-file -: no standard input")
+		}
+		r = e.stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("members file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxMembersFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("members file %s: %w", path, err)
+	}
+	if len(b) > maxMembersFile {
+		return nil, fmt.Errorf("members file %s: larger than %d bytes", path, maxMembersFile)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, strings.TrimPrefix(line, "@"))
+	}
+	return out, nil
+}
+
+// progressShown is the smallest number of users or devices whose
+// progress add and create print.
+const progressShown = 100
+
+// withProgress makes an operation that adds users print its progress on
+// stderr when it adds many (client.WithProgress), and every wait for the
+// server's rate limit.
+func (e *env) withProgress(ctx context.Context) context.Context {
+	return client.WithProgress(ctx, func(p client.Progress) {
+		what := map[string]string{"lookup": "users looked up", "claim": "users' KeyPackages claimed", "commit": "devices added"}[p.Stage]
+		switch {
+		case p.Stage == "wait":
+			fmt.Fprintf(e.stderr, "parley: waiting %v for the server's rate limit\n", p.Wait.Round(time.Second))
+		case what != "" && p.Total >= progressShown:
+			fmt.Fprintf(e.stderr, "parley: %d of %d %s\n", p.Done, p.Total, what)
+		}
+	})
 }
 
 func cmdAdd(ctx context.Context, e *env, args []string) error {

@@ -166,7 +166,7 @@ func (c *cli) runStatusIn(dir, profile string, args ...string) (string, string, 
 // the profile again. A killed daemon's socket is replaced.
 func TestDaemonEndToEnd(t *testing.T) {
 	c := newCLI(t)
-	c.register("alice", "bob", "carol")
+	c.register("alice", "bob", "carol", "dave")
 	c.run("alice", "chat", "new", "bob")
 	c.run("bob", "read") // bob joins
 	sock := filepath.Join(c.config, "parley", "alice", daemonapi.SocketFile)
@@ -210,7 +210,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		{"edit", "bob", sent.ID[:8], "changed"},
 		{"delete", "bob", sent.ID[:8]},
 		{"group", "create", "team", "--members", "bob"},
-		{"add", "team", "carol"},
+		{"add", "team", "carol", "dave"},
 		{"remove", "team", "carol"},
 		{"topic", "team", "plans"},
 		{"rename", "team", "crew"},

@@ -12,14 +12,14 @@
 //	register --server URL [--invite CODE] [--fingerprint SHA256] NAME
 //	whoami
 //	chat new USER...                 1:1 (one user) or small group (several)
-//	group create TITLE --members a,b
-//	channel create TITLE [--members a,b]   only admins post; members read and react
+//	group create TITLE --members a,b [--members-file FILE]
+//	channel create TITLE [--members a,b] [--members-file FILE]   only admins post; members read and react
 //	send CONV TEXT | send CONV - | send CONV --file PATH [--reply ID]
 //	read [CONV] [--last N]           history, or the conversations with unread counts
 //	listen                           stream events until interrupted
 //	rename CONV TITLE | topic CONV TEXT
 //	members CONV
-//	add CONV USER | remove CONV USER | leave CONV
+//	add CONV USER... [--members-file FILE] | remove CONV USER | leave CONV
 //	react CONV ID EMOJI [--remove] | edit CONV ID TEXT | delete CONV ID
 //	verify USER [--mark] [--no-qr] | verify --accept USER DIGITS
 //	get ATTACHMENT-ID -o PATH

@@ -118,6 +118,7 @@ type profileAPI interface {
 	NewGroup(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
 	NewChannel(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
 	Add(ctx context.Context, conv protocol.ConversationID, user string) error
+	AddUsers(ctx context.Context, conv protocol.ConversationID, users ...string) error
 	Remove(ctx context.Context, conv protocol.ConversationID, user string) error
 	Leave(ctx context.Context, conv protocol.ConversationID) error
 	SetName(ctx context.Context, conv protocol.ConversationID, name string) error

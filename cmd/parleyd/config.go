@@ -230,7 +230,8 @@ type RateLimitsConfig struct {
 	AuthPerIP       Rate // AuthPerIP limits challenges and sessions per client IP.
 	RequestsPerIP   Rate // RequestsPerIP limits all requests per client IP.
 	RequestsPerUser Rate // RequestsPerUser limits authenticated requests per account.
-	ClaimsPerUser   Rate // ClaimsPerUser limits KeyPackage claims per claiming account.
+	ClaimsPerUser   Rate // ClaimsPerUser limits KeyPackage claims per claiming account, counted in claimed users.
+	LookupsPerUser  Rate // LookupsPerUser limits batched user lookups per account, counted in users.
 	ClaimsPerTarget Rate // ClaimsPerTarget limits claims per (claiming account, target account).
 	// ClaimsPerDevice limits the one-time KeyPackages of one device handed
 	// out, across every claimer and node; past it claims get the device's
@@ -301,6 +302,7 @@ func NewConfig() Config {
 			RequestsPerIP:   rate(h.RateLimits.RequestsPerIP),
 			RequestsPerUser: rate(h.RateLimits.RequestsPerUser),
 			ClaimsPerUser:   rate(h.RateLimits.ClaimsPerUser),
+			LookupsPerUser:  rate(h.RateLimits.LookupsPerUser),
 			ClaimsPerTarget: Rate{PerSecond: d.ClaimRate, Burst: d.ClaimBurst},
 			ClaimsPerDevice: Rate{PerSecond: d.DeviceClaimRate, Burst: d.DeviceClaimBurst},
 			PostsPerDevice:  rate(h.RateLimits.PostsPerDevice),
@@ -511,7 +513,7 @@ func (c *Config) rates() []namedRate {
 		{"register_per_ip", &r.RegisterPerIP}, {"auth_per_ip", &r.AuthPerIP},
 		{"requests_per_ip", &r.RequestsPerIP}, {"requests_per_user", &r.RequestsPerUser},
 		{"claims_per_user", &r.ClaimsPerUser}, {"claims_per_target", &r.ClaimsPerTarget},
-		{"claims_per_device", &r.ClaimsPerDevice},
+		{"claims_per_device", &r.ClaimsPerDevice}, {"lookups_per_user", &r.LookupsPerUser},
 		{"posts_per_device", &r.PostsPerDevice}, {"frames_per_connection", &r.FramesPerConnection},
 	}
 }
@@ -867,7 +869,8 @@ func settings() []setting {
 			"auth_per_ip":       "authentications per client IP",
 			"requests_per_ip":   "requests per client IP",
 			"requests_per_user": "authenticated requests per account",
-			"claims_per_user":   "KeyPackage claims per claiming account",
+			"claims_per_user":   "KeyPackage claims per claiming account, counted in claimed users",
+			"lookups_per_user":  "users looked up in batches per account",
 			"claims_per_target": "KeyPackage claims per (claiming account, target account)",
 			"claims_per_device": "one-time KeyPackages handed out per target device, by all claimers (then its last-resort package)",
 			"posts_per_device":  "messages and handshakes per device",

@@ -446,6 +446,7 @@ func httpapiConfig(c Config) httpapi.Config {
 		RequestsPerIP:   rate(c.RateLimits.RequestsPerIP),
 		RequestsPerUser: rate(c.RateLimits.RequestsPerUser),
 		ClaimsPerUser:   rate(c.RateLimits.ClaimsPerUser),
+		LookupsPerUser:  rate(c.RateLimits.LookupsPerUser),
 		PostsPerDevice:  rate(c.RateLimits.PostsPerDevice),
 
 		FramesPerConnection: rate(c.RateLimits.FramesPerConnection),

@@ -45,6 +45,27 @@ type Server struct {
 // configure (if not nil).
 func Start(t testing.TB, configure func(*delivery.Config)) *Server {
 	t.Helper()
+	return StartWith(t, Options{Delivery: configure})
+}
+
+// Options configure a test server (StartWith).
+type Options struct {
+	// Delivery changes the delivery configuration, if not nil.
+	Delivery func(*delivery.Config)
+	// DefaultLimits keeps parleyd's default rate limits of accounts and
+	// devices: requests, KeyPackage claims and lookups per user, claims
+	// per (claimer, target) pair, posts per device. Only the limits per
+	// address (registration, authentication, requests) stay out of the
+	// way, for tests that register many users from one address.
+	DefaultLimits bool
+	// HTTP changes the HTTP adapter's configuration last, if not nil.
+	HTTP func(*httpapi.Config)
+}
+
+// StartWith starts a test server configured by o.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	configure := o.Delivery
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
@@ -58,13 +79,22 @@ func Start(t testing.TB, configure func(*delivery.Config)) *Server {
 	dcfg := delivery.DefaultConfig()
 	dcfg.ServerName = Name
 	dcfg.OpenRegistration = true
-	dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
+	if !o.DefaultLimits {
+		dcfg.ClaimRate, dcfg.ClaimBurst = 1000, 1000
+	}
 	if configure != nil {
 		configure(&dcfg)
 	}
 	hcfg := httpapi.DefaultConfig()
 	fast := httpapi.Rate{PerSecond: 100000, Burst: 100000}
-	hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
+	if o.DefaultLimits {
+		hcfg.RateLimits.RegisterPerIP, hcfg.RateLimits.AuthPerIP, hcfg.RateLimits.RequestsPerIP = fast, fast, fast
+	} else {
+		hcfg.RateLimits = httpapi.RateLimits{RegisterPerIP: fast, AuthPerIP: fast, RequestsPerIP: fast, RequestsPerUser: fast, ClaimsPerUser: fast, LookupsPerUser: fast, PostsPerDevice: fast, FramesPerConnection: fast}
+	}
+	if o.HTTP != nil {
+		o.HTTP(&hcfg)
+	}
 	reg := prometheus.NewRegistry()
 	svc, err := delivery.New(dcfg, st, blobs, follower.New(nil), delivery.Options{Metrics: reg})
 	if err != nil {

@@ -270,6 +270,28 @@ func (s *Service) User(ctx context.Context, sess *Session, name string) (protoco
 	return ui, nil
 }
 
+// LookupUsers returns the public records of a batch of users, as User
+// does for one, in the order asked; names of no user (or invalid ones)
+// are listed apart. The HTTP adapter rate-limits it per looked-up user.
+func (s *Service) LookupUsers(ctx context.Context, sess *Session, req protocol.LookupUsersRequest) (protocol.LookupUsersResponse, error) {
+	if err := req.Validate(); err != nil {
+		return protocol.LookupUsersResponse{}, err
+	}
+	out := protocol.LookupUsersResponse{Users: make([]protocol.UserInfo, 0, len(req.Users))}
+	for _, name := range req.Users {
+		ui, err := s.User(ctx, sess, name)
+		if pe, ok := AsProtocolError(err); err != nil && ok && (pe.Code == protocol.CodeUnknownUser || pe.Code == protocol.CodeBadRequest) {
+			out.Unknown = append(out.Unknown, name)
+			continue
+		}
+		if err != nil {
+			return protocol.LookupUsersResponse{}, err
+		}
+		out.Users = append(out.Users, ui)
+	}
+	return out, nil
+}
+
 // AddDevice registers another device of the caller's user; its
 // certificate must be signed by the user's identity key and the device
 // must prove that it holds its key (checkNewDevice).

@@ -176,13 +176,20 @@ func (s *Service) claimBudget() store.ClaimBudget {
 	return store.ClaimBudget{Burst: s.cfg.DeviceClaimBurst, Interval: time.Duration(float64(time.Second) / s.cfg.DeviceClaimRate)}
 }
 
-// ClaimKeyPackages claims one KeyPackage per active device of a user,
-// rate-limited per (claiming user, target user) (the HTTP adapter also
-// limits each claiming user). Each target device's one-time packages are
+// ClaimKeyPackages claims one KeyPackage per active device of a user, or
+// of each user of a batch (req.Users, see claimBatch), rate-limited per
+// (claiming user, target user) (the HTTP adapter also limits each
+// claiming user, per claimed user). Each target device's one-time packages are
 // handed out within its claim budget (DeviceClaimRate, DeviceClaimBurst),
 // shared by every claimer and node; past it, and when its pool is empty,
 // the claim gets the device's last-resort package.
 func (s *Service) ClaimKeyPackages(ctx context.Context, sess *Session, req protocol.ClaimKeyPackagesRequest) (protocol.ClaimKeyPackagesResponse, error) {
+	if err := req.Validate(); err != nil {
+		return protocol.ClaimKeyPackagesResponse{}, err
+	}
+	if len(req.Users) > 0 {
+		return s.claimBatch(ctx, sess, req)
+	}
 	if !protocol.ValidUserName(req.User) {
 		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeBadRequest, "invalid user name %.70q", req.User)
 	}
@@ -218,6 +225,63 @@ func (s *Service) ClaimKeyPackages(ctx context.Context, sess *Session, req proto
 				out.Missing = append(out.Missing, protocol.DeviceID(d.ID))
 			}
 		}
+	}
+	return out, nil
+}
+
+// claimBatch claims one KeyPackage per active device of each user of
+// req.Users in one store transaction, answering per user: a name that is
+// invalid, of no user, rate-limited for this claimer (each user costs one
+// claim of its (claimer, target) pair) or without any package gets an
+// error of its own; the others their packages and their devices that had
+// none.
+func (s *Service) claimBatch(ctx context.Context, sess *Session, req protocol.ClaimKeyPackagesRequest) (protocol.ClaimKeyPackagesResponse, error) {
+	if !slices.Contains(s.cfg.CipherSuites, req.CipherSuite) {
+		return protocol.ClaimKeyPackagesResponse{}, perr(protocol.CodeUnsupported, "cipher suite %#04x is not accepted here", req.CipherSuite)
+	}
+	out := protocol.ClaimKeyPackagesResponse{KeyPackages: []protocol.ClaimedKeyPackage{}, Users: make([]protocol.ClaimedUser, len(req.Users))}
+	var ids []store.UserID
+	var at []int // at[i] is the index in req.Users of ids[i]
+	for i, name := range req.Users {
+		cu := &out.Users[i]
+		cu.User, cu.KeyPackages = name, []protocol.ClaimedKeyPackage{}
+		if !protocol.ValidUserName(name) {
+			cu.Error = protocol.NewError(protocol.CodeBadRequest, "invalid user name %.70q", name)
+			continue
+		}
+		u, err := s.st.UserByName(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			cu.Error = protocol.NewError(protocol.CodeUnknownUser, "no user %q", name)
+			continue
+		} else if err != nil {
+			return protocol.ClaimKeyPackagesResponse{}, internal("claim: user "+name, err)
+		}
+		if ok, _ := s.claims.Allow(fmt.Sprintf("%d>%d", sess.User, u.ID)); !ok {
+			cu.Error = protocol.NewError(protocol.CodeRateLimited, "too many KeyPackage claims for %q; retry later", name)
+			continue
+		}
+		ids, at = append(ids, u.ID), append(at, i)
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	claims, err := s.st.ClaimKeyPackagesBatch(ctx, ids, req.CipherSuite, s.now(), s.claimBudget())
+	if err != nil {
+		return protocol.ClaimKeyPackagesResponse{}, internal(fmt.Sprintf("claim KeyPackages of %d users", len(ids)), err)
+	}
+	for j, uc := range claims {
+		cu := &out.Users[at[j]]
+		for _, kp := range uc.KeyPackages {
+			cu.KeyPackages = append(cu.KeyPackages, protocol.ClaimedKeyPackage{Device: protocol.DeviceID(kp.Device), Data: kp.Data, LastResort: kp.LastResort})
+		}
+		for _, d := range uc.Missing {
+			cu.Missing = append(cu.Missing, protocol.DeviceID(d))
+		}
+		if len(uc.KeyPackages) == 0 {
+			cu.Error = protocol.NewError(protocol.CodeNoKeyPackage, "no device of %q has a KeyPackage of suite %#04x", cu.User, req.CipherSuite)
+			continue
+		}
+		s.metrics.claims.Inc()
 	}
 	return out, nil
 }

@@ -37,6 +37,17 @@ func NewLimiter(perSecond float64, burst int, now func() time.Time) *Limiter {
 // Allow reports whether one event for key may happen now, and if not, how
 // long to wait before retrying.
 func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	return l.AllowN(key, 1)
+}
+
+// Burst returns the most events one key may have at once: AllowN of more
+// is never allowed.
+func (l *Limiter) Burst() int { return l.burst }
+
+// AllowN reports whether n events for key may happen now (all or none),
+// and if not, how long to wait before retrying. n above Burst is never
+// allowed (the wait is then a second).
+func (l *Limiter) AllowN(key string, n int) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -55,7 +66,7 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 		l.buckets[key] = b
 	}
 	b.seen = now
-	r := b.l.ReserveN(now, 1)
+	r := b.l.ReserveN(now, n)
 	if !r.OK() {
 		return false, time.Second
 	}

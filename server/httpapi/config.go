@@ -37,9 +37,16 @@ type RateLimits struct {
 	RequestsPerIP Rate
 	// RequestsPerUser limits authenticated requests per account.
 	RequestsPerUser Rate
-	// ClaimsPerUser limits KeyPackage claims per claiming account (the
-	// delivery core also limits each (claimer, target) pair).
+	// ClaimsPerUser limits KeyPackage claims per claiming account,
+	// counted in claimed users: a batched claim of n users takes n tokens
+	// (the delivery core also limits each (claimer, target) pair). A
+	// batch of more users than Burst is refused with too_large.
 	ClaimsPerUser Rate
+	// LookupsPerUser limits the users looked up by batched lookups
+	// (POST /v1/users/lookup) per account, counted in users like
+	// ClaimsPerUser. A lookup of one user (GET /v1/users/{name}) counts
+	// against RequestsPerUser only.
+	LookupsPerUser Rate
 	// PostsPerDevice limits application messages (HTTP and WebSocket) and
 	// handshakes per device.
 	PostsPerDevice Rate
@@ -116,8 +123,16 @@ func DefaultConfig() Config {
 			AuthPerIP:       Rate{PerSecond: 2, Burst: 30},
 			RequestsPerIP:   Rate{PerSecond: 200, Burst: 400},
 			RequestsPerUser: Rate{PerSecond: 100, Burst: 200},
-			ClaimsPerUser:   Rate{PerSecond: 5, Burst: 50},
-			PostsPerDevice:  Rate{PerSecond: 200, Burst: 400},
+			// Claims and lookups are counted in users. The burst lets
+			// one account add 10,000 users at once (a channel), in 20
+			// batches of protocol.MaxBatchUsers; the sustained rate
+			// stays that of one claim request every 200 ms, so an
+			// account that loops over everyone's KeyPackages claims 5
+			// users a second (docs/operations.md, "Large
+			// conversations").
+			ClaimsPerUser:  Rate{PerSecond: 5, Burst: 10000},
+			LookupsPerUser: Rate{PerSecond: 100, Burst: 10000},
+			PostsPerDevice: Rate{PerSecond: 200, Burst: 400},
 			// Clients acknowledge each entry they process: the burst
 			// covers a catch-up, the rate a fast steady stream.
 			FramesPerConnection: Rate{PerSecond: 1000, Burst: 10000},
@@ -166,7 +181,7 @@ func (c Config) Validate() error {
 	}
 	for name, r := range map[string]Rate{"register per IP": c.RateLimits.RegisterPerIP, "auth per IP": c.RateLimits.AuthPerIP,
 		"requests per IP": c.RateLimits.RequestsPerIP, "requests per user": c.RateLimits.RequestsPerUser,
-		"claims per user": c.RateLimits.ClaimsPerUser, "posts per device": c.RateLimits.PostsPerDevice,
+		"claims per user": c.RateLimits.ClaimsPerUser, "lookups per user": c.RateLimits.LookupsPerUser, "posts per device": c.RateLimits.PostsPerDevice,
 		"frames per connection": c.RateLimits.FramesPerConnection} {
 		if r.PerSecond <= 0 || r.Burst < 1 {
 			bad("rate %s: %v/s burst %d must be positive", name, r.PerSecond, r.Burst)

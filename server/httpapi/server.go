@@ -36,7 +36,7 @@ type Server struct {
 	mux  *http.ServeMux
 	info protocol.ServerInfo
 
-	register, auth, perIP, perUser, claims, posts *delivery.Limiter
+	register, auth, perIP, perUser, claims, lookups, posts *delivery.Limiter
 
 	requests *prometheus.CounterVec
 	wsFrames *prometheus.CounterVec
@@ -71,7 +71,7 @@ func New(cfg Config, svc *delivery.Service, logger *slog.Logger, reg prometheus.
 	s := &Server{
 		cfg: cfg, svc: svc, log: logger, mux: http.NewServeMux(),
 		register: lim(cfg.RateLimits.RegisterPerIP), auth: lim(cfg.RateLimits.AuthPerIP), perIP: lim(cfg.RateLimits.RequestsPerIP),
-		perUser: lim(cfg.RateLimits.RequestsPerUser), claims: lim(cfg.RateLimits.ClaimsPerUser), posts: lim(cfg.RateLimits.PostsPerDevice),
+		perUser: lim(cfg.RateLimits.RequestsPerUser), claims: lim(cfg.RateLimits.ClaimsPerUser), lookups: lim(cfg.RateLimits.LookupsPerUser), posts: lim(cfg.RateLimits.PostsPerDevice),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "status"}),
 		wsFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ws_frames_received_total", Help: "WebSocket frames received by type."}, []string{"type"}),
 		conns:    map[*wsConn]struct{}{},
@@ -185,12 +185,25 @@ func (s *Server) routes() {
 		}
 		return s.svc.CountKeyPackages(r.Context(), ss, uint16(suite))
 	}))
-	m.HandleFunc("POST /v1/keypackages/claim", s.authed(s.claims, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
+	m.HandleFunc("POST /v1/keypackages/claim", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		var req protocol.ClaimKeyPackagesRequest
 		if err := s.decode(w, r, &req); err != nil {
 			return nil, err
 		}
+		if err := s.charge(s.claims, "claim", ss, max(1, len(req.Users))); err != nil {
+			return nil, err
+		}
 		return s.svc.ClaimKeyPackages(r.Context(), ss, req)
+	}))
+	m.HandleFunc("POST /v1/users/lookup", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
+		var req protocol.LookupUsersRequest
+		if err := s.decode(w, r, &req); err != nil {
+			return nil, err
+		}
+		if err := s.charge(s.lookups, "lookup", ss, len(req.Users)); err != nil {
+			return nil, err
+		}
+		return s.svc.LookupUsers(r.Context(), ss, req)
 	}))
 	m.HandleFunc("GET /v1/conversations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		return s.svc.Conversations(r.Context(), ss)
@@ -403,7 +416,7 @@ func (s *Server) authenticate(r *http.Request, query bool) (*delivery.Session, e
 }
 
 // authed wraps a handler that needs a session, with an optional limiter
-// keyed by device (posts) or user (claims).
+// keyed by device (posts).
 func (s *Server) authed(lim *delivery.Limiter, h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ss, err := s.authenticate(r, false)
@@ -412,11 +425,7 @@ func (s *Server) authed(lim *delivery.Limiter, h authedHandler) http.HandlerFunc
 			return
 		}
 		if lim != nil {
-			key := "d" + string(ss.Device)
-			if lim == s.claims {
-				key = "u" + strconv.FormatInt(int64(ss.User), 10)
-			}
-			if ok, wait := lim.Allow(key); !ok {
+			if ok, wait := lim.Allow("d" + string(ss.Device)); !ok {
 				s.writeError(w, r, &delivery.RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many requests; retry later")})
 				return
 			}
@@ -424,6 +433,19 @@ func (s *Server) authed(lim *delivery.Limiter, h authedHandler) http.HandlerFunc
 		v, err := h(w, r, ss)
 		s.finish(w, r, v, err)
 	}
+}
+
+// charge takes n tokens (the users of a batch) of the account's bucket
+// of lim: a batch of more users than the bucket holds is refused with
+// too_large, one the bucket cannot pay now with rate_limited.
+func (s *Server) charge(lim *delivery.Limiter, what string, ss *delivery.Session, n int) error {
+	if n > lim.Burst() {
+		return protocol.NewError(protocol.CodeTooLarge, "%s of %d users in one batch; this server allows at most %d at once", what, n, lim.Burst())
+	}
+	if ok, wait := lim.AllowN("u"+strconv.FormatInt(int64(ss.User), 10), n); !ok {
+		return &delivery.RateLimitError{Wait: wait, Err: protocol.NewError(protocol.CodeRateLimited, "too many %ss of users for this account; retry later", what)}
+	}
+	return nil
 }
 
 // admin wraps a handler for administrators.

@@ -225,6 +225,14 @@ type KeyPackageCount struct {
 	LastResortClaimed bool
 }
 
+// UserClaim is what a batched claim (ClaimKeyPackagesBatch) handed out
+// for one user.
+type UserClaim struct {
+	User        UserID       // User is the claimed user.
+	KeyPackages []KeyPackage // KeyPackages are the claimed packages, by device id.
+	Missing     []DeviceID   // Missing are the active devices that had no package, by id.
+}
+
 // ClaimBudget limits how fast one-time KeyPackages of one device are
 // handed out, whoever claims them: a token bucket of Burst tokens that
 // gains one token every Interval. It is kept in the store, so it holds
@@ -661,6 +669,13 @@ type KeyPackages interface {
 	// every node. A zero budget is ClaimKeyPackages. Every claim that
 	// returns a last-resort package marks it claimed (KeyPackageCount).
 	ClaimKeyPackagesBudgeted(ctx context.Context, user UserID, suite uint16, now time.Time, b ClaimBudget) ([]KeyPackage, error)
+	// ClaimKeyPackagesBatch is ClaimKeyPackagesBudgeted for several
+	// users in one transaction: it answers one UserClaim per user, in the
+	// order of users (each once; ErrInvalid otherwise). A user without any
+	// package, or unknown, gets a UserClaim without KeyPackages instead
+	// of an error. Devices are claimed in device id order across the
+	// batch, so concurrent batches take their locks in one order.
+	ClaimKeyPackagesBatch(ctx context.Context, users []UserID, suite uint16, now time.Time, b ClaimBudget) ([]UserClaim, error)
 }
 
 // Conversations is the store's part for conversations: their state as the

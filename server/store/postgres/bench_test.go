@@ -54,3 +54,7 @@ func BenchmarkAppendBatch(b *testing.B) {
 func BenchmarkHotPaths(b *testing.B) {
 	storetest.Benchmark(b, func(b *testing.B) store.Store { return openSchema(b, freshSchema(b, true)) })
 }
+
+func BenchmarkClaimBatch(b *testing.B) {
+	storetest.BenchmarkClaimBatch(b, func(b *testing.B) store.Store { return openSchema(b, freshSchema(b, true)) })
+}

@@ -366,6 +366,16 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := src.Propose(ctx, store.Proposal{Conversation: c.ID, Sender: d.ID, Data: []byte("p\x00"), Digest: []byte{0, 1}}); err != nil {
 		t.Fatal(err)
 	}
+	// Trees stored node by node over several epochs, some dropped, and
+	// a conversation whose tree is still whole in its follower state.
+	trees := storetest.TreeHistory(t, src)
+	legacy, err := src.CreateConversation(ctx, store.NewConversation{GroupID: []byte("legacy"), FollowerState: []byte("whole"), Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.pool.Exec(ctx, `UPDATE conversations SET legacy_tree = 1 WHERE id = $1`, legacy.ID); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "backup.sql")
 	if err := src.Backup(ctx, path); err != nil {
 		t.Fatal(err)
@@ -397,9 +407,13 @@ func TestBackupRestore(t *testing.T) {
 	if len(es) != 3 || string(es[0].Data) != "x\ny" || es[1].Seq != 2 {
 		t.Errorf("restored entries %+v", es)
 	}
+	storetest.SameTrees(t, src, dst, trees)
+	if ids, err := dst.LegacyTrees(ctx); err != nil || len(ids) != 1 || ids[0] != legacy.ID {
+		t.Errorf("restored legacy trees %v, %v; want [%d]", ids, err, legacy.ID)
+	}
 	// Ids continue after the restored ones.
 	c2, err := dst.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g2"), Creator: d.ID})
-	if err != nil || c2.ID <= c.ID {
+	if err != nil || c2.ID <= legacy.ID {
 		t.Errorf("new conversation after restore: %+v %v", c2, err)
 	}
 	if err := dst.CheckInvariants(ctx); err != nil {

@@ -63,3 +63,7 @@ func benchAppend(b *testing.B, perTx, convs int) {
 func BenchmarkHotPaths(b *testing.B) {
 	storetest.Benchmark(b, func(b *testing.B) store.Store { return open(b) })
 }
+
+func BenchmarkClaimBatch(b *testing.B) {
+	storetest.BenchmarkClaimBatch(b, func(b *testing.B) store.Store { return open(b) })
+}

@@ -306,3 +306,24 @@ func TestTreePruning(t *testing.T) {
 		t.Errorf("tree at the floor: %+v, %v", ns, err)
 	}
 }
+
+// TestBackupTrees: a backup holds the trees of a conversation's kept
+// epochs, node by node, and no more.
+func TestBackupTrees(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	id := storetest.TreeHistory(t, s)
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := s.Backup(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	storetest.SameTrees(t, s, cp, id)
+	if err := cp.CheckInvariants(ctx); err != nil {
+		t.Error(err)
+	}
+}

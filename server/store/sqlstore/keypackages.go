@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/parley-chat/parley/server/store"
@@ -89,8 +91,8 @@ func (s *Store) ClaimKeyPackages(ctx context.Context, user store.UserID, suite u
 }
 
 // ClaimKeyPackagesBudgeted implements store.Store: one transaction claims
-// a package of every active device of the user in device id order, each
-// as the backend's ClaimDevice decides.
+// a package of every active device of the user, as claimUsers does for a
+// batch.
 func (s *Store) ClaimKeyPackagesBudgeted(ctx context.Context, user store.UserID, suite uint16, now time.Time, b store.ClaimBudget) ([]store.KeyPackage, error) {
 	var out []store.KeyPackage
 	err := s.b.Write(ctx, func(tx Querier) error {
@@ -99,19 +101,11 @@ func (s *Store) ClaimKeyPackagesBudgeted(ctx context.Context, user store.UserID,
 		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, user).Scan(&one); err != nil {
 			return notFound(err)
 		}
-		devices, err := collect(ctx, tx, scanDeviceID, `SELECT id FROM devices WHERE user_id = $1 AND revoked = 0 AND NOT disabled ORDER BY id`, user)
+		claims, err := s.claimUsers(ctx, tx, []store.UserID{user}, suite, now, b)
 		if err != nil {
 			return err
 		}
-		for _, d := range devices {
-			kp, ok, err := s.b.ClaimDevice(ctx, tx, d, suite, now, b)
-			if err != nil {
-				return err
-			}
-			if ok {
-				out = append(out, kp)
-			}
-		}
+		out = claims[0].KeyPackages
 		if len(out) == 0 {
 			return store.ErrNoKeyPackage
 		}
@@ -119,6 +113,68 @@ func (s *Store) ClaimKeyPackagesBudgeted(ctx context.Context, user store.UserID,
 	})
 	if err != nil {
 		return nil, s.errorf("claim key packages of user %d, suite %d: %w", user, suite, err)
+	}
+	return out, nil
+}
+
+// ClaimKeyPackagesBatch implements store.Store: one transaction reads the
+// active devices of every user, then claims a package of each in device
+// id order across the batch (as the backend's ClaimDevice decides), so
+// that concurrent batches lock budget rows in one order.
+func (s *Store) ClaimKeyPackagesBatch(ctx context.Context, users []store.UserID, suite uint16, now time.Time, b store.ClaimBudget) ([]store.UserClaim, error) {
+	index := make(map[store.UserID]int, len(users))
+	for i, u := range users {
+		if _, dup := index[u]; dup {
+			return nil, s.errorf("claim key packages of %d users: user %d twice: %w", len(users), u, store.ErrInvalid)
+		}
+		index[u] = i
+	}
+	var out []store.UserClaim
+	err := s.b.Write(ctx, func(tx Querier) error {
+		var err error
+		out, err = s.claimUsers(ctx, tx, users, suite, now, b)
+		return err
+	})
+	if err != nil {
+		return nil, s.errorf("claim key packages of %d users, suite %d: %w", len(users), suite, err)
+	}
+	return out, nil
+}
+
+// claimUsers claims in tx a package of every active device of the users
+// (each once), in device id order (byte order, the same for every claim
+// on every backend, so that concurrent claims lock budget rows in one
+// order), as the backend's ClaimDevice decides; it answers per user, in
+// the order of users.
+func (s *Store) claimUsers(ctx context.Context, tx Querier, users []store.UserID, suite uint16, now time.Time, b store.ClaimBudget) ([]store.UserClaim, error) {
+	out := make([]store.UserClaim, len(users))
+	type owned struct {
+		device store.DeviceID
+		at     int // at is the user's index in users
+	}
+	var devices []owned
+	for i, u := range users {
+		out[i].User = u
+		ds, err := collect(ctx, tx, scanDeviceID, `SELECT id FROM devices WHERE user_id = $1 AND revoked = 0 AND NOT disabled`, u)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			devices = append(devices, owned{d, i})
+		}
+	}
+	slices.SortFunc(devices, func(a, b owned) int { return cmp.Compare(a.device, b.device) })
+	for _, d := range devices {
+		kp, ok, err := s.b.ClaimDevice(ctx, tx, d.device, suite, now, b)
+		if err != nil {
+			return nil, err
+		}
+		uc := &out[d.at]
+		if ok {
+			uc.KeyPackages = append(uc.KeyPackages, kp)
+		} else {
+			uc.Missing = append(uc.Missing, d.device)
+		}
 	}
 	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"KeyPackageConcurrentClaims", testConcurrentClaims},
 		{"KeyPackageClaimBudget", testClaimBudget},
 		{"KeyPackageClaimBudgetConcurrent", testClaimBudgetConcurrent},
+		{"KeyPackageClaimBatch", testClaimBatch},
+		{"KeyPackageClaimBatchConcurrent", testClaimBatchConcurrent},
 		{"Conversations", testConversations},
 		{"CommitStaleEpoch", testCommitStale},
 		{"CommitConcurrent", testCommitConcurrent},
@@ -731,6 +735,111 @@ func testClaimBudgetConcurrent(t *testing.T, s store.Store) {
 	}
 	if c, _ := s.CountKeyPackages(ctx, d.ID, suite, t0); c.Available != 15 {
 		t.Errorf("pool after the claims: %+v", c)
+	}
+}
+
+// testClaimBatch: a batched claim answers every user in the order asked,
+// with its packages and its devices that had none, under each device's
+// budget; a user without any package, or unknown, gets an empty answer;
+// a user named twice is refused and nothing is claimed.
+func testClaimBatch(t *testing.T, s store.Store) {
+	a, a1 := mkUser(t, s, "alice")
+	mkDevice(t, s, a, "alice-2")
+	b, b1 := mkUser(t, s, "bob")
+	c, c1 := mkUser(t, s, "carol")
+	revoked := mkDevice(t, s, c, "carol-2")
+	e, _ := mkUser(t, s, "erin") // no package at all
+	must(t, "upload", s.AddKeyPackages(ctx, []store.KeyPackage{
+		kp("a1-1", a1.ID, false, t0), kp("a1-2", a1.ID, false, t0), kp("a1lr", a1.ID, true, t0),
+		kp("b1-1", b1.ID, false, t0), kp("b1lr", b1.ID, true, t0),
+		kp("c1lr", c1.ID, true, t0), kp("c2-1", revoked.ID, false, t0),
+	}))
+	must(t, "revoke", s.RevokeDevice(ctx, revoked.ID, t0, nil))
+	_, err := s.ClaimKeyPackagesBatch(ctx, []store.UserID{a.ID, b.ID, a.ID}, suite, t0, store.ClaimBudget{})
+	wantErr(t, "user twice", err, store.ErrInvalid)
+	if n, _ := s.CountKeyPackages(ctx, a1.ID, suite, t0); n.Available != 2 {
+		t.Errorf("a refused batch claimed: %+v", n)
+	}
+	budget := store.ClaimBudget{Burst: 1, Interval: time.Hour}
+	show := func(got []store.UserClaim) string {
+		var parts []string
+		for _, uc := range got {
+			var refs []string
+			for _, k := range uc.KeyPackages {
+				refs = append(refs, string(k.Ref))
+			}
+			parts = append(parts, fmt.Sprintf("%d:%v-%v", uc.User, refs, uc.Missing))
+		}
+		return strings.Join(parts, " ")
+	}
+	batch := []store.UserID{c.ID, 9999, a.ID, e.ID, b.ID}
+	got, err := s.ClaimKeyPackagesBatch(ctx, batch, suite, t0, budget)
+	must(t, "claim batch", err)
+	want := fmt.Sprintf("%d:[c1lr]-[] 9999:[]-[] %d:[a1-1]-[alice-2] %d:[]-[erin-1] %d:[b1-1]-[]", c.ID, a.ID, e.ID, b.ID)
+	if show(got) != want {
+		t.Errorf("batch claimed %s, want %s", show(got), want)
+	}
+	// The budget of one is spent: the last-resort packages now.
+	got, err = s.ClaimKeyPackagesBatch(ctx, []store.UserID{a.ID, b.ID}, suite, t0, budget)
+	must(t, "claim batch again", err)
+	if want := fmt.Sprintf("%d:[a1lr]-[alice-2] %d:[b1lr]-[]", a.ID, b.ID); show(got) != want {
+		t.Errorf("second batch claimed %s, want %s", show(got), want)
+	}
+	if n, _ := s.CountKeyPackages(ctx, a1.ID, suite, t0); n.Available != 1 || !n.LastResortClaimed {
+		t.Errorf("pool of alice-1 after the batches: %+v", n)
+	}
+}
+
+// testClaimBatchConcurrent: concurrent batches over the same users, in
+// different orders, never hand out a one-time package twice and do not
+// deadlock.
+func testClaimBatchConcurrent(t *testing.T, s store.Store) {
+	var users []store.UserID
+	var kps []store.KeyPackage
+	for i := range 6 {
+		u, d1 := mkUser(t, s, fmt.Sprintf("user%d", i))
+		d2 := mkDevice(t, s, u, fmt.Sprintf("user%d-2", i))
+		users = append(users, u.ID)
+		for j := range 10 {
+			kps = append(kps, kp(fmt.Sprintf("%s-%02d", d1.ID, j), d1.ID, false, t0), kp(fmt.Sprintf("%s-%02d", d2.ID, j), d2.ID, false, t0))
+		}
+	}
+	must(t, "upload", s.AddKeyPackages(ctx, kps))
+	b := store.ClaimBudget{Burst: 1000, Interval: time.Hour}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for w := range 8 {
+		wg.Go(func() {
+			order := slices.Clone(users)
+			if w%2 == 1 {
+				slices.Reverse(order)
+			}
+			got, err := s.ClaimKeyPackagesBatch(ctx, order, suite, t0, b)
+			if err != nil {
+				t.Errorf("claim batch: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, uc := range got {
+				if uc.User != order[i] || len(uc.KeyPackages) != 2 {
+					t.Errorf("batch %d answered %+v for user %d", w, uc, order[i])
+				}
+				for _, k := range uc.KeyPackages {
+					seen[string(k.Ref)]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for ref, n := range seen {
+		if n != 1 {
+			t.Errorf("package %s handed out %d times", ref, n)
+		}
+	}
+	if len(seen) != 8*6*2 {
+		t.Errorf("%d packages handed out, want %d", len(seen), 8*6*2)
 	}
 }
 

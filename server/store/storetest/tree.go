@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -113,4 +114,56 @@ func testTreeHistory(t *testing.T, s store.Store) {
 	wantTree(t, s, c.ID, 6, "0:a5 2:b6")
 	_, err = s.Tree(ctx, c.ID, 5)
 	wantErr(t, "the previous tree without history", err, store.ErrGone)
+}
+
+// TreeHistory creates, in s, a user and a conversation whose tree changes
+// over eight commits with a history of three epochs: the trees of epochs
+// 5 to 8 are kept, those before are gone. Tests of a store's copies
+// (backups) compare it with SameTrees.
+func TreeHistory(t *testing.T, s store.Store) store.ConversationID {
+	t.Helper()
+	_, d := mkUser(t, s, "tree-history")
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("tree-history"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: nodes("0:a0", "2:b0"), FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create", err)
+	for e := range 8 {
+		changes := []string{fmt.Sprintf("0:a%d", e+1), fmt.Sprintf("%d:n%d", 2*(e%4)+4, e+1)}
+		if e%3 == 2 {
+			changes = append(changes, "2:") // blank again
+		} else {
+			changes = append(changes, fmt.Sprintf("2:b%d", e+1))
+		}
+		commitTree(t, s, c.ID, d.ID, 3, changes...)
+	}
+	return c.ID
+}
+
+// SameTrees checks that dst, a copy of src, returns what src returns for
+// the tree of every epoch of conversation id: the same nodes for the
+// epochs kept, store.ErrGone for the older ones. src must keep at least
+// two epochs' trees and have dropped at least one.
+func SameTrees(t *testing.T, src, dst store.Store, id store.ConversationID) {
+	t.Helper()
+	c, err := src.Conversation(ctx, id)
+	must(t, "conversation", err)
+	kept, gone := 0, 0
+	for e := range c.Epoch + 1 {
+		want, werr := src.Tree(ctx, id, e)
+		got, gerr := dst.Tree(ctx, id, e)
+		switch {
+		case werr == nil:
+			kept++
+			if gerr != nil || treeString(got) != treeString(want) {
+				t.Errorf("copy's tree of conversation %d at epoch %d: %q, %v; want %q", id, e, treeString(got), gerr, treeString(want))
+			}
+		case errors.Is(werr, store.ErrGone):
+			gone++
+			wantErr(t, fmt.Sprintf("copy's tree of conversation %d at epoch %d, before the history", id, e), gerr, store.ErrGone)
+		default:
+			t.Fatalf("tree of conversation %d at epoch %d: %v", id, e, werr)
+		}
+	}
+	if kept < 2 || gone < 1 {
+		t.Fatalf("conversation %d keeps the trees of %d epochs and dropped %d: want at least 2 and 1", id, kept, gone)
+	}
 }

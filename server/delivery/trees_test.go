@@ -1,0 +1,122 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/parley-chat/parley/mls"
+	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/server/store"
+)
+
+// commit commits a new path of the member (no proposals), and
+// submits the commit with the new epoch's GroupInfo; it must be accepted.
+func (e *proposalEnv) commit(tb testing.TB) {
+	tb.Helper()
+	epoch := e.g.Epoch()
+	pc, err := e.g.Commit(mls.CommitOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.g.MergePendingCommit(pc); err != nil {
+		tb.Fatal(err)
+	}
+	gi, err := e.g.GroupInfo(mls.GroupInfoOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.svc.Handshake(context.Background(), e.sess, e.conv, protocol.HandshakeRequest{Epoch: epoch, Message: pc.Message, GroupInfo: gi}); err != nil {
+		tb.Fatalf("commit of epoch %d: %v", epoch, err)
+	}
+}
+
+// wantTree checks that the service serves the member's current tree.
+func (e *proposalEnv) wantTree(tb testing.TB) {
+	tb.Helper()
+	want, err := e.g.RatchetTree()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	got, err := e.svc.Tree(context.Background(), e.sess, e.conv, e.g.Epoch())
+	if err != nil || !bytes.Equal(got, want) {
+		tb.Fatalf("tree of epoch %d: %d bytes, %v; want the member's %d bytes", e.g.Epoch(), len(got), err, len(want))
+	}
+}
+
+// TestLegacyTreeMovedOnFirstUse: a conversation whose whole tree is in
+// its follower state (stored before trees were stored node by node) and
+// that MoveLegacyTrees did not move is moved when first used: its tree is
+// served, and a commit is followed from the moved nodes.
+func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
+	ctx := context.Background()
+	e := newProposalEnv(t, nil)
+	e.commit(t)
+	e.commit(t)
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back to the layout of a store before tree_nodes.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var epoch uint64
+	var state []byte
+	if err := db.QueryRow(`SELECT epoch, follower_state FROM conversations WHERE id = $1`, e.conv).Scan(&epoch, &state); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.data IS NOT NULL
+		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $2)`, e.conv, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []mls.TreeNode
+	for rows.Next() {
+		var nd mls.TreeNode
+		if err := rows.Scan(&nd.Index, &nd.Data); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, nd)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := mls.LoadPublicGroupTree(nil, state, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := pg.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0 WHERE id = $2`, whole, e.conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM tree_nodes WHERE conversation_id = $1`, e.conv); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new service, as after a restart, without MoveLegacyTrees.
+	e.open(t)
+	if ids, err := e.st.LegacyTrees(ctx); err != nil || len(ids) != 1 {
+		t.Fatalf("legacy trees %v, %v; want the conversation", ids, err)
+	}
+	e.wantTree(t)
+	c, err := e.st.Conversation(ctx, store.ConversationID(e.conv))
+	if err != nil || c.LegacyTree || c.Epoch != epoch {
+		t.Fatalf("after the first use: %+v, %v", c, err)
+	}
+	if ns, err := e.st.Tree(ctx, c.ID, epoch); err != nil || len(ns) != len(nodes) {
+		t.Fatalf("stored tree of epoch %d: %d nodes, %v; want %d", epoch, len(ns), err, len(nodes))
+	}
+	e.restart(t) // the follower rebuilds the group from the moved nodes
+	e.commit(t)
+	e.wantTree(t)
+}
