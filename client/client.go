@@ -252,6 +252,9 @@ type Client struct {
 	// replaceUnsupported is set when the server refused an upload with
 	// replace (a server older than it): the pool is only topped up.
 	replaceUnsupported atomic.Bool
+	// retention is the server's retention once asked (serverRetention),
+	// nil before.
+	retention atomic.Pointer[time.Duration]
 }
 
 // Open opens the profile in cfg.ProfileDir, creating the directory and an

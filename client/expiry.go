@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/parley-chat/parley/client/sqlitestore"
@@ -34,6 +35,42 @@ func (c *Client) timerLocked(conv protocol.ConversationID) time.Duration {
 		return 0
 	}
 	return p.Timer
+}
+
+// attachmentTTL returns the lifetime an attachment sent under timer asks
+// the server for: the timer, but no longer than the server's retention
+// (which bounds a lifetime, and keeps nothing longer anyway); 0 when the
+// timer is off.
+func (c *Client) attachmentTTL(ctx context.Context, timer time.Duration) (time.Duration, error) {
+	if timer <= 0 {
+		return 0, nil
+	}
+	retention, err := c.serverRetention(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if retention > 0 && timer > retention {
+		timer = retention
+	}
+	return max(timer.Truncate(time.Second), time.Second), nil
+}
+
+// serverRetention returns the server's retention (0: none), asked of the
+// server once and then remembered.
+func (c *Client) serverRetention(ctx context.Context) (time.Duration, error) {
+	if r := c.retention.Load(); r != nil {
+		return *r, nil
+	}
+	var info protocol.ServerInfo
+	if err := c.call(ctx, "GET", "/v1/info", false, nil, &info); err != nil {
+		return 0, fmt.Errorf("server retention: %w", err)
+	}
+	var r time.Duration
+	if s := info.Limits.RetentionSeconds; s > 0 && s <= math.MaxInt64/int64(time.Second) {
+		r = time.Duration(s) * time.Second
+	}
+	c.retention.Store(&r)
+	return r, nil
 }
 
 // expiryOf returns when a message sent at sent and received at received

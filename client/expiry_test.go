@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -343,4 +344,63 @@ func TestTimerRunSchedule(t *testing.T) {
 		t.Errorf("expired at %v by bob's clock, before its expiry %v", now, ev.Message.Expires)
 	}
 	wantErased(t, bob, conv, m.ID)
+}
+
+// TestTimerAttachment: a file sent in a conversation with a timer is
+// uploaded with the timer as its lifetime on the server, capped by the
+// server's retention; without a timer, with none. Once the lifetime has
+// passed and parleyd pruned, bob, who still holds the message, can no
+// longer fetch the attachment.
+func TestTimerAttachment(t *testing.T) {
+	ctx := context.Background()
+	s := newServerWith(t, func(c *delivery.Config) { c.Retention = 2 * time.Hour })
+	alice, bob, conv := directPair(t, s)
+	sendFile := func(name string) (*client.Message, store.Blob) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, []byte("the contents of "+name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := alice.c.SendFile(ctx, conv, path, client.SendOptions{})
+		if err != nil {
+			t.Fatalf("send %s: %v", name, err)
+		}
+		b, err := s.st.Blob(ctx, m.Attachment.ID)
+		if err != nil {
+			t.Fatalf("server's record of %s: %v", name, err)
+		}
+		return m, b
+	}
+	setTimer := func(d time.Duration) {
+		t.Helper()
+		if err := alice.c.SetTimer(ctx, conv, d); err != nil {
+			t.Fatalf("set the timer to %v: %v", d, err)
+		}
+	}
+	if _, b := sendFile("plain.txt"); !b.Expires.IsZero() {
+		t.Errorf("file sent without a timer: the server deletes it at %v, want only with the retention", b.Expires)
+	}
+	setTimer(5 * time.Minute)
+	secret, b := sendFile("secret.txt")
+	if !b.Expires.Equal(b.Created.Add(5 * time.Minute)) {
+		t.Errorf("file sent under a 5-minute timer: stored at %v, deleted at %v", b.Created, b.Expires)
+	}
+	setTimer(24 * time.Hour)
+	if _, b := sendFile("long.txt"); !b.Expires.Equal(b.Created.Add(2 * time.Hour)) {
+		t.Errorf("file sent under a day's timer with a retention of 2 hours: stored at %v, deleted at %v", b.Created, b.Expires)
+	}
+
+	waitMessage(bob, secret.ID)
+	if _, err := bob.c.Download(ctx, secret.Attachment.ID, filepath.Join(t.TempDir(), "before")); err != nil {
+		t.Fatalf("bob downloads before the lifetime ended: %v", err)
+	}
+	r, err := s.st.Prune(ctx, store.PruneOptions{Now: b.Expires})
+	if err != nil || len(r.Blobs) != 1 || r.Blobs[0] != b.ID {
+		t.Fatalf("prune at the end of the lifetime deleted %v (%v), want %s", r.Blobs, err, b.ID)
+	}
+	_, err = bob.c.Download(ctx, secret.Attachment.ID, filepath.Join(t.TempDir(), "after"))
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Err.Code != protocol.CodeNotFound {
+		t.Fatalf("bob downloads after the lifetime ended and the server pruned: %v, want not_found", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -780,7 +781,9 @@ func sortByLog(ms []*Message) {
 
 // SendFile encrypts the file at path with a fresh key, uploads the
 // ciphertext as an opaque blob and sends the key and hash in an attachment
-// message.
+// message. In a conversation with a disappearing-message timer the upload
+// asks the server to delete the blob once the timer has passed (no later
+// than the server's retention; see attachmentTTL).
 func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts SendOptions) (*Message, error) {
 	op := fmt.Sprintf("client: send file %s to conversation %d", path, conv)
 	if c.id == nil {
@@ -788,7 +791,12 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 	}
 	c.mu.Lock()
 	err := c.checkSendable(ctx, conv)
+	timer := c.timerLocked(conv)
 	c.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	ttl, err := c.attachmentTTL(ctx, timer)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -814,13 +822,9 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
-	resp, err := c.request(ctx, "POST", "/v1/attachments", true, io.NopCloser(tmp), "application/octet-stream")
+	info, err := c.uploadAttachment(ctx, tmp, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	var info protocol.AttachmentInfo
-	if err := decodeResponse(resp, &info); err != nil {
-		return nil, fmt.Errorf("%s: upload: %w", op, err)
 	}
 	if info.ID != hash.String() || info.Size != size {
 		return nil, fmt.Errorf("%s: server stored %s (%d bytes), expected %s (%d bytes)", op, info.ID, info.Size, hash, size)
@@ -834,6 +838,30 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 	m.Mentions = c.resolveMentions(ctx, conv, opts.Caption, opts.Mentions)
 	m.Attachment = &content.Attachment{BlobID: info.ID, Size: fi.Size(), MediaType: mt, FileName: filepath.Base(path), Key: key, Hash: hash}
 	return c.sendContent(ctx, conv, m, "send file "+path)
+}
+
+// uploadAttachment uploads an encrypted attachment with the lifetime ttl
+// (0: none).
+func (c *Client) uploadAttachment(ctx context.Context, body io.Reader, ttl time.Duration) (protocol.AttachmentInfo, error) {
+	path := "/v1/attachments"
+	if ttl > 0 {
+		path += "?ttl_seconds=" + strconv.FormatInt(int64(ttl/time.Second), 10)
+	}
+	resp, err := c.request(ctx, "POST", path, true, io.NopCloser(body), "application/octet-stream")
+	if err != nil {
+		return protocol.AttachmentInfo{}, err
+	}
+	var info protocol.AttachmentInfo
+	if err := decodeResponse(resp, &info); err != nil {
+		var se *ServerError
+		if ttl > 0 && errors.As(err, &se) && se.Err.Code == protocol.CodeBadRequest {
+			// The server's retention may have shrunk below the
+			// lifetime: ask for it again next time.
+			c.retention.Store(nil)
+		}
+		return protocol.AttachmentInfo{}, fmt.Errorf("upload: %w", err)
+	}
+	return info, nil
 }
 
 // findAttachment looks up an attachment's key and hash in the history.

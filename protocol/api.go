@@ -601,6 +601,10 @@ type AttachmentInfo struct {
 	Size int64 `json:"size"`
 	// Created is when the server stored it.
 	Created time.Time `json:"created"`
+	// Expires is when the server deletes it, as its uploaders asked
+	// (POST /v1/attachments?ttl_seconds=N); absent when none did (it
+	// then goes with the retention).
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // CreateInviteRequest creates an invite (POST /v1/admin/invites).

@@ -58,7 +58,7 @@
 //	GET    /v1/conversations/{id}/entries?after=SEQ&limit=N   → EntriesResponse
 //	POST   /v1/ack                AckRequest           → 204
 //	GET    /v1/inbox?after=SEQ&limit=N                 → InboxResponse
-//	POST   /v1/attachments        (raw bytes)          → AttachmentInfo
+//	POST   /v1/attachments?ttl_seconds=N (raw bytes)   → AttachmentInfo
 //	GET    /v1/attachments/{id}                        → raw bytes
 //	GET    /v1/ws                                      → WebSocket (see below)
 //

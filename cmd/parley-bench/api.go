@@ -167,3 +167,29 @@ func wsURL(base string) string {
 	}
 	return "ws://" + strings.TrimPrefix(base, "http://") + "/v1/ws"
 }
+
+// getRaw sends a GET and returns the body of a 2xx answer as it is (such
+// as application/octet-stream); otherwise the error and the status (0
+// when no answer came).
+func (a *api) getRaw(ctx context.Context, path, token string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", a.base+path, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: %v", path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: %s: %.200s", path, resp.Status, data)
+	}
+	return data, resp.StatusCode, nil
+}

@@ -304,3 +304,59 @@ func errorMetrics(r result) string {
 	}
 	return strings.Join(es, "; ")
 }
+
+// TestLargeGroup runs large-group at tiny scale on SQLite and, when it
+// answers, PostgreSQL: the conversation is built in batches, every kind
+// of commit is accepted, reaches every connected member and is costed,
+// and the added members join by their Welcome.
+func TestLargeGroup(t *testing.T) {
+	t.Parallel()
+	stores := []string{"sqlite"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if testenv.Optional(t, testenv.NeedPostgres, checkPostgres(ctx, testenv.PostgresURL())) {
+		stores = append(stores, "postgres")
+	}
+	for _, store := range stores {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			rep := runJSON(t, "large-group", "--store", store, "--postgres", testenv.PostgresURL(),
+				"--members", "20", "--commits", "2", "--batch", "7", "--per-worker", "12")
+			r := rep.Results[0]
+			if got := r.Setup["members_reached"]; got != 20 {
+				t.Errorf("%v members reached, want 20", got)
+			}
+			if got := r.Setup["build_commits"]; got != 3 {
+				t.Errorf("20 members in batches of 7: %v commits, want 3", got)
+			}
+			for _, kind := range []string{kindUpdate, kindAdd, kindRemove, kindExternal} {
+				if n := value(t, r, kind+": commits measured"); n != 2 {
+					t.Errorf("%s: %v commits measured, want 2; notes %q", kind, n, r.Notes)
+				}
+				if v := value(t, r, kind+": server CPU per commit"); v < 0 {
+					t.Errorf("%s: server CPU %v ms", kind, v)
+				}
+				for _, m := range r.Metrics {
+					if strings.HasPrefix(m.Name, kind+": fan-out") && m.Value <= 0 {
+						t.Errorf("%s = %v", m.Name, m.Value)
+					}
+					if strings.HasPrefix(m.Name, kind+": receipts missing") {
+						t.Errorf("%s = %v", m.Name, m.Value)
+					}
+				}
+			}
+			if v := value(t, r, "join by Welcome (inbox → joined) p50"); v <= 0 {
+				t.Errorf("join by Welcome %v ms", v)
+			}
+			if store == "sqlite" {
+				if v := value(t, r, "add: server write_bytes per commit"); v <= 0 {
+					t.Errorf("add: server wrote %v KiB per commit", v)
+				}
+			} else {
+				if v := value(t, r, "add: PostgreSQL WAL per commit (whole cluster)"); v <= 0 {
+					t.Errorf("add: %v KiB of WAL per commit", v)
+				}
+			}
+		})
+	}
+}

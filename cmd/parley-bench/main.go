@@ -12,6 +12,7 @@
 //	parley-bench idle [flags]         server memory per idle connection
 //	parley-bench all [flags]          every scenario, each on a fresh server with --spawn
 //	parley-bench compare [flags]      throughput, latency and fan-out on SQLite, PostgreSQL and 3 nodes on PostgreSQL + NATS
+//	parley-bench large-group [flags]  per-commit server cost in one conversation of --members devices
 //
 // With --spawn the bench builds cmd/parleyd from the module (or runs
 // --parleyd PATH) on a temporary data directory and a loopback port, with
@@ -56,6 +57,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/mls"
 )
 
 func main() {
@@ -123,6 +127,10 @@ type options struct {
 
 	connections int
 	settle      time.Duration
+
+	members, commits int
+	suite            mls.CipherSuite
+	fill             bool
 }
 
 // listFlag collects a repeatable or comma-separated flag.
@@ -141,7 +149,7 @@ func (l *listFlag) Set(v string) error {
 const usage = `parley-bench - load generator for parleyd
 
 Usage:
-  parley-bench throughput|latency|fanout|idle|all|compare [flags]
+  parley-bench throughput|latency|fanout|idle|all|compare|large-group [flags]
 
 Scenarios:
   throughput  N senders over M two-party-or-more conversations, each sender
@@ -166,6 +174,17 @@ Scenarios:
                 postgres  one node on PostgreSQL (--postgres, a fresh schema)
                 cluster   --nodes (default 3) nodes on PostgreSQL + NATS (--nats)
               and one table comparing them. Implies --spawn.
+  large-group one conversation of --members devices on --suite, built in
+              commits of --batch (default 250) Adds, halved when the
+              server refuses one as too large, on a server with its default size
+              limits (a size it refuses is reported with the error), all
+              members connected; then --commits commits of each kind (an
+              update with a path, an add of one new member joining by
+              Welcome, a removal, an external commit): server write_bytes
+              (and the PostgreSQL WAL) and CPU per commit, acceptance
+              latency, fan-out to every member, join times and parleyd's
+              VmRSS/VmHWM. --store sqlite (default) or postgres (--postgres)
+              or a postgres:// URL. Implies --spawn.
 
 Flags:
 `
@@ -179,9 +198,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o := &options{scenario: args[0]}
 	switch o.scenario {
-	case "throughput", "latency", "fanout", "idle", "all", "compare":
+	case "throughput", "latency", "fanout", "idle", "all", "compare", "large-group":
 	default:
-		return usageError{fmt.Errorf("unknown scenario %q (want throughput, latency, fanout, idle, all or compare)", o.scenario)}
+		return usageError{fmt.Errorf("unknown scenario %q (want throughput, latency, fanout, idle, all, compare or large-group)", o.scenario)}
 	}
 	fs := newFlags(o, stderr)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -254,8 +273,20 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.batch, "batch", 1000, "members added per MLS commit when building conversations")
 	fs.IntVar(&o.connections, "connections", 10000, "idle connections (idle)")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "how long the connections idle before their memory is sampled (idle, fanout)")
-	fs.StringVar(&o.postgres, "postgres", envOr("PARLEY_TEST_POSTGRES", defaultPostgres), "compare: the PostgreSQL `URL` (loopback; a fresh schema per run is created in it and dropped)")
+	fs.StringVar(&o.postgres, "postgres", envOr("PARLEY_TEST_POSTGRES", defaultPostgres), "compare, and large-group --store postgres: the PostgreSQL `URL` (loopback; a fresh schema per run is created in it and dropped)")
 	fs.StringVar(&o.nats, "nats", envOr("PARLEY_TEST_NATS", defaultNATS), "compare: the NATS `URL` of the cluster configuration (loopback)")
+	fs.IntVar(&o.members, "members", 10000, "large-group: member devices of the conversation")
+	fs.IntVar(&o.commits, "commits", 20, "large-group: measured commits of each kind")
+	fs.BoolVar(&o.fill, "fill", true, "large-group: after each batch of Adds, some added members commit with a path (external resyncs), so that parent nodes hold keys and path commits stay small, as in a group that grew over time; false leaves every parent blank")
+	o.suite = client.DefaultCipherSuites[0]
+	fs.Func("suite", "large-group: the MLS cipher suite, a number such as 0xF001 (default the client's first, X-Wing 0xF001); its signatures must be Ed25519", func(v string) error {
+		n, err := strconv.ParseUint(v, 0, 16)
+		if err != nil {
+			return fmt.Errorf("%q is not a cipher suite number", v)
+		}
+		o.suite = mls.CipherSuite(n)
+		return nil
+	})
 	fs.Var((*listFlag)(&o.configs), "configs", "compare: the configurations to run, in order (default sqlite,postgres,cluster)")
 	return fs
 }
@@ -264,6 +295,11 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 func (o *options) validate() error {
 	if o.scenario == "compare" {
 		if err := o.validateCompare(); err != nil {
+			return err
+		}
+	}
+	if o.scenario == "large-group" {
+		if err := o.validateLargeGroup(); err != nil {
 			return err
 		}
 	}
@@ -318,6 +354,32 @@ func (o *options) validate() error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// validateLargeGroup checks and completes the options of large-group.
+func (o *options) validateLargeGroup() error {
+	if len(o.servers) > 0 {
+		return errors.New("large-group spawns its own server (it reads the server process's I/O and CPU): drop --server")
+	}
+	o.spawn = true
+	switch o.store {
+	case "sqlite":
+		o.store = ""
+	case "postgres":
+		o.store = o.postgres
+	}
+	if !o.set["batch"] {
+		o.batch = defaultLargeGroupBatch
+	}
+	switch {
+	case o.members < 2 || o.members > 100000:
+		return fmt.Errorf("--members %d: want 2 to 100,000", o.members)
+	case o.commits < 1 || o.commits > 1000:
+		return fmt.Errorf("--commits %d: want 1 to 1,000", o.commits)
+	case o.nodes != 1:
+		return errors.New("large-group measures one node: drop --nodes")
 	}
 	return nil
 }

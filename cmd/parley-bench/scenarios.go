@@ -336,6 +336,8 @@ func runScenarios(ctx context.Context, o *options, log io.Writer) (*report, erro
 		do("fanout", fanout)
 	case "idle":
 		do("idle", idle)
+	case "large-group":
+		do("large-group", largeGroup)
 	case "compare":
 		if err := compare(ctx, o, rep, log); err != nil {
 			errs = append(errs, err)

@@ -28,17 +28,24 @@ import (
 
 // command is one instruction to a worker.
 type command struct {
-	Op string `json:"op"` // register, connect, run, ackall, close
+	Op string `json:"op"` // register, connect, run, ackall, await, close
 
 	// register, connect: the worker's devices.
 	Devices []int `json:"devices,omitempty"`
-	// connect: the subscription cursors of each device (by index).
+	// connect: the subscription cursors of each device (by index), and
+	// the inbox seq each has processed already (its Welcome).
 	Cursors map[int][]protocol.Cursor `json:"cursors,omitempty"`
+	Inbox   map[int]uint64            `json:"inbox,omitempty"`
 	// run: the load.
 	Load *load `json:"load,omitempty"`
 	// ackall: wait until the server processed each ack (a ping after it
 	// is answered).
 	Sync bool `json:"sync,omitempty"`
+	// await: wait until each of Devices received entry Seq (or a later
+	// one) of conversation Conv, at most Timeout.
+	Conv    protocol.ConversationID `json:"conv,omitempty"`
+	Seq     uint64                  `json:"seq,omitempty"`
+	Timeout time.Duration           `json:"timeout,omitempty"`
 }
 
 // workerConfig is passed once, as the first line.
@@ -93,6 +100,10 @@ type reply struct {
 	Took      time.Duration `json:"took"`
 	Connected int           `json:"connected,omitempty"`
 	Stats     *runStats     `json:"stats,omitempty"`
+	// await: when the last of the devices received the entry (Unix
+	// nanoseconds), and how many had not when the wait ended.
+	Last    int64 `json:"last,omitempty"`
+	Missing int   `json:"missing,omitempty"`
 }
 
 // msgTrack is the receipt record of one tracked message.
@@ -147,6 +158,8 @@ type wdev struct {
 	mu      sync.Mutex
 	seqs    map[protocol.ConversationID]uint64
 	ackSent map[protocol.ConversationID]uint64
+	// seqAt is when seqs last moved forward (Unix nanoseconds).
+	seqAt map[protocol.ConversationID]int64
 }
 
 // worker is the state of a worker process.
@@ -155,6 +168,7 @@ type worker struct {
 	hc      *http.Client
 	devs    map[int]*wdev
 	cur     atomic.Pointer[runState]
+	watch   atomic.Pointer[seqWatch]
 	closing atomic.Bool
 	ctx     context.Context
 }
@@ -187,11 +201,13 @@ func runWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		case "register":
 			err = w.register(ctx, cmd.Devices)
 		case "connect":
-			r.Connected, err = w.connect(ctx, cmd.Devices, cmd.Cursors)
+			r.Connected, err = w.connect(ctx, cmd.Devices, cmd.Cursors, cmd.Inbox)
 		case "run":
 			r.Stats, err = w.run(ctx, cmd.Load)
 		case "ackall":
 			err = w.ackAll(ctx, cmd.Sync)
+		case "await":
+			r.Last, r.Missing, err = w.await(ctx, cmd.Devices, cmd.Conv, cmd.Seq, cmd.Timeout)
 		case "close":
 			w.closeAll()
 		default:
@@ -243,7 +259,7 @@ func parallel[T any](ctx context.Context, n int, items []T, f func(context.Conte
 func (w *worker) register(ctx context.Context, devices []int) error {
 	return parallel(ctx, w.cfg.Concurrency, devices, func(ctx context.Context, i int) error {
 		d := &wdev{id: newIdent(w.cfg.Run, i), node: i % len(w.cfg.Servers), pong: make(chan struct{}, 1),
-			seqs: map[protocol.ConversationID]uint64{}, ackSent: map[protocol.ConversationID]uint64{}}
+			seqs: map[protocol.ConversationID]uint64{}, ackSent: map[protocol.ConversationID]uint64{}, seqAt: map[protocol.ConversationID]int64{}}
 		a := &api{base: w.cfg.Servers[d.node], hc: w.hc}
 		if err := a.register(ctx, w.cfg.ServerName, d.id, w.cfg.Invite); err != nil {
 			return fmt.Errorf("register device %d: %v", i, err)
@@ -275,7 +291,7 @@ func (w *worker) dev(i int) *wdev {
 // connect opens the devices' WebSockets, subscribes them at the given
 // cursors and waits until the server processed each subscription (a ping
 // after it is answered).
-func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]protocol.Cursor) (int, error) {
+func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]protocol.Cursor, inbox map[int]uint64) (int, error) {
 	var n atomic.Int64
 	err := parallel(ctx, min(w.cfg.Concurrency, 64), devices, func(ctx context.Context, i int) error {
 		d := w.dev(i)
@@ -300,7 +316,7 @@ func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]p
 			d.ackSent[cur.Conversation] = cur.Seq
 		}
 		go w.readLoop(d)
-		sub, err := protocol.MarshalFrame(&protocol.SubscribeFrame{Cursors: cursors[i]})
+		sub, err := protocol.MarshalFrame(&protocol.SubscribeFrame{Cursors: cursors[i], Inbox: inbox[i]})
 		if err != nil {
 			return err
 		}
@@ -436,11 +452,16 @@ func (w *worker) onEntry(d *wdev, data []byte, now int64, rs *runState) {
 	conv, ok1 := jsonUint(data, `"conversation":`)
 	seq, ok2 := jsonUint(data, `"seq":`)
 	if ok1 && ok2 {
+		cid := protocol.ConversationID(conv)
 		d.mu.Lock()
-		if seq > d.seqs[protocol.ConversationID(conv)] {
-			d.seqs[protocol.ConversationID(conv)] = seq
+		if seq > d.seqs[cid] {
+			d.seqs[cid] = seq
+			d.seqAt[cid] = now
 		}
 		d.mu.Unlock()
+		if wt := w.watch.Load(); wt != nil && wt.conv == cid && seq >= wt.seq {
+			wt.note(d.id.index, now)
+		}
 	}
 	if rs == nil || !bytes.Contains(data, kindApp) {
 		return
@@ -699,4 +720,68 @@ func (w *worker) closeAll() {
 			d.c = nil
 		}
 	}
+}
+
+// seqWatch waits until a set of devices received one entry.
+type seqWatch struct {
+	conv    protocol.ConversationID
+	seq     uint64
+	mu      sync.Mutex
+	pending map[int]bool
+	last    int64
+	done    chan struct{}
+}
+
+// note records that device i received the entry at t (Unix
+// nanoseconds); the first note of each device counts.
+func (s *seqWatch) note(i int, t int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pending[i] {
+		return
+	}
+	delete(s.pending, i)
+	s.last = max(s.last, t)
+	if len(s.pending) == 0 {
+		close(s.done)
+	}
+}
+
+// await waits until each of the devices received entry seq (or a later
+// one) of conv, for at most timeout, and returns when the last one did
+// and how many had not.
+func (w *worker) await(ctx context.Context, devices []int, conv protocol.ConversationID, seq uint64, timeout time.Duration) (int64, int, error) {
+	s := &seqWatch{conv: conv, seq: seq, pending: map[int]bool{}, done: make(chan struct{})}
+	for _, i := range devices {
+		if d := w.dev(i); d == nil || d.c == nil {
+			return 0, 0, fmt.Errorf("await: device %d is not connected in this worker", i)
+		}
+		s.pending[i] = true
+	}
+	if len(s.pending) == 0 {
+		return 0, 0, nil
+	}
+	w.watch.Store(s)
+	defer w.watch.Store(nil)
+	// Entries that arrived before the watch was set.
+	for _, i := range devices {
+		d := w.dev(i)
+		d.mu.Lock()
+		got, at := d.seqs[conv], d.seqAt[conv]
+		d.mu.Unlock()
+		if got >= seq {
+			s.note(i, at)
+		}
+	}
+	t := time.NewTimer(max(timeout, time.Second))
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, len(s.pending), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"time"
 
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/store"
@@ -44,8 +45,12 @@ func ValidBlobID(id string) bool { return blobIDPattern.MatchString(id) }
 
 // UploadAttachment streams an encrypted attachment to the blob store,
 // within maxBytes and the caller user's quota (zero: none). length is the
-// announced size (from Content-Length), or -1 when unknown. An attachment
-// with the same content that already exists is returned as it is.
+// announced size (from Content-Length), or -1 when unknown. ttl is the
+// attachment's lifetime (zero: none; else whole seconds up to the
+// retention, or bad_request): Prune deletes it ttl after it was stored,
+// and from then on it is neither served nor counted in the quota. An
+// attachment with the same content that already exists is returned as it
+// is, kept for the longer of the two lifetimes (none being the longest).
 //
 // The quota is reserved in the store before any byte is accepted and
 // atomically turned into the blob record afterwards (store.Store's
@@ -57,7 +62,10 @@ func ValidBlobID(id string) bool { return blobIDPattern.MatchString(id) }
 // back what it did not use. A failed upload releases its reservation; one
 // whose process dies leaves it to expire after BlobReservationTTL, which
 // also bounds the upload.
-func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Reader, length, maxBytes, quota int64) (protocol.AttachmentInfo, error) {
+func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Reader, length, maxBytes, quota int64, ttl time.Duration) (protocol.AttachmentInfo, error) {
+	if err := s.checkAttachmentTTL(ttl); err != nil {
+		return protocol.AttachmentInfo{}, err
+	}
 	if length > maxBytes {
 		return protocol.AttachmentInfo{}, perr(protocol.CodeTooLarge, "attachment of %d bytes exceeds %d", length, maxBytes)
 	}
@@ -107,6 +115,9 @@ func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Read
 	}
 	now := s.now().UTC()
 	b := store.Blob{ID: id, Owner: sess.User, Size: size, Created: now}
+	if ttl > 0 {
+		b.Expires = now.Add(ttl)
+	}
 	b.SHA256 = make([]byte, 32)
 	fmt.Sscanf(id, "%x", &b.SHA256)
 	if res.ID != 0 {
@@ -118,9 +129,11 @@ func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Read
 		err = s.st.CreateBlob(ctx, b)
 	}
 	if errors.Is(err, store.ErrConflict) {
-		old, gerr := s.st.Blob(ctx, id)
+		// The same content is kept: for as long as its first upload
+		// asked, and at least for as long as this one asks.
+		old, gerr := s.st.ExtendBlob(ctx, id, b.Expires)
 		if gerr == nil {
-			return protocol.AttachmentInfo{ID: id, Size: old.Size, Created: old.Created.UTC()}, nil
+			return attachmentInfo(old), nil
 		}
 		return protocol.AttachmentInfo{}, internal("attachment "+id, gerr)
 	} else if err != nil {
@@ -134,18 +147,37 @@ func (s *Service) UploadAttachment(ctx context.Context, sess *Session, r io.Read
 		}
 		return protocol.AttachmentInfo{}, internal("record attachment "+id, err)
 	}
-	s.log.Debug("attachment stored", "attachment", id, "size", size, "user", sess.UserName)
-	return protocol.AttachmentInfo{ID: id, Size: size, Created: now}, nil
+	s.log.Debug("attachment stored", "attachment", id, "size", size, "user", sess.UserName, "ttl", ttl)
+	return attachmentInfo(b), nil
+}
+
+// checkAttachmentTTL checks the lifetime asked for an upload: zero
+// (none), or whole seconds from one up to the retention (when there is
+// one).
+func (s *Service) checkAttachmentTTL(ttl time.Duration) error {
+	switch {
+	case ttl < 0 || ttl%time.Second != 0:
+		return perr(protocol.CodeBadRequest, "attachment lifetime %v is not a whole number of seconds", ttl)
+	case s.cfg.Retention > 0 && ttl > s.cfg.Retention:
+		return perr(protocol.CodeBadRequest, "attachment lifetime of %d seconds exceeds the retention of %d seconds", ttl/time.Second, s.cfg.Retention/time.Second)
+	}
+	return nil
+}
+
+// attachmentInfo describes the blob b to its clients.
+func attachmentInfo(b store.Blob) protocol.AttachmentInfo {
+	return protocol.AttachmentInfo{ID: b.ID, Size: b.Size, Created: b.Created.UTC(), Expires: b.Expires}
 }
 
 // Attachment opens an attachment for any authenticated device; the id (a
-// hash of the encrypted content) is the capability.
+// hash of the encrypted content) is the capability. An expired attachment
+// is not_found, as one that Prune deleted.
 func (s *Service) Attachment(ctx context.Context, sess *Session, id string) (BlobReader, protocol.AttachmentInfo, error) {
 	if !ValidBlobID(id) {
 		return nil, protocol.AttachmentInfo{}, perr(protocol.CodeBadRequest, "attachment id must be 64 lowercase hex digits")
 	}
 	b, err := s.st.Blob(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && b.ExpiredAt(s.now())) {
 		return nil, protocol.AttachmentInfo{}, perr(protocol.CodeNotFound, "no attachment %s", id)
 	} else if err != nil {
 		return nil, protocol.AttachmentInfo{}, internal("attachment "+id, err)
@@ -156,5 +188,5 @@ func (s *Service) Attachment(ctx context.Context, sess *Session, id string) (Blo
 	} else if err != nil {
 		return nil, protocol.AttachmentInfo{}, internal("open attachment "+id, err)
 	}
-	return r, protocol.AttachmentInfo{ID: id, Size: b.Size, Created: b.Created.UTC()}, nil
+	return r, attachmentInfo(b), nil
 }

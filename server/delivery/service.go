@@ -152,7 +152,7 @@ func (s *Service) pruneLoop(ctx context.Context) {
 
 // Prune removes acknowledged and expired entries, expired sessions,
 // challenges, KeyPackages and invites, and attachments older than the
-// retention, with their content.
+// retention or whose lifetime ended, with their content.
 func (s *Service) Prune(ctx context.Context) (store.PruneResult, error) {
 	r, err := s.st.Prune(ctx, store.PruneOptions{Now: s.now(), Retention: s.cfg.Retention})
 	s.tails.reset()

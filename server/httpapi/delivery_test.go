@@ -3,9 +3,11 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -520,5 +522,88 @@ func TestWebSocketAckAsync(t *testing.T) {
 	f, err := w.next(5 * time.Second)
 	if ef, ok := f.(*protocol.ErrorFrame); !ok || ef.Code != protocol.CodeBadRequest {
 		t.Fatalf("ack beyond the head: got %T %+v %v", f, f, err)
+	}
+}
+
+// An upload with a lifetime (ttl_seconds) is served until the lifetime
+// ends, without being cached, and then answers not_found; its bytes are
+// given back to the quota at once, and Prune deletes the record and the
+// content. Lifetimes that are no whole number of seconds from 1 to the
+// retention are refused before the body is read. Uploading the same
+// content again without a lifetime keeps it.
+func TestAttachmentLifetime(t *testing.T) {
+	e := newEnv(t, func(d *delivery.Config, h *httpapi.Config) {
+		d.Retention = 2 * time.Hour
+		h.MaxBlobBytes, h.BlobQuotaBytes = 1000, 1000
+	})
+	alice := e.register("alice")
+	bob := e.register("bob")
+	get := func(id string) (int, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/attachments/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+bob.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for _, bad := range []string{"0", "", "-1", "1.5", "1h", "7201", "99999999999999999999"} {
+		pe := e.wantErr(protocol.CodeBadRequest, alice.token, "POST", "/v1/attachments?ttl_seconds="+url.QueryEscape(bad), bytes.Repeat([]byte("b"), 10))
+		t.Logf("ttl_seconds=%q: %s", bad, pe.Message)
+	}
+	if st, _ := e.svc.Stats(t.Context()); st.Attachments != 0 {
+		t.Fatalf("%d attachments stored by refused uploads", st.Attachments)
+	}
+
+	start := e.clock.Now()
+	var info protocol.AttachmentInfo
+	e.must(alice.token, "POST", "/v1/attachments?ttl_seconds=3600", bytes.Repeat([]byte("t"), 600), &info)
+	if !info.Expires.Equal(info.Created.Add(time.Hour)) || info.Created.Before(start) {
+		t.Fatalf("upload with a lifetime of an hour: %+v", info)
+	}
+	if code, h := get(info.ID); code != http.StatusOK || h.Get("Cache-Control") != "private, no-store" {
+		t.Fatalf("download before the end: %d, Cache-Control %q", code, h.Get("Cache-Control"))
+	}
+	e.wantErr(protocol.CodeQuotaExceeded, alice.token, "POST", "/v1/attachments", bytes.Repeat([]byte("n"), 600))
+
+	e.clock.Advance(time.Hour - time.Second)
+	if code, _ := get(info.ID); code != http.StatusOK {
+		t.Fatalf("download a second before the end: %d", code)
+	}
+	if r, err := e.svc.Prune(t.Context()); err != nil || len(r.Blobs) != 0 {
+		t.Fatalf("prune a second before the end: %v %v", r.Blobs, err)
+	}
+	e.clock.Advance(time.Second)
+	e.wantErr(protocol.CodeNotFound, bob.token, "GET", "/v1/attachments/"+info.ID, nil)
+	// The expired bytes are free again before Prune runs.
+	var kept protocol.AttachmentInfo
+	e.must(alice.token, "POST", "/v1/attachments", bytes.Repeat([]byte("n"), 600), &kept)
+	r, err := e.svc.Prune(t.Context())
+	if err != nil || fmt.Sprint(r.Blobs) != fmt.Sprint([]string{info.ID}) {
+		t.Fatalf("prune at the end deleted %v (%v), want %s", r.Blobs, err, info.ID)
+	}
+	if _, err := e.blobs.Open(t.Context(), info.ID); !errors.Is(err, delivery.ErrBlobNotFound) {
+		t.Errorf("content of the expired attachment after prune: %v", err)
+	}
+	e.wantErr(protocol.CodeNotFound, bob.token, "GET", "/v1/attachments/"+info.ID, nil)
+	if code, h := get(kept.ID); code != http.StatusOK || !kept.Expires.IsZero() || !strings.Contains(h.Get("Cache-Control"), "immutable") {
+		t.Errorf("attachment without a lifetime: %d, %+v, Cache-Control %q", code, kept, h.Get("Cache-Control"))
+	}
+
+	// The same content uploaded again without a lifetime is kept for good;
+	// a lifetime as long as the retention is accepted.
+	var short, again protocol.AttachmentInfo
+	e.must(bob.token, "POST", "/v1/attachments?ttl_seconds=60", []byte("shared"), &short)
+	e.must(bob.token, "POST", "/v1/attachments", []byte("shared"), &again)
+	if again.ID != short.ID || !again.Expires.IsZero() {
+		t.Fatalf("upload again without a lifetime: %+v after %+v", again, short)
+	}
+	e.must(bob.token, "POST", "/v1/attachments?ttl_seconds=7200", []byte("longest"), nil)
+	e.clock.Advance(time.Minute)
+	if code, _ := get(short.ID); code != http.StatusOK {
+		t.Errorf("attachment uploaded again without a lifetime, after the first one's: %d", code)
 	}
 }

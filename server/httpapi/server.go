@@ -606,12 +606,34 @@ func queryUint(r *http.Request, name string, max uint64) (uint64, error) {
 	return n, nil
 }
 
+// attachmentTTL reads an upload's lifetime, the query parameter
+// ttl_seconds: absent is none (0); present, it must be a number of seconds
+// from 1 up to what a time.Duration holds (the service bounds it by the
+// retention).
+func attachmentTTL(r *http.Request) (time.Duration, error) {
+	if !r.URL.Query().Has("ttl_seconds") {
+		return 0, nil
+	}
+	n, err := queryUint(r, "ttl_seconds", math.MaxInt64/uint64(time.Second))
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, protocol.NewError(protocol.CodeBadRequest, "query parameter ttl_seconds must be at least 1")
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
 func (s *Server) uploadAttachment(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 	if r.ContentLength > s.cfg.MaxBlobBytes {
 		return nil, protocol.NewError(protocol.CodeTooLarge, "attachment of %d bytes exceeds %d", r.ContentLength, s.cfg.MaxBlobBytes)
 	}
+	ttl, err := attachmentTTL(r)
+	if err != nil {
+		return nil, err
+	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBlobBytes+1)
-	info, err := s.svc.UploadAttachment(r.Context(), ss, body, r.ContentLength, s.cfg.MaxBlobBytes, s.cfg.BlobQuotaBytes)
+	info, err := s.svc.UploadAttachment(r.Context(), ss, body, r.ContentLength, s.cfg.MaxBlobBytes, s.cfg.BlobQuotaBytes, ttl)
 	if err != nil && bodyTimedOut(r) {
 		return nil, s.errBodyTimeout()
 	}
@@ -659,7 +681,13 @@ func (s *Server) downloadAttachment(w http.ResponseWriter, r *http.Request, ss *
 	defer rd.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+info.ID+`"`)
-	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	if info.Expires.IsZero() {
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	} else {
+		// An attachment with a lifetime belongs to disappearing
+		// messages: no cache is to keep it.
+		w.Header().Set("Cache-Control", "private, no-store")
+	}
 	s.count(r, http.StatusOK)
 	http.ServeContent(w, r, "", info.Created, rd)
 	return nil, errWritten

@@ -492,6 +492,16 @@ type Blob struct {
 	Size    int64     // Size in bytes.
 	SHA256  []byte    // SHA256 of the content.
 	Created time.Time // Created is the upload time.
+	// Expires ends the blob's lifetime, which its uploader asked for
+	// (zero: none; it goes with the retention). It must be after
+	// Created. From then on the blob is expired: Prune deletes it, and
+	// it no longer counts against its owner's quota.
+	Expires time.Time
+}
+
+// ExpiredAt reports whether b's lifetime has ended at now.
+func (b Blob) ExpiredAt(now time.Time) bool {
+	return !b.Expires.IsZero() && !now.Before(b.Expires)
 }
 
 // BlobReservation is attachment quota held for an upload in progress: it
@@ -542,8 +552,8 @@ type PruneResult struct {
 	Challenges  int64
 	Invites     int64
 	KeyPackages int64
-	// Blobs are the ids of removed blob records; the caller deletes their
-	// content.
+	// Blobs are the ids of removed blob records, older than the
+	// retention or expired; the caller deletes their content.
 	Blobs []string
 }
 
@@ -788,18 +798,26 @@ type Conversations interface {
 
 // Attachments is the store's part for attachment metadata and quota.
 type Attachments interface {
-	// CreateBlob stores blob metadata (ErrConflict for a taken id).
+	// CreateBlob stores blob metadata: ErrConflict for an id taken by a
+	// blob unexpired at b.Created (an expired one is replaced),
+	// ErrInvalid for an Expires not after Created.
 	CreateBlob(ctx context.Context, b Blob) error
 	// Blob returns blob metadata by id.
 	Blob(ctx context.Context, id string) (Blob, error)
 	// DeleteBlob deletes blob metadata.
 	DeleteBlob(ctx context.Context, id string) error
-	// BlobUsage returns the number and total size of a user's blobs.
+	// ExtendBlob keeps a blob at least until expires (zero: for as long
+	// as the retention allows): its Expires becomes the later of its own
+	// and expires, zero being the latest. It returns the record as it is
+	// then; ErrNotFound for a missing blob.
+	ExtendBlob(ctx context.Context, id string, expires time.Time) (Blob, error)
+	// BlobUsage returns the number and total size of a user's blobs,
+	// expired or not (until Prune deletes them).
 	BlobUsage(ctx context.Context, owner UserID) (count, bytes int64, err error)
 	// ReserveBlobQuota atomically reserves quota for an upload: the
 	// reservation gets min(r.Bytes, quota - used - reserved) bytes, where
-	// used is the size of r.Owner's blobs and reserved the bytes of its
-	// reservations unexpired at r.Created, provided that is at least min
+	// used is the size of r.Owner's blobs unexpired at r.Created and
+	// reserved the bytes of its reservations unexpired then, provided that is at least min
 	// (min ≥ 1, r.Bytes ≥ min); else it fails with ErrQuotaExceeded.
 	// Concurrent reservations, on any number of nodes, never together
 	// exceed the quota. ErrNotFound for an unknown owner, ErrInvalid for
@@ -809,8 +827,9 @@ type Attachments interface {
 	// blob record b: b.Owner must be the reservation's owner and b.Size at
 	// most its bytes (ErrInvalid); the unused rest of the reservation is
 	// given back. ErrNotFound when the reservation does not exist or
-	// expired before b.Created, ErrConflict for a taken blob id; on any
-	// error nothing changes.
+	// expired before b.Created, ErrConflict for a taken blob id (as
+	// CreateBlob), ErrInvalid for a bad Expires; on any error nothing
+	// changes.
 	CommitBlobReservation(ctx context.Context, id int64, b Blob) error
 	// ReleaseBlobReservation deletes a reservation; releasing a missing
 	// one is not an error.
@@ -822,7 +841,8 @@ type Attachments interface {
 type Maintenance interface {
 	// Prune removes log entries acknowledged by every member device and
 	// every departed device (a prefix of each log), log and inbox entries and blob records older
-	// than the retention, and expired sessions, challenges, KeyPackages,
+	// than the retention, blob records whose lifetime ended (Blob.Expires
+	// at or before Now), and expired sessions, challenges, KeyPackages,
 	// blob reservations and invites (expired or used up).
 	Prune(ctx context.Context, o PruneOptions) (PruneResult, error)
 	// Stats returns counts.

@@ -27,7 +27,7 @@ var backupTables = []struct{ name, cols string }{
 	{"members", "conversation_id, device_id, cursor, left_seq, joined_seq, gap_from, gap_to"},
 	{"entries", "conversation_id, seq, kind, sender, data, created, hash, epoch"},
 	{"inbox", "device_id, seq, conversation_id, data, created"},
-	{"blobs", "id, owner, size, sha256, created"},
+	{"blobs", "id, owner, size, sha256, created, expires"},
 	{"blob_reservations", "id, owner, bytes, created, expires"},
 }
 

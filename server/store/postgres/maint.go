@@ -36,20 +36,21 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 			FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id
 			GROUP BY c.id, c.head) cut
 		WHERE e.conversation_id = cut.id AND e.seq <= cut.upto`)
+	var cutoff int64
 	if o.Retention > 0 {
-		cutoff := sqlstore.Micros(o.Now.Add(-o.Retention))
+		cutoff = sqlstore.Micros(o.Now.Add(-o.Retention))
 		// Up to the newest old entry, so the log stays a contiguous
 		// suffix even when clocks went back.
 		exec(&r.Entries, `DELETE FROM entries e USING (
 				SELECT conversation_id, MAX(seq) AS upto FROM entries WHERE created < $1 GROUP BY conversation_id) cut
 			WHERE e.conversation_id = cut.conversation_id AND e.seq <= cut.upto`, cutoff)
 		exec(&r.Inbox, sqlstore.PruneOldInbox, cutoff)
-		errs = append(errs, s.write(ctx, func(tx pgx.Tx) error {
-			ids, err := sqlstore.PruneOldBlobs(ctx, pgxQuerier{tx}, cutoff)
-			r.Blobs = ids
-			return err
-		}))
 	}
+	errs = append(errs, s.write(ctx, func(tx pgx.Tx) error {
+		ids, err := sqlstore.PruneBlobs(ctx, pgxQuerier{tx}, now, cutoff)
+		r.Blobs = ids
+		return err
+	}))
 	exec(&r.Expired, sqlstore.PruneTimedEntries, now, []byte{})
 	for _, c := range sqlstore.PruneExpired(&r) {
 		exec(c.N, c.SQL, now)
@@ -89,6 +90,7 @@ var invariants = []struct{ what, sql string }{
 	{"session of a missing device or another user's device", `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
 	{"negative invite uses", `SELECT id FROM invites WHERE uses_left < 0`},
 	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
+	{"blob whose lifetime ends before it was stored", `SELECT id FROM blobs WHERE expires <> 0 AND expires <= created`},
 	{"constraint not validated", `SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace AND NOT convalidated`},
 	{"invalid index", `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace AND NOT (i.indisvalid AND i.indisready)`},
 }

@@ -314,6 +314,7 @@ func TestCheckInvariantsDetects(t *testing.T) {
 		`INSERT INTO inbox (device_id, seq, conversation_id, data, created) VALUES ('a-1', 7, 1, '', 0)`,
 		`UPDATE conversations SET proposals = 1`,
 		`INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) SELECT id, 0, 0, '\x00', 0 FROM conversations`,
+		`INSERT INTO blobs (id, owner, size, sha256, created, expires) SELECT 'b', id, 1, '\x00', 10, 10 FROM users`,
 	} {
 		s := open(t)
 		ctx := context.Background()
@@ -376,6 +377,10 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := src.pool.Exec(ctx, `UPDATE conversations SET legacy_tree = 1 WHERE id = $1`, legacy.ID); err != nil {
 		t.Fatal(err)
 	}
+	blobExpires := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
+	if err := src.CreateBlob(ctx, store.Blob{ID: "b", Owner: u.ID, Size: 3, SHA256: []byte("h"), Created: blobExpires.Add(-time.Hour), Expires: blobExpires}); err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "backup.sql")
 	if err := src.Backup(ctx, path); err != nil {
 		t.Fatal(err)
@@ -402,6 +407,9 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if ps, err := dst.PendingProposals(ctx, c.ID, 0, 0, 1); err != nil || len(ps) != 1 || string(ps[0].Data) != "p\x00" {
 		t.Errorf("restored pending proposals %+v %v", ps, err)
+	}
+	if b, err := dst.Blob(ctx, "b"); err != nil || !b.Expires.Equal(blobExpires) {
+		t.Errorf("restored blob %+v %v, want expiry %v", b, err, blobExpires)
 	}
 	es, _ := dst.Entries(ctx, c.ID, 0, -1)
 	if len(es) != 3 || string(es[0].Data) != "x\ny" || es[1].Seq != 2 {

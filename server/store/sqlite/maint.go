@@ -67,22 +67,23 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 		FROM conversation_heads h LEFT JOIN members m ON m.conversation_id = h.conversation_id GROUP BY h.conversation_id, h.head`)
 	r.Entries += n
 	errs = append(errs, err)
+	var cutoff int64
 	if o.Retention > 0 {
-		cutoff := sqlstore.Micros(o.Now.Add(-o.Retention))
+		cutoff = sqlstore.Micros(o.Now.Add(-o.Retention))
 		n, err := s.deleteLogPrefixes(ctx, `SELECT conversation_id, MAX(seq) FROM entries WHERE created < $1 GROUP BY conversation_id`, cutoff)
 		r.Entries += n
 		errs = append(errs, err)
 		errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
-			q := dbQuerier{tx}
-			n, err := q.Exec(ctx, sqlstore.PruneOldInbox, cutoff)
-			if err != nil {
-				return err
-			}
+			n, err := dbQuerier{tx}.Exec(ctx, sqlstore.PruneOldInbox, cutoff)
 			r.Inbox = n
-			r.Blobs, err = sqlstore.PruneOldBlobs(ctx, q, cutoff)
 			return err
 		}))
 	}
+	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		r.Blobs, err = sqlstore.PruneBlobs(ctx, dbQuerier{tx}, now, cutoff)
+		return err
+	}))
 	errs = append(errs, s.write(ctx, func(tx *sql.Tx) error {
 		n, err := dbQuerier{tx}.Exec(ctx, sqlstore.PruneTimedEntries, now, []byte{})
 		r.Expired = n
@@ -136,6 +137,7 @@ var invariants = []struct{ what, sql string }{
 	{"session of a missing device or another user's device", `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
 	{"negative invite uses", `SELECT id FROM invites WHERE uses_left < 0`},
 	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
+	{"blob whose lifetime ends before it was stored", `SELECT id FROM blobs WHERE expires <> 0 AND expires <= created`},
 }
 
 // checkMaxErrors bounds the findings of each of SQLite's checks that

@@ -31,7 +31,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 10 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 11 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -57,6 +57,7 @@ func TestCheckInvariantsDetects(t *testing.T) {
 		`UPDATE conversation_heads SET head = 0`,
 		`UPDATE conversation_heads SET proposals = 1`,
 		`INSERT INTO pending_proposals (conversation_id, idx, epoch, data, created) VALUES (1, 0, 0, x'00', 0)`,
+		`INSERT INTO blobs (id, owner, size, sha256, created, expires) SELECT 'b', id, 1, x'00', 10, 10 FROM users`,
 	} {
 		s := open(t)
 		ctx := context.Background()

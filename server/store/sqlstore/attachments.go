@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/parley-chat/parley/server/store"
 )
@@ -16,22 +17,64 @@ func (s *Store) CreateBlob(ctx context.Context, b store.Blob) error {
 	return nil
 }
 
-// insertBlob inserts the blob record b: ErrConflict for a taken id,
-// ErrNotFound for a missing owner.
+// insertBlob inserts the blob record b, in place of an expired record of
+// the same id (its content is b's): ErrConflict for an id taken by an
+// unexpired blob, ErrNotFound for a missing owner, ErrInvalid for an
+// Expires not after Created.
 func (s *Store) insertBlob(ctx context.Context, tx Querier, b store.Blob) error {
-	_, err := tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, sha256, created) VALUES ($1, $2, $3, $4, $5)`, b.ID, b.Owner, b.Size, NonNil(b.SHA256), Micros(b.Created))
+	created, expires := Micros(b.Created), Micros(b.Expires)
+	if expires != 0 && expires <= created {
+		return fmt.Errorf("blob expiry %v not after its creation %v: %w", b.Expires, b.Created, store.ErrInvalid)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM blobs WHERE id = $1 AND expires <> 0 AND expires <= $2`, b.ID, created); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO blobs (id, owner, size, sha256, created, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
+		b.ID, b.Owner, b.Size, NonNil(b.SHA256), created, expires)
 	return s.constraint(err)
+}
+
+// blobColumns are the columns scanBlob reads, after the id.
+const blobColumns = `owner, size, sha256, created, expires`
+
+// scanBlob reads the blobColumns of blob id from r.
+func scanBlob(r Row, id string) (store.Blob, error) {
+	b := store.Blob{ID: id}
+	var created, expires int64
+	if err := r.Scan(&b.Owner, &b.Size, &b.SHA256, &created, &expires); err != nil {
+		return store.Blob{}, err
+	}
+	b.Created, b.Expires = FromMicros(created), FromMicros(expires)
+	return b, nil
 }
 
 // Blob implements store.Store.
 func (s *Store) Blob(ctx context.Context, id string) (store.Blob, error) {
-	b := store.Blob{ID: id}
-	var created int64
-	err := s.b.Read().QueryRow(ctx, `SELECT owner, size, sha256, created FROM blobs WHERE id = $1`, id).Scan(&b.Owner, &b.Size, &b.SHA256, &created)
+	b, err := scanBlob(s.b.Read().QueryRow(ctx, `SELECT `+blobColumns+` FROM blobs WHERE id = $1`, id), id)
 	if err != nil {
 		return store.Blob{}, s.errorf("blob %q: %w", id, notFound(err))
 	}
-	b.Created = FromMicros(created)
+	return b, nil
+}
+
+// ExtendBlob implements store.Store.
+func (s *Store) ExtendBlob(ctx context.Context, id string, expires time.Time) (store.Blob, error) {
+	var b store.Blob
+	err := s.b.Write(ctx, func(tx Querier) error {
+		var r Row
+		if expires.IsZero() {
+			r = tx.QueryRow(ctx, `UPDATE blobs SET expires = 0 WHERE id = $1 RETURNING `+blobColumns, id)
+		} else {
+			r = tx.QueryRow(ctx, `UPDATE blobs SET expires = CASE WHEN expires = 0 OR expires >= $2 THEN expires ELSE $2 END
+				WHERE id = $1 RETURNING `+blobColumns, id, Micros(expires))
+		}
+		var err error
+		b, err = scanBlob(r, id)
+		return notFound(err)
+	})
+	if err != nil {
+		return store.Blob{}, s.errorf("extend blob %q until %v: %w", id, expires, err)
+	}
 	return b, nil
 }
 
@@ -80,7 +123,7 @@ func (s *Store) ReserveBlobQuota(ctx context.Context, r store.BlobReservation, m
 		}
 		var used, reserved int64
 		err := tx.QueryRow(ctx, `SELECT
-				(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE owner = $1),
+				(SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE owner = $1 AND (expires = 0 OR expires > $2)),
 				(SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM blob_reservations WHERE owner = $1 AND expires > $2)`,
 			r.Owner, Micros(r.Created)).Scan(&used, &reserved)
 		if err != nil {

@@ -42,14 +42,15 @@ func TimerSeconds(d time.Duration) int64 { return int64(d / time.Second) }
 // retention's cutoff ($1).
 const PruneOldInbox = `DELETE FROM inbox WHERE created < $1`
 
-// PruneOldBlobs deletes in tx the blob records created before cutoff and
-// returns their ids.
-func PruneOldBlobs(ctx context.Context, tx Querier, cutoff int64) ([]string, error) {
+// PruneBlobs deletes in tx the blob records whose lifetime ended at now
+// and, when cutoff is not 0, those created before cutoff (the retention's),
+// and returns their ids (Unix microseconds both).
+func PruneBlobs(ctx context.Context, tx Querier, now, cutoff int64) ([]string, error) {
 	return collect(ctx, tx, func(r Row) (string, error) {
 		var id string
 		err := r.Scan(&id)
 		return id, err
-	}, `DELETE FROM blobs WHERE created < $1 RETURNING id`, cutoff)
+	}, `DELETE FROM blobs WHERE (expires <> 0 AND expires <= $1) OR created < $2 RETURNING id`, now, cutoff)
 }
 
 // Stats implements store.Store.

@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Blobs", testBlobs},
 		{"BlobQuota", testBlobQuota},
 		{"BlobQuotaConcurrent", testBlobQuotaConcurrent},
+		{"BlobExpiry", testBlobExpiry},
 		{"Stats", testStats},
 		{"Backup", testBackup},
 		{"Cancelled", testCancelled},
@@ -1395,6 +1396,96 @@ func testBlobQuota(t *testing.T, s store.Store) {
 	wantErr(t, "no lifetime", err, store.ErrInvalid)
 	_, err = s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: 5, Created: t0, Expires: later}, 6, 1000)
 	wantErr(t, "min above bytes", err, store.ErrInvalid)
+}
+
+// testBlobExpiry: a blob with a lifetime stays until it ends, whatever the
+// retention; from then on its bytes no longer count against its owner's
+// quota, Prune deletes it (and reports its id so that the content goes),
+// and an upload of the same content takes its place. ExtendBlob keeps a
+// blob for the longer of two lifetimes, none being the longest.
+func testBlobExpiry(t *testing.T, s store.Store) {
+	u, _ := mkUser(t, s, "alice")
+	v, _ := mkUser(t, s, "bob")
+	const quota = 1000
+	left := func(at time.Time) int64 {
+		t.Helper()
+		r, err := s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: quota, Created: at, Expires: at.Add(time.Minute)}, 1, quota)
+		if errors.Is(err, store.ErrQuotaExceeded) {
+			return 0
+		}
+		must(t, "reserve", err)
+		must(t, "release", s.ReleaseBlobReservation(ctx, r.ID))
+		return r.Bytes
+	}
+	expires := t0.Add(time.Hour)
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "kept", Owner: u.ID, Size: 100, Created: t0}))
+	r, err := s.ReserveBlobQuota(ctx, store.BlobReservation{Owner: u.ID, Bytes: 500, Created: t0, Expires: t0.Add(time.Minute)}, 500, quota)
+	must(t, "reserve", err)
+	must(t, "commit", s.CommitBlobReservation(ctx, r.ID, store.Blob{ID: "timed", Owner: u.ID, Size: 500, SHA256: []byte("h"), Created: t0, Expires: expires}))
+	if b, err := s.Blob(ctx, "timed"); err != nil || !b.Expires.Equal(expires) || !b.Created.Equal(t0) || b.Size != 500 {
+		t.Errorf("blob with a lifetime: %+v %v", b, err)
+	}
+	if b, err := s.Blob(ctx, "kept"); err != nil || !b.Expires.IsZero() {
+		t.Errorf("blob without a lifetime: %+v %v", b, err)
+	}
+	wantErr(t, "lifetime ending at creation", s.CreateBlob(ctx, store.Blob{ID: "bad", Owner: u.ID, Size: 1, Created: t0, Expires: t0}), store.ErrInvalid)
+	wantErr(t, "live id", s.CreateBlob(ctx, store.Blob{ID: "timed", Owner: u.ID, Size: 500, Created: expires.Add(-time.Microsecond)}), store.ErrConflict)
+
+	// Before the end: counted, kept by Prune even past the retention.
+	if n := left(expires.Add(-time.Second)); n != 400 {
+		t.Errorf("%d bytes left before the lifetime ended, want 400", n)
+	}
+	pr, err := s.Prune(ctx, store.PruneOptions{Now: expires.Add(-time.Second), Retention: time.Hour})
+	must(t, "prune", err)
+	if len(pr.Blobs) != 0 {
+		t.Errorf("prune before the end deleted blobs %v", pr.Blobs)
+	}
+	// At the end: no longer counted, even before Prune.
+	if n := left(expires); n != 900 {
+		t.Errorf("%d bytes left once the lifetime ended, want 900", n)
+	}
+	pr, err = s.Prune(ctx, store.PruneOptions{Now: expires})
+	must(t, "prune", err)
+	if fmt.Sprint(pr.Blobs) != "[timed]" {
+		t.Errorf("prune at the end deleted blobs %v, want [timed]", pr.Blobs)
+	}
+	_, err = s.Blob(ctx, "timed")
+	wantErr(t, "expired blob after prune", err, store.ErrNotFound)
+	if n, sz, err := s.BlobUsage(ctx, u.ID); err != nil || n != 1 || sz != 100 {
+		t.Errorf("usage after prune: %d blobs of %d bytes, %v", n, sz, err)
+	}
+
+	// An expired record not yet pruned gives way to a new upload of the
+	// same content, which Prune then keeps.
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "again", Owner: u.ID, Size: 10, Created: t0, Expires: t0.Add(time.Minute)}))
+	must(t, "blob over an expired one", s.CreateBlob(ctx, store.Blob{ID: "again", Owner: v.ID, Size: 10, Created: t0.Add(2 * time.Minute)}))
+	if b, err := s.Blob(ctx, "again"); err != nil || b.Owner != v.ID || !b.Expires.IsZero() {
+		t.Errorf("blob over an expired one: %+v %v", b, err)
+	}
+
+	// ExtendBlob: the later lifetime wins, none beats any.
+	must(t, "blob", s.CreateBlob(ctx, store.Blob{ID: "ext", Owner: u.ID, Size: 1, Created: t0, Expires: expires}))
+	for _, tc := range []struct {
+		name      string
+		ask, want time.Time
+	}{
+		{"shorter", t0.Add(time.Minute), expires},
+		{"longer", expires.Add(time.Hour), expires.Add(time.Hour)},
+		{"none", time.Time{}, time.Time{}},
+		{"after none", expires, time.Time{}},
+	} {
+		b, err := s.ExtendBlob(ctx, "ext", tc.ask)
+		if err != nil || !b.Expires.Equal(tc.want) || b.ID != "ext" || b.Size != 1 || b.Owner != u.ID {
+			t.Errorf("extend %s: %+v %v, want expiry %v", tc.name, b, err, tc.want)
+		}
+	}
+	_, err = s.ExtendBlob(ctx, "missing", expires)
+	wantErr(t, "extend a missing blob", err, store.ErrNotFound)
+	pr, err = s.Prune(ctx, store.PruneOptions{Now: expires.Add(10 * time.Hour)})
+	must(t, "prune", err)
+	if len(pr.Blobs) != 0 {
+		t.Errorf("prune without retention deleted blobs %v", pr.Blobs)
+	}
 }
 
 // testBlobQuotaConcurrent: 16 parallel uploads of 1 MiB against a 1 MiB
