@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"github.com/parley-chat/parley/mls"
 
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/sqlitestore"
@@ -100,3 +101,6 @@ func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.Conversa
 	})
 	return m, err
 }
+
+// FillsTree exports fillsTree.
+func FillsTree(l uint32) bool { return fillsTree(mls.LeafIndex(l)) }

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/server/delivery"
+	"github.com/parley-chat/parley/server/store"
 )
 
 // TestJoinFetchesTree: Welcomes carry no ratchet tree; a device whose
@@ -74,5 +76,79 @@ func TestJoinFetchesTree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestJoinerAtPowerOfTwoUpdates: the device that joins at leaf 64 commits
+// a self-update at once (giving keys to the parents above the creator's
+// copath), the one at leaf 65 does not.
+func TestJoinerAtPowerOfTwoUpdates(t *testing.T) {
+	ctx := context.Background()
+	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true})
+	s := &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}
+	fillers := registerMany(t, s, "member", 63)
+	open := func(name string) *device {
+		d := openDeviceConfig(t, s.url, s.fingerprint, t.TempDir(), name, suite1)
+		if _, err := d.c.Register(ctx, s.url, "", name); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	alice, x, y := open("alice"), open("xavier"), open("yvonne")
+	conv, err := alice.c.NewChannel(ctx, "announcements")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, users := range [][]string{fillers, {"xavier"}, {"yvonne"}} { // leaves 1-63, 64, 65
+		if err := alice.c.AddUsers(ctx, conv, users...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	added, err := alice.c.Conversation(ctx, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSender := func() store.DeviceID {
+		t.Helper()
+		es, err := s.st.Entries(ctx, store.ConversationID(conv), 0, 1000)
+		if err != nil || len(es) == 0 {
+			t.Fatalf("entries: %v", err)
+		}
+		return es[len(es)-1].Sender
+	}
+	y.start()
+	y.waitEvent("yvonne joins", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	x.start()
+	x.waitEvent("xavier joins", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	waitFor(t, "xavier's self-update", func() bool {
+		cv, err := x.c.Conversation(ctx, conv)
+		return err == nil && cv.Epoch == added.Epoch+1
+	})
+	acct, err := x.c.Whoami()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lastSender(), store.DeviceID(acct.Device); got != want {
+		t.Errorf("the commit after the joins is by %s, want xavier's device %s", got, want)
+	}
+	y.stop()
+	x.stop()
+	if err := y.c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cv, _ := y.c.Conversation(ctx, conv); cv.Epoch != added.Epoch+1 {
+		t.Errorf("epoch %d after yvonne (leaf 65) joined and xavier (leaf 64) updated, want %d: one self-update", cv.Epoch, added.Epoch+1)
+	}
+}
+
+func TestFillsTree(t *testing.T) {
+	var got []int
+	for l := range 20000 {
+		if client.FillsTree(uint32(l)) {
+			got = append(got, l)
+		}
+	}
+	if want := []int{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}; !slices.Equal(got, want) {
+		t.Errorf("leaves that update on joining: %v, want %v", got, want)
 	}
 }

@@ -175,7 +175,7 @@ func (lg *lgRun) identity(i int) (*mls.Signer, mls.Credential, error) {
 
 // commitOpts are the options the client SDK commits with.
 func commitOpts() mls.CommitOptions {
-	return mls.CommitOptions{InlineRatchetTree: true, ExternalPub: true, IncludePending: true}
+	return mls.CommitOptions{ExternalPub: true, IncludePending: true}
 }
 
 // build creates the conversation (creator device 0) and adds devices
@@ -567,16 +567,13 @@ func (lg *lgRun) joinByWelcome(ctx context.Context, ks *kindStats, j int, tok st
 		return fmt.Errorf("no Welcome in the inbox of device %d", j)
 	}
 	source := "inline"
-	g, err := mls.JoinFromWelcome(lg.cfg, welcome, bundle, mls.JoinOptions{})
+	g, err := mls.JoinFromWelcome(lg.cfg, welcome, bundle, mls.JoinOptions{FetchRatchetTree: func(e uint64) ([]byte, error) {
+		tree, src, err := lg.fetchTree(ctx, tok, e)
+		source = src
+		return tree, err
+	}})
 	if err != nil {
-		var tree []byte
-		var ferr error
-		if tree, source, ferr = lg.fetchTree(ctx, tok, epoch); ferr != nil {
-			return fmt.Errorf("join by Welcome: %v; fetch the tree: %w", err, ferr)
-		}
-		if g, err = mls.JoinFromWelcome(lg.cfg, welcome, bundle, mls.JoinOptions{RatchetTree: tree}); err != nil {
-			return fmt.Errorf("join by Welcome with the tree from %s: %v", source, err)
-		}
+		return fmt.Errorf("join by Welcome (tree from %s): %v", source, err)
 	}
 	ks.join.Add(time.Since(t0))
 	ks.treeSource[source]++
@@ -630,10 +627,16 @@ func (lg *lgRun) externalOne(ctx context.Context, ks *kindStats, m int) error {
 	mem, _ := lg.g.Member(own)
 	t0 := time.Now()
 	var gi protocol.GroupInfoResponse
-	if err := lg.b.api.do(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo", lg.conv), tok, nil, &gi); err != nil {
+	if err := lg.b.api.do(ctx, "GET", fmt.Sprintf("/v1/conversations/%d/groupinfo?tree=0", lg.conv), tok, nil, &gi); err != nil {
 		return err
 	}
-	_, pc, err := mls.JoinExternal(lg.cfg, gi.GroupInfo, s, mem.Credential, mls.ExternalJoinOptions{RatchetTree: gi.RatchetTree, ResyncLeaf: &own, ExternalPub: true})
+	tree := gi.RatchetTree
+	if len(tree) == 0 {
+		if tree, _, err = lg.fetchTree(ctx, tok, gi.Epoch); err != nil {
+			return err
+		}
+	}
+	_, pc, err := mls.JoinExternal(lg.cfg, gi.GroupInfo, s, mem.Credential, mls.ExternalJoinOptions{RatchetTree: tree, ResyncLeaf: &own, ExternalPub: true})
 	if err != nil {
 		return fmt.Errorf("external join of device %d: %v", m, err)
 	}
