@@ -333,7 +333,7 @@ func TestLargeGroup(t *testing.T) {
 				if n := value(t, r, kind+": commits measured"); n != 2 {
 					t.Errorf("%s: %v commits measured, want 2; notes %q", kind, n, r.Notes)
 				}
-				if v := value(t, r, kind+": server CPU per commit"); v < 0 {
+				if v := value(t, r, kind+": server CPU accepting a commit"); v < 0 {
 					t.Errorf("%s: server CPU %v ms", kind, v)
 				}
 				for _, m := range r.Metrics {
@@ -349,7 +349,7 @@ func TestLargeGroup(t *testing.T) {
 				t.Errorf("join by Welcome %v ms", v)
 			}
 			if store == "sqlite" {
-				if v := value(t, r, "add: server write_bytes per commit"); v <= 0 {
+				if v := value(t, r, "add: server write_bytes accepting a commit (POST → answer)"); v <= 0 {
 					t.Errorf("add: server wrote %v KiB per commit", v)
 				}
 			} else {

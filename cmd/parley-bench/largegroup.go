@@ -81,6 +81,11 @@ type kindStats struct {
 	writeBytes     int64
 	walBytes       int64
 	cpu, pgCPU     float64
+	// acceptWrite, acceptWAL and acceptCPU are the same from the POST to
+	// its answer: validating and storing the commit, before the members
+	// read it (acknowledgements of the previous commit may overlap).
+	acceptWrite, acceptWAL int64
+	acceptCPU, acceptPGCPU float64
 	commits        int
 	missing        int
 	msgBytes       int
@@ -390,6 +395,14 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	if err != nil {
 		return err
 	}
+	sa, err := lg.sample(ctx)
+	if err != nil {
+		return err
+	}
+	ks.acceptWrite += sa.write - s0.write
+	ks.acceptWAL += sa.wal - s0.wal
+	ks.acceptCPU += sa.cpu - s0.cpu
+	ks.acceptPGCPU += sa.pgCPU - s0.pgCPU
 	lg.head = hr.Seq
 	per := make([][]int, len(lg.b.pool.procs))
 	for _, d := range lg.members {
@@ -680,11 +693,19 @@ func (lg *lgRun) report(ks *kindStats) {
 	c := float64(ks.commits)
 	r.add(k+": commit message", float64(ks.msgBytes), "bytes", "", nil)
 	r.add(k+": GroupInfo sent", float64(ks.stateBytes), "bytes", "", nil)
-	r.add(k+": server write_bytes per commit", float64(ks.writeBytes)/c/1024, "KiB", "", nil)
+	r.add(k+": server write_bytes accepting a commit (POST → answer)", float64(ks.acceptWrite)/c/1024, "KiB", "", nil)
+	if lg.pg != nil {
+		r.add(k+": PostgreSQL WAL accepting a commit (whole cluster)", float64(ks.acceptWAL)/c/1024, "KiB", "", nil)
+	}
+	r.add(k+": server CPU accepting a commit", ks.acceptCPU/c*1000, "ms", "", nil)
+	if lg.pg != nil {
+		r.add(k+": PostgreSQL CPU accepting a commit (every local backend)", ks.acceptPGCPU/c*1000, "ms", "", nil)
+	}
+	r.add(k+": server write_bytes per commit, with fan-out and acks", float64(ks.writeBytes)/c/1024, "KiB", "", nil)
 	if lg.pg != nil {
 		r.add(k+": PostgreSQL WAL per commit (whole cluster)", float64(ks.walBytes)/c/1024, "KiB", "", nil)
 	}
-	r.add(k+": server CPU per commit", ks.cpu/c*1000, "ms", "", nil)
+	r.add(k+": server CPU per commit, with fan-out and acks", ks.cpu/c*1000, "ms", "", nil)
 	if lg.pg != nil {
 		r.add(k+": PostgreSQL CPU per commit (every local backend)", ks.pgCPU/c*1000, "ms", "", nil)
 	}

@@ -481,7 +481,8 @@ func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *C
 	if err != nil {
 		return zero, handshakeStoreError(fmt.Sprintf("proposal to conversation %d", h.cid), err)
 	}
-	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}})
+	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
+	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: h.c.Epoch}, nil
 }
 
@@ -589,7 +590,10 @@ func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store
 	c := h.c
 	s.log.Info("commit accepted", "conversation", h.cid, "epoch", c.Epoch+1, "device", h.sess.Device, "added", len(cm.Add), "removed", len(cm.Remove))
 	s.setEpoch(h.cid, c.GroupID, c.Epoch+1)
-	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}})
+	// The tail first, then the wake-up: every member reads the commit
+	// from the tail, encoded once, not from the store.
+	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
+	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
 	for _, d := range cm.Add {
 		s.notify.Publish(Event{Topic: Topic{Device: d}})
 	}

@@ -55,9 +55,29 @@ func TestTails(t *testing.T) {
 	if _, ok := ts.read(3, 0, 10); ok {
 		t.Error("large entry cached")
 	}
-	ts.add(3, frames(3, 2, 40, tailMaxEntry))
-	if fs, ok := ts.read(3, 40-tailBytes/tailMaxEntry, 100); !ok || len(fs) != tailBytes/tailMaxEntry {
-		t.Errorf("byte-bounded tail: %v %d", ok, len(fs))
+	const mid = 16 << 10
+	ts.add(3, frames(3, 2, 40, mid))
+	if fs, ok := ts.read(3, 40-tailBytes/mid-1, 100); !ok || len(fs) != tailBytes/mid+1 {
+		t.Errorf("byte-bounded tail: %v %d, want the newest and %d more", ok, len(fs), tailBytes/mid)
+	}
+	// The newest entry stays however large (a commit every member reads).
+	ts.add(3, frames(3, 41, 41, tailMaxEntry))
+	if fs, ok := ts.read(3, 40, 100); !ok || len(fs) != 1 {
+		t.Errorf("a large newest entry: %v %d", ok, len(fs))
+	}
+	// All tails together stay within tailTotal (plus the entry just added).
+	for c := store.ConversationID(10); c < 100; c++ {
+		ts.add(c, frames(c, 1, 1, tailMaxEntry))
+		if ts.bytes > tailTotal+tailMaxEntry {
+			t.Fatalf("%d bytes in the tails, bound %d", ts.bytes, tailTotal)
+		}
+	}
+	sum := 0
+	for _, tl := range ts.m {
+		sum += tl.bytes
+	}
+	if sum != ts.bytes {
+		t.Errorf("tails hold %d bytes, counted %d", sum, ts.bytes)
 	}
 	ts.reset()
 	if _, ok := ts.read(2, 190, 10); ok {
