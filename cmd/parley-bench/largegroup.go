@@ -86,12 +86,12 @@ type kindStats struct {
 	// read it (acknowledgements of the previous commit may overlap).
 	acceptWrite, acceptWAL int64
 	acceptCPU, acceptPGCPU float64
-	commits        int
-	missing        int
-	msgBytes       int
-	stateBytes     int // stateBytes is the GroupInfo and ratchet tree sent.
-	welcomeBytes   int
-	treeSource     map[string]int
+	commits                int
+	missing                int
+	msgBytes               int
+	stateBytes             int // stateBytes is the GroupInfo and ratchet tree sent.
+	welcomeBytes           int
+	treeSource             map[string]int
 }
 
 // largeGroup runs the large-group scenario.
