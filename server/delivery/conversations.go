@@ -158,17 +158,7 @@ func (s *Service) Conversation(ctx context.Context, sess *Session, id protocol.C
 
 // userIsMember reports whether any device of the user is a member.
 func (s *Service) userIsMember(ctx context.Context, id store.ConversationID, user store.UserID) (bool, error) {
-	members, err := s.st.Members(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range members {
-		d, err := s.st.Device(ctx, m)
-		if err == nil && d.User == user {
-			return true, nil
-		}
-	}
-	return false, nil
+	return s.st.UserIsMember(ctx, id, user)
 }
 
 // GroupInfo returns the current GroupInfo, and with withTree the ratchet

@@ -703,6 +703,10 @@ type Conversations interface {
 	// Members lists a conversation's member devices by id (departed
 	// devices are not members).
 	Members(ctx context.Context, id ConversationID) ([]DeviceID, error)
+	// UserIsMember reports whether any active membership of the
+	// conversation is a device of the user (departed devices do not
+	// count), in one query however many members there are.
+	UserIsMember(ctx context.Context, id ConversationID, user UserID) (bool, error)
 	// IsMember reports whether the device is a member of the conversation
 	// (false for a departed device).
 	IsMember(ctx context.Context, id ConversationID, device DeviceID) (bool, error)

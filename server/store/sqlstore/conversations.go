@@ -95,6 +95,19 @@ func (s *Store) IsMember(ctx context.Context, id store.ConversationID, device st
 	return true, nil
 }
 
+// UserIsMember implements store.Store.
+func (s *Store) UserIsMember(ctx context.Context, id store.ConversationID, user store.UserID) (bool, error) {
+	var one int
+	err := s.b.Read().QueryRow(ctx, `SELECT 1 FROM members m JOIN devices d ON d.id = m.device_id
+		WHERE m.conversation_id = $1 AND d.user_id = $2 AND m.left_seq = 0 LIMIT 1`, id, user).Scan(&one)
+	if isNoRows(err) {
+		return false, nil
+	} else if err != nil {
+		return false, s.errorf("is a device of user %d member of conversation %d: %v", user, id, err)
+	}
+	return true, nil
+}
+
 // Membership implements store.Store.
 func (s *Store) Membership(ctx context.Context, id store.ConversationID, device store.DeviceID) (store.Membership, error) {
 	m := store.Membership{Conversation: id}

@@ -879,6 +879,12 @@ func testConversations(t *testing.T, s store.Store) {
 	if ok, _ := s.IsMember(ctx, c.ID, b.ID); !ok {
 		t.Error("bob not member")
 	}
+	if ok, err := s.UserIsMember(ctx, c.ID, b.User); !ok || err != nil {
+		t.Errorf("bob's user is not a member: %v", err)
+	}
+	if ok, err := s.UserIsMember(ctx, c.ID, 9999); ok || err != nil {
+		t.Errorf("an unknown user is a member: %v", err)
+	}
 	ms, err := s.Conversations(ctx, b.ID)
 	// The added device starts after the commit that added it.
 	if err != nil || len(ms) != 1 || ms[0].Conversation != c.ID || ms[0].Cursor != 1 || ms[0].Head != 1 || ms[0].Epoch != 1 {
@@ -892,6 +898,9 @@ func testConversations(t *testing.T, s store.Store) {
 	must(t, "remove", err)
 	if ok, _ := s.IsMember(ctx, c.ID, b.ID); ok {
 		t.Error("bob still member")
+	}
+	if ok, err := s.UserIsMember(ctx, c.ID, b.User); ok || err != nil {
+		t.Errorf("bob's user is still a member after his only device departed: %v", err)
 	}
 	// Bob departs: he may read up to the commit that removed him.
 	if ms, _ := s.Conversations(ctx, b.ID); len(ms) != 1 || ms[0].Left != 2 || ms[0].Cursor != 1 || ms[0].Readable() != 2 {
