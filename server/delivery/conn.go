@@ -309,9 +309,26 @@ func (c *Conn) recheckNext(ctx context.Context) (bool, error) {
 		break
 	}
 	delete(c.recheck, id)
-	gen := c.gen
+	gen, seq := c.gen, c.sent[id]
+	if c.s.notes.unchanged(id, seq, c.sess.Device) {
+		// A handshake this node stored that leaves this device's
+		// membership as it was: read on without asking the store.
+		c.markDirty(id, c.knownHead(id))
+		c.mu.Unlock()
+		return true, nil
+	}
 	c.mu.Unlock()
 	return true, c.recheckMembership(ctx, id, gen)
+}
+
+// knownHead returns the newest seq of a conversation the tail cache
+// knows, if it is not behind what the connection has sent, else
+// unknownHead (read the store).
+func (c *Conn) knownHead(id store.ConversationID) uint64 {
+	if last, ok := c.s.tails.last(id); ok && last >= c.sent[id] {
+		return last
+	}
+	return unknownHead
 }
 
 // readInbox queues the next page of inbox entries after the last one
@@ -470,7 +487,7 @@ func (c *Conn) recheckMembership(ctx context.Context, id store.ConversationID, g
 		return nil
 	}
 	c.follow(id, m)
-	c.markDirty(id, unknownHead)
+	c.markDirty(id, c.knownHead(id))
 	c.mu.Unlock()
 	return nil
 }

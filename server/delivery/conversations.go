@@ -471,6 +471,7 @@ func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *C
 	if err != nil {
 		return zero, handshakeStoreError(fmt.Sprintf("proposal to conversation %d", h.cid), err)
 	}
+	s.notes.note(h.cid, e.Seq, nil)
 	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
 	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: h.c.Epoch}, nil
@@ -582,6 +583,7 @@ func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store
 	s.setEpoch(h.cid, c.GroupID, c.Epoch+1)
 	// The tail first, then the wake-up: every member reads the commit
 	// from the tail, encoded once, not from the store.
+	s.notes.note(h.cid, e.Seq, cm.Remove)
 	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
 	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
 	for _, d := range cm.Add {

@@ -49,6 +49,7 @@ type Service struct {
 	conns     atomic.Int64
 	metaCache sync.Map // store.ConversationID → convMeta
 	trees     treeCache
+	notes     handshakeNotes
 }
 
 // New returns a Service on the store, blob store and follower.

@@ -147,6 +147,69 @@ func (ts *tails) read(id store.ConversationID, after uint64, limit int) (fs []*e
 	return append([]*entryFrame(nil), t.ents[i:i+n]...), true
 }
 
+// last returns the seq of the newest entry the tail of a conversation
+// holds. Every entry stored after it is followed by an event naming its
+// seq as the head, so a connection that has sent up to last has nothing
+// more to read until then.
+func (ts *tails) last(id store.ConversationID) (uint64, bool) {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	t := ts.m[id]
+	if t == nil || len(t.ents) == 0 {
+		return 0, false
+	}
+	return t.lo + uint64(len(t.ents)) - 1, true
+}
+
+// handshakeNotes remembers, for the handshake entries this node stored
+// lately, the devices a commit removed (none for a proposal), so that
+// the connections of the other members pass the entry's membership
+// barrier without reading their membership from the store: a commit
+// changes the membership of the devices it removes only (the devices it
+// adds follow the conversation from a device event).
+type handshakeNotes struct {
+	mu    sync.Mutex
+	m     map[handshakeKey]map[store.DeviceID]bool
+	order []handshakeKey
+}
+
+type handshakeKey struct {
+	conv store.ConversationID
+	seq  uint64
+}
+
+// handshakeNotesMax bounds the notes kept.
+const handshakeNotesMax = 1024
+
+// note records the handshake entry at seq and the devices it removed.
+func (hn *handshakeNotes) note(id store.ConversationID, seq uint64, removed []store.DeviceID) {
+	set := make(map[store.DeviceID]bool, len(removed))
+	for _, d := range removed {
+		set[d] = true
+	}
+	hn.mu.Lock()
+	defer hn.mu.Unlock()
+	if hn.m == nil {
+		hn.m = map[handshakeKey]map[store.DeviceID]bool{}
+	}
+	k := handshakeKey{id, seq}
+	hn.m[k] = set
+	hn.order = append(hn.order, k)
+	for len(hn.order) > handshakeNotesMax {
+		delete(hn.m, hn.order[0])
+		hn.order = hn.order[1:]
+	}
+}
+
+// unchanged reports whether the handshake entry at seq is known to leave
+// device's membership as it was.
+func (hn *handshakeNotes) unchanged(id store.ConversationID, seq uint64, device store.DeviceID) bool {
+	hn.mu.Lock()
+	defer hn.mu.Unlock()
+	removed, ok := hn.m[handshakeKey{id, seq}]
+	return ok && !removed[device]
+}
+
 // reset empties the cache, after pruning: a connection resuming from an
 // old cursor then reads what is left in the store.
 func (ts *tails) reset() {

@@ -91,3 +91,29 @@ func TestTails(t *testing.T) {
 		t.Errorf("encoding not shared: %v", err)
 	}
 }
+
+// The notes of handshakes say which devices keep their membership, and
+// forget the oldest beyond their bound.
+func TestHandshakeNotes(t *testing.T) {
+	var hn handshakeNotes
+	hn.note(1, 10, []store.DeviceID{"gone"})
+	hn.note(1, 11, nil) // a proposal
+	for _, tc := range []struct {
+		seq    uint64
+		device store.DeviceID
+		want   bool
+	}{{10, "stays", true}, {10, "gone", false}, {11, "gone", true}, {12, "stays", false}} {
+		if got := hn.unchanged(1, tc.seq, tc.device); got != tc.want {
+			t.Errorf("unchanged(1, %d, %s) = %v, want %v", tc.seq, tc.device, got, tc.want)
+		}
+	}
+	if hn.unchanged(2, 10, "stays") {
+		t.Error("a note of another conversation")
+	}
+	for seq := uint64(100); seq < 100+handshakeNotesMax; seq++ {
+		hn.note(1, seq, nil)
+	}
+	if hn.unchanged(1, 10, "stays") || !hn.unchanged(1, 100+handshakeNotesMax-1, "stays") || len(hn.m) != handshakeNotesMax {
+		t.Errorf("bounded notes: %d kept", len(hn.m))
+	}
+}
