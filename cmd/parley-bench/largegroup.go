@@ -86,6 +86,7 @@ type kindStats struct {
 	// read it (acknowledgements of the previous commit may overlap).
 	acceptWrite, acceptWAL int64
 	acceptCPU, acceptPGCPU float64
+	stored                 float64 // stored is the bytes the commits stored.
 	commits                int
 	missing                int
 	msgBytes               int
@@ -133,6 +134,9 @@ func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error
 	if err != nil {
 		r.Notes = append(r.Notes, fmt.Sprintf("setup failed at %d of %d members: %v", len(lg.members), n, err))
 		return []result{*r}, fmt.Errorf("setup failed at %d of %d members: %w", len(lg.members), n, err)
+	}
+	if err := lg.quietUpdates(ctx, k); err != nil {
+		return []result{*r}, err
 	}
 	if err := lg.connect(ctx); err != nil {
 		return []result{*r}, err
@@ -360,7 +364,11 @@ type serverIO struct {
 	write int64   // write is parleyd's write_bytes.
 	wal   int64   // wal is PostgreSQL's WAL position in bytes.
 	cpu   float64 // cpu is parleyd's user+system seconds.
-	pgCPU float64 // pgCPU is the CPU seconds of every local postgres process.
+	// stored is parleyd's parley_commit_stored_bytes_sum: the bytes the
+	// commits accepted so far stored (message, GroupInfo, follower
+	// state, changed tree nodes, Welcomes).
+	stored float64
+	pgCPU  float64 // pgCPU is the CPU seconds of every local postgres process.
 }
 
 // sample reads the server's cost counters.
@@ -369,6 +377,13 @@ func (lg *lgRun) sample(ctx context.Context) (serverIO, error) {
 	var err error
 	if s.write, err = procIOWriteBytes(lg.b.pid()); err != nil {
 		return s, err
+	}
+	if len(lg.b.metrics) > 0 {
+		m, err := scrape(ctx, lg.b.hc, lg.b.metrics[0])
+		if err != nil {
+			return s, fmt.Errorf("read parleyd's metrics: %v", err)
+		}
+		s.stored = m["parley_commit_stored_bytes_sum"]
 	}
 	if lg.pg != nil {
 		if err := lg.pg.QueryRow(ctx, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(&s.wal); err != nil {
@@ -399,6 +414,7 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	if err != nil {
 		return err
 	}
+	ks.stored += sa.stored - s0.stored
 	ks.acceptWrite += sa.write - s0.write
 	ks.acceptWAL += sa.wal - s0.wal
 	ks.acceptCPU += sa.cpu - s0.cpu
@@ -693,6 +709,7 @@ func (lg *lgRun) report(ks *kindStats) {
 	c := float64(ks.commits)
 	r.add(k+": commit message", float64(ks.msgBytes), "bytes", "", nil)
 	r.add(k+": GroupInfo sent", float64(ks.stateBytes), "bytes", "", nil)
+	r.add(k+": bytes the server stores per commit (message, GroupInfo, state, tree nodes, Welcomes)", ks.stored/c/1024, "KiB", "", nil)
 	r.add(k+": server write_bytes accepting a commit (POST → answer)", float64(ks.acceptWrite)/c/1024, "KiB", "", nil)
 	if lg.pg != nil {
 		r.add(k+": PostgreSQL WAL accepting a commit (whole cluster)", float64(ks.acceptWAL)/c/1024, "KiB", "", nil)
@@ -772,4 +789,56 @@ func procIOWriteBytes(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/io: no write_bytes", pid)
+}
+
+// quietUpdates makes k update commits by the creator before any member
+// connects and reports what accepting one costs the server alone:
+// validating it, storing it and its tree nodes, with no fan-out and no
+// acknowledgements running beside it.
+func (lg *lgRun) quietUpdates(ctx context.Context, k int) error {
+	var accept latency.Samples
+	var write, wal int64
+	var cpu, pgCPU, stored float64
+	for range k {
+		opts := commitOpts()
+		opts.ForcePath = true
+		pc, err := lg.g.Commit(opts)
+		if err != nil {
+			return fmt.Errorf("quiet update: %v", err)
+		}
+		req := protocol.HandshakeRequest{Epoch: lg.g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
+		s0, err := lg.sample(ctx)
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		var hr protocol.HandshakeResponse
+		if err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), lg.token, req, &hr); err != nil {
+			return fmt.Errorf("quiet update: %w", err)
+		}
+		accept.Add(time.Since(t0))
+		s1, err := lg.sample(ctx)
+		if err != nil {
+			return err
+		}
+		write, wal, cpu, pgCPU = write+s1.write-s0.write, wal+s1.wal-s0.wal, cpu+s1.cpu-s0.cpu, pgCPU+s1.pgCPU-s0.pgCPU
+		stored += s1.stored - s0.stored
+		lg.head = hr.Seq
+		if err := lg.g.MergePendingCommit(pc); err != nil {
+			return err
+		}
+	}
+	if k == 0 {
+		return nil
+	}
+	c, r := float64(k), lg.r
+	r.add("update, no member connected: bytes the server stores per commit", stored/c/1024, "KiB", "", nil)
+	r.add("update, no member connected: server write_bytes per commit", float64(write)/c/1024, "KiB", "", nil)
+	if lg.pg != nil {
+		r.add("update, no member connected: PostgreSQL WAL per commit (whole cluster)", float64(wal)/c/1024, "KiB", "", nil)
+		r.add("update, no member connected: PostgreSQL CPU per commit (every local backend)", pgCPU/c*1000, "ms", "", nil)
+	}
+	r.add("update, no member connected: server CPU per commit", cpu/c*1000, "ms", "", nil)
+	r.add("update, no member connected: acceptance latency p50", accept.Percentile(50), "ms", "", nil)
+	return nil
 }

@@ -535,6 +535,20 @@ func (s *Service) buildCommit(ctx context.Context, h *handshakeAttempt, ch *Chan
 	return cm, err
 }
 
+// storedBytes is what a commit stores: the message, the GroupInfo, the
+// follower state, the changed tree nodes and the Welcomes (each once per
+// device it goes to).
+func storedBytes(cm store.Commit) int {
+	n := len(cm.Data) + len(cm.GroupInfo) + len(cm.FollowerState)
+	for _, nd := range cm.Tree {
+		n += len(nd.Data)
+	}
+	for _, w := range cm.Welcomes {
+		n += len(w.Data)
+	}
+	return n
+}
+
 // commitWelcomes checks the request's Welcomes: each is checked once and
 // goes to the inbox of every device it names, each a device the commit
 // adds and named at most once.
@@ -583,6 +597,7 @@ func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store
 	s.setEpoch(h.cid, c.GroupID, c.Epoch+1)
 	// The tail first, then the wake-up: every member reads the commit
 	// from the tail, encoded once, not from the store.
+	s.metrics.commitBytes.Observe(float64(storedBytes(cm)))
 	s.notes.note(h.cid, e.Seq, cm.Remove)
 	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
 	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})

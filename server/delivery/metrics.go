@@ -15,6 +15,7 @@ type metrics struct {
 	ackBatchSize prometheus.Histogram
 	ackBatchTime prometheus.Histogram
 	handshakes   *prometheus.CounterVec
+	commitBytes  prometheus.Histogram
 	claims       prometheus.Counter
 	ephemeral    *prometheus.CounterVec // ephemeral messages received, by result
 	ephemeralOut *prometheus.CounterVec // ephemeral messages for a connection, queued or dropped
@@ -33,6 +34,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		ackBatchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_ack_batch_seconds", Help: "Duration of an acknowledgement transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_handshakes_total", Help: "Handshake messages, by result."}, []string{"result"}),
+		commitBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_commit_stored_bytes",
+			Help:    "Bytes an accepted commit stores: the commit, its GroupInfo, the follower state, the changed tree nodes and the Welcomes.",
+			Buckets: prometheus.ExponentialBuckets(4096, 2, 10)}),
 		claims:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
 		ephemeral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ephemeral_total",
 			Help: "Ephemeral messages (typing indicators) received from devices, by result: relayed, or the code of the refusal (dropped)."}, []string{"result"}),
@@ -42,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.ackBatchSize, m.ackBatchTime, m.handshakes, m.claims, m.ephemeral, m.ephemeralOut,
+	for _, c := range []prometheus.Collector{m.appended, m.refused, m.batchSize, m.batchTime, m.ackBatchSize, m.ackBatchTime, m.handshakes, m.commitBytes, m.claims, m.ephemeral, m.ephemeralOut,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_connections", Help: "Attached device connections."}, func() float64 { return float64(s.conns.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "parley_submit_queue", Help: "Submissions waiting for the writer."}, func() float64 { return float64(len(s.submit)) }),
 	} {
