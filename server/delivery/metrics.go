@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 		commitBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "parley_commit_stored_bytes",
 			Help:    "Bytes an accepted commit stores: the commit, its GroupInfo, the follower state, the changed tree nodes and the Welcomes.",
 			Buckets: prometheus.ExponentialBuckets(4096, 2, 10)}),
-		claims:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
+		claims: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_key_package_claims_total", Help: "KeyPackage claims served."}),
 		ephemeral: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ephemeral_total",
 			Help: "Ephemeral messages (typing indicators) received from devices, by result: relayed, or the code of the refusal (dropped)."}, []string{"result"}),
 		ephemeralOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_ephemeral_deliveries_total",
