@@ -160,7 +160,7 @@ func TestAddManyUsers(t *testing.T) {
 func TestAddUsersRateLimited(t *testing.T) {
 	ctx := context.Background()
 	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true, HTTP: func(h *httpapi.Config) {
-		h.RateLimits.ClaimsPerUser = httpapi.Rate{PerSecond: 50, Burst: 50}
+		h.RateLimits.ClaimsPerUser = httpapi.Rate{PerSecond: 5, Burst: 50} // the second half waits about 2 s
 	}})
 	s := &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}
 	names := registerMany(t, s, "member", 60)
