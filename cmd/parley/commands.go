@@ -486,6 +486,16 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// openForReading opens the profile for a command that reads: as it is
+// with offline (--offline), else synced first, or as it is when the
+// server cannot be reached.
+func (e *env) openForReading(ctx context.Context, offline bool) (*session, error) {
+	if offline {
+		return e.open(ctx, openOptions{routed: true})
+	}
+	return e.openSyncedOrOffline(ctx, openOptions{routed: true})
+}
+
 // openSyncedOrOffline opens the profile and syncs with the server; if the
 // server cannot be reached, it says so on stderr and goes on with what
 // the profile holds.
@@ -518,12 +528,7 @@ func cmdRead(ctx context.Context, e *env, args []string) error {
 	if *mentions {
 		return readMentions(ctx, e, pos, *last, *offline)
 	}
-	var s *session
-	if *offline {
-		s, err = e.open(ctx, openOptions{routed: true})
-	} else {
-		s, err = e.openSyncedOrOffline(ctx, openOptions{routed: true})
-	}
+	s, err := e.openForReading(ctx, *offline)
 	if err != nil {
 		return err
 	}
@@ -598,13 +603,7 @@ func readMentions(ctx context.Context, e *env, pos []string, last int, offline b
 	if last < 0 || last > client.MaxSearchLimit {
 		return usagef("read --mentions: --last %d: want 1 to %d", last, client.MaxSearchLimit)
 	}
-	var s *session
-	var err error
-	if offline {
-		s, err = e.open(ctx, openOptions{routed: true})
-	} else {
-		s, err = e.openSyncedOrOffline(ctx, openOptions{routed: true})
-	}
+	s, err := e.openForReading(ctx, offline)
 	if err != nil {
 		return err
 	}
