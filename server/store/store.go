@@ -688,6 +688,15 @@ type KeyPackages interface {
 	ClaimKeyPackagesBatch(ctx context.Context, users []UserID, suite uint16, now time.Time, b ClaimBudget) ([]UserClaim, error)
 }
 
+// TreeFloor is the oldest epoch whose tree stays readable once c is
+// accepted: TreeHistory epochs before the new one.
+func (c Commit) TreeFloor() uint64 {
+	if next := c.Epoch + 1; next > c.TreeHistory {
+		return next - c.TreeHistory
+	}
+	return 0
+}
+
 // Conversations is the store's part for conversations: their state as the
 // server follows it, membership, the ordered logs with their cursors, and
 // the devices' inboxes of Welcomes.

@@ -18,9 +18,9 @@ func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Co
 	var seq uint64
 	err := tx.QueryRow(ctx, `UPDATE conversations SET epoch = epoch + 1, proposals = 0, proposal_bytes = 0, proposals_digest = ''::bytea, head = head + 1,
 			group_info = $1, follower_state = $2, timer = $6,
-			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END
+			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END, tree_floor = GREATEST(tree_floor, $8)
 		WHERE id = $3 AND epoch = $4 AND proposals = $5 RETURNING head`,
-		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created)).Scan(&seq)
+		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created), int64(c.TreeFloor())).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

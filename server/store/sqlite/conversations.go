@@ -15,9 +15,9 @@ import (
 // the conversation row, then its narrow conversation_heads row.
 func (backend) AdvanceEpoch(ctx context.Context, tx sqlstore.Querier, c store.Commit) (uint64, bool, error) {
 	n, err := tx.Exec(ctx, `UPDATE conversations SET epoch = epoch + 1, group_info = $1, follower_state = $2, timer = $6,
-			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END
+			timer_since = CASE WHEN timer = $6 THEN timer_since ELSE $7 END, tree_floor = MAX(tree_floor, $8)
 		WHERE id = $3 AND epoch = $4 AND (SELECT proposals FROM conversation_heads WHERE conversation_id = $3) = $5`,
-		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created))
+		sqlstore.NonNil(c.GroupInfo), sqlstore.NonNil(c.FollowerState), c.Conversation, c.Epoch, c.Proposals, sqlstore.TimerSeconds(c.Timer), sqlstore.Micros(c.Created), c.TreeFloor())
 	if err != nil || n == 0 {
 		return 0, false, err
 	}

@@ -51,22 +51,15 @@ func nodeData(b []byte) any {
 }
 
 // storeTreeChanges stores the tree nodes commit c changed as the new
-// epoch's, moves the conversation's tree floor to c.TreeHistory epochs
-// before the new one, and deletes the rows of those nodes that only
-// epochs before the floor need. What it writes and deletes grows with
-// the nodes the commit changed, not with the tree.
+// epoch's and deletes the rows of those nodes that only epochs before
+// the tree floor (c.TreeFloor, which the backend's AdvanceEpoch stored)
+// need. What it writes and deletes grows with the nodes the commit
+// changed, not with the tree.
 func (s *Store) storeTreeChanges(ctx context.Context, tx Querier, c store.Commit) error {
-	next := c.Epoch + 1
-	if err := insertTreeNodes(ctx, tx, c.Conversation, next, c.Tree); err != nil {
+	if err := insertTreeNodes(ctx, tx, c.Conversation, c.Epoch+1, c.Tree); err != nil {
 		return err
 	}
-	var floor uint64
-	if next > c.TreeHistory {
-		floor = next - c.TreeHistory
-	}
-	if _, err := tx.Exec(ctx, `UPDATE conversations SET tree_floor = $1 WHERE id = $2 AND tree_floor < $1`, floor, c.Conversation); err != nil {
-		return err
-	}
+	floor := c.TreeFloor()
 	if len(c.Tree) == 0 {
 		return nil
 	}
