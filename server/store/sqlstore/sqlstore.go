@@ -74,9 +74,9 @@ type Backend interface {
 	// c.Conversation is at epoch c.Epoch with c.Proposals proposals, it
 	// moves it to the next epoch without proposals (proposal bytes 0,
 	// empty digest), stores c's GroupInfo and follower state, raises the
-	// tree floor to c.TreeFloor(),
-	// advances the head by one and returns the new head. ok is false,
-	// and nothing changed, when the conversation is elsewhere or missing.
+	// tree floor to c.TreeFloor(), advances the head by one and returns
+	// the new head. ok is false, and nothing changed, when the
+	// conversation is elsewhere or missing.
 	AdvanceEpoch(ctx context.Context, tx Querier, c store.Commit) (seq uint64, ok bool, err error)
 	// AddProposal is the compare-and-set of Propose: when conversation
 	// p.Conversation is at epoch p.Epoch with p.Proposals proposals, it
