@@ -1102,7 +1102,7 @@ func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationI
 			RatchetTree: tree, ResyncLeaf: &leaf, ExternalPub: true, Capabilities: leafCapabilities(),
 		})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("external commit into conversation %d at epoch %d, leaf %d: %w", conv, gi.Epoch, leaf, err)
 		}
 		var res protocol.HandshakeResponse
 		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true,
@@ -1132,5 +1132,5 @@ func (c *Client) leafOf(pg *mls.PublicGroup) (mls.LeafIndex, error) {
 			return m.Leaf, nil
 		}
 	}
-	return 0, fmt.Errorf("this device has no leaf in the group")
+	return 0, fmt.Errorf("this device has no leaf in the group at epoch %d", pg.Epoch())
 }

@@ -135,21 +135,22 @@ func (c *treeCache) put(id store.ConversationID, epoch uint64, tree []byte) {
 // (whole, in its follower state) node by node, and returns the
 // conversation as it is then. Any node may do it; the store lets one win.
 func (s *Service) moveLegacyTree(ctx context.Context, c store.Conversation) (store.Conversation, error) {
+	id, epoch := c.ID, c.Epoch
 	state, nodes, err := s.fol.SplitLegacyState(c.FollowerState)
 	if err != nil {
-		return c, internal(fmt.Sprintf("conversation %d: split its stored state", c.ID), err)
+		return c, internal(fmt.Sprintf("conversation %d at epoch %d: split its stored state", id, epoch), err)
 	}
-	if err := s.st.MoveTree(ctx, c.ID, c.Epoch, state, nodes); err != nil && !errors.Is(err, store.ErrStaleState) {
-		return c, internal(fmt.Sprintf("conversation %d: store its tree by nodes", c.ID), err)
+	if err := s.st.MoveTree(ctx, id, epoch, state, nodes); err != nil && !errors.Is(err, store.ErrStaleState) {
+		return c, internal(fmt.Sprintf("conversation %d at epoch %d: store its tree by nodes", id, epoch), err)
 	}
-	c, err = s.st.Conversation(ctx, c.ID)
+	c, err = s.st.Conversation(ctx, id)
 	if err != nil {
-		return c, internal(fmt.Sprintf("conversation %d", c.ID), err)
+		return c, internal(fmt.Sprintf("conversation %d after moving its tree", id), err)
 	}
 	if c.LegacyTree {
-		return c, internal(fmt.Sprintf("conversation %d", c.ID), errors.New("its tree is still stored whole"))
+		return c, internal(fmt.Sprintf("conversation %d at epoch %d", id, c.Epoch), errors.New("its tree is still stored whole"))
 	}
-	s.log.Info("conversation tree stored by nodes", "conversation", c.ID, "epoch", c.Epoch, "nodes", len(nodes))
+	s.log.Info("conversation tree stored by nodes", "conversation", id, "epoch", epoch, "nodes", len(nodes))
 	return c, nil
 }
 

@@ -317,7 +317,7 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 		// The cached proposals are not the stored ones: rebuild.
 	}
 	if g.LoadTree == nil {
-		return nil, h, errors.New("follower: the stored group's tree, but no way to load it")
+		return nil, h, fmt.Errorf("follower: the group of epoch %d is not in memory and there is no way to load its stored tree", g.Epoch)
 	}
 	stored, err := g.LoadTree()
 	if err != nil {
