@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -124,7 +124,7 @@ func (c *Client) sessionToken(ctx context.Context) (string, error) {
 	// (one per CLI command) do not authenticate every time.
 	if c.token == "" {
 		var ss storedSession
-		c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		c.st.View(ctx, func(tx store.Tx) error {
 			if b, err := tx.Setting(settingSession); err == nil && len(b) > 0 {
 				json.Unmarshal(b, &ss)
 			}
@@ -147,7 +147,7 @@ func (c *Client) sessionToken(ctx context.Context) (string, error) {
 	}
 	c.token, c.tokenExp = s.Token, s.Expires
 	b, _ := json.Marshal(storedSession{Server: c.serverURL, Token: s.Token, Expires: s.Expires})
-	if err := c.st.Update(context.WithoutCancel(ctx), func(tx *sqlitestore.Tx) error { return tx.SetSetting(settingSession, b) }); err != nil {
+	if err := c.st.Update(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.SetSetting(settingSession, b) }); err != nil {
 		c.log.Warn("session not stored", "err", err)
 	}
 	return c.token, nil
@@ -170,7 +170,7 @@ func (c *Client) dropToken() {
 	c.tokMu.Lock()
 	defer c.tokMu.Unlock()
 	c.token = ""
-	if err := c.st.Update(context.WithoutCancel(c.life), func(tx *sqlitestore.Tx) error { return tx.SetSetting(settingSession, nil) }); err != nil {
+	if err := c.st.Update(context.WithoutCancel(c.life), func(tx store.Tx) error { return tx.SetSetting(settingSession, nil) }); err != nil {
 		c.log.Warn("stored session not dropped", "err", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-chat/parley/client/internal/padding"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
@@ -46,8 +47,15 @@ type Config struct {
 	// mode 0600 for a new profile when missing).
 	KeyFile string
 	// KDF are the Argon2id parameters of a new store; zero means
-	// sqlitestore.DefaultKDFParams (tests lower them).
-	KDF sqlitestore.KDFParams
+	// store.DefaultKDFParams (tests lower them).
+	KDF store.KDFParams
+	// Store, if set, is an open store the client uses instead of the
+	// SQLite store in ProfileDir (the web client's IndexedDB store);
+	// Passphrase, KeyFile and KDF are then unused, and ProfileDir may be
+	// empty: the profile directory is then not locked (the store's owner
+	// keeps it to one client) and the MarkShown positions are kept in
+	// memory only. Close closes the store.
+	Store store.Store
 
 	// ServerURL overrides the server URL stored in the profile. Like
 	// Register's, it must be https, or plain http of a loopback host.
@@ -188,7 +196,7 @@ func (cfg Config) withDefaults() Config {
 // concurrent use.
 type Client struct {
 	cfg  Config
-	st   *sqlitestore.Store
+	st   store.Store
 	lock *os.File // the profile's lock (see LockFile)
 	// shown holds the MarkShown positions (see shownLog).
 	shown *shownLog
@@ -206,7 +214,7 @@ type Client struct {
 
 	// mu serializes every operation on MLS state, cursors and history.
 	mu         sync.Mutex
-	id         *sqlitestore.Identity
+	id         *store.Identity
 	serverURL  string
 	serverName string
 	suites     []mls.CipherSuite // accepted by the server, our preference order
@@ -264,6 +272,9 @@ type Client struct {
 // matching ErrProfileBusy (a *ProfileBusyError).
 func Open(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Store != nil {
+		return openWith(ctx, cfg, cfg.Store, nil)
+	}
 	if cfg.ProfileDir == "" {
 		return nil, errors.New("client: open: no profile directory")
 	}
@@ -286,12 +297,19 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		unlockProfile(lock)
 		return nil, fmt.Errorf("client: open profile %s: %w", cfg.ProfileDir, err)
 	}
-	opened := false
-	defer func() {
-		if !opened {
-			unlockProfile(lock)
-		}
-	}()
+	c, err := openWith(ctx, cfg, st, lock)
+	if err != nil {
+		st.Close()
+		unlockProfile(lock)
+		return nil, err
+	}
+	return c, nil
+}
+
+// openWith makes the Client of an open store; lock is the profile's
+// lock, nil for a store given in Config.Store. On error the caller
+// closes the store and releases the lock.
+func openWith(ctx context.Context, cfg Config, st store.Store, lock *os.File) (*Client, error) {
 	life, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg: cfg, st: st, log: cfg.Logger, lock: lock,
@@ -310,23 +328,26 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	// reactions and short texts all travel as one size (docs/content.md).
 	c.mlsCfg = &mls.Config{Now: cfg.Now, MaxLeafLifetime: cfg.MaxLeafLifetime, ValidateCredential: c.validateCredential, Padding: padding.Message}
 	if err := c.pinnedFingerprint(ctx); err != nil {
-		st.Close()
+		cancel()
 		return nil, err
 	}
+	var err error
 	if c.http, err = c.cfg.httpClient(); err != nil {
-		st.Close()
+		cancel()
 		return nil, err
 	}
 	if err := c.load(ctx); err != nil {
-		st.Close()
+		cancel()
 		return nil, err
 	}
-	if c.shown, err = openShownLog(cfg.ProfileDir); err != nil {
-		st.Close()
-		return nil, err
+	c.shown = memoryShownLog()
+	if cfg.ProfileDir != "" {
+		if c.shown, err = openShownLog(cfg.ProfileDir); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	c.reportTrustAlarm()
-	opened = true
 	return c, nil
 }
 
@@ -340,7 +361,7 @@ const settingFingerprint = "tls_fingerprint"
 func (c *Client) pinnedFingerprint(ctx context.Context) error {
 	if c.cfg.TLSFingerprint != "" {
 		fp := strings.ToLower(c.cfg.TLSFingerprint)
-		return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		return c.st.Update(ctx, func(tx store.Tx) error {
 			if _, err := tx.Identity(); err != nil {
 				return nil // stored by Register
 			}
@@ -350,7 +371,7 @@ func (c *Client) pinnedFingerprint(ctx context.Context) error {
 			return tx.SetSetting(settingFingerprint, []byte(fp))
 		})
 	}
-	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.View(ctx, func(tx store.Tx) error {
 		if b, err := tx.Setting(settingFingerprint); err == nil {
 			c.cfg.TLSFingerprint = string(b)
 		}
@@ -416,9 +437,9 @@ const (
 
 // load reads the identity and the groups of a registered profile.
 func (c *Client) load(ctx context.Context) error {
-	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.View(ctx, func(tx store.Tx) error {
 		id, err := tx.Identity()
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -454,7 +475,7 @@ func (c *Client) load(ctx context.Context) error {
 		for _, cv := range convs {
 			g, err := c.readGroup(tx, cv.ID)
 			switch {
-			case errors.Is(err, sqlitestore.ErrNotFound):
+			case errors.Is(err, store.ErrNotFound):
 				continue
 			case errors.Is(err, ErrStateUnusable):
 				c.markUnusable(cv.ID, err)
@@ -476,8 +497,8 @@ func (c *Client) load(ctx context.Context) error {
 // store is damaged: the full state alone could encrypt again with keys
 // already used, so readGroup fails with an error wrapping
 // ErrStateUnusable rather than fall back to it. It returns an error
-// wrapping sqlitestore.ErrNotFound if the conversation has no group state.
-func (c *Client) readGroup(tx *sqlitestore.Tx, conv protocol.ConversationID) (*mls.Group, error) {
+// wrapping store.ErrNotFound if the conversation has no group state.
+func (c *Client) readGroup(tx store.Tx, conv protocol.ConversationID) (*mls.Group, error) {
 	state, err := tx.GroupState(conv)
 	if err != nil {
 		return nil, err
@@ -487,7 +508,7 @@ func (c *Client) readGroup(tx *sqlitestore.Tx, conv protocol.ConversationID) (*m
 		return nil, fmt.Errorf("load group state: %v", err)
 	}
 	r, err := tx.RatchetState(conv)
-	if errors.Is(err, sqlitestore.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return g, nil
 	}
 	if err != nil {

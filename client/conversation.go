@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -99,7 +99,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []Conversation
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cvs, err := tx.Conversations()
 		if err != nil {
 			return err
@@ -108,7 +108,7 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 		if err != nil {
 			return err
 		}
-		latest := make(map[protocol.ConversationID]*sqlitestore.Message, len(lasts))
+		latest := make(map[protocol.ConversationID]*store.Message, len(lasts))
 		for i := range lasts {
 			latest[lasts[i].Conversation] = &lasts[i]
 		}
@@ -147,9 +147,9 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out Conversation
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cv, err := tx.Conversation(conv)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownConversation
 		}
 		if err != nil {
@@ -161,7 +161,7 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 		if err != nil {
 			return err
 		}
-		var last *sqlitestore.Message
+		var last *store.Message
 		if len(ms) == 1 {
 			last = &ms[0]
 			shown, err := lastShown(tx, conv, last)
@@ -184,18 +184,18 @@ func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID)
 // lastShown returns the latest entry of conv that History shows, given
 // the latest of all (nil when the history is empty): the same unless it
 // is an expired message's tombstone.
-func lastShown(tx *sqlitestore.Tx, conv protocol.ConversationID, latest *sqlitestore.Message) (*sqlitestore.Message, error) {
+func lastShown(tx store.Tx, conv protocol.ConversationID, latest *store.Message) (*store.Message, error) {
 	if latest == nil || !latest.Expired {
 		return latest, nil
 	}
-	ms, err := lastRecords(tx, conv, 1, func(m *sqlitestore.Message) bool { return !m.Expired })
+	ms, err := lastRecords(tx, conv, 1, func(m *store.Message) bool { return !m.Expired })
 	if err != nil || len(ms) == 0 {
 		return nil, err
 	}
 	return &ms[0], nil
 }
 
-func (c *Client) viewConversation(cv *sqlitestore.Conversation) Conversation {
+func (c *Client) viewConversation(cv *store.Conversation) Conversation {
 	v := Conversation{ID: cv.ID, Name: cv.Name, Topic: cv.Topic, Members: cv.Members, Left: cv.Left, RemovedBy: cv.RemovedBy, Created: cv.Created,
 		Muted: c.muted.has(cv.ID)}
 	if g := c.groups[cv.ID]; g != nil {
@@ -232,7 +232,7 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 		return nil, fmt.Errorf("client: members of conversation %d: %w", conv, c.missingGroup(conv))
 	}
 	var out []Member
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		stays, err := c.remainingUsers(tx, conv, g)
 		if err != nil {
 			return err
@@ -248,7 +248,7 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 			} else if ct, err := tx.Contact(cr.User()); err == nil {
 				mb.Verified = ct.Verified
 				mb.IdentityChanged = len(ct.ChangedKey) != 0
-			} else if errors.Is(err, sqlitestore.ErrTrustRollback) {
+			} else if errors.Is(err, store.ErrTrustRollback) {
 				mb.IdentityChanged = true
 			}
 			out = append(out, mb)
@@ -265,7 +265,7 @@ func (c *Client) Members(ctx context.Context, conv protocol.ConversationID) ([]M
 // member users at the removal: the group stays in the epoch before it,
 // whose tree still holds this device and whoever the same commit removed.
 // It returns nil for a group this device is a member of.
-func (c *Client) remainingUsers(tx *sqlitestore.Tx, conv protocol.ConversationID, g *mls.Group) ([]string, error) {
+func (c *Client) remainingUsers(tx store.Tx, conv protocol.ConversationID, g *mls.Group) ([]string, error) {
 	if g.Active() {
 		return nil, nil
 	}
@@ -301,7 +301,7 @@ func (c *Client) NewDirect(ctx context.Context, user string) (protocol.Conversat
 	}
 	c.mu.Lock()
 	var found protocol.ConversationID
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	c.st.View(ctx, func(tx store.Tx) error {
 		cvs, _ := tx.Conversations()
 		for _, cv := range cvs {
 			if g := c.groups[cv.ID]; cv.Direct && g != nil && g.Active() && c.unsafe[cv.ID] == nil && slices.Equal(memberUsers(g), sortedPair(c.id.User, user)) {
@@ -400,11 +400,11 @@ func (c *Client) create(ctx context.Context, direct bool, title string, members 
 		return 0, err
 	}
 	conv := info.ID
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
 		}
-		return tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: gid, Direct: direct, Members: []string{c.id.User}, Created: c.cfg.Now()})
+		return tx.PutConversation(&store.Conversation{ID: conv, GroupID: gid, Direct: direct, Members: []string{c.id.User}, Created: c.cfg.Now()})
 	})
 	if err != nil {
 		return 0, err
@@ -518,7 +518,7 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 			return err
 		}
 		var lines []Event
-		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		err = c.st.Update(ctx, func(tx store.Tx) error {
 			if err := tx.PutGroupState(conv, state); err != nil {
 				return err
 			}
@@ -794,8 +794,8 @@ func (c *Client) addUsers(ctx context.Context, conv protocol.ConversationID, use
 		}
 		return err
 	}
-	var cv *sqlitestore.Conversation
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var cv *store.Conversation
+	c.st.View(ctx, func(tx store.Tx) error {
 		cv, _ = tx.Conversation(conv)
 		return nil
 	})
@@ -872,7 +872,7 @@ func (c *Client) selfUpdateLocked(ctx context.Context, conv protocol.Conversatio
 		return err
 	}
 	c.log.Debug("self-update", "conversation", conv, "from_epoch", start)
-	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.Update(ctx, func(tx store.Tx) error {
 		b, _ := json.Marshal(updateState{Last: c.cfg.Now()})
 		return tx.SetSetting(updateSetting(conv), b)
 	})
@@ -888,7 +888,7 @@ func updateSetting(conv protocol.ConversationID) string { return fmt.Sprintf("se
 
 // noteSentLocked counts a sent message and reports whether a self-update
 // is due.
-func (c *Client) noteSentLocked(tx *sqlitestore.Tx, conv protocol.ConversationID) (bool, error) {
+func (c *Client) noteSentLocked(tx store.Tx, conv protocol.ConversationID) (bool, error) {
 	var us updateState
 	if b, err := tx.Setting(updateSetting(conv)); err == nil {
 		json.Unmarshal(b, &us)
@@ -951,7 +951,7 @@ func leavingSetting(conv protocol.ConversationID) string { return fmt.Sprintf("l
 // leaving reports whether this user asked to leave the conversation.
 func (c *Client) leaving(ctx context.Context, conv protocol.ConversationID) bool {
 	var ok bool
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	c.st.View(ctx, func(tx store.Tx) error {
 		_, err := tx.Setting(leavingSetting(conv))
 		ok = err == nil
 		return nil
@@ -970,7 +970,7 @@ func (c *Client) Leave(ctx context.Context, conv protocol.ConversationID) error 
 	if g == nil {
 		return fmt.Errorf("client: leave conversation %d: %w", conv, c.missingGroup(conv))
 	}
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.SetSetting(leavingSetting(conv), []byte{1}); err != nil {
 			return err
 		}
@@ -1023,7 +1023,7 @@ func (c *Client) proposeLeaveLocked(ctx context.Context, conv protocol.Conversat
 			if err != nil {
 				return err
 			}
-			return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.PutGroupState(conv, state) })
+			return c.st.Update(ctx, func(tx store.Tx) error { return tx.PutGroupState(conv, state) })
 		}
 		if attempt >= c.cfg.CommitRetries {
 			return fmt.Errorf("proposal refused %d times for a stale epoch", attempt+1)

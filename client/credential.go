@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client/safety"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -172,8 +172,8 @@ func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKe
 	if user == c.id.User {
 		return ed25519.PrivateKey(c.id.IdentityKey).Public().(ed25519.PublicKey), nil
 	}
-	var ct *sqlitestore.Contact
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var ct *store.Contact
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		ct, err = tx.Contact(user)
 		return err
@@ -181,7 +181,7 @@ func (c *Client) identityKey(ctx context.Context, user string) (ed25519.PublicKe
 	if err == nil {
 		return ct.IdentityKey, nil
 	}
-	if !errors.Is(err, sqlitestore.ErrNotFound) {
+	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("client: read contact %s: %w", user, trustError(user, err))
 	}
 	u, err := c.fetchUser(ctx, user)
@@ -215,14 +215,14 @@ func (c *Client) pinAll(ctx context.Context, us []*protocol.UserInfo) (map[strin
 	var pinned map[string]ed25519.PublicKey
 	var changed []string
 	var failed string
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		pinned, changed = make(map[string]ed25519.PublicKey, len(us)), nil
 		for _, u := range us {
 			failed = u.Name
 			ct, err := tx.Contact(u.Name)
-			if errors.Is(err, sqlitestore.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				pinned[u.Name] = u.IdentityKey
-				if err := tx.PutContact(&sqlitestore.Contact{User: u.Name, IdentityKey: u.IdentityKey, Pinned: c.cfg.Now()}); err != nil {
+				if err := tx.PutContact(&store.Contact{User: u.Name, IdentityKey: u.IdentityKey, Pinned: c.cfg.Now()}); err != nil {
 					return err
 				}
 				continue
@@ -359,9 +359,9 @@ func (c *Client) AcknowledgeIdentity(ctx context.Context, user, digits string) e
 // identity change, if digits are its safety number (or, with no change
 // pending, checks that they are that of the pinned key).
 func (c *Client) acceptChangedKey(ctx context.Context, user, digits string) error {
-	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.Update(ctx, func(tx store.Tx) error {
 		ct, err := tx.Contact(user)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w", ErrUnknownUser)
 		}
 		if err != nil {
@@ -402,11 +402,11 @@ func (c *Client) acceptPresentedKey(ctx context.Context, user, digits string) er
 		return fmt.Errorf("safety number %q is not the one of the identity key %s presents now (compare the number shown again): %w",
 			digits, user, &TrustRollbackError{User: user})
 	}
-	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-		if _, err := tx.Contact(user); !errors.Is(err, sqlitestore.ErrTrustRollback) {
+	return c.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Contact(user); !errors.Is(err, store.ErrTrustRollback) {
 			return fmt.Errorf("the record of %s changed meanwhile (%v): compare again", user, err)
 		}
-		return tx.PutContact(&sqlitestore.Contact{User: user, IdentityKey: key, Pinned: c.cfg.Now()})
+		return tx.PutContact(&store.Contact{User: user, IdentityKey: key, Pinned: c.cfg.Now()})
 	})
 }
 
@@ -472,7 +472,7 @@ func (c *Client) SafetyNumber(ctx context.Context, user string) (*SafetyNumber, 
 	if err != nil {
 		return nil, err
 	}
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	c.st.View(ctx, func(tx store.Tx) error {
 		if ct, err := tx.Contact(user); err == nil {
 			sn.Verified = ct.Verified
 		}
@@ -487,7 +487,7 @@ func (c *Client) MarkVerified(ctx context.Context, user string) error {
 	if _, err := c.identityKey(ctx, user); err != nil {
 		return fmt.Errorf("client: mark %s verified: %w", user, err)
 	}
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		ct, err := tx.Contact(user)
 		if err != nil {
 			return err
@@ -508,10 +508,10 @@ func (c *Client) MarkVerified(ctx context.Context, user string) error {
 // change (not counting users whose pinned key is lost: see trustBlock).
 func (c *Client) changedUsers(ctx context.Context, users []string) ([]string, error) {
 	var out []string
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		for _, u := range users {
 			ct, err := tx.Contact(u)
-			if errors.Is(err, sqlitestore.ErrNotFound) || errors.Is(err, sqlitestore.ErrTrustRollback) {
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTrustRollback) {
 				continue
 			}
 			if err != nil {
@@ -531,15 +531,15 @@ func (c *Client) changedUsers(ctx context.Context, users []string) ([]string, er
 // *IdentityChangedError for the first whose key changed, else nil.
 func (c *Client) trustBlock(ctx context.Context, users []string) error {
 	var lost, changed error
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		for _, u := range users {
 			if u == c.id.User {
 				continue
 			}
 			ct, err := tx.Contact(u)
 			switch {
-			case errors.Is(err, sqlitestore.ErrNotFound):
-			case errors.Is(err, sqlitestore.ErrTrustRollback):
+			case errors.Is(err, store.ErrNotFound):
+			case errors.Is(err, store.ErrTrustRollback):
 				if lost == nil {
 					lost = &TrustRollbackError{User: u}
 				}
@@ -564,7 +564,7 @@ func (c *Client) trustBlock(ctx context.Context, users []string) error {
 // verified for the identity key pinned now: trusted on first use only,
 // changed since, or lost. known, when not nil, keeps the answers by user
 // across calls in one transaction.
-func (c *Client) unverifiedUsers(tx *sqlitestore.Tx, users []string, known map[string]bool) []string {
+func (c *Client) unverifiedUsers(tx store.Tx, users []string, known map[string]bool) []string {
 	var out []string
 	for _, u := range users {
 		if c.id != nil && u == c.id.User {
@@ -586,7 +586,7 @@ func (c *Client) unverifiedUsers(tx *sqlitestore.Tx, users []string, known map[s
 }
 
 // reportTrustAlarm raises the alarm of the store's trust check at Open
-// (sqlitestore.TrustAlarm): an EventIdentityChanged whose Err is a
+// (store.TrustAlarm): an EventIdentityChanged whose Err is a
 // *TrustRollbackError for each user whose pinned key is lost, and an
 // EventError when the records were rolled back as a whole.
 func (c *Client) reportTrustAlarm() {

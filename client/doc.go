@@ -28,7 +28,7 @@
 //
 // The store records the pinned keys so that deleting a record, or putting
 // back an older copy of it, shows when the profile opens
-// (sqlitestore.TrustAlarm). Such a user is not pinned again on first use:
+// (store.TrustAlarm). Such a user is not pinned again on first use:
 // the client raises an [EventIdentityChanged] whose Err is a
 // [*TrustRollbackError], and treats the user as after an identity change
 // ([ErrTrustRollback]) until the key the server presents now is compared

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
@@ -65,7 +65,7 @@ type device struct {
 }
 
 // fastKDF keeps Argon2id cheap in tests.
-var fastKDF = sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+var fastKDF = store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 
 // openDevice opens (or reopens) a profile.
 func openDevice(t testing.TB, s *server, dir, name string) *device {

@@ -33,7 +33,7 @@ var (
 	// ErrTrustRollback means the identity key pinned for a user is lost:
 	// the profile's store found the user's record deleted or replaced by
 	// an older copy, or all such records rolled back together
-	// (sqlitestore.TrustAlarm). The key the server presents is not pinned
+	// (store.TrustAlarm). The key the server presents is not pinned
 	// on first use again. Errors that match it are *TrustRollbackError
 	// and also match ErrIdentityChanged: the user is blocked the same way,
 	// and unblocked the same way, by Client.AcknowledgeIdentity.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/server/blob"
 	"github.com/parley-chat/parley/server/delivery"
@@ -36,7 +36,7 @@ func Example() {
 		c, err := client.Open(ctx, client.Config{
 			ProfileDir:     filepath.Join(dir, name),
 			Passphrase:     []byte("correct horse battery staple " + name),
-			KDF:            sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}, // cheap for the example; keep the default
+			KDF:            store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}, // cheap for the example; keep the default
 			ServerURL:      serverURL,
 			TLSFingerprint: fingerprint,
 		})

@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -17,7 +17,7 @@ import (
 // it, which, the server's log being ordered, is the timer of the epoch it
 // was sent in. On expiry this device erases the message's text, content
 // (with its attachment's key and metadata), reactions and receipts,
-// keeping a tombstone (sqlitestore.Message.Expired) so that the entry is
+// keeping a tombstone (store.Message.Expired) so that the entry is
 // never stored again when replayed; a message already expired when it
 // arrives is stored as a tombstone at once. Client.Run expires messages
 // on time; ExpireMessages does it on demand. docs/content.md,
@@ -97,8 +97,8 @@ func (c *Client) Timer(ctx context.Context, conv protocol.ConversationID) (time.
 // erased. Client.Run calls it when the next message is due.
 func (c *Client) ExpireMessages(ctx context.Context) (int, error) {
 	now := c.cfg.Now()
-	var gone []*sqlitestore.Message
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	var gone []*store.Message
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		gone = gone[:0]
 		due, err := tx.ExpiredBy(now)
 		if err != nil {
@@ -153,7 +153,7 @@ func (c *Client) runExpiry(ctx context.Context) {
 			}
 		}
 		wait := maxExpiryWait
-		err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+		err := c.st.View(ctx, func(tx store.Tx) error {
 			at, ok, err := tx.NextExpiry()
 			if ok {
 				wait = min(wait, max(0, at.Sub(c.cfg.Now())))

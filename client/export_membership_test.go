@@ -5,7 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -47,11 +47,11 @@ func JoinExternalForTest(ctx context.Context, c *Client, conv protocol.Conversat
 	if err != nil {
 		return err
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
 		}
-		if err := tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: g.GroupID(), Members: memberUsers(g), Created: c.cfg.Now()}); err != nil {
+		if err := tx.PutConversation(&store.Conversation{ID: conv, GroupID: g.GroupID(), Members: memberUsers(g), Created: c.cfg.Now()}); err != nil {
 			return err
 		}
 		return tx.SetCursor(conv, res.Seq)

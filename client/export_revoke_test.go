@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -38,11 +38,11 @@ func LinkDeviceForTest(ctx context.Context, primary, c *Client) (protocol.Device
 	if err := primary.call(ctx, "POST", "/v1/devices", true, protocol.AddDeviceRequest{Device: nd}, nil); err != nil {
 		return "", fmt.Errorf("link device: %w", err)
 	}
-	id := &sqlitestore.Identity{
+	id := &store.Identity{
 		Server: serverURL, User: pid.User, Device: dev, IdentityKey: append([]byte(nil), pid.IdentityKey...),
 		DeviceScheme: protocol.SchemeEd25519, DeviceKey: signer.PrivateKey(), Certificate: cert, Created: now,
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutIdentity(id); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"github.com/parley-chat/parley/mls"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -92,9 +92,9 @@ func SkipPostCheckForTest(c *Client, on bool) {
 
 // StoredMessageForTest returns the stored record of a message, tombstones
 // included.
-func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.ConversationID, id content.MessageID) (*sqlitestore.Message, error) {
-	var m *sqlitestore.Message
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.ConversationID, id content.MessageID) (*store.Message, error) {
+	var m *store.Message
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		m, err = tx.MessageByID(conv, id)
 		return err

@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
 
 // System lines. Besides its messages, a conversation's history records
 // the changes of its membership, name and topic as system lines: store
-// records (sqlitestore.Message with System set) written in the
+// records (store.Message with System set) written in the
 // transaction that applies the change. Like a message, a system line
 // takes a local position (Seq) and the server log position of the entry
 // that made the change (ServerSeq), so History returns both in the order
@@ -86,7 +86,7 @@ type System struct {
 }
 
 // viewSystem converts a stored system line.
-func viewSystem(s *sqlitestore.SystemEvent) *System {
+func viewSystem(s *store.SystemEvent) *System {
 	if s == nil {
 		return nil
 	}
@@ -97,7 +97,7 @@ func viewSystem(s *sqlitestore.SystemEvent) *System {
 type systemLine struct {
 	user   string
 	device protocol.DeviceID
-	ev     sqlitestore.SystemEvent
+	ev     store.SystemEvent
 }
 
 // putSystemLine appends a system line to conv's history and returns the
@@ -105,12 +105,12 @@ type systemLine struct {
 // zero), the position of the log entry that made the change (serverSeq,
 // 0 while this device's own change is not stored by the server), and the
 // time the change was made.
-func putSystemLine(tx *sqlitestore.Tx, conv protocol.ConversationID, id [16]byte, l systemLine, serverSeq uint64, at, now time.Time, state DeliveryState) ([]Event, error) {
+func putSystemLine(tx store.Tx, conv protocol.ConversationID, id [16]byte, l systemLine, serverSeq uint64, at, now time.Time, state DeliveryState) ([]Event, error) {
 	if id == ([16]byte{}) {
 		id = content.NewMessageID()
 	}
 	ev := l.ev
-	sm := &sqlitestore.Message{
+	sm := &store.Message{
 		Conversation: conv, ID: id, Sender: l.user, SenderDevice: l.device,
 		Sent: at, Received: now, ServerSeq: serverSeq, State: state, System: &ev,
 	}
@@ -189,9 +189,9 @@ func (c *Client) removalLines(ch *membershipChange, g *mls.Group, by *Credential
 		actor := goneBy[user]
 		switch {
 		case after[user]:
-			ch.lines = append(ch.lines, lineBy(actor, sqlitestore.SystemEvent{Kind: string(SystemDeviceRemoved), Users: []string{user}, Devices: gone[user]}))
+			ch.lines = append(ch.lines, lineBy(actor, store.SystemEvent{Kind: string(SystemDeviceRemoved), Users: []string{user}, Devices: gone[user]}))
 		case actor != nil && actor.User() == user:
-			ch.lines = append(ch.lines, lineBy(actor, sqlitestore.SystemEvent{Kind: string(SystemLeft), Users: []string{user}}))
+			ch.lines = append(ch.lines, lineBy(actor, store.SystemEvent{Kind: string(SystemLeft), Users: []string{user}}))
 		default:
 			name := actorName(actor)
 			if _, ok := removedUsers[name]; !ok {
@@ -204,7 +204,7 @@ func (c *Client) removalLines(ch *membershipChange, g *mls.Group, by *Credential
 		}
 	}
 	for _, actor := range actors {
-		ch.lines = append(ch.lines, lineBy(actor, sqlitestore.SystemEvent{Kind: string(SystemRemoved), Users: removedUsers[actorName(actor)]}))
+		ch.lines = append(ch.lines, lineBy(actor, store.SystemEvent{Kind: string(SystemRemoved), Users: removedUsers[actorName(actor)]}))
 	}
 }
 
@@ -227,10 +227,10 @@ func additionLines(ch *membershipChange, g *mls.Group, server string, by *Creden
 			newUsers = append(newUsers, user)
 			continue
 		}
-		ch.lines = append(ch.lines, lineBy(by, sqlitestore.SystemEvent{Kind: string(SystemDeviceAdded), Users: []string{user}, Devices: newDevices[user]}))
+		ch.lines = append(ch.lines, lineBy(by, store.SystemEvent{Kind: string(SystemDeviceAdded), Users: []string{user}, Devices: newDevices[user]}))
 	}
 	if len(newUsers) > 0 {
-		ch.lines = append(ch.lines, lineBy(by, sqlitestore.SystemEvent{Kind: string(SystemAdded), Users: newUsers}))
+		ch.lines = append(ch.lines, lineBy(by, store.SystemEvent{Kind: string(SystemAdded), Users: newUsers}))
 	}
 }
 
@@ -277,7 +277,7 @@ func actorName(cr *Credential) string {
 }
 
 // lineBy makes a system line whose actor is cr (unknown when nil).
-func lineBy(cr *Credential, ev sqlitestore.SystemEvent) systemLine {
+func lineBy(cr *Credential, ev store.SystemEvent) systemLine {
 	if cr == nil {
 		return systemLine{ev: ev}
 	}
@@ -289,7 +289,7 @@ func lineBy(cr *Credential, ev sqlitestore.SystemEvent) systemLine {
 // at its removal, and who removed it) and the system lines, at the
 // position of the commit's entry (serverSeq) and its time. It returns the
 // events of the lines.
-func (c *Client) putMembershipChange(tx *sqlitestore.Tx, conv protocol.ConversationID, g *mls.Group, ch *membershipChange, serverSeq uint64, at time.Time) ([]Event, error) {
+func (c *Client) putMembershipChange(tx store.Tx, conv protocol.ConversationID, g *mls.Group, ch *membershipChange, serverSeq uint64, at time.Time) ([]Event, error) {
 	cv, err := tx.Conversation(conv)
 	if err != nil {
 		return nil, err
@@ -317,9 +317,9 @@ func (c *Client) putMembershipChange(tx *sqlitestore.Tx, conv protocol.Conversat
 
 // putJoined records that this device joined conv at the log position
 // serverSeq (the commit that added it).
-func (c *Client) putJoined(tx *sqlitestore.Tx, conv protocol.ConversationID, serverSeq uint64) ([]Event, error) {
+func (c *Client) putJoined(tx store.Tx, conv protocol.ConversationID, serverSeq uint64) ([]Event, error) {
 	now := c.cfg.Now()
-	l := systemLine{user: c.id.User, device: c.id.Device, ev: sqlitestore.SystemEvent{Kind: string(SystemJoined), Users: []string{c.id.User}}}
+	l := systemLine{user: c.id.User, device: c.id.Device, ev: store.SystemEvent{Kind: string(SystemJoined), Users: []string{c.id.User}}}
 	return putSystemLine(tx, conv, [16]byte{}, l, serverSeq, now, now, Received)
 }
 
@@ -334,15 +334,15 @@ func (c *Client) putJoined(tx *sqlitestore.Tx, conv protocol.ConversationID, ser
 // server stores it (markPosted) and its delivery state; a second line
 // (never for this device's own changes: the SDK changes name and topic
 // in separate messages) takes an id derived from it.
-func putMetadataLines(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, old *sqlitestore.Conversation, user string, device protocol.DeviceID, serverSeq uint64, now time.Time, state DeliveryState) ([]Event, error) {
+func putMetadataLines(tx store.Tx, conv protocol.ConversationID, m *content.Message, old *store.Conversation, user string, device protocol.DeviceID, serverSeq uint64, now time.Time, state DeliveryState) ([]Event, error) {
 	reshare := m.Name != nil && m.Topic != nil
 	changed := func(v *string, was string) bool { return v != nil && *v != was && (!reshare || was != "") }
 	var lines []systemLine
 	if changed(m.Name, old.Name) {
-		lines = append(lines, systemLine{user: user, device: device, ev: sqlitestore.SystemEvent{Kind: string(SystemRenamed), Value: *m.Name, Previous: old.Name}})
+		lines = append(lines, systemLine{user: user, device: device, ev: store.SystemEvent{Kind: string(SystemRenamed), Value: *m.Name, Previous: old.Name}})
 	}
 	if changed(m.Topic, old.Topic) {
-		lines = append(lines, systemLine{user: user, device: device, ev: sqlitestore.SystemEvent{Kind: string(SystemTopicChanged), Value: *m.Topic, Previous: old.Topic}})
+		lines = append(lines, systemLine{user: user, device: device, ev: store.SystemEvent{Kind: string(SystemTopicChanged), Value: *m.Topic, Previous: old.Topic}})
 	}
 	var events []Event
 	for i, l := range lines {
@@ -377,13 +377,13 @@ func (c *Client) History(ctx context.Context, conv protocol.ConversationID, afte
 // history reads the entries of Messages (system lines too with system),
 // sorted in the order of the server's log.
 func (c *Client) history(ctx context.Context, conv protocol.ConversationID, after int64, last int, system bool) ([]*Message, error) {
-	keep := func(m *sqlitestore.Message) bool { return (system || m.System == nil) && !m.Expired }
+	keep := func(m *store.Message) bool { return (system || m.System == nil) && !m.Expired }
 	var out []*Message
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
-		if _, err := tx.Conversation(conv); errors.Is(err, sqlitestore.ErrNotFound) {
+	err := c.st.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.Conversation(conv); errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownConversation
 		}
-		var ms []sqlitestore.Message
+		var ms []store.Message
 		var err error
 		if last > 0 {
 			ms, err = lastRecords(tx, conv, last, keep)
@@ -409,14 +409,14 @@ func (c *Client) history(ctx context.Context, conv protocol.ConversationID, afte
 // lastRecords returns the last n records of conv's history that keep
 // accepts, in local order. It reads ever larger windows from the end, so
 // that records keep refuses do not shorten the result.
-func lastRecords(tx *sqlitestore.Tx, conv protocol.ConversationID, n int, keep func(*sqlitestore.Message) bool) ([]sqlitestore.Message, error) {
+func lastRecords(tx store.Tx, conv protocol.ConversationID, n int, keep func(*store.Message) bool) ([]store.Message, error) {
 	for window := n; ; window *= 2 {
 		ms, err := tx.LastMessages(conv, window)
 		if err != nil {
 			return nil, err
 		}
 		all := len(ms) < window // the window holds the whole history
-		kept := slices.DeleteFunc(ms, func(m sqlitestore.Message) bool { return !keep(&m) })
+		kept := slices.DeleteFunc(ms, func(m store.Message) bool { return !keep(&m) })
 		if len(kept) >= n || all || window > 1<<30 {
 			return kept[max(0, len(kept)-n):], nil
 		}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/client/safety"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 )
 
 // IdentityChangedError names the user whose identity key changed. It
@@ -48,9 +48,9 @@ func (e *TrustRollbackError) Is(target error) bool { return target == ErrTrustRo
 func (e *TrustRollbackError) Unwrap() error { return &IdentityChangedError{User: e.User} }
 
 // trustError returns a *TrustRollbackError for user if err is the
-// store's sqlitestore.ErrTrustRollback, else err.
+// store's store.ErrTrustRollback, else err.
 func trustError(user string, err error) error {
-	if errors.Is(err, sqlitestore.ErrTrustRollback) {
+	if errors.Is(err, store.ErrTrustRollback) {
 		return &TrustRollbackError{User: user}
 	}
 	return err
@@ -61,10 +61,10 @@ func trustError(user string, err error) error {
 // compared (SafetyNumberPending) and accepted (AcknowledgeIdentity).
 func (c *Client) TrustRolledBack(ctx context.Context, user string) (bool, error) {
 	var lost bool
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		_, err := tx.Contact(user)
-		lost = errors.Is(err, sqlitestore.ErrTrustRollback)
-		if lost || errors.Is(err, sqlitestore.ErrNotFound) {
+		lost = errors.Is(err, store.ErrTrustRollback)
+		if lost || errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		return err
@@ -107,12 +107,12 @@ func (c *Client) SafetyNumberPending(ctx context.Context, user string) (*SafetyN
 	}
 	var key []byte
 	var lost bool
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		ct, err := tx.Contact(user)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownUser
 		}
-		if lost = errors.Is(err, sqlitestore.ErrTrustRollback); lost {
+		if lost = errors.Is(err, store.ErrTrustRollback); lost {
 			return nil
 		}
 		if err != nil {

@@ -11,11 +11,12 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
 // editStore runs f on the closed profile of d in a transaction.
-func editStore(t *testing.T, d *device, f func(tx *sqlitestore.Tx) error) {
+func editStore(t *testing.T, d *device, f func(tx store.Tx) error) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(d.dir, client.StoreFile), sqlitestore.Options{
@@ -66,7 +67,7 @@ func TestUnusableRatchetState(t *testing.T) {
 			}
 			alice.close()
 			var first []byte
-			editStore(t, alice, func(tx *sqlitestore.Tx) error {
+			editStore(t, alice, func(tx store.Tx) error {
 				first, err = tx.RatchetState(conv)
 				return err
 			})
@@ -80,7 +81,7 @@ func TestUnusableRatchetState(t *testing.T) {
 				}
 			}
 			alice.close()
-			editStore(t, alice, func(tx *sqlitestore.Tx) error {
+			editStore(t, alice, func(tx store.Tx) error {
 				cur, err := tx.RatchetState(conv)
 				if err != nil {
 					return err

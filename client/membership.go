@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -98,10 +98,10 @@ func unsafeSetting(conv protocol.ConversationID) string { return fmt.Sprintf("un
 
 // loadAlarms reads the alarms of the conversations into c.unsafe (while
 // the Client is being opened).
-func (c *Client) loadAlarms(tx *sqlitestore.Tx, convs []sqlitestore.Conversation) error {
+func (c *Client) loadAlarms(tx store.Tx, convs []store.Conversation) error {
 	for _, cv := range convs {
 		b, err := tx.Setting(unsafeSetting(cv.ID))
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -118,7 +118,7 @@ func (c *Client) loadAlarms(tx *sqlitestore.Tx, convs []sqlitestore.Conversation
 }
 
 // putAlarm stores the alarm of a conversation.
-func putAlarm(tx *sqlitestore.Tx, conv protocol.ConversationID, a *Alarm) error {
+func putAlarm(tx store.Tx, conv protocol.ConversationID, a *Alarm) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -139,7 +139,7 @@ func (c *Client) unsafeError(conv protocol.ConversationID) error {
 // (content.Message.Direct, which travels inside MLS).
 func (c *Client) isDirect(ctx context.Context, conv protocol.ConversationID) (bool, error) {
 	var direct bool
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cv, err := tx.Conversation(conv)
 		if err != nil {
 			return err
@@ -379,14 +379,14 @@ func (c *Client) Recreate(ctx context.Context, conv protocol.ConversationID) (pr
 	}
 	c.mu.Lock()
 	g := c.groups[conv]
-	var cv *sqlitestore.Conversation
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var cv *store.Conversation
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		cv, err = tx.Conversation(conv)
 		return err
 	})
 	c.mu.Unlock()
-	if errors.Is(err, sqlitestore.ErrNotFound) || (err == nil && g == nil) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && g == nil) {
 		err = ErrUnknownConversation
 	}
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -107,9 +107,9 @@ func (c *Client) conversationMembersLocked(ctx context.Context, conv protocol.Co
 		return memberUsers(g), nil
 	}
 	var members []string
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cv, err := tx.Conversation(conv)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownConversation
 		}
 		if err == nil {
@@ -171,7 +171,7 @@ func (s *mutedSet) put(conv protocol.ConversationID, muted bool) {
 }
 
 // loadMuted reads the muted conversations from the settings.
-func (c *Client) loadMuted(tx *sqlitestore.Tx) error {
+func (c *Client) loadMuted(tx store.Tx) error {
 	all, err := tx.Settings(mutedPrefix)
 	if err != nil {
 		return err
@@ -191,8 +191,8 @@ func (c *Client) loadMuted(tx *sqlitestore.Tx) error {
 // Messages that mention this user still notify (see Message.MentionsMe).
 // Nothing is sent: the other members do not learn it.
 func (c *Client) SetMuted(ctx context.Context, conv protocol.ConversationID, muted bool) error {
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
-		if _, err := tx.Conversation(conv); errors.Is(err, sqlitestore.ErrNotFound) {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Conversation(conv); errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownConversation
 		} else if err != nil {
 			return err

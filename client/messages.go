@@ -21,25 +21,25 @@ import (
 
 	"github.com/parley-chat/parley/client/attach"
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
 // DeliveryState is the state of a message: Received for other users'
 // messages; Pending, Sent, Read for this user's.
-type DeliveryState = sqlitestore.DeliveryState
+type DeliveryState = store.DeliveryState
 
 // The delivery states.
 const (
-	Received = sqlitestore.Received
-	Pending  = sqlitestore.Pending
-	Sent     = sqlitestore.Sent
-	Read     = sqlitestore.Read
-	Failed   = sqlitestore.Failed
+	Received = store.Received
+	Pending  = store.Pending
+	Sent     = store.Sent
+	Read     = store.Read
+	Failed   = store.Failed
 )
 
 // Reaction is one user's reaction to a message.
-type Reaction = sqlitestore.Reaction
+type Reaction = store.Reaction
 
 // Attachment describes the file of an attachment message (its key stays
 // in the store; download it with Client.Download).
@@ -95,7 +95,7 @@ type Message struct {
 }
 
 // viewMessage converts a stored message.
-func viewMessage(sm *sqlitestore.Message) *Message {
+func viewMessage(sm *store.Message) *Message {
 	m := &Message{
 		Conversation: sm.Conversation, Seq: sm.Seq, ID: content.MessageID(sm.ID),
 		Sender: sm.Sender, SenderDevice: sm.SenderDevice, Sent: sm.Sent, Received: sm.Received,
@@ -117,7 +117,7 @@ func viewMessage(sm *sqlitestore.Message) *Message {
 // applyContent applies a decrypted (or own, just encrypted) content
 // message to the history of conv, inside tx, and returns the events to
 // report once tx committed.
-func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, user string, device protocol.DeviceID, serverSeq uint64, serverTime time.Time) ([]Event, error) {
+func (c *Client) applyContent(tx store.Tx, conv protocol.ConversationID, m *content.Message, user string, device protocol.DeviceID, serverSeq uint64, serverTime time.Time) ([]Event, error) {
 	own := user == c.id.User
 	self := own && device == c.id.Device
 	if !self && c.postRefused(conv, m, user) {
@@ -131,9 +131,9 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 	// target finds the message that m refers to; a system line is no
 	// message (its id is this device's own, or that of the metadata
 	// message it records), so nothing refers to it.
-	target := func(id content.MessageID) (*sqlitestore.Message, error) {
+	target := func(id content.MessageID) (*store.Message, error) {
 		t, err := tx.MessageByID(conv, id)
-		if errors.Is(err, sqlitestore.ErrNotFound) || (err == nil && t.System != nil) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.System != nil) {
 			return nil, nil
 		}
 		return t, err
@@ -144,7 +144,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 		if err != nil {
 			return nil, err
 		}
-		sm := &sqlitestore.Message{
+		sm := &store.Message{
 			Conversation: conv, ID: m.ID, Sender: user, SenderDevice: device,
 			Sent: m.Sent, Received: c.cfg.Now(), ServerSeq: serverSeq, Content: data, Text: m.Text,
 		}
@@ -205,7 +205,7 @@ func (c *Client) applyContent(tx *sqlitestore.Tx, conv protocol.ConversationID, 
 			return nil, nil
 		}
 		var evs []Event
-		mark := func(t *sqlitestore.Message) error {
+		mark := func(t *store.Message) error {
 			if t.Sender != c.id.User || t.State == Failed || t.System != nil || t.Expired || slices.Contains(t.ReadBy, user) {
 				return nil
 			}
@@ -350,9 +350,9 @@ func (c *Client) Delete(ctx context.Context, conv protocol.ConversationID, targe
 
 // checkOwnMessage checks that target is a message of this user.
 func (c *Client) checkOwnMessage(ctx context.Context, conv protocol.ConversationID, target content.MessageID) error {
-	return c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.View(ctx, func(tx store.Tx) error {
 		t, err := tx.MessageByID(conv, target)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return ErrUnknownMessage
 		}
 		if err != nil {
@@ -395,14 +395,14 @@ func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, top
 // drops to zero) and sends a read receipt for every message up to the
 // newest one from another user.
 func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) error {
-	var last *sqlitestore.Message
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	var last *store.Message
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		all, err := tx.LastMessages(conv, 200)
 		if err != nil {
 			return err
 		}
 		if len(all) > 0 {
-			newest := slices.MaxFunc(all, func(a, b sqlitestore.Message) int { return cmp.Compare(a.Seq, b.Seq) })
+			newest := slices.MaxFunc(all, func(a, b store.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 			if err := advanceMarker(tx, readSetting(conv), newest.Seq); err != nil {
 				return err
 			}
@@ -462,14 +462,14 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	if err != nil {
 		return nil, err
 	}
-	out := &sqlitestore.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Created: c.cfg.Now()}
+	out := &store.Outgoing{Conversation: conv, MessageID: m.ID, Content: data, Created: c.cfg.Now()}
 	// Encrypted only from state known to be current (stale.go); while
 	// the server cannot be reached, the message waits unencrypted.
 	caughtUp, offline := c.ensureCurrentLocked(ctx, conv)
 	if offline != nil && !errors.Is(offline, ErrServerUnreachable) && !errors.Is(offline, ErrCertificateMismatch) {
 		return nil, offline
 	}
-	put := func(*sqlitestore.Tx) error { return nil }
+	put := func(store.Tx) error { return nil }
 	if offline == nil {
 		if caughtUp { // the conversation may have changed meanwhile
 			if err := c.checkSendable(ctx, conv); err != nil {
@@ -487,7 +487,7 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	}
 	var events []Event
 	var due bool
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := put(tx); err != nil {
 			return err
 		}
@@ -546,7 +546,7 @@ const maxReencrypt = 2
 //     the error wraps ErrNotDelivered.
 //
 // c.mu is held.
-func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Message, error) {
+func (c *Client) postLocked(ctx context.Context, out *store.Outgoing) (*Message, error) {
 	conv := out.Conversation
 	for try := 0; ; try++ {
 		if err := c.unsafeError(conv); err != nil {
@@ -583,7 +583,7 @@ func (c *Client) postLocked(ctx context.Context, out *sqlitestore.Outgoing) (*Me
 // encryptQueuedLocked encrypts a message queued without ciphertext once
 // its conversation is current; one that can no longer be sent is given
 // up. c.mu is held.
-func (c *Client) encryptQueuedLocked(ctx context.Context, out *sqlitestore.Outgoing) error {
+func (c *Client) encryptQueuedLocked(ctx context.Context, out *store.Outgoing) error {
 	if _, err := c.ensureCurrentLocked(ctx, out.Conversation); err != nil {
 		return err
 	}
@@ -597,7 +597,7 @@ func (c *Client) encryptQueuedLocked(ctx context.Context, out *sqlitestore.Outgo
 // reencryptLocked encrypts a queued message again in the conversation's
 // current epoch and stores the new ciphertext with the ratchet state that
 // made it. c.mu is held.
-func (c *Client) reencryptLocked(ctx context.Context, out *sqlitestore.Outgoing) error {
+func (c *Client) reencryptLocked(ctx context.Context, out *store.Outgoing) error {
 	conv := out.Conversation
 	if err := c.unsafeError(conv); err != nil {
 		return err
@@ -616,7 +616,7 @@ func (c *Client) reencryptLocked(ctx context.Context, out *sqlitestore.Outgoing)
 		return err
 	}
 	out.Ciphertext, out.Attempts = ct, out.Attempts+1
-	if err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	if err := c.st.Update(ctx, func(tx store.Tx) error {
 		if err := put(tx); err != nil {
 			return err
 		}
@@ -630,9 +630,9 @@ func (c *Client) reencryptLocked(ctx context.Context, out *sqlitestore.Outgoing)
 
 // postedLocked records that the server stored a queued message at seq:
 // it leaves the outbox and its history entry becomes Sent.
-func (c *Client) postedLocked(ctx context.Context, out *sqlitestore.Outgoing, seq uint64) (*Message, error) {
+func (c *Client) postedLocked(ctx context.Context, out *store.Outgoing, seq uint64) (*Message, error) {
 	var msg *Message
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		msg, err = markPosted(tx, out, seq)
 		return err
@@ -649,7 +649,7 @@ func (c *Client) postedLocked(ctx context.Context, out *sqlitestore.Outgoing, se
 // markPosted dequeues out, stored by the server at seq, and marks its
 // history entry Sent; it returns the entry (nil if the history has none:
 // a receipt, reaction or edit).
-func markPosted(tx *sqlitestore.Tx, out *sqlitestore.Outgoing, seq uint64) (*Message, error) {
+func markPosted(tx store.Tx, out *store.Outgoing, seq uint64) (*Message, error) {
 	if err := tx.Dequeue(out.ID); err != nil {
 		return nil, err
 	}
@@ -657,7 +657,7 @@ func markPosted(tx *sqlitestore.Tx, out *sqlitestore.Outgoing, seq uint64) (*Mes
 		return nil, err
 	}
 	sm, err := tx.MessageByID(out.Conversation, out.MessageID)
-	if errors.Is(err, sqlitestore.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -673,16 +673,16 @@ func markPosted(tx *sqlitestore.Tx, out *sqlitestore.Outgoing, seq uint64) (*Mes
 // giveUpLocked takes a queued message that cannot be delivered out of the
 // outbox, marks its history entry Failed and reports it in an EventError.
 // The returned error wraps ErrNotDelivered and why.
-func (c *Client) giveUpLocked(ctx context.Context, out *sqlitestore.Outgoing, why error) (*Message, error) {
+func (c *Client) giveUpLocked(ctx context.Context, out *store.Outgoing, why error) (*Message, error) {
 	conv := out.Conversation
 	id := content.MessageID(out.MessageID)
 	var msg *Message
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Dequeue(out.ID); err != nil {
 			return err
 		}
 		sm, err := tx.MessageByID(conv, out.MessageID)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -704,7 +704,7 @@ func (c *Client) giveUpLocked(ctx context.Context, out *sqlitestore.Outgoing, wh
 // storedMessage returns a message of the history, or nil.
 func (c *Client) storedMessage(ctx context.Context, conv protocol.ConversationID, id [16]byte) *Message {
 	var msg *Message
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	c.st.View(ctx, func(tx store.Tx) error {
 		if sm, err := tx.MessageByID(conv, id); err == nil {
 			msg = viewMessage(sm)
 		}
@@ -720,8 +720,8 @@ func (c *Client) storedMessage(ctx context.Context, conv protocol.ConversationID
 func (c *Client) flushOutbox(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var queue []sqlitestore.Outgoing
-	if err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var queue []store.Outgoing
+	if err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		queue, err = tx.Outbox(0)
 		return err
@@ -867,7 +867,7 @@ func (c *Client) uploadAttachment(ctx context.Context, body io.Reader, ttl time.
 // findAttachment looks up an attachment's key and hash in the history.
 func (c *Client) findAttachment(ctx context.Context, id string) (*content.Attachment, error) {
 	var found *content.Attachment
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		convs, err := tx.Conversations()
 		if err != nil {
 			return err

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -68,10 +68,10 @@ func usersWithoutRoles(cands []candidate) []string {
 // position, after the lines of the commit that added the members there,
 // so that it stays at the start of the history.
 func (c *Client) noRolesLineLocked(ctx context.Context, conv protocol.ConversationID, users []string) {
-	l := systemLine{user: c.id.User, device: c.id.Device, ev: sqlitestore.SystemEvent{Kind: string(SystemNoRoles), Users: users}}
+	l := systemLine{user: c.id.User, device: c.id.Device, ev: store.SystemEvent{Kind: string(SystemNoRoles), Users: users}}
 	now := c.cfg.Now()
 	var evs []Event
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		var err error
 		evs, err = putSystemLine(tx, conv, [16]byte{}, l, 1, now, now, Received)
 		return err
@@ -230,7 +230,7 @@ func policyLines(before, after *protocol.Policy, user string, device protocol.De
 	}
 	var lines []systemLine
 	line := func(kind SystemKind, users []string, value, previous string) {
-		lines = append(lines, systemLine{user: user, device: device, ev: sqlitestore.SystemEvent{Kind: string(kind), Users: users, Value: value, Previous: previous}})
+		lines = append(lines, systemLine{user: user, device: device, ev: store.SystemEvent{Kind: string(kind), Users: users, Value: value, Previous: previous}})
 	}
 	for _, u := range after.Admins {
 		if !slices.Contains(was, u) {
@@ -450,7 +450,7 @@ func changedExtensions(exts []mls.Extension, user string, fresh func() *protocol
 // metadataAllowed reports, for a group-metadata message by user in conv,
 // whether the policy lets them rename (when m sets a name that differs)
 // and change the topic. c.mu is held.
-func (c *Client) metadataAllowed(conv protocol.ConversationID, m *content.Message, old *sqlitestore.Conversation, user string) (name, topic bool) {
+func (c *Client) metadataAllowed(conv protocol.ConversationID, m *content.Message, old *store.Conversation, user string) (name, topic bool) {
 	g := c.groups[conv]
 	if g == nil {
 		return true, true
@@ -468,12 +468,12 @@ func (c *Client) metadataAllowed(conv protocol.ConversationID, m *content.Messag
 // dropForbiddenMetadata clears the name and topic of a group-metadata
 // message that the policy does not let user change, and records a
 // system line for each. c.mu is held.
-func (c *Client) dropForbiddenMetadata(tx *sqlitestore.Tx, conv protocol.ConversationID, m *content.Message, old *sqlitestore.Conversation, user string, device protocol.DeviceID, serverSeq uint64) ([]Event, error) {
+func (c *Client) dropForbiddenMetadata(tx store.Tx, conv protocol.ConversationID, m *content.Message, old *store.Conversation, user string, device protocol.DeviceID, serverSeq uint64) ([]Event, error) {
 	name, topic := c.metadataAllowed(conv, m, old, user)
 	var events []Event
 	ignore := func(what string) error {
 		c.log.Warn("change ignored: the conversation's policy does not allow it", "conversation", conv, "user", user, "change", what)
-		l := systemLine{user: user, device: device, ev: sqlitestore.SystemEvent{Kind: string(SystemChangeIgnored), Value: what}}
+		l := systemLine{user: user, device: device, ev: store.SystemEvent{Kind: string(SystemChangeIgnored), Value: what}}
 		evs, err := putSystemLine(tx, conv, [16]byte{}, l, serverSeq, m.Sent, c.cfg.Now(), Received)
 		events = append(events, evs...)
 		return err
@@ -501,8 +501,8 @@ func (c *Client) checkMetadataAllowed(ctx context.Context, conv protocol.Convers
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var cv *sqlitestore.Conversation
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var cv *store.Conversation
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		cv, err = tx.Conversation(conv)
 		return err

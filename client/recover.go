@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -266,7 +266,7 @@ func (c *Client) markUnrecoverableLocked(ctx context.Context, g *mls.Group, e pr
 	if bad.Missed {
 		a.Reason = fmt.Sprintf("this device missed a commit before entry %d, and %s", e.Seq, why)
 	}
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.Update(ctx, func(tx store.Tx) error {
 		if err := putAlarm(tx, conv, a); err != nil {
 			return err
 		}
@@ -290,9 +290,9 @@ func resyncSetting(conv protocol.ConversationID) string { return fmt.Sprintf("re
 // a device loop.
 func (c *Client) recentResyncs(ctx context.Context, conv protocol.ConversationID) ([]time.Time, error) {
 	var times []time.Time
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		b, err := tx.Setting(resyncSetting(conv))
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -326,7 +326,7 @@ func (c *Client) noteResync(ctx context.Context, conv protocol.ConversationID, r
 	if err != nil {
 		return err
 	}
-	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.SetSetting(resyncSetting(conv), b) })
+	return c.st.Update(ctx, func(tx store.Tx) error { return tx.SetSetting(resyncSetting(conv), b) })
 }
 
 // maxGroupInfoCheckMembers bounds the groups whose GroupInfo a member

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -94,11 +94,11 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	if err := c.call(ctx, "POST", "/v1/register", false, req, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	id := &sqlitestore.Identity{
+	id := &store.Identity{
 		Server: c.serverURL, User: name, Device: dev, IdentityKey: idKey,
 		DeviceScheme: protocol.SchemeEd25519, DeviceKey: signer.PrivateKey(), Certificate: cert, Created: now,
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutIdentity(id); err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func (c *Client) replenishKeyPackages(ctx context.Context) error {
 	if !refresh {
 		return nil
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		return tx.SetSetting(settingKeyPackageCaps, []byte(strconv.Itoa(keyPackageCaps)))
 	})
 	if err != nil {
@@ -253,10 +253,10 @@ func (c *Client) keyPackagesOutdated(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	var v []byte
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		v, err = tx.Setting(settingKeyPackageCaps)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			v, err = nil, nil
 		}
 		return err
@@ -328,7 +328,7 @@ func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		return nil
 	}
 	// Private keys first: a package the server hands out must be usable.
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		for ref, sec := range secrets {
 			if err := tx.PutKeyPackage([]byte(ref), sec); err != nil {
 				return err
@@ -343,7 +343,7 @@ func (c *Client) uploadKeyPackages(ctx context.Context, cs mls.CipherSuite, n in
 		var se *ServerError
 		if errors.As(err, &se) && se.Status < 500 {
 			// Refused as a whole: the private keys serve nothing.
-			derr := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+			derr := c.st.Update(ctx, func(tx store.Tx) error {
 				for ref := range secrets {
 					if err := tx.DeleteKeyPackage([]byte(ref)); err != nil {
 						return err

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net/url"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -176,7 +176,7 @@ func revokedSetting(device protocol.DeviceID) string { return "revoked/" + strin
 
 // rememberRevoked keeps the verified revocation statement of a device.
 func (c *Client) rememberRevoked(ctx context.Context, device protocol.DeviceID, statement []byte) error {
-	return c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	return c.st.Update(ctx, func(tx store.Tx) error {
 		if _, err := tx.Setting(revokedSetting(device)); err == nil {
 			return nil
 		}
@@ -188,7 +188,7 @@ func (c *Client) rememberRevoked(ctx context.Context, device protocol.DeviceID, 
 // of device.
 func (c *Client) knownRevoked(ctx context.Context, device protocol.DeviceID) (bool, error) {
 	var known bool
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		known, err = knownRevokedTx(tx, device)
 		return err
@@ -200,12 +200,12 @@ func (c *Client) knownRevoked(ctx context.Context, device protocol.DeviceID) (bo
 }
 
 // knownRevokedTx is knownRevoked in a transaction.
-func knownRevokedTx(tx *sqlitestore.Tx, device protocol.DeviceID) (bool, error) {
+func knownRevokedTx(tx store.Tx, device protocol.DeviceID) (bool, error) {
 	_, err := tx.Setting(revokedSetting(device))
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, sqlitestore.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return false, nil
 	}
 	return false, err
@@ -218,7 +218,7 @@ func (c *Client) revokedAmong(ctx context.Context, members []mls.Member) (*Crede
 		return nil, nil
 	}
 	var found *Credential
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		for _, m := range members {
 			cr, err := credentialOf(m.Credential)
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 	"unicode"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -102,7 +102,7 @@ func (c *Client) loadHits(ctx context.Context, q SearchQuery, cands []docInfo) (
 	terms, prefix := queryTerms(q.Text)
 	self := c.selfUser()
 	var out []*Message
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		for _, d := range cands {
 			if len(out) == q.Limit {
 				return nil
@@ -287,8 +287,8 @@ func (x *searchIndex) wait(ctx context.Context, c *Client) error {
 // long. It holds the index's lock while reading a conversation, so that a
 // change reported meanwhile is applied after the copy it read.
 func (x *searchIndex) build(ctx context.Context, c *Client) error {
-	var convs []sqlitestore.Conversation
-	if err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	var convs []store.Conversation
+	if err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		convs, err = tx.Conversations()
 		return err
@@ -301,8 +301,8 @@ func (x *searchIndex) build(ctx context.Context, c *Client) error {
 			return err
 		}
 		x.mu.Lock()
-		err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
-			return tx.MessageTexts(cv.ID, func(sm *sqlitestore.MessageText) error {
+		err := c.st.View(ctx, func(tx store.Tx) error {
+			return tx.MessageTexts(cv.ID, func(sm *store.MessageText) error {
 				if sm.System || sm.Deleted || sm.Text == "" {
 					return nil
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-chat/parley/client/content"
 
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -23,7 +24,7 @@ func TestIndexEditsDuringBuild(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	pass := []byte("correct horse generated")
-	kdf := sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+	kdf := store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 	convs := fillStore(t, filepath.Join(dir, StoreFile), sqlitestore.Options{Passphrase: pass, KDF: kdf}, 100, 50)
 	c, err := Open(ctx, Config{ProfileDir: dir, Passphrase: pass, KDF: kdf})
 	if err != nil {
@@ -35,7 +36,7 @@ func TestIndexEditsDuringBuild(t *testing.T) {
 	// conversation, then reports it.
 	change := func(conv protocol.ConversationID, i int) {
 		var ev Event
-		err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		err := c.st.Update(ctx, func(tx store.Tx) error {
 			ms, err := tx.Messages(conv, 4, 1)
 			if err != nil || len(ms) == 0 {
 				return err
@@ -81,9 +82,9 @@ func TestIndexEditsDuringBuild(t *testing.T) {
 	}
 	c.idx.mu.Unlock()
 	texts := 0
-	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.View(ctx, func(tx store.Tx) error {
 		for _, conv := range convs {
-			err := tx.MessageTexts(conv, func(m *sqlitestore.MessageText) error {
+			err := tx.MessageTexts(conv, func(m *store.MessageText) error {
 				_, ok := live[docKey{m.Conversation, m.Seq}]
 				if hasText := !m.System && !m.Deleted && m.Text != ""; hasText != ok {
 					t.Errorf("message %d/%d (text %q, deleted %v): live document %v", m.Conversation, m.Seq, m.Text, m.Deleted, ok)
@@ -127,10 +128,10 @@ func fillStore(t *testing.T, path string, opts sqlitestore.Options, n, per int) 
 	defer st.Close()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var convs []protocol.ConversationID
-	err = st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = st.Update(ctx, func(tx store.Tx) error {
 		for i := range n {
 			conv := protocol.ConversationID(i + 1)
-			if err := tx.PutConversation(&sqlitestore.Conversation{ID: conv, GroupID: []byte{byte(i)}, Members: []string{"alice", "bob"}, Created: now}); err != nil {
+			if err := tx.PutConversation(&store.Conversation{ID: conv, GroupID: []byte{byte(i)}, Members: []string{"alice", "bob"}, Created: now}); err != nil {
 				return err
 			}
 			for j := range per {
@@ -140,7 +141,7 @@ func fillStore(t *testing.T, path string, opts sqlitestore.Options, n, per int) 
 				if err != nil {
 					return err
 				}
-				m := &sqlitestore.Message{Conversation: conv, ID: cm.ID, Sender: "bob", Sent: cm.Sent, Received: cm.Sent, Content: data, Text: cm.Text}
+				m := &store.Message{Conversation: conv, ID: cm.ID, Sender: "bob", Sent: cm.Sent, Received: cm.Sent, Content: data, Text: cm.Text}
 				if _, err := tx.AddMessage(m); err != nil {
 					return err
 				}

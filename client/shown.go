@@ -74,6 +74,12 @@ func openShownLog(dir string) (*shownLog, error) {
 	return l, nil
 }
 
+// memoryShownLog returns a shown log kept in memory only, for a client
+// without a profile directory (Config.Store).
+func memoryShownLog() *shownLog {
+	return &shownLog{pos: map[protocol.ConversationID]int64{}}
+}
+
 // rewrite replaces the file by one with a record per conversation, by a
 // synced temporary file renamed over it.
 func (l *shownLog) rewrite() error {
@@ -124,6 +130,10 @@ func (l *shownLog) advance(conv protocol.ConversationID, seq int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if seq <= l.pos[conv] {
+		return nil
+	}
+	if l.path == "" {
+		l.pos[conv] = seq
 		return nil
 	}
 	if l.f == nil {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -34,7 +34,7 @@ func postedSetting(conv protocol.ConversationID) string { return fmt.Sprintf("po
 // the server returned its position, or its ciphertext is queued (then it
 // leaves the outbox: it was stored, and is not to be sent twice; m is its
 // history entry, if any).
-func ownEntryKnown(tx *sqlitestore.Tx, e protocol.Entry) (m *Message, known bool, err error) {
+func ownEntryKnown(tx store.Tx, e protocol.Entry) (m *Message, known bool, err error) {
 	queue, err := tx.Outbox(e.Conversation)
 	if err != nil {
 		return nil, false, err

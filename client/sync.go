@@ -18,7 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -36,7 +36,7 @@ var (
 // cursor returns the stored cursor of a conversation (or the inbox).
 func (c *Client) cursor(ctx context.Context, conv protocol.ConversationID) (uint64, error) {
 	var cur uint64
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		cur, err = tx.Cursor(conv)
 		return err
@@ -73,7 +73,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 		events  []Event
 		write   stateWrite // what of the group state changed and must be written
 		applied bool       // an application message was decrypted: remember its ciphertext
-		apply   func(tx *sqlitestore.Tx) error
+		apply   func(tx store.Tx) error
 		after   func()
 		alarm   *Alarm // a membership change rejected (see checkCommit)
 	)
@@ -84,7 +84,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	reject := func(a *Alarm) {
 		a.Seq, a.Epoch, a.Time = e.Seq, g.Epoch(), c.cfg.Now()
 		alarm = a
-		apply = func(tx *sqlitestore.Tx) error { return putAlarm(tx, conv, a) }
+		apply = func(tx store.Tx) error { return putAlarm(tx, conv, a) }
 	}
 	fail := func(err error) {
 		c.log.Warn("entry not applied", "conversation", conv, "seq", e.Seq, "kind", e.Kind, "err", err)
@@ -105,7 +105,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			// learning it: it leaves the outbox, not to be sent twice.
 			// One the store does not know at all was sent from a newer
 			// copy of this profile: this state is stale (stale.go).
-			apply = func(tx *sqlitestore.Tx) error {
+			apply = func(tx store.Tx) error {
 				m, known, err := ownEntryKnown(tx, e)
 				if m != nil {
 					events = append(events, Event{Kind: EventDelivered, Conversation: conv, Message: m})
@@ -166,7 +166,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 			fail(err)
 			break
 		}
-		apply = func(tx *sqlitestore.Tx) error {
+		apply = func(tx store.Tx) error {
 			evs, err := c.applyContent(tx, conv, m, cred.User(), cred.Device(), e.Seq, e.Time)
 			events = append(events, evs...)
 			return err
@@ -257,7 +257,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 				after = func() { c.goLeave(conv) }
 			}
 			after = c.checkGroupInfoAfter(after, g, sc, e)
-			apply = func(tx *sqlitestore.Tx) error {
+			apply = func(tx store.Tx) error {
 				lines, err := c.putMembershipChange(tx, conv, g, ch, e.Seq, e.Time)
 				events = append(events, lines...)
 				return err
@@ -270,7 +270,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 	if err != nil {
 		return err
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := put(tx); err != nil {
 			return err
 		}
@@ -334,22 +334,22 @@ const (
 // function that stores it in a transaction, following the rule of the
 // mls package: the small ratchet state after application messages, the
 // full state (which drops the ratchet state) after merges and proposals.
-func groupWriter(g *mls.Group, conv protocol.ConversationID, w stateWrite) (func(*sqlitestore.Tx) error, error) {
+func groupWriter(g *mls.Group, conv protocol.ConversationID, w stateWrite) (func(store.Tx) error, error) {
 	switch w {
 	case writeRatchet:
 		state, err := g.RatchetState()
 		if err != nil {
 			return nil, fmt.Errorf("marshal ratchet state of conversation %d: %v", conv, err)
 		}
-		return func(tx *sqlitestore.Tx) error { return tx.PutRatchetState(conv, state) }, nil
+		return func(tx store.Tx) error { return tx.PutRatchetState(conv, state) }, nil
 	case writeFull:
 		state, err := g.MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("marshal group of conversation %d: %v", conv, err)
 		}
-		return func(tx *sqlitestore.Tx) error { return tx.PutGroupState(conv, state) }, nil
+		return func(tx store.Tx) error { return tx.PutGroupState(conv, state) }, nil
 	}
-	return func(*sqlitestore.Tx) error { return nil }, nil
+	return func(store.Tx) error { return nil }, nil
 }
 
 // messageWrite says what to store after an application message was
@@ -377,7 +377,7 @@ func appliedSetting(conv protocol.ConversationID, seq uint64) string {
 // recordApplied remembers, in the transaction that applies it, that
 // entry seq of conv held the application message data: the entry's seq
 // (8 bytes, big endian) and the SHA-256 of data.
-func recordApplied(tx *sqlitestore.Tx, conv protocol.ConversationID, seq uint64, data []byte) error {
+func recordApplied(tx store.Tx, conv protocol.ConversationID, seq uint64, data []byte) error {
 	d := sha256.Sum256(data)
 	return tx.SetSetting(appliedSetting(conv, seq), append(binary.BigEndian.AppendUint64(nil, seq), d[:]...))
 }
@@ -388,10 +388,10 @@ func recordApplied(tx *sqlitestore.Tx, conv protocol.ConversationID, seq uint64,
 // replay.
 func (c *Client) appliedBefore(ctx context.Context, conv protocol.ConversationID, data []byte) (seq uint64, ok bool, err error) {
 	d := sha256.Sum256(data)
-	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.View(ctx, func(tx store.Tx) error {
 		for i := range uint64(appliedSlots) {
 			v, err := tx.Setting(appliedSetting(conv, i))
-			if errors.Is(err, sqlitestore.ErrNotFound) {
+			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -415,7 +415,7 @@ func (c *Client) appliedBefore(ctx context.Context, conv protocol.ConversationID
 // the store. c.mu is held.
 func (c *Client) reloadGroupLocked(ctx context.Context, conv protocol.ConversationID) {
 	var g *mls.Group
-	err := c.st.View(context.WithoutCancel(ctx), func(tx *sqlitestore.Tx) error {
+	err := c.st.View(context.WithoutCancel(ctx), func(tx store.Tx) error {
 		var err error
 		g, err = c.readGroup(tx, conv)
 		return err
@@ -425,7 +425,7 @@ func (c *Client) reloadGroupLocked(ctx context.Context, conv protocol.Conversati
 		c.markUnusable(conv, err)
 		return
 	case err != nil:
-		if !errors.Is(err, sqlitestore.ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) {
 			c.log.Warn("group dropped from memory: reload failed", "conversation", conv, "err", err)
 		}
 		delete(c.groups, conv)
@@ -474,7 +474,7 @@ func memberUsers(g *mls.Group) []string {
 }
 
 // putConversationMembers records the member users of a conversation.
-func (c *Client) putConversationMembers(tx *sqlitestore.Tx, conv protocol.ConversationID, g *mls.Group, left bool) error {
+func (c *Client) putConversationMembers(tx store.Tx, conv protocol.ConversationID, g *mls.Group, left bool) error {
 	cv, err := tx.Conversation(conv)
 	if err != nil {
 		return err
@@ -489,7 +489,7 @@ func (c *Client) putConversationMembers(tx *sqlitestore.Tx, conv protocol.Conver
 // applyInboxLocked joins the conversation of a Welcome from the inbox.
 // c.mu is held.
 func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) error {
-	cur, err := c.cursor(ctx, sqlitestore.InboxCursor)
+	cur, err := c.cursor(ctx, store.InboxCursor)
 	if err != nil {
 		return err
 	}
@@ -502,7 +502,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 			c.log.Warn("Welcome not used", "conversation", conv, "seq", ie.Seq, "err", why)
 			c.ev.push(Event{Kind: EventError, Conversation: conv, Err: fmt.Errorf("join conversation %d: %w", conv, why)})
 		}
-		return c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return tx.SetCursor(sqlitestore.InboxCursor, ie.Seq) })
+		return c.st.Update(ctx, func(tx store.Tx) error { return tx.SetCursor(store.InboxCursor, ie.Seq) })
 	}
 	// A Welcome for a conversation whose group is still active is either
 	// one already used, or a re-add: this device was removed and added
@@ -515,7 +515,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	var ref []byte
 	var sec keyPackageSecret
-	c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	c.st.View(ctx, func(tx store.Tx) error {
 		for _, r := range refs {
 			if b, err := tx.KeyPackage(r); err == nil && json.Unmarshal(b, &sec) == nil {
 				ref = r
@@ -593,11 +593,11 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	users := memberUsers(g)
 	var joined []Event
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
 		}
-		cv := &sqlitestore.Conversation{ID: conv, GroupID: g.GroupID(), Members: users, Created: c.cfg.Now()}
+		cv := &store.Conversation{ID: conv, GroupID: g.GroupID(), Members: users, Created: c.cfg.Now()}
 		if old, err := tx.Conversation(conv); err == nil && string(old.GroupID) == string(g.GroupID()) {
 			cv.Name, cv.Topic, cv.Direct = old.Name, old.Topic, old.Direct
 		}
@@ -616,7 +616,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 				return err
 			}
 		}
-		return tx.SetCursor(sqlitestore.InboxCursor, ie.Seq)
+		return tx.SetCursor(store.InboxCursor, ie.Seq)
 	})
 	if err != nil {
 		return fmt.Errorf("client: store joined conversation %d: %w", conv, err)
@@ -666,9 +666,9 @@ func fillsTree(l mls.LeafIndex) bool {
 // conversation is unknown.
 func (c *Client) storedGroupID(ctx context.Context, conv protocol.ConversationID) ([]byte, error) {
 	var gid []byte
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cv, err := tx.Conversation(conv)
-		if errors.Is(err, sqlitestore.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
@@ -699,7 +699,7 @@ func (c *Client) background(f func(ctx context.Context)) {
 // acknowledges it.
 func (c *Client) pullInboxLocked(ctx context.Context) error {
 	for {
-		cur, err := c.cursor(ctx, sqlitestore.InboxCursor)
+		cur, err := c.cursor(ctx, store.InboxCursor)
 		if err != nil {
 			return err
 		}
@@ -712,7 +712,7 @@ func (c *Client) pullInboxLocked(ctx context.Context) error {
 				return err
 			}
 		}
-		if n, err := c.cursor(ctx, sqlitestore.InboxCursor); err == nil && n > 0 {
+		if n, err := c.cursor(ctx, store.InboxCursor); err == nil && n > 0 {
 			c.ackHTTP(ctx, nil, n)
 		}
 		if !in.More {
@@ -903,12 +903,12 @@ func (c *Client) runOnce(ctx context.Context) error {
 		return err
 	}
 	sub := protocol.SubscribeFrame{Revocations: true, Ephemeral: !c.cfg.DisableTyping}
-	err = c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		if sub.Cursors, err = tx.Cursors(); err != nil {
 			return err
 		}
-		sub.Inbox, err = tx.Cursor(sqlitestore.InboxCursor)
+		sub.Inbox, err = tx.Cursor(store.InboxCursor)
 		return err
 	})
 	if err != nil {
@@ -1055,7 +1055,7 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 	if err != nil {
 		return err
 	}
-	err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error {
+	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.PutGroupState(conv, state); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/parley-chat/parley/client/content"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -87,7 +87,7 @@ func (c *Client) encryptTypingLocked(ctx context.Context, conv protocol.Conversa
 	}
 	put, err := groupWriter(g, conv, messageWrite())
 	if err == nil {
-		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return put(tx) })
+		err = c.st.Update(ctx, func(tx store.Tx) error { return put(tx) })
 	}
 	if err != nil {
 		c.reloadGroupLocked(ctx, conv)
@@ -154,7 +154,7 @@ func (c *Client) decryptEphemeralLocked(ctx context.Context, conv protocol.Conve
 	}
 	put, err := groupWriter(g, conv, messageWrite())
 	if err == nil {
-		err = c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return put(tx) })
+		err = c.st.Update(ctx, func(tx store.Tx) error { return put(tx) })
 	}
 	if err != nil {
 		c.reloadGroupLocked(ctx, conv)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -19,9 +19,9 @@ func readSetting(conv protocol.ConversationID) string  { return fmt.Sprintf(read
 const readPrefix = "read/"
 
 // marker reads a position setting (0 when unset).
-func marker(tx *sqlitestore.Tx, name string) (int64, error) {
+func marker(tx store.Tx, name string) (int64, error) {
 	b, err := tx.Setting(name)
-	if errors.Is(err, sqlitestore.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
@@ -40,7 +40,7 @@ func parseMarker(name string, b []byte) (int64, error) {
 }
 
 // advanceMarker moves a position setting forward to upTo (never back).
-func advanceMarker(tx *sqlitestore.Tx, name string, upTo int64) error {
+func advanceMarker(tx store.Tx, name string, upTo int64) error {
 	cur, err := marker(tx, name)
 	if err != nil || upTo <= cur {
 		return err
@@ -83,7 +83,7 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 		return nil, fmt.Errorf("client: unseen messages: %w", ErrNotRegistered)
 	}
 	var out []Event
-	err := c.st.View(ctx, func(tx *sqlitestore.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		cvs, err := tx.Conversations()
 		if err != nil {
 			return err
@@ -128,20 +128,20 @@ func (c *Client) Unseen(ctx context.Context) ([]Event, error) {
 // countsUnread says whether a history entry counts in
 // Conversation.Unread: a message of another user that is not deleted
 // or expired (system lines are no messages).
-func (c *Client) countsUnread(m *sqlitestore.MessageHead) bool {
+func (c *Client) countsUnread(m *store.MessageHead) bool {
 	return m.Sender != c.id.User && !m.Deleted && !m.Expired && !m.System
 }
 
 // unread counts the unread messages of a conversation whose latest
 // history entry is last (nil for an empty history): those after the read
 // position, which it reads only when last lies after it.
-func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID, last *sqlitestore.Message) (int, error) {
+func (c *Client) unread(tx store.Tx, conv protocol.ConversationID, last *store.Message) (int, error) {
 	pos, err := marker(tx, readSetting(conv))
 	if err != nil || last == nil || last.Seq <= pos {
 		return 0, err
 	}
 	n := 0
-	err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{conv: pos}, func(m *sqlitestore.MessageHead) error {
+	err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{conv: pos}, func(m *store.MessageHead) error {
 		if c.countsUnread(m) {
 			n++
 		}
@@ -155,7 +155,7 @@ func (c *Client) unread(tx *sqlitestore.Tx, conv protocol.ConversationID, last *
 // in one query and, in one more, the entries after them of the
 // conversations not read to their end. A conversation missing from the
 // result has none.
-func (c *Client) unreadCounts(tx *sqlitestore.Tx, cvs []sqlitestore.Conversation, latest map[protocol.ConversationID]*sqlitestore.Message) (map[protocol.ConversationID]int, error) {
+func (c *Client) unreadCounts(tx store.Tx, cvs []store.Conversation, latest map[protocol.ConversationID]*store.Message) (map[protocol.ConversationID]int, error) {
 	reads, err := tx.Settings(readPrefix)
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func (c *Client) unreadCounts(tx *sqlitestore.Tx, cvs []sqlitestore.Conversation
 		}
 	}
 	counts := map[protocol.ConversationID]int{}
-	err = tx.MessageHeadsAfter(after, func(m *sqlitestore.MessageHead) error {
+	err = tx.MessageHeadsAfter(after, func(m *store.MessageHead) error {
 		if c.countsUnread(m) {
 			counts[m.Conversation]++
 		}
@@ -196,7 +196,7 @@ func (c *Client) unreadCounts(tx *sqlitestore.Tx, cvs []sqlitestore.Conversation
 // only move forward. MarkRead does this for the newest message and also
 // tells the other members.
 func (c *Client) MarkReadUpTo(ctx context.Context, conv protocol.ConversationID, upTo int64) error {
-	err := c.st.Update(ctx, func(tx *sqlitestore.Tx) error { return advanceMarker(tx, readSetting(conv), upTo) })
+	err := c.st.Update(ctx, func(tx store.Tx) error { return advanceMarker(tx, readSetting(conv), upTo) })
 	if err != nil {
 		return fmt.Errorf("client: mark conversation %d read up to %d: %w", conv, upTo, err)
 	}

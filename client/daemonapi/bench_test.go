@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/latency"
 	"github.com/parley-chat/parley/internal/testserver"
 )
@@ -156,7 +156,7 @@ func benchDaemon(b *testing.B, ts *testserver.Server, name string) string {
 	dir := b.TempDir()
 	c, err := client.Open(context.Background(), client.Config{
 		ProfileDir: dir, Passphrase: []byte("correct horse " + name),
-		KDF:       sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
+		KDF:       store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		ServerURL: ts.URL, TLSFingerprint: ts.Fingerprint,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		SelfUpdateMessages: -1, SelfUpdateInterval: -1,

@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -135,7 +135,7 @@ var kinds = []struct {
 	{"server_unreachable", client.ErrServerUnreachable},
 	{"not_registered", client.ErrNotRegistered},
 	{"already_registered", client.ErrAlreadyRegistered},
-	{"wrong_key", sqlitestore.ErrWrongKey},
+	{"wrong_key", store.ErrWrongKey},
 	{"profile_busy", client.ErrProfileBusy},
 	{"file_exists", fs.ErrExist},
 	{"not_permitted", protocol.ErrPolicyViolation},

@@ -17,7 +17,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/daemonapi"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -40,7 +40,7 @@ func register(t *testing.T, url, fp, name string) (*client.Client, string) {
 	dir := t.TempDir()
 	c, err := client.Open(context.Background(), client.Config{
 		ProfileDir: dir, Passphrase: []byte("correct horse " + name),
-		KDF:       sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
+		KDF:       store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		ServerURL: url, TLSFingerprint: fp,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})

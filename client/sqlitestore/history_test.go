@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -18,16 +19,16 @@ import (
 func TestSystemLineRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	s := openStore(t, path, passOpts("pw"))
-	sys := &SystemEvent{Kind: "device_removed", Users: []string{"bob"}, Devices: []protocol.DeviceID{"d1", "d2"}}
-	rename := &SystemEvent{Kind: "renamed", Value: "crew", Previous: "team"}
-	update(t, s, func(tx *Tx) error {
-		if err := tx.PutConversation(&Conversation{ID: 3, Members: []string{"alice", "bob"}, Left: true, RemovedBy: "alice", Created: now}); err != nil {
+	sys := &store.SystemEvent{Kind: "device_removed", Users: []string{"bob"}, Devices: []protocol.DeviceID{"d1", "d2"}}
+	rename := &store.SystemEvent{Kind: "renamed", Value: "crew", Previous: "team"}
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.PutConversation(&store.Conversation{ID: 3, Members: []string{"alice", "bob"}, Left: true, RemovedBy: "alice", Created: now}); err != nil {
 			return err
 		}
-		for _, m := range []*Message{
-			{Conversation: 3, ID: mid(1), Sender: "alice", Sent: now, Received: now, ServerSeq: 4, Text: "hi", State: Sent},
+		for _, m := range []*store.Message{
+			{Conversation: 3, ID: mid(1), Sender: "alice", Sent: now, Received: now, ServerSeq: 4, Text: "hi", State: store.Sent},
 			{Conversation: 3, ID: mid(2), Sender: "alice", SenderDevice: "da", Sent: now, Received: now, ServerSeq: 5, System: sys},
-			{Conversation: 3, ID: mid(3), Sender: "bob", Sent: now, Received: now, State: Pending, System: rename},
+			{Conversation: 3, ID: mid(3), Sender: "bob", Sent: now, Received: now, State: store.Pending, System: rename},
 		} {
 			if added, err := tx.AddMessage(m); err != nil || !added {
 				t.Fatalf("add %x: %v, %v", m.ID, added, err)
@@ -37,13 +38,13 @@ func TestSystemLineRecords(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		m.ServerSeq, m.State = 6, Sent
+		m.ServerSeq, m.State = 6, store.Sent
 		return tx.UpdateMessage(m)
 	})
 	s.Close()
 
 	s = openStore(t, path, passOpts("pw"))
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		cv, err := tx.Conversation(3)
 		if err != nil {
 			return err
@@ -64,7 +65,7 @@ func TestSystemLineRecords(t *testing.T) {
 		if !reflect.DeepEqual(ms[1].System, sys) || ms[1].Seq != 2 || ms[1].SenderDevice != "da" {
 			t.Errorf("system line read as %+v (%+v), want %+v at 2", ms[1], ms[1].System, sys)
 		}
-		if !reflect.DeepEqual(ms[2].System, rename) || ms[2].ServerSeq != 6 || ms[2].State != Sent {
+		if !reflect.DeepEqual(ms[2].System, rename) || ms[2].ServerSeq != 6 || ms[2].State != store.Sent {
 			t.Errorf("updated system line read as %+v (%+v)", ms[2], ms[2].System)
 		}
 		return nil
@@ -77,18 +78,18 @@ func TestSystemLineRecords(t *testing.T) {
 // position (their heads); Settings gives the settings of a prefix and no other.
 func TestLatestAndAfter(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "s.db"), passOpts("pw"))
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		for conv := range protocol.ConversationID(4) {
-			if err := tx.PutConversation(&Conversation{ID: conv + 1, Created: now}); err != nil {
+			if err := tx.PutConversation(&store.Conversation{ID: conv + 1, Created: now}); err != nil {
 				return err
 			}
 		}
 		// Conversation 1 has 3 entries, 2 none, 3 one (a system line), 4 five.
 		for conv, n := range map[protocol.ConversationID]int{1: 3, 3: 1, 4: 5} {
 			for i := range n {
-				m := &Message{Conversation: conv, ID: mid(byte(10*conv) + byte(i)), Sender: "bob", Sent: now, Received: now, Text: fmt.Sprintf("%d.%d", conv, i+1)}
+				m := &store.Message{Conversation: conv, ID: mid(byte(10*conv) + byte(i)), Sender: "bob", Sent: now, Received: now, Text: fmt.Sprintf("%d.%d", conv, i+1)}
 				if conv == 3 {
-					m.Text, m.System = "", &SystemEvent{Kind: "joined", Users: []string{"alice"}}
+					m.Text, m.System = "", &store.SystemEvent{Kind: "joined", Users: []string{"alice"}}
 				}
 				if _, err := tx.AddMessage(m); err != nil {
 					return err
@@ -110,7 +111,7 @@ func TestLatestAndAfter(t *testing.T) {
 		}
 		return nil
 	})
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		latest, err := tx.LatestMessages()
 		if err != nil {
 			return err
@@ -124,7 +125,7 @@ func TestLatestAndAfter(t *testing.T) {
 		}
 
 		got = nil
-		err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{1: 1, 2: 0, 3: 0, 4: 3}, func(m *MessageHead) error {
+		err = tx.MessageHeadsAfter(map[protocol.ConversationID]int64{1: 1, 2: 0, 3: 0, 4: 3}, func(m *store.MessageHead) error {
 			got = append(got, fmt.Sprintf("%d/%d:%s:%v:%v", m.Conversation, m.Seq, m.Sender, m.Deleted, m.System))
 			return nil
 		})
@@ -152,14 +153,14 @@ func TestLatestAndAfter(t *testing.T) {
 // or a system line.
 func TestMessageTexts(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "s.db"), passOpts("pw"))
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		for conv := range protocol.ConversationID(2) {
-			if err := tx.PutConversation(&Conversation{ID: conv + 1, Created: now}); err != nil {
+			if err := tx.PutConversation(&store.Conversation{ID: conv + 1, Created: now}); err != nil {
 				return err
 			}
 		}
-		msgs := []*Message{
-			{Conversation: 1, ID: mid(1), Sender: "alice", Sent: now, System: &SystemEvent{Kind: "joined"}},
+		msgs := []*store.Message{
+			{Conversation: 1, ID: mid(1), Sender: "alice", Sent: now, System: &store.SystemEvent{Kind: "joined"}},
 			{Conversation: 1, ID: mid(2), Sender: "bob", Sent: now.Add(time.Minute), Text: "hello", Content: []byte{1, 2}},
 			{Conversation: 2, ID: mid(3), Sender: "carol", Sent: now, Text: "other"},
 			{Conversation: 1, ID: mid(4), Sender: "bob", Sent: now, Deleted: true},
@@ -171,9 +172,9 @@ func TestMessageTexts(t *testing.T) {
 		}
 		return nil
 	})
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		var got []string
-		err := tx.MessageTexts(1, func(m *MessageText) error {
+		err := tx.MessageTexts(1, func(m *store.MessageText) error {
 			got = append(got, fmt.Sprintf("%d/%d:%s:%s:%s:%x:%v:%v", m.Conversation, m.Seq, m.Sender, m.Sent.Sub(now), m.Text, m.Content, m.Deleted, m.System))
 			return nil
 		})

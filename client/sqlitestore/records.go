@@ -10,202 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
-
-// Identity is the account of this store: the user's long-term identity
-// key and this device's keys and certificate. Private keys are secret.
-type Identity struct {
-	// Server is the server's base URL.
-	Server string `json:"server"`
-	// User is the account name.
-	User string `json:"user"`
-	// Device is this device's id.
-	Device protocol.DeviceID `json:"device"`
-	// IdentityKey is the Ed25519 identity private key (64 bytes).
-	IdentityKey []byte `json:"identity_key"`
-	// DeviceScheme is the signature scheme of DeviceKey.
-	DeviceScheme protocol.SignatureScheme `json:"device_scheme"`
-	// DeviceKey is this device's signature private key.
-	DeviceKey []byte `json:"device_key"`
-	// Certificate is this device's encoded certificate.
-	Certificate []byte `json:"certificate"`
-	// Created is when the identity was created.
-	Created time.Time `json:"created"`
-}
-
-// Device is a device of a user known to this client (this user's own
-// other devices and contacts' devices).
-type Device struct {
-	// ID is the device id.
-	ID protocol.DeviceID `json:"id"`
-	// User is the user the device belongs to.
-	User string `json:"user"`
-	// Certificate is the device's encoded certificate.
-	Certificate []byte `json:"certificate"`
-	// Revoked is set once the device is known to be removed.
-	Revoked bool `json:"revoked,omitempty"`
-	// Seen is when this client first saw the device.
-	Seen time.Time `json:"seen"`
-}
-
-// Contact is another user with the identity key this client pinned on
-// first use.
-type Contact struct {
-	// User is the account name.
-	User string `json:"user"`
-	// IdentityKey is the pinned Ed25519 identity public key.
-	IdentityKey []byte `json:"identity_key"`
-	// Verified is set when the user compared safety numbers for IdentityKey.
-	Verified bool `json:"verified,omitempty"`
-	// ChangedKey, when not empty, is a new identity key the server
-	// presented that differs from the pinned one: sending to the user is
-	// blocked until the UI shows the change and the user accepts it.
-	ChangedKey []byte `json:"changed_key,omitempty"`
-	// Pinned is when IdentityKey was pinned.
-	Pinned time.Time `json:"pinned"`
-	// RolledBack marks the row that Open put in place of one that failed
-	// the trust check (see [TrustAlarm]): it holds only User, and
-	// [Tx.Contact] refuses it with ErrTrustRollback until the contact is
-	// written again.
-	RolledBack bool `json:"rolled_back,omitempty"`
-}
-
-// Conversation is the local view of a conversation.
-type Conversation struct {
-	// ID is the server's conversation number.
-	ID protocol.ConversationID `json:"id"`
-	// GroupID is the MLS group id.
-	GroupID []byte `json:"group_id"`
-	// Direct is set for a 1:1 conversation.
-	Direct bool `json:"direct,omitempty"`
-	// Name is the conversation name (from encrypted metadata).
-	Name string `json:"name,omitempty"`
-	// Topic is the conversation topic (from encrypted metadata).
-	Topic string `json:"topic,omitempty"`
-	// Members are the member user names as last seen in the group.
-	Members []string `json:"members,omitempty"`
-	// Left is set once this device left or was removed.
-	Left bool `json:"left,omitempty"`
-	// RemovedBy names the user who removed this device, when Left and
-	// its user did not leave by itself.
-	RemovedBy string `json:"removed_by,omitempty"`
-	// Created is when this client joined or created it.
-	Created time.Time `json:"created"`
-}
-
-// DeliveryState is the state of an outgoing message.
-type DeliveryState uint8
-
-// The delivery states, in order.
-const (
-	// Received marks a message from another user.
-	Received DeliveryState = iota
-	// Pending is an outgoing message not yet accepted by the server.
-	Pending
-	// Sent is an outgoing message the server has stored.
-	Sent
-	// Read is an outgoing message some member has read.
-	Read
-	// Failed is an outgoing message given up: the server refused it for
-	// good, and it was never delivered.
-	Failed
-)
-
-// Reaction is one user's reaction to a message.
-type Reaction struct {
-	// User is who reacted.
-	User string `json:"user"`
-	// Emoji is the reaction.
-	Emoji string `json:"emoji"`
-}
-
-// SystemEvent is what a system line of a conversation's history
-// records: a change of its membership, name or topic that no message
-// carries (see Message.System). The SDK defines the kinds.
-type SystemEvent struct {
-	// Kind names the change ("added", "removed", "renamed"…).
-	Kind string `json:"kind"`
-	// Users are the users the change concerns.
-	Users []string `json:"users,omitempty"`
-	// Devices are the devices it concerns, when it adds or removes
-	// devices of a user who stays a member.
-	Devices []protocol.DeviceID `json:"devices,omitempty"`
-	// Value is the new name or topic, Previous the one it replaced.
-	Value    string `json:"value,omitempty"`
-	Previous string `json:"previous,omitempty"`
-}
-
-// Message is a message in a conversation's history, or a system line.
-type Message struct {
-	// Conversation is the conversation.
-	Conversation protocol.ConversationID `json:"conversation"`
-	// Seq is the message's position in the local history, assigned by
-	// [Tx.AddMessage]: 1, 2, 3… per conversation.
-	Seq int64 `json:"seq"`
-	// ID is the message id from its content.
-	ID [16]byte `json:"id"`
-	// Sender and SenderDevice name the author.
-	Sender       string            `json:"sender"`
-	SenderDevice protocol.DeviceID `json:"sender_device"`
-	// Sent is the sender's claimed time; Received is this client's.
-	Sent     time.Time `json:"sent"`
-	Received time.Time `json:"received"`
-	// ServerSeq is the entry's seq in the server log, 0 while pending.
-	ServerSeq uint64 `json:"server_seq,omitempty"`
-	// Content is the encoded content as received (see client/content).
-	Content []byte `json:"content"`
-	// Text is the current text, after edits.
-	Text string `json:"text,omitempty"`
-	// Edited is when the text was last edited; zero if never.
-	Edited time.Time `json:"edited,omitzero"`
-	// Deleted is set when the sender deleted the message; Content and
-	// Text are then cleared.
-	Deleted bool `json:"deleted,omitempty"`
-	// Reactions are the current reactions.
-	Reactions []Reaction `json:"reactions,omitempty"`
-	// ReadBy are the users who sent a read receipt covering the message.
-	ReadBy []string `json:"read_by,omitempty"`
-	// State is the delivery state.
-	State DeliveryState `json:"state"`
-	// Expires is when the message expires under its conversation's
-	// disappearing-message timer; zero if it never does.
-	Expires time.Time `json:"expires,omitzero"`
-	// Expired is set once it expired: Content, Text, Reactions, ReadBy
-	// and Edited are then cleared, and the record is a tombstone kept
-	// so that the entry is not stored again when replayed.
-	Expired bool `json:"expired,omitempty"`
-	// System, when set, makes the record a system line: a change that
-	// Sender (on SenderDevice) made, written by the SDK itself. It has no
-	// Content, and it takes a position (Seq) in the history like a
-	// message.
-	System *SystemEvent `json:"system,omitempty"`
-}
-
-// Outgoing is a queued outgoing message. The SDK enqueues it, with the
-// MLS ciphertext once encrypted, in the same transaction as the MLS state
-// that encrypted it, and removes it once the server acknowledged it; after
-// a crash it sends the same ciphertext again.
-type Outgoing struct {
-	// ID is the queue position, assigned by [Tx.Enqueue].
-	ID int64 `json:"id"`
-	// Conversation is the destination.
-	Conversation protocol.ConversationID `json:"conversation"`
-	// MessageID is the id in Content.
-	MessageID [16]byte `json:"message_id"`
-	// Content is the encoded content.
-	Content []byte `json:"content"`
-	// Ciphertext is the MLS message, empty until encrypted.
-	Ciphertext []byte `json:"ciphertext,omitempty"`
-	// Created is when it was queued.
-	Created time.Time `json:"created"`
-	// Attempts counts send attempts.
-	Attempts int `json:"attempts,omitempty"`
-}
-
-// InboxCursor is the conversation number under which [Tx.Cursor] and
-// [Tx.SetCursor] keep the cursor of the device's Welcome inbox.
-const InboxCursor protocol.ConversationID = 0
 
 // putJSON seals v as JSON and upserts it.
 func (t *Tx) putJSON(op, table, key, query string, v any, args ...any) error {
@@ -233,7 +40,7 @@ func (t *Tx) getJSON(op, table, key string, v any, query string, args ...any) er
 	}
 	defer clear(p)
 	if err := json.Unmarshal(p, v); err != nil {
-		return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+		return fmt.Errorf("sqlitestore: %s: %w: %v", op, store.ErrCorrupt, err)
 	}
 	return nil
 }
@@ -278,7 +85,7 @@ func listJSON[T any](t *Tx, op, table string, keyOf func([]any) string, nkeys in
 	err := t.list(op, table, keyOf, nkeys, func(p []byte) error {
 		var v T
 		if err := json.Unmarshal(p, &v); err != nil {
-			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, store.ErrCorrupt, err)
 		}
 		out = append(out, v)
 		return nil
@@ -319,8 +126,8 @@ func convKey(c protocol.ConversationID) string { return strconv.FormatInt(int64(
 
 // Identity returns the account's identity, or ErrNotFound before
 // [Tx.PutIdentity].
-func (t *Tx) Identity() (*Identity, error) {
-	var id Identity
+func (t *Tx) Identity() (*store.Identity, error) {
+	var id store.Identity
 	if err := t.getJSON("get identity", "identity", "self", &id, `SELECT v FROM identity WHERE k = 'self'`); err != nil {
 		return nil, err
 	}
@@ -328,13 +135,13 @@ func (t *Tx) Identity() (*Identity, error) {
 }
 
 // PutIdentity stores the account's identity, replacing any.
-func (t *Tx) PutIdentity(id *Identity) error {
+func (t *Tx) PutIdentity(id *store.Identity) error {
 	return t.putJSON("put identity", "identity", "self",
 		`INSERT INTO identity (k, v) VALUES ('self', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, id)
 }
 
 // PutDevice stores a device, replacing the one with the same id.
-func (t *Tx) PutDevice(d *Device) error {
+func (t *Tx) PutDevice(d *store.Device) error {
 	if d.ID == "" {
 		return errors.New("sqlitestore: put device: empty device id")
 	}
@@ -343,8 +150,8 @@ func (t *Tx) PutDevice(d *Device) error {
 }
 
 // Device returns the device with the given id, or ErrNotFound.
-func (t *Tx) Device(id protocol.DeviceID) (*Device, error) {
-	var d Device
+func (t *Tx) Device(id protocol.DeviceID) (*store.Device, error) {
+	var d store.Device
 	if err := t.getJSON(fmt.Sprintf("get device %q", id), "devices", string(id), &d, `SELECT v FROM devices WHERE id = ?`, string(id)); err != nil {
 		return nil, err
 	}
@@ -352,12 +159,12 @@ func (t *Tx) Device(id protocol.DeviceID) (*Device, error) {
 }
 
 // Devices returns the known devices of user ("" for all), by id.
-func (t *Tx) Devices(user string) ([]Device, error) {
-	all, err := listJSON[Device](t, "list devices", "devices", textKey, 1, `SELECT id, v FROM devices ORDER BY id`)
+func (t *Tx) Devices(user string) ([]store.Device, error) {
+	all, err := listJSON[store.Device](t, "list devices", "devices", textKey, 1, `SELECT id, v FROM devices ORDER BY id`)
 	if err != nil || user == "" {
 		return all, err
 	}
-	var out []Device
+	var out []store.Device
 	for _, d := range all {
 		if d.User == user {
 			out = append(out, d)
@@ -380,7 +187,7 @@ func (t *Tx) contactKey(user string) ([]byte, string) {
 // PutContact stores a contact, replacing the one with the same user name
 // (a row refused with ErrTrustRollback among them), and records the row
 // in the trust root (see [TrustAlarm]).
-func (t *Tx) PutContact(c *Contact) error {
+func (t *Tx) PutContact(c *store.Contact) error {
 	if c.User == "" {
 		return errors.New("sqlitestore: put contact: empty user name")
 	}
@@ -403,45 +210,45 @@ func (t *Tx) PutContact(c *Contact) error {
 // It returns an error wrapping ErrTrustRollback instead when Open found
 // the user's row deleted or replaced by another copy, and, once the trust
 // rows were found rolled back as a whole, for every user without a row.
-func (t *Tx) Contact(user string) (*Contact, error) {
+func (t *Tx) Contact(user string) (*store.Contact, error) {
 	op := fmt.Sprintf("get contact %q", user)
 	h, key := t.contactKey(user)
-	var c Contact
+	var c store.Contact
 	err := t.getJSON(op, "contacts", key, &c, `SELECT v FROM contacts WHERE h = ?`, h)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		if lost, lerr := t.trustLost(); lerr != nil {
 			return nil, lerr
 		} else if lost {
-			return nil, fmt.Errorf("sqlitestore: %s: %w: the trust rows were rolled back as a whole, so a key pinned for the user may be forgotten", op, ErrTrustRollback)
+			return nil, fmt.Errorf("sqlitestore: %s: %w: the trust rows were rolled back as a whole, so a key pinned for the user may be forgotten", op, store.ErrTrustRollback)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if c.User != user {
-		return nil, fmt.Errorf("sqlitestore: %s: %w: row holds another user", op, ErrCorrupt)
+		return nil, fmt.Errorf("sqlitestore: %s: %w: row holds another user", op, store.ErrCorrupt)
 	}
 	if c.RolledBack {
-		return nil, fmt.Errorf("sqlitestore: %s: %w", op, ErrTrustRollback)
+		return nil, fmt.Errorf("sqlitestore: %s: %w", op, store.ErrTrustRollback)
 	}
 	return &c, nil
 }
 
 // Contacts returns every contact, in no particular order, rows refused
 // with ErrTrustRollback among them (RolledBack set).
-func (t *Tx) Contacts() ([]Contact, error) {
-	return listJSON[Contact](t, "list contacts", "contacts", hexKey, 1, `SELECT h, v FROM contacts`)
+func (t *Tx) Contacts() ([]store.Contact, error) {
+	return listJSON[store.Contact](t, "list contacts", "contacts", hexKey, 1, `SELECT h, v FROM contacts`)
 }
 
 // PutConversation stores a conversation, replacing the one with its id.
-func (t *Tx) PutConversation(c *Conversation) error {
+func (t *Tx) PutConversation(c *store.Conversation) error {
 	return t.putJSON(fmt.Sprintf("put conversation %d", c.ID), "conversations", convKey(c.ID),
 		`INSERT INTO conversations (id, v) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET v = excluded.v`, c, int64(c.ID))
 }
 
 // Conversation returns a conversation, or ErrNotFound.
-func (t *Tx) Conversation(id protocol.ConversationID) (*Conversation, error) {
-	var c Conversation
+func (t *Tx) Conversation(id protocol.ConversationID) (*store.Conversation, error) {
+	var c store.Conversation
 	if err := t.getJSON(fmt.Sprintf("get conversation %d", id), "conversations", convKey(id), &c, `SELECT v FROM conversations WHERE id = ?`, int64(id)); err != nil {
 		return nil, err
 	}
@@ -449,8 +256,8 @@ func (t *Tx) Conversation(id protocol.ConversationID) (*Conversation, error) {
 }
 
 // Conversations returns every conversation, by id.
-func (t *Tx) Conversations() ([]Conversation, error) {
-	return listJSON[Conversation](t, "list conversations", "conversations", int64Key, 1, `SELECT id, v FROM conversations ORDER BY id`)
+func (t *Tx) Conversations() ([]store.Conversation, error) {
+	return listJSON[store.Conversation](t, "list conversations", "conversations", int64Key, 1, `SELECT id, v FROM conversations ORDER BY id`)
 }
 
 // DeleteConversation removes a conversation with its group and ratchet
@@ -519,7 +326,7 @@ func (t *Tx) messageHash(conv protocol.ConversationID, id [16]byte) []byte {
 // m.Seq. If the conversation already holds a message with the same id,
 // it changes nothing and returns false: replaying an entry after a crash
 // never shows a message twice.
-func (t *Tx) AddMessage(m *Message) (added bool, err error) {
+func (t *Tx) AddMessage(m *store.Message) (added bool, err error) {
 	op := fmt.Sprintf("add message %x to conversation %d", m.ID, m.Conversation)
 	h := t.messageHash(m.Conversation, m.ID)
 	var n int
@@ -554,12 +361,6 @@ func expirySeconds(at time.Time) int64 {
 		s++
 	}
 	return s
-}
-
-// Erase clears what an expired message holds (see Message.Expired).
-func (m *Message) Erase() {
-	m.Expired = true
-	m.Content, m.Text, m.Reactions, m.ReadBy, m.Edited = nil, "", nil, nil, time.Time{}
 }
 
 // ExpiredBy returns the conversation and Seq of every message whose
@@ -600,13 +401,13 @@ func (t *Tx) NextExpiry() (at time.Time, ok bool, err error) {
 // ExpireMessage erases message conv/seq (Message.Erase) and forgets its
 // expiry. It returns the tombstone, or nil when the message was already
 // gone or expired.
-func (t *Tx) ExpireMessage(conv protocol.ConversationID, seq int64) (*Message, error) {
+func (t *Tx) ExpireMessage(conv protocol.ConversationID, seq int64) (*store.Message, error) {
 	op := fmt.Sprintf("expire message %d/%d", conv, seq)
 	if _, err := t.exec(op, `DELETE FROM expiries WHERE conv = ? AND seq = ?`, int64(conv), seq); err != nil {
 		return nil, err
 	}
 	m, err := t.messageBySeq(conv, seq)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil || m.Expired {
@@ -624,7 +425,7 @@ func (t *Tx) ExpireMessage(conv protocol.ConversationID, seq int64) (*Message, e
 // UpdateMessage replaces the stored message m.Conversation/m.Seq with m
 // (for edits, deletions, reactions, receipts and delivery state). The id
 // must not change.
-func (t *Tx) UpdateMessage(m *Message) error {
+func (t *Tx) UpdateMessage(m *store.Message) error {
 	op := fmt.Sprintf("update message %d/%d", m.Conversation, m.Seq)
 	old, err := t.messageBySeq(m.Conversation, m.Seq)
 	if err != nil {
@@ -640,8 +441,8 @@ func (t *Tx) UpdateMessage(m *Message) error {
 		`UPDATE messages SET v = ?3 WHERE conv = ?1 AND seq = ?2`, m, int64(m.Conversation), m.Seq)
 }
 
-func (t *Tx) messageBySeq(conv protocol.ConversationID, seq int64) (*Message, error) {
-	var m Message
+func (t *Tx) messageBySeq(conv protocol.ConversationID, seq int64) (*store.Message, error) {
+	var m store.Message
 	if err := t.getJSON(fmt.Sprintf("get message %d/%d", conv, seq), "messages", msgKey(conv, seq), &m,
 		`SELECT v FROM messages WHERE conv = ? AND seq = ?`, int64(conv), seq); err != nil {
 		return nil, err
@@ -651,12 +452,12 @@ func (t *Tx) messageBySeq(conv protocol.ConversationID, seq int64) (*Message, er
 
 // MessageByID returns the message with the given id in a conversation,
 // or ErrNotFound.
-func (t *Tx) MessageByID(conv protocol.ConversationID, id [16]byte) (*Message, error) {
+func (t *Tx) MessageByID(conv protocol.ConversationID, id [16]byte) (*store.Message, error) {
 	var seq int64
 	err := t.tx.QueryRowContext(t.ctx, `SELECT seq FROM messages WHERE conv = ? AND h = ?`, int64(conv), t.messageHash(conv, id)).Scan(&seq)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w", id, conv, ErrNotFound)
+			return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w", id, conv, store.ErrNotFound)
 		}
 		return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %v", id, conv, err)
 	}
@@ -665,24 +466,24 @@ func (t *Tx) MessageByID(conv protocol.ConversationID, id [16]byte) (*Message, e
 		return nil, err
 	}
 	if m.ID != id {
-		return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w: row holds another message", id, conv, ErrCorrupt)
+		return nil, fmt.Errorf("sqlitestore: get message %x in conversation %d: %w: row holds another message", id, conv, store.ErrCorrupt)
 	}
 	return m, nil
 }
 
 // Messages returns up to limit messages of a conversation with Seq above
 // after, in order. A limit of 0 or less means no limit.
-func (t *Tx) Messages(conv protocol.ConversationID, after int64, limit int) ([]Message, error) {
+func (t *Tx) Messages(conv protocol.ConversationID, after int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		limit = -1
 	}
 	keyOf := func(k []any) string { return msgKey(conv, asInt64(k[0])) }
-	return listJSON[Message](t, fmt.Sprintf("list messages of conversation %d", conv), "messages", keyOf, 1,
+	return listJSON[store.Message](t, fmt.Sprintf("list messages of conversation %d", conv), "messages", keyOf, 1,
 		`SELECT seq, v FROM messages WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?`, int64(conv), after, limit)
 }
 
 // LastMessages returns the last n messages of a conversation, in order.
-func (t *Tx) LastMessages(conv protocol.ConversationID, n int) ([]Message, error) {
+func (t *Tx) LastMessages(conv protocol.ConversationID, n int) ([]store.Message, error) {
 	var last int64
 	if err := t.tx.QueryRowContext(t.ctx, `SELECT coalesce(max(seq), 0) FROM messages WHERE conv = ?`, int64(conv)).Scan(&last); err != nil {
 		return nil, fmt.Errorf("sqlitestore: list messages of conversation %d: %v", conv, err)
@@ -693,28 +494,13 @@ func (t *Tx) LastMessages(conv protocol.ConversationID, n int) ([]Message, error
 // LatestMessages returns the last entry (the highest Seq) of every
 // conversation's history, by conversation, in one query: a conversation
 // whose history is empty has none.
-func (t *Tx) LatestMessages() ([]Message, error) {
+func (t *Tx) LatestMessages() ([]store.Message, error) {
 	keyOf := func(k []any) string { return msgKey(protocol.ConversationID(asInt64(k[0])), asInt64(k[1])) }
 	// One seek of the (conv, seq) key per conversation.
-	return listJSON[Message](t, "list latest messages", "messages", keyOf, 2,
+	return listJSON[store.Message](t, "list latest messages", "messages", keyOf, 2,
 		`SELECT m.conv, m.seq, m.v FROM conversations c
 		 JOIN messages m ON m.conv = c.id AND m.seq = (SELECT max(seq) FROM messages WHERE conv = c.id)
 		 ORDER BY c.id`)
-}
-
-// MessageHead is the part of a history entry (a Message) that says who
-// wrote it and what it is, without its content: what counting entries
-// needs, read at a fraction of the cost of the whole Message.
-type MessageHead struct {
-	Conversation protocol.ConversationID
-	Seq          int64
-	Sender       string
-	SenderDevice protocol.DeviceID
-	Deleted      bool
-	// Expired is set for an expired message's tombstone.
-	Expired bool
-	// System is set for a system line.
-	System bool
 }
 
 // messageHead decodes the fields of a Message's JSON that MessageHead
@@ -732,7 +518,7 @@ type messageHead struct {
 // it, reading them in one query, in no particular order (the rows are
 // not sorted: this is for counting). The MessageHead is valid only
 // during the call.
-func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each func(*MessageHead) error) error {
+func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each func(*store.MessageHead) error) error {
 	const op = "list messages after positions"
 	if len(after) == 0 {
 		return nil
@@ -745,7 +531,7 @@ func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each fun
 	if err != nil {
 		return fmt.Errorf("sqlitestore: %s: %v", op, err)
 	}
-	var h MessageHead
+	var h store.MessageHead
 	keyOf := func(k []any) string {
 		h.Conversation, h.Seq = protocol.ConversationID(asInt64(k[0])), asInt64(k[1])
 		return msgKey(h.Conversation, h.Seq)
@@ -753,7 +539,7 @@ func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each fun
 	return t.list(op, "messages", keyOf, 2, func(p []byte) error {
 		var m messageHead
 		if err := json.Unmarshal(p, &m); err != nil {
-			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, store.ErrCorrupt, err)
 		}
 		h.Sender, h.SenderDevice, h.Deleted, h.Expired = m.Sender, m.SenderDevice, m.Deleted, m.Expired
 		h.System = len(m.System) != 0 && string(m.System) != "null"
@@ -766,14 +552,14 @@ func (t *Tx) MessageHeadsAfter(after map[protocol.ConversationID]int64, each fun
 // [InboxCursor]); 0 if none was set.
 func (t *Tx) Cursor(conv protocol.ConversationID) (uint64, error) {
 	p, err := t.getSealed(fmt.Sprintf("get cursor of conversation %d", conv), "cursors", convKey(conv), `SELECT v FROM cursors WHERE conv = ?`, int64(conv))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
 	if len(p) != 8 {
-		return 0, fmt.Errorf("sqlitestore: get cursor of conversation %d: %w: %d bytes", conv, ErrCorrupt, len(p))
+		return 0, fmt.Errorf("sqlitestore: get cursor of conversation %d: %w: %d bytes", conv, store.ErrCorrupt, len(p))
 	}
 	return binary.BigEndian.Uint64(p), nil
 }
@@ -793,7 +579,7 @@ func (t *Tx) Cursors() ([]protocol.Cursor, error) {
 	keyOf := func(k []any) string { conv = asInt64(k[0]); return convKey(protocol.ConversationID(conv)) }
 	err := t.list("list cursors", "cursors", keyOf, 1, func(p []byte) error {
 		if len(p) != 8 {
-			return fmt.Errorf("sqlitestore: list cursors: %w: cursor of conversation %d is %d bytes", ErrCorrupt, conv, len(p))
+			return fmt.Errorf("sqlitestore: list cursors: %w: cursor of conversation %d is %d bytes", store.ErrCorrupt, conv, len(p))
 		}
 		out = append(out, protocol.Cursor{Conversation: protocol.ConversationID(conv), Seq: binary.BigEndian.Uint64(p)})
 		return nil
@@ -804,7 +590,7 @@ func (t *Tx) Cursors() ([]protocol.Cursor, error) {
 func outboxKey(id int64) string { return strconv.FormatInt(id, 10) }
 
 // Enqueue adds a message to the outgoing queue and sets o.ID.
-func (t *Tx) Enqueue(o *Outgoing) error {
+func (t *Tx) Enqueue(o *store.Outgoing) error {
 	op := fmt.Sprintf("enqueue message %x to conversation %d", o.MessageID, o.Conversation)
 	r, err := t.exec(op, `INSERT INTO outbox (conv, v) VALUES (?, x'')`, int64(o.Conversation))
 	if err != nil {
@@ -818,22 +604,22 @@ func (t *Tx) Enqueue(o *Outgoing) error {
 
 // UpdateOutgoing replaces the queued message o.ID (for example to add the
 // ciphertext or count an attempt).
-func (t *Tx) UpdateOutgoing(o *Outgoing) error {
+func (t *Tx) UpdateOutgoing(o *store.Outgoing) error {
 	op := fmt.Sprintf("update outgoing %d", o.ID)
 	r, err := t.exec(op, `UPDATE outbox SET conv = ? WHERE id = ?`, int64(o.Conversation), o.ID)
 	if err != nil {
 		return err
 	}
 	if n, _ := r.RowsAffected(); n == 0 {
-		return fmt.Errorf("sqlitestore: %s: %w", op, ErrNotFound)
+		return fmt.Errorf("sqlitestore: %s: %w", op, store.ErrNotFound)
 	}
 	return t.putJSON(op, "outbox", outboxKey(o.ID), `UPDATE outbox SET v = ?2 WHERE id = ?1`, o, o.ID)
 }
 
 // Outbox returns the queued messages of a conversation (0 for all), in
 // queue order.
-func (t *Tx) Outbox(conv protocol.ConversationID) ([]Outgoing, error) {
-	return listJSON[Outgoing](t, "list outbox", "outbox", int64Key, 1,
+func (t *Tx) Outbox(conv protocol.ConversationID) ([]store.Outgoing, error) {
+	return listJSON[store.Outgoing](t, "list outbox", "outbox", int64Key, 1,
 		`SELECT id, v FROM outbox WHERE ? = 0 OR conv = ? ORDER BY id`, int64(conv), int64(conv))
 }
 
@@ -901,31 +687,17 @@ func (t *Tx) SetSetting(name string, value []byte) error {
 		`INSERT INTO settings (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, append([]byte(nil), value...), name)
 }
 
-// MessageText is the part of a history entry (a Message) that a search
-// index needs: who wrote it, when, and its text and content.
-type MessageText struct {
-	Conversation protocol.ConversationID
-	Seq          int64
-	Sender       string    `json:"sender"`
-	Sent         time.Time `json:"sent"`
-	Text         string    `json:"text"`
-	Deleted      bool      `json:"deleted"`
-	Content      []byte    `json:"content"`
-	// System is set for a system line.
-	System bool `json:"-"`
-}
-
 // messageText decodes the fields of a Message's JSON that MessageText
 // holds; encoding/json skips the others.
 type messageText struct {
-	MessageText
+	store.MessageText
 	System json.RawMessage `json:"system"`
 }
 
 // MessageTexts calls each with the text of every entry of a
 // conversation's history, in order of Seq, reading only what
 // MessageText holds. The MessageText is valid only during the call.
-func (t *Tx) MessageTexts(conv protocol.ConversationID, each func(*MessageText) error) error {
+func (t *Tx) MessageTexts(conv protocol.ConversationID, each func(*store.MessageText) error) error {
 	op := fmt.Sprintf("list message texts of conversation %d", conv)
 	var seq int64
 	keyOf := func(k []any) string {
@@ -935,7 +707,7 @@ func (t *Tx) MessageTexts(conv protocol.ConversationID, each func(*MessageText) 
 	return t.list(op, "messages", keyOf, 1, func(p []byte) error {
 		var m messageText
 		if err := json.Unmarshal(p, &m); err != nil {
-			return fmt.Errorf("sqlitestore: %s: %w: %v", op, ErrCorrupt, err)
+			return fmt.Errorf("sqlitestore: %s: %w: %v", op, store.ErrCorrupt, err)
 		}
 		m.MessageText.Conversation, m.MessageText.Seq = conv, seq
 		m.MessageText.System = len(m.System) != 0 && string(m.System) != "null"

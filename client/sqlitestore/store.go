@@ -90,6 +90,8 @@ import (
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/parley-chat/parley/client/store"
 )
 
 // formatVersion is the value of the header's "format" row. Version 2
@@ -111,44 +113,6 @@ const KeySize = 32
 // sealVersion is the first byte of every sealed value.
 const sealVersion = 1
 
-// Errors callers may branch on (with errors.Is).
-var (
-	// ErrWrongKey means the passphrase or key file does not open the store.
-	ErrWrongKey = errors.New("wrong passphrase or key file")
-	// ErrCorrupt means a sealed value fails to open: the file was
-	// damaged or tampered with (for example rows were swapped).
-	ErrCorrupt = errors.New("sealed value corrupt or moved")
-	// ErrNotFound means the requested row does not exist.
-	ErrNotFound = errors.New("not found")
-)
-
-// KDFParams are the Argon2id parameters that derive the store key from a
-// passphrase. They are chosen when the store is created and kept in its
-// header.
-type KDFParams struct {
-	// Time is the number of passes.
-	Time uint32
-	// MemoryKiB is the memory in KiB.
-	MemoryKiB uint32
-	// Threads is the degree of parallelism.
-	Threads uint8
-}
-
-// DefaultKDFParams returns the parameters used for new stores unless
-// [Options] says otherwise: time 3, 64 MiB, 2 threads.
-func DefaultKDFParams() KDFParams {
-	return KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 2}
-}
-
-// validate bounds parameters read from a file, so that a tampered header
-// cannot make Open run for hours or exhaust memory.
-func (p KDFParams) validate() error {
-	if p.Time < 1 || p.Time > 64 || p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > 4<<20 || p.Threads < 1 {
-		return fmt.Errorf("argon2id parameters out of range: time %d, memory %d KiB, threads %d", p.Time, p.MemoryKiB, p.Threads)
-	}
-	return nil
-}
-
 // Options say how to open a store. Exactly one of Passphrase and KeyFile
 // must be set.
 type Options struct {
@@ -161,7 +125,7 @@ type Options struct {
 	// KDF are the Argon2id parameters for a new store; zero means
 	// [DefaultKDFParams]. An existing store uses the parameters in its
 	// header.
-	KDF KDFParams
+	KDF store.KDFParams
 }
 
 // Store is an open local store. Close it when done.
@@ -171,7 +135,7 @@ type Store struct {
 	seal     [chacha20poly1305.KeySize]byte
 	indexKey [32]byte
 	// trustAlarm is what Open found wrong with the trust rows.
-	trustAlarm *TrustAlarm
+	trustAlarm *store.TrustAlarm
 	// purgeOwed is set when a checkpoint after a transaction failed: the
 	// next transaction that commits tries again.
 	purgeOwed atomic.Bool
@@ -357,7 +321,7 @@ func (s *Store) init(ctx context.Context, opts Options) error {
 	}
 	s.setKeys(master)
 	if got, err := s.open("header", "check", header["check"]); err != nil || string(got) != checkPlaintext {
-		return ErrWrongKey
+		return store.ErrWrongKey
 	}
 	t := &Tx{s: s, tx: tx, ctx: ctx}
 	if v != formatVersion {
@@ -391,7 +355,7 @@ func checkSecureDelete(ctx context.Context, tx *sql.Tx) error {
 }
 
 // parseKDF reads the Argon2id parameters of the header.
-func parseKDF(h map[string][]byte) (KDFParams, error) {
+func parseKDF(h map[string][]byte) (store.KDFParams, error) {
 	num := func(name string, bits int) (uint64, error) {
 		v, err := strconv.ParseUint(string(h[name]), 10, bits)
 		if err != nil {
@@ -403,13 +367,13 @@ func parseKDF(h map[string][]byte) (KDFParams, error) {
 	m, err2 := num("argon2id.memory_kib", 32)
 	th, err3 := num("argon2id.threads", 8)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return KDFParams{}, err
+		return store.KDFParams{}, err
 	}
 	if len(h["argon2id.salt"]) < 16 {
-		return KDFParams{}, errors.New("header argon2id.salt shorter than 16 bytes")
+		return store.KDFParams{}, errors.New("header argon2id.salt shorter than 16 bytes")
 	}
-	p := KDFParams{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(th)}
-	return p, p.validate()
+	p := store.KDFParams{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(th)}
+	return p, p.Validate()
 }
 
 // create writes the header of a new store.
@@ -418,10 +382,10 @@ func (s *Store) create(ctx context.Context, tx *sql.Tx, opts Options) error {
 	var master []byte
 	if len(opts.Passphrase) > 0 {
 		p := opts.KDF
-		if p == (KDFParams{}) {
-			p = DefaultKDFParams()
+		if p == (store.KDFParams{}) {
+			p = store.DefaultKDFParams()
 		}
-		if err := p.validate(); err != nil {
+		if err := p.Validate(); err != nil {
 			return err
 		}
 		salt := make([]byte, 16)
@@ -537,12 +501,12 @@ func (s *Store) open(table, key string, sealed []byte) ([]byte, error) {
 		panic("sqlitestore: " + err.Error())
 	}
 	if len(sealed) < 1+chacha20poly1305.NonceSizeX+aead.Overhead() || sealed[0] != sealVersion {
-		return nil, fmt.Errorf("%w: %s row %s: malformed", ErrCorrupt, table, key)
+		return nil, fmt.Errorf("%w: %s row %s: malformed", store.ErrCorrupt, table, key)
 	}
 	nonce := sealed[1 : 1+chacha20poly1305.NonceSizeX]
 	p, err := aead.Open(nil, nonce, sealed[1+chacha20poly1305.NonceSizeX:], ad(table, key))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s row %s", ErrCorrupt, table, key)
+		return nil, fmt.Errorf("%w: %s row %s", store.ErrCorrupt, table, key)
 	}
 	return p, nil
 }
@@ -571,16 +535,16 @@ type Tx struct {
 // Update runs fn in a write transaction and commits it if fn returns nil;
 // otherwise (or if fn panics) it rolls back, leaving the store as it was.
 // The commit is durable when Update returns nil.
-func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return s.run(ctx, false, fn)
 }
 
 // View runs fn in a transaction that may only read.
-func (s *Store) View(ctx context.Context, fn func(*Tx) error) error {
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	return s.run(ctx, true, fn)
 }
 
-func (s *Store) run(ctx context.Context, readOnly bool, fn func(*Tx) error) (err error) {
+func (s *Store) run(ctx context.Context, readOnly bool, fn func(store.Tx) error) (err error) {
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: begin transaction: %v", err)
@@ -629,7 +593,7 @@ func (t *Tx) getSealed(op, table, key, query string, args ...any) ([]byte, error
 	var sealed []byte
 	err := t.tx.QueryRowContext(t.ctx, query, args...).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlitestore: %s: %w", op, ErrNotFound)
+		return nil, fmt.Errorf("sqlitestore: %s: %w", op, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: %s: %v", op, err)
@@ -640,3 +604,9 @@ func (t *Tx) getSealed(op, table, key, query string, args ...any) ([]byte, error
 	}
 	return p, nil
 }
+
+// Store and Tx implement the store package's interfaces.
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Tx    = (*Tx)(nil)
+)

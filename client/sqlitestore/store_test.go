@@ -17,11 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
 // cheap are Argon2id parameters that keep tests fast.
-var cheap = KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+var cheap = store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 
 func passOpts(p string) Options { return Options{Passphrase: []byte(p), KDF: cheap} }
 
@@ -35,14 +36,14 @@ func openStore(t *testing.T, path string, opts Options) *Store {
 	return s
 }
 
-func update(t *testing.T, s *Store, fn func(*Tx) error) {
+func update(t *testing.T, s *Store, fn func(store.Tx) error) {
 	t.Helper()
 	if err := s.Update(context.Background(), fn); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 }
 
-func view(t *testing.T, s *Store, fn func(*Tx) error) {
+func view(t *testing.T, s *Store, fn func(store.Tx) error) {
 	t.Helper()
 	if err := s.View(context.Background(), fn); err != nil {
 		t.Fatalf("View: %v", err)
@@ -59,33 +60,33 @@ var now = time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
 
 // fill writes one row of every kind.
 func fill(t *testing.T, s *Store) {
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		steps := []error{
-			tx.PutIdentity(&Identity{Server: "https://chat.example", User: "alice", Device: "dev1", IdentityKey: bytes.Repeat([]byte{7}, 64),
+			tx.PutIdentity(&store.Identity{Server: "https://chat.example", User: "alice", Device: "dev1", IdentityKey: bytes.Repeat([]byte{7}, 64),
 				DeviceScheme: protocol.SchemeEd25519, DeviceKey: []byte("device-private"), Certificate: []byte("cert"), Created: now}),
-			tx.PutDevice(&Device{ID: "dev2", User: "bob", Certificate: []byte("bob-cert"), Seen: now}),
-			tx.PutDevice(&Device{ID: "dev3", User: "carol", Seen: now}),
-			tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Pinned: now}),
-			tx.PutContact(&Contact{User: "carol", IdentityKey: bytes.Repeat([]byte{3}, 32), Verified: true, Pinned: now}),
-			tx.PutConversation(&Conversation{ID: 1, GroupID: []byte("g1"), Name: "Desk", Members: []string{"alice", "bob"}, Created: now}),
-			tx.PutConversation(&Conversation{ID: 2, GroupID: []byte("g2"), Direct: true, Created: now}),
+			tx.PutDevice(&store.Device{ID: "dev2", User: "bob", Certificate: []byte("bob-cert"), Seen: now}),
+			tx.PutDevice(&store.Device{ID: "dev3", User: "carol", Seen: now}),
+			tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Pinned: now}),
+			tx.PutContact(&store.Contact{User: "carol", IdentityKey: bytes.Repeat([]byte{3}, 32), Verified: true, Pinned: now}),
+			tx.PutConversation(&store.Conversation{ID: 1, GroupID: []byte("g1"), Name: "Desk", Members: []string{"alice", "bob"}, Created: now}),
+			tx.PutConversation(&store.Conversation{ID: 2, GroupID: []byte("g2"), Direct: true, Created: now}),
 			tx.PutGroupState(1, []byte("mls state 1")),
 			tx.PutGroupState(2, []byte("mls state 2")),
 			tx.SetCursor(1, 10),
-			tx.SetCursor(InboxCursor, 3),
+			tx.SetCursor(store.InboxCursor, 3),
 			tx.PutKeyPackage([]byte("ref1"), []byte("kp private 1")),
 			tx.PutKeyPackage([]byte("ref2"), []byte("kp private 2")),
 			tx.SetSetting("theme", []byte("dark")),
 		}
 		for _, text := range []string{"first", "second", "third"} {
-			m := &Message{Conversation: 1, ID: mid(text[0]), Sender: "bob", SenderDevice: "dev2", Sent: now, Received: now, Content: []byte("c-" + text), Text: text}
+			m := &store.Message{Conversation: 1, ID: mid(text[0]), Sender: "bob", SenderDevice: "dev2", Sent: now, Received: now, Content: []byte("c-" + text), Text: text}
 			added, err := tx.AddMessage(m)
 			if err == nil && !added {
 				err = errors.New("not added")
 			}
 			steps = append(steps, err)
 		}
-		steps = append(steps, tx.Enqueue(&Outgoing{Conversation: 1, MessageID: mid(9), Content: []byte("out"), Created: now}))
+		steps = append(steps, tx.Enqueue(&store.Outgoing{Conversation: 1, MessageID: mid(9), Content: []byte("out"), Created: now}))
 		return errors.Join(steps...)
 	})
 }
@@ -93,7 +94,7 @@ func fill(t *testing.T, s *Store) {
 // check verifies what fill wrote.
 func check(t *testing.T, s *Store) {
 	t.Helper()
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		id, err := tx.Identity()
 		if err != nil || id.User != "alice" || string(id.DeviceKey) != "device-private" || !id.Created.Equal(now) {
 			t.Errorf("Identity = %+v, %v", id, err)
@@ -110,7 +111,7 @@ func check(t *testing.T, s *Store) {
 		if cs, err := tx.Contacts(); err != nil || len(cs) != 2 {
 			t.Errorf("Contacts = %+v, %v", cs, err)
 		}
-		if _, err := tx.Contact("mallory"); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.Contact("mallory"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Contact(mallory) = %v, want ErrNotFound", err)
 		}
 		if cs, err := tx.Conversations(); err != nil || len(cs) != 2 || cs[0].Name != "Desk" || !cs[1].Direct {
@@ -122,7 +123,7 @@ func check(t *testing.T, s *Store) {
 		if c, err := tx.Cursor(1); err != nil || c != 10 {
 			t.Errorf("Cursor(1) = %d, %v", c, err)
 		}
-		if c, err := tx.Cursor(InboxCursor); err != nil || c != 3 {
+		if c, err := tx.Cursor(store.InboxCursor); err != nil || c != 3 {
 			t.Errorf("Cursor(inbox) = %d, %v", c, err)
 		}
 		if c, err := tx.Cursor(99); err != nil || c != 0 {
@@ -150,7 +151,7 @@ func check(t *testing.T, s *Store) {
 		if m, err := tx.MessageByID(1, mid('s')); err != nil || m.Text != "second" || m.Seq != 2 {
 			t.Errorf("MessageByID = %+v, %v", m, err)
 		}
-		if _, err := tx.MessageByID(2, mid('s')); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.MessageByID(2, mid('s')); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("MessageByID in other conversation = %v, want ErrNotFound", err)
 		}
 		if out, err := tx.Outbox(0); err != nil || len(out) != 1 || string(out[0].Content) != "out" {
@@ -172,8 +173,8 @@ func TestRoundTrip(t *testing.T) {
 func TestMessageUpdatesAndDuplicates(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
 	fill(t, s)
-	update(t, s, func(tx *Tx) error {
-		added, err := tx.AddMessage(&Message{Conversation: 1, ID: mid('f'), Text: "replayed"})
+	update(t, s, func(tx store.Tx) error {
+		added, err := tx.AddMessage(&store.Message{Conversation: 1, ID: mid('f'), Text: "replayed"})
 		if err != nil || added {
 			t.Errorf("AddMessage of a duplicate id = %v, %v; want false, nil", added, err)
 		}
@@ -182,7 +183,7 @@ func TestMessageUpdatesAndDuplicates(t *testing.T) {
 			return err
 		}
 		m.Text, m.Edited = "first, edited", now.Add(time.Minute)
-		m.Reactions = append(m.Reactions, Reaction{User: "carol", Emoji: "👍"})
+		m.Reactions = append(m.Reactions, store.Reaction{User: "carol", Emoji: "👍"})
 		if err := tx.UpdateMessage(m); err != nil {
 			return err
 		}
@@ -200,7 +201,7 @@ func TestMessageUpdatesAndDuplicates(t *testing.T) {
 		}
 		return tx.DeleteKeyPackage([]byte("ref1"))
 	})
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		ms, err := tx.Messages(1, 0, 0)
 		if err != nil || len(ms) != 3 || ms[0].Text != "first, edited" || len(ms[0].Reactions) != 1 {
 			t.Errorf("after edit: %+v, %v", ms, err)
@@ -209,7 +210,7 @@ func TestMessageUpdatesAndDuplicates(t *testing.T) {
 		if err != nil || string(out[0].Ciphertext) != "mls ciphertext" {
 			t.Errorf("Outbox after update: %+v, %v", out, err)
 		}
-		if _, err := tx.KeyPackage([]byte("ref1")); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.KeyPackage([]byte("ref1")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("deleted key package: %v", err)
 		}
 		if err := tx.SetSetting("x", nil); err == nil {
@@ -217,18 +218,18 @@ func TestMessageUpdatesAndDuplicates(t *testing.T) {
 		}
 		return nil
 	})
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		out, _ := tx.Outbox(0)
 		if err := tx.Dequeue(out[0].ID); err != nil {
 			return err
 		}
 		return tx.DeleteConversation(1)
 	})
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		if ms, _ := tx.Messages(1, 0, 0); len(ms) != 0 {
 			t.Errorf("messages left after DeleteConversation: %d", len(ms))
 		}
-		if _, err := tx.GroupState(1); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.GroupState(1); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("group state after DeleteConversation: %v", err)
 		}
 		if out, _ := tx.Outbox(0); len(out) != 0 {
@@ -244,7 +245,7 @@ func TestWrongPassphrase(t *testing.T) {
 	fill(t, s)
 	s.Close()
 	_, err := Open(context.Background(), path, passOpts("wrong"))
-	if !errors.Is(err, ErrWrongKey) {
+	if !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("Open with a wrong passphrase: %v, want ErrWrongKey", err)
 	}
 	if bytes.Contains([]byte(err.Error()), []byte("wrong")) && bytes.Contains([]byte(err.Error()), []byte("right")) {
@@ -315,7 +316,7 @@ func TestKeyFile(t *testing.T) {
 	if err := CreateKeyFile(other); err == nil {
 		t.Fatal("CreateKeyFile overwrote a file")
 	}
-	if _, err := Open(context.Background(), path, Options{KeyFile: other}); !errors.Is(err, ErrWrongKey) {
+	if _, err := Open(context.Background(), path, Options{KeyFile: other}); !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("other key file: %v, want ErrWrongKey", err)
 	}
 	short := filepath.Join(dir, "short.key")
@@ -387,14 +388,14 @@ func TestRowsNotSwappable(t *testing.T) {
 	swap("contacts", "hex(h)", hs[0], hs[1])
 	db.Close()
 	s = openStore(t, path, passOpts("pw"))
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		_, e1 := tx.Messages(1, 0, 0)
 		_, e2 := tx.GroupState(1)
 		_, e3 := tx.Conversation(2)
 		_, e4 := tx.KeyPackage([]byte("ref1"))
 		_, e5 := tx.Cursor(1)
 		for i, err := range []error{e1, e2, e3, e4, e5} {
-			if !errors.Is(err, ErrCorrupt) {
+			if !errors.Is(err, store.ErrCorrupt) {
 				t.Errorf("read %d after swap: %v, want ErrCorrupt", i+1, err)
 			} else if i == 0 {
 				t.Logf("swapped messages: %v", err)
@@ -403,7 +404,7 @@ func TestRowsNotSwappable(t *testing.T) {
 		// Swapped contacts fail the trust check of Open, which refuses
 		// them from then on.
 		for _, u := range []string{"bob", "carol"} {
-			if _, err := tx.Contact(u); !errors.Is(err, ErrTrustRollback) {
+			if _, err := tx.Contact(u); !errors.Is(err, store.ErrTrustRollback) {
 				t.Errorf("contact %s after swap: %v, want ErrTrustRollback", u, err)
 			}
 		}
@@ -422,13 +423,13 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	path := filepath.Join(dir, "store.db")
 	s := openStore(t, path, passOpts("pw"))
 	secrets := []string{"SECRET-MESSAGE-TEXT", "zelda-the-contact", "MLS-STATE-SECRET", "PRIVATE-KEY-BYTES", "Secret Desk Name"}
-	update(t, s, func(tx *Tx) error {
-		_, err := tx.AddMessage(&Message{Conversation: 1, ID: mid(1), Sender: "zelda-the-contact", Text: secrets[0], Content: []byte(secrets[0])})
+	update(t, s, func(tx store.Tx) error {
+		_, err := tx.AddMessage(&store.Message{Conversation: 1, ID: mid(1), Sender: "zelda-the-contact", Text: secrets[0], Content: []byte(secrets[0])})
 		return errors.Join(err,
-			tx.PutContact(&Contact{User: secrets[1], IdentityKey: []byte(secrets[3])}),
+			tx.PutContact(&store.Contact{User: secrets[1], IdentityKey: []byte(secrets[3])}),
 			tx.PutGroupState(1, []byte(secrets[2])),
-			tx.PutIdentity(&Identity{User: "me", IdentityKey: []byte(secrets[3])}),
-			tx.PutConversation(&Conversation{ID: 1, Name: secrets[4]}))
+			tx.PutIdentity(&store.Identity{User: "me", IdentityKey: []byte(secrets[3])}),
+			tx.PutConversation(&store.Conversation{ID: 1, Name: secrets[4]}))
 	})
 	var all []byte
 	for _, f := range []string{path, path + "-wal"} {
@@ -452,9 +453,9 @@ func TestRollback(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
 	fill(t, s)
 	boom := errors.New("boom")
-	err := s.Update(context.Background(), func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx store.Tx) error {
 		tx.PutGroupState(1, []byte("new state"))
-		tx.AddMessage(&Message{Conversation: 1, ID: mid(77), Text: "lost"})
+		tx.AddMessage(&store.Message{Conversation: 1, ID: mid(77), Text: "lost"})
 		return boom
 	})
 	if !errors.Is(err, boom) {
@@ -462,13 +463,13 @@ func TestRollback(t *testing.T) {
 	}
 	func() {
 		defer func() { recover() }()
-		s.Update(context.Background(), func(tx *Tx) error {
+		s.Update(context.Background(), func(tx store.Tx) error {
 			tx.PutGroupState(1, []byte("panic state"))
 			panic("inside transaction")
 		})
 	}()
 	check(t, s)
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		if g, _ := tx.GroupState(1); string(g) != "mls state 1" {
 			t.Errorf("group state after rollback: %q", g)
 		}
@@ -493,9 +494,9 @@ func TestCrashHelper(t *testing.T) {
 	kill := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL); select {} }
 	switch mode {
 	case "before-commit", "after-commit":
-		err = s.Update(context.Background(), func(tx *Tx) error {
+		err = s.Update(context.Background(), func(tx store.Tx) error {
 			tx.PutGroupState(1, []byte("epoch 2"))
-			tx.AddMessage(&Message{Conversation: 1, ID: mid(200), Text: "in epoch 2"})
+			tx.AddMessage(&store.Message{Conversation: 1, ID: mid(200), Text: "in epoch 2"})
 			tx.SetCursor(1, 11)
 			if mode == "before-commit" {
 				kill()
@@ -510,15 +511,15 @@ func TestCrashHelper(t *testing.T) {
 		// Commit transactions without end; the parent kills the process
 		// at a random moment.
 		var start uint64
-		if err := s.View(context.Background(), func(tx *Tx) error { start, err = tx.Cursor(1); return err }); err != nil {
+		if err := s.View(context.Background(), func(tx store.Tx) error { start, err = tx.Cursor(1); return err }); err != nil {
 			t.Fatal(err)
 		}
 		for i := start + 1; ; i++ {
-			err := s.Update(context.Background(), func(tx *Tx) error {
+			err := s.Update(context.Background(), func(tx store.Tx) error {
 				tx.PutGroupState(1, []byte("epoch "+strconv.FormatUint(i, 10)))
 				var id [16]byte
 				binary.BigEndian.PutUint64(id[:], i)
-				if added, err := tx.AddMessage(&Message{Conversation: 1, ID: id, ServerSeq: i, Text: strconv.FormatUint(i, 10)}); err != nil || !added {
+				if added, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, ServerSeq: i, Text: strconv.FormatUint(i, 10)}); err != nil || !added {
 					return fmt.Errorf("add message %d: %v, added %v", i, err, added)
 				}
 				return tx.SetCursor(1, i)
@@ -556,7 +557,7 @@ func TestCrashBeforeCommit(t *testing.T) {
 	}
 	s := openStore(t, path, passOpts("pw"))
 	check(t, s)
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		g, _ := tx.GroupState(1)
 		c, _ := tx.Cursor(1)
 		ms, _ := tx.Messages(1, 0, 0)
@@ -571,7 +572,7 @@ func TestCrashAfterCommit(t *testing.T) {
 	path := crashBase(t)
 	runChild(t, "after-commit", path).Run()
 	s := openStore(t, path, passOpts("pw"))
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		g, _ := tx.GroupState(1)
 		c, _ := tx.Cursor(1)
 		ms, _ := tx.Messages(1, 0, 0)
@@ -610,7 +611,7 @@ func TestCrashDuringBurst(t *testing.T) {
 		cmd.Wait()
 
 		s := openStore(t, path, passOpts("pw"))
-		view(t, s, func(tx *Tx) error {
+		view(t, s, func(tx store.Tx) error {
 			g, err := tx.GroupState(1)
 			if err != nil {
 				return err
@@ -645,10 +646,10 @@ func BenchmarkReceive(b *testing.B) {
 	var i uint64
 	for b.Loop() {
 		i++
-		err := s.Update(context.Background(), func(tx *Tx) error {
+		err := s.Update(context.Background(), func(tx store.Tx) error {
 			var id [16]byte
 			copy(id[:], strconv.FormatUint(i, 10))
-			if _, err := tx.AddMessage(&Message{Conversation: 1, ID: id, Text: "hello there", Content: make([]byte, 200)}); err != nil {
+			if _, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, Text: "hello there", Content: make([]byte, 200)}); err != nil {
 				return err
 			}
 			if err := tx.PutGroupState(1, state); err != nil {
@@ -668,7 +669,7 @@ func BenchmarkReceive(b *testing.B) {
 func TestRatchetState(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
 	s := openStore(t, path, passOpts("pw"))
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		if err := tx.PutGroupState(7, []byte("full 1")); err != nil {
 			return err
 		}
@@ -680,8 +681,8 @@ func TestRatchetState(t *testing.T) {
 		}
 		return tx.PutRatchetState(8, []byte("ratchet 8"))
 	})
-	update(t, s, func(tx *Tx) error { return tx.PutRatchetState(7, []byte("ratchet b")) })
-	view(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error { return tx.PutRatchetState(7, []byte("ratchet b")) })
+	view(t, s, func(tx store.Tx) error {
 		if g, err := tx.GroupState(7); err != nil || string(g) != "full 1" {
 			t.Errorf("GroupState = %q, %v", g, err)
 		}
@@ -698,23 +699,23 @@ func TestRatchetState(t *testing.T) {
 	}
 	db.Close()
 	s = openStore(t, path, passOpts("pw"))
-	view(t, s, func(tx *Tx) error {
-		if _, err := tx.GroupState(8); !errors.Is(err, ErrCorrupt) {
+	view(t, s, func(tx store.Tx) error {
+		if _, err := tx.GroupState(8); !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("GroupState with a moved ratchet state: %v, want ErrCorrupt", err)
 		}
 		return nil
 	})
-	update(t, s, func(tx *Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		if err := tx.PutGroupState(7, []byte("full 2")); err != nil {
 			return err
 		}
 		return tx.DeleteConversation(8)
 	})
-	view(t, s, func(tx *Tx) error {
-		if r, err := tx.RatchetState(7); !errors.Is(err, ErrNotFound) {
+	view(t, s, func(tx store.Tx) error {
+		if r, err := tx.RatchetState(7); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RatchetState after a full state = %q, %v; want ErrNotFound", r, err)
 		}
-		if r, err := tx.RatchetState(8); !errors.Is(err, ErrNotFound) {
+		if r, err := tx.RatchetState(8); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RatchetState of a deleted conversation = %q, %v; want ErrNotFound", r, err)
 		}
 		return nil
@@ -748,7 +749,7 @@ func TestFormatUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := Open(context.Background(), path, passOpts("wrong")); !errors.Is(err, ErrWrongKey) {
+	if _, err := Open(context.Background(), path, passOpts("wrong")); !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("open with a wrong passphrase: %v", err)
 	}
 	if v := format(); v != "1" {
@@ -756,7 +757,7 @@ func TestFormatUpgrade(t *testing.T) {
 	}
 	s = openStore(t, path, passOpts("pw"))
 	check(t, s)
-	update(t, s, func(tx *Tx) error { return tx.PutRatchetState(1, []byte("r")) })
+	update(t, s, func(tx store.Tx) error { return tx.PutRatchetState(1, []byte("r")) })
 	if a := s.TrustAlarm(); a != nil {
 		t.Errorf("trust alarm after the upgrade: %+v", a)
 	}

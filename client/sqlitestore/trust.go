@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/parley-chat/parley/client/store"
 )
 
 // Trust rows and their root
@@ -30,30 +32,11 @@ import (
 // trust and header tables together, is consistent in itself; only state
 // kept outside the file could tell it.
 
-// ErrTrustRollback means a contact's trust row failed the check of Open:
 // it was deleted, replaced by another copy, or the trust rows were rolled
 // back as a whole (see [TrustAlarm]). [Tx.Contact] returns it, instead of
 // the row or ErrNotFound, until the contact is written again with
 // [Tx.PutContact]: the caller must not pin a key on first use for the
 // user without the user's explicit consent.
-var ErrTrustRollback = errors.New("trust row deleted or rolled back")
-
-// TrustAlarm is what Open found wrong with the trust rows (see
-// [Store.TrustAlarm]).
-type TrustAlarm struct {
-	// Users are the contacts whose rows were deleted or replaced by
-	// another copy, sorted. Their rows now hold only the user name and
-	// RolledBack.
-	Users []string
-	// Lost is set when the trust rows were rolled back as a whole, or
-	// their root is missing or does not open: contacts pinned after the
-	// copy that was put back are forgotten and cannot be named. Every
-	// contact not refused already is then in Users, and for every user
-	// without a row [Tx.Contact] returns ErrTrustRollback instead of
-	// ErrNotFound, from now on: no key is pinned on first use in this
-	// store any more.
-	Lost bool
-}
 
 // trustRoot is the sealed value that authenticates the set of trust rows.
 type trustRoot struct {
@@ -80,7 +63,7 @@ func rowDigest(sealed []byte) []byte {
 // TrustAlarm returns what Open found wrong with the trust rows, or nil if
 // they were intact. The rows it names stay refused (ErrTrustRollback)
 // after Open until they are written again.
-func (s *Store) TrustAlarm() *TrustAlarm {
+func (s *Store) TrustAlarm() *store.TrustAlarm {
 	if s.trustAlarm == nil {
 		return nil
 	}
@@ -99,7 +82,7 @@ func (t *Tx) readTrustRoot() (*trustRoot, error) {
 	defer clear(p)
 	var r trustRoot
 	if err := json.Unmarshal(p, &r); err != nil {
-		return nil, fmt.Errorf("sqlitestore: read trust root: %w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("sqlitestore: read trust root: %w: %v", store.ErrCorrupt, err)
 	}
 	if r.Rows == nil {
 		r.Rows = map[string][]byte{}
@@ -115,7 +98,7 @@ func (t *Tx) readTrustVersion() (uint64, error) {
 		return 0, err
 	}
 	if len(p) != 8 {
-		return 0, fmt.Errorf("sqlitestore: read trust version: %w: %d bytes", ErrCorrupt, len(p))
+		return 0, fmt.Errorf("sqlitestore: read trust version: %w: %d bytes", store.ErrCorrupt, len(p))
 	}
 	return binary.BigEndian.Uint64(p), nil
 }
@@ -140,11 +123,11 @@ func (t *Tx) writeTrustRoot(r *trustRoot) error {
 func (t *Tx) currentTrustRoot(op string) (*trustRoot, error) {
 	r, err := t.readTrustRoot()
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: %s: %w (trust root: %v)", op, ErrTrustRollback, err)
+		return nil, fmt.Errorf("sqlitestore: %s: %w (trust root: %v)", op, store.ErrTrustRollback, err)
 	}
 	v, err := t.readTrustVersion()
 	if err != nil || v != r.Version {
-		return nil, fmt.Errorf("sqlitestore: %s: %w: the trust root (version %d) is out of step with the header (%d, %v)", op, ErrTrustRollback, r.Version, v, err)
+		return nil, fmt.Errorf("sqlitestore: %s: %w: the trust root (version %d) is out of step with the header (%d, %v)", op, store.ErrTrustRollback, r.Version, v, err)
 	}
 	return r, nil
 }
@@ -153,7 +136,7 @@ func (t *Tx) currentTrustRoot(op string) (*trustRoot, error) {
 type trustRow struct {
 	h      []byte
 	sealed []byte
-	c      *Contact // nil if the row does not open
+	c      *store.Contact // nil if the row does not open
 }
 
 // trustRows reads every row of the contacts table, opening what opens.
@@ -170,7 +153,7 @@ func (t *Tx) trustRows() ([]trustRow, error) {
 			return nil, fmt.Errorf("sqlitestore: check trust rows: %v", err)
 		}
 		if p, err := t.s.open("contacts", hex.EncodeToString(r.h), r.sealed); err == nil {
-			var c Contact
+			var c store.Contact
 			if json.Unmarshal(p, &c) == nil && bytes.Equal(t.s.blind("contact", []byte(c.User)), r.h) {
 				r.c = &c
 			}
@@ -206,11 +189,11 @@ func (t *Tx) initTrustRoot() error {
 // hold only the user name and RolledBack, so that Tx.Contact refuses them
 // from now on, and the root is rewritten to match, keeping the finding
 // across restarts. It returns nil if everything matched.
-func (t *Tx) checkTrust() (*TrustAlarm, error) {
+func (t *Tx) checkTrust() (*store.TrustAlarm, error) {
 	root, rootErr := t.readTrustRoot()
 	version, versionErr := t.readTrustVersion()
 	for _, err := range []error{rootErr, versionErr} {
-		if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt) {
 			return nil, err
 		}
 	}
@@ -251,7 +234,7 @@ func (t *Tx) checkTrust() (*TrustAlarm, error) {
 	if err := t.refuseTrustRows(root, max(root.Version, version), whole, suspects); err != nil {
 		return nil, err
 	}
-	return &TrustAlarm{Users: suspects, Lost: whole}, nil
+	return &store.TrustAlarm{Users: suspects, Lost: whole}, nil
 }
 
 // refuseTrustRows replaces the rows of users by refused ones and writes a
@@ -259,7 +242,7 @@ func (t *Tx) checkTrust() (*TrustAlarm, error) {
 func (t *Tx) refuseTrustRows(old *trustRoot, version uint64, lost bool, users []string) error {
 	for _, u := range users {
 		h, key := t.contactKey(u)
-		if _, err := t.putContactRow(&Contact{User: u, RolledBack: true}, h, key); err != nil {
+		if _, err := t.putContactRow(&store.Contact{User: u, RolledBack: true}, h, key); err != nil {
 			return err
 		}
 	}
@@ -278,7 +261,7 @@ func (t *Tx) refuseTrustRows(old *trustRoot, version uint64, lost bool, users []
 
 // putContactRow seals and upserts a contact's row and returns the sealed
 // value.
-func (t *Tx) putContactRow(c *Contact, h []byte, key string) ([]byte, error) {
+func (t *Tx) putContactRow(c *store.Contact, h []byte, key string) ([]byte, error) {
 	op := fmt.Sprintf("put contact %q", c.User)
 	p, err := json.Marshal(c)
 	if err != nil {
@@ -296,7 +279,7 @@ func (t *Tx) putContactRow(c *Contact, h []byte, key string) ([]byte, error) {
 // whole (TrustAlarm.Lost).
 func (t *Tx) trustLost() (bool, error) {
 	r, err := t.readTrustRoot()
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
 		return true, nil
 	}
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/parley-chat/parley/client/store"
 )
 
 // rawRows returns the (key, value) rows of a table of a closed store.
@@ -68,7 +70,7 @@ func TestTrustRollback(t *testing.T) {
 		// tamper changes the closed store at path; s was open on it
 		// before (closed now: use it only for its keys' hashes).
 		tamper    func(t *testing.T, path string, bobRow []byte)
-		want      TrustAlarm
+		want      store.TrustAlarm
 		forgotten []string // users without a row that are refused too
 	}{
 		{
@@ -76,15 +78,15 @@ func TestTrustRollback(t *testing.T) {
 			tamper: func(t *testing.T, path string, bobRow []byte) {
 				rawExec(t, path, `DELETE FROM contacts WHERE h = ?`, bobRow)
 			},
-			want: TrustAlarm{Users: []string{"bob"}},
+			want: store.TrustAlarm{Users: []string{"bob"}},
 		},
 		{
 			name: "row replaced by an older copy",
 			tamper: func(t *testing.T, path string, bobRow []byte) {
 				old := rawRows(t, path, contactsQuery)
 				s := openStore(t, path, passOpts("pw"))
-				update(t, s, func(tx *Tx) error {
-					return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
+				update(t, s, func(tx store.Tx) error {
+					return tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
 				})
 				s.Close()
 				for _, r := range old {
@@ -93,22 +95,22 @@ func TestTrustRollback(t *testing.T) {
 					}
 				}
 			},
-			want: TrustAlarm{Users: []string{"bob"}},
+			want: store.TrustAlarm{Users: []string{"bob"}},
 		},
 		{
 			name: "trust rows and root replaced by an older copy",
 			tamper: func(t *testing.T, path string, bobRow []byte) {
 				oldContacts, oldRoot := rawRows(t, path, contactsQuery), rawRows(t, path, rootQuery)
 				s := openStore(t, path, passOpts("pw"))
-				update(t, s, func(tx *Tx) error {
+				update(t, s, func(tx store.Tx) error {
 					return errors.Join(
-						tx.PutContact(&Contact{User: "dave", IdentityKey: bytes.Repeat([]byte{4}, 32), Pinned: now}),
-						tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{5}, 32), Pinned: now}))
+						tx.PutContact(&store.Contact{User: "dave", IdentityKey: bytes.Repeat([]byte{4}, 32), Pinned: now}),
+						tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{5}, 32), Pinned: now}))
 				})
 				s.Close()
 				putBack(t, path, oldContacts, oldRoot)
 			},
-			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			want:      store.TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
 			forgotten: []string{"dave", "mallory"},
 		},
 		{
@@ -116,7 +118,7 @@ func TestTrustRollback(t *testing.T) {
 			tamper: func(t *testing.T, path string, bobRow []byte) {
 				rawExec(t, path, `DELETE FROM trust`)
 			},
-			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			want:      store.TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
 			forgotten: []string{"mallory"},
 		},
 		{
@@ -124,7 +126,7 @@ func TestTrustRollback(t *testing.T) {
 			tamper: func(t *testing.T, path string, bobRow []byte) {
 				rawExec(t, path, `DELETE FROM header WHERE name = 'trust_version'`)
 			},
-			want:      TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
+			want:      store.TrustAlarm{Users: []string{"bob", "carol"}, Lost: true},
 			forgotten: []string{"mallory"},
 		},
 	}
@@ -148,8 +150,8 @@ func TestTrustRollback(t *testing.T) {
 			refused := append(slices.Clone(tc.want.Users), tc.forgotten...)
 			checkRefused(t, s, refused)
 			if !tc.want.Lost {
-				view(t, s, func(tx *Tx) error {
-					if _, err := tx.Contact("mallory"); !errors.Is(err, ErrNotFound) {
+				view(t, s, func(tx store.Tx) error {
+					if _, err := tx.Contact("mallory"); !errors.Is(err, store.ErrNotFound) {
 						t.Errorf("Contact(mallory) = %v, want ErrNotFound", err)
 					}
 					return nil
@@ -166,15 +168,15 @@ func TestTrustRollback(t *testing.T) {
 			checkRefused(t, s, refused)
 
 			// Writing a contact again (after the user's consent) clears it.
-			update(t, s, func(tx *Tx) error {
-				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{9}, 32), Pinned: now})
+			update(t, s, func(tx store.Tx) error {
+				return tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{9}, 32), Pinned: now})
 			})
 			s.Close()
 			s = openStore(t, path, passOpts("pw"))
 			if a := s.TrustAlarm(); a != nil {
 				t.Errorf("TrustAlarm after bob was written again = %+v, want nil", a)
 			}
-			view(t, s, func(tx *Tx) error {
+			view(t, s, func(tx store.Tx) error {
 				if c, err := tx.Contact("bob"); err != nil || c.IdentityKey[0] != 9 {
 					t.Errorf("Contact(bob) after writing it again = %+v, %v", c, err)
 				}
@@ -188,9 +190,9 @@ func TestTrustRollback(t *testing.T) {
 // that carol, when not among them, still opens.
 func checkRefused(t *testing.T, s *Store, users []string) {
 	t.Helper()
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		for _, u := range users {
-			if c, err := tx.Contact(u); !errors.Is(err, ErrTrustRollback) {
+			if c, err := tx.Contact(u); !errors.Is(err, store.ErrTrustRollback) {
 				t.Errorf("Contact(%s) = %+v, %v, want ErrTrustRollback", u, c, err)
 			}
 		}
@@ -217,8 +219,8 @@ func TestTrustRollbackOfWholeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openStore(t, path, passOpts("pw"))
-	update(t, s, func(tx *Tx) error {
-		return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Verified: true, Pinned: now})
 	})
 	s.Close()
 	if err := os.WriteFile(path, old, 0o600); err != nil {
@@ -228,7 +230,7 @@ func TestTrustRollbackOfWholeFile(t *testing.T) {
 	if a := s.TrustAlarm(); a != nil {
 		t.Fatalf("TrustAlarm = %+v: the limit changed, update docs/security.md", a)
 	}
-	view(t, s, func(tx *Tx) error {
+	view(t, s, func(tx store.Tx) error {
 		if c, err := tx.Contact("bob"); err != nil || c.Verified {
 			t.Errorf("Contact(bob) = %+v, %v, want the old unverified row", c, err)
 		}
@@ -273,27 +275,27 @@ func TestNoStaleSealedValues(t *testing.T) {
 	big := bytes.Repeat([]byte("FORWARD-SECRET "), 1000) // spans overflow pages
 	steps := []struct {
 		name  string
-		write func(tx *Tx) error
+		write func(tx store.Tx) error
 		query string
 		args  []any
-		reuse func(tx *Tx) error // overwrites or deletes the value
+		reuse func(tx store.Tx) error // overwrites or deletes the value
 	}{
 		{"a contact's key changed (trust)",
-			func(tx *Tx) error {
-				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb0}, 32), Pinned: now})
+			func(tx store.Tx) error {
+				return tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb0}, 32), Pinned: now})
 			},
 			`SELECT v FROM contacts WHERE h = ?`, []any{s.blind("contact", []byte("bob"))},
-			func(tx *Tx) error {
-				return tx.PutContact(&Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb1}, 32), Verified: true, Pinned: now})
+			func(tx store.Tx) error {
+				return tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{0xb1}, 32), Verified: true, Pinned: now})
 			}},
 		{"a used KeyPackage deleted",
-			func(tx *Tx) error { return tx.PutKeyPackage([]byte("ref-used"), big) },
+			func(tx store.Tx) error { return tx.PutKeyPackage([]byte("ref-used"), big) },
 			`SELECT v FROM keypackages WHERE ref = ?`, []any{[]byte("ref-used")},
-			func(tx *Tx) error { return tx.DeleteKeyPackage([]byte("ref-used")) }},
+			func(tx store.Tx) error { return tx.DeleteKeyPackage([]byte("ref-used")) }},
 		{"the group state of an epoch left behind",
-			func(tx *Tx) error { return tx.PutGroupState(1, big) },
+			func(tx store.Tx) error { return tx.PutGroupState(1, big) },
 			`SELECT v FROM groups WHERE conv = ?`, []any{1},
-			func(tx *Tx) error { return tx.PutGroupState(1, []byte("next epoch")) }},
+			func(tx store.Tx) error { return tx.PutGroupState(1, []byte("next epoch")) }},
 	}
 	for _, st := range steps {
 		update(t, s, st.write)
@@ -308,9 +310,9 @@ func TestNoStaleSealedValues(t *testing.T) {
 	}
 
 	// Anything else overwritten is gone once the store is closed.
-	update(t, s, func(tx *Tx) error { return tx.SetSetting("theme", bytes.Repeat([]byte("light "), 100)) })
+	update(t, s, func(tx store.Tx) error { return tx.SetSetting("theme", bytes.Repeat([]byte("light "), 100)) })
 	old := sealedOf(t, s, `SELECT v FROM settings WHERE k = 'theme'`)
-	update(t, s, func(tx *Tx) error { return tx.SetSetting("theme", []byte("solarized")) })
+	update(t, s, func(tx store.Tx) error { return tx.SetSetting("theme", []byte("solarized")) })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -113,7 +113,7 @@ func classify(err error) (int, string) {
 		return exitProfile, "not_registered"
 	case errors.Is(err, client.ErrAlreadyRegistered):
 		return exitProfile, "already_registered"
-	case errors.Is(err, sqlitestore.ErrWrongKey):
+	case errors.Is(err, store.ErrWrongKey):
 		return exitProfile, "wrong_key"
 	case errors.Is(err, client.ErrProfileBusy):
 		return exitProfile, "profile_busy"
@@ -156,7 +156,7 @@ func defaultHint(err error) string {
 		return "parley read lists your conversations"
 	case errors.Is(err, fs.ErrExist):
 		return "nothing was overwritten: pass --force to replace the file, or choose another -o PATH"
-	case errors.Is(err, sqlitestore.ErrWrongKey):
+	case errors.Is(err, store.ErrWrongKey):
 		return "the passphrase (PARLEY_PASSPHRASE) or key file does not open this profile"
 	}
 	return ""

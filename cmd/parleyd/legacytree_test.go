@@ -17,7 +17,7 @@ import (
 	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
 
 	"github.com/parley-chat/parley/client"
-	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -267,7 +267,7 @@ func (m *legacyMember) open(p *child) {
 	m.logs = &syncBuffer{}
 	c, err := client.Open(context.Background(), client.Config{
 		ProfileDir: m.dir, Passphrase: []byte("passphrase of " + m.name),
-		KDF:       sqlitestore.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
+		KDF:       store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		ServerURL: p.url, TLSFingerprint: p.fingerprint,
 		Logger:             slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SelfUpdateMessages: -1, SelfUpdateInterval: -1,

@@ -39,6 +39,7 @@ import (
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/sqlitestore"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -53,7 +54,7 @@ type Config struct {
 	// Passphrase and KDF open the store as client.Config's do (a profile
 	// protected by a key file is not supported).
 	Passphrase []byte
-	KDF        sqlitestore.KDFParams
+	KDF        store.KDFParams
 	// User is the account of a new profile (default "alice").
 	User string
 	// Peers is how many other users the conversations are with (default
@@ -159,7 +160,7 @@ func (g *gen) fill(ctx context.Context, st *sqlitestore.Store) error {
 		return fmt.Errorf("account: %w", err)
 	}
 	for start := 0; start < g.cfg.Conversations; start += batch {
-		err := st.Update(ctx, func(tx *sqlitestore.Tx) error {
+		err := st.Update(ctx, func(tx store.Tx) error {
 			for i := start; i < min(start+batch, g.cfg.Conversations); i++ {
 				if err := g.conversation(tx, i); err != nil {
 					return err
@@ -178,7 +179,7 @@ func (g *gen) fill(ctx context.Context, st *sqlitestore.Store) error {
 type gen struct {
 	cfg  Config
 	rnd  *rand.Rand
-	self *sqlitestore.Identity
+	self *store.Identity
 	// group and ratchet are the group state to copy (Config.GroupsLike)
 	// and its ratchet state, if any.
 	group, ratchet []byte
@@ -188,9 +189,9 @@ type gen struct {
 
 // account reads the profile's account, or writes a new one, and the
 // peers as contacts.
-func (g *gen) account(tx *sqlitestore.Tx) error {
+func (g *gen) account(tx store.Tx) error {
 	id, err := tx.Identity()
-	if errors.Is(err, sqlitestore.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		id, err = g.newAccount(tx)
 	}
 	if err != nil {
@@ -210,13 +211,13 @@ func (g *gen) account(tx *sqlitestore.Tx) error {
 			return err
 		}
 		g.ratchet, err = tx.RatchetState(like)
-		if err != nil && !errors.Is(err, sqlitestore.ErrNotFound) {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
 	for p := range g.cfg.Peers {
 		key, _, _ := ed25519.GenerateKey(crand.Reader)
-		ct := &sqlitestore.Contact{User: peer(p), IdentityKey: key, Verified: p%3 == 0, Pinned: g.cfg.Now.Add(-365 * 24 * time.Hour)}
+		ct := &store.Contact{User: peer(p), IdentityKey: key, Verified: p%3 == 0, Pinned: g.cfg.Now.Add(-365 * 24 * time.Hour)}
 		if err := tx.PutContact(ct); err != nil {
 			return err
 		}
@@ -226,7 +227,7 @@ func (g *gen) account(tx *sqlitestore.Tx) error {
 
 // newAccount writes the account of a new profile as Register would,
 // with a certificate the account's own identity key signs.
-func (g *gen) newAccount(tx *sqlitestore.Tx) (*sqlitestore.Identity, error) {
+func (g *gen) newAccount(tx store.Tx) (*store.Identity, error) {
 	_, idKey, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		return nil, err
@@ -238,7 +239,7 @@ func (g *gen) newAccount(tx *sqlitestore.Tx) (*sqlitestore.Identity, error) {
 	dev := make([]byte, 16)
 	crand.Read(dev)
 	const server = "parley.invalid"
-	id := &sqlitestore.Identity{
+	id := &store.Identity{
 		Server: "https://" + server, User: g.cfg.User, Device: protocol.DeviceID(hex.EncodeToString(dev)),
 		IdentityKey: idKey, DeviceScheme: protocol.SchemeEd25519, DeviceKey: signer.PrivateKey(),
 		Created: g.cfg.Now.Add(-400 * 24 * time.Hour),
@@ -256,7 +257,7 @@ func peer(i int) string { return fmt.Sprintf("peer%03d", i) }
 
 // conversation writes the i-th conversation with its history and read
 // position.
-func (g *gen) conversation(tx *sqlitestore.Tx, i int) error {
+func (g *gen) conversation(tx store.Tx, i int) error {
 	cfg := g.cfg
 	conv := g.first + protocol.ConversationID(i)
 	entries := cfg.Entries / cfg.Conversations
@@ -266,7 +267,7 @@ func (g *gen) conversation(tx *sqlitestore.Tx, i int) error {
 	// One in three is a named group of three to five users, the others
 	// 1:1 conversations.
 	members := []string{g.self.User}
-	cv := &sqlitestore.Conversation{ID: conv, GroupID: make([]byte, 32), Created: cfg.Now.Add(-time.Duration(entries+1) * time.Hour)}
+	cv := &store.Conversation{ID: conv, GroupID: make([]byte, 32), Created: cfg.Now.Add(-time.Duration(entries+1) * time.Hour)}
 	crand.Read(cv.GroupID)
 	if i%3 == 0 {
 		cv.Name = fmt.Sprintf("group %d", i)
@@ -308,13 +309,13 @@ func (g *gen) conversation(tx *sqlitestore.Tx, i int) error {
 	out.Read = int64(entries - unread)
 	for n := range entries {
 		at := cfg.Now.Add(-time.Duration(entries-n) * time.Minute)
-		m := &sqlitestore.Message{Conversation: conv, ID: content.NewMessageID(), Sent: at, Received: at}
+		m := &store.Message{Conversation: conv, ID: content.NewMessageID(), Sent: at, Received: at}
 		switch {
 		case n == 0:
 			m.Sender, m.SenderDevice = g.self.User, g.self.Device
-			m.System = &sqlitestore.SystemEvent{Kind: "joined", Users: []string{g.self.User}}
+			m.System = &store.SystemEvent{Kind: "joined", Users: []string{g.self.User}}
 		case n%3 == 0:
-			m.Sender, m.SenderDevice, m.State = g.self.User, g.self.Device, sqlitestore.Read
+			m.Sender, m.SenderDevice, m.State = g.self.User, g.self.Device, store.Read
 		default:
 			m.Sender, m.SenderDevice = others[g.rnd.IntN(len(others))], "peerdevice"
 		}
@@ -349,7 +350,7 @@ var words = strings.Fields("the a meeting tomorrow at noon lunch can you send me
 
 // text gives m a text message's content of 3 to 20 words, or marks it
 // deleted (which clears content and text, as the SDK does).
-func (g *gen) text(m *sqlitestore.Message, deleted bool) error {
+func (g *gen) text(m *store.Message, deleted bool) error {
 	if deleted {
 		m.Deleted = true
 		return nil

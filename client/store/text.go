@@ -1,4 +1,4 @@
-package sqlitestore
+package store
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ func (s DeliveryState) String() string {
 // MarshalText encodes the state by name, so that JSON carries the name.
 func (s DeliveryState) MarshalText() ([]byte, error) {
 	if int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("sqlitestore: marshal delivery state %d: unknown state", uint8(s))
+		return nil, fmt.Errorf("store: marshal delivery state %d: unknown state", uint8(s))
 	}
 	return []byte(stateNames[s]), nil
 }
@@ -33,7 +33,7 @@ func (s *DeliveryState) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("sqlitestore: unmarshal delivery state %q: unknown state", b)
+	return fmt.Errorf("store: unmarshal delivery state %q: unknown state", b)
 }
 
 // UnmarshalJSON decodes a state name, or the number that stores written
@@ -42,14 +42,14 @@ func (s *DeliveryState) UnmarshalJSON(b []byte) error {
 	var n uint8
 	if err := json.Unmarshal(b, &n); err == nil {
 		if int(n) >= len(stateNames) {
-			return fmt.Errorf("sqlitestore: unmarshal delivery state %d: unknown state", n)
+			return fmt.Errorf("store: unmarshal delivery state %d: unknown state", n)
 		}
 		*s = DeliveryState(n)
 		return nil
 	}
 	var name string
 	if err := json.Unmarshal(b, &name); err != nil {
-		return fmt.Errorf("sqlitestore: unmarshal delivery state %s: want a name or a number", b)
+		return fmt.Errorf("store: unmarshal delivery state %s: want a name or a number", b)
 	}
 	return s.UnmarshalText([]byte(name))
 }
