@@ -1,0 +1,298 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium is Debian's Chromium, which scripts/test installs.
+const chromium = "/usr/bin/chromium"
+
+// binaries are built once per test process.
+var binaries struct {
+	once         sync.Once
+	dir          string
+	parleyd, cli string
+	out          []byte
+	err          error
+}
+
+// repoRoot is the module's root, two levels above this package.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// build builds the web client (scripts/build-web), then parleyd, which
+// embeds it, and the parley CLI.
+func build(t *testing.T) (parleyd, cli string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the web client and runs it in Chromium")
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing (scripts/test installs it)", chromium)
+		}
+		t.Skipf("%s is missing: apt-get install chromium", chromium)
+	}
+	root := repoRoot(t)
+	binaries.once.Do(func() {
+		binaries.dir, binaries.err = os.MkdirTemp("", "parley-e2e-")
+		if binaries.err != nil {
+			return
+		}
+		binaries.parleyd = filepath.Join(binaries.dir, "parleyd")
+		binaries.cli = filepath.Join(binaries.dir, "parley")
+		for _, args := range [][]string{
+			{filepath.Join(root, "scripts", "build-web")},
+			{"go", "build", "-o", binaries.parleyd, "./cmd/parleyd"},
+			{"go", "build", "-o", binaries.cli, "./cmd/parley"},
+		} {
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Dir = root
+			out, err := cmd.CombinedOutput()
+			binaries.out = append(binaries.out, out...)
+			if err != nil {
+				binaries.err = fmt.Errorf("%s: %v", strings.Join(args, " "), err)
+				return
+			}
+		}
+	})
+	if binaries.err != nil {
+		t.Fatalf("build: %v\n%s", binaries.err, binaries.out)
+	}
+	return binaries.parleyd, binaries.cli
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaries.dir != "" {
+		os.RemoveAll(binaries.dir)
+	}
+	os.Exit(code)
+}
+
+// server is a parleyd process serving plain HTTP on loopback, which
+// browsers treat as a secure context like https.
+type server struct {
+	url    string
+	invite string // the first start's admin invite
+	log    *bytes.Buffer
+}
+
+var (
+	urlRE    = regexp.MustCompile(`listening on (https?://\S+)`)
+	inviteRE = regexp.MustCompile(`admin invite: (\S+)`)
+)
+
+// startServer starts parleyd with a new data directory and waits until
+// it answers /readyz.
+func startServer(t *testing.T, bin string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", "off",
+		"--data-dir", filepath.Join(t.TempDir(), "data"))
+	var log lockedBuffer
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(&log, pw)
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start parleyd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("parleyd output:\n%s", log.String())
+		}
+	})
+	s := &server{}
+	sc := bufio.NewScanner(pr)
+	for (s.url == "" || s.invite == "") && sc.Scan() {
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.url = m[1]
+		}
+		if m := inviteRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.invite = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if s.url == "" || s.invite == "" {
+		t.Fatalf("parleyd printed no URL and invite:\n%s", log.String())
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("parleyd not ready within 30s: %v", err)
+		}
+		select {
+		case <-done:
+			t.Fatalf("parleyd exited:\n%s", log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// cliUser runs parley commands on one profile.
+type cliUser struct {
+	t   *testing.T
+	bin string
+	dir string
+}
+
+func newCLIUser(t *testing.T, bin string) *cliUser {
+	return &cliUser{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "profile")}
+}
+
+// run runs a parley command and returns its standard output; it fails
+// the test if the command fails.
+func (u *cliUser) run(args ...string) string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, u.bin, append([]string{"--dir", u.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "PARLEY_PASSPHRASE=", "PARLEY_DAEMON=")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		u.t.Fatalf("parley %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// browser is one headless Chromium with its own profile directory, so
+// that each browser user has its own IndexedDB.
+type browser struct {
+	t       *testing.T
+	name    string
+	ctx     context.Context
+	console *lockedBuffer
+}
+
+// newBrowser starts Chromium for one user; everything stops when the
+// test ends.
+func newBrowser(t *testing.T, name string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-"+name)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &browser{t: t, name: name, ctx: ctx, console: &lockedBuffer{}}
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, without a deadline
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium for %s: %v", name, err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(b.console, "%s\n", m)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("%s's browser console:\n%s", name, b.console.String())
+		}
+	})
+	return b
+}
+
+// run runs actions with a deadline, failing the test with what step
+// was under way.
+func (b *browser) run(step string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.screenshot("failed-" + step)
+		b.t.Fatalf("%s: %s: %v", b.name, step, err)
+	}
+}
+
+// screenshot saves a PNG of the page in the test's artifact directory
+// (go test -artifacts keeps it), and in $PARLEY_WEB_SCREENSHOTS when
+// set (docs/web.md's pictures are made so).
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	dirs := []string{b.t.ArtifactDir()}
+	if d := os.Getenv("PARLEY_WEB_SCREENSHOTS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, b.name+"-"+name+".png"), png, 0o644); err != nil {
+			b.t.Logf("screenshot %s: %v", name, err)
+		}
+	}
+}
