@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/parley-chat/parley/client/store"
-	"github.com/parley-chat/parley/protocol"
+	"github.com/parley-chat/parley/client/store/storetest"
 )
 
 // cheap are Argon2id parameters that keep tests fast.
@@ -38,205 +38,29 @@ func openStore(t *testing.T, path string, opts Options) *Store {
 
 func update(t *testing.T, s *Store, fn func(store.Tx) error) {
 	t.Helper()
-	if err := s.Update(context.Background(), fn); err != nil {
-		t.Fatalf("Update: %v", err)
-	}
+	storetest.Update(t, s, fn)
 }
 
 func view(t *testing.T, s *Store, fn func(store.Tx) error) {
 	t.Helper()
-	if err := s.View(context.Background(), fn); err != nil {
-		t.Fatalf("View: %v", err)
-	}
+	storetest.View(t, s, fn)
 }
 
-func mid(b byte) [16]byte {
-	var id [16]byte
-	id[0], id[15] = b, 0x5a
-	return id
-}
+var (
+	mid = storetest.MID
+	now = storetest.Now
+)
 
-var now = time.Date(2025, 5, 1, 10, 0, 0, 0, time.UTC)
-
-// fill writes one row of every kind.
+// fill writes one record of every kind (storetest.Fill).
 func fill(t *testing.T, s *Store) {
-	update(t, s, func(tx store.Tx) error {
-		steps := []error{
-			tx.PutIdentity(&store.Identity{Server: "https://chat.example", User: "alice", Device: "dev1", IdentityKey: bytes.Repeat([]byte{7}, 64),
-				DeviceScheme: protocol.SchemeEd25519, DeviceKey: []byte("device-private"), Certificate: []byte("cert"), Created: now}),
-			tx.PutDevice(&store.Device{ID: "dev2", User: "bob", Certificate: []byte("bob-cert"), Seen: now}),
-			tx.PutDevice(&store.Device{ID: "dev3", User: "carol", Seen: now}),
-			tx.PutContact(&store.Contact{User: "bob", IdentityKey: bytes.Repeat([]byte{2}, 32), Pinned: now}),
-			tx.PutContact(&store.Contact{User: "carol", IdentityKey: bytes.Repeat([]byte{3}, 32), Verified: true, Pinned: now}),
-			tx.PutConversation(&store.Conversation{ID: 1, GroupID: []byte("g1"), Name: "Desk", Members: []string{"alice", "bob"}, Created: now}),
-			tx.PutConversation(&store.Conversation{ID: 2, GroupID: []byte("g2"), Direct: true, Created: now}),
-			tx.PutGroupState(1, []byte("mls state 1")),
-			tx.PutGroupState(2, []byte("mls state 2")),
-			tx.SetCursor(1, 10),
-			tx.SetCursor(store.InboxCursor, 3),
-			tx.PutKeyPackage([]byte("ref1"), []byte("kp private 1")),
-			tx.PutKeyPackage([]byte("ref2"), []byte("kp private 2")),
-			tx.SetSetting("theme", []byte("dark")),
-		}
-		for _, text := range []string{"first", "second", "third"} {
-			m := &store.Message{Conversation: 1, ID: mid(text[0]), Sender: "bob", SenderDevice: "dev2", Sent: now, Received: now, Content: []byte("c-" + text), Text: text}
-			added, err := tx.AddMessage(m)
-			if err == nil && !added {
-				err = errors.New("not added")
-			}
-			steps = append(steps, err)
-		}
-		steps = append(steps, tx.Enqueue(&store.Outgoing{Conversation: 1, MessageID: mid(9), Content: []byte("out"), Created: now}))
-		return errors.Join(steps...)
-	})
+	t.Helper()
+	storetest.Fill(t, s)
 }
 
-// check verifies what fill wrote.
+// check verifies what fill wrote (storetest.Check).
 func check(t *testing.T, s *Store) {
 	t.Helper()
-	view(t, s, func(tx store.Tx) error {
-		id, err := tx.Identity()
-		if err != nil || id.User != "alice" || string(id.DeviceKey) != "device-private" || !id.Created.Equal(now) {
-			t.Errorf("Identity = %+v, %v", id, err)
-		}
-		if d, err := tx.Device("dev2"); err != nil || d.User != "bob" || string(d.Certificate) != "bob-cert" {
-			t.Errorf("Device = %+v, %v", d, err)
-		}
-		if ds, err := tx.Devices("carol"); err != nil || len(ds) != 1 || ds[0].ID != "dev3" {
-			t.Errorf("Devices(carol) = %+v, %v", ds, err)
-		}
-		if c, err := tx.Contact("carol"); err != nil || !c.Verified || c.IdentityKey[0] != 3 {
-			t.Errorf("Contact = %+v, %v", c, err)
-		}
-		if cs, err := tx.Contacts(); err != nil || len(cs) != 2 {
-			t.Errorf("Contacts = %+v, %v", cs, err)
-		}
-		if _, err := tx.Contact("mallory"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Contact(mallory) = %v, want ErrNotFound", err)
-		}
-		if cs, err := tx.Conversations(); err != nil || len(cs) != 2 || cs[0].Name != "Desk" || !cs[1].Direct {
-			t.Errorf("Conversations = %+v, %v", cs, err)
-		}
-		if g, err := tx.GroupState(2); err != nil || string(g) != "mls state 2" {
-			t.Errorf("GroupState = %q, %v", g, err)
-		}
-		if c, err := tx.Cursor(1); err != nil || c != 10 {
-			t.Errorf("Cursor(1) = %d, %v", c, err)
-		}
-		if c, err := tx.Cursor(store.InboxCursor); err != nil || c != 3 {
-			t.Errorf("Cursor(inbox) = %d, %v", c, err)
-		}
-		if c, err := tx.Cursor(99); err != nil || c != 0 {
-			t.Errorf("Cursor(99) = %d, %v", c, err)
-		}
-		if cs, err := tx.Cursors(); err != nil || len(cs) != 1 || cs[0] != (protocol.Cursor{Conversation: 1, Seq: 10}) {
-			t.Errorf("Cursors = %+v, %v", cs, err)
-		}
-		if kp, err := tx.KeyPackage([]byte("ref1")); err != nil || string(kp) != "kp private 1" {
-			t.Errorf("KeyPackage = %q, %v", kp, err)
-		}
-		if n, err := tx.KeyPackageCount(); err != nil || n != 2 {
-			t.Errorf("KeyPackageCount = %d, %v", n, err)
-		}
-		if v, err := tx.Setting("theme"); err != nil || string(v) != "dark" {
-			t.Errorf("Setting = %q, %v", v, err)
-		}
-		ms, err := tx.Messages(1, 0, 0)
-		if err != nil || len(ms) != 3 || ms[0].Text != "first" || ms[2].Seq != 3 {
-			t.Errorf("Messages = %+v, %v", ms, err)
-		}
-		if ms, err := tx.LastMessages(1, 2); err != nil || len(ms) != 2 || ms[0].Text != "second" {
-			t.Errorf("LastMessages = %+v, %v", ms, err)
-		}
-		if m, err := tx.MessageByID(1, mid('s')); err != nil || m.Text != "second" || m.Seq != 2 {
-			t.Errorf("MessageByID = %+v, %v", m, err)
-		}
-		if _, err := tx.MessageByID(2, mid('s')); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("MessageByID in other conversation = %v, want ErrNotFound", err)
-		}
-		if out, err := tx.Outbox(0); err != nil || len(out) != 1 || string(out[0].Content) != "out" {
-			t.Errorf("Outbox = %+v, %v", out, err)
-		}
-		return nil
-	})
-}
-
-func TestRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "store.db")
-	s := openStore(t, path, passOpts("correct horse"))
-	fill(t, s)
-	check(t, s)
-	s.Close()
-	check(t, openStore(t, path, passOpts("correct horse")))
-}
-
-func TestMessageUpdatesAndDuplicates(t *testing.T) {
-	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
-	fill(t, s)
-	update(t, s, func(tx store.Tx) error {
-		added, err := tx.AddMessage(&store.Message{Conversation: 1, ID: mid('f'), Text: "replayed"})
-		if err != nil || added {
-			t.Errorf("AddMessage of a duplicate id = %v, %v; want false, nil", added, err)
-		}
-		m, err := tx.MessageByID(1, mid('f'))
-		if err != nil {
-			return err
-		}
-		m.Text, m.Edited = "first, edited", now.Add(time.Minute)
-		m.Reactions = append(m.Reactions, store.Reaction{User: "carol", Emoji: "👍"})
-		if err := tx.UpdateMessage(m); err != nil {
-			return err
-		}
-		m.ID = mid('x')
-		if err := tx.UpdateMessage(m); err == nil {
-			t.Error("UpdateMessage accepted a changed id")
-		}
-		out, err := tx.Outbox(1)
-		if err != nil {
-			return err
-		}
-		out[0].Ciphertext, out[0].Attempts = []byte("mls ciphertext"), 1
-		if err := tx.UpdateOutgoing(&out[0]); err != nil {
-			return err
-		}
-		return tx.DeleteKeyPackage([]byte("ref1"))
-	})
-	view(t, s, func(tx store.Tx) error {
-		ms, err := tx.Messages(1, 0, 0)
-		if err != nil || len(ms) != 3 || ms[0].Text != "first, edited" || len(ms[0].Reactions) != 1 {
-			t.Errorf("after edit: %+v, %v", ms, err)
-		}
-		out, err := tx.Outbox(1)
-		if err != nil || string(out[0].Ciphertext) != "mls ciphertext" {
-			t.Errorf("Outbox after update: %+v, %v", out, err)
-		}
-		if _, err := tx.KeyPackage([]byte("ref1")); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("deleted key package: %v", err)
-		}
-		if err := tx.SetSetting("x", nil); err == nil {
-			t.Error("View allowed a write")
-		}
-		return nil
-	})
-	update(t, s, func(tx store.Tx) error {
-		out, _ := tx.Outbox(0)
-		if err := tx.Dequeue(out[0].ID); err != nil {
-			return err
-		}
-		return tx.DeleteConversation(1)
-	})
-	view(t, s, func(tx store.Tx) error {
-		if ms, _ := tx.Messages(1, 0, 0); len(ms) != 0 {
-			t.Errorf("messages left after DeleteConversation: %d", len(ms))
-		}
-		if _, err := tx.GroupState(1); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("group state after DeleteConversation: %v", err)
-		}
-		if out, _ := tx.Outbox(0); len(out) != 0 {
-			t.Errorf("outbox after Dequeue: %+v", out)
-		}
-		return nil
-	})
+	storetest.Check(t, s)
 }
 
 func TestWrongPassphrase(t *testing.T) {
@@ -449,34 +273,6 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	}
 }
 
-func TestRollback(t *testing.T) {
-	s := openStore(t, filepath.Join(t.TempDir(), "store.db"), passOpts("pw"))
-	fill(t, s)
-	boom := errors.New("boom")
-	err := s.Update(context.Background(), func(tx store.Tx) error {
-		tx.PutGroupState(1, []byte("new state"))
-		tx.AddMessage(&store.Message{Conversation: 1, ID: mid(77), Text: "lost"})
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("Update = %v, want the function's error", err)
-	}
-	func() {
-		defer func() { recover() }()
-		s.Update(context.Background(), func(tx store.Tx) error {
-			tx.PutGroupState(1, []byte("panic state"))
-			panic("inside transaction")
-		})
-	}()
-	check(t, s)
-	view(t, s, func(tx store.Tx) error {
-		if g, _ := tx.GroupState(1); string(g) != "mls state 1" {
-			t.Errorf("group state after rollback: %q", g)
-		}
-		return nil
-	})
-}
-
 // The crash tests run the helper below in a child process that kills
 // itself with SIGKILL at a chosen point, then reopen the store.
 const crashEnv = "SQLITESTORE_CRASH_HELPER"
@@ -663,35 +459,17 @@ func BenchmarkReceive(b *testing.B) {
 	}
 }
 
-// TestRatchetState: a ratchet state is kept beside the full group state
-// until the next full state, is bound to its table and row, and goes with
-// its conversation.
-func TestRatchetState(t *testing.T) {
+// TestRatchetStateNotMovable: a ratchet state is bound to its table and
+// row: moved into the groups table it does not open as a group state.
+func TestRatchetStateNotMovable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
 	s := openStore(t, path, passOpts("pw"))
 	update(t, s, func(tx store.Tx) error {
-		if err := tx.PutGroupState(7, []byte("full 1")); err != nil {
-			return err
-		}
-		if err := tx.PutRatchetState(7, []byte("ratchet a")); err != nil {
-			return err
-		}
 		if err := tx.PutGroupState(8, []byte("full 8")); err != nil {
 			return err
 		}
 		return tx.PutRatchetState(8, []byte("ratchet 8"))
 	})
-	update(t, s, func(tx store.Tx) error { return tx.PutRatchetState(7, []byte("ratchet b")) })
-	view(t, s, func(tx store.Tx) error {
-		if g, err := tx.GroupState(7); err != nil || string(g) != "full 1" {
-			t.Errorf("GroupState = %q, %v", g, err)
-		}
-		if r, err := tx.RatchetState(7); err != nil || string(r) != "ratchet b" {
-			t.Errorf("RatchetState = %q, %v", r, err)
-		}
-		return nil
-	})
-	// A moved ratchet state does not open as a group state.
 	s.Close()
 	db := rawDB(t, path)
 	if _, err := db.Exec(`UPDATE groups SET v = (SELECT v FROM ratchets WHERE conv = 8) WHERE conv = 8`); err != nil {
@@ -702,21 +480,6 @@ func TestRatchetState(t *testing.T) {
 	view(t, s, func(tx store.Tx) error {
 		if _, err := tx.GroupState(8); !errors.Is(err, store.ErrCorrupt) {
 			t.Errorf("GroupState with a moved ratchet state: %v, want ErrCorrupt", err)
-		}
-		return nil
-	})
-	update(t, s, func(tx store.Tx) error {
-		if err := tx.PutGroupState(7, []byte("full 2")); err != nil {
-			return err
-		}
-		return tx.DeleteConversation(8)
-	})
-	view(t, s, func(tx store.Tx) error {
-		if r, err := tx.RatchetState(7); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("RatchetState after a full state = %q, %v; want ErrNotFound", r, err)
-		}
-		if r, err := tx.RatchetState(8); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("RatchetState of a deleted conversation = %q, %v; want ErrNotFound", r, err)
 		}
 		return nil
 	})
