@@ -1,0 +1,336 @@
+// A fake of globalThis.parley (docs/web.md, "The bridge") for developing
+// and testing the page without the WebAssembly program: everything in
+// memory, three canned conversations (one with a long history), sent messages echoed as events.
+// The page's query string picks a start: ?fake=register (not
+// registered), ?fake=passphrase (the passphrase is "secret"),
+// ?fake=identity (carol's identity key changes after the start).
+// Never served by parleyd.
+"use strict";
+
+(() => {
+  const mode = new URLSearchParams(location.search).get("fake") || "";
+  const me = "alice";
+  const account = (user) => ({
+    user, address: user + "@" + location.host, device: "50611ef0b0bc6935bb08f5f753e5cd01",
+    server: location.origin, server_name: location.host, identity_key: "ab".repeat(32), fingerprint: "cd".repeat(32), profile: "indexeddb",
+  });
+  let registered = mode !== "register";
+  let unlocked = mode !== "passphrase";
+  let self = account(me);
+  const listeners = [];
+  let idn = 1;
+  const hex = (n) => (n++).toString(16).padStart(32, "0");
+  const now = Date.now();
+  const at = (minutesAgo) => new Date(now - minutesAgo * 60000).toISOString();
+
+  function msg(conv, seq, sender, text, minutesAgo, extra) {
+    return {
+      conversation: conv, seq, id: hex(conv * 1000 + seq), sender, sender_device: "d-" + sender,
+      sent: at(minutesAgo), received: at(minutesAgo), server_seq: seq, kind: "text", text,
+      edited: false, deleted: false, reactions: [], read_by: [], state: sender === me ? "read" : "received", ...extra,
+    };
+  }
+  function system(conv, seq, sender, text, kind, users, minutesAgo) {
+    return { ...msg(conv, seq, sender, text, minutesAgo), kind: "system", state: "received", system: { kind, actor: sender, users } };
+  }
+
+  const convs = new Map([
+    [1, { id: 1, title: "Design team", name: "Design team", topic: "Pixels and pull requests", direct: false, members: ["alice", "bob", "carol"], left: false, epoch: 4, unread: 0, unverified: ["carol"], admin: true }],
+    [3, { id: 3, title: "Archive", name: "Archive", direct: false, members: ["alice", "bob"], left: false, epoch: 2, unread: 0, unverified: [], admin: true }],
+    [2, { id: 2, title: "bob", direct: true, members: ["alice", "bob"], left: false, epoch: 1, unread: 2, unverified: ["bob"], admin: true }],
+  ]);
+  const history = new Map([
+    [1, [
+      system(1, 1, "alice", "alice added bob, carol", "added", ["bob", "carol"], 1600),
+      system(1, 2, "alice", 'alice named the conversation "Design team"', "renamed", [], 1599),
+      msg(1, 3, "bob", "Morning! I pushed the new icons to the branch.", 1500),
+      msg(1, 4, "carol", "Nice. The 192px one looks blurry on my phone though.", 1490, { reactions: [{ user: "alice", emoji: "👍" }, { user: "bob", emoji: "👍" }] }),
+      msg(1, 5, "alice", "I'll re-export it from the SVG.", 1480, { edited: true, edited_at: at(1479), read_by: ["bob", "carol"] }),
+      msg(1, 6, "bob", "", 60, { kind: "attachment", text: "", attachment: { id: "a1".repeat(32), size: 2048, media_type: "image/png", file_name: "icon-preview.png" } }),
+      msg(1, 7, "carol", "<b>not bold</b> & a very long line that should wrap nicely within the bubble without overflowing the layout at all, even on narrow screens", 50, { reply_to: hex(1006) }),
+      msg(1, 8, "bob", "", 40, { deleted: true }),
+      msg(1, 9, "alice", "Here is the spec", 30, { kind: "attachment", attachment: { id: "b2".repeat(32), size: 1534000, media_type: "application/pdf", file_name: "spec.pdf" }, state: "sent" }),
+      msg(1, 10, "carol", "@alice can you check the contrast?", 5, { mentions: ["alice"], mentions_me: true }),
+    ]],
+    [2, [
+      msg(2, 1, "bob", "Are you around later?", 20),
+      msg(2, 2, "bob", "Lunch at 12?", 19),
+    ]],
+    [3, Array.from({ length: 120 }, (_, i) => msg(3, i + 1, i % 2 ? "bob" : "alice", "archived message " + (i + 1), 20000 - i))],
+  ]);
+  for (const [id, h] of history) convs.get(id).last = h[h.length - 1];
+  const verified = new Set();
+  const pendingIdentity = new Set();
+
+  function emit(ev) {
+    const line = JSON.stringify({ jsonrpc: "2.0", method: "event", params: { time: new Date().toISOString(), ...ev } });
+    for (const l of listeners) setTimeout(() => l(line), 0);
+  }
+  function fail(kind, message, data) {
+    const err = new Error(message);
+    err.code = kind;
+    err.data = data;
+    return err;
+  }
+  function conv(id) {
+    const c = convs.get(id);
+    if (!c) throw fail("unknown_conversation", "client: conversation " + id + ": unknown conversation");
+    return c;
+  }
+  function find(convID, id) {
+    const m = (history.get(convID) || []).find((e) => e.id === id);
+    if (!m) throw fail("unknown_message", "unknown message " + id);
+    return m;
+  }
+  function append(c, m) {
+    const h = history.get(c) || [];
+    m.seq = h.length ? h[h.length - 1].seq + 1 : 1;
+    h.push(m);
+    history.set(c, h);
+    convs.get(c).last = m;
+    return m;
+  }
+  function newMessage(c, sender, text, extra) {
+    return append(c, msg(c, 0, sender, text, 0, { id: hex(idn++ + 900000), state: sender === me ? "sent" : "received", ...extra }));
+  }
+  function digits(user) {
+    let s = "";
+    for (let i = 0; s.length < 60; i++) s += String((user.charCodeAt(i % user.length) * (i + 7) + (pendingIdentity.has(user) ? 3 : 0)) % 100000).padStart(5, "0");
+    return s.slice(0, 60);
+  }
+  function safety(user) {
+    const d = digits(user);
+    return { user, digits: d, groups: d.match(/.{5}/g), qr: "QR:" + d, qr_payload: "00" + d, verified: verified.has(user) };
+  }
+  function members(c) {
+    return conv(c).members.flatMap((u) => [{ user: u, device: "d-" + u, self: u === me, verified: u === me || verified.has(u), identity_changed: pendingIdentity.has(u) }]);
+  }
+  function echo(c, text) {
+    const other = conv(c).members.find((u) => u !== me) || "bob";
+    setTimeout(() => emit({ event: "typing", conversation: c, user: other, device: "d-" + other, typing: true }), 200);
+    setTimeout(() => emit({ event: "message", conversation: c, message: newMessage(c, other, "echo: " + text) }), 700);
+  }
+  function markRead(c) {
+    for (const m of history.get(c) || []) {
+      if (m.sender === me && m.state === "sent") {
+        m.state = "read";
+        m.read_by = conv(c).members.filter((u) => u !== me);
+      }
+    }
+  }
+  function changeMembers(c, text, kind, users) {
+    const s = append(c, { ...system(c, 0, me, text, kind, users, 0), id: hex(idn++ + 800000) });
+    emit({ event: "system", conversation: c, message: s });
+    emit({ event: "conversation_changed", conversation: c });
+  }
+
+  const methods = {
+    whoami: () => self,
+    subscribe: () => {
+      setTimeout(() => emit({ event: "connection", connection: "connecting" }), 10);
+      setTimeout(() => emit({ event: "connection", connection: "connected" }), 120);
+      if (mode === "identity") {
+        setTimeout(() => {
+          pendingIdentity.add("carol");
+          emit({ event: "identity_changed", user: "carol" });
+        }, 200);
+      }
+      return { ok: true };
+    },
+    conversations: () => ({ conversations: [...convs.values()].map((c) => ({ ...c })) }),
+    conversation: (p) => conv(p.conversation),
+    history: (p) => {
+      const h = history.get(conv(p.conversation).id) || [];
+      return { messages: p.last ? h.slice(-p.last) : h };
+    },
+    members: (p) => ({ members: members(p.conversation) }),
+    send: (p) => {
+      const c = conv(p.conversation).id;
+      const m = newMessage(c, me, p.text, p.reply_to ? { reply_to: p.reply_to } : {});
+      emit({ event: "message", conversation: c, message: m });
+      setTimeout(() => {
+        m.state = "read";
+        m.read_by = conv(c).members.filter((u) => u !== me);
+        emit({ event: "read", conversation: c, user: m.read_by[0], message: m });
+      }, 400);
+      echo(c, p.text);
+      return { message: m };
+    },
+    react: (p) => {
+      const m = find(p.conversation, p.message);
+      m.reactions = m.reactions.filter((r) => !(r.user === me && r.emoji === p.emoji));
+      if (!p.remove) m.reactions.push({ user: me, emoji: p.emoji });
+      emit({ event: "reaction", conversation: p.conversation, user: me, message: m });
+      return { ok: true };
+    },
+    edit: (p) => {
+      const m = find(p.conversation, p.message);
+      Object.assign(m, { text: p.text, edited: true, edited_at: new Date().toISOString() });
+      emit({ event: "edited", conversation: p.conversation, message: m });
+      return { ok: true };
+    },
+    delete: (p) => {
+      const m = find(p.conversation, p.message);
+      Object.assign(m, { text: "", deleted: true, reactions: [] });
+      emit({ event: "deleted", conversation: p.conversation, message: m });
+      return { ok: true };
+    },
+    mark_read: (p) => {
+      conv(p.conversation).unread = 0;
+      markRead(p.conversation);
+      return { ok: true };
+    },
+    send_typing: () => ({ ok: true }),
+    new_direct: (p) => {
+      for (const c of convs.values()) if (c.direct && c.members.includes(p.user)) return { conversation: c.id };
+      const id = convs.size + 1;
+      convs.set(id, { id, title: p.user, direct: true, members: [me, p.user], left: false, epoch: 1, unread: 0, unverified: [p.user], admin: true });
+      return { conversation: id };
+    },
+    new_group: (p) => {
+      const id = convs.size + 1;
+      convs.set(id, { id, title: p.title || p.members.join(", "), name: p.title, direct: false, members: [me, ...p.members], left: false, epoch: 1, unread: 0, unverified: p.members, admin: true });
+      append(id, { ...system(id, 0, me, "alice added " + p.members.join(", "), "added", p.members, 0), id: hex(idn++ + 700000) });
+      return { conversation: id };
+    },
+    add: (p) => {
+      const c = conv(p.conversation);
+      const users = p.users || [p.user];
+      c.members.push(...users.filter((u) => !c.members.includes(u)));
+      changeMembers(c.id, "alice added " + users.join(", "), "added", users);
+      return { ok: true };
+    },
+    remove: (p) => {
+      const c = conv(p.conversation);
+      c.members = c.members.filter((u) => u !== p.user);
+      changeMembers(c.id, "alice removed " + p.user, "removed", [p.user]);
+      return { ok: true };
+    },
+    leave: (p) => {
+      conv(p.conversation).left = true;
+      emit({ event: "conversation_left", conversation: p.conversation });
+      return { ok: true };
+    },
+    set_name: (p) => {
+      const c = conv(p.conversation);
+      c.name = c.title = p.text;
+      changeMembers(c.id, 'alice renamed the conversation to "' + p.text + '"', "renamed", []);
+      return { ok: true };
+    },
+    set_topic: (p) => {
+      conv(p.conversation).topic = p.text;
+      changeMembers(p.conversation, 'alice set the topic to "' + p.text + '"', "topic_changed", []);
+      return { ok: true };
+    },
+    set_timer: (p) => {
+      conv(p.conversation).timer = p.timer || undefined;
+      changeMembers(p.conversation, "alice set disappearing messages to " + (p.timer ? p.timer + "s" : "off"), "timer_changed", []);
+      return { ok: true };
+    },
+    set_muted: (p) => {
+      conv(p.conversation).muted = p.muted || undefined;
+      return { ok: true };
+    },
+    safety_number: (p) => safety(p.user),
+    identity_changed: (p) => ({ changed: pendingIdentity.has(p.user) }),
+    safety_number_pending: (p) => {
+      if (!pendingIdentity.has(p.user)) throw fail("failure", "no identity change is pending");
+      return safety(p.user);
+    },
+    acknowledge_identity: (p) => {
+      if (p.digits !== digits(p.user)) throw fail("identity_changed", "wrong digits", { user: p.user });
+      pendingIdentity.delete(p.user);
+      verified.delete(p.user);
+      return { ok: true };
+    },
+    mark_verified: (p) => {
+      verified.add(p.user);
+      for (const c of convs.values()) c.unverified = c.unverified.filter((u) => u !== p.user);
+      return { ok: true };
+    },
+    recreate: (p) => methods.new_group({ title: conv(p.conversation).title, members: conv(p.conversation).members.filter((u) => u !== me) }),
+  };
+
+  function handle(line, onLine) {
+    const req = JSON.parse(line);
+    const reply = (body) => {
+      if (req.id != null) setTimeout(() => onLine(JSON.stringify({ jsonrpc: "2.0", id: req.id, ...body })), 5);
+    };
+    const f = methods[req.method];
+    if (!f) return reply({ error: { code: -32601, message: "method not found: " + req.method } });
+    try {
+      reply({ result: f(req.params || {}) });
+    } catch (err) {
+      reply({ error: { code: -32000, message: err.message, data: { kind: err.code || "failure", ...(err.data || {}) } } });
+    }
+  }
+
+  // A PNG of a pattern standing in for the QR code.
+  function png(text) {
+    const n = 29;
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = n;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, n, n);
+    ctx.fillStyle = "#000";
+    let x = 7;
+    for (let i = 0; i < n * n; i++) {
+      x = (x * 31 + text.charCodeAt(i % text.length)) % 9973;
+      if (x % 2) ctx.fillRect(i % n, Math.floor(i / n), 1, 1);
+    }
+    for (const [cx, cy] of [[0, 0], [n - 7, 0], [0, n - 7]]) {
+      ctx.fillRect(cx, cy, 7, 7);
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(cx + 1, cy + 1, 5, 5);
+      ctx.fillStyle = "#000";
+      ctx.fillRect(cx + 2, cy + 2, 3, 3);
+    }
+    const b64 = canvas.toDataURL("image/png").split(",")[1];
+    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  }
+
+  const files = new Map([
+    ["a1".repeat(32), { name: "icon-preview.png", type: "image/png", make: () => png("icon preview") }],
+    ["b2".repeat(32), { name: "spec.pdf", type: "application/pdf", make: () => new TextEncoder().encode("%PDF-1.4 fake\n") }],
+  ]);
+
+  globalThis.parley = {
+    open: async ({ passphrase } = {}) => {
+      if (!unlocked) {
+        if (passphrase === undefined) throw fail("passphrase_required", "the store needs a passphrase");
+        if (passphrase !== "secret") throw fail("wrong_key", "wrong passphrase");
+        unlocked = true;
+      }
+      return { registered, account: registered ? self : null };
+    },
+    register: async ({ invite, name }) => {
+      if (!invite) throw fail("failure", "an invite is needed");
+      if (!/^[a-z0-9._-]+$/.test(name)) throw fail("failure", "server refused (400 bad_request): invalid user name");
+      registered = true;
+      self = account(name);
+      return self;
+    },
+    start: () => undefined,
+    connect: (onLine) => {
+      listeners.push(onLine);
+      return { send: (line) => handle(line, onLine), close: () => listeners.splice(listeners.indexOf(onLine), 1) };
+    },
+    upload: async ({ conversation, data, name, type, reply }) => {
+      await new Promise((r) => setTimeout(r, 600));
+      const id = Array.from({ length: 64 }, (_, i) => "0123456789abcdef"[(i * 7 + files.size) % 16]).join("");
+      const copy = new Uint8Array(data);
+      files.set(id, { name, type, make: () => copy });
+      const m = newMessage(conversation, me, "", { kind: "attachment", attachment: { id, size: data.length, media_type: type, file_name: name }, ...(reply ? { reply_to: reply } : {}) });
+      emit({ event: "message", conversation, message: m });
+      return m;
+    },
+    download: async (id) => {
+      const f = files.get(id);
+      if (!f) throw fail("unknown_attachment", "unknown attachment " + id);
+      return { data: f.make(), name: f.name, type: f.type };
+    },
+    qr: (text) => png(text),
+    close: () => undefined,
+  };
+})();

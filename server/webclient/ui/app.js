@@ -1,0 +1,1490 @@
+// Parley's web client: the screens on top of globalThis.parley, the
+// bridge that boot.js loads (docs/web.md). The data are those of the
+// daemon's JSON-RPC API (docs/daemon.md), spoken over parley.connect.
+//
+// Every string that comes from the network (names, message text, file
+// names) reaches the page through textContent or attribute values,
+// never as HTML.
+"use strict";
+
+(() => {
+  const PAGE = 50; // history entries loaded at a time
+  const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
+  const THUMB_MAX = 8 * 1000 * 1000; // images up to this size show inline
+  const TYPING_EVERY = 3000; // ms between send_typing true
+  const TYPING_SHOWN = 5000; // ms a typing event is shown
+  // TIMERS are the disappearing-message timers offered, in seconds.
+  const TIMERS = [[0, "Off"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"], [2419200, "4 weeks"]];
+
+  // state is everything the screens show; dom holds the elements of
+  // the main screen once it is built.
+  const state = {
+    me: null, // Account
+    rpc: null, // {call(method, params)}
+    conn: "connecting", // connecting, connected, offline
+    convs: new Map(), // id → Conversation
+    filter: "",
+    open: null, // id of the open conversation
+    msgs: [], // its history entries, oldest first
+    atStart: false,
+    loading: false,
+    members: [], // Member of the open conversation
+    panel: null, // null, "members" or "verify"
+    verify: null, // {user, pending, sn, err}
+    reply: null, // the message replied to
+    editing: null, // the message being edited
+    reactFor: null, // id of the message whose emoji picker is open
+    alerts: new Map(), // user → what happened to their identity key
+    uploads: [], // names of the files being uploaded
+    thumbs: new Map(), // attachment id → {url} | {loading} | {failed}
+    typing: new Map(), // conversation id → Map user → timer
+    typingSent: 0,
+    stick: true, // the history shows its newest entry, and keeps it shown
+    status: null, // {text, error}
+    statusTimer: 0,
+  };
+  const dom = {};
+
+  // ---- DOM building ----
+
+  // h builds an element: props set attributes, "class", "testid"
+  // (data-testid), "data" (dataset), "text" (textContent) and on*
+  // listeners; children are nodes or strings (as text).
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v == null || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "testid") el.dataset.testid = v;
+      else if (k === "data") Object.assign(el.dataset, v);
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    }
+    add(el, children);
+    return el;
+  }
+
+  function add(el, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c == null || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+  }
+
+  function button(label, testid, onclick, props) {
+    return h("button", { type: "button", testid, onclick, ...props }, label);
+  }
+
+  function root() {
+    return document.getElementById("app");
+  }
+
+  function show(screen) {
+    root().replaceChildren(screen);
+  }
+
+  // ---- the bridge and the JSON-RPC connection ----
+
+  // rpcError turns a JSON-RPC error object into an Error whose code is
+  // the daemon's error kind (data.kind), as the bridge's rejections.
+  function rpcError(e) {
+    const err = new Error(e.message || "error " + e.code);
+    err.code = (e.data && e.data.kind) || String(e.code);
+    err.data = e.data || {};
+    return err;
+  }
+
+  // connectRPC opens a JSON-RPC connection to the SDK; notifications go
+  // to onNotify(method, params).
+  function connectRPC(onNotify) {
+    const pending = new Map();
+    let next = 1;
+    const conn = globalThis.parley.connect((line) => {
+      let m;
+      try {
+        m = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (m.id != null && pending.has(m.id)) {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (m.error) p.reject(rpcError(m.error));
+        else p.resolve(m.result);
+      } else if (m.method) {
+        onNotify(m.method, m.params || {});
+      }
+    });
+    return {
+      call(method, params) {
+        const id = next++;
+        return new Promise((resolve, reject) => {
+          pending.set(id, { resolve, reject });
+          const req = { jsonrpc: "2.0", id, method };
+          if (params) req.params = params;
+          conn.send(JSON.stringify(req));
+        });
+      },
+    };
+  }
+
+  function call(method, params) {
+    return state.rpc.call(method, params);
+  }
+
+  // ---- start: open, passphrase, registration ----
+
+  async function start() {
+    let res;
+    try {
+      res = await globalThis.parley.open({});
+    } catch (err) {
+      if (err.code === "passphrase_required" || err.code === "wrong_key") {
+        show(passphraseScreen());
+        return;
+      }
+      show(fatalScreen(err));
+      return;
+    }
+    if (!res.registered) {
+      show(registerScreen());
+      return;
+    }
+    enter(res.account);
+  }
+
+  function fatalScreen(err) {
+    return h("div", { class: "screen center" },
+      h("p", { class: "error", role: "alert", testid: "fatal" }, "Parley could not open this browser's profile: " + errText(err)));
+  }
+
+  function field(label, input) {
+    return h("label", { class: "field" }, h("span", {}, label), input);
+  }
+
+  function formError() {
+    return h("p", { class: "error", role: "alert", testid: "form-error", hidden: true });
+  }
+
+  function setFormError(el, err) {
+    el.hidden = !err;
+    el.textContent = err ? errText(err) : "";
+  }
+
+  function passphraseScreen() {
+    const input = h("input", { type: "password", name: "passphrase", required: true, autocomplete: "current-password", testid: "passphrase-input" });
+    const msg = formError();
+    const submit = h("button", { type: "submit", class: "primary", testid: "passphrase-submit" }, "Unlock");
+    const form = h("form", { class: "card", testid: "passphrase-form" },
+      h("h1", {}, "Unlock Parley"),
+      h("p", {}, "This browser's profile is protected with a passphrase."),
+      field("Passphrase", input), msg, submit);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      try {
+        const res = await globalThis.parley.open({ passphrase: input.value });
+        if (!res.registered) show(registerScreen());
+        else enter(res.account);
+      } catch (err) {
+        setFormError(msg, err.code === "wrong_key" ? "Wrong passphrase." : err);
+        submit.disabled = false;
+        input.select();
+      }
+    });
+    setTimeout(() => input.focus());
+    return h("div", { class: "screen center" }, form);
+  }
+
+  // inviteFromHash takes the invite link's code out of the address bar.
+  function inviteFromHash() {
+    const hash = location.hash.replace(/^#/, "");
+    const params = new URLSearchParams(hash);
+    const code = params.get("invite");
+    if (!code) return "";
+    history.replaceState(null, "", location.pathname + location.search);
+    const fp = params.get("fp");
+    return location.origin + "/#invite=" + code + (fp ? "&fp=" + fp : "");
+  }
+
+  function registerScreen() {
+    const invite = h("input", { type: "text", name: "invite", required: true, autocomplete: "off", spellcheck: "false", testid: "register-invite" });
+    invite.value = inviteFromHash();
+    const name = h("input", { type: "text", name: "name", required: true, autocomplete: "username", autocapitalize: "none", spellcheck: "false", testid: "register-name" });
+    const msg = formError();
+    const submit = h("button", { type: "submit", class: "primary", testid: "register-submit" }, "Create account");
+    const form = h("form", { class: "card", testid: "register-form" },
+      h("h1", {}, "Welcome to Parley"),
+      h("p", {}, "Messages are encrypted in this browser: keys and text never leave it. Register this browser with an invite from " + location.host + "."),
+      field("Your user name", name), field("Invite link or code", invite), msg, submit);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      submit.disabled = true;
+      submit.textContent = "Registering…";
+      try {
+        const account = await globalThis.parley.register({ invite: invite.value.trim(), name: name.value.trim() });
+        enter(account);
+      } catch (err) {
+        setFormError(msg, err);
+        submit.disabled = false;
+        submit.textContent = "Create account";
+      }
+    });
+    setTimeout(() => (invite.value ? name : invite).focus());
+    return h("div", { class: "screen center" }, form);
+  }
+
+  // enter starts the SDK and shows the conversations.
+  async function enter(account) {
+    state.me = account;
+    globalThis.parley.start();
+    state.rpc = connectRPC(onNotify);
+    buildShell();
+    try {
+      await call("subscribe");
+      await loadConversations();
+    } catch (err) {
+      setStatus(err, true);
+    }
+  }
+
+  // ---- events ----
+
+  function onNotify(method, params) {
+    if (method === "event") onEvent(params);
+    else if (method === "progress") onProgress(params);
+  }
+
+  function onProgress(p) {
+    const what = { lookup: "Looking up users", claim: "Fetching keys", commit: "Adding devices", wait: "Waiting for the server" }[p.stage] || p.stage;
+    setStatus(what + (p.total ? " " + p.done + "/" + p.total : "") + "…");
+  }
+
+  function onEvent(ev) {
+    switch (ev.event) {
+      case "connection":
+        setConnection(ev.connection);
+        break;
+      case "message":
+      case "system":
+        newEntry(ev);
+        break;
+      case "edited":
+      case "deleted":
+      case "reaction":
+      case "delivered":
+        changedEntry(ev.message);
+        break;
+      case "read":
+        changedEntry(ev.message);
+        if (ev.conversation === state.open) loadHistory(Math.max(state.msgs.length, PAGE), "keep");
+        break;
+      case "expired":
+        removeEntry(ev.message);
+        break;
+      case "typing":
+        sawTyping(ev);
+        break;
+      case "identity_changed":
+        state.alerts.set(ev.user, "changed");
+        renderAlerts();
+        reloadAll();
+        break;
+      case "conversation_unsafe":
+      case "device_rejected":
+      case "bad_commit":
+      case "state_restored":
+      case "device_revoked":
+      case "error":
+        setStatus(eventText(ev), true);
+        reloadAll();
+        break;
+      default: // conversation_joined/left/changed, member_joined/left, overflow
+        reloadAll();
+    }
+  }
+
+  function eventText(ev) {
+    const parts = [ev.event.replace(/_/g, " ")];
+    if (ev.user) parts.push(ev.user);
+    if (ev.error || ev.reason) parts.push(ev.error || ev.reason);
+    return parts.join(": ");
+  }
+
+  function setConnection(c) {
+    state.conn = c === "connected" ? "connected" : c === "connecting" ? "connecting" : "offline";
+    renderConnection();
+  }
+
+  // newEntry shows a new message or system line.
+  function newEntry(ev) {
+    const m = ev.message;
+    if (!m) return;
+    clearTyper(m.conversation, m.sender);
+    const cv = state.convs.get(m.conversation);
+    if (!cv) {
+      loadConversations();
+      return;
+    }
+    const mine = m.sender === state.me.user;
+    const isOpen = m.conversation === state.open;
+    cv.last = m;
+    if (!mine && m.kind !== "system") cv.unread = (cv.unread || 0) + 1;
+    if (isOpen) {
+      upsert(m);
+      renderHistory();
+      maybeMarkRead(); // read at once when the conversation is in sight
+    }
+    renderList();
+    if (!mine && m.kind !== "system") {
+      announce(m);
+      notify(ev, cv);
+    }
+  }
+
+  function changedEntry(m) {
+    if (!m) return;
+    const cv = state.convs.get(m.conversation);
+    if (cv && cv.last && cv.last.id === m.id) {
+      cv.last = m;
+      renderList();
+    }
+    if (m.conversation === state.open && upsert(m, true)) renderHistory();
+  }
+
+  function removeEntry(m) {
+    if (!m || m.conversation !== state.open) return;
+    state.msgs = state.msgs.filter((e) => e.id !== m.id);
+    renderHistory();
+  }
+
+  // upsert puts m into the open history in order; onlyKnown leaves out
+  // entries not loaded. It says whether the history changed.
+  function upsert(m, onlyKnown) {
+    const i = state.msgs.findIndex((e) => e.id === m.id);
+    if (i >= 0) {
+      state.msgs[i] = m;
+      return true;
+    }
+    if (onlyKnown) return false;
+    state.msgs.push(m);
+    state.msgs.sort((a, b) => a.seq - b.seq);
+    return true;
+  }
+
+  function sawTyping(ev) {
+    const conv = ev.conversation;
+    if (ev.user === state.me.user) return; // another device of this user
+    if (!state.typing.has(conv)) state.typing.set(conv, new Map());
+    const typers = state.typing.get(conv);
+    clearTimeout(typers.get(ev.user));
+    if (ev.typing) typers.set(ev.user, setTimeout(() => clearTyper(conv, ev.user), TYPING_SHOWN));
+    else typers.delete(ev.user);
+    renderTyping();
+  }
+
+  function clearTyper(conv, user) {
+    const typers = state.typing.get(conv);
+    if (!typers || !typers.has(user)) return;
+    clearTimeout(typers.get(user));
+    typers.delete(user);
+    renderTyping();
+  }
+
+  // reloadAll reloads what the screen shows after a change that events
+  // do not describe entry by entry.
+  function reloadAll() {
+    loadConversations();
+    if (state.open != null) {
+      loadHistory(Math.max(state.msgs.length, PAGE), "keep");
+      if (state.panel) loadMembers();
+    }
+  }
+
+  // ---- notifications and announcements ----
+
+  function visible() {
+    return document.visibilityState === "visible" && document.hasFocus() && !(phone() && dom.shell.dataset.view !== "conv");
+  }
+
+  function notify(ev, cv) {
+    const m = ev.message;
+    if (!document.hidden || !("Notification" in globalThis) || Notification.permission !== "granted") return;
+    if (ev.muted && !m.mentions_me) return;
+    const n = new Notification(cv.title || "Parley", { body: m.sender + ": " + summary(m), tag: "conversation-" + cv.id });
+    n.onclick = () => {
+      window.focus();
+      openConversation(cv.id);
+      n.close();
+    };
+  }
+
+  function announce(m) {
+    if (m.conversation !== state.open) return;
+    dom.announce.textContent = m.sender + ": " + summary(m);
+  }
+
+  async function toggleNotifications() {
+    if (!("Notification" in globalThis)) return;
+    if (Notification.permission === "default") await Notification.requestPermission();
+    renderBell();
+    if (Notification.permission === "denied") setStatus("Notifications are blocked: allow them in the browser's site settings.");
+    else if (Notification.permission === "granted") setStatus("Notifications are on while this tab is in the background; turn them off in the browser's site settings.");
+  }
+
+  // ---- loading ----
+
+  // loadConversations reloads the list; it says why it failed in the
+  // status line.
+  async function loadConversations() {
+    let res;
+    try {
+      res = await call("conversations");
+    } catch (err) {
+      setStatus(err, true);
+      return;
+    }
+    const prev = state.convs;
+    state.convs = new Map();
+    for (const cv of res.conversations || []) {
+      if (!cv.last && prev.has(cv.id)) cv.last = prev.get(cv.id).last;
+      if (cv.id === state.open && visible()) cv.unread = 0;
+      state.convs.set(cv.id, cv);
+    }
+    renderList();
+    if (state.open != null) renderConvHeader();
+  }
+
+  // loadHistory loads the last n entries; mode "older" keeps the view
+  // on what was shown, "bottom" scrolls to the newest.
+  async function loadHistory(n, mode) {
+    const conv = state.open;
+    state.loading = true;
+    renderHistory();
+    try {
+      const res = await call("history", { conversation: conv, last: n });
+      if (conv !== state.open) return;
+      state.msgs = res.messages || [];
+      state.atStart = state.msgs.length < n;
+    } catch (err) {
+      setStatus(err, true);
+    } finally {
+      if (conv === state.open) {
+        state.loading = false;
+        renderHistory(mode);
+      }
+    }
+  }
+
+  function loadOlder() {
+    if (state.loading || state.atStart || state.open == null) return;
+    loadHistory(state.msgs.length + PAGE, "older");
+  }
+
+  async function loadMembers() {
+    const conv = state.open;
+    try {
+      const res = await call("members", { conversation: conv });
+      if (conv !== state.open) return;
+      state.members = res.members || [];
+      for (const mb of state.members) if (mb.identity_changed) state.alerts.set(mb.user, "changed");
+      renderAlerts();
+      renderPanel();
+    } catch (err) {
+      setStatus(err, true);
+    }
+  }
+
+  // ---- conversations ----
+
+  function openConversation(id) {
+    if (state.open !== id) {
+      sendTyping(false);
+      state.open = id;
+      state.msgs = [];
+      state.atStart = false;
+      state.reply = state.editing = state.reactFor = null;
+      state.members = [];
+      if (state.panel === "verify") state.panel = "members";
+      forgetThumbs();
+      dom.input.value = "";
+    }
+    dom.shell.dataset.view = "conv";
+    renderList();
+    renderConvHeader();
+    renderComposer();
+    renderTyping();
+    loadHistory(PAGE, "bottom").then(maybeMarkRead);
+    if (state.panel) loadMembers();
+    if (!phone()) dom.input.focus();
+  }
+
+  function closeConversation() {
+    dom.shell.dataset.view = "list";
+    state.panel = null;
+    renderPanel();
+  }
+
+  function maybeMarkRead() {
+    const cv = state.convs.get(state.open);
+    if (!cv || !visible() || !cv.unread) return;
+    cv.unread = 0;
+    renderList();
+    call("mark_read", { conversation: cv.id }).catch((err) => setStatus(err, true));
+  }
+
+  async function newDirect() {
+    const v = await ask({ title: "New chat", testid: "new-direct-dialog", fields: [{ name: "user", label: "User name" }], submit: "Open chat" });
+    if (!v) return;
+    await act(async () => {
+      const res = await call("new_direct", { user: v.user.trim() });
+      await loadConversations();
+      openConversation(res.conversation);
+    });
+  }
+
+  async function newGroup() {
+    const v = await ask({
+      title: "New group", testid: "new-group-dialog", submit: "Create group",
+      fields: [{ name: "title", label: "Title" }, { name: "members", label: "Members (user names, separated by spaces or commas)" }],
+    });
+    if (!v) return;
+    await act(async () => {
+      const res = await call("new_group", { title: v.title.trim(), members: names(v.members) });
+      await loadConversations();
+      openConversation(res.conversation);
+    });
+  }
+
+  function names(s) {
+    return s.split(/[\s,]+/).map((x) => x.replace(/^@/, "")).filter(Boolean);
+  }
+
+  // act runs an action, showing its error.
+  async function act(f) {
+    try {
+      await f();
+      clearStatus();
+    } catch (err) {
+      if (err.code === "identity_changed" && err.data.user) {
+        state.alerts.set(err.data.user, "changed");
+        renderAlerts();
+      }
+      setStatus(err, true);
+    }
+  }
+
+  // ---- sending ----
+
+  async function submitComposer() {
+    const text = dom.input.value;
+    const cv = state.convs.get(state.open);
+    if (!cv || !text.trim()) return;
+    const editing = state.editing;
+    const reply = state.reply;
+    dom.input.value = "";
+    state.editing = state.reply = null;
+    renderComposer();
+    sendTyping(false);
+    try {
+      if (editing) {
+        await call("edit", { conversation: cv.id, message: editing.id, text });
+        return;
+      }
+      const params = { conversation: cv.id, text };
+      if (reply) params.reply_to = reply.id;
+      const res = await call("send", params);
+      if (res.message && res.message.conversation === state.open) {
+        upsert(res.message);
+        cv.last = res.message;
+        renderHistory("bottom");
+        renderList();
+      }
+      if (res.queued) setStatus("Offline: the message is queued and will be sent when the connection is back.");
+    } catch (err) {
+      if (!dom.input.value) dom.input.value = text;
+      state.editing = editing;
+      state.reply = reply;
+      renderComposer();
+      act(() => Promise.reject(err));
+    }
+  }
+
+  function sendTyping(typing) {
+    if (state.open == null || !state.rpc) return;
+    const now = Date.now();
+    if (typing && now - state.typingSent < TYPING_EVERY) return;
+    if (!typing && !state.typingSent) return;
+    state.typingSent = typing ? now : 0;
+    call("send_typing", { conversation: state.open, typing }).catch(() => {});
+  }
+
+  function onComposerKey(ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      submitComposer();
+    } else if (ev.key === "Escape" && (state.reply || state.editing)) {
+      if (state.editing) dom.input.value = "";
+      state.reply = state.editing = null;
+      renderComposer();
+    } else if (ev.key === "ArrowUp" && !dom.input.value) {
+      const last = [...state.msgs].reverse().find(canEdit);
+      if (last) {
+        ev.preventDefault();
+        startEdit(last);
+      }
+    }
+  }
+
+  function onComposerInput() {
+    if (dom.input.value) sendTyping(true);
+    else sendTyping(false);
+  }
+
+  function startReply(m) {
+    state.reply = m;
+    state.editing = null;
+    renderComposer();
+    dom.input.focus();
+  }
+
+  function startEdit(m) {
+    state.editing = m;
+    state.reply = null;
+    dom.input.value = m.text;
+    renderComposer();
+    dom.input.focus();
+  }
+
+  function canEdit(m) {
+    return m.sender === state.me.user && m.kind === "text" && !m.deleted;
+  }
+
+  async function deleteMessage(m) {
+    const ok = await ask({ title: "Delete message?", text: "It is deleted for everyone in the conversation.", submit: "Delete", danger: true, testid: "delete-dialog" });
+    if (ok) await act(() => call("delete", { conversation: m.conversation, message: m.id }));
+  }
+
+  async function toggleReaction(m, emoji) {
+    state.reactFor = null;
+    const mine = (m.reactions || []).some((r) => r.user === state.me.user && r.emoji === emoji);
+    const params = { conversation: m.conversation, message: m.id, emoji };
+    if (mine) params.remove = true;
+    renderHistory();
+    await act(() => call("react", params));
+  }
+
+  // ---- files ----
+
+  async function uploadFiles(files) {
+    const conv = state.open;
+    if (conv == null) return;
+    for (const file of files) {
+      const reply = state.reply;
+      state.reply = null;
+      state.uploads.push(file.name);
+      renderComposer();
+      try {
+        const data = new Uint8Array(await file.arrayBuffer());
+        const params = { conversation: conv, data, name: file.name, type: file.type || "application/octet-stream" };
+        if (reply) params.reply = reply.id;
+        const m = await globalThis.parley.upload(params);
+        if (m && m.conversation === state.open) {
+          upsert(m);
+          renderHistory("bottom");
+        }
+      } catch (err) {
+        setStatus("Sending " + file.name + ": " + errText(err), true);
+      } finally {
+        state.uploads.splice(state.uploads.indexOf(file.name), 1);
+        renderComposer();
+      }
+    }
+  }
+
+  async function fetchBlob(att) {
+    const f = await globalThis.parley.download(att.id);
+    return new Blob([f.data], { type: f.type || att.media_type || "application/octet-stream" });
+  }
+
+  async function download(att) {
+    try {
+      setStatus("Downloading " + (att.file_name || "file") + "…");
+      const url = URL.createObjectURL(await fetchBlob(att));
+      const a = h("a", { href: url, download: att.file_name || "file", hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      clearStatus();
+    } catch (err) {
+      setStatus("Download: " + errText(err), true);
+    }
+  }
+
+  function isImage(att) {
+    return /^image\/(png|jpeg|gif|webp|avif|bmp)/.test(att.media_type || "") && att.size <= THUMB_MAX;
+  }
+
+  // loadThumb decrypts an image attachment once, and shows it in the
+  // elements waiting for it.
+  async function loadThumb(att) {
+    if (state.thumbs.has(att.id)) return;
+    state.thumbs.set(att.id, { loading: true });
+    try {
+      const url = URL.createObjectURL(await fetchBlob(att));
+      state.thumbs.set(att.id, { url });
+      for (const img of dom.history.querySelectorAll("img[data-attachment]")) {
+        if (img.dataset.attachment === att.id) img.src = url;
+      }
+    } catch {
+      state.thumbs.set(att.id, { failed: true });
+    }
+  }
+
+  // forgetThumbs frees the decrypted images of the conversation left.
+  function forgetThumbs() {
+    for (const t of state.thumbs.values()) if (t.url) URL.revokeObjectURL(t.url);
+    state.thumbs.clear();
+  }
+
+  // ---- members, verification ----
+
+  function togglePanel() {
+    state.panel = state.panel ? null : "members";
+    renderPanel();
+    if (state.panel) loadMembers();
+  }
+
+  async function convAction(label, method, params, dialog) {
+    const cv = state.convs.get(state.open);
+    if (!cv) return;
+    let v = {};
+    if (dialog) {
+      v = await ask(dialog);
+      if (!v) return;
+    }
+    await act(async () => {
+      await call(method, { conversation: cv.id, ...params(v) });
+      setStatus(label);
+      await loadConversations();
+      loadMembers();
+    });
+  }
+
+  function addMember() {
+    convAction("Added.", "add", (v) => ({ users: names(v.users) }), {
+      title: "Add members", testid: "add-dialog", submit: "Add", fields: [{ name: "users", label: "User names" }],
+    });
+  }
+
+  function removeMember(user) {
+    convAction(user + " removed.", "remove", () => ({ user }), {
+      title: "Remove " + user + "?", text: "Their devices leave the conversation.", submit: "Remove", danger: true, testid: "remove-dialog",
+    });
+  }
+
+  function rename() {
+    const cv = state.convs.get(state.open);
+    convAction("Renamed.", "set_name", (v) => ({ text: v.text.trim() }), {
+      title: "Rename", testid: "rename-dialog", submit: "Rename", fields: [{ name: "text", label: "Name", value: cv.name || "", required: false }],
+    });
+  }
+
+  function setTopic() {
+    const cv = state.convs.get(state.open);
+    convAction("Topic changed.", "set_topic", (v) => ({ text: v.text.trim() }), {
+      title: "Topic", testid: "topic-dialog", submit: "Set topic", fields: [{ name: "text", label: "Topic", value: cv.topic || "", required: false }],
+    });
+  }
+
+  // timerSelect chooses the disappearing-message timer.
+  function timerSelect(cv) {
+    const current = cv.timer || 0;
+    const options = TIMERS.some(([v]) => v === current) ? TIMERS : [...TIMERS, [current, current + " seconds"]];
+    const sel = h("select", { testid: "conv-timer", disabled: cv.left || null },
+      options.map(([v, label]) => h("option", { value: String(v), selected: v === current || null }, label)));
+    sel.addEventListener("change", () => {
+      const timer = Number(sel.value);
+      convAction(timer ? "Messages now disappear after " + sel.selectedOptions[0].textContent + "." : "Messages no longer disappear.", "set_timer", () => ({ timer }));
+    });
+    return h("label", { class: "field inline" }, h("span", {}, "Disappearing messages"), sel);
+  }
+
+  function toggleMute() {
+    const cv = state.convs.get(state.open);
+    convAction(cv.muted ? "Unmuted." : "Muted: only mentions notify.", "set_muted", () => ({ muted: !cv.muted }));
+  }
+
+  async function leave() {
+    const cv = state.convs.get(state.open);
+    const ok = await ask({ title: "Leave " + cv.title + "?", text: "You will no longer receive its messages.", submit: "Leave", danger: true, testid: "leave-dialog" });
+    if (!ok) return;
+    await act(async () => {
+      await call("leave", { conversation: cv.id });
+      await loadConversations();
+    });
+  }
+
+  async function recreate() {
+    await act(async () => {
+      const res = await call("recreate", { conversation: state.open });
+      await loadConversations();
+      openConversation(res.conversation);
+    });
+  }
+
+  // openVerify shows the safety number with user; pending shows the one
+  // of a new identity key, to accept.
+  async function openVerify(user, pending) {
+    state.panel = "verify";
+    state.verify = { user, pending: Boolean(pending), sn: null, err: null };
+    renderPanel();
+    const v = state.verify;
+    try {
+      if (!pending && (await call("identity_changed", { user })).changed) v.pending = true;
+      v.sn = await call(v.pending ? "safety_number_pending" : "safety_number", { user });
+    } catch (err) {
+      v.err = err;
+    }
+    if (state.verify === v) renderPanel();
+  }
+
+  async function markVerified(user) {
+    await act(async () => {
+      await call("mark_verified", { user });
+      setStatus(user + " marked verified.");
+      state.alerts.delete(user);
+      renderAlerts();
+      loadConversations();
+      openVerify(user, false);
+    });
+  }
+
+  async function acceptIdentity(sn) {
+    await act(async () => {
+      await call("acknowledge_identity", { user: sn.user, digits: sn.digits });
+      state.alerts.delete(sn.user);
+      renderAlerts();
+      reloadAll();
+      openVerify(sn.user, false);
+    });
+  }
+
+  // ---- dialogs ----
+
+  // ask shows a modal dialog with fields; it resolves to their values
+  // (an object; {} without fields) or null when cancelled.
+  function ask(opts) {
+    return new Promise((resolve) => {
+      const dlg = dom.dialog;
+      const inputs = (opts.fields || []).map((f) => {
+        const input = h("input", { type: "text", name: f.name, required: f.required !== false, autocomplete: "off", testid: "dialog-" + f.name });
+        input.value = f.value || "";
+        return { f, input };
+      });
+      const form = h("form", { method: "dialog", class: "dialog-form", testid: opts.testid },
+        h("h2", {}, opts.title),
+        opts.text ? h("p", {}, opts.text) : null,
+        inputs.map(({ f, input }) => field(f.label, input)),
+        h("div", { class: "row end" },
+          h("button", { type: "button", testid: "dialog-cancel", onclick: () => dlg.close("") }, "Cancel"),
+          h("button", { type: "submit", value: "ok", class: opts.danger ? "danger" : "primary", testid: "dialog-submit" }, opts.submit || "OK")));
+      dlg.replaceChildren(form);
+      dlg.onclose = () => {
+        dlg.onclose = null;
+        if (dlg.returnValue !== "ok") return resolve(null);
+        const v = {};
+        for (const { f, input } of inputs) v[f.name] = input.value;
+        resolve(v);
+      };
+      dlg.returnValue = "";
+      dlg.showModal();
+      if (inputs.length) inputs[0].input.focus();
+    });
+  }
+
+  // ---- the main screen ----
+
+  function buildShell() {
+    dom.conn = h("span", { class: "conn", testid: "connection", role: "status" });
+    dom.bell = button("", "notify-toggle", toggleNotifications, { class: "icon", title: "Notifications" });
+    dom.filter = h("input", { type: "search", placeholder: "Filter", "aria-label": "Filter conversations", testid: "conv-filter" });
+    dom.filter.addEventListener("input", () => {
+      state.filter = dom.filter.value.toLowerCase();
+      renderList();
+    });
+    dom.list = h("ul", { class: "conv-list", testid: "conv-list", "aria-label": "Conversations" });
+    const sidebar = h("aside", { class: "sidebar", "aria-label": "Conversations" },
+      h("header", { class: "bar" },
+        h("div", { class: "me" }, h("strong", { testid: "me" }, state.me.user), dom.conn),
+        dom.bell),
+      h("div", { class: "row new-actions" },
+        button("New chat", "new-direct", newDirect),
+        button("New group", "new-group", newGroup)),
+      dom.filter, dom.list);
+
+    dom.back = button("‹", "back", closeConversation, { class: "icon back", "aria-label": "Back to conversations" });
+    dom.title = h("h2", { testid: "conv-title" });
+    dom.topic = h("p", { class: "topic", testid: "conv-topic" });
+    dom.membersBtn = button("Members", "members-toggle", togglePanel, { "aria-expanded": "false" });
+    dom.convAlerts = h("div", { class: "conv-alerts" });
+    dom.history = h("ol", { class: "history", testid: "history", "aria-label": "Messages", tabindex: "0" });
+    dom.history.addEventListener("scroll", () => {
+      state.stick = nearBottom();
+      if (dom.history.scrollTop < 120) loadOlder();
+    });
+    dom.typing = h("p", { class: "typing", testid: "typing", "aria-live": "polite" });
+    dom.uploads = h("div", { class: "uploads", testid: "upload-progress", hidden: true });
+    dom.mode = h("div", { class: "mode", testid: "composer-mode", hidden: true });
+    dom.input = h("textarea", { rows: "1", placeholder: "Message", "aria-label": "Message", testid: "composer-input" });
+    dom.input.addEventListener("keydown", onComposerKey);
+    dom.input.addEventListener("input", () => {
+      onComposerInput();
+      autoGrow();
+    });
+    dom.file = h("input", { type: "file", multiple: true, class: "sr-only", id: "file-input", testid: "file-input" });
+    dom.file.addEventListener("change", () => {
+      uploadFiles([...dom.file.files]);
+      dom.file.value = "";
+    });
+    dom.fileLabel = h("label", { for: "file-input", class: "button icon", title: "Send a file", testid: "file-button" }, "📎", h("span", { class: "sr-only" }, "Send a file"));
+    dom.send = h("button", { type: "submit", class: "primary", testid: "composer-send" }, "Send");
+    dom.composer = h("form", { class: "composer", testid: "composer" }, dom.file, dom.fileLabel, dom.input, dom.send);
+    dom.composer.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      submitComposer();
+    });
+    dom.closed = h("p", { class: "closed", testid: "composer-closed", hidden: true });
+    dom.main = h("main", { class: "conv", testid: "conversation" },
+      h("header", { class: "bar" }, dom.back, h("div", { class: "titles" }, dom.title, dom.topic), dom.membersBtn),
+      dom.convAlerts, dom.history, dom.typing, dom.uploads, dom.mode, dom.composer, dom.closed);
+    dom.empty = h("div", { class: "empty", testid: "no-conversation" }, h("p", {}, "Choose a conversation, or start one."));
+    dom.panel = h("aside", { class: "panel", testid: "members-panel", hidden: true, "aria-label": "Conversation details" });
+    dom.alerts = h("div", { class: "alerts", testid: "alerts", role: "alert" });
+    dom.status = h("div", { class: "status", testid: "status", role: "status", hidden: true });
+    dom.announce = h("div", { class: "sr-only", "aria-live": "polite", testid: "announce" });
+    dom.dialog = h("dialog", { class: "dialog", testid: "dialog" });
+    dom.shell = h("div", { class: "shell", testid: "shell", data: { view: "list" } }, sidebar, dom.empty, dom.main, dom.panel);
+    dragAndDrop(dom.main);
+    new ResizeObserver(keepBottom).observe(dom.history);
+    show(h("div", { class: "layout" }, dom.alerts, dom.shell, dom.status, dom.announce, dom.dialog));
+    window.addEventListener("focus", maybeMarkRead);
+    document.addEventListener("visibilitychange", maybeMarkRead);
+    renderConnection();
+    renderBell();
+    renderAll();
+  }
+
+  function dragAndDrop(zone) {
+    const over = (ev) => {
+      if (state.open == null || ![...ev.dataTransfer.types].includes("Files")) return;
+      ev.preventDefault();
+      zone.classList.add("dropping");
+    };
+    zone.addEventListener("dragenter", over);
+    zone.addEventListener("dragover", over);
+    zone.addEventListener("dragleave", (ev) => {
+      if (!zone.contains(ev.relatedTarget)) zone.classList.remove("dropping");
+    });
+    zone.addEventListener("drop", (ev) => {
+      zone.classList.remove("dropping");
+      if (state.open == null || !ev.dataTransfer.files.length) return;
+      ev.preventDefault();
+      uploadFiles([...ev.dataTransfer.files]);
+    });
+  }
+
+  function renderAll() {
+    renderList();
+    renderConvHeader();
+    renderHistory();
+    renderComposer();
+    renderPanel();
+    renderAlerts();
+  }
+
+  function renderConnection() {
+    const label = { connected: "Connected", connecting: "Connecting…", offline: "Offline" }[state.conn];
+    dom.conn.dataset.state = state.conn;
+    dom.conn.textContent = label;
+  }
+
+  function renderBell() {
+    const perm = "Notification" in globalThis ? Notification.permission : "unsupported";
+    dom.bell.hidden = perm === "unsupported";
+    dom.bell.dataset.permission = perm;
+    dom.bell.textContent = perm === "granted" ? "🔔" : "🔕";
+    dom.bell.setAttribute("aria-label", perm === "granted" ? "Notifications on" : perm === "denied" ? "Notifications blocked" : "Turn on notifications");
+    dom.bell.title = dom.bell.getAttribute("aria-label");
+  }
+
+  // ---- the list ----
+
+  function activity(cv) {
+    const l = cv.last;
+    return l ? Date.parse(l.received && !l.received.startsWith("0001") ? l.received : l.sent) || 0 : 0;
+  }
+
+  function sortedConversations() {
+    return [...state.convs.values()]
+      .filter((cv) => !state.filter || (cv.title || "").toLowerCase().includes(state.filter))
+      .sort((a, b) => activity(b) - activity(a) || b.id - a.id);
+  }
+
+  function renderList() {
+    const cvs = sortedConversations();
+    if (!cvs.length) {
+      dom.list.replaceChildren(h("li", { class: "muted pad", testid: "conv-empty" }, state.filter ? "No match." : "No conversations yet."));
+      return;
+    }
+    dom.list.replaceChildren(...cvs.map(listItem));
+  }
+
+  function listItem(cv) {
+    const active = cv.id === state.open;
+    const unread = cv.unread > 0 ? h("span", { class: "badge" + (cv.muted ? " quiet" : ""), testid: "unread-badge", "aria-label": cv.unread + " unread" }, String(cv.unread)) : null;
+    const btn = h("button", {
+      type: "button", class: "conv-item" + (active ? " active" : "") + (cv.unread ? " unread" : ""),
+      testid: "conv-item", data: { conversation: String(cv.id) }, "aria-current": active ? "true" : null,
+      onclick: () => openConversation(cv.id),
+    },
+    h("span", { class: "avatar", "aria-hidden": "true" }, initials(cv.title)),
+    h("span", { class: "conv-text" },
+      h("span", { class: "conv-top" },
+        h("span", { class: "conv-name", testid: "conv-name" }, (cv.channel ? "# " : "") + cv.title),
+        cv.muted ? h("span", { class: "muted", title: "Muted", "aria-label": "muted" }, "🔕") : null,
+        h("span", { class: "conv-time" }, cv.last ? shortTime(new Date(activity(cv))) : "")),
+      h("span", { class: "conv-bottom" },
+        h("span", { class: "preview", testid: "conv-preview" }, preview(cv)),
+        unread)));
+    return h("li", {}, btn);
+  }
+
+  function initials(title) {
+    const words = (title || "?").split(/[\s,]+/).filter(Boolean);
+    return words.slice(0, 2).map((w) => [...w][0].toUpperCase()).join("") || "?";
+  }
+
+  function preview(cv) {
+    const l = cv.last;
+    if (cv.unsafe) return "Unsafe: nothing can be sent";
+    if (cv.left) return cv.removed_by ? "Removed by " + cv.removed_by : "You left";
+    if (!l) return "No messages";
+    if (l.kind === "system") return l.text;
+    return (l.sender === state.me.user ? "You" : l.sender) + ": " + summary(l);
+  }
+
+  function summary(m) {
+    if (m.deleted) return "message deleted";
+    if (m.attachment && !m.text) return "📎 " + (m.attachment.file_name || "file");
+    return m.text.replace(/\s+/g, " ");
+  }
+
+  // ---- the conversation ----
+
+  function renderConvHeader() {
+    const cv = state.convs.get(state.open);
+    dom.shell.classList.toggle("has-conv", Boolean(cv));
+    if (!cv) return;
+    dom.title.textContent = (cv.channel ? "# " : "") + cv.title;
+    const timer = TIMERS.find(([v]) => v === cv.timer);
+    dom.topic.textContent = [cv.topic || (cv.direct ? "Direct chat" : cv.members.length + " members"),
+      cv.timer ? "messages disappear after " + (timer ? timer[1] : cv.timer + " seconds") : "",
+      cv.muted ? "muted" : ""].filter(Boolean).join(" · ");
+    dom.membersBtn.setAttribute("aria-expanded", String(Boolean(state.panel)));
+    renderAlerts();
+    renderComposer();
+  }
+
+  function nearBottom() {
+    const b = dom.history;
+    return b.scrollHeight - b.scrollTop - b.clientHeight < 60;
+  }
+
+  // keepBottom keeps the newest entry in view when content above it
+  // grew (an image that loaded).
+  function keepBottom() {
+    if (state.stick) scrollToBottom();
+  }
+
+  function scrollToBottom() {
+    dom.history.scrollTop = dom.history.scrollHeight;
+  }
+
+  // renderHistory rebuilds the entries; mode "bottom" scrolls to the
+  // newest, "older" keeps the entries shown in place after older ones
+  // came in above, else the view sticks to the bottom if it was there.
+  function renderHistory(mode) {
+    if (!dom.history) return;
+    const box = dom.history;
+    const stick = nearBottom();
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const top = box.scrollTop;
+    const items = [];
+    if (state.loading && !state.msgs.length) items.push(h("li", { class: "notice" }, "Loading…"));
+    else if (state.atStart) items.push(h("li", { class: "notice" }, "Start of the conversation"));
+    else if (state.loading) items.push(h("li", { class: "notice" }, "Loading older messages…"));
+    let prevDay = "";
+    for (const m of state.msgs) {
+      const day = dayOf(m);
+      if (day !== prevDay) items.push(h("li", { class: "day", role: "separator", testid: "day-separator" }, h("span", {}, day)));
+      prevDay = day;
+      items.push(m.kind === "system" ? systemItem(m) : messageItem(m));
+    }
+    box.replaceChildren(...items);
+    if (mode === "bottom" || (mode !== "older" && stick)) scrollToBottom();
+    else if (mode === "older") box.scrollTop = box.scrollHeight - fromBottom;
+    else box.scrollTop = top;
+    state.stick = nearBottom();
+  }
+
+  function systemItem(m) {
+    return h("li", { class: "system", testid: "system-line", data: { id: m.id, seq: String(m.seq) } },
+      h("span", {}, m.text), " ", h("time", { datetime: m.sent }, clock(m.sent)));
+  }
+
+  function messageItem(m) {
+    const mine = m.sender === state.me.user;
+    return h("li", {
+      class: "msg" + (mine ? " mine" : "") + (m.mentions_me ? " mention" : "") + (m.deleted ? " deleted" : ""),
+      testid: "message", data: { id: m.id, seq: String(m.seq), sender: m.sender },
+    },
+    h("div", { class: "bubble" },
+      h("div", { class: "meta" },
+        h("span", { class: "sender", testid: "message-sender" }, mine ? "You" : m.sender),
+        h("time", { datetime: m.sent, title: new Date(m.sent).toLocaleString() }, clock(m.sent)),
+        m.edited && !m.deleted ? h("span", { class: "edited", testid: "message-edited" }, "edited") : null,
+        mine ? h("span", { class: "state state-" + m.state, testid: "message-state" }, stateText(m)) : null),
+      m.reply_to && !m.deleted ? quote(m.reply_to) : null,
+      body(m),
+      m.attachment && !m.deleted ? attachment(m.attachment) : null,
+      reactions(m)),
+    m.deleted ? null : actions(m));
+  }
+
+  function stateText(m) {
+    switch (m.state) {
+      case "pending": return "queued";
+      case "failed": return "not delivered";
+      case "read": return m.read_by && m.read_by.length ? "read by " + m.read_by.join(", ") : "read";
+      case "sent": return "sent";
+    }
+    return "";
+  }
+
+  function quote(id) {
+    const t = state.msgs.find((e) => e.id === id);
+    const text = t ? (t.sender === state.me.user ? "You" : t.sender) + ": " + summary(t) : "an earlier message";
+    return h("button", {
+      type: "button", class: "quote", testid: "message-quote",
+      onclick: () => {
+        const el = [...dom.history.children].find((c) => c.dataset.id === id);
+        if (el) el.scrollIntoView({ block: "center" });
+      },
+    }, text);
+  }
+
+  function body(m) {
+    if (m.deleted) return h("p", { class: "text deleted", testid: "message-text" }, "Message deleted");
+    if (!m.text) return null;
+    return h("p", { class: "text", testid: "message-text" }, m.text);
+  }
+
+  function attachment(att) {
+    const name = att.file_name || "file";
+    let thumb = null;
+    if (isImage(att)) {
+      const t = state.thumbs.get(att.id);
+      if (!t) loadThumb(att);
+      thumb = t && t.failed ? null : h("img", { class: "thumb", alt: name, testid: "attachment-image", data: { attachment: att.id }, src: t && t.url, onload: keepBottom });
+    }
+    return h("div", { class: "attachment", testid: "attachment" },
+      thumb,
+      h("div", { class: "file" },
+        h("span", { class: "file-name", testid: "attachment-name" }, name),
+        h("span", { class: "file-size" }, humanSize(att.size)),
+        button("Download", "download", () => download(att), { class: "small", "aria-label": "Download " + name })));
+  }
+
+  function reactions(m) {
+    const rs = m.reactions || [];
+    if (!rs.length) return null;
+    const counts = new Map();
+    for (const r of rs) {
+      const c = counts.get(r.emoji) || { n: 0, mine: false, users: [] };
+      c.n++;
+      c.users.push(r.user);
+      if (r.user === state.me.user) c.mine = true;
+      counts.set(r.emoji, c);
+    }
+    return h("div", { class: "reactions", testid: "reactions" },
+      [...counts].map(([emoji, c]) => h("button", {
+        type: "button", class: "reaction" + (c.mine ? " mine" : ""), testid: "reaction",
+        data: { emoji }, "aria-pressed": String(c.mine), title: c.users.join(", "),
+        onclick: () => toggleReaction(m, emoji),
+      }, emoji + " " + c.n)));
+  }
+
+  function actions(m) {
+    const cv = state.convs.get(m.conversation);
+    const canPost = cv && !cv.left && !cv.unsafe && (!cv.channel || cv.admin);
+    const picker = state.reactFor === m.id
+      ? h("div", { class: "picker", testid: "react-picker" },
+        REACTIONS.map((e) => button(e, "react-choice", () => toggleReaction(m, e), { data: { emoji: e }, "aria-label": "React " + e })))
+      : null;
+    return h("div", { class: "actions" },
+      canPost ? button("Reply", "reply", () => startReply(m), { class: "small" }) : null,
+      button("React", "react", () => {
+        state.reactFor = state.reactFor === m.id ? null : m.id;
+        renderHistory();
+      }, { class: "small", "aria-expanded": String(state.reactFor === m.id) }),
+      canEdit(m) && canPost ? button("Edit", "edit", () => startEdit(m), { class: "small" }) : null,
+      m.sender === state.me.user ? button("Delete", "delete", () => deleteMessage(m), { class: "small danger" }) : null,
+      picker);
+  }
+
+  function renderTyping() {
+    if (!dom.typing) return;
+    const typers = [...(state.typing.get(state.open) || new Map()).keys()];
+    dom.typing.textContent = typers.length ? typers.join(", ") + (typers.length > 1 ? " are" : " is") + " typing…" : "";
+  }
+
+  function renderComposer() {
+    if (!dom.composer) return;
+    const cv = state.convs.get(state.open);
+    let closed = "";
+    if (cv && cv.left) closed = cv.removed_by ? cv.removed_by + " removed you from this conversation." : "You left this conversation.";
+    else if (cv && cv.unsafe) closed = "Nothing can be sent in an unsafe conversation.";
+    else if (cv && cv.channel && !cv.admin) closed = "Only admins post in this channel.";
+    dom.composer.hidden = Boolean(closed);
+    dom.closed.hidden = !closed;
+    dom.closed.textContent = closed;
+    const m = state.editing || state.reply;
+    dom.mode.hidden = !m;
+    if (m) {
+      const what = state.editing ? "Editing your message" : "Replying to " + (m.sender === state.me.user ? "yourself" : m.sender) + ": " + summary(m);
+      dom.mode.replaceChildren(h("span", {}, what), button("Cancel", "composer-cancel", () => {
+        if (state.editing) dom.input.value = "";
+        state.reply = state.editing = null;
+        renderComposer();
+      }, { class: "small" }));
+    }
+    dom.send.textContent = state.editing ? "Save" : "Send";
+    dom.uploads.hidden = !state.uploads.length;
+    dom.uploads.replaceChildren(...state.uploads.map((n) => h("div", { class: "upload" },
+      h("span", {}, "Encrypting and sending " + n + "…"), h("progress", { "aria-label": "Sending " + n }))));
+    autoGrow();
+  }
+
+  function autoGrow() {
+    const t = dom.input;
+    t.style.height = "auto";
+    t.style.height = Math.min(t.scrollHeight, 200) + "px";
+  }
+
+  // ---- alerts ----
+
+  function renderAlerts() {
+    if (!dom.alerts) return;
+    dom.alerts.replaceChildren(...[...state.alerts.keys()].map((user) => h("div", { class: "alert", testid: "identity-alert", data: { user } },
+      h("span", {}, "⚠ " + user + "'s identity key changed. Until you compare the new safety number and accept it, conversations with " + user + " may be at risk."),
+      button("Review", "identity-review", () => openVerify(user, true), { class: "small", data: { user } }))));
+    const cv = state.convs.get(state.open);
+    const items = [];
+    if (cv && cv.unsafe) {
+      const a = cv.unsafe;
+      items.push(h("div", { class: "alert", testid: "unsafe-alert" },
+        h("span", {}, "This conversation is unsafe: " + a.reason + (a.user ? " (" + a.user + ")" : "") + ". Nothing can be sent here."),
+        button("Recreate", "conv-recreate", recreate, { class: "small" })));
+    }
+    if (cv && cv.unverified && cv.unverified.length && !cv.unsafe) {
+      items.push(h("div", { class: "hint", testid: "unverified-hint" },
+        h("span", {}, "Not verified: " + cv.unverified.join(", ") + "."),
+        button("Verify", "unverified-verify", () => openVerify(cv.unverified[0], false), { class: "small link" })));
+    }
+    dom.convAlerts.replaceChildren(...items);
+  }
+
+  // ---- the panel ----
+
+  function renderPanel() {
+    if (!dom.panel) return;
+    dom.panel.hidden = !state.panel || state.open == null;
+    dom.shell.classList.toggle("with-panel", !dom.panel.hidden);
+    dom.membersBtn.setAttribute("aria-expanded", String(!dom.panel.hidden));
+    if (dom.panel.hidden) return;
+    dom.panel.replaceChildren(...(state.panel === "verify" ? verifyView() : membersView()));
+  }
+
+  function panelHead(title, back) {
+    return h("header", { class: "bar" },
+      back ? button("‹", "panel-back", back, { class: "icon", "aria-label": "Back" }) : null,
+      h("h2", {}, title),
+      button("✕", "panel-close", togglePanel, { class: "icon", "aria-label": "Close" }));
+  }
+
+  function membersView() {
+    const cv = state.convs.get(state.open);
+    if (!cv) return [];
+    const users = new Map();
+    for (const mb of state.members) {
+      const u = users.get(mb.user) || { user: mb.user, devices: 0, self: false, verified: true, changed: false };
+      u.devices++;
+      u.self = u.self || mb.self;
+      u.verified = u.verified && mb.verified;
+      u.changed = u.changed || mb.identity_changed;
+      users.set(mb.user, u);
+    }
+    const mayChange = !cv.left && !cv.direct;
+    return [
+      panelHead("Members"),
+      h("div", { class: "panel-actions" },
+        mayChange ? button("Add member", "member-add", addMember) : null,
+        mayChange ? button("Rename", "conv-rename", rename) : null,
+        mayChange ? button("Topic", "conv-topic-edit", setTopic) : null,
+        button(cv.muted ? "Unmute" : "Mute", "conv-mute", toggleMute, { "aria-pressed": String(Boolean(cv.muted)) }),
+        !cv.left ? button("Leave", "conv-leave", leave, { class: "danger" }) : null,
+        timerSelect(cv)),
+      h("ul", { class: "members", testid: "member-list" },
+        [...users.values()].map((u) => memberItem(u, mayChange && u.user !== state.me.user))),
+    ];
+  }
+
+  function memberItem(u, removable) {
+    const isMe = u.user === state.me.user;
+    let mark = null;
+    if (u.changed) mark = h("span", { class: "tag bad", testid: "member-changed" }, "identity changed");
+    else if (!isMe && !u.verified) mark = h("span", { class: "tag warn", testid: "member-unverified" }, "unverified");
+    else if (!isMe) mark = h("span", { class: "tag ok", testid: "member-verified" }, "✓ verified");
+    return h("li", { class: "member", testid: "member", data: { user: u.user } },
+      h("div", { class: "member-name" },
+        h("strong", {}, isMe ? u.user + " (you)" : u.user),
+        h("span", { class: "muted" }, u.devices + (u.devices === 1 ? " device" : " devices")),
+        mark),
+      h("div", { class: "row" },
+        isMe ? null : button("Safety number", "member-verify", () => openVerify(u.user, u.changed), { class: "small", data: { user: u.user } }),
+        removable ? button("Remove", "member-remove", () => removeMember(u.user), { class: "small danger", data: { user: u.user } }) : null));
+  }
+
+  function verifyView() {
+    const v = state.verify;
+    const out = [panelHead("Safety number", () => {
+      state.panel = "members";
+      renderPanel();
+      loadMembers();
+    })];
+    const box = h("div", { class: "verify", testid: "verify-view", data: { user: v.user } });
+    out.push(box);
+    if (v.err) {
+      add(box, [h("p", { class: "error" }, errText(v.err))]);
+      return out;
+    }
+    if (!v.sn) {
+      add(box, [h("p", { class: "muted" }, "Loading…")]);
+      return out;
+    }
+    const sn = v.sn;
+    add(box, [
+      v.pending
+        ? h("p", { class: "alert" }, sn.user + "'s identity key changed. Compare this new safety number with " + sn.user + " in person or on a call, then accept it.")
+        : h("p", {}, "Compare these digits with " + sn.user + " in person or on a call, or scan the code on their device."),
+      h("div", { class: "digits", testid: "safety-digits", "aria-label": "Safety number" },
+        (sn.groups || []).map((g) => h("span", { testid: "safety-group" }, g))),
+      qrImage(sn),
+      v.pending
+        ? button("Accept new key", "identity-accept", () => acceptIdentity(sn), { class: "primary" })
+        : sn.verified
+          ? h("p", { class: "ok", testid: "verified" }, "✓ " + sn.user + " is verified")
+          : button("Mark verified", "verify-mark", () => markVerified(sn.user), { class: "primary" }),
+    ]);
+    return out;
+  }
+
+  function qrImage(sn) {
+    if (!sn.qr || typeof globalThis.parley.qr !== "function") return null;
+    try {
+      const png = globalThis.parley.qr(sn.qr);
+      const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
+      const img = h("img", { class: "qr", alt: "QR code of the safety number", testid: "safety-qr", src: url });
+      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+      return img;
+    } catch {
+      return null;
+    }
+  }
+
+  // ---- status line ----
+
+  function setStatus(what, error) {
+    clearTimeout(state.statusTimer);
+    state.status = { text: typeof what === "string" ? what : errText(what), error: Boolean(error) };
+    if (!dom.status) return;
+    dom.status.hidden = false;
+    dom.status.textContent = state.status.text;
+    dom.status.classList.toggle("error", state.status.error);
+    dom.status.setAttribute("role", error ? "alert" : "status");
+    state.statusTimer = setTimeout(clearStatus, error ? 10000 : 4000);
+  }
+
+  function clearStatus() {
+    clearTimeout(state.statusTimer);
+    state.status = null;
+    if (dom.status) dom.status.hidden = true;
+  }
+
+  function errText(err) {
+    if (!err) return "";
+    if (typeof err === "string") return err;
+    return err.message || String(err);
+  }
+
+  // ---- formatting ----
+
+  function phone() {
+    return window.matchMedia("(max-width: 700px)").matches;
+  }
+
+  function clock(t) {
+    return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function dayOf(m) {
+    return new Date(m.sent).toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+  }
+
+  function shortTime(d) {
+    const now = new Date();
+    if (d.toDateString() === now.toDateString()) return clock(d);
+    if (now - d < 6 * 24 * 3600 * 1000 && d < now) return d.toLocaleDateString([], { weekday: "short" });
+    if (d.getFullYear() === now.getFullYear()) return d.toLocaleDateString([], { day: "numeric", month: "short" });
+    return d.toLocaleDateString();
+  }
+
+  function humanSize(n) {
+    if (n < 1000) return n + " B";
+    const units = "kMGTPE";
+    let i = -1;
+    do {
+      n /= 1000;
+      i++;
+    } while (n >= 1000 && i < units.length - 1);
+    return n.toFixed(1) + " " + units[i] + "B";
+  }
+
+  // ---- boot ----
+
+  function whenReady() {
+    if (globalThis.parley) {
+      start();
+      return;
+    }
+    document.addEventListener("parley-ready", start, { once: true });
+  }
+
+  window.addEventListener("resize", () => {
+    if (dom.shell && !phone() && state.open != null) maybeMarkRead();
+  });
+  whenReady();
+})();
