@@ -4,6 +4,7 @@
 package parley_test
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -119,5 +120,19 @@ func TestTestenvImports(t *testing.T) {
 		if dep != module+"/internal/testenv" {
 			t.Errorf("internal/testenv depends on %s: it must stay on the standard library", dep)
 		}
+	}
+}
+
+// TestWebClientBuilds checks that the web client's program and the SDK
+// it runs type-check for the browser (GOOS=js GOARCH=wasm): a native-only
+// import in the SDK, such as its SQLite store, would break it.
+func TestWebClientBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("type-checks the SDK for another platform")
+	}
+	cmd := exec.Command("go", "vet", "./cmd/parley-web")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("GOOS=js GOARCH=wasm go vet ./cmd/parley-web: %v\n%s", err, out)
 	}
 }

@@ -11,14 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parley-chat/parley/client/internal/padding"
-	"github.com/parley-chat/parley/client/sqlitestore"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/mls"
@@ -278,32 +276,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ProfileDir == "" {
 		return nil, errors.New("client: open: no profile directory")
 	}
-	if err := os.MkdirAll(cfg.ProfileDir, 0o700); err != nil {
-		return nil, fmt.Errorf("client: open profile %s: %v", cfg.ProfileDir, err)
-	}
-	lock, err := lockProfile(cfg.ProfileDir)
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(cfg.ProfileDir, StoreFile)
-	if err := createPrivate(path); err != nil {
-		unlockProfile(lock)
-		return nil, fmt.Errorf("client: open profile %s: %v", cfg.ProfileDir, err)
-	}
-	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{
-		Passphrase: cfg.Passphrase, KeyFile: cfg.KeyFile, KDF: cfg.KDF,
-	})
-	if err != nil {
-		unlockProfile(lock)
-		return nil, fmt.Errorf("client: open profile %s: %w", cfg.ProfileDir, err)
-	}
-	c, err := openWith(ctx, cfg, st, lock)
-	if err != nil {
-		st.Close()
-		unlockProfile(lock)
-		return nil, err
-	}
-	return c, nil
+	return openProfile(ctx, cfg)
 }
 
 // openWith makes the Client of an open store; lock is the profile's

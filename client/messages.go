@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -783,20 +784,11 @@ func sortByLog(ms []*Message) {
 // ciphertext as an opaque blob and sends the key and hash in an attachment
 // message. In a conversation with a disappearing-message timer the upload
 // asks the server to delete the blob once the timer has passed (no later
-// than the server's retention; see attachmentTTL).
+// than the server's retention; see attachmentTTL). The ciphertext waits
+// for the upload in a temporary file in the profile directory.
 func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, path string, opts SendOptions) (*Message, error) {
 	op := fmt.Sprintf("client: send file %s to conversation %d", path, conv)
-	if c.id == nil {
-		return nil, ErrNotRegistered
-	}
-	c.mu.Lock()
-	err := c.checkSendable(ctx, conv)
-	timer := c.timerLocked(conv)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	ttl, err := c.attachmentTTL(ctx, timer)
+	ttl, err := c.attachmentTTLFor(ctx, conv)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -805,24 +797,85 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
 	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", op, err)
-	}
 	tmp, err := os.CreateTemp(c.cfg.ProfileDir, "upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	key, hash, size, err := attach.Encrypt(tmp, src)
+	return c.sendAttachment(ctx, conv, op, src, fileSpool{tmp}, filepath.Base(path), ttl, opts)
+}
+
+// SendData is SendFile for a file that is not on a file system (the web
+// client's): it reads the file from r and names it name, a file name
+// without directories. The ciphertext waits for the upload in memory,
+// so r should be no larger than memory allows.
+func (c *Client) SendData(ctx context.Context, conv protocol.ConversationID, r io.Reader, name string, opts SendOptions) (*Message, error) {
+	op := fmt.Sprintf("client: send file %q to conversation %d", name, conv)
+	ttl, err := c.attachmentTTLFor(ctx, conv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.sendAttachment(ctx, conv, op, r, &memSpool{}, name, ttl, opts)
+}
+
+// attachmentTTLFor checks that this device can send to conv and returns
+// the lifetime of an attachment sent there (attachmentTTL).
+func (c *Client) attachmentTTLFor(ctx context.Context, conv protocol.ConversationID) (time.Duration, error) {
+	if c.id == nil {
+		return 0, ErrNotRegistered
+	}
+	c.mu.Lock()
+	err := c.checkSendable(ctx, conv)
+	timer := c.timerLocked(conv)
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.attachmentTTL(ctx, timer)
+}
+
+// spool holds the ciphertext of an attachment between its encryption and
+// its upload.
+type spool interface {
+	io.Writer
+	// rewind returns the ciphertext written, from its start.
+	rewind() (io.Reader, error)
+}
+
+// fileSpool is a spool in a temporary file.
+type fileSpool struct{ f *os.File }
+
+func (s fileSpool) Write(p []byte) (int, error) { return s.f.Write(p) }
+
+func (s fileSpool) rewind() (io.Reader, error) {
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s.f, nil
+}
+
+// memSpool is a spool in memory.
+type memSpool struct{ b bytes.Buffer }
+
+func (s *memSpool) Write(p []byte) (int, error) { return s.b.Write(p) }
+
+func (s *memSpool) rewind() (io.Reader, error) { return bytes.NewReader(s.b.Bytes()), nil }
+
+// sendAttachment encrypts the file read from src into sp, uploads the
+// ciphertext with the lifetime ttl and sends the attachment message of
+// the file, named name. op names the operation in errors.
+func (c *Client) sendAttachment(ctx context.Context, conv protocol.ConversationID, op string, src io.Reader, sp spool, name string, ttl time.Duration, opts SendOptions) (*Message, error) {
+	plain := &countingReader{r: src}
+	key, hash, size, err := attach.Encrypt(sp, plain)
 	if err != nil {
 		return nil, fmt.Errorf("%s: encrypt: %v", op, err)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+	body, err := sp.rewind()
+	if err != nil {
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
-	info, err := c.uploadAttachment(ctx, tmp, ttl)
+	info, err := c.uploadAttachment(ctx, body, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -831,13 +884,25 @@ func (c *Client) SendFile(ctx context.Context, conv protocol.ConversationID, pat
 	}
 	mt := opts.MediaType
 	if mt == "" {
-		mt = mime.TypeByExtension(filepath.Ext(path))
+		mt = mime.TypeByExtension(filepath.Ext(name))
 	}
 	m := content.New(content.KindAttachment, c.cfg.Now())
 	m.Text, m.ReplyTo = opts.Caption, opts.ReplyTo
 	m.Mentions = c.resolveMentions(ctx, conv, opts.Caption, opts.Mentions)
-	m.Attachment = &content.Attachment{BlobID: info.ID, Size: fi.Size(), MediaType: mt, FileName: filepath.Base(path), Key: key, Hash: hash}
-	return c.sendContent(ctx, conv, m, "send file "+path)
+	m.Attachment = &content.Attachment{BlobID: info.ID, Size: plain.n, MediaType: mt, FileName: name, Key: key, Hash: hash}
+	return c.sendContent(ctx, conv, m, "send file "+name)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	return n, err
 }
 
 // uploadAttachment uploads an encrypted attachment with the lifetime ttl
@@ -903,6 +968,38 @@ func (c *Client) Download(ctx context.Context, attachmentID, dst string) (string
 	return c.DownloadWith(ctx, attachmentID, dst, DownloadOptions{})
 }
 
+// DownloadData fetches the attachment with the given id (from a message
+// of the history), checks the hash of the ciphertext and writes the
+// decrypted file to w: DownloadWith for a caller without a file system
+// (the web client). On error w may hold a prefix of the file, which the
+// caller must discard. It returns the attachment's description (its file
+// name is the sender's, not made safe).
+func (c *Client) DownloadData(ctx context.Context, attachmentID string, w io.Writer) (*Attachment, error) {
+	op := fmt.Sprintf("client: download attachment %s", attachmentID)
+	a, err := c.findAttachment(ctx, attachmentID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := c.fetchAttachment(ctx, attachmentID, a, w); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &Attachment{ID: a.BlobID, Size: a.Size, MediaType: a.MediaType, FileName: a.FileName}, nil
+}
+
+// fetchAttachment downloads the ciphertext of attachment a, whose id is
+// id, and decrypts it to w (see attach.Decrypt).
+func (c *Client) fetchAttachment(ctx context.Context, id string, a *content.Attachment, w io.Writer) error {
+	resp, err := c.request(ctx, "GET", "/v1/attachments/"+id, true, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeResponse(resp, nil)
+	}
+	return attach.Decrypt(w, resp.Body, a.Key, a.Hash)
+}
+
 // DownloadWith fetches the attachment with the given id (from a message
 // of the history), checks the hash of the ciphertext, decrypts it and
 // writes the file to dst. If dst is a directory, the file goes into it
@@ -925,20 +1022,12 @@ func (c *Client) DownloadWith(ctx context.Context, attachmentID, dst string, opt
 			return "", fmt.Errorf("%s: %s: %w", op, dst, fs.ErrExist)
 		}
 	}
-	resp, err := c.request(ctx, "GET", "/v1/attachments/"+attachmentID, true, nil, "")
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %w", op, decodeResponse(resp, nil))
-	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
 		return "", fmt.Errorf("%s: %v", op, err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := attach.Decrypt(tmp, resp.Body, a.Key, a.Hash); err != nil {
+	if err := c.fetchAttachment(ctx, attachmentID, a, tmp); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("%s: %w", op, err)
 	}

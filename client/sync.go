@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -880,15 +879,9 @@ func (c *Client) runOnce(ctx context.Context) error {
 		return err
 	}
 	u := "ws" + strings.TrimPrefix(c.serverURL, "http") + "/v1/ws"
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient: c.http,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}},
-	})
+	conn, err := c.dialWS(ctx, u, tok)
 	if err != nil {
-		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
-			c.dropToken()
-		}
-		return transportError("dial "+u, err)
+		return err
 	}
 	defer conn.CloseNow()
 	conn.SetReadLimit(64 << 20)

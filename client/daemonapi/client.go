@@ -51,9 +51,15 @@ func Dial(ctx context.Context, dir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon socket %s: %w (%v)", path, ErrNoDaemon, err)
 	}
+	return NewClient(nc), nil
+}
+
+// NewClient returns a Client speaking on a connection to a Server, such
+// as one from PipeListener.Dial. Close closes nc.
+func NewClient(nc net.Conn) *Client {
 	c := &Client{conn: nc, pending: map[string]chan *Response{}, progress: map[string]func(client.Progress){}, done: make(chan struct{}), evReady: make(chan struct{}, 1)}
 	go c.read()
-	return c, nil
+	return c
 }
 
 // Close ends the connection.

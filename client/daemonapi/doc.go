@@ -11,6 +11,10 @@
 // and errors. docs/daemon.md describes the methods, events and error
 // codes.
 //
+// The web client serves the same API inside the browser, over a
+// PipeListener, to its page: without a profile directory, and so
+// without the methods that read or write files.
+//
 // The socket (SocketFile) is created with mode 0600 in the profile
 // directory, which the CLI creates with mode 0700; on Linux the server
 // also refuses connections from processes of another user (SO_PEERCRED).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"time"
@@ -35,9 +36,18 @@ func sendResult(msg *client.Message, err error) (any, error) {
 	return SendResult{Message: NewMessage(msg)}, nil
 }
 
+// noFiles is the error of a file method on a server without a profile
+// directory (the web client's): it has no file system to read or write.
+func noFiles(method string) *Error {
+	return &Error{Code: CodeMethodNotFound, Message: fmt.Sprintf("method not offered: %q (this server has no file system)", method)}
+}
+
 // sendFile sends the file at an absolute path: the daemon reads it with
 // its own rights, which are those of the caller (checkPeer).
 func sendFile(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	if s.dir == "" {
+		return nil, noFiles("send_file")
+	}
 	var p SendFileParams
 	if err := decode(params, &p); err != nil {
 		return nil, err
@@ -60,6 +70,9 @@ func sendFile(ctx context.Context, s *Server, c *conn, params json.RawMessage) (
 
 // download writes an attachment to an absolute path.
 func download(ctx context.Context, s *Server, c *conn, params json.RawMessage) (any, error) {
+	if s.dir == "" {
+		return nil, noFiles("download")
+	}
 	var p DownloadParams
 	if err := decode(params, &p); err != nil {
 		return nil, err

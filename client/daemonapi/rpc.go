@@ -162,6 +162,11 @@ func kindOf(err error) string {
 	return "failure"
 }
 
+// ErrorOf converts an error of the SDK to the error the server answers
+// for it: Data.Kind names its kind (docs/daemon.md, "Errors"). It serves
+// bridges that offer the SDK with the same errors outside JSON-RPC.
+func ErrorOf(err error) *Error { return toError(err) }
+
 // toError converts an error of a method to a JSON-RPC error.
 func toError(err error) *Error {
 	var e *Error

@@ -41,7 +41,9 @@ type Server struct {
 }
 
 // NewServer returns a server of c, whose profile directory is dir.
-// logger may be nil.
+// logger may be nil. dir is empty for a client without one (the web
+// client's, whose store is in the browser): the server then offers no
+// file methods (send_file, download), as it has no file system.
 func NewServer(c *client.Client, dir string, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -20,10 +20,9 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-)
 
-// chromium is the browser the IndexedDB tests run in.
-const chromium = "/usr/bin/chromium"
+	"github.com/parley-chat/parley/internal/browsertest"
+)
 
 // testPage runs the wasm test binary with the arguments in its URL's
 // query (one "arg" each) and logs its exit code.
@@ -49,12 +48,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the build of the wasm test binary and its run in Chromium")
 	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s is missing (apt-get install chromium); CI=true makes this a failure", chromium)
-		}
-		t.Fatalf("%s is missing under CI: %v", chromium, err)
-	}
+	chromium := browsertest.Chromium(t)
 	dir := t.TempDir()
 	wasm := filepath.Join(dir, "kvstore.test.wasm")
 	build := exec.Command("go", "test", "-c", "-o", wasm, ".")
@@ -88,19 +82,7 @@ func TestBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	}
+	opts := browsertest.Flags(chromium, filepath.Join(dir, "profile"))
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)

@@ -330,7 +330,7 @@
       if (!f) throw fail("unknown_attachment", "unknown attachment " + id);
       return { data: f.make(), name: f.name, type: f.type };
     },
-    qr: (text) => png(text),
+    qr: (data) => png(typeof data === "string" ? data : String.fromCharCode(...data)),
     close: () => undefined,
   };
 })();

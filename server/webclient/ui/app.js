@@ -1402,10 +1402,19 @@
     return out;
   }
 
+  // hexBytes decodes a hex string, or returns null.
+  function hexBytes(hex) {
+    if (typeof hex !== "string" || !/^(?:[0-9a-f]{2})+$/i.test(hex)) return null;
+    return Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
+  }
+
   function qrImage(sn) {
-    if (!sn.qr || typeof globalThis.parley.qr !== "function") return null;
+    const payload = hexBytes(sn.qr_payload);
+    if (!payload || typeof globalThis.parley.qr !== "function") return null;
     try {
-      const png = globalThis.parley.qr(sn.qr);
+      // The QR code carries the payload's bytes, which another device's
+      // scanner compares (the qr field is the code drawn for a terminal).
+      const png = globalThis.parley.qr(payload);
       const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
       const img = h("img", { class: "qr", alt: "QR code of the safety number", testid: "safety-qr", src: url });
       img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });

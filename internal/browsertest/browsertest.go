@@ -1,0 +1,361 @@
+// Package browsertest drives Debian's headless Chromium for the tests of
+// the web client, over the DevTools protocol (chromedp): a browser with
+// its own profile directory, tabs that record the page's script errors
+// and Content-Security-Policy violations, and the steps a test takes as a
+// person would (click, type, press Enter, download), each bounded in time
+// and waiting on the page's state, never on sleeps.
+//
+// Chromium comes from Debian's chromium package, which scripts/test
+// installs; PARLEY_CHROMIUM names another executable. Without it, tests
+// skip, or fail under CI=true.
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/chromedp"
+)
+
+// Timeout bounds each step of a Page.
+const Timeout = 90 * time.Second
+
+// Chromium returns the path of the Chromium executable: PARLEY_CHROMIUM,
+// else /usr/bin/chromium, else chromium on the PATH. Without one the test
+// is skipped, or fails when CI=true.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PARLEY_CHROMIUM"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is missing (scripts/test installs it)")
+	}
+	t.Skip("chromium is missing: apt-get install chromium, or set PARLEY_CHROMIUM")
+	return ""
+}
+
+// Flags are the Chromium flags the tests run with: headless, without
+// the sandbox (tests may run as root), and without the background
+// connections that this machine's closed network refuses.
+func Flags(exec, userDataDir string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exec),
+		chromedp.UserDataDir(userDataDir),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 800),
+	}
+}
+
+// Browser is one Chromium process.
+type Browser struct {
+	t    testing.TB
+	ctx  context.Context
+	stop func()
+}
+
+// Start starts Chromium with the profile directory dir (a new one when
+// empty); it stops when the test ends, or at Close.
+func Start(t testing.TB, dir string) *Browser {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), Flags(Chromium(t), dir)...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &Browser{t: t, ctx: ctx, stop: func() { cancel(); cancelAlloc() }}
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, without a deadline
+		b.stop()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Close stops the browser; its profile directory stays.
+func (b *Browser) Close() { b.stop() }
+
+// Page is one tab, with the script errors of its page.
+type Page struct {
+	t    testing.TB
+	ctx  context.Context
+	name string
+	// Out is where Shot saves screenshots (besides the artifact directory).
+	Out  string
+	mu   sync.Mutex
+	errs []string
+	log  []string
+	// ignore are the texts of console messages that the test expects.
+	ignore []string
+	done   chan struct{}
+}
+
+// NewPage opens a tab of w×h pixels for the test t, named name (for screenshots and
+// errors). It records the page's exceptions, console errors and
+// Content-Security-Policy violations, and fails the test with them when
+// the test ends; failed loads (network errors) are not errors. Its
+// console is logged when the test fails.
+func (b *Browser) NewPage(t testing.TB, name string, w, h int64) *Page {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	p := &Page{t: t, ctx: ctx, name: name, done: make(chan struct{})}
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		defer close(p.done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			p.record(m)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, e := range p.errs {
+			t.Errorf("%s: page: %s", name, e)
+		}
+		if t.Failed() {
+			t.Logf("%s: console:\n%s", name, strings.Join(p.log, "\n"))
+		}
+	})
+	p.Run(chromedp.EmulateViewport(w, h))
+	return p
+}
+
+// record keeps a console message, and an error the test did not expect.
+func (p *Page) record(m chromedp.ConsoleMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.log = append(p.log, m.String())
+	for _, s := range p.ignore {
+		if strings.Contains(m.Text, s) {
+			return
+		}
+	}
+	if m.IsException() || strings.Contains(m.Text, "Content Security Policy") || (m.Type == chromedp.ConsoleError && m.Source != "network") {
+		p.errs = append(p.errs, m.String())
+	}
+}
+
+// Ignore makes console messages that contain s no errors.
+func (p *Page) Ignore(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ignore = append(p.ignore, s)
+}
+
+// Context is the tab's context, for actions this package does not offer.
+func (p *Page) Context() context.Context { return p.ctx }
+
+// Run runs actions within Timeout, failing the test (with a screenshot)
+// if they fail.
+func (p *Page) Run(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.Shot("failed")
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+// Eval evaluates a JavaScript expression and returns its value.
+func Eval[T any](p *Page, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("%s: evaluate %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// Shot saves a PNG of the viewport as NAME-SHOT.png in the test's
+// artifact directory (kept by go test -artifacts) and in Out when set.
+func (p *Page) Shot(shot string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Logf("%s: screenshot %s: %v", p.name, shot, err)
+		return
+	}
+	dirs := []string{}
+	if t, ok := p.t.(*testing.T); ok {
+		dirs = append(dirs, t.ArtifactDir())
+	}
+	if p.Out != "" {
+		dirs = append(dirs, p.Out)
+	}
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, p.name+"-"+shot+".png"), buf, 0o644); err != nil {
+			p.t.Logf("%s: screenshot %s: %v", p.name, shot, err)
+		}
+	}
+}
+
+// Until waits until the JavaScript expression is true, re-evaluating it
+// on every change of the page.
+func (p *Page) Until(expr string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(Timeout-time.Second))); err != nil {
+		p.Shot("failed")
+		p.t.Fatalf("%s: waiting for %s: %v", p.name, expr, err)
+	}
+}
+
+// Open navigates to url.
+func (p *Page) Open(url string) {
+	p.t.Helper()
+	p.Run(chromedp.Navigate(url))
+}
+
+// Click clicks the element sel once it is visible.
+func (p *Page) Click(sel string) {
+	p.t.Helper()
+	p.Run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// Keys types s into the element sel.
+func (p *Page) Keys(sel, s string) {
+	p.t.Helper()
+	p.Run(chromedp.SendKeys(chromedp.CSS(sel), s))
+}
+
+// Enter presses Enter in the element sel as a keyboard does: the page
+// sees keydown and keyup. (SendKeys "\r" also sends the character, which
+// the page's preventDefault on keydown would have suppressed.)
+func (p *Page) Enter(sel string) {
+	p.t.Helper()
+	p.Run(chromedp.Focus(chromedp.CSS(sel)), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// Set replaces the value of the input sel, as typing would.
+func (p *Page) Set(sel, s string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(e => { e.value = %q; e.dispatchEvent(new Event("input")) })(document.querySelector(%q))`, s, sel))
+}
+
+// ClickLast clicks the last element that matches sel.
+func (p *Page) ClickLast(sel string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`[...document.querySelectorAll(%q)].pop().click()`, sel))
+}
+
+// Choose selects the option of value v in the select sel.
+func (p *Page) Choose(sel, v string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(e => { e.value = %q; e.dispatchEvent(new Event("change")) })(document.querySelector(%q))`, v, sel))
+}
+
+func (p *Page) eval(expr string) {
+	p.t.Helper()
+	p.Run(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](expr)(ctx, t)
+		return err
+	}))
+}
+
+// Upload sets the files of the file input sel.
+func (p *Page) Upload(sel string, files ...string) {
+	p.t.Helper()
+	p.Run(chromedp.SetUploadFiles(chromedp.CSS(sel), files))
+}
+
+// Download clicks the download button sel and returns the file named
+// name that the browser saved.
+func (p *Page) Download(sel, name string) []byte {
+	p.t.Helper()
+	dir := p.t.TempDir()
+	events := true
+	if _, err := chromedp.CallBrowser(p.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir, EventsEnabled: &events,
+	}); err != nil {
+		p.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	progress := chromedp.BrowserEvents(ctx, browser.DownloadProgress)
+	p.Click(sel)
+	for ev, err := range progress {
+		if err != nil {
+			p.t.Fatalf("%s: download %s: %v", p.name, name, err)
+		}
+		if ev.State == browser.DownloadProgressStateCanceled {
+			p.t.Fatalf("%s: download %s: canceled", p.name, name)
+		}
+		if ev.State == browser.DownloadProgressStateCompleted {
+			break
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return b
+}
+
+// Dark makes the page prefer the dark colour scheme.
+func (p *Page) Dark() {
+	p.t.Helper()
+	if _, err := chromedp.Call(p.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// HasText is an expression: an element that matches sel contains s.
+func HasText(sel, s string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.textContent.includes(%q))`, sel, s)
+}
