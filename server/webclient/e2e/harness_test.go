@@ -16,11 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
+	"github.com/parley-chat/parley/internal/browsertest"
 )
-
-// chromium is Debian's Chromium, which scripts/test installs.
-const chromium = "/usr/bin/chromium"
 
 // binaries are built once per test process.
 var binaries struct {
@@ -48,12 +45,7 @@ func build(t *testing.T) (parleyd, cli string) {
 	if testing.Short() {
 		t.Skip("builds the web client and runs it in Chromium")
 	}
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (scripts/test installs it)", chromium)
-		}
-		t.Skipf("%s is missing: apt-get install chromium", chromium)
-	}
+	browsertest.Chromium(t)
 	root := repoRoot(t)
 	binaries.once.Do(func() {
 		binaries.dir, binaries.err = os.MkdirTemp("", "parley-e2e-")
@@ -100,8 +92,8 @@ type server struct {
 }
 
 var (
-	urlRE    = regexp.MustCompile(`listening on (https?://\S+)`)
-	inviteRE = regexp.MustCompile(`admin invite: (\S+)`)
+	urlRE         = regexp.MustCompile(`listening on (https?://\S+)`)
+	adminInviteRE = regexp.MustCompile(`admin invite: (\S+)`)
 )
 
 // startServer starts parleyd with a new data directory and waits until
@@ -136,7 +128,7 @@ func startServer(t *testing.T, bin string) *server {
 		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
 			s.url = m[1]
 		}
-		if m := inviteRE.FindStringSubmatch(sc.Text()); m != nil {
+		if m := adminInviteRE.FindStringSubmatch(sc.Text()); m != nil {
 			s.invite = m[1]
 		}
 	}
@@ -206,93 +198,4 @@ func (u *cliUser) run(args ...string) string {
 		u.t.Fatalf("parley %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
-}
-
-// browser is one headless Chromium with its own profile directory, so
-// that each browser user has its own IndexedDB.
-type browser struct {
-	t       *testing.T
-	name    string
-	ctx     context.Context
-	console *lockedBuffer
-}
-
-// newBrowser starts Chromium for one user; everything stops when the
-// test ends.
-func newBrowser(t *testing.T, name string) *browser {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-"+name)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 800),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	b := &browser{t: t, name: name, ctx: ctx, console: &lockedBuffer{}}
-	if err := chromedp.Do(ctx); err != nil { // starts the browser, without a deadline
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium for %s: %v", name, err)
-	}
-	messages := chromedp.Console(ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(b.console, "%s\n", m)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		if t.Failed() {
-			t.Logf("%s's browser console:\n%s", name, b.console.String())
-		}
-	})
-	return b
-}
-
-// run runs actions with a deadline, failing the test with what step
-// was under way.
-func (b *browser) run(step string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.screenshot("failed-" + step)
-		b.t.Fatalf("%s: %s: %v", b.name, step, err)
-	}
-}
-
-// screenshot saves a PNG of the page in the test's artifact directory
-// (go test -artifacts keeps it), and in $PARLEY_WEB_SCREENSHOTS when
-// set (docs/web.md's pictures are made so).
-func (b *browser) screenshot(name string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	dirs := []string{b.t.ArtifactDir()}
-	if d := os.Getenv("PARLEY_WEB_SCREENSHOTS"); d != "" {
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
-		if err := os.WriteFile(filepath.Join(d, b.name+"-"+name+".png"), png, 0o644); err != nil {
-			b.t.Logf("screenshot %s: %v", name, err)
-		}
-	}
 }

@@ -1,0 +1,279 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/browsertest"
+)
+
+// sel is the CSS selector of the elements with a data-testid
+// (docs/web.md, "Test hooks").
+func sel(testid string) string { return fmt.Sprintf("[data-testid=%q]", testid) }
+
+// messageWith is the selector of the message whose id the page found for
+// a text (see messageID).
+func messageWith(id string) string { return fmt.Sprintf("[data-testid=message][data-id=%q]", id) }
+
+// webUser is a person in a browser: a Chromium with its own profile
+// directory (so its own IndexedDB), which can be closed and started again
+// on the same directory.
+type webUser struct {
+	t    *testing.T
+	name string
+	dir  string
+	url  string
+	b    *browsertest.Browser
+	p    *browsertest.Page
+	// origins are the origins of every request the page made.
+	mu      sync.Mutex
+	origins map[string]bool
+}
+
+func newWebUser(t *testing.T, name, url string) *webUser {
+	u := &webUser{t: t, name: name, dir: filepath.Join(t.TempDir(), "chromium-"+name), url: url, origins: map[string]bool{}}
+	u.start()
+	return u
+}
+
+// start starts the browser on the user's profile directory with one tab.
+func (u *webUser) start() {
+	u.t.Helper()
+	u.b = browsertest.Start(u.t, u.dir)
+	u.p = u.b.NewPage(u.t, u.name, 1280, 800)
+	u.p.Out = os.Getenv("PARLEY_WEB_SCREENSHOTS")
+	ctx := u.p.Context()
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		u.t.Fatal(err)
+	}
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
+	go func() {
+		for ev, err := range requests {
+			if err != nil {
+				return
+			}
+			u.mu.Lock()
+			u.origins[origin(ev.Request.URL)] = true
+			u.mu.Unlock()
+		}
+	}()
+}
+
+// stop closes the browser, as a person quits it.
+func (u *webUser) stop() { u.b.Close() }
+
+// origin is scheme://host[:port] of a URL; data: and blob: URLs are
+// their own scheme.
+func origin(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		s, _, _ := strings.Cut(url, ":")
+		return s + ":"
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	return scheme + "://" + host
+}
+
+// checkOrigins fails the test if the page asked for anything outside its
+// own origin (blob: URLs of its own decrypted files and data: URLs
+// aside).
+func (u *webUser) checkOrigins() {
+	u.t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	own := origin(u.url)
+	ws := "ws" + strings.TrimPrefix(own, "http")
+	for o := range u.origins {
+		if o != own && o != ws && o != "blob:" && o != "data:" {
+			u.t.Errorf("%s's page asked %s, another origin than %s", u.name, o, own)
+		}
+	}
+}
+
+// register opens an invite link in the browser and registers.
+func (u *webUser) register(link string) {
+	u.t.Helper()
+	u.p.Open(link)
+	u.p.Until(fmt.Sprintf(`document.querySelector(%q)?.value.length > 0`, sel("register-invite")))
+	u.p.Shot("register")
+	u.p.Keys(sel("register-name"), u.name)
+	u.p.Click(sel("register-submit"))
+	u.waitConnected()
+}
+
+// waitConnected waits for the list and the connected state.
+func (u *webUser) waitConnected() {
+	u.t.Helper()
+	u.p.Until(fmt.Sprintf(`document.querySelector('%s[data-state=connected]') && document.querySelector(%q)`, sel("connection"), sel("conv-list")))
+}
+
+// open opens the conversation titled title from the list.
+func (u *webUser) open(title string) {
+	u.t.Helper()
+	u.p.Until(browsertest.HasText(sel("conv-name"), title))
+	u.p.Run(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`[...document.querySelectorAll(%q)].find(e => e.querySelector(%q)?.textContent.includes(%q)).click()`,
+			sel("conv-item"), sel("conv-name"), title))(ctx, t)
+		return err
+	}))
+	u.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes(%q)`, sel("conv-title"), title))
+}
+
+// waitMessage waits for a message with text and returns its id.
+func (u *webUser) waitMessage(text string) string {
+	u.t.Helper()
+	u.p.Until(browsertest.HasText(sel("message-text"), text))
+	return browsertest.Eval[string](u.p, fmt.Sprintf(
+		`[...document.querySelectorAll(%q)].find(e => e.querySelector(%q)?.textContent.includes(%q)).dataset.id`,
+		sel("message"), sel("message-text"), text))
+}
+
+// send types text in the composer and presses Enter.
+func (u *webUser) send(text string) {
+	u.t.Helper()
+	u.p.Keys(sel("composer-input"), text)
+	u.p.Enter(sel("composer-input"))
+}
+
+// inviteRE finds the invite link that parley invite create prints.
+var inviteRE = regexp.MustCompile(`(https?://\S*#invite=\S+)`)
+
+// TestWebClient: two people in browsers and one on the CLI chat through
+// a real parleyd: the browsers register from an invite link, the CLI
+// user puts them in a group, and they exchange messages, a reply, a
+// reaction and a file, verify each other's safety numbers, reload, and
+// catch up after being away. The pages load nothing from another origin.
+func TestWebClient(t *testing.T) {
+	parleyd, cliBin := build(t)
+	srv := startServer(t, parleyd)
+
+	carol := newCLIUser(t, cliBin)
+	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
+	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "2"))
+	if m == nil {
+		t.Fatal("parley invite create printed no invite link")
+	}
+	link := m[1]
+	if !strings.HasPrefix(link, srv.url) {
+		t.Fatalf("invite link %s is not on the server %s", link, srv.url)
+	}
+
+	alice := newWebUser(t, "alice", srv.url)
+	bob := newWebUser(t, "bob", srv.url)
+	alice.register(link)
+	bob.register(link)
+	alice.p.Shot("list-empty")
+
+	carol.run("group", "create", "team", "--members", "alice,bob")
+	carol.run("send", "team", "hello from carol")
+
+	alice.open("team")
+	carolMsg := alice.waitMessage("hello from carol")
+	bob.open("team")
+	bob.waitMessage("hello from carol")
+
+	// A message from a browser reaches the other browser and the CLI.
+	alice.send("hi from alice")
+	aliceMsg := bob.waitMessage("hi from alice")
+	carol.waitRead("team", "hi from alice")
+
+	// A reply, shown with its quote.
+	bob.p.Click(messageWith(aliceMsg) + " " + sel("reply"))
+	bob.p.Until(fmt.Sprintf(`!document.querySelector(%q).hidden`, sel("composer-mode")))
+	bob.send("reply from bob")
+	replyMsg := alice.waitMessage("reply from bob")
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes("hi from alice")`, messageWith(replyMsg)+" "+sel("message-quote")))
+
+	// A reaction, seen by the other browser.
+	bob.p.Click(messageWith(carolMsg) + " " + sel("react"))
+	bob.p.Click(sel("react-choice") + `[data-emoji="👍"]`)
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)`, messageWith(carolMsg)+" "+sel("reaction")+`[data-emoji="👍"]`))
+
+	// A file, uploaded by one browser and downloaded by the other.
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	want := []byte("the plan, in plain text\n")
+	if err := os.WriteFile(file, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice.p.Upload(sel("file-input"), file)
+	bob.p.Until(browsertest.HasText(sel("attachment-name"), "notes.txt"))
+	fileMsg := browsertest.Eval[string](bob.p, fmt.Sprintf(
+		`[...document.querySelectorAll(%q)].find(e => e.querySelector(%q)?.textContent.includes("notes.txt")).dataset.id`,
+		sel("message"), sel("attachment-name")))
+	if got := bob.p.Download(messageWith(fileMsg)+" "+sel("download"), "notes.txt"); string(got) != string(want) {
+		t.Errorf("bob downloaded %q, want %q", got, want)
+	}
+	alice.p.Shot("conversation")
+	carol.waitRead("team", "notes.txt")
+
+	// Safety numbers: both browsers show the same digits for each other,
+	// and marking verified shows.
+	aliceDigits := alice.safetyNumber("bob")
+	bobDigits := bob.safetyNumber("alice")
+	if aliceDigits == "" || aliceDigits != bobDigits {
+		t.Errorf("safety numbers differ: alice sees %q for bob, bob sees %q for alice", aliceDigits, bobDigits)
+	}
+	alice.p.Shot("safety-number")
+	alice.p.Click(sel("verify-mark"))
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)`, sel("verified")))
+
+	// A reload keeps the profile and the history (IndexedDB).
+	bob.p.Run(chromedp.Reload())
+	bob.waitConnected()
+	bob.open("team")
+	bob.waitMessage("reply from bob")
+	bob.p.Until(browsertest.HasText(sel("attachment-name"), "notes.txt"))
+
+	// Away: bob quits the browser; what is sent meanwhile arrives when he
+	// comes back.
+	bob.checkOrigins()
+	bob.stop()
+	carol.run("send", "team", "while bob was away")
+	alice.waitMessage("while bob was away")
+	bob.start()
+	bob.p.Open(srv.url + "/")
+	bob.waitConnected()
+	bob.open("team")
+	bob.waitMessage("while bob was away")
+	bob.p.Shot("caught-up")
+
+	alice.checkOrigins()
+	bob.checkOrigins()
+}
+
+// safetyNumber opens the members panel, asks for user's safety number
+// and returns its digits as shown.
+func (u *webUser) safetyNumber(user string) string {
+	u.t.Helper()
+	u.p.Click(sel("members-toggle"))
+	u.p.Click(fmt.Sprintf(`%s[data-user=%q]`, sel("member-verify"), user))
+	u.p.Until(fmt.Sprintf(`document.querySelectorAll(%q).length === 12 && document.querySelector(%q)`, sel("safety-group"), sel("safety-qr")))
+	return browsertest.Eval[string](u.p, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(e => e.textContent).join(" ")`, sel("safety-group")))
+}
+
+// waitRead reads conv with the CLI until a message holds text: each read
+// syncs with the server, so this waits on the server's state.
+func (u *cliUser) waitRead(conv, text string) {
+	u.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out := u.run("read", conv)
+		if strings.Contains(out, text) {
+			return
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("parley read %s: no %q within a minute:\n%s", conv, text, out)
+		}
+	}
+}
