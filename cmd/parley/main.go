@@ -26,6 +26,7 @@
 //	invite create [--uses N] [--ttl DURATION]   administrators
 //	daemon                           hold the profile and serve it on a local socket (docs/daemon.md)
 //	tui                              full-screen client; starts the daemon, which keeps running after
+//	web-hash URL [--expect HEX]      the bundle hash of the web client a server serves
 //	version
 //
 // A profile is a directory (default os.UserConfigDir()/parley/default)

@@ -78,6 +78,7 @@ func init() {
 		{"invite", "create [--uses N] [--ttl DURATION]", "create an invite link on this profile's server (administrators)", cmdInvite},
 		{"daemon", "", "hold this profile and serve it to other parley commands and bots on a local socket", cmdDaemon},
 		{"tui", "", "full-screen terminal client; starts the profile's daemon if none runs (it keeps running after)", cmdTUI},
+		{"web-hash", "URL [--expect HEX] [--fingerprint SHA256]", "print the bundle hash of the web client a server serves (parleyd prints its own at start)", cmdWebHash},
 		{"version", "", "print the version and build information", cmdVersion},
 		{"help", "[COMMAND]", "show help", cmdHelp},
 	}

@@ -111,6 +111,10 @@ type Config struct {
 	// requests must present; empty means none (keep MetricsListen on
 	// loopback or a private network then).
 	MetricsTokenFile string
+	// WebDir, when set, is a directory with the web client's page files
+	// in ui/ and its built files in dist/ (server/webclient of a
+	// checkout), served instead of the files embedded in the binary.
+	WebDir string
 	// Connections bounds connections and the time their requests take.
 	Connections ConnectionsConfig
 	// AllowedOrigins are host patterns (path.Match syntax, such as
@@ -819,6 +823,7 @@ func settings() []setting {
 		boolean("metrics", "collect Prometheus metrics (served at /metrics on metrics_listen)", func(c *Config) *bool { return &c.Metrics }),
 		str("metrics_listen", "address of the plain-HTTP metrics listener (empty: none)", func(c *Config) *string { return &c.MetricsListen }),
 		str("metrics_token_file", "file with a bearer token metrics requests must present (default none)", func(c *Config) *string { return &c.MetricsTokenFile }),
+		str("web_dir", "serve the web client from DIR/ui and DIR/dist instead of the embedded files (default: embedded)", func(c *Config) *string { return &c.WebDir }),
 		integer("connections.max", "connections open at once at most (0: derived from the open-file limit at start)", func(c *Config) *int { return &c.Connections.Max }),
 		integer("connections.max_per_addr", "connections of one client address (IPv4, or IPv6 /64) at most (0: no cap)", func(c *Config) *int { return &c.Connections.MaxPerAddr }),
 		dur("connections.header_timeout", "bound of the TLS handshake and the request headers", func(c *Config) *time.Duration { return &c.Connections.HeaderTimeout }),

@@ -33,6 +33,7 @@ import (
 	"github.com/parley-chat/parley/server/follower"
 	"github.com/parley-chat/parley/server/httpapi"
 	"github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/webclient"
 )
 
 // bootstrapInviteTTL is the lifetime of the first-start admin invite.
@@ -174,7 +175,11 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	if err != nil {
 		return usageError{fmt.Errorf("HTTP configuration: %v", err)}
 	}
-	handler := withReadiness(api, checks, log)
+	web, webFaulty, err := openWebClient(c, log)
+	if err != nil {
+		return err
+	}
+	handler := withWebClient(withReadiness(api, checks, log), web)
 
 	ln, err := listenCapped(c, api, metricsReg, log)
 	if err != nil {
@@ -220,9 +225,9 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 		}
 	}()
 
-	printStart(e.stdout, c, ln.Addr(), tlsS, startInfo{node: nodeID, store: where, blobs: blobsWhere, fanout: fanoutWhere, metrics: metrics.describe()}, invite)
+	printStart(e.stdout, c, ln.Addr(), tlsS, startInfo{node: nodeID, store: where, blobs: blobsWhere, fanout: fanoutWhere, metrics: metrics.describe(), webBundle: web.BundleHash(), webFaulty: webFaulty}, invite)
 	log.Info("parleyd started", "version", version(), "listen", ln.Addr().String(), "server_name", c.ServerName,
-		"store", where, "attachments", blobsWhere, "fanout", fanoutWhere, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", metrics.describe())
+		"store", where, "attachments", blobsWhere, "fanout", fanoutWhere, "tls", c.TLS.Mode, "open_registration", c.OpenRegistration, "metrics", metrics.describe(), "web_bundle", web.BundleHash())
 	if e.ready != nil {
 		e.ready(ln.Addr().String())
 	}
@@ -260,6 +265,45 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	wg.Wait()
 	log.Info("parleyd stopped")
 	return runErr
+}
+
+// openWebClient returns the web client's handler, on the files of
+// c.WebDir or else those embedded in the binary. Faulty files of
+// c.WebDir stop the start; faulty embedded ones (a broken build) leave
+// the server without its web client, with an error in the log.
+func openWebClient(c Config, log *slog.Logger) (web *webclient.Handler, faulty bool, err error) {
+	if c.WebDir != "" {
+		root := os.DirFS(c.WebDir)
+		ui, _ := fs.Sub(root, "ui")
+		dist, _ := fs.Sub(root, "dist")
+		h, err := webclient.New(ui, dist)
+		if err != nil {
+			return nil, false, usageError{fmt.Errorf("web_dir %s: %v", c.WebDir, err)}
+		}
+		return h, false, nil
+	}
+	h, err := webclient.New(webclient.Embedded())
+	if err != nil {
+		log.Error("the web client embedded in this binary is faulty; serving none", "err", err)
+		return webclient.NotBuilt(), true, nil
+	}
+	return h, false, nil
+}
+
+// withWebClient serves the API's paths (/v1/..., /healthz, /readyz) with
+// api and every other path with web, the web client. Every response
+// carries the web client's security headers, the API's too. The web
+// client's files are served from memory, outside the API's rate limits.
+func withWebClient(api, web http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		webclient.SetSecurityHeaders(w.Header())
+		switch p := r.URL.Path; {
+		case p == "/v1" || strings.HasPrefix(p, "/v1/") || p == "/healthz" || p == "/readyz":
+			api.ServeHTTP(w, r)
+		default:
+			web.ServeHTTP(w, r)
+		}
+	})
 }
 
 // readyCheck is a dependency /readyz checks besides the store.
@@ -457,6 +501,11 @@ func httpapiConfig(c Config) httpapi.Config {
 // startInfo describes the node's backends for the start message.
 type startInfo struct {
 	node, store, blobs, fanout, metrics string
+	// webBundle is the web client's bundle hash, "" when it is not built.
+	webBundle string
+	// webFaulty says that the embedded web client is faulty (and not
+	// served).
+	webFaulty bool
 }
 
 // printStart writes the start message on stdout: the URL, the data
@@ -479,6 +528,14 @@ func printStart(w io.Writer, c Config, addr net.Addr, t *tlsSetup, si startInfo,
 	fmt.Fprintf(w, "fanout: %s\n", si.fanout)
 	fmt.Fprintf(w, "TLS: %s\n", t.description)
 	fmt.Fprintf(w, "metrics: %s\n", si.metrics)
+	switch {
+	case si.webBundle != "":
+		fmt.Fprintf(w, "web client: %s://%s/ (bundle sha256 %s)\n", scheme, net.JoinHostPort(host, port), si.webBundle)
+	case si.webFaulty:
+		fmt.Fprintf(w, "web client: faulty build, not served (see the log)\n")
+	default:
+		fmt.Fprintf(w, "web client: not built (scripts/build-web)\n")
+	}
 	if t.fingerprint != "" {
 		fmt.Fprintf(w, "TLS certificate SHA-256 fingerprint: %s\n", t.fingerprint)
 	}
