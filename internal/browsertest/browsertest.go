@@ -251,10 +251,30 @@ func (p *Page) Open(url string) {
 	p.Run(chromedp.Navigate(url))
 }
 
-// Click clicks the element sel once it is visible.
+// Click clicks the element sel once it is visible, with the mouse. A
+// page that replaced the element between the query and the click (a
+// re-render) gets the click on the new one.
 func (p *Page) Click(sel string) {
 	p.t.Helper()
-	p.Run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		if !replaced(err) || ctx.Err() != nil {
+			p.Shot("failed")
+			p.t.Fatalf("%s: click %s: %v", p.name, sel, err)
+		}
+	}
+}
+
+// replaced tells the errors of an action on a node that the page removed
+// in the meantime.
+func replaced(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Could not find node with given id") || strings.Contains(s, "Node is detached") || strings.Contains(s, "No node with given id")
 }
 
 // Keys types s into the element sel.
