@@ -29,7 +29,7 @@ var binaries struct {
 }
 
 // repoRoot is the module's root, two levels above this package.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs("../../..")
 	if err != nil {
@@ -40,7 +40,7 @@ func repoRoot(t *testing.T) string {
 
 // build builds the web client (scripts/build-web), then parleyd, which
 // embeds it, and the parley CLI.
-func build(t *testing.T) (parleyd, cli string) {
+func build(t testing.TB) (parleyd, cli string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the web client and runs it in Chromium")
@@ -98,7 +98,7 @@ var (
 
 // startServer starts parleyd with a new data directory and waits until
 // it answers /readyz.
-func startServer(t *testing.T, bin string) *server {
+func startServer(t testing.TB, bin string) *server {
 	t.Helper()
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", "off",
 		"--data-dir", filepath.Join(t.TempDir(), "data"))
@@ -175,12 +175,12 @@ func (b *lockedBuffer) String() string {
 
 // cliUser runs parley commands on one profile.
 type cliUser struct {
-	t   *testing.T
+	t   testing.TB
 	bin string
 	dir string
 }
 
-func newCLIUser(t *testing.T, bin string) *cliUser {
+func newCLIUser(t testing.TB, bin string) *cliUser {
 	return &cliUser{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "profile")}
 }
 

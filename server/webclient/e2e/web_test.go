@@ -29,7 +29,7 @@ func messageWith(id string) string { return fmt.Sprintf("[data-testid=message][d
 // directory (so its own IndexedDB), which can be closed and started again
 // on the same directory.
 type webUser struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	dir  string
 	url  string
@@ -40,7 +40,7 @@ type webUser struct {
 	origins map[string]bool
 }
 
-func newWebUser(t *testing.T, name, url string) *webUser {
+func newWebUser(t testing.TB, name, url string) *webUser {
 	u := &webUser{t: t, name: name, dir: filepath.Join(t.TempDir(), "chromium-"+name), url: url, origins: map[string]bool{}}
 	u.start()
 	return u
@@ -227,10 +227,56 @@ func TestWebClient(t *testing.T) {
 	alice.p.Shot("safety-number")
 	alice.p.Click(sel("verify-mark"))
 	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)`, sel("verified")))
+	alice.p.Click(sel("panel-close"))
+	bob.p.Click(sel("panel-close"))
 
-	// A reload keeps the profile and the history (IndexedDB).
+	// Edit and delete, seen by the other browser.
+	alice.send("a typo hree")
+	typo := bob.waitMessage("a typo hree")
+	alice.p.Click(messageWith(typo) + " " + sel("edit"))
+	alice.p.Set(sel("composer-input"), "a typo here")
+	alice.p.Enter(sel("composer-input"))
+	bob.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "a typo here" && document.querySelector(%q)`,
+		messageWith(typo)+" "+sel("message-text"), messageWith(typo)+" "+sel("message-edited")))
+	alice.p.Click(messageWith(typo) + " " + sel("delete"))
+	alice.p.Click(sel("delete-dialog") + " " + sel("dialog-submit"))
+	bob.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent === "Message deleted"`, messageWith(typo)+" "+sel("message-text")))
+
+	// A group made in the browser: created, renamed, a member removed;
+	// the CLI user sees the changes.
+	alice.p.Click(sel("new-group"))
+	alice.p.Keys(sel("dialog-title"), "pair")
+	alice.p.Keys(sel("dialog-members"), "bob carol")
+	alice.p.Click(sel("new-group-dialog") + " " + sel("dialog-submit"))
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes("pair")`, sel("conv-title")))
+	bob.p.Until(browsertest.HasText(sel("conv-name"), "pair"))
+	alice.p.Click(sel("members-toggle"))
+	alice.p.Click(sel("conv-rename"))
+	alice.p.Set(sel("dialog-text"), "pair of us")
+	alice.p.Click(sel("rename-dialog") + " " + sel("dialog-submit"))
+	bob.p.Until(browsertest.HasText(sel("conv-name"), "pair of us"))
+	carol.run("read") // joins the group
+	if out := carol.run("read", "pair of us"); !strings.Contains(out, "pair of us") {
+		t.Errorf("carol's read of the renamed group:\n%s", out)
+	}
+	alice.p.Click(fmt.Sprintf(`%s[data-user="carol"]`, sel("member-remove")))
+	alice.p.Click(sel("remove-dialog") + " " + sel("dialog-submit"))
+	alice.p.Until(fmt.Sprintf(`!document.querySelector('%s[data-user="carol"]')`, sel("member")))
+	alice.p.Shot("members")
+	alice.p.Click(sel("panel-close"))
+	bob.open("pair of us")
+	bob.p.Until(browsertest.HasText(sel("system-line"), "carol"))
+	if out := carol.run("read", "pair of us"); !strings.Contains(out, "removed") {
+		t.Errorf("carol's read of the group she was removed from:\n%s", out)
+	}
+	bob.open("team")
+	alice.open("team")
+
+	// A reload keeps the profile and the history (IndexedDB); the service
+	// worker installed at the first load now controls the page.
 	bob.p.Run(chromedp.Reload())
 	bob.waitConnected()
+	bob.p.Until(`navigator.serviceWorker.controller !== null`)
 	bob.open("team")
 	bob.waitMessage("reply from bob")
 	bob.p.Until(browsertest.HasText(sel("attachment-name"), "notes.txt"))

@@ -1,0 +1,150 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/daemonapi"
+	"github.com/parley-chat/parley/internal/browsertest"
+)
+
+// BenchmarkWebClient measures what a person waits for in the browser,
+// on a real parleyd on loopback:
+//
+//   - first-load: a browser that never saw the server opens it, until the
+//     registration form is usable (the page's "parley-usable" mark);
+//   - reload: a registered profile reloads, until its conversation list is
+//     usable;
+//   - receive-100: a registered profile that was away while 100 messages
+//     came comes back, until the last of them is shown in the open
+//     conversation; per-msg-ms is (that time − reload)/100, the cost of
+//     fetching, decrypting, storing and showing one message.
+//
+// Run it with: go test -run '^$' -bench WebClient -benchtime 5x ./server/webclient/e2e
+func BenchmarkWebClient(b *testing.B) {
+	parleyd, cliBin := build(b)
+	srv := startServer(b, parleyd)
+	carol := newCLIUser(b, cliBin)
+	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
+	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "100"))
+	if m == nil {
+		b.Fatal("parley invite create printed no invite link")
+	}
+	link := m[1]
+
+	b.Run("first-load", func(b *testing.B) {
+		var total time.Duration
+		for range b.N {
+			u := newWebUser(b, "first", srv.url)
+			u.p.Open(srv.url + "/")
+			total += usable(u.p)
+			u.stop()
+		}
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/load")
+	})
+
+	alice := newWebUser(b, "alice", srv.url)
+	alice.register(link)
+	carol.run("group", "create", "team", "--members", "alice")
+	carol.run("send", "team", "hello")
+	alice.open("team")
+	alice.waitMessage("hello")
+
+	var reload time.Duration
+	b.Run("reload", func(b *testing.B) {
+		var total time.Duration
+		for range b.N {
+			alice.p.Run(chromedp.Reload())
+			total += usable(alice.p)
+			alice.waitConnected()
+		}
+		reload = total / time.Duration(b.N)
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/reload")
+	})
+
+	dc := startDaemon(b, cliBin, carol.dir)
+	ctx := context.Background()
+	convs, err := dc.Conversations(ctx)
+	if err != nil || len(convs) != 1 {
+		b.Fatalf("carol's conversations: %v, %v", convs, err)
+	}
+	conv := convs[0].ID
+	b.Run("receive-100", func(b *testing.B) {
+		const n = 100
+		var total time.Duration
+		for i := range b.N {
+			alice.stop()
+			for j := range n {
+				if _, err := dc.Send(ctx, conv, fmt.Sprintf("burst %d message %d", i, j), client.SendOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			alice.start()
+			alice.p.Open(fmt.Sprintf("%s/#c=%d", srv.url, conv))
+			last := fmt.Sprintf("burst %d message %d", i, n-1)
+			alice.p.Until(browsertest.HasText(sel("message-text"), last))
+			total += time.Duration(browsertest.Eval[float64](alice.p, "performance.now()") * float64(time.Millisecond))
+		}
+		per := total/time.Duration(b.N) - reload
+		b.ReportMetric(float64((total / time.Duration(b.N)).Milliseconds()), "ms/catch-up")
+		b.ReportMetric(float64(per.Microseconds())/1000/n, "per-msg-ms")
+	})
+	alice.checkOrigins()
+}
+
+// usable waits for the page's "parley-usable" mark and returns its time
+// since the navigation started.
+func usable(p *browsertest.Page) time.Duration {
+	p.Until(`performance.getEntriesByName("parley-usable").length > 0`)
+	ms := browsertest.Eval[float64](p, `performance.getEntriesByName("parley-usable")[0].startTime`)
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// startDaemon runs parley daemon on a profile until the benchmark ends
+// and returns a client of its API.
+func startDaemon(tb testing.TB, bin, dir string) *daemonapi.Client {
+	tb.Helper()
+	cmd := exec.Command(bin, "--dir", dir, "daemon")
+	cmd.Env = append(os.Environ(), "PARLEY_PASSPHRASE=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start parley daemon: %v", err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	// The daemon says on stderr when its socket accepts connections.
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "daemon serving profile") {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dc, err := daemonapi.Dial(ctx, dir)
+			if err != nil {
+				tb.Fatalf("dial the daemon: %v", err)
+			}
+			tb.Cleanup(func() { dc.Close() })
+			return dc
+		}
+	}
+	tb.Fatalf("parley daemon exited before serving: %v", cmd.Wait())
+	return nil
+}
+
