@@ -147,4 +147,3 @@ func startDaemon(tb testing.TB, bin, dir string) *daemonapi.Client {
 	tb.Fatalf("parley daemon exited before serving: %v", cmd.Wait())
 	return nil
 }
-
