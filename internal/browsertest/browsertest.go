@@ -81,13 +81,14 @@ type Browser struct {
 }
 
 // Start starts Chromium with the profile directory dir (a new one when
-// empty); it stops when the test ends, or at Close.
-func Start(t testing.TB, dir string) *Browser {
+// empty) and the extra options; it stops when the test ends, or at
+// Close.
+func Start(t testing.TB, dir string, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), Flags(Chromium(t), dir)...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(Flags(Chromium(t), dir), extra...)...)
 	ctx, cancel := chromedp.NewContext(actx)
 	b := &Browser{t: t, ctx: ctx, stop: func() { cancel(); cancelAlloc() }}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser, without a deadline

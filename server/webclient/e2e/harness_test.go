@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,24 +84,34 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is a parleyd process serving plain HTTP on loopback, which
-// browsers treat as a secure context like https.
+// server is a parleyd process on loopback: plain HTTP, which browsers
+// treat as a secure context like https, or https with parleyd's
+// self-signed certificate.
 type server struct {
-	url    string
-	invite string // the first start's admin invite
-	log    *bytes.Buffer
+	url         string
+	fingerprint string // the self-signed certificate's, when there is one
+	invite      string // the first start's admin invite
+	log         *bytes.Buffer
 }
 
 var (
 	urlRE         = regexp.MustCompile(`listening on (https?://\S+)`)
 	adminInviteRE = regexp.MustCompile(`admin invite: (\S+)`)
+	fingerprintRE = regexp.MustCompile(`TLS certificate SHA-256 fingerprint: ([0-9a-f]{64})`)
 )
 
-// startServer starts parleyd with a new data directory and waits until
-// it answers /readyz.
+// startServer starts parleyd serving plain HTTP with a new data
+// directory and waits until it answers /readyz.
 func startServer(t testing.TB, bin string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", "off",
+	return startServerTLS(t, bin, "off")
+}
+
+// startServerTLS is startServer with the TLS mode tls ("off" or
+// "self-signed").
+func startServerTLS(t testing.TB, bin, tlsMode string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", tlsMode,
 		"--data-dir", filepath.Join(t.TempDir(), "data"))
 	var log lockedBuffer
 	pr, pw := io.Pipe()
@@ -131,13 +142,17 @@ func startServer(t testing.TB, bin string) *server {
 		if m := adminInviteRE.FindStringSubmatch(sc.Text()); m != nil {
 			s.invite = m[1]
 		}
+		if m := fingerprintRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.fingerprint = m[1]
+		}
 	}
 	go io.Copy(io.Discard, pr)
 	if s.url == "" || s.invite == "" {
 		t.Fatalf("parleyd printed no URL and invite:\n%s", log.String())
 	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(s.url + "/readyz")
+		resp, err := hc.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

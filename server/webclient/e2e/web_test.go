@@ -35,13 +35,15 @@ type webUser struct {
 	url  string
 	b    *browsertest.Browser
 	p    *browsertest.Page
+	// extra are Chromium options of this user's browser.
+	extra []chromedp.ExecAllocatorOption
 	// origins are the origins of every request the page made.
 	mu      sync.Mutex
 	origins map[string]bool
 }
 
-func newWebUser(t testing.TB, name, url string) *webUser {
-	u := &webUser{t: t, name: name, dir: filepath.Join(t.TempDir(), "chromium-"+name), url: url, origins: map[string]bool{}}
+func newWebUser(t testing.TB, name, url string, extra ...chromedp.ExecAllocatorOption) *webUser {
+	u := &webUser{t: t, name: name, dir: filepath.Join(t.TempDir(), "chromium-"+name), url: url, origins: map[string]bool{}, extra: extra}
 	u.start()
 	return u
 }
@@ -49,7 +51,7 @@ func newWebUser(t testing.TB, name, url string) *webUser {
 // start starts the browser on the user's profile directory with one tab.
 func (u *webUser) start() {
 	u.t.Helper()
-	u.b = browsertest.Start(u.t, u.dir)
+	u.b = browsertest.Start(u.t, u.dir, u.extra...)
 	u.p = u.b.NewPage(u.t, u.name, 1280, 800)
 	u.p.Out = os.Getenv("PARLEY_WEB_SCREENSHOTS")
 	ctx := u.p.Context()
@@ -322,4 +324,30 @@ func (u *cliUser) waitRead(conv, text string) {
 			u.t.Fatalf("parley read %s: no %q within a minute:\n%s", conv, text, out)
 		}
 	}
+}
+
+// TestWebClientTLS: over https with parleyd's self-signed certificate
+// (which this browser is told to accept, as a person who checked the
+// fingerprint would), the page registers, connects its WebSocket (wss:,
+// allowed by the policy's connect-src 'self') and sends a message the
+// CLI reads.
+func TestWebClientTLS(t *testing.T) {
+	parleyd, cliBin := build(t)
+	srv := startServerTLS(t, parleyd, "self-signed")
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("parleyd serves %s, want https", srv.url)
+	}
+	carol := newCLIUser(t, cliBin)
+	carol.run("register", "--server", srv.url, "--fingerprint", srv.fingerprint, "--invite", srv.invite, "carol")
+	m := inviteRE.FindStringSubmatch(carol.run("invite", "create"))
+	if m == nil {
+		t.Fatal("parley invite create printed no invite link")
+	}
+	alice := newWebUser(t, "alice-tls", srv.url, chromedp.IgnoreCertErrors)
+	alice.register(m[1])
+	carol.run("chat", "new", "alice-tls")
+	alice.open("carol")
+	alice.send("over wss")
+	carol.waitRead("alice-tls", "over wss")
+	alice.checkOrigins()
 }
