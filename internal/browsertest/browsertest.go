@@ -289,10 +289,24 @@ func (p *Page) Keys(sel, s string) {
 // the page's preventDefault on keydown would have suppressed.)
 func (p *Page) Enter(sel string) {
 	p.t.Helper()
+	p.Press(sel, "Enter")
+}
+
+// keyCodes are the virtual key codes of the keys Press knows.
+var keyCodes = map[string]int64{"Enter": 13, "Tab": 9, "Escape": 27, "ArrowUp": 38, "ArrowDown": 40}
+
+// Press presses a key (Enter, Tab, Escape, ArrowUp, ArrowDown) in the
+// element sel: the page sees keydown and keyup, no character.
+func (p *Page) Press(sel, key string) {
+	p.t.Helper()
+	code, ok := keyCodes[key]
+	if !ok {
+		p.t.Fatalf("%s: press %q: not a key Press knows", p.name, key)
+	}
 	p.Run(chromedp.Focus(chromedp.CSS(sel)), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
 			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-				Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13,
+				Type: typ, Key: key, Code: key, WindowsVirtualKeyCode: code, NativeVirtualKeyCode: code,
 			}); err != nil {
 				return err
 			}

@@ -80,6 +80,10 @@ func newPage(t *testing.T, b *browsertest.Browser, base, out string, w, h int64)
 
 func (p *page) open(path string) { p.Open(p.base + path) }
 
+// do runs a JavaScript statement in the page (such as a call of
+// parleyFake's).
+func (p *page) do(expr string) { browsertest.Eval[bool](p.Page, "("+expr+", true)") }
+
 func TestUI(t *testing.T) {
 	out := os.Getenv("PARLEY_UIDEV_OUT")
 	if out == "" {
@@ -96,7 +100,7 @@ func TestUI(t *testing.T) {
 	t.Run("desktop", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 1280, 800)
 		p.open("/")
-		p.Until(`document.querySelector('[data-testid=connection][data-state=connected]') && document.querySelectorAll('[data-testid=conv-item]').length === 3`)
+		p.Until(`document.querySelector('[data-testid=connection][data-state=connected]') && document.querySelectorAll('[data-testid=conv-item]').length === 5`)
 		p.Until(`document.querySelector('[data-testid=conv-item]').dataset.conversation === "1"`) // latest activity first
 		p.Shot("desktop-list")
 
@@ -185,7 +189,7 @@ func TestUI(t *testing.T) {
 	t.Run("new-chats", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 1280, 800)
 		p.open("/")
-		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 3`)
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
 		p.Click(`[data-testid=conv-item][data-conversation="3"]`)
 		p.Until(`document.querySelectorAll('[data-testid=message]').length === 50`)
 		for _, n := range []int{100, 120} {
@@ -200,16 +204,187 @@ func TestUI(t *testing.T) {
 		p.Click(`[data-testid=new-group]`)
 		p.Keys(`[data-testid=dialog-title]`, "Lunch")
 		p.Keys(`[data-testid=dialog-members]`, "bob, carol\r")
-		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "Lunch") + ` && document.querySelectorAll('[data-testid=conv-item]').length === 4`)
+		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "Lunch") + ` && document.querySelectorAll('[data-testid=conv-item]').length === 6`)
 		p.Click(`[data-testid=new-direct]`)
 		p.Keys(`[data-testid=dialog-user]`, "erin\r")
 		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "erin"))
 	})
 
+	t.Run("roles", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
+		p.Click(`[data-testid=members-toggle]`)
+		p.Until(`document.querySelector('[data-testid=member][data-user=alice] [data-testid=member-admin]') && document.querySelectorAll('[data-testid=policy-rule]').length === 7`)
+		p.Until(`!document.querySelector('[data-testid=member][data-user=bob] [data-testid=member-admin]') && !document.querySelector('[data-testid=conv-timer]').disabled`)
+		p.Click(`[data-testid=member-role][data-user=bob]`)
+		p.Until(browsertest.HasText(`[data-testid=system-line][data-kind=role_changed]`, "alice made bob an admin") +
+			` && document.querySelector('[data-testid=member][data-user=bob] [data-testid=member-admin]')`)
+		p.Click(`[data-testid=member-role][data-user=bob][data-role=member]`)
+		p.Until(browsertest.HasText(`[data-testid=system-line][data-kind=role_changed]`, "alice made bob a member (no longer admin)") +
+			` && document.querySelector('[data-testid=member][data-user=bob][data-role=member]')`)
+		p.Choose(`[data-testid=policy-rule][data-action=add]`, "admins")
+		p.Until(browsertest.HasText(`[data-testid=system-line][data-kind=policy_changed]`, "alice changed the rules: only admins may add members, remove members"))
+		p.Until(`document.querySelector('[data-testid=policy-rule][data-action=add]').value === "admins"`)
+		p.Shot("desktop-roles")
+
+		// carol is the admin of Book club: alice sees the rules, may add
+		// but not remove, and may not change the timer.
+		p.Click(`[data-testid=conv-item][data-conversation="5"]`)
+		p.Until(`document.querySelectorAll('[data-testid=policy-value]').length === 7 && !document.querySelector('[data-testid=policy-rule]')`)
+		p.Until(browsertest.HasText(`[data-testid=policy-hint]`, "Only admins may remove members, change the timer, change roles and rules"))
+		p.Until(`document.querySelector('[data-testid=conv-timer]').disabled && document.querySelector('[data-testid=timer-reason]') && document.querySelector('[data-testid=member-add]')`)
+		p.Until(`!document.querySelector('[data-testid=member-remove]') && !document.querySelector('[data-testid=member-role]') && document.querySelector('[data-testid=member][data-user=carol] [data-testid=member-admin]')`)
+		p.Until(browsertest.HasText(`[data-testid=system-line]`, "carol changed the rules: only admins may remove members, change the timer, change roles and rules; every member may post messages, add members, rename, change the topic"))
+		p.Until(browsertest.HasText(`[data-testid=system-line]`, "carol made erin an admin"))
+		p.Shot("desktop-roles-member")
+	})
+
+	t.Run("channel", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Click(`[data-testid=conv-item][data-conversation="4"]`)
+		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "# Announcements") + ` && ` + browsertest.HasText(`[data-testid=conv-item][data-conversation="4"] [data-testid=conv-name]`, "# Announcements"))
+		p.Until(`document.querySelector('[data-testid=composer]').hidden && document.querySelector('[data-testid=composer-closed]').textContent.includes("Only admins post in this channel")`)
+		p.Until(`document.querySelector('[data-testid=conv-timer-badge]').textContent === "⏱ 1 day"`)
+		p.Until(`document.querySelectorAll('[data-testid=message-expires]').length === 2 && ` + browsertest.HasText(`[data-testid=message-expires]`, "disappears in 1"))
+		p.Until(`!document.querySelector('[data-testid=message] [data-testid=reply]')`)
+		p.Click(`[data-testid=message][data-seq="4"] [data-testid=react]`)
+		p.Click(`[data-testid=message][data-seq="4"] [data-testid=react-choice][data-emoji="🎉"]`)
+		p.Until(`document.querySelector('[data-testid=message][data-seq="4"] [data-testid=reaction][data-emoji="🎉"][aria-pressed=true]')`)
+		p.Shot("desktop-channel")
+		p.Click(`[data-testid=members-toggle]`)
+		p.Until(`document.querySelector('[data-testid=member][data-user=bob] [data-testid=member-admin]') && !document.querySelector('[data-testid=member-add]') && document.querySelector('[data-testid=conv-timer]')`)
+		p.Shot("desktop-channel-members")
+		p.Click(`[data-testid=panel-close]`)
+
+		if !browsertest.Eval[bool](p.Page, `parleyFake.expire(4, 3)`) {
+			t.Fatal("the fake has no message 3 in conversation 4")
+		}
+		p.Until(`!document.querySelector('[data-testid=message][data-seq="3"]') && document.querySelector('[data-testid=message][data-seq="4"]')`)
+
+		p.Click(`[data-testid=new-channel]`)
+		p.Keys(`[data-testid=dialog-title]`, "Releases")
+		p.Keys(`[data-testid=dialog-members]`, "bob carol\r")
+		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "# Releases") + ` && !document.querySelector('[data-testid=composer]').hidden`)
+		p.Click(`[data-testid=members-toggle]`)
+		p.Choose(`[data-testid=conv-timer]`, "86400")
+		p.Until(browsertest.HasText(`[data-testid=system-line]`, "alice set disappearing messages to 1 day") + ` && document.querySelector('[data-testid=conv-timer-badge]').textContent === "⏱ 1 day"`)
+		p.Keys(`[data-testid=composer-input]`, "version 2 is out")
+		p.Enter(`[data-testid=composer-input]`)
+		p.Until(`[...document.querySelectorAll('[data-testid=message][data-sender=alice]')].some(m => m.textContent.includes("version 2 is out") && m.querySelector('[data-testid=message-expires]'))`)
+		p.Shot("desktop-channel-admin")
+	})
+
+	t.Run("mentions", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
+		p.Until(`document.querySelector('[data-testid=message][data-seq="10"].mention')`)
+		in := `[data-testid=composer-input]`
+		p.Keys(in, "hi @")
+		p.Until(`[...document.querySelectorAll('[data-testid=mention-option]')].map(o => o.dataset.user).join() === "bob,carol"`)
+		p.Press(in, "ArrowDown")
+		p.Until(`document.querySelector('[data-testid=mention-option][aria-selected=true]').dataset.user === "carol"`)
+		p.Shot("desktop-mention-picker")
+		p.Press(in, "Enter")
+		p.Until(`document.querySelector('[data-testid=composer-input]').value === "hi @carol " && document.querySelector('[data-testid=mention-list]').hidden`)
+		p.Keys(in, "and @b")
+		p.Until(`document.querySelectorAll('[data-testid=mention-option]').length === 1`)
+		p.Press(in, "Tab")
+		p.Until(`document.querySelector('[data-testid=composer-input]').value === "hi @carol and @bob "`)
+		p.Keys(in, "@")
+		p.Until(`!document.querySelector('[data-testid=mention-list]').hidden`)
+		p.Press(in, "Escape")
+		p.Until(`document.querySelector('[data-testid=mention-list]').hidden`)
+		p.Set(in, "")
+		p.Keys(in, "@c")
+		p.Click(`[data-testid=mention-option][data-user=carol]`)
+		p.Until(`document.querySelector('[data-testid=composer-input]').value === "@carol "`)
+		p.Keys(in, "look")
+		p.Enter(in)
+		p.Until(browsertest.HasText(`[data-testid=message][data-sender=alice] [data-testid=message-text]`, "@carol look"))
+
+		p.Click(`[data-testid=mentions-open]`)
+		p.Until(`document.querySelectorAll('[data-testid=search-result]').length === 2 && document.querySelector('[data-testid=conv-list]').hidden`)
+		p.Until(browsertest.HasText(`[data-testid=results-title]`, "Mentions of you") + ` && ` + browsertest.HasText(`[data-testid=result-text]`, "@alice did you finish"))
+		p.Shot("desktop-mentions")
+		p.Click(`[data-testid=search-result][data-conversation="5"]`)
+		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "Book club") + ` && document.querySelector('[data-testid=message][data-seq="6"].focus.mention')`)
+		p.Click(`[data-testid=search-close]`)
+		p.Until(`!document.querySelector('[data-testid=conv-list]').hidden && document.querySelector('[data-testid=search-results]').hidden`)
+	})
+
+	t.Run("search", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
+		p.Keys(`[data-testid=search-input]`, "budg\r")
+		p.Until(`document.querySelectorAll('[data-testid=search-result]').length === 2 && [...document.querySelectorAll('[data-testid=result-mark]')].every(m => m.textContent === "budget")`)
+		p.Click(`[data-testid=search-filters-toggle]`)
+		p.Keys(`[data-testid=search-from]`, "erin")
+		p.Choose(`[data-testid=search-conv]`, "5")
+		p.Keys(`[data-testid=search-input]`, "\r")
+		p.Until(`document.querySelectorAll('[data-testid=search-result]').length === 1 && document.querySelector('[data-testid=result-sender]').textContent === "erin"`)
+		p.Until(browsertest.HasText(`[data-testid=result-conv]`, "Book club") + ` && document.querySelector('[data-testid=result-time]').dateTime`)
+		p.Shot("desktop-search")
+		p.Set(`[data-testid=search-from]`, "")
+		p.Choose(`[data-testid=search-conv]`, "")
+		p.Set(`[data-testid=search-input]`, "")
+		p.Keys(`[data-testid=search-input]`, "archived message 30\r")
+		p.Until(`document.querySelectorAll('[data-testid=search-result]').length === 1 && ` + browsertest.HasText(`[data-testid=result-text]`, "archived message 30"))
+		marks := browsertest.Eval[int](p.Page, `performance.getEntriesByName("parley-history").length`)
+		p.Click(`[data-testid=search-result]`)
+		p.Until(fmt.Sprintf(`performance.getEntriesByName("parley-history").length === %d`, marks+1))
+		p.Until(`(() => {
+			const m = document.querySelector('[data-testid=message].focus'), h = document.querySelector('[data-testid=history]');
+			if (!m || m.dataset.seq !== "30") return false;
+			const a = m.getBoundingClientRect(), b = h.getBoundingClientRect();
+			return a.top >= b.top && a.bottom <= b.bottom;
+		})()`)
+		p.Shot("desktop-search-opened")
+		p.Dark()
+		p.Keys(`[data-testid=search-input]`, "\r")
+		p.Until(`document.querySelectorAll('[data-testid=search-result]').length === 1`)
+		p.Shot("desktop-search-dark")
+	})
+
+	t.Run("typing", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
+		p.Until(`document.querySelectorAll('[data-testid=message]').length > 3`)
+		p.Keys(`[data-testid=composer-input]`, "abc")
+		p.Keys(`[data-testid=composer-input]`, "def")
+		p.Until(`document.querySelector('[data-testid=composer-input]').value === "abcdef"`)
+		if n := browsertest.Eval[int](p.Page, `parleyFake.sentTyping.filter(s => s.typing && s.conversation === 1).length`); n != 1 {
+			t.Errorf("send_typing true sent %d times while typing 6 characters, want 1", n)
+		}
+		p.Enter(`[data-testid=composer-input]`)
+		p.Until(`parleyFake.sentTyping.at(-1).typing === false`)
+		p.do(`parleyFake.typing(1, "bob", true)`)
+		p.Until(`document.querySelector('[data-testid=typing]').textContent === "bob is typing…"`)
+		p.Shot("desktop-typing")
+		p.do(`parleyFake.typing(1, "bob", false)`)
+		p.Until(`document.querySelector('[data-testid=typing]').textContent === ""`)
+	})
+
+	t.Run("place", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/#c=5")
+		p.Until(browsertest.HasText(`[data-testid=conv-title]`, "Book club"))
+		p.Until(`performance.getEntriesByName("parley-usable").length === 1 && performance.getEntriesByName("parley-history").length === 1`)
+		p.Click(`[data-testid=conv-item][data-conversation="2"]`)
+		p.Until(`location.hash === "#c=2" && ` + browsertest.HasText(`[data-testid=message-text]`, "Lunch at 12?"))
+		p.Run(chromedp.Reload())
+		p.Until(`location.hash === "#c=2" && document.querySelector('[data-testid=conv-title]')?.textContent === "bob" && ` + browsertest.HasText(`[data-testid=message-text]`, "Lunch at 12?"))
+		p.Until(`performance.getEntriesByName("parley-usable").length === 1`)
+	})
+
 	t.Run("phone", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 390, 844)
 		p.open("/")
-		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 3`)
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
 		p.Shot("phone-list")
 		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
 		p.Until(`document.querySelector('img[data-testid=attachment-image]')?.src.startsWith("blob:") && getComputedStyle(document.querySelector('.sidebar')).display === "none"`)
@@ -229,6 +404,7 @@ func TestUI(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 390, 844)
 		p.open("/?fake=register#invite=3q2-7m9XyQv&fp=abcd")
 		p.Until(`document.querySelector('[data-testid=register-invite]')?.value.includes("invite=3q2-7m9XyQv") && location.hash === ""`)
+		p.Until(`performance.getEntriesByName("parley-usable").length === 1`)
 		p.Shot("phone-register")
 		p.Keys(`[data-testid=register-name]`, "Not Valid")
 		p.Click(`[data-testid=register-submit]`)
@@ -247,7 +423,7 @@ func TestUI(t *testing.T) {
 		p.Shot("desktop-passphrase")
 		p.Set(`[data-testid=passphrase-input]`, "secret")
 		p.Click(`[data-testid=passphrase-submit]`)
-		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 3`)
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
 	})
 
 	t.Run("identity", func(t *testing.T) {

@@ -1,10 +1,14 @@
 // A fake of globalThis.parley (docs/web.md, "The bridge") for developing
 // and testing the page without the WebAssembly program: everything in
-// memory, three canned conversations (one with a long history), sent messages echoed as events.
+// memory, five canned conversations (one with a long history, a channel
+// where alice only reads, a group where she is no admin), sent messages
+// echoed as events, the roles and policies of docs/daemon.md enforced.
 // The page's query string picks a start: ?fake=register (not
 // registered), ?fake=passphrase (the passphrase is "secret"),
 // ?fake=identity (carol's identity key changes after the start).
-// Never served by parleyd.
+// globalThis.parleyFake lets a test make things happen: expire(conv,
+// seq), typing(conv, user, typing), and sentTyping, the send_typing
+// calls made. Never served by parleyd.
 "use strict";
 
 (() => {
@@ -30,15 +34,32 @@
       edited: false, deleted: false, reactions: [], read_by: [], state: sender === me ? "read" : "received", ...extra,
     };
   }
-  function system(conv, seq, sender, text, kind, users, minutesAgo) {
-    return { ...msg(conv, seq, sender, text, minutesAgo), kind: "system", state: "received", system: { kind, actor: sender, users } };
+  function system(conv, seq, sender, text, kind, users, minutesAgo, extra) {
+    return { ...msg(conv, seq, sender, text, minutesAgo), kind: "system", state: "received", system: { kind, actor: sender, users, ...extra } };
   }
+  const ACTIONS = ["add", "remove", "rename", "topic", "roles", "post", "timer"];
+  // rules gives every action to members but those listed.
+  function rules(...adminOnly) {
+    return Object.fromEntries(ACTIONS.map((a) => [a, adminOnly.includes(a) ? "admins" : "members"]));
+  }
+  const TIMER_NAMES = { 300: "5m", 3600: "1h", 86400: "1d", 604800: "1w", 2419200: "4w" };
+  const timerName = (s) => (s ? TIMER_NAMES[s] || s + "s" : "off");
 
   const convs = new Map([
     [1, { id: 1, title: "Design team", name: "Design team", topic: "Pixels and pull requests", direct: false, members: ["alice", "bob", "carol"], left: false, epoch: 4, unread: 0, unverified: ["carol"], admin: true }],
     [3, { id: 3, title: "Archive", name: "Archive", direct: false, members: ["alice", "bob"], left: false, epoch: 2, unread: 0, unverified: [], admin: true }],
     [2, { id: 2, title: "bob", direct: true, members: ["alice", "bob"], left: false, epoch: 1, unread: 2, unverified: ["bob"], admin: true }],
+    [4, { id: 4, title: "Announcements", name: "Announcements", direct: false, channel: true, members: ["alice", "bob", "dave"], left: false, epoch: 3, unread: 0, unverified: ["dave"], timer: 86400 }],
+    [5, { id: 5, title: "Book club", name: "Book club", direct: false, members: ["alice", "carol", "erin"], left: false, epoch: 2, unread: 0, unverified: ["erin"] }],
   ]);
+  // policies are those of conversations with roles (not the 1:1 one).
+  const policies = new Map([
+    [1, { admins: ["alice"], rules: rules("remove", "roles") }],
+    [3, { admins: ["alice"], rules: rules("remove", "roles") }],
+    [4, { admins: ["bob"], rules: rules("add", "remove", "rename", "topic", "roles", "post") }],
+    [5, { admins: ["carol"], rules: rules("remove", "roles", "timer") }],
+  ]);
+  const inDay = (minutesAgo) => new Date(now - minutesAgo * 60000 + 86400000).toISOString();
   const history = new Map([
     [1, [
       system(1, 1, "alice", "alice added bob, carol", "added", ["bob", "carol"], 1600),
@@ -57,9 +78,24 @@
       msg(2, 2, "bob", "Lunch at 12?", 19),
     ]],
     [3, Array.from({ length: 120 }, (_, i) => msg(3, i + 1, i % 2 ? "bob" : "alice", "archived message " + (i + 1), 20000 - i))],
+    [4, [
+      system(4, 1, "bob", "bob added alice, dave", "added", ["alice", "dave"], 400),
+      system(4, 2, "bob", "bob set disappearing messages to 1d", "timer_changed", [], 399, { timer: "1d", previous: "off" }),
+      msg(4, 3, "bob", "The server moves to the new rack on Friday.", 300, { expires: inDay(300) }),
+      msg(4, 4, "bob", "Expect ten minutes of downtime around noon.", 200, { expires: inDay(200), reactions: [{ user: "dave", emoji: "👍" }] }),
+    ]],
+    [5, [
+      system(5, 1, "carol", "carol added alice, erin", "added", ["alice", "erin"], 3000),
+      system(5, 2, "carol", "carol made erin an admin", "role_changed", ["erin"], 2999),
+      system(5, 3, "carol", "carol set the policy: add=members remove=admins rename=members topic=members roles=admins post=members timer=admins", "policy_changed", [], 2998),
+      system(5, 4, "carol", "carol made erin a member (no longer admin)", "role_changed", ["erin"], 2997),
+      msg(5, 5, "carol", "Next book: the budget of a small town, chapter one.", 2990),
+      msg(5, 6, "erin", "@alice did you finish the budget chapter?", 2980, { mentions: ["alice"], mentions_me: true }),
+    ]],
   ]);
   for (const [id, h] of history) convs.get(id).last = h[h.length - 1];
   const verified = new Set();
+  const sentTyping = [];
   const pendingIdentity = new Set();
 
   function emit(ev) {
@@ -91,7 +127,9 @@
     return m;
   }
   function newMessage(c, sender, text, extra) {
-    return append(c, msg(c, 0, sender, text, 0, { id: hex(idn++ + 900000), state: sender === me ? "sent" : "received", ...extra }));
+    const m = msg(c, 0, sender, text, 0, { id: hex(idn++ + 900000), state: sender === me ? "sent" : "received", ...extra });
+    if (m.mentions && m.mentions.includes(me) && sender !== me) m.mentions_me = true;
+    return append(c, withExpiry(convs.get(c), m));
   }
   function digits(user) {
     let s = "";
@@ -124,6 +162,32 @@
     emit({ event: "conversation_changed", conversation: c });
   }
 
+  // view is the Conversation of the API: admin where this user may do
+  // what the policy reserves to admins (always without a policy).
+  function view(c) {
+    const pol = policies.get(c.id);
+    return { ...c, admin: !pol || pol.admins.includes(me) || undefined };
+  }
+  function policyFor(c) {
+    if (!policies.has(c.id)) policies.set(c.id, { admins: [me], rules: rules("remove", "roles") });
+    return policies.get(c.id);
+  }
+  // check refuses what the conversation's policy reserves to admins.
+  function check(c, action, what) {
+    const pol = policies.get(c.id);
+    if (!pol || pol.admins.includes(me) || pol.rules[action] === "members") return;
+    throw fail("not_permitted", "client: " + what + ": policy violation: " + me + " may not: only admins may (" + action + "=admins)");
+  }
+  // mentionsOf reads the @name words of members, as the sender's client does.
+  function mentionsOf(c, text) {
+    const named = [...text.matchAll(/(?:^|\s)@([a-z0-9._-]+)/g)].map((x) => x[1]).filter((u) => c.members.includes(u));
+    return named.length ? { mentions: [...new Set(named)] } : {};
+  }
+  function withExpiry(c, m) {
+    if (c.timer) m.expires = new Date(Date.parse(m.sent) + c.timer * 1000).toISOString();
+    return m;
+  }
+
   const methods = {
     whoami: () => self,
     subscribe: () => {
@@ -137,16 +201,56 @@
       }
       return { ok: true };
     },
-    conversations: () => ({ conversations: [...convs.values()].map((c) => ({ ...c })) }),
-    conversation: (p) => conv(p.conversation),
+    conversations: () => ({ conversations: [...convs.values()].map(view) }),
+    conversation: (p) => view(conv(p.conversation)),
     history: (p) => {
-      const h = history.get(conv(p.conversation).id) || [];
+      let h = history.get(conv(p.conversation).id) || [];
+      if (p.after) h = h.filter((m) => m.seq > p.after);
       return { messages: p.last ? h.slice(-p.last) : h };
+    },
+    policy: (p) => {
+      const pol = policies.get(conv(p.conversation).id);
+      return { policy: pol ? { admins: [...pol.admins].sort(), rules: { ...pol.rules }, timer: conv(p.conversation).timer || 0 } : null };
+    },
+    set_role: (p) => {
+      const c = conv(p.conversation);
+      check(c, "roles", "change roles");
+      if (!c.members.includes(p.user)) throw fail("not_member", p.user + " is not a member");
+      const pol = policyFor(c);
+      const was = pol.admins.includes(p.user);
+      if (p.role === "member" && was && pol.admins.length === 1) throw fail("failure", "the last admin cannot be demoted");
+      pol.admins = p.role === "admin" ? [...new Set([...pol.admins, p.user])] : pol.admins.filter((u) => u !== p.user);
+      if (was !== (p.role === "admin")) {
+        changeMembers(c.id, me + " made " + p.user + (p.role === "admin" ? " an admin" : " a member (no longer admin)"), "role_changed", [p.user]);
+      }
+      return { ok: true };
+    },
+    set_policy: (p) => {
+      const c = conv(p.conversation);
+      check(c, "roles", "change the policy");
+      const pol = policyFor(c);
+      Object.assign(pol.rules, p.rules);
+      if (c.channel && pol.rules.post === "members") c.channel = undefined;
+      changeMembers(c.id, me + " set the policy: " + ACTIONS.map((a) => a + "=" + pol.rules[a]).join(" "), "policy_changed", []);
+      return { ok: true };
+    },
+    search: (p) => {
+      const words = (p.text || "").toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+      const hit = (m) => {
+        const have = m.text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+        return words.every((w, i) => have.some((x) => (i === words.length - 1 ? x.startsWith(w) : x === w)));
+      };
+      const all = [...history.values()].flat().filter((m) => m.kind !== "system" && !m.deleted && m.text &&
+        (!p.conversation || m.conversation === p.conversation) && (!p.from || m.sender === p.from) &&
+        (!p.after || m.sent >= p.after) && (!p.before || m.sent < p.before) && (!p.mentions_me || m.mentions_me) && hit(m));
+      all.sort((a, b) => b.sent.localeCompare(a.sent));
+      return { messages: all.slice(0, p.limit || 100) };
     },
     members: (p) => ({ members: members(p.conversation) }),
     send: (p) => {
       const c = conv(p.conversation).id;
-      const m = newMessage(c, me, p.text, p.reply_to ? { reply_to: p.reply_to } : {});
+      check(conv(c), "post", "post in conversation " + c);
+      const m = newMessage(c, me, p.text, { ...mentionsOf(conv(c), p.text), ...(p.reply_to ? { reply_to: p.reply_to } : {}) });
       emit({ event: "message", conversation: c, message: m });
       setTimeout(() => {
         m.state = "read";
@@ -180,21 +284,27 @@
       markRead(p.conversation);
       return { ok: true };
     },
-    send_typing: () => ({ ok: true }),
+    send_typing: (p) => {
+      sentTyping.push({ conversation: p.conversation, typing: p.typing });
+      return { ok: true };
+    },
     new_direct: (p) => {
       for (const c of convs.values()) if (c.direct && c.members.includes(p.user)) return { conversation: c.id };
       const id = convs.size + 1;
       convs.set(id, { id, title: p.user, direct: true, members: [me, p.user], left: false, epoch: 1, unread: 0, unverified: [p.user], admin: true });
       return { conversation: id };
     },
-    new_group: (p) => {
-      const id = convs.size + 1;
-      convs.set(id, { id, title: p.title || p.members.join(", "), name: p.title, direct: false, members: [me, ...p.members], left: false, epoch: 1, unread: 0, unverified: p.members, admin: true });
+    new_group: (p, channel) => {
+      const id = Math.max(...convs.keys()) + 1;
+      convs.set(id, { id, title: p.title || p.members.join(", "), name: p.title, direct: false, members: [me, ...p.members], left: false, epoch: 1, unread: 0, unverified: p.members, channel: channel || undefined });
+      policies.set(id, { admins: [me], rules: channel ? rules("add", "remove", "rename", "topic", "roles", "post") : rules("remove", "roles") });
       append(id, { ...system(id, 0, me, "alice added " + p.members.join(", "), "added", p.members, 0), id: hex(idn++ + 700000) });
       return { conversation: id };
     },
+    new_channel: (p) => methods.new_group(p, true),
     add: (p) => {
       const c = conv(p.conversation);
+      check(c, "add", "add members");
       const users = p.users || [p.user];
       c.members.push(...users.filter((u) => !c.members.includes(u)));
       changeMembers(c.id, "alice added " + users.join(", "), "added", users);
@@ -202,6 +312,7 @@
     },
     remove: (p) => {
       const c = conv(p.conversation);
+      check(c, "remove", "remove members");
       c.members = c.members.filter((u) => u !== p.user);
       changeMembers(c.id, "alice removed " + p.user, "removed", [p.user]);
       return { ok: true };
@@ -213,18 +324,27 @@
     },
     set_name: (p) => {
       const c = conv(p.conversation);
+      check(c, "rename", "rename");
       c.name = c.title = p.text;
       changeMembers(c.id, 'alice renamed the conversation to "' + p.text + '"', "renamed", []);
       return { ok: true };
     },
     set_topic: (p) => {
+      check(conv(p.conversation), "topic", "change the topic");
       conv(p.conversation).topic = p.text;
       changeMembers(p.conversation, 'alice set the topic to "' + p.text + '"', "topic_changed", []);
       return { ok: true };
     },
     set_timer: (p) => {
-      conv(p.conversation).timer = p.timer || undefined;
-      changeMembers(p.conversation, "alice set disappearing messages to " + (p.timer ? p.timer + "s" : "off"), "timer_changed", []);
+      const c = conv(p.conversation);
+      check(c, "timer", "change the timer");
+      const previous = timerName(c.timer);
+      c.timer = p.timer || undefined;
+      if (c.direct && !policies.has(c.id)) policies.set(c.id, { admins: [...c.members], rules: rules("remove", "roles") });
+      const text = p.timer ? "alice set disappearing messages to " + timerName(p.timer) : "alice turned disappearing messages off";
+      const s = append(c.id, { ...system(c.id, 0, me, text, "timer_changed", [], 0, { timer: timerName(p.timer), previous }), id: hex(idn++ + 800000) });
+      emit({ event: "system", conversation: c.id, message: s });
+      emit({ event: "conversation_changed", conversation: c.id });
       return { ok: true };
     },
     set_muted: (p) => {
@@ -294,6 +414,24 @@
     ["a1".repeat(32), { name: "icon-preview.png", type: "image/png", make: () => png("icon preview") }],
     ["b2".repeat(32), { name: "spec.pdf", type: "application/pdf", make: () => new TextEncoder().encode("%PDF-1.4 fake\n") }],
   ]);
+
+  globalThis.parleyFake = {
+    sentTyping,
+    // expire erases a message as the timer does: gone from the history,
+    // an expired event with its tombstone.
+    expire(c, seq) {
+      const h = history.get(c) || [];
+      const i = h.findIndex((m) => m.seq === seq);
+      if (i < 0) return false;
+      const [m] = h.splice(i, 1);
+      convs.get(c).last = h[h.length - 1];
+      emit({ event: "expired", conversation: c, message: { ...m, text: "", attachment: undefined, reactions: [], expired: true } });
+      return true;
+    },
+    typing(c, user, typing) {
+      emit({ event: "typing", conversation: c, user, device: "d-" + user, typing: typing || undefined });
+    },
+  };
 
   globalThis.parley = {
     open: async ({ passphrase } = {}) => {

@@ -15,6 +15,11 @@
   const TYPING_SHOWN = 5000; // ms a typing event is shown
   // TIMERS are the disappearing-message timers offered, in seconds.
   const TIMERS = [[0, "Off"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"], [2419200, "4 weeks"]];
+  // ACTIONS are those of a conversation's policy (docs/daemon.md,
+  // set_policy), with what they let one do.
+  const ACTIONS = [["post", "post messages"], ["add", "add members"], ["remove", "remove members"], ["rename", "rename"],
+    ["topic", "change the topic"], ["timer", "change the timer"], ["roles", "change roles and rules"]];
+  const AROUND = 20; // entries loaded before a message opened from a search
 
   // state is everything the screens show; dom holds the elements of
   // the main screen once it is built.
@@ -29,6 +34,11 @@
     atStart: false,
     loading: false,
     members: [], // Member of the open conversation
+    policy: undefined, // its Policy: null without roles, undefined until loaded
+    focus: null, // id of the message opened from a search result
+    find: null, // the sidebar's results: {mode ("search", "mentions"), words, results, err}
+    mention: null, // the composer's @ completion: {start, options, index}
+    usable: false, // the "parley-usable" mark was set
     panel: null, // null, "members" or "verify"
     verify: null, // {user, pending, sn, err}
     reply: null, // the message replied to
@@ -149,9 +159,18 @@
     }
     if (!res.registered) {
       show(registerScreen());
+      markUsable();
       return;
     }
     enter(res.account);
+  }
+
+  // markUsable sets the performance mark "parley-usable" once: the
+  // conversation list or the registration form is on screen.
+  function markUsable() {
+    if (state.usable) return;
+    state.usable = true;
+    performance.mark("parley-usable");
   }
 
   function fatalScreen(err) {
@@ -240,6 +259,7 @@
     state.me = account;
     globalThis.parley.start();
     state.rpc = connectRPC(onNotify);
+    const place = placeFromURL();
     buildShell();
     try {
       await call("subscribe");
@@ -247,6 +267,22 @@
     } catch (err) {
       setStatus(err, true);
     }
+    markUsable();
+    if (place != null && state.convs.has(place)) openConversation(place);
+  }
+
+  // placeFromURL reads the open conversation kept in the address
+  // (#c=ID), or returns null.
+  function placeFromURL() {
+    const c = Number(new URLSearchParams(location.hash.replace(/^#/, "")).get("c"));
+    return Number.isSafeInteger(c) && c > 0 ? c : null;
+  }
+
+  // placeToURL keeps the open conversation in the address, so that a
+  // reload or a bookmark reopens it.
+  function placeToURL(id) {
+    const hash = id != null ? "#c=" + id : "";
+    if (location.hash !== hash) history.replaceState(null, "", location.pathname + location.search + hash);
   }
 
   // ---- events ----
@@ -353,8 +389,17 @@
     if (m.conversation === state.open && upsert(m, true)) renderHistory();
   }
 
+  // removeEntry takes an expired message out of the view: the history,
+  // the list's preview and the sidebar's results.
   function removeEntry(m) {
-    if (!m || m.conversation !== state.open) return;
+    if (!m) return;
+    const cv = state.convs.get(m.conversation);
+    if (cv && cv.last && cv.last.id === m.id) loadConversations();
+    if (state.find && state.find.results && state.find.results.some((e) => e.id === m.id)) {
+      state.find.results = state.find.results.filter((e) => e.id !== m.id);
+      renderFind();
+    }
+    if (m.conversation !== state.open) return;
     state.msgs = state.msgs.filter((e) => e.id !== m.id);
     renderHistory();
   }
@@ -398,6 +443,7 @@
     loadConversations();
     if (state.open != null) {
       loadHistory(Math.max(state.msgs.length, PAGE), "keep");
+      loadPolicy();
       if (state.panel) loadMembers();
     }
   }
@@ -456,25 +502,61 @@
     if (state.open != null) renderConvHeader();
   }
 
-  // loadHistory loads the last n entries; mode "older" keeps the view
-  // on what was shown, "bottom" scrolls to the newest.
-  async function loadHistory(n, mode) {
+  // loadHistory loads the last n entries, or with around (a Message)
+  // those from AROUND before it to the newest; mode "older" keeps the
+  // view on what was shown, "bottom" scrolls to the newest, "focus" to
+  // state.focus. After "bottom" and "focus" (a conversation opened) it
+  // sets the performance mark "parley-history".
+  async function loadHistory(n, mode, around) {
     const conv = state.open;
     state.loading = true;
     renderHistory();
     try {
-      const res = await call("history", { conversation: conv, last: n });
+      const from = around ? Math.max(0, around.seq - AROUND) : 0;
+      const res = await call("history", around ? { conversation: conv, after: from } : { conversation: conv, last: n });
       if (conv !== state.open) return;
       state.msgs = res.messages || [];
-      state.atStart = state.msgs.length < n;
+      state.atStart = around ? from === 0 : state.msgs.length < n;
     } catch (err) {
       setStatus(err, true);
     } finally {
       if (conv === state.open) {
         state.loading = false;
         renderHistory(mode);
+        if (mode === "bottom" || mode === "focus") performance.mark("parley-history");
       }
     }
+  }
+
+  async function loadPolicy() {
+    const conv = state.open;
+    let policy = null;
+    try {
+      policy = (await call("policy", { conversation: conv })).policy || null;
+    } catch {
+      // A conversation left or unsafe: shown without rules.
+    }
+    if (conv !== state.open) return;
+    state.policy = policy;
+    renderConvHeader();
+    renderHistory();
+    renderPanel();
+  }
+
+  // isAdmin says whether this user is an admin of the open conversation
+  // (everyone is where it has no policy).
+  function isAdmin() {
+    return !state.policy || (state.policy.admins || []).includes(state.me.user);
+  }
+
+  // may says whether the open conversation's policy lets this user do
+  // action (docs/daemon.md, set_policy).
+  function may(action) {
+    return isAdmin() || (state.policy.rules || {})[action] === "members";
+  }
+
+  function canPost(cv) {
+    return Boolean(cv) && !cv.left && !cv.unsafe && (cv.channel ? Boolean(cv.admin) : may("post"));
   }
 
   function loadOlder() {
@@ -498,14 +580,19 @@
 
   // ---- conversations ----
 
-  function openConversation(id) {
+  // openConversation shows a conversation; with at (a Message of it)
+  // scrolled to that message.
+  function openConversation(id, at) {
+    const known = at && state.open === id && state.msgs.some((e) => e.id === at.id);
+    state.focus = at ? at.id : null;
     if (state.open !== id) {
       sendTyping(false);
       state.open = id;
       state.msgs = [];
       state.atStart = false;
-      state.reply = state.editing = state.reactFor = null;
+      state.reply = state.editing = state.reactFor = state.mention = null;
       state.members = [];
+      state.policy = undefined;
       if (state.panel === "verify") state.panel = "members";
       forgetThumbs();
       dom.input.value = "";
@@ -515,12 +602,21 @@
     renderConvHeader();
     renderComposer();
     renderTyping();
-    loadHistory(PAGE, "bottom").then(maybeMarkRead);
+    renderMention();
+    placeToURL(id);
+    if (known) {
+      renderHistory("focus");
+      performance.mark("parley-history");
+    } else {
+      loadHistory(PAGE, at ? "focus" : "bottom", at).then(maybeMarkRead);
+    }
+    loadPolicy();
     if (state.panel) loadMembers();
-    if (!phone()) dom.input.focus();
+    if (!phone() && !at) dom.input.focus();
   }
 
   function closeConversation() {
+    placeToURL(null);
     dom.shell.dataset.view = "list";
     state.panel = null;
     renderPanel();
@@ -557,6 +653,20 @@
     });
   }
 
+  async function newChannel() {
+    const v = await ask({
+      title: "New channel", testid: "new-channel-dialog", submit: "Create channel",
+      text: "Only admins (at first, you) post in a channel; members read and react.",
+      fields: [{ name: "title", label: "Title" }, { name: "members", label: "Members (user names, separated by spaces or commas)", required: false }],
+    });
+    if (!v) return;
+    await act(async () => {
+      const res = await call("new_channel", { title: v.title.trim(), members: names(v.members) });
+      await loadConversations();
+      openConversation(res.conversation);
+    });
+  }
+
   function names(s) {
     return s.split(/[\s,]+/).map((x) => x.replace(/^@/, "")).filter(Boolean);
   }
@@ -584,8 +694,9 @@
     const editing = state.editing;
     const reply = state.reply;
     dom.input.value = "";
-    state.editing = state.reply = null;
+    state.editing = state.reply = state.mention = null;
     renderComposer();
+    renderMention();
     sendTyping(false);
     try {
       if (editing) {
@@ -611,8 +722,12 @@
     }
   }
 
+  // sendTyping tells the others that this user types (at most every
+  // TYPING_EVERY) or stopped; none where this user may not post (a
+  // channel's members send no typing indicators).
   function sendTyping(typing) {
     if (state.open == null || !state.rpc) return;
+    if (typing && !canPost(state.convs.get(state.open))) return;
     const now = Date.now();
     if (typing && now - state.typingSent < TYPING_EVERY) return;
     if (!typing && !state.typingSent) return;
@@ -621,6 +736,7 @@
   }
 
   function onComposerKey(ev) {
+    if (mentionKey(ev)) return;
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       submitComposer();
@@ -640,6 +756,187 @@
   function onComposerInput() {
     if (dom.input.value) sendTyping(true);
     else sendTyping(false);
+    updateMention();
+  }
+
+  // ---- @ mentions in the composer ----
+
+  // mentionAt finds the @word being typed before the caret.
+  function mentionAt() {
+    const t = dom.input.value.slice(0, dom.input.selectionStart);
+    const m = /(?:^|\s)@([\p{L}\p{N}._-]*)$/u.exec(t);
+    return m ? { start: t.length - m[1].length - 1, query: m[1].toLowerCase() } : null;
+  }
+
+  // updateMention offers the members whose names start with the @word
+  // typed.
+  function updateMention() {
+    const at = mentionAt();
+    const cv = state.convs.get(state.open);
+    const options = at && cv ? (cv.members || []).filter((u) => u !== state.me.user && u.toLowerCase().startsWith(at.query)).slice(0, 8) : [];
+    const prev = state.mention;
+    const index = prev && prev.options.join() === options.join() ? prev.index : 0;
+    state.mention = options.length ? { start: at.start, options, index } : null;
+    renderMention();
+  }
+
+  // mentionKey handles ↑, ↓, Enter, Tab and Esc while members are
+  // offered; it says whether it did.
+  function mentionKey(ev) {
+    const mt = state.mention;
+    if (!mt || ev.isComposing) return false;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      mt.index = (mt.index + (ev.key === "ArrowDown" ? 1 : -1) + mt.options.length) % mt.options.length;
+      renderMention();
+    } else if (ev.key === "Enter" || ev.key === "Tab") {
+      chooseMention(mt.options[mt.index]);
+    } else if (ev.key === "Escape") {
+      state.mention = null;
+      renderMention();
+    } else {
+      return false;
+    }
+    ev.preventDefault();
+    return true;
+  }
+
+  function chooseMention(user) {
+    const mt = state.mention;
+    if (!mt) return;
+    const t = dom.input.value;
+    const end = dom.input.selectionStart;
+    dom.input.value = t.slice(0, mt.start) + "@" + user + " " + t.slice(end);
+    const caret = mt.start + user.length + 2;
+    dom.input.setSelectionRange(caret, caret);
+    state.mention = null;
+    renderMention();
+    dom.input.focus();
+  }
+
+  function renderMention() {
+    if (!dom.mentions) return;
+    const mt = state.mention;
+    dom.mentions.hidden = !mt;
+    if (!mt) {
+      dom.mentions.replaceChildren();
+      dom.input.removeAttribute("aria-activedescendant");
+      return;
+    }
+    dom.mentions.replaceChildren(...mt.options.map((u, i) => h("li", {
+      id: "mention-" + i, role: "option", class: i === mt.index ? "active" : null, testid: "mention-option",
+      data: { user: u }, "aria-selected": String(i === mt.index),
+      onmousedown: (ev) => ev.preventDefault(), onclick: () => chooseMention(u),
+    }, "@" + u)));
+    dom.input.setAttribute("aria-activedescendant", "mention-" + mt.index);
+  }
+
+  // ---- search and mentions (the sidebar's results) ----
+
+  function searchWords(text) {
+    return text.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  }
+
+  // find asks the daemon's search and shows what it found in the
+  // sidebar instead of the list.
+  async function find(mode, params, words) {
+    const f = { mode, words, results: null, err: null };
+    state.find = f;
+    renderFind();
+    try {
+      f.results = (await call("search", { ...params, limit: 100 })).messages || [];
+    } catch (err) {
+      f.err = err;
+    }
+    if (state.find === f) renderFind();
+  }
+
+  function submitSearch(ev) {
+    ev.preventDefault();
+    const text = dom.searchInput.value.trim();
+    const p = {};
+    if (text) p.text = text;
+    const from = dom.searchFrom.value.trim().replace(/^@/, "");
+    if (from) p.from = from;
+    if (dom.searchConv.value) p.conversation = Number(dom.searchConv.value);
+    if (dom.searchAfter.value) p.after = new Date(dom.searchAfter.value + "T00:00:00").toISOString();
+    if (dom.searchBefore.value) {
+      const d = new Date(dom.searchBefore.value + "T00:00:00");
+      d.setDate(d.getDate() + 1); // the day given is included
+      p.before = d.toISOString();
+    }
+    if (!Object.keys(p).length) {
+      closeFind();
+      return;
+    }
+    find("search", p, searchWords(text));
+  }
+
+  function showMentions() {
+    find("mentions", { mentions_me: true }, []);
+  }
+
+  function closeFind() {
+    state.find = null;
+    renderFind();
+  }
+
+  function toggleSearchFilters() {
+    dom.searchFilters.hidden = !dom.searchFilters.hidden;
+    dom.filtersBtn.setAttribute("aria-expanded", String(!dom.searchFilters.hidden));
+    if (dom.searchFilters.hidden) return;
+    const chosen = dom.searchConv.value;
+    dom.searchConv.replaceChildren(h("option", { value: "" }, "All conversations"),
+      ...sortedConversations().map((cv) => h("option", { value: String(cv.id), selected: String(cv.id) === chosen || null }, (cv.channel ? "# " : "") + cv.title)));
+  }
+
+  function renderFind() {
+    const f = state.find;
+    dom.list.hidden = dom.filter.hidden = Boolean(f);
+    dom.results.hidden = !f;
+    if (!f) {
+      dom.results.replaceChildren();
+      return;
+    }
+    let body;
+    if (f.err) body = h("p", { class: "error pad" }, errText(f.err));
+    else if (!f.results) body = h("p", { class: "muted pad" }, "Searching…");
+    else if (!f.results.length) body = h("p", { class: "muted pad", testid: "search-empty" }, f.mode === "mentions" ? "No one mentioned you yet." : "No messages found.");
+    else body = h("ul", { class: "result-list" }, f.results.map((m) => resultItem(m, f.words)));
+    dom.results.replaceChildren(
+      h("div", { class: "results-head" },
+        h("h2", { testid: "results-title" }, f.mode === "mentions" ? "Mentions of you" : "Search results"),
+        button("✕", "search-close", closeFind, { class: "icon", "aria-label": "Close the results" })),
+      body);
+  }
+
+  function resultItem(m, words) {
+    const cv = state.convs.get(m.conversation);
+    return h("li", {}, h("button", {
+      type: "button", class: "result", testid: "search-result", data: { conversation: String(m.conversation), id: m.id },
+      onclick: () => openConversation(m.conversation, m),
+    },
+    h("span", { class: "result-top" },
+      h("span", { class: "result-conv", testid: "result-conv" }, cv ? (cv.channel ? "# " : "") + cv.title : "Conversation " + m.conversation),
+      h("time", { class: "conv-time", datetime: m.sent, title: new Date(m.sent).toLocaleString(), testid: "result-time" }, shortTime(new Date(m.sent)))),
+    h("span", { class: "result-sender", testid: "result-sender" }, m.sender === state.me.user ? "You" : m.sender),
+    h("span", { class: "result-text", testid: "result-text" }, highlight(summary(m), words))));
+  }
+
+  // highlight marks the words of text that start with one of the
+  // search's words (compared without case), as text nodes and <mark>s.
+  function highlight(text, words) {
+    if (!words.length) return [text];
+    const re = new RegExp("(?<![\\p{L}\\p{N}])(?:" + words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|") + ")[\\p{L}\\p{N}]*", "giu");
+    const out = [];
+    let last = 0;
+    for (const m of text.matchAll(re)) {
+      if (!m[0]) continue;
+      if (m.index > last) out.push(text.slice(last, m.index));
+      out.push(h("mark", { testid: "result-mark" }, m[0]));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
   }
 
   function startReply(m) {
@@ -769,6 +1066,7 @@
       await call(method, { conversation: cv.id, ...params(v) });
       setStatus(label);
       await loadConversations();
+      loadPolicy();
       loadMembers();
     });
   }
@@ -802,14 +1100,25 @@
   // timerSelect chooses the disappearing-message timer.
   function timerSelect(cv) {
     const current = cv.timer || 0;
+    const allowed = !cv.left && !cv.unsafe && may("timer");
     const options = TIMERS.some(([v]) => v === current) ? TIMERS : [...TIMERS, [current, current + " seconds"]];
-    const sel = h("select", { testid: "conv-timer", disabled: cv.left || null },
+    const sel = h("select", { testid: "conv-timer", disabled: !allowed || null, title: allowed ? null : "Only admins change the timer here.", "aria-describedby": allowed ? null : "timer-reason" },
       options.map(([v, label]) => h("option", { value: String(v), selected: v === current || null }, label)));
     sel.addEventListener("change", () => {
       const timer = Number(sel.value);
       convAction(timer ? "Messages now disappear after " + sel.selectedOptions[0].textContent + "." : "Messages no longer disappear.", "set_timer", () => ({ timer }));
     });
-    return h("label", { class: "field inline" }, h("span", {}, "Disappearing messages"), sel);
+    return h("div", {},
+      h("label", { class: "field inline" }, h("span", {}, "Disappearing messages"), sel),
+      allowed || cv.left ? null : h("p", { class: "muted small", id: "timer-reason", testid: "timer-reason" }, "Only admins change the timer here."));
+  }
+
+  function setRole(user, role) {
+    convAction(user + (role === "admin" ? " is now an admin." : " is no longer an admin."), "set_role", () => ({ user, role }));
+  }
+
+  function setRule(action, who) {
+    convAction("Rules changed.", "set_policy", () => ({ rules: { [action]: who } }));
   }
 
   function toggleMute() {
@@ -910,24 +1219,27 @@
   function buildShell() {
     dom.conn = h("span", { class: "conn", testid: "connection", role: "status" });
     dom.bell = button("", "notify-toggle", toggleNotifications, { class: "icon", title: "Notifications" });
-    dom.filter = h("input", { type: "search", placeholder: "Filter", "aria-label": "Filter conversations", testid: "conv-filter" });
+    dom.filter = h("input", { type: "search", placeholder: "Filter conversations", "aria-label": "Filter conversations", testid: "conv-filter" });
     dom.filter.addEventListener("input", () => {
       state.filter = dom.filter.value.toLowerCase();
       renderList();
     });
     dom.list = h("ul", { class: "conv-list", testid: "conv-list", "aria-label": "Conversations" });
+    dom.results = h("section", { class: "results", testid: "search-results", "aria-label": "Results", hidden: true });
     const sidebar = h("aside", { class: "sidebar", "aria-label": "Conversations" },
       h("header", { class: "bar" },
         h("div", { class: "me" }, h("strong", { testid: "me" }, state.me.user), dom.conn),
-        dom.bell),
+        h("div", { class: "row" }, button("@", "mentions-open", showMentions, { class: "icon", title: "Mentions of you", "aria-label": "Mentions of you" }), dom.bell)),
       h("div", { class: "row new-actions" },
         button("New chat", "new-direct", newDirect),
-        button("New group", "new-group", newGroup)),
-      dom.filter, dom.list);
+        button("New group", "new-group", newGroup),
+        button("New channel", "new-channel", newChannel)),
+      searchForm(), dom.filter, dom.list, dom.results);
 
     dom.back = button("‹", "back", closeConversation, { class: "icon back", "aria-label": "Back to conversations" });
     dom.title = h("h2", { testid: "conv-title" });
     dom.topic = h("p", { class: "topic", testid: "conv-topic" });
+    dom.timer = h("span", { class: "timer-badge", testid: "conv-timer-badge", hidden: true });
     dom.membersBtn = button("Members", "members-toggle", togglePanel, { "aria-expanded": "false" });
     dom.convAlerts = h("div", { class: "conv-alerts" });
     dom.history = h("ol", { class: "history", testid: "history", "aria-label": "Messages", tabindex: "0" });
@@ -938,7 +1250,8 @@
     dom.typing = h("p", { class: "typing", testid: "typing", "aria-live": "polite" });
     dom.uploads = h("div", { class: "uploads", testid: "upload-progress", hidden: true });
     dom.mode = h("div", { class: "mode", testid: "composer-mode", hidden: true });
-    dom.input = h("textarea", { rows: "1", placeholder: "Message", "aria-label": "Message", testid: "composer-input" });
+    dom.input = h("textarea", { rows: "1", placeholder: "Message", "aria-label": "Message", testid: "composer-input", "aria-autocomplete": "list", "aria-controls": "mention-list" });
+    dom.mentions = h("ul", { class: "mention-list", id: "mention-list", role: "listbox", "aria-label": "Members to mention", testid: "mention-list", hidden: true });
     dom.input.addEventListener("keydown", onComposerKey);
     dom.input.addEventListener("input", () => {
       onComposerInput();
@@ -958,8 +1271,8 @@
     });
     dom.closed = h("p", { class: "closed", testid: "composer-closed", hidden: true });
     dom.main = h("main", { class: "conv", testid: "conversation" },
-      h("header", { class: "bar" }, dom.back, h("div", { class: "titles" }, dom.title, dom.topic), dom.membersBtn),
-      dom.convAlerts, dom.history, dom.typing, dom.uploads, dom.mode, dom.composer, dom.closed);
+      h("header", { class: "bar" }, dom.back, h("div", { class: "titles" }, dom.title, dom.topic), dom.timer, dom.membersBtn),
+      dom.convAlerts, dom.history, dom.typing, dom.uploads, dom.mode, dom.mentions, dom.composer, dom.closed);
     dom.empty = h("div", { class: "empty", testid: "no-conversation" }, h("p", {}, "Choose a conversation, or start one."));
     dom.panel = h("aside", { class: "panel", testid: "members-panel", hidden: true, "aria-label": "Conversation details" });
     dom.alerts = h("div", { class: "alerts", testid: "alerts", role: "alert" });
@@ -975,6 +1288,25 @@
     renderConnection();
     renderBell();
     renderAll();
+  }
+
+  // searchForm is the sidebar's search box, with the filter row
+  // (sender, conversation, dates) behind a toggle.
+  function searchForm() {
+    dom.searchInput = h("input", { type: "search", placeholder: "Search messages", "aria-label": "Search messages", testid: "search-input" });
+    dom.searchFrom = h("input", { type: "text", placeholder: "From", "aria-label": "From (user name)", autocapitalize: "none", spellcheck: "false", testid: "search-from" });
+    dom.searchConv = h("select", { "aria-label": "In conversation", testid: "search-conv" }, h("option", { value: "" }, "All conversations"));
+    dom.searchAfter = h("input", { type: "date", "aria-label": "From date", testid: "search-after" });
+    dom.searchBefore = h("input", { type: "date", "aria-label": "To date", testid: "search-before" });
+    dom.searchFilters = h("div", { class: "search-filters", testid: "search-filters", hidden: true },
+      dom.searchFrom, dom.searchConv, h("label", {}, "from ", dom.searchAfter), h("label", {}, "to ", dom.searchBefore));
+    dom.filtersBtn = button("⚙", "search-filters-toggle", toggleSearchFilters, { class: "icon", title: "Search filters", "aria-label": "Search filters", "aria-expanded": "false" });
+    const form = h("form", { class: "search", role: "search", testid: "search-form" },
+      h("div", { class: "row" }, dom.searchInput,
+        h("button", { type: "submit", class: "icon", title: "Search", "aria-label": "Search", testid: "search-submit" }, "🔍"), dom.filtersBtn),
+      dom.searchFilters);
+    form.addEventListener("submit", submitSearch);
+    return form;
   }
 
   function dragAndDrop(zone) {
@@ -1072,7 +1404,7 @@
     if (cv.unsafe) return "Unsafe: nothing can be sent";
     if (cv.left) return cv.removed_by ? "Removed by " + cv.removed_by : "You left";
     if (!l) return "No messages";
-    if (l.kind === "system") return l.text;
+    if (l.kind === "system") return systemText(l);
     return (l.sender === state.me.user ? "You" : l.sender) + ": " + summary(l);
   }
 
@@ -1089,10 +1421,12 @@
     dom.shell.classList.toggle("has-conv", Boolean(cv));
     if (!cv) return;
     dom.title.textContent = (cv.channel ? "# " : "") + cv.title;
-    const timer = TIMERS.find(([v]) => v === cv.timer);
-    dom.topic.textContent = [cv.topic || (cv.direct ? "Direct chat" : cv.members.length + " members"),
-      cv.timer ? "messages disappear after " + (timer ? timer[1] : cv.timer + " seconds") : "",
+    dom.topic.textContent = [cv.topic || (cv.channel ? "Channel · " : "") + (cv.direct ? "Direct chat" : cv.members.length + " members"),
+      cv.channel && !cv.admin ? "only admins post" : "",
       cv.muted ? "muted" : ""].filter(Boolean).join(" · ");
+    dom.timer.hidden = !cv.timer;
+    dom.timer.textContent = cv.timer ? "⏱ " + timerText(cv.timer) : "";
+    dom.timer.title = cv.timer ? "Messages disappear " + timerText(cv.timer) + " after they are sent" : "";
     dom.membersBtn.setAttribute("aria-expanded", String(Boolean(state.panel)));
     renderAlerts();
     renderComposer();
@@ -1134,21 +1468,42 @@
       items.push(m.kind === "system" ? systemItem(m) : messageItem(m));
     }
     box.replaceChildren(...items);
-    if (mode === "bottom" || (mode !== "older" && stick)) scrollToBottom();
+    const focused = mode === "focus" && state.focus ? box.querySelector(".msg.focus") : null;
+    if (focused) focused.scrollIntoView({ block: "center" });
+    else if (mode === "bottom" || mode === "focus" || (mode !== "older" && stick)) scrollToBottom();
     else if (mode === "older") box.scrollTop = box.scrollHeight - fromBottom;
     else box.scrollTop = top;
     state.stick = nearBottom();
   }
 
   function systemItem(m) {
-    return h("li", { class: "system", testid: "system-line", data: { id: m.id, seq: String(m.seq) } },
-      h("span", {}, m.text), " ", h("time", { datetime: m.sent }, clock(m.sent)));
+    const kind = m.system ? m.system.kind : "";
+    const admin = kind === "role_changed" || kind === "policy_changed" || kind === "change_ignored";
+    return h("li", { class: "system" + (admin ? " admin" : ""), testid: "system-line", data: { id: m.id, seq: String(m.seq), kind } },
+      admin ? h("span", { "aria-hidden": "true" }, "🛡 ") : null,
+      h("span", {}, systemText(m)), " ", h("time", { datetime: m.sent }, clock(m.sent)));
+  }
+
+  // systemText says what a system line records; the rules of a
+  // policy_changed line ("ACTOR set the policy: add=members …") are
+  // put in words.
+  function systemText(m) {
+    if (m.system && m.system.kind === "timer_changed") return m.text.replace(/ to (\d+)([smhdw])$/, (_, n, u) => " to " + unitText(Number(n), u));
+    const i = m.text.indexOf(" set the policy: ");
+    if (!m.system || m.system.kind !== "policy_changed" || i < 0) return m.text;
+    const rules = new Map(m.text.slice(i + 17).split(" ").map((r) => r.split("=")));
+    const by = { admins: [], members: [] };
+    for (const [action, what] of ACTIONS) if (by[rules.get(action)]) by[rules.get(action)].push(what);
+    const parts = [];
+    if (by.admins.length) parts.push("only admins may " + by.admins.join(", "));
+    if (by.members.length) parts.push("every member may " + by.members.join(", "));
+    return m.text.slice(0, i) + " changed the rules: " + parts.join("; ");
   }
 
   function messageItem(m) {
     const mine = m.sender === state.me.user;
     return h("li", {
-      class: "msg" + (mine ? " mine" : "") + (m.mentions_me ? " mention" : "") + (m.deleted ? " deleted" : ""),
+      class: "msg" + (mine ? " mine" : "") + (m.mentions_me ? " mention" : "") + (m.deleted ? " deleted" : "") + (m.id === state.focus ? " focus" : ""),
       testid: "message", data: { id: m.id, seq: String(m.seq), sender: m.sender },
     },
     h("div", { class: "bubble" },
@@ -1156,7 +1511,8 @@
         h("span", { class: "sender", testid: "message-sender" }, mine ? "You" : m.sender),
         h("time", { datetime: m.sent, title: new Date(m.sent).toLocaleString() }, clock(m.sent)),
         m.edited && !m.deleted ? h("span", { class: "edited", testid: "message-edited" }, "edited") : null,
-        mine ? h("span", { class: "state state-" + m.state, testid: "message-state" }, stateText(m)) : null),
+        mine ? h("span", { class: "state state-" + m.state, testid: "message-state" }, stateText(m)) : null,
+        m.expires && !m.deleted ? h("span", { class: "expires", testid: "message-expires", title: "Disappears " + new Date(m.expires).toLocaleString() }, "⏱ disappears in " + untilText(m.expires)) : null),
       m.reply_to && !m.deleted ? quote(m.reply_to) : null,
       body(m),
       m.attachment && !m.deleted ? attachment(m.attachment) : null,
@@ -1229,18 +1585,18 @@
 
   function actions(m) {
     const cv = state.convs.get(m.conversation);
-    const canPost = cv && !cv.left && !cv.unsafe && (!cv.channel || cv.admin);
+    const posting = canPost(cv);
     const picker = state.reactFor === m.id
       ? h("div", { class: "picker", testid: "react-picker" },
         REACTIONS.map((e) => button(e, "react-choice", () => toggleReaction(m, e), { data: { emoji: e }, "aria-label": "React " + e })))
       : null;
     return h("div", { class: "actions" },
-      canPost ? button("Reply", "reply", () => startReply(m), { class: "small" }) : null,
+      posting ? button("Reply", "reply", () => startReply(m), { class: "small" }) : null,
       button("React", "react", () => {
         state.reactFor = state.reactFor === m.id ? null : m.id;
         renderHistory();
       }, { class: "small", "aria-expanded": String(state.reactFor === m.id) }),
-      canEdit(m) && canPost ? button("Edit", "edit", () => startEdit(m), { class: "small" }) : null,
+      canEdit(m) && posting ? button("Edit", "edit", () => startEdit(m), { class: "small" }) : null,
       m.sender === state.me.user ? button("Delete", "delete", () => deleteMessage(m), { class: "small danger" }) : null,
       picker);
   }
@@ -1257,7 +1613,8 @@
     let closed = "";
     if (cv && cv.left) closed = cv.removed_by ? cv.removed_by + " removed you from this conversation." : "You left this conversation.";
     else if (cv && cv.unsafe) closed = "Nothing can be sent in an unsafe conversation.";
-    else if (cv && cv.channel && !cv.admin) closed = "Only admins post in this channel.";
+    else if (cv && cv.channel && !cv.admin) closed = "Only admins post in this channel. You can still react to posts.";
+    else if (cv && !canPost(cv)) closed = "Only admins post in this conversation. You can still react to messages.";
     dom.composer.hidden = Boolean(closed);
     dom.closed.hidden = !closed;
     dom.closed.textContent = closed;
@@ -1315,7 +1672,7 @@
     dom.shell.classList.toggle("with-panel", !dom.panel.hidden);
     dom.membersBtn.setAttribute("aria-expanded", String(!dom.panel.hidden));
     if (dom.panel.hidden) return;
-    dom.panel.replaceChildren(...(state.panel === "verify" ? verifyView() : membersView()));
+    dom.panel.replaceChildren(...(state.panel === "verify" ? verifyView() : membersView()).filter(Boolean));
   }
 
   function panelHead(title, back) {
@@ -1337,33 +1694,68 @@
       u.changed = u.changed || mb.identity_changed;
       users.set(mb.user, u);
     }
-    const mayChange = !cv.left && !cv.direct;
+    const group = !cv.left && !cv.direct && !cv.unsafe;
+    const roles = group && state.policy !== undefined && may("roles");
     return [
       panelHead("Members"),
       h("div", { class: "panel-actions" },
-        mayChange ? button("Add member", "member-add", addMember) : null,
-        mayChange ? button("Rename", "conv-rename", rename) : null,
-        mayChange ? button("Topic", "conv-topic-edit", setTopic) : null,
+        group && may("add") ? button("Add member", "member-add", addMember) : null,
+        group && may("rename") ? button("Rename", "conv-rename", rename) : null,
+        group && may("topic") ? button("Topic", "conv-topic-edit", setTopic) : null,
         button(cv.muted ? "Unmute" : "Mute", "conv-mute", toggleMute, { "aria-pressed": String(Boolean(cv.muted)) }),
         !cv.left ? button("Leave", "conv-leave", leave, { class: "danger" }) : null,
         timerSelect(cv)),
+      group ? reservedHint() : null,
       h("ul", { class: "members", testid: "member-list" },
-        [...users.values()].map((u) => memberItem(u, mayChange && u.user !== state.me.user))),
+        [...users.values()].map((u) => memberItem(u, group && may("remove") && u.user !== state.me.user, roles))),
+      cv.direct ? null : policyView(cv, roles),
     ];
   }
 
-  function memberItem(u, removable) {
+  // reservedHint says what the policy keeps from this user.
+  function reservedHint() {
+    if (isAdmin()) return null;
+    const kept = ACTIONS.filter(([a]) => !may(a)).map(([, what]) => what);
+    return kept.length ? h("p", { class: "hint", testid: "policy-hint" }, "Only admins may " + kept.join(", ") + " here.") : null;
+  }
+
+  // policyView shows who may do what: a choice per action for those who
+  // may change the rules, else the rules as text.
+  function policyView(cv, editable) {
+    const p = state.policy;
+    if (p === undefined) return null;
+    const rows = ACTIONS.map(([action, what]) => {
+      const who = p ? (p.rules || {})[action] || "members" : "members";
+      const value = editable
+        ? h("select", { testid: "policy-rule", data: { action }, "aria-label": "Who may " + what,
+          onchange: (ev) => setRule(action, ev.target.value) },
+        h("option", { value: "members", selected: who === "members" || null }, "Every member"),
+        h("option", { value: "admins", selected: who === "admins" || null }, "Admins"))
+        : h("span", { testid: "policy-value", data: { action, who } }, who === "admins" ? "Admins" : "Every member");
+      return h("div", { class: "rule" }, h("dt", {}, what[0].toUpperCase() + what.slice(1)), h("dd", {}, value));
+    });
+    return h("section", { class: "policy", testid: "policy", "aria-label": "Rules" },
+      h("h3", {}, "Who may"),
+      p ? null : h("p", { class: "muted small" }, "No roles yet: every member may do everything."),
+      h("dl", {}, rows));
+  }
+
+  function memberItem(u, removable, roles) {
     const isMe = u.user === state.me.user;
     let mark = null;
     if (u.changed) mark = h("span", { class: "tag bad", testid: "member-changed" }, "identity changed");
     else if (!isMe && !u.verified) mark = h("span", { class: "tag warn", testid: "member-unverified" }, "unverified");
     else if (!isMe) mark = h("span", { class: "tag ok", testid: "member-verified" }, "✓ verified");
-    return h("li", { class: "member", testid: "member", data: { user: u.user } },
+    const admin = Boolean(state.policy) && (state.policy.admins || []).includes(u.user);
+    return h("li", { class: "member", testid: "member", data: { user: u.user, role: admin ? "admin" : "member" } },
       h("div", { class: "member-name" },
         h("strong", {}, isMe ? u.user + " (you)" : u.user),
+        admin ? h("span", { class: "tag admin", testid: "member-admin" }, "admin") : null,
         h("span", { class: "muted" }, u.devices + (u.devices === 1 ? " device" : " devices")),
         mark),
       h("div", { class: "row" },
+        roles && !isMe ? button(admin ? "Make member" : "Make admin", "member-role", () => setRole(u.user, admin ? "member" : "admin"),
+          { class: "small", data: { user: u.user, role: admin ? "member" : "admin" } }) : null,
         isMe ? null : button("Safety number", "member-verify", () => openVerify(u.user, u.changed), { class: "small", data: { user: u.user } }),
         removable ? button("Remove", "member-remove", () => removeMember(u.user), { class: "small danger", data: { user: u.user } }) : null));
   }
@@ -1469,6 +1861,34 @@
     if (now - d < 6 * 24 * 3600 * 1000 && d < now) return d.toLocaleDateString([], { weekday: "short" });
     if (d.getFullYear() === now.getFullYear()) return d.toLocaleDateString([], { day: "numeric", month: "short" });
     return d.toLocaleDateString();
+  }
+
+  // unitText reads a timer of the daemon's system lines ("1d", "90m").
+  function unitText(n, unit) {
+    const name = { s: "second", m: "minute", h: "hour", d: "day", w: "week" }[unit];
+    return n + " " + name + (n === 1 ? "" : "s");
+  }
+
+  function timerText(seconds) {
+    const t = TIMERS.find(([v]) => v === seconds);
+    return t ? t[1] : durationText(seconds * 1000);
+  }
+
+  // untilText says how long until t: "3 hours", "less than a minute".
+  function untilText(t) {
+    return durationText(Date.parse(t) - Date.now());
+  }
+
+  function durationText(ms) {
+    const min = Math.floor(ms / 60000);
+    if (min < 1) return "less than a minute";
+    for (const [n, unit] of [[10080, "week"], [1440, "day"], [60, "hour"], [1, "minute"]]) {
+      if (min >= n) {
+        const k = Math.floor(min / n);
+        return k + " " + unit + (k === 1 ? "" : "s");
+      }
+    }
+    return min + " minutes";
   }
 
   function humanSize(n) {
