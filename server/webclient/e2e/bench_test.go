@@ -24,10 +24,12 @@ import (
 //     registration form is usable (the page's "parley-usable" mark);
 //   - reload: a registered profile reloads, until its conversation list is
 //     usable;
-//   - receive-100: a registered profile that was away while 100 messages
-//     came comes back, until the last of them is shown in the open
-//     conversation; per-msg-ms is (that time − reload)/100, the cost of
-//     fetching, decrypting, storing and showing one message.
+//   - receive-100-open: a registered profile that was away while 100
+//     messages came comes back, until the last of them is shown in the
+//     open conversation; per-msg-ms is (that time − reload)/100, the cost
+//     of fetching, decrypting, storing and showing one message;
+//   - receive-100-list: the same with the conversation list shown, until
+//     it counts the 100 messages unread: the cost without rendering them.
 //
 // Run it with: go test -run '^$' -bench WebClient -benchtime 5x ./server/webclient/e2e
 func BenchmarkWebClient(b *testing.B) {
@@ -78,26 +80,48 @@ func BenchmarkWebClient(b *testing.B) {
 		b.Fatalf("carol's conversations: %v, %v", convs, err)
 	}
 	conv := convs[0].ID
-	b.Run("receive-100", func(b *testing.B) {
-		const n = 100
-		var total time.Duration
-		for i := range b.N {
-			alice.stop()
-			for j := range n {
-				if _, err := dc.Send(ctx, conv, fmt.Sprintf("burst %d message %d", i, j), client.SendOptions{}); err != nil {
-					b.Fatal(err)
-				}
+	// receive sends n messages while alice is away and returns how long
+	// her page takes, from the start of its load, to show the last one:
+	// in the open conversation (open), or as the list's unread count.
+	round := 0
+	receive := func(b *testing.B, n int, open bool) time.Duration {
+		round++
+		alice.stop()
+		for j := range n {
+			if _, err := dc.Send(ctx, conv, fmt.Sprintf("burst %d message %d", round, j), client.SendOptions{}); err != nil {
+				b.Fatal(err)
 			}
-			alice.start()
-			alice.p.Open(fmt.Sprintf("%s/#c=%d", srv.url, conv))
-			last := fmt.Sprintf("burst %d message %d", i, n-1)
-			alice.p.Until(browsertest.HasText(sel("message-text"), last))
-			total += time.Duration(browsertest.Eval[float64](alice.p, "performance.now()") * float64(time.Millisecond))
 		}
-		per := total/time.Duration(b.N) - reload
-		b.ReportMetric(float64((total / time.Duration(b.N)).Milliseconds()), "ms/catch-up")
-		b.ReportMetric(float64(per.Microseconds())/1000/n, "per-msg-ms")
-	})
+		alice.start()
+		if open {
+			alice.p.Open(fmt.Sprintf("%s/#c=%d", srv.url, conv))
+			alice.p.Until(browsertest.HasText(sel("message-text"), fmt.Sprintf("burst %d message %d", round, n-1)))
+		} else {
+			alice.p.Open(srv.url + "/")
+			alice.p.Until(fmt.Sprintf(`document.querySelector('%s[data-conversation="%d"] %s')?.textContent === "%d"`, sel("conv-item"), conv, sel("unread-badge"), n))
+		}
+		d := time.Duration(browsertest.Eval[float64](alice.p, "performance.now()") * float64(time.Millisecond))
+		if !open { // read them, so that the next round counts from zero
+			alice.open("team")
+		}
+		return d
+	}
+	for _, open := range []bool{false, true} {
+		name := "receive-100-list"
+		if open {
+			name = "receive-100-open"
+		}
+		b.Run(name, func(b *testing.B) {
+			const n = 100
+			var total time.Duration
+			for range b.N {
+				total += receive(b, n, open)
+			}
+			per := total/time.Duration(b.N) - reload
+			b.ReportMetric(float64((total / time.Duration(b.N)).Milliseconds()), "ms/catch-up")
+			b.ReportMetric(float64(per.Microseconds())/1000/n, "per-msg-ms")
+		})
+	}
 	alice.checkOrigins()
 }
 
