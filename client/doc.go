@@ -100,6 +100,25 @@
 // only (see search.go; [Client.PrepareSearch] builds it in the
 // background).
 //
+// # Linked devices
+//
+// An account has any number of devices, all members of its
+// conversations. [Client.Link] makes a fresh profile another device of
+// an account: it shows a link code, and [Client.LinkDevice] on a device
+// of the account, given the code, sets up an end-to-end encrypted
+// channel through the server that the server cannot sit in the middle
+// of (the code's secret never passes through it; a failed check is
+// [ErrLinkTampered]), asks the user to compare a confirmation, sends the
+// account (the identity key, which every device of the account holds, a
+// certificate for the new device's key, the contacts and some
+// settings), registers the new device and adds it to every conversation,
+// one commit each (docs/protocol.md, "Linking a device").
+// [Client.Devices] lists the account's devices, marking those the server
+// lists but no device certified as forged; [Client.RevokeOwnDevice]
+// refuses to revoke the last active one unless forced. A read receipt
+// from another device of the account moves this device's read position
+// (docs/content.md, "Read positions across devices").
+//
 // # Revoked devices
 //
 // [Client.RevokeDevice] revokes one of the account's devices with a

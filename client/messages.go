@@ -203,7 +203,10 @@ func (c *Client) applyContent(tx store.Tx, conv protocol.ConversationID, m *cont
 		return []Event{{Kind: kind, Conversation: conv, Message: viewMessage(t), User: user, Device: device}}, nil
 	case content.KindReadReceipt:
 		if own {
-			return nil, nil
+			if self {
+				return nil, nil
+			}
+			return readElsewhere(tx, conv, m, target)
 		}
 		var evs []Event
 		mark := func(t *store.Message) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -201,4 +202,27 @@ func (c *Client) MarkReadUpTo(ctx context.Context, conv protocol.ConversationID,
 		return fmt.Errorf("client: mark conversation %d read up to %d: %w", conv, upTo, err)
 	}
 	return nil
+}
+
+// readElsewhere applies the read receipt m that another device of this
+// account sent (docs/content.md, "Read positions across devices"): the
+// messages it read up to are read here too, so the read position moves
+// forward to the message it names, if this device has it. It reports an
+// EventConversationChanged so that UIs count the unread messages again.
+func readElsewhere(tx store.Tx, conv protocol.ConversationID, m *content.Message, target func(content.MessageID) (*store.Message, error)) ([]Event, error) {
+	if m.ReadUpTo.IsZero() {
+		return nil, nil
+	}
+	t, err := target(m.ReadUpTo)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	cur, err := marker(tx, readSetting(conv))
+	if err != nil || t.Seq <= cur {
+		return nil, err
+	}
+	if err := advanceMarker(tx, readSetting(conv), t.Seq); err != nil {
+		return nil, err
+	}
+	return []Event{{Kind: EventConversationChanged, Conversation: conv}}, nil
 }

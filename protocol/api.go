@@ -163,6 +163,10 @@ type DeviceInfo struct {
 	Revocation []byte `json:"revocation,omitempty"`
 	// Disabled is true when an admin disabled the device.
 	Disabled bool `json:"disabled,omitempty"`
+	// LastSeen is when the device last signed in (created a session).
+	// Only the devices of its own account are told; absent otherwise,
+	// and for a device that never signed in.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
 // RevokeDeviceRequest revokes one of the caller user's devices

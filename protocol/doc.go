@@ -38,6 +38,14 @@
 //	POST   /v1/register           RegisterRequest      → RegisterResponse
 //	POST   /v1/auth/challenge     ChallengeRequest     → ChallengeResponse
 //	POST   /v1/auth/session       SessionRequest       → SessionResponse
+//	POST   /v1/link               CreateLinkRequest    → CreateLinkResponse (a device being linked)
+//
+// Link mailboxes, by the device being linked (with the mailbox token in
+// the LinkTokenHeader header) or a device of an account (its session):
+//
+//	POST   /v1/link/{id}          PostLinkRequest      → PostLinkResponse
+//	GET    /v1/link/{id}?after=SEQ&wait=SECONDS        → LinkMessages
+//	DELETE /v1/link/{id}                               → 204
 //
 // Authenticated (any active device):
 //

@@ -485,3 +485,34 @@ func conformChannel(t *testing.T, ctx context.Context, call caller, dc *daemonap
 		t.Errorf("alice posts in bob's channel: %v, want not_permitted", err)
 	}
 }
+
+// conformDevices: devices, rename_device, revoke_device (the last device
+// is refused without force) and add_own_devices.
+func conformDevices(t *testing.T, ctx context.Context, call caller, dc *daemonapi.Client) {
+	t.Helper()
+	var r daemonapi.DevicesResult
+	if err := call("devices", nil, &r); err != nil || len(r.Devices) != 1 || !r.Devices[0].This || r.Devices[0].Forged {
+		t.Fatalf("devices = %+v, %v", r, err)
+	}
+	id := r.Devices[0].ID
+	if err := call("rename_device", daemonapi.DeviceParams{Device: string(id), Name: "laptop"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := dc.Devices(ctx); err != nil || len(ds) != 1 || ds[0].Name != "laptop" {
+		t.Errorf("Devices after rename = %+v, %v", ds, err)
+	}
+	err := dc.RevokeOwnDevice(ctx, id, false)
+	if err == nil || !strings.Contains(err.Error(), "last active device") {
+		t.Errorf("RevokeOwnDevice(the last one) = %v", err)
+	}
+	if err := call("revoke_device", daemonapi.DeviceParams{Device: ""}, nil); err == nil {
+		t.Error("revoke_device without a device: accepted")
+	}
+	var added daemonapi.AddOwnDevicesResult
+	if err := call("add_own_devices", nil, &added); err != nil || added.Conversations != 0 || len(added.Failed) != 0 {
+		t.Errorf("add_own_devices = %+v, %v", added, err)
+	}
+	if n, failed, err := dc.AddOwnDevices(ctx); err != nil || n != 0 || len(failed) != 0 {
+		t.Errorf("AddOwnDevices = %d %v %v", n, failed, err)
+	}
+}

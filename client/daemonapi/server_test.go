@@ -290,6 +290,7 @@ func TestConformance(t *testing.T) {
 	conformSearch(t, ctx, call, dc, alice, conv)
 	conformPolicy(t, ctx, call, dc)
 	conformChannel(t, ctx, call, dc, bob)
+	conformDevices(t, ctx, call, dc)
 
 	// Every method of the server is called above: a method added
 	// without a conformance test fails here.

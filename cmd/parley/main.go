@@ -11,6 +11,8 @@
 //	register --link LINK NAME        LINK from 'parleyd admin invite create' or 'parley invite create'
 //	register --server URL [--invite CODE] [--fingerprint SHA256] NAME
 //	whoami
+//	link --server URL [--fingerprint SHA256] [--name NAME]   make this new profile a device of your account
+//	devices [list] | link CODE [--yes] | rename ID NAME | revoke ID [--force] | sync
 //	chat new USER...                 1:1 (one user) or small group (several)
 //	group create TITLE --members a,b [--members-file FILE]
 //	channel create TITLE [--members a,b] [--members-file FILE]   only admins post; members read and react

@@ -143,6 +143,10 @@ type profileAPI interface {
 	InviteLink(code string) (protocol.InviteLink, error)
 	Search(ctx context.Context, q client.SearchQuery) ([]*client.Message, error)
 	SetMuted(ctx context.Context, conv protocol.ConversationID, muted bool) error
+	Devices(ctx context.Context) ([]client.OwnDevice, error)
+	RenameDevice(ctx context.Context, device protocol.DeviceID, name string) error
+	RevokeOwnDevice(ctx context.Context, device protocol.DeviceID, force bool) error
+	AddOwnDevices(ctx context.Context) (int, []protocol.ConversationID, error)
 }
 
 var (

@@ -267,6 +267,15 @@ func (s *Service) User(ctx context.Context, sess *Session, name string) (protoco
 	if err := s.withRevocations(ctx, u, &ui); err != nil {
 		return protocol.UserInfo{}, err
 	}
+	if u.ID == sess.User {
+		// When a device last signed in is for its own account's eyes.
+		for i, d := range ds {
+			if i < len(ui.Devices) && ui.Devices[i].ID == protocol.DeviceID(d.ID) && !d.LastSeen.IsZero() {
+				seen := d.LastSeen.UTC()
+				ui.Devices[i].LastSeen = &seen
+			}
+		}
+	}
 	return ui, nil
 }
 

@@ -50,6 +50,7 @@ type Service struct {
 	metaCache sync.Map // store.ConversationID → convMeta
 	trees     treeCache
 	notes     handshakeNotes
+	links     linkWaiters
 }
 
 // New returns a Service on the store, blob store and follower.
@@ -152,7 +153,7 @@ func (s *Service) pruneLoop(ctx context.Context) {
 }
 
 // Prune removes acknowledged and expired entries, expired sessions,
-// challenges, KeyPackages and invites, and attachments older than the
+// challenges, KeyPackages, link mailboxes and invites, and attachments older than the
 // retention or whose lifetime ended, with their content.
 func (s *Service) Prune(ctx context.Context) (store.PruneResult, error) {
 	r, err := s.st.Prune(ctx, store.PruneOptions{Now: s.now(), Retention: s.cfg.Retention})
@@ -165,7 +166,7 @@ func (s *Service) Prune(ctx context.Context) (store.PruneResult, error) {
 	if err != nil {
 		return r, fmt.Errorf("delivery: prune: %w", err)
 	}
-	s.log.Debug("pruned", "entries", r.Entries, "inbox", r.Inbox, "sessions", r.Sessions, "key_packages", r.KeyPackages, "attachments", len(r.Blobs))
+	s.log.Debug("pruned", "entries", r.Entries, "inbox", r.Inbox, "sessions", r.Sessions, "key_packages", r.KeyPackages, "attachments", len(r.Blobs), "link_mailboxes", r.LinkMailboxes)
 	return r, nil
 }
 

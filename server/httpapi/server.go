@@ -168,6 +168,7 @@ func (s *Server) routes() {
 		}
 		return nil, s.svc.RevokeDevice(r.Context(), ss, protocol.DeviceID(r.PathValue("device")), req)
 	}))
+	s.linkRoutes()
 	m.HandleFunc("GET /v1/revocations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		return s.svc.Revocations(r.Context(), ss)
 	}))

@@ -1,8 +1,8 @@
 // Package store defines the persistence the Parley server core needs: the
 // [Store] interface, its plain domain types and the sentinel errors callers
 // branch on. Store is the composition of the roles its callers use:
-// [Accounts], [KeyPackages], [Conversations], [Attachments] and
-// [Maintenance]. Backends live in subpackages named after their
+// [Accounts], [KeyPackages], [Conversations], [Attachments], [Links]
+// and [Maintenance]. Backends live in subpackages named after their
 // dependency: sqlite (one file, for a single node) and postgres (shared by
 // the nodes of a cluster). The SQL they have in common lives once in
 // sqlstore, which each of them builds on; every backend passes the
@@ -140,6 +140,7 @@ type Device struct {
 	Revoked      time.Time // Revoked is when the user revoked it; zero if not.
 	Disabled     bool      // Disabled is set by an admin.
 	InboxHead    uint64    // InboxHead is the seq of the newest inbox entry ever assigned.
+	LastSeen     time.Time // LastSeen is when it last created a session; zero if never.
 }
 
 // Active reports whether the device may authenticate and receive
@@ -552,9 +553,46 @@ type PruneResult struct {
 	Challenges  int64
 	Invites     int64
 	KeyPackages int64
+	// LinkMailboxes counts the expired link mailboxes removed with their
+	// messages.
+	LinkMailboxes int64
 	// Blobs are the ids of removed blob records, older than the
 	// retention or expired; the caller deletes their content.
 	Blobs []string
+}
+
+// Link sides: who wrote a message of a link mailbox.
+const (
+	// LinkNew is the device being linked, which created the mailbox.
+	LinkNew uint8 = 1
+	// LinkExisting is a device of the account that links it.
+	LinkExisting uint8 = 2
+)
+
+// LinkMailbox is a rendezvous mailbox through which two devices of an
+// account set up their linking channel. Its messages are opaque to the
+// store (the devices encrypt them).
+type LinkMailbox struct {
+	// ID is the short public id, unique while the mailbox lives.
+	ID string
+	// TokenHash is the SHA-256 of the token of the device being linked.
+	TokenHash []byte
+	// User is the account whose device claimed the mailbox by writing to
+	// it first (0 until then).
+	User UserID
+	// Created and Expires bound its life; it is gone after Expires.
+	Created, Expires time.Time
+}
+
+// LinkMessage is one message of a link mailbox.
+type LinkMessage struct {
+	// Seq numbers the mailbox's messages 1, 2, 3… (assigned by the store).
+	Seq uint64
+	// From is LinkNew or LinkExisting.
+	From uint8
+	// Data is the message, opaque.
+	Data    []byte
+	Created time.Time
 }
 
 // Stats are counts for administrators.
@@ -571,6 +609,7 @@ type Store interface {
 	KeyPackages
 	Conversations
 	Attachments
+	Links
 	Maintenance
 }
 
@@ -638,7 +677,8 @@ type Accounts interface {
 	// another device, or it expired before now; a challenge is returned at
 	// most once.
 	ConsumeChallenge(ctx context.Context, nonce []byte, device DeviceID, now time.Time) (Challenge, error)
-	// CreateSession stores a session.
+	// CreateSession stores a session and records its creation as the
+	// device's LastSeen (which only moves forward).
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the session with the token hash. ErrNotFound when
 	// there is none, it expired before now, or its device is revoked or
@@ -849,6 +889,30 @@ type Attachments interface {
 	ReleaseBlobReservation(ctx context.Context, id int64) error
 }
 
+// Links is the store's part for the rendezvous mailboxes of device
+// linking (docs/protocol.md, "Linking a device").
+type Links interface {
+	// CreateLinkMailbox stores a new, unclaimed mailbox with its first
+	// message (from LinkNew); ErrConflict when the id is taken.
+	CreateLinkMailbox(ctx context.Context, m LinkMailbox, first LinkMessage) error
+	// LinkMailbox returns the mailbox with the id; ErrNotFound when there
+	// is none or it expired at now.
+	LinkMailbox(ctx context.Context, id string, now time.Time) (LinkMailbox, error)
+	// AppendLinkMessage atomically appends m to the live mailbox id and
+	// returns its seq. A message from LinkExisting names its user: the
+	// first one claims an unclaimed mailbox for the user, and a mailbox
+	// claimed by another user answers ErrNotFound, as a missing or
+	// expired one does. A mailbox holding limit messages already refuses
+	// with ErrQuotaExceeded.
+	AppendLinkMessage(ctx context.Context, id string, user UserID, m LinkMessage, limit int) (uint64, error)
+	// LinkMessages returns the messages of mailbox id with seq above
+	// after, in order (none for a missing mailbox).
+	LinkMessages(ctx context.Context, id string, after uint64) ([]LinkMessage, error)
+	// DeleteLinkMailbox deletes a mailbox and its messages; deleting a
+	// missing one is not an error.
+	DeleteLinkMailbox(ctx context.Context, id string) error
+}
+
 // Maintenance is the store's part for administration: pruning, counts,
 // backup and closing.
 type Maintenance interface {
@@ -856,7 +920,7 @@ type Maintenance interface {
 	// every departed device (a prefix of each log), log and inbox entries and blob records older
 	// than the retention, blob records whose lifetime ended (Blob.Expires
 	// at or before Now), and expired sessions, challenges, KeyPackages,
-	// blob reservations and invites (expired or used up).
+	// blob reservations, link mailboxes and invites (expired or used up).
 	Prune(ctx context.Context, o PruneOptions) (PruneResult, error)
 	// Stats returns counts.
 	Stats(ctx context.Context) (Stats, error)

@@ -15,7 +15,7 @@ import (
 // their foreign keys on restore, with their columns.
 var backupTables = []struct{ name, cols string }{
 	{"users", "id, name, identity_key, admin, disabled, created"},
-	{"devices", "id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, revocation"},
+	{"devices", "id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, revocation, last_seen"},
 	{"invites", "id, code_hash, uses_left, expires, created"},
 	{"sessions", "token_hash, device_id, user_id, created, expires"},
 	{"challenges", "nonce, device_id, expires"},
@@ -29,6 +29,8 @@ var backupTables = []struct{ name, cols string }{
 	{"inbox", "device_id, seq, conversation_id, data, created"},
 	{"blobs", "id, owner, size, sha256, created, expires"},
 	{"blob_reservations", "id, owner, bytes, created, expires"},
+	{"link_mailboxes", "id, token_hash, user_id, created, expires"},
+	{"link_messages", "mailbox_id, seq, side, data, created"},
 }
 
 // identityTables are the tables whose id column is an identity.

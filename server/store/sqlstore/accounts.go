@@ -20,13 +20,13 @@ func scanUser(r Row) (store.User, error) {
 
 // deviceCols are the columns scanDevice reads; a new column of devices
 // joins them, scanDevice and insertDevice.
-const deviceCols = `id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head`
+const deviceCols = `id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, last_seen`
 
 func scanDevice(r Row) (store.Device, error) {
 	var d store.Device
-	var created, revoked int64
-	err := r.Scan(&d.ID, &d.User, &d.Scheme, &d.SignatureKey, &d.Certificate, &created, &revoked, &d.Disabled, &d.InboxHead)
-	d.Created, d.Revoked = FromMicros(created), FromMicros(revoked)
+	var created, revoked, seen int64
+	err := r.Scan(&d.ID, &d.User, &d.Scheme, &d.SignatureKey, &d.Certificate, &created, &revoked, &d.Disabled, &d.InboxHead, &seen)
+	d.Created, d.Revoked, d.LastSeen = FromMicros(created), FromMicros(revoked), FromMicros(seen)
 	return d, err
 }
 
@@ -328,7 +328,11 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	err := s.b.Write(ctx, func(tx Querier) error {
 		_, err := tx.Exec(ctx, `INSERT INTO sessions (token_hash, device_id, user_id, created, expires) VALUES ($1, $2, $3, $4, $5)`,
 			ss.TokenHash, ss.Device, ss.User, Micros(ss.Created), Micros(ss.Expires))
-		return s.constraint(err)
+		if err != nil {
+			return s.constraint(err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE devices SET last_seen = $2 WHERE id = $1 AND last_seen < $2`, ss.Device, Micros(ss.Created))
+		return err
 	})
 	if err != nil {
 		return s.errorf("create session for device %q: %w", ss.Device, err)

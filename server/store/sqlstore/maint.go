@@ -23,6 +23,8 @@ func PruneExpired(r *store.PruneResult) []Counted {
 		{&r.Challenges, `DELETE FROM challenges WHERE expires <= $1`},
 		{&r.KeyPackages, `DELETE FROM key_packages WHERE expires <> 0 AND expires <= $1`},
 		{&r.Invites, `DELETE FROM invites WHERE expires <= $1 OR uses_left <= 0`},
+		{new(int64), `DELETE FROM link_messages WHERE mailbox_id IN (SELECT id FROM link_mailboxes WHERE expires <= $1)`},
+		{&r.LinkMailboxes, `DELETE FROM link_mailboxes WHERE expires <= $1`},
 	}
 }
 

@@ -79,6 +79,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BlobQuota", testBlobQuota},
 		{"BlobQuotaConcurrent", testBlobQuotaConcurrent},
 		{"BlobExpiry", testBlobExpiry},
+		{"LinkMailboxes", testLinkMailboxes},
+		{"LinkMailboxConcurrent", testLinkMailboxConcurrent},
 		{"Stats", testStats},
 		{"Backup", testBackup},
 		{"Cancelled", testCancelled},
@@ -431,7 +433,15 @@ func testSessions(t *testing.T, s store.Store) {
 	wantErr(t, "expired", err, store.ErrNotFound)
 	_, err = s.Session(ctx, []byte("nope"), t0)
 	wantErr(t, "unknown", err, store.ErrNotFound)
+	if dev, err := s.Device(ctx, d.ID); err != nil || !dev.LastSeen.Equal(t0) {
+		t.Errorf("last seen after a session: %v %v", dev.LastSeen, err)
+	}
+	must(t, "create", s.CreateSession(ctx, store.Session{TokenHash: []byte("tok3"), Device: d.ID, User: u.ID, Created: t0.Add(time.Minute), Expires: t0.Add(time.Hour)}))
 	must(t, "create", s.CreateSession(ctx, store.Session{TokenHash: []byte("tok2"), Device: d.ID, User: u.ID, Created: t0, Expires: t0.Add(2 * time.Hour)}))
+	if devs, err := s.Devices(ctx, u.ID); err != nil || len(devs) != 1 || !devs[0].LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Errorf("last seen after a later and an earlier session: %+v %v", devs, err)
+	}
+	must(t, "delete", s.DeleteSession(ctx, []byte("tok3")))
 	must(t, "delete", s.DeleteSession(ctx, []byte("tok2")))
 	_, err = s.Session(ctx, []byte("tok2"), t0)
 	wantErr(t, "deleted", err, store.ErrNotFound)

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// deviceOf returns the device id of a profile (whoami --json).
+func (c *cli) deviceOf(profile string) string {
+	c.t.Helper()
+	var a struct {
+		Device string `json:"device"`
+	}
+	if err := json.Unmarshal([]byte(c.run(profile, "--json", "whoami")), &a); err != nil {
+		c.t.Fatal(err)
+	}
+	return a.Device
+}
+
+// startLinkCLI starts 'parley link' for a new profile and returns the code
+// it prints and a function waiting for its end (its output, its error).
+func (c *cli) startLinkCLI(profile string) (string, func() (string, error)) {
+	c.t.Helper()
+	cmd := c.command(profile, "link", "--server", c.srv.URL, "--fingerprint", c.srv.Fingerprint, "--name", profile, "--no-qr")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	rd := bufio.NewReader(out)
+	var all strings.Builder
+	for {
+		line, err := rd.ReadString('\n')
+		all.WriteString(line)
+		if code, ok := strings.CutPrefix(line, "link code: "); ok {
+			return strings.TrimSpace(code), func() (string, error) {
+				rest := new(strings.Builder)
+				bufio.NewReader(rd).WriteTo(rest)
+				err := cmd.Wait()
+				return all.String() + rest.String() + stderr.String(), err
+			}
+		}
+		if err != nil {
+			cmd.Wait()
+			c.t.Fatalf("parley link: no code: %q %s", all.String(), stderr.String())
+		}
+	}
+}
+
+// TestCLILink: 'parley link' on a new profile and 'parley devices link
+// CODE --yes' on alice's laptop link a phone, which then reads the
+// group; 'parley devices' lists both; declining at the prompt links
+// nothing; revoking the phone works, the last device needs --force.
+func TestCLILink(t *testing.T) {
+	c := newCLI(t)
+	c.register("alice", "bob")
+	c.run("alice", "group", "create", "team", "--members", "bob")
+	c.run("alice", "send", "team", "before the phone")
+
+	code, wait := c.startLinkCLI("phone")
+	linkOut := c.run("alice", "devices", "link", code, "--yes")
+	out, err := wait()
+	if err != nil {
+		t.Fatalf("parley link: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
+		t.Errorf("link output %q, devices link output %q", out, linkOut)
+	}
+	confirm := func(s string) string {
+		i := strings.Index(s, "confirmation: ")
+		if i < 0 {
+			return ""
+		}
+		return s[i+len("confirmation: ") : i+len("confirmation: ")+7]
+	}
+	if a, b := confirm(out), confirm(linkOut); a == "" || a != b {
+		t.Errorf("confirmations %q and %q", a, b)
+	}
+	if r := c.run("bob", "read", "team"); !strings.Contains(r, "alice added a device ("+c.deviceOf("phone")+")") {
+		t.Errorf("bob's history has no line for the phone:\n%s", r)
+	}
+	c.run("bob", "send", "team", "hello both")
+	if h := c.read("phone", "team"); len(h.messages()) == 0 || h.messages()[len(h.messages())-1].Text != "hello both" {
+		t.Errorf("the phone's history: %+v", h.messages())
+	}
+	list := c.run("phone", "devices")
+	phone, laptop := c.deviceOf("phone"), c.deviceOf("alice")
+	if !strings.Contains(list, phone) || !strings.Contains(list, laptop) || !strings.Contains(list, "(this device)") {
+		t.Errorf("devices:\n%s", list)
+	}
+	// The same through the phone's daemon.
+	d := c.startDaemon("phone")
+	if viaDaemon := c.run("phone", "devices"); viaDaemon != list {
+		t.Errorf("devices through the daemon:\n%s\nwithout:\n%s", viaDaemon, list)
+	}
+	d.cmd.Process.Signal(os.Interrupt)
+	d.wait(t)
+
+	// Declined at the prompt.
+	code, wait = c.startLinkCLI("tablet")
+	cmd := c.command("alice", "devices", "link", code)
+	cmd.Stdin = strings.NewReader("n\n")
+	if b, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("declined link succeeded: %s", b)
+	}
+	if out, err := wait(); err == nil {
+		t.Errorf("the tablet linked after a refusal: %s", out)
+	}
+
+	c.run("alice", "devices", "rename", phone, "old", "phone")
+	c.run("alice", "devices", "revoke", phone)
+	if b, err := c.command("alice", "devices", "revoke", laptop).CombinedOutput(); err == nil || !strings.Contains(string(b), "last active device") {
+		t.Errorf("revoking the last device: %v %s", err, b)
+	}
+	if list := c.run("alice", "devices"); !strings.Contains(list, "old phone") || !strings.Contains(list, "revoked") {
+		t.Errorf("devices after the revocation:\n%s", list)
+	}
+}
