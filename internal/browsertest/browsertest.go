@@ -246,6 +246,20 @@ func (p *Page) Until(expr string) {
 	}
 }
 
+// UntilMutation waits until the JavaScript expression is true,
+// re-evaluating it only when the document changes: a wait that costs the
+// page nothing between changes, for measurements (Until re-evaluates at
+// every frame, which also sees changes outside the document).
+func (p *Page) UntilMutation(expr string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(Timeout-time.Second))); err != nil {
+		p.Shot("failed")
+		p.t.Fatalf("%s: waiting for %s: %v", p.name, expr, err)
+	}
+}
+
 // Open navigates to url.
 func (p *Page) Open(url string) {
 	p.t.Helper()

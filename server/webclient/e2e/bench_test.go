@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/client"
@@ -29,7 +32,13 @@ import (
 //     open conversation; per-msg-ms is (that time − reload)/100, the cost
 //     of fetching, decrypting, storing and showing one message;
 //   - receive-100-list: the same with the conversation list shown, until
-//     it counts the 100 messages unread: the cost without rendering them.
+//     it counts the 100 messages unread: the cost without rendering them;
+//   - receive-one: messages come one at a time to a page showing their
+//     conversation; for each, the time the page's main thread was busy
+//     from its sending until it is shown (Chromium's TaskDuration: the
+//     WebSocket frame, decryption, the store, the event, rendering, and
+//     whatever else the page did meanwhile, such as a read receipt):
+//     median-ms, mean-ms and p90-ms over the messages.
 //
 // Run it with: go test -run '^$' -bench WebClient -benchtime 5x ./server/webclient/e2e
 func BenchmarkWebClient(b *testing.B) {
@@ -122,6 +131,47 @@ func BenchmarkWebClient(b *testing.B) {
 			b.ReportMetric(float64(per.Microseconds())/1000/n, "per-msg-ms")
 		})
 	}
+	b.Run("receive-one", func(b *testing.B) {
+		alice.stop()
+		alice.start()
+		alice.p.Open(fmt.Sprintf("%s/#c=%d", srv.url, conv))
+		alice.waitConnected()
+		ctx := alice.p.Context()
+		if _, err := chromedp.Call(ctx, performance.Enable, performance.EnableParams{}); err != nil {
+			b.Fatal(err)
+		}
+		busy := func() float64 {
+			res, err := chromedp.Call(ctx, performance.GetMetrics, cdp.Empty{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range res.Metrics {
+				if m.Name == "TaskDuration" {
+					return m.Value
+				}
+			}
+			b.Fatal("no TaskDuration metric")
+			return 0
+		}
+		costs := make([]float64, 0, b.N)
+		for i := range b.N {
+			text := fmt.Sprintf("one by one %d", i)
+			before := busy()
+			if _, err := dc.Send(ctx, conv, text, client.SendOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			alice.p.UntilMutation(browsertest.HasText(sel("message-text"), text))
+			costs = append(costs, (busy()-before)*1000)
+		}
+		slices.Sort(costs)
+		var sum float64
+		for _, c := range costs {
+			sum += c
+		}
+		b.ReportMetric(costs[len(costs)/2], "median-ms")
+		b.ReportMetric(sum/float64(len(costs)), "mean-ms")
+		b.ReportMetric(costs[len(costs)*9/10], "p90-ms")
+	})
 	alice.checkOrigins()
 }
 

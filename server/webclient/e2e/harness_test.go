@@ -111,8 +111,15 @@ func startServer(t testing.TB, bin string) *server {
 // "self-signed").
 func startServerTLS(t testing.TB, bin, tlsMode string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", tlsMode,
-		"--data-dir", filepath.Join(t.TempDir(), "data"))
+	return startServerArgs(t, bin, "--tls-mode", tlsMode)
+}
+
+// startServerArgs starts parleyd with a new data directory and more
+// arguments (plain HTTP unless they say otherwise).
+func startServerArgs(t testing.TB, bin string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "", "--tls-mode", "off",
+		"--data-dir", filepath.Join(t.TempDir(), "data")}, args...)...)
 	var log lockedBuffer
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(&log, pw)

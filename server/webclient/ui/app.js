@@ -12,6 +12,7 @@
   const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
   const THUMB_MAX = 8 * 1000 * 1000; // images up to this size show inline
   const TYPING_EVERY = 3000; // ms between send_typing true
+  const READ_AFTER = 500; // ms from a message in sight to its read receipt
   const TYPING_SHOWN = 5000; // ms a typing event is shown
   // TIMERS are the disappearing-message timers offered, in seconds.
   const TIMERS = [[0, "Off"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"], [2419200, "4 weeks"]];
@@ -369,10 +370,10 @@
     if (!mine && m.kind !== "system") cv.unread = (cv.unread || 0) + 1;
     if (isOpen) {
       upsert(m);
-      renderHistory();
-      maybeMarkRead(); // read at once when the conversation is in sight
+      later("history");
+      maybeMarkRead(); // read when the conversation is in sight
     }
-    renderList();
+    later("list");
     if (!mine && m.kind !== "system") {
       announce(m);
       notify(ev, cv);
@@ -384,9 +385,24 @@
     const cv = state.convs.get(m.conversation);
     if (cv && cv.last && cv.last.id === m.id) {
       cv.last = m;
-      renderList();
+      later("list");
     }
-    if (m.conversation === state.open && upsert(m, true)) renderHistory();
+    if (m.conversation === state.open && upsert(m, true)) later("history");
+  }
+
+  // later renders the list or the open history at the next frame, once
+  // for all the events that came in the meantime: a burst of messages
+  // (coming back online) is drawn once, not once per message.
+  const pending = new Set();
+  function later(what) {
+    if (!pending.size) requestAnimationFrame(flushRenders);
+    pending.add(what);
+  }
+
+  function flushRenders() {
+    if (pending.has("list")) renderList();
+    if (pending.has("history")) renderHistory();
+    pending.clear();
   }
 
   // removeEntry takes an expired message out of the view: the history,
@@ -608,7 +624,7 @@
       renderHistory("focus");
       performance.mark("parley-history");
     } else {
-      loadHistory(PAGE, at ? "focus" : "bottom", at).then(maybeMarkRead);
+      loadHistory(PAGE, at ? "focus" : "bottom", at).then(() => maybeMarkRead(true));
     }
     loadPolicy();
     if (state.panel) loadMembers();
@@ -622,9 +638,17 @@
     renderPanel();
   }
 
-  function maybeMarkRead() {
+  // maybeMarkRead marks the open conversation read when it is in sight:
+  // at once when the person opened it, else within READ_AFTER of the
+  // first unread message, so that a burst sends one read receipt.
+  let readTimer = null;
+  function maybeMarkRead(now) {
     const cv = state.convs.get(state.open);
     if (!cv || !visible() || !cv.unread) return;
+    if (!now) {
+      if (!readTimer) readTimer = setTimeout(() => { readTimer = null; maybeMarkRead(true); }, READ_AFTER);
+      return;
+    }
     cv.unread = 0;
     renderList();
     call("mark_read", { conversation: cv.id }).catch((err) => setStatus(err, true));
@@ -917,7 +941,7 @@
     },
     h("span", { class: "result-top" },
       h("span", { class: "result-conv", testid: "result-conv" }, cv ? (cv.channel ? "# " : "") + cv.title : "Conversation " + m.conversation),
-      h("time", { class: "conv-time", datetime: m.sent, title: new Date(m.sent).toLocaleString(), testid: "result-time" }, shortTime(new Date(m.sent)))),
+      h("time", { class: "conv-time", datetime: m.sent, title: fullTime(m.sent), testid: "result-time" }, shortTime(new Date(m.sent)))),
     h("span", { class: "result-sender", testid: "result-sender" }, m.sender === state.me.user ? "You" : m.sender),
     h("span", { class: "result-text", testid: "result-text" }, highlight(summary(m), words))));
   }
@@ -1283,8 +1307,8 @@
     dragAndDrop(dom.main);
     new ResizeObserver(keepBottom).observe(dom.history);
     show(h("div", { class: "layout" }, dom.alerts, dom.shell, dom.status, dom.announce, dom.dialog));
-    window.addEventListener("focus", maybeMarkRead);
-    document.addEventListener("visibilitychange", maybeMarkRead);
+    window.addEventListener("focus", () => maybeMarkRead(true));
+    document.addEventListener("visibilitychange", () => maybeMarkRead(true));
     renderConnection();
     renderBell();
     renderAll();
@@ -1447,9 +1471,13 @@
     dom.history.scrollTop = dom.history.scrollHeight;
   }
 
-  // renderHistory rebuilds the entries; mode "bottom" scrolls to the
+  // renderHistory shows the entries; mode "bottom" scrolls to the
   // newest, "older" keeps the entries shown in place after older ones
   // came in above, else the view sticks to the bottom if it was there.
+  // An entry's element is made again only when the entry or what its
+  // element shows of the rest of the page changed (see entryNode); the
+  // others stay in the document as they are, so a new message costs one
+  // element and the layout of what changed, not the whole history.
   function renderHistory(mode) {
     if (!dom.history) return;
     const box = dom.history;
@@ -1457,17 +1485,21 @@
     const fromBottom = box.scrollHeight - box.scrollTop;
     const top = box.scrollTop;
     const items = [];
-    if (state.loading && !state.msgs.length) items.push(h("li", { class: "notice" }, "Loading…"));
-    else if (state.atStart) items.push(h("li", { class: "notice" }, "Start of the conversation"));
-    else if (state.loading) items.push(h("li", { class: "notice" }, "Loading older messages…"));
+    if (state.loading && !state.msgs.length) items.push(notice("Loading…"));
+    else if (state.atStart) items.push(notice("Start of the conversation"));
+    else if (state.loading) items.push(notice("Loading older messages…"));
     let prevDay = "";
+    const seen = new Set();
+    const days = new Set();
     for (const m of state.msgs) {
       const day = dayOf(m);
-      if (day !== prevDay) items.push(h("li", { class: "day", role: "separator", testid: "day-separator" }, h("span", {}, day)));
+      if (day !== prevDay) items.push(daySeparator(day, days));
       prevDay = day;
-      items.push(m.kind === "system" ? systemItem(m) : messageItem(m));
+      items.push(entryNode(m));
+      seen.add(m.id);
     }
-    box.replaceChildren(...items);
+    for (const id of entryNodes.keys()) if (!seen.has(id)) entryNodes.delete(id);
+    reconcile(box, items);
     const focused = mode === "focus" && state.focus ? box.querySelector(".msg.focus") : null;
     if (focused) focused.scrollIntoView({ block: "center" });
     else if (mode === "bottom" || mode === "focus" || (mode !== "older" && stick)) scrollToBottom();
@@ -1500,6 +1532,74 @@
     return m.text.slice(0, i) + " changed the rules: " + parts.join("; ");
   }
 
+  // entryNodes keeps each shown entry's element with what it was made
+  // from: the entry object (replaced on every change) and the state of
+  // the page it shows (entrySig).
+  const entryNodes = new Map(); // id → {m, sig, node}
+  const dayNodes = new Map(); // day → separator element
+  const notices = new Map(); // text → element
+
+  function entryNode(m) {
+    const sig = entrySig(m);
+    const c = entryNodes.get(m.id);
+    if (c && c.m === m && c.sig === sig) return c.node;
+    const node = m.kind === "system" ? systemItem(m) : messageItem(m);
+    entryNodes.set(m.id, { m, sig, node });
+    return node;
+  }
+
+  // entrySig sums up what a message's element shows besides the message:
+  // focus, the open reaction picker, whether this user may post, the
+  // quoted message and an image's thumbnail.
+  function entrySig(m) {
+    if (m.kind === "system") return "";
+    const cv = state.convs.get(m.conversation);
+    const q = m.reply_to ? state.msgs.find((e) => e.id === m.reply_to) : null;
+    const t = m.attachment ? state.thumbs.get(m.attachment.id) : null;
+    return [m.id === state.focus, state.reactFor === m.id, canPost(cv),
+      q ? q.seq + ":" + (q.text || "") + ":" + q.deleted : "", t ? t.url || (t.failed ? "failed" : "loading") : ""].join("|");
+  }
+
+  // daySeparator returns the separator of a day, kept from render to
+  // render; a day that comes back in the same render (senders' clocks
+  // disagree) gets another element, since an element is in one place.
+  function daySeparator(day, used) {
+    let el = used.has(day) ? null : dayNodes.get(day);
+    if (!el) {
+      el = h("li", { class: "day", role: "separator", testid: "day-separator" }, h("span", {}, day));
+      if (!used.has(day)) dayNodes.set(day, el);
+    }
+    used.add(day);
+    return el;
+  }
+
+  function notice(text) {
+    let el = notices.get(text);
+    if (!el) {
+      el = h("li", { class: "notice" }, text);
+      notices.set(text, el);
+    }
+    return el;
+  }
+
+  // reconcile makes box's children the elements of items, in order,
+  // moving only those out of place and removing the rest.
+  function reconcile(box, items) {
+    let at = box.firstChild;
+    for (const el of items) {
+      if (el === at) {
+        at = at.nextSibling;
+        continue;
+      }
+      box.insertBefore(el, at);
+    }
+    while (at) {
+      const next = at.nextSibling;
+      box.removeChild(at);
+      at = next;
+    }
+  }
+
   function messageItem(m) {
     const mine = m.sender === state.me.user;
     return h("li", {
@@ -1509,10 +1609,10 @@
     h("div", { class: "bubble" },
       h("div", { class: "meta" },
         h("span", { class: "sender", testid: "message-sender" }, mine ? "You" : m.sender),
-        h("time", { datetime: m.sent, title: new Date(m.sent).toLocaleString() }, clock(m.sent)),
+        h("time", { datetime: m.sent, title: fullTime(m.sent) }, clock(m.sent)),
         m.edited && !m.deleted ? h("span", { class: "edited", testid: "message-edited" }, "edited") : null,
         mine ? h("span", { class: "state state-" + m.state, testid: "message-state" }, stateText(m)) : null,
-        m.expires && !m.deleted ? h("span", { class: "expires", testid: "message-expires", title: "Disappears " + new Date(m.expires).toLocaleString() }, "⏱ disappears in " + untilText(m.expires)) : null),
+        m.expires && !m.deleted ? h("span", { class: "expires", testid: "message-expires", title: "Disappears " + fullTime(m.expires) }, "⏱ disappears in " + untilText(m.expires)) : null),
       m.reply_to && !m.deleted ? quote(m.reply_to) : null,
       body(m),
       m.attachment && !m.deleted ? attachment(m.attachment) : null,
@@ -1847,20 +1947,36 @@
     return window.matchMedia("(max-width: 700px)").matches;
   }
 
+  // formats are made once: making an Intl formatter (what
+  // toLocaleString does on every call) costs far more than using one.
+  const formats = {
+    clock: new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" }),
+    day: new Intl.DateTimeFormat([], { weekday: "long", day: "numeric", month: "long", year: "numeric" }),
+    weekday: new Intl.DateTimeFormat([], { weekday: "short" }),
+    dayMonth: new Intl.DateTimeFormat([], { day: "numeric", month: "short" }),
+    date: new Intl.DateTimeFormat(),
+    full: new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "medium" }),
+  };
+
   function clock(t) {
-    return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return formats.clock.format(new Date(t));
+  }
+
+  // fullTime is a time with its date, for titles.
+  function fullTime(t) {
+    return formats.full.format(new Date(t));
   }
 
   function dayOf(m) {
-    return new Date(m.sent).toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+    return formats.day.format(new Date(m.sent));
   }
 
   function shortTime(d) {
     const now = new Date();
     if (d.toDateString() === now.toDateString()) return clock(d);
-    if (now - d < 6 * 24 * 3600 * 1000 && d < now) return d.toLocaleDateString([], { weekday: "short" });
-    if (d.getFullYear() === now.getFullYear()) return d.toLocaleDateString([], { day: "numeric", month: "short" });
-    return d.toLocaleDateString();
+    if (now - d < 6 * 24 * 3600 * 1000 && d < now) return formats.weekday.format(d);
+    if (d.getFullYear() === now.getFullYear()) return formats.dayMonth.format(d);
+    return formats.date.format(d);
   }
 
   // unitText reads a timer of the daemon's system lines ("1d", "90m").
@@ -1913,7 +2029,7 @@
   }
 
   window.addEventListener("resize", () => {
-    if (dom.shell && !phone() && state.open != null) maybeMarkRead();
+    if (dom.shell && !phone() && state.open != null) maybeMarkRead(true);
   });
   whenReady();
 })();
