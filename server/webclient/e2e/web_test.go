@@ -295,6 +295,9 @@ func TestWebClient(t *testing.T) {
 	bob.open("team")
 	bob.waitMessage("while bob was away")
 	bob.p.Shot("caught-up")
+	bob.p.Run(chromedp.EmulateViewport(390, 844))
+	bob.p.Until(fmt.Sprintf(`document.querySelector(%q)?.offsetParent !== null`, sel("back")))
+	bob.p.Shot("phone")
 
 	alice.checkOrigins()
 	bob.checkOrigins()
