@@ -91,7 +91,6 @@ type server struct {
 	url         string
 	fingerprint string // the self-signed certificate's, when there is one
 	invite      string // the first start's admin invite
-	log         *bytes.Buffer
 }
 
 var (
