@@ -304,24 +304,9 @@ func (p *linkPeer) abort(why string) {
 // declined on the existing device.
 func (c *Client) Link(ctx context.Context, serverURL string, opts LinkOptions) (*Account, error) {
 	op := fmt.Sprintf("client: link a device at %s", serverURL)
-	if err := checkServerURL(serverURL); err != nil {
+	serverName, suites, err := c.bindServer(ctx, serverURL)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	c.mu.Lock()
-	if c.id != nil {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%s: %w (as %s)", op, ErrAlreadyRegistered, c.id.User)
-	}
-	c.serverURL = strings.TrimRight(serverURL, "/")
-	c.mu.Unlock()
-
-	var info protocol.ServerInfo
-	if err := c.call(ctx, "GET", "/v1/info", false, nil, &info); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	suites := c.acceptedSuites(info.CipherSuites)
-	if len(suites) == 0 {
-		return nil, fmt.Errorf("%s: the server accepts none of this client's cipher suites (it offers %v)", op, info.CipherSuites)
 	}
 	signer, err := mls.GenerateSigner(suites[0])
 	if err != nil {
@@ -393,7 +378,7 @@ func (c *Client) Link(ctx context.Context, serverURL string, opts LinkOptions) (
 	if acct.Refused {
 		return nil, fmt.Errorf("%s: %w", op, ErrLinkRefused)
 	}
-	proof, err := c.checkLinkedAccount(&acct, info.Name, dev, signer)
+	proof, err := c.checkLinkedAccount(&acct, serverName, dev, signer)
 	if err != nil {
 		p.abort("the account does not verify")
 		ok = true
@@ -414,7 +399,7 @@ func (c *Client) Link(ctx context.Context, serverURL string, opts LinkOptions) (
 		Server: c.serverURL, User: acct.User, Device: dev, IdentityKey: acct.IdentityKey,
 		DeviceScheme: protocol.SchemeEd25519, DeviceKey: signer.PrivateKey(), Certificate: acct.Certificate, Created: c.cfg.Now(),
 	}
-	if err := c.bindLinked(ctx, id, info.Name, suites, &acct); err != nil {
+	if err := c.bindLinked(ctx, id, serverName, suites, &acct); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if _, err := c.sessionToken(ctx); err != nil {

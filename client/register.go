@@ -54,24 +54,9 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	if !protocol.ValidUserName(name) {
 		return nil, fmt.Errorf("%s: invalid user name", op)
 	}
-	if err := checkServerURL(serverURL); err != nil {
+	serverName, suites, err := c.bindServer(ctx, serverURL)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	c.mu.Lock()
-	if c.id != nil {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%s: %w (as %s)", op, ErrAlreadyRegistered, c.id.User)
-	}
-	c.serverURL = strings.TrimRight(serverURL, "/")
-	c.mu.Unlock()
-
-	var info protocol.ServerInfo
-	if err := c.call(ctx, "GET", "/v1/info", false, nil, &info); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	suites := c.acceptedSuites(info.CipherSuites)
-	if len(suites) == 0 {
-		return nil, fmt.Errorf("%s: the server accepts none of this client's cipher suites (it offers %v)", op, info.CipherSuites)
 	}
 	_, idKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -85,7 +70,7 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 	rand.Read(devRaw)
 	dev := protocol.DeviceID(hex.EncodeToString(devRaw))
 	now := c.cfg.Now()
-	nd, err := newDevice(idKey, signer, info.Name, name, dev, now)
+	nd, err := newDevice(idKey, signer, serverName, name, dev, now)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", op, err)
 	}
@@ -102,7 +87,7 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 		if err := tx.PutIdentity(id); err != nil {
 			return err
 		}
-		if err := tx.SetSetting(settingServerName, []byte(info.Name)); err != nil {
+		if err := tx.SetSetting(settingServerName, []byte(serverName)); err != nil {
 			return err
 		}
 		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.HTTPClient == nil {
@@ -116,7 +101,7 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 		return nil, fmt.Errorf("%s: store identity: %w", op, err)
 	}
 	c.mu.Lock()
-	c.id, c.serverName, c.suites = id, info.Name, suites
+	c.id, c.serverName, c.suites = id, serverName, suites
 	c.setSelf(id.User)
 	c.mu.Unlock()
 	if _, err := c.sessionToken(ctx); err != nil {
@@ -433,4 +418,30 @@ func welcomeRefs(msg []byte) ([][]byte, mls.CipherSuite, error) {
 		refs = append(refs, ref)
 	}
 	return refs, mls.CipherSuite(cs), nil
+}
+
+// bindServer binds a new profile to the server at serverURL: it checks
+// the URL, refuses a profile bound to an account already, and returns
+// the server's name and the cipher suites that both the server and this
+// client accept, best first.
+func (c *Client) bindServer(ctx context.Context, serverURL string) (string, []mls.CipherSuite, error) {
+	if err := checkServerURL(serverURL); err != nil {
+		return "", nil, err
+	}
+	c.mu.Lock()
+	if c.id != nil {
+		c.mu.Unlock()
+		return "", nil, fmt.Errorf("%w (as %s)", ErrAlreadyRegistered, c.id.User)
+	}
+	c.serverURL = strings.TrimRight(serverURL, "/")
+	c.mu.Unlock()
+	var info protocol.ServerInfo
+	if err := c.call(ctx, "GET", "/v1/info", false, nil, &info); err != nil {
+		return "", nil, err
+	}
+	suites := c.acceptedSuites(info.CipherSuites)
+	if len(suites) == 0 {
+		return "", nil, fmt.Errorf("the server accepts none of this client's cipher suites (it offers %v)", info.CipherSuites)
+	}
+	return info.Name, suites, nil
 }
