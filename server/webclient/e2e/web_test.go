@@ -1,9 +1,11 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -353,4 +355,94 @@ func TestWebClientTLS(t *testing.T) {
 	alice.send("over wss")
 	carol.waitRead("alice-tls", "over wss")
 	alice.checkOrigins()
+}
+
+// TestWebClientGovernance: roles, channels, the timer, mentions and
+// search in the browser against the real SDK and parleyd. An admin makes
+// a channel in the browser; its member sees no composer and cannot post;
+// the CLI user's post there is refused; the admin promotes the member,
+// who then posts; the admin sets a timer that both pages show; a mention
+// from the CLI shows in the mentions view; search finds a message and
+// opens it.
+func TestWebClientGovernance(t *testing.T) {
+	parleyd, cliBin := build(t)
+	srv := startServer(t, parleyd)
+	carol := newCLIUser(t, cliBin)
+	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
+	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "2"))
+	if m == nil {
+		t.Fatal("parley invite create printed no invite link")
+	}
+	alice := newWebUser(t, "alice", srv.url)
+	bob := newWebUser(t, "bob", srv.url)
+	alice.register(m[1])
+	bob.register(m[1])
+
+	// A channel made in the browser: its members read, only admins post.
+	alice.p.Click(sel("new-channel"))
+	alice.p.Keys(sel("dialog-title"), "news")
+	alice.p.Keys(sel("dialog-members"), "bob carol")
+	alice.p.Click(sel("new-channel-dialog") + " " + sel("dialog-submit"))
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes("news")`, sel("conv-title")))
+	alice.send("first news")
+	bob.open("news")
+	bob.waitMessage("first news")
+	bob.p.Until(fmt.Sprintf(`!document.querySelector(%q).hidden && document.querySelector(%q).hidden`, sel("composer-closed"), sel("composer")))
+	bob.p.Shot("channel-member")
+	carol.run("read")
+	if out := carol.fail("send", "news", "a member's post"); !strings.Contains(out, "admin") {
+		t.Errorf("carol's post in the channel: %s", out)
+	}
+
+	// The admin makes bob an admin: his page gets the composer, and his
+	// post reaches everyone.
+	alice.p.Click(sel("members-toggle"))
+	alice.p.Click(fmt.Sprintf(`%s[data-user="bob"][data-role="admin"]`, sel("member-role")))
+	alice.p.Until(fmt.Sprintf(`document.querySelector('%s[data-user="bob"]')?.dataset.role === "admin"`, sel("member")))
+	bob.p.Until(fmt.Sprintf(`!document.querySelector(%q).hidden`, sel("composer")))
+	bob.send("news from bob")
+	alice.waitMessage("news from bob")
+	carol.waitRead("news", "news from bob")
+	bob.p.Until(fmt.Sprintf(`[...document.querySelectorAll('%s[data-kind="role_changed"]')].length > 0`, sel("system-line")))
+
+	// A disappearing-message timer set in the browser shows on both pages
+	// and on the next message.
+	alice.p.Choose(sel("conv-timer"), "86400")
+	bob.p.Until(fmt.Sprintf(`!document.querySelector(%q).hidden`, sel("conv-timer-badge")))
+	alice.p.Click(sel("panel-close"))
+	alice.send("this one disappears")
+	bob.p.Until(fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.querySelector(%q)?.textContent.includes("this one disappears") && e.querySelector(%q))`,
+		sel("message"), sel("message-text"), sel("message-expires")))
+	if out := carol.run("read", "news"); !strings.Contains(out, "this one disappears") {
+		t.Errorf("carol's read of the channel:\n%s", out)
+	}
+
+	// A mention from the CLI shows in alice's mentions view, and search
+	// finds a message and opens it.
+	carol.run("chat", "new", "alice")
+	carol.run("send", "alice", "@alice lunch at noon?")
+	alice.p.Until(browsertest.HasText(sel("conv-name"), "carol"))
+	alice.p.Click(sel("mentions-open"))
+	alice.p.Until(browsertest.HasText(sel("result-text"), "lunch at noon"))
+	alice.p.Shot("mentions")
+	alice.p.Click(sel("search-close"))
+	alice.p.Keys(sel("search-input"), "disappears\r")
+	alice.p.Until(browsertest.HasText(sel("result-text"), "this one disappears"))
+	alice.p.Shot("search")
+	alice.p.Click(sel("search-result"))
+	alice.p.Until(fmt.Sprintf(`document.querySelector('%s.focus')?.textContent.includes("this one disappears")`, sel("message")))
+}
+
+// fail runs a parley command that must fail and returns its standard
+// error.
+func (u *cliUser) fail(args ...string) string {
+	u.t.Helper()
+	cmd := exec.Command(u.bin, append([]string{"--dir", u.dir}, args...)...)
+	cmd.Env = append(os.Environ(), "PARLEY_PASSPHRASE=", "PARLEY_DAEMON=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		u.t.Fatalf("parley %s succeeded, want a failure", strings.Join(args, " "))
+	}
+	return stderr.String()
 }

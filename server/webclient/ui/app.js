@@ -378,6 +378,18 @@
       announce(m);
       notify(ev, cv);
     }
+    if (m.kind === "system") refreshConversation(m.conversation);
+  }
+
+  // refreshConversation reloads what a system line may have changed: the
+  // conversation (name, members, admin, timer) and, when it is open, its
+  // policy (who may post, with it the composer) and its members.
+  async function refreshConversation(id) {
+    await loadConversations();
+    if (id !== state.open) return;
+    renderComposer();
+    loadPolicy();
+    if (state.panel) loadMembers();
   }
 
   function changedEntry(m) {
@@ -556,6 +568,7 @@
     state.policy = policy;
     renderConvHeader();
     renderHistory();
+    renderComposer();
     renderPanel();
   }
 
