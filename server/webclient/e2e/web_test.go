@@ -357,13 +357,13 @@ func TestWebClientTLS(t *testing.T) {
 	alice.checkOrigins()
 }
 
-// TestWebClientGovernance: roles, channels, the timer, mentions and
-// search in the browser against the real SDK and parleyd. An admin makes
-// a channel in the browser; its member sees no composer and cannot post;
-// the CLI user's post there is refused; the admin promotes the member,
-// who then posts; the admin sets a timer that both pages show; a mention
-// from the CLI shows in the mentions view; search finds a message and
-// opens it.
+// TestWebClientGovernance: roles, channels, the timer, typing, mentions
+// and search in the browser against the real SDK and parleyd. An admin
+// makes a channel in the browser; its member sees no composer and cannot
+// post; the CLI user's post there is refused; the admin promotes the
+// member, who then types (the admin's page shows it) and posts; the
+// admin sets a timer that both pages show; a mention from the CLI shows
+// in the mentions view; search finds a message and opens it.
 func TestWebClientGovernance(t *testing.T) {
 	parleyd, cliBin := build(t)
 	srv := startServer(t, parleyd)
@@ -400,8 +400,12 @@ func TestWebClientGovernance(t *testing.T) {
 	alice.p.Click(fmt.Sprintf(`%s[data-user="bob"][data-role="admin"]`, sel("member-role")))
 	alice.p.Until(fmt.Sprintf(`document.querySelector('%s[data-user="bob"]')?.dataset.role === "admin"`, sel("member")))
 	bob.p.Until(fmt.Sprintf(`!document.querySelector(%q).hidden`, sel("composer")))
-	bob.send("news from bob")
+	bob.p.Keys(sel("composer-input"), "news from")
+	alice.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes("bob")`, sel("typing")))
+	bob.p.Keys(sel("composer-input"), " bob")
+	bob.p.Enter(sel("composer-input"))
 	alice.waitMessage("news from bob")
+	alice.p.Until(fmt.Sprintf(`!document.querySelector(%q)?.textContent.includes("bob")`, sel("typing")))
 	carol.waitRead("news", "news from bob")
 	bob.p.Until(fmt.Sprintf(`[...document.querySelectorAll('%s[data-kind="role_changed"]')].length > 0`, sel("system-line")))
 
