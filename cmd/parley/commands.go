@@ -35,27 +35,13 @@ func cmdRegister(ctx context.Context, e *env, args []string) error {
 	if *server == "" {
 		return usagef("register: --server URL is required")
 	}
-	dir, err := e.profileDir()
+	s, dir, release, err := e.openUnbound(ctx, *fingerprint)
 	if err != nil {
-		return err
-	}
-	_, statErr := os.Stat(dir)
-	created := errors.Is(statErr, os.ErrNotExist)
-	s, err := e.open(ctx, openOptions{create: true, fingerprint: strings.ToLower(*fingerprint)})
-	if err != nil {
-		if created {
-			os.RemoveAll(dir)
-		}
 		return err
 	}
 	acct, err := s.c.Register(ctx, *server, *invite, strings.TrimPrefix(pos[0], "@"))
-	s.close()
+	release()
 	if err != nil {
-		if created && !errors.Is(err, client.ErrAlreadyRegistered) {
-			// Nothing of this profile is worth keeping: a new attempt
-			// starts clean.
-			os.RemoveAll(dir)
-		}
 		return err
 	}
 	if e.json {
@@ -66,6 +52,33 @@ func cmdRegister(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "the profile's store key is in %s (mode 0600)\n", filepath.Join(dir, keyFileName))
 	}
 	return nil
+}
+
+// openUnbound opens the profile that register and link bind to an
+// account, creating it if needed. release closes it and, when this
+// command created the profile and it is still bound to no account (the
+// binding failed), removes it: nothing of it is worth keeping, and a new
+// attempt starts clean.
+func (e *env) openUnbound(ctx context.Context, fingerprint string) (s *session, dir string, release func(), err error) {
+	if dir, err = e.profileDir(); err != nil {
+		return nil, "", nil, err
+	}
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
+	if s, err = e.open(ctx, openOptions{create: true, fingerprint: strings.ToLower(fingerprint)}); err != nil {
+		if created {
+			os.RemoveAll(dir)
+		}
+		return nil, "", nil, err
+	}
+	release = func() {
+		_, unbound := s.c.Whoami()
+		s.close()
+		if created && unbound != nil {
+			os.RemoveAll(dir)
+		}
+	}
+	return s, dir, release, nil
 }
 
 func cmdWhoami(ctx context.Context, e *env, args []string) error {

@@ -34,17 +34,8 @@ func cmdLink(ctx context.Context, e *env, args []string) error {
 	if *name == "" {
 		*name, _ = os.Hostname()
 	}
-	dir, err := e.profileDir()
+	s, dir, release, err := e.openUnbound(ctx, *fingerprint)
 	if err != nil {
-		return err
-	}
-	_, statErr := os.Stat(dir)
-	created := errors.Is(statErr, os.ErrNotExist)
-	s, err := e.open(ctx, openOptions{create: true, fingerprint: strings.ToLower(*fingerprint)})
-	if err != nil {
-		if created {
-			os.RemoveAll(dir)
-		}
 		return err
 	}
 	acct, err := s.c.Link(ctx, *server, client.LinkOptions{
@@ -68,15 +59,10 @@ func cmdLink(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "confirmation: %s (check that your other device shows the same, and confirm there)\n", conf)
 		},
 	})
-	_, bound := s.c.Whoami()
-	s.close()
+	// A device linked but not told about its conversations keeps its
+	// profile (a sync or another link adds them).
+	release()
 	if err != nil {
-		if created && bound != nil {
-			// Not linked: nothing of this profile is worth keeping. A
-			// device linked but not told about its conversations keeps
-			// its profile (a sync or another link adds them).
-			os.RemoveAll(dir)
-		}
 		return err
 	}
 	if e.json {
