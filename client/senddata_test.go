@@ -18,18 +18,7 @@ import (
 // ErrUnknownAttachment, writing nothing.
 func TestSendData(t *testing.T) {
 	ctx := context.Background()
-	s := newServer(t)
-	alice := register(t, s, "alice")
-	bob := register(t, s, "bob")
-	alice.start()
-	bob.start()
-	conv, err := alice.c.NewDirect(ctx, "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.waitEvent("joined", func(ev client.Event) bool {
-		return ev.Kind == client.EventConversationJoined && ev.Conversation == conv
-	})
+	alice, bob, conv := directPair(t, newServer(t))
 
 	file := make([]byte, 100<<10+17)
 	rand.Read(file)
