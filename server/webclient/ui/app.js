@@ -442,7 +442,8 @@
     }
     if (onlyKnown) return false;
     state.msgs.push(m);
-    state.msgs.sort((a, b) => a.seq - b.seq);
+    const n = state.msgs.length;
+    if (n > 1 && state.msgs[n - 2].seq > m.seq) state.msgs.sort((a, b) => a.seq - b.seq);
     return true;
   }
 
@@ -1504,11 +1505,12 @@
     let prevDay = "";
     const seen = new Set();
     const days = new Set();
+    const byID = new Map(state.msgs.map((m) => [m.id, m]));
     for (const m of state.msgs) {
       const day = dayOf(m);
       if (day !== prevDay) items.push(daySeparator(day, days));
       prevDay = day;
-      items.push(entryNode(m));
+      items.push(entryNode(m, byID));
       seen.add(m.id);
     }
     for (const id of entryNodes.keys()) if (!seen.has(id)) entryNodes.delete(id);
@@ -1552,8 +1554,8 @@
   const dayNodes = new Map(); // day → separator element
   const notices = new Map(); // text → element
 
-  function entryNode(m) {
-    const sig = entrySig(m);
+  function entryNode(m, byID) {
+    const sig = entrySig(m, byID);
     const c = entryNodes.get(m.id);
     if (c && c.m === m && c.sig === sig) return c.node;
     const node = m.kind === "system" ? systemItem(m) : messageItem(m);
@@ -1563,11 +1565,12 @@
 
   // entrySig sums up what a message's element shows besides the message:
   // focus, the open reaction picker, whether this user may post, the
-  // quoted message and an image's thumbnail.
-  function entrySig(m) {
+  // quoted message (found in byID, the shown entries by id) and an
+  // image's thumbnail.
+  function entrySig(m, byID) {
     if (m.kind === "system") return "";
     const cv = state.convs.get(m.conversation);
-    const q = m.reply_to ? state.msgs.find((e) => e.id === m.reply_to) : null;
+    const q = m.reply_to ? byID.get(m.reply_to) : null;
     const t = m.attachment ? state.thumbs.get(m.attachment.id) : null;
     return [m.id === state.focus, state.reactFor === m.id, canPost(cv),
       q ? q.seq + ":" + (q.text || "") + ":" + q.deleted : "", t ? t.url || (t.failed ? "failed" : "loading") : ""].join("|");
@@ -1980,8 +1983,17 @@
     return formats.full.format(new Date(t));
   }
 
+  // dayOf names the day of an entry; the names are kept, since every
+  // render of the history asks for each entry's.
+  const dayNames = new Map(); // sent → day
   function dayOf(m) {
-    return formats.day.format(new Date(m.sent));
+    let day = dayNames.get(m.sent);
+    if (day === undefined) {
+      if (dayNames.size > 10000) dayNames.clear();
+      day = formats.day.format(new Date(m.sent));
+      dayNames.set(m.sent, day);
+    }
+    return day;
   }
 
   function shortTime(d) {
