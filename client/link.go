@@ -434,7 +434,7 @@ func (c *Client) Link(ctx context.Context, serverURL string, opts LinkOptions) (
 // possession over it.
 func (c *Client) checkLinkedAccount(acct *linkAccount, serverName string, dev protocol.DeviceID, signer *mls.Signer) ([]byte, error) {
 	if !protocol.ValidUserName(acct.User) || len(acct.IdentityKey) != ed25519.PrivateKeySize {
-		return nil, errors.New("the account received is malformed")
+		return nil, fmt.Errorf("the account received is malformed: user %.64q, identity key of %d bytes (want %d)", acct.User, len(acct.IdentityKey), ed25519.PrivateKeySize)
 	}
 	if acct.ServerName != serverName {
 		return nil, fmt.Errorf("the account is on server %q, this server is %q", acct.ServerName, serverName)

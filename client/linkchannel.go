@@ -83,8 +83,13 @@ func parseLinkCode(s string) (linkCode, error) {
 	if rest, ok := strings.CutPrefix(s, linkQRPrefix); ok {
 		code, key, ok := strings.Cut(rest, ":")
 		k, err := base64.RawURLEncoding.DecodeString(key)
-		if !ok || err != nil || len(k) != 32 {
-			return lc, fmt.Errorf("link code: malformed QR payload")
+		switch {
+		case !ok:
+			return lc, errors.New("link code: QR payload without the device's key")
+		case err != nil:
+			return lc, fmt.Errorf("link code: QR payload's key: %v", err)
+		case len(k) != 32:
+			return lc, fmt.Errorf("link code: QR payload's key is %d bytes, want 32", len(k))
 		}
 		lc.key, s = k, code
 	}

@@ -122,16 +122,27 @@ func newStoreKey(db js.Value, passphrase []byte) ([]byte, error) {
 	return key, nil
 }
 
-// openStoreKey unwraps the store key of a record.
+// openStoreKey unwraps the store key of a record. A record that is not
+// what newStoreKey writes is refused with what is wrong with it, never
+// with a panic (syscall/js panics on a field of the wrong type).
 func openStoreKey(rec js.Value, passphrase []byte) ([]byte, error) {
-	if v := rec.Get("version"); v.Type() != js.TypeNumber || v.Int() != 1 {
-		return nil, errors.New("parley: read the store key: unknown record version")
+	if rec.Type() != js.TypeObject {
+		return nil, damagedKey("a %s, not an object", rec.Type())
 	}
-	iv, err1 := bytesFromJS(rec.Get("iv"))
-	sealed, err2 := bytesFromJS(rec.Get("sealed"))
+	if v := rec.Get("version"); v.Type() != js.TypeNumber || v.Int() != 1 {
+		return nil, damagedKey("version %s, want 1", v.Type())
+	}
+	iv, err := bytesFromJS(rec.Get("iv"))
+	if err != nil || len(iv) != 12 {
+		return nil, damagedKey("iv of %d bytes (%v), want 12", len(iv), err)
+	}
+	sealed, err := bytesFromJS(rec.Get("sealed"))
+	if err != nil {
+		return nil, damagedKey("sealed key: %v", err)
+	}
 	wrap := rec.Get("wrap")
-	if err := errors.Join(err1, err2); err != nil || len(iv) != 12 || !wrap.InstanceOf(js.Global().Get("CryptoKey")) {
-		return nil, errors.New("parley: read the store key: damaged record")
+	if !wrap.InstanceOf(js.Global().Get("CryptoKey")) {
+		return nil, damagedKey("the wrapping key is a %s, not a CryptoKey", wrap.Type())
 	}
 	pt, err := await(js.Global().Get("crypto").Get("subtle").Call("decrypt", gcmParams(iv), wrap, bytesToJS(sealed)))
 	if err != nil {
@@ -144,7 +155,7 @@ func openStoreKey(rec js.Value, passphrase []byte) ([]byte, error) {
 			return nil, fmt.Errorf("parley: open: %w: this profile has no passphrase", store.ErrWrongKey)
 		}
 		if len(inner) != 32 {
-			return nil, errors.New("parley: read the store key: damaged record")
+			return nil, damagedKey("the key unwrapped is %d bytes, want 32", len(inner))
 		}
 		return inner, nil
 	}
@@ -153,13 +164,33 @@ func openStoreKey(rec js.Value, passphrase []byte) ([]byte, error) {
 	}
 	s, err := bytesFromJS(salt)
 	if err != nil {
-		return nil, errors.New("parley: read the store key: damaged record")
+		return nil, damagedKey("salt: %v", err)
 	}
-	p := store.KDFParams{Time: uint32(rec.Get("time").Int()), MemoryKiB: uint32(rec.Get("memory").Int()), Threads: uint8(rec.Get("threads").Int())}
+	var p store.KDFParams
+	for _, f := range []struct {
+		name string
+		max  int
+		set  func(int)
+	}{
+		{"time", 1 << 30, func(v int) { p.Time = uint32(v) }},
+		{"memory", 1 << 30, func(v int) { p.MemoryKiB = uint32(v) }},
+		{"threads", 255, func(v int) { p.Threads = uint8(v) }},
+	} {
+		v := rec.Get(f.name)
+		if v.Type() != js.TypeNumber || v.Int() < 0 || v.Int() > f.max {
+			return nil, damagedKey("argon2id %s is not a number from 0 to %d", f.name, f.max)
+		}
+		f.set(v.Int())
+	}
 	if err := p.Validate(); err != nil || p.MemoryKiB > maxKDFMemoryKiB {
-		return nil, fmt.Errorf("parley: read the store key: damaged record: %v", err)
+		return nil, damagedKey("%v (memory at most %d KiB)", err, maxKDFMemoryKiB)
 	}
 	return openWithPassphrase(inner, passphrase, s, p)
+}
+
+// damagedKey is the error of a damaged store key record.
+func damagedKey(format string, args ...any) error {
+	return fmt.Errorf("parley: read the store key: damaged record: "+format, args...)
 }
 
 // gcmParams are the AES-GCM parameters of the wrap.
@@ -192,7 +223,7 @@ func openWithPassphrase(sealed, passphrase, salt []byte, p store.KDFParams) ([]b
 	}
 	n := aead.NonceSize()
 	if len(sealed) < n {
-		return nil, errors.New("parley: read the store key: damaged record")
+		return nil, damagedKey("the passphrase's seal is %d bytes, shorter than its nonce", len(sealed))
 	}
 	key, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(sealAD))
 	if err != nil || len(key) != 32 {
