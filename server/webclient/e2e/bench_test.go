@@ -44,13 +44,7 @@ import (
 func BenchmarkWebClient(b *testing.B) {
 	parleyd, cliBin := build(b)
 	srv := startServer(b, parleyd)
-	carol := newCLIUser(b, cliBin)
-	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
-	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "100"))
-	if m == nil {
-		b.Fatal("parley invite create printed no invite link")
-	}
-	link := m[1]
+	carol, link := newAdmin(b, cliBin, srv, 100)
 
 	b.Run("first-load", func(b *testing.B) {
 		var total time.Duration

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,27 @@ type cliUser struct {
 
 func newCLIUser(t testing.TB, bin string) *cliUser {
 	return &cliUser{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "profile")}
+}
+
+// newAdmin registers the CLI user carol with the server's first-start
+// invite (she becomes its administrator) and returns her and an invite
+// link for uses registrations, checked to be on the server.
+func newAdmin(t testing.TB, bin string, srv *server, uses int) (carol *cliUser, link string) {
+	t.Helper()
+	carol = newCLIUser(t, bin)
+	args := []string{"register", "--server", srv.url, "--invite", srv.invite, "carol"}
+	if srv.fingerprint != "" {
+		args = append(args, "--fingerprint", srv.fingerprint)
+	}
+	carol.run(args...)
+	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", strconv.Itoa(uses)))
+	if m == nil {
+		t.Fatal("parley invite create printed no invite link")
+	}
+	if !strings.HasPrefix(m[1], srv.url) {
+		t.Fatalf("invite link %s is not on the server %s", m[1], srv.url)
+	}
+	return carol, m[1]
 }
 
 // run runs a parley command and returns its standard output; it fails

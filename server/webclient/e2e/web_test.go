@@ -162,16 +162,7 @@ func TestWebClient(t *testing.T) {
 	parleyd, cliBin := build(t)
 	srv := startServer(t, parleyd)
 
-	carol := newCLIUser(t, cliBin)
-	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
-	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "2"))
-	if m == nil {
-		t.Fatal("parley invite create printed no invite link")
-	}
-	link := m[1]
-	if !strings.HasPrefix(link, srv.url) {
-		t.Fatalf("invite link %s is not on the server %s", link, srv.url)
-	}
+	carol, link := newAdmin(t, cliBin, srv, 2)
 
 	alice := newWebUser(t, "alice", srv.url)
 	bob := newWebUser(t, "bob", srv.url)
@@ -342,14 +333,9 @@ func TestWebClientTLS(t *testing.T) {
 	if !strings.HasPrefix(srv.url, "https://") {
 		t.Fatalf("parleyd serves %s, want https", srv.url)
 	}
-	carol := newCLIUser(t, cliBin)
-	carol.run("register", "--server", srv.url, "--fingerprint", srv.fingerprint, "--invite", srv.invite, "carol")
-	m := inviteRE.FindStringSubmatch(carol.run("invite", "create"))
-	if m == nil {
-		t.Fatal("parley invite create printed no invite link")
-	}
+	carol, link := newAdmin(t, cliBin, srv, 1)
 	alice := newWebUser(t, "alice-tls", srv.url, chromedp.IgnoreCertErrors)
-	alice.register(m[1])
+	alice.register(link)
 	carol.run("chat", "new", "alice-tls")
 	alice.open("carol")
 	alice.send("over wss")
@@ -367,16 +353,11 @@ func TestWebClientTLS(t *testing.T) {
 func TestWebClientGovernance(t *testing.T) {
 	parleyd, cliBin := build(t)
 	srv := startServer(t, parleyd)
-	carol := newCLIUser(t, cliBin)
-	carol.run("register", "--server", srv.url, "--invite", srv.invite, "carol")
-	m := inviteRE.FindStringSubmatch(carol.run("invite", "create", "--uses", "2"))
-	if m == nil {
-		t.Fatal("parley invite create printed no invite link")
-	}
+	carol, link := newAdmin(t, cliBin, srv, 2)
 	alice := newWebUser(t, "alice", srv.url)
 	bob := newWebUser(t, "bob", srv.url)
-	alice.register(m[1])
-	bob.register(m[1])
+	alice.register(link)
+	bob.register(link)
 
 	// A channel made in the browser: its members read, only admins post.
 	alice.p.Click(sel("new-channel"))
