@@ -378,18 +378,37 @@
       announce(m);
       notify(ev, cv);
     }
-    if (m.kind === "system") refreshConversation(m.conversation);
+    if (m.kind === "system") refreshConversations();
   }
 
-  // refreshConversation reloads what a system line may have changed: the
-  // conversation (name, members, admin, timer) and, when it is open, its
-  // policy (who may post, with it the composer) and its members.
-  async function refreshConversation(id) {
-    await loadConversations();
-    if (id !== state.open) return;
-    renderComposer();
-    loadPolicy();
-    if (state.panel) loadMembers();
+  // refreshConversations reloads what a system line may have changed: the
+  // conversations (name, members, admin, timer) and, for the open one,
+  // its policy (who may post, with it the composer) and its members. A
+  // burst of system lines (coming back online) reloads once while one
+  // reload runs, and once more after it.
+  let refreshing = null; // the reload under way
+  let refreshAgain = false;
+  async function refreshConversations() {
+    if (refreshing) {
+      refreshAgain = true;
+      return;
+    }
+    refreshing = (async () => {
+      do {
+        refreshAgain = false;
+        await loadConversations();
+        if (state.open != null) {
+          renderComposer();
+          await loadPolicy();
+          if (state.panel) loadMembers();
+        }
+      } while (refreshAgain);
+    })();
+    try {
+      await refreshing;
+    } finally {
+      refreshing = null;
+    }
   }
 
   function changedEntry(m) {
