@@ -2039,12 +2039,15 @@
     return durationText(Date.parse(t) - Date.now());
   }
 
+  // durationText names a duration in its largest unit, rounded: a
+  // message of a one-day timer sent a moment ago disappears "in 1 day",
+  // not "in 23 hours".
   function durationText(ms) {
-    const min = Math.floor(ms / 60000);
+    const min = Math.round(ms / 60000);
     if (min < 1) return "less than a minute";
     for (const [n, unit] of [[10080, "week"], [1440, "day"], [60, "hour"], [1, "minute"]]) {
       if (min >= n) {
-        const k = Math.floor(min / n);
+        const k = Math.round(min / n);
         return k + " " + unit + (k === 1 ? "" : "s");
       }
     }
