@@ -149,7 +149,7 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.open(ctx, openOptions{})
+	s, err := e.open(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	in := bufio.NewReader(orEmpty(e.stdin))
-	linked, err := s.c.LinkDevice(ctx, strings.Join(pos, ""), func(r client.LinkRequest) bool {
+	linked, err := s.api.LinkDevice(ctx, strings.Join(pos, ""), func(r client.LinkRequest) bool {
 		fmt.Fprintf(e.stdout, "new device %s (%s)\nconfirmation: %s\n", r.Device, printable(r.Name), r.Confirmation)
 		if *yes {
 			return true

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -119,6 +120,12 @@ func classify(err error) (int, string) {
 		return exitProfile, "profile_busy"
 	case errors.Is(err, errNoPassphrase):
 		return exitProfile, "passphrase_required"
+	case errors.Is(err, client.ErrLinkRefused):
+		return exitFailure, "link_refused"
+	case errors.Is(err, client.ErrLinkTampered):
+		return exitFailure, "link_tampered"
+	case errors.Is(err, daemonapi.ErrLinkInProgress):
+		return exitFailure, "link_in_progress"
 	}
 	return exitFailure, "failure"
 }

@@ -124,3 +124,53 @@ func TestCLILink(t *testing.T) {
 		t.Errorf("devices after the revocation:\n%s", list)
 	}
 }
+
+// TestCLILinkThroughDaemon: while alice's daemon holds her profile,
+// 'parley devices link CODE' links through it (link_device and
+// link_device_confirm) with the same output and confirmation; declined
+// at the prompt, nothing is linked and the command fails with
+// link_refused.
+func TestCLILinkThroughDaemon(t *testing.T) {
+	c := newCLI(t)
+	c.register("alice", "bob")
+	c.run("alice", "chat", "new", "bob")
+	d := c.startDaemon("alice")
+	defer func() {
+		d.cmd.Process.Signal(os.Interrupt)
+		d.wait(t)
+	}()
+
+	code, wait := c.startLinkCLI("phone")
+	linkOut := c.run("alice", "devices", "link", code, "--yes")
+	out, err := wait()
+	if err != nil {
+		t.Fatalf("parley link: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
+		t.Errorf("link output %q, devices link output %q", out, linkOut)
+	}
+	confirm := func(s string) string {
+		_, after, ok := strings.Cut(s, "confirmation: ")
+		if !ok || len(after) < 7 {
+			return ""
+		}
+		return after[:7]
+	}
+	if a, b := confirm(out), confirm(linkOut); a == "" || a != b {
+		t.Errorf("confirmations %q and %q", a, b)
+	}
+	if list := c.run("alice", "devices"); !strings.Contains(list, c.deviceOf("phone")) {
+		t.Errorf("devices through the daemon:\n%s", list)
+	}
+
+	code, wait = c.startLinkCLI("tablet")
+	cmd := c.command("alice", "--json", "devices", "link", code)
+	cmd.Stdin = strings.NewReader("n\n")
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), `"code":"link_refused"`) {
+		t.Errorf("declined link through the daemon: %v %s", err, b)
+	}
+	if out, err := wait(); err == nil {
+		t.Errorf("the tablet linked after a refusal: %s", out)
+	}
+}
