@@ -269,11 +269,11 @@
     const msg = formError();
     const submit = h("button", { type: "submit", class: "primary", testid: "link-submit" }, "Show a link code");
     const steps = h("div", { class: "link-steps", testid: "link-steps", "aria-live": "polite", hidden: true });
-    const back = button("Register a new account instead", "link-back", () => show(registerScreen()), { class: "link" });
+    const alt = h("p", { class: "alt" }, button("Register a new account instead", "link-back", () => show(registerScreen()), { class: "link" }));
     const form = h("form", { class: "card", testid: "link-form" },
       h("h1", {}, "Link this browser"),
       h("p", {}, "This browser becomes another device of your account, with its own keys. Your conversations appear here once it is linked; earlier messages stay on your other devices."),
-      field("Name of this browser", name), msg, submit, steps, h("p", { class: "alt" }, back));
+      field("Name of this browser", name), msg, submit, steps, alt);
     let cancelled = false;
     const cancel = button("Cancel", "link-cancel", () => {
       cancelled = true;
@@ -300,7 +300,7 @@
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       cancelled = false;
-      submit.hidden = back.hidden = true;
+      submit.hidden = alt.hidden = true;
       name.disabled = true;
       setFormError(msg, null);
       steps.hidden = false;
@@ -311,7 +311,7 @@
       } catch (err) {
         steps.hidden = true;
         steps.replaceChildren();
-        submit.hidden = back.hidden = false;
+        submit.hidden = alt.hidden = false;
         name.disabled = false;
         submit.textContent = "Show a new link code";
         if (!cancelled) setFormError(msg, err.code === "link_refused" ? "The link was declined on your other device. Nothing was linked." : err);
