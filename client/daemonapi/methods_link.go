@@ -266,23 +266,53 @@ func cancelLinkDevice(ctx context.Context, s *Server, c *conn, params json.RawMe
 	return OK{true}, nil
 }
 
-// LinkDevice links the device that shows code to the account through
-// the daemon, as client.Client.LinkDevice does: it asks confirm with the
-// confirmation to compare (false, or a nil confirm, declines) and
-// returns the device linked. When ctx ends first, the link is cancelled.
-func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(client.LinkRequest) bool) (*client.LinkedDevice, error) {
+// LinkQuestion is a link waiting for the user's answer: its id and what
+// to ask (StartLinkDevice).
+type LinkQuestion struct {
+	Link string
+	client.LinkRequest
+}
+
+// StartLinkDevice opens the linking channel with the device that shows
+// code (link_device) and returns the question to ask the user; answer it
+// with AnswerLinkDevice, on the same Client.
+func (c *Client) StartLinkDevice(ctx context.Context, code string) (*LinkQuestion, error) {
 	var q LinkDeviceResult
 	if err := c.Call(ctx, "link_device", LinkDeviceParams{Code: code}, &q); err != nil {
 		c.cancelLink(ctx)
 		return nil, err
 	}
-	accept := confirm != nil && confirm(client.LinkRequest{Confirmation: q.Confirmation, Device: protocol.DeviceID(q.Device), Name: q.Name})
+	return &LinkQuestion{Link: q.Link, LinkRequest: client.LinkRequest{Confirmation: q.Confirmation, Device: protocol.DeviceID(q.Device), Name: q.Name}}, nil
+}
+
+// AnswerLinkDevice accepts or declines the link named link
+// (link_device_confirm) and returns the device linked; declined, the
+// error matches client.ErrLinkRefused.
+func (c *Client) AnswerLinkDevice(ctx context.Context, link string, accept bool) (*client.LinkedDevice, error) {
 	var r LinkedDeviceResult
-	if err := c.Call(ctx, "link_device_confirm", LinkConfirmParams{Link: q.Link, Accept: accept}, &r); err != nil {
+	if err := c.Call(ctx, "link_device_confirm", LinkConfirmParams{Link: link, Accept: accept}, &r); err != nil {
 		c.cancelLink(ctx)
 		return nil, err
 	}
 	return &client.LinkedDevice{Device: protocol.DeviceID(r.Device), Name: r.Name, Conversations: r.Conversations, Failed: r.Failed}, nil
+}
+
+// CancelLinkDevice ends this connection's link, if any
+// (cancel_link_device).
+func (c *Client) CancelLinkDevice(ctx context.Context) error {
+	return c.Call(ctx, "cancel_link_device", nil, nil)
+}
+
+// LinkDevice links the device that shows code to the account through
+// the daemon, as client.Client.LinkDevice does: it asks confirm with the
+// confirmation to compare (false, or a nil confirm, declines) and
+// returns the device linked. When ctx ends first, the link is cancelled.
+func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(client.LinkRequest) bool) (*client.LinkedDevice, error) {
+	q, err := c.StartLinkDevice(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return c.AnswerLinkDevice(ctx, q.Link, confirm != nil && confirm(q.LinkRequest))
 }
 
 // cancelLink cancels this connection's link after ctx ended (best
@@ -293,5 +323,5 @@ func (c *Client) cancelLink(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	c.Call(cctx, "cancel_link_device", nil, nil)
+	c.CancelLinkDevice(cctx)
 }
