@@ -184,7 +184,8 @@ func (s *Server) runLink(l *pendingLink, code string) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.logger.Info("daemon: device link ended", "err", err)
+		// Only the kind: the error may quote the code, which is secret.
+		s.logger.Info("daemon: device link ended", "kind", kindOf(err))
 	}
 }
 

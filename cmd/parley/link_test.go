@@ -55,6 +55,16 @@ func (c *cli) startLinkCLI(profile string) (string, func() (string, error)) {
 	}
 }
 
+// linkConfirmation is the confirmation in the output of parley link or
+// parley devices link: the 7 characters after "confirmation: ".
+func linkConfirmation(s string) string {
+	_, after, ok := strings.Cut(s, "confirmation: ")
+	if !ok || len(after) < 7 {
+		return ""
+	}
+	return after[:7]
+}
+
 // TestCLILink: 'parley link' on a new profile and 'parley devices link
 // CODE --yes' on alice's laptop link a phone, which then reads the
 // group; 'parley devices' lists both; declining at the prompt links
@@ -74,14 +84,7 @@ func TestCLILink(t *testing.T) {
 	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
 		t.Errorf("link output %q, devices link output %q", out, linkOut)
 	}
-	confirm := func(s string) string {
-		i := strings.Index(s, "confirmation: ")
-		if i < 0 {
-			return ""
-		}
-		return s[i+len("confirmation: ") : i+len("confirmation: ")+7]
-	}
-	if a, b := confirm(out), confirm(linkOut); a == "" || a != b {
+	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
 		t.Errorf("confirmations %q and %q", a, b)
 	}
 	if r := c.run("bob", "read", "team"); !strings.Contains(r, "alice added a device ("+c.deviceOf("phone")+")") {
@@ -149,14 +152,7 @@ func TestCLILinkThroughDaemon(t *testing.T) {
 	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
 		t.Errorf("link output %q, devices link output %q", out, linkOut)
 	}
-	confirm := func(s string) string {
-		_, after, ok := strings.Cut(s, "confirmation: ")
-		if !ok || len(after) < 7 {
-			return ""
-		}
-		return after[:7]
-	}
-	if a, b := confirm(out), confirm(linkOut); a == "" || a != b {
+	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
 		t.Errorf("confirmations %q and %q", a, b)
 	}
 	if list := c.run("alice", "devices"); !strings.Contains(list, c.deviceOf("phone")) {
