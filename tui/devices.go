@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/protocol"
