@@ -59,10 +59,11 @@ type Backend interface {
 	RevokeOwnDevice(ctx context.Context, device protocol.DeviceID, force bool) error
 	// StartLinkDevice opens the linking channel with the new device that
 	// shows code and returns what to ask the user; AnswerLinkDevice
-	// gives the answer and returns the device linked (declined: an error
+	// gives the answer, with the conversations whose history the new
+	// device receives, and returns the device linked (declined: an error
 	// matching client.ErrLinkRefused).
 	StartLinkDevice(ctx context.Context, code string) (*daemonapi.LinkQuestion, error)
-	AnswerLinkDevice(ctx context.Context, link string, accept bool) (*client.LinkedDevice, error)
+	AnswerLinkDevice(ctx context.Context, link string, accept bool, history []protocol.ConversationID) (*client.LinkedDevice, error)
 	// Subscribe starts the events that NextEvent returns, in order.
 	Subscribe(ctx context.Context) error
 	NextEvent(ctx context.Context) (*daemonapi.Event, error)

@@ -104,7 +104,7 @@ func (m *Model) applyLinkAsk(msg linkAskMsg) {
 func (m *Model) answerLink(link string, accept bool) tea.Cmd {
 	b, ctx := m.b, m.ctx
 	return func() tea.Msg {
-		dev, err := b.AnswerLinkDevice(ctx, link, accept)
+		dev, err := b.AnswerLinkDevice(ctx, link, accept, nil)
 		return linkedMsg{dev: dev, declined: !accept, err: err}
 	}
 }

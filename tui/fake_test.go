@@ -360,7 +360,7 @@ func (f *fakeBackend) StartLinkDevice(_ context.Context, code string) (*daemonap
 	return &daemonapi.LinkQuestion{Link: "L1", LinkRequest: client.LinkRequest{Confirmation: "493 018", Device: "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5", Name: "tablet"}}, nil
 }
 
-func (f *fakeBackend) AnswerLinkDevice(_ context.Context, link string, accept bool) (*client.LinkedDevice, error) {
+func (f *fakeBackend) AnswerLinkDevice(_ context.Context, link string, accept bool, _ []protocol.ConversationID) (*client.LinkedDevice, error) {
 	f.record("link_device_confirm %s %v", link, accept)
 	if !accept {
 		return nil, fmt.Errorf("client: link a device: %w", client.ErrLinkRefused)

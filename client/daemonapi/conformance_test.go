@@ -517,10 +517,10 @@ func conformDevices(t *testing.T, ctx context.Context, call caller, dc *daemonap
 	}
 }
 
-// conformLink: link_device and link_device_confirm link a new device
-// (TestLinkDevice tries the rest); cancel_link_device without a link
-// cancels nothing.
-func conformLink(t *testing.T, ctx context.Context, call caller, url, fp string) {
+// conformLink: link_device and link_device_confirm link a new device,
+// with the history of conv (TestLinkDevice tries the rest);
+// cancel_link_device without a link cancels nothing.
+func conformLink(t *testing.T, ctx context.Context, call caller, url, fp string, conv protocol.ConversationID) {
 	t.Helper()
 	var ok daemonapi.OK
 	if err := call("cancel_link_device", nil, &ok); err != nil || ok.OK {
@@ -535,7 +535,8 @@ func conformLink(t *testing.T, ctx context.Context, call caller, url, fp string)
 		t.Errorf("confirmations: the new device %q, link_device %q", c, q.Confirmation)
 	}
 	var linked daemonapi.LinkedDeviceResult
-	if err := call("link_device_confirm", daemonapi.LinkConfirmParams{Link: q.Link, Accept: true}, &linked); err != nil || linked.Device != q.Device || linked.Conversations < 1 {
+	err := call("link_device_confirm", daemonapi.LinkConfirmParams{Link: q.Link, Accept: true, History: []protocol.ConversationID{conv}}, &linked)
+	if err != nil || linked.Device != q.Device || linked.Conversations < 1 || linked.History.Conversations != 1 || linked.History.Messages < 2 || linked.HistoryError != "" {
 		t.Fatalf("link_device_confirm = %+v, %v", linked, err)
 	}
 	if err := phone.result(t); err != nil {

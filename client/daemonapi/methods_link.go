@@ -62,19 +62,25 @@ type (
 		Device       string `json:"device"`
 		Name         string `json:"name,omitempty"`
 	}
-	// LinkConfirmParams answers a link's question.
+	// LinkConfirmParams answers a link's question; History, when
+	// accepted, names the conversations whose history the new device
+	// receives (client.LinkDeviceOptions.History; none: no history).
 	LinkConfirmParams struct {
-		Link   string `json:"link"`
-		Accept bool   `json:"accept"`
+		Link    string                    `json:"link"`
+		Accept  bool                      `json:"accept"`
+		History []protocol.ConversationID `json:"history,omitempty"`
 	}
 	// LinkedDeviceResult is a device linked (client.LinkedDevice): how
-	// many conversations it was added to, and those where it failed
-	// (add_own_devices adds it later).
+	// many conversations it was added to, those where it failed
+	// (add_own_devices adds it later), what the history sent to it holds
+	// and, when none was sent though some was picked, why.
 	LinkedDeviceResult struct {
 		Device        string                    `json:"device"`
 		Name          string                    `json:"name,omitempty"`
 		Conversations int                       `json:"conversations"`
 		Failed        []protocol.ConversationID `json:"failed"`
+		History       client.HistoryCount       `json:"history"`
+		HistoryError  string                    `json:"history_error,omitempty"`
 	}
 )
 
@@ -102,6 +108,16 @@ type pendingLink struct {
 	// progress is where the progress of adding the new device goes: the
 	// progress function of link_device_confirm's request.
 	progress func(client.Progress)
+	// history are the conversations whose history the new device
+	// receives, from link_device_confirm.
+	history []protocol.ConversationID
+}
+
+// pickedHistory returns the conversations of the answer.
+func (l *pendingLink) pickedHistory() []protocol.ConversationID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.history
 }
 
 type linkOutcome struct {
@@ -160,7 +176,7 @@ func (s *Server) runLink(l *pendingLink, code string) {
 	defer l.cancel()
 	ctx, wait := l.ctx, s.confirmWait
 	timedOut := false
-	dev, err := s.c.LinkDevice(ctx, code, func(r client.LinkRequest) bool {
+	confirm := func(r client.LinkRequest) bool {
 		l.request <- r
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
@@ -173,7 +189,8 @@ func (s *Server) runLink(l *pendingLink, code string) {
 			timedOut = true
 			return false
 		}
-	})
+	}
+	dev, err := s.c.LinkDeviceWith(ctx, code, client.LinkDeviceOptions{Confirm: confirm, History: l.pickedHistory})
 	if timedOut {
 		err = fmt.Errorf("link_device: no answer within %v: %w", wait, err)
 	}
@@ -236,6 +253,9 @@ func linkDeviceConfirm(ctx context.Context, s *Server, c *conn, params json.RawM
 		return nil, invalidParams("link: link %s was answered already", l.id)
 	}
 	l.answered, l.progress = true, client.ProgressFrom(ctx)
+	if p.Accept {
+		l.history = p.History
+	}
 	l.mu.Unlock()
 	l.answer <- p.Accept
 	select {
@@ -244,7 +264,7 @@ func linkDeviceConfirm(ctx context.Context, s *Server, c *conn, params json.RawM
 			return nil, o.err
 		}
 		return LinkedDeviceResult{Device: string(o.dev.Device), Name: o.dev.Name, Conversations: o.dev.Conversations,
-			Failed: append([]protocol.ConversationID{}, o.dev.Failed...)}, nil
+			Failed: append([]protocol.ConversationID{}, o.dev.Failed...), History: o.dev.History, HistoryError: o.dev.HistoryError}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -287,15 +307,17 @@ func (c *Client) StartLinkDevice(ctx context.Context, code string) (*LinkQuestio
 }
 
 // AnswerLinkDevice accepts or declines the link named link
-// (link_device_confirm) and returns the device linked; declined, the
-// error matches client.ErrLinkRefused.
-func (c *Client) AnswerLinkDevice(ctx context.Context, link string, accept bool) (*client.LinkedDevice, error) {
+// (link_device_confirm), with the conversations whose history the new
+// device receives, and returns the device linked; declined, the error
+// matches client.ErrLinkRefused.
+func (c *Client) AnswerLinkDevice(ctx context.Context, link string, accept bool, history []protocol.ConversationID) (*client.LinkedDevice, error) {
 	var r LinkedDeviceResult
-	if err := c.Call(ctx, "link_device_confirm", LinkConfirmParams{Link: link, Accept: accept}, &r); err != nil {
+	if err := c.Call(ctx, "link_device_confirm", LinkConfirmParams{Link: link, Accept: accept, History: history}, &r); err != nil {
 		c.cancelLink(ctx)
 		return nil, err
 	}
-	return &client.LinkedDevice{Device: protocol.DeviceID(r.Device), Name: r.Name, Conversations: r.Conversations, Failed: r.Failed}, nil
+	return &client.LinkedDevice{Device: protocol.DeviceID(r.Device), Name: r.Name, Conversations: r.Conversations, Failed: r.Failed,
+		History: r.History, HistoryError: r.HistoryError}, nil
 }
 
 // CancelLinkDevice ends this connection's link, if any
@@ -309,11 +331,24 @@ func (c *Client) CancelLinkDevice(ctx context.Context) error {
 // confirmation to compare (false, or a nil confirm, declines) and
 // returns the device linked. When ctx ends first, the link is cancelled.
 func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(client.LinkRequest) bool) (*client.LinkedDevice, error) {
+	return c.LinkDeviceWith(ctx, code, client.LinkDeviceOptions{Confirm: confirm})
+}
+
+// LinkDeviceWith is LinkDevice with options, as
+// client.Client.LinkDeviceWith: opts.History, called once the user
+// accepted, picks the conversations whose history the new device
+// receives.
+func (c *Client) LinkDeviceWith(ctx context.Context, code string, opts client.LinkDeviceOptions) (*client.LinkedDevice, error) {
 	q, err := c.StartLinkDevice(ctx, code)
 	if err != nil {
 		return nil, err
 	}
-	return c.AnswerLinkDevice(ctx, q.Link, confirm != nil && confirm(q.LinkRequest))
+	accept := opts.Confirm != nil && opts.Confirm(q.LinkRequest)
+	var history []protocol.ConversationID
+	if accept && opts.History != nil {
+		history = opts.History()
+	}
+	return c.AnswerLinkDevice(ctx, q.Link, accept, history)
 }
 
 // cancelLink cancels this connection's link after ctx ended (best

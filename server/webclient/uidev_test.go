@@ -467,8 +467,10 @@ func TestUI(t *testing.T) {
 		p.Click(`[data-testid=link-device-close]`)
 		p.Click(`[data-testid=link-device-open]`)
 		p.Keys(`[data-testid=link-device-code]`, "K7QD-M2XF-9PLA-4RTE-YB6W-HNC3\r")
+		p.Click(`[data-testid=link-device-history]`)
 		p.Click(`[data-testid=link-device-accept]`)
 		p.Until(browsertest.HasText(`[data-testid=link-device-result]`, "Linked phone; added it to 5 conversations") + ` && document.querySelectorAll('[data-testid=device]').length === 5`)
+		p.Until(browsertest.HasText(`[data-testid=link-device-history-result]`, "Sent it the history of 5 conversations (142 messages)"))
 
 		// Revoke: the laptop and the phone go; the last device is refused.
 		for n := 2; n >= 1; n-- {

@@ -106,7 +106,8 @@ func confirmationOf(s string) string {
 // receives what is sent to the user. Its devices screen lists both
 // devices, and it links a third one (a CLI 'parley link'): the code
 // typed in the page, the same confirmation on both sides, accepted in
-// the page. The new CLI device then reads the conversation.
+// the page with the history. The new CLI device then reads the
+// conversation, what was said before it joined included.
 func TestWebClientLink(t *testing.T) {
 	parleyd, cliBin := build(t)
 	srv := startServer(t, parleyd)
@@ -177,13 +178,20 @@ func TestWebClientLink(t *testing.T) {
 	if !strings.Contains(browsertest.Eval[string](web.p, fmt.Sprintf(`document.querySelector(%q).textContent`, sel("link-device"))), "laptop") {
 		t.Error("the page does not name the new device")
 	}
+	web.p.Click(sel("link-device-history"))
 	web.p.Shot("devices-link")
 	web.p.Click(sel("link-device-accept"))
 	web.p.Until(browsertest.HasText(sel("link-device-result"), "Linked laptop; added it to 1 conversation") +
 		fmt.Sprintf(` && document.querySelectorAll(%q).length === 3`, sel("device")))
+	web.p.Until(browsertest.HasText(sel("link-device-history-result"), "Sent it the history of 1 conversation"))
 	l.wait(t)
 	carol.run("send", "team", "now for three devices")
 	laptop.waitRead("team", "now for three devices")
+	// The history the browser sent: what was said before the laptop
+	// joined.
+	if out := laptop.run("read", "team"); !strings.Contains(out, "and from alice's browser") || !strings.Contains(out, "hello to every device of alice") {
+		t.Errorf("the laptop's history of team lacks what the browser sent it:\n%s", out)
+	}
 	web.waitMessageAnywhere("now for three devices")
 	web.checkOrigins()
 }

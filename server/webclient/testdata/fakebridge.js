@@ -422,7 +422,9 @@
       if (!p.accept) throw fail("link_refused", "client: link a device: the link was declined on the existing device");
       return delay(600).then(() => {
         devices.push({ id: l.device, name: l.name, created: new Date().toISOString(), last_seen: new Date().toISOString() });
-        return { device: l.device, name: l.name, conversations: convs.size, failed: [] };
+        const sent = (p.history || []).filter((id) => history.has(id));
+        const count = { conversations: sent.length, messages: sent.reduce((n, id) => n + history.get(id).length, 0) };
+        return { device: l.device, name: l.name, conversations: convs.size, failed: [], history: count };
       });
     },
     cancel_link_device: () => {

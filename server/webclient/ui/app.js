@@ -1425,10 +1425,12 @@
 
   async function answerLinkDevice(accept) {
     const l = state.devices.link;
+    const params = { link: l.q.link, accept };
+    if (accept && l.history) params.history = [...state.convs.keys()];
     l.step = accept ? "adding" : "declining";
     renderDevices();
     try {
-      l.result = await call("link_device_confirm", { link: l.q.link, accept });
+      l.result = await call("link_device_confirm", params);
       l.step = "done";
       loadDevices();
     } catch (err) {
@@ -1514,15 +1516,21 @@
       case "waiting":
         add(box, [h("p", { class: "muted" }, "Connecting to the new device…"), h("div", { class: "row end" }, button("Cancel", "link-device-cancel", cancelLinkDevice, { class: "small" }))]);
         break;
-      case "confirm":
+      case "confirm": {
+        const history = h("input", { type: "checkbox", testid: "link-device-history", checked: l.history || null });
+        history.addEventListener("change", () => {
+          l.history = history.checked;
+        });
         add(box, [
           h("p", {}, "Link " + (l.q.name ? "“" + l.q.name + "”" : "a device without a name") + " to your account? Check that it shows this confirmation:"),
           h("p", { class: "confirmation", testid: "link-device-confirmation" }, l.q.confirmation),
           h("p", { class: "muted small" }, "If it shows another one, decline: someone else may be trying to link a device."),
+          h("label", { class: "check" }, history, "Also send it the history of your conversations (encrypted for it alone)"),
           h("div", { class: "row end" },
             button("Decline", "link-device-decline", () => answerLinkDevice(false), { class: "danger" }),
             button("Link it", "link-device-accept", () => answerLinkDevice(true), { class: "primary" }))]);
         break;
+      }
       case "adding":
       case "declining":
         add(box, [h("p", { class: "muted" }, l.step === "adding" ? "Linking, and adding the new device to your conversations…" : "Declining…")]);
@@ -1532,6 +1540,9 @@
         const n = r.conversations;
         add(box, [
           h("p", { class: "ok", testid: "link-device-result" }, "✓ Linked " + (r.name || "the device") + "; added it to " + n + (n === 1 ? " conversation." : " conversations.")),
+          r.history && r.history.conversations ? h("p", { testid: "link-device-history-result" }, "Sent it the history of " + r.history.conversations +
+            (r.history.conversations === 1 ? " conversation (" : " conversations (") + r.history.messages + " messages).") : null,
+          r.history_error ? h("p", { class: "hint" }, "The history was not sent: " + r.history_error) : null,
           r.failed && r.failed.length ? h("p", { class: "hint" }, "It could not be added to " + r.failed.length + " conversations yet; it is added to them later.") : null,
           h("div", { class: "row end" }, close())]);
         break;
