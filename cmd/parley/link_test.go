@@ -130,8 +130,9 @@ func TestCLILink(t *testing.T) {
 }
 
 // TestCLILinkThroughDaemon: while alice's daemon holds her profile,
-// 'parley devices link CODE' links through it (link_device and
-// link_device_confirm) with the same output and confirmation; declined
+// 'parley devices link CODE --history all' links through it
+// (link_device and link_device_confirm, with the history) with the same
+// output and confirmation; declined
 // at the prompt, nothing is linked and the command fails with
 // link_refused.
 func TestCLILinkThroughDaemon(t *testing.T) {
@@ -145,12 +146,13 @@ func TestCLILinkThroughDaemon(t *testing.T) {
 	}()
 
 	code, wait := c.startLinkCLI("phone")
-	linkOut := c.run("alice", "devices", "link", code, "--yes")
+	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
 	out, err := wait()
 	if err != nil {
 		t.Fatalf("parley link: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
+		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
 		t.Errorf("link output %q, devices link output %q", out, linkOut)
 	}
 	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
