@@ -245,6 +245,10 @@ type Client struct {
 	wsMu sync.Mutex
 	ws   *wsConn // the live connection of Run, for acks
 
+	// historyMu serializes imports of a history received at link time
+	// (linkhistory.go).
+	historyMu sync.Mutex
+
 	// lastResortUsed are the suites whose last-resort KeyPackage a
 	// Welcome used: the next replenishment replaces it.
 	lrMu           sync.Mutex

@@ -144,6 +144,9 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 
 // Conversation returns one conversation.
 func (c *Client) Conversation(ctx context.Context, conv protocol.ConversationID) (*Conversation, error) {
+	if c.id == nil {
+		return nil, fmt.Errorf("client: conversation %d: %w", conv, ErrNotRegistered)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out Conversation

@@ -46,7 +46,8 @@ import (
 //	N3 sealed: its proof of possession of its key over the certificate
 //	E3 sealed: registered at the server, or why not
 //	N4 sealed: authenticated, KeyPackages uploaded
-//	E4 sealed: how many conversations it was added to, and their names
+//	E4 sealed: how many conversations it was added to, their names, and
+//	   where the history sent to it is, if any
 
 // linkEnvelope is one message of the mailbox.
 type linkEnvelope struct {
@@ -88,6 +89,9 @@ type linkStep struct {
 	// topics and nature of the conversations (which travel inside MLS,
 	// in messages sent before the new device joined).
 	Metadata []linkConversation `json:"metadata,omitempty"`
+	// History (E4) is the sealed manifest of the history the existing
+	// device sent, if the user picked any (linkhistory.go).
+	History *historyBlob `json:"history,omitempty"`
 }
 
 // linkConversation is the metadata of a conversation (E4).
@@ -154,6 +158,10 @@ type LinkedDevice struct {
 	// adds it later with AddOwnDevices).
 	Conversations int
 	Failed        []protocol.ConversationID
+	// History is what the history sent to it holds; HistoryError says
+	// why none was sent when the user picked some.
+	History      HistoryCount `json:",omitzero"`
+	HistoryError string       `json:",omitempty"`
 }
 
 // ErrLinkRefused means the user declined the link on the existing device.
@@ -418,8 +426,14 @@ func (c *Client) Link(ctx context.Context, serverURL string, opts LinkOptions) (
 	}
 	ok = true
 	p.abort("")
+	if done.History != nil {
+		if err := c.startHistoryImport(ctx, *done.History); err != nil {
+			return nil, fmt.Errorf("%s: linked, but the history sent was not recorded: %w", op, err)
+		}
+	}
+	// Sync imports the history first.
 	if err := c.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("%s: linked, but the first sync failed: %w", op, err)
+		return nil, fmt.Errorf("%s: linked, but the first sync failed (sync again to go on): %w", op, err)
 	}
 	if err := c.applyLinkedMetadata(ctx, done.Metadata); err != nil {
 		return nil, fmt.Errorf("%s: linked, but the conversations' names were not stored: %w", op, err)
@@ -514,7 +528,26 @@ func carried(name string) bool {
 // It fails with ErrLinkTampered when the channel's check fails: nothing
 // is sent or certified then.
 func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(LinkRequest) bool) (*LinkedDevice, error) {
+	return c.LinkDeviceWith(ctx, code, LinkDeviceOptions{Confirm: confirm})
+}
+
+// LinkDeviceOptions configure LinkDeviceWith.
+type LinkDeviceOptions struct {
+	// Confirm asks the user to confirm the link, with the confirmation
+	// the new device shows; nil declines.
+	Confirm func(LinkRequest) bool
+	// History, called once the user confirmed, returns the conversations
+	// whose history the new device receives (it may ask the user); nil
+	// or none sends no history.
+	History func() []protocol.ConversationID
+}
+
+// LinkDeviceWith is LinkDevice with options: it also sends the history
+// of the conversations the user picks (opts.History) to the new device,
+// once it was added to them.
+func (c *Client) LinkDeviceWith(ctx context.Context, code string, opts LinkDeviceOptions) (*LinkedDevice, error) {
 	op := "client: link a device"
+	confirm := opts.Confirm
 	if c.id == nil {
 		return nil, fmt.Errorf("%s: %w", op, ErrNotRegistered)
 	}
@@ -573,6 +606,10 @@ func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(LinkR
 		}
 		return nil, fmt.Errorf("%s: %w", op, ErrLinkRefused)
 	}
+	var history []protocol.ConversationID
+	if opts.History != nil {
+		history = opts.History()
+	}
 	cert, err := protocol.NewDeviceCertificate(ed25519.PrivateKey(c.id.IdentityKey), c.serverName, c.id.User, hello.Device, hello.Scheme, hello.SignatureKey, c.cfg.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%s: certify: %v", op, err)
@@ -612,7 +649,21 @@ func (c *Client) LinkDevice(ctx context.Context, code string, confirm func(LinkR
 	}
 	res := &LinkedDevice{Device: hello.Device, Name: name}
 	res.Conversations, res.Failed = c.addOwnDevices(ctx)
-	if err := p.send(ctx, linkStep{Conversations: res.Conversations, Metadata: c.linkMetadata(ctx)}, linkEnvelope{}); err != nil {
+	last := linkStep{Conversations: res.Conversations, Metadata: c.linkMetadata(ctx)}
+	if len(history) > 0 {
+		// After the adds: what arrives meanwhile reaches the new device
+		// both ways, and is stored once.
+		start := time.Now()
+		last.History, res.History, err = c.sendHistory(ctx, history)
+		if err != nil {
+			res.HistoryError = err.Error()
+			c.log.Warn("history not sent to the linked device", "err", err)
+		} else {
+			c.log.Info("history sent to the linked device", "conversations", res.History.Conversations,
+				"messages", res.History.Messages, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	if err := p.send(ctx, last, linkEnvelope{}); err != nil {
 		c.log.Warn("the linked device was not told it was added", "err", err)
 	}
 	return res, nil

@@ -768,6 +768,10 @@ func (c *Client) Sync(ctx context.Context) error {
 	if c.id == nil {
 		return fmt.Errorf("client: sync: %w", ErrNotRegistered)
 	}
+	// A history received at link time comes before anything else.
+	if err := c.resumeHistory(ctx); err != nil {
+		return fmt.Errorf("client: sync: %w", err)
+	}
 	c.mu.Lock()
 	err := c.pullInboxLocked(ctx)
 	if err == nil {
@@ -887,8 +891,11 @@ func (c *Client) runOnce(ctx context.Context) error {
 	conn.SetReadLimit(64 << 20)
 	w := &wsConn{c: conn}
 
-	// Catch up on Welcomes first, so that entries of new conversations
-	// find their group.
+	// A history received at link time comes before anything else; then
+	// Welcomes, so that entries of new conversations find their group.
+	if err := c.resumeHistory(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	err = c.pullInboxLocked(ctx)
 	c.mu.Unlock()

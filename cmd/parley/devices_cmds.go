@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -143,9 +144,14 @@ func devicesList(ctx context.Context, e *env, args []string) error {
 }
 
 func devicesLink(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("devices link", "CODE [--yes]")
+	fs := e.flags("devices link", "CODE [--yes] [--history all|none|ID,...]")
 	yes := fs.Bool("yes", false, "link without asking to confirm (scripts)")
+	historyFlag := fs.String("history", "", "send the history of all, none or the listed conversations to the new device (asked when not given)")
 	pos, err := parse(fs, args, 1, -1)
+	if err != nil {
+		return err
+	}
+	pick, err := parseHistoryPick(*historyFlag)
 	if err != nil {
 		return err
 	}
@@ -158,15 +164,23 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	in := bufio.NewReader(orEmpty(e.stdin))
-	linked, err := s.c.LinkDevice(ctx, strings.Join(pos, ""), func(r client.LinkRequest) bool {
-		fmt.Fprintf(e.stdout, "new device %s (%s)\nconfirmation: %s\n", r.Device, printable(r.Name), r.Confirmation)
-		if *yes {
-			return true
-		}
-		fmt.Fprint(e.stdout, "does the new device show the same confirmation? Link it to your account [y/N] ")
+	ask := func(q string) bool {
+		fmt.Fprint(e.stdout, q)
 		line, _ := in.ReadString('\n')
 		ans := strings.ToLower(strings.TrimSpace(line))
 		return ans == "y" || ans == "yes"
+	}
+	linked, err := s.c.LinkDeviceWith(ctx, strings.Join(pos, ""), client.LinkDeviceOptions{
+		Confirm: func(r client.LinkRequest) bool {
+			fmt.Fprintf(e.stdout, "new device %s (%s)\nconfirmation: %s\n", r.Device, printable(r.Name), r.Confirmation)
+			return *yes || ask("does the new device show the same confirmation? Link it to your account [y/N] ")
+		},
+		History: func() []protocol.ConversationID {
+			if pick == nil && !*yes && ask("send your message history to it too? [y/N] ") {
+				pick = []protocol.ConversationID{}
+			}
+			return historyConversations(ctx, s.c, pick)
+		},
 	})
 	if err != nil {
 		return err
@@ -175,10 +189,53 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e.stdout, linked)
 	}
 	fmt.Fprintf(e.stdout, "linked device %s (%s); added it to %d conversations\n", linked.Device, printable(linked.Name), linked.Conversations)
+	if linked.History.Conversations > 0 {
+		fmt.Fprintf(e.stdout, "sent it the history of %d conversations (%d messages)\n", linked.History.Conversations, linked.History.Messages)
+	}
+	if linked.HistoryError != "" {
+		fmt.Fprintf(e.stderr, "parley: the history was not sent: %s\n", printable(linked.HistoryError))
+	}
 	if len(linked.Failed) > 0 {
 		fmt.Fprintf(e.stderr, "parley: not added to %d conversations (%v): run 'parley devices sync' later\n", len(linked.Failed), linked.Failed)
 	}
 	return nil
+}
+
+// parseHistoryPick parses --history: nil for none (or not given), an
+// empty list for all, else the conversations listed.
+func parseHistoryPick(v string) ([]protocol.ConversationID, error) {
+	switch v {
+	case "", "none":
+		return nil, nil
+	case "all":
+		return []protocol.ConversationID{}, nil
+	}
+	var out []protocol.ConversationID
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || n <= 0 {
+			return nil, usagef("--history %q: want all, none or conversation ids separated by commas", v)
+		}
+		out = append(out, protocol.ConversationID(n))
+	}
+	return out, nil
+}
+
+// historyConversations turns a pick of parseHistoryPick into the
+// conversations to send: every one of the profile for an empty pick.
+func historyConversations(ctx context.Context, c profileAPI, pick []protocol.ConversationID) []protocol.ConversationID {
+	if pick == nil || len(pick) > 0 {
+		return pick
+	}
+	cvs, err := c.Conversations(ctx)
+	if err != nil {
+		return nil
+	}
+	all := make([]protocol.ConversationID, len(cvs))
+	for i, cv := range cvs {
+		all[i] = cv.ID
+	}
+	return all
 }
 
 func devicesRename(ctx context.Context, e *env, args []string) error {

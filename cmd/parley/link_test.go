@@ -56,8 +56,8 @@ func (c *cli) startLinkCLI(profile string) (string, func() (string, error)) {
 }
 
 // TestCLILink: 'parley link' on a new profile and 'parley devices link
-// CODE --yes' on alice's laptop link a phone, which then reads the
-// group; 'parley devices' lists both; declining at the prompt links
+// CODE --yes --history all' on alice's laptop link a phone, which then
+// reads the group with the message sent before it joined; 'parley devices' lists both; declining at the prompt links
 // nothing; revoking the phone works, the last device needs --force.
 func TestCLILink(t *testing.T) {
 	c := newCLI(t)
@@ -66,12 +66,13 @@ func TestCLILink(t *testing.T) {
 	c.run("alice", "send", "team", "before the phone")
 
 	code, wait := c.startLinkCLI("phone")
-	linkOut := c.run("alice", "devices", "link", code, "--yes")
+	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
 	out, err := wait()
 	if err != nil {
 		t.Fatalf("parley link: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") {
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
+		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
 		t.Errorf("link output %q, devices link output %q", out, linkOut)
 	}
 	confirm := func(s string) string {
@@ -88,8 +89,8 @@ func TestCLILink(t *testing.T) {
 		t.Errorf("bob's history has no line for the phone:\n%s", r)
 	}
 	c.run("bob", "send", "team", "hello both")
-	if h := c.read("phone", "team"); len(h.messages()) == 0 || h.messages()[len(h.messages())-1].Text != "hello both" {
-		t.Errorf("the phone's history: %+v", h.messages())
+	if h := c.read("phone", "team").messages(); len(h) != 2 || h[0].Text != "before the phone" || h[1].Text != "hello both" {
+		t.Errorf("the phone's history (sent at link time, then received): %+v", h)
 	}
 	list := c.run("phone", "devices")
 	phone, laptop := c.deviceOf("phone"), c.deviceOf("alice")
