@@ -139,7 +139,7 @@ func TestBackupRestore(t *testing.T) {
 	if acct.User != "alice" || acct.Device == oldAcct.Device || !bytes.Equal(acct.IdentityKey, oldAcct.IdentityKey) {
 		t.Errorf("restored %+v, backed up %+v", acct, oldAcct)
 	}
-	if res.Rejoined != 2 || len(res.Failed) != 0 || res.BackupDevice != oldAcct.Device {
+	if res.Rejoined != 2 || len(res.Failed) != 0 || res.BackupDevice != oldAcct.Device || res.History.Conversations != 2 || res.History.Messages < 2 {
 		t.Errorf("restore result %+v", res)
 	}
 	if len(res.OldDevices) != 1 || res.OldDevices[0].ID != oldAcct.Device || len(res.Revoked) != 0 {
@@ -149,15 +149,15 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("bob's verification after the restore: %+v, %v", sn, err)
 	}
 	// The history came back, before this device's own join.
-	//TMP restored.waitTexts(direct, "before the backup")
-	//TMP restored.waitTexts(group, "in the team")
+	restored.waitTexts(direct, "before the backup")
+	restored.waitTexts(group, "in the team")
 
 	restored.start()
 	bob.waitSystem(direct, client.SystemDeviceAdded)
 	if _, err := bob.c.Send(ctx, direct, "welcome back", client.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	restored.waitTexts(direct, /*TMP*/ "welcome back")
+	restored.waitTexts(direct, "before the backup", "welcome back")
 	if _, err := restored.c.Send(ctx, group, "restored", client.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
