@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,10 +137,10 @@ func (c *Client) WriteBackup(ctx context.Context, w io.Writer, s backup.Secret, 
 // WriteBackupFile writes WriteBackup's backup to the file at path,
 // atomically (a temporary file in the same directory, synced, then
 // renamed) and with mode 0600. It refuses to replace an existing file
-// unless opts.Force.
+// unless opts.Force (an error wrapping fs.ErrExist).
 func (c *Client) WriteBackupFile(ctx context.Context, path string, s backup.Secret, opts BackupOptions) (*BackupInfo, error) {
 	if _, err := os.Lstat(path); err == nil && !opts.Force {
-		return nil, fmt.Errorf("client: write a backup to %s: the file exists (replace it with force)", path)
+		return nil, fmt.Errorf("client: write a backup to %s: %w (replace it with force)", path, fs.ErrExist)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".parley-backup-*")
 	if err != nil {
