@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,16 +150,30 @@ func (e *env) newBackupPassphrase() ([]byte, error) {
 	return p, nil
 }
 
-// backupSecret reads the file's header and the secret that opens it:
-// PARLEY_RECOVERY_KEY or PARLEY_BACKUP_PASSPHRASE, else asked on the
-// terminal, else the first line of standard input.
-func (e *env) backupSecret(path string) (backup.Secret, error) {
+// openBackup opens the backup file at path and reads the secret that
+// opens it (the file's header says which): PARLEY_RECOVERY_KEY or
+// PARLEY_BACKUP_PASSPHRASE, else asked on the terminal, else the first
+// line of standard input. The file is at its start.
+func (e *env) openBackup(path string) (*os.File, backup.Secret, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return backup.Secret{}, err
+		return nil, backup.Secret{}, err
 	}
+	sec, err := e.backupSecret(f, path)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, backup.Secret{}, err
+	}
+	return f, sec, nil
+}
+
+// backupSecret reads the header of the backup f and the secret that
+// opens it.
+func (e *env) backupSecret(f io.Reader, path string) (backup.Secret, error) {
 	h, err := backup.ReadHeader(f)
-	f.Close()
 	if err != nil {
 		return backup.Secret{}, fmt.Errorf("backup %s: %w", path, err)
 	}
@@ -199,11 +214,7 @@ func backupVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sec, err := e.backupSecret(pos[0])
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(pos[0])
+	f, sec, err := e.openBackup(pos[0])
 	if err != nil {
 		return err
 	}
@@ -246,11 +257,7 @@ func cmdRestore(ctx context.Context, e *env, args []string) error {
 	if *name == "" {
 		*name, _ = os.Hostname()
 	}
-	sec, err := e.backupSecret(pos[0])
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(pos[0])
+	f, sec, err := e.openBackup(pos[0])
 	if err != nil {
 		return err
 	}
