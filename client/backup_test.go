@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/backup"
+	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
 
@@ -347,5 +348,56 @@ func TestRestoreTwice(t *testing.T) {
 	}
 	for _, d := range []*device{alice, first, second, bob} {
 		d.noKeyReuse()
+	}
+}
+
+// TestRestoreOtherGroup: a conversation whose history names another MLS
+// group than the server's is not joined (no commit: its members see no
+// new device); the restore reports it and joins the others.
+func TestRestoreOtherGroup(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	alice, bob := register(t, s, "alice"), register(t, s, "bob")
+	bob.start()
+	direct, err := alice.c.NewDirect(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := alice.c.NewGroup(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent("joined", func(ev client.Event) bool {
+		return ev.Kind == client.EventConversationJoined && ev.Conversation == group
+	})
+	alice.close()
+	editStore(t, alice, func(tx store.Tx) error {
+		cv, err := tx.Conversation(direct)
+		if err != nil {
+			return err
+		}
+		cv.GroupID = []byte("another group")
+		return tx.PutConversation(cv)
+	})
+	alice = openDevice(t, s, alice.dir, "alice")
+	key := backup.NewRecoveryKey()
+	path := writeBackup(t, alice, backup.WithRecoveryKey(key))
+	epoch := bob.epoch(direct)
+
+	_, res, err := restore(t, s, path, backup.WithRecoveryKey(key), "alice", client.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rejoined != 1 || len(res.Failed) != 1 || res.Failed[0].Conversation != direct || !strings.Contains(res.Failed[0].Error, "another MLS group") {
+		t.Fatalf("restore: rejoined %d, failed %+v", res.Rejoined, res.Failed)
+	}
+	if err := bob.c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.epoch(direct); got != epoch {
+		t.Errorf("the 1:1 moved from epoch %d to %d: something was committed", epoch, got)
+	}
+	if devs := memberDevices(t, bob, direct, "alice"); len(devs) != 1 {
+		t.Errorf("alice's devices in the 1:1: %v", devs)
 	}
 }

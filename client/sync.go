@@ -1088,9 +1088,10 @@ func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationI
 
 // externalCommit joins a conversation by an external commit (RFC 9420
 // §12.4.3.2) on the server's current GroupInfo and tree, retried on a
-// stale epoch: with resync (non-nil, returning a leaf) it replaces this
-// device's old leaf; without, it adds a new leaf (a new device of a
-// member user). It returns the group and the commit's seq.
+// stale epoch. resync, given the server's group, returns this device's
+// old leaf, which the commit replaces, or nil for a new leaf (a new
+// device of a member user), or an error to commit nothing. It returns
+// the group and the commit's seq.
 func (c *Client) externalCommit(ctx context.Context, conv protocol.ConversationID, resync func(*mls.PublicGroup) (*mls.LeafIndex, error)) (*mls.Group, uint64, error) {
 	cred, err := c.ownCredential()
 	if err != nil {
@@ -1109,11 +1110,9 @@ func (c *Client) externalCommit(ctx context.Context, conv protocol.ConversationI
 		if err != nil {
 			return nil, 0, err
 		}
-		var leaf *mls.LeafIndex
-		if resync != nil {
-			if leaf, err = resync(pg); err != nil {
-				return nil, 0, err
-			}
+		leaf, err := resync(pg)
+		if err != nil {
+			return nil, 0, err
 		}
 		g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{
 			RatchetTree: tree, ResyncLeaf: leaf, ExternalPub: true, Capabilities: leafCapabilities(),
