@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -52,23 +51,25 @@ func (c *Client) call(ctx context.Context, method, path string, auth bool, body,
 }
 
 // request sends one request and returns the response (any status).
-func (c *Client) request(ctx context.Context, method, path string, auth bool, body io.Reader, contentType string) (*http.Response, error) {
-	base := c.serverURL
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %v", method, path, err)
-	}
+func (c *Client) request(ctx context.Context, method, path string, auth bool, body io.Reader, contentType string) (*response, error) {
+	header := map[string]string{}
 	if body != nil {
-		req.Header.Set("Content-Type", contentType)
+		header["Content-Type"] = contentType
 	}
 	if auth {
 		tok, err := c.sessionToken(ctx)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
+		header["Authorization"] = "Bearer " + tok
 	}
-	resp, err := c.http.Do(req)
+	return c.roundTrip(ctx, method, path, header, body)
+}
+
+// roundTrip sends one request to the server's path with header and
+// returns the response (any status).
+func (c *Client) roundTrip(ctx context.Context, method, path string, header map[string]string, body io.Reader) (*response, error) {
+	resp, err := c.net.roundTrip(ctx, method, c.serverURL+path, header, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, path, ctx.Err())
@@ -79,7 +80,7 @@ func (c *Client) request(ctx context.Context, method, path string, auth bool, bo
 }
 
 // decodeResponse reads an answer: out on 2xx, a *ServerError otherwise.
-func decodeResponse(resp *http.Response, out any) error {
+func decodeResponse(resp *response, out any) error {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
@@ -87,7 +88,7 @@ func decodeResponse(resp *http.Response, out any) error {
 	}
 	if resp.StatusCode >= 300 {
 		se := &ServerError{Status: resp.StatusCode}
-		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 && secs < 1<<20 {
+		if secs, err := strconv.Atoi(resp.RetryAfter); err == nil && secs > 0 && secs < 1<<20 {
 			se.RetryAfter = time.Duration(secs) * time.Second
 		}
 		if json.Unmarshal(data, &se.Err) != nil || se.Err.Code == "" {

@@ -3,13 +3,9 @@ package client
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -18,7 +14,6 @@ import (
 
 	"github.com/parley-chat/parley/client/internal/padding"
 	"github.com/parley-chat/parley/client/store"
-	"github.com/parley-chat/parley/internal/tlsutil"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -64,11 +59,11 @@ type Config struct {
 	// is stored in the profile (by Register, or by Open for a registered
 	// profile): a later Open without it uses the stored pin.
 	TLSFingerprint string
-	// TLSConfig is the base TLS configuration (root CAs for a private CA).
-	TLSConfig *tls.Config
-	// HTTPClient, if set, is used as is (TLSFingerprint and TLSConfig are
-	// then ignored).
-	HTTPClient *http.Client
+	// netConfig holds, natively (not in the browser), TLSConfig, the base
+	// TLS configuration (root CAs for a private CA), and HTTPClient,
+	// which if set is used as is (TLSFingerprint and TLSConfig are then
+	// ignored). Set them as fields: cfg.HTTPClient = hc.
+	netConfig
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -199,7 +194,7 @@ type Client struct {
 	// shown holds the MarkShown positions (see shownLog).
 	shown *shownLog
 	log   *slog.Logger
-	http  *http.Client
+	net   transport
 
 	// skipPostCheck makes this client send posts its channel's policy
 	// forbids, as a modified client could (tests only, channel.go).
@@ -309,7 +304,7 @@ func openWith(ctx context.Context, cfg Config, st store.Store, lock *os.File) (*
 		return nil, err
 	}
 	var err error
-	if c.http, err = c.cfg.httpClient(); err != nil {
+	if c.net, err = c.cfg.newTransport(); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -354,42 +349,6 @@ func (c *Client) pinnedFingerprint(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// httpClient builds the HTTP client from the TLS settings.
-func (cfg Config) httpClient() (*http.Client, error) {
-	if cfg.HTTPClient != nil {
-		return cfg.HTTPClient, nil
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.TLSConfig != nil {
-		tc = cfg.TLSConfig.Clone()
-	}
-	if cfg.TLSFingerprint != "" {
-		fp, err := tlsutil.ParseFingerprint(cfg.TLSFingerprint)
-		if err != nil {
-			return nil, fmt.Errorf("client: open: TLS fingerprint %q: %v", cfg.TLSFingerprint, err)
-		}
-		tc.InsecureSkipVerify = true // replaced by the pin below
-		tc.VerifyPeerCertificate = verifyPinned(fp)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr}, nil
-}
-
-// verifyPinned returns a tls.Config.VerifyPeerCertificate function that
-// accepts only a leaf certificate with the SHA-256 fingerprint want, and
-// reports any other as a *CertificateMismatchError.
-func verifyPinned(want []byte) func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-	check := tlsutil.VerifyFingerprint(want)
-	return func(rawCerts [][]byte, chains [][]*x509.Certificate) error {
-		err := check(rawCerts, chains)
-		if err == nil || len(rawCerts) == 0 {
-			return err
-		}
-		return &CertificateMismatchError{Pinned: hex.EncodeToString(want), Got: tlsutil.Fingerprint(rawCerts[0])}
-	}
 }
 
 // transportError wraps the error of a failed request or dial: a pinned

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+
 	"github.com/parley-chat/parley/mls"
 
 	"github.com/parley-chat/parley/client/content"

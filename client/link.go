@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -189,20 +188,13 @@ func (p *linkPeer) request(ctx context.Context, method, path string, body, out a
 	if body != nil {
 		payload, _ = json.Marshal(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.c.serverURL+path, bytes.NewReader(payload))
-	if err != nil {
-		return fmt.Errorf("%s %s: %v", method, path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	header := map[string]string{"Content-Type": "application/json"}
 	if p.token != "" {
-		req.Header.Set(protocol.LinkTokenHeader, p.token)
+		header[protocol.LinkTokenHeader] = p.token
 	}
-	resp, err := p.c.http.Do(req)
+	resp, err := p.c.roundTrip(ctx, method, path, header, bytes.NewReader(payload))
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s %s: %w", method, path, ctx.Err())
-		}
-		return transportError(method+" "+path, err)
+		return err
 	}
 	if err := decodeResponse(resp, out); err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
@@ -477,7 +469,7 @@ func (c *Client) bindLinked(ctx context.Context, id *store.Identity, serverName 
 				return err
 			}
 		}
-		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.HTTPClient == nil {
+		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.ownTLS() {
 			if err := tx.SetSetting(settingFingerprint, []byte(strings.ToLower(fp))); err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/parley-chat/parley/client/archive"
@@ -183,7 +182,7 @@ func (c *Client) fetchSealed(ctx context.Context, b historyBlob) ([]byte, error)
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != statusOK {
 		err := decodeResponse(resp, nil)
 		if _, gone := isCode(err, protocol.CodeNotFound); gone {
 			return nil, fmt.Errorf("%w: blob %s: %v", errHistoryLost, b.ID, err)

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"math"
 	"mime"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -997,7 +996,7 @@ func (c *Client) fetchAttachment(ctx context.Context, id string, a *content.Atta
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != statusOK {
 		return decodeResponse(resp, nil)
 	}
 	return attach.Decrypt(w, resp.Body, a.Key, a.Hash)

@@ -90,7 +90,7 @@ func (c *Client) Register(ctx context.Context, serverURL, invite, name string) (
 		if err := tx.SetSetting(settingServerName, []byte(serverName)); err != nil {
 			return err
 		}
-		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.HTTPClient == nil {
+		if fp := c.cfg.TLSFingerprint; fp != "" && c.cfg.ownTLS() {
 			if err := tx.SetSetting(settingFingerprint, []byte(strings.ToLower(fp))); err != nil {
 				return err
 			}

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
@@ -812,7 +810,7 @@ func (c *Client) activeConversations() []protocol.ConversationID {
 
 // wsConn is the live WebSocket of Run.
 type wsConn struct {
-	c  *websocket.Conn
+	s  socket
 	mu sync.Mutex // serializes writes
 }
 
@@ -825,7 +823,7 @@ func (w *wsConn) write(ctx context.Context, f protocol.Frame) error {
 	defer w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return w.c.Write(ctx, websocket.MessageText, b)
+	return w.s.write(ctx, b)
 }
 
 // Run keeps one WebSocket to the server and applies what it pushes until
@@ -887,9 +885,8 @@ func (c *Client) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(64 << 20)
-	w := &wsConn{c: conn}
+	defer conn.closeNow()
+	w := &wsConn{s: conn}
 
 	// A history received at link time comes before anything else; then
 	// Welcomes, so that entries of new conversations find their group.
@@ -952,7 +949,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 	})
 	defer stopRevocations()
 	for {
-		_, data, err := conn.Read(ctx)
+		data, err := conn.read(ctx)
 		if err != nil {
 			return fmt.Errorf("%w: read: %v", ErrServerUnreachable, err)
 		}

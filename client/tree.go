@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/parley-chat/parley/protocol"
@@ -48,7 +47,7 @@ func (c *Client) getBinary(ctx context.Context, path string, limit int64) ([]byt
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != statusOK {
 			err := decodeResponse(resp, nil)
 			if _, ok := isCode(err, protocol.CodeUnauthorized); ok && attempt == 0 {
 				c.dropToken()

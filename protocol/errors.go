@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"fmt"
-	"net/http"
 )
 
 // ErrorCode is a stable, machine-readable error code. Clients branch on the
@@ -46,30 +45,32 @@ const (
 )
 
 // HTTPStatus returns the HTTP status the server answers with for the code.
+// (The statuses are numbers here: the browser's client, compiled to
+// WebAssembly, imports this package and must not carry net/http.)
 func (c ErrorCode) HTTPStatus() int {
 	switch c {
 	case CodeBadRequest, CodeBadKeyPackage, CodeBadMessage, CodeBadCertificate, CodeUnsupported:
-		return http.StatusBadRequest
+		return 400 // BadRequest
 	case CodeUnauthorized:
-		return http.StatusUnauthorized
+		return 401 // Unauthorized
 	case CodeForbidden, CodeNotMember, CodeInviteInvalid, CodePolicyViolation:
-		return http.StatusForbidden
+		return 403 // Forbidden
 	case CodeNotFound, CodeUnknownUser, CodeUnknownDevice, CodeNoKeyPackage:
-		return http.StatusNotFound
+		return 404 // NotFound
 	case CodeStaleEpoch, CodeConflict, CodeTooManyProposals:
-		return http.StatusConflict
+		return 409 // Conflict
 	case CodeGone:
-		return http.StatusGone
+		return 410 // Gone
 	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
+		return 413 // RequestEntityTooLarge
 	case CodeQuotaExceeded:
-		return http.StatusInsufficientStorage
+		return 507 // InsufficientStorage
 	case CodeRateLimited:
-		return http.StatusTooManyRequests
+		return 429 // TooManyRequests
 	case CodeUnavailable:
-		return http.StatusServiceUnavailable
+		return 503 // ServiceUnavailable
 	default:
-		return http.StatusInternalServerError
+		return 500 // InternalServerError
 	}
 }
 

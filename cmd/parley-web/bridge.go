@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net/http"
 	"strings"
 	"sync"
 	"syscall/js"
@@ -145,7 +144,7 @@ func (b *bridge) openSession(passphrase []byte) (*session, error) {
 	}
 	// The browser makes the requests (fetch) and checks the server's
 	// certificate: no TLS settings, and the server is the page's origin.
-	c, err := client.Open(ctx, client.Config{Store: st, HTTPClient: &http.Client{}, ServerURL: origin(), Logger: b.log})
+	c, err := client.Open(ctx, client.Config{Store: st, ServerURL: origin(), Logger: b.log})
 	if err != nil {
 		st.Close()
 		unlock()

@@ -11,10 +11,12 @@ package main
 import (
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"syscall/js"
 )
 
 func main() {
+	debug.SetGCPercent(400)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b := &bridge{log: logger}
 	js.Global().Set("parley", b.object())
