@@ -124,15 +124,15 @@ func (c *Client) registerRestored(ctx context.Context, acct *backupAccount, opts
 	if opts.ServerURL != "" {
 		serverURL = opts.ServerURL
 	}
-	if c.cfg.TLSFingerprint == "" && acct.TLSFingerprint != "" && c.cfg.HTTPClient == nil {
+	if c.cfg.TLSFingerprint == "" && acct.TLSFingerprint != "" && c.cfg.ownTLS() {
 		// The backed-up profile's pin, for a server with a self-signed
 		// certificate (a fingerprint given to Open wins).
 		c.cfg.TLSFingerprint = acct.TLSFingerprint
-		hc, err := c.cfg.httpClient()
+		t, err := c.cfg.newTransport()
 		if err != nil {
 			return err
 		}
-		c.http = hc
+		c.net = t
 	}
 	serverName, suites, err := c.bindServer(ctx, serverURL)
 	if err != nil {
