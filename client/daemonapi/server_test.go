@@ -291,6 +291,7 @@ func TestConformance(t *testing.T) {
 	conformPolicy(t, ctx, call, dc)
 	conformChannel(t, ctx, call, dc, bob)
 	conformDevices(t, ctx, call, dc)
+	conformBackup(t, ctx, call, dc)
 
 	// Every method of the server is called above: a method added
 	// without a conformance test fails here.
