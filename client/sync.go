@@ -546,7 +546,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		// tree: this device's leaf is in the group, and it takes it over
 		// by external commit. The entries before that commit are lost.
 		c.log.Warn("Welcome too old for its tree; joining by external commit", "conversation", conv, "err", err)
-		g, rejoined, err = c.externalRejoin(ctx, conv, cs, c.leafOf)
+		g, rejoined, err = c.externalRejoin(ctx, conv, c.leafOf)
 	}
 	if errors.Is(err, ErrIdentityChanged) {
 		return errBlocked // kept in the inbox until acknowledged
@@ -1044,7 +1044,7 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 		return ErrUnknownConversation
 	}
 	own := old.OwnLeaf()
-	g, seq, err := c.externalRejoin(ctx, conv, old.CipherSuite(), func(*mls.PublicGroup) (mls.LeafIndex, error) { return own, nil })
+	g, seq, err := c.externalRejoin(ctx, conv, func(*mls.PublicGroup) (mls.LeafIndex, error) { return own, nil })
 	if err != nil {
 		return err
 	}
@@ -1073,11 +1073,23 @@ func (c *Client) resyncLocked(ctx context.Context, conv protocol.ConversationID)
 // external commit (RFC 9420 §12.4.3.2) on the server's current GroupInfo
 // and tree, retried on a stale epoch; own names the leaf in the group as
 // the server has it. It returns the group and the commit's seq.
-func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationID, cs mls.CipherSuite, own func(*mls.PublicGroup) (mls.LeafIndex, error)) (*mls.Group, uint64, error) {
-	signer, err := c.signer(cs)
-	if err != nil {
-		return nil, 0, err
-	}
+func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationID, own func(*mls.PublicGroup) (mls.LeafIndex, error)) (*mls.Group, uint64, error) {
+	return c.externalCommit(ctx, conv, func(pg *mls.PublicGroup) (*mls.LeafIndex, error) {
+		leaf, err := own(pg)
+		if err != nil {
+			return nil, err
+		}
+		return &leaf, nil
+	})
+}
+
+// externalCommit joins a conversation by an external commit (RFC 9420
+// §12.4.3.2) on the server's current GroupInfo and tree, retried on a
+// stale epoch. resync, given the server's group, returns this device's
+// old leaf, which the commit replaces, or nil for a new leaf (a new
+// device of a member user), or an error to commit nothing. It returns
+// the group and the commit's seq.
+func (c *Client) externalCommit(ctx context.Context, conv protocol.ConversationID, resync func(*mls.PublicGroup) (*mls.LeafIndex, error)) (*mls.Group, uint64, error) {
 	cred, err := c.ownCredential()
 	if err != nil {
 		return nil, 0, err
@@ -1091,15 +1103,23 @@ func (c *Client) externalRejoin(ctx context.Context, conv protocol.ConversationI
 		if err != nil {
 			return nil, 0, fmt.Errorf("the server's group state of conversation %d: %w", conv, err)
 		}
-		leaf, err := own(pg)
+		signer, err := c.signer(pg.CipherSuite())
+		if err != nil {
+			return nil, 0, err
+		}
+		leaf, err := resync(pg)
 		if err != nil {
 			return nil, 0, err
 		}
 		g, pc, err := mls.JoinExternal(c.mlsCfg, gi.GroupInfo, signer, cred, mls.ExternalJoinOptions{
-			RatchetTree: tree, ResyncLeaf: &leaf, ExternalPub: true, Capabilities: leafCapabilities(),
+			RatchetTree: tree, ResyncLeaf: leaf, ExternalPub: true, Capabilities: leafCapabilities(),
 		})
 		if err != nil {
-			return nil, 0, fmt.Errorf("external commit into conversation %d at epoch %d, leaf %d: %w", conv, gi.Epoch, leaf, err)
+			where := "a new leaf"
+			if leaf != nil {
+				where = fmt.Sprintf("leaf %d", *leaf)
+			}
+			return nil, 0, fmt.Errorf("external commit into conversation %d at epoch %d, %s: %w", conv, gi.Epoch, where, err)
 		}
 		var res protocol.HandshakeResponse
 		err = c.call(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", conv), true,

@@ -255,6 +255,25 @@ type AddDeviceRequest struct {
 	Device NewDevice `json:"device"`
 }
 
+// RecoverDeviceRequest registers a device of User without a session
+// (POST /v1/devices/recover): a device restored from a backup, when no
+// device of the account is at hand. The certificate is the
+// authorization: it must verify under User's stored identity key, name
+// the server, User, the device and its key, and be at most
+// [MaxRecoveryCertificateAge] old; the device proves possession of its
+// key as for registration.
+type RecoverDeviceRequest struct {
+	// User is the account name.
+	User string `json:"user"`
+	// Device is the new device.
+	Device NewDevice `json:"device"`
+}
+
+// MaxRecoveryCertificateAge bounds how long before a recovery
+// (POST /v1/devices/recover) its certificate may have been made: a
+// restoring device certifies its key just before it registers.
+const MaxRecoveryCertificateAge = time.Hour
+
 // KeyPackageUpload is one KeyPackage in an upload.
 type KeyPackageUpload struct {
 	// Data is the MLSMessage-framed KeyPackage.

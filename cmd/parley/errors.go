@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/backup"
 	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
@@ -29,6 +30,7 @@ const (
 	exitCertificate     = 11
 	exitQueued          = 12
 	exitNotPermitted    = 13
+	exitBackup          = 14
 )
 
 // usageError is a mistake in the command line; it exits with 2.
@@ -126,6 +128,16 @@ func classify(err error) (int, string) {
 		return exitFailure, "link_tampered"
 	case errors.Is(err, daemonapi.ErrLinkInProgress):
 		return exitFailure, "link_in_progress"
+	case errors.Is(err, backup.ErrWrongKey):
+		return exitBackup, "backup_wrong_key"
+	case errors.Is(err, backup.ErrRecoveryKeyInvalid):
+		return exitBackup, "recovery_key_invalid"
+	case errors.Is(err, backup.ErrCorrupt):
+		return exitBackup, "backup_corrupt"
+	case errors.Is(err, backup.ErrNotBackup):
+		return exitBackup, "not_a_backup"
+	case errors.Is(err, backup.ErrUnsupportedVersion):
+		return exitBackup, "backup_version"
 	}
 	return exitFailure, "failure"
 }
@@ -165,6 +177,12 @@ func defaultHint(err error) string {
 		return "nothing was overwritten: pass --force to replace the file, or choose another -o PATH"
 	case errors.Is(err, store.ErrWrongKey):
 		return "the passphrase (PARLEY_PASSPHRASE) or key file does not open this profile"
+	case errors.Is(err, backup.ErrWrongKey):
+		return "this recovery key or passphrase does not open the backup; nothing was restored"
+	case errors.Is(err, backup.ErrRecoveryKeyInvalid):
+		return "type the recovery key as 'parley backup create' showed it: 32 characters in groups of four"
+	case errors.Is(err, backup.ErrCorrupt):
+		return "the backup file is damaged or was altered; nothing was restored: use another copy"
 	}
 	return ""
 }

@@ -55,6 +55,8 @@ func init() {
 		{"whoami", "", "show this profile's account", cmdWhoami},
 		{"link", "--server URL [--fingerprint SHA256] [--name NAME] [--no-qr]", "make this new profile another device of your account: shows a code for 'parley devices link'", cmdLink},
 		{"devices", "[list] | link CODE [--yes] | rename ID NAME | revoke ID [--force] | sync", "list your account's devices; link a new one, name or revoke one; add them where missing", cmdDevices},
+		{"backup", "create FILE [--passphrase] [--force] | verify FILE", "write an encrypted backup of your account (identity, contacts, history) protected by a recovery key; check one", cmdBackup},
+		{"restore", "FILE [--server URL] [--fingerprint SHA256] [--name NAME] [--revoke-old]", "recover your account from a backup into this new profile: a new device that rejoins your conversations", cmdRestore},
 		{"chat", "new USER... | recreate CONV", "open the 1:1 conversation with a user, or a group of several users; recreate an unsafe one", cmdChat},
 		{"group", "create TITLE --members a,b [--members-file FILE]", "create a named group", cmdGroup},
 		{"channel", "create TITLE [--members a,b] [--members-file FILE]", "create a channel: only admins post, members read and react", cmdChannel},

@@ -197,6 +197,34 @@ func (p *Page) Run(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// Grant grants the page's origin the permission named (such as
+// "notifications"), as a person who allowed it in the browser would.
+func (p *Page) Grant(origin, permission string) {
+	p.t.Helper()
+	if _, err := chromedp.Call(p.ctx, browser.SetPermission, browser.SetPermissionParams{
+		Permission: &browser.PermissionDescriptor{Name: permission}, Setting: browser.PermissionSettingGranted, Origin: origin}); err != nil {
+		p.t.Fatalf("%s: grant %s to %s: %v", p.name, permission, origin, err)
+	}
+}
+
+// Minimize minimizes the page's window, or with false restores it: a
+// minimized page is hidden (document.hidden), as a tab in the
+// background is.
+func (p *Page) Minimize(minimized bool) {
+	p.t.Helper()
+	win, err := chromedp.Call(p.ctx, browser.GetWindowForTarget, browser.GetWindowForTargetParams{})
+	if err != nil {
+		p.t.Fatalf("%s: its window: %v", p.name, err)
+	}
+	state := browser.WindowStateNormal
+	if minimized {
+		state = browser.WindowStateMinimized
+	}
+	if _, err := chromedp.Call(p.ctx, browser.SetWindowBounds, browser.SetWindowBoundsParams{WindowID: win.WindowID, Bounds: &browser.Bounds{WindowState: state}}); err != nil {
+		p.t.Fatalf("%s: window %s: %v", p.name, state, err)
+	}
+}
+
 // Eval evaluates a JavaScript expression and returns its value.
 func Eval[T any](p *Page, expr string) T {
 	p.t.Helper()
@@ -241,6 +269,20 @@ func (p *Page) Until(expr string) {
 	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(Timeout-time.Second))); err != nil {
+		p.Shot("failed")
+		p.t.Fatalf("%s: waiting for %s: %v", p.name, expr, err)
+	}
+}
+
+// UntilHidden waits until the JavaScript expression is true,
+// re-evaluating it every 50 ms: for a hidden page (a minimized window, a
+// tab in the background), which draws no frames, so Until would never
+// evaluate it.
+func (p *Page) UntilHidden(expr string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, Timeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(Timeout-time.Second))); err != nil {
 		p.Shot("failed")
 		p.t.Fatalf("%s: waiting for %s: %v", p.name, expr, err)
 	}

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -46,29 +47,29 @@ const maxProofBytes = 256
 // identity key: its id and key, a certificate for exactly this server,
 // user, device and key that verifies under the identity key and is valid
 // now (DeviceCertificate.CheckTime), and the device's proof that it holds
-// its signature key (checkDeviceProof).
-func (s *Service) checkNewDevice(d protocol.NewDevice, user string, identityKey []byte) error {
+// its signature key (checkDeviceProof). It returns the certificate.
+func (s *Service) checkNewDevice(d protocol.NewDevice, user string, identityKey []byte) (*protocol.DeviceCertificate, error) {
 	if !protocol.ValidDeviceID(d.ID) {
-		return perr(protocol.CodeBadRequest, "device id %.70q is not 1 to 64 letters, digits, '_' or '-'", string(d.ID))
+		return nil, perr(protocol.CodeBadRequest, "device id %.70q is not 1 to 64 letters, digits, '_' or '-'", string(d.ID))
 	}
 	if err := checkKey(d.Scheme, d.SignatureKey); err != nil {
 		code := protocol.CodeBadRequest
 		if d.Scheme != protocol.SchemeEd25519 && d.Scheme != protocol.SchemeECDSAP256SHA256 && d.Scheme != protocol.SchemeECDSAP384SHA384 && d.Scheme != protocol.SchemeECDSAP521SHA512 {
 			code = protocol.CodeUnsupported
 		}
-		return perr(code, "device %q: %v", d.ID, err)
+		return nil, perr(code, "device %q: %v", d.ID, err)
 	}
 	c, err := protocol.VerifyDeviceCertificate(d.Certificate, identityKey, s.cfg.ServerName, user, d.ID, d.SignatureKey)
 	if err != nil {
-		return perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
+		return nil, perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
 	}
 	if c.Scheme != d.Scheme {
-		return perr(protocol.CodeBadCertificate, "device %q: certificate names scheme %#04x, device %#04x", d.ID, uint16(c.Scheme), uint16(d.Scheme))
+		return nil, perr(protocol.CodeBadCertificate, "device %q: certificate names scheme %#04x, device %#04x", d.ID, uint16(c.Scheme), uint16(d.Scheme))
 	}
 	if err := c.CheckTime(s.now()); err != nil {
-		return perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
+		return nil, perr(protocol.CodeBadCertificate, "device %q: %v", d.ID, err)
 	}
-	return s.checkDeviceProof(d, user)
+	return c, s.checkDeviceProof(d, user)
 }
 
 // checkDeviceProof checks that the device proved it holds its signature
@@ -97,7 +98,7 @@ func (s *Service) Register(ctx context.Context, req protocol.RegisterRequest) (p
 	if len(req.IdentityKey) != 32 {
 		return protocol.RegisterResponse{}, perr(protocol.CodeBadRequest, "identity key is %d bytes, want 32 (Ed25519)", len(req.IdentityKey))
 	}
-	if err := s.checkNewDevice(req.Device, req.Name, req.IdentityKey); err != nil {
+	if _, err := s.checkNewDevice(req.Device, req.Name, req.IdentityKey); err != nil {
 		return protocol.RegisterResponse{}, err
 	}
 	nu := store.NewUser{
@@ -314,7 +315,7 @@ func (s *Service) AddDevice(ctx context.Context, sess *Session, req protocol.Add
 	if err != nil {
 		return protocol.DeviceInfo{}, internal("add device: user", err)
 	}
-	if err := s.checkNewDevice(req.Device, u.Name, u.IdentityKey); err != nil {
+	if _, err := s.checkNewDevice(req.Device, u.Name, u.IdentityKey); err != nil {
 		return protocol.DeviceInfo{}, err
 	}
 	d, err := s.st.AddDevice(ctx, store.Device{ID: store.DeviceID(req.Device.ID), User: u.ID, Scheme: uint16(req.Device.Scheme),
@@ -325,6 +326,65 @@ func (s *Service) AddDevice(ctx context.Context, sess *Session, req protocol.Add
 		return protocol.DeviceInfo{}, internal("add device "+string(req.Device.ID), err)
 	}
 	s.log.Info("device added", "user", u.Name, "device", d.ID, "by", sess.Device)
+	s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
+	return deviceInfo(d), nil
+}
+
+// decoyIdentityKey stands for the identity key of a user that does not
+// exist when RecoverDevice checks a certificate, so that the answer is
+// the same as for a user whose key did not sign it. Nobody knows its
+// private key (it is a hash, not a chosen key).
+var decoyIdentityKey = func() []byte {
+	h := sha256.Sum256([]byte("parley recovery: no such user"))
+	return h[:]
+}()
+
+// RecoverDevice registers a device of a user without a session: a device
+// restored from a backup of the account, when no device of the account
+// is at hand to add it (AddDevice). The certificate is the
+// authorization — only holders of the user's identity private key can
+// make one — so it must verify under the stored identity key
+// (checkNewDevice, with the device's proof of possession) and be fresh:
+// made at most protocol.MaxRecoveryCertificateAge ago. An unknown user
+// gets the answer of a certificate that does not verify, so the endpoint
+// does not tell which users exist. A replayed request registers nothing
+// (device ids and keys are registered once, ever: conflict). The HTTP
+// adapter limits it per address, as registration.
+func (s *Service) RecoverDevice(ctx context.Context, req protocol.RecoverDeviceRequest) (protocol.DeviceInfo, error) {
+	if !protocol.ValidUserName(req.User) {
+		return protocol.DeviceInfo{}, perr(protocol.CodeBadRequest, "user name %.70q is not 1 to 64 lowercase letters, digits, '.', '_' or '-'", req.User)
+	}
+	u, err := s.st.UserByName(ctx, req.User)
+	known := err == nil
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u = store.User{Name: req.User, IdentityKey: decoyIdentityKey}
+	case err != nil:
+		return protocol.DeviceInfo{}, internal("recover device: user", err)
+	}
+	cert, err := s.checkNewDevice(req.Device, u.Name, u.IdentityKey)
+	if err != nil {
+		return protocol.DeviceInfo{}, err
+	}
+	if !known {
+		// Unreachable unless the decoy's private key is found.
+		return protocol.DeviceInfo{}, perr(protocol.CodeBadCertificate, "device %q: the certificate does not verify", req.Device.ID)
+	}
+	if age := s.now().Sub(cert.Created); age > protocol.MaxRecoveryCertificateAge {
+		return protocol.DeviceInfo{}, perr(protocol.CodeBadCertificate, "device %q: a recovery needs a certificate made at most %v before it; this one was made %s, %v ago (check the device's clock)",
+			req.Device.ID, protocol.MaxRecoveryCertificateAge, cert.Created.UTC().Format(time.RFC3339), age.Truncate(time.Second))
+	}
+	if u.Disabled {
+		return protocol.DeviceInfo{}, perr(protocol.CodeForbidden, "account %q is disabled", u.Name)
+	}
+	d, err := s.st.AddDevice(ctx, store.Device{ID: store.DeviceID(req.Device.ID), User: u.ID, Scheme: uint16(req.Device.Scheme),
+		SignatureKey: req.Device.SignatureKey, Certificate: req.Device.Certificate, Created: s.now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return protocol.DeviceInfo{}, perr(protocol.CodeConflict, "device %q or its key already exists", req.Device.ID)
+	} else if err != nil {
+		return protocol.DeviceInfo{}, internal("recover device "+string(req.Device.ID), err)
+	}
+	s.log.Info("device recovered", "user", u.Name, "device", d.ID)
 	s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
 	return deviceInfo(d), nil
 }

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -123,6 +124,50 @@ func (s *Service) Conversations(ctx context.Context, sess *Session) (protocol.Co
 		return protocol.ConversationList{}, internal("list conversations: device", err)
 	}
 	out.InboxHead = d.InboxHead
+	return out, nil
+}
+
+// AccountConversations lists the conversations of which any device of
+// the caller's user is a member (revoked devices that were not removed
+// yet included, as for GroupInfo): those a new device of the account may
+// join by external commit. Cursor is the caller device's for the
+// conversations it is a member of, else 0.
+func (s *Service) AccountConversations(ctx context.Context, sess *Session) (protocol.ConversationList, error) {
+	out, err := s.Conversations(ctx, sess)
+	if err != nil {
+		return protocol.ConversationList{}, err
+	}
+	seen := map[protocol.ConversationID]bool{}
+	for _, c := range out.Conversations {
+		seen[c.ID] = true
+	}
+	ds, err := s.st.Devices(ctx, sess.User)
+	if err != nil {
+		return protocol.ConversationList{}, internal("list the account's conversations: devices", err)
+	}
+	for _, d := range ds {
+		if d.ID == sess.Device {
+			continue
+		}
+		ms, err := s.st.Conversations(ctx, d.ID)
+		if err != nil {
+			return protocol.ConversationList{}, internal("list the account's conversations", err)
+		}
+		for _, m := range ms {
+			id := protocol.ConversationID(m.Conversation)
+			if m.Left != 0 || seen[id] {
+				continue
+			}
+			c, err := s.st.Conversation(ctx, m.Conversation)
+			if err != nil {
+				continue
+			}
+			seen[id] = true
+			out.Conversations = append(out.Conversations, protocol.ConversationInfo{ID: id, GroupID: c.GroupID,
+				CipherSuite: c.Suite, Epoch: c.Epoch, Head: c.Head, Created: c.Created.UTC()})
+		}
+	}
+	slices.SortFunc(out.Conversations, func(a, b protocol.ConversationInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

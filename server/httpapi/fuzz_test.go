@@ -25,6 +25,7 @@ var requestTypes = []func() any{
 	func() any { return new(protocol.ChallengeRequest) },
 	func() any { return new(protocol.SessionRequest) },
 	func() any { return new(protocol.AddDeviceRequest) },
+	func() any { return new(protocol.RecoverDeviceRequest) },
 	func() any { return new(protocol.UploadKeyPackagesRequest) },
 	func() any { return new(protocol.ClaimKeyPackagesRequest) },
 	func() any { return new(protocol.CreateConversationRequest) },
@@ -87,7 +88,7 @@ func FuzzHandlers(f *testing.F) {
 	sendOne(f, m)
 	routes := []string{"/v1/register", "/v1/auth/challenge", "/v1/auth/session", "/v1/devices", "/v1/keypackages", "/v1/keypackages/claim",
 		"/v1/conversations", fmt.Sprintf("/v1/conversations/%d/handshake", m.conv), fmt.Sprintf("/v1/conversations/%d/messages", m.conv),
-		"/v1/ack", "/v1/admin/invites", "/v1/conversations/77/messages", "/v1/admin/users/nobody", "/v1/admin/devices/nodevice"}
+		"/v1/ack", "/v1/admin/invites", "/v1/conversations/77/messages", "/v1/admin/users/nobody", "/v1/admin/devices/nodevice", "/v1/devices/recover"}
 	for i := range routes {
 		f.Add(uint8(i), []byte(`{}`))
 		f.Add(uint8(i), []byte(`{"message":"AAEAAgAA","epoch":0,"key_packages":[{"data":"AAEABQ=="}],"group_info":"AAEABA=="}`))

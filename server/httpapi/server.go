@@ -161,6 +161,13 @@ func (s *Server) routes() {
 		}
 		return s.svc.AddDevice(r.Context(), ss, req)
 	}))
+	m.HandleFunc("POST /v1/devices/recover", s.open(s.register, func(w http.ResponseWriter, r *http.Request) (any, error) {
+		var req protocol.RecoverDeviceRequest
+		if err := s.decode(w, r, &req); err != nil {
+			return nil, err
+		}
+		return s.svc.RecoverDevice(r.Context(), req)
+	}))
 	m.HandleFunc("DELETE /v1/devices/{device}", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		var req protocol.RevokeDeviceRequest
 		if err := s.decode(w, r, &req); err != nil {
@@ -214,7 +221,13 @@ func (s *Server) routes() {
 		return s.svc.LookupUsers(r.Context(), ss, req)
 	}))
 	m.HandleFunc("GET /v1/conversations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
-		return s.svc.Conversations(r.Context(), ss)
+		switch r.URL.Query().Get("account") {
+		case "", "0", "false":
+			return s.svc.Conversations(r.Context(), ss)
+		case "1", "true":
+			return s.svc.AccountConversations(r.Context(), ss)
+		}
+		return nil, protocol.NewError(protocol.CodeBadRequest, "query parameter account=%.30q is not 0 or 1", r.URL.Query().Get("account"))
 	}))
 	m.HandleFunc("POST /v1/conversations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		var req protocol.CreateConversationRequest

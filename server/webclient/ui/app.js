@@ -591,6 +591,12 @@
     if (!document.hidden || !("Notification" in globalThis) || Notification.permission !== "granted") return;
     if (ev.muted && !m.mentions_me) return;
     const n = new Notification(cv.title || "Parley", { body: m.sender + ": " + summary(m), tag: "conversation-" + cv.id });
+    // The body counts the notifications the browser showed, and keeps the
+    // last one's text, for the tests (docs/web.md, "Test hooks").
+    n.onshow = () => {
+      document.body.dataset.notifications = String(Number(document.body.dataset.notifications || 0) + 1);
+      document.body.dataset.lastNotification = n.title + "\n" + n.body;
+    };
     n.onclick = () => {
       window.focus();
       openConversation(cv.id);
