@@ -15,10 +15,10 @@ import (
 
 // linkingCLI is 'parley link' running on a new profile.
 type linkingCLI struct {
-	code, confirmation string
-	lines              chan string
-	done               chan error
-	out                strings.Builder
+	code  string
+	lines chan string
+	done  chan error
+	out   strings.Builder
 }
 
 // startLinkCLI starts 'parley link' on u's (new) profile and returns once
