@@ -12,13 +12,16 @@ import (
 )
 
 // The account's own devices: the list the server keeps, checked against
-// the identity key, with the names this profile knows (set when a device
-// is linked or renamed here, and carried to the devices linked later).
+// the identity key, with their names: shared by the account's devices,
+// sealed at the server (devicenames.go), else the names this profile
+// knows (set when a device is linked or renamed here, and carried to the
+// devices linked later).
 
 // OwnDevice is a device of this account.
 type OwnDevice struct {
 	ID protocol.DeviceID `json:"id"`
-	// Name is the name this profile knows for it ("" when none).
+	// Name is its name: the one the account's devices share, else the
+	// one this profile knows ("" when none).
 	Name string `json:"name,omitempty"`
 	// Created is when the server registered it; LastSeen when it last
 	// signed in (zero when the server does not say).
@@ -65,8 +68,18 @@ func (c *Client) Devices(ctx context.Context) ([]OwnDevice, error) {
 		return nil, fmt.Errorf("client: devices: %w", err)
 	}
 	out := make([]OwnDevice, 0, len(u.Devices))
+	var unshared []OwnDevice // named here, not at the server
+	learned := map[string][]byte{}
 	for _, d := range u.Devices {
 		od := OwnDevice{ID: d.ID, Name: string(names[deviceNamePrefix+string(d.ID)]), Created: d.Created, Disabled: d.Disabled, This: d.ID == c.id.Device}
+		if name, ok := c.sharedDeviceName(d); ok {
+			if name != od.Name {
+				learned[deviceNamePrefix+string(d.ID)] = []byte(name)
+			}
+			od.Name = name
+		} else if od.Name != "" && len(d.SealedName) == 0 && d.Revoked == nil {
+			unshared = append(unshared, od)
+		}
 		if d.Revoked != nil {
 			od.Revoked = *d.Revoked
 		}
@@ -79,11 +92,43 @@ func (c *Client) Devices(ctx context.Context) ([]OwnDevice, error) {
 		}
 		out = append(out, od)
 	}
+	c.syncDeviceNames(ctx, learned, unshared)
 	return out, nil
 }
 
-// RenameDevice names one of the account's devices in this profile (the
-// name travels to devices linked from here later); "" removes the name.
+// syncDeviceNames keeps the names learned from the server in this
+// profile (they travel to the devices linked from here) and shares the
+// names known only here (a device linked before names were shared, or
+// while the server could not be reached). Both are best effort.
+func (c *Client) syncDeviceNames(ctx context.Context, learned map[string][]byte, unshared []OwnDevice) {
+	if len(learned) > 0 {
+		err := c.st.Update(ctx, func(tx store.Tx) error {
+			for k, v := range learned {
+				if err := tx.SetSetting(k, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			c.log.Warn("device names not kept", "err", err)
+		}
+	}
+	for _, d := range unshared {
+		if d.Forged {
+			continue
+		}
+		if err := c.shareDeviceName(ctx, d.ID, d.Name); err != nil {
+			c.log.Warn("device name not shared", "device", d.ID, "err", err)
+		}
+	}
+}
+
+// RenameDevice names one of the account's devices for all of them: the
+// name is kept in this profile (it travels to devices linked from here)
+// and shared, sealed, at the server, where the account's other devices
+// read it; "" removes the name. When the server cannot be reached the
+// error says so, and the name is shared by a later Devices.
 func (c *Client) RenameDevice(ctx context.Context, device protocol.DeviceID, name string) error {
 	if c.id == nil {
 		return fmt.Errorf("client: rename device: %w", ErrNotRegistered)
@@ -97,6 +142,9 @@ func (c *Client) RenameDevice(ctx context.Context, device protocol.DeviceID, nam
 	})
 	if err != nil {
 		return fmt.Errorf("client: rename device %s: %w", device, err)
+	}
+	if err := c.shareDeviceName(ctx, device, name); err != nil {
+		return fmt.Errorf("client: rename device %s: named on this device, but not shared with your other devices: %w", device, err)
 	}
 	return nil
 }

@@ -167,6 +167,20 @@ type DeviceInfo struct {
 	// Only the devices of its own account are told; absent otherwise,
 	// and for a device that never signed in.
 	LastSeen *time.Time `json:"last_seen,omitempty"`
+	// SealedName is the device's name as the account's devices share
+	// it, sealed under a key that only they hold (docs/protocol.md,
+	// "Device names"); opaque to the server. Only the devices of its own
+	// account are told; absent when none was set.
+	SealedName []byte `json:"sealed_name,omitempty"`
+}
+
+// MaxSealedDeviceNameBytes bounds a device's sealed name.
+const MaxSealedDeviceNameBytes = 512
+
+// SetDeviceNameRequest sets the sealed name of one of the caller user's
+// devices (PUT /v1/devices/{device}/name); empty removes it.
+type SetDeviceNameRequest struct {
+	SealedName []byte `json:"sealed_name"`
 }
 
 // RevokeDeviceRequest revokes one of the caller user's devices

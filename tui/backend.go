@@ -53,6 +53,17 @@ type Backend interface {
 	Policy(ctx context.Context, conv protocol.ConversationID) (*protocol.Policy, error)
 	SetRole(ctx context.Context, conv protocol.ConversationID, user string, admin bool) error
 	NewChannel(ctx context.Context, title string, members ...string) (protocol.ConversationID, error)
+	// Devices lists the account's devices; RevokeOwnDevice revokes one
+	// (the account's last active one only with force).
+	Devices(ctx context.Context) ([]client.OwnDevice, error)
+	RevokeOwnDevice(ctx context.Context, device protocol.DeviceID, force bool) error
+	// StartLinkDevice opens the linking channel with the new device that
+	// shows code and returns what to ask the user; AnswerLinkDevice
+	// gives the answer, with the conversations whose history the new
+	// device receives, and returns the device linked (declined: an error
+	// matching client.ErrLinkRefused).
+	StartLinkDevice(ctx context.Context, code string) (*daemonapi.LinkQuestion, error)
+	AnswerLinkDevice(ctx context.Context, link string, accept bool, history []protocol.ConversationID) (*client.LinkedDevice, error)
 	// Subscribe starts the events that NextEvent returns, in order.
 	Subscribe(ctx context.Context) error
 	NextEvent(ctx context.Context) (*daemonapi.Event, error)

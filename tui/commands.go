@@ -43,6 +43,8 @@ func init() {
 		{"mentions", "", "list the messages that mention you", false, 0, cmdMentions},
 		{"mute", "", "mute this conversation (mentions still show)", true, 0, cmdMute},
 		{"unmute", "", "unmute this conversation", true, 0, cmdUnmute},
+		{"devices", "", "list your account's devices (x revokes one)", false, 0, cmdDevices},
+		{"link", "CODE", "link the new device that shows CODE (parley link on it)", false, 1, cmdLink},
 		{"help", "", "show keys and commands", false, 0, cmdHelp},
 	}
 }

@@ -328,3 +328,42 @@ func (f *fakeBackend) NewChannel(_ context.Context, title string, members ...str
 	f.record("new_channel %s %s", title, strings.Join(members, ","))
 	return 2, nil
 }
+
+// fakeDevices are alice's: this one, a laptop, a revoked phone and one
+// the server lists that none of hers certified.
+var fakeDevices = []client.OwnDevice{
+	{ID: "d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1", Name: "desktop", Created: at(1, 9, 0), LastSeen: testNow, This: true},
+	{ID: "a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2", Name: "laptop", Created: at(2, 9, 0), LastSeen: at(5, 8, 0)},
+	{ID: "b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3", Name: "old phone", Created: at(1, 10, 0), Revoked: at(3, 12, 0)},
+	{ID: "f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4f4", Created: at(5, 13, 0), Forged: true},
+}
+
+func (f *fakeBackend) Devices(context.Context) ([]client.OwnDevice, error) {
+	f.record("devices")
+	return slices.Clone(fakeDevices), nil
+}
+
+func (f *fakeBackend) RevokeOwnDevice(_ context.Context, device protocol.DeviceID, force bool) error {
+	f.record("revoke_device %s %v", device, force)
+	if device == fakeDevices[0].ID {
+		return fmt.Errorf("client: revoke device %s: %w", device, client.ErrLastDevice)
+	}
+	return nil
+}
+
+// StartLinkDevice takes the code "GOOD-CODE"; any other fails its check.
+func (f *fakeBackend) StartLinkDevice(_ context.Context, code string) (*daemonapi.LinkQuestion, error) {
+	f.record("link_device %s", code)
+	if code != "GOOD-CODE" {
+		return nil, fmt.Errorf("client: link a device: %w", client.ErrLinkTampered)
+	}
+	return &daemonapi.LinkQuestion{Link: "L1", LinkRequest: client.LinkRequest{Confirmation: "493 018", Device: "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5", Name: "tablet"}}, nil
+}
+
+func (f *fakeBackend) AnswerLinkDevice(_ context.Context, link string, accept bool, _ []protocol.ConversationID) (*client.LinkedDevice, error) {
+	f.record("link_device_confirm %s %v", link, accept)
+	if !accept {
+		return nil, fmt.Errorf("client: link a device: %w", client.ErrLinkRefused)
+	}
+	return &client.LinkedDevice{Device: "c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5", Name: "tablet", Conversations: 3}, nil
+}

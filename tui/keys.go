@@ -22,6 +22,8 @@ func (m *Model) handleKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.handleVerifyKey(k)
 	case m.overlay == overlayMembers:
 		return m.handleMembersKey(k)
+	case m.overlay == overlayDevices:
+		return m.handleDevicesKey(k)
 	case m.overlay == overlayResults && m.search != nil:
 		return m.handleResultsKey(k)
 	case k.String() == "ctrl+s" && !m.list.filtering:
@@ -45,5 +47,5 @@ func (m *Model) answer(k tea.KeyPressMsg) tea.Cmd {
 		return c.yes
 	}
 	m.setStatus("cancelled")
-	return nil
+	return c.no
 }

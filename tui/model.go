@@ -62,6 +62,7 @@ const (
 	overlayVerify
 	overlayMembers
 	overlayResults // search results (search.go)
+	overlayDevices // the account's devices (devices.go)
 )
 
 // Model is the state of the terminal client; it implements tea.Model.
@@ -97,6 +98,7 @@ type Model struct {
 	verifyWidth int
 	members     membersState
 	search      *searchState
+	devices     devicesState
 
 	conn       client.ConnState
 	connKnown  bool
@@ -115,10 +117,12 @@ type Model struct {
 	tick   tickFunc // tea.Tick
 }
 
-// confirmState is a question waiting for y or n.
+// confirmState is a question waiting for y or n; no, when set, runs on
+// any other key.
 type confirmState struct {
 	prompt string
 	yes    tea.Cmd
+	no     tea.Cmd
 }
 
 // New returns the model of a terminal client working through b.
@@ -269,6 +273,15 @@ func (m *Model) handleResult(msg tea.Msg) tea.Cmd {
 		return m.applyJump(msg)
 	case doneMsg:
 		return m.applyDone(msg)
+	case devicesMsg:
+		m.applyDevices(msg)
+	case linkAskMsg:
+		m.applyLinkAsk(msg)
+	case linkedMsg:
+		return m.applyLinked(msg)
+	case devicesRevokedMsg:
+		m.setStatus("revoked %s", shortDevice(msg.device))
+		return m.loadDevices()
 	default:
 		return m.updateComposer(msg)
 	}

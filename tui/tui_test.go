@@ -898,3 +898,54 @@ func TestStaleLoads(t *testing.T) {
 		t.Errorf("the list shows %v as bob's latest entry, want %q", cv.Last, bob.Text)
 	}
 }
+
+// TestDevices: /devices lists the account's devices (this one, a
+// revoked one, a forged one marked); x revokes after y, and the last
+// device's refusal says what to do; /link CODE asks whether the new
+// device shows the confirmation: n declines, y links it; a wrong code's
+// failure is shown.
+func TestDevices(t *testing.T) {
+	h := newHarness(t, 100, 24)
+	h.openBob()
+	h.typeText("/devices")
+	h.press("enter")
+	h.contains("Your devices", "desktop", "this device", "laptop", "old phone", "revoked Tue", "FORGED", "(f4f4f4f4…)")
+	h.checkGolden("devices_100x24")
+	h.checkSize(100, 24)
+	h.press("down", "x")
+	h.contains("Revoke “laptop”?")
+	h.press("y")
+	if !h.f.called("revoke_device a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2 false") {
+		t.Errorf("calls %v", h.f.calls)
+	}
+	h.contains("revoked a2a2a2a2…")
+	h.press("up", "x", "y")
+	h.contains("your last active device: link another first")
+	h.press("esc")
+	h.lacks("Your devices")
+
+	h.typeText("/link GOOD-CODE")
+	h.press("enter")
+	h.contains("Link a new device: “tablet”", "It must show the confirmation:  493 018", "Does the new device “tablet” show 493 018?")
+	h.checkGolden("link_100x24")
+	h.press("n")
+	if !h.f.called("link_device_confirm L1 false") {
+		t.Errorf("calls %v", h.f.calls)
+	}
+	h.contains("declined: nothing was linked")
+	h.lacks("Link a new device")
+
+	h.press("esc")
+	h.typeText("/link GOOD-CODE")
+	h.press("enter", "y")
+	if !h.f.called("link_device_confirm L1 true") {
+		t.Errorf("calls %v", h.f.calls)
+	}
+	h.contains("linked “tablet”; added it to 3 conversations")
+
+	h.press("esc")
+	h.typeText("/link WRONG")
+	h.press("enter")
+	h.contains("the linking channel failed its check")
+	h.lacks("Does the new device")
+}

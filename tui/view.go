@@ -74,6 +74,8 @@ func (m *Model) viewRight(w, h int) []string {
 		return m.viewVerify(w, h)
 	case m.overlay == overlayMembers:
 		return m.viewMembers(w, h)
+	case m.overlay == overlayDevices:
+		return m.viewDevices(w, h)
 	case m.overlay == overlayResults && m.search != nil:
 		return m.viewResults(w, h)
 	case m.conv == nil:

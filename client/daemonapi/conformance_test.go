@@ -516,3 +516,34 @@ func conformDevices(t *testing.T, ctx context.Context, call caller, dc *daemonap
 		t.Errorf("AddOwnDevices = %d %v %v", n, failed, err)
 	}
 }
+
+// conformLink: link_device and link_device_confirm link a new device,
+// with the history of conv (TestLinkDevice tries the rest);
+// cancel_link_device without a link cancels nothing.
+func conformLink(t *testing.T, ctx context.Context, call caller, url, fp string, conv protocol.ConversationID) {
+	t.Helper()
+	var ok daemonapi.OK
+	if err := call("cancel_link_device", nil, &ok); err != nil || ok.OK {
+		t.Errorf("cancel_link_device without a link = %+v, %v", ok, err)
+	}
+	phone := startNewDevice(t, url, fp, "phone")
+	var q daemonapi.LinkDeviceResult
+	if err := call("link_device", daemonapi.LinkDeviceParams{Code: phone.code}, &q); err != nil || q.Name != "phone" || q.Device == "" {
+		t.Fatalf("link_device = %+v, %v", q, err)
+	}
+	if c := phone.confirmation(t); c != q.Confirmation {
+		t.Errorf("confirmations: the new device %q, link_device %q", c, q.Confirmation)
+	}
+	var linked daemonapi.LinkedDeviceResult
+	err := call("link_device_confirm", daemonapi.LinkConfirmParams{Link: q.Link, Accept: true, History: []protocol.ConversationID{conv}}, &linked)
+	if err != nil || linked.Device != q.Device || linked.Conversations < 1 || linked.History.Conversations != 1 || linked.History.Messages < 2 || linked.HistoryError != "" {
+		t.Fatalf("link_device_confirm = %+v, %v", linked, err)
+	}
+	if err := phone.result(t); err != nil {
+		t.Fatalf("the new device's link: %v", err)
+	}
+	var r daemonapi.DevicesResult
+	if err := call("devices", nil, &r); err != nil || len(r.Devices) != 2 {
+		t.Errorf("devices after link_device_confirm = %+v, %v", r, err)
+	}
+}

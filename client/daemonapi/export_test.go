@@ -1,6 +1,9 @@
 package daemonapi
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // MethodNames lists the server's methods, sorted.
 func MethodNames() []string {
@@ -14,3 +17,6 @@ func MethodNames() []string {
 
 // ToError is toError: an SDK error as the server sends it.
 var ToError = toError
+
+// SetLinkConfirmWait sets how long s's links wait for their answer.
+func SetLinkConfirmWait(s *Server, d time.Duration) { s.confirmWait = d }

@@ -139,6 +139,9 @@ var kinds = []struct {
 	{"profile_busy", client.ErrProfileBusy},
 	{"file_exists", fs.ErrExist},
 	{"not_permitted", protocol.ErrPolicyViolation},
+	{"link_refused", client.ErrLinkRefused},
+	{"link_tampered", client.ErrLinkTampered},
+	{"link_in_progress", ErrLinkInProgress},
 }
 
 // Kinds lists the names of the SDK's error kinds an Error may carry

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/parley-chat/parley/client"
 )
@@ -38,6 +39,10 @@ type Server struct {
 	// conn is the client's last connection event, which a new
 	// subscription receives first; nil before the first.
 	conn *client.Event
+	// link is the device link in progress (methods_link.go), nil when
+	// none runs; confirmWait bounds its question (LinkConfirmWait).
+	link        *pendingLink
+	confirmWait time.Duration
 }
 
 // NewServer returns a server of c, whose profile directory is dir.
@@ -48,7 +53,7 @@ func NewServer(c *client.Client, dir string, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{c: c, dir: dir, logger: logger, subs: map[*subscriber]struct{}{}, conns: map[net.Conn]struct{}{}}
+	return &Server{c: c, dir: dir, logger: logger, subs: map[*subscriber]struct{}{}, conns: map[net.Conn]struct{}{}, confirmWait: LinkConfirmWait}
 }
 
 // Listen creates the socket of the profile in dir (SocketFile, mode

@@ -291,6 +291,7 @@ func TestConformance(t *testing.T) {
 	conformPolicy(t, ctx, call, dc)
 	conformChannel(t, ctx, call, dc, bob)
 	conformDevices(t, ctx, call, dc)
+	conformLink(t, ctx, call, url, fp, conv)
 	conformBackup(t, ctx, call, dc)
 
 	// Every method of the server is called above: a method added

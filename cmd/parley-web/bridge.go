@@ -13,8 +13,6 @@ import (
 	"sync"
 	"syscall/js"
 
-	"github.com/skip2/go-qrcode"
-
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/daemonapi"
@@ -34,6 +32,8 @@ type bridge struct {
 	// opening is set while open runs, so that a second open fails
 	// rather than races it.
 	opening bool
+	// cancelLink ends the link under way (link.go); nil when none runs.
+	cancelLink context.CancelFunc
 }
 
 // session is an open profile: the client, the daemon API server that
@@ -65,6 +65,8 @@ func (b *bridge) object() js.Value {
 	async("upload", b.upload)
 	async("download", b.download)
 	async("close", b.close)
+	async("link", b.link)
+	o.Set("cancelLink", js.FuncOf(b.stopLink))
 	o.Set("start", js.FuncOf(b.start))
 	o.Set("connect", js.FuncOf(b.connect))
 	o.Set("qr", js.FuncOf(b.qr))
@@ -302,12 +304,7 @@ func (b *bridge) qr(_ js.Value, args []js.Value) any {
 		b.log.Error("parley.qr: want a string or a Uint8Array")
 		return nil
 	}
-	q, err := qrcode.New(string(data), qrcode.Medium)
-	if err != nil {
-		b.log.Error("parley.qr", "err", err)
-		return nil
-	}
-	png, err := q.PNG(-8) // 8 pixels per module: sharp at any scale
+	png, err := qrPNG(data)
 	if err != nil {
 		b.log.Error("parley.qr", "err", err)
 		return nil

@@ -155,7 +155,7 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.open(ctx, openOptions{})
+	s, err := e.open(ctx, openOptions{routed: true})
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 		ans := strings.ToLower(strings.TrimSpace(line))
 		return ans == "y" || ans == "yes"
 	}
-	linked, err := s.c.LinkDeviceWith(ctx, strings.Join(pos, ""), client.LinkDeviceOptions{
+	linked, err := s.api.LinkDeviceWith(ctx, strings.Join(pos, ""), client.LinkDeviceOptions{
 		Confirm: func(r client.LinkRequest) bool {
 			fmt.Fprintf(e.stdout, "new device %s (%s)\nconfirmation: %s\n", r.Device, printable(r.Name), r.Confirmation)
 			return *yes || ask("does the new device show the same confirmation? Link it to your account [y/N] ")
@@ -179,7 +179,7 @@ func devicesLink(ctx context.Context, e *env, args []string) error {
 			if pick == nil && !*yes && ask("send your message history to it too? [y/N] ") {
 				pick = []protocol.ConversationID{}
 			}
-			return historyConversations(ctx, s.c, pick)
+			return historyConversations(ctx, s.api, pick)
 		},
 	})
 	if err != nil {

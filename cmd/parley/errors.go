@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/client/backup"
+	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
 )
@@ -121,6 +122,12 @@ func classify(err error) (int, string) {
 		return exitProfile, "profile_busy"
 	case errors.Is(err, errNoPassphrase):
 		return exitProfile, "passphrase_required"
+	case errors.Is(err, client.ErrLinkRefused):
+		return exitFailure, "link_refused"
+	case errors.Is(err, client.ErrLinkTampered):
+		return exitFailure, "link_tampered"
+	case errors.Is(err, daemonapi.ErrLinkInProgress):
+		return exitFailure, "link_in_progress"
 	case errors.Is(err, backup.ErrWrongKey):
 		return exitBackup, "backup_wrong_key"
 	case errors.Is(err, backup.ErrRecoveryKeyInvalid):

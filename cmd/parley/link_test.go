@@ -55,6 +55,16 @@ func (c *cli) startLinkCLI(profile string) (string, func() (string, error)) {
 	}
 }
 
+// linkConfirmation is the confirmation in the output of parley link or
+// parley devices link: the 7 characters after "confirmation: ".
+func linkConfirmation(s string) string {
+	_, after, ok := strings.Cut(s, "confirmation: ")
+	if !ok || len(after) < 7 {
+		return ""
+	}
+	return after[:7]
+}
+
 // TestCLILink: 'parley link' on a new profile and 'parley devices link
 // CODE --yes --history all' on alice's laptop link a phone, which then
 // reads the group with the message sent before it joined; 'parley devices' lists both; declining at the prompt links
@@ -75,14 +85,7 @@ func TestCLILink(t *testing.T) {
 		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
 		t.Errorf("link output %q, devices link output %q", out, linkOut)
 	}
-	confirm := func(s string) string {
-		i := strings.Index(s, "confirmation: ")
-		if i < 0 {
-			return ""
-		}
-		return s[i+len("confirmation: ") : i+len("confirmation: ")+7]
-	}
-	if a, b := confirm(out), confirm(linkOut); a == "" || a != b {
+	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
 		t.Errorf("confirmations %q and %q", a, b)
 	}
 	if r := c.run("bob", "read", "team"); !strings.Contains(r, "alice added a device ("+c.deviceOf("phone")+")") {
@@ -123,5 +126,50 @@ func TestCLILink(t *testing.T) {
 	}
 	if list := c.run("alice", "devices"); !strings.Contains(list, "old phone") || !strings.Contains(list, "revoked") {
 		t.Errorf("devices after the revocation:\n%s", list)
+	}
+}
+
+// TestCLILinkThroughDaemon: while alice's daemon holds her profile,
+// 'parley devices link CODE --history all' links through it
+// (link_device and link_device_confirm, with the history) with the same
+// output and confirmation; declined
+// at the prompt, nothing is linked and the command fails with
+// link_refused.
+func TestCLILinkThroughDaemon(t *testing.T) {
+	c := newCLI(t)
+	c.register("alice", "bob")
+	c.run("alice", "chat", "new", "bob")
+	d := c.startDaemon("alice")
+	defer func() {
+		d.cmd.Process.Signal(os.Interrupt)
+		d.wait(t)
+	}()
+
+	code, wait := c.startLinkCLI("phone")
+	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
+	out, err := wait()
+	if err != nil {
+		t.Fatalf("parley link: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
+		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
+		t.Errorf("link output %q, devices link output %q", out, linkOut)
+	}
+	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
+		t.Errorf("confirmations %q and %q", a, b)
+	}
+	if list := c.run("alice", "devices"); !strings.Contains(list, c.deviceOf("phone")) {
+		t.Errorf("devices through the daemon:\n%s", list)
+	}
+
+	code, wait = c.startLinkCLI("tablet")
+	cmd := c.command("alice", "--json", "devices", "link", code)
+	cmd.Stdin = strings.NewReader("n\n")
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), `"code":"link_refused"`) {
+		t.Errorf("declined link through the daemon: %v %s", err, b)
+	}
+	if out, err := wait(); err == nil {
+		t.Errorf("the tablet linked after a refusal: %s", out)
 	}
 }

@@ -147,6 +147,7 @@ type profileAPI interface {
 	RenameDevice(ctx context.Context, device protocol.DeviceID, name string) error
 	RevokeOwnDevice(ctx context.Context, device protocol.DeviceID, force bool) error
 	AddOwnDevices(ctx context.Context) (int, []protocol.ConversationID, error)
+	LinkDeviceWith(ctx context.Context, code string, opts client.LinkDeviceOptions) (*client.LinkedDevice, error)
 }
 
 var (

@@ -269,12 +269,17 @@ func (s *Service) User(ctx context.Context, sess *Session, name string) (protoco
 		return protocol.UserInfo{}, err
 	}
 	if u.ID == sess.User {
-		// When a device last signed in is for its own account's eyes.
+		// When a device last signed in, and its sealed name, are for
+		// its own account's eyes.
 		for i, d := range ds {
-			if i < len(ui.Devices) && ui.Devices[i].ID == protocol.DeviceID(d.ID) && !d.LastSeen.IsZero() {
+			if i >= len(ui.Devices) || ui.Devices[i].ID != protocol.DeviceID(d.ID) {
+				continue
+			}
+			if !d.LastSeen.IsZero() {
 				seen := d.LastSeen.UTC()
 				ui.Devices[i].LastSeen = &seen
 			}
+			ui.Devices[i].SealedName = d.SealedName
 		}
 	}
 	return ui, nil
@@ -406,6 +411,25 @@ func (s *Service) RevokeDevice(ctx context.Context, sess *Session, id protocol.D
 	s.log.Info("device revoked", "user", sess.UserName, "device", d.ID, "by", sess.Device)
 	s.notify.Publish(Event{Topic: Topic{Device: d.ID}})
 	s.notifyMembersOf(ctx, d.ID)
+	return nil
+}
+
+// SetDeviceName stores the sealed name of one of the caller user's
+// devices, which the account's devices read in its device list. The
+// server cannot read it; it only bounds its size.
+func (s *Service) SetDeviceName(ctx context.Context, sess *Session, id protocol.DeviceID, req protocol.SetDeviceNameRequest) error {
+	if len(req.SealedName) > protocol.MaxSealedDeviceNameBytes {
+		return perr(protocol.CodeBadRequest, "sealed device name of %d bytes, more than %d", len(req.SealedName), protocol.MaxSealedDeviceNameBytes)
+	}
+	d, err := s.st.Device(ctx, store.DeviceID(id))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && d.User != sess.User) {
+		return perr(protocol.CodeUnknownDevice, "the caller's user has no device %.70q", string(id))
+	} else if err != nil {
+		return internal("set device name", err)
+	}
+	if err := s.st.SetDeviceName(ctx, d.ID, req.SealedName); err != nil {
+		return internal("set the name of device "+string(d.ID), err)
+	}
 	return nil
 }
 

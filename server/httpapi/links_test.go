@@ -154,3 +154,33 @@ func TestDeviceLastSeen(t *testing.T) {
 		t.Errorf("bob's view of alice: %+v", other.Devices)
 	}
 }
+
+// TestDeviceName: PUT /v1/devices/{device}/name stores an opaque sealed
+// name for a device of the caller's account, which GET /v1/users/{name}
+// shows to that account only; another account's device, an unknown one
+// and an oversized name are refused and change nothing.
+func TestDeviceName(t *testing.T) {
+	e := newEnv(t, nil)
+	alice := e.register("alice")
+	bob := e.register("bob")
+	sealed := bytes.Repeat([]byte{7}, 300)
+	e.must(alice.token, "PUT", "/v1/devices/"+string(alice.id)+"/name", protocol.SetDeviceNameRequest{SealedName: sealed}, nil)
+	e.wantErr(protocol.CodeUnknownDevice, bob.token, "PUT", "/v1/devices/"+string(alice.id)+"/name", protocol.SetDeviceNameRequest{SealedName: []byte{1}})
+	e.wantErr(protocol.CodeUnknownDevice, alice.token, "PUT", "/v1/devices/"+string(bob.id)+"/name", protocol.SetDeviceNameRequest{SealedName: []byte{1}})
+	e.wantErr(protocol.CodeUnknownDevice, alice.token, "PUT", "/v1/devices/0123456789abcdef0123456789abcdef/name", protocol.SetDeviceNameRequest{SealedName: []byte{1}})
+	e.wantErr(protocol.CodeBadRequest, alice.token, "PUT", "/v1/devices/"+string(alice.id)+"/name",
+		protocol.SetDeviceNameRequest{SealedName: make([]byte, protocol.MaxSealedDeviceNameBytes+1)})
+	var own, other protocol.UserInfo
+	e.must(alice.token, "GET", "/v1/users/alice", nil, &own)
+	e.must(bob.token, "GET", "/v1/users/alice", nil, &other)
+	if len(own.Devices) != 1 || !bytes.Equal(own.Devices[0].SealedName, sealed) {
+		t.Errorf("alice's own record: %+v", own.Devices)
+	}
+	if len(other.Devices) != 1 || other.Devices[0].SealedName != nil {
+		t.Errorf("bob's view of alice: %+v", other.Devices)
+	}
+	var bobs protocol.UserInfo
+	if e.must(bob.token, "GET", "/v1/users/bob", nil, &bobs); len(bobs.Devices) != 1 || bobs.Devices[0].SealedName != nil {
+		t.Errorf("bob's device after refused names: %+v", bobs.Devices)
+	}
+}

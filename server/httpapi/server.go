@@ -175,6 +175,13 @@ func (s *Server) routes() {
 		}
 		return nil, s.svc.RevokeDevice(r.Context(), ss, protocol.DeviceID(r.PathValue("device")), req)
 	}))
+	m.HandleFunc("PUT /v1/devices/{device}/name", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
+		var req protocol.SetDeviceNameRequest
+		if err := s.decode(w, r, &req); err != nil {
+			return nil, err
+		}
+		return nil, s.svc.SetDeviceName(r.Context(), ss, protocol.DeviceID(r.PathValue("device")), req)
+	}))
 	s.linkRoutes()
 	m.HandleFunc("GET /v1/revocations", s.authed(nil, func(w http.ResponseWriter, r *http.Request, ss *delivery.Session) (any, error) {
 		return s.svc.Revocations(r.Context(), ss)

@@ -141,6 +141,9 @@ type Device struct {
 	Disabled     bool      // Disabled is set by an admin.
 	InboxHead    uint64    // InboxHead is the seq of the newest inbox entry ever assigned.
 	LastSeen     time.Time // LastSeen is when it last created a session; zero if never.
+	// SealedName is the device's name sealed by the account's devices
+	// (opaque to the server); nil when none was set.
+	SealedName []byte
 }
 
 // Active reports whether the device may authenticate and receive
@@ -651,6 +654,9 @@ type Accounts interface {
 	// SetDeviceDisabled disables or enables a device; disabling deletes
 	// its sessions.
 	SetDeviceDisabled(ctx context.Context, id DeviceID, disabled bool) error
+	// SetDeviceName replaces a device's sealed name (opaque; empty
+	// removes it).
+	SetDeviceName(ctx context.Context, id DeviceID, sealed []byte) error
 
 	// Device revocations (each backend's revocations.go).
 

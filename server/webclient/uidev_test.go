@@ -414,6 +414,92 @@ func TestUI(t *testing.T) {
 		p.Until(`document.querySelector('[data-testid=me]')?.textContent === "zoe"`)
 	})
 
+	t.Run("link", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/?fake=register")
+		p.Click(`[data-testid=link-start]`)
+		p.Until(`document.querySelector('[data-testid=link-name]')?.value.includes("Chrome")`)
+		p.Click(`[data-testid=link-submit]`)
+		p.Until(browsertest.HasText(`[data-testid=link-code]`, "K7QD-M2XF") + ` && document.querySelector('[data-testid=link-qr]')?.complete`)
+		p.Until(browsertest.HasText(`[data-testid=link-confirmation]`, "493 018"))
+		p.Shot("desktop-link-browser")
+		// Declined on the other device: said, and a new code can be asked.
+		p.do(`parleyFake.declineLink()`)
+		p.Until(browsertest.HasText(`[data-testid=form-error]`, "declined on your other device") + ` && !document.querySelector('[data-testid=link-submit]').hidden`)
+		// Cancelled here: back to the form, without an error.
+		p.Click(`[data-testid=link-submit]`)
+		p.Until(`document.querySelector('[data-testid=link-code]')`)
+		p.Click(`[data-testid=link-cancel]`)
+		p.Until(`!document.querySelector('[data-testid=link-submit]').hidden && document.querySelector('[data-testid=form-error]').hidden`)
+		p.Click(`[data-testid=link-submit]`)
+		p.Until(`document.querySelector('[data-testid=link-confirmation]')`)
+		p.do(`parleyFake.acceptLink()`)
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5 && document.querySelector('[data-testid=me]').textContent === "alice"`)
+	})
+
+	t.Run("devices", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/")
+		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
+		p.Click(`[data-testid=devices-open]`)
+		p.Until(`document.querySelectorAll('[data-testid=device]').length === 4 && getComputedStyle(document.querySelector('[data-testid=conversation]')).display === "none"`)
+		p.Until(`document.querySelector('[data-testid=device][data-this=true] [data-testid=device-this]') && document.querySelector('[data-testid=device][data-state=forged] [data-testid=device-forged]')`)
+		p.Until(`document.querySelector('[data-testid=devices-forged]') && document.querySelector('[data-testid=device][data-state=revoked] [data-testid=device-revoked]') && !document.querySelector('[data-testid=device][data-state=revoked] [data-testid=device-revoke]')`)
+		p.Shot("desktop-devices")
+
+		// Rename.
+		p.Click(`[data-testid=device-rename][data-device="7ac3d2e1f0a9b8c7d6e5f4a3b2c1d0e9"]`)
+		p.Set(`[data-testid=dialog-name]`, "")
+		p.Keys(`[data-testid=dialog-name]`, "work laptop\r")
+		p.Until(browsertest.HasText(`[data-testid=device][data-device="7ac3d2e1f0a9b8c7d6e5f4a3b2c1d0e9"] [data-testid=device-name]`, "work laptop"))
+
+		// A wrong code fails its check; a right one shows the
+		// confirmation, and accepted, the new device is listed.
+		p.Click(`[data-testid=link-device-open]`)
+		p.Keys(`[data-testid=link-device-code]`, "WRONG-CODE\r")
+		p.Until(browsertest.HasText(`[data-testid=link-device-error]`, "failed its check"))
+		p.Click(`[data-testid=link-device-retry]`)
+		p.Keys(`[data-testid=link-device-code]`, "K7QD-M2XF-9PLA-4RTE-YB6W-HNC3\r")
+		p.Until(browsertest.HasText(`[data-testid=link-device-confirmation]`, "493 018"))
+		p.Shot("desktop-devices-link")
+		p.Click(`[data-testid=link-device-decline]`)
+		p.Until(browsertest.HasText(`[data-testid=link-device-result]`, "Declined"))
+		p.Click(`[data-testid=link-device-close]`)
+		p.Click(`[data-testid=link-device-open]`)
+		p.Keys(`[data-testid=link-device-code]`, "K7QD-M2XF-9PLA-4RTE-YB6W-HNC3\r")
+		p.Click(`[data-testid=link-device-history]`)
+		p.Click(`[data-testid=link-device-accept]`)
+		p.Until(browsertest.HasText(`[data-testid=link-device-result]`, "Linked phone; added it to 5 conversations") + ` && document.querySelectorAll('[data-testid=device]').length === 5`)
+		p.Until(browsertest.HasText(`[data-testid=link-device-history-result]`, "Sent it the history of 5 conversations (142 messages)"))
+
+		// Revoke: the laptop and the phone go; the last device is refused.
+		for n := 2; n >= 1; n-- {
+			p.Click(`[data-testid=device][data-state=active][data-this=false] [data-testid=device-revoke]`)
+			p.Until(`document.querySelector('dialog[open] [data-testid=revoke-device-dialog]')`)
+			p.Click(`[data-testid=dialog-submit]`)
+			p.Until(fmt.Sprintf(`document.querySelectorAll('[data-testid=device][data-state=active]').length === %d`, n))
+		}
+		p.Click(`[data-testid=device][data-this=true] [data-testid=device-revoke]`)
+		p.Until(`document.querySelector('dialog[open] [data-testid=revoke-device-dialog]')`)
+		p.Shot("desktop-devices-revoke")
+		p.Click(`[data-testid=dialog-submit]`)
+		p.Until(browsertest.HasText(`[data-testid=devices-error]`, "last active device") + ` && document.querySelector('[data-testid=device][data-this=true]').dataset.state === "active"`)
+		p.Click(`[data-testid=devices-back]`)
+		p.Until(`!document.querySelector('[data-testid=devices-view]') || document.querySelector('[data-testid=devices-view]').hidden`)
+		p.Until(`getComputedStyle(document.querySelector('[data-testid=conversation]')).display !== "none"`)
+	})
+
+	t.Run("devices-phone", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 390, 844)
+		p.open("/")
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
+		p.Click(`[data-testid=devices-open]`)
+		p.Until(`document.querySelectorAll('[data-testid=device]').length >= 4 && getComputedStyle(document.querySelector('.sidebar')).display === "none"`)
+		p.Shot("phone-devices")
+		p.Click(`[data-testid=devices-back]`)
+		p.Until(`getComputedStyle(document.querySelector('.sidebar')).display !== "none"`)
+	})
+
 	t.Run("passphrase", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 1280, 800)
 		p.open("/?fake=passphrase")

@@ -15,7 +15,7 @@ import (
 // their foreign keys on restore, with their columns.
 var backupTables = []struct{ name, cols string }{
 	{"users", "id, name, identity_key, admin, disabled, created"},
-	{"devices", "id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, revocation, last_seen"},
+	{"devices", "id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, revocation, last_seen, sealed_name"},
 	{"invites", "id, code_hash, uses_left, expires, created"},
 	{"sessions", "token_hash, device_id, user_id, created, expires"},
 	{"challenges", "nonce, device_id, expires"},

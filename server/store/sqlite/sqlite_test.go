@@ -31,7 +31,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 12 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 13 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string

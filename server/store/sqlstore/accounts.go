@@ -20,13 +20,16 @@ func scanUser(r Row) (store.User, error) {
 
 // deviceCols are the columns scanDevice reads; a new column of devices
 // joins them, scanDevice and insertDevice.
-const deviceCols = `id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, last_seen`
+const deviceCols = `id, user_id, scheme, signature_key, certificate, created, revoked, disabled, inbox_head, last_seen, sealed_name`
 
 func scanDevice(r Row) (store.Device, error) {
 	var d store.Device
 	var created, revoked, seen int64
-	err := r.Scan(&d.ID, &d.User, &d.Scheme, &d.SignatureKey, &d.Certificate, &created, &revoked, &d.Disabled, &d.InboxHead, &seen)
+	err := r.Scan(&d.ID, &d.User, &d.Scheme, &d.SignatureKey, &d.Certificate, &created, &revoked, &d.Disabled, &d.InboxHead, &seen, &d.SealedName)
 	d.Created, d.Revoked, d.LastSeen = FromMicros(created), FromMicros(revoked), FromMicros(seen)
+	if len(d.SealedName) == 0 {
+		d.SealedName = nil
+	}
 	return d, err
 }
 
@@ -245,6 +248,17 @@ func (s *Store) SetDeviceDisabled(ctx context.Context, id store.DeviceID, disabl
 	})
 	if err != nil {
 		return s.errorf("set device %q disabled=%t: %w", id, disabled, err)
+	}
+	return nil
+}
+
+// SetDeviceName implements store.Store.
+func (s *Store) SetDeviceName(ctx context.Context, id store.DeviceID, sealed []byte) error {
+	err := s.b.Write(ctx, func(tx Querier) error {
+		return mustAffect(tx.Exec(ctx, `UPDATE devices SET sealed_name = $1 WHERE id = $2`, NonNil(sealed), id))
+	})
+	if err != nil {
+		return s.errorf("set the name of device %q: %w", id, err)
 	}
 	return nil
 }

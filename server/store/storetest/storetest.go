@@ -374,6 +374,24 @@ func testRevokeAndDisable(t *testing.T, s store.Store) {
 		t.Error("user not disabled")
 	}
 	wantErr(t, "disable unknown device", s.SetDeviceDisabled(ctx, "nope", true), store.ErrNotFound)
+
+	// A device's sealed name is kept as given, replaced, and removed.
+	if got, _ := s.Device(ctx, d.ID); got.SealedName != nil {
+		t.Errorf("a new device's sealed name = %x, want none", got.SealedName)
+	}
+	must(t, "set device name", s.SetDeviceName(ctx, d.ID, []byte{1, 0, 2}))
+	must(t, "set device name", s.SetDeviceName(ctx, d.ID, []byte{1, 2, 3, 0}))
+	if got, err := s.Device(ctx, d.ID); err != nil || string(got.SealedName) != "\x01\x02\x03\x00" {
+		t.Errorf("sealed name = %x, %v", got.SealedName, err)
+	}
+	if ds, err := s.Devices(ctx, u.ID); err != nil || len(ds) == 0 || string(ds[0].SealedName) != "\x01\x02\x03\x00" {
+		t.Errorf("devices' sealed name = %+v, %v", ds, err)
+	}
+	must(t, "remove device name", s.SetDeviceName(ctx, d.ID, nil))
+	if got, _ := s.Device(ctx, d.ID); got.SealedName != nil {
+		t.Errorf("a removed sealed name = %x", got.SealedName)
+	}
+	wantErr(t, "name unknown device", s.SetDeviceName(ctx, "nope", []byte{1}), store.ErrNotFound)
 	wantErr(t, "disable unknown user", s.SetUserDisabled(ctx, 9999, true), store.ErrNotFound)
 }
 

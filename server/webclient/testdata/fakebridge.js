@@ -7,8 +7,11 @@
 // registered), ?fake=passphrase (the passphrase is "secret"),
 // ?fake=identity (carol's identity key changes after the start).
 // globalThis.parleyFake lets a test make things happen: expire(conv,
-// seq), typing(conv, user, typing), and sentTyping, the send_typing
-// calls made. Never served by parleyd.
+// seq), typing(conv, user, typing), sentTyping (the send_typing calls
+// made), acceptLink() and declineLink() (the other device's answer to
+// parley.link). alice has four devices (one revoked, one forged); the
+// link_device methods accept any code but one starting with "wrong".
+// Never served by parleyd.
 "use strict";
 
 (() => {
@@ -94,6 +97,18 @@
     ]],
   ]);
   for (const [id, h] of history) convs.get(id).last = h[h.length - 1];
+  // devices are alice's: this browser, a laptop, a phone revoked, and
+  // one the server lists that none of hers certified.
+  const devices = [
+    { id: "50611ef0b0bc6935bb08f5f753e5cd01", name: "Chrome on Linux", created: at(60 * 24 * 40), last_seen: at(0), this: true },
+    { id: "7ac3d2e1f0a9b8c7d6e5f4a3b2c1d0e9", name: "laptop", created: at(60 * 24 * 90), last_seen: at(35) },
+    { id: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", name: "old phone", created: at(60 * 24 * 300), last_seen: at(60 * 24 * 20), revoked: at(60 * 24 * 19) },
+    { id: "deadbeefdeadbeefdeadbeefdeadbeef", created: at(60 * 3), forged: true },
+  ];
+  // link is the link of a new device in progress (link_device).
+  let link = null;
+  // linking is this browser's own link in progress (parley.link).
+  let linking = null;
   const verified = new Set();
   const sentTyping = [];
   const pendingIdentity = new Set();
@@ -368,6 +383,55 @@
       for (const c of convs.values()) c.unverified = c.unverified.filter((u) => u !== p.user);
       return { ok: true };
     },
+    devices: () => ({ devices: devices.map((d) => ({ ...d })) }),
+    rename_device: (p) => {
+      const d = devices.find((x) => x.id === p.device);
+      if (!d) throw fail("failure", "client: rename device: not a device of alice");
+      d.name = p.name || undefined;
+      return { ok: true };
+    },
+    revoke_device: (p) => {
+      const d = devices.find((x) => x.id === p.device);
+      if (!d) throw fail("failure", "client: revoke device " + p.device + ": the server lists no such device of alice");
+      const others = devices.filter((x) => x !== d && !x.revoked && !x.forged && !x.disabled).length;
+      if (!others && !p.force) throw fail("failure", "client: revoke device " + d.id + ": this is the account's last active device: revoking it locks the account for good (force it to revoke anyway)");
+      d.revoked = new Date().toISOString();
+      emit({ event: "device_revoked", user: me, device: d.id });
+      return { ok: true };
+    },
+    // link_device takes any code but "WRONG…", which fails its check as
+    // a wrong code does.
+    link_device: (p) => {
+      if (link) throw fail("link_in_progress", "link_device: a device link is in progress already on this profile: finish or cancel it first");
+      if (/^wrong/i.test(p.code)) {
+        return delay(400).then(() => {
+          throw fail("link_tampered", "client: link a device: the linking channel failed its check: the code is wrong, or the server tampered with the exchange; nothing was linked");
+        });
+      }
+      const l = { link: hex(idn++ + 900000), confirmation: "493 018", device: hex(idn++ + 910000), name: "phone" };
+      link = l;
+      return delay(400).then(() => {
+        if (link !== l) throw fail("failure", "client: link a device: context canceled");
+        return l;
+      });
+    },
+    link_device_confirm: (p) => {
+      const l = link;
+      if (!l || l.link !== p.link) throw { code: -32602, message: "invalid params: link: no link waits for an answer on this connection" };
+      link = null;
+      if (!p.accept) throw fail("link_refused", "client: link a device: the link was declined on the existing device");
+      return delay(600).then(() => {
+        devices.push({ id: l.device, name: l.name, created: new Date().toISOString(), last_seen: new Date().toISOString() });
+        const sent = (p.history || []).filter((id) => history.has(id));
+        const count = { conversations: sent.length, messages: sent.reduce((n, id) => n + history.get(id).length, 0) };
+        return { device: l.device, name: l.name, conversations: convs.size, failed: [], history: count };
+      });
+    },
+    cancel_link_device: () => {
+      const ok = Boolean(link);
+      link = null;
+      return { ok };
+    },
     recreate: (p) => methods.new_group({ title: conv(p.conversation).title, members: conv(p.conversation).members.filter((u) => u !== me) }),
   };
 
@@ -378,11 +442,21 @@
     };
     const f = methods[req.method];
     if (!f) return reply({ error: { code: -32601, message: "method not found: " + req.method } });
-    try {
-      reply({ result: f(req.params || {}) });
-    } catch (err) {
+    const failed = (err) => {
+      if (typeof err.code === "number") return reply({ error: err });
       reply({ error: { code: -32000, message: err.message, data: { kind: err.code || "failure", ...(err.data || {}) } } });
+    };
+    let result;
+    try {
+      result = f(req.params || {});
+    } catch (err) {
+      return failed(err);
     }
+    Promise.resolve(result).then((r) => reply({ result: r }), failed);
+  }
+
+  function delay(ms) {
+    return new Promise((r) => setTimeout(r, ms));
   }
 
   // A PNG of a pattern standing in for the QR code.
@@ -428,6 +502,18 @@
       emit({ event: "expired", conversation: c, message: { ...m, text: "", attachment: undefined, reactions: [], expired: true } });
       return true;
     },
+    // acceptLink and declineLink answer this browser's parley.link as
+    // the other device of the account would.
+    acceptLink() {
+      if (!linking) return false;
+      linking.accept();
+      return true;
+    },
+    declineLink() {
+      if (!linking) return false;
+      linking.decline();
+      return true;
+    },
     typing(c, user, typing) {
       emit({ event: "typing", conversation: c, user, device: "d-" + user, typing: typing || undefined });
     },
@@ -448,6 +534,38 @@
       registered = true;
       self = account(name);
       return self;
+    },
+    link: ({ name, code, confirmation }) => new Promise((resolve, reject) => {
+      if (linking) throw fail("failure", "parley: link: this browser is being linked already");
+      const l = {};
+      linking = l;
+      const end = () => {
+        clearTimeout(l.t1);
+        clearTimeout(l.t2);
+        if (linking === l) linking = null;
+      };
+      l.accept = () => {
+        end();
+        registered = true;
+        self = account(me);
+        resolve(self);
+      };
+      l.decline = () => {
+        end();
+        reject(fail("link_refused", "client: link a device at " + location.origin + ": the link was declined on the existing device"));
+      };
+      l.cancel = () => {
+        end();
+        reject(fail("failure", "client: link a device at " + location.origin + ": context canceled"));
+      };
+      l.t1 = setTimeout(() => {
+        const c = "K7QD-M2XF-9PLA-4RTE-YB6W-HNC3";
+        code({ code: c, qr_payload: "parley-link:1:" + c.replace(/-/g, "") + ":fakekey", expires: new Date(Date.now() + 600000).toISOString(), qr: png(c), name });
+      }, 300);
+      l.t2 = setTimeout(() => confirmation("493 018"), 900);
+    }),
+    cancelLink: () => {
+      if (linking) linking.cancel();
     },
     start: () => undefined,
     connect: (onLine) => {

@@ -40,6 +40,8 @@
     find: null, // the sidebar's results: {mode ("search", "mentions"), words, results, err}
     mention: null, // the composer's @ completion: {start, options, index}
     usable: false, // the "parley-usable" mark was set
+    screen: null, // null (the conversations) or "devices"
+    devices: null, // the devices screen: {list, listErr, err, link}
     panel: null, // null, "members" or "verify"
     verify: null, // {user, pending, sn, err}
     reply: null, // the message replied to
@@ -237,7 +239,9 @@
     const form = h("form", { class: "card", testid: "register-form" },
       h("h1", {}, "Welcome to Parley"),
       h("p", {}, "Messages are encrypted in this browser: keys and text never leave it. Register this browser with an invite from " + location.host + "."),
-      field("Your user name", name), field("Invite link or code", invite), msg, submit);
+      field("Your user name", name), field("Invite link or code", invite), msg, submit,
+      h("p", { class: "alt" }, "Already use Parley on another device? ",
+        button("Link this browser to your account", "link-start", () => show(linkScreen()), { class: "link" })));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       submit.disabled = true;
@@ -253,6 +257,85 @@
     });
     setTimeout(() => (invite.value ? name : invite).focus());
     return h("div", { class: "screen center" }, form);
+  }
+
+  // linkScreen makes this browser a device of an existing account: the
+  // bridge shows a code (and its QR code) for a device of the account,
+  // then the confirmation both devices show; once the other device
+  // accepted, the conversations.
+  function linkScreen() {
+    const name = h("input", { type: "text", name: "device-name", required: true, maxlength: "64", autocomplete: "off", testid: "link-name" });
+    name.value = browserName();
+    const msg = formError();
+    const submit = h("button", { type: "submit", class: "primary", testid: "link-submit" }, "Show a link code");
+    const steps = h("div", { class: "link-steps", testid: "link-steps", "aria-live": "polite", hidden: true });
+    const alt = h("p", { class: "alt" }, button("Register a new account instead", "link-back", () => show(registerScreen()), { class: "link" }));
+    const form = h("form", { class: "card", testid: "link-form" },
+      h("h1", {}, "Link this browser"),
+      h("p", {}, "This browser becomes another device of your account, with its own keys. Your conversations appear here once it is linked; earlier messages stay on your other devices."),
+      field("Name of this browser", name), msg, submit, steps, alt);
+    let cancelled = false;
+    const cancel = button("Cancel", "link-cancel", () => {
+      cancelled = true;
+      globalThis.parley.cancelLink();
+    });
+    function showCode(c) {
+      const qr = c.qr ? pngImage(c.qr, "QR code of the link code", "link-qr") : null;
+      steps.replaceChildren(
+        h("p", {}, "On a device of your account, enter this code:"),
+        h("p", { class: "link-code", testid: "link-code" }, c.code),
+        qr,
+        h("p", { class: "muted small" }, "In a terminal: parley devices link " + c.code + ". In Parley on the web: Devices, then Link a new device. The code works until " + clock(c.expires) + "."),
+        h("p", { class: "muted", testid: "link-status" }, "Waiting for your other device…"),
+        h("div", { class: "row end" }, cancel));
+    }
+    function showConfirmation(conf) {
+      const status = steps.querySelector("[data-testid=link-status]");
+      const box = h("div", { class: "link-confirm" },
+        h("p", {}, "Your other device shows a confirmation. Check that it is this one, then accept there:"),
+        h("p", { class: "confirmation", testid: "link-confirmation" }, conf));
+      if (status) status.replaceWith(box);
+      else steps.prepend(box);
+    }
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      cancelled = false;
+      submit.hidden = alt.hidden = true;
+      name.disabled = true;
+      setFormError(msg, null);
+      steps.hidden = false;
+      steps.replaceChildren(h("p", { class: "muted" }, "Asking " + location.host + " for a link code…"), h("div", { class: "row end" }, cancel));
+      try {
+        const account = await globalThis.parley.link({ name: name.value.trim(), code: showCode, confirmation: showConfirmation });
+        enter(account);
+      } catch (err) {
+        steps.hidden = true;
+        steps.replaceChildren();
+        submit.hidden = alt.hidden = false;
+        name.disabled = false;
+        submit.textContent = "Show a new link code";
+        if (!cancelled) setFormError(msg, err.code === "link_refused" ? "The link was declined on your other device. Nothing was linked." : err);
+      }
+    });
+    setTimeout(() => name.focus());
+    return h("div", { class: "screen center" }, form);
+  }
+
+  // browserName is the name this browser proposes for itself in the
+  // account's device list.
+  function browserName() {
+    const ua = navigator.userAgent;
+    const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox" : /Chrome\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+    const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS X/.test(ua) ? "macOS" : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+    return browser + (os ? " on " + os : "");
+  }
+
+  // pngImage shows PNG bytes (a QR code of the bridge).
+  function pngImage(png, alt, testid) {
+    const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
+    const img = h("img", { class: "qr", alt, testid, src: url });
+    img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+    return img;
   }
 
   // enter starts the SDK and shows the conversations.
@@ -336,6 +419,7 @@
       case "error":
         setStatus(eventText(ev), true);
         reloadAll();
+        if (state.screen === "devices" && ev.event.startsWith("device_")) loadDevices();
         break;
       default: // conversation_joined/left/changed, member_joined/left, overflow
         reloadAll();
@@ -638,6 +722,7 @@
   // openConversation shows a conversation; with at (a Message of it)
   // scrolled to that message.
   function openConversation(id, at) {
+    closeDevices();
     const known = at && state.open === id && state.msgs.some((e) => e.id === at.id);
     state.focus = at ? at.id : null;
     if (state.open !== id) {
@@ -1244,6 +1329,240 @@
     });
   }
 
+  // ---- the account's devices ----
+
+  // openDevices shows the devices screen in place of the conversation.
+  function openDevices() {
+    state.screen = "devices";
+    state.devices = { list: null, err: null, link: null };
+    dom.shell.classList.add("show-devices");
+    dom.shell.dataset.view = "devices";
+    dom.devices.hidden = false;
+    renderDevices();
+    loadDevices();
+    dom.devicesBack.focus();
+  }
+
+  function closeDevices() {
+    if (state.screen !== "devices") return;
+    const l = state.devices.link;
+    if (l && (l.step === "waiting" || l.step === "confirm")) call("cancel_link_device").catch(() => {});
+    state.screen = null;
+    state.devices = null;
+    dom.shell.classList.remove("show-devices");
+    dom.shell.dataset.view = state.open != null ? "conv" : "list";
+    dom.devices.hidden = true;
+    dom.devices.replaceChildren();
+  }
+
+  async function loadDevices() {
+    const d = state.devices;
+    try {
+      d.list = (await call("devices")).devices || [];
+      d.listErr = null;
+    } catch (err) {
+      d.listErr = err;
+    }
+    if (state.devices === d) renderDevices();
+  }
+
+  function deviceLabel(d) {
+    return d.name || (d.this ? "This browser" : "Unnamed device");
+  }
+
+  async function renameDevice(d) {
+    const v = await ask({ title: "Rename " + deviceLabel(d), testid: "rename-device-dialog", submit: "Rename",
+      fields: [{ name: "name", label: "Name", value: d.name || "", required: false }] });
+    if (!v) return;
+    await deviceAction(() => call("rename_device", { device: d.id, name: v.name.trim() }), "Renamed.");
+  }
+
+  async function revokeDevice(d) {
+    const ok = await ask({
+      title: "Revoke " + deviceLabel(d) + "?", testid: "revoke-device-dialog", submit: "Revoke", danger: true,
+      text: d.this
+        ? "This is this browser: it is removed from your conversations and can no longer sign in. It cannot be undone."
+        : "It is removed from your conversations and can no longer sign in: do this for a lost or stolen device. It cannot be undone.",
+    });
+    if (!ok) return;
+    await deviceAction(() => call("revoke_device", { device: d.id }), deviceLabel(d) + " revoked.");
+  }
+
+  // deviceAction runs a change of the device list and shows its outcome.
+  async function deviceAction(f, done) {
+    const d = state.devices;
+    try {
+      await f();
+      d.err = null;
+      setStatus(done);
+    } catch (err) {
+      d.err = /last active device/.test(err.message)
+        ? "This is your account's last active device: revoking it would lock the account for good. Link another device first."
+        : errText(err);
+    }
+    if (state.devices === d) loadDevices();
+  }
+
+  // The link of a new device, from this one (docs/daemon.md, "Linking a
+  // device"): the code it shows, then the confirmation to compare and
+  // accept or decline.
+  function startLinkDevice() {
+    state.devices.link = { step: "code" };
+    renderDevices();
+    dom.devices.querySelector("[data-testid=link-device-code]").focus();
+  }
+
+  async function submitLinkCode(code) {
+    const l = { step: "waiting", code };
+    state.devices.link = l;
+    renderDevices();
+    try {
+      l.q = await call("link_device", { code });
+      l.step = "confirm";
+    } catch (err) {
+      l.step = "error";
+      l.err = err;
+    }
+    if (state.devices && state.devices.link === l) {
+      if (l.cancelled) state.devices.link = null;
+      renderDevices();
+    }
+  }
+
+  async function answerLinkDevice(accept) {
+    const l = state.devices.link;
+    const params = { link: l.q.link, accept };
+    if (accept && l.history) params.history = [...state.convs.keys()];
+    l.step = accept ? "adding" : "declining";
+    renderDevices();
+    try {
+      l.result = await call("link_device_confirm", params);
+      l.step = "done";
+      loadDevices();
+    } catch (err) {
+      l.step = "error";
+      l.err = err;
+      if (!accept && err.code === "link_refused") {
+        l.step = "declined";
+      }
+    }
+    if (state.devices && state.devices.link === l) renderDevices();
+  }
+
+  function cancelLinkDevice() {
+    const l = state.devices.link;
+    if (l && l.step === "waiting") {
+      l.cancelled = true;
+      call("cancel_link_device").catch(() => {});
+      return;
+    }
+    state.devices.link = null;
+    renderDevices();
+  }
+
+  function renderDevices() {
+    const d = state.devices;
+    if (!d) return;
+    const list = d.list || [];
+    const forged = list.filter((x) => x.forged);
+    let body;
+    if (d.listErr) body = h("p", { class: "error pad" }, errText(d.listErr));
+    else if (!d.list) body = h("p", { class: "muted pad" }, "Loading…");
+    else body = h("ul", { class: "device-list", testid: "device-list" }, list.map(deviceItem));
+    dom.devices.replaceChildren();
+    add(dom.devices, [
+      h("header", { class: "bar" }, dom.devicesBack, h("div", { class: "titles" }, h("h2", {}, "Your devices")),
+        d.link ? null : button("Link a new device", "link-device-open", startLinkDevice, { class: "primary" })),
+      forged.length ? h("div", { class: "alert", testid: "devices-forged" },
+        h("span", {}, "⚠ The server lists " + (forged.length === 1 ? "a device" : forged.length + " devices") + " for your account that none of your devices certified. Parley refuses " +
+          (forged.length === 1 ? "it: it" : "them: they") + " can read nothing. Tell the server's administrator.")) : null,
+      d.err ? h("p", { class: "error pad", role: "alert", testid: "devices-error" }, d.err) : null,
+      d.link ? linkDeviceView(d.link) : null,
+      h("div", { class: "devices-body" }, body,
+        h("p", { class: "muted small pad" }, "Every device has its own keys and is a member of every conversation of your account. Revoke a device you lost: it is removed from your conversations and can no longer sign in.")),
+    ]);
+  }
+
+  function deviceItem(d) {
+    const st = d.forged ? "forged" : d.revoked ? "revoked" : d.disabled ? "disabled" : "active";
+    const seen = d.last_seen ? shortTime(new Date(d.last_seen)) : "never";
+    return h("li", { class: "device" + (d.forged ? " forged" : ""), testid: "device", data: { device: d.id, state: st, this: d.this ? "true" : "false" } },
+      h("div", { class: "device-top" },
+        h("strong", { class: "device-name", testid: "device-name" }, deviceLabel(d)),
+        d.this ? h("span", { class: "tag ok", testid: "device-this" }, "this device") : null,
+        d.forged ? h("span", { class: "tag bad", testid: "device-forged", title: "Not certified by your identity key: refused by every client" }, "forged: refused") : null,
+        d.revoked ? h("span", { class: "tag warn", testid: "device-revoked" }, "revoked " + shortTime(new Date(d.revoked))) : null,
+        d.disabled ? h("span", { class: "tag warn", testid: "device-disabled" }, "disabled by the administrator") : null),
+      h("p", { class: "device-meta muted small" },
+        h("span", { testid: "device-created", title: fullTime(d.created) }, "Added " + shortTime(new Date(d.created))),
+        " · ", h("span", { testid: "device-seen", title: d.last_seen ? fullTime(d.last_seen) : null }, "last seen " + seen),
+        " · ", h("span", { class: "device-id", testid: "device-id", title: d.id }, d.id.slice(0, 8) + "…")),
+      st === "revoked" ? null : h("div", { class: "row" },
+        d.forged ? null : button("Rename", "device-rename", () => renameDevice(d), { class: "small", data: { device: d.id } }),
+        button("Revoke", "device-revoke", () => revokeDevice(d), { class: "small danger", data: { device: d.id } })));
+  }
+
+  function linkDeviceView(l) {
+    const close = (label) => button(label || "Close", "link-device-close", cancelLinkDevice, { class: "small" });
+    const box = h("section", { class: "link-device", testid: "link-device", data: { step: l.step }, "aria-live": "polite" }, h("h3", {}, "Link a new device"));
+    switch (l.step) {
+      case "code": {
+        const input = h("input", { type: "text", required: true, autocomplete: "off", autocapitalize: "characters", spellcheck: "false",
+          placeholder: "ABCD-EFGH-IJKL-MNOP-QRST-UVWX", "aria-label": "Link code", testid: "link-device-code" });
+        const form = h("form", { class: "link-device-form", testid: "link-device-form" },
+          h("p", {}, "On the new device, choose to link it to your account (parley link, or Link this browser in Parley on the web); then enter the code it shows."),
+          input, h("div", { class: "row end" }, close("Cancel"), h("button", { type: "submit", class: "primary", testid: "link-device-submit" }, "Connect")));
+        form.addEventListener("submit", (ev) => {
+          ev.preventDefault();
+          if (input.value.trim()) submitLinkCode(input.value.trim());
+        });
+        add(box, [form]);
+        break;
+      }
+      case "waiting":
+        add(box, [h("p", { class: "muted" }, "Connecting to the new device…"), h("div", { class: "row end" }, button("Cancel", "link-device-cancel", cancelLinkDevice, { class: "small" }))]);
+        break;
+      case "confirm": {
+        const history = h("input", { type: "checkbox", testid: "link-device-history", checked: l.history || null });
+        history.addEventListener("change", () => {
+          l.history = history.checked;
+        });
+        add(box, [
+          h("p", {}, "Link " + (l.q.name ? "“" + l.q.name + "”" : "a device without a name") + " to your account? Check that it shows this confirmation:"),
+          h("p", { class: "confirmation", testid: "link-device-confirmation" }, l.q.confirmation),
+          h("p", { class: "muted small" }, "If it shows another one, decline: someone else may be trying to link a device."),
+          h("label", { class: "check" }, history, "Also send it the history of your conversations (encrypted for it alone)"),
+          h("div", { class: "row end" },
+            button("Decline", "link-device-decline", () => answerLinkDevice(false), { class: "danger" }),
+            button("Link it", "link-device-accept", () => answerLinkDevice(true), { class: "primary" }))]);
+        break;
+      }
+      case "adding":
+      case "declining":
+        add(box, [h("p", { class: "muted" }, l.step === "adding" ? "Linking, and adding the new device to your conversations…" : "Declining…")]);
+        break;
+      case "done": {
+        const r = l.result;
+        const n = r.conversations;
+        add(box, [
+          h("p", { class: "ok", testid: "link-device-result" }, "✓ Linked " + (r.name || "the device") + "; added it to " + n + (n === 1 ? " conversation." : " conversations.")),
+          r.history && r.history.conversations ? h("p", { testid: "link-device-history-result" }, "Sent it the history of " + r.history.conversations +
+            (r.history.conversations === 1 ? " conversation (" : " conversations (") + r.history.messages + " messages).") : null,
+          r.history_error ? h("p", { class: "hint" }, "The history was not sent: " + r.history_error) : null,
+          r.failed && r.failed.length ? h("p", { class: "hint" }, "It could not be added to " + r.failed.length + " conversations yet; it is added to them later.") : null,
+          h("div", { class: "row end" }, close())]);
+        break;
+      }
+      case "declined":
+        add(box, [h("p", { testid: "link-device-result" }, "Declined: nothing was linked."), h("div", { class: "row end" }, close())]);
+        break;
+      default:
+        add(box, [h("p", { class: "error", testid: "link-device-error" }, errText(l.err)),
+          h("div", { class: "row end" }, close(), button("Try again", "link-device-retry", startLinkDevice, { class: "small" }))]);
+    }
+    return box;
+  }
+
   // ---- dialogs ----
 
   // ask shows a modal dialog with fields; it resolves to their values
@@ -1292,7 +1611,8 @@
     const sidebar = h("aside", { class: "sidebar", "aria-label": "Conversations" },
       h("header", { class: "bar" },
         h("div", { class: "me" }, h("strong", { testid: "me" }, state.me.user), dom.conn),
-        h("div", { class: "row" }, button("@", "mentions-open", showMentions, { class: "icon", title: "Mentions of you", "aria-label": "Mentions of you" }), dom.bell)),
+        h("div", { class: "row" }, button("@", "mentions-open", showMentions, { class: "icon", title: "Mentions of you", "aria-label": "Mentions of you" }), dom.bell,
+          button("💻", "devices-open", openDevices, { class: "icon", title: "Your devices", "aria-label": "Your devices" }))),
       h("div", { class: "row new-actions" },
         button("New chat", "new-direct", newDirect),
         button("New group", "new-group", newGroup),
@@ -1338,11 +1658,13 @@
       dom.convAlerts, dom.history, dom.typing, dom.uploads, dom.mode, dom.mentions, dom.composer, dom.closed);
     dom.empty = h("div", { class: "empty", testid: "no-conversation" }, h("p", {}, "Choose a conversation, or start one."));
     dom.panel = h("aside", { class: "panel", testid: "members-panel", hidden: true, "aria-label": "Conversation details" });
+    dom.devices = h("section", { class: "devices", testid: "devices-view", hidden: true, "aria-label": "Your devices" });
+    dom.devicesBack = button("‹", "devices-back", closeDevices, { class: "icon", "aria-label": "Back to conversations", title: "Back to conversations" });
     dom.alerts = h("div", { class: "alerts", testid: "alerts", role: "alert" });
     dom.status = h("div", { class: "status", testid: "status", role: "status", hidden: true });
     dom.announce = h("div", { class: "sr-only", "aria-live": "polite", testid: "announce" });
     dom.dialog = h("dialog", { class: "dialog", testid: "dialog" });
-    dom.shell = h("div", { class: "shell", testid: "shell", data: { view: "list" } }, sidebar, dom.empty, dom.main, dom.panel);
+    dom.shell = h("div", { class: "shell", testid: "shell", data: { view: "list" } }, sidebar, dom.empty, dom.main, dom.devices, dom.panel);
     dragAndDrop(dom.main);
     new ResizeObserver(keepBottom).observe(dom.history);
     show(h("div", { class: "layout" }, dom.alerts, dom.shell, dom.status, dom.announce, dom.dialog));
@@ -1947,11 +2269,7 @@
     try {
       // The QR code carries the payload's bytes, which another device's
       // scanner compares (the qr field is the code drawn for a terminal).
-      const png = globalThis.parley.qr(payload);
-      const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
-      const img = h("img", { class: "qr", alt: "QR code of the safety number", testid: "safety-qr", src: url });
-      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
-      return img;
+      return pngImage(globalThis.parley.qr(payload), "QR code of the safety number", "safety-qr");
     } catch {
       return null;
     }
