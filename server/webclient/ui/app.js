@@ -272,7 +272,7 @@
     const alt = h("p", { class: "alt" }, button("Register a new account instead", "link-back", () => show(registerScreen()), { class: "link" }));
     const form = h("form", { class: "card", testid: "link-form" },
       h("h1", {}, "Link this browser"),
-      h("p", {}, "This browser becomes another device of your account, with its own keys. Your conversations appear here once it is linked; earlier messages stay on your other devices."),
+      h("p", {}, "This browser becomes another device of your account, with its own keys. Your conversations appear here once it is linked; earlier messages come too if you choose to send them from the other device."),
       field("Name of this browser", name), msg, submit, steps, alt);
     let cancelled = false;
     const cancel = button("Cancel", "link-cancel", () => {
