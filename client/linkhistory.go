@@ -177,20 +177,28 @@ func (c *Client) fetchSealed(ctx context.Context, b historyBlob) ([]byte, error)
 	if len(b.Key) != attach.KeySize || len(b.Hash) != len(attach.Hash{}) || b.Size < 0 || b.Size > maxHistoryPartBytes {
 		return nil, fmt.Errorf("%w: blob %.70q is malformed", errHistoryLost, b.ID)
 	}
-	resp, err := c.request(ctx, "GET", "/v1/attachments/"+b.ID, true, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != statusOK {
-		err := decodeResponse(resp, nil)
+	var resp *response
+	for attempt := 0; ; attempt++ {
+		var err error
+		if resp, err = c.request(ctx, "GET", "/v1/attachments/"+b.ID, true, nil, ""); err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == statusOK {
+			break
+		}
+		err = decodeResponse(resp, nil)
+		if _, ok := isCode(err, protocol.CodeUnauthorized); ok && attempt == 0 {
+			c.dropToken() // a session the server forgot: authenticate again
+			continue
+		}
 		if _, gone := isCode(err, protocol.CodeNotFound); gone {
 			return nil, fmt.Errorf("%w: blob %s: %v", errHistoryLost, b.ID, err)
 		}
 		return nil, err
 	}
+	defer resp.Body.Close()
 	var out bytes.Buffer
-	err = attach.Decrypt(&out, io.LimitReader(resp.Body, maxHistoryPartBytes+1), attach.Key(b.Key), attach.Hash(b.Hash))
+	err := attach.Decrypt(&out, io.LimitReader(resp.Body, maxHistoryPartBytes+1), attach.Key(b.Key), attach.Hash(b.Hash))
 	if errors.Is(err, attach.ErrCorrupt) || errors.Is(err, attach.ErrHashMismatch) {
 		return nil, fmt.Errorf("%w: blob %s: %v", errHistoryLost, b.ID, err)
 	}
