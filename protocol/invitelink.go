@@ -75,7 +75,7 @@ func ParseInviteLink(s string) (InviteLink, error) {
 			return bad("fp is not a SHA-256 fingerprint (64 hexadecimal digits)")
 		}
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath, u.Fragment, u.RawFragment = "", "", ""
 	l.Server = u.String()
 	return l, nil
