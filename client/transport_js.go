@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"sync"
 	"syscall/js"
+
+	"github.com/parley-chat/parley/internal/jspromise"
 )
 
 // netConfig is the part of Config that only native clients have: in the
@@ -50,7 +52,7 @@ func (jsTransport) roundTrip(ctx context.Context, method, u string, header map[s
 	ac := js.Global().Get("AbortController").New()
 	init.Set("signal", ac.Get("signal"))
 	stop := context.AfterFunc(ctx, func() { ac.Call("abort") })
-	resp, err := await(js.Global().Call("fetch", u, init))
+	resp, err := jspromise.Await(js.Global().Call("fetch", u, init))
 	if err != nil {
 		stop()
 		if ctx.Err() != nil {
@@ -81,7 +83,7 @@ func (b *fetchBody) Read(p []byte) (int, error) {
 		if b.done || !b.reader.Truthy() {
 			return 0, io.EOF
 		}
-		res, err := await(b.reader.Call("read"))
+		res, err := jspromise.Await(b.reader.Call("read"))
 		if err != nil {
 			return 0, err
 		}
@@ -243,32 +245,4 @@ func (s *jsSocket) closeNow() {
 	}
 	s.handlers = nil
 	s.fail(errors.New("WebSocket closed"))
-}
-
-// await waits for a JavaScript Promise.
-func await(p js.Value) (js.Value, error) {
-	type outcome struct {
-		v   js.Value
-		err error
-	}
-	ch := make(chan outcome, 1)
-	ok := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- outcome{v: args[0]}
-		return nil
-	})
-	bad := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		msg := "rejected"
-		if len(args) > 0 && args[0].Truthy() {
-			if m := args[0].Get("message"); m.Type() == js.TypeString {
-				msg = m.String()
-			}
-		}
-		ch <- outcome{err: errors.New(msg)}
-		return nil
-	})
-	defer ok.Release()
-	defer bad.Release()
-	p.Call("then", ok, bad)
-	r := <-ch
-	return r.v, r.err
 }

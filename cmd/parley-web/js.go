@@ -9,6 +9,7 @@ import (
 	"syscall/js"
 
 	"github.com/parley-chat/parley/client/daemonapi"
+	"github.com/parley-chat/parley/internal/jspromise"
 )
 
 // The helpers of this file bridge Go and JavaScript. A js.Func callback
@@ -44,22 +45,7 @@ func promise(f func() (any, error)) js.Value {
 }
 
 // await waits for a Promise, in a goroutine that is not a callback's.
-func await(p js.Value) (js.Value, error) {
-	ch := make(chan outcome, 1)
-	ok := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- outcome{v: arg(args, 0)}
-		return nil
-	})
-	fail := js.FuncOf(func(_ js.Value, args []js.Value) any {
-		ch <- outcome{err: fromJS(arg(args, 0))}
-		return nil
-	})
-	defer ok.Release()
-	defer fail.Release()
-	p.Call("then", ok, fail)
-	r := <-ch
-	return r.v, r.err
-}
+func await(p js.Value) (js.Value, error) { return jspromise.Await(p) }
 
 // arg returns args[i], or undefined.
 func arg(args []js.Value, i int) js.Value {
@@ -70,15 +56,7 @@ func arg(args []js.Value, i int) js.Value {
 }
 
 // fromJS converts a JavaScript exception or rejection to an error.
-func fromJS(v js.Value) error {
-	if v.Type() == js.TypeObject && v.Get("message").Type() == js.TypeString {
-		if name := v.Get("name"); name.Type() == js.TypeString {
-			return fmt.Errorf("%s: %s", name.String(), v.Get("message").String())
-		}
-		return errors.New(v.Get("message").String())
-	}
-	return fmt.Errorf("javascript: %s", js.Global().Get("String").Invoke(v).String())
-}
+func fromJS(v js.Value) error { return jspromise.Error(v) }
 
 // codedError is an error of the bridge with its own code.
 type codedError struct {

@@ -65,29 +65,39 @@ func linkConfirmation(s string) string {
 	return after[:7]
 }
 
+// linkPhoneWithHistory links a new profile "phone" to alice's account
+// with 'parley devices link CODE --yes --history all' (alice is in one
+// conversation) and checks both commands' output and that they showed
+// the same confirmation.
+func (c *cli) linkPhoneWithHistory() {
+	c.t.Helper()
+	code, wait := c.startLinkCLI("phone")
+	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
+	out, err := wait()
+	if err != nil {
+		c.t.Fatalf("parley link: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
+		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
+		c.t.Errorf("link output %q, devices link output %q", out, linkOut)
+	}
+	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
+		c.t.Errorf("confirmations %q and %q", a, b)
+	}
+}
+
 // TestCLILink: 'parley link' on a new profile and 'parley devices link
 // CODE --yes --history all' on alice's laptop link a phone, which then
-// reads the group with the message sent before it joined; 'parley devices' lists both; declining at the prompt links
-// nothing; revoking the phone works, the last device needs --force.
+// reads the group with the message sent before it joined; 'parley
+// devices' lists both; declining at the prompt links nothing; revoking
+// the phone works, the last device needs --force.
 func TestCLILink(t *testing.T) {
 	c := newCLI(t)
 	c.register("alice", "bob")
 	c.run("alice", "group", "create", "team", "--members", "bob")
 	c.run("alice", "send", "team", "before the phone")
 
-	code, wait := c.startLinkCLI("phone")
-	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
-	out, err := wait()
-	if err != nil {
-		t.Fatalf("parley link: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
-		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
-		t.Errorf("link output %q, devices link output %q", out, linkOut)
-	}
-	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
-		t.Errorf("confirmations %q and %q", a, b)
-	}
+	c.linkPhoneWithHistory()
 	if r := c.run("bob", "read", "team"); !strings.Contains(r, "alice added a device ("+c.deviceOf("phone")+")") {
 		t.Errorf("bob's history has no line for the phone:\n%s", r)
 	}
@@ -109,7 +119,7 @@ func TestCLILink(t *testing.T) {
 	d.wait(t)
 
 	// Declined at the prompt.
-	code, wait = c.startLinkCLI("tablet")
+	code, wait := c.startLinkCLI("tablet")
 	cmd := c.command("alice", "devices", "link", code)
 	cmd.Stdin = strings.NewReader("n\n")
 	if b, err := cmd.CombinedOutput(); err == nil {
@@ -145,24 +155,12 @@ func TestCLILinkThroughDaemon(t *testing.T) {
 		d.wait(t)
 	}()
 
-	code, wait := c.startLinkCLI("phone")
-	linkOut := c.run("alice", "devices", "link", code, "--yes", "--history", "all")
-	out, err := wait()
-	if err != nil {
-		t.Fatalf("parley link: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "linked alice@") || !strings.Contains(linkOut, "added it to 1 conversations") ||
-		!strings.Contains(linkOut, "sent it the history of 1 conversations (") {
-		t.Errorf("link output %q, devices link output %q", out, linkOut)
-	}
-	if a, b := linkConfirmation(out), linkConfirmation(linkOut); a == "" || a != b {
-		t.Errorf("confirmations %q and %q", a, b)
-	}
+	c.linkPhoneWithHistory()
 	if list := c.run("alice", "devices"); !strings.Contains(list, c.deviceOf("phone")) {
 		t.Errorf("devices through the daemon:\n%s", list)
 	}
 
-	code, wait = c.startLinkCLI("tablet")
+	code, wait := c.startLinkCLI("tablet")
 	cmd := c.command("alice", "--json", "devices", "link", code)
 	cmd.Stdin = strings.NewReader("n\n")
 	b, err := cmd.CombinedOutput()
