@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,7 @@ func (c *Client) walkHistory(ctx context.Context, convs []protocol.ConversationI
 	}); err != nil {
 		return err
 	}
-	slices.SortFunc(all, func(a, b store.Conversation) int { return int(a.ID - b.ID) })
+	slices.SortFunc(all, func(a, b store.Conversation) int { return cmp.Compare(a.ID, b.ID) })
 	now := c.cfg.Now()
 	for i := range all {
 		cv := &all[i]
