@@ -329,11 +329,12 @@ func TestLargeGroup(t *testing.T) {
 			if got := r.Setup["build_commits"]; got != 3 {
 				t.Errorf("20 members in batches of 7: %v commits, want 3", got)
 			}
-			for _, kind := range []string{kindUpdate, kindAdd, kindRemove, kindExternal} {
-				if n := value(t, r, kind+": commits measured"); n != 2 {
-					t.Errorf("%s: %v commits measured, want 2; notes %q", kind, n, r.Notes)
+			for _, kind := range []string{kindMessage, kindUpdate, kindAdd, kindRemove, kindExternal} {
+				u := (&kindStats{name: kind}).unit()
+				if n := value(t, r, kind+": "+u+"s measured"); n != 2 {
+					t.Errorf("%s: %v %ss measured, want 2; notes %q", kind, n, u, r.Notes)
 				}
-				if v := value(t, r, kind+": server CPU accepting a commit"); v < 0 {
+				if v := value(t, r, kind+": server CPU accepting a "+u); v < 0 {
 					t.Errorf("%s: server CPU %v ms", kind, v)
 				}
 				for _, m := range r.Metrics {
@@ -344,6 +345,9 @@ func TestLargeGroup(t *testing.T) {
 						t.Errorf("%s = %v", m.Name, m.Value)
 					}
 				}
+			}
+			if v := value(t, r, "message: MLS PrivateMessage"); v <= 0 {
+				t.Errorf("message: a message of %v bytes", v)
 			}
 			if v := value(t, r, "join by Welcome (inbox → joined) p50"); v <= 0 {
 				t.Errorf("join by Welcome %v ms", v)

@@ -22,11 +22,12 @@ import (
 
 // The large-group scenario: one conversation of --members devices on the
 // cipher suite --suite, built with the server's default size limits, then
-// --commits commits of each kind (a member's update with a path, an add
-// of one new member, a removal of one member, and a member's external
-// commit), each measured on the server: bytes written, CPU, acceptance
-// latency and fan-out to every connected member; plus the time a new
-// member takes to join by Welcome and the server's memory.
+// --commits application messages of a member, then --commits commits of
+// each kind (a member's update with a path, an add of one new member, a
+// removal of one member, and a member's external commit), each measured
+// on the server: bytes written, CPU, acceptance latency and fan-out to
+// every connected member; plus the time a new member takes to join by
+// Welcome and the server's memory.
 //
 // Only the protocol and package mls are used, as a client would: the
 // creator's group lives in the coordinator, commits carry what the client
@@ -44,8 +45,10 @@ const defaultLargeGroupBatch = 250
 // lgAwaitTimeout bounds the wait for one commit's fan-out.
 const lgAwaitTimeout = 60 * time.Second
 
-// Commit kinds of the scenario.
+// Kinds of the scenario's measured posts: application messages, then
+// commits.
 const (
+	kindMessage  = "message"
 	kindUpdate   = "update"
 	kindAdd      = "add"
 	kindRemove   = "remove"
@@ -95,6 +98,14 @@ type kindStats struct {
 	treeSource             map[string]int
 }
 
+// unit names what ks measures: messages or commits.
+func (ks *kindStats) unit() string {
+	if ks.name == kindMessage {
+		return "message"
+	}
+	return "commit"
+}
+
 // largeGroup runs the large-group scenario.
 func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error) {
 	n, k := o.members, o.commits
@@ -142,12 +153,12 @@ func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error
 		return []result{*r}, err
 	}
 	var errs []error
-	for _, kind := range []string{kindUpdate, kindAdd, kindRemove, kindExternal} {
+	for _, kind := range []string{kindMessage, kindUpdate, kindAdd, kindRemove, kindExternal} {
 		ks := &kindStats{name: kind, treeSource: map[string]int{}}
-		fmt.Fprintf(log, "parley-bench: %d %s commits at %d members\n", k, kind, len(lg.g.Members()))
+		fmt.Fprintf(log, "parley-bench: %d %s %ss at %d members\n", k, kind, ks.unit(), len(lg.g.Members()))
 		for i := range k {
 			if err := lg.commitOne(ctx, ks, i); err != nil {
-				r.Notes = append(r.Notes, fmt.Sprintf("%s commit %d of %d failed at %d members: %v", kind, i+1, k, len(lg.g.Members()), err))
+				r.Notes = append(r.Notes, fmt.Sprintf("%s %s %d of %d failed at %d members: %v", kind, ks.unit(), i+1, k, len(lg.g.Members()), err))
 				errs = append(errs, fmt.Errorf("%s commit %d: %w", kind, i+1, err))
 				break
 			}
@@ -396,16 +407,17 @@ func (lg *lgRun) sample(ctx context.Context) (serverIO, error) {
 	return s, nil
 }
 
-// measured posts a handshake prepared by the caller (post), waits until
-// every connected member but skip received it, and adds the server's
-// cost, the acceptance latency and the fan-out time to ks.
-func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool, post func() (protocol.HandshakeResponse, error)) error {
+// measured posts a message or handshake prepared by the caller (post,
+// which returns the entry's seq), waits until every connected member but
+// skip received it, and adds the server's cost, the acceptance latency
+// and the fan-out time to ks.
+func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool, post func() (uint64, error)) error {
 	s0, err := lg.sample(ctx)
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	hr, err := post()
+	seq, err := post()
 	accept := time.Since(t0)
 	if err != nil {
 		return err
@@ -419,7 +431,7 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	ks.acceptWAL += sa.wal - s0.wal
 	ks.acceptCPU += sa.cpu - s0.cpu
 	ks.acceptPGCPU += sa.pgCPU - s0.pgCPU
-	lg.head = hr.Seq
+	lg.head = seq
 	per := make([][]int, len(lg.b.pool.procs))
 	for _, d := range lg.members {
 		if !skip[d] {
@@ -427,7 +439,7 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 		}
 	}
 	replies, err := lg.b.pool.all(ctx, func(w int, _ *workerProc) *command {
-		return &command{Op: "await", Devices: per[w], Conv: lg.conv, Seq: hr.Seq, Timeout: lgAwaitTimeout}
+		return &command{Op: "await", Devices: per[w], Conv: lg.conv, Seq: seq, Timeout: lgAwaitTimeout}
 	})
 	if err != nil {
 		return err
@@ -453,9 +465,12 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	return nil
 }
 
-// commitOne makes, posts and measures the i-th commit of a kind.
+// commitOne makes, posts and measures the i-th commit (or message) of a
+// kind.
 func (lg *lgRun) commitOne(ctx context.Context, ks *kindStats, i int) error {
 	switch ks.name {
+	case kindMessage:
+		return lg.sendOne(ctx, ks, i)
 	case kindUpdate:
 		opts := commitOpts()
 		opts.ForcePath = true
@@ -528,16 +543,34 @@ func (lg *lgRun) creatorCommit(ctx context.Context, ks *kindStats, opts mls.Comm
 		ks.welcomeBytes = len(pc.Welcome)
 	}
 	ks.msgBytes, ks.stateBytes = len(pc.Message), len(pc.GroupInfo)
-	err = lg.measured(ctx, ks, skip, func() (protocol.HandshakeResponse, error) {
+	err = lg.measured(ctx, ks, skip, func() (uint64, error) {
 		var hr protocol.HandshakeResponse
 		err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), lg.token, req, &hr)
-		return hr, err
+		return hr.Seq, err
 	})
 	if err != nil {
 		lg.g.DiscardPendingCommit(pc)
 		return fmt.Errorf("commit %d bytes, GroupInfo %d bytes: %w", len(pc.Message), len(pc.GroupInfo), err)
 	}
 	return lg.g.MergePendingCommit(pc)
+}
+
+// sendOne sends the creator's i-th application message to the group
+// (a text of the size of a short chat message, as the SDK pads it) and
+// measures its post and fan-out as a commit's.
+func (lg *lgRun) sendOne(ctx context.Context, ks *kindStats, i int) error {
+	text := make([]byte, 128)
+	copy(text, fmt.Sprintf("message %d to %d members", i, len(lg.members)))
+	msg, err := lg.g.Encrypt(text, nil)
+	if err != nil {
+		return fmt.Errorf("encrypt message %d: %v", i, err)
+	}
+	ks.msgBytes = len(msg)
+	return lg.measured(ctx, ks, map[int]bool{0: true}, func() (uint64, error) {
+		var sr protocol.SendResponse
+		err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/messages", lg.conv), lg.token, protocol.SendRequest{Message: msg}, &sr)
+		return sr.Seq, err
+	})
 }
 
 // addOne adds device j by its uploaded and claimed KeyPackage, then
@@ -671,19 +704,19 @@ func (lg *lgRun) externalOne(ctx context.Context, ks *kindStats, m int) error {
 	}
 	req := protocol.HandshakeRequest{Epoch: gi.Epoch, Message: pc.Message, GroupInfo: pc.GroupInfo}
 	var accepted time.Time
-	post := func() (protocol.HandshakeResponse, error) {
+	post := func() (uint64, error) {
 		var hr protocol.HandshakeResponse
 		err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), tok, req, &hr)
 		accepted = time.Now()
-		return hr, err
+		return hr.Seq, err
 	}
 	if ks != nil {
 		ks.msgBytes, ks.stateBytes = len(pc.Message), len(pc.GroupInfo)
 		err = lg.measured(ctx, ks, map[int]bool{m: true}, post)
 	} else {
-		var hr protocol.HandshakeResponse
-		if hr, err = post(); err == nil {
-			lg.head = hr.Seq
+		var seq uint64
+		if seq, err = post(); err == nil {
+			lg.head = seq
 		}
 	}
 	if err != nil {
@@ -701,30 +734,36 @@ func (lg *lgRun) externalOne(ctx context.Context, ks *kindStats, m int) error {
 
 // report adds a kind's figures to the result.
 func (lg *lgRun) report(ks *kindStats) {
-	r, k := lg.r, ks.name
-	r.add(k+": commits measured", float64(ks.commits), "", "", nil)
+	r, k, u := lg.r, ks.name, ks.unit()
+	r.add(k+": "+u+"s measured", float64(ks.commits), "", "", nil)
 	if ks.commits == 0 {
 		return
 	}
 	c := float64(ks.commits)
-	r.add(k+": commit message", float64(ks.msgBytes), "bytes", "", nil)
-	r.add(k+": GroupInfo sent", float64(ks.stateBytes), "bytes", "", nil)
-	r.add(k+": bytes the server stores per commit (message, GroupInfo, state, tree nodes, Welcomes)", ks.stored/c/1024, "KiB", "", nil)
-	r.add(k+": server write_bytes accepting a commit (POST → answer)", float64(ks.acceptWrite)/c/1024, "KiB", "", nil)
-	if lg.pg != nil {
-		r.add(k+": PostgreSQL WAL accepting a commit (whole cluster)", float64(ks.acceptWAL)/c/1024, "KiB", "", nil)
+	if k == kindMessage {
+		r.add(k+": MLS PrivateMessage", float64(ks.msgBytes), "bytes", "", nil)
+	} else {
+		r.add(k+": commit message", float64(ks.msgBytes), "bytes", "", nil)
 	}
-	r.add(k+": server CPU accepting a commit", ks.acceptCPU/c*1000, "ms", "", nil)
-	if lg.pg != nil {
-		r.add(k+": PostgreSQL CPU accepting a commit (every local backend)", ks.acceptPGCPU/c*1000, "ms", "", nil)
+	if k != kindMessage { // parleyd counts the bytes stored for commits only
+		r.add(k+": GroupInfo sent", float64(ks.stateBytes), "bytes", "", nil)
+		r.add(k+": bytes the server stores per commit (message, GroupInfo, state, tree nodes, Welcomes)", ks.stored/c/1024, "KiB", "", nil)
 	}
-	r.add(k+": server write_bytes per commit, with fan-out and acks", float64(ks.writeBytes)/c/1024, "KiB", "", nil)
+	r.add(k+": server write_bytes accepting a "+u+" (POST → answer)", float64(ks.acceptWrite)/c/1024, "KiB", "", nil)
 	if lg.pg != nil {
-		r.add(k+": PostgreSQL WAL per commit (whole cluster)", float64(ks.walBytes)/c/1024, "KiB", "", nil)
+		r.add(k+": PostgreSQL WAL accepting a "+u+" (whole cluster)", float64(ks.acceptWAL)/c/1024, "KiB", "", nil)
 	}
-	r.add(k+": server CPU per commit, with fan-out and acks", ks.cpu/c*1000, "ms", "", nil)
+	r.add(k+": server CPU accepting a "+u, ks.acceptCPU/c*1000, "ms", "", nil)
 	if lg.pg != nil {
-		r.add(k+": PostgreSQL CPU per commit (every local backend)", ks.pgCPU/c*1000, "ms", "", nil)
+		r.add(k+": PostgreSQL CPU accepting a "+u+" (every local backend)", ks.acceptPGCPU/c*1000, "ms", "", nil)
+	}
+	r.add(k+": server write_bytes per "+u+", with fan-out and acks", float64(ks.writeBytes)/c/1024, "KiB", "", nil)
+	if lg.pg != nil {
+		r.add(k+": PostgreSQL WAL per "+u+" (whole cluster)", float64(ks.walBytes)/c/1024, "KiB", "", nil)
+	}
+	r.add(k+": server CPU per "+u+", with fan-out and acks", ks.cpu/c*1000, "ms", "", nil)
+	if lg.pg != nil {
+		r.add(k+": PostgreSQL CPU per "+u+" (every local backend)", ks.pgCPU/c*1000, "ms", "", nil)
 	}
 	r.add(k+": acceptance latency p50", ks.accept.Percentile(50), "ms", "", nil)
 	r.add(k+": acceptance latency p99", ks.accept.Percentile(99), "ms", "", nil)
