@@ -27,20 +27,28 @@ import (
 	"github.com/parley-chat/parley/internal/browsertest"
 )
 
+// atBottomWithImage holds once the open conversation's image has loaded
+// and the history still shows its newest entry: the image grew the
+// history above it after the conversation opened at its bottom.
+const atBottomWithImage = `(() => {
+	const img = document.querySelector('img[data-testid=attachment-image]');
+	const h = document.querySelector('[data-testid=history]');
+	return img && img.complete && img.naturalHeight > 0 && h.scrollHeight - h.scrollTop - h.clientHeight < 2;
+})()`
+
 // devCSP is the policy parleyd serves the page with.
 const devCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; " +
 	"img-src 'self' blob: data:; manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// devHandler serves ui/ with the fake bridge in place of wasm_exec.js
-// and boot.js; under /boot/ it serves the page unchanged, without the
+// devHandler serves ui/ with the fake bridge in place of boot.js (and
+// its worker); under /boot/ it serves the page unchanged, without the
 // WebAssembly files, to show how a failed start looks.
 func devHandler(t *testing.T) http.Handler {
 	index, err := os.ReadFile("ui/index.html")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := strings.Replace(string(index), `<script src="wasm_exec.js" defer></script>`+"\n", "", 1)
-	fake = strings.Replace(fake, `<script src="boot.js" defer>`, `<script src="fakebridge.js" defer>`, 1)
+	fake := strings.Replace(string(index), `<script src="boot.js" defer>`, `<script src="fakebridge.js" defer>`, 1)
 	if fake == string(index) {
 		t.Fatal("ui/index.html: the scripts to replace by the fake bridge are not found")
 	}
@@ -111,6 +119,7 @@ func TestUI(t *testing.T) {
 		p.Until(`document.querySelector('img[data-testid=attachment-image]')?.src.startsWith("blob:")`)
 		p.Until(`document.querySelectorAll('[data-testid=system-line]').length === 2 && document.querySelector('[data-testid=message-quote]')`)
 		p.Until(browsertest.HasText(`[data-testid=message-text]`, "<b>not bold</b>"))
+		p.Until(atBottomWithImage)
 		p.Shot("desktop-conversation")
 
 		p.Keys(`[data-testid=composer-input]`, "hello from the browser")
@@ -388,6 +397,7 @@ func TestUI(t *testing.T) {
 		p.Shot("phone-list")
 		p.Click(`[data-testid=conv-item][data-conversation="1"]`)
 		p.Until(`document.querySelector('img[data-testid=attachment-image]')?.src.startsWith("blob:") && getComputedStyle(document.querySelector('.sidebar')).display === "none"`)
+		p.Until(atBottomWithImage)
 		p.Shot("phone-conversation")
 		p.Click(`[data-testid=members-toggle]`)
 		p.Until(`document.querySelectorAll('[data-testid=member]').length === 3`)

@@ -169,6 +169,11 @@ func TestWebClient(t *testing.T) {
 	alice.register(link)
 	bob.register(link)
 	alice.p.Shot("list-empty")
+	// The program runs in a worker: the page has its bridge's stand-in
+	// and never loaded Go's loader.
+	if !browsertest.Eval[bool](alice.p, `typeof globalThis.Go === "undefined" && typeof globalThis.parley?.connect === "function"`) {
+		t.Error("the page holds Go's loader, or no bridge: the program does not run in a worker")
+	}
 
 	carol.run("group", "create", "team", "--members", "alice,bob")
 	carol.run("send", "team", "hello from carol")

@@ -13,6 +13,7 @@
   const THUMB_MAX = 8 * 1000 * 1000; // images up to this size show inline
   const TYPING_EVERY = 3000; // ms between send_typing true
   const READ_AFTER = 500; // ms from a message in sight to its read receipt
+  const LIST_SETTLE = 300; // ms without new messages before the list's counts are loaded again
   const TYPING_SHOWN = 5000; // ms a typing event is shown
   // TIMERS are the disappearing-message timers offered, in seconds.
   const TIMERS = [[0, "Off"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"], [2419200, "4 weeks"]];
@@ -53,6 +54,7 @@
     typing: new Map(), // conversation id → Map user → timer
     typingSent: 0,
     stick: true, // the history shows its newest entry, and keeps it shown
+    announce: "", // what the live region reads out next
     status: null, // {text, error}
     statusTimer: 0,
   };
@@ -458,6 +460,7 @@
       maybeMarkRead(); // read when the conversation is in sight
     }
     later("list");
+    settleList();
     if (!mine && m.kind !== "system") {
       announce(m);
       notify(ev, cv);
@@ -514,7 +517,10 @@
     pending.add(what);
   }
 
+  // flushRenders draws the list, then the history: a history at its
+  // bottom scrolls to its new end, which lays out both changes at once.
   function flushRenders() {
+    if (pending.has("announce") && dom.announce) dom.announce.textContent = state.announce;
     if (pending.has("list")) renderList();
     if (pending.has("history")) renderHistory();
     pending.clear();
@@ -604,9 +610,13 @@
     };
   }
 
+  // announce reads a new message of the open conversation out (the live
+  // region), with the next frame's drawing: changed on its own it would
+  // make the browser lay the page out once more.
   function announce(m) {
     if (m.conversation !== state.open) return;
-    dom.announce.textContent = m.sender + ": " + summary(m);
+    state.announce = m.sender + ": " + summary(m);
+    later("announce");
   }
 
   async function toggleNotifications() {
@@ -621,7 +631,42 @@
 
   // loadConversations reloads the list; it says why it failed in the
   // status line.
+  // loadConversations shows the conversations as the SDK has them. One
+  // load runs at a time: a load asked for while one is under way runs
+  // once more after it (so that it sees what the asker changed), and the
+  // answers are applied in the order they were asked for.
+  let listLoad = null;
+  let listAgain = false;
   async function loadConversations() {
+    if (listLoad) {
+      listAgain = true;
+      return listLoad;
+    }
+    listLoad = (async () => {
+      do {
+        listAgain = false;
+        await loadConversationsOnce();
+      } while (listAgain);
+    })();
+    try {
+      await listLoad;
+    } finally {
+      listLoad = null;
+    }
+  }
+
+  // settleList loads the conversations again once messages stopped
+  // coming for LIST_SETTLE ms. The list counts new messages as their
+  // events come, at once; but an answer to a load and the events around
+  // it can cross (a message stored while the answer was made), so the
+  // count is set again from the SDK when a burst is over.
+  let settleTimer = null;
+  function settleList() {
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(loadConversations, LIST_SETTLE);
+  }
+
+  async function loadConversationsOnce() {
     let res;
     try {
       res = await call("conversations");
@@ -1626,10 +1671,7 @@
     dom.membersBtn = button("Members", "members-toggle", togglePanel, { "aria-expanded": "false" });
     dom.convAlerts = h("div", { class: "conv-alerts" });
     dom.history = h("ol", { class: "history", testid: "history", "aria-label": "Messages", tabindex: "0" });
-    dom.history.addEventListener("scroll", () => {
-      state.stick = nearBottom();
-      if (dom.history.scrollTop < 120) loadOlder();
-    });
+    dom.history.addEventListener("scroll", onHistoryScroll);
     dom.typing = h("p", { class: "typing", testid: "typing", "aria-live": "polite" });
     dom.uploads = h("div", { class: "uploads", testid: "upload-progress", hidden: true });
     dom.mode = h("div", { class: "mode", testid: "composer-mode", hidden: true });
@@ -1750,13 +1792,38 @@
       .sort((a, b) => activity(b) - activity(a) || b.id - a.id);
   }
 
+  // renderList shows the conversations, most recent activity first. An
+  // item's element is made again only when what it shows changed (see
+  // listNode), so that a new message rebuilds one item, not the list.
   function renderList() {
     const cvs = sortedConversations();
     if (!cvs.length) {
+      listNodes.clear();
       dom.list.replaceChildren(h("li", { class: "muted pad", testid: "conv-empty" }, state.filter ? "No match." : "No conversations yet."));
       return;
     }
-    dom.list.replaceChildren(...cvs.map(listItem));
+    const shown = new Set(cvs.map((cv) => cv.id));
+    for (const id of listNodes.keys()) if (!shown.has(id)) listNodes.delete(id);
+    reconcile(dom.list, cvs.map(listNode));
+  }
+
+  const listNodes = new Map(); // conversation id → {sig, node}
+
+  // listNode returns the element of a conversation's item, kept while
+  // everything it shows (listSig) is unchanged.
+  function listNode(cv) {
+    const sig = listSig(cv);
+    const c = listNodes.get(cv.id);
+    if (c && c.sig === sig) return c.node;
+    const node = listItem(cv);
+    listNodes.set(cv.id, { sig, node });
+    return node;
+  }
+
+  // listSig sums up what a conversation's item shows.
+  function listSig(cv) {
+    return JSON.stringify([cv.id === state.open, cv.unread || 0, !!cv.muted, !!cv.channel, cv.title,
+      cv.last ? shortTime(new Date(activity(cv))) : "", preview(cv)]);
   }
 
   function listItem(cv) {
@@ -1822,6 +1889,21 @@
     return b.scrollHeight - b.scrollTop - b.clientHeight < 60;
   }
 
+  // onHistoryScroll follows the person's scrolling: the view stops
+  // sticking to the newest entry when they scroll up away from it, and
+  // sticks again when they come back down to it. A scroll down that the
+  // page or the browser made (to the bottom, or to keep the entries in
+  // view while content above them grew) leaves a sticking view sticking,
+  // even when an image grew the history again before the scroll event
+  // came.
+  let lastScrollTop = 0;
+  function onHistoryScroll() {
+    const top = dom.history.scrollTop;
+    if (top < lastScrollTop || !state.stick) state.stick = nearBottom();
+    lastScrollTop = top;
+    if (top < 120) loadOlder();
+  }
+
   // keepBottom keeps the newest entry in view when content above it
   // grew (an image that loaded).
   function keepBottom() {
@@ -1834,17 +1916,21 @@
 
   // renderHistory shows the entries; mode "bottom" scrolls to the
   // newest, "older" keeps the entries shown in place after older ones
-  // came in above, else the view sticks to the bottom if it was there.
-  // An entry's element is made again only when the entry or what its
-  // element shows of the rest of the page changed (see entryNode); the
-  // others stay in the document as they are, so a new message costs one
-  // element and the layout of what changed, not the whole history.
+  // came in above, else the view sticks to the bottom if it was there
+  // (state.stick, which follows the person's scrolling: see
+  // onHistoryScroll). An entry's element is made again only when the
+  // entry or what its element shows of the rest of the page changed (see
+  // entryNode); the others stay in the document as they are, so a new
+  // message costs one element and the layout of what changed, not the
+  // whole history. The view's position is read only where it is kept, so
+  // that a message added to a view at its bottom forces no layout before
+  // the change.
   function renderHistory(mode) {
     if (!dom.history) return;
     const box = dom.history;
-    const stick = nearBottom();
-    const fromBottom = box.scrollHeight - box.scrollTop;
-    const top = box.scrollTop;
+    const toBottom = mode === "bottom" || mode === "focus" || (mode !== "older" && state.stick);
+    const top = toBottom ? 0 : box.scrollTop;
+    const fromBottom = toBottom ? 0 : box.scrollHeight - top;
     const items = [];
     if (state.loading && !state.msgs.length) items.push(notice("Loading…"));
     else if (state.atStart) items.push(notice("Start of the conversation"));
@@ -1863,11 +1949,17 @@
     for (const id of entryNodes.keys()) if (!seen.has(id)) entryNodes.delete(id);
     reconcile(box, items);
     const focused = mode === "focus" && state.focus ? box.querySelector(".msg.focus") : null;
-    if (focused) focused.scrollIntoView({ block: "center" });
-    else if (mode === "bottom" || mode === "focus" || (mode !== "older" && stick)) scrollToBottom();
-    else if (mode === "older") box.scrollTop = box.scrollHeight - fromBottom;
-    else box.scrollTop = top;
-    state.stick = nearBottom();
+    if (focused) {
+      focused.scrollIntoView({ block: "center" });
+      state.stick = nearBottom();
+    } else if (toBottom) {
+      scrollToBottom();
+      state.stick = true;
+    } else if (mode === "older") {
+      box.scrollTop = box.scrollHeight - fromBottom;
+      state.stick = nearBottom();
+    } else box.scrollTop = top;
+    lastScrollTop = box.scrollTop;
   }
 
   function systemItem(m) {
@@ -2263,16 +2355,21 @@
     return Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
   }
 
+  // qrImage shows the QR code of a safety number once the bridge drew it
+  // (parley.qr answers with a Promise); it goes away if none comes.
   function qrImage(sn) {
     const payload = hexBytes(sn.qr_payload);
     if (!payload || typeof globalThis.parley.qr !== "function") return null;
-    try {
-      // The QR code carries the payload's bytes, which another device's
-      // scanner compares (the qr field is the code drawn for a terminal).
-      return pngImage(globalThis.parley.qr(payload), "QR code of the safety number", "safety-qr");
-    } catch {
-      return null;
-    }
+    const img = h("img", { class: "qr", alt: "QR code of the safety number", testid: "safety-qr" });
+    // The QR code carries the payload's bytes, which another device's
+    // scanner compares (the qr field is the code drawn for a terminal).
+    Promise.resolve().then(() => globalThis.parley.qr(payload)).then((png) => {
+      if (!png) throw new Error("no QR code");
+      const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
+      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+      img.src = url;
+    }).catch(() => img.remove());
+    return img;
   }
 
   // ---- status line ----

@@ -1,7 +1,9 @@
-// Boot: loads the Parley program (WebAssembly), which installs
-// globalThis.parley (docs/web.md, "The bridge"), then tells app.js
+// Boot: starts the Parley program (WebAssembly) in a worker (worker.js)
+// and installs globalThis.parley, the bridge that docs/web.md describes,
+// as a stand-in that passes each call to the worker; then tells app.js
 // with the "parley-ready" event on document. It also registers the
-// service worker. Nothing here touches keys or messages.
+// service worker. Nothing here touches keys or messages: they stay in the
+// worker, and only what the bridge's calls return crosses to the page.
 "use strict";
 
 (() => {
@@ -26,29 +28,136 @@
     document.dispatchEvent(new Event("parley-ready"));
   }
 
-  async function load() {
-    if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiateStreaming !== "function") {
+  // bridge returns the page's stand-in for the worker's bridge: the same
+  // functions, each a message to the worker. The asynchronous ones return
+  // the worker's answer as a Promise; a function in an options argument
+  // (link's code and confirmation) is called when the worker calls it.
+  function bridge(worker) {
+    let next = 1;
+    const calls = new Map(); // id → {resolve, reject, callbacks}
+    const lines = new Map(); // conn → onLine
+
+    worker.addEventListener("message", (ev) => {
+      const m = ev.data;
+      switch (m.op) {
+        case "result": {
+          const c = calls.get(m.id);
+          if (!c) return;
+          calls.delete(m.id);
+          if (m.error) c.reject(Object.assign(new Error(m.error.message), m.error));
+          else c.resolve(m.result);
+          break;
+        }
+        case "callback": {
+          const c = calls.get(m.id);
+          const f = c && c.callbacks[m.index];
+          if (f) f(...m.args);
+          break;
+        }
+        case "line": {
+          const onLine = lines.get(m.conn);
+          if (onLine) onLine(m.line);
+          break;
+        }
+      }
+    });
+
+    // call passes a call to the worker; transfer lists buffers of the
+    // arguments that move to the worker rather than being copied.
+    function call(method, args, transfer) {
+      const id = next++;
+      const callbacks = [];
+      const plain = args.map((a) => {
+        if (!a || typeof a !== "object" || ArrayBuffer.isView(a) || Array.isArray(a)) return a;
+        const out = {};
+        for (const [k, v] of Object.entries(a)) {
+          if (typeof v === "function") {
+            out[k] = { parleyCallback: callbacks.length };
+            callbacks.push(v);
+          } else out[k] = v;
+        }
+        return out;
+      });
+      return new Promise((resolve, reject) => {
+        calls.set(id, { resolve, reject, callbacks });
+        worker.postMessage({ op: "call", id, method, args: plain }, transfer || []);
+      });
+    }
+
+    // stop fails the calls under way: the program stopped.
+    function stop(why) {
+      for (const c of calls.values()) c.reject(Object.assign(new Error("Parley stopped: " + why), { code: "stopped" }));
+      calls.clear();
+    }
+
+    const api = {
+      open: (opts) => call("open", [opts]),
+      register: (opts) => call("register", [opts]),
+      // The file's bytes move to the worker: the page reads them afresh
+      // for each upload.
+      upload: (params) => call("upload", [params], params && ArrayBuffer.isView(params.data) ? [params.data.buffer] : []),
+      download: (id) => call("download", [id]),
+      close: () => call("close", []),
+      link: (opts) => call("link", [opts]),
+      qr: (data) => call("qr", [data]),
+      cancelLink: () => worker.postMessage({ op: "cancelLink" }),
+      start: () => worker.postMessage({ op: "start" }),
+      connect(onLine) {
+        const conn = next++;
+        lines.set(conn, onLine);
+        worker.postMessage({ op: "connect", conn });
+        return {
+          send: (line) => worker.postMessage({ op: "send", conn, line }),
+          close: () => {
+            lines.delete(conn);
+            worker.postMessage({ op: "close", conn });
+          },
+        };
+      },
+    };
+    return { api, stop };
+  }
+
+  function load() {
+    if (typeof Worker !== "function") {
+      fail("this browser does not run workers.");
+      return;
+    }
+    let worker;
+    try {
+      worker = new Worker("worker.js");
+    } catch (err) {
+      fail("starting worker.js failed (" + (err && err.message ? err.message : String(err)) + ").");
+      return;
+    }
+    const b = bridge(worker);
+    // The page compiles the program while the worker starts, and hands
+    // it the compiled module: streamed compilation on the page uses the
+    // browser's cache of compiled code, so a reload compiles nothing.
+    if (typeof WebAssembly !== "object" || typeof WebAssembly.compileStreaming !== "function") {
       fail("this browser does not support WebAssembly.");
       return;
     }
-    if (typeof globalThis.Go !== "function") {
-      fail("wasm_exec.js did not load.");
-      return;
-    }
-    const go = new globalThis.Go();
-    globalThis.onParleyReady = ready;
-    let result;
-    try {
-      result = await WebAssembly.instantiateStreaming(fetch("parley.wasm"), go.importObject);
-    } catch (err) {
-      fail("loading parley.wasm failed (" + (err && err.message ? err.message : String(err)) + ").");
-      return;
-    }
-    setStatus("Opening this browser's profile…");
-    go.run(result.instance).then(
-      () => { if (!globalThis.parleyReady) fail("the program exited."); },
-      (err) => fail("the program stopped (" + (err && err.message ? err.message : String(err)) + ")."),
+    WebAssembly.compileStreaming(fetch("parley.wasm")).then(
+      (module) => worker.postMessage({ op: "module", module }),
+      (err) => fail("loading parley.wasm failed (" + (err && err.message ? err.message : String(err)) + ")."),
     );
+    worker.addEventListener("message", (ev) => {
+      if (ev.data.op === "ready") {
+        setStatus("Opening this browser's profile…");
+        globalThis.parley = b.api;
+        ready();
+      } else if (ev.data.op === "failed") {
+        b.stop(ev.data.why);
+        fail(ev.data.why);
+      }
+    });
+    worker.addEventListener("error", (ev) => {
+      ev.preventDefault();
+      const why = "the program stopped (" + (ev.message || "worker error") + ").";
+      b.stop(why);
+      fail(why);
+    });
   }
 
   function registerWorker() {
