@@ -125,6 +125,8 @@ func TestUI(t *testing.T) {
 		p.Keys(`[data-testid=composer-input]`, "hello from the browser")
 		p.Enter(`[data-testid=composer-input]`)
 		p.Until(browsertest.HasText(`[data-testid=message-text]`, "echo: hello from the browser"))
+		// The live region reads the other side's message out.
+		p.Until(`document.querySelector('[data-testid=announce]').textContent.endsWith(": echo: hello from the browser")`)
 		p.Until(browsertest.HasText(`[data-testid=message-state]`, "read by bob, carol"))
 		p.Until(`document.querySelector('[data-testid=composer-input]').value === ""`)
 
