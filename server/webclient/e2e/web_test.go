@@ -445,3 +445,26 @@ func (u *cliUser) fail(args ...string) string {
 	}
 	return stderr.String()
 }
+
+// TestWebClientSecondTab opens the web client in a second tab of a
+// browser whose first tab holds the profile: the second tab says why it
+// cannot open it, with the bridge's error code carried from the worker
+// that runs the program to the page.
+func TestWebClientSecondTab(t *testing.T) {
+	parleyd, cliBin := build(t)
+	srv := startServer(t, parleyd)
+	_, link := newAdmin(t, cliBin, srv, 1)
+	alice := newWebUser(t, "alice", srv.url)
+	alice.register(link)
+
+	second := alice.b.NewPage(t, "alice-second", 1280, 800)
+	second.Open(srv.url + "/")
+	second.Until(browsertest.HasText(sel("fatal"), "another tab or window"))
+	second.Until(`globalThis.parleyReady === true`)
+	got := browsertest.Eval[string](second, `globalThis.parley.open({}).then(() => "opened", (err) => err.code + ": " + err.message)`)
+	if !strings.HasPrefix(got, "profile_busy: ") || !strings.Contains(got, "another tab or window") {
+		t.Errorf("parley.open in a second tab: %s, want a profile_busy rejection", got)
+	}
+	// The first tab goes on.
+	alice.waitConnected()
+}
