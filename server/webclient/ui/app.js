@@ -675,6 +675,7 @@
       return;
     }
     const prev = state.convs;
+    const header = headerSig(prev.get(state.open));
     state.convs = new Map();
     for (const cv of res.conversations || []) {
       if (!cv.last && prev.has(cv.id)) cv.last = prev.get(cv.id).last;
@@ -682,7 +683,14 @@
       state.convs.set(cv.id, cv);
     }
     renderList();
-    if (state.open != null) renderConvHeader();
+    if (state.open != null && headerSig(state.convs.get(state.open)) !== header) renderConvHeader();
+  }
+
+  // headerSig sums up what the open conversation's header, alerts and
+  // composer show of it: all of it but its last message and its count,
+  // which a load after every burst of messages changes.
+  function headerSig(cv) {
+    return cv ? JSON.stringify(cv, (k, v) => (k === "last" || k === "unread" ? undefined : v)) : "";
   }
 
   // loadHistory loads the last n entries, or with around (a Message)
