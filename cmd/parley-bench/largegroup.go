@@ -90,7 +90,7 @@ type kindStats struct {
 	acceptWrite, acceptWAL int64
 	acceptCPU, acceptPGCPU float64
 	stored                 float64 // stored is the bytes the commits stored.
-	commits                int
+	commits                int     // commits counts the posts measured: commits, or messages
 	missing                int
 	msgBytes               int
 	stateBytes             int // stateBytes is the GroupInfo and ratchet tree sent.
@@ -157,9 +157,9 @@ func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error
 		ks := &kindStats{name: kind, treeSource: map[string]int{}}
 		fmt.Fprintf(log, "parley-bench: %d %s %ss at %d members\n", k, kind, ks.unit(), len(lg.g.Members()))
 		for i := range k {
-			if err := lg.commitOne(ctx, ks, i); err != nil {
+			if err := lg.postOne(ctx, ks, i); err != nil {
 				r.Notes = append(r.Notes, fmt.Sprintf("%s %s %d of %d failed at %d members: %v", kind, ks.unit(), i+1, k, len(lg.g.Members()), err))
-				errs = append(errs, fmt.Errorf("%s commit %d: %w", kind, i+1, err))
+				errs = append(errs, fmt.Errorf("%s %s %d: %w", kind, ks.unit(), i+1, err))
 				break
 			}
 		}
@@ -465,9 +465,9 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	return nil
 }
 
-// commitOne makes, posts and measures the i-th commit (or message) of a
+// postOne makes, posts and measures the i-th message or commit of a
 // kind.
-func (lg *lgRun) commitOne(ctx context.Context, ks *kindStats, i int) error {
+func (lg *lgRun) postOne(ctx context.Context, ks *kindStats, i int) error {
 	switch ks.name {
 	case kindMessage:
 		return lg.sendOne(ctx, ks, i)
