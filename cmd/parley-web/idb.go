@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall/js"
+
+	"github.com/parley-chat/parley/internal/jspromise"
 )
 
 // request waits for an IndexedDB request to succeed or fail, in a
@@ -35,7 +37,7 @@ func domError(v js.Value) error {
 	if v.IsNull() || v.IsUndefined() {
 		return errors.New("unknown IndexedDB error")
 	}
-	return fromJS(v)
+	return jspromise.Error(v)
 }
 
 // openDB opens the IndexedDB database name at version 1, creating the

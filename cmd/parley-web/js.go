@@ -9,7 +9,6 @@ import (
 	"syscall/js"
 
 	"github.com/parley-chat/parley/client/daemonapi"
-	"github.com/parley-chat/parley/internal/jspromise"
 )
 
 // The helpers of this file bridge Go and JavaScript. A js.Func callback
@@ -44,9 +43,6 @@ func promise(f func() (any, error)) js.Value {
 	return js.Global().Get("Promise").New(executor)
 }
 
-// await waits for a Promise, in a goroutine that is not a callback's.
-func await(p js.Value) (js.Value, error) { return jspromise.Await(p) }
-
 // arg returns args[i], or undefined.
 func arg(args []js.Value, i int) js.Value {
 	if i < len(args) {
@@ -54,9 +50,6 @@ func arg(args []js.Value, i int) js.Value {
 	}
 	return js.Undefined()
 }
-
-// fromJS converts a JavaScript exception or rejection to an error.
-func fromJS(v js.Value) error { return jspromise.Error(v) }
 
 // codedError is an error of the bridge with its own code.
 type codedError struct {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/parley-chat/parley/client/store"
+	"github.com/parley-chat/parley/internal/jspromise"
 )
 
 // The store key is 32 random bytes made on the first open. It is kept in
@@ -102,14 +103,14 @@ func newStoreKey(db js.Value, passphrase []byte) ([]byte, error) {
 	if subtle.IsUndefined() {
 		return nil, errors.New("parley: WebCrypto is not available (the page needs a secure context: https or localhost)")
 	}
-	wrap, err := await(subtle.Call("generateKey",
+	wrap, err := jspromise.Await(subtle.Call("generateKey",
 		map[string]any{"name": "AES-GCM", "length": 256}, false, []any{"encrypt", "decrypt"}))
 	if err != nil {
 		return nil, fmt.Errorf("parley: make the wrapping key: %w", err)
 	}
 	iv := make([]byte, 12)
 	rand.Read(iv)
-	ct, err := await(subtle.Call("encrypt", gcmParams(iv), wrap, bytesToJS(inner)))
+	ct, err := jspromise.Await(subtle.Call("encrypt", gcmParams(iv), wrap, bytesToJS(inner)))
 	if err != nil {
 		return nil, fmt.Errorf("parley: wrap the store key: %w", err)
 	}
@@ -144,7 +145,7 @@ func openStoreKey(rec js.Value, passphrase []byte) ([]byte, error) {
 	if !wrap.InstanceOf(js.Global().Get("CryptoKey")) {
 		return nil, damagedKey("the wrapping key is a %s, not a CryptoKey", wrap.Type())
 	}
-	pt, err := await(js.Global().Get("crypto").Get("subtle").Call("decrypt", gcmParams(iv), wrap, bytesToJS(sealed)))
+	pt, err := jspromise.Await(js.Global().Get("crypto").Get("subtle").Call("decrypt", gcmParams(iv), wrap, bytesToJS(sealed)))
 	if err != nil {
 		return nil, fmt.Errorf("parley: unwrap the store key: %w", err)
 	}
