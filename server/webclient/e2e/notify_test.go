@@ -13,11 +13,7 @@ import (
 // sender and text as the body — and none while it is in sight; a muted
 // conversation notifies only a mention.
 func TestWebClientNotifications(t *testing.T) {
-	parleyd, cliBin := build(t)
-	srv := startServer(t, parleyd)
-	carol, link := newAdmin(t, cliBin, srv, 1)
-	alice := newWebUser(t, "alice", srv.url)
-	alice.register(link)
+	srv, carol, alice := aliceRegistered(t)
 	alice.p.Grant(srv.url, "notifications")
 	alice.p.Click(sel("notify-toggle"))
 	alice.p.Until(fmt.Sprintf(`document.querySelector(%q).dataset.permission === "granted"`, sel("notify-toggle")))

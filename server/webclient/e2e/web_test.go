@@ -446,16 +446,24 @@ func (u *cliUser) fail(args ...string) string {
 	return stderr.String()
 }
 
+// aliceRegistered starts parleyd with carol, on the CLI, as its
+// administrator, and registers alice in a browser with carol's invite.
+func aliceRegistered(t *testing.T) (*server, *cliUser, *webUser) {
+	t.Helper()
+	parleyd, cliBin := build(t)
+	srv := startServer(t, parleyd)
+	carol, link := newAdmin(t, cliBin, srv, 1)
+	alice := newWebUser(t, "alice", srv.url)
+	alice.register(link)
+	return srv, carol, alice
+}
+
 // TestWebClientSecondTab opens the web client in a second tab of a
 // browser whose first tab holds the profile: the second tab says why it
 // cannot open it, with the bridge's error code carried from the worker
 // that runs the program to the page.
 func TestWebClientSecondTab(t *testing.T) {
-	parleyd, cliBin := build(t)
-	srv := startServer(t, parleyd)
-	_, link := newAdmin(t, cliBin, srv, 1)
-	alice := newWebUser(t, "alice", srv.url)
-	alice.register(link)
+	srv, _, alice := aliceRegistered(t)
 
 	second := alice.b.NewPage(t, "alice-second", 1280, 800)
 	second.Open(srv.url + "/")

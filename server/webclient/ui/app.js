@@ -334,10 +334,17 @@
 
   // pngImage shows PNG bytes (a QR code of the bridge).
   function pngImage(png, alt, testid) {
-    const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
-    const img = h("img", { class: "qr", alt, testid, src: url });
-    img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+    const img = h("img", { class: "qr", alt, testid });
+    showPNG(img, png);
     return img;
+  }
+
+  // showPNG makes img show PNG bytes, through an object URL freed once
+  // the image loaded.
+  function showPNG(img, png) {
+    const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
+    img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+    img.src = url;
   }
 
   // enter starts the SDK and shows the conversations.
@@ -629,8 +636,6 @@
 
   // ---- loading ----
 
-  // loadConversations reloads the list; it says why it failed in the
-  // status line.
   // loadConversations shows the conversations as the SDK has them. One
   // load runs at a time: a load asked for while one is under way runs
   // once more after it (so that it sees what the asker changed), and the
@@ -666,6 +671,8 @@
     settleTimer = setTimeout(loadConversations, LIST_SETTLE);
   }
 
+  // loadConversationsOnce asks the SDK for the conversations and shows
+  // them; it says why it failed in the status line.
   async function loadConversationsOnce() {
     let res;
     try {
@@ -2373,9 +2380,7 @@
     // scanner compares (the qr field is the code drawn for a terminal).
     Promise.resolve().then(() => globalThis.parley.qr(payload)).then((png) => {
       if (!png) throw new Error("no QR code");
-      const url = URL.createObjectURL(new Blob([png], { type: "image/png" }));
-      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
-      img.src = url;
+      showPNG(img, png);
     }).catch(() => img.remove());
     return img;
   }

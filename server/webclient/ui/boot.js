@@ -79,8 +79,11 @@
         return out;
       });
       return new Promise((resolve, reject) => {
-        calls.set(id, { resolve, reject, callbacks });
+        // A call that cannot cross (an argument that cannot be cloned)
+        // throws here and leaves nothing waiting; the worker answers in
+        // a later task, after the call is recorded.
         worker.postMessage({ op: "call", id, method, args: plain }, transfer || []);
+        calls.set(id, { resolve, reject, callbacks });
       });
     }
 
