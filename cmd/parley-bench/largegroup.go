@@ -454,9 +454,13 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 		ks.missing += r.Missing
 	}
 	ks.accept.Add(accept)
+	fanout := time.Duration(0)
 	if last > 0 {
-		ks.fanout.Add(time.Duration(last - t0.UnixNano()))
+		fanout = time.Duration(last - t0.UnixNano())
+		ks.fanout.Add(fanout)
 	}
+	fmt.Fprintf(lg.b.log, "parley-bench: %s %d: accepted in %v, fan-out %v, parleyd CPU %v\n", ks.name, ks.commits+1,
+		accept.Round(time.Millisecond), fanout.Round(time.Millisecond), time.Duration((s1.cpu-s0.cpu)*float64(time.Second)).Round(time.Millisecond))
 	ks.writeBytes += s1.write - s0.write
 	ks.walBytes += s1.wal - s0.wal
 	ks.cpu += s1.cpu - s0.cpu

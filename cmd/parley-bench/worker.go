@@ -377,11 +377,88 @@ func jsonStr(b []byte, key string) ([]byte, bool) {
 	return b[:j], true
 }
 
+// frameHead is how much of a frame is read before deciding whether the
+// rest is looked at.
+const frameHead = 4 << 10
+
+// frameBufs holds the buffers frames are read into. A frame is looked
+// at and dropped before its reader waits again, so the buffers go round
+// the devices reading at the moment.
+var frameBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, frameHead)
+	return &b
+}}
+
+// readFrame reads the next message of c into *buf. Of a handshake entry
+// only the head is kept (its conversation and seq, all the worker looks
+// at) and the rest is read and dropped: a simulated device receiving a
+// 50 KB commit reads every byte of it from its connection but keeps
+// none, so 10,000 of them make no garbage for the worker to collect
+// (collecting it took most of the workers' CPU, on the cores parleyd
+// shares with them, and made fan-out look slower than parleyd was).
+func readFrame(ctx context.Context, c *websocket.Conn, buf *[]byte) error {
+	_, r, err := c.Reader(ctx)
+	if err != nil {
+		return err
+	}
+	b := (*buf)[:frameHead]
+	n, err := io.ReadFull(r, b)
+	b = b[:n]
+	*buf = b
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return nil // the whole frame fitted in the head
+	case err != nil:
+		return err
+	case bytes.HasPrefix(b, prefixEntry) && !bytes.Contains(b, kindApp):
+		return drain(r)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*buf = b
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sinks holds the buffers the rest of a handshake entry is read into
+// and dropped: large enough that a 50 KB frame takes a few reads (each
+// read of a frame's payload costs the websocket package an allocation).
+var sinks = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
+
+// drain reads r to its end and drops what it read.
+func drain(r io.Reader) error {
+	sink := sinks.Get().(*[]byte)
+	defer sinks.Put(sink)
+	for {
+		if _, err := r.Read(*sink); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
 // readLoop reads a device's frames until the connection ends.
 func (w *worker) readLoop(d *wdev) {
 	for {
-		_, data, err := d.c.Read(w.ctx)
+		buf := frameBufs.Get().(*[]byte)
+		err := readFrame(w.ctx, d.c, buf)
+		data := *buf
 		if err != nil {
+			frameBufs.Put(buf)
 			if !w.closing.Load() {
 				if rs := w.cur.Load(); rs != nil {
 					rs.closed.Add(1)
@@ -390,40 +467,47 @@ func (w *worker) readLoop(d *wdev) {
 			}
 			return
 		}
-		now := time.Now().UnixNano()
-		rs := w.cur.Load()
-		switch {
-		case bytes.HasPrefix(data, prefixEntry):
-			w.onEntry(d, data, now, rs)
-		case bytes.HasPrefix(data, prefixSent):
-			if rs == nil {
-				continue
-			}
-			if at, ok := jsonStr(data, `"client_id":"`); ok {
-				if t, err := strconv.ParseInt(string(at), 10, 64); err == nil {
-					if now >= rs.winStart && now <= rs.winEnd {
-						rs.acked.Add(1)
-						rs.ackLat.add(d.id.index, time.Duration(now-t))
-					}
+		w.onFrame(d, data)
+		frameBufs.Put(buf)
+	}
+}
+
+// onFrame handles one frame a device read; data is only valid during
+// the call.
+func (w *worker) onFrame(d *wdev, data []byte) {
+	now := time.Now().UnixNano()
+	rs := w.cur.Load()
+	switch {
+	case bytes.HasPrefix(data, prefixEntry):
+		w.onEntry(d, data, now, rs)
+	case bytes.HasPrefix(data, prefixSent):
+		if rs == nil {
+			return
+		}
+		if at, ok := jsonStr(data, `"client_id":"`); ok {
+			if t, err := strconv.ParseInt(string(at), 10, 64); err == nil {
+				if now >= rs.winStart && now <= rs.winEnd {
+					rs.acked.Add(1)
+					rs.ackLat.add(d.id.index, time.Duration(now-t))
 				}
 			}
-			release(d)
-		case bytes.HasPrefix(data, prefixPong):
-			select {
-			case d.pong <- struct{}{}:
-			default:
-			}
+		}
+		release(d)
+	case bytes.HasPrefix(data, prefixPong):
+		select {
+		case d.pong <- struct{}{}:
 		default:
-			f, err := protocol.UnmarshalFrame(data)
-			ef, ok := f.(*protocol.ErrorFrame)
-			switch {
-			case err != nil:
-				rs.addError("undecodable frame")
-			case ok:
-				rs.addError(string(ef.Code))
-				if ef.ClientID != "" {
-					release(d)
-				}
+		}
+	default:
+		f, err := protocol.UnmarshalFrame(data)
+		ef, ok := f.(*protocol.ErrorFrame)
+		switch {
+		case err != nil:
+			rs.addError("undecodable frame")
+		case ok:
+			rs.addError(string(ef.Code))
+			if ef.ClientID != "" {
+				release(d)
 			}
 		}
 	}
