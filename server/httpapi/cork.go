@@ -46,6 +46,13 @@ func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // maxCork bounds the bytes a corked connection buffers before writing.
 const maxCork = 64 << 10
 
+// corkDirect is the size from which a write passes a corked connection's
+// buffer: what was held back is written, then the write itself, uncopied.
+// Copying a 50 KB commit frame into the buffers of 10,000 connections
+// (grown for it, on fresh pages) cost parleyd about a fifth of its CPU
+// in a fan-out.
+const corkDirect = 4 << 10
+
 var corkPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
 // corkConn is a connection whose writes can be held back and written
@@ -67,11 +74,11 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	if c.buf == nil {
 		return c.Conn.Write(p)
 	}
-	if len(*c.buf)+len(p) > maxCork {
+	if len(p) >= corkDirect || len(*c.buf)+len(p) > maxCork {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
-		if len(p) > maxCork {
+		if len(p) >= corkDirect {
 			return c.Conn.Write(p)
 		}
 	}
