@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/server/store"
@@ -31,7 +33,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 13 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 14 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -227,7 +229,7 @@ func TestMigrateTreeNodes(t *testing.T) {
 		`ALTER TABLE conversations DROP COLUMN tree_floor`,
 		`ALTER TABLE conversations DROP COLUMN legacy_tree`,
 		`ALTER TABLE conversations ADD COLUMN tree BLOB NOT NULL DEFAULT x'01'`,
-		`DELETE FROM schema_migrations WHERE version = 10`,
+		`DELETE FROM schema_migrations WHERE version IN (10, 14)`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -264,6 +266,80 @@ func TestMigrateTreeNodes(t *testing.T) {
 	}
 	if ns, err := s.Tree(ctx, c.ID, 0); err != nil || len(ns) != 2 || string(ns[1].Data) != "leaf2" {
 		t.Fatalf("moved tree %+v, %v", ns, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTreeNodesRowidMigration: migration 14 moves the node versions of
+// the WITHOUT ROWID layout into the rowid table unchanged, and the trees
+// of every kept epoch read as before.
+func TestTreeNodesRowidMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "parley.db")
+	s, err := Open(ctx, NewConfig(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storetest.TreeHistory(t, s)
+	before := map[uint64][]store.TreeNode{}
+	c, err := s.Conversation(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range c.Epoch + 1 {
+		ns, err := s.Tree(ctx, id, e)
+		if errors.Is(err, store.ErrGone) {
+			continue // before the tree floor
+		}
+		if err != nil {
+			t.Fatalf("tree at %d: %v", e, err)
+		}
+		before[e] = ns
+	}
+	if len(before) < 2 {
+		t.Fatalf("%d epochs' trees kept, want a history", len(before))
+	}
+	var rows int
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to schema version 13: the WITHOUT ROWID layout, same rows.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE tree_nodes_v13 (conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB, PRIMARY KEY (conversation_id, node, epoch)) WITHOUT ROWID`,
+		`INSERT INTO tree_nodes_v13 SELECT conversation_id, node, epoch, data FROM tree_nodes`,
+		`DROP TABLE tree_nodes`,
+		`ALTER TABLE tree_nodes_v13 RENAME TO tree_nodes`,
+		`DELETE FROM schema_migrations WHERE version = 14`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	if s, err = Open(ctx, NewConfig(path)); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var after int
+	var ddl string
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes`).Scan(&after); err != nil || after != rows {
+		t.Fatalf("%d node versions after the migration (%v), want %d", after, err, rows)
+	}
+	if err := s.w.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'tree_nodes'`).Scan(&ddl); err != nil || strings.Contains(ddl, "WITHOUT ROWID") {
+		t.Fatalf("tree_nodes after the migration: %q, %v", ddl, err)
+	}
+	for e, want := range before {
+		got, err := s.Tree(ctx, id, e)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("tree at %d after the migration: %+v, %v; want %+v", e, got, err, want)
+		}
 	}
 	if err := s.CheckInvariants(ctx); err != nil {
 		t.Fatal(err)
