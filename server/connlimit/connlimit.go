@@ -218,3 +218,7 @@ func (c *conn) Close() error {
 // NetConn returns the wrapped connection (as crypto/tls does), for code
 // that looks for the *net.TCPConn.
 func (c *conn) NetConn() net.Conn { return c.Conn }
+
+// WriteBuffers writes b as one write where the wrapped connection can (a
+// TCP connection gathers the buffers in one writev).
+func (c *conn) WriteBuffers(b *net.Buffers) (int64, error) { return b.WriteTo(c.Conn) }
