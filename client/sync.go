@@ -254,6 +254,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 				after = func() { c.goLeave(conv) }
 			}
 			after = c.checkGroupInfoAfter(after, g, sc, e)
+			after = c.refillAfter(after, conv, g, sc)
 			apply = func(tx store.Tx) error {
 				lines, err := c.putMembershipChange(tx, conv, g, ch, e.Seq, e.Time)
 				events = append(events, lines...)

@@ -139,6 +139,28 @@ func TestJoinerAtPowerOfTwoUpdates(t *testing.T) {
 	if cv, _ := y.c.Conversation(ctx, conv); cv.Epoch != added.Epoch+1 {
 		t.Errorf("epoch %d after yvonne (leaf 65) joined and xavier (leaf 64) updated, want %d: one self-update", cv.Epoch, added.Epoch+1)
 	}
+
+	// Alice (leaf 0) removes yvonne: her commit's path meets leaf 65's
+	// only at the root, so xavier, leftmost under leaf 65's parent, sets
+	// that path again with a self-update.
+	if err := alice.c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Remove(ctx, conv, "yvonne"); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := alice.c.Conversation(ctx, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.start()
+	waitFor(t, "xavier's self-update after yvonne's removal", func() bool {
+		cv, err := x.c.Conversation(ctx, conv)
+		return err == nil && cv.Epoch == removed.Epoch+1
+	})
+	if got, want := lastSender(), store.DeviceID(acct.Device); got != want {
+		t.Errorf("the commit after the removal is by %s, want xavier's device %s", got, want)
+	}
 }
 
 func TestFillsTree(t *testing.T) {
