@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +73,11 @@ type lgRun struct {
 	// helpers are the devices that committed in fill; the measured
 	// external commits are theirs (their copath nodes hold keys).
 	helpers []int
-	pg      *pgx.Conn // pg reads the WAL position (PostgreSQL store).
-	r       *result
+	// byKey maps a connected member's signature key to its device
+	// (deviceAt; made when first needed).
+	byKey map[string]int
+	pg    *pgx.Conn // pg reads the WAL position (PostgreSQL store).
+	r     *result
 }
 
 // kindStats are the measurements of one commit kind.
@@ -459,7 +463,7 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 		fanout = time.Duration(last - t0.UnixNano())
 		ks.fanout.Add(fanout)
 	}
-	fmt.Fprintf(lg.b.log, "parley-bench: %s %d: accepted in %v, fan-out %v, parleyd CPU %v\n", ks.name, ks.commits+1,
+	fmt.Fprintf(lg.b.log, "parley-bench: %s %d: %d bytes, accepted in %v, fan-out %v, parleyd CPU %v\n", ks.name, ks.commits+1, ks.msgBytes,
 		accept.Round(time.Millisecond), fanout.Round(time.Millisecond), time.Duration((s1.cpu-s0.cpu)*float64(time.Second)).Round(time.Millisecond))
 	ks.writeBytes += s1.write - s0.write
 	ks.walBytes += s1.wal - s0.wal
@@ -496,11 +500,55 @@ func (lg *lgRun) postOne(ctx context.Context, ks *kindStats, i int) error {
 			return err
 		}
 		lg.members = lg.members[:len(lg.members)-1]
-		return nil
+		return lg.refill(ctx, leaf)
 	case kindExternal:
 		return lg.externalOne(ctx, ks, lg.externalCommitter(i))
 	}
 	return fmt.Errorf("unknown commit kind %q", ks.name)
+}
+
+// refill does what a client does after a removal in a large group: the
+// member that mls.Refiller names commits with a path, setting again the
+// parent nodes the removal blanked. The simulated members keep no group
+// state, so it commits by a resync at its own leaf, which sets the same
+// nodes; its fan-out is awaited but not counted with the removal's.
+func (lg *lgRun) refill(ctx context.Context, removed mls.LeafIndex) error {
+	ms := lg.g.Members()
+	leaves := make([]mls.LeafIndex, len(ms))
+	for i, m := range ms {
+		leaves[i] = m.Leaf
+	}
+	l, ok := mls.Refiller(removed, lg.g.OwnLeaf(), leaves)
+	if !ok {
+		return nil
+	}
+	d, ok := lg.deviceAt(l)
+	if !ok {
+		lg.r.Setup["refills_skipped"]++ // not a connected member
+		return nil
+	}
+	if err := lg.externalOne(ctx, &kindStats{name: "refill", treeSource: map[string]int{}}, d); err != nil {
+		return fmt.Errorf("refill after removing leaf %d: %w", removed, err)
+	}
+	lg.r.Setup["refills"]++
+	return nil
+}
+
+// deviceAt returns the connected member device at leaf l of the
+// creator's group.
+func (lg *lgRun) deviceAt(l mls.LeafIndex) (int, bool) {
+	m, ok := lg.g.Member(l)
+	if !ok {
+		return 0, false
+	}
+	if lg.byKey == nil {
+		lg.byKey = map[string]int{}
+		for _, d := range lg.members {
+			lg.byKey[string(newIdent(lg.b.run, d).pub())] = d
+		}
+	}
+	d, ok := lg.byKey[string(m.SignatureKey)]
+	return d, ok && slices.Contains(lg.members, d)
 }
 
 // externalCommitter returns the device of the i-th external commit: a
