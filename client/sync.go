@@ -900,7 +900,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := protocol.SubscribeFrame{Revocations: true, Ephemeral: !c.cfg.DisableTyping}
+	sub := protocol.SubscribeFrame{Revocations: true, Ephemeral: !c.cfg.DisableTyping, Binary: true}
 	err = c.st.View(ctx, func(tx store.Tx) error {
 		var err error
 		if sub.Cursors, err = tx.Cursors(); err != nil {
@@ -954,7 +954,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: read: %v", ErrServerUnreachable, err)
 		}
-		f, err := protocol.UnmarshalFrame(data)
+		f, err := protocol.UnmarshalServerFrame(data)
 		if err != nil {
 			return err
 		}

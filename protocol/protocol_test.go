@@ -254,7 +254,28 @@ func TestFrames(t *testing.T) {
 func FuzzUnmarshalFrame(f *testing.F) {
 	f.Add([]byte(`{"type":"send","client_id":"a","conversation":1,"message":"AAE="}`))
 	f.Add([]byte(`{"type":"subscribe","cursors":[{"conversation":1,"seq":2}]}`))
+	bin, _ := MarshalBinaryEntry(Entry{Conversation: 1, Seq: 2, Kind: KindApplication, Sender: "d", Data: []byte{1, 2, 3}})
+	f.Add(bin)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 0 && b[0] == binaryEntryTag {
+			fr, err := UnmarshalServerFrame(b)
+			if err != nil {
+				return
+			}
+			e := fr.(*EntryFrame).Entry
+			out, err := MarshalBinaryEntry(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr2, err := UnmarshalServerFrame(out)
+			if err != nil {
+				t.Fatalf("re-decoding a binary entry frame: %v", err)
+			}
+			if out2, _ := MarshalBinaryEntry(fr2.(*EntryFrame).Entry); !bytes.Equal(out, out2) {
+				t.Fatalf("re-encoding a binary entry frame differs: %q vs %q", out, out2)
+			}
+			return
+		}
 		fr, err := UnmarshalFrame(b)
 		if err != nil {
 			return

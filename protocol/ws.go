@@ -51,6 +51,10 @@ type SubscribeFrame struct {
 	// client that cannot read them, or does not want typing indicators,
 	// leaves it false and is sent none.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+	// Binary asks for entries as binary entry frames (see
+	// [MarshalBinaryEntry]): a client that cannot read them leaves it
+	// false and is sent JSON "entry" frames.
+	Binary bool `json:"binary,omitempty"`
 }
 
 // AckFrame acknowledges entries, like POST /v1/ack. It has no answer.

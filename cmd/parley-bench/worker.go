@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -316,7 +317,7 @@ func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]p
 			d.ackSent[cur.Conversation] = cur.Seq
 		}
 		go w.readLoop(d)
-		sub, err := protocol.MarshalFrame(&protocol.SubscribeFrame{Cursors: cursors[i], Inbox: inbox[i]})
+		sub, err := protocol.MarshalFrame(&protocol.SubscribeFrame{Cursors: cursors[i], Inbox: inbox[i], Binary: true})
 		if err != nil {
 			return err
 		}
@@ -336,6 +337,24 @@ func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]p
 		return nil
 	})
 	return int(n.Load()), err
+}
+
+// binaryEntry is the first byte of a binary entry frame
+// (protocol.MarshalBinaryEntry): a length, the entry frame's JSON
+// without its data, the data.
+const binaryEntry = 0x00
+
+// splitBinaryEntry returns the JSON part and the data of a binary entry
+// frame (of the data, what was read of it).
+func splitBinaryEntry(b []byte) (head, data []byte, ok bool) {
+	if len(b) < 5 || b[0] != binaryEntry {
+		return nil, nil, false
+	}
+	n := binary.BigEndian.Uint32(b[1:5])
+	if uint64(n) > uint64(len(b)-5) {
+		return nil, nil, false
+	}
+	return b[5 : 5+n], b[5+n:], true
 }
 
 // Frame prefixes (protocol.MarshalFrame writes "type" first).
@@ -410,7 +429,7 @@ func readFrame(ctx context.Context, c *websocket.Conn, buf *[]byte) error {
 		return nil // the whole frame fitted in the head
 	case err != nil:
 		return err
-	case bytes.HasPrefix(b, prefixEntry) && !bytes.Contains(b, kindApp):
+	case (bytes.HasPrefix(b, prefixEntry) || b[0] == binaryEntry) && !bytes.Contains(b, kindApp):
 		return drain(r)
 	}
 	for {
@@ -478,8 +497,15 @@ func (w *worker) onFrame(d *wdev, data []byte) {
 	now := time.Now().UnixNano()
 	rs := w.cur.Load()
 	switch {
+	case len(data) > 0 && data[0] == binaryEntry:
+		head, payload, ok := splitBinaryEntry(data)
+		if !ok {
+			rs.addError("undecodable binary entry frame")
+			return
+		}
+		w.onEntry(d, head, payload, now, rs)
 	case bytes.HasPrefix(data, prefixEntry):
-		w.onEntry(d, data, now, rs)
+		w.onEntry(d, data, nil, now, rs)
 	case bytes.HasPrefix(data, prefixSent):
 		if rs == nil {
 			return
@@ -531,8 +557,10 @@ func (rs *runState) addError(code string) {
 	rs.mu.Unlock()
 }
 
-// onEntry records a delivered entry.
-func (w *worker) onEntry(d *wdev, data []byte, now int64, rs *runState) {
+// onEntry records a delivered entry: data is its frame's JSON (of a
+// binary frame, the JSON part, with payload its data; payload is nil for
+// a JSON frame).
+func (w *worker) onEntry(d *wdev, data, payload []byte, now int64, rs *runState) {
 	conv, ok1 := jsonUint(data, `"conversation":`)
 	seq, ok2 := jsonUint(data, `"seq":`)
 	if ok1 && ok2 {
@@ -550,17 +578,21 @@ func (w *worker) onEntry(d *wdev, data []byte, now int64, rs *runState) {
 	if rs == nil || !bytes.Contains(data, kindApp) {
 		return
 	}
-	b64, ok := jsonStr(data, `"data":"`)
-	if !ok {
-		return
+	msg := payload
+	if msg == nil { // a JSON entry frame: its data in base64
+		b64, ok := jsonStr(data, `"data":"`)
+		if !ok {
+			return
+		}
+		msg = make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+		n, err := base64.StdEncoding.Decode(msg, b64)
+		if err != nil {
+			rs.addError("bad entry data")
+			return
+		}
+		msg = msg[:n]
 	}
-	msg := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	n, err := base64.StdEncoding.Decode(msg, b64)
-	if err != nil {
-		rs.addError("bad entry data")
-		return
-	}
-	st, ok := readStamp(msg[:n])
+	st, ok := readStamp(msg)
 	if !ok {
 		return
 	}

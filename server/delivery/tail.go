@@ -33,6 +33,10 @@ type entryFrame struct {
 	once sync.Once
 	enc  []byte
 	err  error
+
+	binOnce sync.Once
+	bin     []byte
+	binErr  error
 }
 
 func newEntryFrame(e store.Entry) *entryFrame { return &entryFrame{e: e} }
@@ -50,6 +54,22 @@ func (f *entryFrame) MarshalJSON() ([]byte, error) {
 func (f *entryFrame) EncodeFrame() ([]byte, error) {
 	f.once.Do(func() { f.enc, f.err = protocol.MarshalFrame(&protocol.EntryFrame{Entry: entry(f.e)}) })
 	return f.enc, f.err
+}
+
+// EncodeBinary returns protocol.MarshalBinaryEntry of the entry,
+// computed once and shared: the caller must not modify it.
+func (f *entryFrame) EncodeBinary() ([]byte, error) {
+	f.binOnce.Do(func() { f.bin, f.binErr = protocol.MarshalBinaryEntry(entry(f.e)) })
+	return f.bin, f.binErr
+}
+
+// BinaryFrame is implemented by the entry frames that Conn.Next returns,
+// with their binary encoding (protocol.MarshalBinaryEntry) for
+// connections that asked for it, precomputed and shared like
+// EncodedFrame's.
+type BinaryFrame interface {
+	EncodedFrame
+	EncodeBinary() ([]byte, error)
 }
 
 // EncodedFrame is implemented by frames that Conn.Next returns with a

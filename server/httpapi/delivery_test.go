@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +16,50 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
 	"github.com/parley-chat/parley/server/httpapi"
 )
+
+// A connection that subscribes with Binary gets entries as binary entry
+// frames, the same entries a JSON subscriber gets as text; everything
+// else stays text.
+func TestBinaryEntries(t *testing.T) {
+	e := newEnv(t, nil)
+	alice, bob := setup2(t, e)
+	text, bin := bob.d.dial(t), bob.d.dial(t)
+	text.send(&protocol.SubscribeFrame{})
+	bin.send(&protocol.SubscribeFrame{Binary: true})
+	alice.send(t, "one")
+	pc, err := alice.g.Commit(mls.CommitOptions{ForcePath: true, ExternalPub: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(alice.d.token, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", alice.conv), commitReq(alice.g.Epoch(), pc, nil), nil)
+	if err := alice.g.MergePendingCommit(pc); err != nil {
+		t.Fatal(err)
+	}
+	alice.send(t, "two")
+	want := text.entries(3, 10*time.Second) // "one", the commit, "two"
+	got := bin.entries(3, 10*time.Second)
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("entry %d: binary %+v, text %+v", i, got[i], want[i])
+		}
+	}
+	if n := bin.binaries.Load(); n != 3 {
+		t.Errorf("%d binary messages on the binary subscriber, want 3", n)
+	}
+	if n := text.binaries.Load(); n != 0 {
+		t.Errorf("%d binary messages on the text subscriber", n)
+	}
+	// A send is still answered in text.
+	bin.send(&protocol.PingFrame{Nonce: "n"})
+	if f, ok := bin.must(10 * time.Second).(*protocol.PongFrame); !ok || f.Nonce != "n" {
+		t.Errorf("ping answered with %+v", f)
+	}
+}
 
 // Messages sent concurrently over WebSocket and HTTP are acknowledged only
 // once durable, get gapless increasing seqs, and reach the recipient in

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -515,6 +516,8 @@ type ws struct {
 	frames chan protocol.Frame
 	err    chan error
 	held   []protocol.Frame // read by handled, returned first by next
+	// binaries counts the binary messages read (binary entry frames).
+	binaries atomic.Int64
 }
 
 func (d *device) dial(t *testing.T) *ws {
@@ -531,13 +534,22 @@ func (d *device) dial(t *testing.T) *ws {
 	w := &ws{t: t, c: c, frames: make(chan protocol.Frame, 10000), err: make(chan error, 1)}
 	go func() {
 		for {
-			_, data, err := c.Read(context.Background())
+			typ, data, err := c.Read(context.Background())
 			if err != nil {
 				w.err <- err
 				close(w.frames)
 				return
 			}
-			f, err := protocol.UnmarshalFrame(data)
+			var f protocol.Frame
+			if typ == websocket.MessageBinary {
+				w.binaries.Add(1)
+				f, err = protocol.UnmarshalServerFrame(data)
+				if _, ok := f.(*protocol.EntryFrame); err == nil && !ok {
+					err = fmt.Errorf("a binary message holds a %s frame", f.FrameType())
+				}
+			} else {
+				f, err = protocol.UnmarshalFrame(data)
+			}
 			if err != nil {
 				w.err <- err
 				close(w.frames)

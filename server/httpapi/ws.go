@@ -29,6 +29,7 @@ type wsConn struct {
 	running  atomic.Bool   // running: a writer goroutine runs, or the writer ended for good
 	again    atomic.Bool   // again: woken since the writer last polled
 	attached atomic.Bool   // attached: dc is set, so a writer may start
+	binary   atomic.Bool   // binary: the client subscribed for binary entry frames
 	ended    chan struct{} // ended is closed when the writer ended for good
 }
 
@@ -201,6 +202,7 @@ func (s *Server) readLoop(ctx context.Context, wc *wsConn) (failed bool) {
 func (s *Server) handleFrame(ctx context.Context, wc *wsConn, f protocol.Frame) error {
 	switch f := f.(type) {
 	case *protocol.SubscribeFrame:
+		wc.binary.Store(f.Binary)
 		return wc.dc.Subscribe(ctx, f)
 	case *protocol.AckFrame:
 		return wc.dc.Ack(ctx, f)
@@ -322,16 +324,23 @@ func truncate(s string, n int) string {
 func (s *Server) write(ctx context.Context, wc *wsConn, f protocol.Frame) error {
 	var b []byte
 	var err error
-	if ef, ok := f.(delivery.EncodedFrame); ok {
-		b, err = ef.EncodeFrame() // shared by the connections that write it
-	} else {
+	typ := websocket.MessageText
+	bf, binary := f.(delivery.BinaryFrame)
+	binary = binary && wc.binary.Load()
+	switch ef, encoded := f.(delivery.EncodedFrame); {
+	case binary:
+		b, err = bf.EncodeBinary() // shared by the connections that write it
+		typ = websocket.MessageBinary
+	case encoded:
+		b, err = ef.EncodeFrame() // shared likewise
+	default:
 		b, err = protocol.MarshalFrame(f)
 	}
 	if err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-	err = wc.c.Write(wctx, websocket.MessageText, b)
+	err = wc.c.Write(wctx, typ, b)
 	cancel()
 	return err
 }
