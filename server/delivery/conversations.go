@@ -518,7 +518,7 @@ func (s *Service) acceptProposal(ctx context.Context, h *handshakeAttempt, ch *C
 	}
 	s.notes.note(h.cid, e.Seq, nil)
 	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
-	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
+	s.publishSoon(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: h.c.Epoch}, nil
 }
 
@@ -645,14 +645,30 @@ func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store
 	s.metrics.commitBytes.Observe(float64(storedBytes(cm)))
 	s.notes.note(h.cid, e.Seq, cm.Remove)
 	s.tails.add(h.cid, []*entryFrame{newEntryFrame(e)})
-	s.notify.Publish(Event{Topic: Topic{Conversation: h.cid}, Head: e.Seq})
+	es := []Event{{Topic: Topic{Conversation: h.cid}, Head: e.Seq}}
 	for _, d := range cm.Add {
-		s.notify.Publish(Event{Topic: Topic{Device: d}})
+		es = append(es, Event{Topic: Topic{Device: d}})
 	}
 	for _, d := range cm.Remove {
-		s.notify.Publish(Event{Topic: Topic{Device: d}})
+		es = append(es, Event{Topic: Topic{Device: d}})
 	}
+	s.publishSoon(es...)
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch + 1}, nil
+}
+
+// publishSoon publishes es, in order, from a goroutine of its own, so
+// that a handshake's answer does not wait for them. A publish wakes the
+// writer of every connection that follows the conversation, 10,000
+// goroutines in a large one, and the handler's goroutine, preempted
+// among them, answered a commit only once most of its fan-out was
+// written (0.16–0.3 s at 10,000 members). Connections read the entries
+// from the tail in seq order whichever wake-up comes first.
+func (s *Service) publishSoon(es ...Event) {
+	go func() {
+		for _, e := range es {
+			s.notify.Publish(e)
+		}
+	}()
 }
 
 // handshakeStoreError maps the error of storing a proposal or commit (op
