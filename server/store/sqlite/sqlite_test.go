@@ -110,23 +110,14 @@ func TestMigrateHeads(t *testing.T) {
 	s.Close()
 	// Back to schema version 2 (and the tables migration 7 changes back
 	// to version 6).
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	execRaw(t, path,
 		`ALTER TABLE conversations ADD COLUMN head INTEGER NOT NULL DEFAULT 0`,
 		`UPDATE conversations SET head = (SELECT head FROM conversation_heads WHERE conversation_id = conversations.id)`,
 		`DROP TABLE conversation_heads`,
 		`ALTER TABLE conversations ADD COLUMN proposals INTEGER NOT NULL DEFAULT 0`,
 		`DROP TABLE pending_proposals`,
 		`DELETE FROM schema_migrations WHERE version IN (3, 7)`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	)
 	s, err = Open(ctx, NewConfig(path))
 	if err != nil {
 		t.Fatal(err)
@@ -163,11 +154,7 @@ func TestMigratePendingProposals(t *testing.T) {
 	}
 	s.Close()
 	// Back to schema version 6, with 3 proposals in the follower state.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	execRaw(t, path,
 		`ALTER TABLE conversation_heads DROP COLUMN proposals`,
 		`ALTER TABLE conversation_heads DROP COLUMN proposal_bytes`,
 		`ALTER TABLE conversation_heads DROP COLUMN proposals_digest`,
@@ -175,12 +162,7 @@ func TestMigratePendingProposals(t *testing.T) {
 		`UPDATE conversations SET proposals = 3`,
 		`DROP TABLE pending_proposals`,
 		`DELETE FROM schema_migrations WHERE version = 7`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	)
 	s, err = Open(ctx, NewConfig(path))
 	if err != nil {
 		t.Fatal(err)
@@ -220,22 +202,13 @@ func TestMigrateTreeNodes(t *testing.T) {
 	}
 	s.Close()
 	// Back to schema version 9.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	execRaw(t, path,
 		`DROP TABLE tree_nodes`,
 		`ALTER TABLE conversations DROP COLUMN tree_floor`,
 		`ALTER TABLE conversations DROP COLUMN legacy_tree`,
 		`ALTER TABLE conversations ADD COLUMN tree BLOB NOT NULL DEFAULT x'01'`,
 		`DELETE FROM schema_migrations WHERE version IN (10, 14)`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	)
 	s, err = Open(ctx, NewConfig(path))
 	if err != nil {
 		t.Fatal(err)
@@ -307,22 +280,13 @@ func TestTreeNodesRowidMigration(t *testing.T) {
 	}
 	s.Close()
 	// Back to schema version 13: the WITHOUT ROWID layout, same rows.
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	execRaw(t, path,
 		`CREATE TABLE tree_nodes_v13 (conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB, PRIMARY KEY (conversation_id, node, epoch)) WITHOUT ROWID`,
 		`INSERT INTO tree_nodes_v13 SELECT conversation_id, node, epoch, data FROM tree_nodes`,
 		`DROP TABLE tree_nodes`,
 		`ALTER TABLE tree_nodes_v13 RENAME TO tree_nodes`,
 		`DELETE FROM schema_migrations WHERE version = 14`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	db.Close()
+	)
 	if s, err = Open(ctx, NewConfig(path)); err != nil {
 		t.Fatal(err)
 	}
@@ -402,5 +366,21 @@ func TestBackupTrees(t *testing.T) {
 	storetest.SameTrees(t, s, cp, id)
 	if err := cp.CheckInvariants(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// execRaw runs statements on the closed store's file, outside the
+// store: the tests take a database back to an older schema with it.
+func execRaw(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }
