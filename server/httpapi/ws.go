@@ -325,15 +325,12 @@ func (s *Server) write(ctx context.Context, wc *wsConn, f protocol.Frame) error 
 	var b []byte
 	var err error
 	typ := websocket.MessageText
-	bf, binary := f.(delivery.BinaryFrame)
-	binary = binary && wc.binary.Load()
-	switch ef, encoded := f.(delivery.EncodedFrame); {
-	case binary:
+	if bf, ok := f.(delivery.BinaryFrame); ok && wc.binary.Load() {
 		b, err = bf.EncodeBinary() // shared by the connections that write it
 		typ = websocket.MessageBinary
-	case encoded:
+	} else if ef, ok := f.(delivery.EncodedFrame); ok {
 		b, err = ef.EncodeFrame() // shared likewise
-	default:
+	} else {
 		b, err = protocol.MarshalFrame(f)
 	}
 	if err != nil {
