@@ -39,21 +39,47 @@ func MarshalBinaryEntry(e Entry) ([]byte, error) {
 	return append(out, data...), nil
 }
 
+// IsBinaryEntry reports whether msg is a binary entry frame, by its first
+// byte.
+func IsBinaryEntry(msg []byte) bool { return len(msg) > 0 && msg[0] == binaryEntryTag }
+
+// SplitBinaryEntry returns the JSON part and the data of a binary entry
+// frame, checking its framing only (UnmarshalServerFrame decodes the JSON
+// part too). Of a message cut after its JSON part, data is what is there.
+func SplitBinaryEntry(msg []byte) (head, data []byte, err error) {
+	if !IsBinaryEntry(msg) {
+		return nil, nil, fmt.Errorf("protocol: decode binary entry frame: starts with %#x, not %#x", firstByte(msg), binaryEntryTag)
+	}
+	if len(msg) < 5 {
+		return nil, nil, fmt.Errorf("protocol: decode binary entry frame: %d bytes, shorter than its length", len(msg))
+	}
+	n := binary.BigEndian.Uint32(msg[1:5])
+	if n > maxBinaryEntryHeader || uint64(n) > uint64(len(msg)-5) {
+		return nil, nil, fmt.Errorf("protocol: decode binary entry frame: a JSON part of %d bytes in a message of %d", n, len(msg))
+	}
+	return msg[5 : 5+n], msg[5+n:], nil
+}
+
+// firstByte returns b's first byte, or 0 for none.
+func firstByte(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
 // UnmarshalServerFrame decodes a message the server sent: a binary entry
 // frame ([MarshalBinaryEntry]), whose Data then aliases msg, or a JSON
 // frame ([UnmarshalFrame]).
 func UnmarshalServerFrame(msg []byte) (Frame, error) {
-	if len(msg) == 0 || msg[0] != binaryEntryTag {
+	if !IsBinaryEntry(msg) {
 		return UnmarshalFrame(msg)
 	}
-	if len(msg) < 5 {
-		return nil, fmt.Errorf("protocol: decode binary entry frame: %d bytes, shorter than its length", len(msg))
+	head, data, err := SplitBinaryEntry(msg)
+	if err != nil {
+		return nil, err
 	}
-	n := binary.BigEndian.Uint32(msg[1:5])
-	if n > maxBinaryEntryHeader || uint64(n) > uint64(len(msg)-5) {
-		return nil, fmt.Errorf("protocol: decode binary entry frame: a JSON part of %d bytes in a message of %d", n, len(msg))
-	}
-	f, err := UnmarshalFrame(msg[5 : 5+n])
+	f, err := UnmarshalFrame(head)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: decode binary entry frame: %w", err)
 	}
@@ -64,6 +90,6 @@ func UnmarshalServerFrame(msg []byte) (Frame, error) {
 	if ef.Data != nil {
 		return nil, fmt.Errorf("protocol: decode binary entry frame: data in its JSON part")
 	}
-	ef.Data = msg[5+n:]
+	ef.Data = data
 	return ef, nil
 }

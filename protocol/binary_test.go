@@ -26,6 +26,15 @@ func TestBinaryEntryRoundTrip(t *testing.T) {
 	if got := f.(*EntryFrame).Entry; !reflect.DeepEqual(got, e) {
 		t.Errorf("decoded %+v, want %+v", got, e)
 	}
+	// A message cut after its JSON part (a reader that keeps only the
+	// head) still splits, with the data that is there.
+	head, data, err := SplitBinaryEntry(b[:len(b)-len(e.Data)+10])
+	if err != nil || !bytes.HasPrefix(head, []byte(`{"type":"entry"`)) || !bytes.Equal(data, e.Data[:10]) {
+		t.Errorf("split of a cut frame: %q, %d bytes of data, %v", head, len(data), err)
+	}
+	if _, _, err := SplitBinaryEntry(js); err == nil {
+		t.Error("a JSON frame split as a binary one")
+	}
 	// JSON frames still decode as before.
 	if f, err := UnmarshalServerFrame(js); err != nil || !reflect.DeepEqual(f.(*EntryFrame).Entry, e) {
 		t.Errorf("JSON entry frame: %+v, %v", f, err)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -339,24 +338,6 @@ func (w *worker) connect(ctx context.Context, devices []int, cursors map[int][]p
 	return int(n.Load()), err
 }
 
-// binaryEntry is the first byte of a binary entry frame
-// (protocol.MarshalBinaryEntry): a length, the entry frame's JSON
-// without its data, the data.
-const binaryEntry = 0x00
-
-// splitBinaryEntry returns the JSON part and the data of a binary entry
-// frame (of the data, what was read of it).
-func splitBinaryEntry(b []byte) (head, data []byte, ok bool) {
-	if len(b) < 5 || b[0] != binaryEntry {
-		return nil, nil, false
-	}
-	n := binary.BigEndian.Uint32(b[1:5])
-	if uint64(n) > uint64(len(b)-5) {
-		return nil, nil, false
-	}
-	return b[5 : 5+n], b[5+n:], true
-}
-
 // Frame prefixes (protocol.MarshalFrame writes "type" first).
 var (
 	prefixEntry = []byte(`{"type":"entry"`)
@@ -429,7 +410,7 @@ func readFrame(ctx context.Context, c *websocket.Conn, buf *[]byte) error {
 		return nil // the whole frame fitted in the head
 	case err != nil:
 		return err
-	case (bytes.HasPrefix(b, prefixEntry) || b[0] == binaryEntry) && !bytes.Contains(b, kindApp):
+	case (bytes.HasPrefix(b, prefixEntry) || protocol.IsBinaryEntry(b)) && !bytes.Contains(b, kindApp):
 		return drain(r)
 	}
 	for {
@@ -497,9 +478,9 @@ func (w *worker) onFrame(d *wdev, data []byte) {
 	now := time.Now().UnixNano()
 	rs := w.cur.Load()
 	switch {
-	case len(data) > 0 && data[0] == binaryEntry:
-		head, payload, ok := splitBinaryEntry(data)
-		if !ok {
+	case protocol.IsBinaryEntry(data):
+		head, payload, err := protocol.SplitBinaryEntry(data)
+		if err != nil {
 			rs.addError("undecodable binary entry frame")
 			return
 		}
