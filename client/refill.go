@@ -8,7 +8,7 @@ import (
 )
 
 // refillMinMembers is the group size from which a member sets again the
-// nodes a removal left blank (mls.Refiller). At 10,000 members a removal
+// nodes a removal left blank (mls.Group.Refiller). At 10,000 members a removal
 // far from its committer leaves up to 13 such nodes, and a later path
 // commit whose copath meets the highest of them encrypts to one node per
 // level below it instead of to one: about 15 KB more on X-Wing, for
@@ -18,7 +18,7 @@ import (
 const refillMinMembers = 64
 
 // refillAfter returns after followed, when this device is the refiller
-// (mls.Refiller) of a leaf the merged commit sc removed, by a
+// (mls.Group.Refiller) of a leaf the merged commit sc removed, by a
 // self-update of conv.
 func (c *Client) refillAfter(after func(), conv protocol.ConversationID, g *mls.Group, sc *mls.StagedCommit) func() {
 	if sc.SelfRemoved || len(sc.Removed) == 0 || !g.Active() {
@@ -28,17 +28,12 @@ func (c *Client) refillAfter(after func(), conv protocol.ConversationID, g *mls.
 	if !ok {
 		return after
 	}
-	members := g.Members()
-	if len(members) < refillMinMembers {
+	if g.MemberCount() < refillMinMembers {
 		return after
-	}
-	leaves := make([]mls.LeafIndex, len(members))
-	for i, m := range members {
-		leaves[i] = m.Leaf
 	}
 	own := g.OwnLeaf()
 	for _, r := range sc.Removed {
-		if l, ok := mls.Refiller(r.Leaf, committer, leaves); ok && l == own {
+		if l, ok := g.Refiller(r.Leaf, committer); ok && l == own {
 			return func() {
 				if after != nil {
 					after()

@@ -1,6 +1,9 @@
 package mls
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestRefiller(t *testing.T) {
 	leaves := func(ls ...LeafIndex) []LeafIndex { return ls }
@@ -20,9 +23,10 @@ func TestRefiller(t *testing.T) {
 		{"the leftmost under the node", 20, 0, leaves(0, 17, 18, 19, 21, 23), 21, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := Refiller(tc.removed, tc.committer, tc.leaves)
+			member := func(l LeafIndex) bool { return slices.Contains(tc.leaves, l) }
+			got, ok := refiller(tc.removed, tc.committer, 32, member)
 			if ok != tc.ok || got != tc.want {
-				t.Errorf("Refiller(%d, %d, %v) = %d, %v; want %d, %v", tc.removed, tc.committer, tc.leaves, got, ok, tc.want, tc.ok)
+				t.Errorf("refiller(%d, %d, %v) = %d, %v; want %d, %v", tc.removed, tc.committer, tc.leaves, got, ok, tc.want, tc.ok)
 			}
 		})
 	}

@@ -508,17 +508,12 @@ func (lg *lgRun) postOne(ctx context.Context, ks *kindStats, i int) error {
 }
 
 // refill does what a client does after a removal in a large group: the
-// member that mls.Refiller names commits with a path, setting again the
+// member that mls.Group.Refiller names commits with a path, setting again the
 // parent nodes the removal blanked. The simulated members keep no group
 // state, so it commits by a resync at its own leaf, which sets the same
 // nodes; its fan-out is awaited but not counted with the removal's.
 func (lg *lgRun) refill(ctx context.Context, removed mls.LeafIndex) error {
-	ms := lg.g.Members()
-	leaves := make([]mls.LeafIndex, len(ms))
-	for i, m := range ms {
-		leaves[i] = m.Leaf
-	}
-	l, ok := mls.Refiller(removed, lg.g.OwnLeaf(), leaves)
+	l, ok := lg.g.Refiller(removed, lg.g.OwnLeaf())
 	if !ok {
 		return nil
 	}
