@@ -248,6 +248,8 @@ type Client struct {
 	// Welcome used: the next replenishment replaces it.
 	lrMu           sync.Mutex
 	lastResortUsed map[mls.CipherSuite]bool
+
+	fill fillState // fills of the ratchet tree running (fill.go)
 	// kpMu makes replenishments one at a time, so that concurrent ones
 	// (after a join, on connect, on a sync) do not upload twice.
 	kpMu sync.Mutex

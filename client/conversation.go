@@ -513,6 +513,11 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 		if err := g.MergePendingCommit(pc); err != nil {
 			return fmt.Errorf("merge accepted commit: %v", err)
 		}
+		if fillsTree(g) {
+			// An Add took the tree past a height where this device
+			// is the one to give the new parent nodes keys.
+			c.goFill(conv)
+		}
 		if plan.opts.SetExtensions {
 			ch.lines = append(ch.lines, policyChangeLines(before, g.Extensions(), c.id.User, c.id.Device)...)
 		}
@@ -864,11 +869,21 @@ func (c *Client) SelfUpdate(ctx context.Context, conv protocol.ConversationID) e
 }
 
 func (c *Client) selfUpdateLocked(ctx context.Context, conv protocol.ConversationID) error {
+	return c.selfUpdateWhen(ctx, conv, nil)
+}
+
+// selfUpdateWhen commits a self-update of conv; when is asked (if not
+// nil) before each attempt, and the commit ends with errNothingToCommit
+// once it says no.
+func (c *Client) selfUpdateWhen(ctx context.Context, conv protocol.ConversationID, when func(*mls.Group) bool) error {
 	start := uint64(0)
 	if g := c.groups[conv]; g != nil {
 		start = g.Epoch()
 	}
 	err := c.commitLocked(ctx, conv, func(g *mls.Group) (*commitPlan, error) {
+		if when != nil && !when(g) {
+			return nil, errNothingToCommit
+		}
 		return &commitPlan{opts: mls.CommitOptions{ForcePath: true, IncludePending: true, ExternalPub: true}}, nil
 	})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/parley-chat/parley/mls"
-
 	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/protocol"
@@ -102,6 +100,3 @@ func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.Conversa
 	})
 	return m, err
 }
-
-// FillsTree exports fillsTree.
-func FillsTree(l uint32) bool { return fillsTree(mls.LeafIndex(l)) }

@@ -254,7 +254,7 @@ func (c *Client) applyEntryLocked(ctx context.Context, e protocol.Entry) error {
 				after = func() { c.goLeave(conv) }
 			}
 			after = c.checkGroupInfoAfter(after, g, sc, e)
-			after = c.refillAfter(after, conv, g, sc)
+			after = c.fillAfter(after, conv, g)
 			apply = func(tx store.Tx) error {
 				lines, err := c.putMembershipChange(tx, conv, g, ch, e.Seq, e.Time)
 				events = append(events, lines...)
@@ -624,12 +624,8 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	if sec.LastResort {
 		c.markLastResortUsed(cs) // replaced by the replenishment below
 	}
-	if fillsTree(g.OwnLeaf()) {
-		c.background(func(ctx context.Context) {
-			if err := c.SelfUpdate(ctx, conv); err != nil {
-				c.log.Warn("self-update after joining", "conversation", conv, "err", err)
-			}
-		})
+	if fillsTree(g) {
+		c.goFill(conv)
 	}
 	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
 	for _, ev := range joined {
@@ -641,22 +637,6 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 		}
 	})
 	return nil
-}
-
-// fillsTree reports whether a device that joined at leaf l commits a
-// self-update at once, to give the tree's parent nodes keys. Adds commit
-// no path, so a group grown by adding members has blank parents, and a
-// path commit encrypts to every leaf under each blank copath node: in a
-// large group a commit by the creator would grow with the group (1.2 KB
-// per member on X-Wing) past the server's message limit. Leaf 2^k's
-// direct path holds the root of the creator's (leaf 0's) copath subtree
-// at height k and the root of [0, 2^k), so with the devices that join
-// at leaves 64, 128, …, 8192 updating as they join — while the right
-// half of their subtree is still nearly empty — the creator's commits
-// encrypt to at most 63 leaves and one node per level above: a handful
-// of commits over the life of a 10,000-member group.
-func fillsTree(l mls.LeafIndex) bool {
-	return l >= 64 && l&(l-1) == 0
 }
 
 // storedGroupID returns the MLS group id that the store records for conv

@@ -79,14 +79,18 @@ func TestJoinFetchesTree(t *testing.T) {
 	}
 }
 
-// TestJoinerAtPowerOfTwoUpdates: the device that joins at leaf 64 commits
-// a self-update at once (giving keys to the parents above the creator's
-// copath), the one at leaf 65 does not.
-func TestJoinerAtPowerOfTwoUpdates(t *testing.T) {
+// TestMembersFillTree: in a conversation of 64 members or more, the
+// member that mls.Group.TreeFiller names commits a self-update after the
+// commit that made it one — the creator after adding members, a device
+// after the Add that put members beside it, and again after a removal
+// blanked its part of the tree — and the members the rule does not name
+// do not commit.
+func TestMembersFillTree(t *testing.T) {
 	ctx := context.Background()
 	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true})
 	s := &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}
-	fillers := registerMany(t, s, "member", 63)
+	first := registerMany(t, s, "member", 63)
+	second := registerMany(t, s, "other", 7)
 	open := func(name string) *device {
 		d := openDeviceConfig(t, s.url, s.fingerprint, t.TempDir(), name, suite1)
 		if _, err := d.c.Register(ctx, s.url, "", name); err != nil {
@@ -94,83 +98,90 @@ func TestJoinerAtPowerOfTwoUpdates(t *testing.T) {
 		}
 		return d
 	}
-	alice, x, y := open("alice"), open("xavier"), open("yvonne")
+	alice, x := open("alice"), open("xavier")
 	conv, err := alice.c.NewChannel(ctx, "announcements")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, users := range [][]string{fillers, {"xavier"}, {"yvonne"}} { // leaves 1-63, 64, 65
-		if err := alice.c.AddUsers(ctx, conv, users...); err != nil {
+	deviceOf := func(d *device) store.DeviceID {
+		t.Helper()
+		acct, err := d.c.Whoami()
+		if err != nil {
 			t.Fatal(err)
 		}
+		return store.DeviceID(acct.Device)
 	}
-	added, err := alice.c.Conversation(ctx, conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lastSender := func() store.DeviceID {
+	// commits returns the senders of the conversation's handshakes
+	// after seq.
+	commitsAfter := func(seq uint64) []store.DeviceID {
 		t.Helper()
-		es, err := s.st.Entries(ctx, store.ConversationID(conv), 0, 1000)
+		es, err := s.st.Entries(ctx, store.ConversationID(conv), seq, 1000)
+		if err != nil {
+			t.Fatalf("entries: %v", err)
+		}
+		var out []store.DeviceID
+		for _, e := range es {
+			if e.Kind == store.KindHandshake {
+				out = append(out, e.Sender)
+			}
+		}
+		return out
+	}
+	head := func() uint64 {
+		t.Helper()
+		es, err := s.st.Entries(ctx, store.ConversationID(conv), 0, 10000)
 		if err != nil || len(es) == 0 {
 			t.Fatalf("entries: %v", err)
 		}
-		return es[len(es)-1].Sender
+		return es[len(es)-1].Seq
 	}
-	y.start()
-	y.waitEvent("yvonne joins", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
-	x.start()
-	x.waitEvent("xavier joins", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
-	waitFor(t, "xavier's self-update", func() bool {
-		cv, err := x.c.Conversation(ctx, conv)
-		return err == nil && cv.Epoch == added.Epoch+1
-	})
-	acct, err := x.c.Whoami()
-	if err != nil {
-		t.Fatal(err)
+	// commitsBy waits for len(want) commits after seq and checks their
+	// senders, then that no other follows while x catches up.
+	commitsBy := func(what string, seq uint64, want ...store.DeviceID) {
+		t.Helper()
+		waitFor(t, what, func() bool { return len(commitsAfter(seq)) >= len(want) })
+		if err := x.c.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := commitsAfter(seq); !slices.Equal(got, want) {
+			t.Errorf("%s: commits after seq %d by %v, want %v", what, seq, got, want)
+		}
 	}
-	if got, want := lastSender(), store.DeviceID(acct.Device); got != want {
-		t.Errorf("the commit after the joins is by %s, want xavier's device %s", got, want)
-	}
-	y.stop()
-	x.stop()
-	if err := y.c.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if cv, _ := y.c.Conversation(ctx, conv); cv.Epoch != added.Epoch+1 {
-		t.Errorf("epoch %d after yvonne (leaf 65) joined and xavier (leaf 64) updated, want %d: one self-update", cv.Epoch, added.Epoch+1)
-	}
+	a, xd := deviceOf(alice), deviceOf(x)
 
-	// Alice (leaf 0) removes yvonne: her commit's path meets leaf 65's
-	// only at the root, so xavier, leftmost under leaf 65's parent, sets
-	// that path again with a self-update.
+	// Leaves 1-63 are added by Adds alone: the parents of height 3 and
+	// more are blank, and alice, leftmost under the one of leaves 0-7,
+	// fills it and the path above it.
+	seq := head()
+	if err := alice.c.AddUsers(ctx, conv, first...); err != nil {
+		t.Fatal(err)
+	}
+	x.start()
+	commitsBy("alice's Add and self-update", seq, a, a)
+
+	// Xavier joins at leaf 64: the new root is blank, but the rule names
+	// the members under the blank nodes of leaves 8-63 first, and they
+	// are not running.
+	if err := alice.c.AddUsers(ctx, conv, "xavier"); err != nil {
+		t.Fatal(err)
+	}
+	x.waitEvent("xavier joins", func(ev client.Event) bool { return ev.Kind == client.EventConversationJoined })
+	// Leaves 65-71 join beside him: xavier is leftmost under the
+	// height-3 node of leaves 64-71 and fills it.
+	seq = head()
+	if err := alice.c.AddUsers(ctx, conv, second...); err != nil {
+		t.Fatal(err)
+	}
+	commitsBy("alice's Add of leaves 65-71 and xavier's self-update", seq, a, xd)
+
+	// Alice removes one of them: her path meets the removed leaf's only
+	// at the root, and xavier sets that node again.
 	if err := alice.c.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.c.Remove(ctx, conv, "yvonne"); err != nil {
+	seq = head()
+	if err := alice.c.Remove(ctx, conv, second[len(second)-1]); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := alice.c.Conversation(ctx, conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.start()
-	waitFor(t, "xavier's self-update after yvonne's removal", func() bool {
-		cv, err := x.c.Conversation(ctx, conv)
-		return err == nil && cv.Epoch == removed.Epoch+1
-	})
-	if got, want := lastSender(), store.DeviceID(acct.Device); got != want {
-		t.Errorf("the commit after the removal is by %s, want xavier's device %s", got, want)
-	}
-}
-
-func TestFillsTree(t *testing.T) {
-	var got []int
-	for l := range 20000 {
-		if client.FillsTree(uint32(l)) {
-			got = append(got, l)
-		}
-	}
-	if want := []int{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}; !slices.Equal(got, want) {
-		t.Errorf("leaves that update on joining: %v, want %v", got, want)
-	}
+	commitsBy("alice's removal and xavier's self-update", seq, a, xd)
 }

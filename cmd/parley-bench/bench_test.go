@@ -321,13 +321,24 @@ func TestLargeGroup(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			t.Parallel()
 			rep := runJSON(t, "large-group", "--store", store, "--postgres", testenv.PostgresURL(),
-				"--members", "20", "--commits", "2", "--batch", "7", "--per-worker", "12")
+				"--members", "80", "--commits", "2", "--batch", "30", "--per-worker", "50")
 			r := rep.Results[0]
-			if got := r.Setup["members_reached"]; got != 20 {
-				t.Errorf("%v members reached, want 20", got)
+			if got := r.Setup["members_reached"]; got != 80 {
+				t.Errorf("%v members reached, want 80", got)
 			}
 			if got := r.Setup["build_commits"]; got != 3 {
-				t.Errorf("20 members in batches of 7: %v commits, want 3", got)
+				t.Errorf("80 members in batches of 30: %v commits, want 3", got)
+			}
+			// From 64 members on, the members the tree-fill rule names
+			// commit: after the Adds that took the group past 64 (the
+			// creator, leftmost under the blank nodes of height 4 and
+			// more, and the leftmost of leaves 64-79) and after each
+			// removal of the last member.
+			if got := r.Setup["fill_commits"]; got < 2 {
+				t.Errorf("%v fill commits, want at least 2; notes %q", got, r.Notes)
+			}
+			if got := r.Setup["fills_skipped"]; got != 0 {
+				t.Errorf("%v fills skipped; notes %q", got, r.Notes)
 			}
 			for _, kind := range []string{kindMessage, kindUpdate, kindAdd, kindRemove, kindExternal} {
 				u := (&kindStats{name: kind}).unit()

@@ -70,10 +70,13 @@ type lgRun struct {
 	members []int
 	owner   map[int]int // owner maps a device to its worker.
 	tokens  map[int]string
-	// helpers are the devices that committed in fill; the measured
-	// external commits are theirs (their copath nodes hold keys).
+	// helpers are the devices that committed fills (fillTree); the
+	// measured external commits are theirs.
 	helpers []int
-	// byKey maps a connected member's signature key to its device
+	// added are the devices the measured Adds added (members, not
+	// connected).
+	added []int
+	// byKey maps a member's signature key to its device
 	// (deviceAt; made when first needed).
 	byKey map[string]int
 	pg    *pgx.Conn // pg reads the WAL position (PostgreSQL store).
@@ -298,7 +301,7 @@ func (lg *lgRun) build(ctx context.Context, n, batch int) error {
 		lg.r.Setup["build_commits"] = float64(commits)
 		lg.r.Setup["build_seconds"] = time.Since(start).Seconds()
 		if lg.b.o.fill {
-			if err := lg.fill(ctx, lo, hi); err != nil {
+			if err := lg.fillTree(ctx, false); err != nil {
 				return err
 			}
 		}
@@ -314,32 +317,91 @@ func (lg *lgRun) build(ctx context.Context, n, batch int) error {
 	return nil
 }
 
-// fill has some of the devices lo..hi-1 just added commit with a path
-// (a resync by external commit each), as members of a group that grows
-// over time do, so that the parent nodes above every batch hold keys:
-// the first and last device of the batch and every device at a power of
-// two in it (the roots of the creator's copath). Without it every parent
-// node stays blank after Add-only commits and every later path commit
-// encrypts to each leaf: its size grows with the group (~1.2 KB per
-// member with X-Wing).
-func (lg *lgRun) fill(ctx context.Context, lo, hi int) error {
-	helpers := []int{lo}
-	for p := 1; p < hi; p *= 2 {
-		if p > lo && p < hi-1 {
-			helpers = append(helpers, p)
+// fillMinMembers is client/fill.go's: the group size from which the
+// SDK's members keep the tree filled.
+const fillMinMembers = 64
+
+// fillTree has the members that mls.Group.TreeFiller names commit with a
+// path, as the SDK's members do after the commit that named them
+// (client/fill.go), until none is named. Without it every parent node
+// stays blank after Add-only commits and a path commit encrypts to each
+// member under every blank copath node (~1.2 KB per member with X-Wing).
+// With measure, each fill's fan-out is awaited, apart from the measured
+// kinds.
+func (lg *lgRun) fillTree(ctx context.Context, measure bool) error {
+	if lg.g.MemberCount() < fillMinMembers {
+		return nil
+	}
+	var ks *kindStats
+	if measure {
+		ks = &kindStats{name: "fill", treeSource: map[string]int{}}
+	}
+	for range 3 {
+		fillers := lg.g.TreeFillers()
+		if len(fillers) == 0 {
+			return nil
+		}
+		for _, l := range fillers {
+			if !lg.g.TreeFiller(l) {
+				continue
+			}
+			if err := lg.fillOne(ctx, ks, l); err != nil {
+				return fmt.Errorf("fill the tree at leaf %d: %w", l, err)
+			}
 		}
 	}
-	if hi-1 > lo {
-		helpers = append(helpers, hi-1)
-	}
-	for _, h := range helpers {
-		if err := lg.externalOne(ctx, nil, h); err != nil {
-			return fmt.Errorf("fill the tree: %w", err)
-		}
-		lg.helpers = append(lg.helpers, h)
-		lg.r.Setup["fill_commits"]++
+	if left := lg.g.TreeFillers(); len(left) > 0 {
+		lg.r.Notes = append(lg.r.Notes, fmt.Sprintf("at %d members, %d members the tree-fill rule names are not devices of the bench and did not commit", len(lg.members), len(left)))
 	}
 	return nil
+}
+
+// fillOne has the member at leaf l commit with a path: the creator a
+// self-update; another member, which the bench keeps no group state
+// for, a resync at its own leaf, which sets the same nodes.
+func (lg *lgRun) fillOne(ctx context.Context, ks *kindStats, l mls.LeafIndex) error {
+	if l == lg.g.OwnLeaf() {
+		opts := commitOpts()
+		opts.ForcePath = true
+		var err error
+		if ks != nil {
+			err = lg.creatorCommit(ctx, ks, opts, nil, map[int]bool{0: true})
+		} else {
+			err = lg.creatorPost(ctx, opts)
+		}
+		if err == nil {
+			lg.r.Setup["fill_commits"]++
+		}
+		return err
+	}
+	d, ok := lg.deviceAt(l)
+	if !ok {
+		lg.r.Setup["fills_skipped"]++ // not a device of the bench
+		return nil
+	}
+	if err := lg.externalOne(ctx, ks, d); err != nil {
+		return err
+	}
+	lg.helpers = append(lg.helpers, d)
+	lg.r.Setup["fill_commits"]++
+	return nil
+}
+
+// creatorPost commits opts in the creator's group and posts it,
+// unmeasured.
+func (lg *lgRun) creatorPost(ctx context.Context, opts mls.CommitOptions) error {
+	pc, err := lg.g.Commit(opts)
+	if err != nil {
+		return fmt.Errorf("commit: %v", err)
+	}
+	req := protocol.HandshakeRequest{Epoch: lg.g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
+	var hr protocol.HandshakeResponse
+	if err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), lg.token, req, &hr); err != nil {
+		lg.g.DiscardPendingCommit(pc)
+		return fmt.Errorf("commit %d bytes: %w", len(pc.Message), err)
+	}
+	lg.head = hr.Seq
+	return lg.g.MergePendingCommit(pc)
 }
 
 // connect connects the member devices, subscribed at the head with the
@@ -484,7 +546,12 @@ func (lg *lgRun) postOne(ctx context.Context, ks *kindStats, i int) error {
 		opts.ForcePath = true
 		return lg.creatorCommit(ctx, ks, opts, nil, map[int]bool{0: true})
 	case kindAdd:
-		return lg.addOne(ctx, ks, lg.b.o.members+i)
+		j := lg.b.o.members + i
+		if err := lg.addOne(ctx, ks, j); err != nil {
+			return err
+		}
+		lg.added = append(lg.added, j)
+		return lg.fillTree(ctx, true)
 	case kindRemove:
 		if len(lg.members) < 3 {
 			return errors.New("too few connected members left to remove one")
@@ -500,50 +567,30 @@ func (lg *lgRun) postOne(ctx context.Context, ks *kindStats, i int) error {
 			return err
 		}
 		lg.members = lg.members[:len(lg.members)-1]
-		return lg.refill(ctx, leaf)
+		return lg.fillTree(ctx, true)
 	case kindExternal:
 		return lg.externalOne(ctx, ks, lg.externalCommitter(i))
 	}
 	return fmt.Errorf("unknown commit kind %q", ks.name)
 }
 
-// refill does what a client does after a removal in a large group: the
-// member that mls.Group.Refiller names commits with a path, setting again the
-// parent nodes the removal blanked. The simulated members keep no group
-// state, so it commits by a resync at its own leaf, which sets the same
-// nodes; its fan-out is awaited but not counted with the removal's.
-func (lg *lgRun) refill(ctx context.Context, removed mls.LeafIndex) error {
-	l, ok := lg.g.Refiller(removed, lg.g.OwnLeaf())
-	if !ok {
-		return nil
-	}
-	d, ok := lg.deviceAt(l)
-	if !ok {
-		lg.r.Setup["refills_skipped"]++ // not a connected member
-		return nil
-	}
-	if err := lg.externalOne(ctx, &kindStats{name: "refill", treeSource: map[string]int{}}, d); err != nil {
-		return fmt.Errorf("refill after removing leaf %d: %w", removed, err)
-	}
-	lg.r.Setup["refills"]++
-	return nil
-}
-
-// deviceAt returns the connected member device at leaf l of the
-// creator's group.
+// deviceAt returns the member device at leaf l of the creator's group:
+// a connected one, or one a measured Add added.
 func (lg *lgRun) deviceAt(l mls.LeafIndex) (int, bool) {
 	m, ok := lg.g.Member(l)
 	if !ok {
 		return 0, false
 	}
-	if lg.byKey == nil {
-		lg.byKey = map[string]int{}
-		for _, d := range lg.members {
+	d, ok := lg.byKey[string(m.SignatureKey)]
+	if !ok && len(lg.byKey) < len(lg.members)+len(lg.added) {
+		// Members were added since the map was made.
+		lg.byKey = make(map[string]int, len(lg.members)+len(lg.added))
+		for _, d := range slices.Concat(lg.members, lg.added) {
 			lg.byKey[string(newIdent(lg.b.run, d).pub())] = d
 		}
+		d, ok = lg.byKey[string(m.SignatureKey)]
 	}
-	d, ok := lg.byKey[string(m.SignatureKey)]
-	return d, ok && slices.Contains(lg.members, d)
+	return d, ok && (slices.Contains(lg.members, d) || slices.Contains(lg.added, d))
 }
 
 // externalCommitter returns the device of the i-th external commit: a

@@ -277,7 +277,7 @@ func newFlags(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.nats, "nats", envOr("PARLEY_TEST_NATS", defaultNATS), "compare: the NATS `URL` of the cluster configuration (loopback)")
 	fs.IntVar(&o.members, "members", 10000, "large-group: member devices of the conversation")
 	fs.IntVar(&o.commits, "commits", 20, "large-group: measured commits of each kind")
-	fs.BoolVar(&o.fill, "fill", true, "large-group: after each batch of Adds, some added members commit with a path (external resyncs), so that parent nodes hold keys and path commits stay small, as in a group that grew over time; false leaves every parent blank")
+	fs.BoolVar(&o.fill, "fill", true, "large-group: after each batch of Adds and each removal, the members that mls.Group.TreeFiller names commit with a path, as the SDK's members do (client/fill.go), so that parent nodes hold keys and path commits stay small; false leaves every parent blank")
 	o.suite = client.DefaultCipherSuites[0]
 	fs.Func("suite", "large-group: the MLS cipher suite, a number such as 0xF001 (default the client's first, X-Wing 0xF001); its signatures must be Ed25519", func(v string) error {
 		n, err := strconv.ParseUint(v, 0, 16)
