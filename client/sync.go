@@ -541,6 +541,9 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	g, err := mls.JoinFromWelcome(c.mlsCfg, ie.Data, bundle, mls.JoinOptions{
 		FetchRatchetTree: func(epoch uint64) ([]byte, error) { return c.fetchTree(ctx, conv, epoch) },
 	})
+	if failpoint != nil && failpoint("welcome-unreachable") {
+		err = fmt.Errorf("look up a member: %w: failpoint", ErrServerUnreachable)
+	}
 	var rejoined uint64 // the seq of the external commit that joined instead
 	if _, gone := isCode(err, protocol.CodeGone); gone && !active {
 		// The Welcome waited longer than the server keeps its epoch's
@@ -551,6 +554,12 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	}
 	if errors.Is(err, ErrIdentityChanged) {
 		return errBlocked // kept in the inbox until acknowledged
+	}
+	if retryLater(err) {
+		// The server or the network failed the join (a member's
+		// lookup, the tree), not the Welcome: it stays in the inbox
+		// for the next sync.
+		return fmt.Errorf("client: join conversation %d: %w", conv, err)
 	}
 	if err != nil {
 		return skip(err)

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/parley-chat/parley/client"
@@ -184,4 +186,34 @@ func TestMembersFillTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitsBy("alice's removal and xavier's self-update", seq, a, xd)
+}
+
+// TestWelcomeKeptWhileServerFails: a join that fails for the server's
+// or the network's sake (here a member's lookup, unreachable) leaves the
+// Welcome in the inbox, and the next sync joins; before, the Welcome
+// was acknowledged as unusable and the device never joined.
+func TestWelcomeKeptWhileServerFails(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	alice := register(t, s, "alice")
+	bob := register(t, s, "bob")
+	conv, err := alice.c.NewGroup(ctx, "team", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired atomic.Bool
+	client.SetFailpoint(func(name string) bool { return name == "welcome-unreachable" && fired.CompareAndSwap(false, true) })
+	defer client.SetFailpoint(nil)
+	if err := bob.c.Sync(ctx); !errors.Is(err, client.ErrServerUnreachable) {
+		t.Fatalf("sync while the join's lookups fail: %v, want ErrServerUnreachable", err)
+	}
+	if _, err := bob.c.Conversation(ctx, conv); err == nil {
+		t.Fatal("bob joined although the join failed")
+	}
+	if err := bob.c.Sync(ctx); err != nil {
+		t.Fatalf("sync once the server answers: %v", err)
+	}
+	if _, err := bob.c.Conversation(ctx, conv); err != nil {
+		t.Fatalf("bob did not join once the server answered: %v", err)
+	}
 }
