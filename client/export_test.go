@@ -100,3 +100,6 @@ func StoredMessageForTest(ctx context.Context, c *Client, conv protocol.Conversa
 	})
 	return m, err
 }
+
+// MaxCommitAdds exports maxCommitAdds.
+const MaxCommitAdds = maxCommitAdds
