@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -153,16 +152,4 @@ func isCode(err error, code protocol.ErrorCode) (*ServerError, bool) {
 		return se, true
 	}
 	return nil, false
-}
-
-// retryLater reports whether err is the server's or the network's for
-// now — unreachable, failing, rate limiting, a request cut short —
-// rather than a verdict on what was asked: the step is worth trying
-// again later.
-func retryLater(err error) bool {
-	if err == nil {
-		return false
-	}
-	_, limited := isCode(err, protocol.CodeRateLimited)
-	return limited || errors.Is(err, ErrServerUnreachable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -555,7 +555,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	if errors.Is(err, ErrIdentityChanged) {
 		return errBlocked // kept in the inbox until acknowledged
 	}
-	if retryLater(err) {
+	if err != nil && passingError(ctx, err) {
 		// The server or the network failed the join (a member's
 		// lookup, the tree), not the Welcome: it stays in the inbox
 		// for the next sync.
