@@ -513,11 +513,9 @@ func (c *Client) commitLocked(ctx context.Context, conv protocol.ConversationID,
 		if err := g.MergePendingCommit(pc); err != nil {
 			return fmt.Errorf("merge accepted commit: %v", err)
 		}
-		if fillsTree(g) {
-			// An Add took the tree past a height where this device
-			// is the one to give the new parent nodes keys.
-			c.goFill(conv)
-		}
+		// An Add may have made this device the one to give new
+		// parent nodes keys.
+		c.fillIfNamed(conv, g)
 		if plan.opts.SetExtensions {
 			ch.lines = append(ch.lines, policyChangeLines(before, g.Extensions(), c.id.User, c.id.Device)...)
 		}

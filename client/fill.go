@@ -33,7 +33,8 @@ func fillsTree(g *mls.Group) bool {
 }
 
 // fillAfter returns after followed, when this device fills the tree of
-// conv as g stands with a commit merged, by a fill in the background.
+// conv as g stands with a commit merged, by a fill in the background (the
+// sync loop runs after once the commit is stored).
 func (c *Client) fillAfter(after func(), conv protocol.ConversationID, g *mls.Group) func() {
 	if !fillsTree(g) {
 		return after
@@ -42,6 +43,14 @@ func (c *Client) fillAfter(after func(), conv protocol.ConversationID, g *mls.Gr
 		if after != nil {
 			after()
 		}
+		c.goFill(conv)
+	}
+}
+
+// fillIfNamed starts a fill of conv in the background when this device,
+// as its group g stands after a commit or a join, fills the tree.
+func (c *Client) fillIfNamed(conv protocol.ConversationID, g *mls.Group) {
+	if fillsTree(g) {
 		c.goFill(conv)
 	}
 }

@@ -633,9 +633,7 @@ func (c *Client) applyInboxLocked(ctx context.Context, ie protocol.InboxEntry) e
 	if sec.LastResort {
 		c.markLastResortUsed(cs) // replaced by the replenishment below
 	}
-	if fillsTree(g) {
-		c.goFill(conv)
-	}
+	c.fillIfNamed(conv, g)
 	c.ev.push(Event{Kind: EventConversationJoined, Conversation: conv})
 	for _, ev := range joined {
 		c.ev.push(ev)

@@ -363,12 +363,7 @@ func (lg *lgRun) fillOne(ctx context.Context, ks *kindStats, l mls.LeafIndex) er
 	if l == lg.g.OwnLeaf() {
 		opts := commitOpts()
 		opts.ForcePath = true
-		var err error
-		if ks != nil {
-			err = lg.creatorCommit(ctx, ks, opts, nil, map[int]bool{0: true})
-		} else {
-			err = lg.creatorPost(ctx, opts)
-		}
+		err := lg.creatorCommit(ctx, ks, opts, nil, map[int]bool{0: true})
 		if err == nil {
 			lg.r.Setup["fill_commits"]++
 		}
@@ -385,23 +380,6 @@ func (lg *lgRun) fillOne(ctx context.Context, ks *kindStats, l mls.LeafIndex) er
 	lg.helpers = append(lg.helpers, d)
 	lg.r.Setup["fill_commits"]++
 	return nil
-}
-
-// creatorPost commits opts in the creator's group and posts it,
-// unmeasured.
-func (lg *lgRun) creatorPost(ctx context.Context, opts mls.CommitOptions) error {
-	pc, err := lg.g.Commit(opts)
-	if err != nil {
-		return fmt.Errorf("commit: %v", err)
-	}
-	req := protocol.HandshakeRequest{Epoch: lg.g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
-	var hr protocol.HandshakeResponse
-	if err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), lg.token, req, &hr); err != nil {
-		lg.g.DiscardPendingCommit(pc)
-		return fmt.Errorf("commit %d bytes: %w", len(pc.Message), err)
-	}
-	lg.head = hr.Seq
-	return lg.g.MergePendingCommit(pc)
 }
 
 // connect connects the member devices, subscribed at the head with the
@@ -624,8 +602,9 @@ func (lg *lgRun) leafOf(i int) (mls.LeafIndex, bool) {
 	return 0, false
 }
 
-// creatorCommit commits opts in the creator's group and measures the
-// post; welcomes are the devices the commit's Welcome is for.
+// creatorCommit commits opts in the creator's group and posts it,
+// measured into ks (unmeasured with a nil ks, as in setup); welcomes are
+// the devices the commit's Welcome is for.
 func (lg *lgRun) creatorCommit(ctx context.Context, ks *kindStats, opts mls.CommitOptions, welcomes []protocol.DeviceID, skip map[int]bool) error {
 	pc, err := lg.g.Commit(opts)
 	if err != nil {
@@ -634,14 +613,24 @@ func (lg *lgRun) creatorCommit(ctx context.Context, ks *kindStats, opts mls.Comm
 	req := protocol.HandshakeRequest{Epoch: lg.g.Epoch(), Message: pc.Message, GroupInfo: pc.GroupInfo}
 	if len(welcomes) > 0 {
 		req.Welcomes = []protocol.Welcome{{Devices: welcomes, Data: pc.Welcome}}
-		ks.welcomeBytes = len(pc.Welcome)
 	}
-	ks.msgBytes, ks.stateBytes = len(pc.Message), len(pc.GroupInfo)
-	err = lg.measured(ctx, ks, skip, func() (uint64, error) {
+	post := func() (uint64, error) {
 		var hr protocol.HandshakeResponse
 		err := lg.b.api.do(ctx, "POST", fmt.Sprintf("/v1/conversations/%d/handshake", lg.conv), lg.token, req, &hr)
 		return hr.Seq, err
-	})
+	}
+	if ks != nil {
+		if len(welcomes) > 0 {
+			ks.welcomeBytes = len(pc.Welcome)
+		}
+		ks.msgBytes, ks.stateBytes = len(pc.Message), len(pc.GroupInfo)
+		err = lg.measured(ctx, ks, skip, post)
+	} else {
+		var seq uint64
+		if seq, err = post(); err == nil {
+			lg.head = seq
+		}
+	}
 	if err != nil {
 		lg.g.DiscardPendingCommit(pc)
 		return fmt.Errorf("commit %d bytes, GroupInfo %d bytes: %w", len(pc.Message), len(pc.GroupInfo), err)
