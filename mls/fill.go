@@ -26,7 +26,7 @@ import (
 // nested blank nodes (a removal far from its committer leaves a chain of
 // them) cost one self-update, not one per node. Nodes below FillHeight
 // may stay blank: they cost a commit at most 2^FillHeight - 1 = 7 more
-// ciphertexts (about 1.6 on average), while filling them would cost the
+// ciphertexts (about 2 on average), while filling them would cost the
 // group one more path commit per 2 or 4 members instead of per 8. (Height
 // 4 halves the fills and adds about 6 ciphertexts to every commit: at
 // 2,000 members, grown in batches of 150 and filled, a commit encrypts
