@@ -463,6 +463,7 @@
     if (!mine && m.kind !== "system") cv.unread = (cv.unread || 0) + 1;
     if (isOpen) {
       upsert(m);
+      trimHistory();
       later("history");
       maybeMarkRead(); // read when the conversation is in sight
     }
@@ -1897,6 +1898,17 @@
     dom.membersBtn.setAttribute("aria-expanded", String(Boolean(state.panel)));
     renderAlerts();
     renderComposer();
+  }
+
+  // trimHistory keeps a history that sticks to its newest entry at most
+  // 2 × PAGE entries long, dropping the oldest down to PAGE: far above
+  // the view, and loaded again when the person scrolls up to them
+  // (loadOlder). So a conversation left open for a long time costs the
+  // same per new message as one just opened.
+  function trimHistory() {
+    if (!state.stick || state.loading || state.msgs.length <= 2 * PAGE) return;
+    state.msgs = state.msgs.slice(-PAGE);
+    state.atStart = false;
   }
 
   function nearBottom() {
