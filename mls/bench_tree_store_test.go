@@ -15,8 +15,11 @@ import (
 //     follower that stores the whole state and tree does;
 //   - changes-<kind>: TreeChanges + MarshalState alone;
 //
-// with write-B the bytes each writes, and loading the follower from either
-// store (load-nodes, load-whole) and EncodeRatchetTree of the stored nodes.
+// with write-B the bytes each writes; load-changes-<kind>, the new epoch
+// loaded by a follower that holds the epoch before in memory, from the
+// stored state and the changed nodes (LoadPublicGroupChanges); and loading
+// the follower from either store (load-nodes, load-whole) and
+// EncodeRatchetTree of the stored nodes.
 //
 //	go test -run '^$' -bench PublicTreeStore/xwing/n=10000 -benchtime 20x ./mls/
 //
@@ -126,6 +129,27 @@ func benchTreeStore(b *testing.B, lg *largeGroup, cs CipherSuite, n int) {
 				nodes = len(changes)
 			}
 			b.ReportMetric(float64(nodes), "nodes")
+		})
+		// A follower that holds the epoch before in memory (another
+		// node accepted the commit) loads the new epoch from its stored
+		// state and the changed nodes.
+		changes, err := ch.TreeChanges()
+		if err != nil {
+			b.Fatal(err)
+		}
+		next, err := pg.MarshalState()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("load-changes-"+k.name, func(b *testing.B) {
+			b.ReportAllocs()
+			prev := &PublicGroup{c: base}
+			for b.Loop() {
+				if _, err := LoadPublicGroupChanges(lg.cfg, prev, next, changes); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(changes)), "nodes")
 		})
 		c.DiscardPendingCommit(pc)
 	}

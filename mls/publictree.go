@@ -1,6 +1,7 @@
 package mls
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -133,10 +134,80 @@ func LoadPublicGroupTree(cfg *Config, state []byte, nodes []TreeNode) (*PublicGr
 	return &PublicGroup{c: co}, nil
 }
 
+// LoadPublicGroupChanges is LoadPublicGroupTree for a later epoch of
+// prev's group, given as MarshalState's bytes of that epoch and the nodes
+// that differ between prev's tree and that epoch's (TreeChanges' form:
+// nil Data for a node now blank; over several commits, the latest of
+// each node). prev's tree is shared copy-on-write and the tree hash is
+// recomputed only along the changed paths, so the cost grows with the
+// changed nodes, not with the group: a follower that holds an epoch in
+// memory catches up on commits another follower accepted. The checks are
+// LoadPublicGroupTree's (the result's tree hash must be the one in the
+// state's group context) plus the group id; prev is not changed. Errors
+// wrap ErrMalformed.
+func LoadPublicGroupChanges(cfg *Config, prev *PublicGroup, state []byte, changes []TreeNode) (*PublicGroup, error) {
+	const op = "load public group state and tree changes"
+	if prev == nil {
+		return nil, fmt.Errorf("mls: %s: no previous group", op)
+	}
+	c, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	r := codec.NewReader(state)
+	if err := readStateHeader(r, stateKindPublicState); err != nil {
+		return nil, causeError(op, "", ErrMalformed, err, "header")
+	}
+	co, err := decodeCore(c, r, false, &storedTree{nodes: changes, base: prev.c.tree, groupID: prev.c.gc.GroupID})
+	if err == nil {
+		err = r.Finish()
+	}
+	if err != nil {
+		return nil, causeError(op, "", ErrMalformed, err, "decode")
+	}
+	return &PublicGroup{c: co}, nil
+}
+
 // storedTree is the tree of a state written without it: its nodes, given
-// apart (LoadPublicGroupTree).
+// apart (LoadPublicGroupTree), or a tree of an earlier epoch and the nodes
+// changed since (LoadPublicGroupChanges).
 type storedTree struct {
 	nodes []TreeNode
+	// base and groupID are the earlier epoch's tree and group id.
+	base    *tree.Tree
+	groupID []byte
+}
+
+// patch builds the tree of width nodes from a clone of st.base with
+// st.nodes applied; every index is checked against width and every
+// non-blank node decoded before the clone is made.
+func (st *storedTree) patch(s *suite.Suite, width uint32) (*tree.Tree, error) {
+	if st.base.Suite().ID() != s.ID() {
+		return nil, fmt.Errorf("the earlier tree is of cipher suite %d, the state of %d", st.base.Suite().ID(), s.ID())
+	}
+	xs := make([]treemath.NodeIndex, len(st.nodes))
+	nds := make([]*wire.Node, len(st.nodes))
+	seen := make(map[uint32]bool, len(st.nodes))
+	for i, n := range st.nodes {
+		if seen[n.Index] {
+			return nil, fmt.Errorf("node %d given twice", n.Index)
+		}
+		seen[n.Index] = true
+		xs[i] = treemath.NodeIndex(n.Index)
+		if n.Data == nil {
+			continue
+		}
+		nd, err := wire.UnmarshalNodeAliasing(bytes.Clone(n.Data))
+		if err != nil {
+			return nil, fmt.Errorf("node %d: %w", n.Index, err)
+		}
+		nds[i] = nd
+	}
+	t := st.base.Clone()
+	if err := t.Patch(int(width), xs, nds); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // build builds the tree of width nodes (blank padding included) from the
@@ -144,6 +215,9 @@ type storedTree struct {
 // anything, then decodes every node, checks the tree's shape (tree.FromWire)
 // and its size; the tree hash is the caller's.
 func (st *storedTree) build(s *suite.Suite, width uint32) (*tree.Tree, error) {
+	if st.base != nil {
+		return st.patch(s, width)
+	}
 	if w := uint64(width) + 1; w < 2 || w&(w-1) != 0 {
 		return nil, fmt.Errorf("%d nodes is not the size of a ratchet tree", width)
 	}

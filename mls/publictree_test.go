@@ -102,6 +102,19 @@ func TestPublicTreeRoundTrip(t *testing.T) {
 			}
 			storeRoundTrip(t, w.pg)
 			nodes := storeOf(t, w.pg)
+			// base is a follower of epoch 0 loaded from the store, and
+			// since the changes of every commit after it, merged: at each
+			// epoch, base with them gives that epoch's group.
+			state0, err := w.pg.MarshalState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns0, _ := w.pg.TreeNodes()
+			base, err := LoadPublicGroupTree(w.cfg, state0, ns0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			since := map[uint32][]byte{}
 			// step runs a commit through a follower kept apart from the
 			// world's and applies its tree changes to nodes.
 			step := func(committer string, opts CommitOptions) *PendingCommit {
@@ -133,6 +146,10 @@ func TestPublicTreeRoundTrip(t *testing.T) {
 				applyChanges(nodes, changes)
 				checkStore(t, pg, nodes)
 				storeRoundTrip(t, pg)
+				for _, n := range changes {
+					since[n.Index] = n.Data
+				}
+				checkLoadChanges(t, base, since, pg)
 				return pc
 			}
 			// Six joiners at once, without a path: 7 of 8 leaves.
@@ -183,8 +200,148 @@ func TestPublicTreeRoundTrip(t *testing.T) {
 			if after := w.pg.c.tree.NodeCount(); after <= before {
 				t.Fatalf("tree of %d nodes did not grow (%d)", before, after)
 			}
+			// base itself is still epoch 0's group.
+			if !bytes.Equal(mustMarshalState(t, base), state0) {
+				t.Fatal("LoadPublicGroupChanges changed the group it started from")
+			}
+			checkStore(t, base, storeMap(ns0))
 		})
 	}
+}
+
+// TestLoadPublicGroupChangesRefuses checks that changes that do not make
+// the state's tree, or do not fit the tree, are refused, naming the
+// fault.
+func TestLoadPublicGroupChangesRefuses(t *testing.T) {
+	fx := newTreeStoreFixture(t)
+	prev, err := LoadPublicGroupTree(nil, fx.prevState, fx.prevNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The changes: every node that differs, nil Data for one now blank.
+	was, is := storeMap(fx.prevNodes), storeMap(fx.nodes)
+	var changes []TreeNode
+	var leaf, parent int = -1, -1
+	for _, n := range fx.nodes {
+		if !bytes.Equal(was[n.Index], n.Data) {
+			if n.Index%2 == 0 && leaf < 0 {
+				leaf = len(changes)
+			} else if n.Index%2 == 1 && parent < 0 {
+				parent = len(changes)
+			}
+			changes = append(changes, n)
+		}
+	}
+	for x := range was {
+		if _, ok := is[x]; !ok {
+			changes = append(changes, TreeNode{Index: x})
+		}
+	}
+	if leaf < 0 || parent < 0 {
+		t.Fatalf("fixture commit changed no leaf or no parent: %d changes", len(changes))
+	}
+	if _, err := LoadPublicGroupChanges(nil, prev, fx.state, changes); err != nil {
+		t.Fatalf("good changes refused: %v", err)
+	}
+	edit := func(f func(ns []TreeNode) []TreeNode) []TreeNode {
+		return f(slices.Clone(changes))
+	}
+	signer, err := GenerateSigner(MLS128DHKEMX25519AES128GCMSHA256Ed25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := CreateGroup(nil, MLS128DHKEMX25519AES128GCMSHA256Ed25519, []byte("another group"), signer, BasicCredential([]byte("x")), CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, _ := other.GroupInfo(GroupInfoOptions{InlineRatchetTree: true})
+	otherPG, err := NewPublicGroup(nil, gi, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		prev    *PublicGroup
+		state   []byte
+		changes []TreeNode
+		want    string
+	}{
+		{"a change left out", prev, fx.state, edit(func(ns []TreeNode) []TreeNode { return slices.Delete(ns, leaf, leaf+1) }), "tree hash"},
+		{"no changes", prev, fx.state, nil, "tree hash"},
+		{"the previous state", prev, fx.prevState, changes, "beyond the tree"},
+		{"duplicate", prev, fx.state, append(slices.Clone(changes), changes[0]), "twice"},
+		{"beyond the tree", prev, fx.state, append(slices.Clone(changes), TreeNode{Index: 1 << 20, Data: changes[leaf].Data}), "beyond the tree"},
+		{"leaf at a parent's place", prev, fx.state, edit(func(ns []TreeNode) []TreeNode { ns[parent].Data = ns[leaf].Data; return ns }), "parent position"},
+		{"undecodable", prev, fx.state, edit(func(ns []TreeNode) []TreeNode { ns[leaf].Data = []byte{1, 2, 3}; return ns }), fmt.Sprintf("node %d", changes[leaf].Index)},
+		{"another group", otherPG, fx.state, changes, "the state is of group"},
+		{"truncated state", prev, fx.state[:len(fx.state)-1], changes, "decode"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := LoadPublicGroupChanges(nil, c.prev, c.state, c.changes)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q, want one containing %q wrapping ErrMalformed", err, c.want)
+			}
+		})
+	}
+	if _, err := LoadPublicGroupChanges(nil, nil, fx.state, changes); err == nil {
+		t.Fatal("no previous group accepted")
+	}
+	// prev is still the previous epoch's group.
+	checkStore(t, prev, was)
+}
+
+// checkLoadChanges checks that prev with the changed nodes (nil: blank)
+// loads as want's group, and that the changes with one left out, or want's
+// state on another group, are refused.
+func checkLoadChanges(t *testing.T, prev *PublicGroup, changed map[uint32][]byte, want *PublicGroup) {
+	t.Helper()
+	state := mustMarshalState(t, want)
+	var changes []TreeNode
+	for x, d := range changed {
+		changes = append(changes, TreeNode{Index: x, Data: d})
+	}
+	got, err := LoadPublicGroupChanges(nil, prev, state, changes)
+	if err != nil {
+		t.Fatalf("epoch %d from epoch %d and %d changed nodes: %v", want.Epoch(), prev.Epoch(), len(changes), err)
+	}
+	if !bytes.Equal(mustMarshalState(t, got), state) || !bytes.Equal(got.TreeHash(), want.TreeHash()) {
+		t.Fatalf("epoch %d from epoch %d: another group", want.Epoch(), prev.Epoch())
+	}
+	checkStore(t, got, storeOf(t, want))
+	// A change that matters (a node prev does not hold) left out.
+	had := storeOf(t, prev)
+	for i, c := range changes {
+		if c.Data == nil || bytes.Equal(had[c.Index], c.Data) {
+			continue
+		}
+		less := slices.Delete(slices.Clone(changes), i, i+1)
+		if _, err := LoadPublicGroupChanges(nil, prev, state, less); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "tree hash") {
+			t.Fatalf("epoch %d from epoch %d with the change of node %d left out: %v", want.Epoch(), prev.Epoch(), c.Index, err)
+		}
+		break
+	}
+}
+
+func mustMarshalState(t *testing.T, pg *PublicGroup) []byte {
+	t.Helper()
+	b, err := pg.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// storeMap is the nodes as storeOf gives them.
+func storeMap(ns []TreeNode) map[uint32][]byte {
+	m := map[uint32][]byte{}
+	for _, n := range ns {
+		m[n.Index] = n.Data
+	}
+	return m
 }
 
 func storeOf(t *testing.T, pg *PublicGroup) map[uint32][]byte {
@@ -230,6 +387,7 @@ type treeStoreFixture struct {
 	state     []byte
 	nodes     []TreeNode
 	prevNodes []TreeNode
+	prevState []byte
 }
 
 func newTreeStoreFixture(t testing.TB) *treeStoreFixture {
@@ -242,6 +400,9 @@ func newTreeStoreFixture(t testing.TB) *treeStoreFixture {
 	fx := &treeStoreFixture{}
 	var err error
 	if fx.prevNodes, err = w.pg.TreeNodes(); err != nil {
+		t.Fatal(err)
+	}
+	if fx.prevState, err = w.pg.MarshalState(); err != nil {
 		t.Fatal(err)
 	}
 	w.commit("bob", CommitOptions{Add: [][]byte{w.kp("dave").KeyPackage, w.kp("erin").KeyPackage}, ForcePath: true})

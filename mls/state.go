@@ -188,6 +188,9 @@ func decodeCore(cfg *Config, r *codec.Reader, secrets bool, stored *storedTree) 
 	if err := wire.Unmarshal(gcb, &gc); err != nil {
 		return nil, fmt.Errorf("group context: %w", err)
 	}
+	if stored != nil && stored.base != nil && !bytes.Equal(gc.GroupID, stored.groupID) {
+		return nil, fmt.Errorf("the state is of group %x, the earlier tree of group %x", gc.GroupID, stored.groupID)
+	}
 	var t *tree.Tree
 	if stored == nil {
 		// rtb is a copy of the caller's state: the tree may alias it.

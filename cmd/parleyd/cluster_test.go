@@ -817,6 +817,57 @@ func TestCluster(t *testing.T) {
 		return
 	}
 
+	t.Run("commits through every node", func(t *testing.T) {
+		// commitVia posts a commit of m through m's node; every member
+		// processes it.
+		commitVia := func(m *clusterMember) {
+			t.Helper()
+			epoch := m.group.Epoch()
+			pc, err := m.group.Commit(mls.CommitOptions{ForcePath: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hs protocol.HandshakeResponse
+			doJSON(t, hc, "POST", fmt.Sprintf("%s/v1/conversations/%d/handshake", m.node.url, conv.ID), m.token,
+				protocol.HandshakeRequest{Epoch: epoch, Message: pc.Message, GroupInfo: pc.GroupInfo}, &hs, http.StatusOK)
+			if err := m.group.MergePendingCommit(pc); err != nil {
+				t.Fatal(err)
+			}
+			head = hs.Seq
+			for _, o := range members {
+				if !o.waitSeq(head, 5*time.Second) {
+					t.Fatalf("%s was not pushed %s's commit (seq %d)", o.name, m.name, head)
+				}
+				o.catchUp(t)
+				if o.group.Epoch() != epoch+1 {
+					t.Fatalf("%s at epoch %d after %s's commit, want %d", o.name, o.group.Epoch(), m.name, epoch+1)
+				}
+			}
+		}
+		// Round 1: a node that holds no group of the conversation (the
+		// loser of the race dropped it) loads its whole tree.
+		for _, m := range members {
+			commitVia(m)
+		}
+		before := treeLoads(t, nodes)
+		// Round 2: each node holds the group of its own last commit, two
+		// epochs behind, and catches up from the nodes changed since.
+		for _, m := range members {
+			commitVia(m)
+		}
+		after := treeLoads(t, nodes)
+		for i, n := range nodes {
+			whole, changes := after[i][0]-before[i][0], after[i][1]-before[i][1]
+			if whole != 0 || changes != 1 {
+				t.Errorf("%s, two commits behind, loaded %v whole trees and %v sets of changes; want 0 and 1", n.name, whole, changes)
+			}
+		}
+		t.Logf("tree loads (whole, changes) by node after round 1 %v, after round 2 %v", before, after)
+	})
+	if t.Failed() {
+		return
+	}
+
 	t.Run("SIGKILL a node", func(t *testing.T) {
 		began := time.Now()
 		from := head
@@ -1163,4 +1214,37 @@ func stopNode(n *node) error {
 	case <-time.After(20 * time.Second):
 		return errors.New("no exit within 20s")
 	}
+}
+
+// treeLoads reads each node's parley_follower_tree_loads_total: how many
+// handshakes loaded the conversation's whole tree, and how many its
+// changes since an epoch the node held in memory.
+func treeLoads(t *testing.T, nodes []*node) [][2]float64 {
+	t.Helper()
+	out := make([][2]float64, len(nodes))
+	for i, n := range nodes {
+		m := metricsLineRE.FindStringSubmatch(n.stdout.String())
+		if m == nil {
+			t.Fatalf("%s printed no metrics URL:\n%s", n.name, n.stdout)
+		}
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatalf("%s metrics: %v", n.name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s metrics: %d, %v", n.name, resp.StatusCode, err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			for j, how := range []string{"whole", "changes"} {
+				if v, ok := strings.CutPrefix(line, `parley_follower_tree_loads_total{how="`+how+`"} `); ok {
+					if _, err := fmt.Sscan(v, &out[i][j]); err != nil {
+						t.Fatalf("%s metrics: %q: %v", n.name, line, err)
+					}
+				}
+			}
+		}
+	}
+	return out
 }

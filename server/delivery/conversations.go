@@ -423,11 +423,16 @@ func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (Fol
 		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: h.now}
 	var loadErr error
 	fg.LoadTree = func() ([]store.TreeNode, error) {
+		s.metrics.treeLoads.WithLabelValues("whole").Inc()
 		ns, err := s.st.Tree(ctx, h.cid, c.Epoch)
 		if err != nil {
 			loadErr = err
 		}
 		return ns, err
+	}
+	fg.LoadTreeChanges = func(since uint64) ([]store.TreeNode, error) {
+		s.metrics.treeLoads.WithLabelValues("changes").Inc()
+		return s.st.TreeChanges(ctx, h.cid, since, c.Epoch)
 	}
 	fg.LoadProposals = func(from uint64) ([]StoredProposal, error) {
 		ps, err := s.st.PendingProposals(ctx, h.cid, c.Epoch, from, c.Proposals)

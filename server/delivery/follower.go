@@ -79,6 +79,12 @@ type FollowedGroup struct {
 	// The follower calls it only when it does not hold the epoch's group
 	// in memory; the tree's hash must be the one State names.
 	LoadTree func() ([]store.TreeNode, error)
+	// LoadTreeChanges returns the nodes of the epoch's tree that commits
+	// after epoch since changed (store.Store.TreeChanges). The follower
+	// calls it when it holds the group of an earlier epoch in memory
+	// (another node accepted the commits since), to catch up without
+	// loading the whole tree; on an error it loads the tree. May be nil.
+	LoadTreeChanges func(since uint64) ([]store.TreeNode, error)
 	// Proposals counts the proposals of the epoch accepted since.
 	Proposals uint64
 	// ProposalsDigest is the Change.ProposalsDigest of the last of them;

@@ -54,6 +54,16 @@
 // decoding and processing; it never decides what the state is. In the
 // common case (one node, no restart) accepting a proposal decodes
 // nothing but the new message.
+//
+// On a cluster, the commits of a conversation are accepted by whichever
+// node its committers reach, and a node's cached group falls behind the
+// store. When the stored state is not in the cache but the group of an
+// earlier epoch is, the follower loads the tree nodes changed since
+// (delivery.FollowedGroup.LoadTreeChanges) and builds the stored epoch
+// from the cached tree (mls.LoadPublicGroupChanges, which checks the
+// result's tree hash against the stored state's): work that grows with
+// the nodes the commits changed, not with the group. Anything that does
+// not fit falls back to loading the whole tree.
 package follower
 
 import (
@@ -316,6 +326,12 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 		}
 		// The cached proposals are not the stored ones: rebuild.
 	}
+	if grp := f.advance(g); grp != nil {
+		if err := catchUp(grp, g); err != nil {
+			return nil, h, err
+		}
+		return grp, h, nil
+	}
 	if g.LoadTree == nil {
 		return nil, h, fmt.Errorf("follower: the group of epoch %d is not in memory and there is no way to load its stored tree", g.Epoch)
 	}
@@ -338,6 +354,64 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 		return nil, h, err
 	}
 	return grp, h, nil
+}
+
+// advance returns the group of g's epoch built from the cached group of
+// an earlier epoch and the tree nodes changed since (another node
+// accepted the commits between), or nil when there is none or it does
+// not give g's stored state, which is then loaded whole. The earlier
+// group leaves the cache either way: its epoch is over.
+func (f *Follower) advance(g delivery.FollowedGroup) *group {
+	if g.LoadTreeChanges == nil {
+		return nil
+	}
+	old := f.takeEarlier(g.GroupID, g.Epoch)
+	if old == nil {
+		return nil
+	}
+	stored, err := g.LoadTreeChanges(old.pg.Epoch())
+	if err != nil {
+		return nil
+	}
+	changes := mlsNodes(stored)
+	clk, cfg := f.clock()
+	pg, err := mls.LoadPublicGroupChanges(cfg, old.pg, g.State, changes)
+	if err != nil || pg.Epoch() != g.Epoch {
+		return nil
+	}
+	grp := &group{pg: pg, clk: clk, nodes: old.nodes}
+	grp.applyTree(changes)
+	grp.size = len(g.State)
+	for _, n := range grp.nodes {
+		grp.size += int(n)
+	}
+	if old.users != nil {
+		grp.users = old.users.applyLeaves(pg, changes)
+	}
+	return grp
+}
+
+// takeEarlier removes and returns the cached group of groupID at the
+// latest epoch before epoch, if any.
+func (f *Follower) takeEarlier(groupID []byte, epoch uint64) *group {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var found *list.Element
+	for e := f.lru.Front(); e != nil; e = e.Next() {
+		pg := e.Value.(*cached).grp.pg
+		if pg.Epoch() < epoch && bytes.Equal(pg.GroupID(), groupID) &&
+			(found == nil || pg.Epoch() > found.Value.(*cached).grp.pg.Epoch()) {
+			found = e
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	c := found.Value.(*cached)
+	f.lru.Remove(found)
+	delete(f.index, c.key)
+	f.bytes -= c.grp.size
+	return c.grp
 }
 
 // errDigest: stored proposals do not match the digest they are stored with.

@@ -120,6 +120,107 @@ func TestNodeStorage(t *testing.T) {
 	}
 }
 
+// TestCatchUpCommits: two followers (two nodes of a cluster) take turns
+// accepting commits, each holding in memory the group of the last epoch
+// it saw: a follower behind by one or more commits (adds that grow the
+// tree, removals that shrink it, updates) catches up from the tree nodes
+// those commits changed and never loads the whole tree again. Changes
+// that do not give the stored state (a node left out) make it load the
+// whole tree instead, and still accept the commit.
+func TestCatchUpCommits(t *testing.T) {
+	g, _ := newGroup(t)
+	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
+	tree, _ := g.RatchetTree()
+	nodes := []*Follower{New(nil).(*Follower), New(nil).(*Follower)}
+	gs, err := nodes[0].Start(gi, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := nodeStore{}
+	stored.apply(gs.Tree)
+	state := gs.State
+	// changed[e] are the nodes the commit that started epoch e changed.
+	changed := map[uint64][]store.TreeNode{}
+	var whole, partial int // calls of LoadTree and LoadTreeChanges
+	drop := false          // LoadTreeChanges leaves a changed node out
+	var members []mls.LeafIndex
+	commit := func(on int, opts mls.CommitOptions) *delivery.Change {
+		t.Helper()
+		pc, err := g.Commit(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch := g.Epoch()
+		fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), Epoch: epoch, GroupInfo: gi, State: state,
+			LoadTree: func() ([]store.TreeNode, error) { whole++; return stored.nodes(), nil }}
+		fg.LoadTreeChanges = func(since uint64) ([]store.TreeNode, error) {
+			partial++
+			merged := nodeStore{}
+			for e := since + 1; e <= epoch; e++ {
+				for _, n := range changed[e] {
+					merged[n.Index] = n.Data
+				}
+			}
+			out := merged.nodes()
+			if drop {
+				for i, n := range out {
+					if n.Data != nil {
+						return slices.Delete(out, i, i+1), nil
+					}
+				}
+			}
+			return out, nil
+		}
+		ch, err := nodes[on].Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo})
+		if err != nil {
+			t.Fatalf("commit at epoch %d on node %d: %v", epoch, on, err)
+		}
+		if err := g.MergePendingCommit(pc); err != nil {
+			t.Fatal(err)
+		}
+		stored.apply(ch.TreeChanges)
+		changed[g.Epoch()] = ch.TreeChanges
+		state, gi = ch.State, pc.GroupInfo
+		return ch
+	}
+	add := func(on, n int) {
+		t.Helper()
+		var kps [][]byte
+		for i := range n {
+			s, _ := mls.GenerateSigner(cs)
+			kp, _ := mls.NewKeyPackage(nil, cs, s, mls.BasicCredential(fmt.Appendf(nil, "m%d-%d", g.Epoch(), i)), mls.KeyPackageOptions{})
+			kps = append(kps, kp.KeyPackage)
+		}
+		for _, a := range commit(on, mls.CommitOptions{Add: kps}).Added {
+			members = append(members, mls.LeafIndex(a.Index))
+		}
+	}
+	add(0, 6)                                     // epoch 1, node 0 (from Start)
+	add(1, 2)                                     // epoch 2, node 1: nothing in memory, loads the tree
+	commit(0, mls.CommitOptions{ForcePath: true}) // epoch 3, node 0: one commit behind
+	if whole != 1 || partial != 1 {
+		t.Fatalf("after a commit on each node: %d whole trees and %d changes loaded, want 1 and 1", whole, partial)
+	}
+	add(0, 9)                                                                        // epoch 4: the tree grows to 32 leaves
+	commit(0, mls.CommitOptions{Remove: members[len(members)-10:], ForcePath: true}) // epoch 5: shrinks back
+	commit(1, mls.CommitOptions{ForcePath: true})                                    // epoch 6, node 1: three commits behind
+	add(0, 1)                                                                        // epoch 7, node 0: one behind
+	if whole != 1 || partial != 3 {
+		t.Fatalf("after catching up on three commits: %d whole trees and %d changes loaded, want 1 and 3", whole, partial)
+	}
+	// Changes that do not give the stored state: the whole tree.
+	drop = true
+	commit(1, mls.CommitOptions{ForcePath: true}) // epoch 8, node 1: one behind
+	if whole != 2 || partial != 4 {
+		t.Fatalf("with a changed node left out: %d whole trees and %d changes loaded, want 2 and 4", whole, partial)
+	}
+	drop = false
+	commit(0, mls.CommitOptions{ForcePath: true}) // epoch 9, node 0: one behind
+	if whole != 2 || partial != 5 {
+		t.Fatalf("at the end: %d whole trees and %d changes loaded, want 2 and 5", whole, partial)
+	}
+}
+
 // TestSplitLegacyState: a state stored whole, tree included, splits into
 // the state and nodes a follower rebuilds the group from.
 func TestSplitLegacyState(t *testing.T) {

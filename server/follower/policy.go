@@ -80,6 +80,24 @@ func (u leafUserIndex) apply(ch *mls.PublicChange) leafUserIndex {
 	return u
 }
 
+// applyLeaves changes the index by the tree nodes that changed between
+// its group's epoch and pg's (nil Data: blank): each changed leaf gets
+// the user of pg's member there, or none.
+func (u leafUserIndex) applyLeaves(pg *mls.PublicGroup, changes []mls.TreeNode) leafUserIndex {
+	for _, n := range changes {
+		if n.Index%2 != 0 {
+			continue
+		}
+		l := mls.LeafIndex(n.Index / 2)
+		if m, ok := pg.Member(l); ok {
+			u = u.set(l, userOf(m.Credential))
+		} else if int(l) < len(u) {
+			u[l] = ""
+		}
+	}
+	return u
+}
+
 // members returns the users of the members in leaf order.
 func (u leafUserIndex) members() []string {
 	out := make([]string, 0, len(u))

@@ -798,6 +798,15 @@ type Conversations interface {
 	// ErrGone for one whose tree is no longer kept (Commit.TreeHistory)
 	// or was never stored node by node.
 	Tree(ctx context.Context, id ConversationID, epoch uint64) ([]TreeNode, error)
+	// TreeChanges returns the nodes of the conversation's ratchet tree as
+	// of epoch that commits after since changed, by index, nil Data for
+	// a node blank at epoch: applied to the tree of since (set Data,
+	// blank on nil), they give the tree of epoch. What it reads grows
+	// with the nodes changed, not with the tree. ErrNotFound for an
+	// unknown conversation, ErrInvalid for an epoch after the current
+	// one or since after epoch, ErrGone when the tree of since is no
+	// longer kept (Commit.TreeHistory) or was never stored node by node.
+	TreeChanges(ctx context.Context, id ConversationID, since, epoch uint64) ([]TreeNode, error)
 	// MoveTree stores the tree of a LegacyTree conversation node by node:
 	// when the conversation is still at epoch with its tree in its
 	// follower state, nodes become the epoch's tree and state its

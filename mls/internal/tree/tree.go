@@ -277,6 +277,44 @@ func (t *Tree) Clone() *Tree {
 	return c
 }
 
+// Patch makes t the tree of a later epoch from the nodes that differ
+// between the two: it resizes t to width nodes (2^(d+1)-1), then stores
+// nds[i] at xs[i] (nil: blank), dropping the cached hashes above each
+// changed node, so that the next TreeHash recomputes only the changed
+// paths. A blank at an index beyond width is a node the tree lost when it
+// shrank and is skipped. Each node is checked against its position as
+// FromWire checks it; the Tree takes ownership of the nodes. On an error
+// t is left partly patched: patch a Clone. Whether the result is the later
+// epoch's tree is the caller's to check, by its tree hash.
+func (t *Tree) Patch(width int, xs []treemath.NodeIndex, nds []*wire.Node) error {
+	if err := t.ready(); err != nil {
+		return fmt.Errorf("tree: patch: %w", err)
+	}
+	if len(xs) != len(nds) {
+		return fmt.Errorf("tree: patch: %d indices for %d nodes", len(xs), len(nds))
+	}
+	if w := uint64(width) + 1; w < 2 || w&(w-1) != 0 || uint64(width) > uint64(treemath.NodeWidth(treemath.MaxLeaves)) {
+		return fmt.Errorf("tree: patch: %d nodes is not the size of a ratchet tree", width)
+	}
+	if width != t.n {
+		t.resize(width)
+	}
+	for i, x := range xs {
+		nd := nds[i]
+		if int(x) >= width {
+			if nd != nil {
+				return fmt.Errorf("tree: patch: node %d beyond the tree of %d nodes", x, width)
+			}
+			continue
+		}
+		if err := t.checkNode(x, nd); err != nil {
+			return fmt.Errorf("tree: patch: %w", err)
+		}
+		t.set(x, nd)
+	}
+	return nil
+}
+
 // invalidate drops the cached tree hashes of x and its ancestors.
 func (t *Tree) invalidate(x treemath.NodeIndex) {
 	lc := t.LeafCount()

@@ -132,6 +132,55 @@ func (s *Store) tree(ctx context.Context, id store.ConversationID, epoch uint64)
 	return out, nil
 }
 
+// TreeChanges implements store.Store: the latest version at or before
+// epoch of each node with a version after since. Pruning (see
+// storeTreeChanges) deletes only versions at or before the tree floor,
+// so none after since while the tree of since is kept.
+func (s *Store) TreeChanges(ctx context.Context, id store.ConversationID, since, epoch uint64) ([]store.TreeNode, error) {
+	out, err := s.treeChanges(ctx, id, since, epoch)
+	if err != nil {
+		return nil, s.errorf("tree changes of conversation %d from epoch %d to %d: %w", id, since, epoch, err)
+	}
+	return out, nil
+}
+
+func (s *Store) treeChanges(ctx context.Context, id store.ConversationID, since, epoch uint64) ([]store.TreeNode, error) {
+	if since > epoch {
+		return nil, fmt.Errorf("epoch %d is before %d: %w", epoch, since, store.ErrInvalid)
+	}
+	q := s.b.Read()
+	out, err := collect(ctx, q, func(r Row) (store.TreeNode, error) {
+		var nd store.TreeNode
+		var idx int64
+		err := r.Scan(&idx, &nd.Data)
+		nd.Index = uint32(idx)
+		return nd, err
+	}, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.epoch > $2 AND t.epoch <= $3
+		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $3)
+		ORDER BY t.node`, id, since, epoch)
+	if err != nil {
+		return nil, err
+	}
+	// Checked after the nodes were read, as Tree does.
+	var cur, floor uint64
+	var legacy int64
+	if err := q.QueryRow(ctx, `SELECT epoch, tree_floor, legacy_tree FROM conversations WHERE id = $1`, id).Scan(&cur, &floor, &legacy); err != nil {
+		return nil, notFound(err)
+	}
+	switch {
+	case epoch > cur:
+		return nil, fmt.Errorf("the conversation is at epoch %d: %w", cur, store.ErrInvalid)
+	case legacy != 0 || since < floor:
+		return nil, fmt.Errorf("trees are kept from epoch %d: %w", floor, store.ErrGone)
+	}
+	for i := range out {
+		if len(out[i].Data) == 0 {
+			out[i].Data = nil
+		}
+	}
+	return out, nil
+}
+
 // MoveTree implements store.Store.
 func (s *Store) MoveTree(ctx context.Context, id store.ConversationID, epoch uint64, state []byte, nodes []store.TreeNode) error {
 	err := s.b.Write(ctx, func(tx Querier) error {

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ProposalConcurrent", testProposalConcurrent},
 		{"HandshakeByHash", testHandshakeByHash},
 		{"TreeNodes", testTreeNodes},
+		{"TreeChanges", testTreeChanges},
 		{"TreeHistory", testTreeHistory},
 		{"Departed", testDeparted},
 		{"DepartedReadded", testDepartedReadded},

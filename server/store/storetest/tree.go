@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,6 +85,71 @@ func testTreeNodes(t *testing.T, s store.Store) {
 	err = s.MoveTree(ctx, c.ID, 2, []byte("moved"), nodes("0:x"))
 	wantErr(t, "move a tree stored by nodes", err, store.ErrStaleState)
 	wantTree(t, s, c.ID, 2, "0:a2 1:p1 2:b2")
+}
+
+// testTreeChanges: the changes between two kept epochs, applied to the
+// earlier tree, give the later one; an epoch whose tree is gone, or not
+// there yet, is refused.
+func testTreeChanges(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: nodes("0:a0", "2:b0"), FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create", err)
+	commitTree(t, s, c.ID, d.ID, 3, "1:p1", "2:", "4:c1") // epoch 1
+	commitTree(t, s, c.ID, d.ID, 3, "0:a2", "4:", "2:b2") // epoch 2
+	commitTree(t, s, c.ID, d.ID, 3, "6:g3")               // epoch 3
+	want := map[[2]uint64]string{
+		{0, 0}: "", {0, 1}: "1:p1 2: 4:c1", {0, 2}: "0:a2 1:p1 2:b2 4:", {1, 2}: "0:a2 2:b2 4:", {2, 3}: "6:g3", {0, 3}: "0:a2 1:p1 2:b2 4: 6:g3",
+	}
+	for k, w := range want {
+		got, err := s.TreeChanges(ctx, c.ID, k[0], k[1])
+		if err != nil || treeString(got) != w {
+			t.Errorf("changes from epoch %d to %d: %q, %v; want %q", k[0], k[1], treeString(got), err, w)
+		}
+	}
+	// Applied to the earlier tree they give the later one.
+	for since := range uint64(4) {
+		for epoch := since; epoch < 4; epoch++ {
+			tree, err := s.Tree(ctx, c.ID, since)
+			must(t, "tree", err)
+			changes, err := s.TreeChanges(ctx, c.ID, since, epoch)
+			must(t, "tree changes", err)
+			m := map[uint32][]byte{}
+			for _, n := range tree {
+				m[n.Index] = n.Data
+			}
+			for _, n := range changes {
+				if n.Data == nil {
+					delete(m, n.Index)
+				} else {
+					m[n.Index] = n.Data
+				}
+			}
+			var applied []store.TreeNode
+			for x, d := range m {
+				applied = append(applied, store.TreeNode{Index: x, Data: d})
+			}
+			slices.SortFunc(applied, func(a, b store.TreeNode) int { return int(a.Index) - int(b.Index) })
+			later, err := s.Tree(ctx, c.ID, epoch)
+			must(t, "tree", err)
+			if treeString(applied) != treeString(later) {
+				t.Errorf("the tree of %d with the changes to %d is %q, the tree of %d %q", since, epoch, treeString(applied), epoch, treeString(later))
+			}
+		}
+	}
+	_, err = s.TreeChanges(ctx, c.ID, 2, 1)
+	wantErr(t, "changes to an epoch before since", err, store.ErrInvalid)
+	_, err = s.TreeChanges(ctx, c.ID, 1, 4)
+	wantErr(t, "changes to a future epoch", err, store.ErrInvalid)
+	_, err = s.TreeChanges(ctx, 9999, 0, 0)
+	wantErr(t, "changes of an unknown conversation", err, store.ErrNotFound)
+	commitTree(t, s, c.ID, d.ID, 3, "0:a4") // epoch 4: floor 1
+	_, err = s.TreeChanges(ctx, c.ID, 0, 4)
+	wantErr(t, "changes since an epoch before the history", err, store.ErrGone)
+	got, err := s.TreeChanges(ctx, c.ID, 1, 4)
+	if err != nil || treeString(got) != "0:a4 2:b2 4: 6:g3" {
+		t.Errorf("changes from epoch 1, the floor, to 4: %q, %v", treeString(got), err)
+	}
 }
 
 // testTreeHistory: a commit keeps the trees of TreeHistory epochs before
