@@ -533,6 +533,39 @@ func TestEncodeRatchetTreeRefuses(t *testing.T) {
 // nodesFromBlob parses fuzz input into tree nodes: uint32 index, uint16
 // length (0xffff: nil Data), data. Indices are kept below 2^16: both
 // functions fuzzed allocate for the tree's size, which the indices give.
+// FuzzLoadPublicGroupChanges feeds a stored state and changed nodes to a
+// follower of the fixture's previous epoch: whatever it accepts re-marshals
+// to the same state, and the earlier group is not changed.
+func FuzzLoadPublicGroupChanges(f *testing.F) {
+	fx := newTreeStoreFixture(f)
+	prev, err := LoadPublicGroupTree(nil, fx.prevState, fx.prevNodes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	was, err := prev.TreeNodes()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(fx.state, nodesToBlob(fx.nodes))
+	f.Add(fx.prevState, nodesToBlob(fx.prevNodes))
+	f.Add(fx.state, nodesToBlob(append(slices.Clone(fx.nodes), TreeNode{Index: 3})))
+	f.Fuzz(func(t *testing.T, state, blob []byte) {
+		pg, err := LoadPublicGroupChanges(nil, prev, state, nodesFromBlob(blob))
+		if err == nil {
+			if out, err := pg.MarshalState(); err != nil || !bytes.Equal(out, state) {
+				t.Fatalf("accepted state re-marshals differently: %v", err)
+			}
+			if _, err := pg.TreeNodes(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now, err := prev.TreeNodes()
+		if err != nil || !slices.EqualFunc(now, was, func(a, b TreeNode) bool { return a.Index == b.Index && bytes.Equal(a.Data, b.Data) }) {
+			t.Fatalf("the earlier group changed (%v)", err)
+		}
+	})
+}
+
 func nodesFromBlob(b []byte) []TreeNode {
 	var ns []TreeNode
 	for len(b) >= 6 {
