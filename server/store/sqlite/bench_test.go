@@ -2,7 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +72,115 @@ func BenchmarkHotPaths(b *testing.B) {
 
 func BenchmarkClaimBatch(b *testing.B) {
 	storetest.BenchmarkClaimBatch(b, func(b *testing.B) store.Store { return open(b) })
+}
+
+// BenchmarkLargeCommitWrites measures what SQLite writes for a commit in
+// a conversation of 10,000 members on X-Wing, at the store: a 40 KB
+// commit, a 3 KB GroupInfo, a 2 KB follower state and the 15 nodes of a
+// member's direct path (about 1.35 KB each, as X-Wing's keys make them),
+// in a tree of 19,999 such nodes. It reports the bytes the process wrote
+// (write system calls: the WAL, and the database file at checkpoints)
+// per commit: wal-KiB/commit, the median commit, which ran no
+// checkpoint, and KiB/commit, all of them with their share of the
+// checkpoints, a last one included. history is the tree history (epochs
+// whose trees stay readable): with 10 every commit deletes the node
+// versions it superseded 10 epochs ago, as with the default 1,000 once a
+// conversation has had that many commits; "all" never deletes any. Linux
+// only (/proc/self/io).
+//
+//	go test -run '^$' -bench LargeCommitWrites -benchtime 200x ./server/store/sqlite
+func BenchmarkLargeCommitWrites(b *testing.B) {
+	if _, err := os.Stat("/proc/self/io"); err != nil {
+		b.Skip("needs /proc/self/io")
+	}
+	for _, h := range []struct {
+		name    string
+		history uint64
+	}{{"10", 10}, {"all", 1 << 40}} {
+		b.Run("history="+h.name, func(b *testing.B) { benchLargeCommitWrites(b, h.history) })
+	}
+}
+
+func benchLargeCommitWrites(b *testing.B, history uint64) {
+	const members, nodeSize, warm = 10000, 1350, 40
+	s := open(b)
+	defer s.Close()
+	ctx := context.Background()
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "bench", IdentityKey: []byte("k"), Device: store.Device{ID: "bench-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	random := func(n int) []byte {
+		p := make([]byte, n)
+		rand.Read(p)
+		return p
+	}
+	tree := make([]store.TreeNode, 2*members-1)
+	for x := range tree {
+		tree[x] = store.TreeNode{Index: uint32(x), Data: random(nodeSize)}
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("large"), Suite: 0xF001, GroupInfo: random(3000), Tree: tree, FollowerState: random(2000), Creator: d.ID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	epoch := uint64(0)
+	commit := func() int64 {
+		// The direct path of a random member's leaf (levels 1 to 14 of
+		// a tree of 16,384 leaves), within the 19,999 nodes.
+		x := 2 * mrand.IntN(members)
+		changes := []store.TreeNode{{Index: uint32(x), Data: random(nodeSize)}}
+		for lvl := 1; lvl < 15; lvl++ {
+			if p := x&^(1<<(lvl+1)-1) | (1<<lvl - 1); p < len(tree) {
+				changes = append(changes, store.TreeNode{Index: uint32(p), Data: random(nodeSize)})
+			}
+		}
+		before := writtenBytes(b)
+		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: epoch, Sender: d.ID, Data: random(40000), GroupInfo: random(3000),
+			FollowerState: random(2000), Tree: changes, TreeHistory: history, Created: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+		epoch++
+		return writtenBytes(b) - before
+	}
+	checkpoint := func() int64 {
+		before := writtenBytes(b)
+		if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+		return writtenBytes(b) - before
+	}
+	for range warm {
+		commit()
+	}
+	checkpoint()
+	var each []int64
+	var total int64
+	for b.Loop() {
+		w := commit()
+		each = append(each, w)
+		total += w
+	}
+	total += checkpoint()
+	slices.Sort(each)
+	b.ReportMetric(float64(each[len(each)/2])/1024, "wal-KiB/commit")
+	b.ReportMetric(float64(total)/float64(len(each))/1024, "KiB/commit")
+}
+
+// writtenBytes is the bytes the process passed to write system calls.
+func writtenBytes(b *testing.B) int64 {
+	p, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(p), "\n") {
+		if v, ok := strings.CutPrefix(l, "wchar: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("/proc/self/io has no wchar")
+	return 0
 }
