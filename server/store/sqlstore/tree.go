@@ -104,32 +104,48 @@ func (s *Store) Tree(ctx context.Context, id store.ConversationID, epoch uint64)
 
 func (s *Store) tree(ctx context.Context, id store.ConversationID, epoch uint64) ([]store.TreeNode, error) {
 	q := s.b.Read()
-	out, err := collect(ctx, q, func(r Row) (store.TreeNode, error) {
-		var nd store.TreeNode
-		var idx int64
-		err := r.Scan(&idx, &nd.Data)
-		nd.Index = uint32(idx)
-		return nd, err
-	}, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.data IS NOT NULL
+	out, err := collect(ctx, q, scanTreeNode, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.data IS NOT NULL
 		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $2)
 		ORDER BY t.node`, id, epoch)
 	if err != nil {
 		return nil, err
 	}
-	// Checked after the nodes were read, so that a commit whose pruning
-	// the read saw has moved the floor this reads.
+	if err := treesKept(ctx, q, id, epoch, epoch); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanTreeNode reads a row of (node, data).
+func scanTreeNode(r Row) (store.TreeNode, error) {
+	var nd store.TreeNode
+	var idx int64
+	err := r.Scan(&idx, &nd.Data)
+	nd.Index = uint32(idx)
+	if len(nd.Data) == 0 {
+		nd.Data = nil
+	}
+	return nd, err
+}
+
+// treesKept checks that the trees of the epochs from oldest to newest
+// can be read: newest is not after the conversation's epoch (ErrInvalid)
+// and oldest not before its tree floor (ErrGone). It is checked after
+// the nodes were read, so that a commit whose pruning the read saw has
+// moved the floor this reads.
+func treesKept(ctx context.Context, q Querier, id store.ConversationID, oldest, newest uint64) error {
 	var cur, floor uint64
 	var legacy int64
 	if err := q.QueryRow(ctx, `SELECT epoch, tree_floor, legacy_tree FROM conversations WHERE id = $1`, id).Scan(&cur, &floor, &legacy); err != nil {
-		return nil, notFound(err)
+		return notFound(err)
 	}
 	switch {
-	case epoch > cur:
-		return nil, fmt.Errorf("the conversation is at epoch %d: %w", cur, store.ErrInvalid)
-	case legacy != 0 || epoch < floor:
-		return nil, fmt.Errorf("trees are kept from epoch %d: %w", floor, store.ErrGone)
+	case newest > cur:
+		return fmt.Errorf("the conversation is at epoch %d: %w", cur, store.ErrInvalid)
+	case legacy != 0 || oldest < floor:
+		return fmt.Errorf("trees are kept from epoch %d: %w", floor, store.ErrGone)
 	}
-	return out, nil
+	return nil
 }
 
 // TreeChanges implements store.Store: the latest version at or before
@@ -149,34 +165,14 @@ func (s *Store) treeChanges(ctx context.Context, id store.ConversationID, since,
 		return nil, fmt.Errorf("epoch %d is before %d: %w", epoch, since, store.ErrInvalid)
 	}
 	q := s.b.Read()
-	out, err := collect(ctx, q, func(r Row) (store.TreeNode, error) {
-		var nd store.TreeNode
-		var idx int64
-		err := r.Scan(&idx, &nd.Data)
-		nd.Index = uint32(idx)
-		return nd, err
-	}, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.epoch > $2 AND t.epoch <= $3
+	out, err := collect(ctx, q, scanTreeNode, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.epoch > $2 AND t.epoch <= $3
 		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $3)
 		ORDER BY t.node`, id, since, epoch)
 	if err != nil {
 		return nil, err
 	}
-	// Checked after the nodes were read, as Tree does.
-	var cur, floor uint64
-	var legacy int64
-	if err := q.QueryRow(ctx, `SELECT epoch, tree_floor, legacy_tree FROM conversations WHERE id = $1`, id).Scan(&cur, &floor, &legacy); err != nil {
-		return nil, notFound(err)
-	}
-	switch {
-	case epoch > cur:
-		return nil, fmt.Errorf("the conversation is at epoch %d: %w", cur, store.ErrInvalid)
-	case legacy != 0 || since < floor:
-		return nil, fmt.Errorf("trees are kept from epoch %d: %w", floor, store.ErrGone)
-	}
-	for i := range out {
-		if len(out[i].Data) == 0 {
-			out[i].Data = nil
-		}
+	if err := treesKept(ctx, q, id, since, epoch); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
