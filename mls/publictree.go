@@ -115,7 +115,12 @@ func (pg *PublicGroup) MarshalState() ([]byte, error) {
 // validated before storing it. The group keeps copies of the nodes' Data.
 // Errors wrap ErrMalformed.
 func LoadPublicGroupTree(cfg *Config, state []byte, nodes []TreeNode) (*PublicGroup, error) {
-	const op = "load public group state and tree nodes"
+	return loadPublicState(cfg, "load public group state and tree nodes", state, &storedTree{nodes: nodes})
+}
+
+// loadPublicState decodes MarshalState's bytes with the tree built from
+// stored.
+func loadPublicState(cfg *Config, op string, state []byte, stored *storedTree) (*PublicGroup, error) {
 	c, err := cfg.normalized()
 	if err != nil {
 		return nil, err
@@ -124,7 +129,7 @@ func LoadPublicGroupTree(cfg *Config, state []byte, nodes []TreeNode) (*PublicGr
 	if err := readStateHeader(r, stateKindPublicState); err != nil {
 		return nil, causeError(op, "", ErrMalformed, err, "header")
 	}
-	co, err := decodeCore(c, r, false, &storedTree{nodes: nodes})
+	co, err := decodeCore(c, r, false, stored)
 	if err == nil {
 		err = r.Finish()
 	}
@@ -150,22 +155,7 @@ func LoadPublicGroupChanges(cfg *Config, prev *PublicGroup, state []byte, change
 	if prev == nil {
 		return nil, fmt.Errorf("mls: %s: no previous group", op)
 	}
-	c, err := cfg.normalized()
-	if err != nil {
-		return nil, err
-	}
-	r := codec.NewReader(state)
-	if err := readStateHeader(r, stateKindPublicState); err != nil {
-		return nil, causeError(op, "", ErrMalformed, err, "header")
-	}
-	co, err := decodeCore(c, r, false, &storedTree{nodes: changes, base: prev.c.tree, groupID: prev.c.gc.GroupID})
-	if err == nil {
-		err = r.Finish()
-	}
-	if err != nil {
-		return nil, causeError(op, "", ErrMalformed, err, "decode")
-	}
-	return &PublicGroup{c: co}, nil
+	return loadPublicState(cfg, op, state, &storedTree{nodes: changes, base: prev.c.tree, groupID: prev.c.gc.GroupID})
 }
 
 // storedTree is the tree of a state written without it: its nodes, given
