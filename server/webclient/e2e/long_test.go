@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/client"
+	"github.com/parley-chat/parley/client/content"
 	"github.com/parley-chat/parley/internal/browsertest"
 )
 
@@ -35,18 +36,31 @@ func TestWebClientLongOpen(t *testing.T) {
 		t.Fatalf("carol's conversations: %v, %v", convs, err)
 	}
 	const n = 130
+	const quoted, reply = 40, 90 // message reply answers message quoted
 	shown := fmt.Sprintf(`document.querySelectorAll(%q).length`, sel("message"))
 	most := 0
+	var ids [n]content.MessageID
 	for i := 1; i < n; i++ {
 		text := fmt.Sprintf("long %d", i)
-		if _, err := dc.Send(ctx, convs[0].ID, text, client.SendOptions{}); err != nil {
+		var opts client.SendOptions
+		if i == reply {
+			opts.ReplyTo = ids[quoted]
+		}
+		m, err := dc.Send(ctx, convs[0].ID, text, opts)
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids[i] = m.ID
 		alice.p.UntilMutation(browsertest.LastHasText(sel("message-text"), text))
 		most = max(most, browsertest.Eval[int](alice.p, shown))
 	}
 	if most > 100 || most < 51 {
 		t.Errorf("the page held up to %d messages while %d came to its open conversation; want at most 100 (and more than 50)", most, n)
+	}
+	// The reply still shows what it answers, which left the page.
+	quote := fmt.Sprintf(`document.querySelector(%q)?.textContent`, messageWith(ids[reply].String())+" "+sel("message-quote"))
+	if got := browsertest.Eval[string](alice.p, quote); got != fmt.Sprintf("carol: long %d", quoted) {
+		t.Errorf("the quote of the reply to a message no longer in the page shows %q", got)
 	}
 
 	// Scrolling up loads the older ones again, in order.

@@ -2112,9 +2112,13 @@
     return "";
   }
 
+  // quoted keeps what a quote showed of each message, so that a reply
+  // whose message left the page (trimHistory) keeps showing it.
+  const quoted = new Map(); // id → text
   function quote(id) {
     const t = state.msgs.find((e) => e.id === id);
-    const text = t ? (t.sender === state.me.user ? "You" : t.sender) + ": " + summary(t) : "an earlier message";
+    if (t) quoted.set(id, (t.sender === state.me.user ? "You" : t.sender) + ": " + summary(t));
+    const text = quoted.get(id) || "an earlier message";
     return h("button", {
       type: "button", class: "quote", testid: "message-quote",
       onclick: () => {
