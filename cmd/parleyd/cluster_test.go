@@ -305,6 +305,7 @@ type clusterMember struct {
 	refused   []string
 	slots     chan struct{} // slots bounds sends in flight.
 	processed uint64        // processed is the last seq given to the MLS group.
+	firstAck  chan struct{} // firstAck, if set, is closed at the next "sent" answer.
 }
 
 // connect opens the member's WebSocket to n and subscribes from the last
@@ -366,6 +367,10 @@ func (m *clusterMember) read(ctx context.Context, ws *websocket.Conn, done chan 
 		case *protocol.SentFrame:
 			m.acked[f.ClientID] = f.Seq
 			m.release()
+			if m.firstAck != nil {
+				close(m.firstAck)
+				m.firstAck = nil
+			}
 		case *protocol.ErrorFrame:
 			m.refused = append(m.refused, fmt.Sprintf("%s: %s %s", f.ClientID, f.Code, f.Message))
 			if f.ClientID != "" {
@@ -873,7 +878,9 @@ func TestCluster(t *testing.T) {
 		from := head
 		// alice streams over node-0 and carol over node-2, each with up to
 		// 8 sends in flight; node-2 is killed after carol's 40th
-		// acknowledgement.
+		// acknowledgement once alice has one, and alice sends the second
+		// half of her stream after the kill: the kill falls in the middle
+		// of her stream whichever node is faster.
 		const perSender, killAfter, window = 150, 40, 8
 		alice.slots, carol.slots = make(chan struct{}, window), make(chan struct{}, window)
 		sentText := map[string]string{} // client id → plaintext
@@ -892,6 +899,10 @@ func TestCluster(t *testing.T) {
 		}
 		victim := nodes[2]
 		killed := make(chan struct{})
+		aliceAcked := make(chan struct{}) // closed at alice's first acknowledgement
+		alice.mu.Lock()
+		alice.firstAck = aliceAcked
+		alice.mu.Unlock()
 		var killedAt time.Time
 		aliceAtKill := 0
 		var wg sync.WaitGroup
@@ -905,11 +916,28 @@ func TestCluster(t *testing.T) {
 					errs <- fmt.Errorf("%s: timeout", m.name)
 					return
 				}
+				if !kill && i == perSender/2 {
+					// alice's stream goes on after the kill, whichever
+					// node is faster.
+					select {
+					case <-killed:
+					case <-ctx.Done():
+						errs <- fmt.Errorf("%s: no kill while half the stream was sent", m.name)
+						return
+					}
+				}
 				if kill && !isClosed(killed) {
 					m.mu.Lock()
 					n := len(m.acked)
 					m.mu.Unlock()
 					if n >= killAfter {
+						// and the kill comes after alice's stream began.
+						select {
+						case <-aliceAcked:
+						case <-ctx.Done():
+							errs <- fmt.Errorf("%s: alice had no send acknowledged", m.name)
+							return
+						}
 						alice.mu.Lock()
 						aliceAtKill = len(alice.acked)
 						alice.mu.Unlock()
