@@ -120,14 +120,10 @@ func TestNodeStorage(t *testing.T) {
 	}
 }
 
-// TestCatchUpCommits: two followers (two nodes of a cluster) take turns
-// accepting commits, each holding in memory the group of the last epoch
-// it saw: a follower behind by one or more commits (adds that grow the
-// tree, removals that shrink it, updates) catches up from the tree nodes
-// those commits changed and never loads the whole tree again. Changes
-// that do not give the stored state (a node left out) make it load the
-// whole tree instead, and still accept the commit.
-func TestCatchUpCommits(t *testing.T) {
+// twoFollowers returns a new group, its GroupInfo, two followers (two
+// nodes) and the state the first started the conversation with.
+func twoFollowers(t *testing.T) (*mls.Group, []byte, []*Follower, *delivery.GroupState) {
+	t.Helper()
 	g, _ := newGroup(t)
 	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
 	tree, _ := g.RatchetTree()
@@ -136,6 +132,18 @@ func TestCatchUpCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, gi, nodes, gs
+}
+
+// TestCatchUpCommits: two followers (two nodes of a cluster) take turns
+// accepting commits, each holding in memory the group of the last epoch
+// it saw: a follower behind by one or more commits (adds that grow the
+// tree, removals that shrink it, updates) catches up from the tree nodes
+// those commits changed and never loads the whole tree again. Changes
+// that do not give the stored state (a node left out) make it load the
+// whole tree instead, and still accept the commit.
+func TestCatchUpCommits(t *testing.T) {
+	g, gi, nodes, gs := twoFollowers(t)
 	stored := nodeStore{}
 	stored.apply(gs.Tree)
 	state := gs.State
@@ -379,14 +387,7 @@ func TestRebuildPendingProposals(t *testing.T) {
 // Two followers (two nodes) take turns accepting proposals of one epoch:
 // each catches up on the proposals the other accepted, loading only those.
 func TestCatchUpPendingProposals(t *testing.T) {
-	g, _ := newGroup(t)
-	gi, _ := g.GroupInfo(mls.GroupInfoOptions{})
-	tree, _ := g.RatchetTree()
-	nodes := []*Follower{New(nil).(*Follower), New(nil).(*Follower)}
-	gs, err := nodes[0].Start(gi, tree)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, gi, nodes, gs := twoFollowers(t)
 	fg := delivery.FollowedGroup{GroupID: []byte("group"), Suite: uint16(cs), GroupInfo: gi, State: gs.State, LoadTree: loadTree(gs.Tree)}
 	var stored []delivery.StoredProposal
 	var loaded []uint64
