@@ -9,7 +9,7 @@ import (
 	"github.com/parley-chat/parley/protocol"
 )
 
-// fillMinMembers is the group size from which members keep the ratchet
+// FillMinMembers is the group size from which members keep the ratchet
 // tree filled (mls.Group.TreeFiller): the member that the rule names
 // commits a self-update after the commit or Welcome that made it one. A
 // group grown by Adds or thinned by Removes has blank parent nodes, and
@@ -18,7 +18,7 @@ import (
 // would otherwise commit megabytes, past the server's message limit.
 // Below 64 members a blank parent costs a later commit a few
 // ciphertexts, less than the commit that would fill it.
-const fillMinMembers = 64
+const FillMinMembers = 64
 
 // fillState remembers the conversations a fill is running in.
 type fillState struct {
@@ -29,7 +29,7 @@ type fillState struct {
 // fillsTree reports whether this device, as its group g stands, commits
 // a self-update to fill the tree.
 func fillsTree(g *mls.Group) bool {
-	return g.Active() && g.MemberCount() >= fillMinMembers && g.TreeFiller(g.OwnLeaf())
+	return g.Active() && g.MemberCount() >= FillMinMembers && g.TreeFiller(g.OwnLeaf())
 }
 
 // fillAfter returns after followed, when this device fills the tree of

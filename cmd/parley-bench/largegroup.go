@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parley-chat/parley/client"
 	"github.com/parley-chat/parley/internal/latency"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
@@ -317,10 +318,6 @@ func (lg *lgRun) build(ctx context.Context, n, batch int) error {
 	return nil
 }
 
-// fillMinMembers is client/fill.go's: the group size from which the
-// SDK's members keep the tree filled.
-const fillMinMembers = 64
-
 // fillTree has the members that mls.Group.TreeFiller names commit with a
 // path, as the SDK's members do after the commit that named them
 // (client/fill.go), until none is named. Without it every parent node
@@ -329,13 +326,16 @@ const fillMinMembers = 64
 // With measure, each fill's fan-out is awaited, apart from the measured
 // kinds.
 func (lg *lgRun) fillTree(ctx context.Context, measure bool) error {
-	if lg.g.MemberCount() < fillMinMembers {
+	if lg.g.MemberCount() < client.FillMinMembers {
 		return nil
 	}
 	var ks *kindStats
 	if measure {
 		ks = &kindStats{name: "fill", treeSource: map[string]int{}}
 	}
+	// One pass fills the tree: a named member's path holds every
+	// fillable node above it. The rule is asked again, at most twice,
+	// so that a node a pass left blank is filled or reported below.
 	for range 3 {
 		fillers := lg.g.TreeFillers()
 		if len(fillers) == 0 {
