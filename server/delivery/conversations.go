@@ -434,6 +434,11 @@ func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (Fol
 		s.metrics.treeLoads.WithLabelValues("changes").Inc()
 		return s.st.TreeChanges(ctx, h.cid, since, c.Epoch)
 	}
+	fg.CatchUpFailed = func(err error) {
+		if !errors.Is(err, store.ErrGone) && ctx.Err() == nil { // gone: the node held an epoch older than the history
+			s.log.Warn("catching up on commits from the tree changes failed; loading the whole tree", "conversation", h.cid, "epoch", c.Epoch, "err", err)
+		}
+	}
 	fg.LoadProposals = func(from uint64) ([]StoredProposal, error) {
 		ps, err := s.st.PendingProposals(ctx, h.cid, c.Epoch, from, c.Proposals)
 		if err != nil {

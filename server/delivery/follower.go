@@ -85,6 +85,11 @@ type FollowedGroup struct {
 	// (another node accepted the commits since), to catch up without
 	// loading the whole tree; on an error it loads the tree. May be nil.
 	LoadTreeChanges func(since uint64) ([]store.TreeNode, error)
+	// CatchUpFailed, if not nil, is told why catching up from an earlier
+	// epoch failed (a store error from LoadTreeChanges, wrapped, or
+	// changes that do not give State); the follower loads the whole
+	// tree instead.
+	CatchUpFailed func(err error)
 	// Proposals counts the proposals of the epoch accepted since.
 	Proposals uint64
 	// ProposalsDigest is the Change.ProposalsDigest of the last of them;

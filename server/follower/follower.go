@@ -359,8 +359,9 @@ func (f *Follower) open(g delivery.FollowedGroup) (*group, stateHash, error) {
 // advance returns the group of g's epoch built from the cached group of
 // an earlier epoch and the tree nodes changed since (another node
 // accepted the commits between), or nil when there is none or it does
-// not give g's stored state, which is then loaded whole. The earlier
-// group leaves the cache either way: its epoch is over.
+// not give g's stored state (told to g.CatchUpFailed), which is then
+// loaded whole. The earlier group leaves the cache either way: its epoch
+// is over.
 func (f *Follower) advance(g delivery.FollowedGroup) *group {
 	if g.LoadTreeChanges == nil {
 		return nil
@@ -369,15 +370,24 @@ func (f *Follower) advance(g delivery.FollowedGroup) *group {
 	if old == nil {
 		return nil
 	}
+	failed := func(err error) *group {
+		if g.CatchUpFailed != nil {
+			g.CatchUpFailed(err)
+		}
+		return nil
+	}
 	stored, err := g.LoadTreeChanges(old.pg.Epoch())
 	if err != nil {
-		return nil
+		return failed(fmt.Errorf("follower: load the tree changes from epoch %d to %d: %w", old.pg.Epoch(), g.Epoch, err))
 	}
 	changes := mlsNodes(stored)
 	clk, cfg := f.clock()
 	pg, err := mls.LoadPublicGroupChanges(cfg, old.pg, g.State, changes)
-	if err != nil || pg.Epoch() != g.Epoch {
-		return nil
+	if err != nil {
+		return failed(fmt.Errorf("follower: epoch %d from epoch %d and %d changed nodes: %w", g.Epoch, old.pg.Epoch(), len(changes), err))
+	}
+	if pg.Epoch() != g.Epoch {
+		return failed(fmt.Errorf("follower: the stored state is of epoch %d, the conversation at %d", pg.Epoch(), g.Epoch))
 	}
 	grp := &group{pg: pg, clk: clk, nodes: old.nodes}
 	grp.applyTree(changes)

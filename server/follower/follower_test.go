@@ -150,6 +150,7 @@ func TestCatchUpCommits(t *testing.T) {
 	// changed[e] are the nodes the commit that started epoch e changed.
 	changed := map[uint64][]store.TreeNode{}
 	var whole, partial int // calls of LoadTree and LoadTreeChanges
+	var failures []error   // what CatchUpFailed was told
 	drop := false          // LoadTreeChanges leaves a changed node out
 	var members []mls.LeafIndex
 	commit := func(on int, opts mls.CommitOptions) *delivery.Change {
@@ -179,6 +180,7 @@ func TestCatchUpCommits(t *testing.T) {
 			}
 			return out, nil
 		}
+		fg.CatchUpFailed = func(err error) { failures = append(failures, err) }
 		ch, err := nodes[on].Process(fg, pc.Message, delivery.NextState{GroupInfo: pc.GroupInfo})
 		if err != nil {
 			t.Fatalf("commit at epoch %d on node %d: %v", epoch, on, err)
@@ -221,6 +223,9 @@ func TestCatchUpCommits(t *testing.T) {
 	commit(1, mls.CommitOptions{ForcePath: true}) // epoch 8, node 1: one behind
 	if whole != 2 || partial != 4 {
 		t.Fatalf("with a changed node left out: %d whole trees and %d changes loaded, want 2 and 4", whole, partial)
+	}
+	if len(failures) != 1 || !strings.Contains(failures[0].Error(), "tree hash") || !strings.Contains(failures[0].Error(), "epoch 7 from epoch 6") {
+		t.Fatalf("catch-up failures reported: %v; want the one of epoch 7 from epoch 6, naming the tree hash", failures)
 	}
 	drop = false
 	commit(0, mls.CommitOptions{ForcePath: true}) // epoch 9, node 0: one behind
