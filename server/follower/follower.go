@@ -63,7 +63,8 @@
 // from the cached tree (mls.LoadPublicGroupChanges, which checks the
 // result's tree hash against the stored state's): work that grows with
 // the nodes the commits changed, not with the group. Anything that does
-// not fit falls back to loading the whole tree.
+// not fit is told to FollowedGroup.CatchUpFailed and falls back to
+// loading the whole tree.
 package follower
 
 import (
