@@ -20,6 +20,9 @@ import (
 	"github.com/parley-chat/parley/client/store"
 	"github.com/parley-chat/parley/mls"
 	"github.com/parley-chat/parley/protocol"
+	sstore "github.com/parley-chat/parley/server/store"
+	"github.com/parley-chat/parley/server/store/postgres"
+	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
 // A conversation stored before ratchet trees were stored node by node
@@ -33,18 +36,26 @@ import (
 
 // legacyBackend is a store parleyd runs on and the test opens directly.
 type legacyBackend struct {
-	args []string                   // args are parleyd's store flags.
-	open func(t *testing.T) *sql.DB // open opens the store's database.
+	args  []string                        // args are parleyd's store flags.
+	open  func(t *testing.T) *sql.DB      // open opens the store's database.
+	store func(t *testing.T) sstore.Store // store opens it as parleyd does.
 }
 
 // sqliteLegacyBackend is the SQLite file of the data directory.
 func sqliteLegacyBackend(dataDir string) legacyBackend {
+	path := filepath.Join(dataDir, "parley.db")
 	return legacyBackend{open: func(t *testing.T) *sql.DB {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "parley.db")+"?_pragma=busy_timeout(10000)")
+		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
+	}, store: func(t *testing.T) sstore.Store {
+		st, err := sqlite.Open(context.Background(), sqlite.NewConfig(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}}
 }
 
@@ -70,6 +81,15 @@ func TestLegacyTreesMovedPostgres(t *testing.T) {
 				t.Fatal(err)
 			}
 			return db
+		},
+		store: func(t *testing.T) sstore.Store {
+			c := postgres.NewConfig(dsn)
+			c.Schema = schema
+			st, err := postgres.Open(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
 		},
 	})
 }
@@ -125,7 +145,9 @@ func testLegacyTreesMoved(t *testing.T, dataDir string, be legacyBackend) {
 	}
 	db := be.open(t)
 	defer db.Close()
-	epoch, nodes, legacy := makeLegacyTree(ctx, t, db, int64(conv))
+	st := be.store(t)
+	epoch, nodes, legacy := makeLegacyTree(ctx, t, db, st, int64(conv))
+	st.Close()
 	t.Logf("conversation %d at epoch %d: %d tree nodes put back into a %d-byte follower state", conv, epoch, nodes, len(legacy))
 
 	p = startParleyd(t, bin, dataDir, args...)
@@ -138,12 +160,12 @@ func testLegacyTreesMoved(t *testing.T, dataDir string, be legacyBackend) {
 	if err := db.QueryRowContext(ctx, `SELECT legacy_tree, follower_state FROM conversations WHERE id = $1`, int64(conv)).Scan(&flag, &state); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM tree_nodes WHERE conversation_id = $1 AND epoch = $2 AND data IS NOT NULL`, int64(conv), epoch).Scan(&rows); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM tree_snapshots WHERE conversation_id = $1 AND epoch = $2`, int64(conv), epoch).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	if flag != 0 || rows != nodes || len(state) >= len(legacy) {
-		t.Errorf("after the start: legacy_tree %d, %d tree nodes at epoch %d (want 0 and %d), follower state of %d bytes (the whole tree's was %d)",
-			flag, rows, epoch, nodes, len(state), len(legacy))
+	if flag != 0 || rows != 1 || len(state) >= len(legacy) {
+		t.Errorf("after the start: legacy_tree %d, %d tree snapshots at epoch %d (want 0 and 1), follower state of %d bytes (the whole tree's was %d)",
+			flag, rows, epoch, len(state), len(legacy))
 	}
 
 	// The members go on with the moved tree: a message, a commit that
@@ -191,11 +213,12 @@ func testLegacyTreesMoved(t *testing.T, dataDir string, be legacyBackend) {
 }
 
 // makeLegacyTree turns conversation id into the layout of a store written
-// before trees were stored node by node: the whole group, tree included,
-// in follower_state, legacy_tree set and no tree_nodes rows. It returns
-// the conversation's epoch, the count of its tree's non-blank nodes and
-// the new follower state.
-func makeLegacyTree(ctx context.Context, t *testing.T, db *sql.DB, id int64) (uint64, int, []byte) {
+// before trees were stored apart from the follower state: the whole
+// group, tree included, in follower_state, legacy_tree set and no tree
+// rows. It reads the tree through st and returns the conversation's
+// epoch, the count of its tree's non-blank nodes and the new follower
+// state.
+func makeLegacyTree(ctx context.Context, t *testing.T, db *sql.DB, st sstore.Store, id int64) (uint64, int, []byte) {
 	t.Helper()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -207,26 +230,14 @@ func makeLegacyTree(ctx context.Context, t *testing.T, db *sql.DB, id int64) (ui
 	if err := tx.QueryRowContext(ctx, `SELECT epoch, follower_state FROM conversations WHERE id = $1`, id).Scan(&epoch, &state); err != nil {
 		t.Fatalf("conversation %d: %v", id, err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.data IS NOT NULL
-		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $2)
-		ORDER BY t.node`, id, epoch)
+	tree, err := st.Tree(ctx, sstore.ConversationID(id), epoch)
 	if err != nil {
-		t.Fatalf("tree nodes of conversation %d: %v", id, err)
+		t.Fatalf("tree of conversation %d: %v", id, err)
 	}
-	var nodes []mls.TreeNode
-	for rows.Next() {
-		var nd mls.TreeNode
-		var idx int64
-		if err := rows.Scan(&idx, &nd.Data); err != nil {
-			t.Fatal(err)
-		}
-		nd.Index = uint32(idx)
-		nodes = append(nodes, nd)
+	nodes := make([]mls.TreeNode, len(tree))
+	for i, nd := range tree {
+		nodes[i] = mls.TreeNode{Index: nd.Index, Data: nd.Data}
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
 	pg, err := mls.LoadPublicGroupTree(nil, state, nodes)
 	if err != nil {
 		t.Fatalf("rebuild the group of conversation %d: %v", id, err)
@@ -239,8 +250,9 @@ func makeLegacyTree(ctx context.Context, t *testing.T, db *sql.DB, id int64) (ui
 		sql  string
 		args []any
 	}{
-		{`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0 WHERE id = $2`, []any{whole, id}},
-		{`DELETE FROM tree_nodes WHERE conversation_id = $1`, []any{id}},
+		{`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0, tree_snapshot = 0, tree_snapshot_bytes = 0, tree_log_bytes = 0 WHERE id = $2`, []any{whole, id}},
+		{`DELETE FROM tree_snapshots WHERE conversation_id = $1`, []any{id}},
+		{`DELETE FROM tree_changes WHERE conversation_id = $1`, []any{id}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 			t.Fatalf("%s: %v", q.sql, err)

@@ -663,6 +663,7 @@ func (s *Service) storeCommit(ctx context.Context, h *handshakeAttempt, cm store
 		es = append(es, Event{Topic: Topic{Device: d}})
 	}
 	s.publishSoon(es...)
+	s.snapshotSoon(h.cid)
 	return protocol.HandshakeResponse{Seq: e.Seq, Epoch: c.Epoch + 1}, nil
 }
 

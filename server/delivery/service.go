@@ -38,10 +38,11 @@ type Service struct {
 	claims         *Limiter
 	ephemeralLimit *Limiter // ephemeral messages per device
 
-	submit chan *submission
-	acks   *acker
-	tails  tails
-	done   chan struct{} // closed when Run returns
+	submit    chan *submission
+	snapshots chan store.ConversationID // conversations for the snapshot loop
+	acks      *acker
+	tails     tails
+	done      chan struct{} // closed when Run returns
 
 	convLocks [64]sync.Mutex
 	seed      maphash.Seed
@@ -64,10 +65,11 @@ func New(cfg Config, st store.Store, blobs BlobStore, f Follower, opts Options) 
 	s := &Service{
 		cfg: cfg, st: st, blobs: blobs, fol: f,
 		now: opts.Now, log: opts.Logger, rand: opts.Rand, notify: opts.Notifier,
-		submit: make(chan *submission, cfg.SubmitQueue),
-		acks:   newAcker(),
-		done:   make(chan struct{}),
-		seed:   maphash.MakeSeed(),
+		submit:    make(chan *submission, cfg.SubmitQueue),
+		snapshots: make(chan store.ConversationID, snapshotQueue),
+		acks:      newAcker(),
+		done:      make(chan struct{}),
+		seed:      maphash.MakeSeed(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -108,14 +110,19 @@ func (s *Service) Logger() *slog.Logger { return s.log }
 func (s *Service) Now() time.Time { return s.now() }
 
 // Run does the background work until ctx ends: the group-commit writers
-// of entries and of acknowledgements, and periodic pruning. Submissions made while Run is not running wait.
+// of entries and of acknowledgements, periodic pruning and the snapshots
+// of ratchet trees. Submissions made while Run is not running wait.
 // It returns ctx's error.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		s.pruneLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.snapshotLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()

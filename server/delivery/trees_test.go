@@ -57,38 +57,31 @@ func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
 	e := newProposalEnv(t, nil)
 	e.commit(t)
 	e.commit(t)
+	c, err := e.st.Conversation(ctx, store.ConversationID(e.conv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := c.Epoch
+	tree, err := e.st.Tree(ctx, c.ID, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]mls.TreeNode, len(tree))
+	for i, nd := range tree {
+		nodes[i] = mls.TreeNode{Index: nd.Index, Data: nd.Data}
+	}
 	if err := e.st.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	// Back to the layout of a store before tree_nodes.
+	// Back to the layout of a store before trees were stored apart from
+	// the follower state.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "d.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var epoch uint64
-	var state []byte
-	if err := db.QueryRow(`SELECT epoch, follower_state FROM conversations WHERE id = $1`, e.conv).Scan(&epoch, &state); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query(`SELECT t.node, t.data FROM tree_nodes t WHERE t.conversation_id = $1 AND t.data IS NOT NULL
-		AND t.epoch = (SELECT max(u.epoch) FROM tree_nodes u WHERE u.conversation_id = $1 AND u.node = t.node AND u.epoch <= $2)`, e.conv, epoch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodes []mls.TreeNode
-	for rows.Next() {
-		var nd mls.TreeNode
-		if err := rows.Scan(&nd.Index, &nd.Data); err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, nd)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	pg, err := mls.LoadPublicGroupTree(nil, state, nodes)
+	pg, err := mls.LoadPublicGroupTree(nil, c.FollowerState, nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,11 +89,14 @@ func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0 WHERE id = $2`, whole, e.conv); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`DELETE FROM tree_nodes WHERE conversation_id = $1`, e.conv); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{
+		`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0, tree_snapshot = 0, tree_snapshot_bytes = 0, tree_log_bytes = 0 WHERE id = $2`,
+		`DELETE FROM tree_snapshots WHERE conversation_id = $2`,
+		`DELETE FROM tree_changes WHERE conversation_id = $2`,
+	} {
+		if _, err := db.Exec(q, whole, e.conv); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 
 	// A new service, as after a restart, without MoveLegacyTrees.
@@ -109,7 +105,7 @@ func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
 		t.Fatalf("legacy trees %v, %v; want the conversation", ids, err)
 	}
 	e.wantTree(t)
-	c, err := e.st.Conversation(ctx, store.ConversationID(e.conv))
+	c, err = e.st.Conversation(ctx, store.ConversationID(e.conv))
 	if err != nil || c.LegacyTree || c.Epoch != epoch {
 		t.Fatalf("after the first use: %+v, %v", c, err)
 	}

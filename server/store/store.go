@@ -807,6 +807,13 @@ type Conversations interface {
 	// one or since after epoch, ErrGone when the tree of since is no
 	// longer kept (Commit.TreeHistory) or was never stored node by node.
 	TreeChanges(ctx context.Context, id ConversationID, since, epoch uint64) ([]TreeNode, error)
+	// SnapshotTree stores the conversation's current tree whole when the
+	// nodes changed since the last such snapshot add up to its size, so
+	// that a tree is read from a snapshot and the changes since (about
+	// twice its size at most), and reports whether it stored one. It
+	// reads the tree outside the store's write transaction: run it after
+	// commits, outside them. A call with nothing due costs one read.
+	SnapshotTree(ctx context.Context, id ConversationID) (bool, error)
 	// MoveTree stores the tree of a LegacyTree conversation node by node:
 	// when the conversation is still at epoch with its tree in its
 	// follower state, nodes become the epoch's tree and state its

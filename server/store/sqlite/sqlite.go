@@ -158,6 +158,10 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: prepare: %v", err)
 		}
 	}
+	if err := s.ConvertTreeNodes(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -1,13 +1,15 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"strings"
+	"slices"
 	"testing"
 
 	"github.com/parley-chat/parley/server/store"
@@ -33,7 +35,7 @@ func TestReopenMigrations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 14 {
+		if v, err := s.SchemaVersion(context.Background()); err != nil || v != 15 {
 			t.Errorf("schema version %d, %v", v, err)
 		}
 		var mode string
@@ -203,11 +205,16 @@ func TestMigrateTreeNodes(t *testing.T) {
 	s.Close()
 	// Back to schema version 9.
 	execRaw(t, path,
-		`DROP TABLE tree_nodes`,
+		`DROP TABLE tree_snapshots`,
+		`DROP TABLE tree_changes`,
+		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
+		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
+		`ALTER TABLE conversations DROP COLUMN tree_log_bytes`,
+		`ALTER TABLE conversations DROP COLUMN tree_converted`,
 		`ALTER TABLE conversations DROP COLUMN tree_floor`,
 		`ALTER TABLE conversations DROP COLUMN legacy_tree`,
 		`ALTER TABLE conversations ADD COLUMN tree BLOB NOT NULL DEFAULT x'01'`,
-		`DELETE FROM schema_migrations WHERE version IN (10, 14)`,
+		`DELETE FROM schema_migrations WHERE version IN (10, 14, 15)`,
 	)
 	s, err = Open(ctx, NewConfig(path))
 	if err != nil {
@@ -245,10 +252,11 @@ func TestMigrateTreeNodes(t *testing.T) {
 	}
 }
 
-// TestTreeNodesRowidMigration: migration 14 moves the node versions of
-// the WITHOUT ROWID layout into the rowid table unchanged, and the trees
-// of every kept epoch read as before.
-func TestTreeNodesRowidMigration(t *testing.T) {
+// TestTreeLogMigration: migration 15 and ConvertTreeNodes move the node
+// versions of tree_nodes (the layout of versions 10 to 14) into the tree
+// log, and the trees of every kept epoch read as before; a version that
+// only epochs before the floor needed is left behind.
+func TestTreeLogMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "parley.db")
 	s, err := Open(ctx, NewConfig(path))
@@ -256,63 +264,114 @@ func TestTreeNodesRowidMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := storetest.TreeHistory(t, s)
-	before := map[uint64][]store.TreeNode{}
 	c, err := s.Conversation(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for e := range c.Epoch + 1 {
-		ns, err := s.Tree(ctx, id, e)
+	before := map[uint64][]store.TreeNode{}
+	var floor uint64
+	for e := c.Epoch + 1; e > 0; e-- {
+		ns, err := s.Tree(ctx, id, e-1)
 		if errors.Is(err, store.ErrGone) {
-			continue // before the tree floor
+			break // before the tree floor
 		}
 		if err != nil {
-			t.Fatalf("tree at %d: %v", e, err)
+			t.Fatalf("tree at %d: %v", e-1, err)
 		}
-		before[e] = ns
+		before[e-1], floor = ns, e-1
 	}
-	if len(before) < 2 {
-		t.Fatalf("%d epochs' trees kept, want a history", len(before))
-	}
-	var rows int
-	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes`).Scan(&rows); err != nil {
-		t.Fatal(err)
+	if len(before) < 2 || floor == 0 {
+		t.Fatalf("the trees of %d epochs kept from %d, want a history after a floor", len(before), floor)
 	}
 	s.Close()
-	// Back to schema version 13: the WITHOUT ROWID layout, same rows.
-	execRaw(t, path,
-		`CREATE TABLE tree_nodes_v13 (conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB, PRIMARY KEY (conversation_id, node, epoch)) WITHOUT ROWID`,
-		`INSERT INTO tree_nodes_v13 SELECT conversation_id, node, epoch, data FROM tree_nodes`,
-		`DROP TABLE tree_nodes`,
-		`ALTER TABLE tree_nodes_v13 RENAME TO tree_nodes`,
-		`DELETE FROM schema_migrations WHERE version = 14`,
-	)
+	// Back to schema version 14: the floor's tree as versions at or
+	// before it (one of them superseded), then each later epoch's
+	// changes as versions of that epoch.
+	stmts := []string{
+		`CREATE TABLE tree_nodes (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB)`,
+		`CREATE UNIQUE INDEX tree_nodes_by_node ON tree_nodes (conversation_id, node, epoch)`,
+		`DROP TABLE tree_snapshots`,
+		`DROP TABLE tree_changes`,
+		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
+		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
+		`ALTER TABLE conversations DROP COLUMN tree_log_bytes`,
+		`ALTER TABLE conversations DROP COLUMN tree_converted`,
+		`DELETE FROM schema_migrations WHERE version = 15`,
+		fmt.Sprintf(`INSERT INTO tree_nodes (conversation_id, node, epoch, data) VALUES (%d, 0, %d, x'6f6c64')`, id, floor-1),
+	}
+	version := func(e uint64, nd store.TreeNode) string {
+		data := "NULL"
+		if nd.Data != nil {
+			data = fmt.Sprintf("x'%x'", nd.Data)
+		}
+		return fmt.Sprintf(`INSERT INTO tree_nodes (conversation_id, node, epoch, data) VALUES (%d, %d, %d, %s)`, id, nd.Index, e, data)
+	}
+	for _, nd := range before[floor] {
+		stmts = append(stmts, version(floor, nd))
+	}
+	for e := floor + 1; e <= c.Epoch; e++ {
+		for _, nd := range treeDiff(before[e-1], before[e]) {
+			stmts = append(stmts, version(e, nd))
+		}
+	}
+	execRaw(t, path, stmts...)
 	if s, err = Open(ctx, NewConfig(path)); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var after int
-	var ddl string
-	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes`).Scan(&after); err != nil || after != rows {
-		t.Fatalf("%d node versions after the migration (%v), want %d", after, err, rows)
-	}
-	if err := s.w.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'tree_nodes'`).Scan(&ddl); err != nil || strings.Contains(ddl, "WITHOUT ROWID") {
-		t.Fatalf("tree_nodes after the migration: %q, %v", ddl, err)
+	var n int
+	if err := s.w.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'tree_nodes'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("tree_nodes after the move: %d tables, %v", n, err)
 	}
 	for e, want := range before {
 		got, err := s.Tree(ctx, id, e)
 		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("tree at %d after the migration: %+v, %v; want %+v", e, got, err, want)
+			t.Fatalf("tree at %d after the move: %+v, %v; want %+v", e, got, err, want)
 		}
+		changes, err := s.TreeChanges(ctx, id, floor, e)
+		if err != nil || !reflect.DeepEqual(changes, treeDiff(before[floor], want)) {
+			t.Fatalf("changes from %d to %d after the move: %+v, %v; want %+v", floor, e, changes, err, treeDiff(before[floor], want))
+		}
+	}
+	if _, err := s.Tree(ctx, id, floor-1); !errors.Is(err, store.ErrGone) {
+		t.Fatalf("tree before the floor after the move: %v, want ErrGone", err)
+	}
+	// The conversation goes on in the log.
+	if _, err := s.Commit(ctx, store.Commit{Conversation: id, Epoch: c.Epoch, Sender: "tree-history-1", Tree: []store.TreeNode{{Index: 0, Data: []byte("next")}}, TreeHistory: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Tree(ctx, id, c.Epoch+1); err != nil || string(got[0].Data) != "next" {
+		t.Fatalf("tree after a commit: %+v, %v", got, err)
 	}
 	if err := s.CheckInvariants(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestTreePruning: a commit deletes the node versions that no epoch from
-// its tree floor on needs, so the rows stay bounded however many commits
-// change a node.
+// treeDiff returns the nodes that differ from a to b (sorted trees of
+// non-blank nodes), blank ones with nil data.
+func treeDiff(a, b []store.TreeNode) []store.TreeNode {
+	m := map[uint32][]byte{}
+	for _, nd := range a {
+		m[nd.Index] = nd.Data
+	}
+	var out []store.TreeNode
+	for _, nd := range b {
+		if old, ok := m[nd.Index]; !ok || !bytes.Equal(old, nd.Data) {
+			out = append(out, nd)
+		}
+		delete(m, nd.Index)
+	}
+	for x := range m {
+		out = append(out, store.TreeNode{Index: x})
+	}
+	slices.SortFunc(out, func(x, y store.TreeNode) int { return cmp.Compare(x.Index, y.Index) })
+	return out
+}
+
+// TestTreePruning: a commit deletes the snapshots and changes that no
+// epoch from its tree floor on needs, so the rows stay bounded however
+// many commits change the tree.
 func TestTreePruning(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
@@ -333,19 +392,80 @@ func TestTreePruning(t *testing.T) {
 		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: e, Sender: d.ID, Tree: changes, TreeHistory: history}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := s.SnapshotTree(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
-	var rows int
-	if err := s.w.QueryRow(`SELECT count(*) FROM tree_nodes WHERE conversation_id = ?`, c.ID).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	// Node 0: the versions of epochs 47 to 50; node 1: those of 48 to 50
-	// but for a blank oldest; node 2: its one version.
-	if rows > 2*(history+1)+1 {
-		t.Errorf("%d node versions after 50 commits with a history of %d epochs", rows, history)
+	snapshots, changes := logRows(t, s, c.ID)
+	// The snapshot at or before the floor (47) and the later ones, the
+	// changes after it.
+	if snapshots > history+2 || changes > 2*history+2 {
+		t.Errorf("%d snapshots and %d changes after 50 commits with a history of %d epochs", snapshots, changes, history)
 	}
 	if ns, err := s.Tree(ctx, c.ID, 47); err != nil || len(ns) != 3 || string(ns[0].Data) != "a47" {
 		t.Errorf("tree at the floor: %+v, %v", ns, err)
 	}
+	if _, err := s.Tree(ctx, c.ID, 46); !errors.Is(err, store.ErrGone) {
+		t.Errorf("tree before the floor: %v, want ErrGone", err)
+	}
+}
+
+// TestTreeSnapshots: SnapshotTree after every commit writes a snapshot
+// when the changes since the last one add up to its size, so a tree
+// that commits change little of gets few: what commits write stays about
+// twice their changes.
+func TestTreeSnapshots(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nodes, size, commits, changed = 200, 100, 300, 4
+	tree := make([]store.TreeNode, nodes)
+	for i := range tree {
+		tree[i] = store.TreeNode{Index: uint32(2 * i), Data: bytes.Repeat([]byte{byte(i)}, size)}
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: tree, Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for e := range uint64(commits) {
+		var ch []store.TreeNode
+		for k := range changed {
+			x := (int(e)*changed + k) % nodes
+			tree[x].Data = fmt.Appendf(bytes.Repeat([]byte{'x'}, size-10), "%10d", e)
+			ch = append(ch, tree[x])
+		}
+		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: e, Sender: d.ID, Tree: ch, TreeHistory: commits}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SnapshotTree(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshots, _ := logRows(t, s, c.ID)
+	// Changes of 4 nodes (432 bytes) against a tree of 200 (21,600): a
+	// snapshot every 50 commits, the first one included.
+	if want := commits/(nodes/changed) + 1; snapshots != want {
+		t.Errorf("%d snapshots after %d commits, want %d", snapshots, commits, want)
+	}
+	got, err := s.Tree(ctx, c.ID, commits)
+	if err != nil || !reflect.DeepEqual(got, tree) {
+		t.Fatalf("tree after %d commits: %d nodes, %v; want the %d written", commits, len(got), err, len(tree))
+	}
+}
+
+// logRows counts conversation id's snapshots and changes.
+func logRows(t *testing.T, s *Store, id store.ConversationID) (snapshots, changes int) {
+	t.Helper()
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_snapshots WHERE conversation_id = ?`, id).Scan(&snapshots); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_changes WHERE conversation_id = ?`, id).Scan(&changes); err != nil {
+		t.Fatal(err)
+	}
+	return snapshots, changes
 }
 
 // TestBackupTrees: a backup holds the trees of a conversation's kept

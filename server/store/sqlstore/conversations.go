@@ -39,7 +39,7 @@ func (s *Store) CreateConversation(ctx context.Context, nc store.NewConversation
 		if err != nil {
 			return s.constraint(err)
 		}
-		if err := insertTreeNodes(ctx, tx, c.ID, nc.Epoch, nc.Tree); err != nil {
+		if err := insertSnapshot(ctx, tx, c.ID, nc.Epoch, nc.Tree); err != nil {
 			return err
 		}
 		if s.q.newHeads != "" {

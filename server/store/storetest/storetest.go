@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TreeNodes", testTreeNodes},
 		{"TreeChanges", testTreeChanges},
 		{"TreeHistory", testTreeHistory},
+		{"TreeSnapshots", testTreeSnapshots},
 		{"Departed", testDeparted},
 		{"DepartedReadded", testDepartedReadded},
 		{"Joined", testJoined},

@@ -34,7 +34,8 @@ func treeString(ns []store.TreeNode) string {
 	return strings.Join(parts, " ")
 }
 
-// commitTree commits a tree change to the conversation at its epoch.
+// commitTree commits a tree change to the conversation at its epoch,
+// then lets the store snapshot the tree as the delivery service does.
 func commitTree(t *testing.T, s store.Store, c store.ConversationID, by store.DeviceID, history uint64, changes ...string) {
 	t.Helper()
 	conv, err := s.Conversation(ctx, c)
@@ -42,6 +43,64 @@ func commitTree(t *testing.T, s store.Store, c store.ConversationID, by store.De
 	_, err = s.Commit(ctx, store.Commit{Conversation: c, Epoch: conv.Epoch, Sender: by, Data: []byte("commit"), GroupInfo: []byte("gi"),
 		FollowerState: []byte("fs"), Tree: nodes(changes...), TreeHistory: history, Created: t0})
 	must(t, fmt.Sprintf("commit at epoch %d", conv.Epoch), err)
+	_, err = s.SnapshotTree(ctx, c)
+	must(t, fmt.Sprintf("snapshot at epoch %d", conv.Epoch+1), err)
+}
+
+// testTreeSnapshots: SnapshotTree stores the current tree when the
+// changes since the last snapshot add up to its size, and the trees of
+// every kept epoch read the same before and after.
+func testTreeSnapshots(t *testing.T, s store.Store) {
+	_, d := mkUser(t, s, "alice")
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: nodes("0:a0", "2:b0"), FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create", err)
+	snapshot := func(want bool) {
+		t.Helper()
+		wrote, err := s.SnapshotTree(ctx, c.ID)
+		if err != nil || wrote != want {
+			t.Fatalf("snapshot: %v, %v; want %v", wrote, err, want)
+		}
+	}
+	commit := func(history uint64, changes ...string) {
+		t.Helper()
+		conv, err := s.Conversation(ctx, c.ID)
+		must(t, "conversation", err)
+		_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: conv.Epoch, Sender: d.ID, Data: []byte("commit"), GroupInfo: []byte("gi"),
+			FollowerState: []byte("fs"), Tree: nodes(changes...), TreeHistory: history, Created: t0})
+		must(t, fmt.Sprintf("commit at epoch %d", conv.Epoch), err)
+	}
+	snapshot(false) // the tree of the conversation's creation is one
+	commit(100, "0:a1")
+	snapshot(false) // one node changed of the two
+	commit(100, "2:b2", "4:")
+	want := map[uint64]string{0: "0:a0 2:b0", 1: "0:a1 2:b0", 2: "0:a1 2:b2"}
+	for e, w := range want {
+		wantTree(t, s, c.ID, e, w)
+	}
+	snapshot(true) // the changes add up to the tree's size
+	snapshot(false)
+	for e, w := range want {
+		wantTree(t, s, c.ID, e, w)
+	}
+	got, err := s.TreeChanges(ctx, c.ID, 0, 2)
+	if err != nil || treeString(got) != "0:a1 2:b2 4:" {
+		t.Errorf("changes from epoch 0 to 2 across a snapshot: %q, %v", treeString(got), err)
+	}
+	// With a history of one epoch, the snapshots and changes before the
+	// floor go, the trees from it on stay.
+	for e := 3; e <= 12; e++ {
+		commit(1, fmt.Sprintf("0:a%d", e), fmt.Sprintf("%d:n%d", 2*(e%3)+4, e))
+		if _, err := s.SnapshotTree(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantTree(t, s, c.ID, 11, "0:a11 2:b2 4:n9 6:n10 8:n11")
+	wantTree(t, s, c.ID, 12, "0:a12 2:b2 4:n12 6:n10 8:n11")
+	_, err = s.Tree(ctx, c.ID, 10)
+	wantErr(t, "a tree older than the history", err, store.ErrGone)
+	_, err = s.SnapshotTree(ctx, 9999)
+	wantErr(t, "a snapshot of an unknown conversation", err, store.ErrNotFound)
 }
 
 // wantTree checks the tree of an epoch.
