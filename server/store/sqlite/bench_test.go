@@ -87,9 +87,10 @@ func BenchmarkClaimBatch(b *testing.B) {
 // checkpoints) per commit: wal-KiB/commit, the median commit, which ran
 // no checkpoint and wrote no snapshot, and KiB/commit, all of them with
 // their share of the checkpoints, a last one included, and of the
-// snapshots (one every ~1,370 commits here: run at least a few
-// thousand). It also reports the commits' time, median and slowest (a
-// commit that writes a snapshot). Linux only (/proc/self/io).
+// snapshots, which SnapshotTree writes after the commits as the delivery
+// service does (one every ~1,370 commits here: run at least a few
+// thousand). It also reports the commits' time, median and slowest, and
+// the slowest snapshot. Linux only (/proc/self/io).
 //
 //	go test -run '^$' -bench LargeCommitWrites -benchtime 5000x -timeout 30m ./server/store/sqlite
 func BenchmarkLargeCommitWrites(b *testing.B) {
@@ -124,6 +125,7 @@ func BenchmarkLargeCommitWrites(b *testing.B) {
 		b.Fatal(err)
 	}
 	epoch := uint64(0)
+	var took, snapshots []time.Duration
 	commit := func() int64 {
 		// The direct path of a random member's leaf (levels 1 to 14 of
 		// a tree of 16,384 leaves), within the 19,999 nodes.
@@ -135,11 +137,22 @@ func BenchmarkLargeCommitWrites(b *testing.B) {
 			}
 		}
 		before := writtenBytes(b)
+		t0 := time.Now()
 		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: epoch, Sender: d.ID, Data: random(40000), GroupInfo: random(3000),
 			FollowerState: random(2000), Tree: changes, TreeHistory: history, Created: time.Now()}); err != nil {
 			b.Fatal(err)
 		}
+		took = append(took, time.Since(t0))
 		epoch++
+		// As the delivery service does after every commit.
+		t0 = time.Now()
+		wrote, err := s.SnapshotTree(ctx, c.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if wrote {
+			snapshots = append(snapshots, time.Since(t0))
+		}
 		return writtenBytes(b) - before
 	}
 	checkpoint := func() int64 {
@@ -153,13 +166,11 @@ func BenchmarkLargeCommitWrites(b *testing.B) {
 		commit()
 	}
 	checkpoint()
+	took, snapshots = took[:0], snapshots[:0]
 	var each []int64
-	var took []time.Duration
 	var total int64
 	for b.Loop() {
-		t0 := time.Now()
 		w := commit()
-		took = append(took, time.Since(t0))
 		each = append(each, w)
 		total += w
 	}
@@ -170,6 +181,10 @@ func BenchmarkLargeCommitWrites(b *testing.B) {
 	b.ReportMetric(float64(total)/float64(len(each))/1024, "KiB/commit")
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(len(snapshots)), "snapshots")
+	if len(snapshots) > 0 {
+		b.ReportMetric(float64(slices.Max(snapshots).Milliseconds()), "snapshot-ms")
+	}
 }
 
 // writtenBytes is the bytes the process passed to write system calls.
