@@ -252,6 +252,7 @@ func makeLegacyTree(ctx context.Context, t *testing.T, db *sql.DB, st sstore.Sto
 	}{
 		{`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0, tree_snapshot = 0, tree_snapshot_bytes = 0, tree_log_bytes = 0 WHERE id = $2`, []any{whole, id}},
 		{`DELETE FROM tree_snapshots WHERE conversation_id = $1`, []any{id}},
+		{`DELETE FROM tree_snapshot_parts WHERE conversation_id = $1`, []any{id}},
 		{`DELETE FROM tree_changes WHERE conversation_id = $1`, []any{id}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {

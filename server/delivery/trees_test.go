@@ -92,6 +92,7 @@ func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
 	for _, q := range []string{
 		`UPDATE conversations SET follower_state = $1, legacy_tree = 1, tree_floor = 0, tree_snapshot = 0, tree_snapshot_bytes = 0, tree_log_bytes = 0 WHERE id = $2`,
 		`DELETE FROM tree_snapshots WHERE conversation_id = $2`,
+		`DELETE FROM tree_snapshot_parts WHERE conversation_id = $2`,
 		`DELETE FROM tree_changes WHERE conversation_id = $2`,
 	} {
 		if _, err := db.Exec(q, whole, e.conv); err != nil {

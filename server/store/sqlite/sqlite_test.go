@@ -206,6 +206,7 @@ func TestMigrateTreeNodes(t *testing.T) {
 	// Back to schema version 9.
 	execRaw(t, path,
 		`DROP TABLE tree_snapshots`,
+		`DROP TABLE tree_snapshot_parts`,
 		`DROP TABLE tree_changes`,
 		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
 		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
@@ -291,6 +292,7 @@ func TestTreeLogMigration(t *testing.T) {
 		`CREATE TABLE tree_nodes (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB)`,
 		`CREATE UNIQUE INDEX tree_nodes_by_node ON tree_nodes (conversation_id, node, epoch)`,
 		`DROP TABLE tree_snapshots`,
+		`DROP TABLE tree_snapshot_parts`,
 		`DROP TABLE tree_changes`,
 		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
 		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
@@ -502,5 +504,68 @@ func execRaw(t *testing.T, path string, stmts ...string) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
+	}
+}
+
+// TestTreeSnapshotLeftovers: parts left by a snapshot that did not
+// finish (parleyd killed between its transactions) are never read, are
+// replaced by the next snapshot of their epoch, and are pruned with the
+// history.
+func TestTreeSnapshotLeftovers(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: []store.TreeNode{{Index: 0, Data: []byte("a")}, {Index: 2, Data: []byte("b")}}, Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(e uint64) {
+		t.Helper()
+		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: e, Sender: d.ID, Tree: []store.TreeNode{{Index: 0, Data: fmt.Appendf(nil, "a%d", e+1)}, {Index: 2, Data: fmt.Appendf(nil, "b%d", e+1)}}, TreeHistory: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(0)
+	// An unfinished snapshot of epoch 1: a part with no header, and a
+	// stray part of epoch 1 that a finished snapshot would not have.
+	for _, q := range []string{
+		fmt.Sprintf(`INSERT INTO tree_snapshot_parts (conversation_id, epoch, part, data) VALUES (%d, 1, 0, x'00')`, c.ID),
+		fmt.Sprintf(`INSERT INTO tree_snapshot_parts (conversation_id, epoch, part, data) VALUES (%d, 1, 7, x'00')`, c.ID),
+	} {
+		if _, err := s.w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ns, err := s.Tree(ctx, c.ID, 1); err != nil || len(ns) != 2 || string(ns[0].Data) != "a1" {
+		t.Fatalf("tree beside an unfinished snapshot: %+v, %v", ns, err)
+	}
+	if wrote, err := s.SnapshotTree(ctx, c.ID); err != nil || !wrote {
+		t.Fatalf("snapshot over the leftovers: %v, %v", wrote, err)
+	}
+	if ns, err := s.Tree(ctx, c.ID, 1); err != nil || len(ns) != 2 || string(ns[1].Data) != "b1" {
+		t.Fatalf("tree from the snapshot: %+v, %v", ns, err)
+	}
+	var parts int
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_snapshot_parts WHERE conversation_id = ? AND epoch = 1`, c.ID).Scan(&parts); err != nil || parts != 1 {
+		t.Fatalf("%d parts of epoch 1's snapshot (%v), want 1", parts, err)
+	}
+	// A leftover of epoch 2, never finished, goes with the history.
+	if _, err := s.w.Exec(fmt.Sprintf(`INSERT INTO tree_snapshot_parts (conversation_id, epoch, part, data) VALUES (%d, 2, 0, x'00')`, c.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for e := uint64(1); e < 10; e++ {
+		commit(e)
+		if _, err := s.SnapshotTree(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_snapshot_parts WHERE conversation_id = ? AND epoch <= 2`, c.ID).Scan(&parts); err != nil || parts != 0 {
+		t.Fatalf("%d parts of epochs up to 2 after the floor passed them (%v)", parts, err)
+	}
+	if ns, err := s.Tree(ctx, c.ID, 10); err != nil || string(ns[0].Data) != "a10" {
+		t.Fatalf("tree at the end: %+v, %v", ns, err)
 	}
 }

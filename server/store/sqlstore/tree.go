@@ -9,9 +9,9 @@ import (
 )
 
 // A conversation's ratchet tree is stored as a log: snapshots of the
-// whole tree (tree_snapshots, a row per snapshot) and, for each epoch,
-// the nodes its commit changed (tree_changes, a row per epoch; blank
-// nodes included). The tree of epoch E is the latest snapshot at or
+// whole tree (tree_snapshots, a row per snapshot, its encoding in
+// tree_snapshot_parts of about 1 MiB) and, for each epoch, the nodes its
+// commit changed (tree_changes, a row per epoch; blank nodes included). The tree of epoch E is the latest snapshot at or
 // before E with the changes of the epochs after it up to E applied.
 //
 // A commit appends its changes as one value. SnapshotTree, which the
@@ -33,16 +33,37 @@ import (
 // changes stored since.
 
 // insertSnapshot stores nodes (blank ones left out) as the tree of
-// conversation id's epoch and makes it the latest snapshot.
+// conversation id's epoch and makes it the latest snapshot, all in tx.
 func insertSnapshot(ctx context.Context, tx Querier, id store.ConversationID, epoch uint64, nodes []store.TreeNode) error {
 	data, err := encodeNodes(nonBlank(nodes))
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tree_snapshots (conversation_id, epoch, data) VALUES ($1, $2, $3)`, id, epoch, data); err != nil {
-		return fmt.Errorf("store the tree of conversation %d at epoch %d: %w", id, epoch, err)
+	parts := splitNodes(data)
+	for i, p := range parts {
+		if err := insertSnapshotPart(ctx, tx, id, epoch, i, p); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE conversations SET tree_snapshot = $1, tree_snapshot_bytes = $2, tree_log_bytes = 0 WHERE id = $3`, epoch, len(data), id); err != nil {
+		return fmt.Errorf("store the tree of conversation %d at epoch %d: %w", id, epoch, err)
+	}
+	return insertSnapshotHeader(ctx, tx, id, epoch, len(parts))
+}
+
+// insertSnapshotPart stores part i of the snapshot of conversation id's
+// epoch.
+func insertSnapshotPart(ctx context.Context, tx Querier, id store.ConversationID, epoch uint64, i int, data []byte) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO tree_snapshot_parts (conversation_id, epoch, part, data) VALUES ($1, $2, $3, $4)`, id, epoch, i, data); err != nil {
+		return fmt.Errorf("store part %d of the tree of conversation %d at epoch %d: %w", i, id, epoch, err)
+	}
+	return nil
+}
+
+// insertSnapshotHeader makes the snapshot of conversation id's epoch,
+// whose parts are stored, readable.
+func insertSnapshotHeader(ctx context.Context, tx Querier, id store.ConversationID, epoch uint64, parts int) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO tree_snapshots (conversation_id, epoch, parts) VALUES ($1, $2, $3)`, id, epoch, parts); err != nil {
 		return fmt.Errorf("store the tree of conversation %d at epoch %d: %w", id, epoch, err)
 	}
 	return nil
@@ -100,7 +121,35 @@ func (s *Store) snapshotTree(ctx context.Context, id store.ConversationID) (bool
 	if err != nil {
 		return false, err
 	}
+	// Each part in a transaction of its own, so that the store's writer
+	// is never held for long; parts left by an attempt that did not
+	// finish are replaced.
+	parts := splitNodes(data)
+	for i, p := range parts {
+		err := s.b.Write(ctx, func(tx Querier) error {
+			if i == 0 {
+				if _, err := tx.Exec(ctx, `DELETE FROM tree_snapshot_parts WHERE conversation_id = $1 AND epoch = $2`, id, epoch); err != nil {
+					return err
+				}
+			}
+			return insertSnapshotPart(ctx, tx, id, epoch, i, p)
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	wrote := false
 	err = s.b.Write(ctx, func(tx Querier) error {
+		wrote = false
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM tree_snapshot_parts WHERE conversation_id = $1 AND epoch = $2`, id, epoch).Scan(&stored); err != nil {
+			return err
+		}
+		if stored != int64(len(parts)) {
+			// Another node's attempt at the same epoch replaced parts:
+			// the next commit tries again.
+			return fmt.Errorf("%d of the %d parts of epoch %d's snapshot stored", stored, len(parts), epoch)
+		}
 		// The changes after the snapshot stay to be counted: commits
 		// may have come since the tree was read.
 		n, err := tx.Exec(ctx, `UPDATE conversations SET tree_snapshot = $2, tree_snapshot_bytes = $3,
@@ -109,13 +158,13 @@ func (s *Store) snapshotTree(ctx context.Context, id store.ConversationID) (bool
 		if err != nil || n == 0 {
 			return err // n == 0: another node stored a later snapshot
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO tree_snapshots (conversation_id, epoch, data) VALUES ($1, $2, $3)`, id, epoch, data)
-		return err
+		wrote = true
+		return insertSnapshotHeader(ctx, tx, id, epoch, len(parts))
 	})
 	if err != nil {
 		return false, fmt.Errorf("store the snapshot of epoch %d: %w", epoch, err)
 	}
-	return true, nil
+	return wrote, nil
 }
 
 // pruneTree deletes the rows of conversation id's tree log that no epoch
@@ -128,11 +177,15 @@ func pruneTree(ctx context.Context, tx Querier, id store.ConversationID, floor u
 	if keep == nil {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM tree_snapshots WHERE conversation_id = $1 AND epoch < $2`, id, *keep); err != nil {
-		return fmt.Errorf("prune the tree of conversation %d: %w", id, err)
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM tree_changes WHERE conversation_id = $1 AND epoch <= $2`, id, *keep); err != nil {
-		return fmt.Errorf("prune the tree of conversation %d: %w", id, err)
+	for _, q := range []string{
+		`DELETE FROM tree_snapshots WHERE conversation_id = $1 AND epoch < $2`,
+		// Parts of unfinished snapshots too.
+		`DELETE FROM tree_snapshot_parts WHERE conversation_id = $1 AND epoch < $2`,
+		`DELETE FROM tree_changes WHERE conversation_id = $1 AND epoch <= $2`,
+	} {
+		if _, err := tx.Exec(ctx, q, id, *keep); err != nil {
+			return fmt.Errorf("prune the tree of conversation %d: %w", id, err)
+		}
 	}
 	return nil
 }
@@ -141,17 +194,37 @@ func pruneTree(ctx context.Context, tx Querier, id store.ConversationID, floor u
 // no check that the epoch is kept (treesKept).
 func readTree(ctx context.Context, q Querier, id store.ConversationID, epoch uint64) ([]store.TreeNode, error) {
 	var snap uint64
-	var data []byte
-	err := q.QueryRow(ctx, `SELECT epoch, data FROM tree_snapshots WHERE conversation_id = $1 AND epoch <= $2 ORDER BY epoch DESC LIMIT 1`, id, epoch).Scan(&snap, &data)
+	var parts int
+	err := q.QueryRow(ctx, `SELECT epoch, parts FROM tree_snapshots WHERE conversation_id = $1 AND epoch <= $2 ORDER BY epoch DESC LIMIT 1`, id, epoch).Scan(&snap, &parts)
 	if isNoRows(err) {
 		return nil, fmt.Errorf("no stored tree at or before epoch %d: %w", epoch, store.ErrGone)
 	}
 	if err != nil {
 		return nil, err
 	}
-	base, err := decodeNodes(data)
+	var base []store.TreeNode
+	read := 0
+	err = q.Query(ctx, `SELECT data FROM tree_snapshot_parts WHERE conversation_id = $1 AND epoch = $2 ORDER BY part`, []any{id, snap}, func(r Row) error {
+		var data []byte
+		if err := r.Scan(&data); err != nil {
+			return err
+		}
+		nodes, err := decodeNodes(data)
+		if err != nil {
+			return fmt.Errorf("snapshot of epoch %d, part %d: %w", snap, read, err)
+		}
+		if len(base) > 0 && len(nodes) > 0 && nodes[0].Index <= base[len(base)-1].Index {
+			return fmt.Errorf("snapshot of epoch %d, part %d: node %d after node %d", snap, read, nodes[0].Index, base[len(base)-1].Index)
+		}
+		base = append(base, nodes...)
+		read++
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("snapshot of epoch %d: %w", snap, err)
+		return nil, err
+	}
+	if read != parts {
+		return nil, fmt.Errorf("snapshot of epoch %d: %d of %d parts stored", snap, read, parts)
 	}
 	changes, err := readChanges(ctx, q, id, snap, epoch)
 	if err != nil {

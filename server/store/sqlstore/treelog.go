@@ -133,3 +133,29 @@ func applyChanges(base, changes []store.TreeNode) []store.TreeNode {
 func nonBlank(nodes []store.TreeNode) []store.TreeNode {
 	return slices.DeleteFunc(slices.Clone(nodes), func(nd store.TreeNode) bool { return len(nd.Data) == 0 })
 }
+
+// snapshotPart is the size from which a snapshot's encoding is cut into
+// another part (at a node's end).
+const snapshotPart = 1 << 20
+
+// splitNodes cuts an encoding of nodes into parts of about snapshotPart
+// bytes, each a whole number of nodes; no nodes give one empty part.
+func splitNodes(b []byte) [][]byte {
+	parts := [][]byte{}
+	start := 0
+	for off := 0; off < len(b); {
+		n := binary.BigEndian.Uint32(b[off+4:])
+		off += nodeHeader
+		if n > 0 {
+			off += int(n - 1)
+		}
+		if off-start >= snapshotPart {
+			parts = append(parts, b[start:off])
+			start = off
+		}
+	}
+	if start < len(b) || len(parts) == 0 {
+		parts = append(parts, b[start:])
+	}
+	return parts
+}

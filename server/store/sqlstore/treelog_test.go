@@ -109,3 +109,37 @@ func treeText(nodes []store.TreeNode) string {
 	}
 	return b.String()
 }
+
+func TestSplitNodes(t *testing.T) {
+	var nodes []store.TreeNode
+	for i := range 3000 {
+		nodes = append(nodes, store.TreeNode{Index: uint32(i), Data: bytes.Repeat([]byte{byte(i)}, 1000)})
+	}
+	nodes = append(nodes, store.TreeNode{Index: 5000}, store.TreeNode{Index: 5001, Data: make([]byte, 3<<20)})
+	b, err := encodeNodes(nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := splitNodes(b)
+	// Two of 1,041 small nodes (the first past 1 MiB), and the rest with
+	// the 3 MiB node, which is not cut.
+	if len(parts) != 3 || len(parts[0]) != 1041*1008 || len(parts[2]) != len(b)-2*1041*1008 {
+		t.Errorf("%d parts of %d bytes, want 3", len(parts), len(b))
+	}
+	var joined []byte
+	for i, p := range parts {
+		if _, err := decodeNodes(p); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		if i < len(parts)-1 && len(p) < snapshotPart {
+			t.Errorf("part %d of %d bytes before the last", i, len(p))
+		}
+		joined = append(joined, p...)
+	}
+	if !bytes.Equal(joined, b) {
+		t.Fatal("the parts do not make the encoding")
+	}
+	if parts := splitNodes(nil); len(parts) != 1 || len(parts[0]) != 0 {
+		t.Fatalf("no nodes: %d parts", len(parts))
+	}
+}

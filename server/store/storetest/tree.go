@@ -101,6 +101,27 @@ func testTreeSnapshots(t *testing.T, s store.Store) {
 	wantErr(t, "a tree older than the history", err, store.ErrGone)
 	_, err = s.SnapshotTree(ctx, 9999)
 	wantErr(t, "a snapshot of an unknown conversation", err, store.ErrNotFound)
+
+	// A tree larger than a snapshot's part (1 MiB) is stored and read in
+	// parts.
+	big := make([]store.TreeNode, 1500)
+	for i := range big {
+		big[i] = store.TreeNode{Index: uint32(2 * i), Data: []byte(strings.Repeat(fmt.Sprintf("%04d", i), 250))}
+	}
+	c, err = s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("big"), Suite: suite, GroupInfo: []byte("gi0"),
+		Tree: big, FollowerState: []byte("fs0"), Creator: d.ID, Created: t0})
+	must(t, "create a large tree", err)
+	for i := range big {
+		big[i].Data = []byte(strings.Repeat(fmt.Sprintf("%04x", i), 250))
+	}
+	_, err = s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Data: []byte("commit"), GroupInfo: []byte("gi"),
+		FollowerState: []byte("fs"), Tree: big, TreeHistory: 0, Created: t0})
+	must(t, "commit every node of the large tree", err)
+	snapshot(true)
+	got, err = s.Tree(ctx, c.ID, 1)
+	if err != nil || treeString(got) != treeString(big) {
+		t.Errorf("large tree after its snapshot: %d nodes, %v; want the %d committed", len(got), err, len(big))
+	}
 }
 
 // wantTree checks the tree of an epoch.
