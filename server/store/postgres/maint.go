@@ -63,6 +63,12 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 
 // invariants are queries that must return no rows, with what a row means.
 var invariants = []struct{ what, sql string }{
+	{"tree without its latest snapshot, whole", `SELECT c.id FROM conversations c WHERE c.legacy_tree = 0 AND NOT EXISTS (SELECT 1 FROM tree_snapshots s
+		WHERE s.conversation_id = c.id AND s.epoch = c.tree_snapshot AND s.parts = (SELECT count(*) FROM tree_snapshot_parts p WHERE p.conversation_id = c.id AND p.epoch = s.epoch))`},
+	{"tree not readable from its floor: the oldest snapshot after it, or an epoch's changes missing since", `SELECT c.id FROM conversations c
+		JOIN (SELECT conversation_id, min(epoch) AS oldest FROM tree_snapshots GROUP BY conversation_id) s ON s.conversation_id = c.id
+		WHERE c.legacy_tree = 0 AND (s.oldest > c.tree_floor OR c.epoch - s.oldest <>
+			(SELECT count(*) FROM tree_changes t WHERE t.conversation_id = c.id AND t.epoch > s.oldest AND t.epoch <= c.epoch))`},
 	{"log seqs not contiguous up to the head", `SELECT conversation_id FROM entries GROUP BY conversation_id
 		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversations c WHERE c.id = entries.conversation_id)`},
 	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},

@@ -89,8 +89,9 @@ func BenchmarkClaimBatch(b *testing.B) {
 // their share of the checkpoints, a last one included, and of the
 // snapshots, which SnapshotTree writes after the commits as the delivery
 // service does (one every ~1,370 commits here: run at least a few
-// thousand). It also reports the commits' time, median and slowest, and
-// the slowest snapshot. Linux only (/proc/self/io).
+// thousand). It also reports the commits' time, median and slowest, the
+// slowest snapshot, and the time to read the current tree at the end.
+// Linux only (/proc/self/io).
 //
 //	go test -run '^$' -bench LargeCommitWrites -benchtime 5000x -timeout 30m ./server/store/sqlite
 func BenchmarkLargeCommitWrites(b *testing.B) {
@@ -182,6 +183,13 @@ func BenchmarkLargeCommitWrites(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(float64(len(snapshots)), "snapshots")
+	// What a joiner's first fetch or a follower's whole load reads: the
+	// current tree, from its snapshot and the changes since.
+	t0 := time.Now()
+	if ns, err := s.Tree(ctx, c.ID, epoch); err != nil || len(ns) != len(tree) {
+		b.Fatalf("tree at the end: %d nodes, %v", len(ns), err)
+	}
+	b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "tree-read-ms")
 	if len(snapshots) > 0 {
 		b.ReportMetric(float64(slices.Max(snapshots).Milliseconds()), "snapshot-ms")
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parley-chat/parley/server/store"
@@ -567,5 +568,24 @@ func TestTreeSnapshotLeftovers(t *testing.T) {
 	}
 	if ns, err := s.Tree(ctx, c.ID, 10); err != nil || string(ns[0].Data) != "a10" {
 		t.Fatalf("tree at the end: %+v, %v", ns, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// parleyd check finds a tree that cannot be read.
+	var latest, last int64
+	if err := s.w.QueryRow(`SELECT tree_snapshot, epoch FROM conversations WHERE id = ?`, c.ID).Scan(&latest, &last); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ del, want string }{
+		{fmt.Sprintf(`DELETE FROM tree_changes WHERE conversation_id = %d AND epoch = %d`, c.ID, last), "an epoch's changes missing"},
+		{fmt.Sprintf(`DELETE FROM tree_snapshot_parts WHERE conversation_id = %d AND epoch = %d`, c.ID, latest), "tree without its latest snapshot"},
+	} {
+		if _, err := s.w.Exec(tc.del); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("after %s: %v, want %q", tc.del, err, tc.want)
+		}
 	}
 }
