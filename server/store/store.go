@@ -266,12 +266,12 @@ type Conversation struct {
 	// FollowerState is the public-group follower's opaque state as of
 	// the start of the current epoch, without the ratchet tree: written
 	// by CreateConversation and Commit, never by Propose. The tree is
-	// stored node by node (Tree); the proposals accepted since are
+	// stored apart (Tree); the proposals accepted since are
 	// stored one by one (PendingProposals).
 	FollowerState []byte
 	// LegacyTree is set for a conversation stored before trees were
-	// stored node by node: its FollowerState still holds the whole tree,
-	// and it has no nodes until MoveTree moves them.
+	// stored apart: its FollowerState still holds the whole tree, and it
+	// has no stored tree until MoveTree moves it.
 	LegacyTree bool
 	// Proposals counts the proposals accepted in the current epoch since
 	// FollowerState was written. The pair (Epoch, Proposals) is the
@@ -438,8 +438,8 @@ type Commit struct {
 	// not with the tree.
 	Tree []TreeNode
 	// TreeHistory is how many epochs before the new one keep their
-	// trees readable (Tree), for Welcomes still waiting in inboxes; the
-	// node versions only older epochs need are deleted.
+	// trees readable (Tree), for Welcomes still waiting in inboxes; what
+	// only older epochs need is deleted.
 	TreeHistory uint64
 	Add         []DeviceID
 	Remove      []DeviceID
@@ -776,8 +776,8 @@ type Conversations interface {
 	// (conversation, epoch, proposals): the epoch becomes c.Epoch+1 and the
 	// proposal count 0; the handshake entry is appended (with c.Hash);
 	// GroupInfo and follower state are replaced, the changed tree nodes
-	// stored as the new epoch's (older versions beyond c.TreeHistory
-	// epochs dropped), and the old epoch's
+	// stored as the new epoch's changes (what only epochs more than
+	// c.TreeHistory before it need dropped), and the old epoch's
 	// pending proposals dropped (ProposalBytes 0, ProposalsDigest nil);
 	// c.Remove then c.Add
 	// change the membership (removed members become departed with Left at
@@ -796,7 +796,7 @@ type Conversations interface {
 	// tree as of epoch, by index. ErrNotFound for an unknown
 	// conversation, ErrInvalid for an epoch after the current one,
 	// ErrGone for one whose tree is no longer kept (Commit.TreeHistory)
-	// or was never stored node by node.
+	// or was never stored apart from the follower state.
 	Tree(ctx context.Context, id ConversationID, epoch uint64) ([]TreeNode, error)
 	// TreeChanges returns the nodes of the conversation's ratchet tree as
 	// of epoch that commits after since changed, by index, nil Data for
@@ -805,7 +805,8 @@ type Conversations interface {
 	// with the nodes changed, not with the tree. ErrNotFound for an
 	// unknown conversation, ErrInvalid for an epoch after the current
 	// one or since after epoch, ErrGone when the tree of since is no
-	// longer kept (Commit.TreeHistory) or was never stored node by node.
+	// longer kept (Commit.TreeHistory) or was never stored apart from the
+	// follower state.
 	TreeChanges(ctx context.Context, id ConversationID, since, epoch uint64) ([]TreeNode, error)
 	// SnapshotTree stores the conversation's current tree whole when the
 	// nodes changed since the last such snapshot add up to its size, so
@@ -814,7 +815,7 @@ type Conversations interface {
 	// reads the tree outside the store's write transaction: run it after
 	// commits, outside them. A call with nothing due costs one read.
 	SnapshotTree(ctx context.Context, id ConversationID) (bool, error)
-	// MoveTree stores the tree of a LegacyTree conversation node by node:
+	// MoveTree stores the tree of a LegacyTree conversation apart:
 	// when the conversation is still at epoch with its tree in its
 	// follower state, nodes become the epoch's tree and state its
 	// follower state, atomically. ErrStaleState when it is not (another

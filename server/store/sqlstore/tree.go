@@ -8,29 +8,30 @@ import (
 	"github.com/parley-chat/parley/server/store"
 )
 
-// A conversation's ratchet tree is stored as a log: snapshots of the
-// whole tree (tree_snapshots, a row per snapshot, its encoding in
+// A conversation's ratchet tree is stored as a log: snapshots of the whole
+// tree (tree_snapshots, a row per snapshot, its encoding in
 // tree_snapshot_parts of about 1 MiB) and, for each epoch, the nodes its
-// commit changed (tree_changes, a row per epoch; blank nodes included). The tree of epoch E is the latest snapshot at or
-// before E with the changes of the epochs after it up to E applied.
+// commit changed (tree_changes, a row per epoch; blank nodes included).
+// The tree of epoch E is the latest snapshot at or before E with the
+// changes of the epochs after it up to E applied.
 //
 // A commit appends its changes as one value. SnapshotTree, which the
 // delivery service runs after commits outside them, writes a snapshot of
-// the current tree when the changes since the last snapshot add up to
-// its size: so what a commit writes grows with the nodes it changed (a
+// the current tree when the changes since the last snapshot add up to its
+// size: so what a commit writes grows with the nodes it changed (a
 // snapshot costs at most as much again, spread over the commits before
-// it), and reading a tree reads at most about twice its size.
-// Nothing is rewritten or deleted row by row: the rows that no epoch
-// from the tree floor (conversations.tree_floor, the oldest epoch whose
-// tree can still be read) on needs, the snapshots before the latest
-// one at or before the floor and the changes up to it, are deleted
-// whole. (Versions kept per node, as before, cost a 10,000-member
-// conversation 357 KiB per commit on SQLite, most of it rewriting old
-// pages to delete superseded versions: see docs/performance.md.)
+// it), and reading a tree reads at most about twice its size. Nothing is
+// rewritten or deleted row by row: the rows that no epoch from the tree
+// floor (conversations.tree_floor, the oldest epoch whose tree can still
+// be read) on needs, the snapshots before the latest one at or before the
+// floor and the changes up to it, are deleted whole. (Versions kept per
+// node, as before, cost a 10,000-member conversation 357 KiB per commit on
+// SQLite, most of it rewriting old pages to delete superseded versions:
+// see docs/performance.md.)
 //
 // conversations.tree_snapshot is the epoch of the latest snapshot,
-// tree_snapshot_bytes its size and tree_log_bytes the size of the
-// changes stored since.
+// tree_snapshot_bytes its size and tree_log_bytes the size of the changes
+// stored since.
 
 // insertSnapshot stores nodes (blank ones left out) as the tree of
 // conversation id's epoch and makes it the latest snapshot, all in tx.
