@@ -22,8 +22,30 @@ import (
 // lengths of the byte-slice fields of its store.Proposal.
 type countingStore struct {
 	*sqlite.Store
-	mu     sync.Mutex
-	writes []int
+	mu      sync.Mutex
+	writes  []int
+	snapped chan snapshotCall // SnapshotTree's calls
+}
+
+// snapshotCall is what a call of SnapshotTree did: whether it stored a
+// snapshot, and the conversation's epoch after it.
+type snapshotCall struct {
+	wrote bool
+	epoch uint64
+	err   error
+}
+
+func (s *countingStore) SnapshotTree(ctx context.Context, id store.ConversationID) (bool, error) {
+	wrote, err := s.Store.SnapshotTree(ctx, id)
+	call := snapshotCall{wrote: wrote, err: err}
+	if c, cerr := s.Store.Conversation(ctx, id); cerr == nil {
+		call.epoch = c.Epoch
+	}
+	select {
+	case s.snapped <- call:
+	default: // a test that does not read them
+	}
+	return wrote, err
 }
 
 func (s *countingStore) Propose(ctx context.Context, p store.Proposal) (store.Entry, error) {
@@ -105,7 +127,7 @@ func (e *proposalEnv) open(tb testing.TB) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.st = &countingStore{Store: st}
+	e.st = &countingStore{Store: st, snapped: make(chan snapshotCall, 100)}
 	tb.Cleanup(func() { st.Close() })
 	if e.svc, err = delivery.New(e.cfg, e.st, nopBlobs{}, follower.New(nil), delivery.Options{}); err != nil {
 		tb.Fatal(err)

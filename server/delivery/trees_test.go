@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
@@ -116,4 +118,41 @@ func TestLegacyTreeMovedOnFirstUse(t *testing.T) {
 	e.restart(t) // the follower rebuilds the group from the moved nodes
 	e.commit(t)
 	e.wantTree(t)
+}
+
+// TestTreeSnapshotsAfterCommits: the service's background work asks the
+// store for a snapshot of a conversation's tree after each commit, and
+// one is stored when the commits' changes add up to the tree. Here the
+// tree is the member's leaf: its first commit makes it 15 bytes smaller
+// than the one the conversation was created with, so the first snapshot
+// comes at the second commit, and then one at every commit. The tree the
+// service serves stays the member's.
+func TestTreeSnapshotsAfterCommits(t *testing.T) {
+	e := newProposalEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var stored []uint64
+	for range 6 {
+		e.commit(t)
+		select {
+		case call := <-e.st.snapped:
+			if call.err != nil || call.epoch != e.g.Epoch() {
+				t.Fatalf("snapshot after the commit to epoch %d: %+v", e.g.Epoch(), call)
+			}
+			if call.wrote {
+				stored = append(stored, call.epoch)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("no snapshot asked for after the commit to epoch %d", e.g.Epoch())
+		}
+		e.wantTree(t)
+	}
+	if !slices.Equal(stored, []uint64{2, 3, 4, 5, 6}) {
+		t.Errorf("snapshots stored at epochs %v, want 2 to 6", stored)
+	}
 }
