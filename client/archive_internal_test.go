@@ -18,6 +18,7 @@ import (
 // already is not stored twice; importing the same archive again adds
 // nothing; the search index, when built, finds the imported messages.
 func TestExportImportHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	kdf := store.KDFParams{Time: 1, MemoryKiB: 1024, Threads: 1}
 	open := func(dir string) *Client {

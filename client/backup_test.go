@@ -72,6 +72,7 @@ func (d *device) noKeyReuse() {
 // sees the same safety number and "alice added a device". The old device
 // is listed for revocation, and revoking it removes it.
 func TestBackupRestore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -209,6 +210,7 @@ func decryptBackup(t *testing.T, path string, sec backup.Secret) []byte {
 // clear error, and change nothing: the profile stays unbound (a correct
 // restore into it then works) and the server registered no device.
 func TestRestoreRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -286,6 +288,7 @@ func TestRestoreRefused(t *testing.T) {
 // working: all three and bob chat in one group, and no device reports a
 // message key used twice.
 func TestRestoreTwice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -355,6 +358,7 @@ func TestRestoreTwice(t *testing.T) {
 // group than the server's is not joined (no commit: its members see no
 // new device); the restore reports it and joins the others.
 func TestRestoreOtherGroup(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")

@@ -90,6 +90,7 @@ func registerMany(t *testing.T, s *server, prefix string, n int) []string {
 // adds 160 users: one batch of lookups and claims (a batch holds 500),
 // still two commits (a commit adds 150 devices).
 func TestAddManyUsers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true})
 	s := &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}
@@ -165,6 +166,7 @@ func TestAddManyUsers(t *testing.T) {
 // (too_large), and waits the Retry-After of a batch it cannot pay yet,
 // reporting the wait.
 func TestAddUsersRateLimited(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true, HTTP: func(h *httpapi.Config) {
 		h.RateLimits.ClaimsPerUser = httpapi.Rate{PerSecond: 5, Burst: 50} // the second half waits about 2 s

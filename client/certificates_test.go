@@ -46,6 +46,7 @@ func certifiedKeyPackage(t *testing.T, cs mls.CipherSuite, credServer, certServe
 // server. alice's client refuses both, naming both servers, and the
 // conversation holds only bob's real device.
 func TestCertificateOtherServer(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)

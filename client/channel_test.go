@@ -36,6 +36,7 @@ func channel(t *testing.T, s *server) (alice, bob, carol *device, conv protocol.
 // creator, the only admin; Conversation says it is a channel and who is
 // admin; Recreate keeps it a channel; a group is none.
 func TestChannelCreate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice, bob, _, conv, _ := channel(t, newServer(t))
 	p, err := bob.c.Policy(ctx, conv)
@@ -76,6 +77,7 @@ func TestChannelCreate(t *testing.T) {
 // error and stores nothing; a member whose client skips that check posts
 // anyway, and the other members neither show it nor count it unread.
 func TestChannelMemberPost(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice, bob, carol, conv, _ := channel(t, newServer(t))
 	_, err := bob.c.Send(ctx, conv, "me too", client.SendOptions{})
@@ -119,6 +121,7 @@ func TestChannelMemberPost(t *testing.T) {
 // rename the channel (the SDK refuses, and the members ignore a rename
 // sent anyway) nor edit an admin's post.
 func TestChannelReactions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice, bob, carol, conv, first := channel(t, newServer(t))
 	if err := bob.c.MarkRead(ctx, conv); err != nil {

@@ -12,6 +12,7 @@ import (
 // direct (the flag travels in the creator's first MLS message), so its
 // own NewDirect finds it instead of opening a second one.
 func TestDirectTravelsInMLS(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -49,6 +50,7 @@ func TestDirectTravelsInMLS(t *testing.T) {
 // member who joins afterwards reads every message, including the first
 // one sent right after the group was created.
 func TestSendAfterReopen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -80,6 +82,7 @@ func TestSendAfterReopen(t *testing.T) {
 // her (her old state still says member), she is in the group's epoch and
 // reads what is sent after the re-add, and she can send.
 func TestReaddWhileOffline(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

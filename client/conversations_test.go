@@ -69,6 +69,7 @@ func (d *device) lastOf(conv protocol.ConversationID) string {
 // Conversations and Conversation alike; Conversations stays by id
 // whatever the activity.
 func TestConversationLast(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -168,6 +169,7 @@ func TestConversationLast(t *testing.T) {
 // count of its read position (so the SDK still keeps read positions as
 // profilegen writes them) and its last entry; Conversation agrees.
 func TestGeneratedProfile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, cfg := range []profilegen.Config{
 		{Conversations: 30, Entries: 700, UnreadConversations: 6, UnreadEntries: 9, Seed: 1},
@@ -206,6 +208,7 @@ func TestGeneratedProfile(t *testing.T) {
 // without touching its account or its conversations, after them, with
 // copies of the group state of one of them that client.Open loads.
 func TestGeneratedIntoRegistered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

@@ -143,6 +143,7 @@ func TestKillDuringBurst(t *testing.T) {
 // must go on from where it was: every message arrives, none is refused as
 // a replay.
 func TestRestartKeepsRatchet(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, conv := directPair(t, s)

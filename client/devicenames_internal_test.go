@@ -19,6 +19,7 @@ func namesClient(server, user string, seed byte) *Client {
 // only, has one size whatever the name, and any change to it, its
 // device, its account or its server makes it refused.
 func TestDeviceNameSealing(t *testing.T) {
+	t.Parallel()
 	c := namesClient("chat.example", "alice", 1)
 	a, err := c.sealDeviceName("d1", "my phone")
 	if err != nil {

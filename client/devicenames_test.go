@@ -28,6 +28,7 @@ func names(t *testing.T, d *device) map[protocol.DeviceID]string {
 // and is ignored; a name removed on one device is removed on the
 // others.
 func TestSharedDeviceNames(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

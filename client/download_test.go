@@ -12,6 +12,7 @@ import (
 // a hidden file, or hide its real extension behind control or
 // bidirectional characters, and its length is bounded.
 func TestSafeFileName(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 200) + ".pdf"
 	for _, c := range []struct{ in, want string }{
 		{"report.pdf", "report.pdf"},

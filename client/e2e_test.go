@@ -12,6 +12,7 @@ import (
 // TestDirectChat: two users register, open a 1:1 conversation and
 // exchange text, replies, reactions, edits, deletes and read receipts.
 func TestDirectChat(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -89,6 +90,7 @@ func TestDirectChat(t *testing.T) {
 
 // TestErrors: the sentinel errors the CLI maps to messages.
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

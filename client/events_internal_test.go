@@ -9,6 +9,7 @@ import (
 // overflow the queued events become one EventOverflow counting them and
 // every later event until it is read; then events queue again.
 func TestEventQueueBound(t *testing.T) {
+	t.Parallel()
 	e := newEventQueue(3)
 	defer e.close()
 	e.push(Event{Kind: EventConnection, Connection: Connected})

@@ -13,6 +13,7 @@ import (
 // events gets one EventOverflow in their place, and the store still has
 // every message.
 func TestEventOverflow(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

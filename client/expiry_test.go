@@ -89,6 +89,7 @@ func wantErased(t *testing.T, d *device, conv protocol.ConversationID, id conten
 // not read, keeping the log and its handshakes, and dave, back, skips
 // them quietly.
 func TestTimerExpiry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	devs, clocks, conv := clockGroup(t, s)
@@ -234,6 +235,7 @@ func wantServerExpiry(t *testing.T, s *server, conv protocol.ConversationID, tim
 // every member, who stay with the timer off; alice, admin, may change
 // it. A timer out of range is refused before anything is sent.
 func TestTimerPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("server", func(t *testing.T) {
 		s := newServer(t)
@@ -282,6 +284,7 @@ func TestTimerPolicy(t *testing.T) {
 // TestTimerDirect: a 1:1 conversation gets a policy with its first
 // timer, both users admins, and either may change it.
 func TestTimerDirect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -352,6 +355,7 @@ func TestTimerRunSchedule(t *testing.T) {
 // passed and parleyd pruned, bob, who still holds the message, can no
 // longer fetch the attachment.
 func TestTimerAttachment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServerWith(t, func(c *delivery.Config) { c.Retention = 2 * time.Hour })
 	alice, bob, conv := directPair(t, s)

@@ -22,6 +22,7 @@ import (
 // arrive in the same order everywhere; a 5 MiB attachment arrives intact;
 // a removed member reads nothing sent after its removal.
 func TestGroupChat(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -157,6 +158,7 @@ func TestGroupChat(t *testing.T) {
 // TestOfflineCatchUp: a member offline during several commits and
 // messages catches up exactly when it comes back, after a restart.
 func TestOfflineCatchUp(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -216,6 +218,7 @@ func TestOfflineCatchUp(t *testing.T) {
 // server accepts one, the other catches up and retries by itself, and
 // everyone ends in the same epoch.
 func TestConcurrentCommits(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -276,6 +279,7 @@ func TestConcurrentCommits(t *testing.T) {
 // Welcome once, in one entry naming all three, and each device joins
 // from it.
 func TestOneWelcomePerCommit(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -337,6 +341,7 @@ func TestOneWelcomePerCommit(t *testing.T) {
 // skipped, she is not in the conversation) instead of failing as a
 // whole, and her other conversations still work.
 func TestRemovedBeforeJoining(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol := register(t, s, "alice"), register(t, s, "bob"), register(t, s, "carol")

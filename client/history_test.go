@@ -76,6 +76,7 @@ func (d *device) waitSystem(conv protocol.ConversationID, kind client.SystemKind
 // edit one. A removed member sees the members at its removal, without
 // itself, and who removed it; a member that left sees that it left.
 func TestHistorySystemLines(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol := register(t, s, "alice"), register(t, s, "bob"), register(t, s, "carol")
@@ -205,6 +206,7 @@ func TestHistorySystemLines(t *testing.T) {
 // line of its own rename (whose id is that of the metadata message it
 // sent), and read receipts do not mark it.
 func TestSystemLineNotATarget(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -272,6 +274,7 @@ func TestSystemLineNotATarget(t *testing.T) {
 // itself (device linking) is a device_added line whose actor is its
 // user; the history stays in log order.
 func TestSystemLineDeviceAdded(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")

@@ -38,6 +38,7 @@ func editStore(t *testing.T, d *device, f func(tx store.Tx) error) {
 // the conversation is reported in an error event, and it refuses to send:
 // the peer receives nothing more.
 func TestUnusableRatchetState(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// damage returns the ratchet state to store instead of the
@@ -128,6 +129,7 @@ func TestUnusableRatchetState(t *testing.T) {
 // under a key already used (the sender reused a key, or a forgery) is
 // reported loudly, as an error event and a warning.
 func TestReplayOrKeyReuse(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

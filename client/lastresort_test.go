@@ -13,6 +13,7 @@ import (
 // suite at registration, and replaces it after a claim returned it and a
 // Welcome used it (RFC 9420 §16.8).
 func TestLastResortKeyPackageReplaced(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	ctx := context.Background()
 	alice := register(t, s, "alice")

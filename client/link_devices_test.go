@@ -36,6 +36,7 @@ func memberDevices(t *testing.T, d *device, conv protocol.ConversationID, user s
 // (it leaves every conversation), link a tablet in its place; the
 // account's last active device is not revoked unless forced.
 func TestLinkRevokeRelink(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	laptop, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -97,6 +98,7 @@ func TestLinkRevokeRelink(t *testing.T) {
 // every client: the account's own devices list it as forged and do not
 // add it, and bob does not add it to a new group with alice.
 func TestLinkInventedDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -189,6 +191,7 @@ func linkDeviceVia(t *testing.T, p *evilProxy, existing *device, name string) *d
 // account clears its unread messages on the account's other device (the
 // read receipt reaches both).
 func TestReadPositionSync(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	laptop, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -238,6 +241,7 @@ func TestReadPositionSync(t *testing.T) {
 // add and post) links a device: the device joins the channel all the
 // same (adding one's own devices needs no role), and reads its posts.
 func TestLinkIntoChannel(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	laptop, bob := register(t, s, "alice"), register(t, s, "bob")

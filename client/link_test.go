@@ -78,6 +78,7 @@ func linkDevice(t *testing.T, s *server, existing *device, name string) *device 
 // conversations; bob sees "alice added a device" and the same safety
 // number; both of alice's devices send and receive with bob.
 func TestLinkDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")
@@ -156,6 +157,7 @@ func mustWhoami(t *testing.T, d *device) *client.Account {
 // TestLinkDeclined: declining on the existing device leaves nothing
 // registered, and the new device says so.
 func TestLinkDeclined(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	alice := register(t, s, "alice")
 	_, code, _, res := startLink(t, s.url, s.fingerprint, "phone")
@@ -190,6 +192,7 @@ func assertDevices(t *testing.T, s *server, user string, want int) {
 // the key confirmation: both devices refuse, the user is never asked to
 // confirm, and no device is added to the account.
 func TestLinkManInTheMiddle(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
 	alice := registerVia(t, p, "alice")
@@ -234,6 +237,7 @@ func TestLinkManInTheMiddle(t *testing.T) {
 // TestLinkWrongCode: a code with another secret (a typo, or a guess)
 // fails the same way.
 func TestLinkWrongCode(t *testing.T) {
+	t.Parallel()
 	s := newServer(t)
 	alice := register(t, s, "alice")
 	_, code, _, res := startLink(t, s.url, s.fingerprint, "phone")
@@ -258,6 +262,7 @@ func TestLinkWrongCode(t *testing.T) {
 // device has joined them all when Link returns; the time from the
 // start of LinkDevice to that point is logged (loopback; docs/performance.md).
 func TestLinkHundredConversations(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("100 conversations")
 	}

@@ -13,6 +13,7 @@ import (
 // from any case, with or without separators, and from the QR payload
 // with its key; malformed codes are refused with the input quoted.
 func TestLinkCode(t *testing.T) {
+	t.Parallel()
 	key := bytes.Repeat([]byte{7}, 32)
 	lc := linkCode{id: "ABCD2345", secret: newLinkSecret(), key: key}
 	s := lc.String()
@@ -41,6 +42,7 @@ func TestLinkCode(t *testing.T) {
 // check fails), and sealed messages open only in their direction and
 // position.
 func TestLinkKeys(t *testing.T) {
+	t.Parallel()
 	newKey := func() *ecdh.PrivateKey {
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {

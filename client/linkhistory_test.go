@@ -214,6 +214,7 @@ func TestLinkHistory(t *testing.T) {
 // of LinkDevice to the new device's Link returning (history imported) is
 // logged (docs/performance.md, "Linking a device").
 func TestLinkHistoryTenThousand(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("10,000 messages")
 	}

@@ -24,6 +24,7 @@ import (
 // sent after her join — not even a message bob encrypted before he saw
 // it. Recreate starts a clean conversation without eve.
 func TestMaliciousServerJoin(t *testing.T) {
+	t.Parallel()
 	for _, direct := range []bool{true, false} {
 		name := map[bool]string{true: "direct", false: "group"}[direct]
 		t.Run(name, func(t *testing.T) {
@@ -215,6 +216,7 @@ func craftedAddProposal(t *testing.T, serverName string, cs mls.CipherSuite, gro
 // certificate that is expired or dated in the future. Own-device resync
 // (rule a) is covered by the crash tests.
 func TestMembershipRules(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, eve := register(t, s, "alice"), register(t, s, "bob"), register(t, s, "eve")
@@ -340,6 +342,7 @@ func TestMembershipRules(t *testing.T) {
 // TestNoThirdUserInDirect: a member cannot add a third user to a 1:1
 // conversation; the refusal happens before anything is sent.
 func TestNoThirdUserInDirect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob := register(t, s, "alice"), register(t, s, "bob")

@@ -18,6 +18,7 @@ import (
 // too; read --mentions (Search with MentionsMe) lists exactly the
 // messages that mention bob, newest first.
 func TestMentions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")

@@ -15,6 +15,7 @@ import (
 // only while the conversation has two users; a member cannot make a
 // group of three look like a 1:1 conversation.
 func TestDirectFlagNeedsTwoUsers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol := register(t, s, "alice"), register(t, s, "bob"), register(t, s, "carol")
@@ -58,6 +59,7 @@ func TestDirectFlagNeedsTwoUsers(t *testing.T) {
 // graft that group onto the old conversation's name and history: the
 // Welcome is refused and the old conversation stays as it was.
 func TestWelcomeForLeftConversation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -135,6 +137,7 @@ func TestWelcomeForLeftConversation(t *testing.T) {
 // unless its host is a loopback one, at Register and when a registered
 // profile is opened with another server URL; nothing is sent.
 func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	d := openDevice(t, s, t.TempDir(), "alice")

@@ -14,6 +14,7 @@ import (
 // receipt are application messages of one size, because the SDK pads
 // every PrivateMessage (docs/content.md, "Padding").
 func TestMessagesPaddedToOneSize(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, conv := directPair(t, s)

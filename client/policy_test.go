@@ -66,6 +66,7 @@ func waitLine(d *device, conv protocol.ConversationID, kind client.SystemKind, u
 // not an admin, cannot remove alice, by commit or by proposal: the server
 // refuses with policy_violation and stores nothing.
 func TestPolicyCreatorAdmin(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := policyGroup(t, s)
@@ -112,6 +113,7 @@ func TestPolicyCreatorAdmin(t *testing.T) {
 // alice and carol reject the commit before merging it and raise the
 // alarm, naming bob, and stay in the epoch before it.
 func TestPolicyMaliciousServer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		do   func(ctx context.Context, bob *client.Client, conv protocol.ConversationID) error
@@ -164,6 +166,7 @@ func TestPolicyMaliciousServer(t *testing.T) {
 // not remove dave. The last admin cannot demote herself. bob, a plain
 // member, may still leave.
 func TestPolicyRoles(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := policyGroup(t, s)
@@ -215,6 +218,7 @@ func TestPolicyRoles(t *testing.T) {
 // client, and one sent anyway is ignored by the members with a system
 // line; with add=admins, the server refuses bob's add.
 func TestPolicyRules(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := policyGroup(t, s)
@@ -255,6 +259,7 @@ func TestPolicyRules(t *testing.T) {
 // leftmost leaf (bob, who joined first) is admin: he may remove carol,
 // and carol may not remove him.
 func TestPolicyAdminLeft(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := policyGroup(t, s)

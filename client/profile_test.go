@@ -31,6 +31,7 @@ func reopenConfig(d *device) client.Config {
 // again while the session is valid; a session the server refuses is
 // replaced by a new one.
 func TestSessionAndPinPersist(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -96,6 +97,7 @@ func TestSessionAndPinPersist(t *testing.T) {
 // TestProfileLock: a profile is open in one Client at a time; the store
 // file is private.
 func TestProfileLock(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -123,6 +125,7 @@ func TestProfileLock(t *testing.T) {
 // a crash or a Close) come back from Unseen until MarkShown; unread
 // counts follow the read position.
 func TestUnseenAndUnread(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -203,6 +206,7 @@ func TestUnseenAndUnread(t *testing.T) {
 // user; the pending key's safety number is available before accepting it,
 // and is the one after.
 func TestIdentityChangedDetails(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)

@@ -176,6 +176,7 @@ var corruptPath = mls.CommitOptions{ForcePath: true, IncludePending: true, Exter
 // reports carol's device as the sender; afterwards the three chat again,
 // both ways, with nothing lost.
 func TestBadCommitRecovery(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := trio(t, s)
@@ -211,6 +212,7 @@ func TestBadCommitRecovery(t *testing.T) {
 // checks its GroupInfo names the committer and replaces the GroupInfo,
 // so a later rejoin costs no one anything.
 func TestBadCommitPoisonedExternalPub(t *testing.T) {
+	t.Parallel()
 	poison := mls.CommitOptions{ForcePath: true, IncludePending: true, ExternalPub: true, UnsafePoisonExternalPubForTesting: true}
 
 	// carol's commit is both unprocessable and poisoned: the first of
@@ -313,6 +315,7 @@ func TestBadCommitPoisonedExternalPub(t *testing.T) {
 // stop sending in it and stop following it, and Recreate gives them a
 // working conversation.
 func TestBadCommitResyncBound(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, carol, conv := trio(t, s)
@@ -425,6 +428,7 @@ func TestBadCommitRejoinFails(t *testing.T) {
 // rejoins too, and reports it without naming anyone. The message of the
 // missed epoch is lost to it; everything after the rejoin is read.
 func TestMissedCommitRecovery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		message bool // the entry found is a message, not a commit
@@ -486,6 +490,7 @@ func TestMissedCommitRecovery(t *testing.T) {
 // raised, and once the server answers again alice applies the commit as
 // any other.
 func TestCredentialLookupFailsForAWhile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)

@@ -183,6 +183,7 @@ func noErrors(t *testing.T, d *device) {
 // member sees it leave, and a message sent afterwards is in an epoch the
 // phone's saved state does not have.
 func TestRevokedDeviceRemoved(t *testing.T) {
+	t.Parallel()
 	r := newRevocationSetup(t)
 	if err := r.laptop.c.RevokeDevice(context.Background(), r.phoneID); err != nil {
 		t.Fatal(err)
@@ -201,6 +202,7 @@ func TestRevokedDeviceRemoved(t *testing.T) {
 // laptop is away; bob, connected, is told and removes it, on the
 // server's word.
 func TestDisabledDeviceRemoved(t *testing.T) {
+	t.Parallel()
 	r := newRevocationSetup(t)
 	r.laptop.stop()
 	yes := true
@@ -225,6 +227,7 @@ func TestDisabledDeviceRemoved(t *testing.T) {
 // and removes it, after checking alice's signature; the laptop comes back
 // and finds nothing left to do.
 func TestOfflineMemberRemovesRevoked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := newRevocationSetup(t)
 	r.laptop.stop()
@@ -300,6 +303,7 @@ func TestOfflineMemberRemovesRevoked(t *testing.T) {
 // learns it when it connects again, from the server's notice after its
 // subscription, and removes it.
 func TestReconnectRemovesDisabled(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := newRevocationSetup(t)
 	r.laptop.stop()
@@ -321,6 +325,7 @@ func TestReconnectRemovesDisabled(t *testing.T) {
 // believed only if alice's identity key signed it for her phone on this
 // server; a forged one removes nothing and is reported.
 func TestForgedRevocationIgnored(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r := newRevocationSetup(t)
 	now := time.Now()

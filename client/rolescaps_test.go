@@ -51,6 +51,7 @@ func noRolesLines(t *testing.T, d *device, conv protocol.ConversationID) []*clie
 // at once; a Welcome sent to one of its old KeyPackages before the
 // replacement can still be joined.
 func TestKeyPackageRefreshOnUpgrade(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -114,6 +115,7 @@ func TestKeyPackageRefreshOnUpgrade(t *testing.T) {
 // adding such a user to a group that has a policy fails with
 // ErrRolesUnsupported, naming the user.
 func TestGroupWithOldClient(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -173,6 +175,7 @@ func TestGroupWithOldClient(t *testing.T) {
 // (it refuses the unknown field), the upgraded client tops its pool up as
 // before instead of failing.
 func TestKeyPackageRefreshOldServer(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	h := s.srv.Config.Handler

@@ -21,6 +21,7 @@ import (
 // of the store with text has exactly one live document, which holds its
 // words, and no deleted message has one.
 func TestIndexEditsDuringBuild(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	pass := []byte("correct horse generated")

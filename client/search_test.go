@@ -30,6 +30,7 @@ func searchTexts(ms []*client.Message) []string {
 // messages that arrive, are edited or deleted after the index was built
 // are found with their current text only.
 func TestSearchLive(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -110,6 +111,7 @@ func TestSearchLive(t *testing.T) {
 // conversations with a plain scan of every message (the model): random
 // words, prefixes, senders, conversations and date ranges, newest first.
 func TestSearchModel(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	c, p := openGenerated(t, profilegen.Config{Conversations: 20, Entries: 2000, Peers: 5, Seed: 7, Now: now})

@@ -17,6 +17,7 @@ import (
 // (Download), and DownloadData of an unknown attachment fails with
 // ErrUnknownAttachment, writing nothing.
 func TestSendData(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	alice, bob, conv := directPair(t, newServer(t))
 

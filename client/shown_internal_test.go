@@ -14,6 +14,7 @@ import (
 // rewritten with one record per conversation, as it is when it grows
 // long.
 func TestShownLogSurvivesTornRecordAndCompacts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	l, err := openShownLog(dir)
 	if err != nil {

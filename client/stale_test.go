@@ -17,6 +17,7 @@ import (
 // twice" — also when the restored copy first sends while the server is
 // down.
 func TestRestoredProfileRejoinsWithFreshKeys(t *testing.T) {
+	t.Parallel()
 	for _, offline := range []bool{false, true} {
 		name := "online"
 		if offline {

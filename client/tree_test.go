@@ -19,6 +19,7 @@ import (
 // Welcome older than the trees the server keeps is not lost: the device
 // takes over its leaf by external commit.
 func TestJoinFetchesTree(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name     string
@@ -88,6 +89,7 @@ func TestJoinFetchesTree(t *testing.T) {
 // blanked its part of the tree — and the members the rule does not name
 // do not commit.
 func TestMembersFillTree(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ts := testserver.StartWith(t, testserver.Options{DefaultLimits: true})
 	s := &server{srv: ts.HTTP, url: ts.URL, fingerprint: ts.Fingerprint, name: ts.Name, st: ts.Store, svc: ts.Service}

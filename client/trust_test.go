@@ -168,6 +168,7 @@ func forgedKeyPackage(t *testing.T, serverName, user string, device protocol.Dev
 // client refuses it, reports it, and the conversation holds only bob's
 // real device.
 func TestForgedDevice(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -232,6 +233,7 @@ func TestForgedDevice(t *testing.T) {
 // presents another one. Alice gets a loud event, sending to bob is blocked
 // until she acknowledges the change.
 func TestIdentityChanged(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -286,6 +288,7 @@ func TestIdentityChanged(t *testing.T) {
 // TestSafetyNumbers: both sides compute the same number and accept each
 // other's QR code; marking verified shows in the member list.
 func TestSafetyNumbers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice := register(t, s, "alice")
@@ -332,6 +335,7 @@ func TestSafetyNumbers(t *testing.T) {
 // TestReconnect: the connection drops; the client reconnects by itself and
 // receives what was sent meanwhile, once.
 func TestReconnect(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	p := newEvilProxy(t, s)
@@ -398,6 +402,7 @@ func (l *trackingListener) closeAll() {
 // naming him, and takes the key the server presents only with the safety
 // number alice compared.
 func TestTrustRollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newServer(t)
 	alice, bob, conv := directPair(t, s)

@@ -31,6 +31,7 @@ func (d *device) typings(conv protocol.ConversationID, user string) []bool {
 // generations never arrived, and do nothing either way when the setting
 // is off.
 func TestTyping(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// Six relayed per device for the whole test: the rate is checked
 	// without depending on the time the test takes.
