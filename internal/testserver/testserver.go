@@ -8,8 +8,11 @@ package testserver
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,7 +71,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	configure := o.Delivery
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "parley.db")))
+	st, err := openStore(ctx, filepath.Join(dir, "parley.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,4 +127,47 @@ func StartWith(t testing.TB, o Options) *Server {
 		st.Close()
 	})
 	return &Server{HTTP: srv, URL: srv.URL, Fingerprint: tlsutil.Fingerprint(srv.Certificate().Raw), Name: dcfg.ServerName, Store: st, Service: svc}
+}
+
+// empty is a migrated, empty server database, made once per test process
+// and copied for every test server: migrating a new SQLite file parses
+// the SQL of every migration again, which costs more than many whole
+// tests under the race detector.
+var empty struct {
+	once sync.Once
+	db   []byte
+	err  error
+}
+
+// openStore opens a store at path (which must not exist) that starts as a
+// copy of the empty database; sqlite.Open then finds nothing to migrate.
+func openStore(ctx context.Context, path string) (*sqlite.Store, error) {
+	empty.once.Do(func() { empty.db, empty.err = migrated(ctx) })
+	if empty.err != nil {
+		return nil, empty.err
+	}
+	if err := os.WriteFile(path, empty.db, 0o600); err != nil {
+		return nil, fmt.Errorf("testserver: copy the empty database: %v", err)
+	}
+	return sqlite.Open(ctx, sqlite.NewConfig(path))
+}
+
+// migrated returns the bytes of a new, migrated database, written by the
+// store's Backup (VACUUM INTO: one self-contained file, no WAL).
+func migrated(ctx context.Context) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "parley-testserver-")
+	if err != nil {
+		return nil, fmt.Errorf("testserver: empty database: %v", err)
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, sqlite.NewConfig(filepath.Join(dir, "new.db")))
+	if err != nil {
+		return nil, fmt.Errorf("testserver: empty database: %v", err)
+	}
+	defer st.Close()
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := st.Backup(ctx, copyPath); err != nil {
+		return nil, fmt.Errorf("testserver: empty database: %v", err)
+	}
+	return os.ReadFile(copyPath)
 }
