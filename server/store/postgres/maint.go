@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -62,44 +63,38 @@ func (s *Store) Prune(ctx context.Context, o store.PruneOptions) (store.PruneRes
 }
 
 // invariants are queries that must return no rows, with what a row means.
-var invariants = []struct{ what, sql string }{
-	{"tree without its latest snapshot, whole", `SELECT c.id FROM conversations c WHERE c.legacy_tree = 0 AND NOT EXISTS (SELECT 1 FROM tree_snapshots s
-		WHERE s.conversation_id = c.id AND s.epoch = c.tree_snapshot AND s.parts = (SELECT count(*) FROM tree_snapshot_parts p WHERE p.conversation_id = c.id AND p.epoch = s.epoch))`},
-	{"tree not readable from its floor: the oldest snapshot after it, or an epoch's changes missing since", `SELECT c.id FROM conversations c
-		JOIN (SELECT conversation_id, min(epoch) AS oldest FROM tree_snapshots GROUP BY conversation_id) s ON s.conversation_id = c.id
-		WHERE c.legacy_tree = 0 AND (s.oldest > c.tree_floor OR c.epoch - s.oldest <>
-			(SELECT count(*) FROM tree_changes t WHERE t.conversation_id = c.id AND t.epoch > s.oldest AND t.epoch <= c.epoch))`},
-	{"log seqs not contiguous up to the head", `SELECT conversation_id FROM entries GROUP BY conversation_id
+var invariants = slices.Concat(sqlstore.TreeInvariants, []sqlstore.Invariant{
+	{What: "log seqs not contiguous up to the head", SQL: `SELECT conversation_id FROM entries GROUP BY conversation_id
 		HAVING MAX(seq) - MIN(seq) + 1 <> COUNT(*) OR MAX(seq) <> (SELECT head FROM conversations c WHERE c.id = entries.conversation_id)`},
-	{"log entry of a missing conversation", `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
-	{"log entry with seq < 1 or unknown kind", `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
-	{"cursor beyond the log head", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
-	{"departed member beyond the log head, or with its cursor at or beyond its last readable seq", `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+	{What: "log entry of a missing conversation", SQL: `SELECT e.conversation_id FROM entries e LEFT JOIN conversations c ON c.id = e.conversation_id WHERE c.id IS NULL`},
+	{What: "log entry with seq < 1 or unknown kind", SQL: `SELECT conversation_id FROM entries WHERE seq < 1 OR kind NOT IN (1, 2)`},
+	{What: "cursor beyond the log head", SQL: `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.cursor > c.head OR m.cursor < 0`},
+	{What: "departed member beyond the log head, or with its cursor at or beyond its last readable seq", SQL: `SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.left_seq > c.head OR (m.left_seq <> 0 AND m.cursor >= m.left_seq)`},
-	{"joined seq beyond the cursor, or not before the removing commit", `SELECT m.conversation_id FROM members m
+	{What: "joined seq beyond the cursor, or not before the removing commit", SQL: `SELECT m.conversation_id FROM members m
 		WHERE m.joined_seq > m.cursor OR (m.left_seq <> 0 AND m.joined_seq >= m.left_seq)`},
-	{"gap not between the joined seq and the cursor", `SELECT m.conversation_id FROM members m
+	{What: "gap not between the joined seq and the cursor", SQL: `SELECT m.conversation_id FROM members m
 		WHERE NOT (m.gap_from = 0 AND m.gap_to = 0) AND NOT (m.joined_seq <= m.gap_from AND m.gap_from < m.gap_to AND m.gap_to <= m.cursor)`},
-	{"hash or epoch on an application entry, or handshake epoch beyond the conversation's", `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
+	{What: "hash or epoch on an application entry, or handshake epoch beyond the conversation's", SQL: `SELECT e.conversation_id FROM entries e JOIN conversations c ON c.id = e.conversation_id
 		WHERE (e.kind = 1 AND (e.hash IS NOT NULL OR e.epoch <> 0)) OR e.epoch > c.epoch`},
-	{"pending proposals not the epoch's proposals 0 to count-1, or not of the counted size", `SELECT c.id FROM conversations c
+	{What: "pending proposals not the epoch's proposals 0 to count-1, or not of the counted size", SQL: `SELECT c.id FROM conversations c
 		WHERE c.proposals <> (SELECT COUNT(*) FROM pending_proposals p WHERE p.conversation_id = c.id)
 			OR c.proposal_bytes <> (SELECT COALESCE(SUM(length(p.data)), 0) FROM pending_proposals p WHERE p.conversation_id = c.id)
 			OR EXISTS (SELECT 1 FROM pending_proposals p WHERE p.conversation_id = c.id AND (p.epoch <> c.epoch OR p.idx >= c.proposals))`},
-	{"member of a missing conversation", `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
-	{"member that is a missing device", `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
-	{"key package of a missing or inactive device", `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},
-	{"more than one last-resort key package per device and suite", `SELECT device_id FROM key_packages WHERE last_resort GROUP BY device_id, suite HAVING COUNT(*) > 1`},
-	{"device of a missing user", `SELECT d.id FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE u.id IS NULL`},
-	{"inbox entry beyond the device's inbox head", `SELECT i.device_id FROM inbox i LEFT JOIN devices d ON d.id = i.device_id WHERE d.id IS NULL OR i.seq > d.inbox_head OR i.seq < 1`},
-	{"inbox entry of a missing conversation", `SELECT i.device_id FROM inbox i LEFT JOIN conversations c ON c.id = i.conversation_id WHERE c.id IS NULL`},
-	{"session of a missing device or another user's device", `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
-	{"negative invite uses", `SELECT id FROM invites WHERE uses_left < 0`},
-	{"blob of a missing user", `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
-	{"blob whose lifetime ends before it was stored", `SELECT id FROM blobs WHERE expires <> 0 AND expires <= created`},
-	{"constraint not validated", `SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace AND NOT convalidated`},
-	{"invalid index", `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace AND NOT (i.indisvalid AND i.indisready)`},
-}
+	{What: "member of a missing conversation", SQL: `SELECT m.conversation_id FROM members m LEFT JOIN conversations c ON c.id = m.conversation_id WHERE c.id IS NULL`},
+	{What: "member that is a missing device", SQL: `SELECT m.device_id FROM members m LEFT JOIN devices d ON d.id = m.device_id WHERE d.id IS NULL`},
+	{What: "key package of a missing or inactive device", SQL: `SELECT k.id FROM key_packages k LEFT JOIN devices d ON d.id = k.device_id WHERE d.id IS NULL OR d.revoked <> 0`},
+	{What: "more than one last-resort key package per device and suite", SQL: `SELECT device_id FROM key_packages WHERE last_resort GROUP BY device_id, suite HAVING COUNT(*) > 1`},
+	{What: "device of a missing user", SQL: `SELECT d.id FROM devices d LEFT JOIN users u ON u.id = d.user_id WHERE u.id IS NULL`},
+	{What: "inbox entry beyond the device's inbox head", SQL: `SELECT i.device_id FROM inbox i LEFT JOIN devices d ON d.id = i.device_id WHERE d.id IS NULL OR i.seq > d.inbox_head OR i.seq < 1`},
+	{What: "inbox entry of a missing conversation", SQL: `SELECT i.device_id FROM inbox i LEFT JOIN conversations c ON c.id = i.conversation_id WHERE c.id IS NULL`},
+	{What: "session of a missing device or another user's device", SQL: `SELECT s.device_id FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE d.id IS NULL OR d.user_id <> s.user_id`},
+	{What: "negative invite uses", SQL: `SELECT id FROM invites WHERE uses_left < 0`},
+	{What: "blob of a missing user", SQL: `SELECT b.id FROM blobs b LEFT JOIN users u ON u.id = b.owner WHERE u.id IS NULL`},
+	{What: "blob whose lifetime ends before it was stored", SQL: `SELECT id FROM blobs WHERE expires <> 0 AND expires <= created`},
+	{What: "constraint not validated", SQL: `SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace AND NOT convalidated`},
+	{What: "invalid index", SQL: `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relnamespace = current_schema()::regnamespace AND NOT (i.indisvalid AND i.indisready)`},
+})
 
 // CheckInvariants checks the store's consistency, as bbolt's Tx.Check
 // does: contiguous logs up to each head, cursors within the log, no rows
@@ -111,13 +106,13 @@ func (s *Store) CheckInvariants(ctx context.Context) error {
 	var errs []error
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, inv := range invariants {
-			rows, _ := tx.Query(ctx, `SELECT v::text FROM (`+inv.sql+`) AS bad(v)`)
+			rows, _ := tx.Query(ctx, `SELECT v::text FROM (`+inv.SQL+`) AS bad(v)`)
 			bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			if err != nil {
-				return fmt.Errorf("%s: %v", inv.what, err)
+				return fmt.Errorf("%s: %v", inv.What, err)
 			}
 			if len(bad) > 0 {
-				errs = append(errs, fmt.Errorf("%s: %v", inv.what, bad))
+				errs = append(errs, fmt.Errorf("%s: %v", inv.What, bad))
 			}
 		}
 		return nil

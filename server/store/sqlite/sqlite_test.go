@@ -205,19 +205,12 @@ func TestMigrateTreeNodes(t *testing.T) {
 	}
 	s.Close()
 	// Back to schema version 9.
-	execRaw(t, path,
-		`DROP TABLE tree_snapshots`,
-		`DROP TABLE tree_snapshot_parts`,
-		`DROP TABLE tree_changes`,
-		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
-		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
-		`ALTER TABLE conversations DROP COLUMN tree_log_bytes`,
-		`ALTER TABLE conversations DROP COLUMN tree_converted`,
+	execRaw(t, path, append(slices.Clone(withoutTreeLog),
 		`ALTER TABLE conversations DROP COLUMN tree_floor`,
 		`ALTER TABLE conversations DROP COLUMN legacy_tree`,
 		`ALTER TABLE conversations ADD COLUMN tree BLOB NOT NULL DEFAULT x'01'`,
 		`DELETE FROM schema_migrations WHERE version IN (10, 14, 15)`,
-	)
+	)...)
 	s, err = Open(ctx, NewConfig(path))
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +245,18 @@ func TestMigrateTreeNodes(t *testing.T) {
 	if err := s.CheckInvariants(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withoutTreeLog takes a database back from the tree log of schema
+// version 15 (the tables, and the conversations' columns).
+var withoutTreeLog = []string{
+	`DROP TABLE tree_snapshots`,
+	`DROP TABLE tree_snapshot_parts`,
+	`DROP TABLE tree_changes`,
+	`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
+	`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
+	`ALTER TABLE conversations DROP COLUMN tree_log_bytes`,
+	`ALTER TABLE conversations DROP COLUMN tree_converted`,
 }
 
 // TestTreeLogMigration: migration 15 and ConvertTreeNodes move the node
@@ -289,19 +294,12 @@ func TestTreeLogMigration(t *testing.T) {
 	// Back to schema version 14: the floor's tree as versions at or
 	// before it (one of them superseded), then each later epoch's
 	// changes as versions of that epoch.
-	stmts := []string{
+	stmts := append(slices.Clone(withoutTreeLog),
 		`CREATE TABLE tree_nodes (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL REFERENCES conversations(id), node INTEGER NOT NULL, epoch INTEGER NOT NULL, data BLOB)`,
 		`CREATE UNIQUE INDEX tree_nodes_by_node ON tree_nodes (conversation_id, node, epoch)`,
-		`DROP TABLE tree_snapshots`,
-		`DROP TABLE tree_snapshot_parts`,
-		`DROP TABLE tree_changes`,
-		`ALTER TABLE conversations DROP COLUMN tree_snapshot`,
-		`ALTER TABLE conversations DROP COLUMN tree_snapshot_bytes`,
-		`ALTER TABLE conversations DROP COLUMN tree_log_bytes`,
-		`ALTER TABLE conversations DROP COLUMN tree_converted`,
 		`DELETE FROM schema_migrations WHERE version = 15`,
 		fmt.Sprintf(`INSERT INTO tree_nodes (conversation_id, node, epoch, data) VALUES (%d, 0, %d, x'6f6c64')`, id, floor-1),
-	}
+	)
 	version := func(e uint64, nd store.TreeNode) string {
 		data := "NULL"
 		if nd.Data != nil {
@@ -377,15 +375,7 @@ func treeDiff(a, b []store.TreeNode) []store.TreeNode {
 // many commits change the tree.
 func TestTreePruning(t *testing.T) {
 	ctx := context.Background()
-	s := open(t)
-	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: []store.TreeNode{{Index: 0, Data: []byte("a")}, {Index: 2, Data: []byte("b")}}, Creator: d.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, d, c := openTwoLeaves(t)
 	const history = 3
 	for e := range uint64(50) {
 		changes := []store.TreeNode{{Index: 0, Data: fmt.Appendf(nil, "a%d", e+1)}, {Index: 1, Data: []byte("p")}}
@@ -459,6 +449,23 @@ func TestTreeSnapshots(t *testing.T) {
 	}
 }
 
+// openTwoLeaves opens a store with a user's device and a conversation
+// it created with a tree of two leaves.
+func openTwoLeaves(t *testing.T) (*Store, store.Device, store.Conversation) {
+	t.Helper()
+	s := open(t)
+	ctx := context.Background()
+	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: []store.TreeNode{{Index: 0, Data: []byte("a")}, {Index: 2, Data: []byte("b")}}, Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, d, c
+}
+
 // logRows counts conversation id's snapshots and changes.
 func logRows(t *testing.T, s *Store, id store.ConversationID) (snapshots, changes int) {
 	t.Helper()
@@ -514,15 +521,7 @@ func execRaw(t *testing.T, path string, stmts ...string) {
 // history.
 func TestTreeSnapshotLeftovers(t *testing.T) {
 	ctx := context.Background()
-	s := open(t)
-	_, d, err := s.CreateUser(ctx, store.NewUser{Name: "a", IdentityKey: []byte("k"), Device: store.Device{ID: "a-1", SignatureKey: []byte("s")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("g"), Tree: []store.TreeNode{{Index: 0, Data: []byte("a")}, {Index: 2, Data: []byte("b")}}, Creator: d.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, d, c := openTwoLeaves(t)
 	commit := func(e uint64) {
 		t.Helper()
 		if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: e, Sender: d.ID, Tree: []store.TreeNode{{Index: 0, Data: fmt.Appendf(nil, "a%d", e+1)}, {Index: 2, Data: fmt.Appendf(nil, "b%d", e+1)}}, TreeHistory: 2}); err != nil {
