@@ -23,7 +23,7 @@ type JoinOptions struct {
 	// FetchRatchetTree, when the Welcome's GroupInfo carries no
 	// ratchet_tree extension and RatchetTree is empty, is called with the
 	// epoch the Welcome joins, for the tree out of band (a Delivery
-	// Service that stores trees node by node serves it with
+	// Service that stores trees apart from the group serves it with
 	// EncodeRatchetTree). It is called once the GroupInfo is decrypted
 	// (and so authenticated by the welcome key) but before its signature
 	// is verified, which needs the signer's key from the tree; the tree is

@@ -25,10 +25,10 @@ import (
 	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
-// A conversation stored before ratchet trees were stored node by node
-// keeps its whole tree in conversations.follower_state
-// (mls.PublicGroup.MarshalBinary) with legacy_tree = 1 and no tree_nodes
-// rows. parleyd moves such trees into tree_nodes when it starts. These
+// A conversation stored before ratchet trees were stored apart from the
+// follower state keeps its whole tree in conversations.follower_state
+// (mls.PublicGroup.MarshalBinary) with legacy_tree = 1 and no stored
+// tree. parleyd moves such trees into the tree log when it starts. These
 // tests turn a conversation that parleyd stored back into that layout
 // while parleyd is stopped, start it again, and check that the members
 // go on: send, commit, add a member who joins with the tree the server
@@ -151,8 +151,8 @@ func testLegacyTreesMoved(t *testing.T, dataDir string, be legacyBackend) {
 	t.Logf("conversation %d at epoch %d: %d tree nodes put back into a %d-byte follower state", conv, epoch, nodes, len(legacy))
 
 	p = startParleyd(t, bin, dataDir, args...)
-	if !logHas(p.stderr.String(), `msg="conversation tree stored by nodes"`, fmt.Sprintf("conversation=%d epoch=%d nodes=%d", conv, epoch, nodes)) ||
-		!logHas(p.stderr.String(), `msg="stored conversation trees node by node"`, "conversations=1") {
+	if !logHas(p.stderr.String(), `msg="conversation tree stored apart from its follower state"`, fmt.Sprintf("conversation=%d epoch=%d nodes=%d", conv, epoch, nodes)) ||
+		!logHas(p.stderr.String(), `msg="stored conversation trees apart from their follower state"`, "conversations=1") {
 		t.Errorf("the start log does not report conversation %d's tree moved:\n%s", conv, p.stderr)
 	}
 	var flag, rows int

@@ -164,12 +164,12 @@ func serve(ctx context.Context, c Config, e *env) (err error) {
 	if err != nil {
 		return usageError{fmt.Errorf("delivery configuration: %v", err)}
 	}
-	// Conversations stored before trees were stored node by node are
-	// converted once, before the API serves them.
+	// Conversations stored before trees were stored apart from the
+	// follower state are converted once, before the API serves them.
 	if n, err := svc.MoveLegacyTrees(ctx); err != nil {
-		return fmt.Errorf("store the trees of %d conversations node by node: %w", n, err)
+		return fmt.Errorf("store the trees of %d conversations apart from their follower state: %w", n, err)
 	} else if n > 0 {
-		log.Info("stored conversation trees node by node", "conversations", n)
+		log.Info("stored conversation trees apart from their follower state", "conversations", n)
 	}
 	api, err := httpapi.New(httpapiConfig(c), svc, log, metricsReg)
 	if err != nil {

@@ -150,7 +150,7 @@ func (s *Service) moveLegacyTree(ctx context.Context, c store.Conversation) (sto
 	if c.LegacyTree {
 		return c, internal(fmt.Sprintf("conversation %d at epoch %d", id, c.Epoch), errors.New("its tree is still stored whole"))
 	}
-	s.log.Info("conversation tree stored by nodes", "conversation", id, "epoch", epoch, "nodes", len(nodes))
+	s.log.Info("conversation tree stored apart from its follower state", "conversation", id, "epoch", epoch, "nodes", len(nodes))
 	return c, nil
 }
 
