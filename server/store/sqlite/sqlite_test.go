@@ -588,3 +588,40 @@ func TestTreeSnapshotLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeSnapshotParts: a snapshot larger than a part is stored in
+// several, each a whole number of nodes, and read back whole.
+func TestTreeSnapshotParts(t *testing.T) {
+	ctx := context.Background()
+	s, d, _ := openTwoLeaves(t)
+	tree := make([]store.TreeNode, 1500)
+	for i := range tree {
+		tree[i] = store.TreeNode{Index: uint32(2 * i), Data: bytes.Repeat([]byte{byte(i)}, 1000)}
+	}
+	c, err := s.CreateConversation(ctx, store.NewConversation{GroupID: []byte("large"), Tree: tree, Creator: d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range tree {
+		tree[i].Data = bytes.Repeat([]byte{byte(i + 1)}, 1000)
+	}
+	if _, err := s.Commit(ctx, store.Commit{Conversation: c.ID, Epoch: 0, Sender: d.ID, Tree: tree, TreeHistory: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if wrote, err := s.SnapshotTree(ctx, c.ID); err != nil || !wrote {
+		t.Fatalf("snapshot: %v, %v", wrote, err)
+	}
+	var parts, header int
+	if err := s.w.QueryRow(`SELECT count(*) FROM tree_snapshot_parts WHERE conversation_id = ? AND epoch = 1`, c.ID).Scan(&parts); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRow(`SELECT parts FROM tree_snapshots WHERE conversation_id = ? AND epoch = 1`, c.ID).Scan(&header); err != nil {
+		t.Fatal(err)
+	}
+	if parts < 2 || header != parts {
+		t.Fatalf("a 1.5 MB snapshot in %d parts, its header says %d", parts, header)
+	}
+	if got, err := s.Tree(ctx, c.ID, 1); err != nil || !reflect.DeepEqual(got, tree) {
+		t.Fatalf("tree from its parts: %d nodes, %v; want the %d committed", len(got), err, len(tree))
+	}
+}

@@ -448,18 +448,3 @@ func convertTreeNodes(ctx context.Context, tx Querier, id store.ConversationID) 
 	_, err = tx.Exec(ctx, `DELETE FROM tree_nodes WHERE conversation_id = $1`, id)
 	return err
 }
-
-// Invariant is a check of a store's consistency: a query that returns no
-// rows, and what a row it returns means.
-type Invariant struct{ What, SQL string }
-
-// TreeInvariants are the checks of the tree log that every backend runs
-// in its CheckInvariants.
-var TreeInvariants = []Invariant{
-	{"tree without its latest snapshot, whole", `SELECT c.id FROM conversations c WHERE c.legacy_tree = 0 AND NOT EXISTS (SELECT 1 FROM tree_snapshots s
-		WHERE s.conversation_id = c.id AND s.epoch = c.tree_snapshot AND s.parts = (SELECT count(*) FROM tree_snapshot_parts p WHERE p.conversation_id = c.id AND p.epoch = s.epoch))`},
-	{"tree not readable from its floor: the oldest snapshot after it, or an epoch's changes missing since", `SELECT c.id FROM conversations c
-		JOIN (SELECT conversation_id, min(epoch) AS oldest FROM tree_snapshots GROUP BY conversation_id) s ON s.conversation_id = c.id
-		WHERE c.legacy_tree = 0 AND (s.oldest > c.tree_floor OR c.epoch - s.oldest <>
-			(SELECT count(*) FROM tree_changes t WHERE t.conversation_id = c.id AND t.epoch > s.oldest AND t.epoch <= c.epoch))`},
-}
