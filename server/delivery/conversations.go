@@ -418,7 +418,7 @@ func (s *Service) authorizeHandshake(ctx context.Context, h *handshakeAttempt) (
 // when a commit ended the epoch since the conversation was read.
 func (s *Service) followHandshake(ctx context.Context, h *handshakeAttempt) (FollowedGroup, *Change, error) {
 	c := h.c
-	h.now = s.now().UTC()
+	h.now = s.stamp()
 	fg := FollowedGroup{GroupID: c.GroupID, Suite: c.Suite, Epoch: c.Epoch, GroupInfo: c.GroupInfo, State: c.FollowerState,
 		Proposals: c.Proposals, ProposalsDigest: c.ProposalsDigest, Now: h.now}
 	var loadErr error

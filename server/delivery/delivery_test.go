@@ -104,10 +104,14 @@ func TestGroupCommit(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			// Durable before the answer: the entry is readable now.
+			// Durable before the answer: the entry is readable now, with
+			// the time the answer gave (a live subscriber gets that time
+			// too; the store keeps microseconds).
 			es, err := st.Entries(ctx, store.ConversationID(conv.ID), r.Seq-1, 1)
 			if err != nil || len(es) != 1 || es[0].Data[2] != byte(i) {
 				t.Errorf("entry %d not durable at answer: %v", r.Seq, err)
+			} else if !es[0].Created.Equal(r.Time) {
+				t.Errorf("entry %d: answered with time %v, stored %v", r.Seq, r.Time, es[0].Created)
 			}
 			seqs[i] = r.Seq
 		}()

@@ -109,6 +109,11 @@ func (s *Service) Logger() *slog.Logger { return s.log }
 // Now returns the service clock's time.
 func (s *Service) Now() time.Time { return s.now() }
 
+// stamp returns the time to record on an entry: the clock's time in UTC
+// at the stores' precision (microseconds), so that an entry delivered as
+// it is accepted carries the same time as when it is read back.
+func (s *Service) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
 // Run does the background work until ctx ends: the group-commit writers
 // of entries and of acknowledgements, periodic pruning and the snapshots
 // of ratchet trees. Submissions made while Run is not running wait.

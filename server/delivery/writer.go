@@ -202,7 +202,7 @@ func (s *Service) drain() {
 
 // flush appends a batch in one transaction and answers every submission.
 func (s *Service) flush(ctx context.Context, batch []*submission) {
-	now := s.now().UTC()
+	now := s.stamp()
 	entries := make([]store.NewEntry, len(batch))
 	for i, sub := range batch {
 		entries[i] = sub.entry
