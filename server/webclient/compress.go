@@ -1,61 +1,56 @@
 package webclient
 
 import (
-	"bytes"
-	"compress/gzip"
+	"io/fs"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
-	"github.com/andybalholm/brotli"
+	"github.com/parley-chat/parley/server/webclient/internal/precompress"
 )
 
-// Compression levels. On a 13.7 MB WebAssembly program, gzip level 6
-// makes 3.49 MB in 0.44 s (level 9: 3.46 MB in 1.1 s) and brotli quality
-// 6 makes 2.88 MB in 0.72 s (quality 9: 2.81 MB in 2.1 s; 11 takes
-// minutes); the variants are made in the background after the start.
-const (
-	gzipLevel     = 6
-	brotliQuality = 6
-)
+// variant returns where f's variant in the content coding enc is kept.
+func (f *file) variant(enc string) *atomic.Pointer[[]byte] {
+	if enc == "br" {
+		return &f.brotli
+	}
+	return &f.gzip
+}
 
-// compressAll makes the gzip variants of every compressible file, then
-// the brotli ones, publishing each as it is ready, and closes
-// h.compressed. A variant that saves less than a twentieth of the size is
-// dropped.
-func (h *Handler) compressAll() {
-	defer close(h.compressed)
-	for _, enc := range []struct {
-		compress func([]byte) []byte
-		store    func(*file, *[]byte)
-	}{
-		{gzipBytes, func(f *file, c *[]byte) { f.gzip.Store(c) }},
-		{brotliBytes, func(f *file, c *[]byte) { f.brotli.Store(c) }},
-	} {
-		for _, f := range h.bundle {
-			if !f.compress {
-				continue
-			}
-			if c := enc.compress(f.data); len(c) < len(f.data)-len(f.data)/20 {
-				enc.store(f, &c)
+// loadPrecompressed takes the variants of the files that dist holds
+// under their content's name (precompress.Path).
+func (h *Handler) loadPrecompressed(dist fs.FS) {
+	for _, f := range h.bundle {
+		if !f.compress {
+			continue
+		}
+		for _, enc := range precompress.Encodings {
+			c, err := fs.ReadFile(dist, precompress.Path(f.data, enc))
+			if err == nil && precompress.Worth(len(c), len(f.data)) {
+				f.variant(enc.Name).Store(&c)
 			}
 		}
 	}
 }
 
-func gzipBytes(data []byte) []byte {
-	var b bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&b, gzipLevel)
-	w.Write(data)
-	w.Close()
-	return b.Bytes()
-}
-
-func brotliBytes(data []byte) []byte {
-	var b bytes.Buffer
-	w := brotli.NewWriterLevel(&b, brotliQuality)
-	w.Write(data)
-	w.Close()
-	return b.Bytes()
+// compressAll makes the variants that are missing, every gzip one and
+// then every brotli one, publishing each as it is ready, and closes
+// h.compressed. A variant that saves less than a twentieth of the size
+// is dropped. (Compressing the 13 MB WebAssembly program both ways takes
+// about 1.2 s of CPU; scripts/build-web does it once instead.)
+func (h *Handler) compressAll() {
+	defer close(h.compressed)
+	for _, enc := range precompress.Encodings {
+		for _, f := range h.bundle {
+			v := f.variant(enc.Name)
+			if !f.compress || v.Load() != nil {
+				continue
+			}
+			if c := enc.Compress(f.data); precompress.Worth(len(c), len(f.data)) {
+				v.Store(&c)
+			}
+		}
+	}
 }
 
 // accepts reports whether an Accept-Encoding header value allows the

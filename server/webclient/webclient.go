@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/parley-chat/parley/protocol/webbundle"
+	"github.com/parley-chat/parley/server/webclient/internal/precompress"
 )
 
 //go:embed ui dist
@@ -81,8 +82,9 @@ type file struct {
 // New returns a Handler for the page files ui and the built files dist.
 // When dist holds no Wasm it returns a Handler that serves only a page at
 // "/" saying the web client is not built (Built reports false). It
-// starts compressing the files in the background; until a variant is
-// ready the file is served without it.
+// takes the compressed variants that scripts/build-web made from dist
+// (package precompress) and makes the others in the background; until a
+// variant is ready the file is served without it.
 func New(ui, dist fs.FS) (*Handler, error) {
 	src, err := readSources(ui, dist)
 	if err != nil {
@@ -103,6 +105,7 @@ func New(ui, dist fs.FS) (*Handler, error) {
 	sort.Slice(h.bundle, func(i, j int) bool { return h.bundle[i].name < h.bundle[j].name })
 	h.files["/"] = h.files["/"+webbundle.IndexName]
 	h.hash = webbundle.Hash(bundleFiles(h.bundle))
+	h.loadPrecompressed(dist)
 	go h.compressAll()
 	return h, nil
 }
@@ -146,8 +149,14 @@ func readSources(ui, dist fs.FS) (map[string][]byte, error) {
 		fsys fs.FS
 	}{{"ui", ui}, {"dist", dist}} {
 		err := fs.WalkDir(d.fsys, ".", func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() || (d.name == "dist" && p == distReadme) {
+			if err != nil {
 				return err
+			}
+			if d.name == "dist" && e.IsDir() && strings.HasPrefix(p, precompress.Dir) {
+				return fs.SkipDir // the variants, not files of their own
+			}
+			if e.IsDir() || (d.name == "dist" && p == distReadme) {
+				return nil
 			}
 			b, err := fs.ReadFile(d.fsys, p)
 			if err != nil {
@@ -257,10 +266,4 @@ func contentType(name string) string {
 }
 
 // compressible reports whether a file of this name is worth compressing.
-func compressible(name string) bool {
-	switch path.Ext(name) {
-	case ".html", ".js", ".mjs", ".css", ".wasm", ".webmanifest", ".json", ".svg", ".txt":
-		return true
-	}
-	return false
-}
+func compressible(name string) bool { return precompress.Compressible(name) }

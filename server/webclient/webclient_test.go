@@ -15,6 +15,7 @@ import (
 	"github.com/andybalholm/brotli"
 
 	"github.com/parley-chat/parley/protocol/webbundle"
+	"github.com/parley-chat/parley/server/webclient/internal/precompress"
 )
 
 // fixtureIndex is a page like the real one: it loads the loader, the
@@ -371,6 +372,46 @@ func TestAssembleErrors(t *testing.T) {
 	}
 }
 
+// Variants that dist holds under the name of what they decode to are
+// served as they are, without compressing again; a variant under another
+// name (of an older build) is not served, and the file is compressed at
+// start instead; the variants are not files of the bundle.
+func TestPrecompressed(t *testing.T) {
+	ui, dist := fixture()
+	wasm := dist[Wasm].Data
+	// Not really compressed: that it is served byte for byte shows it was
+	// taken rather than made.
+	marked := bytes.Repeat([]byte("br"), 100)
+	dist[precompress.Path(wasm, precompress.Encodings[1])] = &fstest.MapFile{Data: marked}
+	stale := precompress.Path([]byte("an older program"), precompress.Encodings[0])
+	dist[stale] = &fstest.MapFile{Data: bytes.Repeat([]byte("gz"), 100)}
+	h, err := New(ui, dist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.Compressed()
+	var path string
+	for _, f := range h.Files() {
+		if strings.Contains(f.Name, precompress.Dir) {
+			t.Errorf("a variant is served as a file: %s", f.Name)
+		}
+		if bytes.Equal(f.Data, wasm) {
+			path = "/" + f.Name
+		}
+	}
+	if w := get(h, path, "Accept-Encoding", "br"); !bytes.Equal(w.Body.Bytes(), marked) || w.Header().Get("Content-Encoding") != "br" {
+		t.Errorf("brotli: %q (%s), not the precompressed variant", w.Header().Get("Content-Encoding"), w.Body.Bytes()[:min(8, w.Body.Len())])
+	}
+	w := get(h, path, "Accept-Encoding", "gzip")
+	gr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatalf("gzip variant made at start: %v", err)
+	}
+	if got, err := io.ReadAll(gr); err != nil || !bytes.Equal(got, wasm) {
+		t.Errorf("the gzip variant made at start does not decode to the program (%v)", err)
+	}
+}
+
 // TestEmbedded serves the files embedded in this build, when the web
 // client is built.
 func TestEmbedded(t *testing.T) {
@@ -400,6 +441,30 @@ func TestEmbedded(t *testing.T) {
 		if strings.HasSuffix(f.Name, ".html") || strings.HasSuffix(f.Name, ".css") || (strings.HasSuffix(f.Name, ".js") && !strings.Contains(f.Name, "wasm_exec")) {
 			if u := foreignURL(string(f.Data)); u != "" {
 				t.Errorf("%s holds a URL outside comments: %q", f.Name, u)
+			}
+		}
+	}
+	// scripts/build-web precompressed the built files: each compressible
+	// one has its variants, and they decode to it.
+	for _, name := range []string{Wasm, "wasm_exec.js"} {
+		data, err := fs.ReadFile(dist, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, enc := range precompress.Encodings {
+			c, err := fs.ReadFile(dist, precompress.Path(data, enc))
+			if err != nil {
+				t.Errorf("%s: no %s variant: %v (scripts/build-web makes them)", name, enc.Name, err)
+				continue
+			}
+			var r io.Reader = brotli.NewReader(bytes.NewReader(c))
+			if enc.Name == "gzip" {
+				if r, err = gzip.NewReader(bytes.NewReader(c)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("%s: the %s variant does not decode to it (%v)", name, enc.Name, err)
 			}
 		}
 	}
