@@ -71,6 +71,8 @@ type lgRun struct {
 	members []int
 	owner   map[int]int // owner maps a device to its worker.
 	tokens  map[int]string
+	// commitsMeasured counts the commits measured so far, of every kind.
+	commitsMeasured int
 	// helpers are the devices that committed fills (fillTree); the
 	// measured external commits are theirs.
 	helpers []int
@@ -161,7 +163,15 @@ func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error
 		return []result{*r}, err
 	}
 	var errs []error
+	var commits0 serverIO // commits0 is the server's cost before the first commit
+	n0 := 0
 	for _, kind := range []string{kindMessage, kindUpdate, kindAdd, kindRemove, kindExternal} {
+		if kind == kindUpdate {
+			if commits0, err = lg.sample(ctx); err != nil {
+				return []result{*r}, err
+			}
+			n0 = lg.commitsMeasured
+		}
 		ks := &kindStats{name: kind, treeSource: map[string]int{}}
 		fmt.Fprintf(log, "parley-bench: %d %s %ss at %d members\n", k, kind, ks.unit(), len(lg.g.Members()))
 		for i := range k {
@@ -172,6 +182,9 @@ func largeGroup(ctx context.Context, o *options, log io.Writer) ([]result, error
 			}
 		}
 		lg.report(ks)
+	}
+	if err := lg.reportAllCommits(ctx, commits0, lg.commitsMeasured-n0); err != nil {
+		errs = append(errs, err)
 	}
 	lg.addMemory("at the end")
 	return []result{*r}, errors.Join(errs...)
@@ -510,6 +523,32 @@ func (lg *lgRun) measured(ctx context.Context, ks *kindStats, skip map[int]bool,
 	ks.cpu += s1.cpu - s0.cpu
 	ks.pgCPU += s1.pgCPU - s0.pgCPU
 	ks.commits++
+	if ks.unit() == "commit" {
+		lg.commitsMeasured++
+	}
+	return nil
+}
+
+// reportAllCommits adds what the server wrote per commit over every
+// commit since s0 (n of them: the measured kinds and the tree fills
+// after adds and removals), fan-out and acknowledgements included. A
+// kind's own figure holds a WAL checkpoint or none, by chance, within its
+// few commits; over all of them the checkpoints are spread as in a long
+// run.
+func (lg *lgRun) reportAllCommits(ctx context.Context, s0 serverIO, n int) error {
+	if n == 0 {
+		return nil
+	}
+	s1, err := lg.sample(ctx)
+	if err != nil {
+		return err
+	}
+	c := float64(n)
+	lg.r.add("all measured commits (fills included): commits", c, "", "", nil)
+	lg.r.add("all measured commits: server write_bytes per commit, checkpoints included", float64(s1.write-s0.write)/c/1024, "KiB", "", nil)
+	if lg.pg != nil {
+		lg.r.add("all measured commits: PostgreSQL WAL per commit (whole cluster)", float64(s1.wal-s0.wal)/c/1024, "KiB", "", nil)
+	}
 	return nil
 }
 
