@@ -367,8 +367,9 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := src.Propose(ctx, store.Proposal{Conversation: c.ID, Sender: d.ID, Data: []byte("p\x00"), Digest: []byte{0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	// Trees stored node by node over several epochs, some dropped, and
-	// a conversation whose tree is still whole in its follower state.
+	// Trees stored as changes and snapshots over several epochs, some
+	// dropped, and a conversation whose tree is still whole in its
+	// follower state.
 	trees := storetest.TreeHistory(t, src)
 	legacy, err := src.CreateConversation(ctx, store.NewConversation{GroupID: []byte("legacy"), FollowerState: []byte("whole"), Creator: d.ID})
 	if err != nil {

@@ -479,7 +479,7 @@ func logRows(t *testing.T, s *Store, id store.ConversationID) (snapshots, change
 }
 
 // TestBackupTrees: a backup holds the trees of a conversation's kept
-// epochs, node by node, and no more.
+// epochs (their snapshots and changes), and no more.
 func TestBackupTrees(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
