@@ -181,6 +181,7 @@ func BenchmarkWebClient(b *testing.B) {
 			return v
 		}
 		var costs [3][]float64
+		threads0 := threadCPU(alice.dir)
 		for i := range b.N {
 			text := fmt.Sprintf("one by one %d", i)
 			before := metrics()
@@ -193,6 +194,25 @@ func BenchmarkWebClient(b *testing.B) {
 				costs[j] = append(costs[j], (after[j]-before[j])*1000)
 			}
 		}
+		// The CPU of every thread of alice's Chromium, per message,
+		// from /proc: the page's thread (CrRendererMain), the worker
+		// that decrypts and stores (DedicatedWorker), the compositor
+		// and raster threads, the browser process's (IndexedDB,
+		// network). Counted in 10 ms ticks, so only a mean over many
+		// messages says something.
+		var all float64
+		var table strings.Builder
+		for _, c := range cpuPer(threads0, threadCPU(alice.dir), b.N) {
+			all += c.ms
+			switch c.thread {
+			case "renderer/chromium": // the main thread has the process's name
+				b.ReportMetric(c.ms, "page-thread-ms")
+			case "renderer/DedicatedWorker":
+				b.ReportMetric(c.ms, "worker-thread-ms")
+			}
+			fmt.Fprintf(&table, "\n%-32s %6.2f", c.thread, c.ms)
+		}
+		b.Logf("CPU per message over %d messages, by thread (ms):%s\n%-32s %6.2f", b.N, table.String(), "all of Chromium", all)
 		for j, c := range costs {
 			slices.Sort(c)
 			var sum float64
