@@ -24,8 +24,9 @@ func (h *Handler) loadPrecompressed(dist fs.FS) {
 		if !f.compress {
 			continue
 		}
+		name := precompress.Name(f.data)
 		for _, enc := range precompress.Encodings {
-			c, err := fs.ReadFile(dist, precompress.Path(f.data, enc))
+			c, err := fs.ReadFile(dist, precompress.Path(name, enc))
 			if err == nil && precompress.Worth(len(c), len(f.data)) {
 				f.variant(enc.Name).Store(&c)
 			}

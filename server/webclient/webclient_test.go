@@ -382,8 +382,8 @@ func TestPrecompressed(t *testing.T) {
 	// Not really compressed: that it is served byte for byte shows it was
 	// taken rather than made.
 	marked := bytes.Repeat([]byte("br"), 100)
-	dist[precompress.Path(wasm, precompress.Encodings[1])] = &fstest.MapFile{Data: marked}
-	stale := precompress.Path([]byte("an older program"), precompress.Encodings[0])
+	dist[precompress.Path(precompress.Name(wasm), precompress.Encodings[1])] = &fstest.MapFile{Data: marked}
+	stale := precompress.Path(precompress.Name([]byte("an older program")), precompress.Encodings[0])
 	dist[stale] = &fstest.MapFile{Data: bytes.Repeat([]byte("gz"), 100)}
 	h, err := New(ui, dist)
 	if err != nil {
@@ -452,7 +452,7 @@ func TestEmbedded(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, enc := range precompress.Encodings {
-			c, err := fs.ReadFile(dist, precompress.Path(data, enc))
+			c, err := fs.ReadFile(dist, precompress.Path(precompress.Name(data), enc))
 			if err != nil {
 				t.Errorf("%s: no %s variant: %v (scripts/build-web makes them)", name, enc.Name, err)
 				continue

@@ -49,12 +49,16 @@ var Encodings = []Encoding{
 	{Name: "br", Ext: ".br", Compress: Brotli},
 }
 
-// Path returns the path under dist of the variant of data in enc:
-// Dir/<hex SHA-256 of data><enc.Ext>.
-func Path(data []byte, enc Encoding) string {
+// Name returns the name of data's variants without their extension:
+// the hex SHA-256 of data.
+func Name(data []byte) string {
 	sum := sha256.Sum256(data)
-	return path.Join(Dir, hex.EncodeToString(sum[:])+enc.Ext)
+	return hex.EncodeToString(sum[:])
 }
+
+// Path returns the path under dist of the variant in enc of the data
+// whose Name is name: Dir/name<enc.Ext>.
+func Path(name string, enc Encoding) string { return path.Join(Dir, name+enc.Ext) }
 
 // Worth reports whether a variant of c bytes is worth serving for a file
 // of n bytes: it saves at least a twentieth.

@@ -76,12 +76,12 @@ func writeVariants(dir string, data []byte) (int, error) {
 	}
 	wg.Wait()
 	n := 0
+	name := precompress.Name(data)
 	for i, enc := range precompress.Encodings {
 		if !precompress.Worth(len(out[i]), len(data)) {
 			continue
 		}
-		name := filepath.Join(dir, filepath.Base(precompress.Path(data, enc)))
-		if err := os.WriteFile(name, out[i], 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(precompress.Path(name, enc))), out[i], 0o644); err != nil {
 			return 0, err
 		}
 		n++

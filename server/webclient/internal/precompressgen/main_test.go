@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d variants written, want 2 (the program's)", n)
 	}
 	for _, enc := range precompress.Encodings {
-		c, err := os.ReadFile(filepath.Join(dist, precompress.Path(wasm, enc)))
+		c, err := os.ReadFile(filepath.Join(dist, precompress.Path(precompress.Name(wasm), enc)))
 		if err != nil || !bytes.Equal(c, enc.Compress(wasm)) {
 			t.Errorf("%s variant of the program: %v", enc.Name, err)
 		}
