@@ -80,13 +80,22 @@ func (s *Store) storeTreeChanges(ctx context.Context, tx Querier, c store.Commit
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO tree_changes (conversation_id, epoch, data) VALUES ($1, $2, $3)`, c.Conversation, next, data); err != nil {
-		return fmt.Errorf("store the tree changes of conversation %d at epoch %d: %w", c.Conversation, next, err)
+	if err := insertTreeChanges(ctx, tx, c.Conversation, next, data); err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE conversations SET tree_log_bytes = tree_log_bytes + $1 WHERE id = $2`, len(data), c.Conversation); err != nil {
 		return fmt.Errorf("store the tree changes of conversation %d at epoch %d: %w", c.Conversation, next, err)
 	}
 	return pruneTree(ctx, tx, c.Conversation, c.TreeFloor())
+}
+
+// insertTreeChanges stores data, encoded nodes, as the tree changes of
+// conversation id's epoch.
+func insertTreeChanges(ctx context.Context, tx Querier, id store.ConversationID, epoch uint64, data []byte) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO tree_changes (conversation_id, epoch, data) VALUES ($1, $2, $3)`, id, epoch, data); err != nil {
+		return fmt.Errorf("store the tree changes of conversation %d at epoch %d: %w", id, epoch, err)
+	}
+	return nil
 }
 
 // SnapshotTree implements store.Store. The tree is read and encoded
@@ -437,7 +446,7 @@ func convertTreeNodes(ctx context.Context, tx Querier, id store.ConversationID) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tree_changes (conversation_id, epoch, data) VALUES ($1, $2, $3)`, id, e, data); err != nil {
+		if err := insertTreeChanges(ctx, tx, id, e, data); err != nil {
 			return err
 		}
 		logBytes += len(data)
