@@ -9,15 +9,17 @@ import (
 	"strings"
 )
 
-// clockTicks is Linux's USER_HZ, the unit of /proc's CPU times.
-const clockTicks = 100
+// threads are the threads of one Chromium (its browser process and every
+// helper under it), found once: what cpu reads, by "type/name" as in
+// "renderer/DedicatedWorker" (the process's --type, or "browser"; the
+// thread's name as the kernel keeps it, at most 15 bytes, the page's
+// main thread bearing the process's name, "chromium").
+type threads map[string][]string // key → /proc/PID/task/TID directories
 
-// threadCPU returns the CPU time, in seconds, of every thread of the
-// Chromium whose user data directory is dir, summed by process type
-// ("browser", or the process's --type: "renderer", "gpu-process", …)
-// and thread name, as "renderer/CrRendererMain". It reads /proc (Linux
-// only; nil elsewhere). Threads that ended in between are not counted.
-func threadCPU(dir string) map[string]float64 {
+// findThreads returns the threads of the Chromium whose user data
+// directory is dir, from /proc (Linux only; empty elsewhere). Threads that
+// start later are not in it.
+func findThreads(dir string) threads {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	parent := map[string]string{}
 	cmdline := map[string][]byte{}
@@ -52,7 +54,7 @@ func threadCPU(dir string) map[string]float64 {
 		}
 		return false
 	}
-	out := map[string]float64{}
+	out := threads{}
 	for pid, cmd := range cmdline {
 		if !of(pid) {
 			continue
@@ -66,46 +68,54 @@ func threadCPU(dir string) map[string]float64 {
 		}
 		tasks, _ := filepath.Glob(filepath.Join("/proc", pid, "task", "[0-9]*"))
 		for _, task := range tasks {
-			name, err1 := os.ReadFile(filepath.Join(task, "comm"))
-			stat, err2 := os.ReadFile(filepath.Join(task, "stat"))
-			if err1 != nil || err2 != nil {
+			name, err := os.ReadFile(filepath.Join(task, "comm"))
+			if err != nil {
 				continue
 			}
-			if s, ok := taskSeconds(stat); ok {
-				out[typ+"/"+strings.TrimSpace(string(name))] += s
+			k := typ + "/" + strings.TrimSpace(string(name))
+			out[k] = append(out[k], task)
+		}
+	}
+	return out
+}
+
+// cpu returns the CPU time, in milliseconds, that each key's threads have
+// used since they started, from the first field of their schedstat (the
+// time on a CPU, in nanoseconds). Threads that ended are left out.
+func (t threads) cpu() map[string]float64 {
+	out := make(map[string]float64, len(t))
+	for k, tasks := range t {
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(task, "schedstat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b))
+			if len(f) == 0 {
+				continue
+			}
+			if ns, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+				out[k] += float64(ns) / 1e6
 			}
 		}
 	}
 	return out
 }
 
-// taskSeconds returns utime+stime of a /proc/PID/task/TID/stat line in
-// seconds. Its fields after the name, which is in parentheses and may
-// hold any character, start with the state: utime and stime are the
-// 12th and 13th of them.
-func taskSeconds(stat []byte) (float64, bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseUint(f[11], 10, 64)
-	s, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return float64(u+s) / clockTicks, true
-}
+// The threads that run Parley's code in the page's renderer: the page's
+// main thread (the DOM, rendering) and the worker's (the program:
+// network, decryption, the store).
+const (
+	pageThread   = "renderer/chromium"
+	workerThread = "renderer/DedicatedWorker"
+)
 
-// cpuPer returns, per thread of after, its CPU time since before divided
-// by n, in milliseconds, largest first, dropping those under 0.05 ms.
+// cpuPer returns, per key of after, its CPU time since before divided by
+// n, in milliseconds, largest first, dropping those under 0.05 ms.
 func cpuPer(before, after map[string]float64, n int) []threadCost {
 	var out []threadCost
 	for k, v := range after {
-		if ms := (v - before[k]) * 1000 / float64(n); ms >= 0.05 {
+		if ms := (v - before[k]) / float64(n); ms >= 0.05 {
 			out = append(out, threadCost{k, ms})
 		}
 	}
