@@ -135,8 +135,10 @@
     }
     const b = bridge(worker);
     // The page compiles the program while the worker starts, and hands
-    // it the compiled module: streamed compilation on the page uses the
-    // browser's cache of compiled code, so a reload compiles nothing.
+    // it the compiled module. Streamed, the compilation overlaps the
+    // download, and the browser can reuse compiled code: the module a
+    // reload finds in the renderer's memory, and the code it keeps on
+    // disk once V8 has optimized enough of the program to cache it.
     if (typeof WebAssembly !== "object" || typeof WebAssembly.compileStreaming !== "function") {
       fail("this browser does not support WebAssembly.");
       return;
