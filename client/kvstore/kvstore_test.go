@@ -534,6 +534,50 @@ func BenchmarkUpdateMessage(b *testing.B) {
 	}
 }
 
+// BenchmarkOpen measures opening a store that holds n received messages
+// (each with the records receiving one leaves: the message and the
+// conversation's ratchet state and cursor): Open reads and decodes every
+// record, so its time grows with the history.
+func BenchmarkOpen(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
+			key := newKey()
+			be := NewMemoryBackend()
+			s, err := Open(context.Background(), be, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ratchet := make([]byte, 512)
+			content := make([]byte, 200)
+			for i := range uint64(n) {
+				err := s.Update(context.Background(), func(tx store.Tx) error {
+					var id [16]byte
+					binary.BigEndian.PutUint64(id[:], i)
+					if _, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, Text: "hello there", Content: content}); err != nil {
+						return err
+					}
+					if err := tx.PutRatchetState(1, ratchet); err != nil {
+						return err
+					}
+					return tx.SetCursor(1, i)
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			s.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := Open(context.Background(), be, key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
+
 // TestConcurrentUse: Updates and Views from several goroutines are
 // serialized (run it with -race).
 func TestConcurrentUse(t *testing.T) {
