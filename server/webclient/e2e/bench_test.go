@@ -183,8 +183,8 @@ func BenchmarkWebClient(b *testing.B) {
 //     included) and of the worker's thread (receiving, decrypting,
 //     verifying and storing the message, and handing it to the page),
 //     from the kernel's count in nanoseconds (/proc/…/schedstat);
-//   - parley-cpu-median-ms: the median of their sum: decrypt + store +
-//     render, one message;
+//   - parley-cpu-median-ms, parley-cpu-p90-ms: the median and 90th
+//     percentile of their sum: decrypt + store + render, one message;
 //   - harness-page-cpu-ms: the median CPU time of the page's main thread
 //     in the same reads and wait without a message: the harness's share
 //     of page-cpu-median-ms;
