@@ -517,21 +517,26 @@ func BenchmarkUpdateMessage(b *testing.B) {
 	var i uint64
 	for b.Loop() {
 		i++
-		err := s.Update(context.Background(), func(tx store.Tx) error {
-			var id [16]byte
-			binary.BigEndian.PutUint64(id[:], i)
-			if _, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, Text: "hello there", Content: content}); err != nil {
-				return err
-			}
-			if err := tx.PutRatchetState(1, ratchet); err != nil {
-				return err
-			}
-			return tx.SetCursor(1, i)
-		})
-		if err != nil {
+		if err := receiveMessage(s, i, ratchet, content); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// receiveMessage makes the Update that receiving message i makes: the
+// message, the conversation's ratchet state and its cursor.
+func receiveMessage(s *Store, i uint64, ratchet, content []byte) error {
+	return s.Update(context.Background(), func(tx store.Tx) error {
+		var id [16]byte
+		binary.BigEndian.PutUint64(id[:], i)
+		if _, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, Text: "hello there", Content: content}); err != nil {
+			return err
+		}
+		if err := tx.PutRatchetState(1, ratchet); err != nil {
+			return err
+		}
+		return tx.SetCursor(1, i)
+	})
 }
 
 // BenchmarkOpen measures opening a store that holds n received messages
@@ -550,18 +555,7 @@ func BenchmarkOpen(b *testing.B) {
 			ratchet := make([]byte, 512)
 			content := make([]byte, 200)
 			for i := range uint64(n) {
-				err := s.Update(context.Background(), func(tx store.Tx) error {
-					var id [16]byte
-					binary.BigEndian.PutUint64(id[:], i)
-					if _, err := tx.AddMessage(&store.Message{Conversation: 1, ID: id, Text: "hello there", Content: content}); err != nil {
-						return err
-					}
-					if err := tx.PutRatchetState(1, ratchet); err != nil {
-						return err
-					}
-					return tx.SetCursor(1, i)
-				})
-				if err != nil {
+				if err := receiveMessage(s, i, ratchet, content); err != nil {
 					b.Fatal(err)
 				}
 			}
