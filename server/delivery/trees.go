@@ -14,9 +14,10 @@ import (
 // A conversation's ratchet tree is stored apart from its follower state,
 // by its nodes (store.TreeNode): a commit stores the nodes it changed
 // (the store keeps them as a log with snapshots, see snapshots.go), so
-// what it writes grows with log(members), not with the group. Joiners fetch the tree of the epoch
-// they join (Tree) instead of finding it in their Welcome, and check it
-// against the tree hash of the GroupInfo they decrypted.
+// what it writes grows with log(members), not with the group. Joiners
+// fetch the tree of the epoch they join (Tree) instead of finding it in
+// their Welcome, and check it against the tree hash of the GroupInfo
+// they decrypted.
 
 // requireMemberUser returns not_member unless a device of the caller's
 // user is a member of the conversation: who may read its public state.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/parley-chat/parley/protocol/webbundle"
+	"github.com/parley-chat/parley/server/webclient/internal/precompress"
 )
 
 // Cache-Control values.
@@ -111,7 +112,7 @@ func newFile(name string, data []byte, cache string) *file {
 		name: name, data: data, cache: cache,
 		ctype:    contentType(name),
 		etag:     `"` + webbundle.AssetHash(data) + `"`,
-		compress: compressible(name),
+		compress: precompress.Compressible(name),
 	}
 }
 

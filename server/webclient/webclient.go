@@ -264,6 +264,3 @@ func contentType(name string) string {
 	}
 	return "application/octet-stream"
 }
-
-// compressible reports whether a file of this name is worth compressing.
-func compressible(name string) bool { return precompress.Compressible(name) }

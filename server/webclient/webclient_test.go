@@ -248,8 +248,8 @@ func TestCompressedVariants(t *testing.T) {
 		p := "/" + f.Name
 		for _, enc := range []string{"br", "gzip"} {
 			w := get(h, p, "Accept-Encoding", enc)
-			if !compressible(f.Name) || len(f.Data) < 500 {
-				if ce := w.Header().Get("Content-Encoding"); ce != "" && !compressible(f.Name) {
+			if !precompress.Compressible(f.Name) || len(f.Data) < 500 {
+				if ce := w.Header().Get("Content-Encoding"); ce != "" && !precompress.Compressible(f.Name) {
 					t.Errorf("%s: Content-Encoding %q for an incompressible file", p, ce)
 				}
 				continue
