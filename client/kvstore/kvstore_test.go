@@ -562,12 +562,22 @@ func BenchmarkOpen(b *testing.B) {
 			s.Close()
 			b.ReportAllocs()
 			for b.Loop() {
-				s, err := Open(context.Background(), be, key)
-				if err != nil {
+				if s, err = Open(context.Background(), be, key); err != nil {
 					b.Fatal(err)
 				}
 				s.Close()
 			}
+			// What was opened is the history written.
+			s = openStore(b, be, key)
+			storetest.View(b, s, func(tx store.Tx) error {
+				ms, err := tx.LastMessages(1, 1)
+				if err != nil || len(ms) != 1 || ms[0].Seq != int64(n) {
+					b.Errorf("last messages: %d (%v); want one, of seq %d", len(ms), err, n)
+				} else if ms[0].Text != "hello there" {
+					b.Errorf("last message's text %q", ms[0].Text)
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -104,7 +104,8 @@ func (t threads) cpu() map[string]float64 {
 
 // The threads that run Parley's code in the page's renderer: the page's
 // main thread (the DOM, rendering) and the worker's (the program:
-// network, decryption, the store).
+// network, decryption, the store). pageThread also counts the main
+// thread of any other renderer of the browser (a spare one, idle).
 const (
 	pageThread   = "renderer/chromium"
 	workerThread = "renderer/DedicatedWorker"
