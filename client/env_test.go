@@ -17,6 +17,7 @@ import (
 	"github.com/parley-chat/parley/internal/testserver"
 	"github.com/parley-chat/parley/protocol"
 	"github.com/parley-chat/parley/server/delivery"
+	serverstore "github.com/parley-chat/parley/server/store"
 	"github.com/parley-chat/parley/server/store/sqlite"
 )
 
@@ -192,6 +193,51 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// connections counts d's EventConnection events of state so far.
+func (d *device) connections(state client.ConnState) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, ev := range d.events {
+		if ev.Kind == client.EventConnection && ev.Connection == state {
+			n++
+		}
+	}
+	return n
+}
+
+// waitAcked waits until the server has d's acknowledgement of conv up to
+// seq (its cursor there).
+func waitAcked(t testing.TB, s *server, d *device, conv protocol.ConversationID, seq uint64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s's acknowledgement of seq %d", d.name, seq), func() bool {
+		ms, err := s.st.Conversations(context.Background(), serverstore.DeviceID(d.deviceID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Conversation == serverstore.ConversationID(conv) {
+				return m.Cursor >= seq
+			}
+		}
+		return false
+	})
+}
+
+// lastSeq returns the seq of the last entry of conv in the server's log
+// (0 if it holds none).
+func lastSeq(t testing.TB, s *server, conv protocol.ConversationID) uint64 {
+	t.Helper()
+	es, err := s.st.Entries(context.Background(), serverstore.ConversationID(conv), 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) == 0 {
+		return 0
+	}
+	return es[len(es)-1].Seq
 }
 
 // texts returns the texts of a conversation's history.

@@ -936,6 +936,8 @@ func (c *Client) runOnce(ctx context.Context) error {
 		}
 	})
 	defer stopRevocations()
+	acks := startAcker(ctx, w)
+	defer acks.close(ctx)
 	for {
 		data, err := conn.read(ctx)
 		if err != nil {
@@ -957,7 +959,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 			c.mu.Unlock()
 			switch {
 			case err == nil:
-				w.write(ctx, &protocol.AckFrame{Cursors: []protocol.Cursor{{Conversation: f.Conversation, Seq: f.Seq}}})
+				acks.entry(f.Conversation, f.Seq)
 			case errors.Is(err, errUnjoined), errors.Is(err, errBlocked):
 				// Applied later (next subscription or acknowledgement).
 			default:
@@ -971,7 +973,7 @@ func (c *Client) runOnce(ctx context.Context) error {
 				return err
 			}
 			if err == nil {
-				w.write(ctx, &protocol.AckFrame{Inbox: f.Seq})
+				acks.inboxEntry(f.Seq)
 			}
 		case *protocol.RevokedFrame:
 			// Removals commit and may catch up over HTTP: not in the

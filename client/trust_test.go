@@ -349,23 +349,12 @@ func TestReconnect(t *testing.T) {
 	}
 	alice.c.Send(ctx, conv, "one", client.SendOptions{})
 	bob.waitTexts(conv, "one")
-	connected := func() int {
-		bob.mu.Lock()
-		defer bob.mu.Unlock()
-		n := 0
-		for _, ev := range bob.events {
-			if ev.Kind == client.EventConnection && ev.Connection == client.Connected {
-				n++
-			}
-		}
-		return n
-	}
-	before := connected()
+	before := bob.connections(client.Connected)
 	p.lis.closeAll()
 	alice.c.Send(ctx, conv, "two", client.SendOptions{})
 	alice.c.Send(ctx, conv, "three", client.SendOptions{})
 	bob.waitTexts(conv, "one", "two", "three")
-	waitFor(t, "reconnected", func() bool { return connected() > before })
+	waitFor(t, "reconnected", func() bool { return bob.connections(client.Connected) > before })
 }
 
 // trackingListener remembers accepted connections so that a test can cut

@@ -121,18 +121,7 @@ func TestTyping(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.waitTexts(conv, "hello", "bob here")
-	waitFor(t, "alice's acknowledgement of bob's message", func() bool {
-		ms, err := s.st.Conversations(ctx, store.DeviceID(alice.deviceID()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range ms {
-			if m.Conversation == store.ConversationID(conv) {
-				return m.Cursor >= bobHere.ServerSeq
-			}
-		}
-		return false
-	})
+	waitAcked(t, s, alice, conv, bobHere.ServerSeq)
 
 	// Later messages decrypt, after typing messages that took ratchet
 	// generations, some of which never reached carol or bob.
