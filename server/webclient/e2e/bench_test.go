@@ -89,22 +89,8 @@ func BenchmarkWebClient(b *testing.B) {
 	if err := dc.Subscribe(ctx); err != nil {
 		b.Fatal(err)
 	}
-	// readBy waits until carol's daemon hears that alice read text: her
-	// page sent its read receipt before it is closed, so the next round
-	// counts its messages from zero.
-	readBy := func(b *testing.B, text string) {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		for {
-			ev, err := dc.NextEvent(ctx)
-			if err != nil {
-				b.Fatalf("alice's read receipt of %q: %v", text, err)
-			}
-			if ev.Event == "read" && ev.User == "alice" && ev.Message != nil && ev.Message.Text == text {
-				return
-			}
-		}
-	}
+	// readBy waits until carol's daemon hears that alice read text.
+	readBy := func(b *testing.B, text string) { waitReadBy(b, dc, "alice", text) }
 	// receive sends n messages while alice is away and returns how long
 	// her page takes, from the start of its load, to show the last one:
 	// in the open conversation (open), or as the list's unread count.
@@ -128,6 +114,7 @@ func BenchmarkWebClient(b *testing.B) {
 		d := time.Duration(browsertest.Eval[float64](alice.p, "performance.now()") * float64(time.Millisecond))
 		if !open { // read them, so that the next round counts from zero
 			alice.open("team")
+			// Her page sent its read receipt before it is closed.
 			readBy(b, fmt.Sprintf("burst %d message %d", round, n-1))
 		}
 		return d
@@ -166,6 +153,35 @@ func BenchmarkWebClient(b *testing.B) {
 		alice.p.Open(fmt.Sprintf("%s/#c=%d", srv.url, conv))
 		alice.waitConnected()
 		oneByOne(b, alice, dc, conv, warmUp)
+	})
+	// receive-spaced: what a message costs in all when messages come
+	// apart, as in most conversations: besides showing it, the page
+	// loads the conversation list again once no message came for a
+	// moment (LIST_SETTLE) and sends a read receipt (READ_AFTER); both
+	// are under way or done by the time carol hears of the receipt.
+	b.Run("receive-spaced", func(b *testing.B) {
+		alice.inFront()
+		th := findThreads(alice.dir)
+		var pageMs, workerMs, sumMs, allMs []float64
+		for i := range b.N {
+			text := fmt.Sprintf("spaced %d", i)
+			c0 := th.cpu()
+			if _, err := dc.Send(ctx, conv, text, client.SendOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			alice.p.UntilMutation(lastMessageIs(text))
+			readBy(b, text)
+			c1 := th.cpu()
+			page, worker := c1[pageThread]-c0[pageThread], c1[workerThread]-c0[workerThread]
+			pageMs = append(pageMs, page)
+			workerMs = append(workerMs, worker)
+			sumMs = append(sumMs, page+worker)
+			allMs = append(allMs, total(c1)-total(c0))
+		}
+		b.ReportMetric(median(pageMs), "page-cpu-median-ms")
+		b.ReportMetric(median(workerMs), "worker-cpu-median-ms")
+		b.ReportMetric(median(sumMs), "parley-cpu-median-ms")
+		b.ReportMetric(median(allMs), "chromium-cpu-median-ms")
 	})
 	alice.checkOrigins()
 }
@@ -328,6 +344,23 @@ func usable(p *browsertest.Page) time.Duration {
 	p.Until(`performance.getEntriesByName("parley-usable").length > 0`)
 	ms := browsertest.Eval[float64](p, `performance.getEntriesByName("parley-usable")[0].startTime`)
 	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// waitReadBy waits until the daemon of dc (subscribed to its events)
+// hears that user read the message with text.
+func waitReadBy(tb testing.TB, dc *daemonapi.Client, user, text string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		ev, err := dc.NextEvent(ctx)
+		if err != nil {
+			tb.Fatalf("%s's read receipt of %q: %v", user, text, err)
+		}
+		if ev.Event == "read" && ev.User == user && ev.Message != nil && ev.Message.Text == text {
+			return
+		}
+	}
 }
 
 // startDaemon runs parley daemon on a profile until the benchmark ends

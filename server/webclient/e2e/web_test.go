@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -135,6 +136,16 @@ func (u *webUser) open(title string) {
 }
 
 // waitMessage waits for a message with text and returns its id.
+// inFront has u's page behave as the tab in front of the person, with
+// the focus: a headless page has none of its own, and the page sends
+// read receipts only for what the person can see.
+func (u *webUser) inFront() {
+	u.t.Helper()
+	if _, err := chromedp.Call(u.p.Context(), emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+		u.t.Fatalf("%s: focus emulation: %v", u.name, err)
+	}
+}
+
 func (u *webUser) waitMessage(text string) string {
 	u.t.Helper()
 	u.p.Until(browsertest.HasText(sel("message-text"), text))

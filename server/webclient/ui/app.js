@@ -460,15 +460,19 @@
     const mine = m.sender === state.me.user;
     const isOpen = m.conversation === state.open;
     cv.last = m;
-    if (!mine && m.kind !== "system") cv.unread = (cv.unread || 0) + 1;
+    // A message the person sees come into the conversation in front of
+    // them is not counted unread; its receipt follows (maybeMarkRead).
+    if (!mine && m.kind !== "system" && !(isOpen && visible())) cv.unread = (cv.unread || 0) + 1;
     if (isOpen) {
       upsert(m);
       trimHistory();
       later("history");
+      if (!mine && m.kind !== "system") unreceipted.add(m.conversation);
       maybeMarkRead(); // read when the conversation is in sight
     }
     later("list");
-    settleList();
+    listEvents++;
+    if (settleTimer) settleList(); // a burst: settle once it is over
     if (!mine && m.kind !== "system") {
       announce(m);
       notify(ev, cv);
@@ -664,17 +668,25 @@
   // settleList loads the conversations again once messages stopped
   // coming for LIST_SETTLE ms. The list counts new messages as their
   // events come, at once; but an answer to a load and the events around
-  // it can cross (a message stored while the answer was made), so the
-  // count is set again from the SDK when a burst is over.
+  // it can cross (a message stored while the answer was made, its event
+  // counted before the answer replaced the counts), so after a load
+  // during which message events came (listEvents), the counts are set
+  // again from the SDK when the burst is over. A message that comes on
+  // its own costs no load.
   let settleTimer = null;
+  let listEvents = 0; // message events counted by the list so far
   function settleList() {
     clearTimeout(settleTimer);
-    settleTimer = setTimeout(loadConversations, LIST_SETTLE);
+    settleTimer = setTimeout(() => {
+      settleTimer = null;
+      loadConversations();
+    }, LIST_SETTLE);
   }
 
   // loadConversationsOnce asks the SDK for the conversations and shows
   // them; it says why it failed in the status line.
   async function loadConversationsOnce() {
+    const events = listEvents;
     let res;
     try {
       res = await call("conversations");
@@ -692,6 +704,7 @@
     }
     renderList();
     if (state.open != null && headerSig(state.convs.get(state.open)) !== header) renderConvHeader();
+    if (listEvents !== events) settleList();
   }
 
   // headerSig sums up what the open conversation's header, alerts and
@@ -827,14 +840,23 @@
   // at once when the person opened it, else within READ_AFTER of the
   // first unread message, so that a burst sends one read receipt.
   let readTimer = null;
+  // unreceipted holds the conversations where messages of others came
+  // while they were open and whose read receipt is not sent yet. Their
+  // count does not say it: a message that came in sight is not counted
+  // unread (newEntry), nor is the open conversation in sight after a
+  // load of the list (loadConversationsOnce); the senders still wait for
+  // the receipt.
+  const unreceipted = new Set();
+
   function maybeMarkRead(now) {
     const cv = state.convs.get(state.open);
-    if (!cv || !visible() || !cv.unread) return;
+    if (!cv || !visible() || !(cv.unread || unreceipted.has(cv.id))) return;
     if (!now) {
       if (!readTimer) readTimer = setTimeout(() => { readTimer = null; maybeMarkRead(true); }, READ_AFTER);
       return;
     }
     cv.unread = 0;
+    unreceipted.delete(cv.id);
     renderList();
     call("mark_read", { conversation: cv.id }).catch((err) => setStatus(err, true));
   }
