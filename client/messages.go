@@ -400,20 +400,27 @@ func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, top
 func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) error {
 	var last *store.Message
 	err := c.st.Update(ctx, func(tx store.Tx) error {
-		all, err := tx.LastMessages(conv, 200)
-		if err != nil {
-			return err
-		}
-		if len(all) > 0 {
-			newest := slices.MaxFunc(all, func(a, b store.Message) int { return cmp.Compare(a.Seq, b.Seq) })
-			if err := advanceMarker(tx, readSetting(conv), newest.Seq); err != nil {
+		// The newest message is most often the one to acknowledge: the
+		// 200 before it are read only when it is this user's own or a
+		// system line.
+		for _, n := range []int{1, 200} {
+			all, err := tx.LastMessages(conv, n)
+			if err != nil {
 				return err
 			}
-		}
-		for i := len(all) - 1; i >= 0; i-- {
-			if all[i].Sender != c.id.User && all[i].System == nil {
-				last = &all[i]
+			if len(all) == 0 {
 				return nil
+			}
+			if n == 1 {
+				if err := advanceMarker(tx, readSetting(conv), all[0].Seq); err != nil {
+					return err
+				}
+			}
+			for i := len(all) - 1; i >= 0; i-- {
+				if all[i].Sender != c.id.User && all[i].System == nil {
+					last = &all[i]
+					return nil
+				}
 			}
 		}
 		return nil
