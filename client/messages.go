@@ -396,26 +396,24 @@ func (c *Client) SetTopic(ctx context.Context, conv protocol.ConversationID, top
 
 // MarkRead records that the user read the conversation (Conversation.Unread
 // drops to zero) and sends a read receipt for every message up to the
-// newest one from another user.
+// newest one from another user. The read state and the queued receipt
+// are written in one transaction.
 func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) error {
+	if c.id == nil {
+		return ErrNotRegistered
+	}
+	var newest int64
 	var last *store.Message
-	err := c.st.Update(ctx, func(tx store.Tx) error {
+	err := c.st.View(ctx, func(tx store.Tx) error {
 		// The newest message is most often the one to acknowledge: the
 		// 200 before it are read only when it is this user's own or a
 		// system line.
 		for _, n := range []int{1, 200} {
 			all, err := tx.LastMessages(conv, n)
-			if err != nil {
+			if err != nil || len(all) == 0 {
 				return err
 			}
-			if len(all) == 0 {
-				return nil
-			}
-			if n == 1 {
-				if err := advanceMarker(tx, readSetting(conv), all[0].Seq); err != nil {
-					return err
-				}
-			}
+			newest = max(newest, all[len(all)-1].Seq)
 			for i := len(all) - 1; i >= 0; i-- {
 				if all[i].Sender != c.id.User && all[i].System == nil {
 					last = &all[i]
@@ -428,19 +426,44 @@ func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) err
 	if err != nil {
 		return fmt.Errorf("client: mark conversation %d read: %w", conv, err)
 	}
-	if last == nil {
+	if newest == 0 {
 		return nil
 	}
+	advance := func(tx store.Tx) error { return advanceMarker(tx, readSetting(conv), newest) }
+	if err := c.sendReceipt(ctx, conv, last, advance); err != nil {
+		// The read state is this device's own: it stands even when no
+		// receipt could be queued (advance changes nothing if the
+		// receipt's transaction already made it).
+		if uerr := c.st.Update(ctx, advance); uerr != nil {
+			return errors.Join(err, fmt.Errorf("client: mark conversation %d read: %w", conv, uerr))
+		}
+		return err
+	}
+	return nil
+}
+
+// sendReceipt sends a read receipt up to last (if not nil) with the
+// writes of also in its transaction, or makes only those writes when no
+// receipt is to be sent: none to send, or a channel where the user may
+// not post.
+func (c *Client) sendReceipt(ctx context.Context, conv protocol.ConversationID, last *store.Message, also func(store.Tx) error) error {
 	m := content.New(content.KindReadReceipt, c.cfg.Now())
 	c.mu.Lock()
-	refused := c.postRefused(conv, m, c.id.User)
-	c.mu.Unlock()
-	if refused {
-		return nil // in a channel, only those who may post send read receipts
+	refused := last == nil || c.postRefused(conv, m, c.id.User)
+	if !refused {
+		m.ReadUpTo = content.MessageID(last.ID)
+		_, err := c.sendLockedWith(ctx, conv, m, also)
+		c.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("client: mark read in conversation %d: %w", conv, err)
+		}
+		return nil
 	}
-	m.ReadUpTo = content.MessageID(last.ID)
-	_, err = c.sendContent(ctx, conv, m, "mark read")
-	return err
+	c.mu.Unlock()
+	if err := c.st.Update(ctx, also); err != nil {
+		return fmt.Errorf("client: mark conversation %d read: %w", conv, err)
+	}
+	return nil
 }
 
 // sendContent sends one content message and names the operation in errors.
@@ -462,6 +485,12 @@ func (c *Client) sendContent(ctx context.Context, conv protocol.ConversationID, 
 // outgoing ciphertext in one transaction, then posts the ciphertext.
 // c.mu is held.
 func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m *content.Message) (*Message, error) {
+	return c.sendLockedWith(ctx, conv, m, nil)
+}
+
+// sendLockedWith is sendLocked with the writes of also (if not nil) in
+// the same transaction. c.mu is held.
+func (c *Client) sendLockedWith(ctx context.Context, conv protocol.ConversationID, m *content.Message, also func(store.Tx) error) (*Message, error) {
 	if err := c.checkSendable(ctx, conv); err != nil {
 		return nil, err
 	}
@@ -500,6 +529,11 @@ func (c *Client) sendLocked(ctx context.Context, conv protocol.ConversationID, m
 	err = c.st.Update(ctx, func(tx store.Tx) error {
 		if err := put(tx); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
 		}
 		evs, err := c.applyContent(tx, conv, m, c.id.User, c.id.Device, 0, time.Time{})
 		if err != nil {

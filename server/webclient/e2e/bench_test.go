@@ -38,7 +38,11 @@ import (
 //     opened their conversation; receive-one: the same once 150 messages
 //     went through, when the page has settled (V8 compiles the program's
 //     hot functions in the background during the first seconds). Their
-//     figures, per message, are oneByOne's.
+//     figures, per message, are oneByOne's;
+//   - receive-spaced: messages that come on their own, each with what
+//     it causes until the sender hears of its read receipt: the CPU of
+//     the page's thread, the worker's, their sum and all of Chromium
+//     (medians per message).
 //
 // PARLEY_WEB_TRACE=file records a Chromium trace of the messages
 // measured one by one (startTrace).
