@@ -72,7 +72,8 @@ func (a *acker) wake() {
 }
 
 // take returns the waiting acknowledgements as a frame and forgets
-// them; nil if none wait.
+// them; nil if none wait. A frame holds at most protocol.MaxAckCursors
+// cursors: more wait for the next one.
 func (a *acker) take() *protocol.AckFrame {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -80,11 +81,15 @@ func (a *acker) take() *protocol.AckFrame {
 		return nil
 	}
 	f := &protocol.AckFrame{Inbox: a.inbox}
-	for _, conv := range slices.Sorted(maps.Keys(a.convs)) {
-		f.Cursors = append(f.Cursors, protocol.Cursor{Conversation: conv, Seq: a.convs[conv]})
-	}
-	clear(a.convs)
 	a.inbox = 0
+	for _, conv := range slices.Sorted(maps.Keys(a.convs)) {
+		if len(f.Cursors) == protocol.MaxAckCursors {
+			a.wake()
+			break
+		}
+		f.Cursors = append(f.Cursors, protocol.Cursor{Conversation: conv, Seq: a.convs[conv]})
+		delete(a.convs, conv)
+	}
 	return f
 }
 

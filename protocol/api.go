@@ -617,6 +617,10 @@ type Cursor struct {
 	Seq uint64 `json:"seq"`
 }
 
+// MaxAckCursors is the most cursors one acknowledgement (AckRequest,
+// AckFrame) may hold.
+const MaxAckCursors = 10000
+
 // AckRequest acknowledges entries up to and including the given seqs
 // (POST /v1/ack). Cursors only move forward: an older seq is ignored.
 // Inbox entries up to Inbox are deleted.

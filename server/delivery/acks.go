@@ -233,8 +233,8 @@ func ackError(sess *Session, c protocol.Cursor, err error) error {
 // up to inbox. Older seqs are ignored. It returns once the cursors are
 // durable (group-committed with other devices' acknowledgements).
 func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cursor, inbox uint64) error {
-	if len(cursors) > 10000 {
-		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))
+	if len(cursors) > protocol.MaxAckCursors {
+		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most %d", len(cursors), protocol.MaxAckCursors)
 	}
 	// Validated before anything is batched with other devices' acks.
 	if err := (&protocol.AckRequest{Cursors: cursors, Inbox: inbox}).Validate(); err != nil {
@@ -273,8 +273,8 @@ func (s *Service) Ack(ctx context.Context, sess *Session, cursors []protocol.Cur
 // ackAsync queues the cursors of a WebSocket ack (validated by Conn.Ack)
 // without waiting: a refused one closes the connection with the reason.
 func (c *Conn) ackAsync(cursors []protocol.Cursor) error {
-	if len(cursors) > 10000 {
-		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most 10000", len(cursors))
+	if len(cursors) > protocol.MaxAckCursors {
+		return perr(protocol.CodeTooLarge, "ack: %d cursors, at most %d", len(cursors), protocol.MaxAckCursors)
 	}
 	for _, cur := range cursors {
 		c.s.queueAck(c.sess.Device, store.ConversationID(cur.Conversation), cur.Seq, func(err error) {
