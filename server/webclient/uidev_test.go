@@ -129,6 +129,22 @@ func TestUI(t *testing.T) {
 		p.Until(`document.querySelector('[data-testid=announce]').textContent.endsWith(": echo: hello from the browser")`)
 		p.Until(browsertest.HasText(`[data-testid=message-state]`, "read by bob, carol"))
 		p.Until(`document.querySelector('[data-testid=composer-input]').value === ""`)
+		// The composer grows with its text up to 200 px, then scrolls,
+		// and is one line again once emptied.
+		height := func() float64 {
+			return browsertest.Eval[float64](p.Page, `document.querySelector('[data-testid=composer-input]').getBoundingClientRect().height`)
+		}
+		one := height()
+		p.Set(`[data-testid=composer-input]`, "one\ntwo\nthree")
+		three := height()
+		p.Set(`[data-testid=composer-input]`, strings.Repeat("line\n", 30))
+		many := height()
+		p.Set(`[data-testid=composer-input]`, "")
+		again := height()
+		if one < 20 || one > 60 || three < 2*one || many > 200 || many < three || again != one {
+			t.Errorf("composer heights: empty %.1f, three lines %.1f, thirty %.1f (at most 200), emptied %.1f", one, three, many, again)
+		}
+		t.Logf("composer heights: empty %.1f, three lines %.1f, thirty %.1f, emptied %.1f", one, three, many, again)
 
 		p.Click(`[data-testid=message][data-seq="10"] [data-testid=reply]`)
 		p.Until(browsertest.HasText(`[data-testid=composer-mode]`, "Replying to carol"))

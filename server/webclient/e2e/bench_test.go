@@ -42,7 +42,11 @@ import (
 //   - receive-spaced: messages that come on their own, each with what
 //     it causes until the sender hears of its read receipt: the CPU of
 //     the page's thread, the worker's, their sum and all of Chromium
-//     (medians per message).
+//     (medians per message);
+//   - send-one: alice sends a message from the composer (the harness
+//     sets its text and presses Enter), until carol has it and alice's
+//     page shows it sent; the same figures, the harness's input
+//     included.
 //
 // PARLEY_WEB_TRACE=file records a Chromium trace of the messages
 // measured one by one (startTrace).
@@ -187,6 +191,32 @@ func BenchmarkWebClient(b *testing.B) {
 		b.ReportMetric(median(sumMs), "parley-cpu-median-ms")
 		b.ReportMetric(median(allMs), "chromium-cpu-median-ms")
 	})
+	// send-one: alice sends a message from the composer, until carol's
+	// daemon has it and alice's page shows it sent.
+	b.Run("send-one", func(b *testing.B) {
+		th := findThreads(alice.dir)
+		var pageMs, workerMs, sumMs, allMs []float64
+		for i := range b.N {
+			text := fmt.Sprintf("from alice %d", i)
+			c0 := th.cpu()
+			alice.p.Set(sel("composer-input"), text)
+			alice.p.Enter(sel("composer-input"))
+			waitDaemonEvent(b, dc, fmt.Sprintf("carol's message %q", text), func(ev *daemonapi.Event) bool {
+				return ev.Event == "message" && ev.Message != nil && ev.Message.Sender == "alice" && ev.Message.Text == text
+			})
+			alice.p.UntilMutation(lastMessageSent(text))
+			c1 := th.cpu()
+			page, worker := c1[pageThread]-c0[pageThread], c1[workerThread]-c0[workerThread]
+			pageMs = append(pageMs, page)
+			workerMs = append(workerMs, worker)
+			sumMs = append(sumMs, page+worker)
+			allMs = append(allMs, total(c1)-total(c0))
+		}
+		b.ReportMetric(median(pageMs), "page-cpu-median-ms")
+		b.ReportMetric(median(workerMs), "worker-cpu-median-ms")
+		b.ReportMetric(median(sumMs), "parley-cpu-median-ms")
+		b.ReportMetric(median(allMs), "chromium-cpu-median-ms")
+	})
 	alice.checkOrigins()
 }
 
@@ -293,6 +323,15 @@ func lastMessageIs(s string) string {
 	})()`, sel("history"), sel("message-text"), s)
 }
 
+// lastMessageSent is a page predicate: the history's last entry is a
+// message with text s that the server stored ("sent").
+func lastMessageSent(s string) string {
+	return fmt.Sprintf(`(() => {
+		const m = document.querySelector(%q)?.lastElementChild;
+		return !!m && m.querySelector(%q)?.textContent === %q && m.querySelector(%q)?.textContent === "sent";
+	})()`, sel("history"), sel("message-text"), s, sel("message-state"))
+}
+
 // busyMeter returns a function that reads Chromium's count of the time
 // the main thread of the page of ctx was busy, in milliseconds. Reading
 // it is a task of that thread, so it runs after the frame that showed a
@@ -354,14 +393,23 @@ func usable(p *browsertest.Page) time.Duration {
 // hears that user read the message with text.
 func waitReadBy(tb testing.TB, dc *daemonapi.Client, user, text string) {
 	tb.Helper()
+	waitDaemonEvent(tb, dc, fmt.Sprintf("%s's read receipt of %q", user, text), func(ev *daemonapi.Event) bool {
+		return ev.Event == "read" && ev.User == user && ev.Message != nil && ev.Message.Text == text
+	})
+}
+
+// waitDaemonEvent waits, a minute at most, for an event of the daemon of
+// dc (subscribed to its events) that match accepts.
+func waitDaemonEvent(tb testing.TB, dc *daemonapi.Client, what string, match func(*daemonapi.Event) bool) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
 		ev, err := dc.NextEvent(ctx)
 		if err != nil {
-			tb.Fatalf("%s's read receipt of %q: %v", user, text, err)
+			tb.Fatalf("%s: %v", what, err)
 		}
-		if ev.Event == "read" && ev.User == user && ev.Message != nil && ev.Message.Text == text {
+		if match(ev) {
 			return
 		}
 	}

@@ -2243,7 +2243,12 @@
     autoGrow();
   }
 
+  // autoGrow fits the composer's height to its text, in a browser that
+  // does not do it itself (CSS field-sizing): setting the height and
+  // reading the text's lays the page out on every key.
+  const sizesItself = globalThis.CSS && CSS.supports("field-sizing", "content");
   function autoGrow() {
+    if (sizesItself) return;
     const t = dom.input;
     t.style.height = "auto";
     t.style.height = Math.min(t.scrollHeight, 200) + "px";
