@@ -30,7 +30,9 @@ import (
 // device left it, it is unsafe, or its state is stale); the server drops
 // it for members that are not connected and beyond a rate of about one
 // per second per device, so callers send typing=true at most every few
-// seconds while the user types and typing=false when they stop or send.
+// seconds while the user types and typing=false when they stop, but not
+// when they send: receivers clear the indicator on a message of its
+// sender.
 // It never reaches the history, this device's or the others'.
 func (c *Client) SendTyping(ctx context.Context, conv protocol.ConversationID, typing bool) error {
 	if c.cfg.DisableTyping {

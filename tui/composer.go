@@ -162,6 +162,12 @@ func (m *Model) submit() tea.Cmd {
 	}
 	m.composer.Reset()
 	conv := m.conv.id
+	if m.editing == nil {
+		// The message tells the others that the user stopped typing
+		// (they clear the indicator on a message of its sender): no
+		// "stopped" for the emptied composer. An edit does not.
+		m.typing.active = false
+	}
 	if e := m.editing; e != nil {
 		m.editing = nil
 		return m.call("message edited", true, func(ctx context.Context) error {

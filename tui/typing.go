@@ -13,8 +13,8 @@ import (
 
 // Typing indicators: while the user writes a message in the open
 // conversation the others learn it (at most every typingEvery), and that
-// they stopped when the composer is sent or emptied or they open another
-// conversation; the others' typing shows above the composer for
+// they stopped when the composer is emptied (but by sending a message,
+// which tells them itself) or they open another conversation; the others' typing shows above the composer for
 // typingShown after their last indicator, until they stop or their
 // message arrives. Sending runs in a command and its errors are ignored:
 // indicators are best effort, and the daemon sends nothing when they are

@@ -387,8 +387,12 @@ func TestUI(t *testing.T) {
 		if n := browsertest.Eval[int](p.Page, `parleyFake.sentTyping.filter(s => s.typing && s.conversation === 1).length`); n != 1 {
 			t.Errorf("send_typing true sent %d times while typing 6 characters, want 1", n)
 		}
+		// Sending says nothing more: the message tells the others that
+		// this user stopped typing; typing again says it at once.
 		p.Enter(`[data-testid=composer-input]`)
-		p.Until(`parleyFake.sentTyping.at(-1).typing === false`)
+		p.Until(`document.querySelector('[data-testid=composer-input]').value === ""`)
+		p.Keys(`[data-testid=composer-input]`, "g")
+		p.Until(`parleyFake.sentTyping.length === 2 && parleyFake.sentTyping.at(-1).typing === true`)
 		p.do(`parleyFake.typing(1, "bob", true)`)
 		p.Until(`document.querySelector('[data-testid=typing]').textContent === "bob is typing…"`)
 		p.Shot("desktop-typing")

@@ -928,7 +928,11 @@
     state.editing = state.reply = state.mention = null;
     renderComposer();
     renderMention();
-    sendTyping(false);
+    // The message itself tells the others that this user stopped typing
+    // (they clear the indicator on a message of its sender); an edit
+    // does not.
+    if (editing) sendTyping(false);
+    else state.typingSent = 0;
     try {
       if (editing) {
         await call("edit", { conversation: cv.id, message: editing.id, text });
