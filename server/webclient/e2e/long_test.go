@@ -19,22 +19,8 @@ import (
 // and a message that comes while the person reads above stays in the
 // page with them.
 func TestWebClientLongOpen(t *testing.T) {
-	parleyd, cliBin := build(t)
-	srv := startServer(t, parleyd)
-	carol, link := newAdmin(t, cliBin, srv, 1)
-	alice := newWebUser(t, "alice", srv.url)
-	alice.register(link)
-	carol.run("group", "create", "team", "--members", "alice")
-	carol.run("send", "team", "long 0")
-	alice.open("team")
-	alice.waitMessage("long 0")
-
-	dc := startDaemon(t, cliBin, carol.dir)
+	alice, dc, conv := teamOfTwo(t, "long 0")
 	ctx := context.Background()
-	convs, err := dc.Conversations(ctx)
-	if err != nil || len(convs) != 1 {
-		t.Fatalf("carol's conversations: %v, %v", convs, err)
-	}
 	const n = 130
 	const quoted, reply = 40, 90 // message reply answers message quoted
 	shown := fmt.Sprintf(`document.querySelectorAll(%q).length`, sel("message"))
@@ -46,7 +32,7 @@ func TestWebClientLongOpen(t *testing.T) {
 		if i == reply {
 			opts.ReplyTo = ids[quoted]
 		}
-		m, err := dc.Send(ctx, convs[0].ID, text, opts)
+		m, err := dc.Send(ctx, conv, text, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +67,7 @@ func TestWebClientLongOpen(t *testing.T) {
 
 	// A message that comes while alice reads at the top joins the page
 	// without dropping what she scrolled back to.
-	if _, err := dc.Send(ctx, convs[0].ID, fmt.Sprintf("long %d", n), client.SendOptions{}); err != nil {
+	if _, err := dc.Send(ctx, conv, fmt.Sprintf("long %d", n), client.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	alice.p.UntilMutation(browsertest.LastHasText(sel("message-text"), fmt.Sprintf("long %d", n)))

@@ -15,29 +15,11 @@ import (
 // the open conversation read on the screen; its receipt must still go
 // out to the senders.)
 func TestWebClientReadReceipts(t *testing.T) {
-	parleyd, cliBin := build(t)
-	srv := startServer(t, parleyd)
-	carol, link := newAdmin(t, cliBin, srv, 1)
-	alice := newWebUser(t, "alice", srv.url)
-	alice.register(link)
-	carol.run("group", "create", "team", "--members", "alice")
-	carol.run("send", "team", "one")
-	alice.open("team")
-	alice.waitMessage("one")
+	alice, dc, conv := teamOfTwo(t, "one")
 	alice.inFront()
-
-	dc := startDaemon(t, cliBin, carol.dir)
-	ctx := context.Background()
-	if err := dc.Subscribe(ctx); err != nil {
-		t.Fatal(err)
-	}
-	convs, err := dc.Conversations(ctx)
-	if err != nil || len(convs) != 1 {
-		t.Fatalf("carol's conversations: %v, %v", convs, err)
-	}
 	for i := range 3 {
 		text := fmt.Sprintf("spaced %d", i)
-		if _, err := dc.Send(ctx, convs[0].ID, text, client.SendOptions{}); err != nil {
+		if _, err := dc.Send(context.Background(), conv, text, client.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		alice.waitMessage(text)

@@ -17,7 +17,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/parley-chat/parley/client/daemonapi"
 	"github.com/parley-chat/parley/internal/browsertest"
+	"github.com/parley-chat/parley/protocol"
 )
 
 // sel is the CSS selector of the elements with a data-testid
@@ -136,6 +138,33 @@ func (u *webUser) open(title string) {
 }
 
 // waitMessage waits for a message with text and returns its id.
+// teamOfTwo starts a parleyd where carol (on the CLI) made the group
+// "team" with alice (in a browser) and said first in it, which alice's
+// page shows open; it returns alice, a client of carol's daemon (its
+// events subscribed to) and the group's id.
+func teamOfTwo(t testing.TB, first string) (alice *webUser, dc *daemonapi.Client, conv protocol.ConversationID) {
+	t.Helper()
+	parleyd, cliBin := build(t)
+	srv := startServer(t, parleyd)
+	carol, link := newAdmin(t, cliBin, srv, 1)
+	alice = newWebUser(t, "alice", srv.url)
+	alice.register(link)
+	carol.run("group", "create", "team", "--members", "alice")
+	carol.run("send", "team", first)
+	alice.open("team")
+	alice.waitMessage(first)
+	dc = startDaemon(t, cliBin, carol.dir)
+	ctx := context.Background()
+	if err := dc.Subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	convs, err := dc.Conversations(ctx)
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("carol's conversations: %v, %v", convs, err)
+	}
+	return alice, dc, convs[0].ID
+}
+
 // inFront has u's page behave as the tab in front of the person, with
 // the focus: a headless page has none of its own, and the page sends
 // read receipts only for what the person can see.
