@@ -83,3 +83,32 @@ func benchConversations(b *testing.B, c *client.Client, want int) {
 		}
 	}
 }
+
+// BenchmarkOpenGroups opens a profile with 1,000 conversations, each with
+// an MLS group (copies of a real one's state, as in
+// BenchmarkConversations1000/groups), whose states Open loads.
+//
+//	go test ./client -run '^$' -bench OpenGroups -benchtime 10x -count 3
+func BenchmarkOpenGroups(b *testing.B) {
+	ctx := context.Background()
+	s := newServer(b)
+	alice := register(b, s, "alice")
+	register(b, s, "bob")
+	conv, err := alice.c.NewGroup(ctx, "team", "bob")
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice.close()
+	if _, err := profilegen.Fill(ctx, profilegen.Config{Dir: alice.dir, Passphrase: []byte("correct horse alice"), KDF: fastKDF,
+		Conversations: 1000, Entries: 10_000, GroupsLike: conv}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		d := openDevice(b, s, alice.dir, "alice")
+		if cvs, err := d.c.Conversations(ctx); err != nil || len(cvs) != 1001 {
+			b.Fatalf("%d conversations (%v), want 1001", len(cvs), err)
+		}
+		d.close()
+	}
+}
