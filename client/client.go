@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -225,6 +226,11 @@ type Client struct {
 	tokMu    sync.Mutex
 	token    string
 	tokenExp time.Time
+
+	// signers keeps this device's signer per suite (see signer), with
+	// the device key it was made from.
+	signersMu sync.Mutex
+	signers   map[mls.CipherSuite]cachedSigner
 
 	ev *eventQueue
 
@@ -498,12 +504,35 @@ func (c *Client) loadGroup(state []byte) (*mls.Group, error) {
 }
 
 // signer returns this device's signer for a suite: the device key is one
-// Ed25519 key, usable in every suite with Ed25519 signatures.
+// Ed25519 key, usable in every suite with Ed25519 signatures. A signer
+// is made once per suite and device key: making one derives the public
+// key, a scalar multiplication, which Open would otherwise repeat for
+// every group it loads (slow in the browser's WebAssembly).
 func (c *Client) signer(cs mls.CipherSuite) (*mls.Signer, error) {
 	if c.id == nil {
 		return nil, ErrNotRegistered
 	}
-	return mls.NewSigner(cs, c.id.DeviceKey)
+	key := c.id.DeviceKey
+	c.signersMu.Lock()
+	defer c.signersMu.Unlock()
+	if cached, ok := c.signers[cs]; ok && bytes.Equal(cached.key, key) {
+		return cached.signer, nil
+	}
+	s, err := mls.NewSigner(cs, key)
+	if err != nil {
+		return nil, err
+	}
+	if c.signers == nil {
+		c.signers = map[mls.CipherSuite]cachedSigner{}
+	}
+	c.signers[cs] = cachedSigner{key: key, signer: s}
+	return s, nil
+}
+
+// cachedSigner is a signer kept by Client.signer with its device key.
+type cachedSigner struct {
+	key    []byte
+	signer *mls.Signer
 }
 
 // Close stops background work and closes the store. Events is closed.
