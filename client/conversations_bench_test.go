@@ -51,23 +51,33 @@ func BenchmarkConversations1000(b *testing.B) {
 	// of a real one's state, which Open loads and the list reads the
 	// members of.
 	b.Run("groups", func(b *testing.B) {
-		ctx := context.Background()
-		s := newServer(b)
-		alice := register(b, s, "alice")
-		register(b, s, "bob")
-		conv, err := alice.c.NewGroup(ctx, "team", "bob")
-		if err != nil {
-			b.Fatal(err)
-		}
-		alice.close()
-		p, err := profilegen.Fill(ctx, profilegen.Config{Dir: alice.dir, Passphrase: []byte("correct horse alice"), KDF: fastKDF,
-			Conversations: 1000, Entries: 100_000, UnreadConversations: 100, UnreadEntries: 10, GroupsLike: conv})
-		if err != nil {
-			b.Fatal(err)
-		}
-		alice = openDevice(b, s, alice.dir, "alice")
-		benchConversations(b, alice.c, len(p.Conversations)+1)
+		s, dir, n := groupsProfile(b, profilegen.Config{Entries: 100_000, UnreadConversations: 100, UnreadEntries: 10})
+		alice := openDevice(b, s, dir, "alice")
+		benchConversations(b, alice.c, n)
 	})
+}
+
+// groupsProfile makes alice's profile with a real group (team, with bob)
+// and cfg's 1,000 more conversations, each with a copy of that group's
+// MLS state; it returns the server, the profile's directory and the
+// number of conversations.
+func groupsProfile(b *testing.B, cfg profilegen.Config) (*server, string, int) {
+	ctx := context.Background()
+	s := newServer(b)
+	alice := register(b, s, "alice")
+	register(b, s, "bob")
+	conv, err := alice.c.NewGroup(ctx, "team", "bob")
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice.close()
+	cfg.Dir, cfg.Passphrase, cfg.KDF = alice.dir, []byte("correct horse alice"), fastKDF
+	cfg.Conversations, cfg.GroupsLike = 1000, conv
+	p, err := profilegen.Fill(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, alice.dir, len(p.Conversations) + 1
 }
 
 func benchConversations(b *testing.B, c *client.Client, want int) {
@@ -91,23 +101,12 @@ func benchConversations(b *testing.B, c *client.Client, want int) {
 //	go test ./client -run '^$' -bench OpenGroups -benchtime 10x -count 3
 func BenchmarkOpenGroups(b *testing.B) {
 	ctx := context.Background()
-	s := newServer(b)
-	alice := register(b, s, "alice")
-	register(b, s, "bob")
-	conv, err := alice.c.NewGroup(ctx, "team", "bob")
-	if err != nil {
-		b.Fatal(err)
-	}
-	alice.close()
-	if _, err := profilegen.Fill(ctx, profilegen.Config{Dir: alice.dir, Passphrase: []byte("correct horse alice"), KDF: fastKDF,
-		Conversations: 1000, Entries: 10_000, GroupsLike: conv}); err != nil {
-		b.Fatal(err)
-	}
+	s, dir, n := groupsProfile(b, profilegen.Config{Entries: 10_000})
 	b.ReportAllocs()
 	for b.Loop() {
-		d := openDevice(b, s, alice.dir, "alice")
-		if cvs, err := d.c.Conversations(ctx); err != nil || len(cvs) != 1001 {
-			b.Fatalf("%d conversations (%v), want 1001", len(cvs), err)
+		d := openDevice(b, s, dir, "alice")
+		if cvs, err := d.c.Conversations(ctx); err != nil || len(cvs) != n {
+			b.Fatalf("%d conversations (%v), want %d", len(cvs), err, n)
 		}
 		d.close()
 	}

@@ -430,37 +430,29 @@ func (c *Client) MarkRead(ctx context.Context, conv protocol.ConversationID) err
 		return nil
 	}
 	advance := func(tx store.Tx) error { return advanceMarker(tx, readSetting(conv), newest) }
-	if err := c.sendReceipt(ctx, conv, last, advance); err != nil {
-		// The read state is this device's own: it stands even when no
-		// receipt could be queued (advance changes nothing if the
-		// receipt's transaction already made it).
-		if uerr := c.st.Update(ctx, advance); uerr != nil {
-			return errors.Join(err, fmt.Errorf("client: mark conversation %d read: %w", conv, uerr))
-		}
-		return err
-	}
-	return nil
-}
-
-// sendReceipt sends a read receipt up to last (if not nil) with the
-// writes of also in its transaction, or makes only those writes when no
-// receipt is to be sent: none to send, or a channel where the user may
-// not post.
-func (c *Client) sendReceipt(ctx context.Context, conv protocol.ConversationID, last *store.Message, also func(store.Tx) error) error {
-	m := content.New(content.KindReadReceipt, c.cfg.Now())
-	c.mu.Lock()
-	refused := last == nil || c.postRefused(conv, m, c.id.User)
-	if !refused {
+	if last != nil {
+		m := content.New(content.KindReadReceipt, c.cfg.Now())
 		m.ReadUpTo = content.MessageID(last.ID)
-		_, err := c.sendLockedWith(ctx, conv, m, also)
-		c.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("client: mark read in conversation %d: %w", conv, err)
+		c.mu.Lock()
+		// In a channel, only those who may post send read receipts.
+		if !c.postRefused(conv, m, c.id.User) {
+			_, err := c.sendLockedWith(ctx, conv, m, advance)
+			c.mu.Unlock()
+			if err == nil {
+				return nil
+			}
+			// The read state is this device's own: it stands even when
+			// no receipt could be queued (advance writes nothing if the
+			// receipt's transaction already did).
+			err = fmt.Errorf("client: mark read in conversation %d: %w", conv, err)
+			if uerr := c.st.Update(ctx, advance); uerr != nil {
+				return errors.Join(err, fmt.Errorf("client: mark conversation %d read: %w", conv, uerr))
+			}
+			return err
 		}
-		return nil
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
-	if err := c.st.Update(ctx, also); err != nil {
+	if err := c.st.Update(ctx, advance); err != nil {
 		return fmt.Errorf("client: mark conversation %d read: %w", conv, err)
 	}
 	return nil

@@ -14,9 +14,9 @@ import (
 // Typing indicators: while the user writes a message in the open
 // conversation the others learn it (at most every typingEvery), and that
 // they stopped when the composer is emptied (but by sending a message,
-// which tells them itself) or they open another conversation; the others' typing shows above the composer for
-// typingShown after their last indicator, until they stop or their
-// message arrives. Sending runs in a command and its errors are ignored:
+// which tells them itself) or they open another conversation; the
+// others' typing shows above the composer for typingShown after their
+// last indicator, until they stop or their message arrives. Sending runs in a command and its errors are ignored:
 // indicators are best effort, and the daemon sends nothing when they are
 // off (PARLEY_TYPING=off).
 const (
