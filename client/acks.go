@@ -112,9 +112,9 @@ func (a *acker) run(ctx context.Context) {
 	}
 }
 
-// close stops the acker and sends what still waits, if the connection
-// takes it within a second (ctx's cancellation, the Client closing, does
-// not stop that last frame).
+// close stops the acker and sends what still waits if the connection
+// still takes it within a second: after an entry failed to apply, say;
+// not when the read ended because the connection or ctx did.
 func (a *acker) close(ctx context.Context) {
 	close(a.stop)
 	<-a.done
