@@ -520,22 +520,37 @@
     if (m.conversation === state.open && upsert(m, true)) later("history");
   }
 
-  // later renders the list or the open history at the next frame, once
-  // for all the events that came in the meantime: a burst of messages
-  // (coming back online) is drawn once, not once per message.
+  // later renders the list or the open history once for all the events
+  // that come together. The first change after a frame is drawn at the
+  // end of the task that brought it (a microtask): its scrolling then
+  // happens before the browser's next frame, which dispatches the scroll
+  // event and draws in one frame; drawn from an animation frame, the
+  // scroll event would wait for a second one. Changes that come before
+  // that frame wait for the next animation frame and are drawn together:
+  // a burst of messages (coming back online) costs about one render per
+  // frame, not one per message.
   const pending = new Set();
+  let drewSinceFrame = false;
   function later(what) {
-    if (!pending.size) requestAnimationFrame(flushRenders);
+    if (!pending.size) {
+      if (drewSinceFrame) requestAnimationFrame(flushRenders);
+      else queueMicrotask(flushRenders);
+    }
     pending.add(what);
   }
 
   // flushRenders draws the list, then the history: a history at its
   // bottom scrolls to its new end, which lays out both changes at once.
   function flushRenders() {
+    if (!pending.size) return;
     if (pending.has("announce") && dom.announce) dom.announce.textContent = state.announce;
     if (pending.has("list")) renderList();
     if (pending.has("history")) renderHistory();
     pending.clear();
+    if (!drewSinceFrame) {
+      drewSinceFrame = true;
+      requestAnimationFrame(() => { drewSinceFrame = false; });
+    }
   }
 
   // removeEntry takes an expired message out of the view: the history,
@@ -2459,8 +2474,11 @@
 
   // ---- formatting ----
 
+  // phone says whether the screen is a phone's (one column): asked on
+  // every message (visible), so the query is made once.
+  const phoneQuery = window.matchMedia("(max-width: 700px)");
   function phone() {
-    return window.matchMedia("(max-width: 700px)").matches;
+    return phoneQuery.matches;
   }
 
   // formats are made once: making an Intl formatter (what
