@@ -459,10 +459,15 @@
     }
     const mine = m.sender === state.me.user;
     const isOpen = m.conversation === state.open;
-    cv.last = m;
+    // The list's last load counted the message already if its answer was
+    // made after the SDK stored it (the event can come after the answer:
+    // messages that came while the page was closed, applied as it
+    // starts); its last entry is then this one or a later one.
+    const counted = cv.last && cv.last.seq >= m.seq;
+    if (!counted) cv.last = m;
     // A message the person sees come into the conversation in front of
     // them is not counted unread; its receipt follows (maybeMarkRead).
-    if (!mine && m.kind !== "system" && !(isOpen && visible())) cv.unread = (cv.unread || 0) + 1;
+    if (!counted && !mine && m.kind !== "system" && !(isOpen && visible())) cv.unread = (cv.unread || 0) + 1;
     if (isOpen) {
       upsert(m);
       trimHistory();
@@ -742,8 +747,12 @@
       const from = around ? Math.max(0, around.seq - AROUND) : 0;
       const res = await call("history", around ? { conversation: conv, after: from } : { conversation: conv, last: n });
       if (conv !== state.open) return;
-      state.msgs = res.messages || [];
-      state.atStart = around ? from === 0 : state.msgs.length < n;
+      // Entries whose events came while the answer was on its way stay:
+      // the answer may have been made before the SDK stored them.
+      const msgs = res.messages || [];
+      const newest = msgs.length ? msgs[msgs.length - 1].seq : 0;
+      state.atStart = around ? from === 0 : msgs.length < n;
+      state.msgs = msgs.concat(state.msgs.filter((e) => e.seq > newest));
     } catch (err) {
       setStatus(err, true);
     } finally {
