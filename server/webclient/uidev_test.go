@@ -43,7 +43,7 @@ const devCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-
 // devHandler serves ui/ with the fake bridge in place of boot.js (and
 // its worker); under /boot/ it serves the page unchanged, without the
 // WebAssembly files, to show how a failed start looks.
-func devHandler(t *testing.T) http.Handler {
+func devHandler(t testing.TB) http.Handler {
 	index, err := os.ReadFile("ui/index.html")
 	if err != nil {
 		t.Fatal(err)

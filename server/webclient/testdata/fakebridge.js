@@ -5,11 +5,13 @@
 // echoed as events, the roles and policies of docs/daemon.md enforced.
 // The page's query string picks a start: ?fake=register (not
 // registered), ?fake=passphrase (the passphrase is "secret"),
-// ?fake=identity (carol's identity key changes after the start).
+// ?fake=identity (carol's identity key changes after the start),
+// ?fake=many (300 more 1:1 conversations, each with one message).
 // globalThis.parleyFake lets a test make things happen: expire(conv,
 // seq), typing(conv, user, typing), sentTyping (the send_typing calls
 // made), acceptLink() and declineLink() (the other device's answer to
-// parley.link). alice has four devices (one revoked, one forged); the
+// parley.link), incoming(conv, text) (a message of bob's comes in).
+// alice has four devices (one revoked, one forged); the
 // link_device methods accept any code but one starting with "wrong".
 // Never served by parleyd.
 "use strict";
@@ -97,6 +99,15 @@
     ]],
   ]);
   for (const [id, h] of history) convs.get(id).last = h[h.length - 1];
+  if (mode === "many") {
+    for (let i = 0; i < 300; i++) {
+      const id = 100 + i, user = "user" + i;
+      convs.set(id, { id, title: user, direct: true, members: ["alice", user], left: false, epoch: 1, unread: i % 3, unverified: [user], admin: true });
+      history.set(id, [msg(id, 1, user, "hello from " + user, 60 * 24 * (i % 10) + i)]);
+      convs.get(id).last = history.get(id)[0];
+    }
+  }
+
   // devices are alice's: this browser, a laptop, a phone revoked, and
   // one the server lists that none of hers certified.
   const devices = [
@@ -491,6 +502,10 @@
 
   globalThis.parleyFake = {
     sentTyping,
+    incoming(c, text) {
+      emit({ event: "message", conversation: c, message: newMessage(c, "bob", text) });
+      return true;
+    },
     // expire erases a message as the timer does: gone from the history,
     // an expired event with its tombstone.
     expire(c, seq) {

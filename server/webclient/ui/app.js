@@ -2115,10 +2115,19 @@
   }
 
   // reconcile makes box's children the elements of items, in order,
-  // moving only those out of place and removing the rest.
+  // moving only those out of place and removing the rest. An element
+  // that is no longer wanted is removed where it stands, so that one made
+  // again in its place (an item whose text changed) costs one insertion,
+  // not a move of every element after it.
   function reconcile(box, items) {
+    const wanted = new Set(items);
     let at = box.firstChild;
     for (const el of items) {
+      while (at && !wanted.has(at)) {
+        const next = at.nextSibling;
+        box.removeChild(at);
+        at = next;
+      }
       if (el === at) {
         at = at.nextSibling;
         continue;

@@ -1,0 +1,96 @@
+//go:build uidev
+
+package webclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/performance"
+	"github.com/chromedp/cdproto/profiler"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-chat/parley/internal/browsertest"
+)
+
+// BenchmarkPageMessage measures what a message that comes into the open
+// conversation costs the page's main thread (Chromium's TaskDuration,
+// median per message) with the fake bridge in place of the program: the
+// page's own work and the browser's drawing, without decryption or
+// storage, with the five canned conversations in the list and with 300
+// more (?fake=many). The harness's calls are in the figure, the same in
+// both. PARLEY_UIDEV_PROFILE=PREFIX writes V8's profile of the page's
+// script as PREFIX-NAME.cpuprofile (for Chromium's DevTools).
+//
+//	go test -tags uidev -run '^$' -bench PageMessage -benchtime 100x ./server/webclient
+func BenchmarkPageMessage(b *testing.B) {
+	srv := httptest.NewServer(devHandler(b))
+	b.Cleanup(srv.Close)
+	br := browsertest.Start(b, "")
+	for _, c := range []struct{ name, query string }{{"5-conversations", "/"}, {"305-conversations", "/?fake=many"}} {
+		b.Run(c.name, func(b *testing.B) {
+			p := br.NewPage(b, "bench", 1280, 800)
+			p.Open(srv.URL + c.query + "#c=1")
+			p.Until(`document.querySelectorAll('[data-testid=message]').length > 5`)
+			busy := taskDuration(p.Context(), b)
+			if os.Getenv("PARLEY_UIDEV_PROFILE") != "" {
+				if _, err := chromedp.Call(p.Context(), profiler.Enable, cdp.Empty{}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := chromedp.Call(p.Context(), profiler.Start, cdp.Empty{}); err != nil {
+					b.Fatal(err)
+				}
+				defer func() {
+					res, err := chromedp.Call(p.Context(), profiler.Stop, cdp.Empty{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					data, err := json.Marshal(res.Profile)
+					if err == nil {
+						err = os.WriteFile(os.Getenv("PARLEY_UIDEV_PROFILE")+"-"+c.name+".cpuprofile", data, 0o644)
+					}
+					if err != nil {
+						b.Errorf("write the profile: %v", err)
+					}
+				}()
+			}
+			ms := make([]float64, 0, b.N)
+			for i := range b.N {
+				text := fmt.Sprintf("bench %d", i)
+				b0 := busy()
+				browsertest.Eval[bool](p, fmt.Sprintf("parleyFake.incoming(1, %q)", text))
+				p.UntilMutation(fmt.Sprintf(`document.querySelector('[data-testid=history]').lastElementChild?.querySelector('[data-testid=message-text]')?.textContent === %q`, text))
+				ms = append(ms, busy()-b0)
+			}
+			slices.Sort(ms)
+			b.ReportMetric(ms[len(ms)/2], "page-busy-median-ms")
+		})
+	}
+}
+
+// taskDuration returns a function that reads how long, in milliseconds,
+// the main thread of the page of ctx was busy so far.
+func taskDuration(ctx context.Context, b *testing.B) func() float64 {
+	if _, err := chromedp.Call(ctx, performance.Enable, performance.EnableParams{}); err != nil {
+		b.Fatal(err)
+	}
+	return func() float64 {
+		res, err := chromedp.Call(ctx, performance.GetMetrics, cdp.Empty{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range res.Metrics {
+			if m.Name == "TaskDuration" {
+				return m.Value * 1000
+			}
+		}
+		b.Fatal("performance metrics: no TaskDuration")
+		return 0
+	}
+}
