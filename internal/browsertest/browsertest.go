@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 )
 
@@ -235,6 +236,30 @@ func Eval[T any](p *Page, expr string) T {
 		p.t.Fatalf("%s: evaluate %s: %v", p.name, expr, err)
 	}
 	return v
+}
+
+// BusyMeter returns a function that reads Chromium's count of the time
+// the page's main thread was busy so far (its TaskDuration metric), in
+// milliseconds. Reading it is a task of that thread, so it runs after
+// the frame that showed what the page was waiting for.
+func (p *Page) BusyMeter() func() float64 {
+	p.t.Helper()
+	if _, err := chromedp.Call(p.ctx, performance.Enable, performance.EnableParams{}); err != nil {
+		p.t.Fatalf("%s: enable performance metrics: %v", p.name, err)
+	}
+	return func() float64 {
+		res, err := chromedp.Call(p.ctx, performance.GetMetrics, cdp.Empty{})
+		if err != nil {
+			p.t.Fatalf("%s: performance metrics: %v", p.name, err)
+		}
+		for _, m := range res.Metrics {
+			if m.Name == "TaskDuration" {
+				return m.Value * 1000
+			}
+		}
+		p.t.Fatalf("%s: performance metrics: no TaskDuration", p.name)
+		return 0
+	}
 }
 
 // Shot saves a PNG of the viewport as NAME-SHOT.png in the test's

@@ -3,7 +3,6 @@
 package webclient
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -12,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/chromedp"
 
@@ -38,7 +36,7 @@ func BenchmarkPageMessage(b *testing.B) {
 			p := br.NewPage(b, "bench", 1280, 800)
 			p.Open(srv.URL + c.query + "#c=1")
 			p.Until(`document.querySelectorAll('[data-testid=message]').length > 5`)
-			busy := taskDuration(p.Context(), b)
+			busy := p.BusyMeter()
 			if os.Getenv("PARLEY_UIDEV_PROFILE") != "" {
 				if _, err := chromedp.Call(p.Context(), profiler.Enable, cdp.Empty{}); err != nil {
 					b.Fatal(err)
@@ -71,26 +69,5 @@ func BenchmarkPageMessage(b *testing.B) {
 			slices.Sort(ms)
 			b.ReportMetric(ms[len(ms)/2], "page-busy-median-ms")
 		})
-	}
-}
-
-// taskDuration returns a function that reads how long, in milliseconds,
-// the main thread of the page of ctx was busy so far.
-func taskDuration(ctx context.Context, b *testing.B) func() float64 {
-	if _, err := chromedp.Call(ctx, performance.Enable, performance.EnableParams{}); err != nil {
-		b.Fatal(err)
-	}
-	return func() float64 {
-		res, err := chromedp.Call(ctx, performance.GetMetrics, cdp.Empty{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, m := range res.Metrics {
-			if m.Name == "TaskDuration" {
-				return m.Value * 1000
-			}
-		}
-		b.Fatal("performance metrics: no TaskDuration")
-		return 0
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-chat/parley/client"
@@ -251,7 +249,7 @@ func oneByOne(b *testing.B, alice *webUser, dc *daemonapi.Client, conv protocol.
 	for i := range warm {
 		send(fmt.Sprintf("warm-up %d", i))
 	}
-	busy := busyMeter(ctx, b)
+	busy := alice.p.BusyMeter()
 	th := findThreads(alice.dir)
 	if len(th[pageThread]) == 0 || len(th[workerThread]) == 0 {
 		b.Fatalf("alice's Chromium: no %s or %s thread in /proc", pageThread, workerThread)
@@ -324,29 +322,6 @@ func lastMessageSent(s string) string {
 		const m = document.querySelector(%q)?.lastElementChild;
 		return !!m && m.querySelector(%q)?.textContent === %q && m.querySelector(%q)?.textContent === "sent";
 	})()`, sel("history"), sel("message-text"), s, sel("message-state"))
-}
-
-// busyMeter returns a function that reads Chromium's count of the time
-// the main thread of the page of ctx was busy, in milliseconds. Reading
-// it is a task of that thread, so it runs after the frame that showed a
-// message.
-func busyMeter(ctx context.Context, b *testing.B) func() float64 {
-	if _, err := chromedp.Call(ctx, performance.Enable, performance.EnableParams{}); err != nil {
-		b.Fatal(err)
-	}
-	return func() float64 {
-		res, err := chromedp.Call(ctx, performance.GetMetrics, cdp.Empty{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, m := range res.Metrics {
-			if m.Name == "TaskDuration" {
-				return m.Value * 1000
-			}
-		}
-		b.Fatal("performance metrics: no TaskDuration")
-		return 0
-	}
 }
 
 // quantile returns the q-quantile of xs (nearest rank), sorting xs.
