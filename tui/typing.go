@@ -16,9 +16,10 @@ import (
 // they stopped when the composer is emptied (but by sending a message,
 // which tells them itself) or they open another conversation; the
 // others' typing shows above the composer for typingShown after their
-// last indicator, until they stop or their message arrives. Sending runs in a command and its errors are ignored:
-// indicators are best effort, and the daemon sends nothing when they are
-// off (PARLEY_TYPING=off).
+// last indicator, until they stop or their message arrives. Sending
+// runs in a command and its errors are ignored: indicators are best
+// effort, and the daemon sends nothing when they are off
+// (PARLEY_TYPING=off).
 const (
 	typingEvery = 3 * time.Second
 	typingShown = 5 * time.Second

@@ -169,7 +169,7 @@ func BenchmarkWebClient(b *testing.B) {
 	// round ends.
 	b.Run("receive-spaced", func(b *testing.B) {
 		alice.inFront()
-		cpuPerRound(b, alice, func(i int) {
+		cpuPerRound(b, findThreads(alice.dir), func(i int) {
 			text := fmt.Sprintf("spaced %d", i)
 			if _, err := dc.Send(ctx, conv, text, client.SendOptions{}); err != nil {
 				b.Fatal(err)
@@ -181,7 +181,7 @@ func BenchmarkWebClient(b *testing.B) {
 	// send-one: alice sends a message from the composer, until carol's
 	// daemon has it and alice's page shows it sent.
 	b.Run("send-one", func(b *testing.B) {
-		cpuPerRound(b, alice, func(i int) {
+		cpuPerRound(b, findThreads(alice.dir), func(i int) {
 			text := fmt.Sprintf("from alice %d", i)
 			alice.p.Set(sel("composer-input"), text)
 			alice.p.Enter(sel("composer-input"))
@@ -196,10 +196,9 @@ func BenchmarkWebClient(b *testing.B) {
 
 // cpuPerRound runs round b.N times and reports the median CPU time per
 // round of alice's page's thread, her worker's, their sum and all of her
-// Chromium.
-func cpuPerRound(b *testing.B, alice *webUser, round func(i int)) {
-	th := findThreads(alice.dir)
-	var pageMs, workerMs, sumMs, allMs []float64
+// Chromium (th: her browser's threads); it returns the sums per round.
+func cpuPerRound(b *testing.B, th threads, round func(i int)) (sumMs []float64) {
+	var pageMs, workerMs, allMs []float64
 	for i := range b.N {
 		c0 := th.cpu()
 		round(i)
@@ -214,6 +213,7 @@ func cpuPerRound(b *testing.B, alice *webUser, round func(i int)) {
 	b.ReportMetric(median(workerMs), "worker-cpu-median-ms")
 	b.ReportMetric(median(sumMs), "parley-cpu-median-ms")
 	b.ReportMetric(median(allMs), "chromium-cpu-median-ms")
+	return sumMs
 }
 
 // oneByOne sends b.N messages to conv one at a time, each once alice's
@@ -268,20 +268,14 @@ func oneByOne(b *testing.B, alice *webUser, dc *daemonapi.Client, conv protocol.
 		busy()
 		idleMs = append(idleMs, th.cpu()[pageThread]-c0[pageThread])
 	}
-	var busyMs, pageMs, workerMs, sumMs, allMs []float64
+	var busyMs []float64
 	stopTrace := startTrace(ctx, b)
 	first := th.cpu()
-	for i := range b.N {
-		b0, c0 := busy(), th.cpu()
+	sumMs := cpuPerRound(b, th, func(i int) {
+		b0 := busy()
 		send(fmt.Sprintf("one by one %d", i))
-		b1, c1 := busy(), th.cpu()
-		page, worker := c1[pageThread]-c0[pageThread], c1[workerThread]-c0[workerThread]
-		busyMs = append(busyMs, b1-b0)
-		pageMs = append(pageMs, page)
-		workerMs = append(workerMs, worker)
-		sumMs = append(sumMs, page+worker)
-		allMs = append(allMs, total(c1)-total(c0))
-	}
+		busyMs = append(busyMs, busy()-b0)
+	})
 	stopTrace()
 	var table strings.Builder
 	var all float64
@@ -293,12 +287,8 @@ func oneByOne(b *testing.B, alice *webUser, dc *daemonapi.Client, conv protocol.
 	b.ReportMetric(median(busyMs), "median-ms")
 	b.ReportMetric(mean(busyMs), "mean-ms")
 	b.ReportMetric(quantile(busyMs, 0.9), "p90-ms")
-	b.ReportMetric(median(pageMs), "page-cpu-median-ms")
 	b.ReportMetric(median(idleMs), "harness-page-cpu-ms")
-	b.ReportMetric(median(workerMs), "worker-cpu-median-ms")
-	b.ReportMetric(median(sumMs), "parley-cpu-median-ms")
 	b.ReportMetric(quantile(sumMs, 0.9), "parley-cpu-p90-ms")
-	b.ReportMetric(median(allMs), "chromium-cpu-median-ms")
 }
 
 // lastMessageIs is a page predicate: the history's last entry is a
@@ -356,32 +346,6 @@ func usable(p *browsertest.Page) time.Duration {
 	p.Until(`performance.getEntriesByName("parley-usable").length > 0`)
 	ms := browsertest.Eval[float64](p, `performance.getEntriesByName("parley-usable")[0].startTime`)
 	return time.Duration(ms * float64(time.Millisecond))
-}
-
-// waitReadBy waits until the daemon of dc (subscribed to its events)
-// hears that user read the message with text.
-func waitReadBy(tb testing.TB, dc *daemonapi.Client, user, text string) {
-	tb.Helper()
-	waitDaemonEvent(tb, dc, fmt.Sprintf("%s's read receipt of %q", user, text), func(ev *daemonapi.Event) bool {
-		return ev.Event == "read" && ev.User == user && ev.Message != nil && ev.Message.Text == text
-	})
-}
-
-// waitDaemonEvent waits, a minute at most, for an event of the daemon of
-// dc (subscribed to its events) that match accepts.
-func waitDaemonEvent(tb testing.TB, dc *daemonapi.Client, what string, match func(*daemonapi.Event) bool) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for {
-		ev, err := dc.NextEvent(ctx)
-		if err != nil {
-			tb.Fatalf("%s: %v", what, err)
-		}
-		if match(ev) {
-			return
-		}
-	}
 }
 
 // startDaemon runs parley daemon on a profile until the benchmark ends

@@ -12,10 +12,9 @@ import (
 
 // TestWebClientReadReceipts: messages that come one at a time, seconds
 // apart, to the conversation open in a page in front of the person each
-// get a read receipt, and the list shows the conversation as read. (The
-// page reloads the list once no message came for a moment, which marks
-// the open conversation read on the screen; its receipt must still go
-// out to the senders.)
+// get a read receipt, and the list shows the conversation as read. (A
+// message that comes in sight is not counted unread on the screen; its
+// receipt must still go out to the senders.)
 func TestWebClientReadReceipts(t *testing.T) {
 	alice, dc, conv := teamOfTwo(t, "one")
 	alice.inFront()

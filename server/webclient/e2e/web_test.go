@@ -137,7 +137,6 @@ func (u *webUser) open(title string) {
 	u.p.Until(fmt.Sprintf(`document.querySelector(%q)?.textContent.includes(%q)`, sel("conv-title"), title))
 }
 
-// waitMessage waits for a message with text and returns its id.
 // teamOfTwo starts a parleyd where carol (on the CLI) made the group
 // "team" with alice (in a browser) and said first in it, which alice's
 // page shows open; it returns alice, a client of carol's daemon (its
@@ -165,6 +164,32 @@ func teamOfTwo(t testing.TB, first string) (alice *webUser, dc *daemonapi.Client
 	return alice, dc, convs[0].ID
 }
 
+// waitReadBy waits until the daemon of dc (subscribed to its events)
+// hears that user read the message with text.
+func waitReadBy(tb testing.TB, dc *daemonapi.Client, user, text string) {
+	tb.Helper()
+	waitDaemonEvent(tb, dc, fmt.Sprintf("%s's read receipt of %q", user, text), func(ev *daemonapi.Event) bool {
+		return ev.Event == "read" && ev.User == user && ev.Message != nil && ev.Message.Text == text
+	})
+}
+
+// waitDaemonEvent waits, a minute at most, for an event of the daemon of
+// dc (subscribed to its events) that match accepts.
+func waitDaemonEvent(tb testing.TB, dc *daemonapi.Client, what string, match func(*daemonapi.Event) bool) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		ev, err := dc.NextEvent(ctx)
+		if err != nil {
+			tb.Fatalf("%s: %v", what, err)
+		}
+		if match(ev) {
+			return
+		}
+	}
+}
+
 // inFront has u's page behave as the tab in front of the person, with
 // the focus: a headless page has none of its own, and the page sends
 // read receipts only for what the person can see.
@@ -175,6 +200,7 @@ func (u *webUser) inFront() {
 	}
 }
 
+// waitMessage waits for a message with text and returns its id.
 func (u *webUser) waitMessage(text string) string {
 	u.t.Helper()
 	u.p.Until(browsertest.HasText(sel("message-text"), text))
