@@ -244,6 +244,20 @@ func Eval[T any](p *Page, expr string) T {
 // the frame that showed what the page was waiting for.
 func (p *Page) BusyMeter() func() float64 {
 	p.t.Helper()
+	return p.Meter("TaskDuration")
+}
+
+// CPUMeter is BusyMeter for the CPU time the page's main thread used so
+// far (ThreadTime): what it did without the time it waited for a core.
+func (p *Page) CPUMeter() func() float64 {
+	p.t.Helper()
+	return p.Meter("ThreadTime")
+}
+
+// Meter returns a function that reads one of Chromium's performance
+// metrics of the page (a time, in seconds), in milliseconds.
+func (p *Page) Meter(metric string) func() float64 {
+	p.t.Helper()
 	if _, err := chromedp.Call(p.ctx, performance.Enable, performance.EnableParams{}); err != nil {
 		p.t.Fatalf("%s: enable performance metrics: %v", p.name, err)
 	}
@@ -253,11 +267,11 @@ func (p *Page) BusyMeter() func() float64 {
 			p.t.Fatalf("%s: performance metrics: %v", p.name, err)
 		}
 		for _, m := range res.Metrics {
-			if m.Name == "TaskDuration" {
+			if m.Name == metric {
 				return m.Value * 1000
 			}
 		}
-		p.t.Fatalf("%s: performance metrics: no TaskDuration", p.name)
+		p.t.Fatalf("%s: performance metrics: no %s", p.name, metric)
 		return 0
 	}
 }

@@ -24,7 +24,9 @@ import (
 // storage, with the five canned conversations in the list and with 300
 // more (?fake=many). The harness's calls are in the figure, the same in
 // both. PARLEY_UIDEV_PROFILE=PREFIX writes V8's profile of the page's
-// script as PREFIX-NAME.cpuprofile (for Chromium's DevTools).
+// script as PREFIX-NAME.cpuprofile (for Chromium's DevTools);
+// PARLEY_WEB_TRACE=FILE a Chromium trace of the messages
+// (browsertest.Page.StartTrace; the last sub-benchmark's is kept).
 //
 //	go test -tags uidev -run '^$' -bench PageMessage -benchtime 100x ./server/webclient
 func BenchmarkPageMessage(b *testing.B) {
@@ -36,7 +38,7 @@ func BenchmarkPageMessage(b *testing.B) {
 			p := br.NewPage(b, "bench", 1280, 800)
 			p.Open(srv.URL + c.query + "#c=1")
 			p.Until(`document.querySelectorAll('[data-testid=message]').length > 5`)
-			busy := p.BusyMeter()
+			busy, cpu := p.BusyMeter(), p.CPUMeter()
 			if os.Getenv("PARLEY_UIDEV_PROFILE") != "" {
 				if _, err := chromedp.Call(p.Context(), profiler.Enable, cdp.Empty{}); err != nil {
 					b.Fatal(err)
@@ -58,16 +60,21 @@ func BenchmarkPageMessage(b *testing.B) {
 					}
 				}()
 			}
-			ms := make([]float64, 0, b.N)
+			ms, cpuMs := make([]float64, 0, b.N), make([]float64, 0, b.N)
+			stopTrace := p.StartTrace(b)
+			defer stopTrace()
 			for i := range b.N {
 				text := fmt.Sprintf("bench %d", i)
-				b0 := busy()
+				b0, c0 := busy(), cpu()
 				browsertest.Eval[bool](p, fmt.Sprintf("parleyFake.incoming(1, %q)", text))
 				p.UntilMutation(fmt.Sprintf(`document.querySelector('[data-testid=history]').lastElementChild?.querySelector('[data-testid=message-text]')?.textContent === %q`, text))
 				ms = append(ms, busy()-b0)
+				cpuMs = append(cpuMs, cpu()-c0)
 			}
 			slices.Sort(ms)
+			slices.Sort(cpuMs)
 			b.ReportMetric(ms[len(ms)/2], "page-busy-median-ms")
+			b.ReportMetric(cpuMs[len(cpuMs)/2], "page-cpu-median-ms")
 		})
 	}
 }

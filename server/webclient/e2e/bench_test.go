@@ -50,7 +50,7 @@ import (
 //     included.
 //
 // PARLEY_WEB_TRACE=file records a Chromium trace of the messages
-// measured one by one (startTrace).
+// measured one by one (browsertest.Page.StartTrace).
 //
 // Run it with: go test -run '^$' -bench WebClient -benchtime 5x ./server/webclient/e2e
 func BenchmarkWebClient(b *testing.B) {
@@ -269,7 +269,7 @@ func oneByOne(b *testing.B, alice *webUser, dc *daemonapi.Client, conv protocol.
 		idleMs = append(idleMs, th.cpu()[pageThread]-c0[pageThread])
 	}
 	var busyMs []float64
-	stopTrace := startTrace(ctx, b)
+	stopTrace := alice.p.StartTrace(b)
 	first := th.cpu()
 	sumMs := cpuPerRound(b, th, func(i int) {
 		b0 := busy()

@@ -1,4 +1,4 @@
-package e2e_test
+package browsertest
 
 import (
 	"context"
@@ -12,8 +12,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
-
-	"github.com/parley-chat/parley/internal/browsertest"
 )
 
 // traceCategories are what a trace of the web client records by
@@ -27,13 +25,14 @@ var traceCategories = []string{
 	"disabled-by-default-v8.cpu_profiler", "blink.user_timing",
 }
 
-// startTrace records a Chromium trace of the browser of ctx (every
+// StartTrace records a Chromium trace of the page's browser (every
 // process) when PARLEY_WEB_TRACE names a file, and returns the function
 // that stops it and writes the trace there in Chromium's JSON format, for
 // chrome://tracing or Perfetto. PARLEY_WEB_TRACE_CATEGORIES, a comma-
 // separated list, replaces traceCategories. Without PARLEY_WEB_TRACE both
 // do nothing.
-func startTrace(ctx context.Context, tb testing.TB) (stop func()) {
+func (p *Page) StartTrace(tb testing.TB) (stop func()) {
+	ctx := p.ctx
 	path := os.Getenv("PARLEY_WEB_TRACE")
 	if path == "" {
 		return func() {}
@@ -71,7 +70,7 @@ func startTrace(ctx context.Context, tb testing.TB) (stop func()) {
 		}
 		select {
 		case <-done:
-		case <-time.After(browsertest.Timeout):
+		case <-time.After(Timeout):
 			tb.Fatal("tracing did not complete")
 		}
 		mu.Lock()
