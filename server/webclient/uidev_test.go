@@ -400,6 +400,25 @@ func TestUI(t *testing.T) {
 		p.Until(`document.querySelector('[data-testid=typing]').textContent === ""`)
 	})
 
+	// A message to the conversation whose item has the keyboard's focus
+	// changes the item and brings it to the top of the list; the focus
+	// stays on it.
+	t.Run("list-focus", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/#c=1")
+		p.Until(`document.querySelectorAll('[data-testid=conv-item]').length === 5`)
+		item := `document.querySelector('[data-testid=conv-item][data-conversation="3"]')`
+		p.do(item + `.focus()`)
+		p.Until(`document.activeElement === ` + item)
+		p.do(`parleyFake.incoming(3, "while focused")`)
+		p.Until(`document.querySelector('[data-testid=conv-item]').dataset.conversation === "3" && ` +
+			item + `.querySelector('[data-testid=conv-preview]').textContent === "bob: while focused"`)
+		p.Until(item + `.querySelector('[data-testid=unread-badge]')?.textContent === "1"`)
+		if !browsertest.Eval[bool](p.Page, `document.activeElement === `+item) {
+			t.Errorf("the focus left the conversation's item when its message came: on %s", browsertest.Eval[string](p.Page, `document.activeElement.outerHTML.slice(0, 80)`))
+		}
+	})
+
 	t.Run("place", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 1280, 800)
 		p.open("/#c=5")

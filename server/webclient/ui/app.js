@@ -1847,9 +1847,18 @@
 
   // ---- the list ----
 
+  // activity is the time of a conversation's last entry (ms), worked out
+  // once per entry: the list sorts by it at every render.
+  const activityOf = new WeakMap(); // entry → its time
   function activity(cv) {
     const l = cv.last;
-    return l ? Date.parse(l.received && !l.received.startsWith("0001") ? l.received : l.sent) || 0 : 0;
+    if (!l) return 0;
+    let t = activityOf.get(l);
+    if (t === undefined) {
+      t = Date.parse(l.received && !l.received.startsWith("0001") ? l.received : l.sent) || 0;
+      activityOf.set(l, t);
+    }
+    return t;
   }
 
   function sortedConversations() {
@@ -1863,6 +1872,7 @@
   // listNode), so that a new message rebuilds one item, not the list.
   function renderList() {
     const cvs = sortedConversations();
+    listDay = new Date().toDateString();
     if (!cvs.length) {
       listNodes.clear();
       dom.list.replaceChildren(h("li", { class: "muted pad", testid: "conv-empty" }, state.filter ? "No match." : "No conversations yet."));
@@ -1873,43 +1883,93 @@
     reconcile(dom.list, cvs.map(listNode));
   }
 
-  const listNodes = new Map(); // conversation id → {sig, node}
+  const listNodes = new Map(); // conversation id → {key, item}
+  let listDay = ""; // the day of the list's render: its times depend on it
 
-  // listNode returns the element of a conversation's item, kept while
-  // everything it shows (listSig) is unchanged.
+  // listNode returns the element of a conversation's item. An item is
+  // made once and filled again only when what it shows is made of
+  // (listKey) changed, so that a render of a long list formats only the
+  // items that changed.
   function listNode(cv) {
-    const sig = listSig(cv);
-    const c = listNodes.get(cv.id);
-    if (c && c.sig === sig) return c.node;
-    const node = listItem(cv);
-    listNodes.set(cv.id, { sig, node });
-    return node;
+    const key = listKey(cv);
+    let c = listNodes.get(cv.id);
+    if (!c) {
+      c = { key: null, item: listItem(cv) };
+      listNodes.set(cv.id, c);
+    }
+    if (!c.key || !c.key.every((v, i) => v === key[i])) {
+      fillItem(c.item, cv);
+      c.key = key;
+    }
+    return c.item.node;
   }
 
-  // listSig sums up what a conversation's item shows.
-  function listSig(cv) {
-    return JSON.stringify([cv.id === state.open, cv.unread || 0, !!cv.muted, !!cv.channel, cv.title,
-      cv.last ? shortTime(new Date(activity(cv))) : "", preview(cv)]);
+  // listKey is what a conversation's item is made of: a new last entry
+  // is a new object (the page replaces entries, never changes them), and
+  // the time shown depends on the day as well.
+  function listKey(cv) {
+    return [cv.id === state.open, cv.unread || 0, !!cv.muted, !!cv.channel, cv.title, cv.last,
+      !!cv.unsafe, !!cv.left, cv.removed_by, listDay];
   }
 
+  // listItem makes the elements of a conversation's item, empty;
+  // fillItem shows the conversation in them.
   function listItem(cv) {
-    const active = cv.id === state.open;
-    const unread = cv.unread > 0 ? h("span", { class: "badge" + (cv.muted ? " quiet" : ""), testid: "unread-badge", "aria-label": cv.unread + " unread" }, String(cv.unread)) : null;
-    const btn = h("button", {
-      type: "button", class: "conv-item" + (active ? " active" : "") + (cv.unread ? " unread" : ""),
-      testid: "conv-item", data: { conversation: String(cv.id) }, "aria-current": active ? "true" : null,
+    const it = {
+      avatar: h("span", { class: "avatar", "aria-hidden": "true" }),
+      name: h("span", { class: "conv-name", testid: "conv-name" }),
+      muted: h("span", { class: "muted", title: "Muted", "aria-label": "muted" }, "🔕"),
+      time: h("span", { class: "conv-time" }),
+      preview: h("span", { class: "preview", testid: "conv-preview" }),
+      badge: h("span", { testid: "unread-badge" }),
+    };
+    it.top = h("span", { class: "conv-top" }, it.name, it.time);
+    it.bottom = h("span", { class: "conv-bottom" }, it.preview);
+    it.button = h("button", {
+      type: "button", testid: "conv-item", data: { conversation: String(cv.id) },
       onclick: () => openConversation(cv.id),
-    },
-    h("span", { class: "avatar", "aria-hidden": "true" }, initials(cv.title)),
-    h("span", { class: "conv-text" },
-      h("span", { class: "conv-top" },
-        h("span", { class: "conv-name", testid: "conv-name" }, (cv.channel ? "# " : "") + cv.title),
-        cv.muted ? h("span", { class: "muted", title: "Muted", "aria-label": "muted" }, "🔕") : null,
-        h("span", { class: "conv-time" }, cv.last ? shortTime(new Date(activity(cv))) : "")),
-      h("span", { class: "conv-bottom" },
-        h("span", { class: "preview", testid: "conv-preview" }, preview(cv)),
-        unread)));
-    return h("li", {}, btn);
+    }, it.avatar, h("span", { class: "conv-text" }, it.top, it.bottom));
+    it.node = h("li", {}, it.button);
+    return it;
+  }
+
+  // fillItem shows cv in its item, changing only what differs: a new
+  // message changes the item's time and preview rather than making the
+  // item again (new elements that the browser styles, lays out and
+  // paints anew), and a focused item keeps the focus.
+  function fillItem(it, cv) {
+    const active = cv.id === state.open;
+    setClass(it.button, "conv-item" + (active ? " active" : "") + (cv.unread ? " unread" : ""));
+    setAttr(it.button, "aria-current", active ? "true" : null);
+    setText(it.avatar, initials(cv.title));
+    setText(it.name, (cv.channel ? "# " : "") + cv.title);
+    place(it.top, it.muted, cv.muted, it.time);
+    setText(it.time, cv.last ? shortTime(new Date(activity(cv))) : "");
+    setText(it.preview, preview(cv));
+    if (cv.unread > 0) {
+      setClass(it.badge, "badge" + (cv.muted ? " quiet" : ""));
+      setAttr(it.badge, "aria-label", cv.unread + " unread");
+      setText(it.badge, String(cv.unread));
+    }
+    place(it.bottom, it.badge, cv.unread > 0, null);
+  }
+
+  // setText, setClass and setAttr change an element only where it
+  // differs; place puts el into box before next when want holds and
+  // takes it out when not.
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+  function setClass(el, name) {
+    if (el.className !== name) el.className = name;
+  }
+  function setAttr(el, name, value) {
+    if (value == null) el.removeAttribute(name);
+    else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  }
+  function place(box, el, want, next) {
+    if (want && el.parentNode !== box) box.insertBefore(el, next);
+    else if (!want && el.parentNode === box) el.remove();
   }
 
   function initials(title) {
@@ -2118,7 +2178,10 @@
   // moving only those out of place and removing the rest. An element
   // that is no longer wanted is removed where it stands, so that one made
   // again in its place (an item whose text changed) costs one insertion,
-  // not a move of every element after it.
+  // not a move of every element after it. Elements are moved with
+  // moveBefore where the browser has it, which keeps their state: a
+  // focused conversation that a message brings to the top keeps the
+  // focus.
   function reconcile(box, items) {
     const wanted = new Set(items);
     let at = box.firstChild;
@@ -2132,7 +2195,8 @@
         at = at.nextSibling;
         continue;
       }
-      box.insertBefore(el, at);
+      if (el.parentNode === box && box.moveBefore) box.moveBefore(el, at);
+      else box.insertBefore(el, at);
     }
     while (at) {
       const next = at.nextSibling;
