@@ -417,6 +417,14 @@ func TestUI(t *testing.T) {
 		if !browsertest.Eval[bool](p.Page, `document.activeElement === `+item) {
 			t.Errorf("the focus left the conversation's item when its message came: on %s", browsertest.Eval[string](p.Page, `document.activeElement.outerHTML.slice(0, 80)`))
 		}
+		// The items are filled in place: muting the open conversation
+		// marks its item, unmuting takes the mark away again.
+		open := `document.querySelector('[data-testid=conv-item][data-conversation="1"]')`
+		p.Click(`[data-testid=members-toggle]`)
+		p.Click(`[data-testid=conv-mute]`)
+		p.Until(open + `.querySelector('[aria-label=muted]') !== null`)
+		p.Click(`[data-testid=conv-mute]`)
+		p.Until(open + `.querySelector('[aria-label=muted]') === null && ` + open + `.querySelector('[data-testid=conv-name]').textContent !== ""`)
 	})
 
 	t.Run("place", func(t *testing.T) {
