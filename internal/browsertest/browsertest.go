@@ -116,6 +116,8 @@ type Page struct {
 	// ignore are the texts of console messages that the test expects.
 	ignore []string
 	done   chan struct{}
+	// metrics: Chromium's performance metrics were enabled (Meter).
+	metrics bool
 }
 
 // NewPage opens a tab of w×h pixels for the test t, named name (for screenshots and
@@ -258,8 +260,11 @@ func (p *Page) CPUMeter() func() float64 {
 // metrics of the page (a time, in seconds), in milliseconds.
 func (p *Page) Meter(metric string) func() float64 {
 	p.t.Helper()
-	if _, err := chromedp.Call(p.ctx, performance.Enable, performance.EnableParams{}); err != nil {
-		p.t.Fatalf("%s: enable performance metrics: %v", p.name, err)
+	if !p.metrics {
+		if _, err := chromedp.Call(p.ctx, performance.Enable, performance.EnableParams{}); err != nil {
+			p.t.Fatalf("%s: enable performance metrics: %v", p.name, err)
+		}
+		p.metrics = true
 	}
 	return func() float64 {
 		res, err := chromedp.Call(p.ctx, performance.GetMetrics, cdp.Empty{})

@@ -18,8 +18,9 @@ import (
 )
 
 // BenchmarkPageMessage measures what a message that comes into the open
-// conversation costs the page's main thread (Chromium's TaskDuration,
-// median per message) with the fake bridge in place of the program: the
+// conversation costs the page's main thread (median per message: the
+// time it was busy, Chromium's TaskDuration, and the CPU time it used,
+// ThreadTime) with the fake bridge in place of the program: the
 // page's own work and the browser's drawing, without decryption or
 // storage, with the five canned conversations in the list and with 300
 // more (?fake=many). The harness's calls are in the figure, the same in

@@ -1868,8 +1868,8 @@
   }
 
   // renderList shows the conversations, most recent activity first. An
-  // item's element is made again only when what it shows changed (see
-  // listNode), so that a new message rebuilds one item, not the list.
+  // item is filled again only when what it shows changed (see listNode),
+  // so that a new message changes one item, not the list.
   function renderList() {
     const cvs = sortedConversations();
     listDay = new Date().toDateString();
