@@ -427,6 +427,26 @@ func TestUI(t *testing.T) {
 		p.Until(open + `.querySelector('[aria-label=muted]') === null && ` + open + `.querySelector('[data-testid=conv-name]').textContent !== ""`)
 	})
 
+	// A message whose event comes while the history's answer is on its
+	// way, an answer made before the message was stored: the history
+	// shows it once.
+	t.Run("history-race", func(t *testing.T) {
+		p := newPage(t, b, srv.URL, out, 1280, 800)
+		p.open("/#c=1")
+		p.Until(`document.querySelectorAll('[data-testid=message]').length > 3`)
+		p.do(`parleyFake.holdHistory()`)
+		p.Click(`[data-testid=conv-item][data-conversation="2"]`)
+		p.Until(`parleyFake.historyHeld()`)
+		p.do(`parleyFake.incoming(2, "while loading")`)
+		p.Until(`document.querySelector('[data-testid=conv-item][data-conversation="2"] [data-testid=conv-preview]').textContent === "bob: while loading"`)
+		p.do(`parleyFake.releaseHistory()`)
+		p.Until(browsertest.HasText(`[data-testid=message-text]`, "Lunch at 12?"))
+		p.Until(`document.querySelector('[data-testid=history]').lastElementChild?.querySelector('[data-testid=message-text]')?.textContent === "while loading"`)
+		if n := browsertest.Eval[int](p.Page, `[...document.querySelectorAll('[data-testid=message-text]')].filter((e) => e.textContent === "while loading").length`); n != 1 {
+			t.Errorf("the message that came while the history loaded is shown %d times, want 1", n)
+		}
+	})
+
 	t.Run("place", func(t *testing.T) {
 		p := newPage(t, b, srv.URL, out, 1280, 800)
 		p.open("/#c=5")

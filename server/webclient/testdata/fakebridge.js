@@ -10,7 +10,9 @@
 // globalThis.parleyFake lets a test make things happen: expire(conv,
 // seq), typing(conv, user, typing), sentTyping (the send_typing calls
 // made), acceptLink() and declineLink() (the other device's answer to
-// parley.link), incoming(conv, text) (a message of bob's comes in).
+// parley.link), incoming(conv, text) (a message of bob's comes in),
+// holdHistory(), historyHeld() and releaseHistory() (the next history
+// answer waits, as it was when asked, until released).
 // alice has four devices (one revoked, one forged); the
 // link_device methods accept any code but one starting with "wrong".
 // Never served by parleyd.
@@ -232,7 +234,10 @@
     history: (p) => {
       let h = history.get(conv(p.conversation).id) || [];
       if (p.after) h = h.filter((m) => m.seq > p.after);
-      return { messages: p.last ? h.slice(-p.last) : h };
+      const answer = { messages: p.last ? h.slice(-p.last) : h.slice() };
+      if (!holdHistory) return answer;
+      holdHistory = false;
+      return new Promise((resolve) => { releaseHistory = () => resolve(answer); });
     },
     policy: (p) => {
       const pol = policies.get(conv(p.conversation).id);
@@ -500,8 +505,26 @@
     ["b2".repeat(32), { name: "spec.pdf", type: "application/pdf", make: () => new TextEncoder().encode("%PDF-1.4 fake\n") }],
   ]);
 
+  // holdHistory makes the next history answer wait, as it was when
+  // asked, until releaseHistory: events can overtake it.
+  let holdHistory = false;
+  let releaseHistory = null;
+
   globalThis.parleyFake = {
     sentTyping,
+    holdHistory() {
+      holdHistory = true;
+      return true;
+    },
+    historyHeld() {
+      return releaseHistory !== null;
+    },
+    releaseHistory() {
+      if (!releaseHistory) return false;
+      releaseHistory();
+      releaseHistory = null;
+      return true;
+    },
     incoming(c, text) {
       emit({ event: "message", conversation: c, message: newMessage(c, "bob", text) });
       return true;

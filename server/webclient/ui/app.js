@@ -748,11 +748,15 @@
       const res = await call("history", around ? { conversation: conv, after: from } : { conversation: conv, last: n });
       if (conv !== state.open) return;
       // Entries whose events came while the answer was on its way stay:
-      // the answer may have been made before the SDK stored them.
+      // the answer may have been made before the SDK stored them. The
+      // answer is in the server's order, its pending messages last, so
+      // its newest entry is the one with the highest seq, not its last.
       const msgs = res.messages || [];
-      const newest = msgs.length ? msgs[msgs.length - 1].seq : 0;
+      const newest = msgs.reduce((max, e) => Math.max(max, e.seq), 0);
+      const came = state.msgs.filter((e) => e.seq > newest);
       state.atStart = around ? from === 0 : msgs.length < n;
-      state.msgs = msgs.concat(state.msgs.filter((e) => e.seq > newest));
+      state.msgs = msgs;
+      for (const e of came) upsert(e);
     } catch (err) {
       setStatus(err, true);
     } finally {
